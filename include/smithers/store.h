@@ -1,0 +1,274 @@
+// Store: where every durable fact of a run lives.
+//
+// The engine never touches SQL. It reads rows through the List*/Get* calls and
+// writes by filling a WriteBatch and calling Commit(), which applies the whole
+// batch in one transaction: either every row of the batch is durable or none is.
+// That is what makes "a committed task is never executed again" hold: a task's
+// output row, its node and attempt state and its events land together.
+//
+//   SMITHERS_ASSIGN_OR_RETURN(auto store, smithers::OpenSqliteStore({.path = "runs.db"}));
+//   smithers::WriteBatch batch;
+//   batch.UpsertNode({.run_id = id, .node_id = "a", .state = "finished"});
+//   batch.AppendEvent(id, "NodeFinished", {{"nodeId", "a"}}, now_ms);
+//   SMITHERS_ASSIGN_OR_RETURN(std::vector<int64_t> seqs, store->Commit(batch));
+//
+// Thread-safety: a Store may be used from one thread at a time; several
+// processes may open the same database (SQLite serialises their writes).
+#ifndef SMITHERS_STORE_H_
+#define SMITHERS_STORE_H_
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "smithers/json.h"
+#include "smithers/status.h"
+
+namespace smithers {
+
+// Timestamps are epoch milliseconds; 0 means "not set" (NULL in SQL).
+
+// One row of _smithers_runs.
+struct RunRecord {
+  std::string run_id;
+  std::string workflow_name;
+  std::string workflow_path;
+  std::string workflow_hash;  // SHA-256 of the module source
+  std::string status;         // running, waiting-*, finished, failed, cancelled
+  int64_t created_at_ms = 0;
+  int64_t started_at_ms = 0;
+  int64_t finished_at_ms = 0;
+  int64_t heartbeat_at_ms = 0;
+  std::string runtime_owner_id;  // "host:pid:uuid" of the process running it, or ""
+  int64_t cancel_requested_at_ms = 0;
+  Json input = Json::object();
+  Json error;                      // null unless failed
+  Json config = Json::object();    // e.g. {"force": true}
+};
+
+// One row of _smithers_nodes: the state of task `node_id` at `iteration`.
+struct NodeRecord {
+  std::string run_id;
+  std::string node_id;
+  int iteration = 0;
+  std::string state;  // pending, in-progress, finished, failed, skipped, cancelled
+  int last_attempt = 0;
+  int64_t updated_at_ms = 0;
+  std::string output_table;
+  std::string label;
+};
+
+// One row of _smithers_attempts. Attempts are numbered from 1 per (node, iteration).
+struct AttemptRecord {
+  std::string run_id;
+  std::string node_id;
+  int iteration = 0;
+  int attempt = 1;
+  std::string state;  // in-progress, finished, failed, cancelled
+  int64_t started_at_ms = 0;
+  int64_t finished_at_ms = 0;
+  Json error;  // null unless failed or cancelled
+  bool cached = false;
+  Json meta = Json::object();
+};
+
+// One output row, keyed (run_id, node_id, iteration), of schema `output_table`.
+struct OutputRecord {
+  std::string run_id;
+  std::string node_id;
+  int iteration = 0;
+  std::string output_table;
+  Json payload;
+  int64_t created_at_ms = 0;
+};
+
+// One row of _smithers_frames. `data` is the encoded tree; see docs/frame_format.md.
+struct FrameRecord {
+  std::string run_id;
+  int64_t frame_no = 0;
+  int64_t created_at_ms = 0;
+  std::string encoding;  // "keyframe" or "delta"
+  std::string data;      // JSON text
+  std::string xml_hash;  // SHA-256 of the full canonical tree
+  std::string note;
+};
+
+// One row of _smithers_events.
+struct EventRecord {
+  std::string run_id;
+  int64_t seq = 0;
+  int64_t timestamp_ms = 0;
+  std::string type;
+  Json payload = Json::object();
+};
+
+// One row of _smithers_ralph: the state of a Loop.
+struct LoopRecord {
+  std::string run_id;
+  std::string loop_id;
+  int iteration = 0;
+  bool done = false;
+  int64_t updated_at_ms = 0;
+};
+
+// A list of writes applied atomically by Store::Commit(), in order.
+class WriteBatch {
+ public:
+  // Inserts the run or replaces every column except cancel_requested_at_ms
+  // (which only Store::RequestCancel and ClearCancel change).
+  void UpsertRun(RunRecord run);
+  void UpsertNode(NodeRecord node);
+  void UpsertAttempt(AttemptRecord attempt);
+  // Inserts or replaces the output row (run_id, node_id, iteration).
+  void PutOutput(OutputRecord output);
+  void PutFrame(FrameRecord frame);
+  void UpsertLoop(LoopRecord loop);
+  // Appends an event; its seq (the run's previous MAX(seq)+1, from 0) is
+  // assigned inside the transaction and returned by Commit().
+  void AppendEvent(std::string run_id, std::string type, Json payload, int64_t timestamp_ms);
+
+  bool empty() const { return ops_.empty(); }
+  size_t size() const { return ops_.size(); }
+  void Clear() { ops_.clear(); }
+
+  struct Op {
+    enum class Kind { kRun, kNode, kAttempt, kOutput, kFrame, kLoop, kEvent } kind;
+    RunRecord run;
+    NodeRecord node;
+    AttemptRecord attempt;
+    OutputRecord output;
+    FrameRecord frame;
+    LoopRecord loop;
+    EventRecord event;  // seq ignored
+  };
+  const std::vector<Op>& ops() const { return ops_; }
+
+ private:
+  std::vector<Op> ops_;
+};
+
+// Which runs ListRuns returns.
+struct RunFilter {
+  std::string status;  // "" = any
+  int limit = 100;
+};
+
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  // Applies `batch` in one transaction. Returns the seqs of its events in order.
+  // On failure nothing of the batch is applied (the transaction is rolled back).
+  virtual Result<std::vector<int64_t>> Commit(const WriteBatch& batch) = 0;
+
+  // NotFound when the run does not exist.
+  virtual Result<RunRecord> GetRun(const std::string& run_id) = 0;
+  // Newest first (by created_at_ms).
+  virtual Result<std::vector<RunRecord>> ListRuns(const RunFilter& filter) = 0;
+  // Ordered by (iteration, node_id).
+  virtual Result<std::vector<NodeRecord>> ListNodes(const std::string& run_id) = 0;
+  // Ordered by (started_at_ms, node_id, iteration, attempt).
+  virtual Result<std::vector<AttemptRecord>> ListAttempts(const std::string& run_id) = 0;
+  // Ordered by (created_at_ms, node_id, iteration).
+  virtual Result<std::vector<OutputRecord>> ListOutputs(const std::string& run_id) = 0;
+  virtual Result<std::vector<LoopRecord>> ListLoops(const std::string& run_id) = 0;
+  // Every frame of the run in frame_no order.
+  virtual Result<std::vector<FrameRecord>> ListFrames(const std::string& run_id) = 0;
+  // The frame with the highest frame_no, if any.
+  virtual Result<std::optional<FrameRecord>> LastFrame(const std::string& run_id) = 0;
+  // Events with seq > after_seq (use -1 for all), ascending, at most `limit`.
+  virtual Result<std::vector<EventRecord>> ListEvents(const std::string& run_id, int64_t after_seq,
+                                                      int limit) = 0;
+
+  // Makes `new_owner` the run's owner iff its owner is currently `expected_owner`.
+  // Aborted when another owner holds it. Also sets heartbeat_at_ms = now_ms.
+  virtual Status ClaimRun(const std::string& run_id, const std::string& expected_owner,
+                          const std::string& new_owner, int64_t now_ms) = 0;
+  // Sets heartbeat_at_ms iff `owner` still owns the run; Aborted otherwise.
+  virtual Status Heartbeat(const std::string& run_id, const std::string& owner,
+                           int64_t now_ms) = 0;
+  // Sets cancel_requested_at_ms (only if not already set). NotFound for no such run.
+  virtual Status RequestCancel(const std::string& run_id, int64_t now_ms) = 0;
+  virtual Status ClearCancel(const std::string& run_id) = 0;
+
+  // Creates or replaces one SQL view per output schema, named after the
+  // output, with a column per top-level property (run_id, node_id, iteration
+  // first), so a user can `SELECT * FROM greeting`.
+  virtual Status EnsureOutputViews(const std::map<std::string, Json>& schemas) = 0;
+};
+
+// Forwards every call to another Store: override one method to inject faults or
+// count calls. Does not own `target` unless constructed with a unique_ptr.
+class StoreWrapper : public Store {
+ public:
+  explicit StoreWrapper(Store* target) : target_(target) {}
+  explicit StoreWrapper(std::unique_ptr<Store> target)
+      : owned_(std::move(target)), target_(owned_.get()) {}
+
+  Result<std::vector<int64_t>> Commit(const WriteBatch& b) override { return target_->Commit(b); }
+  Result<RunRecord> GetRun(const std::string& id) override { return target_->GetRun(id); }
+  Result<std::vector<RunRecord>> ListRuns(const RunFilter& f) override {
+    return target_->ListRuns(f);
+  }
+  Result<std::vector<NodeRecord>> ListNodes(const std::string& id) override {
+    return target_->ListNodes(id);
+  }
+  Result<std::vector<AttemptRecord>> ListAttempts(const std::string& id) override {
+    return target_->ListAttempts(id);
+  }
+  Result<std::vector<OutputRecord>> ListOutputs(const std::string& id) override {
+    return target_->ListOutputs(id);
+  }
+  Result<std::vector<LoopRecord>> ListLoops(const std::string& id) override {
+    return target_->ListLoops(id);
+  }
+  Result<std::vector<FrameRecord>> ListFrames(const std::string& id) override {
+    return target_->ListFrames(id);
+  }
+  Result<std::optional<FrameRecord>> LastFrame(const std::string& id) override {
+    return target_->LastFrame(id);
+  }
+  Result<std::vector<EventRecord>> ListEvents(const std::string& id, int64_t after,
+                                              int limit) override {
+    return target_->ListEvents(id, after, limit);
+  }
+  Status ClaimRun(const std::string& id, const std::string& expected, const std::string& owner,
+                  int64_t now) override {
+    return target_->ClaimRun(id, expected, owner, now);
+  }
+  Status Heartbeat(const std::string& id, const std::string& owner, int64_t now) override {
+    return target_->Heartbeat(id, owner, now);
+  }
+  Status RequestCancel(const std::string& id, int64_t now) override {
+    return target_->RequestCancel(id, now);
+  }
+  Status ClearCancel(const std::string& id) override { return target_->ClearCancel(id); }
+  Status EnsureOutputViews(const std::map<std::string, Json>& s) override {
+    return target_->EnsureOutputViews(s);
+  }
+
+ private:
+  std::unique_ptr<Store> owned_;
+  Store* target_;
+};
+
+struct SqliteOptions {
+  std::string path;                    // database file; parent folders are created
+  std::string synchronous = "FULL";    // FULL (default, durable) or NORMAL
+  int busy_timeout_ms = 30000;
+};
+
+// Opens (creating if needed) a SQLite database, enables WAL and foreign keys
+// (checked), and creates or migrates the internal tables. FailedPrecondition
+// when the database was written by a newer build of Smithers.
+Result<std::unique_ptr<Store>> OpenSqliteStore(const SqliteOptions& options);
+
+// The schema version this build writes (highest migration id).
+int StoreSchemaVersion();
+
+}  // namespace smithers
+
+#endif  // SMITHERS_STORE_H_
