@@ -1,0 +1,105 @@
+// The engine: runs a WorkflowDefinition on a Store until it finishes, fails,
+// is cancelled, or has nothing left to do but wait.
+//
+//   smithers::RunOptions opts;
+//   opts.input = {{"name", "world"}};
+//   SMITHERS_ASSIGN_OR_RETURN(smithers::RunResult r, smithers::RunWorkflow(def, *store, opts));
+//   std::cout << r.status << " " << r.outputs.dump() << "\n";
+//
+// Errors returned as a Status happen before anything is written (bad input,
+// a render error on the first frame, a resume that does not match the stored
+// run) or when the store fails; a run that starts and then fails returns a
+// RunResult with status "failed" and the error.
+#ifndef SMITHERS_ENGINE_H_
+#define SMITHERS_ENGINE_H_
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "smithers/clock.h"
+#include "smithers/json.h"
+#include "smithers/status.h"
+#include "smithers/store.h"
+#include "smithers/workflow.h"
+
+namespace smithers {
+
+// How one attempt of a task ended.
+struct AttemptOutcome {
+  bool ok = false;
+  Json output;        // when ok
+  Json error;         // {code, message, ...} when not ok
+  bool retryable = true;
+};
+
+// One running attempt. The engine polls it from its own thread.
+class Execution {
+ public:
+  virtual ~Execution() = default;
+  // The outcome once the attempt is over; std::nullopt while it runs. Never blocks.
+  virtual std::optional<AttemptOutcome> Poll() = 0;
+  // A file descriptor that becomes readable when Poll() may have news, or -1.
+  virtual int WaitFd() const { return -1; }
+  // Asks the attempt to stop; Poll() then reports it ended (with an error).
+  virtual void Cancel(const std::string& reason) = 0;
+};
+
+struct AttemptInfo {
+  std::string run_id;
+  std::string node_id;
+  int iteration = 0;
+  int attempt = 1;
+  int64_t deadline_monotonic_ms = 0;  // 0 = none
+};
+
+// Starts attempts of tasks of one mode. The seam for agents and sandboxes.
+class Executor {
+ public:
+  virtual ~Executor() = default;
+  virtual Result<std::unique_ptr<Execution>> Start(const TaskSpec& task,
+                                                   const AttemptInfo& info) = 0;
+};
+
+struct RunOptions {
+  std::string run_id;         // "" = a new UUID (ignored... required with resume)
+  Json input = nullptr;       // null = {} for a new run, the stored input on resume
+  bool resume = false;
+  bool force = false;         // resume despite a changed workflow or a live owner
+  int max_concurrency = 16;   // tasks in flight at once, run-wide
+  Clock* clock = nullptr;     // nullptr = SystemClock()
+  Json auth = nullptr;        // who started it, recorded in the run's config
+  // Called after each event is committed, on the engine thread.
+  std::function<void(const EventRecord&)> on_event;
+  // Executors by mode, overriding the built-in ones (static, compute, command).
+  std::map<TaskMode, Executor*> executors;
+  int64_t heartbeat_interval_ms = 1000;
+  int64_t cancel_poll_interval_ms = 250;
+  int64_t cancel_grace_ms = 5000;  // SIGTERM -> SIGKILL for commands
+};
+
+struct RunResult {
+  std::string run_id;
+  std::string status;  // finished, failed, cancelled, waiting-*
+  Json error;          // when failed
+  Json outputs = Json::object();  // output name -> node id -> payload (latest iteration)
+  int ExitCode() const;           // 0 finished, 1 failed, 2 cancelled, 3 waiting
+};
+
+Result<RunResult> RunWorkflow(const WorkflowDefinition& workflow, Store& store,
+                              const RunOptions& options);
+
+// Reads a run's outputs in the shape RunResult::outputs has.
+Result<Json> CollectOutputs(Store& store, const std::string& run_id);
+
+// "host:pid:uuid" for this process; stable for its lifetime.
+const std::string& ThisProcessOwnerId();
+
+// True when `owner_id` names a process on this host that no longer exists.
+bool OwnerIsDeadLocalProcess(const std::string& owner_id);
+
+}  // namespace smithers
+
+#endif  // SMITHERS_ENGINE_H_

@@ -1,0 +1,181 @@
+// The workflow model: the tree a render function returns, shared by the Lua
+// front end and C++ embedders.
+//
+//   smithers::WorkflowDefinition def;
+//   def.name = "hello";
+//   def.outputs["greeting"] = schema::Object({{"message", schema::String()}});
+//   def.render = [](const smithers::Ctx& ctx) -> smithers::Result<smithers::Node> {
+//     const smithers::Json* g = ctx.OutputMaybe("greeting", "greet");
+//     std::vector<smithers::Node> kids = {
+//         smithers::StaticTask("greet", "greeting", {{"message", "hi"}})};
+//     if (g) kids.push_back(smithers::ComputeTask("measure", "length", ...));
+//     return smithers::Workflow("hello", std::move(kids));
+//   };
+//
+// A render function must be a pure function of `ctx`: the engine re-renders
+// only when an output that the previous render read has changed (or a loop
+// advanced), so reading state from anywhere but `ctx` is a bug.
+#ifndef SMITHERS_WORKFLOW_H_
+#define SMITHERS_WORKFLOW_H_
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "smithers/json.h"
+#include "smithers/status.h"
+
+namespace smithers {
+
+enum class NodeKind { kWorkflow, kSequence, kParallel, kBranch, kLoop, kTask };
+
+// "workflow", "sequence", ...
+const char* NodeKindName(NodeKind kind);
+
+enum class TaskMode { kStatic, kCompute, kCommand, kAgent };
+
+// What a compute function learns about the attempt running it.
+struct ComputeContext {
+  std::string run_id;
+  std::string node_id;
+  int iteration = 0;
+  int attempt = 1;
+  int64_t deadline_monotonic_ms = 0;  // 0 = no timeout
+};
+
+// A compute task's body. Runs on the engine thread. An error fails the attempt.
+using ComputeFn = std::function<Result<Json>(const ComputeContext&)>;
+
+struct CommandSpec {
+  std::vector<std::string> argv;  // argv[0] is looked up on PATH
+  std::string cwd;                // "" = the engine's working directory
+  std::map<std::string, std::string> env;  // added to (overriding) the environment
+  // "json": stdout is parsed as JSON and is the output.
+  // "text": the output is {exitCode, stdout, stderr}.
+  std::string parse = "json";
+};
+
+struct RetryPolicy {
+  std::string backoff = "fixed";  // fixed, linear or exponential
+  int64_t initial_delay_ms = 0;
+};
+
+struct TaskSpec {
+  TaskMode mode = TaskMode::kStatic;
+  std::string output;  // name of the output schema (WorkflowDefinition::outputs)
+  Json value;          // kStatic
+  ComputeFn compute;   // kCompute
+  CommandSpec command; // kCommand
+  std::string prompt;  // kAgent
+  Json agent;          // kAgent: agent configuration
+  int retries = 0;     // attempts after the first
+  RetryPolicy retry_policy;
+  int64_t timeout_ms = 0;  // 0 = none
+  bool continue_on_fail = false;
+  std::string label;
+};
+
+// One element of the rendered tree.
+struct Node {
+  NodeKind kind = NodeKind::kSequence;
+  std::string id;      // Task and Loop: required; Parallel: optional; Workflow: its name
+  std::string source;  // where it was declared, for errors ("hello.lua:12"); may be ""
+  bool skip = false;   // skipIf: a task is recorded skipped, a container mounts nothing
+  std::vector<Node> children;
+  int max_concurrency = 0;  // Parallel: 0 = unlimited
+  // Loop:
+  bool until = false;
+  int max_iterations = 5;
+  std::string on_max_reached = "return-last";  // or "fail"
+  // Branch: the condition it was rendered with (children hold the chosen element).
+  bool condition = false;
+  // Task:
+  TaskSpec task;
+};
+
+// Builders for the C++ front end.
+Node Workflow(std::string name, std::vector<Node> children);
+Node Sequence(std::vector<Node> children);
+Node Parallel(std::vector<Node> children, int max_concurrency = 0);
+// Mounts `then_node` when `condition`, else `else_node` (if any).
+Node Branch(bool condition, Node then_node, std::optional<Node> else_node = std::nullopt);
+Node Loop(std::string id, bool until, std::vector<Node> children, int max_iterations = 5,
+          std::string on_max_reached = "return-last");
+Node StaticTask(std::string id, std::string output, Json value);
+Node ComputeTask(std::string id, std::string output, ComputeFn fn);
+Node CommandTask(std::string id, std::string output, std::vector<std::string> argv);
+
+// What a render function sees: the run's input and every persisted output.
+// Every read is recorded so the engine knows which outputs the render depends on.
+class Ctx {
+ public:
+  struct OutputKey {
+    std::string output;  // schema name
+    std::string node_id;
+    bool operator<(const OutputKey& o) const {
+      return std::tie(output, node_id) < std::tie(o.output, o.node_id);
+    }
+  };
+  // node_id -> iteration -> payload, per output schema.
+  using OutputMap = std::map<OutputKey, std::map<int, Json>>;
+
+  Ctx(std::string run_id, const Json* input, const OutputMap* outputs, int iteration,
+      Json auth = nullptr)
+      : run_id_(std::move(run_id)),
+        input_(input),
+        outputs_(outputs),
+        iteration_(iteration),
+        auth_(std::move(auth)) {}
+
+  const std::string& run_id() const { return run_id_; }
+  const Json& input() const { return *input_; }
+  // The current iteration of the workflow's loop (0 outside loops).
+  int iteration() const { return iteration_; }
+  const Json& auth() const { return auth_; }
+
+  // The output of `node_id` at `iteration` (default: iteration()), or nullptr.
+  const Json* OutputMaybe(const std::string& output, const std::string& node_id,
+                          std::optional<int> iteration = std::nullopt) const;
+  // Like OutputMaybe, but NotFound when there is none.
+  Result<Json> Output(const std::string& output, const std::string& node_id,
+                      std::optional<int> iteration = std::nullopt) const;
+  // The output at the highest iteration, or nullptr.
+  const Json* Latest(const std::string& output, const std::string& node_id) const;
+  // How many iterations of `node_id` have an output.
+  int IterationCount(const std::string& output, const std::string& node_id) const;
+
+  // The outputs read so far (the render's dependencies).
+  const std::set<OutputKey>& reads() const { return reads_; }
+
+ private:
+  const std::map<int, Json>* Rows(const std::string& output, const std::string& node_id) const;
+
+  std::string run_id_;
+  const Json* input_;
+  const OutputMap* outputs_;
+  int iteration_;
+  Json auth_;
+  mutable std::set<OutputKey> reads_;
+};
+
+using RenderFn = std::function<Result<Node>(const Ctx&)>;
+
+// A workflow ready to run: its render function and its declared schemas.
+struct WorkflowDefinition {
+  std::string name;
+  std::map<std::string, Json> outputs;  // output name -> JSON Schema
+  Json input_schema;                    // null = any input
+  RenderFn render;
+  std::string source_path;  // the module file, or "" for C++ workflows
+  std::string source_hash;  // identifies the workflow's code; checked on resume
+};
+
+}  // namespace smithers
+
+#endif  // SMITHERS_WORKFLOW_H_

@@ -1,0 +1,153 @@
+#include "core/frame_codec.h"
+
+#include "base/hash.h"
+
+namespace smithers::core {
+namespace {
+
+const char* ModeName(TaskMode mode) {
+  switch (mode) {
+    case TaskMode::kStatic: return "static";
+    case TaskMode::kCompute: return "compute";
+    case TaskMode::kCommand: return "command";
+    case TaskMode::kAgent: return "agent";
+  }
+  return "static";
+}
+
+void AddLines(const Node& node, int depth, std::vector<std::string>& out) {
+  Json line = {{"d", depth}, {"k", NodeKindName(node.kind)}};
+  if (!node.id.empty()) line["id"] = node.id;
+  if (node.skip) line["skipIf"] = true;
+  switch (node.kind) {
+    case NodeKind::kParallel:
+      if (node.max_concurrency > 0) line["maxConcurrency"] = node.max_concurrency;
+      break;
+    case NodeKind::kLoop:
+      line["until"] = node.until;
+      line["maxIterations"] = node.max_iterations;
+      line["onMaxReached"] = node.on_max_reached;
+      break;
+    case NodeKind::kBranch:
+      line["if"] = node.condition;
+      break;
+    case NodeKind::kTask: {
+      const TaskSpec& t = node.task;
+      line["output"] = t.output;
+      line["mode"] = ModeName(t.mode);
+      if (t.mode == TaskMode::kStatic) line["value"] = t.value;
+      if (t.mode == TaskMode::kCommand) line["argv"] = t.command.argv;
+      if (t.mode == TaskMode::kAgent) line["prompt"] = t.prompt;
+      if (t.retries > 0) line["retries"] = t.retries;
+      if (t.timeout_ms > 0) line["timeoutMs"] = t.timeout_ms;
+      if (t.continue_on_fail) line["continueOnFail"] = true;
+      if (!t.label.empty()) line["label"] = t.label;
+      break;
+    }
+    default:
+      break;
+  }
+  out.push_back(line.dump());
+  for (const Node& child : node.children) AddLines(child, depth + 1, out);
+}
+
+std::string JoinArray(const std::vector<std::string>& lines, size_t from, size_t to) {
+  std::string s = "[";
+  for (size_t i = from; i < to; ++i) {
+    if (i > from) s += ",";
+    s += lines[i];
+  }
+  return s + "]";
+}
+
+}  // namespace
+
+std::vector<std::string> TreeLines(const Node& root) {
+  std::vector<std::string> out;
+  AddLines(root, 0, out);
+  return out;
+}
+
+std::string HashLines(const std::vector<std::string>& lines) {
+  std::string all;
+  for (const auto& l : lines) {
+    all += l;
+    all += '\n';
+  }
+  return base::Sha256Hex(all);
+}
+
+void FrameEncoder::Reset(std::vector<std::string> lines, size_t delta_bytes_since_keyframe) {
+  lines_ = std::move(lines);
+  has_previous_ = true;
+  delta_bytes_ = delta_bytes_since_keyframe;
+}
+
+EncodedFrame FrameEncoder::Encode(std::vector<std::string> lines) {
+  EncodedFrame f;
+  f.hash = HashLines(lines);
+  std::string full = "{\"lines\":" + JoinArray(lines, 0, lines.size()) + "}";
+  if (has_previous_) {
+    size_t prefix = 0;
+    size_t max_common = std::min(lines_.size(), lines.size());
+    while (prefix < max_common && lines_[prefix] == lines[prefix]) ++prefix;
+    size_t suffix = 0;
+    while (suffix < max_common - prefix &&
+           lines_[lines_.size() - 1 - suffix] == lines[lines.size() - 1 - suffix]) {
+      ++suffix;
+    }
+    std::string delta = "{\"prefix\":" + std::to_string(prefix) +
+                        ",\"suffix\":" + std::to_string(suffix) +
+                        ",\"insert\":" + JoinArray(lines, prefix, lines.size() - suffix) + "}";
+    if (delta_bytes_ + delta.size() <= full.size()) {
+      delta_bytes_ += delta.size();
+      f.encoding = "delta";
+      f.data = std::move(delta);
+      lines_ = std::move(lines);
+      return f;
+    }
+  }
+  f.encoding = "keyframe";
+  f.data = std::move(full);
+  lines_ = std::move(lines);
+  has_previous_ = true;
+  delta_bytes_ = 0;
+  return f;
+}
+
+Result<std::vector<std::string>> DecodeFrames(
+    const std::vector<std::pair<std::string, std::string>>& frames) {
+  std::vector<std::string> lines;
+  bool have_key = false;
+  for (const auto& [encoding, data] : frames) {
+    Json j = Json::parse(data, nullptr, /*allow_exceptions=*/false);
+    if (j.is_discarded() || !j.is_object()) return DataLossError("malformed frame: " + data);
+    if (encoding == "keyframe") {
+      if (!j.contains("lines") || !j["lines"].is_array()) {
+        return DataLossError("keyframe without lines");
+      }
+      lines.clear();
+      for (const auto& l : j["lines"]) lines.push_back(l.dump());
+      have_key = true;
+    } else if (encoding == "delta") {
+      if (!have_key) return DataLossError("delta frame before any keyframe");
+      if (!j.contains("prefix") || !j.contains("suffix") || !j.contains("insert") ||
+          !j["prefix"].is_number_unsigned() || !j["suffix"].is_number_unsigned() ||
+          !j["insert"].is_array()) {
+        return DataLossError("malformed delta frame: " + data);
+      }
+      size_t prefix = j["prefix"].get<size_t>();
+      size_t suffix = j["suffix"].get<size_t>();
+      if (prefix + suffix > lines.size()) return DataLossError("delta frame out of range");
+      std::vector<std::string> next(lines.begin(), lines.begin() + static_cast<long>(prefix));
+      for (const auto& l : j["insert"]) next.push_back(l.dump());
+      next.insert(next.end(), lines.end() - static_cast<long>(suffix), lines.end());
+      lines = std::move(next);
+    } else {
+      return DataLossError("unknown frame encoding \"" + encoding + "\"");
+    }
+  }
+  return lines;
+}
+
+}  // namespace smithers::core

@@ -1,0 +1,265 @@
+#include "core/plan.h"
+
+#include <algorithm>
+
+namespace smithers::core {
+
+const char* TaskStateName(TaskState state) {
+  switch (state) {
+    case TaskState::kPending: return "pending";
+    case TaskState::kInProgress: return "in-progress";
+    case TaskState::kFinished: return "finished";
+    case TaskState::kFailed: return "failed";
+    case TaskState::kSkipped: return "skipped";
+    case TaskState::kCancelled: return "cancelled";
+  }
+  return "pending";
+}
+
+TaskState ParseTaskState(const std::string& name) {
+  if (name == "in-progress") return TaskState::kInProgress;
+  if (name == "finished") return TaskState::kFinished;
+  if (name == "failed") return TaskState::kFailed;
+  if (name == "skipped") return TaskState::kSkipped;
+  if (name == "cancelled") return TaskState::kCancelled;
+  return TaskState::kPending;
+}
+
+namespace {
+
+std::string Describe(const Node& node) {
+  std::string s = NodeKindName(node.kind);
+  s[0] = static_cast<char>(std::toupper(s[0]));
+  if (!node.id.empty()) s += "(" + node.id + ")";
+  return s;
+}
+
+std::string Where(const Node& node, const std::vector<std::string>& path) {
+  std::string tree;
+  for (const auto& p : path) tree += (tree.empty() ? "" : " > ") + p;
+  if (!node.source.empty()) return node.source + " (" + tree + ")";
+  return tree;
+}
+
+// Suffix for ids inside nested loops: every enclosing loop but the innermost.
+std::string LoopSuffix(const std::vector<std::pair<std::string, int>>& loop_stack) {
+  if (loop_stack.size() < 2) return "";
+  std::string s = "@@";
+  for (size_t i = 0; i + 1 < loop_stack.size(); ++i) {
+    if (i > 0) s += ",";
+    s += loop_stack[i].first + "=" + std::to_string(loop_stack[i].second);
+  }
+  return s;
+}
+
+}  // namespace
+
+// Per-build scratch: the path to the current node, the enclosing loops and the
+// ids seen so far.
+struct PlanTree::BuildScope {
+  const LoopStates* loops;
+  const std::map<std::string, Json>* outputs;
+  std::vector<std::string> path;
+  std::vector<std::pair<std::string, int>> loop_stack;  // (loop id, iteration)
+  std::map<std::string, std::string> task_where;        // resolved id#iteration -> where
+  std::map<std::string, std::string> loop_where;
+};
+
+int PlanTree::Add(const Node& node, BuildScope& scope, Status& status) {
+  if (!status.ok()) return -1;
+  auto& loop_stack = scope.loop_stack;
+  const LoopStates& loops = *scope.loops;
+  scope.path.push_back(Describe(node));
+  const std::string where = Where(node, scope.path);
+  int index = static_cast<int>(plan_.size());
+  plan_.push_back(PlanNode{.kind = node.kind, .node = &node});
+
+  if (node.kind == NodeKind::kTask) {
+    if (node.id.empty()) {
+      status = InvalidArgumentError("a Task needs an id, at " + where);
+    } else if (node.task.output.empty()) {
+      status = InvalidArgumentError("Task \"" + node.id + "\" needs an output, at " + where);
+    } else if (scope.outputs->count(node.task.output) == 0) {
+      status = InvalidArgumentError("Task \"" + node.id + "\" writes output \"" +
+                                    node.task.output + "\", which the workflow does not declare");
+    } else {
+      TaskRef ref{.node_id = node.id + LoopSuffix(loop_stack),
+                  .iteration = loop_stack.empty() ? 0 : loop_stack.back().second,
+                  .node = &node,
+                  .where = where};
+      std::string key = ref.node_id + "#" + std::to_string(ref.iteration);
+      auto [it, inserted] = scope.task_where.emplace(key, where);
+      if (!inserted) {
+        status = InvalidArgumentError("duplicate task id \"" + node.id + "\": at " + it->second +
+                                      " and at " + where);
+      } else {
+        plan_[index].task = static_cast<int>(tasks_.size());
+        index_[{ref.node_id, ref.iteration}] = plan_[index].task;
+        tasks_.push_back(std::move(ref));
+      }
+    }
+    scope.path.pop_back();
+    return index;
+  }
+
+  bool pushed_loop = false;
+  if (node.kind == NodeKind::kLoop) {
+    if (node.id.empty()) {
+      status = InvalidArgumentError("a Loop needs an id, at " + where);
+    } else if (node.max_iterations < 1) {
+      status = InvalidArgumentError("Loop \"" + node.id + "\": maxIterations must be >= 1");
+    } else if (node.on_max_reached != "fail" && node.on_max_reached != "return-last") {
+      status = InvalidArgumentError("Loop \"" + node.id +
+                                    "\": onMaxReached must be \"fail\" or \"return-last\"");
+    } else {
+      loop_stack.emplace_back(node.id, 0);
+      std::string loop_id = node.id + LoopSuffix(loop_stack);
+      auto [it, inserted] = scope.loop_where.emplace(loop_id, where);
+      if (!inserted) {
+        status = InvalidArgumentError("duplicate loop id \"" + node.id + "\": at " + it->second +
+                                      " and at " + where);
+      }
+      plan_[index].loop_id = loop_id;
+      auto state = loops.find(loop_id);
+      if (state != loops.end()) {
+        loop_stack.back().second = state->second.iteration;
+        plan_[index].loop_done = state->second.done;
+      }
+      plan_[index].loop_iteration = loop_stack.back().second;
+      pushed_loop = true;
+    }
+    for (const Node& child : node.children) {
+      if (child.kind == NodeKind::kLoop && status.ok()) {
+        status = InvalidArgumentError("Loop \"" + child.id + "\" is directly inside Loop \"" +
+                                      node.id + "\"; wrap it in a Sequence");
+      }
+    }
+  }
+  if (node.kind == NodeKind::kParallel && node.max_concurrency < 0) {
+    status = InvalidArgumentError("Parallel: maxConcurrency must be >= 0, at " + where);
+  }
+
+  for (const Node& child : node.children) {
+    if (child.skip && child.kind != NodeKind::kTask) continue;  // a skipped container mounts nothing
+    int c = Add(child, scope, status);
+    if (!status.ok()) break;
+    plan_[index].children.push_back(c);
+  }
+  if (pushed_loop) loop_stack.pop_back();
+  scope.path.pop_back();
+  return index;
+}
+
+Result<PlanTree> PlanTree::Build(const Node& root, const LoopStates& loops,
+                                 const std::map<std::string, Json>& outputs) {
+  PlanTree tree;
+  BuildScope scope{.loops = &loops, .outputs = &outputs};
+  Status status;
+  tree.Add(root, scope, status);
+  if (!status.ok()) return status;
+  return tree;
+}
+
+int PlanTree::Find(const std::string& node_id, int iteration) const {
+  auto it = index_.find({node_id, iteration});
+  return it == index_.end() ? -1 : it->second;
+}
+
+bool PlanTree::Visit(int pn, const std::vector<TaskStatus>& states, int64_t now_ms,
+                     std::vector<int>& chain, Decision& d,
+                     std::vector<std::pair<int, std::vector<int>>>& candidates,
+                     std::vector<int>& active) const {
+  const PlanNode& p = plan_[pn];
+  const Node& node = *p.node;
+  switch (p.kind) {
+    case NodeKind::kTask: {
+      const TaskStatus& st = states[p.task];
+      switch (st.state) {
+        case TaskState::kFinished:
+        case TaskState::kSkipped:
+          return true;
+        case TaskState::kFailed:
+          if (node.task.continue_on_fail) return true;
+          if (d.failed_task < 0) d.failed_task = p.task;
+          return false;
+        case TaskState::kInProgress:
+          for (int c : chain) active[c]++;
+          d.in_progress++;
+          return false;
+        case TaskState::kPending:
+        case TaskState::kCancelled:
+          if (node.skip) {
+            d.to_skip.push_back(p.task);
+            return true;
+          }
+          if (st.retry_at_ms > now_ms) {
+            if (d.wake_at_ms == 0 || st.retry_at_ms < d.wake_at_ms) d.wake_at_ms = st.retry_at_ms;
+            return false;
+          }
+          candidates.emplace_back(p.task, chain);
+          return false;
+      }
+      return false;
+    }
+    case NodeKind::kParallel: {
+      chain.push_back(pn);
+      bool all = true;
+      for (int c : p.children) all = Visit(c, states, now_ms, chain, d, candidates, active) && all;
+      chain.pop_back();
+      return all;
+    }
+    case NodeKind::kLoop: {
+      if (p.loop_done) return true;
+      if (node.until) {
+        d.loops.push_back({p.loop_id, LoopState{p.loop_iteration, true}});
+        return true;
+      }
+      for (int c : p.children) {
+        if (!Visit(c, states, now_ms, chain, d, candidates, active)) return false;
+      }
+      int next = p.loop_iteration + 1;
+      if (next >= node.max_iterations) {
+        if (node.on_max_reached == "fail") {
+          if (d.loop_failure.empty()) d.loop_failure = p.loop_id;
+          return false;
+        }
+        d.loops.push_back({p.loop_id, LoopState{p.loop_iteration, true}});
+        return true;
+      }
+      d.loops.push_back({p.loop_id, LoopState{next, false}});
+      return false;
+    }
+    case NodeKind::kWorkflow:
+    case NodeKind::kSequence:
+    case NodeKind::kBranch:
+      for (int c : p.children) {
+        if (!Visit(c, states, now_ms, chain, d, candidates, active)) return false;
+      }
+      return true;
+  }
+  return true;
+}
+
+Decision PlanTree::Schedule(const std::vector<TaskStatus>& states, int64_t now_ms,
+                            int slots) const {
+  Decision d;
+  std::vector<int> chain;
+  std::vector<std::pair<int, std::vector<int>>> candidates;
+  std::vector<int> active(plan_.size(), 0);
+  bool terminal = plan_.empty() || Visit(0, states, now_ms, chain, d, candidates, active);
+  for (auto& [task, parallels] : candidates) {
+    if (slots <= 0) break;
+    bool room = std::all_of(parallels.begin(), parallels.end(), [&](int p) {
+      int cap = plan_[p].node->max_concurrency;
+      return cap <= 0 || active[p] < cap;
+    });
+    if (!room) continue;
+    for (int p : parallels) active[p]++;
+    d.ready.push_back(task);
+    --slots;
+  }
+  d.finished = terminal && d.failed_task < 0 && d.loop_failure.empty();
+  return d;
+}
+
+}  // namespace smithers::core

@@ -1,0 +1,103 @@
+// The scheduler: from a rendered tree and the state of its tasks, which tasks
+// may start now, which loops advance, and whether the run is done or failed.
+// Pure: no I/O, no clock (the caller passes `now`), no threads.
+#ifndef SMITHERS_CORE_PLAN_H_
+#define SMITHERS_CORE_PLAN_H_
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "smithers/status.h"
+#include "smithers/workflow.h"
+
+namespace smithers::core {
+
+enum class TaskState { kPending, kInProgress, kFinished, kFailed, kSkipped, kCancelled };
+
+const char* TaskStateName(TaskState state);
+// Parses a stored state name; unknown names map to kPending (a task we cannot
+// classify is safest re-planned, never treated as done).
+TaskState ParseTaskState(const std::string& name);
+
+struct LoopState {
+  int iteration = 0;
+  bool done = false;
+};
+using LoopStates = std::map<std::string, LoopState>;
+
+// A task of the rendered tree with its resolved identity.
+struct TaskRef {
+  std::string node_id;  // logical id, plus "@@outer=iter,..." inside nested loops
+  int iteration = 0;    // iteration of the innermost enclosing loop (0 outside loops)
+  const Node* node = nullptr;
+  std::string where;  // source location or tree path, for messages
+};
+
+// What the scheduler needs to know about one task.
+struct TaskStatus {
+  TaskState state = TaskState::kPending;
+  int64_t retry_at_ms = 0;  // a pending task may not start before this
+};
+
+struct LoopUpdate {
+  std::string loop_id;
+  LoopState next;
+};
+
+struct Decision {
+  std::vector<int> ready;      // task indices to start now, in document order
+  std::vector<int> to_skip;    // pending tasks with skipIf: record them skipped
+  std::vector<LoopUpdate> loops;  // loop state changes (advance or done)
+  std::string loop_failure;    // loop id that hit maxIterations with onMaxReached="fail"
+  int failed_task = -1;        // a failed task without continueOnFail: the run fails
+  bool finished = false;       // every mounted task is terminal
+  int64_t wake_at_ms = 0;      // earliest retry deadline among waiting tasks (0 = none)
+  int in_progress = 0;
+};
+
+// The rendered tree with its tasks indexed. Keeps pointers into `root`, which
+// must outlive it.
+class PlanTree {
+ public:
+  // Resolves task identities under `loops` and checks the tree: every task and
+  // loop has an id, ids are unique (the error names both places), a task's
+  // output is declared, no Loop is directly inside a Loop.
+  static Result<PlanTree> Build(const Node& root, const LoopStates& loops,
+                                const std::map<std::string, Json>& outputs);
+
+  const std::vector<TaskRef>& tasks() const { return tasks_; }
+  // The index of (node_id, iteration), or -1.
+  int Find(const std::string& node_id, int iteration) const;
+
+  // REQUIRES: states.size() == tasks().size().
+  // `slots` is how many more tasks the run may start (run-wide cap minus in flight).
+  Decision Schedule(const std::vector<TaskStatus>& states, int64_t now_ms, int slots) const;
+
+ private:
+  struct PlanNode {
+    NodeKind kind = NodeKind::kSequence;
+    int task = -1;
+    std::vector<int> children;
+    const Node* node = nullptr;
+    std::string loop_id;  // resolved (with the nested-loop suffix)
+    int loop_iteration = 0;
+    bool loop_done = false;
+  };
+  struct BuildScope;
+
+  int Add(const Node& node, BuildScope& scope, Status& status);
+  bool Visit(int plan_node, const std::vector<TaskStatus>& states, int64_t now_ms,
+             std::vector<int>& parallel_chain, Decision& d,
+             std::vector<std::pair<int, std::vector<int>>>& candidates,
+             std::vector<int>& active) const;
+
+  std::vector<PlanNode> plan_;
+  std::vector<TaskRef> tasks_;
+  std::map<std::pair<std::string, int>, int> index_;
+};
+
+}  // namespace smithers::core
+
+#endif  // SMITHERS_CORE_PLAN_H_

@@ -1,0 +1,759 @@
+// The run loop: render -> plan -> execute -> persist -> re-render.
+//
+// Every state change is one Store::Commit(), so after a crash the database
+// holds exactly the state before or after each step. The comments at each
+// commit say what a crash right before it leaves behind.
+#include "smithers/engine.h"
+
+#include <poll.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <set>
+
+#include "base/hash.h"
+#include "core/frame_codec.h"
+#include "core/plan.h"
+#include "engine/executors.h"
+#include "smithers/schema.h"
+
+namespace smithers {
+
+int RunResult::ExitCode() const {
+  if (status == "finished") return 0;
+  if (status == "cancelled") return 2;
+  if (status.rfind("waiting", 0) == 0) return 3;
+  return 1;
+}
+
+const std::string& ThisProcessOwnerId() {
+  static const std::string* id = [] {
+    char host[256] = {0};
+    gethostname(host, sizeof host - 1);
+    return new std::string(std::string(host) + ":" + std::to_string(getpid()) + ":" +
+                           base::NewUuid());
+  }();
+  return *id;
+}
+
+bool OwnerIsDeadLocalProcess(const std::string& owner_id) {
+  size_t a = owner_id.find(':');
+  size_t b = owner_id.find(':', a + 1);
+  if (a == std::string::npos || b == std::string::npos) return false;
+  char host[256] = {0};
+  gethostname(host, sizeof host - 1);
+  if (owner_id.substr(0, a) != host) return false;
+  pid_t pid = 0;
+  try {
+    pid = static_cast<pid_t>(std::stol(owner_id.substr(a + 1, b - a - 1)));
+  } catch (...) {
+    return false;
+  }
+  if (pid <= 0) return false;
+  if (pid == getpid()) return owner_id != ThisProcessOwnerId();
+  return kill(pid, 0) != 0 && errno == ESRCH;
+}
+
+Result<Json> CollectOutputs(Store& store, const std::string& run_id) {
+  SMITHERS_ASSIGN_OR_RETURN(std::vector<OutputRecord> rows, store.ListOutputs(run_id));
+  Json out = Json::object();
+  std::map<std::pair<std::string, std::string>, int> best;
+  for (auto& r : rows) {
+    auto key = std::make_pair(r.output_table, r.node_id);
+    auto it = best.find(key);
+    if (it != best.end() && it->second > r.iteration) continue;
+    best[key] = r.iteration;
+    out[r.output_table][r.node_id] = r.payload;
+  }
+  return out;
+}
+
+namespace {
+
+using core::TaskState;
+
+constexpr int64_t kStaleHeartbeatMs = 30000;
+
+std::string Key(const std::string& node_id, int iteration) {
+  return node_id + "#" + std::to_string(iteration);
+}
+
+int64_t RetryDelayMs(const RetryPolicy& p, int failures) {
+  if (p.initial_delay_ms <= 0) return 0;
+  constexpr int64_t kCap = 5 * 60 * 1000;
+  double d = static_cast<double>(p.initial_delay_ms);
+  if (p.backoff == "linear") d *= failures;
+  if (p.backoff == "exponential") d *= std::pow(2.0, failures - 1);
+  return std::min<int64_t>(kCap, static_cast<int64_t>(d));
+}
+
+struct NodeInfo {
+  NodeRecord row;
+  int64_t retry_at_ms = 0;
+  int failures = 0;  // failed attempts so far (for retries)
+};
+
+struct InFlight {
+  int task;  // index in the current plan
+  std::string node_id;
+  int iteration;
+  int attempt;
+  std::string output;
+  std::unique_ptr<Execution> exec;
+  int64_t started_at_ms;
+};
+
+class Run {
+ public:
+  Run(const WorkflowDefinition& wf, Store& store, const RunOptions& opts)
+      : wf_(wf),
+        store_(store),
+        opts_(opts),
+        clock_(opts.clock != nullptr ? *opts.clock : SystemClock()),
+        owner_(ThisProcessOwnerId()) {
+    static_exec_ = engine::NewStaticExecutor();
+    compute_exec_ = engine::NewComputeExecutor();
+    command_exec_ = engine::NewCommandExecutor(clock_, opts.cancel_grace_ms);
+  }
+
+  Result<RunResult> Execute() {
+    SMITHERS_RETURN_IF_ERROR(opts_.resume ? Resume() : Start());
+    return Loop();
+  }
+
+ private:
+  // ---- start and resume ----
+
+  Status Start() {
+    run_.run_id = opts_.run_id.empty() ? base::NewUuid() : opts_.run_id;
+    Json input = opts_.input.is_null() ? Json::object() : opts_.input;
+    SMITHERS_RETURN_IF_ERROR(CheckInput(input));
+    Result<RunRecord> existing = store_.GetRun(run_.run_id);
+    if (existing.ok()) {
+      return AlreadyExistsError("run \"" + run_.run_id +
+                                "\" already exists; add --resume to continue it");
+    }
+    if (existing.status().code() != StatusCode::kNotFound) return existing.status();
+    input_ = input;
+    // Render once before writing anything, so a broken module or a duplicate
+    // id leaves no run behind.
+    SMITHERS_RETURN_IF_ERROR(Render());
+    SMITHERS_RETURN_IF_ERROR(store_.EnsureOutputViews(wf_.outputs));
+    int64_t now = clock_.NowMs();
+    run_.workflow_name = wf_.name;
+    run_.workflow_path = wf_.source_path;
+    run_.workflow_hash = wf_.source_hash;
+    run_.status = "running";
+    run_.created_at_ms = run_.started_at_ms = run_.heartbeat_at_ms = now;
+    run_.runtime_owner_id = owner_;
+    run_.input = input_;
+    run_.config = {{"durability", {{"version", 1}}}};
+    if (!opts_.auth.is_null()) run_.config["auth"] = opts_.auth;
+    batch_.UpsertRun(run_);
+    Event("RunStarted", {});
+    // A crash before this commit leaves nothing; after it, a resumable run.
+    return CommitFrameAndNodes();
+  }
+
+  Status Resume() {
+    if (opts_.run_id.empty()) return InvalidArgumentError("--resume needs --run-id");
+    Result<RunRecord> got = store_.GetRun(opts_.run_id);
+    if (!got.ok()) {
+      if (got.status().code() == StatusCode::kNotFound) {
+        return NotFoundError("no run \"" + opts_.run_id + "\" to resume");
+      }
+      return got.status();
+    }
+    run_ = std::move(got).value();
+    if (!opts_.input.is_null() && opts_.input != run_.input) {
+      return FailedPreconditionError("run \"" + run_.run_id +
+                                     "\" was started with input " + run_.input.dump() +
+                                     " but --input is " + opts_.input.dump() +
+                                     "; a run's input cannot change (omit --input to reuse it)");
+    }
+    if (run_.workflow_hash != wf_.source_hash) {
+      if (!opts_.force) {
+        return FailedPreconditionError(
+            "the workflow changed since run \"" + run_.run_id + "\" started (source hash " +
+            run_.workflow_hash.substr(0, 12) + " then, " + wf_.source_hash.substr(0, 12) +
+            " now" + (run_.workflow_path != wf_.source_path
+                          ? ", path " + run_.workflow_path + " then, " + wf_.source_path + " now"
+                          : std::string()) +
+            "); pass --force to resume with the new code");
+      }
+      run_.config["forcedSourceChange"] = {{"from", run_.workflow_hash},
+                                           {"to", wf_.source_hash},
+                                           {"atMs", clock_.NowMs()}};
+      run_.workflow_hash = wf_.source_hash;
+    }
+    if (run_.status == "finished") {
+      resumed_finished_ = true;
+      return Status::Ok();
+    }
+    // Ownership: the previous owner must be gone (dead local process or a
+    // stale heartbeat), unless --force.
+    const std::string& prev = run_.runtime_owner_id;
+    if (!prev.empty() && prev != owner_ && !opts_.force) {
+      bool stale = clock_.NowMs() - run_.heartbeat_at_ms > kStaleHeartbeatMs;
+      if (!stale && !OwnerIsDeadLocalProcess(prev) && run_.status == "running") {
+        return FailedPreconditionError("run \"" + run_.run_id + "\" is being run by " + prev +
+                                       " (heartbeat " +
+                                       std::to_string(clock_.NowMs() - run_.heartbeat_at_ms) +
+                                       " ms ago); pass --force to take it over");
+      }
+    }
+    SMITHERS_RETURN_IF_ERROR(store_.ClaimRun(run_.run_id, prev, owner_, clock_.NowMs()));
+    SMITHERS_RETURN_IF_ERROR(store_.ClearCancel(run_.run_id));
+    run_.runtime_owner_id = owner_;
+    input_ = run_.input;
+    SMITHERS_RETURN_IF_ERROR(store_.EnsureOutputViews(wf_.outputs));
+    SMITHERS_RETURN_IF_ERROR(LoadState());
+
+    int64_t now = clock_.NowMs();
+    std::string previous_status = run_.status;
+    run_.status = "running";
+    run_.error = nullptr;
+    run_.finished_at_ms = 0;
+    run_.heartbeat_at_ms = now;
+    batch_.UpsertRun(run_);
+    Event("RunStatusChanged", {{"status", "running"}, {"previous", previous_status},
+                               {"resumed", true}});
+    // Attempts that were running when the last owner died are abandoned; their
+    // tasks are retried. Failed and cancelled tasks of a failed or cancelled
+    // run get a fresh chance.
+    for (auto& a : attempts_in_progress_) {
+      a.state = "cancelled";
+      a.finished_at_ms = now;
+      a.error = engine::ErrorJson("ATTEMPT_ABANDONED", "the process running it stopped");
+      batch_.UpsertAttempt(a);
+      Event("NodeCancelled", {{"nodeId", a.node_id}, {"iteration", a.iteration},
+                              {"attempt", a.attempt}, {"reason", "abandoned"}});
+    }
+    for (auto& [key, info] : nodes_) {
+      const std::string& s = info.row.state;
+      if (s == "in-progress" || s == "cancelled" || s == "failed") {
+        info.row.state = "pending";
+        info.row.updated_at_ms = now;
+        info.failures = 0;
+        info.retry_at_ms = 0;
+        batch_.UpsertNode(info.row);
+      }
+    }
+    SMITHERS_RETURN_IF_ERROR(Render());
+    // A crash before this commit leaves the run as the dead owner left it
+    // (claimed by us, but resumable again since our pid will be gone).
+    return CommitFrameAndNodes();
+  }
+
+  Status CheckInput(const Json& input) {
+    if (!input.is_object()) return InvalidArgumentError("--input must be a JSON object");
+    if (wf_.input_schema.is_null()) return Status::Ok();
+    auto v = schema::Validate(wf_.input_schema, input);
+    if (v.empty()) return Status::Ok();
+    std::string msg = "input does not match the workflow's input schema:";
+    for (const auto& x : v) msg += "\n  " + x.path + ": " + x.message;
+    return InvalidArgumentError(msg);
+  }
+
+  Status LoadState() {
+    const std::string& id = run_.run_id;
+    SMITHERS_ASSIGN_OR_RETURN(auto nodes, store_.ListNodes(id));
+    for (auto& n : nodes) nodes_[Key(n.node_id, n.iteration)] = NodeInfo{.row = n};
+    SMITHERS_ASSIGN_OR_RETURN(auto attempts, store_.ListAttempts(id));
+    for (auto& a : attempts) {
+      auto it = nodes_.find(Key(a.node_id, a.iteration));
+      if (it == nodes_.end()) continue;
+      NodeInfo& info = it->second;
+      info.row.last_attempt = std::max(info.row.last_attempt, a.attempt);
+      if (a.state == "failed") {
+        info.failures++;
+        if (a.meta.contains("retryAtMs") && a.meta["retryAtMs"].is_number_integer()) {
+          info.retry_at_ms = a.meta["retryAtMs"].get<int64_t>();
+        }
+      }
+      if (a.state == "in-progress") attempts_in_progress_.push_back(a);
+    }
+    SMITHERS_ASSIGN_OR_RETURN(auto outputs, store_.ListOutputs(id));
+    for (auto& o : outputs) outputs_[{o.output_table, o.node_id}][o.iteration] = o.payload;
+    SMITHERS_ASSIGN_OR_RETURN(auto loops, store_.ListLoops(id));
+    for (auto& l : loops) loops_[l.loop_id] = {l.iteration, l.done};
+    SMITHERS_ASSIGN_OR_RETURN(auto frames, store_.ListFrames(id));
+    if (!frames.empty()) {
+      std::vector<std::pair<std::string, std::string>> enc;
+      size_t start = 0;
+      for (size_t i = 0; i < frames.size(); ++i) {
+        if (frames[i].encoding == "keyframe") start = i;
+      }
+      size_t delta_bytes = 0;
+      for (size_t i = start; i < frames.size(); ++i) {
+        enc.emplace_back(frames[i].encoding, frames[i].data);
+        if (i > start) delta_bytes += frames[i].data.size();
+      }
+      SMITHERS_ASSIGN_OR_RETURN(auto lines, core::DecodeFrames(enc));
+      frames_.Reset(std::move(lines), delta_bytes);
+      frame_no_ = frames.back().frame_no + 1;
+    }
+    return Status::Ok();
+  }
+
+  // ---- render ----
+
+  int CurrentIteration() const {
+    int it = 0;
+    for (const auto& [id, st] : loops_) {
+      if (!st.done) return st.iteration;
+      it = std::max(it, st.iteration);
+    }
+    return it;
+  }
+
+  // Renders the tree and indexes it. Does not write.
+  Status Render() {
+    Ctx ctx(run_.run_id, &input_, &outputs_, CurrentIteration(), run_.config.value("auth", Json()));
+    Result<Node> root = wf_.render(ctx);
+    if (!root.ok()) return root.status();
+    auto tree = std::make_unique<Node>(std::move(root).value());
+    SMITHERS_ASSIGN_OR_RETURN(core::PlanTree plan, core::PlanTree::Build(*tree, loops_,
+                                                                          wf_.outputs));
+    reads_ = ctx.reads();
+    root_ = std::move(tree);
+    plan_ = std::make_unique<core::PlanTree>(std::move(plan));
+    need_render_ = false;
+    return Status::Ok();
+  }
+
+  // Adds the frame (when the tree changed) and rows for newly mounted tasks to
+  // the batch, and commits it.
+  Status CommitFrameAndNodes() {
+    std::vector<std::string> lines = core::TreeLines(*root_);
+    if (!frames_.has_previous() || lines != frames_.lines()) {
+      core::EncodedFrame f = frames_.Encode(std::move(lines));
+      int64_t now = clock_.NowMs();
+      batch_.PutFrame(FrameRecord{.run_id = run_.run_id,
+                                  .frame_no = frame_no_,
+                                  .created_at_ms = now,
+                                  .encoding = f.encoding,
+                                  .data = std::move(f.data),
+                                  .xml_hash = f.hash});
+      Event("FrameCommitted", {{"frameNo", frame_no_}, {"xmlHash", f.hash}});
+      ++frame_no_;
+    }
+    states_.assign(plan_->tasks().size(), core::TaskStatus{});
+    for (size_t i = 0; i < plan_->tasks().size(); ++i) {
+      const core::TaskRef& t = plan_->tasks()[i];
+      auto [it, inserted] = nodes_.try_emplace(Key(t.node_id, t.iteration));
+      NodeInfo& info = it->second;
+      if (inserted) {
+        info.row = NodeRecord{.run_id = run_.run_id,
+                              .node_id = t.node_id,
+                              .iteration = t.iteration,
+                              .state = "pending",
+                              .updated_at_ms = clock_.NowMs(),
+                              .output_table = t.node->task.output,
+                              .label = t.node->task.label};
+        batch_.UpsertNode(info.row);
+        Event("NodePending", {{"nodeId", t.node_id}, {"iteration", t.iteration}});
+      }
+      states_[i] = {core::ParseTaskState(info.row.state), info.retry_at_ms};
+    }
+    return Flush();
+  }
+
+  // ---- the loop ----
+
+  Result<RunResult> Loop() {
+    if (resumed_finished_) return Finish("finished", nullptr);
+    int64_t last_heartbeat = clock_.MonotonicMs();
+    int64_t last_cancel_check = clock_.MonotonicMs();
+    while (true) {
+      if (need_render_) {
+        Status s = Render();
+        if (!s.ok()) return FailRun(engine::ErrorJson("RENDER_FAILED", s.message()));
+        SMITHERS_RETURN_IF_ERROR(CommitFrameAndNodes());
+      }
+      int64_t mono = clock_.MonotonicMs();
+      if (mono - last_heartbeat >= opts_.heartbeat_interval_ms) {
+        last_heartbeat = mono;
+        Status hb = store_.Heartbeat(run_.run_id, owner_, clock_.NowMs());
+        if (hb.code() == StatusCode::kAborted) {
+          CancelInFlight("lost ownership of the run");
+          return AbortedError("another process took over run \"" + run_.run_id + "\"");
+        }
+      }
+      if (mono - last_cancel_check >= opts_.cancel_poll_interval_ms || cancel_seen_) {
+        last_cancel_check = mono;
+        if (!cancel_seen_) {
+          SMITHERS_ASSIGN_OR_RETURN(RunRecord latest, store_.GetRun(run_.run_id));
+          cancel_seen_ = latest.cancel_requested_at_ms != 0;
+        }
+        if (cancel_seen_) return CancelRun();
+      }
+
+      core::Decision d = plan_->Schedule(
+          states_, clock_.NowMs(),
+          std::max(0, opts_.max_concurrency - static_cast<int>(in_flight_.size())));
+
+      if (!d.to_skip.empty()) {
+        for (int t : d.to_skip) SetState(t, "skipped", "NodeSkipped", {});
+        SMITHERS_RETURN_IF_ERROR(Flush());
+        continue;
+      }
+      if (d.failed_task >= 0) {
+        const core::TaskRef& t = plan_->tasks()[d.failed_task];
+        CancelInFlight("the run failed");
+        SMITHERS_RETURN_IF_ERROR(DrainInFlight());
+        Json err = engine::ErrorJson("TASK_FAILED", "Task failed: " + t.node_id);
+        err["nodeId"] = t.node_id;
+        err["iteration"] = t.iteration;
+        auto it = last_error_.find(Key(t.node_id, t.iteration));
+        if (it != last_error_.end()) err["cause"] = it->second;
+        return FailRun(err);
+      }
+      if (!d.loop_failure.empty()) {
+        CancelInFlight("the run failed");
+        SMITHERS_RETURN_IF_ERROR(DrainInFlight());
+        return FailRun(engine::ErrorJson(
+            "RALPH_MAX_REACHED", "Loop \"" + d.loop_failure + "\" reached maxIterations"));
+      }
+      if (!d.loops.empty() && in_flight_.empty()) {
+        for (const auto& u : d.loops) {
+          loops_[u.loop_id] = u.next;
+          batch_.UpsertLoop(LoopRecord{.run_id = run_.run_id,
+                                       .loop_id = u.loop_id,
+                                       .iteration = u.next.iteration,
+                                       .done = u.next.done,
+                                       .updated_at_ms = clock_.NowMs()});
+          Event(u.next.done ? "LoopFinished" : "LoopAdvanced",
+                {{"loopId", u.loop_id}, {"iteration", u.next.iteration}});
+        }
+        // A crash before this commit re-derives the same advance on resume.
+        SMITHERS_RETURN_IF_ERROR(Flush());
+        need_render_ = true;
+        continue;
+      }
+      if (d.finished && in_flight_.empty()) return Finish("finished", nullptr);
+
+      bool progressed = false;
+      for (int t : d.ready) {
+        SMITHERS_RETURN_IF_ERROR(StartTask(t));
+        progressed = true;
+      }
+      SMITHERS_ASSIGN_OR_RETURN(bool completed, PollInFlight());
+      progressed = progressed || completed;
+      if (progressed || need_render_) continue;
+
+      if (in_flight_.empty() && d.wake_at_ms == 0 && d.loops.empty()) {
+        return FailRun(engine::ErrorJson("DEPENDENCY_DEADLOCK",
+                                         "tasks are pending but none can start"));
+      }
+      WaitForActivity(d.wake_at_ms);
+    }
+  }
+
+  void WaitForActivity(int64_t wake_at_ms) {
+    int64_t timeout = std::min(opts_.heartbeat_interval_ms, opts_.cancel_poll_interval_ms);
+    if (wake_at_ms > 0) timeout = std::min(timeout, std::max<int64_t>(0, wake_at_ms - clock_.NowMs()));
+    std::vector<pollfd> fds;
+    for (auto& f : in_flight_) {
+      int fd = f.exec->WaitFd();
+      if (fd >= 0) fds.push_back({fd, POLLIN, 0});
+    }
+    // Commands without a readable pipe (closed stdout) are polled at 10 ms.
+    if (fds.size() < in_flight_.size()) timeout = std::min<int64_t>(timeout, 10);
+    if (timeout <= 0) return;
+    poll(fds.data(), fds.size(), static_cast<int>(timeout));
+  }
+
+  // ---- tasks ----
+
+  Executor* ExecutorFor(TaskMode mode) {
+    auto it = opts_.executors.find(mode);
+    if (it != opts_.executors.end()) return it->second;
+    switch (mode) {
+      case TaskMode::kStatic: return static_exec_.get();
+      case TaskMode::kCompute: return compute_exec_.get();
+      case TaskMode::kCommand: return command_exec_.get();
+      case TaskMode::kAgent: return nullptr;
+    }
+    return nullptr;
+  }
+
+  Status StartTask(int t) {
+    const core::TaskRef& ref = plan_->tasks()[t];
+    const TaskSpec& spec = ref.node->task;
+    NodeInfo& info = nodes_[Key(ref.node_id, ref.iteration)];
+    int attempt = info.row.last_attempt + 1;
+    int64_t now = clock_.NowMs();
+    AttemptInfo ai{.run_id = run_.run_id,
+                   .node_id = ref.node_id,
+                   .iteration = ref.iteration,
+                   .attempt = attempt,
+                   .deadline_monotonic_ms =
+                       spec.timeout_ms > 0 ? clock_.MonotonicMs() + spec.timeout_ms : 0};
+    info.row.last_attempt = attempt;
+    info.row.state = "in-progress";
+    info.row.updated_at_ms = now;
+    states_[t].state = TaskState::kInProgress;
+    batch_.UpsertNode(info.row);
+    batch_.UpsertAttempt(AttemptRecord{.run_id = run_.run_id,
+                                       .node_id = ref.node_id,
+                                       .iteration = ref.iteration,
+                                       .attempt = attempt,
+                                       .state = "in-progress",
+                                       .started_at_ms = now});
+    Event("NodeStarted",
+          {{"nodeId", ref.node_id}, {"iteration", ref.iteration}, {"attempt", attempt}});
+    // Static values have no side effects: their start rides in the same
+    // transaction as their result. Everything else records the start first, so
+    // a crash mid-attempt is seen on resume as an abandoned attempt.
+    if (spec.mode != TaskMode::kStatic) SMITHERS_RETURN_IF_ERROR(Flush());
+
+    InFlight f{.task = t,
+               .node_id = ref.node_id,
+               .iteration = ref.iteration,
+               .attempt = attempt,
+               .output = spec.output,
+               .started_at_ms = now};
+    Executor* ex = ExecutorFor(spec.mode);
+    if (ex == nullptr) {
+      return Complete(f, {.ok = false,
+                          .error = engine::ErrorJson("AGENT_CONFIG_INVALID",
+                                                     "no executor for agent tasks is configured"),
+                          .retryable = false});
+    }
+    Result<std::unique_ptr<Execution>> exec = ex->Start(spec, ai);
+    if (!exec.ok()) {
+      return Complete(f, {.ok = false,
+                          .error = engine::ErrorJson("TASK_START_FAILED", exec.status().message()),
+                          .retryable = exec.status().code() == StatusCode::kUnavailable});
+    }
+    f.exec = std::move(exec).value();
+    std::optional<AttemptOutcome> done = f.exec->Poll();
+    if (done) return Complete(f, std::move(*done));
+    in_flight_.push_back(std::move(f));
+    return Status::Ok();
+  }
+
+  Result<bool> PollInFlight() {
+    bool any = false;
+    for (size_t i = 0; i < in_flight_.size();) {
+      std::optional<AttemptOutcome> o = in_flight_[i].exec->Poll();
+      if (!o) {
+        ++i;
+        continue;
+      }
+      InFlight f = std::move(in_flight_[i]);
+      in_flight_.erase(in_flight_.begin() + static_cast<long>(i));
+      SMITHERS_RETURN_IF_ERROR(Complete(f, std::move(*o)));
+      any = true;
+    }
+    return any;
+  }
+
+  // Records the end of an attempt: output + finished, or failed (+ retry).
+  Status Complete(const InFlight& f, AttemptOutcome o) {
+    int64_t now = clock_.NowMs();
+    NodeInfo& info = nodes_[Key(f.node_id, f.iteration)];
+    const core::TaskRef& ref = plan_->tasks()[f.task];
+    const TaskSpec& spec = ref.node->task;
+    if (o.ok) {
+      auto v = schema::Validate(wf_.outputs.at(f.output), o.output);
+      if (!v.empty()) {
+        Json e = engine::ErrorJson(
+            "INVALID_OUTPUT", "output does not match schema \"" + f.output +
+                                  "\": " + schema::FormatViolations(v));
+        o = {.ok = false, .error = e, .retryable = spec.mode != TaskMode::kStatic};
+      }
+    }
+    AttemptRecord a{.run_id = run_.run_id,
+                    .node_id = f.node_id,
+                    .iteration = f.iteration,
+                    .attempt = f.attempt,
+                    .started_at_ms = f.started_at_ms,
+                    .finished_at_ms = now};
+    Json ev = {{"nodeId", f.node_id}, {"iteration", f.iteration}, {"attempt", f.attempt}};
+    if (o.ok) {
+      a.state = "finished";
+      info.row.state = "finished";
+      batch_.PutOutput(OutputRecord{.run_id = run_.run_id,
+                                    .node_id = f.node_id,
+                                    .iteration = f.iteration,
+                                    .output_table = f.output,
+                                    .payload = o.output,
+                                    .created_at_ms = now});
+      outputs_[{f.output, f.node_id}][f.iteration] = o.output;
+      if (reads_.count({f.output, f.node_id}) > 0) need_render_ = true;
+      batch_.UpsertAttempt(a);
+      info.row.updated_at_ms = now;
+      batch_.UpsertNode(info.row);
+      states_[f.task].state = TaskState::kFinished;
+      Event("NodeFinished", ev);
+      // The output, the node and the attempt land together: after this commit
+      // the task is never executed again for this run.
+      return Flush();
+    }
+    info.failures++;
+    a.state = "failed";
+    a.error = o.error;
+    last_error_[Key(f.node_id, f.iteration)] = o.error;
+    ev["error"] = o.error;
+    bool retry = o.retryable && info.failures <= spec.retries;
+    if (retry) {
+      info.retry_at_ms = now + RetryDelayMs(spec.retry_policy, info.failures);
+      a.meta["retryAtMs"] = info.retry_at_ms;
+      info.row.state = "pending";
+      states_[f.task] = {TaskState::kPending, info.retry_at_ms};
+    } else {
+      info.row.state = "failed";
+      states_[f.task].state = TaskState::kFailed;
+    }
+    info.row.updated_at_ms = now;
+    batch_.UpsertAttempt(a);
+    batch_.UpsertNode(info.row);
+    Event("NodeFailed", ev);
+    if (retry) {
+      Event("NodeRetrying", {{"nodeId", f.node_id}, {"iteration", f.iteration},
+                             {"attempt", f.attempt + 1}, {"retryAtMs", info.retry_at_ms}});
+    }
+    return Flush();
+  }
+
+  void SetState(int t, const std::string& state, const std::string& event, Json extra) {
+    const core::TaskRef& ref = plan_->tasks()[t];
+    NodeInfo& info = nodes_[Key(ref.node_id, ref.iteration)];
+    info.row.state = state;
+    info.row.updated_at_ms = clock_.NowMs();
+    states_[t].state = core::ParseTaskState(state);
+    batch_.UpsertNode(info.row);
+    extra["nodeId"] = ref.node_id;
+    extra["iteration"] = ref.iteration;
+    Event(event, std::move(extra));
+  }
+
+  void CancelInFlight(const std::string& reason) {
+    for (auto& f : in_flight_) f.exec->Cancel(reason);
+  }
+
+  // Waits for cancelled attempts to end and records them.
+  Status DrainInFlight() {
+    while (!in_flight_.empty()) {
+      SMITHERS_ASSIGN_OR_RETURN(bool any, PollInFlight());
+      if (!any) WaitForActivity(0);
+    }
+    return Status::Ok();
+  }
+
+  // ---- ending ----
+
+  Result<RunResult> CancelRun() {
+    CancelInFlight("run cancelled");
+    while (!in_flight_.empty()) {
+      for (size_t i = 0; i < in_flight_.size();) {
+        if (in_flight_[i].exec->Poll()) {
+          InFlight& f = in_flight_[i];
+          batch_.UpsertAttempt(AttemptRecord{
+              .run_id = run_.run_id, .node_id = f.node_id, .iteration = f.iteration,
+              .attempt = f.attempt, .state = "cancelled", .started_at_ms = f.started_at_ms,
+              .finished_at_ms = clock_.NowMs(),
+              .error = engine::ErrorJson("TASK_CANCELLED", "run cancelled")});
+          SetState(f.task, "cancelled", "NodeCancelled", {{"reason", "run cancelled"}});
+          in_flight_.erase(in_flight_.begin() + static_cast<long>(i));
+        } else {
+          ++i;
+        }
+      }
+      if (!in_flight_.empty()) WaitForActivity(0);
+    }
+    return Finish("cancelled", nullptr);
+  }
+
+  Result<RunResult> FailRun(Json error) { return Finish("failed", std::move(error)); }
+
+  Result<RunResult> Finish(const std::string& status, Json error) {
+    if (!resumed_finished_) {
+      run_.status = status;
+      run_.error = error;
+      run_.finished_at_ms = clock_.NowMs();
+      run_.runtime_owner_id = "";
+      batch_.UpsertRun(run_);
+      if (status == "finished") Event("RunFinished", {});
+      if (status == "failed") Event("RunFailed", {{"error", error}});
+      if (status == "cancelled") Event("RunCancelled", {});
+      SMITHERS_RETURN_IF_ERROR(Flush());
+    }
+    RunResult r{.run_id = run_.run_id, .status = status, .error = std::move(error)};
+    SMITHERS_ASSIGN_OR_RETURN(r.outputs, CollectOutputs(store_, run_.run_id));
+    return r;
+  }
+
+  // ---- writes ----
+
+  void Event(const std::string& type, Json payload) {
+    batch_.AppendEvent(run_.run_id, type, std::move(payload), clock_.NowMs());
+  }
+
+  Status Flush() {
+    if (batch_.empty()) return Status::Ok();
+    Result<std::vector<int64_t>> seqs = store_.Commit(batch_);
+    if (!seqs.ok()) {
+      batch_.Clear();
+      CancelInFlight("the store failed");
+      return seqs.status().WithContext("run \"" + run_.run_id +
+                                       "\" stopped; it can be resumed with --resume");
+    }
+    if (opts_.on_event) {
+      size_t i = 0;
+      for (const auto& op : batch_.ops()) {
+        if (op.kind != WriteBatch::Op::Kind::kEvent) continue;
+        EventRecord e = op.event;
+        e.seq = (*seqs)[i++];
+        opts_.on_event(e);
+      }
+    }
+    batch_.Clear();
+    return Status::Ok();
+  }
+
+  const WorkflowDefinition& wf_;
+  Store& store_;
+  const RunOptions& opts_;
+  Clock& clock_;
+  std::string owner_;
+  std::unique_ptr<Executor> static_exec_, compute_exec_, command_exec_;
+
+  RunRecord run_;
+  Json input_;
+  Ctx::OutputMap outputs_;
+  core::LoopStates loops_;
+  std::map<std::string, NodeInfo> nodes_;
+  std::vector<AttemptRecord> attempts_in_progress_;
+  std::map<std::string, Json> last_error_;
+  std::unique_ptr<Node> root_;
+  std::unique_ptr<core::PlanTree> plan_;
+  std::set<Ctx::OutputKey> reads_;
+  std::vector<core::TaskStatus> states_;
+  std::vector<InFlight> in_flight_;
+  core::FrameEncoder frames_;
+  int64_t frame_no_ = 0;
+  bool need_render_ = false;
+  bool cancel_seen_ = false;
+  bool resumed_finished_ = false;
+  WriteBatch batch_;
+};
+
+}  // namespace
+
+Result<RunResult> RunWorkflow(const WorkflowDefinition& workflow, Store& store,
+                              const RunOptions& options) {
+  if (!workflow.render) return InvalidArgumentError("workflow has no render function");
+  for (const auto& [name, s] : workflow.outputs) {
+    Status st = schema::CheckSchema(s);
+    if (!st.ok()) return st.WithContext("output schema \"" + name + "\"");
+  }
+  Run run(workflow, store, options);
+  return run.Execute();
+}
+
+}  // namespace smithers
