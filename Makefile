@@ -1,0 +1,104 @@
+# Common verbs for Smithers in C++ (DESIGN.md "Set-up", STYLE.md "Build and tooling").
+#
+#   make            same as `make build`
+#   make build      configure build/ once (RelWithDebInfo) and build; the binary is build/smithers
+#   make demo       build, then run examples/hello.lua (database: .smithers/smithers.db)
+#   make test       build, then run every test with ctest
+#   make asan       build build-asan/ with ASan + UBSan (Debug) and run every test there
+#   make check      format-check + layers + tidy (use `make -k check` to see all three)
+#   make format     apply clang-format in place
+#   make bench      build, then bench/run (if present)
+#   make install    build, then cmake --install build (PREFIX=/usr/local by default)
+#   make clean      remove build/ and build-asan/
+#
+# Every verb first runs scripts/install-deps, which is silent when nothing is missing.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := build
+MAKEFLAGS += --no-print-directory
+
+BUILD_DIR  ?= build
+ASAN_DIR   ?= build-asan
+BUILD_TYPE ?= RelWithDebInfo
+JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
+CTEST_JOBS ?= 2
+TIDY_JOBS  ?= 2
+PREFIX     ?=
+# Extra -D... flags for the first configure of build/, e.g. CMAKE_ARGS=-DSMITHERS_BUILD_BENCH=OFF
+CMAKE_ARGS ?=
+
+# All C++ sources and headers that clang-format owns (some directories may not exist yet).
+SOURCE_DIRS   = $(wildcard src include tests examples bench)
+FIND_SOURCES  = find $(SOURCE_DIRS) -type f \( -name '*.cc' -o -name '*.h' \) -print0
+
+# A build dir counts as configured once CMake has generated its build system;
+# after that `cmake --build` re-runs CMake by itself when a CMakeLists.txt or a
+# globbed source list changes, so we never reconfigure by hand.
+configured = { [ -f $(1)/CMakeCache.txt ] && { [ -f $(1)/Makefile ] || [ -f $(1)/build.ninja ]; }; }
+
+.PHONY: all deps configure build demo test asan asan-configure check format-check layers tidy \
+        format bench install clean
+
+all: build
+
+deps:
+	@scripts/install-deps
+
+configure: deps
+	@if ! $(call configured,$(BUILD_DIR)); then \
+	  echo "cmake -S . -B $(BUILD_DIR) $(strip -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) $(CMAKE_ARGS))"; \
+	  cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) $(CMAKE_ARGS); \
+	fi
+
+build: configure
+	cmake --build $(BUILD_DIR) -j$(JOBS)
+
+demo: build
+	./$(BUILD_DIR)/smithers up examples/hello.lua --input '{"name":"world"}'
+
+test: build
+	ctest --test-dir $(BUILD_DIR) --output-on-failure -j$(CTEST_JOBS)
+
+asan-configure: deps
+	@if ! $(call configured,$(ASAN_DIR)); then \
+	  echo "cmake -S . -B $(ASAN_DIR) -DSMITHERS_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug -DSMITHERS_BUILD_BENCH=OFF"; \
+	  cmake -S . -B $(ASAN_DIR) -DSMITHERS_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug -DSMITHERS_BUILD_BENCH=OFF; \
+	fi
+
+asan: asan-configure
+	cmake --build $(ASAN_DIR) -j$(JOBS)
+	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  ctest --test-dir $(ASAN_DIR) --output-on-failure -j$(CTEST_JOBS)
+
+check: format-check layers tidy
+
+format-check: deps
+	@$(FIND_SOURCES) | xargs -0 -r clang-format --dry-run --Werror
+	@echo "format-check: OK"
+
+layers:
+	@scripts/check-layers
+
+# Needs build/compile_commands.json (exported by CMakeLists.txt). Building first
+# keeps the database in step with the sources and generated files. (run-clang-tidy
+# 14 always colours its output and clang-tidy counts suppressed warnings: both are
+# filtered out; the exit status is kept.)
+tidy: build
+	@command -v run-clang-tidy >/dev/null || { echo "tidy: run-clang-tidy not found (package clang-tidy)" >&2; exit 1; }
+	@echo "run-clang-tidy -quiet -p $(BUILD_DIR) -j $(TIDY_JOBS) '^$(CURDIR)/src/.*\.cc$$'"
+	@run-clang-tidy -quiet -p $(BUILD_DIR) -j $(TIDY_JOBS) '^$(CURDIR)/src/.*\.cc$$' 2>&1 \
+	  | sed -u -e 's/\x1b\[[0-9;]*m//g' -e '/^[0-9]* warnings\{0,1\} generated\.$$/d'
+	@echo "tidy: OK"
+
+format: deps
+	@$(FIND_SOURCES) | xargs -0 -r clang-format -i
+
+bench: build
+	@if [ -e bench/run ]; then ./bench/run; else echo "bench: no bench/run yet"; fi
+
+install: build
+	cmake --install $(BUILD_DIR) $(if $(PREFIX),--prefix $(PREFIX))
+
+clean:
+	rm -rf $(BUILD_DIR) $(ASAN_DIR)
