@@ -88,6 +88,11 @@ struct RunResult {
   int ExitCode() const;           // 0 finished, 1 failed, 2 cancelled, 3 waiting
 };
 
+// Checks a workflow without a store: its schemas, `input` (unless null) against
+// its input schema, and a first render with no outputs. InvalidArgument with
+// every problem found. RunWorkflow does the same before it writes anything.
+Status CheckWorkflow(const WorkflowDefinition& workflow, const Json& input);
+
 Result<RunResult> RunWorkflow(const WorkflowDefinition& workflow, Store& store,
                               const RunOptions& options);
 

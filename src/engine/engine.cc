@@ -142,7 +142,8 @@ class Run {
     SMITHERS_RETURN_IF_ERROR(Render());
     SMITHERS_RETURN_IF_ERROR(store_.EnsureOutputViews(wf_.outputs));
     int64_t now = clock_.NowMs();
-    run_.workflow_name = wf_.name;
+    run_.workflow_name =
+        root_->kind == NodeKind::kWorkflow && !root_->id.empty() ? root_->id : wf_.name;
     run_.workflow_path = wf_.source_path;
     run_.workflow_hash = wf_.source_hash;
     run_.status = "running";
@@ -248,7 +249,7 @@ class Run {
   }
 
   Status CheckInput(const Json& input) {
-    if (!input.is_object()) return InvalidArgumentError("--input must be a JSON object");
+    if (!input.is_object()) return InvalidArgumentError("the input must be a JSON object");
     if (wf_.input_schema.is_null()) return Status::Ok();
     auto v = schema::Validate(wf_.input_schema, input);
     if (v.empty()) return Status::Ok();
@@ -691,6 +692,7 @@ class Run {
   // ---- writes ----
 
   void Event(const std::string& type, Json payload) {
+    if (payload.is_null()) payload = Json::object();  // `{}` in C++ is null
     batch_.AppendEvent(run_.run_id, type, std::move(payload), clock_.NowMs());
   }
 
@@ -745,13 +747,37 @@ class Run {
 
 }  // namespace
 
-Result<RunResult> RunWorkflow(const WorkflowDefinition& workflow, Store& store,
-                              const RunOptions& options) {
+Status CheckWorkflow(const WorkflowDefinition& workflow, const Json& input) {
   if (!workflow.render) return InvalidArgumentError("workflow has no render function");
   for (const auto& [name, s] : workflow.outputs) {
     Status st = schema::CheckSchema(s);
     if (!st.ok()) return st.WithContext("output schema \"" + name + "\"");
   }
+  if (!workflow.input_schema.is_null()) {
+    Status st = schema::CheckSchema(workflow.input_schema);
+    if (!st.ok()) return st.WithContext("input schema");
+  }
+  if (input.is_null()) return Status::Ok();
+  if (!input.is_object()) return InvalidArgumentError("the input must be a JSON object");
+  if (!workflow.input_schema.is_null()) {
+    auto v = schema::Validate(workflow.input_schema, input);
+    if (!v.empty()) {
+      std::string msg = "input does not match the workflow's input schema:";
+      for (const auto& x : v) msg += "\n  " + x.path + ": " + x.message;
+      return InvalidArgumentError(msg);
+    }
+  }
+  Json in = input;
+  Ctx::OutputMap none;
+  Ctx ctx("", &in, &none, 0);
+  Result<Node> root = workflow.render(ctx);
+  if (!root.ok()) return root.status();
+  return core::PlanTree::Build(*root, {}, workflow.outputs).status();
+}
+
+Result<RunResult> RunWorkflow(const WorkflowDefinition& workflow, Store& store,
+                              const RunOptions& options) {
+  SMITHERS_RETURN_IF_ERROR(CheckWorkflow(workflow, nullptr));
   Run run(workflow, store, options);
   return run.Execute();
 }

@@ -1,0 +1,462 @@
+// The `smithers` command. See DESIGN.md "CLI" for the contract: commands,
+// --json on every read command, and exit codes 0 finished, 1 failed,
+// 2 cancelled, 3 waiting, 4 bad usage or bad input.
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <sstream>
+#include <thread>
+
+#include "base/hash.h"
+#include "script/lua_workflow.h"
+#include "smithers/engine.h"
+#include "smithers/store.h"
+
+namespace smithers::cli {
+namespace {
+
+constexpr int kExitOk = 0;
+constexpr int kExitFailed = 1;
+constexpr int kExitBadInput = 4;
+
+int Fail(int code, const std::string& message) {
+  std::cerr << "smithers: " << message << "\n";
+  return code;
+}
+
+// Errors the user can fix by changing what they typed exit 4; the rest 1.
+int ExitFor(const Status& s) {
+  switch (s.code()) {
+    case StatusCode::kInvalidArgument:
+    case StatusCode::kFailedPrecondition:
+    case StatusCode::kAlreadyExists:
+    case StatusCode::kNotFound:
+      return kExitBadInput;
+    default:
+      return kExitFailed;
+  }
+}
+
+struct Global {
+  std::string db = ".smithers/smithers.db";
+  std::string synchronous = "FULL";
+  bool json = false;
+};
+
+Result<std::unique_ptr<Store>> Open(const Global& g) {
+  return OpenSqliteStore({.path = g.db, .synchronous = g.synchronous});
+}
+
+std::string Ago(int64_t then_ms) {
+  if (then_ms == 0) return "-";
+  int64_t s = (SystemClock().NowMs() - then_ms) / 1000;
+  if (s < 60) return std::to_string(s) + "s ago";
+  if (s < 3600) return std::to_string(s / 60) + "m ago";
+  if (s < 86400) return std::to_string(s / 3600) + "h ago";
+  return std::to_string(s / 86400) + "d ago";
+}
+
+Json RunJson(const RunRecord& r) {
+  Json j = {{"runId", r.run_id},
+            {"workflowName", r.workflow_name},
+            {"workflowPath", r.workflow_path},
+            {"workflowHash", r.workflow_hash},
+            {"status", r.status},
+            {"createdAtMs", r.created_at_ms},
+            {"startedAtMs", r.started_at_ms},
+            {"finishedAtMs", r.finished_at_ms == 0 ? Json() : Json(r.finished_at_ms)},
+            {"heartbeatAtMs", r.heartbeat_at_ms},
+            {"runtimeOwnerId", r.runtime_owner_id.empty() ? Json() : Json(r.runtime_owner_id)},
+            {"input", r.input},
+            {"error", r.error},
+            {"config", r.config}};
+  if (r.cancel_requested_at_ms != 0) j["cancelRequestedAtMs"] = r.cancel_requested_at_ms;
+  return j;
+}
+
+Json EventJson(const EventRecord& e) {
+  return {{"runId", e.run_id},
+          {"seq", e.seq},
+          {"timestampMs", e.timestamp_ms},
+          {"type", e.type},
+          {"payload", e.payload}};
+}
+
+// ---- up ----
+
+struct UpArgs {
+  std::string file;
+  std::string input;
+  std::string run_id;
+  bool resume = false;
+  bool force = false;
+  int max_concurrency = 16;
+};
+
+class Progress {
+ public:
+  explicit Progress(bool tty) : tty_(tty) {}
+  void operator()(const EventRecord& e) {
+    const Json& p = e.payload;
+    std::string node = p.value("nodeId", "");
+    int iteration = p.value("iteration", 0);
+    std::string at = iteration > 0 ? node + " [" + std::to_string(iteration) + "]" : node;
+    std::string line;
+    if (e.type == "RunStarted") {
+      line = tty_ ? "● run " + e.run_id : "run " + e.run_id + " started";
+    } else if (e.type == "NodeStarted") {
+      int attempt = p.value("attempt", 1);
+      line = (tty_ ? "▶ " : "start ") + at +
+             (attempt > 1 ? " (attempt " + std::to_string(attempt) + ")" : "");
+    } else if (e.type == "NodeFinished") {
+      line = (tty_ ? "✔ " : "finish ") + at;
+    } else if (e.type == "NodeFailed") {
+      std::string msg = p.contains("error") ? p["error"].value("message", "") : "";
+      line = (tty_ ? "✘ " : "fail ") + at + ": " + msg;
+    } else if (e.type == "NodeRetrying") {
+      line = (tty_ ? "↻ " : "retry ") + at + " (attempt " +
+             std::to_string(p.value("attempt", 0)) + ")";
+    } else if (e.type == "NodeSkipped") {
+      line = (tty_ ? "⤼ " : "skip ") + at;
+    } else if (e.type == "NodeCancelled") {
+      line = (tty_ ? "■ " : "cancel ") + at + " (" + p.value("reason", "") + ")";
+    } else if (e.type == "LoopAdvanced") {
+      line = (tty_ ? "⟳ loop " : "loop ") + p.value("loopId", "") + " iteration " +
+             std::to_string(p.value("iteration", 0));
+    } else if (e.type == "RunStatusChanged" && p.value("resumed", false)) {
+      line = (tty_ ? "● resumed run " : "run resumed ") + e.run_id;
+    } else {
+      return;
+    }
+    std::cerr << line << "\n";
+  }
+
+ private:
+  bool tty_;
+};
+
+Result<Json> ParseInput(const std::string& text) {
+  std::string body = text;
+  if (text == "-") {
+    std::stringstream ss;
+    ss << std::cin.rdbuf();
+    body = ss.str();
+  }
+  try {
+    Json j = Json::parse(body);
+    if (!j.is_object()) return InvalidArgumentError("--input must be a JSON object");
+    return j;
+  } catch (const Json::parse_error& e) {
+    std::string what = e.what();
+    // nlohmann's message is "[json.exception.parse_error.101] parse error at line 1, column 9: ..."
+    size_t p = what.find("parse error");
+    return InvalidArgumentError("--input is not valid JSON: " +
+                                (p == std::string::npos ? what : what.substr(p)));
+  }
+}
+
+int Up(const Global& g, const UpArgs& a) {
+  Result<std::unique_ptr<script::LuaWorkflow>> module = script::LoadWorkflowModule(a.file);
+  if (!module.ok()) return Fail(kExitBadInput, module.status().message());
+  const WorkflowDefinition& wf = (*module)->definition();
+  Json input = nullptr;
+  if (!a.input.empty()) {
+    Result<Json> parsed = ParseInput(a.input);
+    if (!parsed.ok()) return Fail(kExitBadInput, parsed.status().message());
+    input = *parsed;
+  }
+  if (!a.resume) {
+    // Everything that can be checked without the database is checked before
+    // it is opened, so bad input writes nothing.
+    Status s = CheckWorkflow(wf, input.is_null() ? Json::object() : input);
+    if (!s.ok()) return Fail(kExitBadInput, s.message());
+  }
+  Result<std::unique_ptr<Store>> store = Open(g);
+  if (!store.ok()) return Fail(ExitFor(store.status()), store.status().message());
+
+  Progress progress(isatty(STDERR_FILENO) != 0);
+  RunOptions opts;
+  opts.run_id = a.run_id;
+  opts.input = input;
+  opts.resume = a.resume;
+  opts.force = a.force;
+  opts.max_concurrency = a.max_concurrency;
+  opts.on_event = [&progress](const EventRecord& e) { progress(e); };
+  const char* user = getenv("USER");
+  opts.auth = {{"triggeredBy", user != nullptr ? user : "cli"}, {"role", "operator"}};
+  Result<RunResult> r = RunWorkflow(wf, **store, opts);
+  if (!r.ok()) return Fail(ExitFor(r.status()), r.status().message());
+  Json out = {{"runId", r->run_id}, {"status", r->status}, {"outputs", r->outputs}};
+  if (!r->error.is_null()) out["error"] = r->error;
+  std::cout << out.dump(2) << std::endl;
+  if (r->status == "failed") {
+    std::cerr << "smithers: run " << r->run_id << " failed: " << r->error.value("message", "")
+              << "\n";
+  }
+  return r->ExitCode();
+}
+
+// ---- read commands ----
+
+int Ps(const Global& g, const std::string& status, int limit) {
+  auto store = Open(g);
+  if (!store.ok()) return Fail(ExitFor(store.status()), store.status().message());
+  auto runs = (*store)->ListRuns({.status = status, .limit = limit});
+  if (!runs.ok()) return Fail(kExitFailed, runs.status().message());
+  if (g.json) {
+    Json arr = Json::array();
+    for (const auto& r : *runs) arr.push_back(RunJson(r));
+    std::cout << Json{{"runs", arr}}.dump(2) << std::endl;
+    return kExitOk;
+  }
+  std::printf("%-36s  %-18s  %-20s  %s\n", "RUN", "STATUS", "WORKFLOW", "STARTED");
+  for (const auto& r : *runs) {
+    std::printf("%-36s  %-18s  %-20s  %s\n", r.run_id.c_str(), r.status.c_str(),
+                r.workflow_name.c_str(), Ago(r.started_at_ms).c_str());
+  }
+  return kExitOk;
+}
+
+int Inspect(const Global& g, const std::string& run_id) {
+  auto store = Open(g);
+  if (!store.ok()) return Fail(ExitFor(store.status()), store.status().message());
+  Store& s = **store;
+  auto run = s.GetRun(run_id);
+  if (!run.ok()) return Fail(ExitFor(run.status()), run.status().message());
+  auto nodes = s.ListNodes(run_id);
+  auto attempts = s.ListAttempts(run_id);
+  auto outputs = s.ListOutputs(run_id);
+  auto loops = s.ListLoops(run_id);
+  auto last_frame = s.LastFrame(run_id);
+  for (const Status& st : {nodes.status(), attempts.status(), outputs.status(), loops.status(),
+                           last_frame.status()}) {
+    if (!st.ok()) return Fail(kExitFailed, st.message());
+  }
+  Json j = {{"run", RunJson(*run)}, {"nodes", Json::array()}, {"outputs", Json::array()},
+            {"loops", Json::array()}};
+  for (const auto& n : *nodes) {
+    Json nj = {{"nodeId", n.node_id}, {"iteration", n.iteration}, {"state", n.state},
+               {"lastAttempt", n.last_attempt}, {"outputTable", n.output_table},
+               {"updatedAtMs", n.updated_at_ms}, {"attempts", Json::array()}};
+    if (!n.label.empty()) nj["label"] = n.label;
+    for (const auto& a : *attempts) {
+      if (a.node_id != n.node_id || a.iteration != n.iteration) continue;
+      Json aj = {{"attempt", a.attempt}, {"state", a.state}, {"startedAtMs", a.started_at_ms},
+                 {"finishedAtMs", a.finished_at_ms == 0 ? Json() : Json(a.finished_at_ms)},
+                 {"cached", a.cached}};
+      if (!a.error.is_null()) aj["error"] = a.error;
+      nj["attempts"].push_back(aj);
+    }
+    j["nodes"].push_back(nj);
+  }
+  for (const auto& o : *outputs) {
+    j["outputs"].push_back({{"nodeId", o.node_id}, {"iteration", o.iteration},
+                            {"outputTable", o.output_table}, {"payload", o.payload}});
+  }
+  for (const auto& l : *loops) {
+    j["loops"].push_back({{"loopId", l.loop_id}, {"iteration", l.iteration}, {"done", l.done}});
+  }
+  if (*last_frame) j["lastFrameNo"] = (*last_frame)->frame_no;
+  if (g.json) {
+    std::cout << j.dump(2) << std::endl;
+    return kExitOk;
+  }
+  const RunRecord& r = *run;
+  std::printf("run       %s\nworkflow  %s (%s)\nstatus    %s\nstarted   %s\n", r.run_id.c_str(),
+              r.workflow_name.c_str(), r.workflow_path.c_str(), r.status.c_str(),
+              r.started_at_ms ? base::FormatIsoTime(r.started_at_ms).c_str() : "-");
+  if (r.finished_at_ms) std::printf("finished  %s\n", base::FormatIsoTime(r.finished_at_ms).c_str());
+  std::printf("input     %s\n", r.input.dump().c_str());
+  if (!r.error.is_null()) std::printf("error     %s\n", r.error.dump().c_str());
+  std::printf("\n%-32s  %-5s  %-12s  %s\n", "NODE", "ITER", "STATE", "ATTEMPTS");
+  for (const auto& n : j["nodes"]) {
+    std::printf("%-32s  %-5d  %-12s  %d\n", n["nodeId"].get<std::string>().c_str(),
+                n["iteration"].get<int>(), n["state"].get<std::string>().c_str(),
+                n["lastAttempt"].get<int>());
+    for (const auto& a : n["attempts"]) {
+      if (a.contains("error")) {
+        std::printf("    attempt %d %s: %s\n", a["attempt"].get<int>(),
+                    a["state"].get<std::string>().c_str(), a["error"].value("message", "").c_str());
+      }
+    }
+  }
+  if (!j["outputs"].empty()) std::printf("\nOUTPUTS\n");
+  for (const auto& o : j["outputs"]) {
+    std::printf("  %s [%d] (%s): %s\n", o["nodeId"].get<std::string>().c_str(),
+                o["iteration"].get<int>(), o["outputTable"].get<std::string>().c_str(),
+                o["payload"].dump().c_str());
+  }
+  return kExitOk;
+}
+
+int Events(const Global& g, const std::string& run_id, int64_t since, bool follow) {
+  auto store = Open(g);
+  if (!store.ok()) return Fail(ExitFor(store.status()), store.status().message());
+  Store& s = **store;
+  auto run = s.GetRun(run_id);
+  if (!run.ok()) return Fail(ExitFor(run.status()), run.status().message());
+  int64_t after = since;
+  Json all = Json::array();
+  auto print = [&](const EventRecord& e) {
+    if (g.json && !follow) {
+      all.push_back(EventJson(e));
+    } else if (g.json) {
+      std::cout << EventJson(e).dump() << "\n";
+    } else {
+      std::cout << e.seq << "  " << base::FormatIsoTime(e.timestamp_ms) << "  " << e.type << "  "
+                << e.payload.dump() << "\n";
+    }
+  };
+  while (true) {
+    auto events = s.ListEvents(run_id, after, 1000);
+    if (!events.ok()) return Fail(kExitFailed, events.status().message());
+    for (const auto& e : *events) {
+      print(e);
+      after = e.seq;
+    }
+    if (events->size() == 1000) continue;
+    if (!follow) break;
+    std::cout.flush();
+    auto latest = s.GetRun(run_id);
+    if (!latest.ok()) return Fail(kExitFailed, latest.status().message());
+    const std::string& st = latest->status;
+    if (st == "finished" || st == "failed" || st == "cancelled") {
+      // One last read: events committed with the final status.
+      auto rest = s.ListEvents(run_id, after, 100000);
+      if (rest.ok()) {
+        for (const auto& e : *rest) print(e);
+      }
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  if (g.json && !follow) std::cout << Json{{"runId", run_id}, {"events", all}}.dump(2) << "\n";
+  std::cout.flush();
+  return kExitOk;
+}
+
+int Cancel(const Global& g, const std::string& run_id) {
+  auto store = Open(g);
+  if (!store.ok()) return Fail(ExitFor(store.status()), store.status().message());
+  Store& s = **store;
+  auto run = s.GetRun(run_id);
+  if (!run.ok()) return Fail(ExitFor(run.status()), run.status().message());
+  const std::string& st = run->status;
+  if (st == "finished" || st == "failed" || st == "cancelled") {
+    return Fail(kExitBadInput, "run " + run_id + " is already " + st + "; nothing to cancel");
+  }
+  int64_t now = SystemClock().NowMs();
+  Status rc = s.RequestCancel(run_id, now);
+  if (!rc.ok()) return Fail(ExitFor(rc), rc.message());
+  bool owner_alive = !run->runtime_owner_id.empty() &&
+                     !OwnerIsDeadLocalProcess(run->runtime_owner_id) &&
+                     now - run->heartbeat_at_ms < 30000;
+  if (owner_alive) {
+    std::cerr << "cancel requested; " << run->runtime_owner_id << " will stop the run\n";
+    return kExitOk;
+  }
+  // Nobody runs it: take it over and record the cancellation ourselves.
+  Status claim = s.ClaimRun(run_id, run->runtime_owner_id, ThisProcessOwnerId(), now);
+  if (!claim.ok()) return Fail(kExitFailed, claim.message());
+  RunRecord r = *run;
+  r.status = "cancelled";
+  r.finished_at_ms = now;
+  r.runtime_owner_id = "";
+  WriteBatch b;
+  b.UpsertRun(r);
+  auto nodes = s.ListNodes(run_id);
+  if (nodes.ok()) {
+    for (auto n : *nodes) {
+      if (n.state == "in-progress" || n.state == "pending") {
+        n.state = "cancelled";
+        n.updated_at_ms = now;
+        b.UpsertNode(n);
+      }
+    }
+  }
+  b.AppendEvent(run_id, "RunCancelled", {{"by", "cli"}}, now);
+  auto c = s.Commit(b);
+  if (!c.ok()) return Fail(kExitFailed, c.status().message());
+  std::cerr << "run " << run_id << " cancelled\n";
+  return kExitOk;
+}
+
+}  // namespace
+
+int Main(int argc, char** argv) {
+  CLI::App app{"smithers: durable workflows for AI agents (Lua modules, SQLite store)",
+               "smithers"};
+  app.require_subcommand(1);
+  app.fallthrough();  // global options may follow the subcommand
+  app.set_version_flag("--version", "smithers 0.1.0");
+  Global g;
+  app.add_option("--db", g.db, "SQLite database file")
+      ->capture_default_str()
+      ->envname("SMITHERS_DB");
+  app.add_option("--synchronous", g.synchronous,
+                 "SQLite synchronous mode: FULL (durable, default) or NORMAL")
+      ->capture_default_str();
+
+  UpArgs up;
+  auto* up_cmd = app.add_subcommand("up", "Run a workflow module (or resume a run)");
+  up_cmd->add_option("file", up.file, "The workflow module (.lua)")->required();
+  up_cmd->add_option("-i,--input", up.input, "Run input as a JSON object, or - for stdin");
+  up_cmd->add_option("-r,--run-id", up.run_id, "Run id (default: a new UUID)");
+  up_cmd->add_flag("--resume", up.resume, "Resume the run given by --run-id");
+  up_cmd->add_flag("--force", up.force,
+                   "On resume: accept a changed workflow source and take over a live owner");
+  up_cmd->add_option("-c,--max-concurrency", up.max_concurrency, "Tasks in flight at once")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1024));
+  up_cmd->footer(
+      "Exit codes: 0 finished, 1 failed, 2 cancelled, 3 waiting, 4 bad usage or input.");
+
+  std::string ps_status;
+  int ps_limit = 50;
+  auto* ps_cmd = app.add_subcommand("ps", "List runs, newest first");
+  ps_cmd->add_option("-s,--status", ps_status, "Only runs with this status");
+  ps_cmd->add_option("-l,--limit", ps_limit, "At most this many runs")->capture_default_str();
+
+  std::string run_id;
+  auto* inspect_cmd = app.add_subcommand("inspect", "Show a run: nodes, attempts, outputs");
+  inspect_cmd->add_option("run", run_id, "Run id")->required();
+
+  int64_t since = -1;
+  bool follow = false;
+  auto* events_cmd = app.add_subcommand("events", "Print a run's events in seq order");
+  events_cmd->add_option("run", run_id, "Run id")->required();
+  events_cmd->add_option("--since", since, "Only events with seq greater than this");
+  events_cmd->add_flag("-f,--follow", follow,
+                       "Keep printing new events until the run ends (with --json: one JSON "
+                       "object per line)");
+
+  auto* cancel_cmd = app.add_subcommand("cancel", "Cancel a run");
+  cancel_cmd->add_option("run", run_id, "Run id")->required();
+
+  for (auto* cmd : {ps_cmd, inspect_cmd, events_cmd}) {
+    cmd->add_flag("--json", g.json, "Print one JSON document on stdout");
+  }
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::Success& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);
+    return kExitBadInput;
+  }
+
+  if (*up_cmd) return Up(g, up);
+  if (*ps_cmd) return Ps(g, ps_status, ps_limit);
+  if (*inspect_cmd) return Inspect(g, run_id);
+  if (*events_cmd) return Events(g, run_id, since, follow);
+  if (*cancel_cmd) return Cancel(g, run_id);
+  return kExitBadInput;
+}
+
+}  // namespace smithers::cli
+
+int main(int argc, char** argv) { return smithers::cli::Main(argc, argv); }
