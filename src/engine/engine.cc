@@ -232,9 +232,12 @@ class Run {
       Event("NodeCancelled", {{"nodeId", a.node_id}, {"iteration", a.iteration},
                               {"attempt", a.attempt}, {"reason", "abandoned"}});
     }
+    // A crashed run keeps its failures (a continueOnFail failure stays
+    // failed); a run that ended failed or cancelled is being retried.
+    bool retry_failures = previous_status == "failed" || previous_status == "cancelled";
     for (auto& [key, info] : nodes_) {
       const std::string& s = info.row.state;
-      if (s == "in-progress" || s == "cancelled" || s == "failed") {
+      if (s == "in-progress" || (retry_failures && (s == "cancelled" || s == "failed"))) {
         info.row.state = "pending";
         info.row.updated_at_ms = now;
         info.failures = 0;
