@@ -82,7 +82,7 @@ std::string Key(const std::string& node_id, int iteration) {
 
 int64_t RetryDelayMs(const RetryPolicy& p, int failures) {
   if (p.initial_delay_ms <= 0) return 0;
-  constexpr int64_t kCap = 5 * 60 * 1000;
+  constexpr int64_t kCap = int64_t{5} * 60 * 1000;
   double d = static_cast<double>(p.initial_delay_ms);
   if (p.backoff == "linear") d *= failures;
   if (p.backoff == "exponential") d *= std::pow(2.0, failures - 1);

@@ -212,10 +212,12 @@ class CommandExecutor final : public Executor {
     env_strings.push_back("SMITHERS_ITERATION=" + std::to_string(info.iteration));
     env_strings.push_back("SMITHERS_ATTEMPT=" + std::to_string(info.attempt));
     std::vector<char*> envp;
+    envp.reserve(env_strings.size() + 1);
     for (auto& s : env_strings) envp.push_back(s.data());
     envp.push_back(nullptr);
     std::vector<std::string> argv_copy = cmd.argv;
     std::vector<char*> argv;
+    argv.reserve(argv_copy.size() + 1);
     for (auto& s : argv_copy) argv.push_back(s.data());
     argv.push_back(nullptr);
 

@@ -26,47 +26,47 @@ constexpr const char* kDeadlineKey = "smithers.deadline";
 
 // ---- Lua <-> JSON ----
 
-bool IsNull(lua_State* L, int idx) {
-  lua_getfield(L, LUA_REGISTRYINDEX, kNullKey);
-  bool eq = lua_rawequal(L, idx < 0 ? idx - 1 : idx, -1);
-  lua_pop(L, 1);
+bool IsNull(lua_State* ls, int idx) {
+  lua_getfield(ls, LUA_REGISTRYINDEX, kNullKey);
+  bool eq = lua_rawequal(ls, idx < 0 ? idx - 1 : idx, -1);
+  lua_pop(ls, 1);
   return eq;
 }
 
-bool HasArrayMeta(lua_State* L, int idx) {
-  if (!lua_getmetatable(L, idx)) return false;
-  luaL_getmetatable(L, kArrayMeta);
-  bool eq = lua_rawequal(L, -1, -2);
-  lua_pop(L, 2);
+bool HasArrayMeta(lua_State* ls, int idx) {
+  if (!lua_getmetatable(ls, idx)) return false;
+  luaL_getmetatable(ls, kArrayMeta);
+  bool eq = lua_rawequal(ls, -1, -2);
+  lua_pop(ls, 2);
   return eq;
 }
 
 // Converts the value at `idx`. Returns an error message, or "" on success.
-std::string ToJson(lua_State* L, int idx, Json& out, int depth = 0) {
+std::string ToJson(lua_State* ls, int idx, Json& out, int depth = 0) {
   if (depth > 64) return "value nested deeper than 64 levels (a cycle?)";
-  idx = lua_absindex(L, idx);
-  switch (lua_type(L, idx)) {
+  idx = lua_absindex(ls, idx);
+  switch (lua_type(ls, idx)) {
     case LUA_TNIL:
       out = nullptr;
       return "";
     case LUA_TBOOLEAN:
-      out = static_cast<bool>(lua_toboolean(L, idx));
+      out = static_cast<bool>(lua_toboolean(ls, idx));
       return "";
     case LUA_TNUMBER:
-      if (lua_isinteger(L, idx)) {
-        out = static_cast<int64_t>(lua_tointeger(L, idx));
+      if (lua_isinteger(ls, idx)) {
+        out = static_cast<int64_t>(lua_tointeger(ls, idx));
       } else {
-        out = lua_tonumber(L, idx);
+        out = lua_tonumber(ls, idx);
       }
       return "";
     case LUA_TSTRING: {
       size_t len = 0;
-      const char* s = lua_tolstring(L, idx, &len);
+      const char* s = lua_tolstring(ls, idx, &len);
       out = std::string(s, len);
       return "";
     }
     case LUA_TLIGHTUSERDATA:
-      if (IsNull(L, idx)) {
+      if (IsNull(ls, idx)) {
         out = nullptr;
         return "";
       }
@@ -76,31 +76,31 @@ std::string ToJson(lua_State* L, int idx, Json& out, int depth = 0) {
       lua_Integer max_index = 0;
       size_t count = 0;
       bool all_int = true, all_str = true;
-      lua_pushnil(L);
-      while (lua_next(L, idx) != 0) {
+      lua_pushnil(ls);
+      while (lua_next(ls, idx) != 0) {
         ++count;
-        if (lua_type(L, -2) == LUA_TNUMBER && lua_isinteger(L, -2) && lua_tointeger(L, -2) > 0) {
-          max_index = std::max(max_index, lua_tointeger(L, -2));
+        if (lua_type(ls, -2) == LUA_TNUMBER && lua_isinteger(ls, -2) && lua_tointeger(ls, -2) > 0) {
+          max_index = std::max(max_index, lua_tointeger(ls, -2));
           all_str = false;
-        } else if (lua_type(L, -2) == LUA_TSTRING) {
+        } else if (lua_type(ls, -2) == LUA_TSTRING) {
           all_int = false;
         } else {
-          lua_pop(L, 2);
+          lua_pop(ls, 2);
           return "table keys must be strings or positive integers";
         }
-        lua_pop(L, 1);
+        lua_pop(ls, 1);
       }
       if (count == 0) {
-        out = HasArrayMeta(L, idx) ? Json::array() : Json::object();
+        out = HasArrayMeta(ls, idx) ? Json::array() : Json::object();
         return "";
       }
       if (all_int && static_cast<size_t>(max_index) == count) {
         out = Json::array();
         for (lua_Integer i = 1; i <= max_index; ++i) {
-          lua_rawgeti(L, idx, i);
+          lua_rawgeti(ls, idx, i);
           Json v;
-          std::string err = ToJson(L, -1, v, depth + 1);
-          lua_pop(L, 1);
+          std::string err = ToJson(ls, -1, v, depth + 1);
+          lua_pop(ls, 1);
           if (!err.empty()) return "[" + std::to_string(i) + "]: " + err;
           out.push_back(std::move(v));
         }
@@ -108,14 +108,14 @@ std::string ToJson(lua_State* L, int idx, Json& out, int depth = 0) {
       }
       if (!all_str) return "a table mixes string and integer keys (or has holes)";
       out = Json::object();
-      lua_pushnil(L);
-      while (lua_next(L, idx) != 0) {
-        std::string key = lua_tostring(L, -2);
+      lua_pushnil(ls);
+      while (lua_next(ls, idx) != 0) {
+        std::string key = lua_tostring(ls, -2);
         Json v;
-        std::string err = ToJson(L, -1, v, depth + 1);
-        lua_pop(L, 1);
+        std::string err = ToJson(ls, -1, v, depth + 1);
+        lua_pop(ls, 1);
         if (!err.empty()) {
-          lua_pop(L, 1);
+          lua_pop(ls, 1);
           return "." + key + ": " + err;
         }
         out[key] = std::move(v);
@@ -123,257 +123,257 @@ std::string ToJson(lua_State* L, int idx, Json& out, int depth = 0) {
       return "";
     }
     default:
-      return std::string("cannot convert a ") + luaL_typename(L, idx) + " to JSON";
+      return std::string("cannot convert a ") + luaL_typename(ls, idx) + " to JSON";
   }
 }
 
-void PushJson(lua_State* L, const Json& v) {
+void PushJson(lua_State* ls, const Json& v) {
   switch (v.type()) {
     case Json::value_t::null:
     case Json::value_t::discarded:
-      lua_pushnil(L);
+      lua_pushnil(ls);
       break;
     case Json::value_t::boolean:
-      lua_pushboolean(L, v.get<bool>());
+      lua_pushboolean(ls, v.get<bool>());
       break;
     case Json::value_t::number_integer:
-      lua_pushinteger(L, v.get<int64_t>());
+      lua_pushinteger(ls, v.get<int64_t>());
       break;
     case Json::value_t::number_unsigned:
-      lua_pushinteger(L, static_cast<lua_Integer>(v.get<uint64_t>()));
+      lua_pushinteger(ls, static_cast<lua_Integer>(v.get<uint64_t>()));
       break;
     case Json::value_t::number_float:
-      lua_pushnumber(L, v.get<double>());
+      lua_pushnumber(ls, v.get<double>());
       break;
     case Json::value_t::string: {
       const auto& s = v.get_ref<const std::string&>();
-      lua_pushlstring(L, s.data(), s.size());
+      lua_pushlstring(ls, s.data(), s.size());
       break;
     }
     case Json::value_t::array: {
-      lua_createtable(L, static_cast<int>(v.size()), 0);
+      lua_createtable(ls, static_cast<int>(v.size()), 0);
       lua_Integer i = 1;
       for (const auto& e : v) {
-        PushJson(L, e);
-        lua_rawseti(L, -2, i++);
+        PushJson(ls, e);
+        lua_rawseti(ls, -2, i++);
       }
-      luaL_setmetatable(L, kArrayMeta);
+      luaL_setmetatable(ls, kArrayMeta);
       break;
     }
     case Json::value_t::object:
-      lua_createtable(L, 0, static_cast<int>(v.size()));
+      lua_createtable(ls, 0, static_cast<int>(v.size()));
       for (const auto& [k, e] : v.items()) {
-        PushJson(L, e);
-        lua_setfield(L, -2, k.c_str());
+        PushJson(ls, e);
+        lua_setfield(ls, -2, k.c_str());
       }
       break;
     case Json::value_t::binary:
-      lua_pushnil(L);
+      lua_pushnil(ls);
       break;
   }
 }
 
 // ---- schemas: full userdata holding a Json ----
 
-Json* ToSchema(lua_State* L, int idx) {
-  return static_cast<Json*>(luaL_testudata(L, idx, kSchemaMeta));
+Json* ToSchema(lua_State* ls, int idx) {
+  return static_cast<Json*>(luaL_testudata(ls, idx, kSchemaMeta));
 }
 
-void PushSchema(lua_State* L, Json schema) {
-  void* mem = lua_newuserdatauv(L, sizeof(Json), 0);
+void PushSchema(lua_State* ls, Json schema) {
+  void* mem = lua_newuserdatauv(ls, sizeof(Json), 0);
   new (mem) Json(std::move(schema));
-  luaL_setmetatable(L, kSchemaMeta);
+  luaL_setmetatable(ls, kSchemaMeta);
 }
 
-int SchemaGc(lua_State* L) {
-  static_cast<Json*>(lua_touserdata(L, 1))->~Json();
+int SchemaGc(lua_State* ls) {
+  static_cast<Json*>(lua_touserdata(ls, 1))->~Json();
   return 0;
 }
 
-Json* CheckSchemaArg(lua_State* L, int idx, const char* fn) {
-  Json* s = ToSchema(L, idx);
-  if (s == nullptr) luaL_error(L, "%s: argument %d must be a schema", fn, idx);
+Json* CheckSchemaArg(lua_State* ls, int idx, const char* fn) {
+  Json* s = ToSchema(ls, idx);
+  if (s == nullptr) luaL_error(ls, "%s: argument %d must be a schema", fn, idx);
   return s;
 }
 
-int ZSimple(lua_State* L, Json (*make)()) {
-  PushSchema(L, make());
+int ZSimple(lua_State* ls, Json (*make)()) {
+  PushSchema(ls, make());
   return 1;
 }
-int ZString(lua_State* L) { return ZSimple(L, schema::String); }
-int ZNumber(lua_State* L) { return ZSimple(L, schema::Number); }
-int ZInteger(lua_State* L) { return ZSimple(L, schema::Integer); }
-int ZBoolean(lua_State* L) { return ZSimple(L, schema::Boolean); }
-int ZNull(lua_State* L) { return ZSimple(L, schema::Null); }
-int ZAny(lua_State* L) {
-  PushSchema(L, Json::object());
+int ZString(lua_State* ls) { return ZSimple(ls, schema::String); }
+int ZNumber(lua_State* ls) { return ZSimple(ls, schema::Number); }
+int ZInteger(lua_State* ls) { return ZSimple(ls, schema::Integer); }
+int ZBoolean(lua_State* ls) { return ZSimple(ls, schema::Boolean); }
+int ZNull(lua_State* ls) { return ZSimple(ls, schema::Null); }
+int ZAny(lua_State* ls) {
+  PushSchema(ls, Json::object());
   return 1;
 }
 
-int ZObject(lua_State* L) {
-  luaL_checktype(L, 1, LUA_TTABLE);
+int ZObject(lua_State* ls) {
+  luaL_checktype(ls, 1, LUA_TTABLE);
   // Validate first, while no C++ object is alive that an error would leak.
-  lua_pushnil(L);
-  while (lua_next(L, 1) != 0) {
-    if (lua_type(L, -2) != LUA_TSTRING) return luaL_error(L, "object: field names must be strings");
-    if (ToSchema(L, -1) == nullptr) {
-      return luaL_error(L, "object: field \"%s\" must be a schema", lua_tostring(L, -2));
+  lua_pushnil(ls);
+  while (lua_next(ls, 1) != 0) {
+    if (lua_type(ls, -2) != LUA_TSTRING) return luaL_error(ls, "object: field names must be strings");
+    if (ToSchema(ls, -1) == nullptr) {
+      return luaL_error(ls, "object: field \"%s\" must be a schema", lua_tostring(ls, -2));
     }
-    lua_pop(L, 1);
+    lua_pop(ls, 1);
   }
   {
     std::vector<std::string> names;
-    lua_pushnil(L);
-    while (lua_next(L, 1) != 0) {
-      names.emplace_back(lua_tostring(L, -2));
-      lua_pop(L, 1);
+    lua_pushnil(ls);
+    while (lua_next(ls, 1) != 0) {
+      names.emplace_back(lua_tostring(ls, -2));
+      lua_pop(ls, 1);
     }
     std::sort(names.begin(), names.end());
     std::vector<std::pair<std::string, Json>> props;
     for (const auto& n : names) {
-      lua_getfield(L, 1, n.c_str());
-      props.emplace_back(n, *ToSchema(L, -1));
-      lua_pop(L, 1);
+      lua_getfield(ls, 1, n.c_str());
+      props.emplace_back(n, *ToSchema(ls, -1));
+      lua_pop(ls, 1);
     }
-    PushSchema(L, schema::Object(props));
+    PushSchema(ls, schema::Object(props));
   }
   return 1;
 }
 
-int ZEnum(lua_State* L) {
-  luaL_checktype(L, 1, LUA_TTABLE);
-  lua_Integer n = luaL_len(L, 1);
+int ZEnum(lua_State* ls) {
+  luaL_checktype(ls, 1, LUA_TTABLE);
+  lua_Integer n = luaL_len(ls, 1);
   for (lua_Integer i = 1; i <= n; ++i) {
-    if (lua_rawgeti(L, 1, i) != LUA_TSTRING) return luaL_error(L, "enum: values must be strings");
-    lua_pop(L, 1);
+    if (lua_rawgeti(ls, 1, i) != LUA_TSTRING) return luaL_error(ls, "enum: values must be strings");
+    lua_pop(ls, 1);
   }
   {
     std::vector<std::string> values;
     for (lua_Integer i = 1; i <= n; ++i) {
-      lua_rawgeti(L, 1, i);
-      values.emplace_back(lua_tostring(L, -1));
-      lua_pop(L, 1);
+      lua_rawgeti(ls, 1, i);
+      values.emplace_back(lua_tostring(ls, -1));
+      lua_pop(ls, 1);
     }
-    PushSchema(L, schema::Enum(values));
+    PushSchema(ls, schema::Enum(values));
   }
   return 1;
 }
 
-int ZLiteral(lua_State* L) {
+int ZLiteral(lua_State* ls) {
   bool ok;
   {
     Json v;
-    ok = ToJson(L, 1, v).empty();
-    if (ok) PushSchema(L, schema::Literal(v));
+    ok = ToJson(ls, 1, v).empty();
+    if (ok) PushSchema(ls, schema::Literal(v));
   }
-  if (!ok) return luaL_error(L, "literal: value is not JSON");
+  if (!ok) return luaL_error(ls, "literal: value is not JSON");
   return 1;
 }
 
-int ZWrap(lua_State* L, const char* fn, Json (*wrap)(const Json&)) {
-  Json* s = CheckSchemaArg(L, 1, fn);
-  PushSchema(L, wrap(*s));
+int ZWrap(lua_State* ls, const char* fn, Json (*wrap)(const Json&)) {
+  Json* s = CheckSchemaArg(ls, 1, fn);
+  PushSchema(ls, wrap(*s));
   return 1;
 }
-int ZArray(lua_State* L) { return ZWrap(L, "array", schema::Array); }
-int ZRecord(lua_State* L) { return ZWrap(L, "record", schema::Record); }
-int ZOptional(lua_State* L) { return ZWrap(L, "optional", schema::Optional); }
-int ZNullable(lua_State* L) { return ZWrap(L, "nullable", schema::Nullable); }
-int ZDescribe(lua_State* L) {
-  Json* s = CheckSchemaArg(L, 1, "describe");
-  const char* text = luaL_checkstring(L, 2);
-  PushSchema(L, schema::Describe(*s, text));
+int ZArray(lua_State* ls) { return ZWrap(ls, "array", schema::Array); }
+int ZRecord(lua_State* ls) { return ZWrap(ls, "record", schema::Record); }
+int ZOptional(lua_State* ls) { return ZWrap(ls, "optional", schema::Optional); }
+int ZNullable(lua_State* ls) { return ZWrap(ls, "nullable", schema::Nullable); }
+int ZDescribe(lua_State* ls) {
+  Json* s = CheckSchemaArg(ls, 1, "describe");
+  const char* text = luaL_checkstring(ls, 2);
+  PushSchema(ls, schema::Describe(*s, text));
   return 1;
 }
 // schema:json() -> the JSON Schema as a string (handy for debugging modules).
-int SchemaJson(lua_State* L) {
-  Json* s = CheckSchemaArg(L, 1, "json");
+int SchemaJson(lua_State* ls) {
+  Json* s = CheckSchemaArg(ls, 1, "json");
   {
     std::string text = s->dump();
-    lua_pushlstring(L, text.data(), text.size());
+    lua_pushlstring(ls, text.data(), text.size());
   }
   return 1;
 }
 
 // smithers.outputs { name = schema, ... } -> { name = { __output = name } }
-int Outputs(lua_State* L) {
-  luaL_checktype(L, 1, LUA_TTABLE);
-  lua_getfield(L, LUA_REGISTRYINDEX, kOutputsKey);
-  int registry = lua_gettop(L);
-  lua_newtable(L);
-  int result = lua_gettop(L);
-  lua_pushnil(L);
-  while (lua_next(L, 1) != 0) {
-    if (lua_type(L, -2) != LUA_TSTRING) return luaL_error(L, "outputs: names must be strings");
-    const char* name = lua_tostring(L, -2);
-    Json* s = ToSchema(L, -1);
-    if (s == nullptr) return luaL_error(L, "outputs: \"%s\" must be a schema", name);
+int Outputs(lua_State* ls) {
+  luaL_checktype(ls, 1, LUA_TTABLE);
+  lua_getfield(ls, LUA_REGISTRYINDEX, kOutputsKey);
+  int registry = lua_gettop(ls);
+  lua_newtable(ls);
+  int result = lua_gettop(ls);
+  lua_pushnil(ls);
+  while (lua_next(ls, 1) != 0) {
+    if (lua_type(ls, -2) != LUA_TSTRING) return luaL_error(ls, "outputs: names must be strings");
+    const char* name = lua_tostring(ls, -2);
+    Json* s = ToSchema(ls, -1);
+    if (s == nullptr) return luaL_error(ls, "outputs: \"%s\" must be a schema", name);
     if (!s->is_object() || s->value("type", "") != "object") {
-      return luaL_error(L, "outputs: \"%s\" must be an object schema (z.object{...})", name);
+      return luaL_error(ls, "outputs: \"%s\" must be an object schema (z.object{...})", name);
     }
-    lua_pushvalue(L, -1);
-    lua_setfield(L, registry, name);
-    lua_createtable(L, 0, 2);
-    lua_pushstring(L, name);
-    lua_setfield(L, -2, "__output");
-    lua_pushvalue(L, -2);
-    lua_setfield(L, -2, "schema");
-    lua_setfield(L, result, name);
-    lua_pop(L, 1);
+    lua_pushvalue(ls, -1);
+    lua_setfield(ls, registry, name);
+    lua_createtable(ls, 0, 2);
+    lua_pushstring(ls, name);
+    lua_setfield(ls, -2, "__output");
+    lua_pushvalue(ls, -2);
+    lua_setfield(ls, -2, "schema");
+    lua_setfield(ls, result, name);
+    lua_pop(ls, 1);
   }
-  lua_pushvalue(L, result);
+  lua_pushvalue(ls, result);
   return 1;
 }
 
 // ---- components: tables tagged with their kind and where they were made ----
 
-int Component(lua_State* L, const char* kind) {
-  if (lua_type(L, 1) != LUA_TTABLE) {
-    return luaL_error(L, "%s expects a table, e.g. %s { ... }", kind, kind);
+int Component(lua_State* ls, const char* kind) {
+  if (lua_type(ls, 1) != LUA_TTABLE) {
+    return luaL_error(ls, "%s expects a table, e.g. %s { ... }", kind, kind);
   }
-  lua_pushstring(L, kind);
-  lua_setfield(L, 1, "__kind");
+  lua_pushstring(ls, kind);
+  lua_setfield(ls, 1, "__kind");
   lua_Debug ar;
-  if (lua_getstack(L, 1, &ar) && lua_getinfo(L, "Sl", &ar) && ar.currentline > 0) {
-    lua_pushfstring(L, "%s:%d", ar.short_src, ar.currentline);
-    lua_setfield(L, 1, "__src");
+  if (lua_getstack(ls, 1, &ar) && lua_getinfo(ls, "Sl", &ar) && ar.currentline > 0) {
+    lua_pushfstring(ls, "%s:%d", ar.short_src, ar.currentline);
+    lua_setfield(ls, 1, "__src");
   }
-  lua_settop(L, 1);
+  lua_settop(ls, 1);
   return 1;
 }
-int CWorkflow(lua_State* L) { return Component(L, "Workflow"); }
-int CSequence(lua_State* L) { return Component(L, "Sequence"); }
-int CParallel(lua_State* L) { return Component(L, "Parallel"); }
-int CBranch(lua_State* L) { return Component(L, "Branch"); }
-int CLoop(lua_State* L) { return Component(L, "Loop"); }
-int CTask(lua_State* L) { return Component(L, "Task"); }
+int CWorkflow(lua_State* ls) { return Component(ls, "Workflow"); }
+int CSequence(lua_State* ls) { return Component(ls, "Sequence"); }
+int CParallel(lua_State* ls) { return Component(ls, "Parallel"); }
+int CBranch(lua_State* ls) { return Component(ls, "Branch"); }
+int CLoop(lua_State* ls) { return Component(ls, "Loop"); }
+int CTask(lua_State* ls) { return Component(ls, "Task"); }
 
 // smithers.array(t): marks t as a JSON array, so {} encodes as [].
-int MarkArray(lua_State* L) {
-  luaL_checktype(L, 1, LUA_TTABLE);
-  luaL_setmetatable(L, kArrayMeta);
-  lua_settop(L, 1);
+int MarkArray(lua_State* ls) {
+  luaL_checktype(ls, 1, LUA_TTABLE);
+  luaL_setmetatable(ls, kArrayMeta);
+  lua_settop(ls, 1);
   return 1;
 }
 
 // smithers(render [, { input = schema, name = "..." }]) -> workflow table
-int MakeWorkflow(lua_State* L) {
+int MakeWorkflow(lua_State* ls) {
   // Called as smithers(...) through __call: argument 1 is the module table.
-  luaL_checktype(L, 2, LUA_TFUNCTION);
-  if (!lua_isnoneornil(L, 3)) luaL_checktype(L, 3, LUA_TTABLE);
-  lua_createtable(L, 0, 4);
-  lua_pushboolean(L, 1);
-  lua_setfield(L, -2, "__workflow");
-  lua_pushvalue(L, 2);
-  lua_setfield(L, -2, "render");
-  if (lua_istable(L, 3)) {
-    lua_getfield(L, 3, "input");
-    if (!lua_isnil(L, -1) && ToSchema(L, -1) == nullptr) {
-      return luaL_error(L, "smithers(render, opts): opts.input must be a schema");
+  luaL_checktype(ls, 2, LUA_TFUNCTION);
+  if (!lua_isnoneornil(ls, 3)) luaL_checktype(ls, 3, LUA_TTABLE);
+  lua_createtable(ls, 0, 4);
+  lua_pushboolean(ls, 1);
+  lua_setfield(ls, -2, "__workflow");
+  lua_pushvalue(ls, 2);
+  lua_setfield(ls, -2, "render");
+  if (lua_istable(ls, 3)) {
+    lua_getfield(ls, 3, "input");
+    if (!lua_isnil(ls, -1) && ToSchema(ls, -1) == nullptr) {
+      return luaL_error(ls, "smithers(render, opts): opts.input must be a schema");
     }
-    lua_setfield(L, -2, "input");
-    lua_getfield(L, 3, "name");
-    lua_setfield(L, -2, "name");
+    lua_setfield(ls, -2, "input");
+    lua_getfield(ls, 3, "name");
+    lua_setfield(ls, -2, "name");
   }
   return 1;
 }
@@ -384,73 +384,73 @@ struct CtxHandle {
   const Ctx* ctx;  // valid only during a render
 };
 
-const Ctx* CheckCtx(lua_State* L) {
-  luaL_checktype(L, 1, LUA_TTABLE);
-  lua_getfield(L, 1, "__handle");
-  auto* h = static_cast<CtxHandle*>(lua_touserdata(L, -1));
-  lua_pop(L, 1);
+const Ctx* CheckCtx(lua_State* ls) {
+  luaL_checktype(ls, 1, LUA_TTABLE);
+  lua_getfield(ls, 1, "__handle");
+  auto* h = static_cast<CtxHandle*>(lua_touserdata(ls, -1));
+  lua_pop(ls, 1);
   if (h == nullptr || h->ctx == nullptr) {
-    luaL_error(L, "ctx can only be read while the workflow renders (call it as ctx:method())");
+    luaL_error(ls, "ctx can only be read while the workflow renders (call it as ctx:method())");
   }
   return h->ctx;
 }
 
 // The output name from an outputs entry ({__output=...}) or a plain string.
-std::string OutputName(lua_State* L, int idx) {
-  if (lua_type(L, idx) == LUA_TSTRING) return lua_tostring(L, idx);
-  if (lua_type(L, idx) == LUA_TTABLE) {
-    lua_getfield(L, idx, "__output");
-    std::string name = lua_isstring(L, -1) ? lua_tostring(L, -1) : "";
-    lua_pop(L, 1);
+std::string OutputName(lua_State* ls, int idx) {
+  if (lua_type(ls, idx) == LUA_TSTRING) return lua_tostring(ls, idx);
+  if (lua_type(ls, idx) == LUA_TTABLE) {
+    lua_getfield(ls, idx, "__output");
+    std::string name = lua_isstring(ls, -1) ? lua_tostring(ls, -1) : "";
+    lua_pop(ls, 1);
     return name;
   }
   return "";
 }
 
-int CtxLookup(lua_State* L, int mode) {
-  const Ctx* ctx = CheckCtx(L);
+int CtxLookup(lua_State* ls, int mode) {
+  const Ctx* ctx = CheckCtx(ls);
   bool bad = false;
   {
-    std::string output = OutputName(L, 2);
-    bad = output.empty() || lua_type(L, 3) != LUA_TSTRING;
+    std::string output = OutputName(ls, 2);
+    bad = output.empty() || lua_type(ls, 3) != LUA_TSTRING;
     if (!bad) {
-      std::string node = lua_tostring(L, 3);
+      std::string node = lua_tostring(ls, 3);
       std::optional<int> iteration;
-      if (lua_isinteger(L, 4)) iteration = static_cast<int>(lua_tointeger(L, 4));
+      if (lua_isinteger(ls, 4)) iteration = static_cast<int>(lua_tointeger(ls, 4));
       const Json* row = nullptr;
       switch (mode) {
         case 0: row = ctx->OutputMaybe(output, node, iteration); break;
         case 1: row = ctx->Latest(output, node); break;
         case 2:
-          lua_pushinteger(L, ctx->IterationCount(output, node));
+          lua_pushinteger(ls, ctx->IterationCount(output, node));
           return 1;
         default: break;
       }
       if (row == nullptr) {
-        lua_pushnil(L);
+        lua_pushnil(ls);
       } else {
-        PushJson(L, *row);
+        PushJson(ls, *row);
       }
     }
   }
-  if (bad) return luaL_error(L, "expected ctx:method(outputs.name, \"nodeId\" [, iteration])");
+  if (bad) return luaL_error(ls, "expected ctx:method(outputs.name, \"nodeId\" [, iteration])");
   return 1;
 }
-int CtxOutputMaybe(lua_State* L) { return CtxLookup(L, 0); }
-int CtxLatest(lua_State* L) { return CtxLookup(L, 1); }
-int CtxIterationCount(lua_State* L) { return CtxLookup(L, 2); }
-int CtxOutput(lua_State* L) {
-  CtxLookup(L, 0);
-  if (lua_isnil(L, -1)) {
-    if (lua_istable(L, 2)) lua_getfield(L, 2, "__output");
-    else lua_pushvalue(L, 2);
-    return luaL_error(L, "ctx:output: no output \"%s\" for node \"%s\" yet (use ctx:outputMaybe)",
-                      lua_tostring(L, -1), luaL_optstring(L, 3, "?"));
+int CtxOutputMaybe(lua_State* ls) { return CtxLookup(ls, 0); }
+int CtxLatest(lua_State* ls) { return CtxLookup(ls, 1); }
+int CtxIterationCount(lua_State* ls) { return CtxLookup(ls, 2); }
+int CtxOutput(lua_State* ls) {
+  CtxLookup(ls, 0);
+  if (lua_isnil(ls, -1)) {
+    if (lua_istable(ls, 2)) lua_getfield(ls, 2, "__output");
+    else lua_pushvalue(ls, 2);
+    return luaL_error(ls, "ctx:output: no output \"%s\" for node \"%s\" yet (use ctx:outputMaybe)",
+                      lua_tostring(ls, -1), luaL_optstring(ls, 3, "?"));
   }
   return 1;
 }
 
-int OpenSmithers(lua_State* L) {
+int OpenSmithers(lua_State* ls) {
   static const luaL_Reg kFns[] = {{"Workflow", CWorkflow}, {"Sequence", CSequence},
                                   {"Parallel", CParallel}, {"Branch", CBranch},
                                   {"Loop", CLoop},         {"Ralph", CLoop},
@@ -462,54 +462,54 @@ int OpenSmithers(lua_State* L) {
       {"object", ZObject},     {"enum", ZEnum},         {"literal", ZLiteral},
       {"array", ZArray},       {"record", ZRecord},     {"optional", ZOptional},
       {"nullable", ZNullable}, {"describe", ZDescribe}, {nullptr, nullptr}};
-  luaL_newlib(L, kFns);
-  luaL_newlib(L, kZ);
-  lua_setfield(L, -2, "schema");
-  lua_getfield(L, LUA_REGISTRYINDEX, kNullKey);
-  lua_setfield(L, -2, "null");
+  luaL_newlib(ls, kFns);
+  luaL_newlib(ls, kZ);
+  lua_setfield(ls, -2, "schema");
+  lua_getfield(ls, LUA_REGISTRYINDEX, kNullKey);
+  lua_setfield(ls, -2, "null");
   // Calling the module table makes a workflow: smithers(render).
-  lua_createtable(L, 0, 1);
-  lua_pushcfunction(L, MakeWorkflow);
-  lua_setfield(L, -2, "__call");
-  lua_setmetatable(L, -2);
+  lua_createtable(ls, 0, 1);
+  lua_pushcfunction(ls, MakeWorkflow);
+  lua_setfield(ls, -2, "__call");
+  lua_setmetatable(ls, -2);
   return 1;
 }
 
-void SetUpState(lua_State* L) {
-  luaL_openlibs(L);
-  lua_pushlightuserdata(L, L);  // a unique non-nil sentinel for JSON null
-  lua_setfield(L, LUA_REGISTRYINDEX, kNullKey);
-  lua_newtable(L);
-  lua_setfield(L, LUA_REGISTRYINDEX, kOutputsKey);
-  luaL_newmetatable(L, kArrayMeta);
-  lua_pop(L, 1);
-  luaL_newmetatable(L, kSchemaMeta);
-  lua_pushcfunction(L, SchemaGc);
-  lua_setfield(L, -2, "__gc");
-  lua_createtable(L, 0, 4);
+void SetUpState(lua_State* ls) {
+  luaL_openlibs(ls);
+  lua_pushlightuserdata(ls, ls);  // a unique non-nil sentinel for JSON null
+  lua_setfield(ls, LUA_REGISTRYINDEX, kNullKey);
+  lua_newtable(ls);
+  lua_setfield(ls, LUA_REGISTRYINDEX, kOutputsKey);
+  luaL_newmetatable(ls, kArrayMeta);
+  lua_pop(ls, 1);
+  luaL_newmetatable(ls, kSchemaMeta);
+  lua_pushcfunction(ls, SchemaGc);
+  lua_setfield(ls, -2, "__gc");
+  lua_createtable(ls, 0, 4);
   static const luaL_Reg kMethods[] = {{"optional", ZOptional}, {"nullable", ZNullable},
                                       {"describe", ZDescribe}, {"json", SchemaJson},
                                       {nullptr, nullptr}};
-  luaL_setfuncs(L, kMethods, 0);
-  lua_setfield(L, -2, "__index");
-  lua_pop(L, 1);
-  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
-  lua_pushcfunction(L, OpenSmithers);
-  lua_setfield(L, -2, "smithers");
-  lua_pop(L, 1);
+  luaL_setfuncs(ls, kMethods, 0);
+  lua_setfield(ls, -2, "__index");
+  lua_pop(ls, 1);
+  luaL_getsubtable(ls, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
+  lua_pushcfunction(ls, OpenSmithers);
+  lua_setfield(ls, -2, "smithers");
+  lua_pop(ls, 1);
 }
 
-int Traceback(lua_State* L) {
-  const char* msg = lua_tostring(L, 1);
-  if (msg == nullptr) msg = luaL_tolstring(L, 1, nullptr);
-  luaL_traceback(L, L, msg, 1);
+int Traceback(lua_State* ls) {
+  const char* msg = lua_tostring(ls, 1);
+  if (msg == nullptr) msg = luaL_tolstring(ls, 1, nullptr);
+  luaL_traceback(ls, ls, msg, 1);
   return 1;
 }
 
 // The first line of a Lua error (the traceback follows on later lines).
-std::string ErrorAt(lua_State* L, bool with_traceback) {
-  std::string msg = lua_tostring(L, -1) != nullptr ? lua_tostring(L, -1) : "unknown Lua error";
-  lua_pop(L, 1);
+std::string ErrorAt(lua_State* ls, bool with_traceback) {
+  std::string msg = lua_tostring(ls, -1) != nullptr ? lua_tostring(ls, -1) : "unknown Lua error";
+  lua_pop(ls, 1);
   if (!with_traceback) {
     size_t nl = msg.find('\n');
     if (nl != std::string::npos) msg.resize(nl);
@@ -519,48 +519,48 @@ std::string ErrorAt(lua_State* L, bool with_traceback) {
 
 // Calls the function below `nargs` arguments on the stack with a traceback
 // handler. On error returns the message (and pops it).
-std::string ProtectedCall(lua_State* L, int nargs, int nresults) {
-  int base = lua_gettop(L) - nargs;
-  lua_pushcfunction(L, Traceback);
-  lua_insert(L, base);
-  int rc = lua_pcall(L, nargs, nresults, base);
-  lua_remove(L, base);
+std::string ProtectedCall(lua_State* ls, int nargs, int nresults) {
+  int base = lua_gettop(ls) - nargs;
+  lua_pushcfunction(ls, Traceback);
+  lua_insert(ls, base);
+  int rc = lua_pcall(ls, nargs, nresults, base);
+  lua_remove(ls, base);
   if (rc == LUA_OK) return "";
-  return ErrorAt(L, false);
+  return ErrorAt(ls, false);
 }
 
 // A reference to a Lua value in the registry, released with the last copy.
 class LuaRef {
  public:
-  LuaRef(lua_State* L, int ref) : L_(L), ref_(ref) {}
-  ~LuaRef() { luaL_unref(L_, LUA_REGISTRYINDEX, ref_); }
+  LuaRef(lua_State* ls, int ref) : state_(ls), ref_(ref) {}
+  ~LuaRef() { luaL_unref(state_, LUA_REGISTRYINDEX, ref_); }
   LuaRef(const LuaRef&) = delete;
   LuaRef& operator=(const LuaRef&) = delete;
-  void Push() const { lua_rawgeti(L_, LUA_REGISTRYINDEX, ref_); }
+  void Push() const { lua_rawgeti(state_, LUA_REGISTRYINDEX, ref_); }
 
  private:
-  lua_State* L_;
+  lua_State* state_;
   int ref_;
 };
 
 // Enforces a compute function's timeout from inside the Lua VM.
-void DeadlineHook(lua_State* L, lua_Debug*) {
-  lua_getfield(L, LUA_REGISTRYINDEX, kDeadlineKey);
-  lua_Integer deadline = lua_tointeger(L, -1);
-  lua_pop(L, 1);
+void DeadlineHook(lua_State* ls, lua_Debug*) {
+  lua_getfield(ls, LUA_REGISTRYINDEX, kDeadlineKey);
+  lua_Integer deadline = lua_tointeger(ls, -1);
+  lua_pop(ls, 1);
   if (deadline > 0 && SystemClock().MonotonicMs() >= deadline) {
-    luaL_error(L, "compute function timed out");
+    luaL_error(ls, "compute function timed out");
   }
 }
 
 class LuaModule final : public LuaWorkflow {
  public:
-  LuaModule() : L_(luaL_newstate()) { SetUpState(L_); }
+  LuaModule() : state_(luaL_newstate()) { SetUpState(state_); }
   ~LuaModule() override {
     // Refs held by the definition's closures must be released before the state.
     def_ = WorkflowDefinition();
     render_.reset();
-    lua_close(L_);
+    lua_close(state_);
   }
 
   const WorkflowDefinition& definition() const override { return def_; }
@@ -574,47 +574,47 @@ class LuaModule final : public LuaWorkflow {
 
     // Let the module require its siblings.
     std::string dir = path.find('/') == std::string::npos ? "." : path.substr(0, path.rfind('/'));
-    lua_getglobal(L_, "package");
-    lua_getfield(L_, -1, "path");
-    std::string lua_path = dir + "/?.lua;" + (lua_tostring(L_, -1) ? lua_tostring(L_, -1) : "");
-    lua_pop(L_, 1);
-    lua_pushstring(L_, lua_path.c_str());
-    lua_setfield(L_, -2, "path");
-    lua_pop(L_, 1);
+    lua_getglobal(state_, "package");
+    lua_getfield(state_, -1, "path");
+    std::string lua_path = dir + "/?.lua;" + (lua_tostring(state_, -1) ? lua_tostring(state_, -1) : "");
+    lua_pop(state_, 1);
+    lua_pushstring(state_, lua_path.c_str());
+    lua_setfield(state_, -2, "path");
+    lua_pop(state_, 1);
 
     std::string chunk = "@" + path;
-    if (luaL_loadbuffer(L_, source.data(), source.size(), chunk.c_str()) != LUA_OK) {
-      return InvalidArgumentError("syntax error: " + ErrorAt(L_, false));
+    if (luaL_loadbuffer(state_, source.data(), source.size(), chunk.c_str()) != LUA_OK) {
+      return InvalidArgumentError("syntax error: " + ErrorAt(state_, false));
     }
-    std::string err = ProtectedCall(L_, 0, 1);
+    std::string err = ProtectedCall(state_, 0, 1);
     if (!err.empty()) return InvalidArgumentError("error loading module: " + err);
-    if (!lua_istable(L_, -1)) {
-      lua_pop(L_, 1);
+    if (!lua_istable(state_, -1)) {
+      lua_pop(state_, 1);
       return InvalidArgumentError(path + ": the module must return smithers(function(ctx) ... end)");
     }
-    lua_getfield(L_, -1, "__workflow");
-    bool is_wf = lua_toboolean(L_, -1);
-    lua_pop(L_, 1);
+    lua_getfield(state_, -1, "__workflow");
+    bool is_wf = lua_toboolean(state_, -1);
+    lua_pop(state_, 1);
     if (!is_wf) {
-      lua_pop(L_, 1);
+      lua_pop(state_, 1);
       return InvalidArgumentError(path + ": the module must return smithers(function(ctx) ... end)");
     }
-    lua_getfield(L_, -1, "render");
-    render_ = std::make_shared<LuaRef>(L_, luaL_ref(L_, LUA_REGISTRYINDEX));
-    lua_getfield(L_, -1, "input");
-    if (Json* s = ToSchema(L_, -1)) def_.input_schema = *s;
-    lua_pop(L_, 1);
-    lua_getfield(L_, -1, "name");
-    if (lua_isstring(L_, -1)) def_.name = lua_tostring(L_, -1);
-    lua_pop(L_, 2);
+    lua_getfield(state_, -1, "render");
+    render_ = std::make_shared<LuaRef>(state_, luaL_ref(state_, LUA_REGISTRYINDEX));
+    lua_getfield(state_, -1, "input");
+    if (Json* s = ToSchema(state_, -1)) def_.input_schema = *s;
+    lua_pop(state_, 1);
+    lua_getfield(state_, -1, "name");
+    if (lua_isstring(state_, -1)) def_.name = lua_tostring(state_, -1);
+    lua_pop(state_, 2);
 
-    lua_getfield(L_, LUA_REGISTRYINDEX, kOutputsKey);
-    lua_pushnil(L_);
-    while (lua_next(L_, -2) != 0) {
-      def_.outputs[lua_tostring(L_, -2)] = *ToSchema(L_, -1);
-      lua_pop(L_, 1);
+    lua_getfield(state_, LUA_REGISTRYINDEX, kOutputsKey);
+    lua_pushnil(state_);
+    while (lua_next(state_, -2) != 0) {
+      def_.outputs[lua_tostring(state_, -2)] = *ToSchema(state_, -1);
+      lua_pop(state_, 1);
     }
-    lua_pop(L_, 1);
+    lua_pop(state_, 1);
 
     if (def_.name.empty()) {
       std::string base = path.substr(path.rfind('/') == std::string::npos ? 0 : path.rfind('/') + 1);
@@ -628,35 +628,35 @@ class LuaModule final : public LuaWorkflow {
 
  private:
   Result<Node> Render(const Ctx& ctx) {
-    int top = lua_gettop(L_);
+    int top = lua_gettop(state_);
     CtxHandle* handle = nullptr;
     render_->Push();
     // ctx table
-    lua_createtable(L_, 0, 10);
-    handle = static_cast<CtxHandle*>(lua_newuserdatauv(L_, sizeof(CtxHandle), 0));
+    lua_createtable(state_, 0, 10);
+    handle = static_cast<CtxHandle*>(lua_newuserdatauv(state_, sizeof(CtxHandle), 0));
     handle->ctx = &ctx;
-    lua_setfield(L_, -2, "__handle");
-    PushJson(L_, ctx.input());
-    lua_setfield(L_, -2, "input");
-    lua_pushstring(L_, ctx.run_id().c_str());
-    lua_setfield(L_, -2, "runId");
-    lua_pushinteger(L_, ctx.iteration());
-    lua_setfield(L_, -2, "iteration");
-    PushJson(L_, ctx.auth());
-    lua_setfield(L_, -2, "auth");
+    lua_setfield(state_, -2, "__handle");
+    PushJson(state_, ctx.input());
+    lua_setfield(state_, -2, "input");
+    lua_pushstring(state_, ctx.run_id().c_str());
+    lua_setfield(state_, -2, "runId");
+    lua_pushinteger(state_, ctx.iteration());
+    lua_setfield(state_, -2, "iteration");
+    PushJson(state_, ctx.auth());
+    lua_setfield(state_, -2, "auth");
     static const luaL_Reg kCtx[] = {{"outputMaybe", CtxOutputMaybe}, {"output", CtxOutput},
                                     {"latest", CtxLatest},
                                     {"iterationCount", CtxIterationCount}, {nullptr, nullptr}};
-    luaL_setfuncs(L_, kCtx, 0);
-    std::string err = ProtectedCall(L_, 1, 1);
+    luaL_setfuncs(state_, kCtx, 0);
+    std::string err = ProtectedCall(state_, 1, 1);
     handle->ctx = nullptr;  // a ctx kept past the render must not reach freed memory
     if (!err.empty()) {
-      lua_settop(L_, top);
+      lua_settop(state_, top);
       return InvalidArgumentError("render failed: " + err);
     }
     Node root;
-    std::string conv = ToNode(lua_gettop(L_), root, "the render function's result");
-    lua_settop(L_, top);
+    std::string conv = ToNode(lua_gettop(state_), root, "the render function's result");
+    lua_settop(state_, top);
     if (!conv.empty()) return InvalidArgumentError(conv);
     return root;
   }
@@ -664,60 +664,60 @@ class LuaModule final : public LuaWorkflow {
   // ---- Lua component tables -> Node ----
 
   std::string FieldString(int t, const char* name, std::string& out) {
-    lua_getfield(L_, t, name);
+    lua_getfield(state_, t, name);
     std::string err;
-    if (lua_type(L_, -1) == LUA_TSTRING) {
-      out = lua_tostring(L_, -1);
-    } else if (!lua_isnil(L_, -1)) {
+    if (lua_type(state_, -1) == LUA_TSTRING) {
+      out = lua_tostring(state_, -1);
+    } else if (!lua_isnil(state_, -1)) {
       err = std::string("\"") + name + "\" must be a string";
     }
-    lua_pop(L_, 1);
+    lua_pop(state_, 1);
     return err;
   }
 
   std::string FieldInt(int t, const char* name, int64_t& out) {
-    lua_getfield(L_, t, name);
+    lua_getfield(state_, t, name);
     std::string err;
-    if (lua_isinteger(L_, -1)) {
-      out = lua_tointeger(L_, -1);
-    } else if (lua_type(L_, -1) == LUA_TNUMBER) {
-      double d = lua_tonumber(L_, -1);
+    if (lua_isinteger(state_, -1)) {
+      out = lua_tointeger(state_, -1);
+    } else if (lua_type(state_, -1) == LUA_TNUMBER) {
+      double d = lua_tonumber(state_, -1);
       if (d != static_cast<double>(static_cast<int64_t>(d))) {
         err = std::string("\"") + name + "\" must be an integer";
       } else {
         out = static_cast<int64_t>(d);
       }
-    } else if (!lua_isnil(L_, -1)) {
+    } else if (!lua_isnil(state_, -1)) {
       err = std::string("\"") + name + "\" must be a number";
     }
-    lua_pop(L_, 1);
+    lua_pop(state_, 1);
     return err;
   }
 
   bool FieldBool(int t, const char* name) {
-    lua_getfield(L_, t, name);
-    bool b = lua_toboolean(L_, -1);
-    lua_pop(L_, 1);
+    lua_getfield(state_, t, name);
+    bool b = lua_toboolean(state_, -1);
+    lua_pop(state_, 1);
     return b;
   }
 
   // Positional children 1..max, skipping nil and false wherever they stand.
   std::string Children(int t, Node& node) {
     lua_Integer max_index = 0;
-    lua_pushnil(L_);
-    while (lua_next(L_, t) != 0) {
-      if (lua_isinteger(L_, -2)) max_index = std::max(max_index, lua_tointeger(L_, -2));
-      lua_pop(L_, 1);
+    lua_pushnil(state_);
+    while (lua_next(state_, t) != 0) {
+      if (lua_isinteger(state_, -2)) max_index = std::max(max_index, lua_tointeger(state_, -2));
+      lua_pop(state_, 1);
     }
     for (lua_Integer i = 1; i <= max_index; ++i) {
-      lua_rawgeti(L_, t, i);
-      if (lua_isnil(L_, -1) || (lua_isboolean(L_, -1) && !lua_toboolean(L_, -1))) {
-        lua_pop(L_, 1);
+      lua_rawgeti(state_, t, i);
+      if (lua_isnil(state_, -1) || (lua_isboolean(state_, -1) && !lua_toboolean(state_, -1))) {
+        lua_pop(state_, 1);
         continue;
       }
       Node child;
-      std::string err = ToNode(lua_gettop(L_), child, "child " + std::to_string(i));
-      lua_pop(L_, 1);
+      std::string err = ToNode(lua_gettop(state_), child, "child " + std::to_string(i));
+      lua_pop(state_, 1);
       if (!err.empty()) return err;
       node.children.push_back(std::move(child));
     }
@@ -725,10 +725,10 @@ class LuaModule final : public LuaWorkflow {
   }
 
   std::string ToNode(int t, Node& node, const std::string& what) {
-    t = lua_absindex(L_, t);
-    if (!lua_istable(L_, t)) {
+    t = lua_absindex(state_, t);
+    if (!lua_istable(state_, t)) {
       return what + " must be a component (Workflow, Sequence, Parallel, Branch, Loop, Task), got " +
-             luaL_typename(L_, t);
+             luaL_typename(state_, t);
     }
     std::string kind;
     FieldString(t, "__kind", kind);
@@ -760,17 +760,17 @@ class LuaModule final : public LuaWorkflow {
     } else if (kind == "Branch") {
       node.kind = NodeKind::kBranch;
       node.condition = FieldBool(t, "if");
-      lua_getfield(L_, t, node.condition ? "then" : "else");
-      if (!lua_isnil(L_, -1) && !(lua_isboolean(L_, -1) && !lua_toboolean(L_, -1))) {
+      lua_getfield(state_, t, node.condition ? "then" : "else");
+      if (!lua_isnil(state_, -1) && !(lua_isboolean(state_, -1) && !lua_toboolean(state_, -1))) {
         Node child;
-        err = ToNode(lua_gettop(L_), child, node.condition ? "Branch \"then\"" : "Branch \"else\"");
+        err = ToNode(lua_gettop(state_), child, node.condition ? "Branch \"then\"" : "Branch \"else\"");
         if (err.empty()) node.children.push_back(std::move(child));
       }
-      lua_pop(L_, 1);
+      lua_pop(state_, 1);
       if (!err.empty()) return err;
-      lua_rawgeti(L_, t, 1);
-      bool has_positional = !lua_isnil(L_, -1);
-      lua_pop(L_, 1);
+      lua_rawgeti(state_, t, 1);
+      bool has_positional = !lua_isnil(state_, -1);
+      lua_pop(state_, 1);
       if (has_positional) return "Branch takes [\"then\"] and [\"else\"], not children" + at;
       return "";
     } else {
@@ -784,10 +784,10 @@ class LuaModule final : public LuaWorkflow {
     node.kind = NodeKind::kTask;
     TaskSpec& task = node.task;
     std::string label = "Task \"" + node.id + "\"";
-    lua_getfield(L_, t, "output");
-    task.output = OutputName(L_, lua_gettop(L_));
-    bool output_given = !lua_isnil(L_, -1);
-    lua_pop(L_, 1);
+    lua_getfield(state_, t, "output");
+    task.output = OutputName(state_, lua_gettop(state_));
+    bool output_given = !lua_isnil(state_, -1);
+    lua_pop(state_, 1);
     if (task.output.empty()) {
       return label + ": \"output\" must be an entry of smithers.outputs" +
              (output_given ? "" : " (it is missing)") + at;
@@ -800,27 +800,27 @@ class LuaModule final : public LuaWorkflow {
     if (!err.empty()) return label + ": " + err + at;
     if (task.retries < 0) return label + ": \"retries\" must be >= 0" + at;
     task.continue_on_fail = FieldBool(t, "continueOnFail");
-    lua_getfield(L_, t, "retryPolicy");
-    if (lua_istable(L_, -1)) {
-      int rp = lua_gettop(L_);
+    lua_getfield(state_, t, "retryPolicy");
+    if (lua_istable(state_, -1)) {
+      int rp = lua_gettop(state_);
       err = FieldString(rp, "backoff", task.retry_policy.backoff);
       if (err.empty()) err = FieldInt(rp, "initialDelayMs", task.retry_policy.initial_delay_ms);
       const std::string& b = task.retry_policy.backoff;
       if (err.empty() && b != "fixed" && b != "linear" && b != "exponential") {
         err = "retryPolicy.backoff must be fixed, linear or exponential";
       }
-    } else if (!lua_isnil(L_, -1)) {
+    } else if (!lua_isnil(state_, -1)) {
       err = "\"retryPolicy\" must be a table";
     }
-    lua_pop(L_, 1);
+    lua_pop(state_, 1);
     if (!err.empty()) return label + ": " + err + at;
 
-    lua_getfield(L_, t, "command");
-    bool has_command = !lua_isnil(L_, -1);
+    lua_getfield(state_, t, "command");
+    bool has_command = !lua_isnil(state_, -1);
     if (has_command) {
       Json argv;
-      std::string conv = lua_istable(L_, -1) ? ToJson(L_, -1, argv) : "not a table";
-      lua_pop(L_, 1);
+      std::string conv = lua_istable(state_, -1) ? ToJson(state_, -1, argv) : "not a table";
+      lua_pop(state_, 1);
       if (!conv.empty() || !argv.is_array() || argv.empty()) {
         return label + ": \"command\" must be a non-empty list of strings {argv...}" + at;
       }
@@ -837,101 +837,101 @@ class LuaModule final : public LuaWorkflow {
       if (task.command.parse != "json" && task.command.parse != "text") {
         return label + ": \"parse\" must be \"json\" or \"text\"" + at;
       }
-      lua_getfield(L_, t, "env");
-      if (lua_istable(L_, -1)) {
+      lua_getfield(state_, t, "env");
+      if (lua_istable(state_, -1)) {
         Json env;
-        std::string e = ToJson(L_, -1, env);
+        std::string e = ToJson(state_, -1, env);
         if (!e.empty() || !env.is_object()) err = "\"env\" must be a table of strings";
         for (auto& [k, v] : env.items()) {
           if (v.is_string()) task.command.env[k] = v.get<std::string>();
           else if (v.is_number() || v.is_boolean()) task.command.env[k] = v.dump();
           else err = "\"env\" values must be strings";
         }
-      } else if (!lua_isnil(L_, -1)) {
+      } else if (!lua_isnil(state_, -1)) {
         err = "\"env\" must be a table";
       }
-      lua_pop(L_, 1);
+      lua_pop(state_, 1);
       if (!err.empty()) return label + ": " + err + at;
     } else {
-      lua_pop(L_, 1);
+      lua_pop(state_, 1);
     }
 
-    lua_rawgeti(L_, t, 1);
-    int body = lua_gettop(L_);
-    int type = lua_type(L_, body);
+    lua_rawgeti(state_, t, 1);
+    int body = lua_gettop(state_);
+    int type = lua_type(state_, body);
     if (has_command) {
-      lua_pop(L_, 1);
+      lua_pop(state_, 1);
       if (type != LUA_TNIL) return label + ": a command task takes no child" + at;
       return "";
     }
     switch (type) {
       case LUA_TTABLE: {
         task.mode = TaskMode::kStatic;
-        std::string e = ToJson(L_, body, task.value);
-        lua_pop(L_, 1);
+        std::string e = ToJson(state_, body, task.value);
+        lua_pop(state_, 1);
         if (!e.empty()) return label + ": static value: " + e + at;
         return "";
       }
       case LUA_TFUNCTION: {
         task.mode = TaskMode::kCompute;
-        auto fn = std::make_shared<LuaRef>(L_, luaL_ref(L_, LUA_REGISTRYINDEX));
+        auto fn = std::make_shared<LuaRef>(state_, luaL_ref(state_, LUA_REGISTRYINDEX));
         task.compute = [this, fn](const ComputeContext& c) { return CallCompute(*fn, c); };
         return "";
       }
       case LUA_TSTRING: {
         task.mode = TaskMode::kAgent;
-        task.prompt = lua_tostring(L_, body);
-        lua_pop(L_, 1);
-        lua_getfield(L_, t, "agent");
-        std::string e = lua_isnil(L_, -1) ? "" : ToJson(L_, -1, task.agent);
-        lua_pop(L_, 1);
+        task.prompt = lua_tostring(state_, body);
+        lua_pop(state_, 1);
+        lua_getfield(state_, t, "agent");
+        std::string e = lua_isnil(state_, -1) ? "" : ToJson(state_, -1, task.agent);
+        lua_pop(state_, 1);
         if (!e.empty()) return label + ": agent: " + e + at;
         return "";
       }
       case LUA_TNIL:
-        lua_pop(L_, 1);
+        lua_pop(state_, 1);
         return label + ": needs a child (a value table, a function, or a prompt) or a command" +
                at;
       default: {
-        std::string tn = luaL_typename(L_, body);
-        lua_pop(L_, 1);
+        std::string tn = luaL_typename(state_, body);
+        lua_pop(state_, 1);
         return label + ": a " + tn + " child is not a task body" + at;
       }
     }
   }
 
   Result<Json> CallCompute(const LuaRef& fn, const ComputeContext& c) {
-    int top = lua_gettop(L_);
-    lua_pushinteger(L_, c.deadline_monotonic_ms);
-    lua_setfield(L_, LUA_REGISTRYINDEX, kDeadlineKey);
-    if (c.deadline_monotonic_ms > 0) lua_sethook(L_, DeadlineHook, LUA_MASKCOUNT, 1000);
+    int top = lua_gettop(state_);
+    lua_pushinteger(state_, c.deadline_monotonic_ms);
+    lua_setfield(state_, LUA_REGISTRYINDEX, kDeadlineKey);
+    if (c.deadline_monotonic_ms > 0) lua_sethook(state_, DeadlineHook, LUA_MASKCOUNT, 1000);
     fn.Push();
-    lua_createtable(L_, 0, 4);
-    lua_pushstring(L_, c.run_id.c_str());
-    lua_setfield(L_, -2, "runId");
-    lua_pushstring(L_, c.node_id.c_str());
-    lua_setfield(L_, -2, "nodeId");
-    lua_pushinteger(L_, c.iteration);
-    lua_setfield(L_, -2, "iteration");
-    lua_pushinteger(L_, c.attempt);
-    lua_setfield(L_, -2, "attempt");
-    std::string err = ProtectedCall(L_, 1, 1);
-    lua_sethook(L_, nullptr, 0, 0);
+    lua_createtable(state_, 0, 4);
+    lua_pushstring(state_, c.run_id.c_str());
+    lua_setfield(state_, -2, "runId");
+    lua_pushstring(state_, c.node_id.c_str());
+    lua_setfield(state_, -2, "nodeId");
+    lua_pushinteger(state_, c.iteration);
+    lua_setfield(state_, -2, "iteration");
+    lua_pushinteger(state_, c.attempt);
+    lua_setfield(state_, -2, "attempt");
+    std::string err = ProtectedCall(state_, 1, 1);
+    lua_sethook(state_, nullptr, 0, 0);
     if (!err.empty()) {
-      lua_settop(L_, top);
+      lua_settop(state_, top);
       if (err.find("compute function timed out") != std::string::npos) {
         return DeadlineExceededError(err);
       }
       return InternalError(err);
     }
     Json out;
-    std::string conv = ToJson(L_, -1, out);
-    lua_settop(L_, top);
+    std::string conv = ToJson(state_, -1, out);
+    lua_settop(state_, top);
     if (!conv.empty()) return InvalidArgumentError("compute result: " + conv);
     return out;
   }
 
-  lua_State* L_;
+  lua_State* state_;
   std::shared_ptr<LuaRef> render_;
   WorkflowDefinition def_;
 };
