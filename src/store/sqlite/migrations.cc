@@ -1,0 +1,186 @@
+#include "store/sqlite/migrations.h"
+
+#include <iterator>
+#include <map>
+#include <string>
+
+#include "base/hash.h"
+
+namespace smithers::store {
+namespace {
+
+// Text columns the engine always fills are NOT NULL DEFAULT ''; timestamps and
+// JSON are nullable because 0 and a null Json are stored as NULL. Every child
+// row cascades with its run, so deleting a run removes all of it.
+//
+// Tables are WITHOUT ROWID: the primary key is then the table's only B-tree,
+// so a commit dirties (and writes to the WAL) one page per row instead of two.
+// Pages written are most of a small commit's CPU cost.
+constexpr const char kInitialTables[] = R"sql(
+CREATE TABLE IF NOT EXISTS _smithers_runs (
+  run_id TEXT NOT NULL PRIMARY KEY,
+  parent_run_id TEXT,
+  workflow_name TEXT NOT NULL DEFAULT '',
+  workflow_path TEXT NOT NULL DEFAULT '',
+  workflow_hash TEXT NOT NULL DEFAULT '',
+  status TEXT NOT NULL DEFAULT '',
+  created_at_ms INTEGER,
+  started_at_ms INTEGER,
+  finished_at_ms INTEGER,
+  heartbeat_at_ms INTEGER,
+  runtime_owner_id TEXT,
+  cancel_requested_at_ms INTEGER,
+  input_json TEXT,
+  error_json TEXT,
+  config_json TEXT
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS _smithers_nodes (
+  run_id TEXT NOT NULL,
+  node_id TEXT NOT NULL,
+  iteration INTEGER NOT NULL DEFAULT 0,
+  state TEXT NOT NULL DEFAULT '',
+  last_attempt INTEGER NOT NULL DEFAULT 0,
+  updated_at_ms INTEGER,
+  output_table TEXT NOT NULL DEFAULT '',
+  label TEXT NOT NULL DEFAULT '',
+  PRIMARY KEY (run_id, node_id, iteration),
+  FOREIGN KEY (run_id) REFERENCES _smithers_runs(run_id) ON DELETE CASCADE
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS _smithers_attempts (
+  run_id TEXT NOT NULL,
+  node_id TEXT NOT NULL,
+  iteration INTEGER NOT NULL DEFAULT 0,
+  attempt INTEGER NOT NULL,
+  state TEXT NOT NULL DEFAULT '',
+  started_at_ms INTEGER,
+  finished_at_ms INTEGER,
+  error_json TEXT,
+  cached INTEGER NOT NULL DEFAULT 0,
+  meta_json TEXT,
+  PRIMARY KEY (run_id, node_id, iteration, attempt),
+  FOREIGN KEY (run_id) REFERENCES _smithers_runs(run_id) ON DELETE CASCADE
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS _smithers_outputs (
+  run_id TEXT NOT NULL,
+  node_id TEXT NOT NULL,
+  iteration INTEGER NOT NULL DEFAULT 0,
+  output_table TEXT NOT NULL,
+  payload_json TEXT,
+  created_at_ms INTEGER,
+  PRIMARY KEY (run_id, node_id, iteration),
+  FOREIGN KEY (run_id) REFERENCES _smithers_runs(run_id) ON DELETE CASCADE
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS _smithers_frames (
+  run_id TEXT NOT NULL,
+  frame_no INTEGER NOT NULL,
+  created_at_ms INTEGER,
+  encoding TEXT NOT NULL DEFAULT '',
+  data TEXT NOT NULL DEFAULT '',
+  xml_hash TEXT NOT NULL DEFAULT '',
+  note TEXT NOT NULL DEFAULT '',
+  PRIMARY KEY (run_id, frame_no),
+  FOREIGN KEY (run_id) REFERENCES _smithers_runs(run_id) ON DELETE CASCADE
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS _smithers_events (
+  run_id TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  timestamp_ms INTEGER,
+  type TEXT NOT NULL,
+  payload_json TEXT,
+  PRIMARY KEY (run_id, seq),
+  FOREIGN KEY (run_id) REFERENCES _smithers_runs(run_id) ON DELETE CASCADE
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS _smithers_ralph (
+  run_id TEXT NOT NULL,
+  ralph_id TEXT NOT NULL,
+  iteration INTEGER NOT NULL DEFAULT 0,
+  done INTEGER NOT NULL DEFAULT 0,
+  updated_at_ms INTEGER,
+  PRIMARY KEY (run_id, ralph_id),
+  FOREIGN KEY (run_id) REFERENCES _smithers_runs(run_id) ON DELETE CASCADE
+) WITHOUT ROWID;
+)sql";
+
+// The recovery sweep looks runs up by (status, heartbeat); child runs are
+// found by parent; output views filter on output_table. No index on
+// created_at_ms: every run upsert would rewrite one more page to save `ps` a
+// top-N sort over a table that stays small.
+constexpr const char kIndexes[] = R"sql(
+CREATE INDEX IF NOT EXISTS _smithers_runs_by_status_heartbeat
+  ON _smithers_runs(status, heartbeat_at_ms);
+CREATE INDEX IF NOT EXISTS _smithers_runs_by_parent ON _smithers_runs(parent_run_id);
+CREATE INDEX IF NOT EXISTS _smithers_outputs_by_table ON _smithers_outputs(output_table);
+)sql";
+
+constexpr Migration kMigrations[] = {
+    {1, "initial_tables", kInitialTables},
+    {2, "indexes", kIndexes},
+};
+
+constexpr const char kCreateMigrationsTable[] = R"sql(
+CREATE TABLE IF NOT EXISTS _smithers_schema_migrations (
+  id INTEGER PRIMARY KEY,
+  name TEXT NOT NULL,
+  applied_at_ms INTEGER NOT NULL,
+  checksum TEXT NOT NULL
+))sql";
+
+}  // namespace
+
+std::span<const Migration> SqliteMigrations() { return kMigrations; }
+
+int LatestSqliteMigration() { return kMigrations[std::size(kMigrations) - 1].id; }
+
+Status MigrateSqlite(Database& db, int up_to, int64_t now_ms) {
+  SMITHERS_ASSIGN_OR_RETURN(WriteTransaction txn, WriteTransaction::Begin(db));
+  SMITHERS_RETURN_IF_ERROR(db.Exec(kCreateMigrationsTable));
+
+  std::map<int64_t, std::string> applied;  // id -> checksum
+  SMITHERS_ASSIGN_OR_RETURN(Statement select,
+                            db.Prepare("SELECT id, checksum FROM _smithers_schema_migrations"));
+  SMITHERS_RETURN_IF_ERROR(select.ForEachRow([&](const Statement& row) {
+    applied[row.Int64(0)] = row.Text(1);
+    return Status::Ok();
+  }));
+  const int latest = LatestSqliteMigration();
+  if (!applied.empty() && applied.rbegin()->first > latest) {
+    return FailedPreconditionError("database schema version " +
+                                   std::to_string(applied.rbegin()->first) +
+                                   " was written by a newer Smithers (this build knows up to " +
+                                   std::to_string(latest) + "); upgrade smithers");
+  }
+
+  SMITHERS_ASSIGN_OR_RETURN(
+      Statement record,
+      db.Prepare("INSERT INTO _smithers_schema_migrations(id, name, applied_at_ms, checksum) "
+                 "VALUES(?1, ?2, ?3, ?4)"));
+  for (const Migration& migration : kMigrations) {
+    if (migration.id > up_to) break;
+    const std::string checksum = base::Sha256Hex(migration.sql);
+    auto it = applied.find(migration.id);
+    if (it != applied.end()) {
+      if (it->second != checksum) {
+        return FailedPreconditionError("schema migration " + std::to_string(migration.id) + " (" +
+                                       migration.name +
+                                       ") was applied with a different definition than this "
+                                       "build's; the database and the binary disagree");
+      }
+      continue;
+    }
+    Status status = db.Exec(migration.sql);
+    if (!status.ok()) {
+      return status.WithContext("schema migration " + std::to_string(migration.id) + " (" +
+                                migration.name + ")");
+    }
+    record.BindInt64(1, migration.id);
+    record.BindText(2, migration.name);
+    record.BindInt64(3, now_ms);
+    record.BindText(4, checksum);
+    SMITHERS_RETURN_IF_ERROR(record.Run());
+  }
+  // Until this commit nothing of the migrations is visible: a crash before it
+  // leaves the database exactly as it was, and the next open starts over.
+  return txn.Commit();
+}
+
+}  // namespace smithers::store

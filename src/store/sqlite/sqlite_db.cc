@@ -1,0 +1,183 @@
+#include "store/sqlite/sqlite_db.h"
+
+#include <optional>
+#include <string>
+
+namespace smithers::store {
+namespace {
+
+// Past the connection's busy timeout (30 s by default) another writer has held
+// the lock for a long time; a few spaced retries ride out a checkpoint or a
+// slow fsync on the other side before we give up with Unavailable.
+constexpr int kBusyRetries = 4;
+constexpr int kFirstBackoffMs = 50;
+
+bool IsBusy(int rc) { return (rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED; }
+
+std::string Describe(sqlite3* db, int rc) {
+  std::string text = db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+  return text + " (sqlite code " + std::to_string(rc) + ")";
+}
+
+// Steps a transaction-control statement, retrying while the database is busy.
+// SQLite leaves the transaction state unchanged when BEGIN or COMMIT returns
+// SQLITE_BUSY, so repeating the same statement is safe.
+int StepWithBusyRetry(Statement& stmt) {
+  int rc = SQLITE_OK;
+  for (int attempt = 0;; ++attempt) {
+    rc = stmt.StepRaw();
+    stmt.Reset();
+    if (!IsBusy(rc) || attempt == kBusyRetries) return rc;
+    // sqlite3_sleep rather than the Clock: this is the same kind of wait as
+    // SQLite's own busy handler, and is not observable by the engine.
+    sqlite3_sleep(kFirstBackoffMs << attempt);
+  }
+}
+
+}  // namespace
+
+Status SqliteStatus(int rc, std::string message) {
+  switch (rc & 0xff) {
+    case SQLITE_OK:
+    case SQLITE_ROW:
+    case SQLITE_DONE: return Status::Ok();
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+    case SQLITE_IOERR:
+    case SQLITE_FULL:
+    case SQLITE_CANTOPEN:
+    case SQLITE_PROTOCOL:
+    case SQLITE_NOLFS: return UnavailableError(std::move(message));
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB: return DataLossError(std::move(message));
+    case SQLITE_CONSTRAINT:
+      if (rc == SQLITE_CONSTRAINT_FOREIGNKEY) return FailedPreconditionError(std::move(message));
+      return InvalidArgumentError(std::move(message));
+    case SQLITE_TOOBIG:
+    case SQLITE_MISMATCH: return InvalidArgumentError(std::move(message));
+    case SQLITE_READONLY:
+    case SQLITE_PERM:
+    case SQLITE_AUTH: return FailedPreconditionError(std::move(message));
+    case SQLITE_INTERRUPT:
+    case SQLITE_ABORT: return AbortedError(std::move(message));
+    default: return InternalError(std::move(message));
+  }
+}
+
+Statement& Statement::operator=(Statement&& other) noexcept {
+  if (this != &other) {
+    sqlite3_finalize(stmt_);
+    stmt_ = std::exchange(other.stmt_, nullptr);
+    bind_rc_ = other.bind_rc_;
+  }
+  return *this;
+}
+
+void Statement::BindInt64(int index, int64_t value) {
+  NoteBind(sqlite3_bind_int64(stmt_, index, value));
+}
+
+void Statement::BindText(int index, std::string_view value) {
+  NoteBind(
+      sqlite3_bind_text64(stmt_, index, value.data(), value.size(), SQLITE_TRANSIENT, SQLITE_UTF8));
+}
+
+void Statement::BindNull(int index) { NoteBind(sqlite3_bind_null(stmt_, index)); }
+
+Status Statement::Run() {
+  return ForEachRow([](const Statement&) { return Status::Ok(); });
+}
+
+std::string_view Statement::TextView(int column) const {
+  const unsigned char* text = sqlite3_column_text(stmt_, column);
+  if (text == nullptr) return {};
+  return {reinterpret_cast<const char*>(text),
+          static_cast<size_t>(sqlite3_column_bytes(stmt_, column))};
+}
+
+void Statement::Reset() {
+  // The return value repeats the last step's error, already reported.
+  sqlite3_reset(stmt_);
+  bind_rc_ = SQLITE_OK;
+}
+
+Status Statement::Error(int rc) const {
+  const char* sql = sqlite3_sql(stmt_);
+  std::string_view head = sql != nullptr ? sql : "";
+  constexpr size_t kMaxShown = 60;
+  const bool cut = head.size() > kMaxShown;
+  if (cut) head = head.substr(0, kMaxShown);
+  return SqliteStatus(rc, Describe(sqlite3_db_handle(stmt_), rc) + " in `" + std::string(head) +
+                              (cut ? "...`" : "`"));
+}
+
+Result<Database> Database::Open(const std::string& path) {
+  sqlite3* raw = nullptr;
+  int rc =
+      sqlite3_open_v2(path.c_str(), &raw,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+  // sqlite3_open_v2 hands back a handle to close even when it fails.
+  Database db(raw);
+  if (rc != SQLITE_OK) return SqliteStatus(rc, "open " + path + ": " + Describe(raw, rc));
+  sqlite3_extended_result_codes(raw, 1);
+  SMITHERS_ASSIGN_OR_RETURN(db.begin_, db.Prepare("BEGIN IMMEDIATE"));
+  SMITHERS_ASSIGN_OR_RETURN(db.commit_, db.Prepare("COMMIT"));
+  SMITHERS_ASSIGN_OR_RETURN(db.rollback_, db.Prepare("ROLLBACK"));
+  return db;
+}
+
+Result<Statement> Database::Prepare(std::string_view sql) {
+  sqlite3_stmt* stmt = nullptr;
+  int rc = sqlite3_prepare_v3(db_.get(), sql.data(), static_cast<int>(sql.size()),
+                              SQLITE_PREPARE_PERSISTENT, &stmt, nullptr);
+  Statement statement(stmt);
+  if (rc != SQLITE_OK) {
+    return SqliteStatus(rc, "prepare `" + std::string(sql) + "`: " + Describe(db_.get(), rc));
+  }
+  return statement;
+}
+
+Status Database::Exec(const std::string& sql) {
+  char* error = nullptr;
+  int rc = sqlite3_exec(db_.get(), sql.c_str(), nullptr, nullptr, &error);
+  if (rc == SQLITE_OK) return Status::Ok();
+  std::string message = error != nullptr ? error : sqlite3_errstr(rc);
+  sqlite3_free(error);
+  return SqliteStatus(rc, message + " (sqlite code " + std::to_string(rc) + ")");
+}
+
+Result<std::string> Database::QueryText(std::string_view sql) {
+  SMITHERS_ASSIGN_OR_RETURN(Statement stmt, Prepare(sql));
+  std::optional<std::string> value;
+  SMITHERS_RETURN_IF_ERROR(stmt.ForEachRow([&](const Statement& row) {
+    if (!value) value = row.Text(0);
+    return Status::Ok();
+  }));
+  if (!value) return NotFoundError("no row from `" + std::string(sql) + "`");
+  return *std::move(value);
+}
+
+Result<WriteTransaction> WriteTransaction::Begin(Database& db) {
+  int rc = StepWithBusyRetry(db.begin_);
+  if (rc != SQLITE_DONE) return db.begin_.Error(rc);
+  return WriteTransaction(&db);
+}
+
+WriteTransaction::~WriteTransaction() {
+  // SQLite may already have rolled back on its own (after some I/O errors);
+  // ROLLBACK outside a transaction would only fail.
+  if (db_ != nullptr && db_->in_transaction()) {
+    db_->rollback_.StepRaw();
+    db_->rollback_.Reset();
+  }
+}
+
+Status WriteTransaction::Commit() {
+  if (db_ == nullptr) return InternalError("commit of a finished transaction");
+  int rc = StepWithBusyRetry(db_->commit_);
+  if (rc != SQLITE_DONE) return db_->commit_.Error(rc);
+  db_ = nullptr;
+  return Status::Ok();
+}
+
+}  // namespace smithers::store

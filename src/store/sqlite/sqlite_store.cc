@@ -1,0 +1,859 @@
+// The SQLite Store: every write goes through one BEGIN IMMEDIATE transaction
+// per Commit(), with statements prepared once per Store; reads are single
+// autocommit statements, each seeing one consistent snapshot.
+#include "store/sqlite/sqlite_store.h"
+
+#include <array>
+#include <filesystem>
+#include <iterator>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "smithers/clock.h"
+#include "smithers/store.h"
+#include "store/sqlite/migrations.h"
+#include "store/sqlite/sqlite_db.h"
+
+namespace smithers {
+namespace store {
+namespace {
+
+enum StatementId : int {
+  kUpsertRun,
+  kUpsertNode,
+  kUpsertAttempt,
+  kPutOutput,
+  kPutFrame,
+  kUpsertLoop,
+  kAppendEvent,
+  kGetRun,
+  kListRuns,
+  kListRunsWithStatus,
+  kListNodes,
+  kListAttempts,
+  kListOutputs,
+  kListLoops,
+  kListFrames,
+  kLastFrame,
+  kListEvents,
+  kRunExists,
+  kClaimRun,
+  kHeartbeat,
+  kRequestCancel,
+  kClearCancel,
+  kObjectType,
+  kStatementCount,
+};
+
+struct StatementSql {
+  StatementId id;
+  const char* sql;
+};
+
+// Column order of every run SELECT, as ReadRun() expects it.
+#define SMITHERS_RUN_COLUMNS_                                                                  \
+  "run_id, workflow_name, workflow_path, workflow_hash, status, created_at_ms, "               \
+  "started_at_ms, finished_at_ms, heartbeat_at_ms, runtime_owner_id, cancel_requested_at_ms, " \
+  "input_json, error_json, config_json"
+#define SMITHERS_FRAME_COLUMNS_ "run_id, frame_no, created_at_ms, encoding, data, xml_hash, note"
+
+constexpr StatementSql kStatements[] = {
+    // Upserts use ON CONFLICT DO UPDATE, never INSERT OR REPLACE: REPLACE
+    // deletes the old row first, and deleting a run cascades to all its rows.
+    {kUpsertRun,
+     "INSERT INTO _smithers_runs(" SMITHERS_RUN_COLUMNS_
+     ") VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) "
+     "ON CONFLICT(run_id) DO UPDATE SET workflow_name = excluded.workflow_name, "
+     "workflow_path = excluded.workflow_path, workflow_hash = excluded.workflow_hash, "
+     "status = excluded.status, created_at_ms = excluded.created_at_ms, "
+     "started_at_ms = excluded.started_at_ms, finished_at_ms = excluded.finished_at_ms, "
+     "heartbeat_at_ms = excluded.heartbeat_at_ms, runtime_owner_id = excluded.runtime_owner_id, "
+     "input_json = excluded.input_json, error_json = excluded.error_json, "
+     "config_json = excluded.config_json"},
+    {kUpsertNode,
+     "INSERT INTO _smithers_nodes(run_id, node_id, iteration, state, last_attempt, updated_at_ms, "
+     "output_table, label) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) "
+     "ON CONFLICT(run_id, node_id, iteration) DO UPDATE SET state = excluded.state, "
+     "last_attempt = excluded.last_attempt, updated_at_ms = excluded.updated_at_ms, "
+     "output_table = excluded.output_table, label = excluded.label"},
+    {kUpsertAttempt,
+     "INSERT INTO _smithers_attempts(run_id, node_id, iteration, attempt, state, started_at_ms, "
+     "finished_at_ms, error_json, cached, meta_json) "
+     "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) "
+     "ON CONFLICT(run_id, node_id, iteration, attempt) DO UPDATE SET state = excluded.state, "
+     "started_at_ms = excluded.started_at_ms, finished_at_ms = excluded.finished_at_ms, "
+     "error_json = excluded.error_json, cached = excluded.cached, meta_json = excluded.meta_json"},
+    {kPutOutput,
+     "INSERT INTO _smithers_outputs(run_id, node_id, iteration, output_table, payload_json, "
+     "created_at_ms) VALUES(?1, ?2, ?3, ?4, ?5, ?6) "
+     "ON CONFLICT(run_id, node_id, iteration) DO UPDATE SET output_table = excluded.output_table, "
+     "payload_json = excluded.payload_json, created_at_ms = excluded.created_at_ms"},
+    {kPutFrame,
+     "INSERT INTO _smithers_frames(" SMITHERS_FRAME_COLUMNS_ ") VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7) "
+     "ON CONFLICT(run_id, frame_no) DO UPDATE SET created_at_ms = excluded.created_at_ms, "
+     "encoding = excluded.encoding, data = excluded.data, xml_hash = excluded.xml_hash, "
+     "note = excluded.note"},
+    {kUpsertLoop,
+     "INSERT INTO _smithers_ralph(run_id, ralph_id, iteration, done, updated_at_ms) "
+     "VALUES(?1, ?2, ?3, ?4, ?5) "
+     "ON CONFLICT(run_id, ralph_id) DO UPDATE SET iteration = excluded.iteration, "
+     "done = excluded.done, updated_at_ms = excluded.updated_at_ms"},
+    // The seq is taken inside the write transaction that inserts the row, so
+    // no other writer can take the same one: gapless and unique per run.
+    {kAppendEvent,
+     "INSERT INTO _smithers_events(run_id, seq, timestamp_ms, type, payload_json) "
+     "SELECT ?1, COALESCE(MAX(seq), -1) + 1, ?2, ?3, ?4 FROM _smithers_events WHERE run_id = ?1 "
+     "RETURNING seq"},
+    {kGetRun, "SELECT " SMITHERS_RUN_COLUMNS_ " FROM _smithers_runs WHERE run_id = ?1"},
+    {kListRuns, "SELECT " SMITHERS_RUN_COLUMNS_
+                " FROM _smithers_runs ORDER BY created_at_ms DESC, run_id DESC LIMIT ?1"},
+    {kListRunsWithStatus,
+     "SELECT " SMITHERS_RUN_COLUMNS_
+     " FROM _smithers_runs WHERE status = ?1 ORDER BY created_at_ms DESC, run_id DESC LIMIT ?2"},
+    {kListNodes,
+     "SELECT run_id, node_id, iteration, state, last_attempt, updated_at_ms, output_table, label "
+     "FROM _smithers_nodes WHERE run_id = ?1 ORDER BY iteration, node_id"},
+    {kListAttempts,
+     "SELECT run_id, node_id, iteration, attempt, state, started_at_ms, finished_at_ms, "
+     "error_json, cached, meta_json FROM _smithers_attempts WHERE run_id = ?1 "
+     "ORDER BY started_at_ms, node_id, iteration, attempt"},
+    {kListOutputs,
+     "SELECT run_id, node_id, iteration, output_table, payload_json, created_at_ms "
+     "FROM _smithers_outputs WHERE run_id = ?1 ORDER BY created_at_ms, node_id, iteration"},
+    {kListLoops,
+     "SELECT run_id, ralph_id, iteration, done, updated_at_ms FROM _smithers_ralph "
+     "WHERE run_id = ?1 ORDER BY ralph_id"},
+    {kListFrames, "SELECT " SMITHERS_FRAME_COLUMNS_
+                  " FROM _smithers_frames WHERE run_id = ?1 ORDER BY frame_no"},
+    {kLastFrame, "SELECT " SMITHERS_FRAME_COLUMNS_
+                 " FROM _smithers_frames WHERE run_id = ?1 ORDER BY frame_no DESC LIMIT 1"},
+    {kListEvents,
+     "SELECT run_id, seq, timestamp_ms, type, payload_json FROM _smithers_events "
+     "WHERE run_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3"},
+    {kRunExists, "SELECT 1 FROM _smithers_runs WHERE run_id = ?1"},
+    // No owner is stored as NULL, and `IS` matches NULL to NULL, so "" in the
+    // API means "unowned" on both sides of the compare-and-set.
+    {kClaimRun,
+     "UPDATE _smithers_runs SET runtime_owner_id = ?3, heartbeat_at_ms = ?4 "
+     "WHERE run_id = ?1 AND runtime_owner_id IS ?2"},
+    {kHeartbeat,
+     "UPDATE _smithers_runs SET heartbeat_at_ms = ?3 WHERE run_id = ?1 AND runtime_owner_id IS ?2"},
+    {kRequestCancel,
+     "UPDATE _smithers_runs SET cancel_requested_at_ms = ?2 "
+     "WHERE run_id = ?1 AND cancel_requested_at_ms IS NULL"},
+    {kClearCancel, "UPDATE _smithers_runs SET cancel_requested_at_ms = NULL WHERE run_id = ?1"},
+    {kObjectType, "SELECT type FROM sqlite_master WHERE name = ?1 COLLATE NOCASE"},
+};
+
+#undef SMITHERS_RUN_COLUMNS_
+#undef SMITHERS_FRAME_COLUMNS_
+
+static_assert(std::size(kStatements) == kStatementCount);
+constexpr bool StatementsInIdOrder() {
+  for (int i = 0; i < kStatementCount; ++i) {
+    if (kStatements[i].id != i) return false;
+  }
+  return true;
+}
+static_assert(StatementsInIdOrder(), "kStatements must list statements in StatementId order");
+
+// --- Encoding -----------------------------------------------------------------
+
+// Replaces invalid UTF-8 instead of throwing: a payload must never make a
+// commit fail half-way through with an exception.
+std::string DumpJson(const Json& json) {
+  return json.dump(-1, ' ', false, Json::error_handler_t::replace);
+}
+
+void BindTime(Statement& stmt, int index, int64_t ms) {
+  if (ms == 0) {
+    stmt.BindNull(index);
+  } else {
+    stmt.BindInt64(index, ms);
+  }
+}
+
+void BindJson(Statement& stmt, int index, const Json& json) {
+  if (json.is_null()) {
+    stmt.BindNull(index);
+  } else {
+    stmt.BindText(index, DumpJson(json));
+  }
+}
+
+void BindOwner(Statement& stmt, int index, const std::string& owner) {
+  if (owner.empty()) {
+    stmt.BindNull(index);
+  } else {
+    stmt.BindText(index, owner);
+  }
+}
+
+// --- Decoding -----------------------------------------------------------------
+
+// NULL reads as a null Json. False when the column holds text that is not JSON.
+bool ReadJson(const Statement& row, int column, Json* out) {
+  if (row.IsNull(column)) {
+    *out = Json();
+    return true;
+  }
+  std::string_view text = row.TextView(column);
+  *out = Json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
+  return !out->is_discarded();
+}
+
+Status CorruptJson(std::string_view table, const std::string& key, std::string_view column) {
+  return DataLossError(std::string(table) + " row (" + key + "): column " + std::string(column) +
+                       " does not hold valid JSON");
+}
+
+std::string RowKey(const std::string& run_id, const std::string& node_id, int iteration) {
+  return "run_id=" + run_id + ", node_id=" + node_id + ", iteration=" + std::to_string(iteration);
+}
+
+Result<RunRecord> ReadRun(const Statement& row) {
+  RunRecord run;
+  run.run_id = row.Text(0);
+  run.workflow_name = row.Text(1);
+  run.workflow_path = row.Text(2);
+  run.workflow_hash = row.Text(3);
+  run.status = row.Text(4);
+  run.created_at_ms = row.Int64(5);
+  run.started_at_ms = row.Int64(6);
+  run.finished_at_ms = row.Int64(7);
+  run.heartbeat_at_ms = row.Int64(8);
+  run.runtime_owner_id = row.Text(9);
+  run.cancel_requested_at_ms = row.Int64(10);
+  const std::string key = "run_id=" + run.run_id;
+  if (!ReadJson(row, 11, &run.input)) return CorruptJson("_smithers_runs", key, "input_json");
+  if (!ReadJson(row, 12, &run.error)) return CorruptJson("_smithers_runs", key, "error_json");
+  if (!ReadJson(row, 13, &run.config)) return CorruptJson("_smithers_runs", key, "config_json");
+  return run;
+}
+
+Result<NodeRecord> ReadNode(const Statement& row) {
+  return NodeRecord{.run_id = row.Text(0),
+                    .node_id = row.Text(1),
+                    .iteration = static_cast<int>(row.Int64(2)),
+                    .state = row.Text(3),
+                    .last_attempt = static_cast<int>(row.Int64(4)),
+                    .updated_at_ms = row.Int64(5),
+                    .output_table = row.Text(6),
+                    .label = row.Text(7)};
+}
+
+Result<AttemptRecord> ReadAttempt(const Statement& row) {
+  AttemptRecord attempt{.run_id = row.Text(0),
+                        .node_id = row.Text(1),
+                        .iteration = static_cast<int>(row.Int64(2)),
+                        .attempt = static_cast<int>(row.Int64(3)),
+                        .state = row.Text(4),
+                        .started_at_ms = row.Int64(5),
+                        .finished_at_ms = row.Int64(6),
+                        .cached = row.Int64(8) != 0};
+  if (!ReadJson(row, 7, &attempt.error) || !ReadJson(row, 9, &attempt.meta)) {
+    return CorruptJson("_smithers_attempts",
+                       RowKey(attempt.run_id, attempt.node_id, attempt.iteration) +
+                           ", attempt=" + std::to_string(attempt.attempt),
+                       "error_json or meta_json");
+  }
+  return attempt;
+}
+
+Result<OutputRecord> ReadOutput(const Statement& row) {
+  OutputRecord output{.run_id = row.Text(0),
+                      .node_id = row.Text(1),
+                      .iteration = static_cast<int>(row.Int64(2)),
+                      .output_table = row.Text(3),
+                      .created_at_ms = row.Int64(5)};
+  if (!ReadJson(row, 4, &output.payload)) {
+    return CorruptJson("_smithers_outputs", RowKey(output.run_id, output.node_id, output.iteration),
+                       "payload_json");
+  }
+  return output;
+}
+
+Result<LoopRecord> ReadLoop(const Statement& row) {
+  return LoopRecord{.run_id = row.Text(0),
+                    .loop_id = row.Text(1),
+                    .iteration = static_cast<int>(row.Int64(2)),
+                    .done = row.Int64(3) != 0,
+                    .updated_at_ms = row.Int64(4)};
+}
+
+Result<FrameRecord> ReadFrame(const Statement& row) {
+  return FrameRecord{.run_id = row.Text(0),
+                     .frame_no = row.Int64(1),
+                     .created_at_ms = row.Int64(2),
+                     .encoding = row.Text(3),
+                     .data = row.Text(4),
+                     .xml_hash = row.Text(5),
+                     .note = row.Text(6)};
+}
+
+Result<EventRecord> ReadEvent(const Statement& row) {
+  EventRecord event{.run_id = row.Text(0),
+                    .seq = row.Int64(1),
+                    .timestamp_ms = row.Int64(2),
+                    .type = row.Text(3)};
+  if (!ReadJson(row, 4, &event.payload)) {
+    return CorruptJson("_smithers_events",
+                       "run_id=" + event.run_id + ", seq=" + std::to_string(event.seq),
+                       "payload_json");
+  }
+  return event;
+}
+
+template <typename T>
+struct ResultValue;
+template <typename T>
+struct ResultValue<Result<T>> {
+  using Type = T;
+};
+template <typename Read>
+using RecordOf = typename ResultValue<std::invoke_result_t<Read, const Statement&>>::Type;
+
+// Runs a bound query and decodes every row with `read` (Result<T>(const Statement&)).
+template <typename Read>
+Result<std::vector<RecordOf<Read>>> Collect(Statement& stmt, Read read) {
+  using Record = RecordOf<Read>;
+  std::vector<Record> records;
+  SMITHERS_RETURN_IF_ERROR(stmt.ForEachRow([&](const Statement& row) -> Status {
+    Result<Record> record = read(row);
+    if (!record.ok()) return record.status();
+    records.push_back(std::move(record).value());
+    return Status::Ok();
+  }));
+  return records;
+}
+
+// A negative limit means "no limit", as SQLite's LIMIT -1 does.
+int64_t SqlLimit(int limit) { return limit < 0 ? -1 : limit; }
+
+// --- Output views ---------------------------------------------------------------
+
+bool IsIdentifier(std::string_view s) {
+  auto is_alpha = [](char c) {
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_';
+  };
+  auto is_digit = [](char c) { return c >= '0' && c <= '9'; };
+  if (s.empty() || !is_alpha(s[0])) return false;
+  for (char c : s) {
+    if (!is_alpha(c) && !is_digit(c)) return false;
+  }
+  return true;
+}
+
+std::string Lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+  return out;
+}
+
+// SQL for one view. `name` and every property used are identifiers, so they
+// can sit inside quotes and the JSON path without escaping.
+Result<std::string> OutputViewSql(const std::string& name, const Json& schema) {
+  if (!IsIdentifier(name)) {
+    return InvalidArgumentError("output name \"" + name +
+                                "\" cannot name a view: use [A-Za-z_][A-Za-z0-9_]*");
+  }
+  const std::string lower = Lower(name);
+  if (lower.starts_with("_smithers") || lower.starts_with("sqlite_")) {
+    return InvalidArgumentError("output name \"" + name +
+                                "\" is reserved (names starting with _smithers or sqlite_)");
+  }
+  if (!schema.is_object()) {
+    return InvalidArgumentError("schema of output \"" + name + "\" is not a JSON object");
+  }
+  // SQLite column names are case-insensitive: keep the first of any clash,
+  // and never shadow the key columns every view starts with.
+  std::set<std::string> taken = {"run_id", "node_id", "iteration", "created_at_ms"};
+  std::string columns;
+  auto properties = schema.find("properties");
+  if (properties != schema.end() && properties->is_object()) {
+    for (const auto& [property, unused] : properties->items()) {
+      if (!IsIdentifier(property) || !taken.insert(Lower(property)).second) continue;
+      columns += ", json_extract(payload_json, '$." + property + "') AS \"" + property + "\"";
+    }
+  }
+  return "DROP VIEW IF EXISTS \"" + name + "\"; CREATE VIEW \"" + name +
+         "\" AS SELECT run_id, node_id, iteration" + columns +
+         ", created_at_ms FROM _smithers_outputs WHERE output_table = '" + name + "';";
+}
+
+// --- The store ----------------------------------------------------------------
+
+class SqliteStore final : public Store {
+ public:
+  explicit SqliteStore(Database db) : db_(std::move(db)) {}
+
+  Status PrepareStatements() {
+    for (const StatementSql& entry : kStatements) {
+      SMITHERS_ASSIGN_OR_RETURN(statements_[entry.id], db_.Prepare(entry.sql));
+    }
+    return Status::Ok();
+  }
+
+  Result<std::vector<int64_t>> Commit(const WriteBatch& batch) override;
+  Result<RunRecord> GetRun(const std::string& run_id) override;
+  Result<std::vector<RunRecord>> ListRuns(const RunFilter& filter) override;
+  Result<std::vector<NodeRecord>> ListNodes(const std::string& run_id) override;
+  Result<std::vector<AttemptRecord>> ListAttempts(const std::string& run_id) override;
+  Result<std::vector<OutputRecord>> ListOutputs(const std::string& run_id) override;
+  Result<std::vector<LoopRecord>> ListLoops(const std::string& run_id) override;
+  Result<std::vector<FrameRecord>> ListFrames(const std::string& run_id) override;
+  Result<std::optional<FrameRecord>> LastFrame(const std::string& run_id) override;
+  Result<std::vector<EventRecord>> ListEvents(const std::string& run_id, int64_t after_seq,
+                                              int limit) override;
+  Status ClaimRun(const std::string& run_id, const std::string& expected_owner,
+                  const std::string& new_owner, int64_t now_ms) override;
+  Status Heartbeat(const std::string& run_id, const std::string& owner, int64_t now_ms) override;
+  Status RequestCancel(const std::string& run_id, int64_t now_ms) override;
+  Status ClearCancel(const std::string& run_id) override;
+  Status EnsureOutputViews(const std::map<std::string, Json>& schemas) override;
+
+ private:
+  Statement& stmt(StatementId id) { return statements_[id]; }
+  // Applies one op inside the open transaction; appends an event's seq to `seqs`.
+  Status Apply(const WriteBatch::Op& op, std::vector<int64_t>& seqs);
+  // Within a transaction: NotFound unless the run exists.
+  Status RequireRun(const std::string& run_id);
+
+  Database db_;  // declared first so it outlives the statements
+  std::array<Statement, kStatementCount> statements_;
+};
+
+std::string DescribeOp(const WriteBatch::Op& op) {
+  using Kind = WriteBatch::Op::Kind;
+  switch (op.kind) {
+    case Kind::kRun: return "_smithers_runs row (run_id=" + op.run.run_id + ")";
+    case Kind::kNode:
+      return "_smithers_nodes row (" + RowKey(op.node.run_id, op.node.node_id, op.node.iteration) +
+             ")";
+    case Kind::kAttempt:
+      return "_smithers_attempts row (" +
+             RowKey(op.attempt.run_id, op.attempt.node_id, op.attempt.iteration) +
+             ", attempt=" + std::to_string(op.attempt.attempt) + ")";
+    case Kind::kOutput:
+      return "_smithers_outputs row (" +
+             RowKey(op.output.run_id, op.output.node_id, op.output.iteration) + ")";
+    case Kind::kFrame:
+      return "_smithers_frames row (run_id=" + op.frame.run_id +
+             ", frame_no=" + std::to_string(op.frame.frame_no) + ")";
+    case Kind::kLoop:
+      return "_smithers_ralph row (run_id=" + op.loop.run_id + ", ralph_id=" + op.loop.loop_id +
+             ")";
+    case Kind::kEvent:
+      return "_smithers_events row (run_id=" + op.event.run_id + ", type=" + op.event.type + ")";
+  }
+  return "unknown op";
+}
+
+Result<std::vector<int64_t>> SqliteStore::Commit(const WriteBatch& batch) {
+  std::vector<int64_t> seqs;
+  if (batch.empty()) return seqs;
+  SMITHERS_ASSIGN_OR_RETURN(WriteTransaction txn, WriteTransaction::Begin(db_));
+  for (const WriteBatch::Op& op : batch.ops()) {
+    Status status = Apply(op, seqs);
+    // Returning destroys `txn`, which rolls back every op applied so far.
+    if (!status.ok()) return status.WithContext("commit: " + DescribeOp(op));
+  }
+  // If the process dies before COMMIT returns, the WAL holds either the whole
+  // batch (the commit frame was synced) or none of it.
+  SMITHERS_RETURN_IF_ERROR(txn.Commit());
+  return seqs;
+}
+
+Status SqliteStore::Apply(const WriteBatch::Op& op, std::vector<int64_t>& seqs) {
+  using Kind = WriteBatch::Op::Kind;
+  switch (op.kind) {
+    case Kind::kRun: {
+      const RunRecord& run = op.run;
+      Statement& s = stmt(kUpsertRun);
+      s.BindText(1, run.run_id);
+      s.BindText(2, run.workflow_name);
+      s.BindText(3, run.workflow_path);
+      s.BindText(4, run.workflow_hash);
+      s.BindText(5, run.status);
+      BindTime(s, 6, run.created_at_ms);
+      BindTime(s, 7, run.started_at_ms);
+      BindTime(s, 8, run.finished_at_ms);
+      BindTime(s, 9, run.heartbeat_at_ms);
+      BindOwner(s, 10, run.runtime_owner_id);
+      BindTime(s, 11, run.cancel_requested_at_ms);
+      BindJson(s, 12, run.input);
+      BindJson(s, 13, run.error);
+      BindJson(s, 14, run.config);
+      return s.Run();
+    }
+    case Kind::kNode: {
+      const NodeRecord& node = op.node;
+      Statement& s = stmt(kUpsertNode);
+      s.BindText(1, node.run_id);
+      s.BindText(2, node.node_id);
+      s.BindInt64(3, node.iteration);
+      s.BindText(4, node.state);
+      s.BindInt64(5, node.last_attempt);
+      BindTime(s, 6, node.updated_at_ms);
+      s.BindText(7, node.output_table);
+      s.BindText(8, node.label);
+      return s.Run();
+    }
+    case Kind::kAttempt: {
+      const AttemptRecord& attempt = op.attempt;
+      Statement& s = stmt(kUpsertAttempt);
+      s.BindText(1, attempt.run_id);
+      s.BindText(2, attempt.node_id);
+      s.BindInt64(3, attempt.iteration);
+      s.BindInt64(4, attempt.attempt);
+      s.BindText(5, attempt.state);
+      BindTime(s, 6, attempt.started_at_ms);
+      BindTime(s, 7, attempt.finished_at_ms);
+      BindJson(s, 8, attempt.error);
+      s.BindInt64(9, attempt.cached ? 1 : 0);
+      BindJson(s, 10, attempt.meta);
+      return s.Run();
+    }
+    case Kind::kOutput: {
+      const OutputRecord& output = op.output;
+      Statement& s = stmt(kPutOutput);
+      s.BindText(1, output.run_id);
+      s.BindText(2, output.node_id);
+      s.BindInt64(3, output.iteration);
+      s.BindText(4, output.output_table);
+      BindJson(s, 5, output.payload);
+      BindTime(s, 6, output.created_at_ms);
+      return s.Run();
+    }
+    case Kind::kFrame: {
+      const FrameRecord& frame = op.frame;
+      Statement& s = stmt(kPutFrame);
+      s.BindText(1, frame.run_id);
+      s.BindInt64(2, frame.frame_no);
+      BindTime(s, 3, frame.created_at_ms);
+      s.BindText(4, frame.encoding);
+      s.BindText(5, frame.data);
+      s.BindText(6, frame.xml_hash);
+      s.BindText(7, frame.note);
+      return s.Run();
+    }
+    case Kind::kLoop: {
+      const LoopRecord& loop = op.loop;
+      Statement& s = stmt(kUpsertLoop);
+      s.BindText(1, loop.run_id);
+      s.BindText(2, loop.loop_id);
+      s.BindInt64(3, loop.iteration);
+      s.BindInt64(4, loop.done ? 1 : 0);
+      BindTime(s, 5, loop.updated_at_ms);
+      return s.Run();
+    }
+    case Kind::kEvent: {
+      const EventRecord& event = op.event;
+      Statement& s = stmt(kAppendEvent);
+      s.BindText(1, event.run_id);
+      BindTime(s, 2, event.timestamp_ms);
+      s.BindText(3, event.type);
+      BindJson(s, 4, event.payload);
+      std::optional<int64_t> seq;
+      SMITHERS_RETURN_IF_ERROR(s.ForEachRow([&](const Statement& row) {
+        seq = row.Int64(0);
+        return Status::Ok();
+      }));
+      if (!seq) return InternalError("event insert returned no seq");
+      seqs.push_back(*seq);
+      return Status::Ok();
+    }
+  }
+  return InternalError("unknown write batch op");
+}
+
+Result<RunRecord> SqliteStore::GetRun(const std::string& run_id) {
+  Statement& s = stmt(kGetRun);
+  s.BindText(1, run_id);
+  SMITHERS_ASSIGN_OR_RETURN(std::vector<RunRecord> runs, Collect(s, ReadRun));
+  if (runs.empty()) return NotFoundError("no run " + run_id);
+  return std::move(runs.front());
+}
+
+Result<std::vector<RunRecord>> SqliteStore::ListRuns(const RunFilter& filter) {
+  if (filter.status.empty()) {
+    Statement& s = stmt(kListRuns);
+    s.BindInt64(1, SqlLimit(filter.limit));
+    return Collect(s, ReadRun);
+  }
+  Statement& s = stmt(kListRunsWithStatus);
+  s.BindText(1, filter.status);
+  s.BindInt64(2, SqlLimit(filter.limit));
+  return Collect(s, ReadRun);
+}
+
+Result<std::vector<NodeRecord>> SqliteStore::ListNodes(const std::string& run_id) {
+  Statement& s = stmt(kListNodes);
+  s.BindText(1, run_id);
+  return Collect(s, ReadNode);
+}
+
+Result<std::vector<AttemptRecord>> SqliteStore::ListAttempts(const std::string& run_id) {
+  Statement& s = stmt(kListAttempts);
+  s.BindText(1, run_id);
+  return Collect(s, ReadAttempt);
+}
+
+Result<std::vector<OutputRecord>> SqliteStore::ListOutputs(const std::string& run_id) {
+  Statement& s = stmt(kListOutputs);
+  s.BindText(1, run_id);
+  return Collect(s, ReadOutput);
+}
+
+Result<std::vector<LoopRecord>> SqliteStore::ListLoops(const std::string& run_id) {
+  Statement& s = stmt(kListLoops);
+  s.BindText(1, run_id);
+  return Collect(s, ReadLoop);
+}
+
+Result<std::vector<FrameRecord>> SqliteStore::ListFrames(const std::string& run_id) {
+  Statement& s = stmt(kListFrames);
+  s.BindText(1, run_id);
+  return Collect(s, ReadFrame);
+}
+
+Result<std::optional<FrameRecord>> SqliteStore::LastFrame(const std::string& run_id) {
+  Statement& s = stmt(kLastFrame);
+  s.BindText(1, run_id);
+  SMITHERS_ASSIGN_OR_RETURN(std::vector<FrameRecord> frames, Collect(s, ReadFrame));
+  if (frames.empty()) return std::optional<FrameRecord>();
+  return std::optional<FrameRecord>(std::move(frames.front()));
+}
+
+Result<std::vector<EventRecord>> SqliteStore::ListEvents(const std::string& run_id,
+                                                         int64_t after_seq, int limit) {
+  Statement& s = stmt(kListEvents);
+  s.BindText(1, run_id);
+  s.BindInt64(2, after_seq);
+  s.BindInt64(3, SqlLimit(limit));
+  return Collect(s, ReadEvent);
+}
+
+Status SqliteStore::RequireRun(const std::string& run_id) {
+  Statement& s = stmt(kRunExists);
+  s.BindText(1, run_id);
+  bool found = false;
+  SMITHERS_RETURN_IF_ERROR(s.ForEachRow([&](const Statement&) {
+    found = true;
+    return Status::Ok();
+  }));
+  return found ? Status::Ok() : NotFoundError("no run " + run_id);
+}
+
+// The single-row updates below run in their own write transaction so that the
+// "was it missing or owned by someone else?" check reads the same state the
+// update saw.
+Status SqliteStore::ClaimRun(const std::string& run_id, const std::string& expected_owner,
+                             const std::string& new_owner, int64_t now_ms) {
+  SMITHERS_ASSIGN_OR_RETURN(WriteTransaction txn, WriteTransaction::Begin(db_));
+  Statement& s = stmt(kClaimRun);
+  s.BindText(1, run_id);
+  BindOwner(s, 2, expected_owner);
+  BindOwner(s, 3, new_owner);
+  BindTime(s, 4, now_ms);
+  SMITHERS_RETURN_IF_ERROR(s.Run());
+  if (db_.changes() == 0) {
+    SMITHERS_RETURN_IF_ERROR(RequireRun(run_id));
+    return AbortedError("run " + run_id + " is not owned by \"" + expected_owner + "\"");
+  }
+  return txn.Commit();
+}
+
+Status SqliteStore::Heartbeat(const std::string& run_id, const std::string& owner, int64_t now_ms) {
+  SMITHERS_ASSIGN_OR_RETURN(WriteTransaction txn, WriteTransaction::Begin(db_));
+  Statement& s = stmt(kHeartbeat);
+  s.BindText(1, run_id);
+  BindOwner(s, 2, owner);
+  BindTime(s, 3, now_ms);
+  SMITHERS_RETURN_IF_ERROR(s.Run());
+  if (db_.changes() == 0) {
+    SMITHERS_RETURN_IF_ERROR(RequireRun(run_id));
+    return AbortedError("run " + run_id + " is no longer owned by \"" + owner + "\"");
+  }
+  return txn.Commit();
+}
+
+Status SqliteStore::RequestCancel(const std::string& run_id, int64_t now_ms) {
+  // 0 would be stored as NULL, i.e. "no cancel requested".
+  if (now_ms <= 0) return InvalidArgumentError("RequestCancel needs a positive time");
+  SMITHERS_ASSIGN_OR_RETURN(WriteTransaction txn, WriteTransaction::Begin(db_));
+  Statement& s = stmt(kRequestCancel);
+  s.BindText(1, run_id);
+  s.BindInt64(2, now_ms);
+  SMITHERS_RETURN_IF_ERROR(s.Run());
+  // No change: already requested (keep the first time) or no such run.
+  if (db_.changes() == 0) SMITHERS_RETURN_IF_ERROR(RequireRun(run_id));
+  return txn.Commit();
+}
+
+Status SqliteStore::ClearCancel(const std::string& run_id) {
+  SMITHERS_ASSIGN_OR_RETURN(WriteTransaction txn, WriteTransaction::Begin(db_));
+  Statement& s = stmt(kClearCancel);
+  s.BindText(1, run_id);
+  SMITHERS_RETURN_IF_ERROR(s.Run());
+  if (db_.changes() == 0) return NotFoundError("no run " + run_id);
+  return txn.Commit();
+}
+
+Status SqliteStore::EnsureOutputViews(const std::map<std::string, Json>& schemas) {
+  // Validate everything before writing anything.
+  std::vector<std::pair<std::string, std::string>> views;  // name, DDL
+  for (const auto& [name, schema] : schemas) {
+    SMITHERS_ASSIGN_OR_RETURN(std::string sql, OutputViewSql(name, schema));
+    views.emplace_back(name, std::move(sql));
+  }
+  if (views.empty()) return Status::Ok();
+  SMITHERS_ASSIGN_OR_RETURN(WriteTransaction txn, WriteTransaction::Begin(db_));
+  for (const auto& [name, sql] : views) {
+    Statement& s = stmt(kObjectType);
+    s.BindText(1, name);
+    std::string type;
+    SMITHERS_RETURN_IF_ERROR(s.ForEachRow([&](const Statement& row) {
+      type = row.Text(0);
+      return Status::Ok();
+    }));
+    if (!type.empty() && type != "view") {
+      return FailedPreconditionError("output view \"" + name + "\" would replace the " + type +
+                                     " of that name");
+    }
+    SMITHERS_RETURN_IF_ERROR(db_.Exec(sql).WithContext("create output view \"" + name + "\""));
+  }
+  return txn.Commit();
+}
+
+Result<std::string> NormalizeSynchronous(const std::string& value) {
+  const std::string lower = Lower(value);
+  if (lower == "full") return std::string("FULL");
+  if (lower == "normal") return std::string("NORMAL");
+  return InvalidArgumentError("synchronous must be FULL or NORMAL, not \"" + value + "\"");
+}
+
+Result<std::unique_ptr<Store>> OpenStore(const SqliteOptions& options, int max_migration) {
+  if (options.path.empty()) return InvalidArgumentError("no database path given");
+  SMITHERS_ASSIGN_OR_RETURN(std::string synchronous, NormalizeSynchronous(options.synchronous));
+  if (options.busy_timeout_ms < 0) return InvalidArgumentError("busy_timeout_ms is negative");
+
+  const std::filesystem::path parent = std::filesystem::path(options.path).parent_path();
+  if (!parent.empty()) {
+    std::error_code error;
+    std::filesystem::create_directories(parent, error);
+    if (error) {
+      return FailedPreconditionError("cannot create directory " + parent.string() + ": " +
+                                     error.message());
+    }
+  }
+
+  SMITHERS_ASSIGN_OR_RETURN(Database db, Database::Open(options.path));
+  // Before anything that takes a lock: another process may be migrating.
+  sqlite3_busy_timeout(db.handle(), options.busy_timeout_ms);
+  SMITHERS_ASSIGN_OR_RETURN(std::string journal_mode, db.QueryText("PRAGMA journal_mode=WAL"));
+  if (Lower(journal_mode) != "wal") {
+    return FailedPreconditionError("cannot use WAL journaling (journal_mode is " + journal_mode +
+                                   ")");
+  }
+  SMITHERS_RETURN_IF_ERROR(db.Exec("PRAGMA synchronous=" + synchronous));
+  SMITHERS_RETURN_IF_ERROR(db.Exec("PRAGMA foreign_keys=ON"));
+  // The pragma is silently ignored by builds without foreign-key support, and
+  // then a batch could half-reference a run that does not exist.
+  SMITHERS_ASSIGN_OR_RETURN(std::string foreign_keys, db.QueryText("PRAGMA foreign_keys"));
+  if (foreign_keys != "1") {
+    return FailedPreconditionError(
+        "SQLite refused to enable foreign keys (PRAGMA foreign_keys = " + foreign_keys + ")");
+  }
+  SMITHERS_RETURN_IF_ERROR(MigrateSqlite(db, max_migration, SystemClock().NowMs()));
+
+  auto store = std::make_unique<SqliteStore>(std::move(db));
+  SMITHERS_RETURN_IF_ERROR(store->PrepareStatements());
+  return std::unique_ptr<Store>(std::move(store));
+}
+
+Result<std::unique_ptr<Store>> OpenStoreWithContext(const SqliteOptions& options,
+                                                    int max_migration) {
+  Result<std::unique_ptr<Store>> store = OpenStore(options, max_migration);
+  if (!store.ok()) return store.status().WithContext("open SQLite store " + options.path);
+  return store;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Store>> OpenSqliteStoreForTesting(const SqliteOptions& options,
+                                                         int max_migration) {
+  return OpenStoreWithContext(options, max_migration);
+}
+
+Result<std::vector<SqlRowForTesting>> ExecSqlForTesting(const std::string& path,
+                                                        const std::string& sql) {
+  SMITHERS_ASSIGN_OR_RETURN(Database db, Database::Open(path));
+  sqlite3_busy_timeout(db.handle(), 10000);
+  SMITHERS_RETURN_IF_ERROR(db.Exec("PRAGMA foreign_keys=ON"));
+  std::vector<SqlRowForTesting> rows;
+  const char* next = sql.data();
+  const char* const end = sql.data() + sql.size();
+  while (next < end) {
+    sqlite3_stmt* raw = nullptr;
+    int rc = sqlite3_prepare_v2(db.handle(), next, static_cast<int>(end - next), &raw, &next);
+    Statement stmt(raw);
+    if (rc != SQLITE_OK) return SqliteStatus(rc, sqlite3_errmsg(db.handle()));
+    if (raw == nullptr) continue;  // only whitespace or a comment was left
+    rows.clear();
+    const int columns = sqlite3_column_count(raw);
+    SMITHERS_RETURN_IF_ERROR(stmt.ForEachRow([&](const Statement& row) {
+      SqlRowForTesting values;
+      for (int i = 0; i < columns; ++i) {
+        values.push_back(row.IsNull(i) ? std::nullopt : std::optional<std::string>(row.Text(i)));
+      }
+      rows.push_back(std::move(values));
+      return Status::Ok();
+    }));
+  }
+  return rows;
+}
+
+namespace {
+
+class HeldWriteLock final : public WriteLockForTesting {
+ public:
+  explicit HeldWriteLock(Database db) : db_(std::move(db)) {}
+  Status Lock() {
+    SMITHERS_ASSIGN_OR_RETURN(WriteTransaction txn, WriteTransaction::Begin(db_));
+    txn_.emplace(std::move(txn));
+    return Status::Ok();
+  }
+
+ private:
+  Database db_;
+  std::optional<WriteTransaction> txn_;  // destroyed first: rolls back, releasing the lock
+};
+
+}  // namespace
+
+Result<std::unique_ptr<WriteLockForTesting>> WriteLockForTesting::Acquire(const std::string& path) {
+  SMITHERS_ASSIGN_OR_RETURN(Database db, Database::Open(path));
+  auto lock = std::make_unique<HeldWriteLock>(std::move(db));
+  SMITHERS_RETURN_IF_ERROR(lock->Lock());
+  return std::unique_ptr<WriteLockForTesting>(std::move(lock));
+}
+
+}  // namespace store
+
+Result<std::unique_ptr<Store>> OpenSqliteStore(const SqliteOptions& options) {
+  return store::OpenStoreWithContext(options, store::LatestSqliteMigration());
+}
+
+int StoreSchemaVersion() { return store::LatestSqliteMigration(); }
+
+}  // namespace smithers

@@ -1,0 +1,469 @@
+// The SQLite store: the conformance suite, plus what only SQLite has (pragmas,
+// migrations, the file other tools read, several connections to one file).
+#include "store/sqlite/sqlite_store.h"
+
+#include <gtest/gtest.h>
+#include <sys/resource.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "smithers/store.h"
+#include "store_conformance.h"
+#include "store_test_util.h"
+
+namespace smithers::store {
+namespace {
+
+Result<std::unique_ptr<Store>> OpenSqliteInDir(const std::string& dir) {
+  return OpenSqliteStore({.path = dir + "/smithers.db"});
+}
+
+INSTANTIATE_TEST_SUITE_P(Sqlite, StoreConformanceTest,
+                         ::testing::Values(StoreBackend{"Sqlite", OpenSqliteInDir}),
+                         StoreBackendName);
+
+class SqliteStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override { ASSERT_FALSE(dir_.path().empty()); }
+
+  SqliteOptions Options() const { return {.path = path_}; }
+
+  // Runs SQL on a separate connection, as a user with the sqlite3 shell would.
+  std::vector<SqlRowForTesting> Sql(const std::string& sql) {
+    Result<std::vector<SqlRowForTesting>> rows = ExecSqlForTesting(path_, sql);
+    EXPECT_TRUE(rows.ok()) << sql << ": " << rows.status().ToString();
+    return rows.ok() ? *rows : std::vector<SqlRowForTesting>();
+  }
+
+  std::vector<std::string> Column(const std::string& sql) {
+    std::vector<std::string> out;
+    for (const SqlRowForTesting& row : Sql(sql)) out.push_back(row.at(0).value_or("NULL"));
+    return out;
+  }
+
+  TempDir dir_;
+  std::string path_ = dir_.path() + "/nested/deeper/smithers.db";
+};
+
+TEST_F(SqliteStoreTest, CreatesParentDirectoriesAndUsesWal) {
+  STORE_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> store, OpenSqliteStore(Options()));
+  EXPECT_TRUE(std::filesystem::exists(path_));
+  EXPECT_EQ(Column("PRAGMA journal_mode"), std::vector<std::string>{"wal"});
+}
+
+TEST_F(SqliteStoreTest, SynchronousMustBeFullOrNormal) {
+  for (const char* ok : {"FULL", "full", "NORMAL", "Normal"}) {
+    SqliteOptions options = Options();
+    options.synchronous = ok;
+    STORE_EXPECT_OK(OpenSqliteStore(options));
+  }
+  for (const char* bad : {"OFF", "EXTRA", "", "FULL; DROP TABLE x"}) {
+    SqliteOptions options = Options();
+    options.synchronous = bad;
+    EXPECT_EQ(OpenSqliteStore(options).status().code(), StatusCode::kInvalidArgument) << bad;
+  }
+  EXPECT_EQ(OpenSqliteStore({.path = ""}).status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST_F(SqliteStoreTest, RecordsEveryMigrationOnceAcrossReopens) {
+  EXPECT_EQ(StoreSchemaVersion(), 2);
+  for (int i = 0; i < 3; ++i) STORE_ASSERT_OK(OpenSqliteStore(Options()));
+  std::vector<SqlRowForTesting> rows =
+      Sql("SELECT id, name, applied_at_ms > 0, length(checksum) FROM _smithers_schema_migrations "
+          "ORDER BY id");
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(rows[0], (SqlRowForTesting{"1", "initial_tables", "1", "64"}));
+  EXPECT_EQ(rows[1], (SqlRowForTesting{"2", "indexes", "1", "64"}));
+}
+
+TEST_F(SqliteStoreTest, UpgradesADatabaseLeftByAnOlderBuild) {
+  {
+    STORE_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> old,
+                               OpenSqliteStoreForTesting(Options(), /*max_migration=*/1));
+    WriteBatch batch;
+    batch.UpsertRun(MakeRun("r1"));
+    batch.AppendEvent("r1", "RunStarted", {}, 1);
+    STORE_ASSERT_OK(old->Commit(batch));
+  }
+  EXPECT_EQ(Column("SELECT id FROM _smithers_schema_migrations"), std::vector<std::string>{"1"});
+  EXPECT_EQ(Column("SELECT count(*) FROM sqlite_master WHERE type = 'index' AND "
+                   "name = '_smithers_runs_by_status_heartbeat'"),
+            std::vector<std::string>{"0"});
+
+  STORE_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> store, OpenSqliteStore(Options()));
+  EXPECT_EQ(Column("SELECT id FROM _smithers_schema_migrations ORDER BY id"),
+            (std::vector<std::string>{"1", "2"}));
+  EXPECT_EQ(Column("SELECT count(*) FROM sqlite_master WHERE type = 'index' AND "
+                   "name = '_smithers_runs_by_status_heartbeat'"),
+            std::vector<std::string>{"1"});
+  STORE_ASSERT_OK_AND_ASSIGN(RunRecord run, store->GetRun("r1"));
+  EXPECT_EQ(run.input, MakeRun("r1").input);
+  WriteBatch more;
+  more.AppendEvent("r1", "RunFinished", {}, 2);
+  STORE_ASSERT_OK_AND_ASSIGN(std::vector<int64_t> seqs, store->Commit(more));
+  EXPECT_EQ(seqs, std::vector<int64_t>{1});
+}
+
+TEST_F(SqliteStoreTest, RefusesADatabaseFromANewerBuild) {
+  STORE_ASSERT_OK(OpenSqliteStore(Options()));
+  Sql("INSERT INTO _smithers_schema_migrations(id, name, applied_at_ms, checksum) "
+      "VALUES(9999, 'future', 1, 'x')");
+  Result<std::unique_ptr<Store>> store = OpenSqliteStore(Options());
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(store.status().message().find(
+                "database schema version 9999 was written by a newer Smithers (this build "
+                "knows up to 2); upgrade smithers"),
+            std::string::npos)
+      << store.status().ToString();
+  // Nothing was changed by the refused open.
+  EXPECT_EQ(Column("SELECT count(*) FROM _smithers_schema_migrations"),
+            std::vector<std::string>{"3"});
+}
+
+TEST_F(SqliteStoreTest, RefusesAMigrationWhoseDefinitionChanged) {
+  STORE_ASSERT_OK(OpenSqliteStore(Options()));
+  Sql("UPDATE _smithers_schema_migrations SET checksum = 'edited' WHERE id = 1");
+  Result<std::unique_ptr<Store>> store = OpenSqliteStore(Options());
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), StatusCode::kFailedPrecondition) << store.status().ToString();
+}
+
+TEST_F(SqliteStoreTest, ConcurrentOpensOfAFreshFileMigrateOnce) {
+  constexpr int kThreads = 8;
+  std::vector<Status> results(kThreads);
+  std::vector<std::thread> threads;
+  threads.reserve(kThreads);
+  for (int i = 0; i < kThreads; ++i) {
+    threads.emplace_back([&, i] {
+      Result<std::unique_ptr<Store>> store = OpenSqliteStore(Options());
+      results[i] = store.status();
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  for (const Status& s : results) EXPECT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(Column("SELECT id FROM _smithers_schema_migrations ORDER BY id"),
+            (std::vector<std::string>{"1", "2"}));
+}
+
+TEST_F(SqliteStoreTest, ConcurrentWritersGetUniqueGaplessSeqs) {
+  {
+    STORE_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> store, OpenSqliteStore(Options()));
+    WriteBatch batch;
+    batch.UpsertRun(MakeRun("r1"));
+    STORE_ASSERT_OK(store->Commit(batch));
+  }
+  constexpr int kWriters = 4;
+  constexpr int kCommits = 40;
+  std::vector<std::vector<int64_t>> seqs(kWriters);
+  std::vector<Status> errors(kWriters);
+  std::vector<std::thread> threads;
+  threads.reserve(kWriters);
+  for (int w = 0; w < kWriters; ++w) {
+    threads.emplace_back([&, w] {
+      SqliteOptions options = Options();
+      options.synchronous = "NORMAL";
+      Result<std::unique_ptr<Store>> store = OpenSqliteStore(options);
+      if (!store.ok()) {
+        errors[w] = store.status();
+        return;
+      }
+      for (int i = 0; i < kCommits; ++i) {
+        WriteBatch batch;
+        batch.AppendEvent("r1", "Tick", {{"writer", w}}, i + 1);
+        batch.AppendEvent("r1", "Tock", {{"writer", w}}, i + 1);
+        Result<std::vector<int64_t>> got = (*store)->Commit(batch);
+        if (!got.ok()) {
+          errors[w] = got.status();
+          return;
+        }
+        // A batch's events are consecutive: no other writer interleaves.
+        if ((*got)[1] != (*got)[0] + 1) errors[w] = InternalError("batch seqs not consecutive");
+        seqs[w].insert(seqs[w].end(), got->begin(), got->end());
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  std::set<int64_t> all;
+  for (int w = 0; w < kWriters; ++w) {
+    EXPECT_TRUE(errors[w].ok()) << errors[w].ToString();
+    all.insert(seqs[w].begin(), seqs[w].end());
+  }
+  EXPECT_EQ(all.size(), static_cast<size_t>(kWriters * kCommits * 2));
+  EXPECT_EQ(*all.begin(), 0);
+  EXPECT_EQ(*all.rbegin(), kWriters * kCommits * 2 - 1);
+}
+
+TEST_F(SqliteStoreTest, CommitWaitsOutABriefWriteLock) {
+  SqliteOptions options = Options();
+  options.busy_timeout_ms = 0;  // only the store's own retries wait
+  STORE_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> store, OpenSqliteStore(options));
+  WriteBatch create;
+  create.UpsertRun(MakeRun("r1"));
+  STORE_ASSERT_OK(store->Commit(create));
+
+  STORE_ASSERT_OK_AND_ASSIGN(std::unique_ptr<WriteLockForTesting> lock,
+                             WriteLockForTesting::Acquire(path_));
+  std::thread releaser([&lock] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(80));
+    lock.reset();
+  });
+  WriteBatch batch;
+  batch.AppendEvent("r1", "E", {}, 1);
+  Result<std::vector<int64_t>> seqs = store->Commit(batch);
+  releaser.join();
+  ASSERT_TRUE(seqs.ok()) << seqs.status().ToString();
+  EXPECT_EQ(*seqs, std::vector<int64_t>{0});
+}
+
+TEST_F(SqliteStoreTest, WritesAreUnavailableWhileTheLockStaysHeld) {
+  SqliteOptions options = Options();
+  options.busy_timeout_ms = 0;
+  STORE_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> store, OpenSqliteStore(options));
+  WriteBatch create;
+  create.UpsertRun(MakeRun("r1"));
+  STORE_ASSERT_OK(store->Commit(create));
+
+  {
+    STORE_ASSERT_OK_AND_ASSIGN(std::unique_ptr<WriteLockForTesting> lock,
+                               WriteLockForTesting::Acquire(path_));
+    WriteBatch batch;
+    batch.UpsertNode({.run_id = "r1", .node_id = "a"});
+    batch.AppendEvent("r1", "E", {}, 1);
+    EXPECT_EQ(store->Commit(batch).status().code(), StatusCode::kUnavailable);
+    EXPECT_EQ(store->ClaimRun("r1", "", "me", 1).code(), StatusCode::kUnavailable);
+    // Readers are not blocked by a writer in WAL mode.
+    STORE_ASSERT_OK_AND_ASSIGN(auto nodes, store->ListNodes("r1"));
+    EXPECT_TRUE(nodes.empty());
+  }
+  WriteBatch batch;
+  batch.AppendEvent("r1", "E", {}, 1);
+  STORE_ASSERT_OK_AND_ASSIGN(std::vector<int64_t> seqs, store->Commit(batch));
+  EXPECT_EQ(seqs, std::vector<int64_t>{0});
+}
+
+TEST_F(SqliteStoreTest, AFileThatIsNotADatabaseIsDataLoss) {
+  std::filesystem::create_directories(std::filesystem::path(path_).parent_path());
+  FILE* file = fopen(path_.c_str(), "wb");
+  ASSERT_NE(file, nullptr);
+  const std::string junk(8192, 'x');
+  fwrite(junk.data(), 1, junk.size(), file);
+  fclose(file);
+  Result<std::unique_ptr<Store>> store = OpenSqliteStore(Options());
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), StatusCode::kDataLoss) << store.status().ToString();
+}
+
+TEST_F(SqliteStoreTest, ReadsSeeCommitsFromOtherConnections) {
+  STORE_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> reader, OpenSqliteStore(Options()));
+  STORE_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> writer, OpenSqliteStore(Options()));
+  WriteBatch batch;
+  batch.UpsertRun(MakeRun("r1"));
+  batch.AppendEvent("r1", "A", {}, 1);
+  STORE_ASSERT_OK(writer->Commit(batch));
+  // A limited read leaves rows unread; it must not pin the reader's snapshot.
+  STORE_ASSERT_OK_AND_ASSIGN(auto first, reader->ListEvents("r1", -1, 1));
+  EXPECT_EQ(first.size(), 1u);
+  WriteBatch more;
+  more.AppendEvent("r1", "B", {}, 2);
+  STORE_ASSERT_OK(writer->Commit(more));
+  STORE_ASSERT_OK_AND_ASSIGN(auto all, reader->ListEvents("r1", -1, 100));
+  EXPECT_EQ(all.size(), 2u);
+}
+
+TEST_F(SqliteStoreTest, ForeignKeysAreEnforcedAndCascade) {
+  STORE_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> store, OpenSqliteStore(Options()));
+  WriteBatch orphan;
+  orphan.UpsertAttempt({.run_id = "ghost", .node_id = "a", .attempt = 1});
+  Result<std::vector<int64_t>> refused = store->Commit(orphan);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(refused.status().message().find("_smithers_attempts"), std::string::npos)
+      << refused.status().ToString();
+
+  WriteBatch batch;
+  batch.UpsertRun(MakeRun("r1"));
+  batch.UpsertNode({.run_id = "r1", .node_id = "a"});
+  batch.UpsertAttempt({.run_id = "r1", .node_id = "a", .attempt = 1});
+  batch.PutOutput({.run_id = "r1", .node_id = "a", .output_table = "t", .payload = 1});
+  batch.PutFrame({.run_id = "r1", .frame_no = 0});
+  batch.UpsertLoop({.run_id = "r1", .loop_id = "l"});
+  batch.AppendEvent("r1", "E", {}, 1);
+  STORE_ASSERT_OK(store->Commit(batch));
+  Sql("DELETE FROM _smithers_runs WHERE run_id = 'r1'");
+  for (const char* table : {"_smithers_nodes", "_smithers_attempts", "_smithers_outputs",
+                            "_smithers_frames", "_smithers_ralph", "_smithers_events"}) {
+    EXPECT_EQ(Column(std::string("SELECT count(*) FROM ") + table), std::vector<std::string>{"0"})
+        << table;
+  }
+}
+
+TEST_F(SqliteStoreTest, StoresZeroTimesAndNullJsonAsNull) {
+  STORE_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> store, OpenSqliteStore(Options()));
+  WriteBatch batch;
+  RunRecord run{.run_id = "r1", .status = "running"};
+  run.input = Json();
+  batch.UpsertRun(run);
+  STORE_ASSERT_OK(store->Commit(batch));
+  std::vector<SqlRowForTesting> rows =
+      Sql("SELECT created_at_ms, heartbeat_at_ms, runtime_owner_id, input_json, error_json, "
+          "config_json FROM _smithers_runs");
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0], (SqlRowForTesting{std::nullopt, std::nullopt, std::nullopt, std::nullopt,
+                                       std::nullopt, "{}"}));
+}
+
+TEST_F(SqliteStoreTest, CorruptJsonIsDataLossNamingTheRow) {
+  STORE_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> store, OpenSqliteStore(Options()));
+  WriteBatch batch;
+  batch.UpsertRun(MakeRun("r1"));
+  batch.AppendEvent("r1", "E", {}, 1);
+  STORE_ASSERT_OK(store->Commit(batch));
+  Sql("UPDATE _smithers_runs SET input_json = '{not json'; "
+      "UPDATE _smithers_events SET payload_json = '[1,'");
+
+  Result<RunRecord> run = store->GetRun("r1");
+  ASSERT_FALSE(run.ok());
+  EXPECT_EQ(run.status().code(), StatusCode::kDataLoss);
+  EXPECT_NE(run.status().message().find("_smithers_runs row (run_id=r1)"), std::string::npos)
+      << run.status().ToString();
+  EXPECT_EQ(store->ListRuns({}).status().code(), StatusCode::kDataLoss);
+  Result<std::vector<EventRecord>> events = store->ListEvents("r1", -1, 10);
+  ASSERT_FALSE(events.ok());
+  EXPECT_NE(events.status().message().find("_smithers_events"), std::string::npos);
+}
+
+TEST_F(SqliteStoreTest, OutputViewsAreQueryableWithPlainSql) {
+  STORE_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> store, OpenSqliteStore(Options()));
+  const Json greeting = {{"type", "object"},
+                         {"properties",
+                          {{"message", {{"type", "string"}}},
+                           {"count", {{"type", "integer"}}},
+                           {"tags", {{"type", "array"}}},
+                           {"ok", {{"type", "boolean"}}},
+                           {"bad name", {{"type", "string"}}},
+                           {"RUN_ID", {{"type", "string"}}}}}};
+  STORE_ASSERT_OK(store->EnsureOutputViews({{"greeting", greeting}, {"other", greeting}}));
+  WriteBatch batch;
+  batch.UpsertRun(MakeRun("r1"));
+  batch.PutOutput({.run_id = "r1",
+                   .node_id = "greet",
+                   .iteration = 0,
+                   .output_table = "greeting",
+                   .payload = {{"message", "Hello, Ada"},
+                               {"count", 3},
+                               {"tags", {"x", "y"}},
+                               {"ok", true},
+                               {"RUN_ID", "spoof"}},
+                   .created_at_ms = 500});
+  batch.PutOutput({.run_id = "r1",
+                   .node_id = "greet",
+                   .iteration = 1,
+                   .output_table = "greeting",
+                   .payload = {{"message", "again"}}});
+  batch.PutOutput({.run_id = "r1", .node_id = "n", .output_table = "other", .payload = {}});
+  STORE_ASSERT_OK(store->Commit(batch));
+
+  EXPECT_EQ(Column("SELECT name FROM pragma_table_info('greeting') ORDER BY cid"),
+            (std::vector<std::string>{"run_id", "node_id", "iteration", "count", "message", "ok",
+                                      "tags", "created_at_ms"}));
+  std::vector<SqlRowForTesting> rows =
+      Sql("SELECT run_id, node_id, iteration, message, count, ok, tags, created_at_ms "
+          "FROM greeting ORDER BY iteration");
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(rows[0],
+            (SqlRowForTesting{"r1", "greet", "0", "Hello, Ada", "3", "1", R"(["x","y"])", "500"}));
+  EXPECT_EQ(rows[1], (SqlRowForTesting{"r1", "greet", "1", "again", std::nullopt, std::nullopt,
+                                       std::nullopt, std::nullopt}));
+  EXPECT_EQ(Column("SELECT count(*) FROM other"), std::vector<std::string>{"1"});
+
+  // Column names are case-insensitive in SQL: of two clashing properties the
+  // first (in key order) gets the column.
+  const Json clash = {{"type", "object"},
+                      {"properties", {{"dup", Json::object()}, {"Dup", Json::object()}}}};
+  STORE_ASSERT_OK(store->EnsureOutputViews({{"clash", clash}}));
+  EXPECT_EQ(Column("SELECT name FROM pragma_table_info('clash') ORDER BY cid"),
+            (std::vector<std::string>{"run_id", "node_id", "iteration", "Dup", "created_at_ms"}));
+
+  // A changed schema replaces the view.
+  const Json v2 = {{"type", "object"}, {"properties", {{"summary", {{"type", "string"}}}}}};
+  STORE_ASSERT_OK(store->EnsureOutputViews({{"greeting", v2}}));
+  EXPECT_EQ(
+      Column("SELECT name FROM pragma_table_info('greeting') ORDER BY cid"),
+      (std::vector<std::string>{"run_id", "node_id", "iteration", "summary", "created_at_ms"}));
+}
+
+TEST_F(SqliteStoreTest, OutputViewNeverReplacesATable) {
+  STORE_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> store, OpenSqliteStore(Options()));
+  Sql("CREATE TABLE mine(x)");
+  Status status = store->EnsureOutputViews({{"Mine", {{"type", "object"}}}});
+  EXPECT_EQ(status.code(), StatusCode::kFailedPrecondition) << status.ToString();
+  EXPECT_EQ(Column("SELECT type FROM sqlite_master WHERE name = 'mine'"),
+            std::vector<std::string>{"table"});
+}
+
+// Commit cost beyond the disk: user-mode CPU per commit of a typical batch
+// (run, node, attempt, output, event), with synchronous=NORMAL so that fsyncs
+// do not dominate the wall time.
+TEST_F(SqliteStoreTest, CommitCpuCostIsSmall) {
+  SqliteOptions options = Options();
+  options.synchronous = "NORMAL";
+  STORE_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> store, OpenSqliteStore(options));
+  WriteBatch setup;
+  setup.UpsertRun(MakeRun("r1"));
+  STORE_ASSERT_OK(store->Commit(setup));
+
+  auto user_us = [] {
+    rusage usage{};
+    getrusage(RUSAGE_SELF, &usage);
+    return static_cast<double>(usage.ru_utime.tv_sec) * 1e6 +
+           static_cast<double>(usage.ru_utime.tv_usec);
+  };
+  constexpr int kCommits = 2000;
+  RunRecord run = MakeRun("r1");
+  const auto wall_start = std::chrono::steady_clock::now();
+  const double cpu_start = user_us();
+  for (int i = 0; i < kCommits; ++i) {
+    const std::string node = "n" + std::to_string(i % 50);
+    run.heartbeat_at_ms = 10000 + i;
+    WriteBatch batch;
+    batch.UpsertRun(run);
+    batch.UpsertNode({.run_id = "r1", .node_id = node, .iteration = i / 50, .state = "finished"});
+    batch.UpsertAttempt({.run_id = "r1",
+                         .node_id = node,
+                         .iteration = i / 50,
+                         .attempt = 1,
+                         .state = "finished",
+                         .started_at_ms = i + 1});
+    batch.PutOutput({.run_id = "r1",
+                     .node_id = node,
+                     .iteration = i / 50,
+                     .output_table = "t",
+                     .payload = {{"message", "hello"}, {"i", i}}});
+    batch.AppendEvent("r1", "NodeFinished", {{"nodeId", node}}, i + 1);
+    STORE_ASSERT_OK(store->Commit(batch));
+  }
+  const double cpu_per_commit = (user_us() - cpu_start) / kCommits;
+  const double wall_per_commit =
+      std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - wall_start)
+          .count() /
+      kCommits;
+  std::cout << "[ measured ] 5-op commit: " << cpu_per_commit << " us user CPU, " << wall_per_commit
+            << " us wall (synchronous=NORMAL)\n";
+  RecordProperty("commit_user_cpu_us", std::to_string(cpu_per_commit));
+#if !defined(__SANITIZE_ADDRESS__)
+  // Generous against noisy machines; re-preparing statements per commit
+  // would roughly triple the cost.
+  EXPECT_LT(cpu_per_commit, 150.0);
+#endif
+}
+
+}  // namespace
+}  // namespace smithers::store

@@ -1,0 +1,574 @@
+// Behaviour every Store must show, whatever the database behind it. Backends
+// instantiate the suite in their own test file (see store_conformance.h).
+#include "store_conformance.h"
+
+#include <gtest/gtest.h>
+
+#include <set>
+#include <string>
+#include <vector>
+
+namespace smithers::store {
+namespace {
+
+// --- Round trips ----------------------------------------------------------------
+
+TEST_P(StoreConformanceTest, RunRoundTripsEveryColumn) {
+  RunRecord run = MakeRun("r1");
+  run.finished_at_ms = 5000;
+  run.runtime_owner_id = "host:1:uuid";
+  run.cancel_requested_at_ms = 4000;
+  run.status = "failed";
+  run.error = {{"message", "boom"}, {"code", 7}};
+  run.config = {{"force", true}, {"tags", {"a", "b"}}};
+  PutRun(run);
+
+  STORE_ASSERT_OK_AND_ASSIGN(RunRecord got, store_->GetRun("r1"));
+  EXPECT_EQ(ToJson(got), ToJson(run));
+}
+
+TEST_P(StoreConformanceTest, ZeroTimestampsEmptyOwnerAndNullJsonReadBackUnchanged) {
+  RunRecord run{.run_id = "bare", .status = "running"};
+  run.input = Json();
+  run.config = Json();
+  PutRun(run);
+
+  STORE_ASSERT_OK_AND_ASSIGN(RunRecord got, store_->GetRun("bare"));
+  EXPECT_EQ(ToJson(got), ToJson(run));
+  EXPECT_EQ(got.created_at_ms, 0);
+  EXPECT_EQ(got.heartbeat_at_ms, 0);
+  EXPECT_EQ(got.runtime_owner_id, "");
+  EXPECT_TRUE(got.input.is_null());
+  EXPECT_TRUE(got.error.is_null());
+}
+
+TEST_P(StoreConformanceTest, JsonValuesRoundTripExactly) {
+  RunRecord run = MakeRun("j");
+  run.input = {{"unicode", "héllo ✓ 日本"},
+               {"nested", {{"a", {1, 2.5, nullptr, true}}, {"empty", Json::object()}}},
+               {"quote", "it's \"quoted\"\n"},
+               {"big", int64_t{1} << 53}};
+  run.config = Json::array({1, "two"});
+  PutRun(run);
+
+  STORE_ASSERT_OK_AND_ASSIGN(RunRecord got, store_->GetRun("j"));
+  EXPECT_EQ(got.input, run.input);
+  EXPECT_EQ(got.config, run.config);
+}
+
+TEST_P(StoreConformanceTest, UpsertRunReplacesColumns) {
+  PutRun(MakeRun("r1"));
+  RunRecord changed = MakeRun("r1");
+  changed.status = "finished";
+  changed.finished_at_ms = 9000;
+  changed.heartbeat_at_ms = 0;
+  changed.input = {{"other", 1}};
+  PutRun(changed);
+
+  STORE_ASSERT_OK_AND_ASSIGN(RunRecord got, store_->GetRun("r1"));
+  EXPECT_EQ(ToJson(got), ToJson(changed));
+}
+
+TEST_P(StoreConformanceTest, GetRunOfMissingRunIsNotFound) {
+  Result<RunRecord> got = store_->GetRun("nope");
+  ASSERT_FALSE(got.ok());
+  EXPECT_EQ(got.status().code(), StatusCode::kNotFound);
+}
+
+TEST_P(StoreConformanceTest, NodesRoundTripOrderedByIterationThenNodeId) {
+  PutRun(MakeRun("r1"));
+  PutRun(MakeRun("other"));
+  WriteBatch batch;
+  batch.UpsertNode({.run_id = "r1", .node_id = "b", .iteration = 1, .state = "pending"});
+  batch.UpsertNode({.run_id = "r1",
+                    .node_id = "b",
+                    .iteration = 0,
+                    .state = "finished",
+                    .last_attempt = 2,
+                    .updated_at_ms = 77,
+                    .output_table = "greeting",
+                    .label = "Greet"});
+  batch.UpsertNode({.run_id = "r1", .node_id = "a", .iteration = 1, .state = "in-progress"});
+  batch.UpsertNode({.run_id = "r1", .node_id = "c", .iteration = 0, .state = "skipped"});
+  batch.UpsertNode({.run_id = "other", .node_id = "a", .iteration = 0, .state = "pending"});
+  MustCommit(batch);
+
+  STORE_ASSERT_OK_AND_ASSIGN(std::vector<NodeRecord> nodes, store_->ListNodes("r1"));
+  ASSERT_EQ(nodes.size(), 4u);
+  std::vector<std::pair<int, std::string>> order;
+  order.reserve(nodes.size());
+  for (const NodeRecord& n : nodes) order.emplace_back(n.iteration, n.node_id);
+  EXPECT_EQ(order,
+            (std::vector<std::pair<int, std::string>>{{0, "b"}, {0, "c"}, {1, "a"}, {1, "b"}}));
+  EXPECT_EQ(ToJson(nodes[0]), ToJson(NodeRecord{.run_id = "r1",
+                                                .node_id = "b",
+                                                .iteration = 0,
+                                                .state = "finished",
+                                                .last_attempt = 2,
+                                                .updated_at_ms = 77,
+                                                .output_table = "greeting",
+                                                .label = "Greet"}));
+
+  // An upsert of the same key replaces the row.
+  WriteBatch update;
+  update.UpsertNode({.run_id = "r1", .node_id = "c", .iteration = 0, .state = "finished"});
+  MustCommit(update);
+  STORE_ASSERT_OK_AND_ASSIGN(nodes, store_->ListNodes("r1"));
+  ASSERT_EQ(nodes.size(), 4u);
+  EXPECT_EQ(nodes[1].state, "finished");
+}
+
+TEST_P(StoreConformanceTest, AttemptsRoundTripOrderedByStartThenKey) {
+  PutRun(MakeRun("r1"));
+  AttemptRecord failed{.run_id = "r1",
+                       .node_id = "a",
+                       .iteration = 0,
+                       .attempt = 1,
+                       .state = "failed",
+                       .started_at_ms = 300,
+                       .finished_at_ms = 350,
+                       .error = {{"message", "timeout"}},
+                       .cached = false,
+                       .meta = {{"timer", {{"fireAt", 1}}}}};
+  AttemptRecord retried = failed;
+  retried.attempt = 2;
+  retried.state = "in-progress";
+  retried.started_at_ms = 400;
+  retried.finished_at_ms = 0;
+  retried.error = Json();
+  retried.meta = Json::object();
+  AttemptRecord cached{.run_id = "r1",
+                       .node_id = "z",
+                       .iteration = 0,
+                       .attempt = 1,
+                       .state = "finished",
+                       .started_at_ms = 100,
+                       .finished_at_ms = 100,
+                       .cached = true};
+  AttemptRecord same_start{.run_id = "r1", .node_id = "b", .attempt = 1, .started_at_ms = 300};
+  WriteBatch batch;
+  batch.UpsertAttempt(retried);
+  batch.UpsertAttempt(failed);
+  batch.UpsertAttempt(same_start);
+  batch.UpsertAttempt(cached);
+  MustCommit(batch);
+
+  STORE_ASSERT_OK_AND_ASSIGN(std::vector<AttemptRecord> attempts, store_->ListAttempts("r1"));
+  EXPECT_EQ(ToJson(attempts),
+            ToJson(std::vector<AttemptRecord>{cached, failed, same_start, retried}));
+
+  // Finishing the attempt replaces it in place.
+  retried.state = "finished";
+  retried.finished_at_ms = 450;
+  WriteBatch finish;
+  finish.UpsertAttempt(retried);
+  MustCommit(finish);
+  STORE_ASSERT_OK_AND_ASSIGN(attempts, store_->ListAttempts("r1"));
+  ASSERT_EQ(attempts.size(), 4u);
+  EXPECT_EQ(ToJson(attempts[3]), ToJson(retried));
+}
+
+TEST_P(StoreConformanceTest, OutputsRoundTripOrderedAndReplacedByKey) {
+  PutRun(MakeRun("r1"));
+  OutputRecord late{.run_id = "r1",
+                    .node_id = "a",
+                    .iteration = 0,
+                    .output_table = "greeting",
+                    .payload = {{"message", "hi"}},
+                    .created_at_ms = 200};
+  OutputRecord early{.run_id = "r1",
+                     .node_id = "b",
+                     .iteration = 0,
+                     .output_table = "length",
+                     .payload = {{"n", 2}},
+                     .created_at_ms = 100};
+  OutputRecord tie_second{.run_id = "r1",
+                          .node_id = "a",
+                          .iteration = 1,
+                          .output_table = "greeting",
+                          .payload = {{"message", "again"}},
+                          .created_at_ms = 200};
+  WriteBatch batch;
+  batch.PutOutput(tie_second);
+  batch.PutOutput(late);
+  batch.PutOutput(early);
+  MustCommit(batch);
+
+  STORE_ASSERT_OK_AND_ASSIGN(std::vector<OutputRecord> outputs, store_->ListOutputs("r1"));
+  EXPECT_EQ(ToJson(outputs), ToJson(std::vector<OutputRecord>{early, late, tie_second}));
+
+  late.payload = {{"message", "replaced"}};
+  WriteBatch replace;
+  replace.PutOutput(late);
+  MustCommit(replace);
+  STORE_ASSERT_OK_AND_ASSIGN(outputs, store_->ListOutputs("r1"));
+  ASSERT_EQ(outputs.size(), 3u);
+  EXPECT_EQ(outputs[1].payload, late.payload);
+}
+
+TEST_P(StoreConformanceTest, FramesListInOrderAndLastFrameIsHighest) {
+  PutRun(MakeRun("r1"));
+  STORE_ASSERT_OK_AND_ASSIGN(std::optional<FrameRecord> none, store_->LastFrame("r1"));
+  EXPECT_FALSE(none.has_value());
+
+  std::vector<FrameRecord> frames;
+  for (int64_t no : {2, 0, 1}) {
+    frames.push_back({.run_id = "r1",
+                      .frame_no = no,
+                      .created_at_ms = 10 + no,
+                      .encoding = no == 0 ? "keyframe" : "delta",
+                      .data = R"({"version":1,"ops":[]})",
+                      .xml_hash = "hash" + std::to_string(no),
+                      .note = no == 2 ? "after approval" : ""});
+  }
+  WriteBatch batch;
+  for (const FrameRecord& f : frames) batch.PutFrame(f);
+  MustCommit(batch);
+
+  STORE_ASSERT_OK_AND_ASSIGN(std::vector<FrameRecord> got, store_->ListFrames("r1"));
+  EXPECT_EQ(ToJson(got), ToJson(std::vector<FrameRecord>{frames[1], frames[2], frames[0]}));
+  STORE_ASSERT_OK_AND_ASSIGN(std::optional<FrameRecord> last, store_->LastFrame("r1"));
+  ASSERT_TRUE(last.has_value());
+  EXPECT_EQ(ToJson(*last), ToJson(frames[0]));
+}
+
+TEST_P(StoreConformanceTest, LoopsRoundTripAndUpsert) {
+  PutRun(MakeRun("r1"));
+  LoopRecord loop{.run_id = "r1", .loop_id = "review", .iteration = 2, .updated_at_ms = 50};
+  LoopRecord other{.run_id = "r1", .loop_id = "fix", .iteration = 0, .done = true};
+  WriteBatch batch;
+  batch.UpsertLoop(loop);
+  batch.UpsertLoop(other);
+  MustCommit(batch);
+
+  loop.iteration = 3;
+  loop.done = true;
+  WriteBatch update;
+  update.UpsertLoop(loop);
+  MustCommit(update);
+
+  STORE_ASSERT_OK_AND_ASSIGN(std::vector<LoopRecord> loops, store_->ListLoops("r1"));
+  std::set<std::string> seen;
+  ASSERT_EQ(loops.size(), 2u);
+  for (const LoopRecord& l : loops) {
+    seen.insert(l.loop_id);
+    EXPECT_EQ(ToJson(l), ToJson(l.loop_id == "review" ? loop : other));
+  }
+  EXPECT_EQ(seen, (std::set<std::string>{"fix", "review"}));
+}
+
+TEST_P(StoreConformanceTest, ListsOfAnotherRunAreEmpty) {
+  PutRun(MakeRun("r1"));
+  STORE_ASSERT_OK_AND_ASSIGN(auto nodes, store_->ListNodes("r2"));
+  STORE_ASSERT_OK_AND_ASSIGN(auto attempts, store_->ListAttempts("r2"));
+  STORE_ASSERT_OK_AND_ASSIGN(auto outputs, store_->ListOutputs("r2"));
+  STORE_ASSERT_OK_AND_ASSIGN(auto loops, store_->ListLoops("r2"));
+  STORE_ASSERT_OK_AND_ASSIGN(auto frames, store_->ListFrames("r2"));
+  STORE_ASSERT_OK_AND_ASSIGN(auto events, store_->ListEvents("r2", -1, 100));
+  EXPECT_TRUE(nodes.empty() && attempts.empty() && outputs.empty() && loops.empty() &&
+              frames.empty() && events.empty());
+}
+
+// --- Runs listing -----------------------------------------------------------------
+
+TEST_P(StoreConformanceTest, ListRunsIsNewestFirstFilteredAndLimited) {
+  for (int i = 0; i < 5; ++i) {
+    RunRecord run = MakeRun("run" + std::to_string(i), 1000 + i * 10);
+    run.status = i % 2 == 0 ? "running" : "finished";
+    PutRun(run);
+  }
+  auto ids = [](const std::vector<RunRecord>& runs) {
+    std::vector<std::string> out;
+    out.reserve(runs.size());
+    for (const RunRecord& r : runs) out.push_back(r.run_id);
+    return out;
+  };
+  STORE_ASSERT_OK_AND_ASSIGN(std::vector<RunRecord> all, store_->ListRuns({}));
+  EXPECT_EQ(ids(all), (std::vector<std::string>{"run4", "run3", "run2", "run1", "run0"}));
+  STORE_ASSERT_OK_AND_ASSIGN(std::vector<RunRecord> running,
+                             store_->ListRuns({.status = "running"}));
+  EXPECT_EQ(ids(running), (std::vector<std::string>{"run4", "run2", "run0"}));
+  STORE_ASSERT_OK_AND_ASSIGN(std::vector<RunRecord> two, store_->ListRuns({.limit = 2}));
+  EXPECT_EQ(ids(two), (std::vector<std::string>{"run4", "run3"}));
+  STORE_ASSERT_OK_AND_ASSIGN(std::vector<RunRecord> none,
+                             store_->ListRuns({.status = "cancelled"}));
+  EXPECT_TRUE(none.empty());
+}
+
+// --- Events and seqs ----------------------------------------------------------------
+
+TEST_P(StoreConformanceTest, EventSeqsStartAtZeroGaplessPerRunAndIndependent) {
+  PutRun(MakeRun("a"));
+  PutRun(MakeRun("b"));
+  WriteBatch first;
+  first.AppendEvent("a", "RunStarted", {{"runId", "a"}}, 1);
+  first.AppendEvent("b", "RunStarted", {{"runId", "b"}}, 2);
+  first.AppendEvent("a", "NodeStarted", {{"nodeId", "x"}}, 3);
+  EXPECT_EQ(MustCommit(first), (std::vector<int64_t>{0, 0, 1}));
+
+  WriteBatch second;
+  second.UpsertNode({.run_id = "a", .node_id = "x", .state = "finished"});
+  second.AppendEvent("a", "NodeFinished", {{"nodeId", "x"}}, 4);
+  second.AppendEvent("b", "NodeStarted", Json::object(), 5);
+  EXPECT_EQ(MustCommit(second), (std::vector<int64_t>{2, 1}));
+
+  for (int i = 0; i < 30; ++i) {
+    WriteBatch batch;
+    batch.AppendEvent("a", "Tick", {{"i", i}}, 10 + i);
+    EXPECT_EQ(MustCommit(batch), (std::vector<int64_t>{3 + i}));
+  }
+
+  STORE_ASSERT_OK_AND_ASSIGN(std::vector<EventRecord> a, store_->ListEvents("a", -1, 1000));
+  ASSERT_EQ(a.size(), 33u);
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_EQ(a[i].seq, static_cast<int64_t>(i));
+  EXPECT_EQ(ToJson(a[1]), ToJson(EventRecord{.run_id = "a",
+                                             .seq = 1,
+                                             .timestamp_ms = 3,
+                                             .type = "NodeStarted",
+                                             .payload = {{"nodeId", "x"}}}));
+  STORE_ASSERT_OK_AND_ASSIGN(std::vector<EventRecord> b, store_->ListEvents("b", -1, 1000));
+  ASSERT_EQ(b.size(), 2u);
+  EXPECT_EQ(b[0].type, "RunStarted");
+  EXPECT_EQ(b[1].seq, 1);
+}
+
+TEST_P(StoreConformanceTest, ListEventsResumesAfterSeqWithLimit) {
+  PutRun(MakeRun("r1"));
+  WriteBatch batch;
+  for (int i = 0; i < 10; ++i) batch.AppendEvent("r1", "E" + std::to_string(i), {}, i + 1);
+  MustCommit(batch);
+
+  STORE_ASSERT_OK_AND_ASSIGN(std::vector<EventRecord> page, store_->ListEvents("r1", 3, 4));
+  ASSERT_EQ(page.size(), 4u);
+  EXPECT_EQ(page.front().seq, 4);
+  EXPECT_EQ(page.back().seq, 7);
+  EXPECT_EQ(page.front().type, "E4");
+  STORE_ASSERT_OK_AND_ASSIGN(std::vector<EventRecord> rest, store_->ListEvents("r1", 7, 100));
+  ASSERT_EQ(rest.size(), 2u);
+  EXPECT_EQ(rest.back().seq, 9);
+  STORE_ASSERT_OK_AND_ASSIGN(std::vector<EventRecord> after_end, store_->ListEvents("r1", 9, 100));
+  EXPECT_TRUE(after_end.empty());
+  // A negative limit is no limit; 0 is none.
+  STORE_ASSERT_OK_AND_ASSIGN(std::vector<EventRecord> all, store_->ListEvents("r1", -1, -1));
+  EXPECT_EQ(all.size(), 10u);
+  STORE_ASSERT_OK_AND_ASSIGN(std::vector<EventRecord> zero, store_->ListEvents("r1", -1, 0));
+  EXPECT_TRUE(zero.empty());
+}
+
+// --- Atomicity --------------------------------------------------------------------
+
+TEST_P(StoreConformanceTest, BatchFailingOnItsLastOpAppliesNothing) {
+  PutRun(MakeRun("r1"));
+  WriteBatch setup;
+  setup.AppendEvent("r1", "RunStarted", {}, 1);
+  MustCommit(setup);
+
+  RunRecord changed = MakeRun("r1");
+  changed.status = "finished";
+  WriteBatch batch;
+  batch.UpsertRun(changed);
+  batch.UpsertNode({.run_id = "r1", .node_id = "a", .state = "finished"});
+  batch.UpsertAttempt({.run_id = "r1", .node_id = "a", .attempt = 1, .state = "finished"});
+  batch.PutOutput({.run_id = "r1", .node_id = "a", .output_table = "t", .payload = {{"x", 1}}});
+  batch.PutFrame({.run_id = "r1", .frame_no = 0, .encoding = "keyframe", .data = "{}"});
+  batch.UpsertLoop({.run_id = "r1", .loop_id = "l"});
+  batch.AppendEvent("r1", "NodeFinished", {}, 2);
+  // The run does not exist: a foreign-key violation.
+  batch.UpsertNode({.run_id = "ghost", .node_id = "a", .state = "finished"});
+  Result<std::vector<int64_t>> result = store_->Commit(batch);
+  ASSERT_FALSE(result.ok());
+  EXPECT_TRUE(result.status().code() == StatusCode::kFailedPrecondition ||
+              result.status().code() == StatusCode::kInvalidArgument)
+      << result.status().ToString();
+
+  STORE_ASSERT_OK_AND_ASSIGN(RunRecord run, store_->GetRun("r1"));
+  EXPECT_EQ(run.status, "running");
+  STORE_ASSERT_OK_AND_ASSIGN(auto nodes, store_->ListNodes("r1"));
+  STORE_ASSERT_OK_AND_ASSIGN(auto attempts, store_->ListAttempts("r1"));
+  STORE_ASSERT_OK_AND_ASSIGN(auto outputs, store_->ListOutputs("r1"));
+  STORE_ASSERT_OK_AND_ASSIGN(auto frames, store_->ListFrames("r1"));
+  STORE_ASSERT_OK_AND_ASSIGN(auto loops, store_->ListLoops("r1"));
+  STORE_ASSERT_OK_AND_ASSIGN(auto events, store_->ListEvents("r1", -1, 100));
+  STORE_ASSERT_OK_AND_ASSIGN(auto ghost_nodes, store_->ListNodes("ghost"));
+  EXPECT_TRUE(nodes.empty());
+  EXPECT_TRUE(attempts.empty());
+  EXPECT_TRUE(outputs.empty());
+  EXPECT_TRUE(frames.empty());
+  EXPECT_TRUE(loops.empty());
+  EXPECT_TRUE(ghost_nodes.empty());
+  EXPECT_EQ(events.size(), 1u);
+
+  // The rolled-back event did not use up a seq, and the store still works.
+  WriteBatch next;
+  next.AppendEvent("r1", "NodeFinished", {}, 3);
+  EXPECT_EQ(MustCommit(next), (std::vector<int64_t>{1}));
+}
+
+TEST_P(StoreConformanceTest, RowsForAMissingRunAreRefused) {
+  WriteBatch event;
+  event.AppendEvent("ghost", "RunStarted", {}, 1);
+  EXPECT_FALSE(store_->Commit(event).ok());
+  WriteBatch output;
+  output.PutOutput({.run_id = "ghost", .node_id = "a", .output_table = "t", .payload = 1});
+  EXPECT_FALSE(store_->Commit(output).ok());
+  WriteBatch frame;
+  frame.PutFrame({.run_id = "ghost", .frame_no = 0});
+  EXPECT_FALSE(store_->Commit(frame).ok());
+}
+
+TEST_P(StoreConformanceTest, EmptyBatchCommitsNothing) {
+  STORE_ASSERT_OK_AND_ASSIGN(std::vector<int64_t> seqs, store_->Commit(WriteBatch()));
+  EXPECT_TRUE(seqs.empty());
+}
+
+// --- Ownership and cancellation --------------------------------------------------------
+
+TEST_P(StoreConformanceTest, UpsertRunDoesNotClobberACancelRequest) {
+  PutRun(MakeRun("r1"));
+  STORE_ASSERT_OK(store_->RequestCancel("r1", 5000));
+
+  // The engine rewrites the run from its in-memory copy, which predates the request.
+  RunRecord stale = MakeRun("r1");
+  stale.status = "running";
+  stale.heartbeat_at_ms = 6000;
+  PutRun(stale);
+
+  STORE_ASSERT_OK_AND_ASSIGN(RunRecord run, store_->GetRun("r1"));
+  EXPECT_EQ(run.cancel_requested_at_ms, 5000);
+  EXPECT_EQ(run.heartbeat_at_ms, 6000);
+}
+
+TEST_P(StoreConformanceTest, RequestCancelKeepsTheFirstTimeAndClearCancelResets) {
+  PutRun(MakeRun("r1"));
+  STORE_ASSERT_OK(store_->RequestCancel("r1", 5000));
+  STORE_ASSERT_OK(store_->RequestCancel("r1", 7000));
+  STORE_ASSERT_OK_AND_ASSIGN(RunRecord run, store_->GetRun("r1"));
+  EXPECT_EQ(run.cancel_requested_at_ms, 5000);
+
+  STORE_ASSERT_OK(store_->ClearCancel("r1"));
+  STORE_ASSERT_OK_AND_ASSIGN(run, store_->GetRun("r1"));
+  EXPECT_EQ(run.cancel_requested_at_ms, 0);
+  STORE_ASSERT_OK(store_->RequestCancel("r1", 8000));
+  STORE_ASSERT_OK_AND_ASSIGN(run, store_->GetRun("r1"));
+  EXPECT_EQ(run.cancel_requested_at_ms, 8000);
+
+  EXPECT_EQ(store_->RequestCancel("ghost", 1).code(), StatusCode::kNotFound);
+  EXPECT_EQ(store_->ClearCancel("ghost").code(), StatusCode::kNotFound);
+}
+
+TEST_P(StoreConformanceTest, ClaimRunIsACompareAndSet) {
+  PutRun(MakeRun("r1"));  // unowned
+  STORE_ASSERT_OK(store_->ClaimRun("r1", "", "owner-a", 100));
+  STORE_ASSERT_OK_AND_ASSIGN(RunRecord run, store_->GetRun("r1"));
+  EXPECT_EQ(run.runtime_owner_id, "owner-a");
+  EXPECT_EQ(run.heartbeat_at_ms, 100);
+
+  // A second claimant that believes the run is unowned loses.
+  Status lost = store_->ClaimRun("r1", "", "owner-b", 200);
+  EXPECT_EQ(lost.code(), StatusCode::kAborted) << lost.ToString();
+  Status wrong = store_->ClaimRun("r1", "owner-c", "owner-b", 200);
+  EXPECT_EQ(wrong.code(), StatusCode::kAborted) << wrong.ToString();
+  STORE_ASSERT_OK_AND_ASSIGN(run, store_->GetRun("r1"));
+  EXPECT_EQ(run.runtime_owner_id, "owner-a");
+  EXPECT_EQ(run.heartbeat_at_ms, 100);
+
+  // Taking over from a known (stale) owner works; so does releasing.
+  STORE_ASSERT_OK(store_->ClaimRun("r1", "owner-a", "owner-b", 300));
+  STORE_ASSERT_OK(store_->ClaimRun("r1", "owner-b", "", 400));
+  STORE_ASSERT_OK_AND_ASSIGN(run, store_->GetRun("r1"));
+  EXPECT_EQ(run.runtime_owner_id, "");
+  STORE_ASSERT_OK(store_->ClaimRun("r1", "", "owner-c", 500));
+
+  EXPECT_EQ(store_->ClaimRun("ghost", "", "owner-a", 1).code(), StatusCode::kNotFound);
+}
+
+TEST_P(StoreConformanceTest, HeartbeatOnlyForTheOwner) {
+  RunRecord owned = MakeRun("r1");
+  owned.runtime_owner_id = "owner-a";
+  owned.heartbeat_at_ms = 10;
+  PutRun(owned);
+
+  STORE_ASSERT_OK(store_->Heartbeat("r1", "owner-a", 20));
+  STORE_ASSERT_OK_AND_ASSIGN(RunRecord run, store_->GetRun("r1"));
+  EXPECT_EQ(run.heartbeat_at_ms, 20);
+
+  Status stale = store_->Heartbeat("r1", "owner-b", 30);
+  EXPECT_EQ(stale.code(), StatusCode::kAborted) << stale.ToString();
+  STORE_ASSERT_OK_AND_ASSIGN(run, store_->GetRun("r1"));
+  EXPECT_EQ(run.heartbeat_at_ms, 20);
+  EXPECT_EQ(store_->Heartbeat("ghost", "owner-a", 1).code(), StatusCode::kNotFound);
+}
+
+// --- Persistence ------------------------------------------------------------------
+
+TEST_P(StoreConformanceTest, EverythingSurvivesReopen) {
+  RunRecord run = MakeRun("r1");
+  WriteBatch batch;
+  batch.UpsertRun(run);
+  batch.UpsertNode({.run_id = "r1", .node_id = "a", .state = "finished", .last_attempt = 1});
+  batch.UpsertAttempt({.run_id = "r1", .node_id = "a", .attempt = 1, .state = "finished"});
+  batch.PutOutput({.run_id = "r1", .node_id = "a", .output_table = "t", .payload = {{"x", 1}}});
+  batch.PutFrame({.run_id = "r1", .frame_no = 0, .encoding = "keyframe", .data = "{}"});
+  batch.UpsertLoop({.run_id = "r1", .loop_id = "l", .iteration = 1});
+  batch.AppendEvent("r1", "RunStarted", {{"k", "v"}}, 5);
+  MustCommit(batch);
+  STORE_ASSERT_OK(store_->RequestCancel("r1", 99));
+
+  Reopen();
+  STORE_ASSERT_OK_AND_ASSIGN(RunRecord got, store_->GetRun("r1"));
+  run.cancel_requested_at_ms = 99;
+  EXPECT_EQ(ToJson(got), ToJson(run));
+  STORE_ASSERT_OK_AND_ASSIGN(auto nodes, store_->ListNodes("r1"));
+  STORE_ASSERT_OK_AND_ASSIGN(auto attempts, store_->ListAttempts("r1"));
+  STORE_ASSERT_OK_AND_ASSIGN(auto outputs, store_->ListOutputs("r1"));
+  STORE_ASSERT_OK_AND_ASSIGN(auto frames, store_->ListFrames("r1"));
+  STORE_ASSERT_OK_AND_ASSIGN(auto loops, store_->ListLoops("r1"));
+  STORE_ASSERT_OK_AND_ASSIGN(auto events, store_->ListEvents("r1", -1, 100));
+  EXPECT_EQ(nodes.size(), 1u);
+  EXPECT_EQ(attempts.size(), 1u);
+  ASSERT_EQ(outputs.size(), 1u);
+  EXPECT_EQ(outputs[0].payload, (Json{{"x", 1}}));
+  EXPECT_EQ(frames.size(), 1u);
+  EXPECT_EQ(loops.size(), 1u);
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].payload, (Json{{"k", "v"}}));
+
+  // Seqs continue after a reopen.
+  WriteBatch more;
+  more.AppendEvent("r1", "RunFinished", {}, 6);
+  EXPECT_EQ(MustCommit(more), (std::vector<int64_t>{1}));
+}
+
+// --- Output views --------------------------------------------------------------------
+
+TEST_P(StoreConformanceTest, OutputViewNamesAreValidated) {
+  const Json schema = {{"type", "object"}, {"properties", {{"message", {{"type", "string"}}}}}};
+  for (const char* bad : {"", "1abc", "has space", "semi;colon", "quote\"d", "dash-ed",
+                          "_smithers_runs", "_SMITHERS_x", "sqlite_master", "naïve"}) {
+    Status status = store_->EnsureOutputViews({{bad, schema}});
+    EXPECT_EQ(status.code(), StatusCode::kInvalidArgument) << "name: " << bad;
+  }
+  // One bad name refuses the whole call.
+  Status mixed = store_->EnsureOutputViews({{"good", schema}, {"bad name", schema}});
+  EXPECT_EQ(mixed.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(mixed.message().find("bad name"), std::string::npos) << mixed.message();
+}
+
+TEST_P(StoreConformanceTest, EnsureOutputViewsIsRepeatable) {
+  const Json schema = {
+      {"type", "object"},
+      {"properties", {{"message", {{"type", "string"}}}, {"n", {{"type", "integer"}}}}}};
+  STORE_ASSERT_OK(store_->EnsureOutputViews({{"greeting", schema}, {"_private", schema}}));
+  STORE_ASSERT_OK(store_->EnsureOutputViews({{"greeting", schema}}));
+  STORE_ASSERT_OK(store_->EnsureOutputViews({}));
+  Reopen();
+  STORE_ASSERT_OK(store_->EnsureOutputViews({{"greeting", {{"type", "object"}}}}));
+  // Writes still work after the schema changed under the cached statements.
+  PutRun(MakeRun("r1"));
+  WriteBatch batch;
+  batch.PutOutput({.run_id = "r1", .node_id = "a", .output_table = "greeting", .payload = {}});
+  MustCommit(batch);
+}
+
+}  // namespace
+}  // namespace smithers::store
