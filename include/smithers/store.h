@@ -18,6 +18,7 @@
 #define SMITHERS_STORE_H_
 
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <memory>
 #include <optional>
@@ -134,20 +135,40 @@ class WriteBatch {
   size_t size() const { return ops_.size(); }
   void Clear() { ops_.clear(); }
 
+  // One write: a tagged union, so only the record `kind` names exists (a
+  // run's first commit holds two ops per task; with every record in each op
+  // they took 1.1 KB apiece, 22 MB for 10,000 tasks).
   struct Op {
     enum class Kind { kRun, kNode, kAttempt, kOutput, kFrame, kLoop, kEvent } kind;
-    RunRecord run;
-    NodeRecord node;
-    AttemptRecord attempt;
-    OutputRecord output;
-    FrameRecord frame;
-    LoopRecord loop;
-    EventRecord event;  // seq ignored
+    union {
+      RunRecord run;
+      NodeRecord node;
+      AttemptRecord attempt;
+      OutputRecord output;
+      FrameRecord frame;
+      LoopRecord loop;
+      EventRecord event;  // seq ignored
+    };
+    explicit Op(RunRecord r);
+    explicit Op(NodeRecord r);
+    explicit Op(AttemptRecord r);
+    explicit Op(OutputRecord r);
+    explicit Op(FrameRecord r);
+    explicit Op(LoopRecord r);
+    explicit Op(EventRecord r);
+    Op(const Op& other);
+    Op(Op&& other) noexcept;
+    Op& operator=(const Op& other);
+    Op& operator=(Op&& other) noexcept;
+    ~Op();
   };
-  const std::vector<Op>& ops() const { return ops_; }
+  const std::deque<Op>& ops() const { return ops_; }
 
  private:
-  std::vector<Op> ops_;
+  // A deque, not a vector: it grows without copying (a vector briefly holds
+  // 1.5x its contents while growing) and Clear() frees it (a vector keeps its
+  // largest buffer for the life of the run).
+  std::deque<Op> ops_;
 };
 
 // Which runs ListRuns returns.

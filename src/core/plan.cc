@@ -73,6 +73,7 @@ int PlanTree::Add(const Node& node, BuildScope& scope, Status& status) {
   const std::string where = Where(node, scope.path);
   int index = static_cast<int>(plan_.size());
   plan_.push_back(PlanNode{.kind = node.kind, .node = &node});
+  if (node.kind == NodeKind::kParallel) parallels_.push_back(index);
 
   if (node.kind == NodeKind::kTask) {
     if (node.id.empty()) {
@@ -165,25 +166,35 @@ int PlanTree::Find(const std::string& node_id, int iteration) const {
   return it == index_.end() ? -1 : it->second;
 }
 
-bool PlanTree::Visit(int pn, const std::vector<TaskStatus>& states, int64_t now_ms,
-                     std::vector<int>& chain, Decision& d,
-                     std::vector<std::pair<int, std::vector<int>>>& candidates,
-                     std::vector<int>& active) const {
+bool PlanTree::Settled(int pn, const Walk& w) const {
   const PlanNode& p = plan_[pn];
-  const Node& node = *p.node;
   switch (p.kind) {
     case NodeKind::kTask: {
-      const TaskStatus& st = states[p.task];
+      TaskState st = w.states[p.task].state;
+      return st == TaskState::kFinished || st == TaskState::kSkipped ||
+             (st == TaskState::kFailed && p.node->task.continue_on_fail);
+    }
+    case NodeKind::kLoop: return p.loop_done;
+    default: return w.settled != nullptr && (*w.settled)[pn] == static_cast<int>(p.children.size());
+  }
+}
+
+bool PlanTree::Visit(int pn, Walk& w) const {
+  const PlanNode& p = plan_[pn];
+  const Node& node = *p.node;
+  Decision& d = w.d;
+  switch (p.kind) {
+    case NodeKind::kTask: {
+      const TaskStatus& st = w.states[p.task];
       switch (st.state) {
         case TaskState::kFinished:
-        case TaskState::kSkipped:
-          return true;
+        case TaskState::kSkipped: return true;
         case TaskState::kFailed:
           if (node.task.continue_on_fail) return true;
           if (d.failed_task < 0) d.failed_task = p.task;
           return false;
         case TaskState::kInProgress:
-          for (int c : chain) active[c]++;
+          for (int c : w.chain) w.active[c]++;
           d.in_progress++;
           return false;
         case TaskState::kPending:
@@ -192,20 +203,30 @@ bool PlanTree::Visit(int pn, const std::vector<TaskStatus>& states, int64_t now_
             d.to_skip.push_back(p.task);
             return true;
           }
-          if (st.retry_at_ms > now_ms) {
+          if (st.retry_at_ms > w.now_ms) {
             if (d.wake_at_ms == 0 || st.retry_at_ms < d.wake_at_ms) d.wake_at_ms = st.retry_at_ms;
             return false;
           }
-          candidates.emplace_back(p.task, chain);
+          // Tasks under the same parallels share one copy of the chain.
+          if (w.chains.empty() || w.chains.back() != w.chain) w.chains.push_back(w.chain);
+          w.candidates.emplace_back(p.task, static_cast<int>(w.chains.size()) - 1);
           return false;
       }
       return false;
     }
     case NodeKind::kParallel: {
-      chain.push_back(pn);
+      w.chain.push_back(pn);
       bool all = true;
-      for (int c : p.children) all = Visit(c, states, now_ms, chain, d, candidates, active) && all;
-      chain.pop_back();
+      size_t first = w.settled != nullptr ? (*w.settled)[pn] : 0;
+      for (size_t i = first; i < p.children.size(); ++i) {
+        all = Visit(p.children[i], w) && all;
+        // A settled prefix of children is skipped by later calls.
+        if (w.settled != nullptr && (*w.settled)[pn] == static_cast<int>(i) &&
+            Settled(p.children[i], w)) {
+          (*w.settled)[pn]++;
+        }
+      }
+      w.chain.pop_back();
       return all;
     }
     case NodeKind::kLoop: {
@@ -215,7 +236,7 @@ bool PlanTree::Visit(int pn, const std::vector<TaskStatus>& states, int64_t now_
         return true;
       }
       for (int c : p.children) {
-        if (!Visit(c, states, now_ms, chain, d, candidates, active)) return false;
+        if (!Visit(c, w)) return false;
       }
       int next = p.loop_iteration + 1;
       if (next >= node.max_iterations) {
@@ -231,30 +252,49 @@ bool PlanTree::Visit(int pn, const std::vector<TaskStatus>& states, int64_t now_
     }
     case NodeKind::kWorkflow:
     case NodeKind::kSequence:
-    case NodeKind::kBranch:
-      for (int c : p.children) {
-        if (!Visit(c, states, now_ms, chain, d, candidates, active)) return false;
+    case NodeKind::kBranch: {
+      size_t first = w.settled != nullptr ? (*w.settled)[pn] : 0;
+      for (size_t i = first; i < p.children.size(); ++i) {
+        if (!Visit(p.children[i], w)) return false;
+        if (w.settled != nullptr && (*w.settled)[pn] == static_cast<int>(i) &&
+            Settled(p.children[i], w)) {
+          (*w.settled)[pn]++;
+        }
       }
       return true;
+    }
   }
   return true;
 }
 
-Decision PlanTree::Schedule(const std::vector<TaskStatus>& states, int64_t now_ms,
-                            int slots) const {
+Decision PlanTree::Schedule(const std::vector<TaskStatus>& states, int64_t now_ms, int slots,
+                            ScheduleMemo* memo) const {
   Decision d;
-  std::vector<int> chain;
-  std::vector<std::pair<int, std::vector<int>>> candidates;
-  std::vector<int> active(plan_.size(), 0);
-  bool terminal = plan_.empty() || Visit(0, states, now_ms, chain, d, candidates, active);
-  for (auto& [task, parallels] : candidates) {
+  std::vector<int> local_active;
+  std::vector<int>* active = &local_active;
+  if (memo != nullptr) {
+    if (memo->settled.size() != plan_.size()) memo->settled.assign(plan_.size(), 0);
+    if (memo->active.size() != plan_.size()) memo->active.assign(plan_.size(), 0);
+    for (int p : parallels_) memo->active[p] = 0;  // only parallels are ever counted
+    active = &memo->active;
+  } else {
+    local_active.assign(plan_.size(), 0);
+  }
+  Walk w{.states = states,
+         .now_ms = now_ms,
+         .d = d,
+         .active = *active,
+         .settled = memo != nullptr ? &memo->settled : nullptr};
+  bool terminal = plan_.empty() || Visit(0, w);
+  for (auto& [task, chain_index] : w.candidates) {
     if (slots <= 0) break;
+    const std::vector<int>& parallels = w.chains[chain_index];
     bool room = std::all_of(parallels.begin(), parallels.end(), [&](int p) {
       int cap = plan_[p].node->max_concurrency;
-      return cap <= 0 || active[p] < cap;
+      return cap <= 0 || w.active[p] < cap;
     });
     if (!room) continue;
-    for (int p : parallels) active[p]++;
+    for (int p : parallels) w.active[p]++;
     d.ready.push_back(task);
     --slots;
   }

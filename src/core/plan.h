@@ -57,6 +57,17 @@ struct Decision {
   int in_progress = 0;
 };
 
+// Scratch a caller may keep between Schedule() calls on one PlanTree so that
+// each call skips what is settled (finished, skipped, failed with
+// continueOnFail, or a container of only such children) instead of walking
+// the whole tree: without it a sequence of N tasks costs O(N^2) to run.
+// Valid while every settled task stays settled, which the engine guarantees
+// for the life of one PlanTree; start a fresh memo for a new tree.
+struct ScheduleMemo {
+  std::vector<int> settled;  // per plan node: how many leading children are settled
+  std::vector<int> active;   // per plan node: scratch for parallel occupancy
+};
+
 // The rendered tree with its tasks indexed. Keeps pointers into `root`, which
 // must outlive it.
 class PlanTree {
@@ -73,7 +84,9 @@ class PlanTree {
 
   // REQUIRES: states.size() == tasks().size().
   // `slots` is how many more tasks the run may start (run-wide cap minus in flight).
-  Decision Schedule(const std::vector<TaskStatus>& states, int64_t now_ms, int slots) const;
+  // `memo` (optional) makes repeated calls incremental; see ScheduleMemo.
+  Decision Schedule(const std::vector<TaskStatus>& states, int64_t now_ms, int slots,
+                    ScheduleMemo* memo = nullptr) const;
 
  private:
   struct PlanNode {
@@ -87,13 +100,26 @@ class PlanTree {
   };
   struct BuildScope;
 
+  // One Schedule() call's working state.
+  struct Walk {
+    const std::vector<TaskStatus>& states;
+    int64_t now_ms;
+    Decision& d;
+    std::vector<int> chain;  // enclosing Parallel plan nodes
+    // Ready candidates: (task, index in `chains` of its enclosing parallels).
+    std::vector<std::pair<int, int>> candidates;
+    std::vector<std::vector<int>> chains;
+    std::vector<int>& active;   // per plan node: tasks in progress or chosen
+    std::vector<int>* settled;  // ScheduleMemo::settled, or nullptr
+  };
+
   int Add(const Node& node, BuildScope& scope, Status& status);
-  bool Visit(int plan_node, const std::vector<TaskStatus>& states, int64_t now_ms,
-             std::vector<int>& parallel_chain, Decision& d,
-             std::vector<std::pair<int, std::vector<int>>>& candidates,
-             std::vector<int>& active) const;
+  bool Visit(int plan_node, Walk& w) const;
+  // True when `plan_node` would be terminal with nothing to do, now and forever.
+  bool Settled(int plan_node, const Walk& w) const;
 
   std::vector<PlanNode> plan_;
+  std::vector<int> parallels_;  // plan nodes of kind Parallel
   std::vector<TaskRef> tasks_;
   std::map<std::pair<std::string, int>, int> index_;
 };

@@ -324,6 +324,7 @@ class Run {
     reads_ = ctx.reads();
     root_ = std::move(tree);
     plan_ = std::make_unique<core::PlanTree>(std::move(plan));
+    schedule_memo_ = {};  // it describes one tree
     need_render_ = false;
     return Status::Ok();
   }
@@ -397,7 +398,8 @@ class Run {
 
       core::Decision d = plan_->Schedule(
           states_, clock_.NowMs(),
-          std::max(0, opts_.max_concurrency - static_cast<int>(in_flight_.size())));
+          std::max(0, opts_.max_concurrency - static_cast<int>(in_flight_.size())),
+          &schedule_memo_);
 
       if (!d.to_skip.empty()) {
         for (int t : d.to_skip) SetState(t, "skipped", "NodeSkipped", {});
@@ -739,6 +741,7 @@ class Run {
   std::unique_ptr<core::PlanTree> plan_;
   std::set<Ctx::OutputKey> reads_;
   std::vector<core::TaskStatus> states_;
+  core::ScheduleMemo schedule_memo_;  // settled tasks never become unsettled within a plan
   std::vector<InFlight> in_flight_;
   core::FrameEncoder frames_;
   int64_t frame_no_ = 0;

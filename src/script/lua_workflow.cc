@@ -709,6 +709,9 @@ class LuaModule final : public LuaWorkflow {
       if (lua_isinteger(state_, -2)) max_index = std::max(max_index, lua_tointeger(state_, -2));
       lua_pop(state_, 1);
     }
+    // Sized once: a Node is over 500 bytes, and doubling a 10,000-child vector
+    // leaves 6 MB unused.
+    node.children.reserve(static_cast<size_t>(max_index));
     for (lua_Integer i = 1; i <= max_index; ++i) {
       lua_rawgeti(state_, t, i);
       if (lua_isnil(state_, -1) || (lua_isboolean(state_, -1) && !lua_toboolean(state_, -1))) {

@@ -1,33 +1,89 @@
+#include <memory>
+#include <new>
+#include <utility>
+
 #include "smithers/store.h"
 
 namespace smithers {
 
-void WriteBatch::UpsertRun(RunRecord run) {
-  ops_.push_back(Op{.kind = Op::Kind::kRun, .run = std::move(run)});
+using Op = WriteBatch::Op;
+
+Op::Op(RunRecord r) : kind(Kind::kRun), run(std::move(r)) {}
+Op::Op(NodeRecord r) : kind(Kind::kNode), node(std::move(r)) {}
+Op::Op(AttemptRecord r) : kind(Kind::kAttempt), attempt(std::move(r)) {}
+Op::Op(OutputRecord r) : kind(Kind::kOutput), output(std::move(r)) {}
+Op::Op(FrameRecord r) : kind(Kind::kFrame), frame(std::move(r)) {}
+Op::Op(LoopRecord r) : kind(Kind::kLoop), loop(std::move(r)) {}
+Op::Op(EventRecord r) : kind(Kind::kEvent), event(std::move(r)) {}
+
+namespace {
+
+// Constructs in `to` (whose union holds nothing) the record `from` holds;
+// `from` is copied, or moved when an rvalue.
+template <typename From>
+void Construct(Op& to, From&& from) {
+  to.kind = from.kind;
+  switch (from.kind) {
+    case Op::Kind::kRun: std::construct_at(&to.run, std::forward<From>(from).run); return;
+    case Op::Kind::kNode: std::construct_at(&to.node, std::forward<From>(from).node); return;
+    case Op::Kind::kAttempt:
+      std::construct_at(&to.attempt, std::forward<From>(from).attempt);
+      return;
+    case Op::Kind::kOutput: std::construct_at(&to.output, std::forward<From>(from).output); return;
+    case Op::Kind::kFrame: std::construct_at(&to.frame, std::forward<From>(from).frame); return;
+    case Op::Kind::kLoop: std::construct_at(&to.loop, std::forward<From>(from).loop); return;
+    case Op::Kind::kEvent: std::construct_at(&to.event, std::forward<From>(from).event); return;
+  }
 }
-void WriteBatch::UpsertNode(NodeRecord node) {
-  ops_.push_back(Op{.kind = Op::Kind::kNode, .node = std::move(node)});
+
+void Destroy(Op& op) {
+  switch (op.kind) {
+    case Op::Kind::kRun: std::destroy_at(&op.run); return;
+    case Op::Kind::kNode: std::destroy_at(&op.node); return;
+    case Op::Kind::kAttempt: std::destroy_at(&op.attempt); return;
+    case Op::Kind::kOutput: std::destroy_at(&op.output); return;
+    case Op::Kind::kFrame: std::destroy_at(&op.frame); return;
+    case Op::Kind::kLoop: std::destroy_at(&op.loop); return;
+    case Op::Kind::kEvent: std::destroy_at(&op.event); return;
+  }
 }
-void WriteBatch::UpsertAttempt(AttemptRecord attempt) {
-  ops_.push_back(Op{.kind = Op::Kind::kAttempt, .attempt = std::move(attempt)});
+
+}  // namespace
+
+Op::Op(const Op& other) { Construct(*this, other); }
+Op::Op(Op&& other) noexcept { Construct(*this, std::move(other)); }
+
+Op& Op::operator=(const Op& other) {
+  if (this != &other) {
+    Op copy(other);  // may throw; *this is untouched if it does
+    Destroy(*this);
+    Construct(*this, std::move(copy));
+  }
+  return *this;
 }
-void WriteBatch::PutOutput(OutputRecord output) {
-  ops_.push_back(Op{.kind = Op::Kind::kOutput, .output = std::move(output)});
+
+Op& Op::operator=(Op&& other) noexcept {
+  if (this != &other) {
+    Destroy(*this);
+    Construct(*this, std::move(other));
+  }
+  return *this;
 }
-void WriteBatch::PutFrame(FrameRecord frame) {
-  ops_.push_back(Op{.kind = Op::Kind::kFrame, .frame = std::move(frame)});
-}
-void WriteBatch::UpsertLoop(LoopRecord loop) {
-  ops_.push_back(Op{.kind = Op::Kind::kLoop, .loop = std::move(loop)});
-}
+
+Op::~Op() { Destroy(*this); }
+
+void WriteBatch::UpsertRun(RunRecord run) { ops_.emplace_back(std::move(run)); }
+void WriteBatch::UpsertNode(NodeRecord node) { ops_.emplace_back(std::move(node)); }
+void WriteBatch::UpsertAttempt(AttemptRecord attempt) { ops_.emplace_back(std::move(attempt)); }
+void WriteBatch::PutOutput(OutputRecord output) { ops_.emplace_back(std::move(output)); }
+void WriteBatch::PutFrame(FrameRecord frame) { ops_.emplace_back(std::move(frame)); }
+void WriteBatch::UpsertLoop(LoopRecord loop) { ops_.emplace_back(std::move(loop)); }
 void WriteBatch::AppendEvent(std::string run_id, std::string type, Json payload,
                              int64_t timestamp_ms) {
-  Op op{.kind = Op::Kind::kEvent};
-  op.event.run_id = std::move(run_id);
-  op.event.type = std::move(type);
-  op.event.payload = std::move(payload);
-  op.event.timestamp_ms = timestamp_ms;
-  ops_.push_back(std::move(op));
+  ops_.emplace_back(EventRecord{.run_id = std::move(run_id),
+                                .timestamp_ms = timestamp_ms,
+                                .type = std::move(type),
+                                .payload = std::move(payload)});
 }
 
 }  // namespace smithers

@@ -5,6 +5,7 @@ Runs the real embed_example binary (EMBED_BIN, set by ctest) and checks its
 printed outputs, its exit code, and that a second invocation with the same
 database and run id resumes the finished run instead of running it again.
 """
+import contextlib
 import json
 import os
 import sqlite3
@@ -40,7 +41,7 @@ class EmbedExampleTest(unittest.TestCase):
         })
         self.assertFalse(doc["resumed"])
         # The run is durable: its rows are in the database file we named.
-        with sqlite3.connect(self.db) as c:
+        with contextlib.closing(sqlite3.connect(self.db)) as c:
             status, = c.execute("SELECT status FROM _smithers_runs WHERE run_id = ?",
                                 (doc["runId"],)).fetchone()
             self.assertEqual(status, "finished")
@@ -60,7 +61,7 @@ class EmbedExampleTest(unittest.TestCase):
         self.assertEqual(second["status"], "finished")
         self.assertEqual(second["outputs"], first["outputs"])
         self.assertNotIn("NodeStarted", err, "a finished run must not execute tasks again")
-        with sqlite3.connect(self.db) as c:
+        with contextlib.closing(sqlite3.connect(self.db)) as c:
             runs, = c.execute("SELECT COUNT(*) FROM _smithers_runs").fetchone()
             attempts, = c.execute(
                 "SELECT COUNT(*) FROM _smithers_attempts WHERE run_id = 'run-1'").fetchone()
