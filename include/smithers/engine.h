@@ -99,7 +99,8 @@ Result<RunResult> RunWorkflow(const WorkflowDefinition& workflow, Store& store,
 // Reads a run's outputs in the shape RunResult::outputs has.
 Result<Json> CollectOutputs(Store& store, const std::string& run_id);
 
-// "host:pid:uuid" for this process; stable for its lifetime.
+// "host:pid:uuid" for this process; stable for its lifetime (a child of
+// fork() gets its own).
 const std::string& ThisProcessOwnerId();
 
 // True when `owner_id` names a process on this host that no longer exists.

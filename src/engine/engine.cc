@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <mutex>
 #include <set>
 
 #include "base/hash.h"
@@ -29,12 +30,20 @@ int RunResult::ExitCode() const {
 }
 
 const std::string& ThisProcessOwnerId() {
-  static const std::string* id = [] {
+  // Made again when the pid changes: a child of fork() is another process and
+  // must not own runs under its parent's pid (it would outlive a dead-owner
+  // check, and its parent could not tell the run apart from its own). Old ids
+  // are leaked on purpose, so references already handed out stay valid.
+  static std::mutex mu;
+  static pid_t pid = 0;
+  static const std::string* id = nullptr;
+  std::lock_guard<std::mutex> lock(mu);
+  if (id == nullptr || pid != getpid()) {
+    pid = getpid();
     char host[256] = {0};
     gethostname(host, sizeof host - 1);
-    return new std::string(std::string(host) + ":" + std::to_string(getpid()) + ":" +
-                           base::NewUuid());
-  }();
+    id = new std::string(std::string(host) + ":" + std::to_string(pid) + ":" + base::NewUuid());
+  }
   return *id;
 }
 
