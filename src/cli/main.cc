@@ -174,6 +174,12 @@ int Up(const Global& g, const UpArgs& a) {
     // it is opened, so bad input writes nothing.
     Status s = CheckWorkflow(wf, input.is_null() ? Json::object() : input);
     if (!s.ok()) return Fail(kExitBadInput, s.message());
+  } else if (a.run_id.empty()) {
+    return Fail(kExitBadInput, "--resume needs --run-id");
+  } else if (access(g.db.c_str(), F_OK) != 0) {
+    // Opening would create an empty database: there is nothing to resume.
+    return Fail(kExitBadInput,
+                "no run \"" + a.run_id + "\" to resume (no database at " + g.db + ")");
   }
   Result<std::unique_ptr<Store>> store = Open(g);
   if (!store.ok()) return Fail(ExitFor(store.status()), store.status().message());
@@ -376,6 +382,23 @@ int Cancel(const Global& g, const std::string& run_id) {
         n.updated_at_ms = now;
         b.UpsertNode(n);
       }
+    }
+  }
+  // Attempts the dead owner left running end with the run (as on resume).
+  auto attempts = s.ListAttempts(run_id);
+  if (attempts.ok()) {
+    for (auto a : *attempts) {
+      if (a.state != "in-progress") continue;
+      a.state = "cancelled";
+      a.finished_at_ms = now;
+      a.error = {{"code", "ATTEMPT_ABANDONED"}, {"message", "the process running it stopped"}};
+      b.UpsertAttempt(a);
+      b.AppendEvent(run_id, "NodeCancelled",
+                    {{"nodeId", a.node_id},
+                     {"iteration", a.iteration},
+                     {"attempt", a.attempt},
+                     {"reason", "abandoned"}},
+                    now);
     }
   }
   b.AppendEvent(run_id, "RunCancelled", {{"by", "cli"}}, now);

@@ -609,6 +609,20 @@ class Run {
       // the task is never executed again for this run.
       return Flush();
     }
+    if (o.error.is_object() && o.error.value("code", "") == "TASK_CANCELLED") {
+      // Stopped by the engine (another task failed the run): cancelled, not
+      // failed, like the tasks of a cancelled run.
+      a.state = "cancelled";
+      a.error = o.error;
+      info.row.state = "cancelled";
+      info.row.updated_at_ms = now;
+      states_[f.task].state = TaskState::kCancelled;
+      batch_.UpsertAttempt(a);
+      batch_.UpsertNode(info.row);
+      ev["reason"] = o.error.value("message", "");
+      Event("NodeCancelled", ev);
+      return Flush();
+    }
     info.failures++;
     a.state = "failed";
     a.error = o.error;
