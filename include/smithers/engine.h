@@ -30,8 +30,8 @@ namespace smithers {
 // How one attempt of a task ended.
 struct AttemptOutcome {
   bool ok = false;
-  Json output;        // when ok
-  Json error;         // {code, message, ...} when not ok
+  Json output;  // when ok
+  Json error;   // {code, message, ...} when not ok
   bool retryable = true;
 };
 
@@ -64,13 +64,13 @@ class Executor {
 };
 
 struct RunOptions {
-  std::string run_id;         // "" = a new UUID (ignored... required with resume)
-  Json input = nullptr;       // null = {} for a new run, the stored input on resume
+  std::string run_id;    // "" = a new UUID (ignored... required with resume)
+  Json input = nullptr;  // null = {} for a new run, the stored input on resume
   bool resume = false;
-  bool force = false;         // resume despite a changed workflow or a live owner
-  int max_concurrency = 16;   // tasks in flight at once, run-wide
-  Clock* clock = nullptr;     // nullptr = SystemClock()
-  Json auth = nullptr;        // who started it, recorded in the run's config
+  bool force = false;        // resume despite a changed workflow or a live owner
+  int max_concurrency = 16;  // tasks in flight at once, run-wide
+  Clock* clock = nullptr;    // nullptr = SystemClock()
+  Json auth = nullptr;       // who started it, recorded in the run's config
   // Called after each event is committed, on the engine thread.
   std::function<void(const EventRecord&)> on_event;
   // Executors by mode, overriding the built-in ones (static, compute, command).
@@ -82,8 +82,8 @@ struct RunOptions {
 
 struct RunResult {
   std::string run_id;
-  std::string status;  // finished, failed, cancelled, waiting-*
-  Json error;          // when failed
+  std::string status;             // finished, failed, cancelled, waiting-*
+  Json error;                     // when failed
   Json outputs = Json::object();  // output name -> node id -> payload (latest iteration)
   int ExitCode() const;           // 0 finished, 1 failed, 2 cancelled, 3 waiting
 };

@@ -68,7 +68,7 @@ Status CancelledError(std::string message);
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : value_(std::move(value)) {}  // NOLINT(google-explicit-constructor)
+  Result(T value) : value_(std::move(value)) {}         // NOLINT(google-explicit-constructor)
   Result(Status status) : status_(std::move(status)) {  // NOLINT(google-explicit-constructor)
     if (status_.ok()) status_ = InternalError("Result constructed from an OK status");
   }
@@ -94,9 +94,9 @@ class [[nodiscard]] Result {
 #define SMITHERS_CONCAT_INNER_(a, b) a##b
 #define SMITHERS_CONCAT_(a, b) SMITHERS_CONCAT_INNER_(a, b)
 
-#define SMITHERS_RETURN_IF_ERROR(expr)                 \
-  do {                                                 \
-    ::smithers::Status smithers_status_ = (expr);      \
+#define SMITHERS_RETURN_IF_ERROR(expr)                   \
+  do {                                                   \
+    ::smithers::Status smithers_status_ = (expr);        \
     if (!smithers_status_.ok()) return smithers_status_; \
   } while (0)
 

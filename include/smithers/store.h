@@ -46,8 +46,8 @@ struct RunRecord {
   std::string runtime_owner_id;  // "host:pid:uuid" of the process running it, or ""
   int64_t cancel_requested_at_ms = 0;
   Json input = Json::object();
-  Json error;                      // null unless failed
-  Json config = Json::object();    // e.g. {"force": true}
+  Json error;                    // null unless failed
+  Json config = Json::object();  // e.g. {"force": true}
 };
 
 // One row of _smithers_nodes: the state of task `node_id` at `iteration`.
@@ -209,8 +209,7 @@ class Store {
   virtual Status ClaimRun(const std::string& run_id, const std::string& expected_owner,
                           const std::string& new_owner, int64_t now_ms) = 0;
   // Sets heartbeat_at_ms iff `owner` still owns the run; Aborted otherwise.
-  virtual Status Heartbeat(const std::string& run_id, const std::string& owner,
-                           int64_t now_ms) = 0;
+  virtual Status Heartbeat(const std::string& run_id, const std::string& owner, int64_t now_ms) = 0;
   // Sets cancel_requested_at_ms (only if not already set). NotFound for no such run.
   virtual Status RequestCancel(const std::string& run_id, int64_t now_ms) = 0;
   virtual Status ClearCancel(const std::string& run_id) = 0;
@@ -277,8 +276,8 @@ class StoreWrapper : public Store {
 };
 
 struct SqliteOptions {
-  std::string path;                    // database file; parent folders are created
-  std::string synchronous = "FULL";    // FULL (default, durable) or NORMAL
+  std::string path;                  // database file; parent folders are created
+  std::string synchronous = "FULL";  // FULL (default, durable) or NORMAL
   int busy_timeout_ms = 30000;
 };
 

@@ -53,8 +53,8 @@ struct ComputeContext {
 using ComputeFn = std::function<Result<Json>(const ComputeContext&)>;
 
 struct CommandSpec {
-  std::vector<std::string> argv;  // argv[0] is looked up on PATH
-  std::string cwd;                // "" = the engine's working directory
+  std::vector<std::string> argv;           // argv[0] is looked up on PATH
+  std::string cwd;                         // "" = the engine's working directory
   std::map<std::string, std::string> env;  // added to (overriding) the environment
   // "json": stdout is parsed as JSON and is the output.
   // "text": the output is {exitCode, stdout, stderr}.
@@ -68,13 +68,13 @@ struct RetryPolicy {
 
 struct TaskSpec {
   TaskMode mode = TaskMode::kStatic;
-  std::string output;  // name of the output schema (WorkflowDefinition::outputs)
-  Json value;          // kStatic
-  ComputeFn compute;   // kCompute
-  CommandSpec command; // kCommand
-  std::string prompt;  // kAgent
-  Json agent;          // kAgent: agent configuration
-  int retries = 0;     // attempts after the first
+  std::string output;   // name of the output schema (WorkflowDefinition::outputs)
+  Json value;           // kStatic
+  ComputeFn compute;    // kCompute
+  CommandSpec command;  // kCommand
+  std::string prompt;   // kAgent
+  Json agent;           // kAgent: agent configuration
+  int retries = 0;      // attempts after the first
   RetryPolicy retry_policy;
   int64_t timeout_ms = 0;  // 0 = none
   bool continue_on_fail = false;

@@ -1,6 +1,6 @@
-#include <chrono>
-
 #include "smithers/clock.h"
+
+#include <chrono>
 
 namespace smithers {
 namespace {
@@ -10,14 +10,12 @@ class RealClock final : public Clock {
   int64_t NowMs() const override {
     using std::chrono::duration_cast;
     using std::chrono::milliseconds;
-    return duration_cast<milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-        .count();
+    return duration_cast<milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
   }
   int64_t MonotonicMs() const override {
     using std::chrono::duration_cast;
     using std::chrono::milliseconds;
-    return duration_cast<milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
-        .count();
+    return duration_cast<milliseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
   }
 };
 

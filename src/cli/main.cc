@@ -34,10 +34,8 @@ int ExitFor(const Status& s) {
     case StatusCode::kInvalidArgument:
     case StatusCode::kFailedPrecondition:
     case StatusCode::kAlreadyExists:
-    case StatusCode::kNotFound:
-      return kExitBadInput;
-    default:
-      return kExitFailed;
+    case StatusCode::kNotFound: return kExitBadInput;
+    default: return kExitFailed;
   }
 }
 
@@ -118,8 +116,8 @@ class Progress {
       std::string msg = p.contains("error") ? p["error"].value("message", "") : "";
       line = (tty_ ? "✘ " : "fail ") + at + ": " + msg;
     } else if (e.type == "NodeRetrying") {
-      line = (tty_ ? "↻ " : "retry ") + at + " (attempt " +
-             std::to_string(p.value("attempt", 0)) + ")";
+      line = (tty_ ? "↻ " : "retry ") + at + " (attempt " + std::to_string(p.value("attempt", 0)) +
+             ")";
     } else if (e.type == "NodeSkipped") {
       line = (tty_ ? "⤼ " : "skip ") + at;
     } else if (e.type == "NodeCancelled") {
@@ -238,20 +236,28 @@ int Inspect(const Global& g, const std::string& run_id) {
   auto outputs = s.ListOutputs(run_id);
   auto loops = s.ListLoops(run_id);
   auto last_frame = s.LastFrame(run_id);
-  for (const Status& st : {nodes.status(), attempts.status(), outputs.status(), loops.status(),
-                           last_frame.status()}) {
+  for (const Status& st :
+       {nodes.status(), attempts.status(), outputs.status(), loops.status(), last_frame.status()}) {
     if (!st.ok()) return Fail(kExitFailed, st.message());
   }
-  Json j = {{"run", RunJson(*run)}, {"nodes", Json::array()}, {"outputs", Json::array()},
+  Json j = {{"run", RunJson(*run)},
+            {"nodes", Json::array()},
+            {"outputs", Json::array()},
             {"loops", Json::array()}};
   for (const auto& n : *nodes) {
-    Json nj = {{"nodeId", n.node_id}, {"iteration", n.iteration}, {"state", n.state},
-               {"lastAttempt", n.last_attempt}, {"outputTable", n.output_table},
-               {"updatedAtMs", n.updated_at_ms}, {"attempts", Json::array()}};
+    Json nj = {{"nodeId", n.node_id},
+               {"iteration", n.iteration},
+               {"state", n.state},
+               {"lastAttempt", n.last_attempt},
+               {"outputTable", n.output_table},
+               {"updatedAtMs", n.updated_at_ms},
+               {"attempts", Json::array()}};
     if (!n.label.empty()) nj["label"] = n.label;
     for (const auto& a : *attempts) {
       if (a.node_id != n.node_id || a.iteration != n.iteration) continue;
-      Json aj = {{"attempt", a.attempt}, {"state", a.state}, {"startedAtMs", a.started_at_ms},
+      Json aj = {{"attempt", a.attempt},
+                 {"state", a.state},
+                 {"startedAtMs", a.started_at_ms},
                  {"finishedAtMs", a.finished_at_ms == 0 ? Json() : Json(a.finished_at_ms)},
                  {"cached", a.cached}};
       if (!a.error.is_null()) aj["error"] = a.error;
@@ -260,8 +266,10 @@ int Inspect(const Global& g, const std::string& run_id) {
     j["nodes"].push_back(nj);
   }
   for (const auto& o : *outputs) {
-    j["outputs"].push_back({{"nodeId", o.node_id}, {"iteration", o.iteration},
-                            {"outputTable", o.output_table}, {"payload", o.payload}});
+    j["outputs"].push_back({{"nodeId", o.node_id},
+                            {"iteration", o.iteration},
+                            {"outputTable", o.output_table},
+                            {"payload", o.payload}});
   }
   for (const auto& l : *loops) {
     j["loops"].push_back({{"loopId", l.loop_id}, {"iteration", l.iteration}, {"done", l.done}});
@@ -275,7 +283,8 @@ int Inspect(const Global& g, const std::string& run_id) {
   std::printf("run       %s\nworkflow  %s (%s)\nstatus    %s\nstarted   %s\n", r.run_id.c_str(),
               r.workflow_name.c_str(), r.workflow_path.c_str(), r.status.c_str(),
               r.started_at_ms ? base::FormatIsoTime(r.started_at_ms).c_str() : "-");
-  if (r.finished_at_ms) std::printf("finished  %s\n", base::FormatIsoTime(r.finished_at_ms).c_str());
+  if (r.finished_at_ms)
+    std::printf("finished  %s\n", base::FormatIsoTime(r.finished_at_ms).c_str());
   std::printf("input     %s\n", r.input.dump().c_str());
   if (!r.error.is_null()) std::printf("error     %s\n", r.error.dump().c_str());
   std::printf("\n%-32s  %-5s  %-12s  %s\n", "NODE", "ITER", "STATE", "ATTEMPTS");
@@ -411,8 +420,7 @@ int Cancel(const Global& g, const std::string& run_id) {
 }  // namespace
 
 int Main(int argc, char** argv) {
-  CLI::App app{"smithers: durable workflows for AI agents (Lua modules, SQLite store)",
-               "smithers"};
+  CLI::App app{"smithers: durable workflows for AI agents (Lua modules, SQLite store)", "smithers"};
   app.require_subcommand(1);
   app.fallthrough();  // global options may follow the subcommand
   app.set_version_flag("--version", "smithers 0.1.0");
@@ -435,8 +443,7 @@ int Main(int argc, char** argv) {
   up_cmd->add_option("-c,--max-concurrency", up.max_concurrency, "Tasks in flight at once")
       ->capture_default_str()
       ->check(CLI::Range(1, 1024));
-  up_cmd->footer(
-      "Exit codes: 0 finished, 1 failed, 2 cancelled, 3 waiting, 4 bad usage or input.");
+  up_cmd->footer("Exit codes: 0 finished, 1 failed, 2 cancelled, 3 waiting, 4 bad usage or input.");
 
   std::string ps_status;
   int ps_limit = 50;

@@ -28,9 +28,7 @@ void AddLines(const Node& node, int depth, std::vector<std::string>& out) {
       line["maxIterations"] = node.max_iterations;
       line["onMaxReached"] = node.on_max_reached;
       break;
-    case NodeKind::kBranch:
-      line["if"] = node.condition;
-      break;
+    case NodeKind::kBranch: line["if"] = node.condition; break;
     case NodeKind::kTask: {
       const TaskSpec& t = node.task;
       line["output"] = t.output;
@@ -44,8 +42,7 @@ void AddLines(const Node& node, int depth, std::vector<std::string>& out) {
       if (!t.label.empty()) line["label"] = t.label;
       break;
     }
-    default:
-      break;
+    default: break;
   }
   out.push_back(line.dump());
   for (const Node& child : node.children) AddLines(child, depth + 1, out);

@@ -81,8 +81,8 @@ int PlanTree::Add(const Node& node, BuildScope& scope, Status& status) {
     } else if (node.task.output.empty()) {
       status = InvalidArgumentError("Task \"" + node.id + "\" needs an output, at " + where);
     } else if (scope.outputs->count(node.task.output) == 0) {
-      status = InvalidArgumentError("Task \"" + node.id + "\" writes output \"" +
-                                    node.task.output + "\", which the workflow does not declare");
+      status = InvalidArgumentError("Task \"" + node.id + "\" writes output \"" + node.task.output +
+                                    "\", which the workflow does not declare");
     } else {
       TaskRef ref{.node_id = node.id + LoopSuffix(loop_stack),
                   .iteration = loop_stack.empty() ? 0 : loop_stack.back().second,
@@ -141,7 +141,8 @@ int PlanTree::Add(const Node& node, BuildScope& scope, Status& status) {
   }
 
   for (const Node& child : node.children) {
-    if (child.skip && child.kind != NodeKind::kTask) continue;  // a skipped container mounts nothing
+    if (child.skip && child.kind != NodeKind::kTask)
+      continue;  // a skipped container mounts nothing
     int c = Add(child, scope, status);
     if (!status.ok()) break;
     plan_[index].children.push_back(c);

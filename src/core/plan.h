@@ -47,13 +47,13 @@ struct LoopUpdate {
 };
 
 struct Decision {
-  std::vector<int> ready;      // task indices to start now, in document order
-  std::vector<int> to_skip;    // pending tasks with skipIf: record them skipped
+  std::vector<int> ready;         // task indices to start now, in document order
+  std::vector<int> to_skip;       // pending tasks with skipIf: record them skipped
   std::vector<LoopUpdate> loops;  // loop state changes (advance or done)
-  std::string loop_failure;    // loop id that hit maxIterations with onMaxReached="fail"
-  int failed_task = -1;        // a failed task without continueOnFail: the run fails
-  bool finished = false;       // every mounted task is terminal
-  int64_t wake_at_ms = 0;      // earliest retry deadline among waiting tasks (0 = none)
+  std::string loop_failure;       // loop id that hit maxIterations with onMaxReached="fail"
+  int failed_task = -1;           // a failed task without continueOnFail: the run fails
+  bool finished = false;          // every mounted task is terminal
+  int64_t wake_at_ms = 0;         // earliest retry deadline among waiting tasks (0 = none)
   int in_progress = 0;
 };
 

@@ -79,8 +79,7 @@ Node CommandTask(std::string id, std::string output, std::vector<std::string> ar
   return n;
 }
 
-const std::map<int, Json>* Ctx::Rows(const std::string& output,
-                                     const std::string& node_id) const {
+const std::map<int, Json>* Ctx::Rows(const std::string& output, const std::string& node_id) const {
   OutputKey key{output, node_id};
   reads_.insert(key);
   auto it = outputs_->find(key);
@@ -99,8 +98,8 @@ Result<Json> Ctx::Output(const std::string& output, const std::string& node_id,
                          std::optional<int> iteration) const {
   const Json* row = OutputMaybe(output, node_id, iteration);
   if (row == nullptr) {
-    return NotFoundError("no output \"" + output + "\" for node \"" + node_id +
-                         "\" at iteration " + std::to_string(iteration.value_or(iteration_)));
+    return NotFoundError("no output \"" + output + "\" for node \"" + node_id + "\" at iteration " +
+                         std::to_string(iteration.value_or(iteration_)));
   }
   return *row;
 }

@@ -178,24 +178,22 @@ class Run {
     }
     run_ = std::move(got).value();
     if (!opts_.input.is_null() && opts_.input != run_.input) {
-      return FailedPreconditionError("run \"" + run_.run_id +
-                                     "\" was started with input " + run_.input.dump() +
-                                     " but --input is " + opts_.input.dump() +
+      return FailedPreconditionError("run \"" + run_.run_id + "\" was started with input " +
+                                     run_.input.dump() + " but --input is " + opts_.input.dump() +
                                      "; a run's input cannot change (omit --input to reuse it)");
     }
     if (run_.workflow_hash != wf_.source_hash) {
       if (!opts_.force) {
         return FailedPreconditionError(
             "the workflow changed since run \"" + run_.run_id + "\" started (source hash " +
-            run_.workflow_hash.substr(0, 12) + " then, " + wf_.source_hash.substr(0, 12) +
-            " now" + (run_.workflow_path != wf_.source_path
-                          ? ", path " + run_.workflow_path + " then, " + wf_.source_path + " now"
-                          : std::string()) +
+            run_.workflow_hash.substr(0, 12) + " then, " + wf_.source_hash.substr(0, 12) + " now" +
+            (run_.workflow_path != wf_.source_path
+                 ? ", path " + run_.workflow_path + " then, " + wf_.source_path + " now"
+                 : std::string()) +
             "); pass --force to resume with the new code");
       }
-      run_.config["forcedSourceChange"] = {{"from", run_.workflow_hash},
-                                           {"to", wf_.source_hash},
-                                           {"atMs", clock_.NowMs()}};
+      run_.config["forcedSourceChange"] = {
+          {"from", run_.workflow_hash}, {"to", wf_.source_hash}, {"atMs", clock_.NowMs()}};
       run_.workflow_hash = wf_.source_hash;
     }
     if (run_.status == "finished") {
@@ -228,8 +226,8 @@ class Run {
     run_.finished_at_ms = 0;
     run_.heartbeat_at_ms = now;
     batch_.UpsertRun(run_);
-    Event("RunStatusChanged", {{"status", "running"}, {"previous", previous_status},
-                               {"resumed", true}});
+    Event("RunStatusChanged",
+          {{"status", "running"}, {"previous", previous_status}, {"resumed", true}});
     // Attempts that were running when the last owner died are abandoned; their
     // tasks are retried. Failed and cancelled tasks of a failed or cancelled
     // run get a fresh chance.
@@ -238,8 +236,10 @@ class Run {
       a.finished_at_ms = now;
       a.error = engine::ErrorJson("ATTEMPT_ABANDONED", "the process running it stopped");
       batch_.UpsertAttempt(a);
-      Event("NodeCancelled", {{"nodeId", a.node_id}, {"iteration", a.iteration},
-                              {"attempt", a.attempt}, {"reason", "abandoned"}});
+      Event("NodeCancelled", {{"nodeId", a.node_id},
+                              {"iteration", a.iteration},
+                              {"attempt", a.attempt},
+                              {"reason", "abandoned"}});
     }
     // A crashed run keeps its failures (a continueOnFail failure stays
     // failed); a run that ended failed or cancelled is being retried.
@@ -328,8 +328,8 @@ class Run {
     Result<Node> root = wf_.render(ctx);
     if (!root.ok()) return root.status();
     auto tree = std::make_unique<Node>(std::move(root).value());
-    SMITHERS_ASSIGN_OR_RETURN(core::PlanTree plan, core::PlanTree::Build(*tree, loops_,
-                                                                          wf_.outputs));
+    SMITHERS_ASSIGN_OR_RETURN(core::PlanTree plan,
+                              core::PlanTree::Build(*tree, loops_, wf_.outputs));
     reads_ = ctx.reads();
     root_ = std::move(tree);
     plan_ = std::make_unique<core::PlanTree>(std::move(plan));
@@ -405,10 +405,10 @@ class Run {
         if (cancel_seen_) return CancelRun();
       }
 
-      core::Decision d = plan_->Schedule(
-          states_, clock_.NowMs(),
-          std::max(0, opts_.max_concurrency - static_cast<int>(in_flight_.size())),
-          &schedule_memo_);
+      core::Decision d =
+          plan_->Schedule(states_, clock_.NowMs(),
+                          std::max(0, opts_.max_concurrency - static_cast<int>(in_flight_.size())),
+                          &schedule_memo_);
 
       if (!d.to_skip.empty()) {
         for (int t : d.to_skip) SetState(t, "skipped", "NodeSkipped", {});
@@ -429,8 +429,8 @@ class Run {
       if (!d.loop_failure.empty()) {
         CancelInFlight("the run failed");
         SMITHERS_RETURN_IF_ERROR(DrainInFlight());
-        return FailRun(engine::ErrorJson(
-            "RALPH_MAX_REACHED", "Loop \"" + d.loop_failure + "\" reached maxIterations"));
+        return FailRun(engine::ErrorJson("RALPH_MAX_REACHED",
+                                         "Loop \"" + d.loop_failure + "\" reached maxIterations"));
       }
       if (!d.loops.empty() && in_flight_.empty()) {
         for (const auto& u : d.loops) {
@@ -460,8 +460,8 @@ class Run {
       if (progressed || need_render_) continue;
 
       if (in_flight_.empty() && d.wake_at_ms == 0 && d.loops.empty()) {
-        return FailRun(engine::ErrorJson("DEPENDENCY_DEADLOCK",
-                                         "tasks are pending but none can start"));
+        return FailRun(
+            engine::ErrorJson("DEPENDENCY_DEADLOCK", "tasks are pending but none can start"));
       }
       WaitForActivity(d.wake_at_ms);
     }
@@ -469,7 +469,8 @@ class Run {
 
   void WaitForActivity(int64_t wake_at_ms) {
     int64_t timeout = std::min(opts_.heartbeat_interval_ms, opts_.cancel_poll_interval_ms);
-    if (wake_at_ms > 0) timeout = std::min(timeout, std::max<int64_t>(0, wake_at_ms - clock_.NowMs()));
+    if (wake_at_ms > 0)
+      timeout = std::min(timeout, std::max<int64_t>(0, wake_at_ms - clock_.NowMs()));
     std::vector<pollfd> fds;
     for (auto& f : in_flight_) {
       int fd = f.exec->WaitFd();
@@ -501,12 +502,12 @@ class Run {
     NodeInfo& info = nodes_[Key(ref.node_id, ref.iteration)];
     int attempt = info.row.last_attempt + 1;
     int64_t now = clock_.NowMs();
-    AttemptInfo ai{.run_id = run_.run_id,
-                   .node_id = ref.node_id,
-                   .iteration = ref.iteration,
-                   .attempt = attempt,
-                   .deadline_monotonic_ms =
-                       spec.timeout_ms > 0 ? clock_.MonotonicMs() + spec.timeout_ms : 0};
+    AttemptInfo ai{
+        .run_id = run_.run_id,
+        .node_id = ref.node_id,
+        .iteration = ref.iteration,
+        .attempt = attempt,
+        .deadline_monotonic_ms = spec.timeout_ms > 0 ? clock_.MonotonicMs() + spec.timeout_ms : 0};
     info.row.last_attempt = attempt;
     info.row.state = "in-progress";
     info.row.updated_at_ms = now;
@@ -576,9 +577,8 @@ class Run {
     if (o.ok) {
       auto v = schema::Validate(wf_.outputs.at(f.output), o.output);
       if (!v.empty()) {
-        Json e = engine::ErrorJson(
-            "INVALID_OUTPUT", "output does not match schema \"" + f.output +
-                                  "\": " + schema::FormatViolations(v));
+        Json e = engine::ErrorJson("INVALID_OUTPUT", "output does not match schema \"" + f.output +
+                                                         "\": " + schema::FormatViolations(v));
         o = {.ok = false, .error = e, .retryable = spec.mode != TaskMode::kStatic};
       }
     }
@@ -643,8 +643,10 @@ class Run {
     batch_.UpsertNode(info.row);
     Event("NodeFailed", ev);
     if (retry) {
-      Event("NodeRetrying", {{"nodeId", f.node_id}, {"iteration", f.iteration},
-                             {"attempt", f.attempt + 1}, {"retryAtMs", info.retry_at_ms}});
+      Event("NodeRetrying", {{"nodeId", f.node_id},
+                             {"iteration", f.iteration},
+                             {"attempt", f.attempt + 1},
+                             {"retryAtMs", info.retry_at_ms}});
     }
     return Flush();
   }
@@ -682,11 +684,15 @@ class Run {
       for (size_t i = 0; i < in_flight_.size();) {
         if (in_flight_[i].exec->Poll()) {
           InFlight& f = in_flight_[i];
-          batch_.UpsertAttempt(AttemptRecord{
-              .run_id = run_.run_id, .node_id = f.node_id, .iteration = f.iteration,
-              .attempt = f.attempt, .state = "cancelled", .started_at_ms = f.started_at_ms,
-              .finished_at_ms = clock_.NowMs(),
-              .error = engine::ErrorJson("TASK_CANCELLED", "run cancelled")});
+          batch_.UpsertAttempt(
+              AttemptRecord{.run_id = run_.run_id,
+                            .node_id = f.node_id,
+                            .iteration = f.iteration,
+                            .attempt = f.attempt,
+                            .state = "cancelled",
+                            .started_at_ms = f.started_at_ms,
+                            .finished_at_ms = clock_.NowMs(),
+                            .error = engine::ErrorJson("TASK_CANCELLED", "run cancelled")});
           SetState(f.task, "cancelled", "NodeCancelled", {{"reason", "run cancelled"}});
           in_flight_.erase(in_flight_.begin() + static_cast<long>(i));
         } else {

@@ -31,8 +31,7 @@ class StaticExecutor final : public Executor {
 
 class ComputeExecutor final : public Executor {
  public:
-  Result<std::unique_ptr<Execution>> Start(const TaskSpec& task,
-                                           const AttemptInfo& info) override {
+  Result<std::unique_ptr<Execution>> Start(const TaskSpec& task, const AttemptInfo& info) override {
     if (!task.compute) return InvalidArgumentError("compute task without a function");
     ComputeContext ctx{.run_id = info.run_id,
                        .node_id = info.node_id,
@@ -118,8 +117,10 @@ class CommandExecution final : public Execution {
     while (true) {
       ssize_t n = read(fd, buf, sizeof buf);
       if (n > 0) {
-        if (into.size() < kMaxCapturedBytes) into.append(buf, static_cast<size_t>(n));
-        else overflow_ = true;
+        if (into.size() < kMaxCapturedBytes)
+          into.append(buf, static_cast<size_t>(n));
+        else
+          overflow_ = true;
         continue;
       }
       if (n < 0 && errno == EINTR) continue;
@@ -152,8 +153,7 @@ class CommandExecution final : public Execution {
     }
     if (parse_ == "text") {
       if (exit_code != 0) return Failed(exit_code);
-      return {.ok = true,
-              .output = {{"exitCode", exit_code}, {"stdout", out_}, {"stderr", err_}}};
+      return {.ok = true, .output = {{"exitCode", exit_code}, {"stdout", out_}, {"stderr", err_}}};
     }
     if (exit_code != 0) return Failed(exit_code);
     Json parsed = Json::parse(out_, nullptr, /*allow_exceptions=*/false);
@@ -191,8 +191,7 @@ class CommandExecutor final : public Executor {
  public:
   CommandExecutor(Clock& clock, int64_t grace_ms) : clock_(clock), grace_ms_(grace_ms) {}
 
-  Result<std::unique_ptr<Execution>> Start(const TaskSpec& task,
-                                           const AttemptInfo& info) override {
+  Result<std::unique_ptr<Execution>> Start(const TaskSpec& task, const AttemptInfo& info) override {
     const CommandSpec& cmd = task.command;
     if (cmd.argv.empty()) return InvalidArgumentError("command task with an empty argv");
     if (cmd.parse != "json" && cmd.parse != "text") {
@@ -222,7 +221,8 @@ class CommandExecutor final : public Executor {
     argv.push_back(nullptr);
 
     int out_pipe[2], err_pipe[2], exec_pipe[2];
-    if (pipe2(out_pipe, O_CLOEXEC) != 0) return UnavailableError("pipe: " + std::string(strerror(errno)));
+    if (pipe2(out_pipe, O_CLOEXEC) != 0)
+      return UnavailableError("pipe: " + std::string(strerror(errno)));
     if (pipe2(err_pipe, O_CLOEXEC) != 0) {
       close(out_pipe[0]);
       close(out_pipe[1]);
@@ -235,8 +235,8 @@ class CommandExecutor final : public Executor {
     pid_t parent = getpid();
     pid_t pid = fork();
     if (pid < 0) {
-      for (int fd : {out_pipe[0], out_pipe[1], err_pipe[0], err_pipe[1], exec_pipe[0],
-                     exec_pipe[1]}) {
+      for (int fd :
+           {out_pipe[0], out_pipe[1], err_pipe[0], err_pipe[1], exec_pipe[0], exec_pipe[1]}) {
         close(fd);
       }
       return UnavailableError("fork: " + std::string(strerror(errno)));

@@ -4,10 +4,9 @@
 // lua_error() from an outer scope.
 #include "script/lua_workflow.h"
 
-#include <lua.hpp>
-
 #include <algorithm>
 #include <fstream>
+#include <lua.hpp>
 #include <memory>
 #include <sstream>
 
@@ -46,12 +45,8 @@ std::string ToJson(lua_State* ls, int idx, Json& out, int depth = 0) {
   if (depth > 64) return "value nested deeper than 64 levels (a cycle?)";
   idx = lua_absindex(ls, idx);
   switch (lua_type(ls, idx)) {
-    case LUA_TNIL:
-      out = nullptr;
-      return "";
-    case LUA_TBOOLEAN:
-      out = static_cast<bool>(lua_toboolean(ls, idx));
-      return "";
+    case LUA_TNIL: out = nullptr; return "";
+    case LUA_TBOOLEAN: out = static_cast<bool>(lua_toboolean(ls, idx)); return "";
     case LUA_TNUMBER:
       if (lua_isinteger(ls, idx)) {
         out = static_cast<int64_t>(lua_tointeger(ls, idx));
@@ -122,29 +117,20 @@ std::string ToJson(lua_State* ls, int idx, Json& out, int depth = 0) {
       }
       return "";
     }
-    default:
-      return std::string("cannot convert a ") + luaL_typename(ls, idx) + " to JSON";
+    default: return std::string("cannot convert a ") + luaL_typename(ls, idx) + " to JSON";
   }
 }
 
 void PushJson(lua_State* ls, const Json& v) {
   switch (v.type()) {
     case Json::value_t::null:
-    case Json::value_t::discarded:
-      lua_pushnil(ls);
-      break;
-    case Json::value_t::boolean:
-      lua_pushboolean(ls, v.get<bool>());
-      break;
-    case Json::value_t::number_integer:
-      lua_pushinteger(ls, v.get<int64_t>());
-      break;
+    case Json::value_t::discarded: lua_pushnil(ls); break;
+    case Json::value_t::boolean: lua_pushboolean(ls, v.get<bool>()); break;
+    case Json::value_t::number_integer: lua_pushinteger(ls, v.get<int64_t>()); break;
     case Json::value_t::number_unsigned:
       lua_pushinteger(ls, static_cast<lua_Integer>(v.get<uint64_t>()));
       break;
-    case Json::value_t::number_float:
-      lua_pushnumber(ls, v.get<double>());
-      break;
+    case Json::value_t::number_float: lua_pushnumber(ls, v.get<double>()); break;
     case Json::value_t::string: {
       const auto& s = v.get_ref<const std::string&>();
       lua_pushlstring(ls, s.data(), s.size());
@@ -167,9 +153,7 @@ void PushJson(lua_State* ls, const Json& v) {
         lua_setfield(ls, -2, k.c_str());
       }
       break;
-    case Json::value_t::binary:
-      lua_pushnil(ls);
-      break;
+    case Json::value_t::binary: lua_pushnil(ls); break;
   }
 }
 
@@ -215,7 +199,8 @@ int ZObject(lua_State* ls) {
   // Validate first, while no C++ object is alive that an error would leak.
   lua_pushnil(ls);
   while (lua_next(ls, 1) != 0) {
-    if (lua_type(ls, -2) != LUA_TSTRING) return luaL_error(ls, "object: field names must be strings");
+    if (lua_type(ls, -2) != LUA_TSTRING)
+      return luaL_error(ls, "object: field names must be strings");
     if (ToSchema(ls, -1) == nullptr) {
       return luaL_error(ls, "object: field \"%s\" must be a schema", lua_tostring(ls, -2));
     }
@@ -421,9 +406,7 @@ int CtxLookup(lua_State* ls, int mode) {
       switch (mode) {
         case 0: row = ctx->OutputMaybe(output, node, iteration); break;
         case 1: row = ctx->Latest(output, node); break;
-        case 2:
-          lua_pushinteger(ls, ctx->IterationCount(output, node));
-          return 1;
+        case 2: lua_pushinteger(ls, ctx->IterationCount(output, node)); return 1;
         default: break;
       }
       if (row == nullptr) {
@@ -442,8 +425,10 @@ int CtxIterationCount(lua_State* ls) { return CtxLookup(ls, 2); }
 int CtxOutput(lua_State* ls) {
   CtxLookup(ls, 0);
   if (lua_isnil(ls, -1)) {
-    if (lua_istable(ls, 2)) lua_getfield(ls, 2, "__output");
-    else lua_pushvalue(ls, 2);
+    if (lua_istable(ls, 2))
+      lua_getfield(ls, 2, "__output");
+    else
+      lua_pushvalue(ls, 2);
     return luaL_error(ls, "ctx:output: no output \"%s\" for node \"%s\" yet (use ctx:outputMaybe)",
                       lua_tostring(ls, -1), luaL_optstring(ls, 3, "?"));
   }
@@ -487,8 +472,10 @@ void SetUpState(lua_State* ls) {
   lua_pushcfunction(ls, SchemaGc);
   lua_setfield(ls, -2, "__gc");
   lua_createtable(ls, 0, 4);
-  static const luaL_Reg kMethods[] = {{"optional", ZOptional}, {"nullable", ZNullable},
-                                      {"describe", ZDescribe}, {"json", SchemaJson},
+  static const luaL_Reg kMethods[] = {{"optional", ZOptional},
+                                      {"nullable", ZNullable},
+                                      {"describe", ZDescribe},
+                                      {"json", SchemaJson},
                                       {nullptr, nullptr}};
   luaL_setfuncs(ls, kMethods, 0);
   lua_setfield(ls, -2, "__index");
@@ -576,7 +563,8 @@ class LuaModule final : public LuaWorkflow {
     std::string dir = path.find('/') == std::string::npos ? "." : path.substr(0, path.rfind('/'));
     lua_getglobal(state_, "package");
     lua_getfield(state_, -1, "path");
-    std::string lua_path = dir + "/?.lua;" + (lua_tostring(state_, -1) ? lua_tostring(state_, -1) : "");
+    std::string lua_path =
+        dir + "/?.lua;" + (lua_tostring(state_, -1) ? lua_tostring(state_, -1) : "");
     lua_pop(state_, 1);
     lua_pushstring(state_, lua_path.c_str());
     lua_setfield(state_, -2, "path");
@@ -590,14 +578,16 @@ class LuaModule final : public LuaWorkflow {
     if (!err.empty()) return InvalidArgumentError("error loading module: " + err);
     if (!lua_istable(state_, -1)) {
       lua_pop(state_, 1);
-      return InvalidArgumentError(path + ": the module must return smithers(function(ctx) ... end)");
+      return InvalidArgumentError(path +
+                                  ": the module must return smithers(function(ctx) ... end)");
     }
     lua_getfield(state_, -1, "__workflow");
     bool is_wf = lua_toboolean(state_, -1);
     lua_pop(state_, 1);
     if (!is_wf) {
       lua_pop(state_, 1);
-      return InvalidArgumentError(path + ": the module must return smithers(function(ctx) ... end)");
+      return InvalidArgumentError(path +
+                                  ": the module must return smithers(function(ctx) ... end)");
     }
     lua_getfield(state_, -1, "render");
     render_ = std::make_shared<LuaRef>(state_, luaL_ref(state_, LUA_REGISTRYINDEX));
@@ -617,7 +607,8 @@ class LuaModule final : public LuaWorkflow {
     lua_pop(state_, 1);
 
     if (def_.name.empty()) {
-      std::string base = path.substr(path.rfind('/') == std::string::npos ? 0 : path.rfind('/') + 1);
+      std::string base =
+          path.substr(path.rfind('/') == std::string::npos ? 0 : path.rfind('/') + 1);
       def_.name = base.substr(0, base.rfind('.'));
     }
     def_.source_path = path;
@@ -644,9 +635,11 @@ class LuaModule final : public LuaWorkflow {
     lua_setfield(state_, -2, "iteration");
     PushJson(state_, ctx.auth());
     lua_setfield(state_, -2, "auth");
-    static const luaL_Reg kCtx[] = {{"outputMaybe", CtxOutputMaybe}, {"output", CtxOutput},
+    static const luaL_Reg kCtx[] = {{"outputMaybe", CtxOutputMaybe},
+                                    {"output", CtxOutput},
                                     {"latest", CtxLatest},
-                                    {"iterationCount", CtxIterationCount}, {nullptr, nullptr}};
+                                    {"iterationCount", CtxIterationCount},
+                                    {nullptr, nullptr}};
     luaL_setfuncs(state_, kCtx, 0);
     std::string err = ProtectedCall(state_, 1, 1);
     handle->ctx = nullptr;  // a ctx kept past the render must not reach freed memory
@@ -730,7 +723,8 @@ class LuaModule final : public LuaWorkflow {
   std::string ToNode(int t, Node& node, const std::string& what) {
     t = lua_absindex(state_, t);
     if (!lua_istable(state_, t)) {
-      return what + " must be a component (Workflow, Sequence, Parallel, Branch, Loop, Task), got " +
+      return what +
+             " must be a component (Workflow, Sequence, Parallel, Branch, Loop, Task), got " +
              luaL_typename(state_, t);
     }
     std::string kind;
@@ -766,7 +760,8 @@ class LuaModule final : public LuaWorkflow {
       lua_getfield(state_, t, node.condition ? "then" : "else");
       if (!lua_isnil(state_, -1) && !(lua_isboolean(state_, -1) && !lua_toboolean(state_, -1))) {
         Node child;
-        err = ToNode(lua_gettop(state_), child, node.condition ? "Branch \"then\"" : "Branch \"else\"");
+        err = ToNode(lua_gettop(state_), child,
+                     node.condition ? "Branch \"then\"" : "Branch \"else\"");
         if (err.empty()) node.children.push_back(std::move(child));
       }
       lua_pop(state_, 1);
@@ -846,9 +841,12 @@ class LuaModule final : public LuaWorkflow {
         std::string e = ToJson(state_, -1, env);
         if (!e.empty() || !env.is_object()) err = "\"env\" must be a table of strings";
         for (auto& [k, v] : env.items()) {
-          if (v.is_string()) task.command.env[k] = v.get<std::string>();
-          else if (v.is_number() || v.is_boolean()) task.command.env[k] = v.dump();
-          else err = "\"env\" values must be strings";
+          if (v.is_string())
+            task.command.env[k] = v.get<std::string>();
+          else if (v.is_number() || v.is_boolean())
+            task.command.env[k] = v.dump();
+          else
+            err = "\"env\" values must be strings";
         }
       } else if (!lua_isnil(state_, -1)) {
         err = "\"env\" must be a table";
@@ -893,8 +891,7 @@ class LuaModule final : public LuaWorkflow {
       }
       case LUA_TNIL:
         lua_pop(state_, 1);
-        return label + ": needs a child (a value table, a function, or a prompt) or a command" +
-               at;
+        return label + ": needs a child (a value table, a function, or a prompt) or a command" + at;
       default: {
         std::string tn = luaL_typename(state_, body);
         lua_pop(state_, 1);

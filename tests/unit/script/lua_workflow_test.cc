@@ -1,13 +1,13 @@
 #include "script/lua_workflow.h"
 
-#include "smithers/clock.h"
-
 #include <gtest/gtest.h>
 #include <stdlib.h>
 #include <unistd.h>
 
 #include <fstream>
 #include <string>
+
+#include "smithers/clock.h"
 
 namespace smithers::script {
 namespace {
@@ -128,8 +128,7 @@ TEST_F(LuaWorkflowTest, SyntaxErrorNamesFileAndLine) {
   auto wf = LoadWorkflowModule(path);
   ASSERT_FALSE(wf.ok());
   EXPECT_EQ(wf.status().code(), StatusCode::kInvalidArgument);
-  EXPECT_NE(wf.status().message().find("bad.lua:2"), std::string::npos)
-      << wf.status().message();
+  EXPECT_NE(wf.status().message().find("bad.lua:2"), std::string::npos) << wf.status().message();
 }
 
 TEST_F(LuaWorkflowTest, RuntimeErrorInRenderNamesLine) {
