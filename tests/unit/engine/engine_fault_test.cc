@@ -34,6 +34,7 @@
 #include "smithers/store.h"
 #include "smithers/workflow.h"
 #include "store/fault_injecting_store.h"
+#include "store/store_test_util.h"
 
 namespace smithers {
 namespace {
@@ -92,25 +93,7 @@ WorkflowDefinition FaultWorkflow() {
   return def;
 }
 
-class TempDir {
- public:
-  TempDir() {
-    const char* base = getenv("TMPDIR");
-    std::string pattern = std::string(base != nullptr && *base != '\0' ? base : "/tmp") +
-                          "/smithers_engine_fault_XXXXXX";
-    std::vector<char> buf(pattern.begin(), pattern.end());
-    buf.push_back('\0');
-    if (mkdtemp(buf.data()) != nullptr) path_ = buf.data();
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    if (!path_.empty()) std::filesystem::remove_all(path_, ignored);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using store::TempDir;
 
 std::unique_ptr<Store> OpenStore(const std::string& dir) {
   Result<std::unique_ptr<Store>> s = OpenSqliteStore({.path = dir + "/runs.db"});
