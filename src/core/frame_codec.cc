@@ -1,5 +1,7 @@
 #include "core/frame_codec.h"
 
+#include <string_view>
+
 #include "base/hash.h"
 
 namespace smithers::core {
@@ -83,7 +85,10 @@ void FrameEncoder::Reset(std::vector<std::string> lines, size_t delta_bytes_sinc
 EncodedFrame FrameEncoder::Encode(std::vector<std::string> lines) {
   EncodedFrame f;
   f.hash = HashLines(lines);
-  std::string full = "{\"lines\":" + JoinArray(lines, 0, lines.size()) + "}";
+  // The keyframe's size, without building it: most frames are small deltas.
+  size_t full_size =
+      std::string_view("{\"lines\":[]}").size() + (lines.empty() ? 0 : lines.size() - 1);
+  for (const auto& l : lines) full_size += l.size();
   if (has_previous_) {
     size_t prefix = 0;
     size_t max_common = std::min(lines_.size(), lines.size());
@@ -96,7 +101,7 @@ EncodedFrame FrameEncoder::Encode(std::vector<std::string> lines) {
     std::string delta = "{\"prefix\":" + std::to_string(prefix) +
                         ",\"suffix\":" + std::to_string(suffix) +
                         ",\"insert\":" + JoinArray(lines, prefix, lines.size() - suffix) + "}";
-    if (delta_bytes_ + delta.size() <= full.size()) {
+    if (delta_bytes_ + delta.size() <= full_size) {
       delta_bytes_ += delta.size();
       f.encoding = "delta";
       f.data = std::move(delta);
@@ -105,7 +110,7 @@ EncodedFrame FrameEncoder::Encode(std::vector<std::string> lines) {
     }
   }
   f.encoding = "keyframe";
-  f.data = std::move(full);
+  f.data = "{\"lines\":" + JoinArray(lines, 0, lines.size()) + "}";
   lines_ = std::move(lines);
   has_previous_ = true;
   delta_bytes_ = 0;
