@@ -160,6 +160,8 @@ class Run {
     run_.runtime_owner_id = owner_;
     run_.input = input_;
     run_.config = {{"durability", {{"version", 1}}}};
+    // Which version of each output schema the run started with.
+    for (const auto& [name, s] : wf_.outputs) run_.config["outputSchemas"][name] = schema::Hash(s);
     if (!opts_.auth.is_null()) run_.config["auth"] = opts_.auth;
     batch_.UpsertRun(run_);
     Event("RunStarted", {});
