@@ -115,6 +115,18 @@ struct LoopRecord {
   int64_t updated_at_ms = 0;
 };
 
+// One row of _smithers_cache: a task output reusable across runs under
+// `cache_key` (see docs/engine.md "Cache"). Not tied to a run: it outlives them.
+struct CacheEntry {
+  std::string cache_key;  // SHA-256 hex
+  int64_t created_at_ms = 0;
+  std::string workflow_name;
+  std::string node_id;
+  std::string output_table;
+  std::string schema_sig;  // schema::Hash of the output schema it was written under
+  Json payload;
+};
+
 // A list of writes applied atomically by Store::Commit(), in order.
 class WriteBatch {
  public:
@@ -127,6 +139,8 @@ class WriteBatch {
   void PutOutput(OutputRecord output);
   void PutFrame(FrameRecord frame);
   void UpsertLoop(LoopRecord loop);
+  // Inserts or replaces the cache row `entry.cache_key`.
+  void PutCache(CacheEntry entry);
   // Appends an event; its seq (the run's previous MAX(seq)+1, from 0) is
   // assigned inside the transaction and returned by Commit().
   void AppendEvent(std::string run_id, std::string type, Json payload, int64_t timestamp_ms);
@@ -139,7 +153,7 @@ class WriteBatch {
   // run's first commit holds two ops per task; with every record in each op
   // they took 1.1 KB apiece, 22 MB for 10,000 tasks).
   struct Op {
-    enum class Kind { kRun, kNode, kAttempt, kOutput, kFrame, kLoop, kEvent } kind;
+    enum class Kind { kRun, kNode, kAttempt, kOutput, kFrame, kLoop, kEvent, kCache } kind;
     union {
       RunRecord run;
       NodeRecord node;
@@ -148,6 +162,7 @@ class WriteBatch {
       FrameRecord frame;
       LoopRecord loop;
       EventRecord event;  // seq ignored
+      CacheEntry cache;
     };
     explicit Op(RunRecord r);
     explicit Op(NodeRecord r);
@@ -156,6 +171,7 @@ class WriteBatch {
     explicit Op(FrameRecord r);
     explicit Op(LoopRecord r);
     explicit Op(EventRecord r);
+    explicit Op(CacheEntry r);
     Op(const Op& other);
     Op(Op&& other) noexcept;
     Op& operator=(const Op& other);
@@ -203,6 +219,8 @@ class Store {
   // Events with seq > after_seq (use -1 for all), ascending, at most `limit`.
   virtual Result<std::vector<EventRecord>> ListEvents(const std::string& run_id, int64_t after_seq,
                                                       int limit) = 0;
+  // The cache row `cache_key`, if any. DataLoss when its payload is not JSON.
+  virtual Result<std::optional<CacheEntry>> GetCache(const std::string& cache_key) = 0;
 
   // Makes `new_owner` the run's owner iff its owner is currently `expected_owner`.
   // Aborted when another owner holds it. Also sets heartbeat_at_ms = now_ms.
@@ -254,6 +272,9 @@ class StoreWrapper : public Store {
   Result<std::vector<EventRecord>> ListEvents(const std::string& id, int64_t after,
                                               int limit) override {
     return target_->ListEvents(id, after, limit);
+  }
+  Result<std::optional<CacheEntry>> GetCache(const std::string& key) override {
+    return target_->GetCache(key);
   }
   Status ClaimRun(const std::string& id, const std::string& expected, const std::string& owner,
                   int64_t now) override {

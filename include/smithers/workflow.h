@@ -66,6 +66,14 @@ struct RetryPolicy {
   int64_t initial_delay_ms = 0;
 };
 
+// When a task's output may be reused instead of running it (docs/engine.md "Cache").
+struct CachePolicy {
+  std::string scope = "workflow";  // run, workflow or global
+  int64_t ttl_ms = 0;              // 0 = never expires
+  std::string version;             // bump to invalidate older entries
+  Json by;  // the value `by(ctx)` returned at render time; null = key on the task's input
+};
+
 struct TaskSpec {
   TaskMode mode = TaskMode::kStatic;
   std::string output;   // name of the output schema (WorkflowDefinition::outputs)
@@ -79,6 +87,7 @@ struct TaskSpec {
   int64_t timeout_ms = 0;  // 0 = none
   bool continue_on_fail = false;
   std::string label;
+  std::optional<CachePolicy> cache;  // nullopt = never cached
 };
 
 // One element of the rendered tree.

@@ -293,6 +293,10 @@ int Inspect(const Global& g, const std::string& run_id) {
                 n["iteration"].get<int>(), n["state"].get<std::string>().c_str(),
                 n["lastAttempt"].get<int>());
     for (const auto& a : n["attempts"]) {
+      if (a.value("cached", false)) {
+        std::printf("    attempt %d %s (cached)\n", a["attempt"].get<int>(),
+                    a["state"].get<std::string>().c_str());
+      }
       if (a.contains("error")) {
         std::printf("    attempt %d %s: %s\n", a["attempt"].get<int>(),
                     a["state"].get<std::string>().c_str(), a["error"].value("message", "").c_str());

@@ -17,6 +17,7 @@
 #include "base/hash.h"
 #include "core/frame_codec.h"
 #include "core/plan.h"
+#include "engine/cache.h"
 #include "engine/executors.h"
 #include "smithers/schema.h"
 
@@ -112,6 +113,8 @@ struct InFlight {
   std::string output;
   std::unique_ptr<Execution> exec;
   int64_t started_at_ms;
+  std::string cache_key;  // "" = not cacheable
+  bool cached = false;    // the output comes from the cache
 };
 
 class Run {
@@ -501,6 +504,17 @@ class Run {
   Status StartTask(int t) {
     const core::TaskRef& ref = plan_->tasks()[t];
     const TaskSpec& spec = ref.node->task;
+    std::string cache_key;
+    if (spec.cache) {
+      cache_key = engine::CacheKey(spec, *spec.cache,
+                                   {.run_id = run_.run_id,
+                                    .workflow_name = run_.workflow_name,
+                                    .node_id = ref.node_id,
+                                    .iteration = ref.iteration,
+                                    .output_schema = wf_.outputs.at(spec.output)});
+      SMITHERS_ASSIGN_OR_RETURN(bool hit, TryCacheHit(t, cache_key));
+      if (hit) return Status::Ok();
+    }
     NodeInfo& info = nodes_[Key(ref.node_id, ref.iteration)];
     int attempt = info.row.last_attempt + 1;
     int64_t now = clock_.NowMs();
@@ -533,7 +547,8 @@ class Run {
                .iteration = ref.iteration,
                .attempt = attempt,
                .output = spec.output,
-               .started_at_ms = now};
+               .started_at_ms = now,
+               .cache_key = cache_key};
     Executor* ex = ExecutorFor(spec.mode);
     if (ex == nullptr) {
       return Complete(f, {.ok = false,
@@ -552,6 +567,47 @@ class Run {
     if (done) return Complete(f, std::move(*done));
     in_flight_.push_back(std::move(f));
     return Status::Ok();
+  }
+
+  // Looks `key` up. A hit that has not expired and still matches the output
+  // schema is committed as a finished, cached attempt (the executor is not
+  // called); anything else is a CacheMiss, and the task runs.
+  Result<bool> TryCacheHit(int t, const std::string& key) {
+    const core::TaskRef& ref = plan_->tasks()[t];
+    const TaskSpec& spec = ref.node->task;
+    int64_t now = clock_.NowMs();
+    Result<std::optional<CacheEntry>> got = store_.GetCache(key);
+    std::string miss;
+    if (!got.ok()) {
+      if (got.status().code() != StatusCode::kDataLoss) return got.status();
+      miss = "invalid";  // the payload is not JSON; the row is replaced on success
+    } else if (!got->has_value()) {
+      miss = "absent";
+    } else if (spec.cache->ttl_ms > 0 && now - (*got)->created_at_ms >= spec.cache->ttl_ms) {
+      miss = "expired";
+    } else if ((*got)->output_table != spec.output ||
+               !schema::Validate(wf_.outputs.at(spec.output), (*got)->payload).empty()) {
+      miss = "invalid";
+    }
+    Json ev = {{"nodeId", ref.node_id}, {"iteration", ref.iteration}, {"cacheKey", key}};
+    if (!miss.empty()) {
+      ev["reason"] = miss;
+      Event("CacheMiss", std::move(ev));
+      return false;
+    }
+    NodeInfo& info = nodes_[Key(ref.node_id, ref.iteration)];
+    int attempt = ++info.row.last_attempt;
+    Event("CacheHit", std::move(ev));
+    InFlight f{.task = t,
+               .node_id = ref.node_id,
+               .iteration = ref.iteration,
+               .attempt = attempt,
+               .output = spec.output,
+               .started_at_ms = now,
+               .cache_key = key,
+               .cached = true};
+    SMITHERS_RETURN_IF_ERROR(Complete(f, {.ok = true, .output = std::move((*got)->payload)}));
+    return true;
   }
 
   Result<bool> PollInFlight() {
@@ -589,10 +645,24 @@ class Run {
                     .iteration = f.iteration,
                     .attempt = f.attempt,
                     .started_at_ms = f.started_at_ms,
-                    .finished_at_ms = now};
+                    .finished_at_ms = now,
+                    .cached = f.cached};
     Json ev = {{"nodeId", f.node_id}, {"iteration", f.iteration}, {"attempt", f.attempt}};
     if (o.ok) {
       a.state = "finished";
+      if (f.cached) {
+        ev["cached"] = true;
+        a.meta["cacheKey"] = f.cache_key;
+      } else if (!f.cache_key.empty()) {
+        // Only a successful attempt is cached, in the commit of its output.
+        batch_.PutCache(CacheEntry{.cache_key = f.cache_key,
+                                   .created_at_ms = now,
+                                   .workflow_name = run_.workflow_name,
+                                   .node_id = f.node_id,
+                                   .output_table = f.output,
+                                   .schema_sig = schema::Hash(wf_.outputs.at(f.output)),
+                                   .payload = o.output});
+      }
       info.row.state = "finished";
       batch_.PutOutput(OutputRecord{.run_id = run_.run_id,
                                     .node_id = f.node_id,

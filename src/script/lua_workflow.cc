@@ -641,14 +641,21 @@ class LuaModule final : public LuaWorkflow {
                                     {"iterationCount", CtxIterationCount},
                                     {nullptr, nullptr}};
     luaL_setfuncs(state_, kCtx, 0);
+    // A second reference to ctx stays below the call: cachePolicy.by(ctx) is
+    // evaluated with it while the result is converted.
+    lua_pushvalue(state_, -1);
+    lua_insert(state_, -3);
+    ctx_index_ = lua_absindex(state_, -3);
     std::string err = ProtectedCall(state_, 1, 1);
-    handle->ctx = nullptr;  // a ctx kept past the render must not reach freed memory
     if (!err.empty()) {
+      handle->ctx = nullptr;  // a ctx kept past the render must not reach freed memory
       lua_settop(state_, top);
       return InvalidArgumentError("render failed: " + err);
     }
     Node root;
     std::string conv = ToNode(lua_gettop(state_), root, "the render function's result");
+    handle->ctx = nullptr;
+    ctx_index_ = 0;
     lua_settop(state_, top);
     if (!conv.empty()) return InvalidArgumentError(conv);
     return root;
@@ -812,6 +819,8 @@ class LuaModule final : public LuaWorkflow {
     }
     lua_pop(state_, 1);
     if (!err.empty()) return label + ": " + err + at;
+    err = ToCachePolicy(t, task);
+    if (!err.empty()) return label + ": " + err + at;
 
     lua_getfield(state_, t, "command");
     bool has_command = !lua_isnil(state_, -1);
@@ -900,6 +909,51 @@ class LuaModule final : public LuaWorkflow {
     }
   }
 
+  // `cache = true` or `cachePolicy = {scope, ttlMs, version, by}`. `by(ctx)` is
+  // called now, with the render's ctx; if it fails, the task is not cached
+  // for this render.
+  std::string ToCachePolicy(int t, TaskSpec& task) {
+    lua_getfield(state_, t, "cachePolicy");
+    int cp = lua_gettop(state_);
+    if (lua_isnil(state_, cp)) {
+      lua_pop(state_, 1);
+      if (FieldBool(t, "cache")) task.cache = CachePolicy{};
+      return "";
+    }
+    if (!lua_istable(state_, cp)) {
+      lua_pop(state_, 1);
+      return "\"cachePolicy\" must be a table";
+    }
+    CachePolicy policy;
+    std::string err = FieldString(cp, "scope", policy.scope);
+    if (err.empty()) err = FieldInt(cp, "ttlMs", policy.ttl_ms);
+    if (err.empty()) err = FieldString(cp, "version", policy.version);
+    if (err.empty() && policy.scope != "run" && policy.scope != "workflow" &&
+        policy.scope != "global") {
+      err = "cachePolicy.scope must be run, workflow or global";
+    }
+    if (err.empty() && policy.ttl_ms < 0) err = "cachePolicy.ttlMs must be >= 0";
+    bool cacheable = true;
+    if (err.empty()) {
+      lua_getfield(state_, cp, "by");
+      if (lua_isfunction(state_, -1) && ctx_index_ != 0) {
+        lua_pushvalue(state_, ctx_index_);
+        if (ProtectedCall(state_, 1, 1).empty()) {
+          cacheable = ToJson(state_, -1, policy.by).empty();
+          lua_pop(state_, 1);
+        } else {
+          cacheable = false;
+        }
+      } else {
+        if (!lua_isnil(state_, -1)) err = "cachePolicy.by must be a function";
+        lua_pop(state_, 1);
+      }
+    }
+    lua_pop(state_, 1);
+    if (err.empty() && cacheable) task.cache = std::move(policy);
+    return err;
+  }
+
   Result<Json> CallCompute(const LuaRef& fn, const ComputeContext& c) {
     int top = lua_gettop(state_);
     lua_pushinteger(state_, c.deadline_monotonic_ms);
@@ -932,6 +986,7 @@ class LuaModule final : public LuaWorkflow {
   }
 
   lua_State* state_;
+  int ctx_index_ = 0;  // the stack slot of the render's ctx while it is converted
   std::shared_ptr<LuaRef> render_;
   WorkflowDefinition def_;
 };

@@ -15,6 +15,7 @@ Op::Op(OutputRecord r) : kind(Kind::kOutput), output(std::move(r)) {}
 Op::Op(FrameRecord r) : kind(Kind::kFrame), frame(std::move(r)) {}
 Op::Op(LoopRecord r) : kind(Kind::kLoop), loop(std::move(r)) {}
 Op::Op(EventRecord r) : kind(Kind::kEvent), event(std::move(r)) {}
+Op::Op(CacheEntry r) : kind(Kind::kCache), cache(std::move(r)) {}
 
 namespace {
 
@@ -33,6 +34,7 @@ void Construct(Op& to, From&& from) {
     case Op::Kind::kFrame: std::construct_at(&to.frame, std::forward<From>(from).frame); return;
     case Op::Kind::kLoop: std::construct_at(&to.loop, std::forward<From>(from).loop); return;
     case Op::Kind::kEvent: std::construct_at(&to.event, std::forward<From>(from).event); return;
+    case Op::Kind::kCache: std::construct_at(&to.cache, std::forward<From>(from).cache); return;
   }
 }
 
@@ -45,6 +47,7 @@ void Destroy(Op& op) {
     case Op::Kind::kFrame: std::destroy_at(&op.frame); return;
     case Op::Kind::kLoop: std::destroy_at(&op.loop); return;
     case Op::Kind::kEvent: std::destroy_at(&op.event); return;
+    case Op::Kind::kCache: std::destroy_at(&op.cache); return;
   }
 }
 
@@ -78,6 +81,7 @@ void WriteBatch::UpsertAttempt(AttemptRecord attempt) { ops_.emplace_back(std::m
 void WriteBatch::PutOutput(OutputRecord output) { ops_.emplace_back(std::move(output)); }
 void WriteBatch::PutFrame(FrameRecord frame) { ops_.emplace_back(std::move(frame)); }
 void WriteBatch::UpsertLoop(LoopRecord loop) { ops_.emplace_back(std::move(loop)); }
+void WriteBatch::PutCache(CacheEntry entry) { ops_.emplace_back(std::move(entry)); }
 void WriteBatch::AppendEvent(std::string run_id, std::string type, Json payload,
                              int64_t timestamp_ms) {
   ops_.emplace_back(EventRecord{.run_id = std::move(run_id),

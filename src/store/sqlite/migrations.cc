@@ -112,9 +112,24 @@ CREATE INDEX IF NOT EXISTS _smithers_runs_by_parent ON _smithers_runs(parent_run
 CREATE INDEX IF NOT EXISTS _smithers_outputs_by_table ON _smithers_outputs(output_table);
 )sql";
 
+// Task outputs reusable across runs (docs/engine.md "Cache"). No foreign key
+// to _smithers_runs: a cache row outlives the run that wrote it.
+constexpr const char kCacheTable[] = R"sql(
+CREATE TABLE IF NOT EXISTS _smithers_cache (
+  cache_key TEXT NOT NULL PRIMARY KEY,
+  created_at_ms INTEGER,
+  workflow_name TEXT NOT NULL DEFAULT '',
+  node_id TEXT NOT NULL DEFAULT '',
+  output_table TEXT NOT NULL DEFAULT '',
+  schema_sig TEXT NOT NULL DEFAULT '',
+  payload_json TEXT
+) WITHOUT ROWID;
+)sql";
+
 constexpr Migration kMigrations[] = {
     {1, "initial_tables", kInitialTables},
     {2, "indexes", kIndexes},
+    {3, "cache", kCacheTable},
 };
 
 constexpr const char kCreateMigrationsTable[] = R"sql(

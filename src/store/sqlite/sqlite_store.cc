@@ -33,6 +33,7 @@ enum StatementId : int {
   kPutFrame,
   kUpsertLoop,
   kAppendEvent,
+  kPutCache,
   kGetRun,
   kListRuns,
   kListRunsWithStatus,
@@ -43,6 +44,7 @@ enum StatementId : int {
   kListFrames,
   kLastFrame,
   kListEvents,
+  kGetCache,
   kRunExists,
   kClaimRun,
   kHeartbeat,
@@ -55,6 +57,7 @@ enum StatementId : int {
 struct StatementSql {
   StatementId id;
   const char* sql;
+  int migration = 1;  // the schema migration that created the tables it uses
 };
 
 // Column order of every run SELECT, as ReadRun() expects it.
@@ -63,6 +66,8 @@ struct StatementSql {
   "started_at_ms, finished_at_ms, heartbeat_at_ms, runtime_owner_id, cancel_requested_at_ms, " \
   "input_json, error_json, config_json"
 #define SMITHERS_FRAME_COLUMNS_ "run_id, frame_no, created_at_ms, encoding, data, xml_hash, note"
+#define SMITHERS_CACHE_COLUMNS_ \
+  "cache_key, created_at_ms, workflow_name, node_id, output_table, schema_sig, payload_json"
 
 constexpr StatementSql kStatements[] = {
     // Upserts use ON CONFLICT DO UPDATE, never INSERT OR REPLACE: REPLACE
@@ -111,6 +116,11 @@ constexpr StatementSql kStatements[] = {
      "INSERT INTO _smithers_events(run_id, seq, timestamp_ms, type, payload_json) "
      "SELECT ?1, COALESCE(MAX(seq), -1) + 1, ?2, ?3, ?4 FROM _smithers_events WHERE run_id = ?1 "
      "RETURNING seq"},
+    // A cache row has no children, so REPLACE (delete + insert) is safe here.
+    {kPutCache,
+     "INSERT OR REPLACE INTO _smithers_cache(" SMITHERS_CACHE_COLUMNS_
+     ") VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+     3},
     {kGetRun, "SELECT " SMITHERS_RUN_COLUMNS_ " FROM _smithers_runs WHERE run_id = ?1"},
     {kListRuns, "SELECT " SMITHERS_RUN_COLUMNS_
                 " FROM _smithers_runs ORDER BY created_at_ms DESC, run_id DESC LIMIT ?1"},
@@ -137,6 +147,7 @@ constexpr StatementSql kStatements[] = {
     {kListEvents,
      "SELECT run_id, seq, timestamp_ms, type, payload_json FROM _smithers_events "
      "WHERE run_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3"},
+    {kGetCache, "SELECT " SMITHERS_CACHE_COLUMNS_ " FROM _smithers_cache WHERE cache_key = ?1", 3},
     {kRunExists, "SELECT 1 FROM _smithers_runs WHERE run_id = ?1"},
     // No owner is stored as NULL, and `IS` matches NULL to NULL, so "" in the
     // API means "unowned" on both sides of the compare-and-set.
@@ -154,6 +165,7 @@ constexpr StatementSql kStatements[] = {
 
 #undef SMITHERS_RUN_COLUMNS_
 #undef SMITHERS_FRAME_COLUMNS_
+#undef SMITHERS_CACHE_COLUMNS_
 
 static_assert(std::size(kStatements) == kStatementCount);
 constexpr bool StatementsInIdOrder() {
@@ -288,6 +300,19 @@ Result<LoopRecord> ReadLoop(const Statement& row) {
                     .updated_at_ms = row.Int64(4)};
 }
 
+Result<CacheEntry> ReadCache(const Statement& row) {
+  CacheEntry entry{.cache_key = row.Text(0),
+                   .created_at_ms = row.Int64(1),
+                   .workflow_name = row.Text(2),
+                   .node_id = row.Text(3),
+                   .output_table = row.Text(4),
+                   .schema_sig = row.Text(5)};
+  if (!ReadJson(row, 6, &entry.payload)) {
+    return CorruptJson("_smithers_cache", "cache_key=" + entry.cache_key, "payload_json");
+  }
+  return entry;
+}
+
 Result<FrameRecord> ReadFrame(const Statement& row) {
   return FrameRecord{.run_id = row.Text(0),
                      .frame_no = row.Int64(1),
@@ -396,8 +421,11 @@ class SqliteStore final : public Store {
  public:
   explicit SqliteStore(Database db) : db_(std::move(db)) {}
 
-  Status PrepareStatements() {
+  // Statements needing a migration above `max_migration` (only tests open a
+  // store short of the latest) stay unprepared and must not be used.
+  Status PrepareStatements(int max_migration) {
     for (const StatementSql& entry : kStatements) {
+      if (entry.migration > max_migration) continue;
       SMITHERS_ASSIGN_OR_RETURN(statements_[entry.id], db_.Prepare(entry.sql));
     }
     return Status::Ok();
@@ -414,6 +442,7 @@ class SqliteStore final : public Store {
   Result<std::optional<FrameRecord>> LastFrame(const std::string& run_id) override;
   Result<std::vector<EventRecord>> ListEvents(const std::string& run_id, int64_t after_seq,
                                               int limit) override;
+  Result<std::optional<CacheEntry>> GetCache(const std::string& cache_key) override;
   Status ClaimRun(const std::string& run_id, const std::string& expected_owner,
                   const std::string& new_owner, int64_t now_ms) override;
   Status Heartbeat(const std::string& run_id, const std::string& owner, int64_t now_ms) override;
@@ -454,6 +483,7 @@ std::string DescribeOp(const WriteBatch::Op& op) {
              ")";
     case Kind::kEvent:
       return "_smithers_events row (run_id=" + op.event.run_id + ", type=" + op.event.type + ")";
+    case Kind::kCache: return "_smithers_cache row (cache_key=" + op.cache.cache_key + ")";
   }
   return "unknown op";
 }
@@ -572,6 +602,18 @@ Status SqliteStore::Apply(const WriteBatch::Op& op, std::vector<int64_t>& seqs) 
       seqs.push_back(*seq);
       return Status::Ok();
     }
+    case Kind::kCache: {
+      const CacheEntry& entry = op.cache;
+      Statement& s = stmt(kPutCache);
+      s.BindText(1, entry.cache_key);
+      BindTime(s, 2, entry.created_at_ms);
+      s.BindText(3, entry.workflow_name);
+      s.BindText(4, entry.node_id);
+      s.BindText(5, entry.output_table);
+      s.BindText(6, entry.schema_sig);
+      BindJson(s, 7, entry.payload);
+      return s.Run();
+    }
   }
   return InternalError("unknown write batch op");
 }
@@ -641,6 +683,14 @@ Result<std::vector<EventRecord>> SqliteStore::ListEvents(const std::string& run_
   s.BindInt64(2, after_seq);
   s.BindInt64(3, SqlLimit(limit));
   return Collect(s, ReadEvent);
+}
+
+Result<std::optional<CacheEntry>> SqliteStore::GetCache(const std::string& cache_key) {
+  Statement& s = stmt(kGetCache);
+  s.BindText(1, cache_key);
+  SMITHERS_ASSIGN_OR_RETURN(std::vector<CacheEntry> rows, Collect(s, ReadCache));
+  if (rows.empty()) return std::optional<CacheEntry>();
+  return std::optional<CacheEntry>(std::move(rows.front()));
 }
 
 Status SqliteStore::RequireRun(const std::string& run_id) {
@@ -777,7 +827,7 @@ Result<std::unique_ptr<Store>> OpenStore(const SqliteOptions& options, int max_m
   SMITHERS_RETURN_IF_ERROR(MigrateSqlite(db, max_migration, SystemClock().NowMs()));
 
   auto store = std::make_unique<SqliteStore>(std::move(db));
-  SMITHERS_RETURN_IF_ERROR(store->PrepareStatements());
+  SMITHERS_RETURN_IF_ERROR(store->PrepareStatements(max_migration));
   return std::unique_ptr<Store>(std::move(store));
 }
 

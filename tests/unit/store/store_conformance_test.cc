@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -204,6 +205,42 @@ TEST_P(StoreConformanceTest, OutputsRoundTripOrderedAndReplacedByKey) {
   STORE_ASSERT_OK_AND_ASSIGN(outputs, store_->ListOutputs("r1"));
   ASSERT_EQ(outputs.size(), 3u);
   EXPECT_EQ(outputs[1].payload, late.payload);
+}
+
+TEST_P(StoreConformanceTest, CacheRowsRoundTripReplaceAndOutliveRuns) {
+  STORE_ASSERT_OK_AND_ASSIGN(std::optional<CacheEntry> none, store_->GetCache("k1"));
+  EXPECT_FALSE(none.has_value());
+
+  CacheEntry entry{.cache_key = "k1",
+                   .created_at_ms = 1234,
+                   .workflow_name = "wf",
+                   .node_id = "a",
+                   .output_table = "out",
+                   .schema_sig = "sig",
+                   .payload = {{"n", 1}, {"s", "héllo"}}};
+  WriteBatch batch;  // no run: cache rows belong to none
+  batch.PutCache(entry);
+  MustCommit(batch);
+  STORE_ASSERT_OK_AND_ASSIGN(std::optional<CacheEntry> got, store_->GetCache("k1"));
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(got->cache_key, "k1");
+  EXPECT_EQ(got->created_at_ms, 1234);
+  EXPECT_EQ(got->workflow_name, "wf");
+  EXPECT_EQ(got->node_id, "a");
+  EXPECT_EQ(got->output_table, "out");
+  EXPECT_EQ(got->schema_sig, "sig");
+  EXPECT_EQ(got->payload, entry.payload);
+
+  entry.created_at_ms = 5678;
+  entry.payload = {{"n", 2}};
+  batch.Clear();
+  batch.PutCache(entry);
+  MustCommit(batch);
+  Reopen();
+  STORE_ASSERT_OK_AND_ASSIGN(got, store_->GetCache("k1"));
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(got->created_at_ms, 5678);
+  EXPECT_EQ(got->payload, entry.payload);
 }
 
 TEST_P(StoreConformanceTest, FramesListInOrderAndLastFrameIsHighest) {

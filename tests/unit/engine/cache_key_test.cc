@@ -1,0 +1,103 @@
+// The cache key: what makes two task results interchangeable.
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "engine/cache.h"
+#include "smithers/schema.h"
+
+namespace smithers::engine {
+namespace {
+
+TaskSpec CommandSpecFor(std::vector<std::string> argv) {
+  TaskSpec task;
+  task.mode = TaskMode::kCommand;
+  task.output = "out";
+  task.command.argv = std::move(argv);
+  return task;
+}
+
+CacheKeyInput Input(std::string run_id, std::string workflow) {
+  return {.run_id = std::move(run_id),
+          .workflow_name = std::move(workflow),
+          .node_id = "a",
+          .iteration = 0,
+          .output_schema = schema::Object({{"n", schema::Integer()}})};
+}
+
+CachePolicy Scope(const std::string& scope) {
+  CachePolicy p;
+  p.scope = scope;
+  return p;
+}
+
+TEST(CacheKeyTest, IsAStableSha256Hex) {
+  TaskSpec task = CommandSpecFor({"echo", "1"});
+  std::string k = CacheKey(task, Scope("workflow"), Input("r1", "wf"));
+  EXPECT_EQ(k.size(), 64u);
+  EXPECT_EQ(k, CacheKey(task, Scope("workflow"), Input("r1", "wf")));
+}
+
+TEST(CacheKeyTest, ScopeIdentities) {
+  TaskSpec task = CommandSpecFor({"echo", "1"});
+  // run: differs per run.
+  EXPECT_NE(CacheKey(task, Scope("run"), Input("r1", "wf")),
+            CacheKey(task, Scope("run"), Input("r2", "wf")));
+  // workflow: shared across runs, not across workflow names.
+  EXPECT_EQ(CacheKey(task, Scope("workflow"), Input("r1", "wf")),
+            CacheKey(task, Scope("workflow"), Input("r2", "wf")));
+  EXPECT_NE(CacheKey(task, Scope("workflow"), Input("r1", "wf")),
+            CacheKey(task, Scope("workflow"), Input("r1", "other")));
+  // global: shared across workflow names.
+  EXPECT_EQ(CacheKey(task, Scope("global"), Input("r1", "wf")),
+            CacheKey(task, Scope("global"), Input("r2", "other")));
+  // Scopes never share keys with each other.
+  EXPECT_NE(CacheKey(task, Scope("run"), Input("r1", "wf")),
+            CacheKey(task, Scope("workflow"), Input("r1", "wf")));
+  EXPECT_NE(CacheKey(task, Scope("workflow"), Input("r1", "wf")),
+            CacheKey(task, Scope("global"), Input("r1", "wf")));
+}
+
+TEST(CacheKeyTest, VersionSchemaInputAndByChangeTheKey) {
+  TaskSpec task = CommandSpecFor({"echo", "1"});
+  CachePolicy p = Scope("workflow");
+  std::string base = CacheKey(task, p, Input("r1", "wf"));
+
+  CachePolicy v2 = p;
+  v2.version = "v2";
+  EXPECT_NE(CacheKey(task, v2, Input("r1", "wf")), base);
+
+  CacheKeyInput changed = Input("r1", "wf");
+  changed.output_schema = schema::Object({{"n", schema::Integer()}, {"m", schema::String()}});
+  EXPECT_NE(CacheKey(task, p, changed), base);
+
+  EXPECT_NE(CacheKey(CommandSpecFor({"echo", "2"}), p, Input("r1", "wf")), base);
+
+  CacheKeyInput other_node = Input("r1", "wf");
+  other_node.node_id = "b";
+  EXPECT_NE(CacheKey(task, p, other_node), base);
+
+  // With `by`, the key follows by(ctx), not the command.
+  CachePolicy by = p;
+  by.by = {{"k", 1}};
+  EXPECT_EQ(CacheKey(task, by, Input("r1", "wf")),
+            CacheKey(CommandSpecFor({"echo", "2"}), by, Input("r1", "wf")));
+  CachePolicy by2 = p;
+  by2.by = {{"k", 2}};
+  EXPECT_NE(CacheKey(task, by, Input("r1", "wf")), CacheKey(task, by2, Input("r1", "wf")));
+}
+
+TEST(CacheKeyTest, ComputeWithoutByIsKeyedByIteration) {
+  TaskSpec task;
+  task.mode = TaskMode::kCompute;
+  task.output = "out";
+  CacheKeyInput i0 = Input("r1", "wf");
+  CacheKeyInput i1 = i0;
+  i1.iteration = 1;
+  EXPECT_NE(CacheKey(task, Scope("workflow"), i0), CacheKey(task, Scope("workflow"), i1));
+  EXPECT_EQ(CacheKey(task, Scope("workflow"), i0),
+            CacheKey(task, Scope("workflow"), Input("r2", "wf")));
+}
+
+}  // namespace
+}  // namespace smithers::engine
