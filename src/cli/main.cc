@@ -111,7 +111,7 @@ class Progress {
       line = (tty_ ? "▶ " : "start ") + at +
              (attempt > 1 ? " (attempt " + std::to_string(attempt) + ")" : "");
     } else if (e.type == "NodeFinished") {
-      line = (tty_ ? "✔ " : "finish ") + at;
+      line = (tty_ ? "✔ " : "finish ") + at + (p.value("cached", false) ? " (cached)" : "");
     } else if (e.type == "NodeFailed") {
       std::string msg = p.contains("error") ? p["error"].value("message", "") : "";
       line = (tty_ ? "✘ " : "fail ") + at + ": " + msg;
