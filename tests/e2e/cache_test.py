@@ -5,7 +5,6 @@ and the event log show."""
 
 import json
 import sqlite3
-import time
 
 from smithers_e2e import PYTHON, E2ETest, main
 
