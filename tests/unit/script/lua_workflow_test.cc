@@ -27,6 +27,14 @@ class LuaWorkflowTest : public ::testing::Test {
     return path;
   }
 
+  // Renders a loaded module once, with an empty input and no outputs.
+  static Result<Node> RenderWithNoOutputs(const LuaWorkflow& wf) {
+    Json input = Json::object();
+    Ctx::OutputMap outputs;
+    Ctx ctx("r", &input, &outputs, 0);
+    return wf.definition().render(ctx);
+  }
+
   std::string dir_;
 };
 
@@ -139,10 +147,7 @@ end)
 )");
   auto wf = LoadWorkflowModule(path);
   ASSERT_TRUE(wf.ok()) << wf.status().ToString();
-  Json input = Json::object();
-  Ctx::OutputMap outputs;
-  Ctx ctx("r", &input, &outputs, 0);
-  auto root = (*wf)->definition().render(ctx);
+  auto root = RenderWithNoOutputs(**wf);
   ASSERT_FALSE(root.ok());
   EXPECT_NE(root.status().message().find("boom.lua:9: boom"), std::string::npos)
       << root.status().message();
@@ -163,10 +168,7 @@ end)
 )");
   auto wf = LoadWorkflowModule(path);
   ASSERT_TRUE(wf.ok());
-  Json input = Json::object();
-  Ctx::OutputMap outputs;
-  Ctx ctx("r", &input, &outputs, 0);
-  auto root = (*wf)->definition().render(ctx);
+  auto root = RenderWithNoOutputs(**wf);
   ASSERT_FALSE(root.ok());
   EXPECT_NE(root.status().message().find("Task \"a\": \"retries\" must be a number"),
             std::string::npos)
@@ -183,10 +185,7 @@ end)
 )");
   auto wf = LoadWorkflowModule(path);
   ASSERT_TRUE(wf.ok());
-  Json input = Json::object();
-  Ctx::OutputMap outputs;
-  Ctx ctx("r", &input, &outputs, 0);
-  auto root = (*wf)->definition().render(ctx);
+  auto root = RenderWithNoOutputs(**wf);
   ASSERT_TRUE(root.ok());
   ComputeContext cc{.deadline_monotonic_ms = SystemClock().MonotonicMs() + 50};
   auto r = root->children[0].task.compute(cc);
