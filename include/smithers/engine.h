@@ -67,7 +67,10 @@ struct RunOptions {
   std::string run_id;    // "" = a new UUID (ignored... required with resume)
   Json input = nullptr;  // null = {} for a new run, the stored input on resume
   bool resume = false;
-  bool force = false;        // resume despite a changed workflow or a live owner
+  bool force = false;  // resume despite a changed workflow or a live owner
+  // Resume only if the run's owner is exactly this id (a lease taken by a
+  // supervisor for us), and take it over. "" = the usual ownership rules.
+  std::string claim_from;
   int max_concurrency = 16;  // tasks in flight at once, run-wide
   Clock* clock = nullptr;    // nullptr = SystemClock()
   Json auth = nullptr;       // who started it, recorded in the run's config
@@ -85,7 +88,11 @@ struct RunResult {
   std::string status;             // finished, failed, cancelled, waiting-*
   Json error;                     // when failed
   Json outputs = Json::object();  // output name -> node id -> payload (latest iteration)
-  int ExitCode() const;           // 0 finished, 1 failed, 2 cancelled, 3 waiting
+  // When waiting: what it waits for, one object per waiting task:
+  // {nodeId, iteration, kind: "approval"|"event"|"timer", and owner/request,
+  // event/correlationId/timeoutAtMs, or firesAtMs}.
+  Json waiting = Json::array();
+  int ExitCode() const;  // 0 finished, 1 failed, 2 cancelled, 3 waiting
 };
 
 // Checks a workflow without a store: its schemas, `input` (unless null) against
@@ -95,6 +102,14 @@ Status CheckWorkflow(const WorkflowDefinition& workflow, const Json& input);
 
 Result<RunResult> RunWorkflow(const WorkflowDefinition& workflow, Store& store,
                               const RunOptions& options);
+
+// Cancels `run_id`. A run some live process is running is asked to stop (it
+// ends `cancelled` within RunOptions::cancel_poll_interval_ms); a run no
+// process holds (waiting, or its owner died) is ended `cancelled` here, its
+// waiting tasks cancelled. Returns the run's status afterwards ("cancelled",
+// or "running" when its owner will finish the job). FailedPrecondition for a
+// run that already finished or failed.
+Result<std::string> CancelRun(Store& store, const std::string& run_id, Clock& clock);
 
 // Reads a run's outputs in the shape RunResult::outputs has.
 Result<Json> CollectOutputs(Store& store, const std::string& run_id);

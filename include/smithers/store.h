@@ -127,6 +127,44 @@ struct CacheEntry {
   Json payload;
 };
 
+// One row of _smithers_approvals: the request for a human decision on task
+// `node_id` at `iteration` (an Approval node or a task with needsApproval) and,
+// once made, the decision. Keyed (run_id, node_id, iteration).
+struct ApprovalRecord {
+  std::string run_id;
+  std::string node_id;
+  int iteration = 0;
+  std::string status;  // requested, approved, denied
+  int64_t requested_at_ms = 0;
+  std::string owner;  // who must decide now (the fallback owner once escalated)
+  std::string original_owner;
+  std::string fallback_owner;     // "" = none
+  int64_t escalate_after_ms = 0;  // 0 = never escalates
+  int64_t escalated_at_ms = 0;
+  Json request = Json::object();  // {title, summary, ...}
+  std::string on_deny = "fail";   // fail, continue or skip
+  int64_t decided_at_ms = 0;
+  std::string decided_by;
+  std::string note;
+};
+
+// One row of _smithers_signals: a named event delivered to a run, stored
+// until a WaitForEvent consumes it. `seq` counts per run from 0.
+struct SignalRecord {
+  std::string run_id;
+  int64_t seq = 0;
+  std::string name;
+  std::string correlation_id;  // "" = none
+  Json payload;
+  int64_t received_at_ms = 0;
+  std::string received_by;
+  std::string status = "pending";  // pending, consumed, rejected
+  std::string consumed_by_node;    // node id that consumed (or rejected) it
+  int consumed_iteration = 0;
+  int64_t consumed_at_ms = 0;
+  Json rejection;  // violations, when rejected
+};
+
 // A list of writes applied atomically by Store::Commit(), in order.
 class WriteBatch {
  public:
@@ -141,6 +179,13 @@ class WriteBatch {
   void UpsertLoop(LoopRecord loop);
   // Inserts or replaces the cache row `entry.cache_key`.
   void PutCache(CacheEntry entry);
+  // Inserts the approval request unless a row for (run, node, iteration)
+  // exists (a decision already made is never overwritten).
+  void RequestApproval(ApprovalRecord approval);
+  // Marks signal (run_id, seq) consumed (or rejected) by node_id/iteration.
+  // The whole commit fails with Aborted when the signal is not pending: a
+  // signal is consumed at most once.
+  void ConsumeSignal(SignalRecord signal);
   // Appends an event; its seq (the run's previous MAX(seq)+1, from 0) is
   // assigned inside the transaction and returned by Commit().
   void AppendEvent(std::string run_id, std::string type, Json payload, int64_t timestamp_ms);
@@ -153,7 +198,18 @@ class WriteBatch {
   // run's first commit holds two ops per task; with every record in each op
   // they took 1.1 KB apiece, 22 MB for 10,000 tasks).
   struct Op {
-    enum class Kind { kRun, kNode, kAttempt, kOutput, kFrame, kLoop, kEvent, kCache } kind;
+    enum class Kind {
+      kRun,
+      kNode,
+      kAttempt,
+      kOutput,
+      kFrame,
+      kLoop,
+      kEvent,
+      kCache,
+      kApproval,
+      kSignal
+    } kind;
     union {
       RunRecord run;
       NodeRecord node;
@@ -163,6 +219,8 @@ class WriteBatch {
       LoopRecord loop;
       EventRecord event;  // seq ignored
       CacheEntry cache;
+      ApprovalRecord approval;
+      SignalRecord signal;
     };
     explicit Op(RunRecord r);
     explicit Op(NodeRecord r);
@@ -172,6 +230,8 @@ class WriteBatch {
     explicit Op(LoopRecord r);
     explicit Op(EventRecord r);
     explicit Op(CacheEntry r);
+    explicit Op(ApprovalRecord r);
+    explicit Op(SignalRecord r);
     Op(const Op& other);
     Op(Op&& other) noexcept;
     Op& operator=(const Op& other);
@@ -189,8 +249,24 @@ class WriteBatch {
 
 // Which runs ListRuns returns.
 struct RunFilter {
-  std::string status;  // "" = any
+  std::string status;  // "" = any; "waiting" = any waiting-* status
   int limit = 100;
+};
+
+// Which approvals ListApprovals returns.
+struct ApprovalFilter {
+  std::string run_id;  // "" = every run
+  std::string status;  // "" = any
+};
+
+// A decision on an approval request.
+struct ApprovalDecision {
+  std::string run_id;
+  std::string node_id;
+  int iteration = 0;
+  bool approved = false;
+  std::string decided_by;
+  std::string note;
 };
 
 class Store {
@@ -221,6 +297,30 @@ class Store {
                                                       int limit) = 0;
   // The cache row `cache_key`, if any. DataLoss when its payload is not JSON.
   virtual Result<std::optional<CacheEntry>> GetCache(const std::string& cache_key) = 0;
+
+  // Ordered by (requested_at_ms, run_id, node_id, iteration).
+  virtual Result<std::vector<ApprovalRecord>> ListApprovals(const ApprovalFilter& filter) = 0;
+  // Signals of the run in seq order.
+  virtual Result<std::vector<SignalRecord>> ListSignals(const std::string& run_id) = 0;
+
+  // Records a decision on a `requested` approval and appends ApprovalGranted
+  // or ApprovalDenied {nodeId, iteration, decidedBy, note} to the run's
+  // events, in one transaction. NotFound when there is no request;
+  // FailedPrecondition (naming who decided, and when) when it was decided.
+  // Returns the decided row.
+  virtual Result<ApprovalRecord> DecideApproval(const ApprovalDecision& decision,
+                                                int64_t now_ms) = 0;
+  // Hands every `requested` approval (of `run_id`, or of every run when "")
+  // whose escalate_after_ms has passed since requested_at_ms, that has a
+  // fallback owner and has not escalated, to its fallback owner, with an
+  // ApprovalEscalated {nodeId, iteration, from, to} event, in one transaction.
+  // Returns the rows it escalated.
+  virtual Result<std::vector<ApprovalRecord>> EscalateDueApprovals(const std::string& run_id,
+                                                                   int64_t now_ms) = 0;
+  // Stores a signal (status pending) with the run's next signal seq and appends
+  // SignalReceived {name, correlationId, signalSeq} to its events, in one
+  // transaction. Returns the stored row. NotFound for no such run.
+  virtual Result<SignalRecord> AppendSignal(SignalRecord signal) = 0;
 
   // Makes `new_owner` the run's owner iff its owner is currently `expected_owner`.
   // Aborted when another owner holds it. Also sets heartbeat_at_ms = now_ms.
@@ -275,6 +375,22 @@ class StoreWrapper : public Store {
   }
   Result<std::optional<CacheEntry>> GetCache(const std::string& key) override {
     return target_->GetCache(key);
+  }
+  Result<std::vector<ApprovalRecord>> ListApprovals(const ApprovalFilter& f) override {
+    return target_->ListApprovals(f);
+  }
+  Result<std::vector<SignalRecord>> ListSignals(const std::string& id) override {
+    return target_->ListSignals(id);
+  }
+  Result<ApprovalRecord> DecideApproval(const ApprovalDecision& d, int64_t now) override {
+    return target_->DecideApproval(d, now);
+  }
+  Result<std::vector<ApprovalRecord>> EscalateDueApprovals(const std::string& id,
+                                                           int64_t now) override {
+    return target_->EscalateDueApprovals(id, now);
+  }
+  Result<SignalRecord> AppendSignal(SignalRecord s) override {
+    return target_->AppendSignal(std::move(s));
   }
   Status ClaimRun(const std::string& id, const std::string& expected, const std::string& owner,
                   int64_t now) override {

@@ -38,7 +38,9 @@ enum class NodeKind { kWorkflow, kSequence, kParallel, kBranch, kLoop, kTask };
 // "workflow", "sequence", ...
 const char* NodeKindName(NodeKind kind);
 
-enum class TaskMode { kStatic, kCompute, kCommand, kAgent };
+// kApproval, kWaitForEvent and kTimer are durable waits: no process is held
+// while they wait (docs/engine.md "Waits").
+enum class TaskMode { kStatic, kCompute, kCommand, kAgent, kApproval, kWaitForEvent, kTimer };
 
 // What a compute function learns about the attempt running it.
 struct ComputeContext {
@@ -74,6 +76,32 @@ struct CachePolicy {
   Json by;  // the value `by(ctx)` returned at render time; null = key on the task's input
 };
 
+// A human decision: an Approval node (mode kApproval), or the gate before a
+// task with needsApproval.
+struct ApprovalSpec {
+  Json request = Json::object();  // {title, summary, ...}, shown to the approver
+  std::string owner;              // "" = the workflow's default owner
+  std::string fallback_owner;     // who gets it after escalate_after_ms; "" = none
+  int64_t escalate_after_ms = 0;  // 0 = never escalates
+  // What a denial does: "fail" the task, "skip" it, or (Approval nodes only)
+  // "continue" with the decision as its output.
+  std::string on_deny = "fail";
+};
+
+// WaitForEvent / Signal: finishes with the payload of a signal named `event`.
+struct EventWaitSpec {
+  std::string event;
+  std::string correlation_id;       // "" = any signal of that name
+  int64_t timeout_ms = 0;           // 0 = waits forever
+  std::string on_timeout = "fail";  // fail, continue (finished, no output) or skip
+};
+
+// Timer: finishes (without output) at a fixed time.
+struct TimerSpec {
+  int64_t duration_ms = -1;  // from when the timer is first reached; -1 = use until_ms
+  int64_t until_ms = 0;      // epoch ms
+};
+
 struct TaskSpec {
   TaskMode mode = TaskMode::kStatic;
   std::string output;   // name of the output schema (WorkflowDefinition::outputs)
@@ -88,6 +116,10 @@ struct TaskSpec {
   bool continue_on_fail = false;
   std::string label;
   std::optional<CachePolicy> cache;  // nullopt = never cached
+  // kApproval, or any mode with needsApproval (the gate before it runs).
+  std::optional<ApprovalSpec> approval;
+  EventWaitSpec wait;  // kWaitForEvent
+  TimerSpec timer;     // kTimer
 };
 
 // One element of the rendered tree.
@@ -119,6 +151,9 @@ Node Loop(std::string id, bool until, std::vector<Node> children, int max_iterat
 Node StaticTask(std::string id, std::string output, Json value);
 Node ComputeTask(std::string id, std::string output, ComputeFn fn);
 Node CommandTask(std::string id, std::string output, std::vector<std::string> argv);
+Node ApprovalTask(std::string id, std::string output, ApprovalSpec approval);
+Node WaitForEventTask(std::string id, std::string output, EventWaitSpec wait);
+Node TimerTask(std::string id, TimerSpec timer);
 
 // What a render function sees: the run's input and every persisted output.
 // Every read is recorded so the engine knows which outputs the render depends on.
@@ -183,6 +218,8 @@ struct WorkflowDefinition {
   RenderFn render;
   std::string source_path;  // the module file, or "" for C++ workflows
   std::string source_hash;  // identifies the workflow's code; checked on resume
+  // The owner of approvals that name none. When "", every approval must name one.
+  std::string default_approval_owner;
 };
 
 }  // namespace smithers

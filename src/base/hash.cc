@@ -4,6 +4,7 @@
 #include <openssl/rand.h>
 
 #include <array>
+#include <cctype>
 #include <cstdio>
 #include <ctime>
 #include <stdexcept>
@@ -49,6 +50,71 @@ std::string FormatIsoTime(long long epoch_ms) {
                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
                 static_cast<int>(epoch_ms % 1000));
   return buf;
+}
+
+bool ParseIsoTime(std::string_view text, long long* epoch_ms) {
+  std::string t(text);
+  int y = 0, mo = 0, d = 0, h = 0, mi = 0, sec = 0, used = 0;
+  if (std::sscanf(t.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec, &used) != 6 ||
+      used != 19 || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60) {
+    return false;
+  }
+  size_t i = 19;
+  long long frac_ms = 0;
+  if (i < t.size() && t[i] == '.') {
+    long long scale = 100;
+    ++i;
+    size_t start = i;
+    while (i < t.size() && std::isdigit(static_cast<unsigned char>(t[i]))) {
+      frac_ms += (t[i] - '0') * scale;
+      scale /= 10;
+      ++i;
+    }
+    if (i == start) return false;
+  }
+  long long offset_min = 0;
+  if (i < t.size() && (t[i] == 'Z' || t[i] == 'z')) {
+    ++i;
+  } else if (i < t.size() && (t[i] == '+' || t[i] == '-')) {
+    int oh = 0, om = 0, n = 0;
+    if (std::sscanf(t.c_str() + i + 1, "%2d:%2d%n", &oh, &om, &n) != 2 || n != 5) return false;
+    offset_min = (oh * 60 + om) * (t[i] == '-' ? -1 : 1);
+    i += 6;
+  } else {
+    return false;
+  }
+  if (i != t.size()) return false;
+  std::tm tm{};
+  tm.tm_year = y - 1900;
+  tm.tm_mon = mo - 1;
+  tm.tm_mday = d;
+  tm.tm_hour = h;
+  tm.tm_min = mi;
+  tm.tm_sec = sec;
+  long long secs = timegm(&tm);
+  *epoch_ms = (secs - offset_min * 60) * 1000 + frac_ms;
+  return true;
+}
+
+bool ParseDurationMs(std::string_view text, long long* ms) {
+  size_t i = 0;
+  long long n = 0;
+  while (i < text.size() && std::isdigit(static_cast<unsigned char>(text[i]))) {
+    if (n > (1LL << 50)) return false;
+    n = n * 10 + (text[i] - '0');
+    ++i;
+  }
+  if (i == 0) return false;
+  std::string_view unit = text.substr(i);
+  long long mult = 0;
+  if (unit.empty() || unit == "ms") mult = 1;
+  if (unit == "s") mult = 1000;
+  if (unit == "m") mult = 60 * 1000;
+  if (unit == "h") mult = 60 * 60 * 1000;
+  if (unit == "d") mult = 24 * 60 * 60 * 1000;
+  if (mult == 0) return false;
+  *ms = n * mult;
+  return true;
 }
 
 }  // namespace smithers::base

@@ -16,6 +16,14 @@ std::string NewUuid();
 // Formats epoch milliseconds as ISO 8601 UTC, e.g. "2026-11-28T12:00:00.000Z".
 std::string FormatIsoTime(long long epoch_ms);
 
+// Parses "YYYY-MM-DDTHH:MM:SS[.fff](Z|+HH:MM|-HH:MM)" into epoch
+// milliseconds. False when `text` is not such a time.
+bool ParseIsoTime(std::string_view text, long long* epoch_ms);
+
+// Parses a duration "500ms", "30s", "5m", "2h", "7d" (or a bare number of
+// milliseconds) into milliseconds. False when malformed or negative.
+bool ParseDurationMs(std::string_view text, long long* ms);
+
 }  // namespace smithers::base
 
 #endif  // SMITHERS_BASE_HASH_H_

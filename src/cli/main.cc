@@ -12,51 +12,14 @@
 #include <thread>
 
 #include "base/hash.h"
+#include "cli/commands.h"
+#include "cli/common.h"
 #include "script/lua_workflow.h"
 #include "smithers/engine.h"
 #include "smithers/store.h"
 
 namespace smithers::cli {
 namespace {
-
-constexpr int kExitOk = 0;
-constexpr int kExitFailed = 1;
-constexpr int kExitBadInput = 4;
-
-int Fail(int code, const std::string& message) {
-  std::cerr << "smithers: " << message << "\n";
-  return code;
-}
-
-// Errors the user can fix by changing what they typed exit 4; the rest 1.
-int ExitFor(const Status& s) {
-  switch (s.code()) {
-    case StatusCode::kInvalidArgument:
-    case StatusCode::kFailedPrecondition:
-    case StatusCode::kAlreadyExists:
-    case StatusCode::kNotFound: return kExitBadInput;
-    default: return kExitFailed;
-  }
-}
-
-struct Global {
-  std::string db = ".smithers/smithers.db";
-  std::string synchronous = "FULL";
-  bool json = false;
-};
-
-Result<std::unique_ptr<Store>> Open(const Global& g) {
-  return OpenSqliteStore({.path = g.db, .synchronous = g.synchronous});
-}
-
-std::string Ago(int64_t then_ms) {
-  if (then_ms == 0) return "-";
-  int64_t s = (SystemClock().NowMs() - then_ms) / 1000;
-  if (s < 60) return std::to_string(s) + "s ago";
-  if (s < 3600) return std::to_string(s / 60) + "m ago";
-  if (s < 86400) return std::to_string(s / 3600) + "h ago";
-  return std::to_string(s / 86400) + "d ago";
-}
 
 Json RunJson(const RunRecord& r) {
   Json j = {{"runId", r.run_id},
@@ -93,6 +56,7 @@ struct UpArgs {
   bool resume = false;
   bool force = false;
   int max_concurrency = 16;
+  std::string claim_from;  // hidden: set by `smithers supervise`
 };
 
 class Progress {
@@ -127,6 +91,20 @@ class Progress {
              std::to_string(p.value("iteration", 0));
     } else if (e.type == "RunStatusChanged" && p.value("resumed", false)) {
       line = (tty_ ? "● resumed run " : "run resumed ") + e.run_id;
+    } else if (e.type == "ApprovalRequested") {
+      line = (tty_ ? "⏸ " : "approval ") + at + " needs approval by " + p.value("owner", "");
+    } else if (e.type == "ApprovalEscalated") {
+      line = (tty_ ? "⏫ " : "escalate ") + at + " escalated from " + p.value("from", "") + " to " +
+             p.value("to", "");
+    } else if (e.type == "NodeWaitingEvent") {
+      line = (tty_ ? "⏸ " : "wait ") + at + " waits for signal \"" + p.value("event", "") + "\"";
+    } else if (e.type == "SignalRejected") {
+      line = (tty_ ? "✘ " : "reject ") + at + ": signal " +
+             std::to_string(p.value("signalSeq", 0)) +
+             " does not match its schema: " + p["violations"].dump();
+    } else if (e.type == "TimerCreated") {
+      line = (tty_ ? "⏲ " : "timer ") + at + " due at " +
+             base::FormatIsoTime(p.value("firesAtMs", int64_t{0}));
     } else {
       return;
     }
@@ -189,6 +167,8 @@ int Up(const Global& g, const UpArgs& a) {
   opts.resume = a.resume;
   opts.force = a.force;
   opts.max_concurrency = a.max_concurrency;
+  opts.claim_from = a.claim_from;
+  opts.clock = &CliClock();
   opts.on_event = [&progress](const EventRecord& e) { progress(e); };
   const char* user = getenv("USER");
   opts.auth = {{"triggeredBy", user != nullptr ? user : "cli"}, {"role", "operator"}};
@@ -196,11 +176,13 @@ int Up(const Global& g, const UpArgs& a) {
   if (!r.ok()) return Fail(ExitFor(r.status()), r.status().message());
   Json out = {{"runId", r->run_id}, {"status", r->status}, {"outputs", r->outputs}};
   if (!r->error.is_null()) out["error"] = r->error;
+  if (!r->waiting.empty()) out["waiting"] = r->waiting;
   std::cout << out.dump(2) << std::endl;
   if (r->status == "failed") {
     std::cerr << "smithers: run " << r->run_id << " failed: " << r->error.value("message", "")
               << "\n";
   }
+  if (r->ExitCode() == kExitWaiting) PrintWaiting(*r, a.file);
   return r->ExitCode();
 }
 
@@ -368,56 +350,13 @@ int Cancel(const Global& g, const std::string& run_id) {
   if (st == "finished" || st == "failed" || st == "cancelled") {
     return Fail(kExitBadInput, "run " + run_id + " is already " + st + "; nothing to cancel");
   }
-  int64_t now = SystemClock().NowMs();
-  Status rc = s.RequestCancel(run_id, now);
-  if (!rc.ok()) return Fail(ExitFor(rc), rc.message());
-  bool owner_alive = !run->runtime_owner_id.empty() &&
-                     !OwnerIsDeadLocalProcess(run->runtime_owner_id) &&
-                     now - run->heartbeat_at_ms < 30000;
-  if (owner_alive) {
+  Result<std::string> now_status = CancelRun(s, run_id, CliClock());
+  if (!now_status.ok()) return Fail(ExitFor(now_status.status()), now_status.status().message());
+  if (*now_status == "cancelled") {
+    std::cerr << "run " << run_id << " cancelled\n";
+  } else {
     std::cerr << "cancel requested; " << run->runtime_owner_id << " will stop the run\n";
-    return kExitOk;
   }
-  // Nobody runs it: take it over and record the cancellation ourselves.
-  Status claim = s.ClaimRun(run_id, run->runtime_owner_id, ThisProcessOwnerId(), now);
-  if (!claim.ok()) return Fail(kExitFailed, claim.message());
-  RunRecord r = *run;
-  r.status = "cancelled";
-  r.finished_at_ms = now;
-  r.runtime_owner_id = "";
-  WriteBatch b;
-  b.UpsertRun(r);
-  auto nodes = s.ListNodes(run_id);
-  if (nodes.ok()) {
-    for (auto n : *nodes) {
-      if (n.state == "in-progress" || n.state == "pending") {
-        n.state = "cancelled";
-        n.updated_at_ms = now;
-        b.UpsertNode(n);
-      }
-    }
-  }
-  // Attempts the dead owner left running end with the run (as on resume).
-  auto attempts = s.ListAttempts(run_id);
-  if (attempts.ok()) {
-    for (auto a : *attempts) {
-      if (a.state != "in-progress") continue;
-      a.state = "cancelled";
-      a.finished_at_ms = now;
-      a.error = {{"code", "ATTEMPT_ABANDONED"}, {"message", "the process running it stopped"}};
-      b.UpsertAttempt(a);
-      b.AppendEvent(run_id, "NodeCancelled",
-                    {{"nodeId", a.node_id},
-                     {"iteration", a.iteration},
-                     {"attempt", a.attempt},
-                     {"reason", "abandoned"}},
-                    now);
-    }
-  }
-  b.AppendEvent(run_id, "RunCancelled", {{"by", "cli"}}, now);
-  auto c = s.Commit(b);
-  if (!c.ok()) return Fail(kExitFailed, c.status().message());
-  std::cerr << "run " << run_id << " cancelled\n";
   return kExitOk;
 }
 
@@ -452,7 +391,9 @@ int Main(int argc, char** argv) {
   std::string ps_status;
   int ps_limit = 50;
   auto* ps_cmd = app.add_subcommand("ps", "List runs, newest first");
-  ps_cmd->add_option("-s,--status", ps_status, "Only runs with this status");
+  ps_cmd->add_option("-s,--status", ps_status,
+                     "Only runs with this status (running, waiting-approval, waiting-event, "
+                     "waiting-timer, finished, failed, cancelled; \"waiting\" = any waiting-*)");
   ps_cmd->add_option("-l,--limit", ps_limit, "At most this many runs")->capture_default_str();
 
   std::string run_id;
@@ -468,10 +409,65 @@ int Main(int argc, char** argv) {
                        "Keep printing new events until the run ends (with --json: one JSON "
                        "object per line)");
 
-  auto* cancel_cmd = app.add_subcommand("cancel", "Cancel a run");
+  auto* cancel_cmd = app.add_subcommand(
+      "cancel",
+      "Cancel a run: its running commands get SIGTERM (SIGKILL after 5 s), no new task starts, "
+      "waiting tasks are cancelled");
   cancel_cmd->add_option("run", run_id, "Run id")->required();
 
-  for (auto* cmd : {ps_cmd, inspect_cmd, events_cmd}) {
+  DecideArgs decide;
+  auto add_decide = [&](const char* name, const char* help) {
+    auto* cmd = app.add_subcommand(name, help);
+    cmd->add_option("run", decide.run_id, "Run id")->required();
+    cmd->add_option("-n,--node", decide.node_id, "The waiting node's id")->required();
+    cmd->add_option("--iteration", decide.iteration, "The node's loop iteration")
+        ->capture_default_str();
+    cmd->add_option("--by", decide.by, "Who decides (recorded; default: $USER)");
+    cmd->add_option("--note", decide.note, "A note recorded with the decision");
+    return cmd;
+  };
+  auto* approve_cmd = add_decide("approve", "Approve a node that waits for approval");
+  auto* deny_cmd = add_decide("deny", "Deny a node that waits for approval (its onDeny applies)");
+
+  std::string approvals_run;
+  auto* approvals_cmd =
+      app.add_subcommand("approvals", "List pending approval requests with owner, age and request");
+  approvals_cmd->add_option("--run", approvals_run, "Only this run's");
+
+  SignalArgs sig;
+  auto* signal_cmd = app.add_subcommand(
+      "signal", "Deliver a named signal to a run (kept until a WaitForEvent consumes it)");
+  signal_cmd->add_option("run", sig.run_id, "Run id")->required();
+  signal_cmd->add_option("name", sig.name, "Signal (event) name")->required();
+  signal_cmd->add_option("-d,--data", sig.data, "Payload as JSON (default {})");
+  signal_cmd->add_option("--correlation-id,--correlation", sig.correlation_id,
+                         "Correlation id the wait must match");
+  signal_cmd->add_option("--by", sig.by, "Who sends it (recorded; default: $USER)");
+
+  SuperviseArgs sup;
+  std::string sup_interval = "5s", sup_stale = "30s";
+  auto* supervise_cmd = app.add_subcommand(
+      "supervise",
+      "Resume runs whose wait is over (decision, signal, timer) and runs whose owner died");
+  supervise_cmd->add_option("-i,--interval", sup_interval, "How often to look (500ms, 5s, 1m)")
+      ->capture_default_str();
+  supervise_cmd
+      ->add_option("-t,--stale-threshold", sup_stale,
+                   "A running run whose owner has not heart-beaten for this long is "
+                   "taken over")
+      ->capture_default_str();
+  supervise_cmd->add_option("-c,--max-concurrent", sup.max_concurrent, "Runs resumed at once")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 256));
+  supervise_cmd->add_flag("--once", sup.once, "Look once, wait for the runs it resumed, and exit");
+  supervise_cmd->footer(
+      "Each run is resumed by a `smithers up --resume` process (log: <db folder>/logs/RUN.log). "
+      "The run's owner column is the lease, taken by compare-and-swap, so several supervisors "
+      "may watch one database.");
+  up_cmd->add_option("--claim-from", up.claim_from)->group("");  // hidden, for supervise
+
+  for (auto* cmd :
+       {ps_cmd, inspect_cmd, events_cmd, approvals_cmd, approve_cmd, deny_cmd, signal_cmd}) {
     cmd->add_flag("--json", g.json, "Print one JSON document on stdout");
   }
 
@@ -489,6 +485,27 @@ int Main(int argc, char** argv) {
   if (*inspect_cmd) return Inspect(g, run_id);
   if (*events_cmd) return Events(g, run_id, since, follow);
   if (*cancel_cmd) return Cancel(g, run_id);
+  if (*approve_cmd) return Decide(g, decide, true);
+  if (*deny_cmd) return Decide(g, decide, false);
+  if (*approvals_cmd) return Approvals(g, approvals_run);
+  if (*signal_cmd) return Signal(g, sig);
+  if (*supervise_cmd) {
+    long long ms = 0;
+    if (!base::ParseDurationMs(sup_interval, &ms) || ms <= 0) {
+      return Fail(kExitBadInput, "--interval \"" + sup_interval + "\" is not a duration like 5s");
+    }
+    sup.interval_ms = ms;
+    if (!base::ParseDurationMs(sup_stale, &ms) || ms <= 0) {
+      return Fail(kExitBadInput,
+                  "--stale-threshold \"" + sup_stale + "\" is not a duration like 30s");
+    }
+    sup.stale_threshold_ms = ms;
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0) return Fail(kExitFailed, "cannot find this executable (/proc/self/exe)");
+    exe[n] = 0;
+    return Supervise(g, sup, exe);
+  }
   return kExitBadInput;
 }
 

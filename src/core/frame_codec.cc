@@ -13,6 +13,9 @@ const char* ModeName(TaskMode mode) {
     case TaskMode::kCompute: return "compute";
     case TaskMode::kCommand: return "command";
     case TaskMode::kAgent: return "agent";
+    case TaskMode::kApproval: return "approval";
+    case TaskMode::kWaitForEvent: return "wait-for-event";
+    case TaskMode::kTimer: return "timer";
   }
   return "static";
 }
@@ -38,6 +41,18 @@ void AddLines(const Node& node, int depth, std::vector<std::string>& out) {
       if (t.mode == TaskMode::kStatic) line["value"] = t.value;
       if (t.mode == TaskMode::kCommand) line["argv"] = t.command.argv;
       if (t.mode == TaskMode::kAgent) line["prompt"] = t.prompt;
+      if (t.approval) {
+        line["approval"] = {{"owner", t.approval->owner}, {"onDeny", t.approval->on_deny}};
+        if (t.mode != TaskMode::kApproval) line["needsApproval"] = true;
+      }
+      if (t.mode == TaskMode::kWaitForEvent) {
+        line["event"] = t.wait.event;
+        if (!t.wait.correlation_id.empty()) line["correlationId"] = t.wait.correlation_id;
+      }
+      if (t.mode == TaskMode::kTimer) {
+        if (t.timer.duration_ms >= 0) line["durationMs"] = t.timer.duration_ms;
+        if (t.timer.until_ms > 0) line["untilMs"] = t.timer.until_ms;
+      }
       if (t.retries > 0) line["retries"] = t.retries;
       if (t.timeout_ms > 0) line["timeoutMs"] = t.timeout_ms;
       if (t.continue_on_fail) line["continueOnFail"] = true;

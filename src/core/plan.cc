@@ -12,6 +12,7 @@ const char* TaskStateName(TaskState state) {
     case TaskState::kFailed: return "failed";
     case TaskState::kSkipped: return "skipped";
     case TaskState::kCancelled: return "cancelled";
+    case TaskState::kWaiting: return "waiting";
   }
   return "pending";
 }
@@ -22,6 +23,7 @@ TaskState ParseTaskState(const std::string& name) {
   if (name == "failed") return TaskState::kFailed;
   if (name == "skipped") return TaskState::kSkipped;
   if (name == "cancelled") return TaskState::kCancelled;
+  if (name.rfind("waiting", 0) == 0) return TaskState::kWaiting;
   return TaskState::kPending;
 }
 
@@ -59,6 +61,7 @@ std::string LoopSuffix(const std::vector<std::pair<std::string, int>>& loop_stac
 struct PlanTree::BuildScope {
   const LoopStates* loops;
   const std::map<std::string, Json>* outputs;
+  const std::string* default_owner;
   std::vector<std::string> path;
   std::vector<std::pair<std::string, int>> loop_stack;  // (loop id, iteration)
   std::map<std::string, std::string> task_where;        // resolved id#iteration -> where
@@ -78,11 +81,8 @@ int PlanTree::Add(const Node& node, BuildScope& scope, Status& status) {
   if (node.kind == NodeKind::kTask) {
     if (node.id.empty()) {
       status = InvalidArgumentError("a Task needs an id, at " + where);
-    } else if (node.task.output.empty()) {
-      status = InvalidArgumentError("Task \"" + node.id + "\" needs an output, at " + where);
-    } else if (scope.outputs->count(node.task.output) == 0) {
-      status = InvalidArgumentError("Task \"" + node.id + "\" writes output \"" + node.task.output +
-                                    "\", which the workflow does not declare");
+    } else if (Status st = CheckTask(node, scope, where); !st.ok()) {
+      status = st;
     } else {
       TaskRef ref{.node_id = node.id + LoopSuffix(loop_stack),
                   .iteration = loop_stack.empty() ? 0 : loop_stack.back().second,
@@ -152,10 +152,62 @@ int PlanTree::Add(const Node& node, BuildScope& scope, Status& status) {
   return index;
 }
 
+Status PlanTree::CheckTask(const Node& node, const BuildScope& scope, const std::string& where) {
+  const TaskSpec& t = node.task;
+  const std::string name = "Task \"" + node.id + "\"";
+  if (t.mode == TaskMode::kTimer) {
+    if (!t.output.empty()) return InvalidArgumentError("Timer \"" + node.id + "\" has no output");
+    if ((t.timer.duration_ms >= 0) == (t.timer.until_ms > 0)) {
+      return InvalidArgumentError("Timer \"" + node.id +
+                                  "\" needs exactly one of duration and until, at " + where);
+    }
+    return Status::Ok();
+  }
+  if (t.output.empty()) return InvalidArgumentError(name + " needs an output, at " + where);
+  if (scope.outputs->count(t.output) == 0) {
+    return InvalidArgumentError(name + " writes output \"" + t.output +
+                                "\", which the workflow does not declare");
+  }
+  if (t.mode == TaskMode::kWaitForEvent) {
+    if (t.wait.event.empty()) {
+      return InvalidArgumentError("WaitForEvent \"" + node.id + "\" needs an event, at " + where);
+    }
+    const std::string& o = t.wait.on_timeout;
+    if (o != "fail" && o != "continue" && o != "skip") {
+      return InvalidArgumentError("WaitForEvent \"" + node.id +
+                                  "\": onTimeout must be \"fail\", \"continue\" or \"skip\"");
+    }
+  }
+  if (t.mode == TaskMode::kApproval && !t.approval) {
+    return InvalidArgumentError("Approval \"" + node.id + "\" has no approval settings");
+  }
+  if (t.approval) {
+    const ApprovalSpec& a = *t.approval;
+    if (a.owner.empty() && scope.default_owner->empty()) {
+      return InvalidArgumentError(
+          "the approval of \"" + node.id + "\" at " + where +
+          " names no owner and the workflow declares no default owner; set owner = \"...\" on "
+          "it or defaultApprovalOwner in the workflow's options");
+    }
+    bool decision_node = t.mode == TaskMode::kApproval;
+    if (a.on_deny != "fail" && a.on_deny != "skip" && (a.on_deny != "continue" || !decision_node)) {
+      return InvalidArgumentError(
+          name + ": onDeny must be \"fail\" or \"skip\"" +
+          (decision_node ? std::string(" or \"continue\"")
+                         : std::string(" (\"continue\" needs an Approval node, whose output is "
+                                       "the decision)")));
+    }
+    if (a.escalate_after_ms < 0)
+      return InvalidArgumentError(name + ": escalateAfterMs must be >= 0");
+  }
+  return Status::Ok();
+}
+
 Result<PlanTree> PlanTree::Build(const Node& root, const LoopStates& loops,
-                                 const std::map<std::string, Json>& outputs) {
+                                 const std::map<std::string, Json>& outputs,
+                                 const std::string& default_owner) {
   PlanTree tree;
-  BuildScope scope{.loops = &loops, .outputs = &outputs};
+  BuildScope scope{.loops = &loops, .outputs = &outputs, .default_owner = &default_owner};
   Status status;
   tree.Add(root, scope, status);
   if (!status.ok()) return status;
@@ -198,6 +250,7 @@ bool PlanTree::Visit(int pn, Walk& w) const {
           for (int c : w.chain) w.active[c]++;
           d.in_progress++;
           return false;
+        case TaskState::kWaiting: d.waiting++; return false;
         case TaskState::kPending:
         case TaskState::kCancelled:
           if (node.skip) {

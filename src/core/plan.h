@@ -14,7 +14,9 @@
 
 namespace smithers::core {
 
-enum class TaskState { kPending, kInProgress, kFinished, kFailed, kSkipped, kCancelled };
+// kWaiting: a durable wait (approval, event, timer) that has begun; stored as
+// waiting-approval, waiting-event or waiting-timer.
+enum class TaskState { kPending, kInProgress, kFinished, kFailed, kSkipped, kCancelled, kWaiting };
 
 const char* TaskStateName(TaskState state);
 // Parses a stored state name; unknown names map to kPending (a task we cannot
@@ -55,6 +57,7 @@ struct Decision {
   bool finished = false;          // every mounted task is terminal
   int64_t wake_at_ms = 0;         // earliest retry deadline among waiting tasks (0 = none)
   int in_progress = 0;
+  int waiting = 0;  // tasks in kWaiting (not counted against concurrency caps)
 };
 
 // Scratch a caller may keep between Schedule() calls on one PlanTree so that
@@ -74,9 +77,11 @@ class PlanTree {
  public:
   // Resolves task identities under `loops` and checks the tree: every task and
   // loop has an id, ids are unique (the error names both places), a task's
-  // output is declared, no Loop is directly inside a Loop.
+  // output is declared, no Loop is directly inside a Loop, waits are well
+  // formed and every approval has an owner (its own or `default_owner`).
   static Result<PlanTree> Build(const Node& root, const LoopStates& loops,
-                                const std::map<std::string, Json>& outputs);
+                                const std::map<std::string, Json>& outputs,
+                                const std::string& default_owner = "");
 
   const std::vector<TaskRef>& tasks() const { return tasks_; }
   // The index of (node_id, iteration), or -1.
@@ -114,6 +119,7 @@ class PlanTree {
   };
 
   int Add(const Node& node, BuildScope& scope, Status& status);
+  static Status CheckTask(const Node& node, const BuildScope& scope, const std::string& where);
   bool Visit(int plan_node, Walk& w) const;
   // True when `plan_node` would be terminal with nothing to do, now and forever.
   bool Settled(int plan_node, const Walk& w) const;

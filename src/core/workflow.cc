@@ -79,6 +79,24 @@ Node CommandTask(std::string id, std::string output, std::vector<std::string> ar
   return n;
 }
 
+Node ApprovalTask(std::string id, std::string output, ApprovalSpec approval) {
+  Node n = TaskNode(std::move(id), std::move(output), TaskMode::kApproval);
+  n.task.approval = std::move(approval);
+  return n;
+}
+
+Node WaitForEventTask(std::string id, std::string output, EventWaitSpec wait) {
+  Node n = TaskNode(std::move(id), std::move(output), TaskMode::kWaitForEvent);
+  n.task.wait = std::move(wait);
+  return n;
+}
+
+Node TimerTask(std::string id, TimerSpec timer) {
+  Node n = TaskNode(std::move(id), "", TaskMode::kTimer);
+  n.task.timer = timer;
+  return n;
+}
+
 const std::map<int, Json>* Ctx::Rows(const std::string& output, const std::string& node_id) const {
   OutputKey key{output, node_id};
   reads_.insert(key);

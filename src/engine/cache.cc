@@ -18,6 +18,9 @@ Json ResolvedInput(const TaskSpec& task, int iteration) {
     // A function's body cannot be hashed: without `by` it is keyed by where
     // it runs.
     case TaskMode::kCompute: return {{"iteration", iteration}};
+    case TaskMode::kApproval:  // waits are never cached
+    case TaskMode::kWaitForEvent:
+    case TaskMode::kTimer: return nullptr;
   }
   return nullptr;
 }

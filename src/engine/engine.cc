@@ -103,7 +103,24 @@ struct NodeInfo {
   NodeRecord row;
   int64_t retry_at_ms = 0;
   int failures = 0;  // failed attempts so far (for retries)
+  // While the task waits (row.state waiting-*):
+  std::string wait_kind;           // approval, event or timer
+  int64_t wake_at_ms = 0;          // timer: fire time; event: timeout (0 = none)
+  int64_t wait_started_at_ms = 0;  // when the waiting attempt began
 };
+
+// "waiting-event" -> "event"; "" for any other state.
+std::string WaitKind(const std::string& state) {
+  return state.rfind("waiting-", 0) == 0 ? state.substr(8) : std::string();
+}
+
+// The output row of a decided approval (smithers.approvalDecision).
+Json DecisionJson(const ApprovalRecord& a) {
+  return {{"approved", a.status == "approved"},
+          {"note", a.note.empty() ? Json(nullptr) : Json(a.note)},
+          {"decidedBy", a.decided_by},
+          {"decidedAt", base::FormatIsoTime(a.decided_at_ms)}};
+}
 
 struct InFlight {
   int task;  // index in the current plan
@@ -135,7 +152,50 @@ class Run {
     return Loop();
   }
 
- private:
+  // Ends a run no process holds: waiting tasks and the run become cancelled.
+  // The caller has claimed the run.
+  static Status FinalizeCancel(Store& store, RunRecord run, Clock& clock) {
+    int64_t now = clock.NowMs();
+    WriteBatch batch;
+    SMITHERS_ASSIGN_OR_RETURN(auto nodes, store.ListNodes(run.run_id));
+    SMITHERS_ASSIGN_OR_RETURN(auto attempts, store.ListAttempts(run.run_id));
+    for (auto& a : attempts) {
+      if (a.state != "waiting" && a.state != "in-progress") continue;
+      bool abandoned = a.state == "in-progress";  // its process is gone
+      a.state = "cancelled";
+      a.finished_at_ms = now;
+      a.error = abandoned ? engine::ErrorJson("ATTEMPT_ABANDONED", "the process running it stopped")
+                          : engine::ErrorJson("TASK_CANCELLED", "run cancelled");
+      batch.UpsertAttempt(a);
+      if (abandoned) {
+        batch.AppendEvent(run.run_id, "NodeCancelled",
+                          {{"nodeId", a.node_id},
+                           {"iteration", a.iteration},
+                           {"attempt", a.attempt},
+                           {"reason", "abandoned"}},
+                          now);
+      }
+    }
+    for (auto& n : nodes) {
+      bool waiting = !WaitKind(n.state).empty();
+      if (!waiting && n.state != "in-progress" && n.state != "pending") continue;
+      n.state = "cancelled";
+      n.updated_at_ms = now;
+      batch.UpsertNode(n);
+      if (waiting) {
+        batch.AppendEvent(
+            run.run_id, "NodeCancelled",
+            {{"nodeId", n.node_id}, {"iteration", n.iteration}, {"reason", "run cancelled"}}, now);
+      }
+    }
+    run.status = "cancelled";
+    run.finished_at_ms = now;
+    run.runtime_owner_id = "";
+    batch.UpsertRun(run);
+    batch.AppendEvent(run.run_id, "RunCancelled", Json::object(), now);
+    return store.Commit(batch).status();
+  }
+
   // ---- start and resume ----
 
   Status Start() {
@@ -163,6 +223,10 @@ class Run {
     run_.runtime_owner_id = owner_;
     run_.input = input_;
     run_.config = {{"durability", {{"version", 1}}}};
+    // Where the run started: relative paths in its commands mean this folder,
+    // so a supervisor resumes it from here.
+    char cwd[4096];
+    if (getcwd(cwd, sizeof cwd) != nullptr) run_.config["cwd"] = cwd;
     // Which version of each output schema the run started with.
     for (const auto& [name, s] : wf_.outputs) run_.config["outputSchemas"][name] = schema::Hash(s);
     if (!opts_.auth.is_null()) run_.config["auth"] = opts_.auth;
@@ -208,7 +272,13 @@ class Run {
     // Ownership: the previous owner must be gone (dead local process or a
     // stale heartbeat), unless --force.
     const std::string& prev = run_.runtime_owner_id;
-    if (!prev.empty() && prev != owner_ && !opts_.force) {
+    if (!opts_.claim_from.empty()) {
+      if (prev != opts_.claim_from) {
+        return AbortedError("run \"" + run_.run_id + "\" is held by " +
+                            (prev.empty() ? std::string("nobody") : prev) + ", not by " +
+                            opts_.claim_from);
+      }
+    } else if (!prev.empty() && prev != owner_ && !opts_.force) {
       bool stale = clock_.NowMs() - run_.heartbeat_at_ms > kStaleHeartbeatMs;
       if (!stale && !OwnerIsDeadLocalProcess(prev) && run_.status == "running") {
         return FailedPreconditionError("run \"" + run_.run_id + "\" is being run by " + prev +
@@ -292,7 +362,18 @@ class Run {
         }
       }
       if (a.state == "in-progress") attempts_in_progress_.push_back(a);
+      if (a.state == "waiting") {
+        info.wait_started_at_ms = a.started_at_ms;
+        for (const char* k : {"firesAtMs", "timeoutAtMs"}) {
+          if (a.meta.contains(k) && a.meta[k].is_number_integer()) {
+            info.wake_at_ms = a.meta[k].get<int64_t>();
+          }
+        }
+      }
     }
+    for (auto& [key, info] : nodes_) info.wait_kind = WaitKind(info.row.state);
+    SMITHERS_ASSIGN_OR_RETURN(auto approvals, store_.ListApprovals({.run_id = id}));
+    for (auto& a : approvals) approvals_[Key(a.node_id, a.iteration)] = std::move(a);
     SMITHERS_ASSIGN_OR_RETURN(auto outputs, store_.ListOutputs(id));
     for (auto& o : outputs) outputs_[{o.output_table, o.node_id}][o.iteration] = o.payload;
     SMITHERS_ASSIGN_OR_RETURN(auto loops, store_.ListLoops(id));
@@ -333,8 +414,9 @@ class Run {
     Result<Node> root = wf_.render(ctx);
     if (!root.ok()) return root.status();
     auto tree = std::make_unique<Node>(std::move(root).value());
-    SMITHERS_ASSIGN_OR_RETURN(core::PlanTree plan,
-                              core::PlanTree::Build(*tree, loops_, wf_.outputs));
+    SMITHERS_ASSIGN_OR_RETURN(
+        core::PlanTree plan,
+        core::PlanTree::Build(*tree, loops_, wf_.outputs, wf_.default_approval_owner));
     reads_ = ctx.reads();
     root_ = std::move(tree);
     plan_ = std::make_unique<core::PlanTree>(std::move(plan));
@@ -360,8 +442,20 @@ class Run {
       ++frame_no_;
     }
     states_.assign(plan_->tasks().size(), core::TaskStatus{});
+    bool run_changed = false;
     for (size_t i = 0; i < plan_->tasks().size(); ++i) {
       const core::TaskRef& t = plan_->tasks()[i];
+      if (t.node->task.mode == TaskMode::kWaitForEvent) {
+        // What a signal for this event must look like, so `smithers signal`
+        // can refuse bad data before the run gets to it.
+        Json& known = run_.config["signalSchemas"];
+        const std::string& event = t.node->task.wait.event;
+        if (!known.contains(event)) {
+          known[event] = {{"output", t.node->task.output},
+                          {"schema", wf_.outputs.at(t.node->task.output)}};
+          run_changed = true;
+        }
+      }
       auto [it, inserted] = nodes_.try_emplace(Key(t.node_id, t.iteration));
       NodeInfo& info = it->second;
       if (inserted) {
@@ -377,6 +471,7 @@ class Run {
       }
       states_[i] = {core::ParseTaskState(info.row.state), info.retry_at_ms};
     }
+    if (run_changed) batch_.UpsertRun(run_);
     return Flush();
   }
 
@@ -386,6 +481,7 @@ class Run {
     if (resumed_finished_) return Finish("finished", nullptr);
     int64_t last_heartbeat = clock_.MonotonicMs();
     int64_t last_cancel_check = clock_.MonotonicMs();
+    int64_t last_wait_check = clock_.MonotonicMs();
     while (true) {
       if (need_render_) {
         Status s = Render();
@@ -407,13 +503,20 @@ class Run {
           SMITHERS_ASSIGN_OR_RETURN(RunRecord latest, store_.GetRun(run_.run_id));
           cancel_seen_ = latest.cancel_requested_at_ms != 0;
         }
-        if (cancel_seen_) return CancelRun();
+        if (cancel_seen_) return StopCancelled();
       }
 
       core::Decision d =
           plan_->Schedule(states_, clock_.NowMs(),
                           std::max(0, opts_.max_concurrency - static_cast<int>(in_flight_.size())),
                           &schedule_memo_);
+      if (d.waiting > 0 &&
+          (check_waits_now_ || mono - last_wait_check >= opts_.cancel_poll_interval_ms)) {
+        last_wait_check = mono;
+        check_waits_now_ = false;
+        SMITHERS_ASSIGN_OR_RETURN(bool changed, CheckWaits());
+        if (changed) continue;
+      }
 
       if (!d.to_skip.empty()) {
         for (int t : d.to_skip) SetState(t, "skipped", "NodeSkipped", {});
@@ -465,10 +568,21 @@ class Run {
       if (progressed || need_render_) continue;
 
       if (in_flight_.empty() && d.wake_at_ms == 0 && d.loops.empty()) {
+        if (d.waiting > 0) {
+          // Nothing can move until a wait is satisfied: look once more, then
+          // park the run (no process holds it while it waits).
+          SMITHERS_ASSIGN_OR_RETURN(bool changed, CheckWaits());
+          if (changed) continue;
+          return Park();
+        }
         return FailRun(
             engine::ErrorJson("DEPENDENCY_DEADLOCK", "tasks are pending but none can start"));
       }
-      WaitForActivity(d.wake_at_ms);
+      int64_t wake = d.wake_at_ms;
+      if (next_wait_wake_ms_ > 0 && (wake == 0 || next_wait_wake_ms_ < wake)) {
+        wake = next_wait_wake_ms_;
+      }
+      WaitForActivity(wake);
     }
   }
 
@@ -496,7 +610,10 @@ class Run {
       case TaskMode::kStatic: return static_exec_.get();
       case TaskMode::kCompute: return compute_exec_.get();
       case TaskMode::kCommand: return command_exec_.get();
-      case TaskMode::kAgent: return nullptr;
+      case TaskMode::kAgent:
+      case TaskMode::kApproval:  // waits never reach an executor
+      case TaskMode::kWaitForEvent:
+      case TaskMode::kTimer: return nullptr;
     }
     return nullptr;
   }
@@ -504,6 +621,11 @@ class Run {
   Status StartTask(int t) {
     const core::TaskRef& ref = plan_->tasks()[t];
     const TaskSpec& spec = ref.node->task;
+    if (spec.approval || spec.mode == TaskMode::kWaitForEvent || spec.mode == TaskMode::kTimer) {
+      SMITHERS_RETURN_IF_ERROR(BeginWait(t));
+      if (states_[t].state != TaskState::kPending) return Status::Ok();
+      // An approved gate: the task itself runs now.
+    }
     std::string cache_key;
     if (spec.cache) {
       cache_key = engine::CacheKey(spec, *spec.cache,
@@ -632,7 +754,7 @@ class Run {
     NodeInfo& info = nodes_[Key(f.node_id, f.iteration)];
     const core::TaskRef& ref = plan_->tasks()[f.task];
     const TaskSpec& spec = ref.node->task;
-    if (o.ok) {
+    if (o.ok && !f.output.empty()) {
       auto v = schema::Validate(wf_.outputs.at(f.output), o.output);
       if (!v.empty()) {
         Json e = engine::ErrorJson("INVALID_OUTPUT", "output does not match schema \"" + f.output +
@@ -664,14 +786,16 @@ class Run {
                                    .payload = o.output});
       }
       info.row.state = "finished";
-      batch_.PutOutput(OutputRecord{.run_id = run_.run_id,
-                                    .node_id = f.node_id,
-                                    .iteration = f.iteration,
-                                    .output_table = f.output,
-                                    .payload = o.output,
-                                    .created_at_ms = now});
-      outputs_[{f.output, f.node_id}][f.iteration] = o.output;
-      if (reads_.count({f.output, f.node_id}) > 0) need_render_ = true;
+      if (!f.output.empty()) {
+        batch_.PutOutput(OutputRecord{.run_id = run_.run_id,
+                                      .node_id = f.node_id,
+                                      .iteration = f.iteration,
+                                      .output_table = f.output,
+                                      .payload = o.output,
+                                      .created_at_ms = now});
+        outputs_[{f.output, f.node_id}][f.iteration] = o.output;
+        if (reads_.count({f.output, f.node_id}) > 0) need_render_ = true;
+      }
       batch_.UpsertAttempt(a);
       info.row.updated_at_ms = now;
       batch_.UpsertNode(info.row);
@@ -728,6 +852,7 @@ class Run {
     NodeInfo& info = nodes_[Key(ref.node_id, ref.iteration)];
     info.row.state = state;
     info.row.updated_at_ms = clock_.NowMs();
+    info.wait_kind = WaitKind(state);
     states_[t].state = core::ParseTaskState(state);
     batch_.UpsertNode(info.row);
     extra["nodeId"] = ref.node_id;
@@ -748,10 +873,347 @@ class Run {
     return Status::Ok();
   }
 
+  // ---- waits ----
+
+  // Approvals, signal waits and timers: the task begins waiting, in one
+  // commit; CheckWaits() ends the wait when what it waits for is there.
+  Status BeginWait(int t) {
+    const core::TaskRef& ref = plan_->tasks()[t];
+    const TaskSpec& spec = ref.node->task;
+    const std::string key = Key(ref.node_id, ref.iteration);
+    NodeInfo& info = nodes_[key];
+    int64_t now = clock_.NowMs();
+    auto it = approvals_.find(key);
+    bool approved = it != approvals_.end() && it->second.status == "approved";
+    if (spec.approval && (spec.mode == TaskMode::kApproval || !approved)) {
+      if (it == approvals_.end()) {
+        const ApprovalSpec& a = *spec.approval;
+        std::string owner = a.owner.empty() ? wf_.default_approval_owner : a.owner;
+        ApprovalRecord rec{.run_id = run_.run_id,
+                           .node_id = ref.node_id,
+                           .iteration = ref.iteration,
+                           .status = "requested",
+                           .requested_at_ms = now,
+                           .owner = owner,
+                           .original_owner = owner,
+                           .fallback_owner = a.fallback_owner,
+                           .escalate_after_ms = a.escalate_after_ms,
+                           .request = a.request.is_null() ? Json::object() : a.request,
+                           .on_deny = a.on_deny};
+        batch_.RequestApproval(rec);
+        Event("ApprovalRequested", {{"nodeId", ref.node_id},
+                                    {"iteration", ref.iteration},
+                                    {"owner", owner},
+                                    {"fallbackOwner", a.fallback_owner},
+                                    {"escalateAfterMs", a.escalate_after_ms},
+                                    {"request", rec.request}});
+        approvals_[key] = std::move(rec);
+      }
+      info.wait_started_at_ms = now;
+      SetState(t, "waiting-approval", "NodeWaitingApproval", {{"owner", approvals_[key].owner}});
+      check_waits_now_ = true;  // decided already (a resumed run)?
+      return Flush();
+    }
+    if (spec.mode != TaskMode::kWaitForEvent && spec.mode != TaskMode::kTimer) {
+      return Status::Ok();  // an approved gate: the task runs
+    }
+    int attempt = ++info.row.last_attempt;
+    AttemptRecord a{.run_id = run_.run_id,
+                    .node_id = ref.node_id,
+                    .iteration = ref.iteration,
+                    .attempt = attempt,
+                    .state = "waiting",
+                    .started_at_ms = now};
+    info.wait_started_at_ms = now;
+    Json ev;
+    if (spec.mode == TaskMode::kTimer) {
+      info.wake_at_ms =
+          spec.timer.duration_ms >= 0 ? now + spec.timer.duration_ms : spec.timer.until_ms;
+      a.meta = {{"firesAtMs", info.wake_at_ms}};
+      batch_.UpsertAttempt(a);
+      Event("TimerCreated", {{"nodeId", ref.node_id},
+                             {"iteration", ref.iteration},
+                             {"timerId", ref.node_id},
+                             {"firesAtMs", info.wake_at_ms},
+                             {"timerType", spec.timer.duration_ms >= 0 ? "duration" : "until"}});
+      SetState(t, "waiting-timer", "NodeWaitingTimer", {{"firesAtMs", info.wake_at_ms}});
+    } else {
+      const EventWaitSpec& w = spec.wait;
+      info.wake_at_ms = w.timeout_ms > 0 ? now + w.timeout_ms : 0;
+      a.meta = {{"event", w.event}, {"correlationId", w.correlation_id}};
+      ev = {{"event", w.event}, {"correlationId", w.correlation_id}};
+      if (info.wake_at_ms > 0) {
+        a.meta["timeoutAtMs"] = info.wake_at_ms;
+        ev["timeoutAtMs"] = info.wake_at_ms;
+      }
+      batch_.UpsertAttempt(a);
+      SetState(t, "waiting-event", "NodeWaitingEvent", ev);
+    }
+    check_waits_now_ = true;  // a stored signal, or a timer already due
+    return Flush();
+  }
+
+  // Ends every wait whose decision, signal or time has come. True when any
+  // task changed state.
+  Result<bool> CheckWaits() {
+    int64_t now = clock_.NowMs();
+    bool changed = false;
+    bool read_approvals = false, read_signals = false;
+    std::vector<SignalRecord> signals;
+    next_wait_wake_ms_ = 0;
+    for (size_t i = 0; i < states_.size(); ++i) {
+      if (states_[i].state != TaskState::kWaiting) continue;
+      int t = static_cast<int>(i);
+      const core::TaskRef& ref = plan_->tasks()[t];
+      const std::string key = Key(ref.node_id, ref.iteration);
+      NodeInfo& info = nodes_[key];
+      if (info.wait_kind == "approval") {
+        if (!read_approvals) {
+          read_approvals = true;
+          SMITHERS_RETURN_IF_ERROR(EscalateDue(now));
+          SMITHERS_ASSIGN_OR_RETURN(auto rows, store_.ListApprovals({.run_id = run_.run_id}));
+          for (auto& a : rows) approvals_[Key(a.node_id, a.iteration)] = std::move(a);
+        }
+        auto it = approvals_.find(key);
+        if (it == approvals_.end() || it->second.status == "requested") continue;
+        SMITHERS_RETURN_IF_ERROR(ApplyDecision(t, it->second));
+        changed = true;
+      } else if (info.wait_kind == "event") {
+        if (!read_signals) {
+          read_signals = true;
+          SMITHERS_ASSIGN_OR_RETURN(signals, store_.ListSignals(run_.run_id));
+        }
+        SMITHERS_ASSIGN_OR_RETURN(bool done, TryConsumeSignal(t, signals));
+        if (!done && info.wake_at_ms > 0 && now >= info.wake_at_ms) {
+          SMITHERS_RETURN_IF_ERROR(TimeOutWait(t));
+          done = true;
+        }
+        if (done) {
+          changed = true;
+        } else if (info.wake_at_ms > 0) {
+          NoteWake(info.wake_at_ms);
+        }
+      } else if (info.wait_kind == "timer") {
+        if (now < info.wake_at_ms) {
+          NoteWake(info.wake_at_ms);
+          continue;
+        }
+        Event("TimerFired", {{"nodeId", ref.node_id},
+                             {"iteration", ref.iteration},
+                             {"timerId", ref.node_id},
+                             {"firesAtMs", info.wake_at_ms},
+                             {"firedAtMs", now},
+                             {"delayMs", now - info.wake_at_ms}});
+        SMITHERS_RETURN_IF_ERROR(CompleteWait(t, {.ok = true}, ""));
+        changed = true;
+      }
+    }
+    return changed;
+  }
+
+  void NoteWake(int64_t at_ms) {
+    if (next_wait_wake_ms_ == 0 || at_ms < next_wait_wake_ms_) next_wait_wake_ms_ = at_ms;
+  }
+
+  // Hands due approvals to their fallback owners (an event each); the events
+  // are committed by the store, so they reach on_event from here.
+  Status EscalateDue(int64_t now) {
+    bool due = false;
+    for (const auto& [key, a] : approvals_) {
+      due = due || (a.status == "requested" && a.escalate_after_ms > 0 && a.escalated_at_ms == 0 &&
+                    !a.fallback_owner.empty() && now >= a.requested_at_ms + a.escalate_after_ms);
+    }
+    if (!due) return Status::Ok();
+    SMITHERS_ASSIGN_OR_RETURN(auto escalated, store_.EscalateDueApprovals(run_.run_id, now));
+    if (!escalated.empty() && opts_.on_event) {
+      SMITHERS_ASSIGN_OR_RETURN(auto events, store_.ListEvents(run_.run_id, last_seq_seen_, 1000));
+      for (const auto& e : events) {
+        if (e.type == "ApprovalEscalated") opts_.on_event(e);
+      }
+    }
+    return Status::Ok();
+  }
+
+  // Applies a decision: a gate lets its task run (or denies it); an Approval
+  // node finishes with the decision as its output.
+  Status ApplyDecision(int t, const ApprovalRecord& a) {
+    const core::TaskRef& ref = plan_->tasks()[t];
+    const TaskSpec& spec = ref.node->task;
+    bool approved = a.status == "approved";
+    Json decided = {{"decidedBy", a.decided_by}, {"approved", approved}};
+    if (approved && spec.mode != TaskMode::kApproval) {
+      SetState(t, "pending", "NodePending", {{"approved", true}, {"decidedBy", a.decided_by}});
+      return Flush();
+    }
+    NodeInfo& info = nodes_[Key(ref.node_id, ref.iteration)];
+    info.wait_started_at_ms = a.requested_at_ms;
+    if (approved || a.on_deny == "continue") {
+      info.row.last_attempt++;
+      return CompleteWait(t, {.ok = true, .output = DecisionJson(a)}, spec.output);
+    }
+    if (a.on_deny == "skip") {
+      SetState(t, "skipped", "NodeSkipped",
+               {{"reason", "approval denied"}, {"decidedBy", a.decided_by}});
+      return Flush();
+    }
+    Json err = engine::ErrorJson(
+        "APPROVAL_DENIED", "denied by " + a.decided_by + (a.note.empty() ? "" : ": " + a.note));
+    err["decidedBy"] = a.decided_by;
+    info.row.last_attempt++;
+    return CompleteWait(t, {.ok = false, .error = err, .retryable = false}, spec.output);
+  }
+
+  // Consumes the oldest pending signal the task waits for, if any. A signal
+  // whose data does not fit the output schema is rejected (kept, with the
+  // violations) and the task goes on waiting.
+  Result<bool> TryConsumeSignal(int t, std::vector<SignalRecord>& signals) {
+    const core::TaskRef& ref = plan_->tasks()[t];
+    const TaskSpec& spec = ref.node->task;
+    int64_t now = clock_.NowMs();
+    for (SignalRecord& sig : signals) {
+      if (sig.status != "pending" || sig.name != spec.wait.event) continue;
+      if (!spec.wait.correlation_id.empty() && sig.correlation_id != spec.wait.correlation_id) {
+        continue;
+      }
+      sig.consumed_by_node = ref.node_id;
+      sig.consumed_iteration = ref.iteration;
+      sig.consumed_at_ms = now;
+      auto v = schema::Validate(wf_.outputs.at(spec.output), sig.payload);
+      Json ev = {{"nodeId", ref.node_id},
+                 {"iteration", ref.iteration},
+                 {"name", sig.name},
+                 {"signalSeq", sig.seq}};
+      if (!v.empty()) {
+        sig.status = "rejected";
+        sig.rejection = Json::array();
+        for (const auto& x : v) sig.rejection.push_back({{"path", x.path}, {"message", x.message}});
+        batch_.ConsumeSignal(sig);
+        ev["violations"] = sig.rejection;
+        Event("SignalRejected", ev);
+        SMITHERS_RETURN_IF_ERROR(Flush());
+        continue;
+      }
+      sig.status = "consumed";
+      batch_.ConsumeSignal(sig);
+      Event("SignalConsumed", ev);
+      // The consumption, the output and the finished node land together: a
+      // signal is applied exactly once.
+      SMITHERS_RETURN_IF_ERROR(CompleteWait(t, {.ok = true, .output = sig.payload}, spec.output));
+      return true;
+    }
+    return false;
+  }
+
+  Status TimeOutWait(int t) {
+    const core::TaskRef& ref = plan_->tasks()[t];
+    const EventWaitSpec& w = ref.node->task.wait;
+    if (w.on_timeout == "skip") {
+      NodeInfo& info = nodes_[Key(ref.node_id, ref.iteration)];
+      batch_.UpsertAttempt(AttemptRecord{.run_id = run_.run_id,
+                                         .node_id = ref.node_id,
+                                         .iteration = ref.iteration,
+                                         .attempt = info.row.last_attempt,
+                                         .state = "cancelled",
+                                         .started_at_ms = info.wait_started_at_ms,
+                                         .finished_at_ms = clock_.NowMs(),
+                                         .error = engine::ErrorJson("WAIT_TIMEOUT", "timed out")});
+      SetState(t, "skipped", "NodeSkipped", {{"reason", "timed out"}});
+      return Flush();
+    }
+    if (w.on_timeout == "continue") return CompleteWait(t, {.ok = true}, "");
+    return CompleteWait(
+        t,
+        {.ok = false,
+         .error = engine::ErrorJson("WAIT_TIMEOUT", "no \"" + w.event + "\" signal within " +
+                                                        std::to_string(w.timeout_ms) + " ms"),
+         .retryable = false},
+        ref.node->task.output);
+  }
+
+  // Records the end of a wait as the end of its attempt (`output` "" = the
+  // task finishes without an output row).
+  Status CompleteWait(int t, AttemptOutcome o, const std::string& output) {
+    const core::TaskRef& ref = plan_->tasks()[t];
+    NodeInfo& info = nodes_[Key(ref.node_id, ref.iteration)];
+    InFlight f{.task = t,
+               .node_id = ref.node_id,
+               .iteration = ref.iteration,
+               .attempt = info.row.last_attempt,
+               .output = output,
+               .started_at_ms = info.wait_started_at_ms};
+    info.wait_kind.clear();
+    info.wake_at_ms = 0;
+    return Complete(f, std::move(o));
+  }
+
+  // Nothing can run until a wait ends: the run becomes waiting-* and this
+  // process lets go of it (resume or `smithers supervise` picks it up).
+  Result<RunResult> Park() {
+    RunResult r{.run_id = run_.run_id};
+    std::string status = "waiting-timer";
+    for (size_t t = 0; t < states_.size(); ++t) {
+      if (states_[t].state != TaskState::kWaiting) continue;
+      const core::TaskRef& ref = plan_->tasks()[t];
+      const NodeInfo& info = nodes_[Key(ref.node_id, ref.iteration)];
+      Json w = {{"nodeId", ref.node_id}, {"iteration", ref.iteration}, {"kind", info.wait_kind}};
+      if (info.wait_kind == "approval") {
+        status = "waiting-approval";
+        const ApprovalRecord& a = approvals_[Key(ref.node_id, ref.iteration)];
+        w["owner"] = a.owner;
+        w["request"] = a.request;
+      } else if (info.wait_kind == "event") {
+        if (status != "waiting-approval") status = "waiting-event";
+        w["event"] = ref.node->task.wait.event;
+        w["correlationId"] = ref.node->task.wait.correlation_id;
+        if (info.wake_at_ms > 0) w["timeoutAtMs"] = info.wake_at_ms;
+      } else {
+        w["firesAtMs"] = info.wake_at_ms;
+      }
+      r.waiting.push_back(std::move(w));
+    }
+    std::string previous = run_.status;
+    run_.status = status;
+    run_.runtime_owner_id = "";
+    run_.heartbeat_at_ms = clock_.NowMs();
+    batch_.UpsertRun(run_);
+    Event("RunStatusChanged", {{"status", status}, {"previous", previous}});
+    SMITHERS_RETURN_IF_ERROR(Flush());
+    // A cancel that came in while we parked: finish it (unless `smithers
+    // cancel` already did).
+    SMITHERS_ASSIGN_OR_RETURN(RunRecord latest, store_.GetRun(run_.run_id));
+    if (latest.cancel_requested_at_ms != 0) {
+      SMITHERS_ASSIGN_OR_RETURN(std::string st, CancelRun(store_, run_.run_id, clock_));
+      r.status = st;
+      r.waiting = Json::array();
+    } else {
+      r.status = status;
+    }
+    SMITHERS_ASSIGN_OR_RETURN(r.outputs, CollectOutputs(store_, run_.run_id));
+    return r;
+  }
+
   // ---- ending ----
 
-  Result<RunResult> CancelRun() {
+  Result<RunResult> StopCancelled() {
     CancelInFlight("run cancelled");
+    // Waiting tasks are cancelled with the run.
+    for (size_t t = 0; t < states_.size(); ++t) {
+      if (states_[t].state != TaskState::kWaiting) continue;
+      const core::TaskRef& ref = plan_->tasks()[t];
+      NodeInfo& info = nodes_[Key(ref.node_id, ref.iteration)];
+      if (info.wait_kind != "approval") {
+        batch_.UpsertAttempt(
+            AttemptRecord{.run_id = run_.run_id,
+                          .node_id = ref.node_id,
+                          .iteration = ref.iteration,
+                          .attempt = info.row.last_attempt,
+                          .state = "cancelled",
+                          .started_at_ms = info.wait_started_at_ms,
+                          .finished_at_ms = clock_.NowMs(),
+                          .error = engine::ErrorJson("TASK_CANCELLED", "run cancelled")});
+      }
+      SetState(static_cast<int>(t), "cancelled", "NodeCancelled", {{"reason", "run cancelled"}});
+    }
     while (!in_flight_.empty()) {
       for (size_t i = 0; i < in_flight_.size();) {
         if (in_flight_[i].exec->Poll()) {
@@ -817,6 +1279,7 @@ class Run {
         if (op.kind != WriteBatch::Op::Kind::kEvent) continue;
         EventRecord e = op.event;
         e.seq = (*seqs)[i++];
+        last_seq_seen_ = std::max(last_seq_seen_, e.seq);
         opts_.on_event(e);
       }
     }
@@ -846,6 +1309,10 @@ class Run {
   std::vector<InFlight> in_flight_;
   core::FrameEncoder frames_;
   int64_t frame_no_ = 0;
+  std::map<std::string, ApprovalRecord> approvals_;  // by Key(node, iteration)
+  int64_t next_wait_wake_ms_ = 0;                    // earliest timer or wait timeout (0 = none)
+  int64_t last_seq_seen_ = -1;                       // highest event seq this run committed
+  bool check_waits_now_ = false;
   bool need_render_ = false;
   bool cancel_seen_ = false;
   bool resumed_finished_ = false;
@@ -879,7 +1346,35 @@ Status CheckWorkflow(const WorkflowDefinition& workflow, const Json& input) {
   Ctx ctx("", &in, &none, 0);
   Result<Node> root = workflow.render(ctx);
   if (!root.ok()) return root.status();
-  return core::PlanTree::Build(*root, {}, workflow.outputs).status();
+  return core::PlanTree::Build(*root, {}, workflow.outputs, workflow.default_approval_owner)
+      .status();
+}
+
+Result<std::string> CancelRun(Store& store, const std::string& run_id, Clock& clock) {
+  SMITHERS_ASSIGN_OR_RETURN(RunRecord run, store.GetRun(run_id));
+  if (run.status == "cancelled") return std::string("cancelled");
+  if (run.status == "finished" || run.status == "failed") {
+    return FailedPreconditionError("run \"" + run_id + "\" already " + run.status);
+  }
+  SMITHERS_RETURN_IF_ERROR(store.RequestCancel(run_id, clock.NowMs()));
+  // A live owner stops the run itself. Otherwise nobody will: take the run
+  // (compare-and-swap on its owner, so only one canceller wins) and end it.
+  for (int tries = 0; tries < 3; ++tries) {
+    SMITHERS_ASSIGN_OR_RETURN(run, store.GetRun(run_id));
+    if (run.status == "cancelled") return std::string("cancelled");
+    if (run.status == "finished" || run.status == "failed") return run.status;
+    const std::string prev = run.runtime_owner_id;
+    bool held = !prev.empty() && !OwnerIsDeadLocalProcess(prev) &&
+                clock.NowMs() - run.heartbeat_at_ms <= kStaleHeartbeatMs;
+    if (held) return run.status;
+    Status claimed = store.ClaimRun(run_id, prev, ThisProcessOwnerId(), clock.NowMs());
+    if (claimed.code() == StatusCode::kAborted) continue;  // someone else moved first
+    SMITHERS_RETURN_IF_ERROR(claimed);
+    run.runtime_owner_id = ThisProcessOwnerId();
+    SMITHERS_RETURN_IF_ERROR(Run::FinalizeCancel(store, run, clock));
+    return std::string("cancelled");
+  }
+  return AbortedError("run \"" + run_id + "\" changed owner while being cancelled; try again");
 }
 
 Result<RunResult> RunWorkflow(const WorkflowDefinition& workflow, Store& store,

@@ -332,6 +332,10 @@ int CParallel(lua_State* ls) { return Component(ls, "Parallel"); }
 int CBranch(lua_State* ls) { return Component(ls, "Branch"); }
 int CLoop(lua_State* ls) { return Component(ls, "Loop"); }
 int CTask(lua_State* ls) { return Component(ls, "Task"); }
+int CApproval(lua_State* ls) { return Component(ls, "Approval"); }
+int CWaitForEvent(lua_State* ls) { return Component(ls, "WaitForEvent"); }
+int CSignal(lua_State* ls) { return Component(ls, "Signal"); }
+int CTimer(lua_State* ls) { return Component(ls, "Timer"); }
 
 // smithers.array(t): marks t as a JSON array, so {} encodes as [].
 int MarkArray(lua_State* ls) {
@@ -359,6 +363,11 @@ int MakeWorkflow(lua_State* ls) {
     lua_setfield(ls, -2, "input");
     lua_getfield(ls, 3, "name");
     lua_setfield(ls, -2, "name");
+    lua_getfield(ls, 3, "defaultApprovalOwner");
+    if (!lua_isnil(ls, -1) && lua_type(ls, -1) != LUA_TSTRING) {
+      return luaL_error(ls, "smithers(render, opts): opts.defaultApprovalOwner must be a string");
+    }
+    lua_setfield(ls, -2, "defaultApprovalOwner");
   }
   return 1;
 }
@@ -440,6 +449,8 @@ int OpenSmithers(lua_State* ls) {
                                   {"Parallel", CParallel}, {"Branch", CBranch},
                                   {"Loop", CLoop},         {"Ralph", CLoop},
                                   {"Task", CTask},         {"outputs", Outputs},
+                                  {"Approval", CApproval}, {"WaitForEvent", CWaitForEvent},
+                                  {"Signal", CSignal},     {"Timer", CTimer},
                                   {"array", MarkArray},    {nullptr, nullptr}};
   static const luaL_Reg kZ[] = {
       {"string", ZString},     {"number", ZNumber},     {"integer", ZInteger},
@@ -457,6 +468,15 @@ int OpenSmithers(lua_State* ls) {
   lua_pushcfunction(ls, MakeWorkflow);
   lua_setfield(ls, -2, "__call");
   lua_setmetatable(ls, -2);
+  // smithers.approvalDecision: the output schema of an Approval node.
+  static const char kDecision[] =
+      "local m = ...\n"
+      "local z = m.schema\n"
+      "m.approvalDecision = z.object { approved = z.boolean(), note = z.nullable(z.string()),\n"
+      "  decidedBy = z.string(), decidedAt = z.string() }\n";
+  luaL_loadbuffer(ls, kDecision, sizeof kDecision - 1, "=smithers");
+  lua_pushvalue(ls, -2);
+  lua_call(ls, 1, 0);
   return 1;
 }
 
@@ -596,6 +616,9 @@ class LuaModule final : public LuaWorkflow {
     lua_pop(state_, 1);
     lua_getfield(state_, -1, "name");
     if (lua_isstring(state_, -1)) def_.name = lua_tostring(state_, -1);
+    lua_pop(state_, 1);
+    lua_getfield(state_, -1, "defaultApprovalOwner");
+    if (lua_isstring(state_, -1)) def_.default_approval_owner = lua_tostring(state_, -1);
     lua_pop(state_, 2);
 
     lua_getfield(state_, LUA_REGISTRYINDEX, kOutputsKey);
@@ -744,6 +767,9 @@ class LuaModule final : public LuaWorkflow {
     node.skip = FieldBool(t, "skipIf");
 
     if (kind == "Task") return ToTask(t, node, at);
+    if (kind == "Approval" || kind == "WaitForEvent" || kind == "Signal" || kind == "Timer") {
+      return ToWait(t, node, kind, at);
+    }
     if (kind == "Workflow") {
       node.kind = NodeKind::kWorkflow;
       err = FieldString(t, "name", node.id);
@@ -785,10 +811,8 @@ class LuaModule final : public LuaWorkflow {
     return Children(t, node);
   }
 
-  std::string ToTask(int t, Node& node, const std::string& at) {
-    node.kind = NodeKind::kTask;
-    TaskSpec& task = node.task;
-    std::string label = "Task \"" + node.id + "\"";
+  // `output = outputs.name` into task.output; an error message or "".
+  std::string ReadOutput(int t, TaskSpec& task, const std::string& label, const std::string& at) {
     lua_getfield(state_, t, "output");
     task.output = OutputName(state_, lua_gettop(state_));
     bool output_given = !lua_isnil(state_, -1);
@@ -797,6 +821,105 @@ class LuaModule final : public LuaWorkflow {
       return label + ": \"output\" must be an entry of smithers.outputs" +
              (output_given ? "" : " (it is missing)") + at;
     }
+    return "";
+  }
+
+  // owner, fallbackOwner, escalateAfterMs, onDeny, request.
+  std::string ReadApproval(int t, ApprovalSpec& a) {
+    std::string err = FieldString(t, "owner", a.owner);
+    if (err.empty()) err = FieldString(t, "fallbackOwner", a.fallback_owner);
+    if (err.empty()) err = FieldInt(t, "escalateAfterMs", a.escalate_after_ms);
+    if (err.empty()) err = FieldString(t, "onDeny", a.on_deny);
+    if (!err.empty()) return err;
+    if (a.escalate_after_ms > 0 && a.fallback_owner.empty()) {
+      return "\"escalateAfterMs\" needs a \"fallbackOwner\" to escalate to";
+    }
+    lua_getfield(state_, t, "request");
+    if (!lua_isnil(state_, -1)) {
+      std::string e = lua_istable(state_, -1) ? ToJson(state_, -1, a.request) : "not a table";
+      if (!e.empty() || !a.request.is_object()) {
+        err = "\"request\" must be a table like { title = \"...\", summary = \"...\" }";
+      }
+    }
+    lua_pop(state_, 1);
+    return err;
+  }
+
+  // Approval, WaitForEvent, Signal and Timer: durable waits (docs/engine.md "Waits").
+  std::string ToWait(int t, Node& node, const std::string& kind, const std::string& at) {
+    node.kind = NodeKind::kTask;
+    TaskSpec& task = node.task;
+    std::string label = kind + " \"" + node.id + "\"";
+    if (node.id.empty()) return kind + " needs an id" + at;
+    lua_rawgeti(state_, t, 1);
+    bool has_child = !lua_isnil(state_, -1);
+    lua_pop(state_, 1);
+    if (has_child) return label + ": takes no children" + at;
+    std::string err;
+    if (kind == "Timer") {
+      lua_getfield(state_, t, "output");
+      bool has_output = !lua_isnil(state_, -1);
+      lua_pop(state_, 1);
+      if (has_output) return label + ": a Timer has no output" + at;
+    } else {
+      err = ReadOutput(t, task, label, at);
+      if (!err.empty()) return err;
+    }
+    err = FieldString(t, "label", task.label);
+    if (!err.empty()) return label + ": " + err + at;
+    task.continue_on_fail = FieldBool(t, "continueOnFail");
+    if (kind == "Approval") {
+      task.mode = TaskMode::kApproval;
+      ApprovalSpec a;
+      err = ReadApproval(t, a);
+      task.approval = std::move(a);
+    } else if (kind == "WaitForEvent" || kind == "Signal") {
+      task.mode = TaskMode::kWaitForEvent;
+      EventWaitSpec& w = task.wait;
+      if (kind == "Signal") w.event = node.id;
+      err = FieldString(t, "event", w.event);
+      if (err.empty()) err = FieldString(t, "correlationId", w.correlation_id);
+      if (err.empty()) err = FieldInt(t, "timeoutMs", w.timeout_ms);
+      if (err.empty()) err = FieldString(t, "onTimeout", w.on_timeout);
+      if (err.empty() && w.timeout_ms < 0) err = "\"timeoutMs\" must be >= 0";
+    } else {
+      task.mode = TaskMode::kTimer;
+      err = ReadTime(t, "duration", false, task.timer.duration_ms);
+      if (err.empty()) err = ReadTime(t, "until", true, task.timer.until_ms);
+    }
+    if (!err.empty()) return label + ": " + err + at;
+    return "";
+  }
+
+  // Timer.duration ("10m" or ms) or Timer.until (ISO 8601 or epoch ms).
+  std::string ReadTime(int t, const char* name, bool is_until, int64_t& out) {
+    lua_getfield(state_, t, name);
+    std::string err;
+    long long v = 0;
+    if (lua_type(state_, -1) == LUA_TSTRING) {
+      std::string text = lua_tostring(state_, -1);
+      bool ok = is_until ? base::ParseIsoTime(text, &v) : base::ParseDurationMs(text, &v);
+      if (ok) {
+        out = v;
+      } else {
+        err = std::string("\"") + name + "\" \"" + text + "\" is not " +
+              (is_until ? "an ISO 8601 time like \"2026-12-01T09:00:00Z\""
+                        : "a duration like \"500ms\", \"30s\", \"5m\", \"2h\" or \"7d\"");
+      }
+    } else if (lua_isinteger(state_, -1) && lua_tointeger(state_, -1) >= 0) {
+      out = lua_tointeger(state_, -1);
+    } else if (!lua_isnil(state_, -1)) {
+      err = std::string("\"") + name + "\" must be a string or a non-negative integer";
+    }
+    lua_pop(state_, 1);
+    return err;
+  }
+
+  std::string ToTask(int t, Node& node, const std::string& at) {
+    node.kind = NodeKind::kTask;
+    TaskSpec& task = node.task;
+    std::string label = "Task \"" + node.id + "\"";
+    if (std::string e = ReadOutput(t, task, label, at); !e.empty()) return e;
     int64_t n = 0;
     std::string err = FieldInt(t, "retries", n);
     task.retries = static_cast<int>(n);
@@ -821,6 +944,12 @@ class LuaModule final : public LuaWorkflow {
     if (!err.empty()) return label + ": " + err + at;
     err = ToCachePolicy(t, task);
     if (!err.empty()) return label + ": " + err + at;
+    if (FieldBool(t, "needsApproval")) {
+      ApprovalSpec a;
+      err = ReadApproval(t, a);
+      if (!err.empty()) return label + ": " + err + at;
+      task.approval = std::move(a);
+    }
 
     lua_getfield(state_, t, "command");
     bool has_command = !lua_isnil(state_, -1);

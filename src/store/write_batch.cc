@@ -16,6 +16,8 @@ Op::Op(FrameRecord r) : kind(Kind::kFrame), frame(std::move(r)) {}
 Op::Op(LoopRecord r) : kind(Kind::kLoop), loop(std::move(r)) {}
 Op::Op(EventRecord r) : kind(Kind::kEvent), event(std::move(r)) {}
 Op::Op(CacheEntry r) : kind(Kind::kCache), cache(std::move(r)) {}
+Op::Op(ApprovalRecord r) : kind(Kind::kApproval), approval(std::move(r)) {}
+Op::Op(SignalRecord r) : kind(Kind::kSignal), signal(std::move(r)) {}
 
 namespace {
 
@@ -35,6 +37,10 @@ void Construct(Op& to, From&& from) {
     case Op::Kind::kLoop: std::construct_at(&to.loop, std::forward<From>(from).loop); return;
     case Op::Kind::kEvent: std::construct_at(&to.event, std::forward<From>(from).event); return;
     case Op::Kind::kCache: std::construct_at(&to.cache, std::forward<From>(from).cache); return;
+    case Op::Kind::kApproval:
+      std::construct_at(&to.approval, std::forward<From>(from).approval);
+      return;
+    case Op::Kind::kSignal: std::construct_at(&to.signal, std::forward<From>(from).signal); return;
   }
 }
 
@@ -48,6 +54,8 @@ void Destroy(Op& op) {
     case Op::Kind::kLoop: std::destroy_at(&op.loop); return;
     case Op::Kind::kEvent: std::destroy_at(&op.event); return;
     case Op::Kind::kCache: std::destroy_at(&op.cache); return;
+    case Op::Kind::kApproval: std::destroy_at(&op.approval); return;
+    case Op::Kind::kSignal: std::destroy_at(&op.signal); return;
   }
 }
 
@@ -82,6 +90,10 @@ void WriteBatch::PutOutput(OutputRecord output) { ops_.emplace_back(std::move(ou
 void WriteBatch::PutFrame(FrameRecord frame) { ops_.emplace_back(std::move(frame)); }
 void WriteBatch::UpsertLoop(LoopRecord loop) { ops_.emplace_back(std::move(loop)); }
 void WriteBatch::PutCache(CacheEntry entry) { ops_.emplace_back(std::move(entry)); }
+void WriteBatch::RequestApproval(ApprovalRecord approval) {
+  ops_.emplace_back(std::move(approval));
+}
+void WriteBatch::ConsumeSignal(SignalRecord signal) { ops_.emplace_back(std::move(signal)); }
 void WriteBatch::AppendEvent(std::string run_id, std::string type, Json payload,
                              int64_t timestamp_ms) {
   ops_.emplace_back(EventRecord{.run_id = std::move(run_id),

@@ -113,24 +113,26 @@ class E2ETest(unittest.TestCase):
 
     # ---- running the binary ----
 
-    def run_cli(self, *args, timeout=30, db=True, stdin=None, cwd=None):
-        """Runs the binary with `--db` (the test's database, or the path `db`)."""
+    def run_cli(self, *args, timeout=30, db=True, stdin=None, cwd=None, env=None):
+        """Runs the binary with `--db` (the test's database, or the path `db`).
+        `env` adds to (overrides) the environment."""
         argv = [BIN] + [str(a) for a in args]
         if db:
             argv += ["--db", self.db if db is True else db]
         start = time.monotonic()
+        full_env = dict(os.environ, **env) if env else None
         p = subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
-                           input=stdin, cwd=cwd or self.dir)
+                           input=stdin, cwd=cwd or self.dir, env=full_env)
         return Result(argv[1:], p.returncode, p.stdout, p.stderr, time.monotonic() - start)
 
-    def up(self, module, input=None, run_id=None, *extra, timeout=30):
+    def up(self, module, input=None, run_id=None, *extra, timeout=30, env=None):
         args = ["up", module]
         if input is not None:
             args += ["--input", input if isinstance(input, str) else json.dumps(input)]
         if run_id is not None:
             args += ["--run-id", run_id]
         args += list(extra)
-        return self.run_cli(*args, timeout=timeout)
+        return self.run_cli(*args, timeout=timeout, env=env)
 
     def up_ok(self, module, input=None, run_id=None, *extra):
         r = self.up(module, input, run_id, *extra)

@@ -126,10 +126,55 @@ CREATE TABLE IF NOT EXISTS _smithers_cache (
 ) WITHOUT ROWID;
 )sql";
 
+// Durable waits (docs/engine.md "Waits"): approval requests and decisions,
+// and signals delivered to runs, kept until a wait consumes them.
+constexpr const char kWaitTables[] = R"sql(
+CREATE TABLE IF NOT EXISTS _smithers_approvals (
+  run_id TEXT NOT NULL,
+  node_id TEXT NOT NULL,
+  iteration INTEGER NOT NULL,
+  status TEXT NOT NULL CHECK (status IN ('requested', 'approved', 'denied')),
+  requested_at_ms INTEGER,
+  owner TEXT NOT NULL DEFAULT '',
+  original_owner TEXT NOT NULL DEFAULT '',
+  fallback_owner TEXT NOT NULL DEFAULT '',
+  escalate_after_ms INTEGER NOT NULL DEFAULT 0,
+  escalated_at_ms INTEGER,
+  request_json TEXT,
+  on_deny TEXT NOT NULL DEFAULT 'fail',
+  decided_at_ms INTEGER,
+  decided_by TEXT NOT NULL DEFAULT '',
+  note TEXT NOT NULL DEFAULT '',
+  PRIMARY KEY (run_id, node_id, iteration),
+  FOREIGN KEY (run_id) REFERENCES _smithers_runs(run_id) ON DELETE CASCADE
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS _smithers_approvals_by_status
+  ON _smithers_approvals(status, requested_at_ms);
+CREATE TABLE IF NOT EXISTS _smithers_signals (
+  run_id TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  name TEXT NOT NULL,
+  correlation_id TEXT NOT NULL DEFAULT '',
+  payload_json TEXT,
+  received_at_ms INTEGER,
+  received_by TEXT NOT NULL DEFAULT '',
+  status TEXT NOT NULL CHECK (status IN ('pending', 'consumed', 'rejected')),
+  consumed_by_node TEXT NOT NULL DEFAULT '',
+  consumed_iteration INTEGER NOT NULL DEFAULT 0,
+  consumed_at_ms INTEGER,
+  rejection_json TEXT,
+  PRIMARY KEY (run_id, seq),
+  FOREIGN KEY (run_id) REFERENCES _smithers_runs(run_id) ON DELETE CASCADE
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS _smithers_signals_by_name
+  ON _smithers_signals(run_id, name, status, seq);
+)sql";
+
 constexpr Migration kMigrations[] = {
     {1, "initial_tables", kInitialTables},
     {2, "indexes", kIndexes},
     {3, "cache", kCacheTable},
+    {4, "approvals_and_signals", kWaitTables},
 };
 
 constexpr const char kCreateMigrationsTable[] = R"sql(

@@ -16,6 +16,7 @@
 #include <utility>
 #include <vector>
 
+#include "base/hash.h"
 #include "smithers/clock.h"
 #include "smithers/store.h"
 #include "store/sqlite/migrations.h"
@@ -51,6 +52,17 @@ enum StatementId : int {
   kRequestCancel,
   kClearCancel,
   kObjectType,
+  kRequestApproval,
+  kConsumeSignal,
+  kListApprovals,
+  kGetApproval,
+  kDecideApproval,
+  kDueApprovals,
+  kEscalateApproval,
+  kNextSignalSeq,
+  kInsertSignal,
+  kListSignals,
+  kListRunsWaiting,
   kStatementCount,
 };
 
@@ -66,6 +78,12 @@ struct StatementSql {
   "started_at_ms, finished_at_ms, heartbeat_at_ms, runtime_owner_id, cancel_requested_at_ms, " \
   "input_json, error_json, config_json"
 #define SMITHERS_FRAME_COLUMNS_ "run_id, frame_no, created_at_ms, encoding, data, xml_hash, note"
+#define SMITHERS_APPROVAL_COLUMNS_                                                               \
+  "run_id, node_id, iteration, status, requested_at_ms, owner, original_owner, fallback_owner, " \
+  "escalate_after_ms, escalated_at_ms, request_json, on_deny, decided_at_ms, decided_by, note"
+#define SMITHERS_SIGNAL_COLUMNS_                                                           \
+  "run_id, seq, name, correlation_id, payload_json, received_at_ms, received_by, status, " \
+  "consumed_by_node, consumed_iteration, consumed_at_ms, rejection_json"
 #define SMITHERS_CACHE_COLUMNS_ \
   "cache_key, created_at_ms, workflow_name, node_id, output_table, schema_sig, payload_json"
 
@@ -161,11 +179,62 @@ constexpr StatementSql kStatements[] = {
      "WHERE run_id = ?1 AND cancel_requested_at_ms IS NULL"},
     {kClearCancel, "UPDATE _smithers_runs SET cancel_requested_at_ms = NULL WHERE run_id = ?1"},
     {kObjectType, "SELECT type FROM sqlite_master WHERE name = ?1 COLLATE NOCASE"},
+    // A request never overwrites a row: a decision, once made, stays.
+    {kRequestApproval,
+     "INSERT INTO _smithers_approvals(" SMITHERS_APPROVAL_COLUMNS_
+     ") VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) "
+     "ON CONFLICT(run_id, node_id, iteration) DO NOTHING",
+     4},
+    {kConsumeSignal,
+     "UPDATE _smithers_signals SET status = ?3, consumed_by_node = ?4, consumed_iteration = ?5, "
+     "consumed_at_ms = ?6, rejection_json = ?7 "
+     "WHERE run_id = ?1 AND seq = ?2 AND status = 'pending'",
+     4},
+    {kListApprovals,
+     "SELECT " SMITHERS_APPROVAL_COLUMNS_
+     " FROM _smithers_approvals WHERE (?1 = '' OR run_id = ?1) AND (?2 = '' OR status = ?2) "
+     "ORDER BY requested_at_ms, run_id, node_id, iteration",
+     4},
+    {kGetApproval,
+     "SELECT " SMITHERS_APPROVAL_COLUMNS_
+     " FROM _smithers_approvals WHERE run_id = ?1 AND node_id = ?2 AND iteration = ?3",
+     4},
+    {kDecideApproval,
+     "UPDATE _smithers_approvals SET status = ?4, decided_at_ms = ?5, decided_by = ?6, note = ?7 "
+     "WHERE run_id = ?1 AND node_id = ?2 AND iteration = ?3 AND status = 'requested'",
+     4},
+    {kDueApprovals,
+     "SELECT " SMITHERS_APPROVAL_COLUMNS_
+     " FROM _smithers_approvals WHERE status = 'requested' AND (?1 = '' OR run_id = ?1) "
+     "AND escalate_after_ms > 0 AND escalated_at_ms IS NULL AND fallback_owner != '' "
+     "AND requested_at_ms + escalate_after_ms <= ?2 "
+     "ORDER BY requested_at_ms, run_id, node_id, iteration",
+     4},
+    {kEscalateApproval,
+     "UPDATE _smithers_approvals SET owner = fallback_owner, escalated_at_ms = ?4 "
+     "WHERE run_id = ?1 AND node_id = ?2 AND iteration = ?3 AND status = 'requested' "
+     "AND escalated_at_ms IS NULL",
+     4},
+    {kNextSignalSeq, "SELECT COALESCE(MAX(seq), -1) + 1 FROM _smithers_signals WHERE run_id = ?1",
+     4},
+    {kInsertSignal,
+     "INSERT INTO _smithers_signals(" SMITHERS_SIGNAL_COLUMNS_
+     ") VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending', '', 0, NULL, NULL)",
+     4},
+    {kListSignals,
+     "SELECT " SMITHERS_SIGNAL_COLUMNS_ " FROM _smithers_signals WHERE run_id = ?1 ORDER BY seq",
+     4},
+    {kListRunsWaiting,
+     "SELECT " SMITHERS_RUN_COLUMNS_
+     " FROM _smithers_runs WHERE status LIKE 'waiting-%' ORDER BY created_at_ms DESC, run_id DESC "
+     "LIMIT ?1"},
 };
 
 #undef SMITHERS_RUN_COLUMNS_
 #undef SMITHERS_FRAME_COLUMNS_
 #undef SMITHERS_CACHE_COLUMNS_
+#undef SMITHERS_APPROVAL_COLUMNS_
+#undef SMITHERS_SIGNAL_COLUMNS_
 
 static_assert(std::size(kStatements) == kStatementCount);
 constexpr bool StatementsInIdOrder() {
@@ -313,6 +382,48 @@ Result<CacheEntry> ReadCache(const Statement& row) {
   return entry;
 }
 
+Result<ApprovalRecord> ReadApproval(const Statement& row) {
+  ApprovalRecord a{.run_id = row.Text(0),
+                   .node_id = row.Text(1),
+                   .iteration = static_cast<int>(row.Int64(2)),
+                   .status = row.Text(3),
+                   .requested_at_ms = row.Int64(4),
+                   .owner = row.Text(5),
+                   .original_owner = row.Text(6),
+                   .fallback_owner = row.Text(7),
+                   .escalate_after_ms = row.Int64(8),
+                   .escalated_at_ms = row.Int64(9),
+                   .on_deny = row.Text(11),
+                   .decided_at_ms = row.Int64(12),
+                   .decided_by = row.Text(13),
+                   .note = row.Text(14)};
+  if (!ReadJson(row, 10, &a.request)) {
+    return CorruptJson("_smithers_approvals", RowKey(a.run_id, a.node_id, a.iteration),
+                       "request_json");
+  }
+  if (a.request.is_null()) a.request = Json::object();
+  return a;
+}
+
+Result<SignalRecord> ReadSignal(const Statement& row) {
+  SignalRecord sig{.run_id = row.Text(0),
+                   .seq = row.Int64(1),
+                   .name = row.Text(2),
+                   .correlation_id = row.Text(3),
+                   .received_at_ms = row.Int64(5),
+                   .received_by = row.Text(6),
+                   .status = row.Text(7),
+                   .consumed_by_node = row.Text(8),
+                   .consumed_iteration = static_cast<int>(row.Int64(9)),
+                   .consumed_at_ms = row.Int64(10)};
+  if (!ReadJson(row, 4, &sig.payload) || !ReadJson(row, 11, &sig.rejection)) {
+    return CorruptJson("_smithers_signals",
+                       "run_id=" + sig.run_id + ", seq=" + std::to_string(sig.seq),
+                       "payload_json or rejection_json");
+  }
+  return sig;
+}
+
 Result<FrameRecord> ReadFrame(const Statement& row) {
   return FrameRecord{.run_id = row.Text(0),
                      .frame_no = row.Int64(1),
@@ -449,8 +560,17 @@ class SqliteStore final : public Store {
   Status RequestCancel(const std::string& run_id, int64_t now_ms) override;
   Status ClearCancel(const std::string& run_id) override;
   Status EnsureOutputViews(const std::map<std::string, Json>& schemas) override;
+  Result<std::vector<ApprovalRecord>> ListApprovals(const ApprovalFilter& filter) override;
+  Result<std::vector<SignalRecord>> ListSignals(const std::string& run_id) override;
+  Result<ApprovalRecord> DecideApproval(const ApprovalDecision& decision, int64_t now_ms) override;
+  Result<std::vector<ApprovalRecord>> EscalateDueApprovals(const std::string& run_id,
+                                                           int64_t now_ms) override;
+  Result<SignalRecord> AppendSignal(SignalRecord signal) override;
 
  private:
+  // Within a transaction: appends one event and returns its seq.
+  Result<int64_t> InsertEvent(const std::string& run_id, const std::string& type,
+                              const Json& payload, int64_t timestamp_ms);
   Statement& stmt(StatementId id) { return statements_[id]; }
   // Applies one op inside the open transaction; appends an event's seq to `seqs`.
   Status Apply(const WriteBatch::Op& op, std::vector<int64_t>& seqs);
@@ -484,6 +604,12 @@ std::string DescribeOp(const WriteBatch::Op& op) {
     case Kind::kEvent:
       return "_smithers_events row (run_id=" + op.event.run_id + ", type=" + op.event.type + ")";
     case Kind::kCache: return "_smithers_cache row (cache_key=" + op.cache.cache_key + ")";
+    case Kind::kApproval:
+      return "_smithers_approvals row (" +
+             RowKey(op.approval.run_id, op.approval.node_id, op.approval.iteration) + ")";
+    case Kind::kSignal:
+      return "_smithers_signals row (run_id=" + op.signal.run_id +
+             ", seq=" + std::to_string(op.signal.seq) + ")";
   }
   return "unknown op";
 }
@@ -588,18 +714,48 @@ Status SqliteStore::Apply(const WriteBatch::Op& op, std::vector<int64_t>& seqs) 
     }
     case Kind::kEvent: {
       const EventRecord& event = op.event;
-      Statement& s = stmt(kAppendEvent);
-      s.BindText(1, event.run_id);
-      BindTime(s, 2, event.timestamp_ms);
-      s.BindText(3, event.type);
-      BindJson(s, 4, event.payload);
-      std::optional<int64_t> seq;
-      SMITHERS_RETURN_IF_ERROR(s.ForEachRow([&](const Statement& row) {
-        seq = row.Int64(0);
-        return Status::Ok();
-      }));
-      if (!seq) return InternalError("event insert returned no seq");
-      seqs.push_back(*seq);
+      SMITHERS_ASSIGN_OR_RETURN(
+          int64_t seq, InsertEvent(event.run_id, event.type, event.payload, event.timestamp_ms));
+      seqs.push_back(seq);
+      return Status::Ok();
+    }
+    case Kind::kApproval: {
+      const ApprovalRecord& a = op.approval;
+      Statement& s = stmt(kRequestApproval);
+      s.BindText(1, a.run_id);
+      s.BindText(2, a.node_id);
+      s.BindInt64(3, a.iteration);
+      s.BindText(4, a.status);
+      BindTime(s, 5, a.requested_at_ms);
+      s.BindText(6, a.owner);
+      s.BindText(7, a.original_owner);
+      s.BindText(8, a.fallback_owner);
+      s.BindInt64(9, a.escalate_after_ms);
+      BindTime(s, 10, a.escalated_at_ms);
+      BindJson(s, 11, a.request);
+      s.BindText(12, a.on_deny);
+      BindTime(s, 13, a.decided_at_ms);
+      s.BindText(14, a.decided_by);
+      s.BindText(15, a.note);
+      return s.Run();
+    }
+    case Kind::kSignal: {
+      const SignalRecord& sig = op.signal;
+      Statement& s = stmt(kConsumeSignal);
+      s.BindText(1, sig.run_id);
+      s.BindInt64(2, sig.seq);
+      s.BindText(3, sig.status);
+      s.BindText(4, sig.consumed_by_node);
+      s.BindInt64(5, sig.consumed_iteration);
+      BindTime(s, 6, sig.consumed_at_ms);
+      BindJson(s, 7, sig.rejection);
+      SMITHERS_RETURN_IF_ERROR(s.Run());
+      // The conditional update is what makes a signal consumed at most once:
+      // a second consumer's whole commit fails here.
+      if (db_.changes() == 0) {
+        return AbortedError("signal " + std::to_string(sig.seq) + " of run " + sig.run_id +
+                            " is not pending (already consumed, or no such signal)");
+      }
       return Status::Ok();
     }
     case Kind::kCache: {
@@ -618,6 +774,146 @@ Status SqliteStore::Apply(const WriteBatch::Op& op, std::vector<int64_t>& seqs) 
   return InternalError("unknown write batch op");
 }
 
+Result<int64_t> SqliteStore::InsertEvent(const std::string& run_id, const std::string& type,
+                                         const Json& payload, int64_t timestamp_ms) {
+  Statement& s = stmt(kAppendEvent);
+  s.BindText(1, run_id);
+  BindTime(s, 2, timestamp_ms);
+  s.BindText(3, type);
+  BindJson(s, 4, payload);
+  std::optional<int64_t> seq;
+  SMITHERS_RETURN_IF_ERROR(s.ForEachRow([&](const Statement& row) {
+    seq = row.Int64(0);
+    return Status::Ok();
+  }));
+  if (!seq) return InternalError("event insert returned no seq");
+  return *seq;
+}
+
+Result<std::vector<ApprovalRecord>> SqliteStore::ListApprovals(const ApprovalFilter& filter) {
+  Statement& s = stmt(kListApprovals);
+  s.BindText(1, filter.run_id);
+  s.BindText(2, filter.status);
+  return Collect(s, ReadApproval);
+}
+
+Result<std::vector<SignalRecord>> SqliteStore::ListSignals(const std::string& run_id) {
+  Statement& s = stmt(kListSignals);
+  s.BindText(1, run_id);
+  return Collect(s, ReadSignal);
+}
+
+Result<ApprovalRecord> SqliteStore::DecideApproval(const ApprovalDecision& d, int64_t now_ms) {
+  SMITHERS_ASSIGN_OR_RETURN(WriteTransaction txn, WriteTransaction::Begin(db_));
+  Statement& get = stmt(kGetApproval);
+  get.BindText(1, d.run_id);
+  get.BindText(2, d.node_id);
+  get.BindInt64(3, d.iteration);
+  SMITHERS_ASSIGN_OR_RETURN(std::vector<ApprovalRecord> rows, Collect(get, ReadApproval));
+  const std::string what = "node \"" + d.node_id + "\" (iteration " + std::to_string(d.iteration) +
+                           ") of run " + d.run_id;
+  if (rows.empty()) return NotFoundError("no approval request for " + what);
+  ApprovalRecord a = std::move(rows.front());
+  if (a.status != "requested") {
+    return FailedPreconditionError(what + " was already " + a.status + " by " + a.decided_by +
+                                   " at " + base::FormatIsoTime(a.decided_at_ms) +
+                                   "; a decision cannot be changed");
+  }
+  a.status = d.approved ? "approved" : "denied";
+  a.decided_at_ms = now_ms;
+  a.decided_by = d.decided_by;
+  a.note = d.note;
+  Statement& s = stmt(kDecideApproval);
+  s.BindText(1, a.run_id);
+  s.BindText(2, a.node_id);
+  s.BindInt64(3, a.iteration);
+  s.BindText(4, a.status);
+  BindTime(s, 5, now_ms);
+  s.BindText(6, a.decided_by);
+  s.BindText(7, a.note);
+  SMITHERS_RETURN_IF_ERROR(s.Run());
+  if (db_.changes() != 1) return AbortedError("the approval of " + what + " changed; try again");
+  SMITHERS_RETURN_IF_ERROR(InsertEvent(a.run_id, d.approved ? "ApprovalGranted" : "ApprovalDenied",
+                                       {{"nodeId", a.node_id},
+                                        {"iteration", a.iteration},
+                                        {"decidedBy", a.decided_by},
+                                        {"note", a.note}},
+                                       now_ms)
+                               .status());
+  SMITHERS_RETURN_IF_ERROR(txn.Commit());
+  return a;
+}
+
+Result<std::vector<ApprovalRecord>> SqliteStore::EscalateDueApprovals(const std::string& run_id,
+                                                                      int64_t now_ms) {
+  auto due = [&]() {
+    Statement& s = stmt(kDueApprovals);
+    s.BindText(1, run_id);
+    s.BindInt64(2, now_ms);
+    return Collect(s, ReadApproval);
+  };
+  // A cheap read first: most calls find nothing and take no write lock.
+  SMITHERS_ASSIGN_OR_RETURN(std::vector<ApprovalRecord> rows, due());
+  if (rows.empty()) return rows;
+  SMITHERS_ASSIGN_OR_RETURN(WriteTransaction txn, WriteTransaction::Begin(db_));
+  SMITHERS_ASSIGN_OR_RETURN(rows, due());  // again, under the lock
+  for (ApprovalRecord& a : rows) {
+    Statement& s = stmt(kEscalateApproval);
+    s.BindText(1, a.run_id);
+    s.BindText(2, a.node_id);
+    s.BindInt64(3, a.iteration);
+    BindTime(s, 4, now_ms);
+    SMITHERS_RETURN_IF_ERROR(s.Run());
+    SMITHERS_RETURN_IF_ERROR(InsertEvent(a.run_id, "ApprovalEscalated",
+                                         {{"nodeId", a.node_id},
+                                          {"iteration", a.iteration},
+                                          {"from", a.owner},
+                                          {"to", a.fallback_owner}},
+                                         now_ms)
+                                 .status());
+    a.owner = a.fallback_owner;
+    a.escalated_at_ms = now_ms;
+  }
+  SMITHERS_RETURN_IF_ERROR(txn.Commit());
+  return rows;
+}
+
+Result<SignalRecord> SqliteStore::AppendSignal(SignalRecord sig) {
+  SMITHERS_ASSIGN_OR_RETURN(WriteTransaction txn, WriteTransaction::Begin(db_));
+  SMITHERS_RETURN_IF_ERROR(RequireRun(sig.run_id));
+  Statement& next = stmt(kNextSignalSeq);
+  next.BindText(1, sig.run_id);
+  SMITHERS_RETURN_IF_ERROR(next.ForEachRow([&](const Statement& row) {
+    sig.seq = row.Int64(0);
+    return Status::Ok();
+  }));
+  sig.status = "pending";
+  sig.consumed_by_node.clear();
+  sig.consumed_iteration = 0;
+  sig.consumed_at_ms = 0;
+  sig.rejection = nullptr;
+  Statement& s = stmt(kInsertSignal);
+  s.BindText(1, sig.run_id);
+  s.BindInt64(2, sig.seq);
+  s.BindText(3, sig.name);
+  s.BindText(4, sig.correlation_id);
+  BindJson(s, 5, sig.payload);
+  BindTime(s, 6, sig.received_at_ms);
+  s.BindText(7, sig.received_by);
+  SMITHERS_RETURN_IF_ERROR(s.Run());
+  SMITHERS_RETURN_IF_ERROR(
+      InsertEvent(
+          sig.run_id, "SignalReceived",
+          {{"name", sig.name},
+           {"correlationId", sig.correlation_id.empty() ? Json() : Json(sig.correlation_id)},
+           {"signalSeq", sig.seq},
+           {"receivedBy", sig.received_by}},
+          sig.received_at_ms)
+          .status());
+  SMITHERS_RETURN_IF_ERROR(txn.Commit());
+  return sig;
+}
+
 Result<RunRecord> SqliteStore::GetRun(const std::string& run_id) {
   Statement& s = stmt(kGetRun);
   s.BindText(1, run_id);
@@ -629,6 +925,11 @@ Result<RunRecord> SqliteStore::GetRun(const std::string& run_id) {
 Result<std::vector<RunRecord>> SqliteStore::ListRuns(const RunFilter& filter) {
   if (filter.status.empty()) {
     Statement& s = stmt(kListRuns);
+    s.BindInt64(1, SqlLimit(filter.limit));
+    return Collect(s, ReadRun);
+  }
+  if (filter.status == "waiting") {
+    Statement& s = stmt(kListRunsWaiting);
     s.BindInt64(1, SqlLimit(filter.limit));
     return Collect(s, ReadRun);
   }

@@ -482,3 +482,71 @@ TEST(PlanSchedule, ThreeLevelsOfLoopsSuffixEveryOuterLoop) {
 
 }  // namespace
 }  // namespace smithers::core
+
+// ---- waits ----
+
+namespace smithers::core {
+namespace {
+
+TEST(PlanWaits, AWaitingTaskBlocksItsSequenceButNotItsSiblingsOrTheCap) {
+  Node root =
+      Workflow("w", {Parallel({Sequence({T("gate"), T("after")}), T("x"), T("y")}, /*cap=*/2)});
+  Board b(root);
+  b.Set("gate", TaskState::kWaiting);
+  Decision d = b.Schedule();
+  // A waiting task holds no slot of the Parallel's cap of 2.
+  EXPECT_EQ(b.Ids(d.ready), (Ids{"x", "y"}));
+  EXPECT_EQ(d.waiting, 1);
+  EXPECT_FALSE(d.finished);
+  b.Set("x", TaskState::kFinished).Set("y", TaskState::kFinished);
+  d = b.Schedule();
+  EXPECT_TRUE(d.ready.empty());
+  EXPECT_EQ(d.waiting, 1);
+  EXPECT_FALSE(d.finished);
+  b.Set("gate", TaskState::kFinished);
+  EXPECT_EQ(b.Ready(), (Ids{"after"}));
+}
+
+TEST(PlanWaits, StoredWaitingStatesParseAsWaiting) {
+  for (const char* s : {"waiting-approval", "waiting-event", "waiting-timer"}) {
+    EXPECT_EQ(ParseTaskState(s), TaskState::kWaiting) << s;
+  }
+}
+
+TEST(PlanWaits, ApprovalsNeedAnOwnerOrADefault) {
+  Node gate = ApprovalTask("gate", "out", ApprovalSpec{});
+  Node root = Workflow("w", {gate});
+  EXPECT_NE(BuildError(root).find("names no owner"), std::string::npos);
+  EXPECT_TRUE(PlanTree::Build(root, {}, kOutputs, "ops").ok());
+  Node owned = ApprovalTask("gate", "out", ApprovalSpec{.owner = "alice"});
+  EXPECT_TRUE(PlanTree::Build(Workflow("w", {owned}), {}, kOutputs).ok());
+}
+
+TEST(PlanWaits, OnDenyContinueOnlyOnApprovalNodes) {
+  Node gated = T("deploy");
+  gated.task.approval = ApprovalSpec{.owner = "alice", .on_deny = "continue"};
+  EXPECT_NE(BuildError(Workflow("w", {gated})).find("needs an Approval node"), std::string::npos);
+  Node node = ApprovalTask("gate", "out", ApprovalSpec{.owner = "a", .on_deny = "continue"});
+  EXPECT_TRUE(PlanTree::Build(Workflow("w", {node}), {}, kOutputs).ok());
+  Node bad = ApprovalTask("gate", "out", ApprovalSpec{.owner = "a", .on_deny = "maybe"});
+  EXPECT_NE(BuildError(Workflow("w", {bad})).find("onDeny"), std::string::npos);
+}
+
+TEST(PlanWaits, TimersAndEventWaitsAreChecked) {
+  EXPECT_TRUE(
+      PlanTree::Build(Workflow("w", {TimerTask("t", {.duration_ms = 0})}), {}, kOutputs).ok());
+  EXPECT_NE(BuildError(Workflow("w", {TimerTask("t", {})})).find("exactly one of"),
+            std::string::npos);
+  EXPECT_NE(BuildError(Workflow("w", {TimerTask("t", {.duration_ms = 5, .until_ms = 9})}))
+                .find("exactly one of"),
+            std::string::npos);
+  EXPECT_NE(BuildError(Workflow("w", {WaitForEventTask("e", "out", {})})).find("needs an event"),
+            std::string::npos);
+  EXPECT_NE(BuildError(Workflow("w", {WaitForEventTask("e", "out",
+                                                       {.event = "x", .on_timeout = "later"})}))
+                .find("onTimeout"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace smithers::core

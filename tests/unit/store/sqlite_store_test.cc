@@ -74,15 +74,16 @@ TEST_F(SqliteStoreTest, SynchronousMustBeFullOrNormal) {
 }
 
 TEST_F(SqliteStoreTest, RecordsEveryMigrationOnceAcrossReopens) {
-  EXPECT_EQ(StoreSchemaVersion(), 3);
+  EXPECT_EQ(StoreSchemaVersion(), 4);
   for (int i = 0; i < 3; ++i) STORE_ASSERT_OK(OpenSqliteStore(Options()));
   std::vector<SqlRowForTesting> rows =
       Sql("SELECT id, name, applied_at_ms > 0, length(checksum) FROM _smithers_schema_migrations "
           "ORDER BY id");
-  ASSERT_EQ(rows.size(), 3u);
+  ASSERT_EQ(rows.size(), 4u);
   EXPECT_EQ(rows[0], (SqlRowForTesting{"1", "initial_tables", "1", "64"}));
   EXPECT_EQ(rows[1], (SqlRowForTesting{"2", "indexes", "1", "64"}));
   EXPECT_EQ(rows[2], (SqlRowForTesting{"3", "cache", "1", "64"}));
+  EXPECT_EQ(rows[3], (SqlRowForTesting{"4", "approvals_and_signals", "1", "64"}));
 }
 
 TEST_F(SqliteStoreTest, UpgradesADatabaseLeftByAnOlderBuild) {
@@ -101,12 +102,14 @@ TEST_F(SqliteStoreTest, UpgradesADatabaseLeftByAnOlderBuild) {
 
   STORE_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> store, OpenSqliteStore(Options()));
   EXPECT_EQ(Column("SELECT id FROM _smithers_schema_migrations ORDER BY id"),
-            (std::vector<std::string>{"1", "2", "3"}));
+            (std::vector<std::string>{"1", "2", "3", "4"}));
   EXPECT_EQ(Column("SELECT count(*) FROM sqlite_master WHERE type = 'index' AND "
                    "name = '_smithers_runs_by_status_heartbeat'"),
             std::vector<std::string>{"1"});
   STORE_ASSERT_OK_AND_ASSIGN(std::optional<CacheEntry> none, store->GetCache("k"));
   EXPECT_FALSE(none.has_value());
+  STORE_ASSERT_OK_AND_ASSIGN(std::vector<SignalRecord> signals, store->ListSignals("r1"));
+  EXPECT_TRUE(signals.empty());
   STORE_ASSERT_OK_AND_ASSIGN(RunRecord run, store->GetRun("r1"));
   EXPECT_EQ(run.input, MakeRun("r1").input);
   WriteBatch more;
@@ -124,12 +127,12 @@ TEST_F(SqliteStoreTest, RefusesADatabaseFromANewerBuild) {
   EXPECT_EQ(store.status().code(), StatusCode::kFailedPrecondition);
   EXPECT_NE(store.status().message().find(
                 "database schema version 9999 was written by a newer Smithers (this build "
-                "knows up to 3); upgrade smithers"),
+                "knows up to 4); upgrade smithers"),
             std::string::npos)
       << store.status().ToString();
   // Nothing was changed by the refused open.
   EXPECT_EQ(Column("SELECT count(*) FROM _smithers_schema_migrations"),
-            std::vector<std::string>{"4"});
+            std::vector<std::string>{"5"});
 }
 
 TEST_F(SqliteStoreTest, RefusesAMigrationWhoseDefinitionChanged) {
@@ -154,7 +157,7 @@ TEST_F(SqliteStoreTest, ConcurrentOpensOfAFreshFileMigrateOnce) {
   for (std::thread& t : threads) t.join();
   for (const Status& s : results) EXPECT_TRUE(s.ok()) << s.ToString();
   EXPECT_EQ(Column("SELECT id FROM _smithers_schema_migrations ORDER BY id"),
-            (std::vector<std::string>{"1", "2", "3"}));
+            (std::vector<std::string>{"1", "2", "3", "4"}));
 }
 
 TEST_F(SqliteStoreTest, ConcurrentWritersGetUniqueGaplessSeqs) {

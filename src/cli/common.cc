@@ -1,0 +1,72 @@
+#include "cli/common.h"
+
+#include <cstdlib>
+#include <iostream>
+
+namespace smithers::cli {
+
+int Fail(int code, const std::string& message) {
+  std::cerr << "smithers: " << message << "\n";
+  return code;
+}
+
+int ExitFor(const Status& s) {
+  switch (s.code()) {
+    case StatusCode::kInvalidArgument:
+    case StatusCode::kFailedPrecondition:
+    case StatusCode::kAlreadyExists:
+    case StatusCode::kNotFound: return kExitBadInput;
+    default: return kExitFailed;
+  }
+}
+
+Result<std::unique_ptr<Store>> Open(const Global& g) {
+  return OpenSqliteStore({.path = g.db, .synchronous = g.synchronous});
+}
+
+namespace {
+
+class OffsetClock final : public Clock {
+ public:
+  explicit OffsetClock(int64_t offset_ms) : offset_ms_(offset_ms) {}
+  int64_t NowMs() const override { return SystemClock().NowMs() + offset_ms_; }
+  int64_t MonotonicMs() const override { return SystemClock().MonotonicMs(); }
+
+ private:
+  int64_t offset_ms_;
+};
+
+std::string Span(int64_t ms) {
+  int64_t s = ms / 1000;
+  if (s < 60) return std::to_string(s) + "s";
+  if (s < 3600) return std::to_string(s / 60) + "m";
+  if (s < 86400) return std::to_string(s / 3600) + "h";
+  return std::to_string(s / 86400) + "d";
+}
+
+}  // namespace
+
+Clock& CliClock() {
+  static OffsetClock* clock = [] {
+    const char* v = std::getenv("SMITHERS_CLOCK_OFFSET_MS");
+    int64_t offset = v != nullptr ? std::strtoll(v, nullptr, 10) : 0;
+    return new OffsetClock(offset);
+  }();
+  return *clock;
+}
+
+std::string Ago(int64_t then_ms) {
+  if (then_ms == 0) return "-";
+  return Span(CliClock().NowMs() - then_ms) + " ago";
+}
+
+std::string In(int64_t at_ms) {
+  int64_t d = at_ms - CliClock().NowMs();
+  return d <= 0 ? "now" : "in " + Span(d);
+}
+
+bool IsTerminal(const std::string& s) {
+  return s == "finished" || s == "failed" || s == "cancelled";
+}
+
+}  // namespace smithers::cli

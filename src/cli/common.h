@@ -1,0 +1,46 @@
+// What every `smithers` subcommand shares: global options, opening the
+// store, error reporting and exit codes, the clock.
+#ifndef SMITHERS_CLI_COMMON_H_
+#define SMITHERS_CLI_COMMON_H_
+
+#include <memory>
+#include <string>
+
+#include "smithers/clock.h"
+#include "smithers/store.h"
+
+namespace smithers::cli {
+
+constexpr int kExitOk = 0;
+constexpr int kExitFailed = 1;
+constexpr int kExitWaiting = 3;
+constexpr int kExitBadInput = 4;
+
+struct Global {
+  std::string db = ".smithers/smithers.db";
+  std::string synchronous = "FULL";
+  bool json = false;
+};
+
+// Prints "smithers: MESSAGE" on stderr and returns `code`.
+int Fail(int code, const std::string& message);
+
+// Errors the user can fix by changing what they typed exit 4; the rest 1.
+int ExitFor(const Status& s);
+
+Result<std::unique_ptr<Store>> Open(const Global& g);
+
+// The wall clock, shifted by SMITHERS_CLOCK_OFFSET_MS when that is set (tests
+// use it to move time forward across processes: timers, escalations, TTLs).
+Clock& CliClock();
+
+// "3s ago", "5m ago", ...
+std::string Ago(int64_t then_ms);
+// "in 5m", "in 2h", or "now".
+std::string In(int64_t at_ms);
+
+bool IsTerminal(const std::string& run_status);
+
+}  // namespace smithers::cli
+
+#endif  // SMITHERS_CLI_COMMON_H_

@@ -1,0 +1,226 @@
+// `smithers supervise`: resumes runs whose wait is over and runs whose owner
+// died, each in its own `smithers up --resume` process.
+//
+// The lease is the run's owner column: a supervisor takes a run with a
+// compare-and-swap from the owner it saw (Store::ClaimRun) and hands it to the
+// child with --claim-from, which takes it over with a second compare-and-swap.
+// Two supervisors on one database therefore never resume the same run twice.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <climits>
+#include <cstdlib>
+#include <iostream>
+#include <map>
+#include <thread>
+#include <vector>
+
+#include "cli/commands.h"
+
+namespace smithers::cli {
+namespace {
+
+volatile sig_atomic_t g_stop = 0;
+void OnStop(int) { g_stop = 1; }
+
+void Log(const std::string& line) { std::cout << "supervise: " << line << std::endl; }
+
+// Why a waiting run can continue now, or "" if it cannot.
+Result<std::string> ReadyReason(Store& s, const RunRecord& run, int64_t now) {
+  SMITHERS_ASSIGN_OR_RETURN(auto nodes, s.ListNodes(run.run_id));
+  bool approvals_read = false, attempts_read = false, signals_read = false;
+  std::vector<ApprovalRecord> approvals;
+  std::vector<AttemptRecord> attempts;
+  std::vector<SignalRecord> signals;
+  for (const auto& n : nodes) {
+    if (n.state == "waiting-approval") {
+      if (!approvals_read) {
+        approvals_read = true;
+        SMITHERS_ASSIGN_OR_RETURN(approvals, s.ListApprovals({.run_id = run.run_id}));
+      }
+      for (const auto& a : approvals) {
+        if (a.node_id == n.node_id && a.iteration == n.iteration && a.status != "requested") {
+          return "approval of " + n.node_id + " " + a.status;
+        }
+      }
+      continue;
+    }
+    if (n.state != "waiting-event" && n.state != "waiting-timer") continue;
+    if (!attempts_read) {
+      attempts_read = true;
+      SMITHERS_ASSIGN_OR_RETURN(attempts, s.ListAttempts(run.run_id));
+    }
+    const AttemptRecord* wait = nullptr;
+    for (const auto& a : attempts) {
+      if (a.node_id == n.node_id && a.iteration == n.iteration && a.state == "waiting") wait = &a;
+    }
+    if (wait == nullptr) return "waiting " + n.node_id + " has no wait record";  // let it re-arm
+    const Json& m = wait->meta;
+    if (n.state == "waiting-timer") {
+      if (m.value("firesAtMs", int64_t{0}) <= now) return "timer " + n.node_id + " due";
+      continue;
+    }
+    if (m.contains("timeoutAtMs") && m["timeoutAtMs"].get<int64_t>() <= now) {
+      return "wait " + n.node_id + " timed out";
+    }
+    if (!signals_read) {
+      signals_read = true;
+      SMITHERS_ASSIGN_OR_RETURN(signals, s.ListSignals(run.run_id));
+    }
+    std::string event = m.value("event", ""), corr = m.value("correlationId", "");
+    for (const auto& sig : signals) {
+      if (sig.status == "pending" && sig.name == event &&
+          (corr.empty() || sig.correlation_id == corr)) {
+        return "signal " + event + " arrived";
+      }
+    }
+  }
+  return std::string();
+}
+
+std::string Absolute(const std::string& path) {
+  char buf[PATH_MAX];
+  if (realpath(path.c_str(), buf) != nullptr) return buf;
+  return path;
+}
+
+}  // namespace
+
+int Supervise(const Global& g, const SuperviseArgs& a, const std::string& self_exe) {
+  if (access(g.db.c_str(), F_OK) != 0) {
+    return Fail(kExitBadInput, "no database at " + g.db + " (pass --db)");
+  }
+  auto store = Open(g);
+  if (!store.ok()) return Fail(ExitFor(store.status()), store.status().message());
+  Store& s = **store;
+  const std::string db = Absolute(g.db);
+  const std::string log_dir = db.substr(0, db.rfind('/')) + "/logs";
+  mkdir(log_dir.c_str(), 0755);
+  const std::string me = ThisProcessOwnerId();
+  signal(SIGINT, OnStop);
+  signal(SIGTERM, OnStop);
+  Log("started as " + me + " (every " + std::to_string(a.interval_ms) + " ms, owners stale after " +
+      std::to_string(a.stale_threshold_ms) + " ms, up to " + std::to_string(a.max_concurrent) +
+      " runs at once; logs in " + log_dir + ")");
+
+  std::map<pid_t, std::string> children;  // pid -> run id
+  std::map<std::string, int> failures;    // run id -> resumes that never took the run
+  constexpr int kGiveUpAfter = 3;
+
+  auto reap = [&](bool block) {
+    while (!children.empty()) {
+      int status = 0;
+      pid_t pid = waitpid(-1, &status, block ? 0 : WNOHANG);
+      if (pid <= 0) return;
+      auto it = children.find(pid);
+      if (it == children.end()) continue;
+      std::string run_id = it->second;
+      children.erase(it);
+      int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+      auto run = s.GetRun(run_id);
+      std::string st = run.ok() ? run->status : "unknown";
+      Log("run " + run_id + " exited " + std::to_string(code) + " (" + st + ")");
+      // The child died before taking the lease: give the run back.
+      if (run.ok() && run->runtime_owner_id == me) {
+        (void)s.ClaimRun(run_id, me, "", CliClock().NowMs());
+        if (++failures[run_id] >= kGiveUpAfter) {
+          Log("giving up on run " + run_id + " after " + std::to_string(kGiveUpAfter) +
+              " failed resumes; see " + log_dir + "/" + run_id + ".log");
+        }
+      }
+    }
+  };
+
+  auto spawn = [&](const RunRecord& run, const std::string& reason) {
+    int64_t now = CliClock().NowMs();
+    Status claimed = s.ClaimRun(run.run_id, run.runtime_owner_id, me, now);
+    if (!claimed.ok()) return;  // another supervisor (or process) got there first
+    std::string log = log_dir + "/" + run.run_id + ".log";
+    std::string cwd = run.config.value("cwd", std::string());
+    pid_t pid = fork();
+    if (pid < 0) {
+      (void)s.ClaimRun(run.run_id, me, run.runtime_owner_id, now);
+      Log("fork failed for run " + run.run_id);
+      return;
+    }
+    if (pid == 0) {
+      setsid();  // the run outlives a Ctrl-C of the supervisor
+      int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+      if (fd >= 0) {
+        dup2(fd, STDOUT_FILENO);
+        dup2(fd, STDERR_FILENO);
+        close(fd);
+      }
+      if (!cwd.empty() && chdir(cwd.c_str()) != 0) _exit(127);
+      std::vector<std::string> args = {
+          self_exe,          "--db",     db,         "--synchronous", g.synchronous,  "up",
+          run.workflow_path, "--resume", "--run-id", run.run_id,      "--claim-from", me};
+      std::vector<char*> argv;
+      for (auto& x : args) argv.push_back(x.data());
+      argv.push_back(nullptr);
+      execv(self_exe.c_str(), argv.data());
+      _exit(127);
+    }
+    children[pid] = run.run_id;
+    Log("resume " + run.run_id + " (" + reason + ") as pid " + std::to_string(pid));
+  };
+
+  while (g_stop == 0) {
+    int64_t now = CliClock().NowMs();
+    auto escalated = s.EscalateDueApprovals("", now);
+    if (escalated.ok()) {
+      for (const auto& e : *escalated) {
+        Log("approval of " + e.node_id + " in run " + e.run_id + " escalated to " + e.owner);
+      }
+    }
+    auto consider = [&](const RunRecord& run, const std::string& reason) {
+      if (reason.empty() || static_cast<int>(children.size()) >= a.max_concurrent) return;
+      if (failures[run.run_id] >= kGiveUpAfter) return;
+      for (const auto& [pid, id] : children) {
+        if (id == run.run_id) return;
+      }
+      spawn(run, reason);
+    };
+    auto running = s.ListRuns({.status = "running", .limit = 1000});
+    if (running.ok()) {
+      for (const auto& run : *running) {
+        const std::string& owner = run.runtime_owner_id;
+        if (owner == me) continue;
+        if (owner.empty() || OwnerIsDeadLocalProcess(owner)) {
+          consider(run, "owner " + (owner.empty() ? std::string("missing") : owner) + " is gone");
+        } else if (now - run.heartbeat_at_ms > a.stale_threshold_ms) {
+          consider(run, "no heartbeat from " + owner + " for " +
+                            std::to_string(now - run.heartbeat_at_ms) + " ms");
+        }
+      }
+    }
+    auto waiting = s.ListRuns({.status = "waiting", .limit = 1000});
+    if (waiting.ok()) {
+      for (const auto& run : *waiting) {
+        if (!run.runtime_owner_id.empty() && !OwnerIsDeadLocalProcess(run.runtime_owner_id) &&
+            now - run.heartbeat_at_ms <= a.stale_threshold_ms) {
+          continue;  // leased right now
+        }
+        auto reason = ReadyReason(s, run, now);
+        if (reason.ok()) consider(run, *reason);
+      }
+    }
+    if (a.once) {
+      reap(true);
+      break;
+    }
+    for (int64_t slept = 0; slept < a.interval_ms && g_stop == 0; slept += 50) {
+      reap(false);
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  }
+  Log(children.empty() ? "stopped"
+                       : "stopped; " + std::to_string(children.size()) + " resumed runs go on");
+  return kExitOk;
+}
+
+}  // namespace smithers::cli

@@ -1,0 +1,223 @@
+// approve, deny, approvals, signal: the commands that satisfy durable waits.
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+
+#include "base/hash.h"
+#include "cli/commands.h"
+#include "smithers/schema.h"
+
+namespace smithers::cli {
+namespace {
+
+std::string DefaultActor(const std::string& by) {
+  if (!by.empty()) return by;
+  const char* user = std::getenv("USER");
+  return user != nullptr ? user : "cli";
+}
+
+// How to continue a parked run.
+void PrintResumeHint(const RunRecord& run) {
+  if (!run.runtime_owner_id.empty()) return;  // its owner picks the change up
+  std::cerr << "run " << run.run_id << " is " << run.status << "; continue it with:\n  smithers up "
+            << run.workflow_path << " --resume --run-id " << run.run_id
+            << "\n(or let `smithers supervise` resume it)\n";
+}
+
+}  // namespace
+
+int Decide(const Global& g, const DecideArgs& a, bool approved) {
+  auto store = Open(g);
+  if (!store.ok()) return Fail(ExitFor(store.status()), store.status().message());
+  Store& s = **store;
+  auto run = s.GetRun(a.run_id);
+  if (!run.ok()) return Fail(ExitFor(run.status()), run.status().message());
+  std::string what = "node \"" + a.node_id + "\" (iteration " + std::to_string(a.iteration) +
+                     ") of run " + a.run_id;
+  if (IsTerminal(run->status)) {
+    return Fail(kExitBadInput, "run " + a.run_id + " is " + run->status + "; " + what +
+                                   " can no longer be decided");
+  }
+  auto approvals = s.ListApprovals({.run_id = a.run_id});
+  if (!approvals.ok()) return Fail(kExitFailed, approvals.status().message());
+  bool requested = false;
+  for (const auto& r : *approvals) {
+    requested = requested || (r.node_id == a.node_id && r.iteration == a.iteration);
+  }
+  if (!requested) {
+    // Say what the node is doing instead, if it exists.
+    std::string state;
+    auto nodes = s.ListNodes(a.run_id);
+    if (nodes.ok()) {
+      for (const auto& n : *nodes) {
+        if (n.node_id == a.node_id && n.iteration == a.iteration) state = n.state;
+      }
+    }
+    return Fail(kExitBadInput,
+                what + " is not waiting for approval" +
+                    (state.empty() ? " (no such node yet)" : " (it is " + state + ")"));
+  }
+  auto decided = s.DecideApproval({.run_id = a.run_id,
+                                   .node_id = a.node_id,
+                                   .iteration = a.iteration,
+                                   .approved = approved,
+                                   .decided_by = DefaultActor(a.by),
+                                   .note = a.note},
+                                  CliClock().NowMs());
+  if (!decided.ok()) return Fail(ExitFor(decided.status()), decided.status().message());
+  if (g.json) {
+    std::cout << Json{{"runId", a.run_id},
+                      {"nodeId", a.node_id},
+                      {"iteration", a.iteration},
+                      {"approved", approved},
+                      {"decidedBy", decided->decided_by},
+                      {"decidedAtMs", decided->decided_at_ms}}
+                     .dump(2)
+              << std::endl;
+  }
+  std::cerr << (approved ? "approved " : "denied ") << what << " (by " << decided->decided_by
+            << ")\n";
+  PrintResumeHint(*run);
+  return kExitOk;
+}
+
+int Approvals(const Global& g, const std::string& run_id) {
+  auto store = Open(g);
+  if (!store.ok()) return Fail(ExitFor(store.status()), store.status().message());
+  Store& s = **store;
+  int64_t now = CliClock().NowMs();
+  // Whoever looks sees the current owner: hand over what is due first.
+  auto escalated = s.EscalateDueApprovals(run_id, now);
+  if (!escalated.ok()) return Fail(kExitFailed, escalated.status().message());
+  auto rows = s.ListApprovals({.run_id = run_id, .status = "requested"});
+  if (!rows.ok()) return Fail(kExitFailed, rows.status().message());
+  Json list = Json::array();
+  for (const auto& a : *rows) {
+    auto run = s.GetRun(a.run_id);
+    if (!run.ok() || IsTerminal(run->status)) continue;  // nobody can decide it any more
+    Json j = {{"runId", a.run_id},
+              {"workflowName", run->workflow_name},
+              {"nodeId", a.node_id},
+              {"iteration", a.iteration},
+              {"owner", a.owner},
+              {"originalOwner", a.original_owner},
+              {"fallbackOwner", a.fallback_owner.empty() ? Json() : Json(a.fallback_owner)},
+              {"requestedAtMs", a.requested_at_ms},
+              {"ageMs", now - a.requested_at_ms},
+              {"request", a.request},
+              {"onDeny", a.on_deny}};
+    if (a.escalate_after_ms > 0) j["escalateAfterMs"] = a.escalate_after_ms;
+    if (a.escalated_at_ms > 0) j["escalatedAtMs"] = a.escalated_at_ms;
+    list.push_back(std::move(j));
+  }
+  if (g.json) {
+    std::cout << Json{{"approvals", list}}.dump(2) << std::endl;
+    return kExitOk;
+  }
+  if (list.empty()) {
+    std::cout << "no pending approvals\n";
+    return kExitOk;
+  }
+  std::printf("%-36s  %-20s  %-4s  %-16s  %-8s  %s\n", "RUN", "NODE", "ITER", "OWNER", "AGE",
+              "REQUEST");
+  for (const auto& j : list) {
+    std::string owner = j["owner"].get<std::string>();
+    if (j.contains("escalatedAtMs")) owner += " (escalated)";
+    const Json& req = j["request"];
+    std::string title = req.value("title", req.dump());
+    std::printf("%-36s  %-20s  %-4d  %-16s  %-8s  %s\n", j["runId"].get<std::string>().c_str(),
+                j["nodeId"].get<std::string>().c_str(), j["iteration"].get<int>(), owner.c_str(),
+                Ago(j["requestedAtMs"].get<int64_t>()).c_str(), title.c_str());
+  }
+  return kExitOk;
+}
+
+int Signal(const Global& g, const SignalArgs& a) {
+  Json data = Json::object();
+  if (!a.data.empty()) {
+    try {
+      data = Json::parse(a.data);
+    } catch (const Json::parse_error& e) {
+      std::string what = e.what();
+      size_t p = what.find("parse error");
+      return Fail(kExitBadInput,
+                  "--data is not valid JSON: " + (p == std::string::npos ? what : what.substr(p)));
+    }
+  }
+  auto store = Open(g);
+  if (!store.ok()) return Fail(ExitFor(store.status()), store.status().message());
+  Store& s = **store;
+  auto run = s.GetRun(a.run_id);
+  if (!run.ok()) return Fail(ExitFor(run.status()), run.status().message());
+  if (IsTerminal(run->status)) {
+    return Fail(kExitBadInput,
+                "run " + a.run_id + " is " + run->status + "; it takes no more signals");
+  }
+  // The schema of the output the signal will become, once the run has
+  // mounted a wait for it; bad data is refused now, not found later.
+  const Json& known = run->config.value("signalSchemas", Json::object());
+  if (known.contains(a.name)) {
+    const Json& entry = known[a.name];
+    auto v = schema::Validate(entry["schema"], data);
+    if (!v.empty()) {
+      std::string msg = "signal \"" + a.name + "\" data does not match output \"" +
+                        entry.value("output", "") + "\":";
+      for (const auto& x : v) msg += "\n  " + x.path + ": " + x.message;
+      return Fail(kExitBadInput, msg);
+    }
+  } else {
+    std::cerr << "note: run " << a.run_id << " has no wait for \"" << a.name
+              << "\" yet; the signal is kept and checked when one consumes it\n";
+  }
+  auto stored = s.AppendSignal({.run_id = a.run_id,
+                                .name = a.name,
+                                .correlation_id = a.correlation_id,
+                                .payload = data,
+                                .received_at_ms = CliClock().NowMs(),
+                                .received_by = DefaultActor(a.by)});
+  if (!stored.ok()) return Fail(ExitFor(stored.status()), stored.status().message());
+  if (g.json) {
+    std::cout << Json{{"runId", a.run_id},
+                      {"signalName", a.name},
+                      {"correlationId", a.correlation_id.empty() ? Json() : Json(a.correlation_id)},
+                      {"seq", stored->seq}}
+                     .dump(2)
+              << std::endl;
+  }
+  std::cerr << "signal \"" << a.name << "\" delivered to run " << a.run_id << " (signal seq "
+            << stored->seq << ")\n";
+  PrintResumeHint(*run);
+  return kExitOk;
+}
+
+void PrintWaiting(const RunResult& r, const std::string& file) {
+  for (const auto& w : r.waiting) {
+    std::string node = w.value("nodeId", "");
+    int it = w.value("iteration", 0);
+    std::string kind = w.value("kind", "");
+    std::string iter_flag = it > 0 ? " --iteration " + std::to_string(it) : "";
+    if (kind == "approval") {
+      std::cerr << "waiting: approval of \"" << node << "\" by " << w.value("owner", "") << "\n"
+                << "  smithers approve " << r.run_id << " --node " << node << iter_flag
+                << " --by NAME   (or deny)\n";
+    } else if (kind == "event") {
+      std::string corr = w.value("correlationId", "");
+      std::cerr << "waiting: signal \"" << w.value("event", "") << "\" for \"" << node << "\""
+                << (corr.empty() ? "" : " (correlation " + corr + ")");
+      if (w.contains("timeoutAtMs")) {
+        std::cerr << ", times out at " << base::FormatIsoTime(w["timeoutAtMs"].get<int64_t>());
+      }
+      std::cerr << "\n  smithers signal " << r.run_id << " " << w.value("event", "")
+                << " --data JSON" << (corr.empty() ? "" : " --correlation-id " + corr) << "\n";
+    } else {
+      int64_t at = w.value("firesAtMs", int64_t{0});
+      std::cerr << "waiting: timer \"" << node << "\" is due at " << base::FormatIsoTime(at) << " ("
+                << In(at) << ")\n";
+    }
+  }
+  std::cerr << "run " << r.run_id << " is " << r.status << "; continue it with:\n  smithers up "
+            << file << " --resume --run-id " << r.run_id
+            << "\n(or run `smithers supervise`, which resumes it when the wait is over)\n";
+}
+
+}  // namespace smithers::cli
