@@ -78,7 +78,7 @@ bool ParseIsoTime(std::string_view text, long long* epoch_ms) {
   } else if (i < t.size() && (t[i] == '+' || t[i] == '-')) {
     int oh = 0, om = 0, n = 0;
     if (std::sscanf(t.c_str() + i + 1, "%2d:%2d%n", &oh, &om, &n) != 2 || n != 5) return false;
-    offset_min = (oh * 60 + om) * (t[i] == '-' ? -1 : 1);
+    offset_min = (oh * 60LL + om) * (t[i] == '-' ? -1 : 1);
     i += 6;
   } else {
     return false;
@@ -109,9 +109,9 @@ bool ParseDurationMs(std::string_view text, long long* ms) {
   long long mult = 0;
   if (unit.empty() || unit == "ms") mult = 1;
   if (unit == "s") mult = 1000;
-  if (unit == "m") mult = 60 * 1000;
-  if (unit == "h") mult = 60 * 60 * 1000;
-  if (unit == "d") mult = 24 * 60 * 60 * 1000;
+  if (unit == "m") mult = 60LL * 1000;
+  if (unit == "h") mult = 60LL * 60 * 1000;
+  if (unit == "d") mult = 24LL * 60 * 60 * 1000;
   if (mult == 0) return false;
   *ms = n * mult;
   return true;

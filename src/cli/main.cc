@@ -218,8 +218,10 @@ int Inspect(const Global& g, const std::string& run_id) {
   auto outputs = s.ListOutputs(run_id);
   auto loops = s.ListLoops(run_id);
   auto last_frame = s.LastFrame(run_id);
-  for (const Status& st :
-       {nodes.status(), attempts.status(), outputs.status(), loops.status(), last_frame.status()}) {
+  auto approvals = s.ListApprovals({.run_id = run_id});
+  auto signals = s.ListSignals(run_id);
+  for (const Status& st : {nodes.status(), attempts.status(), outputs.status(), loops.status(),
+                           last_frame.status(), approvals.status(), signals.status()}) {
     if (!st.ok()) return Fail(kExitFailed, st.message());
   }
   Json j = {{"run", RunJson(*run)},
@@ -257,6 +259,33 @@ int Inspect(const Global& g, const std::string& run_id) {
     j["loops"].push_back({{"loopId", l.loop_id}, {"iteration", l.iteration}, {"done", l.done}});
   }
   if (*last_frame) j["lastFrameNo"] = (*last_frame)->frame_no;
+  j["approvals"] = Json::array();
+  for (const auto& a : *approvals) {
+    Json aj = {{"nodeId", a.node_id}, {"iteration", a.iteration},           {"status", a.status},
+               {"owner", a.owner},    {"requestedAtMs", a.requested_at_ms}, {"request", a.request}};
+    if (a.escalated_at_ms > 0) aj["escalatedAtMs"] = a.escalated_at_ms;
+    if (a.status != "requested") {
+      aj["decidedBy"] = a.decided_by;
+      aj["decidedAtMs"] = a.decided_at_ms;
+      aj["note"] = a.note;
+    }
+    j["approvals"].push_back(aj);
+  }
+  j["signals"] = Json::array();
+  for (const auto& sig : *signals) {
+    Json sj = {{"seq", sig.seq},
+               {"name", sig.name},
+               {"correlationId", sig.correlation_id},
+               {"status", sig.status},
+               {"receivedAtMs", sig.received_at_ms},
+               {"receivedBy", sig.received_by},
+               {"payload", sig.payload}};
+    if (sig.status != "pending") {
+      sj["consumedBy"] = {{"nodeId", sig.consumed_by_node}, {"iteration", sig.consumed_iteration}};
+    }
+    if (!sig.rejection.is_null()) sj["rejection"] = sig.rejection;
+    j["signals"].push_back(sj);
+  }
   if (g.json) {
     std::cout << j.dump(2) << std::endl;
     return kExitOk;
@@ -284,6 +313,21 @@ int Inspect(const Global& g, const std::string& run_id) {
                     a["state"].get<std::string>().c_str(), a["error"].value("message", "").c_str());
       }
     }
+  }
+  if (!j["approvals"].empty()) std::printf("\nAPPROVALS\n");
+  for (const auto& a : j["approvals"]) {
+    std::string who = a["status"] == "requested" ? "owner " + a["owner"].get<std::string>()
+                                                 : "by " + a.value("decidedBy", "");
+    std::printf("  %s [%d] %s (%s)\n", a["nodeId"].get<std::string>().c_str(),
+                a["iteration"].get<int>(), a["status"].get<std::string>().c_str(), who.c_str());
+  }
+  if (!j["signals"].empty()) std::printf("\nSIGNALS\n");
+  for (const auto& x : j["signals"]) {
+    std::printf("  #%lld %s %s%s\n", static_cast<long long>(x["seq"].get<int64_t>()),
+                x["name"].get<std::string>().c_str(), x["status"].get<std::string>().c_str(),
+                x.contains("consumedBy")
+                    ? (" by " + x["consumedBy"]["nodeId"].get<std::string>()).c_str()
+                    : "");
   }
   if (!j["outputs"].empty()) std::printf("\nOUTPUTS\n");
   for (const auto& o : j["outputs"]) {

@@ -100,7 +100,7 @@ int Supervise(const Global& g, const SuperviseArgs& a, const std::string& self_e
   const std::string db = Absolute(g.db);
   const std::string log_dir = db.substr(0, db.rfind('/')) + "/logs";
   mkdir(log_dir.c_str(), 0755);
-  const std::string me = ThisProcessOwnerId();
+  const std::string& me = ThisProcessOwnerId();
   signal(SIGINT, OnStop);
   signal(SIGTERM, OnStop);
   Log("started as " + me + " (every " + std::to_string(a.interval_ms) + " ms, owners stale after " +
@@ -160,6 +160,7 @@ int Supervise(const Global& g, const SuperviseArgs& a, const std::string& self_e
           self_exe,          "--db",     db,         "--synchronous", g.synchronous,  "up",
           run.workflow_path, "--resume", "--run-id", run.run_id,      "--claim-from", me};
       std::vector<char*> argv;
+      argv.reserve(args.size() + 1);
       for (auto& x : args) argv.push_back(x.data());
       argv.push_back(nullptr);
       execv(self_exe.c_str(), argv.data());

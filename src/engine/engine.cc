@@ -196,6 +196,7 @@ class Run {
     return store.Commit(batch).status();
   }
 
+ private:
   // ---- start and resume ----
 
   Status Start() {

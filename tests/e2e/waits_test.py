@@ -451,6 +451,47 @@ class WaitsTest(E2ETest):
             self.assertIn(msg, r.stderr)
         self.assert_nothing_written()
 
+    def test_bad_wait_props_are_refused_before_anything_is_written(self):
+        cases = (
+            ('smithers.Approval { id = "a", output = outputs.d, owner = "x", onDeny = "maybe" }',
+             'onDeny must be'),
+            ('smithers.Approval { id = "a", output = outputs.d, owner = "x", escalateAfterMs = 5 }',
+             'needs a "fallbackOwner"'),
+            ('smithers.Approval { id = "a", output = outputs.d, owner = "x", request = 5 }',
+             '"request" must be a table'),
+            ('Task { id = "t", output = outputs.d, needsApproval = true, owner = "x", '
+             'onDeny = "continue", { approved = true } }', 'needs an Approval node'),
+            ('smithers.WaitForEvent { id = "w", output = outputs.d }', 'needs an event'),
+            ('smithers.WaitForEvent { id = "w", output = outputs.d, event = "e", '
+             'onTimeout = "later" }', 'onTimeout must be'),
+            ('smithers.WaitForEvent { id = "w", event = "e" }', '"output"'),
+            ('smithers.Timer { id = "t", duration = "1s", output = outputs.d }', 'has no output'),
+        )
+        for component, msg in cases:
+            wf = self.write("bad.lua", """
+                local outputs = smithers.outputs { d = smithers.approvalDecision }
+                return smithers(function(ctx)
+                  return Workflow { name = "bad", %s }
+                end)
+                """ % component)
+            r = self.up(wf, None, "bad")
+            self.assertEqual(r.code, 4, (component, r))
+            self.assertIn(msg, r.stderr, component)
+        self.assert_nothing_written()
+
+    def test_inspect_shows_approvals_and_signals(self):
+        wf = self.signal_module()
+        self.up_waiting(wf, "i1")
+        self.run_cli("signal", "i1", "ci-green", "--data", '{"sha": "s"}', "--by", "ci-bot")
+        self.resume(wf, "i1")
+        j = self.inspect("i1")
+        [sig] = j["signals"]
+        self.assertEqual((sig["name"], sig["status"], sig["receivedBy"], sig["payload"]),
+                         ("ci-green", "consumed", "ci-bot", {"sha": "s"}))
+        self.assertEqual(sig["consumedBy"], {"nodeId": "ci", "iteration": 0})
+        text = self.run_cli("inspect", "i1").stdout
+        self.assertIn("#0 ci-green consumed by ci", text)
+
     # ---- cancel ----
 
     def test_cancelling_a_waiting_run(self):
