@@ -33,6 +33,7 @@ struct AttemptOutcome {
   Json output;  // when ok
   Json error;   // {code, message, ...} when not ok
   bool retryable = true;
+  Json meta;  // merged into the attempt's meta (e.g. agents: tokens, tool calls)
 };
 
 // One running attempt. The engine polls it from its own thread.

@@ -15,6 +15,7 @@
 #include <set>
 
 #include "base/hash.h"
+#include "base/redact.h"
 #include "core/frame_codec.h"
 #include "core/plan.h"
 #include "engine/cache.h"
@@ -755,6 +756,9 @@ class Run {
     NodeInfo& info = nodes_[Key(f.node_id, f.iteration)];
     const core::TaskRef& ref = plan_->tasks()[f.task];
     const TaskSpec& spec = ref.node->task;
+    // A model may echo what it was given: agent results are redacted (known
+    // secret values, key shapes) before they are validated and stored.
+    if (o.ok && spec.mode == TaskMode::kAgent) o.output = base::RedactJson(o.output);
     if (o.ok && !f.output.empty()) {
       auto v = schema::Validate(wf_.outputs.at(f.output), o.output);
       if (!v.empty()) {
@@ -770,6 +774,10 @@ class Run {
                     .started_at_ms = f.started_at_ms,
                     .finished_at_ms = now,
                     .cached = f.cached};
+    if (o.meta.is_object()) {
+      for (const auto& [k, v] : o.meta.items()) a.meta[k] = base::RedactJson(v);
+    }
+    if (o.error.is_object()) o.error = base::RedactJson(o.error);
     Json ev = {{"nodeId", f.node_id}, {"iteration", f.iteration}, {"attempt", f.attempt}};
     if (o.ok) {
       a.state = "finished";

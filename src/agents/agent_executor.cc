@@ -1,0 +1,587 @@
+#include "agents/agent_executor.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "agents/model.h"
+#include "agents/tools.h"
+#include "base/redact.h"
+#include "smithers/schema.h"
+
+extern char** environ;
+
+namespace smithers::agents {
+
+std::optional<Json> ParseJsonReply(const std::string& text) {
+  auto parse = [](std::string_view s) -> std::optional<Json> {
+    Json j = Json::parse(s.begin(), s.end(), nullptr, /*allow_exceptions=*/false);
+    if (j.is_discarded()) return std::nullopt;
+    return j;
+  };
+  size_t b = text.find_first_not_of(" \t\r\n");
+  if (b == std::string::npos) return std::nullopt;
+  if (auto whole = parse(std::string_view(text).substr(b))) return whole;
+  size_t fence = text.find("```");
+  while (fence != std::string::npos) {
+    size_t body = text.find('\n', fence);
+    if (body == std::string::npos) break;
+    size_t end = text.find("```", body);
+    if (end == std::string::npos) break;
+    if (auto j = parse(std::string_view(text).substr(body + 1, end - body - 1))) return j;
+    fence = text.find("```", end + 3);
+  }
+  return std::nullopt;
+}
+
+namespace {
+
+Json Error(const std::string& code, const std::string& message) {
+  return {{"code", code}, {"message", base::Redact(message)}};
+}
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string Env(const std::string& name) {
+  const char* v = std::getenv(name.c_str());
+  return v != nullptr ? v : "";
+}
+
+// What one agent of the chain did.
+struct AgentRun {
+  bool ok = false;
+  bool cancelled = false;
+  Json output;
+  Json error;
+  int64_t input_tokens = 0;
+  int64_t output_tokens = 0;
+  Json tool_calls = Json::array();
+};
+
+std::string SchemaInstructions(const Json& schema) {
+  return "\n\nReply with only a JSON value (no prose) that matches this JSON Schema:\n" +
+         schema.dump(2);
+}
+
+std::string Violations(const std::vector<schema::Violation>& v) {
+  std::string s;
+  for (const auto& x : v) s += "\n- " + x.path + ": " + x.message;
+  return s;
+}
+
+// ---- coding-agent CLIs ----
+
+struct ProcessResult {
+  int exit_code = -1;
+  std::string out, err;
+  bool timed_out = false, cancelled = false;
+};
+
+// Runs argv (looked up on PATH) in `cwd`, collecting stdout and stderr, until
+// it exits, `deadline_ms` (steady clock, 0 = none) passes or `cancel` is set.
+Result<ProcessResult> RunProcess(const std::vector<std::string>& argv, const std::string& cwd,
+                                 int64_t deadline_ms, const std::atomic<bool>& cancel) {
+  int out[2], err[2];
+  if (pipe2(out, O_CLOEXEC) != 0) return InternalError("pipe failed");
+  if (pipe2(err, O_CLOEXEC) != 0) {
+    close(out[0]);
+    close(out[1]);
+    return InternalError("pipe failed");
+  }
+  std::vector<char*> args;
+  args.reserve(argv.size() + 1);
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  pid_t pid = fork();
+  if (pid < 0) return InternalError("fork failed");
+  if (pid == 0) {
+    setpgid(0, 0);
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    dup2(out[1], STDOUT_FILENO);
+    dup2(err[1], STDERR_FILENO);
+    int devnull = open("/dev/null", O_RDONLY);
+    if (devnull >= 0) dup2(devnull, STDIN_FILENO);
+    if (!cwd.empty() && chdir(cwd.c_str()) != 0) _exit(126);
+    execvp(args[0], args.data());
+    _exit(127);
+  }
+  close(out[1]);
+  close(err[1]);
+  ProcessResult r;
+  int fds[2] = {out[0], err[0]};
+  std::string* sinks[2] = {&r.out, &r.err};
+  bool open_fd[2] = {true, true};
+  int status = 0;
+  bool exited = false;
+  int64_t kill_at = 0;
+  while (!exited) {
+    pollfd p[2];
+    int n = 0;
+    for (int i = 0; i < 2; ++i) {
+      if (open_fd[i]) p[n++] = {fds[i], POLLIN, 0};
+    }
+    if (n > 0)
+      poll(p, n, 50);
+    else
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    for (int i = 0; i < 2; ++i) {
+      if (!open_fd[i]) continue;
+      char buf[65536];
+      ssize_t got = read(fds[i], buf, sizeof buf);
+      if (got > 0) {
+        if (sinks[i]->size() < (16u << 20)) sinks[i]->append(buf, static_cast<size_t>(got));
+      } else if (got == 0) {
+        open_fd[i] = false;
+      }
+    }
+    if (waitpid(pid, &status, WNOHANG) == pid) exited = true;
+    int64_t now = NowMs();
+    if (!exited && kill_at == 0 && (cancel.load() || (deadline_ms > 0 && now >= deadline_ms))) {
+      r.cancelled = cancel.load();
+      r.timed_out = !r.cancelled;
+      kill(-pid, SIGTERM);
+      kill_at = now + 2000;
+    }
+    if (!exited && kill_at > 0 && now >= kill_at) kill(-pid, SIGKILL);
+  }
+  // The rest of the output (the child is gone; the pipes drain at once).
+  for (int i = 0; i < 2; ++i) {
+    char buf[65536];
+    ssize_t got;
+    while (open_fd[i] && (got = read(fds[i], buf, sizeof buf)) > 0) {
+      sinks[i]->append(buf, static_cast<size_t>(got));
+    }
+    close(fds[i]);
+  }
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return r;
+}
+
+bool OnPath(const std::string& exe) {
+  if (exe.find('/') != std::string::npos) return access(exe.c_str(), X_OK) == 0;
+  std::string path = Env("PATH");
+  size_t start = 0;
+  while (start <= path.size()) {
+    size_t end = path.find(':', start);
+    if (end == std::string::npos) end = path.size();
+    std::string dir = path.substr(start, end - start);
+    if (!dir.empty() && access((dir + "/" + exe).c_str(), X_OK) == 0) return true;
+    start = end + 1;
+  }
+  return false;
+}
+
+// The reply text and token counts of each CLI's JSON output.
+struct CliReply {
+  std::string text;
+  int64_t input_tokens = 0, output_tokens = 0;
+  std::string error;
+};
+
+CliReply ParseCliOutput(const std::string& kind, const std::string& out) {
+  CliReply r;
+  if (kind == "codex") {
+    // JSON lines: the last agent message is the reply; turn.completed has usage.
+    size_t start = 0;
+    while (start < out.size()) {
+      size_t end = out.find('\n', start);
+      if (end == std::string::npos) end = out.size();
+      Json ev = Json::parse(out.begin() + static_cast<long>(start),
+                            out.begin() + static_cast<long>(end), nullptr, false);
+      start = end + 1;
+      if (!ev.is_object()) continue;
+      std::string type = ev.value("type", "");
+      if (type == "item.completed" && ev.contains("item") && ev["item"].is_object() &&
+          ev["item"].value("type", "") == "agent_message") {
+        r.text = ev["item"].value("text", "");
+      } else if (type == "turn.completed" && ev.contains("usage")) {
+        r.input_tokens += ev["usage"].value("input_tokens", int64_t{0});
+        r.output_tokens += ev["usage"].value("output_tokens", int64_t{0});
+      } else if (type == "error" || type == "turn.failed") {
+        r.error = ev.dump();
+      }
+    }
+    if (r.text.empty() && r.error.empty()) r.error = "no agent_message in codex's output";
+    return r;
+  }
+  Json j = Json::parse(out, nullptr, false);
+  if (!j.is_object()) {
+    r.error = "output is not a JSON object";
+    return r;
+  }
+  if (kind == "claude-code") {
+    if (j.value("is_error", false)) r.error = j.value("result", "claude reported an error");
+    r.text = j.value("result", "");
+    if (j.contains("usage") && j["usage"].is_object()) {
+      r.input_tokens = j["usage"].value("input_tokens", int64_t{0});
+      r.output_tokens = j["usage"].value("output_tokens", int64_t{0});
+    }
+  } else {  // gemini
+    if (j.contains("error") && !j["error"].is_null()) r.error = j["error"].dump();
+    r.text = j.value("response", "");
+    if (j.contains("stats") && j["stats"].contains("models")) {
+      for (const auto& [name, m] : j["stats"]["models"].items()) {
+        if (!m.contains("tokens")) continue;
+        r.input_tokens += m["tokens"].value("prompt", int64_t{0});
+        r.output_tokens += m["tokens"].value("candidates", int64_t{0});
+      }
+    }
+  }
+  return r;
+}
+
+std::vector<std::string> CliArgv(const std::string& kind, const Json& a, const std::string& exe,
+                                 const std::string& prompt) {
+  std::string model = a.value("model", "");
+  std::vector<std::string> argv = {exe};
+  std::vector<std::string> tools;
+  if (a.contains("tools") && a["tools"].is_array()) {
+    for (const auto& t : a["tools"]) {
+      if (t.is_string()) tools.push_back(t.get<std::string>());
+    }
+  }
+  if (kind == "claude-code") {
+    argv.insert(argv.end(), {"-p", prompt, "--output-format", "json"});
+    if (!model.empty()) argv.insert(argv.end(), {"--model", model});
+    if (!tools.empty()) {
+      std::string list;
+      for (const auto& t : tools) list += (list.empty() ? "" : ",") + t;
+      argv.insert(argv.end(), {"--allowedTools", list});
+    }
+  } else if (kind == "codex") {
+    argv.insert(argv.end(), {"exec", "--json", "--skip-git-repo-check"});
+    if (!model.empty()) argv.insert(argv.end(), {"--model", model});
+    argv.push_back(prompt);
+  } else {  // gemini
+    argv.insert(argv.end(), {"-p", prompt, "--output-format", "json"});
+    if (!model.empty()) argv.insert(argv.end(), {"-m", model});
+  }
+  return argv;
+}
+
+// ---- one attempt ----
+
+class AgentExecution final : public Execution {
+ public:
+  AgentExecution(Json chain, std::string prompt, Json schema, std::string root_dir,
+                 int64_t deadline_ms)
+      : chain_(std::move(chain)),
+        prompt_(std::move(prompt)),
+        schema_(std::move(schema)),
+        root_dir_(std::move(root_dir)),
+        deadline_ms_(deadline_ms) {
+    if (pipe2(wake_, O_CLOEXEC | O_NONBLOCK) != 0) wake_[0] = wake_[1] = -1;
+    thread_ = std::thread([this] { Main(); });
+  }
+
+  ~AgentExecution() override {
+    cancel_ = true;
+    if (thread_.joinable()) thread_.join();
+    for (int fd : wake_) {
+      if (fd >= 0) close(fd);
+    }
+  }
+
+  std::optional<AttemptOutcome> Poll() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return outcome_;
+  }
+  int WaitFd() const override { return wake_[0]; }
+  void Cancel(const std::string&) override { cancel_ = true; }
+
+ private:
+  void Main() {
+    AttemptOutcome o = RunChain();
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      outcome_ = std::move(o);
+    }
+    if (wake_[1] >= 0) {
+      char c = 1;
+      (void)!write(wake_[1], &c, 1);
+    }
+  }
+
+  AttemptOutcome RunChain() {
+    Json agents = chain_.is_array() ? chain_ : Json::array({chain_});
+    Json meta = {{"agents", Json::array()}};
+    Json last_error = Error("AGENT_CONFIG_INVALID", "no agent configured for this task");
+    int64_t in = 0, out = 0;
+    for (const Json& a : agents) {
+      AgentRun r =
+          a.is_object()
+              ? RunOne(a)
+              : AgentRun{.error = Error("AGENT_CONFIG_INVALID", "an agent must be a table")};
+      in += r.input_tokens;
+      out += r.output_tokens;
+      Json entry = {{"kind", a.value("kind", "")},
+                    {"model", a.value("model", "")},
+                    {"ok", r.ok},
+                    {"inputTokens", r.input_tokens},
+                    {"outputTokens", r.output_tokens},
+                    {"toolCalls", r.tool_calls}};
+      if (!r.ok) entry["error"] = r.error;
+      meta["agents"].push_back(entry);
+      meta["tokens"] = {{"input", in}, {"output", out}};
+      if (r.ok) return {.ok = true, .output = r.output, .meta = meta};
+      if (r.cancelled) {
+        return {.ok = false, .error = r.error, .retryable = false, .meta = meta};
+      }
+      last_error = r.error;  // the next agent in the chain takes over
+    }
+    bool retryable = last_error.value("code", "") != "AGENT_CONFIG_INVALID";
+    return {.ok = false, .error = last_error, .retryable = retryable, .meta = meta};
+  }
+
+  int64_t Remaining() const {
+    return deadline_ms_ > 0 ? std::max<int64_t>(1, deadline_ms_ - NowMs()) : 0;
+  }
+
+  // Checks a candidate reply; "" when it is the output, else what is wrong.
+  std::string Check(const std::optional<Json>& value, Json* output) {
+    if (!value) return "the reply is not JSON (nor has a ```json block)";
+    if (!schema_.is_null()) {
+      auto v = schema::Validate(schema_, *value);
+      if (!v.empty()) return "the reply does not match the schema:" + Violations(v);
+    }
+    *output = *value;
+    return "";
+  }
+
+  AgentRun RunOne(const Json& a) {
+    std::string kind = a.value("kind", "");
+    if (kind == "openai" || kind == "anthropic") return RunHttp(kind, a);
+    if (kind == "claude-code" || kind == "codex" || kind == "gemini") return RunCli(kind, a);
+    return {.error = Error("AGENT_CONFIG_INVALID", "unknown agent kind \"" + kind + "\"")};
+  }
+
+  AgentRun RunHttp(const std::string& kind, const Json& a) {
+    AgentRun run;
+    std::string key_env =
+        a.value("apiKeyEnv", kind == "openai" ? "OPENAI_API_KEY" : "ANTHROPIC_API_KEY");
+    std::string key = Env(key_env);
+    base::Secrets().Add(key);
+    std::string base_url = a.value("baseUrl", "");
+    if (key.empty() && base_url.empty()) {
+      run.error = Error("AGENT_CONFIG_INVALID", key_env + " is not set (and no baseUrl is given)");
+      return run;
+    }
+    ModelRequest req{.provider = kind,
+                     .base_url = base_url,
+                     .model = a.value("model", ""),
+                     .api_key = key,
+                     .system = a.value("instructions", "")};
+    if (a.contains("headers") && a["headers"].is_object()) {
+      for (const auto& [k, v] : a["headers"].items()) {
+        if (v.is_string()) req.headers[k] = v.get<std::string>();
+      }
+    }
+    if (a.contains("temperature") && a["temperature"].is_number()) {
+      req.temperature = a["temperature"].get<double>();
+    }
+    req.max_tokens = a.value("maxTokens", 0);
+    req.stream = a.value("stream", false);
+    std::vector<std::string> tool_names;
+    if (a.contains("tools") && a["tools"].is_array()) {
+      for (const auto& t : a["tools"]) {
+        if (t.is_string()) tool_names.push_back(t.get<std::string>());
+      }
+    }
+    auto specs = BuiltinToolSpecs(tool_names);
+    if (!specs.ok()) {
+      run.error = Error("AGENT_CONFIG_INVALID", specs.status().message());
+      return run;
+    }
+    req.tools = std::move(specs).value();
+    std::string prompt = prompt_;
+    // Native structured output, except Anthropic with tools (its forced
+    // output tool would keep the model from calling the others).
+    bool native = !schema_.is_null() && (kind == "openai" || req.tools.empty());
+    if (native) {
+      req.output_schema = schema_;
+    } else if (!schema_.is_null()) {
+      prompt += SchemaInstructions(schema_);
+    }
+    req.messages.push_back({.role = "user", .content = prompt});
+    ToolContext tools{.root_dir = a.value("rootDir", root_dir_),
+                      .allow_network = a.value("allowNetwork", false)};
+    char resolved[4096];
+    if (realpath(tools.root_dir.c_str(), resolved) != nullptr) tools.root_dir = resolved;
+    int max_turns = a.value("maxTurns", 20);
+    int schema_retries = a.value("maxSchemaRetries", 2);
+    CallHooks hooks{.cancel = &cancel_};
+    for (int turn = 1;; ++turn) {
+      if (turn > max_turns) {
+        run.error = Error("AGENT_MAX_TURNS",
+                          "no final answer within maxTurns = " + std::to_string(max_turns));
+        return run;
+      }
+      req.timeout_ms = a.value("timeoutMs", int64_t{0});
+      if (Remaining() > 0 && (req.timeout_ms == 0 || Remaining() < req.timeout_ms)) {
+        req.timeout_ms = Remaining();
+      }
+      Result<ModelReply> reply = CallModel(req, hooks);
+      if (!reply.ok()) {
+        run.cancelled = reply.status().code() == StatusCode::kCancelled;
+        std::string code = run.cancelled ? "TASK_CANCELLED"
+                           : reply.status().code() == StatusCode::kDeadlineExceeded
+                               ? "TASK_TIMEOUT"
+                               : "AGENT_REQUEST_FAILED";
+        run.error = Error(code, kind + " request failed: " + reply.status().message());
+        return run;
+      }
+      run.input_tokens += reply->input_tokens;
+      run.output_tokens += reply->output_tokens;
+      if (!reply->tool_calls.empty()) {
+        req.messages.push_back(
+            {.role = "assistant", .content = reply->text, .tool_calls = reply->tool_calls});
+        for (const ToolCall& call : reply->tool_calls) {
+          int64_t t0 = NowMs();
+          ToolResult res = RunTool(tools, call.name, call.arguments);
+          run.tool_calls.push_back({{"name", call.name},
+                                    {"arguments", base::RedactJson(call.arguments)},
+                                    {"ok", res.ok},
+                                    {"resultBytes", res.output.size()},
+                                    {"durationMs", NowMs() - t0}});
+          req.messages.push_back({.role = "tool",
+                                  .content = res.output,
+                                  .tool_call_id = call.id,
+                                  .name = call.name,
+                                  .is_error = !res.ok});
+        }
+        continue;
+      }
+      std::optional<Json> value =
+          reply->structured.is_null() ? ParseJsonReply(reply->text) : reply->structured;
+      if (schema_.is_null() && !value) value = Json(reply->text);
+      std::string problem = Check(value, &run.output);
+      if (problem.empty()) {
+        run.ok = true;
+        return run;
+      }
+      if (schema_retries-- <= 0) {
+        run.error = Error("INVALID_OUTPUT", problem);
+        return run;
+      }
+      // Feed the violations back and ask again.
+      req.messages.push_back({.role = "assistant", .content = reply->text});
+      req.messages.push_back({.role = "user",
+                              .content = problem + "\nReply again with only the corrected JSON." +
+                                         (native ? std::string() : SchemaInstructions(schema_))});
+    }
+  }
+
+  AgentRun RunCli(const std::string& kind, const Json& a) {
+    AgentRun run;
+    std::string default_exe =
+        kind == "claude-code" ? "claude" : (kind == "codex" ? "codex" : "gemini");
+    std::string exe = a.value("executable", default_exe);
+    if (!OnPath(exe)) {
+      run.error = Error("AGENT_CONFIG_INVALID",
+                        kind + " agent: executable \"" + exe +
+                            "\" was not found (install it or set executable = \"/path/to/" +
+                            default_exe + "\")");
+      return run;
+    }
+    int schema_retries = a.value("maxSchemaRetries", 2);
+    std::string prompt = prompt_;
+    if (!schema_.is_null()) prompt += SchemaInstructions(schema_);
+    std::string cwd = a.value("rootDir", root_dir_);
+    while (true) {
+      int64_t deadline = deadline_ms_;
+      int64_t own = a.value("timeoutMs", int64_t{0});
+      if (own > 0 && (deadline == 0 || NowMs() + own < deadline)) deadline = NowMs() + own;
+      auto proc = RunProcess(CliArgv(kind, a, exe, prompt), cwd, deadline, cancel_);
+      if (!proc.ok()) {
+        run.error = Error("AGENT_REQUEST_FAILED", proc.status().message());
+        return run;
+      }
+      if (proc->cancelled) {
+        run.cancelled = true;
+        run.error = Error("TASK_CANCELLED", kind + " agent cancelled");
+        return run;
+      }
+      if (proc->timed_out) {
+        run.error = Error("TASK_TIMEOUT", kind + " agent timed out");
+        return run;
+      }
+      CliReply reply = ParseCliOutput(kind, proc->out);
+      run.input_tokens += reply.input_tokens;
+      run.output_tokens += reply.output_tokens;
+      if (proc->exit_code != 0 || !reply.error.empty()) {
+        std::string err = proc->err.substr(0, 2000);
+        run.error =
+            Error("AGENT_REQUEST_FAILED", kind + " exited " + std::to_string(proc->exit_code) +
+                                              (reply.error.empty() ? "" : ": " + reply.error) +
+                                              (err.empty() ? "" : "; stderr: " + err));
+        return run;
+      }
+      std::optional<Json> value = ParseJsonReply(reply.text);
+      if (schema_.is_null() && !value) value = Json(reply.text);
+      std::string problem = Check(value, &run.output);
+      if (problem.empty()) {
+        run.ok = true;
+        return run;
+      }
+      if (schema_retries-- <= 0) {
+        run.error = Error("INVALID_OUTPUT", problem);
+        return run;
+      }
+      prompt = prompt_ + "\n\nYour previous reply was:\n" + reply.text + "\n\n" + problem +
+               SchemaInstructions(schema_);
+    }
+  }
+
+  Json chain_;
+  std::string prompt_;
+  Json schema_;
+  std::string root_dir_;
+  int64_t deadline_ms_;
+  std::atomic<bool> cancel_{false};
+  int wake_[2] = {-1, -1};
+  std::mutex mu_;
+  std::optional<AttemptOutcome> outcome_;  // guarded by mu_
+  std::thread thread_;                     // last: starts after every member exists
+};
+
+class AgentExecutor final : public Executor {
+ public:
+  explicit AgentExecutor(AgentExecutorOptions options) : options_(std::move(options)) {}
+
+  Result<std::unique_ptr<Execution>> Start(const TaskSpec& task, const AttemptInfo& info) override {
+    auto it = options_.outputs.find(task.output);
+    Json schema = it != options_.outputs.end() ? it->second : Json();
+    int64_t deadline = 0;
+    if (info.deadline_monotonic_ms > 0) {
+      // The engine's monotonic clock may be injected; turn it into a span.
+      deadline = NowMs() + std::max<int64_t>(1, task.timeout_ms);
+    }
+    return std::unique_ptr<Execution>(std::make_unique<AgentExecution>(
+        task.agent, task.prompt, std::move(schema), options_.default_root_dir, deadline));
+  }
+
+ private:
+  AgentExecutorOptions options_;
+};
+
+}  // namespace
+
+std::unique_ptr<Executor> NewAgentExecutor(AgentExecutorOptions options) {
+  return std::make_unique<AgentExecutor>(std::move(options));
+}
+
+}  // namespace smithers::agents

@@ -1,0 +1,33 @@
+// The executor for agent tasks (TaskMode::kAgent): a model over HTTP with a
+// tool loop, or a coding-agent CLI, with structured output validated against
+// the task's output schema and an agent list as a fallback chain
+// (docs/agents.md).
+//
+//   auto agents = agents::NewAgentExecutor({.outputs = def.outputs});
+//   RunOptions opts;
+//   opts.executors[TaskMode::kAgent] = agents.get();
+#ifndef SMITHERS_AGENTS_AGENT_EXECUTOR_H_
+#define SMITHERS_AGENTS_AGENT_EXECUTOR_H_
+
+#include <map>
+#include <memory>
+#include <string>
+
+#include "smithers/engine.h"
+
+namespace smithers::agents {
+
+struct AgentExecutorOptions {
+  std::map<std::string, Json> outputs;  // output name -> JSON Schema (the workflow's)
+  std::string default_root_dir = ".";   // where tools work when an agent names no rootDir
+};
+
+std::unique_ptr<Executor> NewAgentExecutor(AgentExecutorOptions options);
+
+// Extracts the JSON value of a model's reply: the whole text, or the first
+// ```json (or ```) fenced block in it. Nullopt when there is none.
+std::optional<Json> ParseJsonReply(const std::string& text);
+
+}  // namespace smithers::agents
+
+#endif  // SMITHERS_AGENTS_AGENT_EXECUTOR_H_
