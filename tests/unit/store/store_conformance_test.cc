@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
 #include <optional>
 #include <set>
 #include <string>
@@ -605,6 +606,183 @@ TEST_P(StoreConformanceTest, EnsureOutputViewsIsRepeatable) {
   WriteBatch batch;
   batch.PutOutput({.run_id = "r1", .node_id = "a", .output_table = "greeting", .payload = {}});
   MustCommit(batch);
+}
+
+// ---- approvals and signals (durable waits) ----
+
+ApprovalRecord Request(const std::string& run, const std::string& node, int64_t at = 100) {
+  return ApprovalRecord{.run_id = run,
+                        .node_id = node,
+                        .status = "requested",
+                        .requested_at_ms = at,
+                        .owner = "alice",
+                        .original_owner = "alice",
+                        .fallback_owner = "bob",
+                        .escalate_after_ms = 50,
+                        .request = {{"title", "Ship?"}}};
+}
+
+TEST_P(StoreConformanceTest, ApprovalRequestDecisionAndEvent) {
+  PutRun(MakeRun("r1"));
+  WriteBatch batch;
+  batch.RequestApproval(Request("r1", "gate"));
+  batch.AppendEvent("r1", "ApprovalRequested", {}, 100);
+  EXPECT_EQ(MustCommit(batch), std::vector<int64_t>{0});
+
+  STORE_ASSERT_OK_AND_ASSIGN(ApprovalRecord d, store_->DecideApproval({.run_id = "r1",
+                                                                       .node_id = "gate",
+                                                                       .approved = true,
+                                                                       .decided_by = "carol",
+                                                                       .note = "fine"},
+                                                                      200));
+  EXPECT_EQ((std::vector<std::string>{d.status, d.decided_by, d.note}),
+            (std::vector<std::string>{"approved", "carol", "fine"}));
+  EXPECT_EQ(d.decided_at_ms, 200);
+  EXPECT_EQ(d.request, (Json{{"title", "Ship?"}}));
+  STORE_ASSERT_OK_AND_ASSIGN(auto events, store_->ListEvents("r1", -1, 10));
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[1].seq, 1);
+  EXPECT_EQ(events[1].type, "ApprovalGranted");
+  EXPECT_EQ(events[1].payload["decidedBy"], "carol");
+
+  // A second decision is refused naming the first; nothing changes.
+  Result<ApprovalRecord> again = store_->DecideApproval(
+      {.run_id = "r1", .node_id = "gate", .approved = false, .decided_by = "mallory"}, 300);
+  EXPECT_EQ(again.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(again.status().message().find("already approved by carol"), std::string::npos)
+      << again.status().message();
+  // A repeated request never overwrites the decision.
+  WriteBatch repeat;
+  repeat.RequestApproval(Request("r1", "gate", 400));
+  MustCommit(repeat);
+  STORE_ASSERT_OK_AND_ASSIGN(auto rows, store_->ListApprovals({.run_id = "r1"}));
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0].status, "approved");
+  EXPECT_EQ(rows[0].requested_at_ms, 100);
+  EXPECT_EQ(store_->ListEvents("r1", -1, 10)->size(), 2u);
+
+  EXPECT_EQ(store_->DecideApproval({.run_id = "r1", .node_id = "nope", .decided_by = "x"}, 1)
+                .status()
+                .code(),
+            StatusCode::kNotFound);
+}
+
+TEST_P(StoreConformanceTest, ApprovalsEscalateOnceWhenDue) {
+  PutRun(MakeRun("r1"));
+  PutRun(MakeRun("r2"));
+  ApprovalRecord no_fallback = Request("r1", "solo");
+  no_fallback.fallback_owner = "";
+  ApprovalRecord never = Request("r2", "never");
+  never.escalate_after_ms = 0;
+  WriteBatch batch;
+  batch.RequestApproval(Request("r1", "gate"));
+  batch.RequestApproval(no_fallback);
+  batch.RequestApproval(never);
+  batch.RequestApproval(Request("r2", "other", 120));
+  MustCommit(batch);
+
+  STORE_ASSERT_OK_AND_ASSIGN(auto none, store_->EscalateDueApprovals("", 149));
+  EXPECT_TRUE(none.empty());
+  STORE_ASSERT_OK_AND_ASSIGN(auto r1_only, store_->EscalateDueApprovals("r1", 1000));
+  ASSERT_EQ(r1_only.size(), 1u);
+  EXPECT_EQ(r1_only[0].node_id, "gate");
+  EXPECT_EQ(r1_only[0].owner, "bob");
+  EXPECT_EQ(r1_only[0].escalated_at_ms, 1000);
+  STORE_ASSERT_OK_AND_ASSIGN(auto rest, store_->EscalateDueApprovals("", 1000));
+  ASSERT_EQ(rest.size(), 1u);
+  EXPECT_EQ(rest[0].node_id, "other");
+  STORE_ASSERT_OK_AND_ASSIGN(auto again, store_->EscalateDueApprovals("", 5000));
+  EXPECT_TRUE(again.empty()) << "an approval escalates once";
+
+  STORE_ASSERT_OK_AND_ASSIGN(auto events, store_->ListEvents("r1", -1, 10));
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].type, "ApprovalEscalated");
+  EXPECT_EQ(events[0].payload["from"], "alice");
+  EXPECT_EQ(events[0].payload["to"], "bob");
+  STORE_ASSERT_OK_AND_ASSIGN(auto pending, store_->ListApprovals({.status = "requested"}));
+  EXPECT_EQ(pending.size(), 4u);
+  std::map<std::string, std::string> owners;
+  for (const auto& a : pending) owners[a.node_id] = a.owner;
+  EXPECT_EQ(owners, (std::map<std::string, std::string>{
+                        {"gate", "bob"}, {"solo", "alice"}, {"never", "alice"}, {"other", "bob"}}));
+}
+
+TEST_P(StoreConformanceTest, SignalsGetPerRunSeqsAndAreConsumedOnce) {
+  PutRun(MakeRun("r1"));
+  PutRun(MakeRun("r2"));
+  for (int i = 0; i < 3; ++i) {
+    STORE_ASSERT_OK_AND_ASSIGN(SignalRecord s, store_->AppendSignal({.run_id = "r1",
+                                                                     .name = "go",
+                                                                     .payload = {{"i", i}},
+                                                                     .received_at_ms = 10,
+                                                                     .received_by = "ci"}));
+    EXPECT_EQ(s.seq, i);
+    EXPECT_EQ(s.status, "pending");
+  }
+  STORE_ASSERT_OK_AND_ASSIGN(SignalRecord other,
+                             store_->AppendSignal({.run_id = "r2", .name = "go"}));
+  EXPECT_EQ(other.seq, 0);
+  EXPECT_EQ(store_->AppendSignal({.run_id = "nope", .name = "go"}).status().code(),
+            StatusCode::kNotFound);
+  STORE_ASSERT_OK_AND_ASSIGN(auto events, store_->ListEvents("r1", -1, 10));
+  ASSERT_EQ(events.size(), 3u);
+  EXPECT_EQ(events[2].type, "SignalReceived");
+  EXPECT_EQ(events[2].payload["signalSeq"], 2);
+
+  STORE_ASSERT_OK_AND_ASSIGN(auto signals, store_->ListSignals("r1"));
+  SignalRecord s0 = signals[0];
+  s0.status = "consumed";
+  s0.consumed_by_node = "w";
+  s0.consumed_iteration = 2;
+  s0.consumed_at_ms = 20;
+  SignalRecord s1 = signals[1];
+  s1.status = "rejected";
+  s1.consumed_by_node = "w";
+  s1.rejection = Json::array({{{"path", "$.i"}, {"message", "bad"}}});
+  WriteBatch consume;
+  consume.ConsumeSignal(s0);
+  consume.ConsumeSignal(s1);
+  MustCommit(consume);
+
+  // Consuming a consumed signal fails the whole commit: nothing of it lands.
+  WriteBatch twice;
+  twice.PutOutput({.run_id = "r1", .node_id = "w2", .output_table = "t", .payload = {}});
+  twice.AppendEvent("r1", "SignalConsumed", {}, 30);
+  twice.ConsumeSignal(s0);
+  Result<std::vector<int64_t>> failed = store_->Commit(twice);
+  EXPECT_EQ(failed.status().code(), StatusCode::kAborted) << failed.status().ToString();
+  STORE_ASSERT_OK_AND_ASSIGN(auto outputs, store_->ListOutputs("r1"));
+  EXPECT_TRUE(outputs.empty());
+  EXPECT_EQ(store_->ListEvents("r1", -1, 10)->size(), 3u);
+
+  Reopen();
+  STORE_ASSERT_OK_AND_ASSIGN(signals, store_->ListSignals("r1"));
+  ASSERT_EQ(signals.size(), 3u);
+  EXPECT_EQ(signals[0].status, "consumed");
+  EXPECT_EQ(signals[0].consumed_by_node, "w");
+  EXPECT_EQ(signals[0].consumed_iteration, 2);
+  EXPECT_EQ(signals[0].consumed_at_ms, 20);
+  EXPECT_EQ(signals[0].payload, (Json{{"i", 0}}));
+  EXPECT_EQ(signals[0].received_by, "ci");
+  EXPECT_EQ(signals[1].status, "rejected");
+  EXPECT_EQ(signals[1].rejection[0]["path"], "$.i");
+  EXPECT_EQ(signals[2].status, "pending");
+}
+
+TEST_P(StoreConformanceTest, ListRunsWaitingMatchesEveryWaitingStatus) {
+  const char* statuses[] = {"running", "waiting-approval", "waiting-event", "waiting-timer",
+                            "finished"};
+  int i = 0;
+  for (const char* st : statuses) {
+    RunRecord r = MakeRun("r" + std::to_string(i), 1000 + i);
+    r.status = st;
+    PutRun(r);
+    ++i;
+  }
+  STORE_ASSERT_OK_AND_ASSIGN(auto waiting, store_->ListRuns({.status = "waiting"}));
+  std::vector<std::string> ids;
+  for (const auto& r : waiting) ids.push_back(r.run_id);
+  EXPECT_EQ(ids, (std::vector<std::string>{"r3", "r2", "r1"}));
 }
 
 }  // namespace
