@@ -11,6 +11,7 @@
 #include <sstream>
 #include <thread>
 
+#include "agents/agent_executor.h"
 #include "base/hash.h"
 #include "cli/commands.h"
 #include "cli/common.h"
@@ -168,6 +169,8 @@ int Up(const Global& g, const UpArgs& a) {
   opts.force = a.force;
   opts.max_concurrency = a.max_concurrency;
   opts.claim_from = a.claim_from;
+  std::unique_ptr<Executor> agents = agents::NewAgentExecutor({.outputs = wf.outputs});
+  opts.executors[TaskMode::kAgent] = agents.get();
   opts.clock = &CliClock();
   opts.on_event = [&progress](const EventRecord& e) { progress(e); };
   const char* user = getenv("USER");

@@ -337,6 +337,32 @@ int CWaitForEvent(lua_State* ls) { return Component(ls, "WaitForEvent"); }
 int CSignal(lua_State* ls) { return Component(ls, "Signal"); }
 int CTimer(lua_State* ls) { return Component(ls, "Timer"); }
 
+// ---- agents: tables of settings, tagged with their kind ----
+
+int MakeAgent(lua_State* ls, const char* kind) {
+  luaL_checktype(ls, 1, LUA_TTABLE);
+  if (kind == nullptr) {  // smithers.Agent: the provider names the kind
+    lua_getfield(ls, 1, "provider");
+    const char* p = lua_tostring(ls, -1);
+    std::string provider = p != nullptr ? p : "openai";
+    lua_pop(ls, 1);
+    if (provider != "openai" && provider != "anthropic") {
+      return luaL_error(ls, "Agent: provider must be \"openai\" or \"anthropic\", not \"%s\"",
+                        provider.c_str());
+    }
+    lua_pushstring(ls, provider.c_str());
+  } else {
+    lua_pushstring(ls, kind);
+  }
+  lua_setfield(ls, 1, "kind");
+  lua_settop(ls, 1);
+  return 1;
+}
+int CAgent(lua_State* ls) { return MakeAgent(ls, nullptr); }
+int CClaudeCodeAgent(lua_State* ls) { return MakeAgent(ls, "claude-code"); }
+int CCodexAgent(lua_State* ls) { return MakeAgent(ls, "codex"); }
+int CGeminiAgent(lua_State* ls) { return MakeAgent(ls, "gemini"); }
+
 // smithers.array(t): marks t as a JSON array, so {} encodes as [].
 int MarkArray(lua_State* ls) {
   luaL_checktype(ls, 1, LUA_TTABLE);
@@ -445,13 +471,24 @@ int CtxOutput(lua_State* ls) {
 }
 
 int OpenSmithers(lua_State* ls) {
-  static const luaL_Reg kFns[] = {{"Workflow", CWorkflow}, {"Sequence", CSequence},
-                                  {"Parallel", CParallel}, {"Branch", CBranch},
-                                  {"Loop", CLoop},         {"Ralph", CLoop},
-                                  {"Task", CTask},         {"outputs", Outputs},
-                                  {"Approval", CApproval}, {"WaitForEvent", CWaitForEvent},
-                                  {"Signal", CSignal},     {"Timer", CTimer},
-                                  {"array", MarkArray},    {nullptr, nullptr}};
+  static const luaL_Reg kFns[] = {{"Workflow", CWorkflow},
+                                  {"Sequence", CSequence},
+                                  {"Parallel", CParallel},
+                                  {"Branch", CBranch},
+                                  {"Loop", CLoop},
+                                  {"Ralph", CLoop},
+                                  {"Task", CTask},
+                                  {"outputs", Outputs},
+                                  {"Approval", CApproval},
+                                  {"WaitForEvent", CWaitForEvent},
+                                  {"Signal", CSignal},
+                                  {"Timer", CTimer},
+                                  {"Agent", CAgent},
+                                  {"ClaudeCodeAgent", CClaudeCodeAgent},
+                                  {"CodexAgent", CCodexAgent},
+                                  {"GeminiAgent", CGeminiAgent},
+                                  {"array", MarkArray},
+                                  {nullptr, nullptr}};
   static const luaL_Reg kZ[] = {
       {"string", ZString},     {"number", ZNumber},     {"integer", ZInteger},
       {"boolean", ZBoolean},   {"null", ZNull},         {"any", ZAny},
@@ -1025,6 +1062,17 @@ class LuaModule final : public LuaWorkflow {
         std::string e = lua_isnil(state_, -1) ? "" : ToJson(state_, -1, task.agent);
         lua_pop(state_, 1);
         if (!e.empty()) return label + ": agent: " + e + at;
+        if (task.agent.is_null()) {
+          return label + ": a prompt needs an agent (agent = smithers.Agent { ... })" + at;
+        }
+        for (const Json& a : task.agent.is_array() ? task.agent : Json::array({task.agent})) {
+          if (!a.is_object() || !a.contains("kind")) {
+            return label +
+                   ": agent must be made with smithers.Agent, ClaudeCodeAgent, "
+                   "CodexAgent or GeminiAgent (or be a list of them)" +
+                   at;
+          }
+        }
         return "";
       }
       case LUA_TNIL:

@@ -1,0 +1,274 @@
+#!/usr/bin/env python3
+"""Agent tasks end to end through the real binary.
+
+Coding-agent CLIs (Claude Code, Codex, Gemini) are stand-in executables that
+print each real CLI's JSON output format; HTTP providers are the local fake
+server (tests/e2e/fake_model_server.py) speaking the OpenAI and Anthropic wire
+formats. Checked: structured output parsed and validated, violations fed back,
+fallback chains, a missing executable named, token accounting in `inspect`,
+and that an API key never reaches the database, its WAL or the event log."""
+
+import glob
+import json
+import os
+import stat
+import subprocess
+import sys
+
+from smithers_e2e import PYTHON, E2ETest, main
+
+# A stand-in CLI: answers from a queue of replies in $FAKE_REPLIES (one per
+# call, the last repeated), logs its argv to $FAKE_LOG, prints the format of
+# the CLI named by argv[1] of the script.
+STAND_IN = r'''#!%s
+import json, os, sys
+kind = %r
+log = os.environ["FAKE_LOG"]
+with open(log, "a") as f:
+    f.write(json.dumps(sys.argv[1:]) + "\n")
+calls = sum(1 for _ in open(log))
+replies = json.load(open(os.environ["FAKE_REPLIES"]))
+text = replies[min(calls, len(replies)) - 1]
+if kind == "claude":
+    print(json.dumps({"type": "result", "subtype": "success", "is_error": False,
+                      "result": text, "usage": {"input_tokens": 11, "output_tokens": 7}}))
+elif kind == "codex":
+    print(json.dumps({"type": "thread.started", "thread_id": "t1"}))
+    print(json.dumps({"type": "item.completed", "item": {"id": "i1", "type": "agent_message", "text": text}}))
+    print(json.dumps({"type": "turn.completed", "usage": {"input_tokens": 20, "cached_input_tokens": 0, "output_tokens": 5}}))
+else:
+    print(json.dumps({"response": text, "stats": {"models": {"gemini-2.5-pro": {"tokens": {"prompt": 30, "candidates": 9}}}}}))
+'''
+
+
+class CliAgentTest(E2ETest):
+    def stand_in(self, kind, replies):
+        path = self.path("fake-" + kind)
+        with open(path, "w") as f:
+            f.write(STAND_IN % (PYTHON, kind))
+        os.chmod(path, os.stat(path).st_mode | stat.S_IEXEC)
+        with open(self.path("replies.json"), "w") as f:
+            json.dump(replies, f)
+        return path
+
+    def env(self):
+        return {"FAKE_LOG": self.path("calls.log"), "FAKE_REPLIES": self.path("replies.json")}
+
+    def calls(self):
+        try:
+            with open(self.path("calls.log")) as f:
+                return [json.loads(l) for l in f]
+        except FileNotFoundError:
+            return []
+
+    def module(self, agent_expr):
+        return self.write("agent.lua", """
+            local outputs = smithers.outputs {
+              review = z.object { verdict = z.enum { "ok", "bad" }, score = z.integer() } }
+            return smithers(function(ctx)
+              return Workflow { name = "review",
+                Task { id = "review", output = outputs.review, agent = %s,
+                       "Review the change: " .. ctx.input.change },
+              }
+            end)
+            """ % agent_expr)
+
+    def test_each_cli_format_gives_a_validated_output(self):
+        for kind, ctor, tokens in (("claude", "ClaudeCodeAgent", (11, 7)),
+                                   ("codex", "CodexAgent", (20, 5)),
+                                   ("gemini", "GeminiAgent", (30, 9))):
+            if os.path.exists(self.path("calls.log")):
+                os.remove(self.path("calls.log"))
+            exe = self.stand_in(kind, ['Here you go:\n```json\n{"verdict": "ok", "score": 3}\n```'])
+            wf = self.module('smithers.%s { model = "m1", executable = %r }' % (ctor, exe))
+            r = self.up(wf, {"change": "x"}, "run-" + kind, env=self.env())
+            self.assertEqual(r.code, 0, r)
+            self.assertEqual(r.json()["outputs"]["review"]["review"], {"verdict": "ok", "score": 3})
+            [argv] = self.calls()
+            prompt = next(a for a in argv if a.startswith("Review the change: x"))
+            self.assertIn('"verdict"', prompt, "the schema goes into the prompt")
+            self.assertIn("m1", argv)
+            attempt = self.node("run-" + kind, "review")["attempts"][0]
+            meta = self.query("SELECT meta_json FROM _smithers_attempts WHERE run_id = ?",
+                              "run-" + kind)[0]["meta_json"]
+            meta = json.loads(meta)
+            self.assertEqual((meta["tokens"]["input"], meta["tokens"]["output"]), tokens, kind)
+            self.assertEqual(attempt["state"], "finished")
+
+    def test_violations_are_fed_back(self):
+        exe = self.stand_in("claude", ['{"verdict": "maybe", "score": 1}',
+                                       '{"verdict": "bad", "score": 1}'])
+        wf = self.module('smithers.ClaudeCodeAgent { executable = %r }' % exe)
+        r = self.up(wf, {"change": "x"}, "fb", env=self.env())
+        self.assertEqual(r.code, 0, r)
+        self.assertEqual(r.json()["outputs"]["review"]["review"]["verdict"], "bad")
+        first, second = self.calls()
+        prompt2 = second[second.index("-p") + 1]
+        self.assertIn("$.verdict", prompt2)
+        self.assertIn('"verdict": "maybe"', prompt2)
+
+    def test_invalid_output_after_the_retries_fails_the_task(self):
+        exe = self.stand_in("gemini", ["not json at all"])
+        wf = self.module('smithers.GeminiAgent { executable = %r, maxSchemaRetries = 1 }' % exe)
+        r = self.up(wf, {"change": "x"}, "bad", env=self.env())
+        self.assertEqual(r.code, 1, r)
+        self.assertEqual(r.json()["error"]["cause"]["code"], "INVALID_OUTPUT")
+        self.assertEqual(len(self.calls()), 2)
+
+    def test_a_missing_executable_is_named_and_the_chain_falls_back(self):
+        exe = self.stand_in("codex", ['{"verdict": "ok", "score": 9}'])
+        wf = self.module('{ smithers.ClaudeCodeAgent { executable = "/nope/claude-missing" }, '
+                         'smithers.CodexAgent { executable = %r } }' % exe)
+        r = self.up(wf, {"change": "x"}, "chain", env=self.env())
+        self.assertEqual(r.code, 0, r)
+        self.assertEqual(r.json()["outputs"]["review"]["review"]["score"], 9)
+        meta = json.loads(self.query("SELECT meta_json FROM _smithers_attempts")[0]["meta_json"])
+        self.assertEqual([a["ok"] for a in meta["agents"]], [False, True])
+        self.assertIn("/nope/claude-missing", meta["agents"][0]["error"]["message"])
+
+        wf = self.module('smithers.ClaudeCodeAgent { executable = "/nope/claude-missing" }')
+        r = self.up(wf, {"change": "x"}, "missing", env=self.env())
+        self.assertEqual(r.code, 1, r)
+        self.assertIn("/nope/claude-missing", r.json()["error"]["cause"]["message"])
+
+    def test_a_prompt_without_an_agent_is_bad_input(self):
+        wf = self.module("nil")
+        r = self.up(wf, {"change": "x"}, "noagent")
+        self.assertEqual(r.code, 4, r)
+        self.assertIn("a prompt needs an agent", r.stderr)
+
+
+KEY = "sk-test-" + "Zq7Xv2Lm9Pw4Rt6Yb1Nc"  # a key shape the redactor knows, and a known value
+
+
+class HttpAgentTest(E2ETest):
+    def serve(self, script):
+        """Starts the fake provider with `script`; returns its base URL."""
+        with open(self.path("script.json"), "w") as f:
+            json.dump(script, f)
+        server = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fake_model_server.py")
+        p = subprocess.Popen([PYTHON, server, "--script", self.path("script.json"),
+                              "--log", self.path("requests.jsonl")],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self._procs.append(p)
+        line = p.stdout.readline()
+        self.assertTrue(line.startswith("PORT "), line)
+        return "http://127.0.0.1:%d" % int(line.split()[1])
+
+    def requests(self):
+        with open(self.path("requests.jsonl")) as f:
+            return [json.loads(l) for l in f]
+
+    def test_tool_loop_reads_and_edits_a_file_and_the_key_goes_nowhere(self):
+        os.makedirs(self.path("repo"))
+        with open(self.path("repo/app.py"), "w") as f:
+            f.write("def add(a, b):\n    return a - b\n")
+        url = self.serve({"/v1/chat/completions": [
+            {"reply": {"tool_calls": [{"id": "c1", "name": "read",
+                                       "arguments": {"path": "app.py"}}],
+                       "input_tokens": 100, "output_tokens": 10}},
+            {"reply": {"tool_calls": [{"id": "c2", "name": "edit",
+                                       "arguments": {"path": "app.py", "old_string": "a - b",
+                                                     "new_string": "a + b"}}],
+                       "input_tokens": 150, "output_tokens": 12}},
+            {"reply": {"structured": {"fixed": True, "summary": "subtraction -> addition"},
+                       "input_tokens": 200, "output_tokens": 20}},
+        ]})
+        wf = self.write("fix.lua", """
+            local outputs = smithers.outputs {
+              fix = z.object { fixed = z.boolean(), summary = z.string() } }
+            local coder = smithers.Agent { provider = "openai", model = "gpt-test",
+              baseUrl = %r, tools = { "read", "edit" }, rootDir = %r,
+              instructions = "You fix bugs." }
+            return smithers(function(ctx)
+              return Workflow { name = "fix",
+                Task { id = "fix", output = outputs.fix, agent = coder, "Fix add() in app.py" } }
+            end)
+            """ % (url + "/v1", self.path("repo")))
+        r = self.up(wf, None, "fix1", env={"OPENAI_API_KEY": KEY})
+        self.assertEqual(r.code, 0, r)
+        self.assertEqual(r.json()["outputs"]["fix"]["fix"],
+                         {"fixed": True, "summary": "subtraction -> addition"})
+        with open(self.path("repo/app.py")) as f:
+            self.assertIn("return a + b", f.read())
+        reqs = self.requests()
+        self.assertEqual(len(reqs), 3)
+        self.assertEqual(reqs[0]["body"]["model"], "gpt-test")
+        self.assertEqual(reqs[0]["body"]["messages"][0],
+                         {"role": "system", "content": "You fix bugs."})
+        self.assertEqual(reqs[0]["body"]["response_format"]["type"], "json_schema")
+        self.assertEqual([t["function"]["name"] for t in reqs[0]["body"]["tools"]],
+                         ["read", "edit"])
+        tool_msg = reqs[1]["body"]["messages"][-1]
+        self.assertEqual((tool_msg["role"], tool_msg["tool_call_id"]), ("tool", "c1"))
+        self.assertIn("a - b", tool_msg["content"])
+        auth = {k.lower(): v for k, v in reqs[0]["headers"].items()}["authorization"]
+        self.assertEqual(auth, "Bearer " + KEY)
+        meta = json.loads(self.query("SELECT meta_json FROM _smithers_attempts")[0]["meta_json"])
+        self.assertEqual(meta["tokens"], {"input": 450, "output": 42})
+        calls = meta["agents"][0]["toolCalls"]
+        self.assertEqual([(c["name"], c["ok"]) for c in calls], [("read", True), ("edit", True)])
+        # The key is nowhere: database, WAL, events, output.
+        everything = r.stdout + r.stderr + json.dumps(self.events("fix1"))
+        for path in glob.glob(self.db + "*"):
+            with open(path, "rb") as f:
+                self.assertNotIn(KEY.encode(), f.read(), path)
+        self.assertNotIn(KEY, everything)
+
+    def test_an_escape_is_refused_and_reported_to_the_model(self):
+        os.makedirs(self.path("repo"))
+        os.symlink("/etc", self.path("repo/etc-link"))
+        url = self.serve({"/v1/messages": [
+            {"reply": {"tool_calls": [
+                {"id": "t1", "name": "read", "arguments": {"path": "../secret.txt"}},
+                {"id": "t2", "name": "read", "arguments": {"path": "etc-link/passwd"}}]}},
+            {"reply": {"text": '```json\n{"fixed": false, "summary": "refused"}\n```'}},
+        ]})
+        with open(self.path("secret.txt"), "w") as f:
+            f.write("TOP SECRET")
+        wf = self.write("esc.lua", """
+            local outputs = smithers.outputs {
+              fix = z.object { fixed = z.boolean(), summary = z.string() } }
+            local a = smithers.Agent { provider = "anthropic", model = "claude-test",
+              baseUrl = %r, tools = { "read" }, rootDir = %r }
+            return smithers(function(ctx)
+              return Workflow { name = "esc",
+                Task { id = "t", output = outputs.fix, agent = a, "Read the secrets" } }
+            end)
+            """ % (url, self.path("repo")))
+        r = self.up(wf, None, "esc1", env={"ANTHROPIC_API_KEY": KEY})
+        self.assertEqual(r.code, 0, r)
+        reqs = self.requests()
+        results = reqs[1]["body"]["messages"][-1]["content"]
+        self.assertEqual([b["is_error"] for b in results], [True, True])
+        for b in results:
+            self.assertNotIn("TOP SECRET", json.dumps(b))
+            self.assertNotIn("root:", json.dumps(b))
+        self.assertIn("outside", results[1]["content"])
+        headers = {k.lower(): v for k, v in reqs[0]["headers"].items()}
+        self.assertEqual(headers["x-api-key"], KEY)
+        self.assertEqual(headers["anthropic-version"], "2023-06-01")
+
+    def test_429_with_retry_after_then_success(self):
+        url = self.serve({"/v1/chat/completions": [
+            {"status": 429, "headers": {"Retry-After": "1"},
+             "body": {"error": {"message": "slow down"}}},
+            {"reply": {"structured": {"fixed": True, "summary": "ok"}}},
+        ]})
+        wf = self.write("rl.lua", """
+            local outputs = smithers.outputs {
+              fix = z.object { fixed = z.boolean(), summary = z.string() } }
+            local a = smithers.Agent { provider = "openai", model = "m", baseUrl = %r }
+            return smithers(function(ctx)
+              return Workflow { name = "rl",
+                Task { id = "t", output = outputs.fix, agent = a, "go" } }
+            end)
+            """ % (url + "/v1"))
+        r = self.up(wf, None, "rl1", env={"OPENAI_API_KEY": KEY})
+        self.assertEqual(r.code, 0, r)
+        self.assertGreaterEqual(r.elapsed, 0.9, "Retry-After: 1 was honoured")
+        self.assertEqual(len(self.requests()), 2)
+
+
+if __name__ == "__main__":
+    main()
