@@ -46,6 +46,9 @@ class Execution {
   virtual int WaitFd() const { return -1; }
   // Asks the attempt to stop; Poll() then reports it ended (with an error).
   virtual void Cancel(const std::string& reason) = 0;
+  // Output produced since the last call (e.g. a model's streamed text), for
+  // NodeOutput progress events; "" when there is none. Never blocks.
+  virtual std::string TakeOutput() { return ""; }
 };
 
 struct AttemptInfo {

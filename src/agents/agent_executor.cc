@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <mutex>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "agents/model.h"
@@ -302,6 +303,10 @@ class AgentExecution final : public Execution {
   }
   int WaitFd() const override { return wake_[0]; }
   void Cancel(const std::string&) override { cancel_ = true; }
+  std::string TakeOutput() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return std::exchange(streamed_, std::string());
+  }
 
  private:
   void Main() {
@@ -335,6 +340,13 @@ class AgentExecution final : public Execution {
                     {"outputTokens", r.output_tokens},
                     {"toolCalls", r.tool_calls}};
       if (!r.ok) entry["error"] = r.error;
+      // An optional price table, in USD per million tokens.
+      if (a.is_object() && a.contains("price") && a["price"].is_object()) {
+        double cost = r.input_tokens * a["price"].value("input", 0.0) / 1e6 +
+                      r.output_tokens * a["price"].value("output", 0.0) / 1e6;
+        entry["costUsd"] = cost;
+        meta["costUsd"] = meta.value("costUsd", 0.0) + cost;
+      }
       meta["agents"].push_back(entry);
       meta["tokens"] = {{"input", in}, {"output", out}};
       if (r.ok) return {.ok = true, .output = r.output, .meta = meta};
@@ -423,7 +435,10 @@ class AgentExecution final : public Execution {
     if (realpath(tools.root_dir.c_str(), resolved) != nullptr) tools.root_dir = resolved;
     int max_turns = a.value("maxTurns", 20);
     int schema_retries = a.value("maxSchemaRetries", 2);
-    CallHooks hooks{.cancel = &cancel_};
+    CallHooks hooks{.cancel = &cancel_, .on_text_delta = [this](std::string_view piece) {
+                      std::lock_guard<std::mutex> lock(mu_);
+                      if (streamed_.size() < (1u << 20)) streamed_.append(piece);
+                    }};
     for (int turn = 1;; ++turn) {
       if (turn > max_turns) {
         run.error = Error("AGENT_MAX_TURNS",
@@ -555,6 +570,7 @@ class AgentExecution final : public Execution {
   int wake_[2] = {-1, -1};
   std::mutex mu_;
   std::optional<AttemptOutcome> outcome_;  // guarded by mu_
+  std::string streamed_;                   // guarded by mu_: text not yet taken
   std::thread thread_;                     // last: starts after every member exists
 };
 

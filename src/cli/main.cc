@@ -231,6 +231,7 @@ int Inspect(const Global& g, const std::string& run_id) {
             {"nodes", Json::array()},
             {"outputs", Json::array()},
             {"loops", Json::array()}};
+  Json run_tokens = {{"input", 0}, {"output", 0}};
   for (const auto& n : *nodes) {
     Json nj = {{"nodeId", n.node_id},
                {"iteration", n.iteration},
@@ -242,6 +243,19 @@ int Inspect(const Global& g, const std::string& run_id) {
     if (!n.label.empty()) nj["label"] = n.label;
     for (const auto& a : *attempts) {
       if (a.node_id != n.node_id || a.iteration != n.iteration) continue;
+      if (a.meta.contains("tokens")) {
+        // Agent attempts: tokens (and cost, with a price table) per task and run.
+        for (const char* k : {"input", "output"}) {
+          int64_t v = a.meta["tokens"].value(k, int64_t{0});
+          nj["tokens"][k] = nj.value("tokens", Json::object()).value(k, int64_t{0}) + v;
+          run_tokens[k] = run_tokens[k].get<int64_t>() + v;
+        }
+        if (a.meta.contains("costUsd")) {
+          double c = a.meta["costUsd"].get<double>();
+          nj["tokens"]["costUsd"] = nj["tokens"].value("costUsd", 0.0) + c;
+          run_tokens["costUsd"] = run_tokens.value("costUsd", 0.0) + c;
+        }
+      }
       Json aj = {{"attempt", a.attempt},
                  {"state", a.state},
                  {"startedAtMs", a.started_at_ms},
@@ -262,6 +276,7 @@ int Inspect(const Global& g, const std::string& run_id) {
     j["loops"].push_back({{"loopId", l.loop_id}, {"iteration", l.iteration}, {"done", l.done}});
   }
   if (*last_frame) j["lastFrameNo"] = (*last_frame)->frame_no;
+  j["tokens"] = run_tokens;
   j["approvals"] = Json::array();
   for (const auto& a : *approvals) {
     Json aj = {{"nodeId", a.node_id}, {"iteration", a.iteration},           {"status", a.status},
@@ -300,6 +315,14 @@ int Inspect(const Global& g, const std::string& run_id) {
   if (r.finished_at_ms)
     std::printf("finished  %s\n", base::FormatIsoTime(r.finished_at_ms).c_str());
   std::printf("input     %s\n", r.input.dump().c_str());
+  if (j["tokens"]["input"].get<int64_t>() + j["tokens"]["output"].get<int64_t>() > 0) {
+    std::printf("tokens    %lld in, %lld out%s\n",
+                static_cast<long long>(j["tokens"]["input"].get<int64_t>()),
+                static_cast<long long>(j["tokens"]["output"].get<int64_t>()),
+                j["tokens"].contains("costUsd")
+                    ? (", $" + std::to_string(j["tokens"]["costUsd"].get<double>())).c_str()
+                    : "");
+  }
   if (!r.error.is_null()) std::printf("error     %s\n", r.error.dump().c_str());
   std::printf("\n%-32s  %-5s  %-12s  %s\n", "NODE", "ITER", "STATE", "ATTEMPTS");
   for (const auto& n : j["nodes"]) {

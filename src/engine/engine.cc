@@ -736,6 +736,18 @@ class Run {
 
   Result<bool> PollInFlight() {
     bool any = false;
+    bool streamed = false;
+    for (const InFlight& f : in_flight_) {
+      std::string text = f.exec->TakeOutput();
+      if (text.empty()) continue;
+      streamed = true;
+      Event("NodeOutput", {{"nodeId", f.node_id},
+                           {"iteration", f.iteration},
+                           {"attempt", f.attempt},
+                           {"stream", "stdout"},
+                           {"text", base::Redact(text)}});
+    }
+    if (streamed) SMITHERS_RETURN_IF_ERROR(Flush());
     for (size_t i = 0; i < in_flight_.size();) {
       std::optional<AttemptOutcome> o = in_flight_[i].exec->Poll();
       if (!o) {

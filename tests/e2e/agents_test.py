@@ -269,6 +269,33 @@ class HttpAgentTest(E2ETest):
         self.assertGreaterEqual(r.elapsed, 0.9, "Retry-After: 1 was honoured")
         self.assertEqual(len(self.requests()), 2)
 
+    def test_streamed_text_becomes_node_output_events(self):
+        answer = '{"fixed": true, "summary": "' + "word " * 40 + '"}'
+        url = self.serve({"/v1/messages": [
+            {"reply": {"text": answer, "input_tokens": 5, "output_tokens": 60},
+             "chunk_delay_s": 0.02}]})
+        wf = self.write("stream.lua", """
+            local outputs = smithers.outputs {
+              fix = z.object { fixed = z.boolean(), summary = z.string() } }
+            local a = smithers.Agent { provider = "anthropic", model = "m", baseUrl = %r,
+                                       stream = true, price = { input = 3, output = 15 } }
+            return smithers(function(ctx)
+              return Workflow { name = "stream",
+                Task { id = "t", output = outputs.fix, agent = a, "go" } }
+            end)
+            """ % url)
+        r = self.up(wf, None, "st1", env={"ANTHROPIC_API_KEY": KEY})
+        self.assertEqual(r.code, 0, r)
+        self.assertTrue(self.requests()[0]["body"]["stream"])
+        pieces = [e["payload"]["text"] for e in self.events("st1") if e["type"] == "NodeOutput"]
+        self.assertGreater(len(pieces), 1, "streamed in several events")
+        self.assertEqual("".join(pieces), answer)
+        meta = json.loads(self.query("SELECT meta_json FROM _smithers_attempts")[0]["meta_json"])
+        self.assertEqual(meta["tokens"], {"input": 5, "output": 60})
+        self.assertAlmostEqual(meta["costUsd"], (5 * 3 + 60 * 15) / 1e6)
+        tokens = self.inspect("st1")["tokens"]
+        self.assertEqual(tokens, {"input": 5, "output": 60, "costUsd": meta["costUsd"]})
+
 
 if __name__ == "__main__":
     main()
