@@ -14,6 +14,7 @@ import os
 import stat
 import subprocess
 import sys
+import time
 
 from smithers_e2e import PYTHON, E2ETest, main
 
@@ -295,6 +296,37 @@ class HttpAgentTest(E2ETest):
         self.assertAlmostEqual(meta["costUsd"], (5 * 3 + 60 * 15) / 1e6)
         tokens = self.inspect("st1")["tokens"]
         self.assertEqual(tokens, {"input": 5, "output": 60, "costUsd": meta["costUsd"]})
+
+    def hanging_module(self, url, extra=""):
+        return self.write("hang.lua", """
+            local outputs = smithers.outputs {
+              fix = z.object { fixed = z.boolean(), summary = z.string() } }
+            local a = smithers.Agent { provider = "openai", model = "m", baseUrl = %r }
+            return smithers(function(ctx)
+              return Workflow { name = "hang",
+                Task { id = "t", output = outputs.fix, agent = a, %s "go" } }
+            end)
+            """ % (url + "/v1", extra))
+
+    def test_a_hang_past_the_timeout_fails_the_attempt(self):
+        url = self.serve({"/v1/chat/completions": [{"reply": {"text": "{}"}, "delay_s": 30}]})
+        r = self.up(self.hanging_module(url, "timeoutMs = 700,"), None, "to1",
+                    env={"OPENAI_API_KEY": KEY})
+        self.assertEqual(r.code, 1, r)
+        self.assertLess(r.elapsed, 10)
+        self.assertEqual(r.json()["error"]["cause"]["code"], "TASK_TIMEOUT")
+
+    def test_cancel_aborts_the_request_in_flight(self):
+        url = self.serve({"/v1/chat/completions": [{"reply": {"text": "{}"}, "delay_s": 30}]})
+        p = self.start_up(self.hanging_module(url), None, "cx1")
+        self.wait_for(lambda: os.path.exists(self.path("requests.jsonl")) and self.requests(),
+                      what="the request to reach the server")
+        t0 = time.monotonic()
+        self.assertEqual(self.run_cli("cancel", "cx1").code, 0)
+        out, err = p.communicate(timeout=20)
+        self.assertEqual(p.returncode, 2, err)
+        self.assertLess(time.monotonic() - t0, 5, "the request was aborted, not waited out")
+        self.assertEqual(self.node("cx1", "t")["state"], "cancelled")
 
 
 if __name__ == "__main__":
