@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <iostream>
@@ -191,6 +192,21 @@ int Up(const Global& g, const UpArgs& a) {
 
 // ---- read commands ----
 
+// Agent tokens (and cost, with a price table) over `attempts`.
+Json TokenTotals(const std::vector<AttemptRecord>& attempts) {
+  Json t = {{"input", 0}, {"output", 0}};
+  for (const auto& a : attempts) {
+    if (!a.meta.contains("tokens")) continue;
+    for (const char* k : {"input", "output"}) {
+      t[k] = t[k].get<int64_t>() + a.meta["tokens"].value(k, int64_t{0});
+    }
+    if (a.meta.contains("costUsd")) {
+      t["costUsd"] = t.value("costUsd", 0.0) + a.meta["costUsd"].get<double>();
+    }
+  }
+  return t;
+}
+
 int Ps(const Global& g, const std::string& status, int limit) {
   auto store = Open(g);
   if (!store.ok()) return Fail(ExitFor(store.status()), store.status().message());
@@ -198,7 +214,12 @@ int Ps(const Global& g, const std::string& status, int limit) {
   if (!runs.ok()) return Fail(kExitFailed, runs.status().message());
   if (g.json) {
     Json arr = Json::array();
-    for (const auto& r : *runs) arr.push_back(RunJson(r));
+    for (const auto& r : *runs) {
+      Json j = RunJson(r);
+      auto attempts = (*store)->ListAttempts(r.run_id);
+      if (attempts.ok()) j["tokens"] = TokenTotals(*attempts);
+      arr.push_back(std::move(j));
+    }
     std::cout << Json{{"runs", arr}}.dump(2) << std::endl;
     return kExitOk;
   }
@@ -231,7 +252,6 @@ int Inspect(const Global& g, const std::string& run_id) {
             {"nodes", Json::array()},
             {"outputs", Json::array()},
             {"loops", Json::array()}};
-  Json run_tokens = {{"input", 0}, {"output", 0}};
   for (const auto& n : *nodes) {
     Json nj = {{"nodeId", n.node_id},
                {"iteration", n.iteration},
@@ -241,21 +261,16 @@ int Inspect(const Global& g, const std::string& run_id) {
                {"updatedAtMs", n.updated_at_ms},
                {"attempts", Json::array()}};
     if (!n.label.empty()) nj["label"] = n.label;
+    std::vector<AttemptRecord> mine;
     for (const auto& a : *attempts) {
-      if (a.node_id != n.node_id || a.iteration != n.iteration) continue;
-      if (a.meta.contains("tokens")) {
-        // Agent attempts: tokens (and cost, with a price table) per task and run.
-        for (const char* k : {"input", "output"}) {
-          int64_t v = a.meta["tokens"].value(k, int64_t{0});
-          nj["tokens"][k] = nj.value("tokens", Json::object()).value(k, int64_t{0}) + v;
-          run_tokens[k] = run_tokens[k].get<int64_t>() + v;
-        }
-        if (a.meta.contains("costUsd")) {
-          double c = a.meta["costUsd"].get<double>();
-          nj["tokens"]["costUsd"] = nj["tokens"].value("costUsd", 0.0) + c;
-          run_tokens["costUsd"] = run_tokens.value("costUsd", 0.0) + c;
-        }
-      }
+      if (a.node_id == n.node_id && a.iteration == n.iteration) mine.push_back(a);
+    }
+    // Agent attempts: tokens (and cost, with a price table) per task.
+    if (std::any_of(mine.begin(), mine.end(),
+                    [](const AttemptRecord& a) { return a.meta.contains("tokens"); })) {
+      nj["tokens"] = TokenTotals(mine);
+    }
+    for (const auto& a : mine) {
       Json aj = {{"attempt", a.attempt},
                  {"state", a.state},
                  {"startedAtMs", a.started_at_ms},
@@ -276,7 +291,7 @@ int Inspect(const Global& g, const std::string& run_id) {
     j["loops"].push_back({{"loopId", l.loop_id}, {"iteration", l.iteration}, {"done", l.done}});
   }
   if (*last_frame) j["lastFrameNo"] = (*last_frame)->frame_no;
-  j["tokens"] = run_tokens;
+  j["tokens"] = TokenTotals(*attempts);
   j["approvals"] = Json::array();
   for (const auto& a : *approvals) {
     Json aj = {{"nodeId", a.node_id}, {"iteration", a.iteration},           {"status", a.status},

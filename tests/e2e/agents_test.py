@@ -296,6 +296,10 @@ class HttpAgentTest(E2ETest):
         self.assertAlmostEqual(meta["costUsd"], (5 * 3 + 60 * 15) / 1e6)
         tokens = self.inspect("st1")["tokens"]
         self.assertEqual(tokens, {"input": 5, "output": 60, "costUsd": meta["costUsd"]})
+        [node] = self.inspect("st1")["nodes"]
+        self.assertEqual(node["tokens"], tokens)
+        [run] = self.run_cli("ps", "--json").json()["runs"]
+        self.assertEqual(run["tokens"], tokens)
 
     def hanging_module(self, url, extra=""):
         return self.write("hang.lua", """
