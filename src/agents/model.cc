@@ -1,20 +1,56 @@
-// CallModel over libcurl: request building and reply parsing for OpenAI Chat
-// Completions and Anthropic Messages, streaming (SSE) or not, with retries.
+// CallModel: the two wire formats (OpenAI Chat Completions, Anthropic
+// Messages), streamed or not, over HttpPost, with the retry policy.
 #include "agents/model.h"
 
 #include <curl/curl.h>
 
+#include <algorithm>
+#include <cctype>
 #include <chrono>
-#include <cstdlib>
-#include <ctime>
+#include <cmath>
 #include <map>
-#include <mutex>
 #include <thread>
+#include <utility>
+
+#include "agents/http.h"
+#include "base/redact.h"
+#include "smithers/clock.h"
 
 namespace smithers::agents {
 namespace {
 
-// ---- requests ----
+constexpr int64_t kMaxRetryWaitMs = 60000;
+constexpr int64_t kSleepStepMs = 20;  // backoff sleeps wake this often to see a cancel
+constexpr int kAnthropicDefaultMaxTokens = 4096;
+constexpr size_t kMaxErrorTextBytes = 500;
+
+bool IsOpenAi(const ModelRequest& r) { return r.provider != "anthropic"; }
+
+// Tool and schema names must match ^[a-zA-Z0-9_-]{1,64}$ for both providers.
+std::string WireName(const std::string& name) {
+  std::string out;
+  for (char c : name) {
+    bool ok = std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '_' || c == '-';
+    out += ok ? c : '_';
+  }
+  if (out.empty()) out = "output";
+  return out.substr(0, 64);
+}
+
+// Anthropic tool input must be an object: other schemas are wrapped in one.
+bool NeedsWrap(const Json& schema) {
+  return !(schema.is_object() && schema.value("type", Json()) == "object");
+}
+
+Json ParseArguments(const std::string& text) {
+  if (text.empty()) return Json::object();
+  Json parsed = Json::parse(text, nullptr, /*allow_exceptions=*/false);
+  // A model can emit broken JSON; keep the text so the tool layer reports it
+  // back to the model rather than failing the whole turn.
+  return parsed.is_discarded() ? Json(text) : parsed;
+}
+
+// ---- request bodies ----
 
 Json OpenAiBody(const ModelRequest& r) {
   Json messages = Json::array();
@@ -25,75 +61,81 @@ Json OpenAiBody(const ModelRequest& r) {
           {{"role", "tool"}, {"tool_call_id", m.tool_call_id}, {"content", m.content}});
       continue;
     }
-    Json j = {{"role", m.role}, {"content", m.content}};
+    Json msg = {{"role", m.role}, {"content", m.content}};
     if (!m.tool_calls.empty()) {
-      j["tool_calls"] = Json::array();
+      if (m.content.empty()) msg["content"] = nullptr;
+      Json calls = Json::array();
       for (const ToolCall& c : m.tool_calls) {
-        j["tool_calls"].push_back(
-            {{"id", c.id},
-             {"type", "function"},
-             {"function", {{"name", c.name}, {"arguments", c.arguments.dump()}}}});
+        calls.push_back({{"id", c.id},
+                         {"type", "function"},
+                         {"function",
+                          {{"name", c.name},
+                           {"arguments", c.arguments.is_string() ? c.arguments.get<std::string>()
+                                                                 : c.arguments.dump()}}}});
       }
+      msg["tool_calls"] = std::move(calls);
     }
-    messages.push_back(std::move(j));
+    messages.push_back(std::move(msg));
   }
-  Json body = {{"model", r.model}, {"messages", messages}};
+  Json body = {{"model", r.model}, {"messages", std::move(messages)}};
   if (!r.tools.empty()) {
-    body["tools"] = Json::array();
+    Json tools = Json::array();
     for (const ToolSpec& t : r.tools) {
-      body["tools"].push_back(
+      tools.push_back(
           {{"type", "function"},
            {"function",
             {{"name", t.name}, {"description", t.description}, {"parameters", t.parameters}}}});
     }
+    body["tools"] = std::move(tools);
   }
   if (!r.output_schema.is_null()) {
     body["response_format"] = {
         {"type", "json_schema"},
-        {"json_schema", {{"name", r.output_name}, {"schema", r.output_schema}, {"strict", false}}}};
+        {"json_schema",
+         {{"name", WireName(r.output_name)}, {"schema", r.output_schema}, {"strict", false}}}};
   }
   if (r.temperature >= 0) body["temperature"] = r.temperature;
   if (r.max_tokens > 0) body["max_tokens"] = r.max_tokens;
   if (r.stream) {
     body["stream"] = true;
-    body["stream_options"] = {{"include_usage", true}};
+    body["stream_options"] = {{"include_usage", true}};  // usage in the last chunk
   }
   return body;
 }
 
 Json AnthropicBody(const ModelRequest& r) {
+  // Anthropic wants user and assistant turns to alternate: consecutive turns
+  // of one role (tool results, then a user's note) merge into one message.
   Json messages = Json::array();
+  auto append = [&messages](const std::string& role, Json blocks) {
+    if (blocks.empty()) return;
+    if (!messages.empty() && messages.back()["role"] == role) {
+      for (Json& b : blocks) messages.back()["content"].push_back(std::move(b));
+    } else {
+      messages.push_back({{"role", role}, {"content", std::move(blocks)}});
+    }
+  };
   for (const Message& m : r.messages) {
+    Json blocks = Json::array();
     if (m.role == "tool") {
-      Json block = {{"type", "tool_result"},
-                    {"tool_use_id", m.tool_call_id},
-                    {"content", m.content},
-                    {"is_error", m.is_error}};
-      // Consecutive tool results share one user turn.
-      if (!messages.empty() && messages.back()["role"] == "user" &&
-          messages.back()["content"].is_array() && !messages.back()["content"].empty() &&
-          messages.back()["content"][0].value("type", "") == "tool_result") {
-        messages.back()["content"].push_back(block);
-      } else {
-        messages.push_back({{"role", "user"}, {"content", Json::array({block})}});
-      }
+      blocks.push_back({{"type", "tool_result"},
+                        {"tool_use_id", m.tool_call_id},
+                        {"content", m.content},
+                        {"is_error", m.is_error}});
+      append("user", std::move(blocks));
       continue;
     }
-    if (m.tool_calls.empty()) {
-      messages.push_back({{"role", m.role}, {"content", m.content}});
-      continue;
-    }
-    Json content = Json::array();
-    if (!m.content.empty()) content.push_back({{"type", "text"}, {"text", m.content}});
+    // Empty text blocks are refused by the API: leave them out.
+    if (!m.content.empty()) blocks.push_back({{"type", "text"}, {"text", m.content}});
     for (const ToolCall& c : m.tool_calls) {
-      content.push_back(
-          {{"type", "tool_use"}, {"id", c.id}, {"name", c.name}, {"input", c.arguments}});
+      Json input = c.arguments.is_object() ? c.arguments : Json::object();
+      blocks.push_back({{"type", "tool_use"}, {"id", c.id}, {"name", c.name}, {"input", input}});
     }
-    messages.push_back({{"role", "assistant"}, {"content", content}});
+    append(m.role == "assistant" ? "assistant" : "user", std::move(blocks));
   }
   Json body = {{"model", r.model},
-               {"messages", messages},
-               {"max_tokens", r.max_tokens > 0 ? r.max_tokens : 4096}};
+               {"max_tokens", r.max_tokens > 0 ? r.max_tokens : kAnthropicDefaultMaxTokens},
+               {"messages", std::move(messages)}};
   if (!r.system.empty()) body["system"] = r.system;
   Json tools = Json::array();
   for (const ToolSpec& t : r.tools) {
@@ -101,12 +143,19 @@ Json AnthropicBody(const ModelRequest& r) {
         {{"name", t.name}, {"description", t.description}, {"input_schema", t.parameters}});
   }
   if (!r.output_schema.is_null()) {
-    tools.push_back({{"name", r.output_name},
+    std::string name = WireName(r.output_name);
+    Json schema = r.output_schema;
+    if (NeedsWrap(schema)) {
+      schema = {{"type", "object"},
+                {"properties", {{"value", schema}}},
+                {"required", Json::array({"value"})}};
+    }
+    tools.push_back({{"name", name},
                      {"description", "Give the final answer as this tool's input."},
-                     {"input_schema", r.output_schema}});
-    body["tool_choice"] = {{"type", "tool"}, {"name", r.output_name}};
+                     {"input_schema", std::move(schema)}});
+    body["tool_choice"] = {{"type", "tool"}, {"name", name}};
   }
-  if (!tools.empty()) body["tools"] = tools;
+  if (!tools.empty()) body["tools"] = std::move(tools);
   if (r.temperature >= 0) body["temperature"] = r.temperature;
   if (r.stream) body["stream"] = true;
   return body;
@@ -114,386 +163,469 @@ Json AnthropicBody(const ModelRequest& r) {
 
 // ---- replies ----
 
-Json ParseArguments(const std::string& text) {
-  if (text.empty()) return Json::object();
-  Json j = Json::parse(text, nullptr, false);
-  return j.is_discarded() ? Json(text) : j;
-}
-
-void FinishOpenAi(const ModelRequest& req, ModelReply& reply) {
-  if (!req.output_schema.is_null() && reply.tool_calls.empty()) {
-    Json j = Json::parse(reply.text, nullptr, false);
-    if (!j.is_discarded()) reply.structured = j;
-  }
-}
-
-Result<ModelReply> ParseOpenAi(const ModelRequest& req, const Json& j) {
-  if (!j.contains("choices") || !j["choices"].is_array() || j["choices"].empty()) {
-    return InvalidArgumentError("reply has no choices");
-  }
-  ModelReply reply;
-  const Json& choice = j["choices"][0];
-  const Json& msg = choice.value("message", Json::object());
-  if (msg.contains("content") && msg["content"].is_string()) reply.text = msg["content"];
-  if (msg.contains("tool_calls") && msg["tool_calls"].is_array()) {
-    for (const Json& c : msg["tool_calls"]) {
-      const Json& fn = c.value("function", Json::object());
-      reply.tool_calls.push_back({.id = c.value("id", ""),
-                                  .name = fn.value("name", ""),
-                                  .arguments = ParseArguments(fn.value("arguments", ""))});
-    }
-  }
-  if (choice.contains("finish_reason") && choice["finish_reason"].is_string()) {
-    reply.stop_reason = choice["finish_reason"];
-  }
-  if (j.contains("usage") && j["usage"].is_object()) {
-    reply.input_tokens = j["usage"].value("prompt_tokens", int64_t{0});
-    reply.output_tokens = j["usage"].value("completion_tokens", int64_t{0});
-  }
-  FinishOpenAi(req, reply);
-  return reply;
-}
-
-void AddAnthropicBlock(const ModelRequest& req, const Json& block, ModelReply& reply) {
-  std::string type = block.value("type", "");
-  if (type == "text") {
-    reply.text += block.value("text", "");
-  } else if (type == "tool_use") {
-    Json input = block.value("input", Json::object());
-    if (!req.output_schema.is_null() && block.value("name", "") == req.output_name) {
-      reply.structured = input;
-      reply.text = input.dump();
-    } else {
+// Builds the reply from Anthropic content blocks (a whole message, or the
+// blocks a stream assembled): the forced output tool becomes `structured`.
+void FinishAnthropic(const ModelRequest& r, const Json& content, ModelReply& reply) {
+  std::string output_tool = r.output_schema.is_null() ? "" : WireName(r.output_name);
+  for (const Json& block : content) {
+    if (!block.is_object()) continue;
+    std::string type = block.value("type", "");
+    if (type == "text") {
+      reply.text += block.value("text", "");
+    } else if (type == "tool_use") {
+      Json input = block.contains("input") ? block["input"] : Json::object();
+      if (!output_tool.empty() && block.value("name", "") == output_tool) {
+        reply.structured =
+            NeedsWrap(r.output_schema) && input.is_object() && input.contains("value")
+                ? input["value"]
+                : input;
+        continue;
+      }
       reply.tool_calls.push_back(
           {.id = block.value("id", ""), .name = block.value("name", ""), .arguments = input});
     }
   }
+  if (!reply.structured.is_null()) reply.text = reply.structured.dump();
 }
 
-Result<ModelReply> ParseAnthropic(const ModelRequest& req, const Json& j) {
-  if (!j.contains("content") || !j["content"].is_array()) {
-    return InvalidArgumentError("reply has no content");
+void AddAnthropicUsage(const Json& usage, ModelReply& reply) {
+  if (!usage.is_object()) return;
+  // Cached prompt tokens are counted apart from input_tokens; all were input.
+  int64_t input = 0;
+  bool any = false;
+  for (const char* k : {"input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"}) {
+    if (usage.contains(k) && usage[k].is_number_integer()) {
+      input += usage[k].get<int64_t>();
+      any = true;
+    }
+  }
+  if (any) reply.input_tokens = input;
+  if (usage.contains("output_tokens") && usage["output_tokens"].is_number_integer()) {
+    reply.output_tokens = usage["output_tokens"].get<int64_t>();  // cumulative in a stream
+  }
+}
+
+void FinishOpenAi(const ModelRequest& r, ModelReply& reply) {
+  if (!r.output_schema.is_null() && reply.tool_calls.empty()) {
+    Json parsed = Json::parse(reply.text, nullptr, /*allow_exceptions=*/false);
+    if (!parsed.is_discarded()) reply.structured = std::move(parsed);
+  }
+}
+
+Status Malformed(const ModelRequest& r, const std::string& what) {
+  return InvalidArgumentError(r.provider + ": malformed reply: " + what);
+}
+
+Result<ModelReply> ParseOpenAi(const ModelRequest& r, const std::string& body) {
+  Json j = Json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) return Malformed(r, "the body is not a JSON object");
+  if (!j.contains("choices") || !j["choices"].is_array() || j["choices"].empty() ||
+      !j["choices"][0].is_object() || !j["choices"][0].contains("message") ||
+      !j["choices"][0]["message"].is_object()) {
+    return Malformed(r, "no choices[0].message");
   }
   ModelReply reply;
-  for (const Json& block : j["content"]) AddAnthropicBlock(req, block, reply);
-  if (j.contains("stop_reason") && j["stop_reason"].is_string())
-    reply.stop_reason = j["stop_reason"];
-  if (j.contains("usage") && j["usage"].is_object()) {
-    reply.input_tokens = j["usage"].value("input_tokens", int64_t{0});
-    reply.output_tokens = j["usage"].value("output_tokens", int64_t{0});
+  try {
+    const Json& choice = j["choices"][0];
+    const Json& msg = choice["message"];
+    if (msg.contains("content") && msg["content"].is_string()) reply.text = msg["content"];
+    if (msg.contains("tool_calls") && msg["tool_calls"].is_array()) {
+      for (const Json& c : msg["tool_calls"]) {
+        const Json fn = c.value("function", Json::object());
+        reply.tool_calls.push_back({.id = c.value("id", ""),
+                                    .name = fn.value("name", ""),
+                                    .arguments = ParseArguments(fn.value("arguments", ""))});
+      }
+    }
+    if (choice.contains("finish_reason") && choice["finish_reason"].is_string()) {
+      reply.stop_reason = choice["finish_reason"];
+    }
+    if (j.contains("usage") && j["usage"].is_object()) {
+      reply.input_tokens = j["usage"].value("prompt_tokens", int64_t{0});
+      reply.output_tokens = j["usage"].value("completion_tokens", int64_t{0});
+    }
+  } catch (const Json::exception& e) {
+    return Malformed(r, e.what());
+  }
+  FinishOpenAi(r, reply);
+  return reply;
+}
+
+Result<ModelReply> ParseAnthropic(const ModelRequest& r, const std::string& body) {
+  Json j = Json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) return Malformed(r, "the body is not a JSON object");
+  if (!j.contains("content") || !j["content"].is_array()) return Malformed(r, "no content array");
+  ModelReply reply;
+  try {
+    FinishAnthropic(r, j["content"], reply);
+    if (j.contains("stop_reason") && j["stop_reason"].is_string()) {
+      reply.stop_reason = j["stop_reason"];
+    }
+    AddAnthropicUsage(j.value("usage", Json()), reply);
+  } catch (const Json::exception& e) {
+    return Malformed(r, e.what());
   }
   return reply;
 }
 
-// Assembles a streamed reply from SSE `data:` payloads.
+// ---- streaming ----
+
+// Server-sent events, fed as they arrive; assembles a ModelReply.
 class StreamAssembler {
  public:
-  StreamAssembler(const ModelRequest& req, const CallHooks& hooks) : req_(req), hooks_(hooks) {}
+  StreamAssembler(const ModelRequest& r, const CallHooks& hooks) : r_(r), hooks_(hooks) {}
 
-  // Feeds raw bytes; complete lines are parsed as they arrive.
-  void Feed(std::string_view bytes) {
-    buffer_.append(bytes);
-    size_t nl;
-    while ((nl = buffer_.find('\n')) != std::string::npos) {
-      std::string line = buffer_.substr(0, nl);
-      buffer_.erase(0, nl + 1);
-      if (!line.empty() && line.back() == '\r') line.pop_back();
-      if (line.rfind("data:", 0) != 0) continue;
-      std::string data = line.substr(5);
-      if (!data.empty() && data[0] == ' ') data.erase(0, 1);
-      if (data == "[DONE]") continue;
-      Json ev = Json::parse(data, nullptr, false);
-      if (ev.is_discarded()) {
-        malformed_ = true;
-        continue;
-      }
-      if (req_.provider == "anthropic") {
-        Anthropic(ev);
-      } else {
-        OpenAi(ev);
-      }
-      saw_event_ = true;
+  // False when the stream cannot go on; error() says why.
+  bool Feed(std::string_view chunk) {
+    buffer_.append(chunk);
+    size_t start = 0;
+    for (;;) {
+      size_t nl = buffer_.find('\n', start);
+      if (nl == std::string::npos) break;
+      std::string_view line(buffer_.data() + start, nl - start);
+      start = nl + 1;
+      if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+      if (!Line(line)) return false;
     }
+    buffer_.erase(0, start);
+    return true;
   }
 
+  // After the transfer: the assembled reply, or why there is none.
   Result<ModelReply> Finish() {
-    if (!saw_event_) return InvalidArgumentError("the stream held no events");
-    if (error_.is_object()) {
-      return InvalidArgumentError("the stream reported an error: " +
-                                  error_.value("message", error_.dump()));
-    }
-    for (auto& [index, call] : partial_calls_) {
-      reply_.tool_calls.push_back(
-          {.id = call.id, .name = call.name, .arguments = ParseArguments(call.args)});
-    }
-    partial_calls_.clear();
-    if (req_.provider == "anthropic") {
+    if (!error_.ok()) return error_;
+    std::string rest = std::move(buffer_);
+    buffer_.clear();
+    if (!rest.empty() && !Line(rest)) return error_;
+    if (!Dispatch()) return error_;
+    // Without its end marker a stream may have lost its tail: try again.
+    if (!done_) return UnavailableError(r_.provider + ": the event stream ended early");
+    if (IsOpenAi(r_)) {
+      for (auto& [index, call] : openai_calls_) {
+        reply_.tool_calls.push_back(
+            {.id = call.id, .name = call.name, .arguments = ParseArguments(call.arguments)});
+      }
+      FinishOpenAi(r_, reply_);
+    } else {
+      Json content = Json::array();
       for (auto& [index, block] : blocks_) {
         if (block.value("type", "") == "tool_use") {
-          block["input"] = ParseArguments(block_json_[index]);
+          const std::string& partial = partial_json_[index];
+          block["input"] =
+              partial.empty() ? block.value("input", Json::object()) : ParseArguments(partial);
         }
-        if (block.value("type", "") != "text") AddAnthropicBlock(req_, block, reply_);
+        content.push_back(std::move(block));
       }
-    } else {
-      FinishOpenAi(req_, reply_);
+      reply_.text.clear();  // rebuilt from the blocks
+      FinishAnthropic(r_, content, reply_);
     }
-    return reply_;
+    return std::move(reply_);
   }
+
+  const Status& error() const { return error_; }
 
  private:
   struct PartialCall {
-    std::string id, name, args;
+    std::string id;
+    std::string name;
+    std::string arguments;
   };
 
-  void Text(const std::string& piece) {
-    reply_.text += piece;
-    if (hooks_.on_text_delta && !piece.empty()) hooks_.on_text_delta(piece);
+  bool Line(std::string_view line) {
+    if (line.empty()) return Dispatch();
+    if (line[0] == ':') return true;  // comment / keep-alive
+    size_t colon = line.find(':');
+    std::string_view field = line.substr(0, colon);
+    std::string_view value = colon == std::string_view::npos ? "" : line.substr(colon + 1);
+    if (!value.empty() && value[0] == ' ') value.remove_prefix(1);
+    if (field == "data") {
+      if (has_data_) data_ += '\n';
+      data_.append(value);
+      has_data_ = true;
+    } else if (field == "event") {
+      event_ = std::string(value);
+    }
+    return true;
   }
 
-  void OpenAi(const Json& ev) {
-    if (ev.contains("usage") && ev["usage"].is_object()) {
-      reply_.input_tokens = ev["usage"].value("prompt_tokens", int64_t{0});
-      reply_.output_tokens = ev["usage"].value("completion_tokens", int64_t{0});
+  bool Dispatch() {
+    if (!has_data_) {
+      event_.clear();
+      return true;
     }
-    if (!ev.contains("choices") || !ev["choices"].is_array() || ev["choices"].empty()) return;
-    const Json& choice = ev["choices"][0];
+    std::string data = std::move(data_);
+    data_.clear();
+    event_.clear();
+    has_data_ = false;
+    if (IsOpenAi(r_) && data == "[DONE]") {
+      done_ = true;
+      return true;
+    }
+    Json j = Json::parse(data, nullptr, /*allow_exceptions=*/false);
+    if (j.is_discarded() || !j.is_object()) {
+      error_ = Malformed(r_, "an event is not a JSON object");
+      return false;
+    }
+    try {
+      return IsOpenAi(r_) ? OpenAiEvent(j) : AnthropicEvent(j);
+    } catch (const Json::exception& e) {
+      error_ = Malformed(r_, e.what());
+      return false;
+    }
+  }
+
+  void Text(const std::string& piece) {
+    if (piece.empty()) return;
+    reply_.text += piece;
+    if (hooks_.on_text_delta) hooks_.on_text_delta(piece);
+  }
+
+  bool StreamError(const Json& j) {
+    const Json err = j.value("error", Json::object());
+    std::string message = err.is_object() ? err.value("message", "") : "";
+    // Overloaded / server errors mid-stream are worth another attempt.
+    error_ = UnavailableError(
+        r_.provider + ": error in the event stream: " + (message.empty() ? j.dump() : message));
+    return false;
+  }
+
+  bool OpenAiEvent(const Json& j) {
+    if (j.contains("error")) return StreamError(j);
+    if (j.contains("usage") && j["usage"].is_object()) {
+      reply_.input_tokens = j["usage"].value("prompt_tokens", int64_t{0});
+      reply_.output_tokens = j["usage"].value("completion_tokens", int64_t{0});
+    }
+    if (!j.contains("choices") || !j["choices"].is_array() || j["choices"].empty()) return true;
+    const Json& choice = j["choices"][0];
     if (choice.contains("finish_reason") && choice["finish_reason"].is_string()) {
       reply_.stop_reason = choice["finish_reason"];
     }
-    const Json& delta = choice.value("delta", Json::object());
+    if (!choice.contains("delta") || !choice["delta"].is_object()) return true;
+    const Json& delta = choice["delta"];
     if (delta.contains("content") && delta["content"].is_string()) Text(delta["content"]);
     if (delta.contains("tool_calls") && delta["tool_calls"].is_array()) {
       for (const Json& c : delta["tool_calls"]) {
-        PartialCall& p = partial_calls_[c.value("index", 0)];
-        if (c.contains("id") && c["id"].is_string()) p.id = c["id"];
-        const Json& fn = c.value("function", Json::object());
-        if (fn.contains("name") && fn["name"].is_string()) p.name += fn["name"].get<std::string>();
-        if (fn.contains("arguments") && fn["arguments"].is_string())
-          p.args += fn["arguments"].get<std::string>();
+        PartialCall& call = openai_calls_[c.value("index", 0)];
+        if (c.contains("id") && c["id"].is_string()) call.id = c["id"];
+        const Json fn = c.value("function", Json::object());
+        // The name comes whole in the first piece; the arguments in pieces.
+        if (fn.contains("name") && fn["name"].is_string() && call.name.empty()) {
+          call.name = fn["name"];
+        }
+        if (fn.contains("arguments") && fn["arguments"].is_string()) {
+          call.arguments += fn["arguments"].get<std::string>();
+        }
       }
     }
+    return true;
   }
 
-  void Anthropic(const Json& ev) {
-    std::string type = ev.value("type", "");
-    if (type == "message_start" && ev.contains("message")) {
-      const Json& usage = ev["message"].value("usage", Json::object());
-      reply_.input_tokens = usage.value("input_tokens", int64_t{0});
+  bool AnthropicEvent(const Json& j) {
+    std::string type = j.value("type", "");
+    if (type == "error") return StreamError(j);
+    if (type == "message_start") {
+      AddAnthropicUsage(j.value("message", Json::object()).value("usage", Json()), reply_);
     } else if (type == "content_block_start") {
-      blocks_[ev.value("index", 0)] = ev.value("content_block", Json::object());
+      int index = j.value("index", 0);
+      blocks_[index] = j.value("content_block", Json::object());
+      if (blocks_[index].value("type", "") == "text") Text(blocks_[index].value("text", ""));
     } else if (type == "content_block_delta") {
-      int index = ev.value("index", 0);
-      const Json& delta = ev.value("delta", Json::object());
-      std::string dt = delta.value("type", "");
-      if (dt == "text_delta") {
-        Text(delta.value("text", ""));
-      } else if (dt == "input_json_delta") {
-        block_json_[index] += delta.value("partial_json", "");
+      int index = j.value("index", 0);
+      const Json delta = j.value("delta", Json::object());
+      std::string delta_type = delta.value("type", "");
+      if (delta_type == "text_delta") {
+        std::string piece = delta.value("text", "");
+        Json& block = blocks_[index];
+        block["type"] = "text";
+        block["text"] = block.value("text", "") + piece;
+        Text(piece);
+      } else if (delta_type == "input_json_delta") {
+        partial_json_[index] += delta.value("partial_json", "");
       }
     } else if (type == "message_delta") {
-      const Json& usage = ev.value("usage", Json::object());
-      reply_.output_tokens = usage.value("output_tokens", reply_.output_tokens);
-      const Json& delta = ev.value("delta", Json::object());
+      const Json delta = j.value("delta", Json::object());
       if (delta.contains("stop_reason") && delta["stop_reason"].is_string()) {
         reply_.stop_reason = delta["stop_reason"];
       }
-    } else if (type == "error") {
-      error_ = ev.value("error", Json::object());
+      AddAnthropicUsage(j.value("usage", Json()), reply_);
+    } else if (type == "message_stop") {
+      done_ = true;
+    }
+    return true;  // ping, content_block_stop and unknown events carry nothing we need
+  }
+
+  const ModelRequest& r_;
+  const CallHooks& hooks_;
+  std::string buffer_;  // bytes after the last complete line
+  std::string data_;    // the current event's data lines
+  std::string event_;
+  bool has_data_ = false;
+  bool done_ = false;
+  Status error_;
+  ModelReply reply_;
+  std::map<int, PartialCall> openai_calls_;  // by index
+  std::map<int, Json> blocks_;               // Anthropic content blocks by index
+  std::map<int, std::string> partial_json_;  // tool_use input pieces by block index
+};
+
+// ---- errors and retries ----
+
+// The provider's own error message ({"error": {"message"}} for both), or the
+// start of the body. Never a header: the key lives only there.
+std::string ProviderMessage(const ModelRequest& r, const std::string& body) {
+  Json j = Json::parse(body, nullptr, /*allow_exceptions=*/false);
+  std::string message;
+  if (!j.is_discarded() && j.is_object() && j.contains("error")) {
+    const Json& err = j["error"];
+    if (err.is_object() && err.contains("message") && err["message"].is_string()) {
+      message = err["message"];
+    } else if (err.is_string()) {
+      message = err;
     }
   }
-
-  const ModelRequest& req_;
-  const CallHooks& hooks_;
-  std::string buffer_;
-  ModelReply reply_;
-  std::map<int, PartialCall> partial_calls_;
-  std::map<int, Json> blocks_;
-  std::map<int, std::string> block_json_;
-  Json error_;
-  bool saw_event_ = false;
-  bool malformed_ = false;
-};
-
-// ---- HTTP ----
-
-struct Exchange {
-  long status = 0;
-  std::string body;
-  std::string retry_after;
-  const std::atomic<bool>* cancel = nullptr;
-};
-
-size_t OnHeader(char* data, size_t size, size_t n, void* user) {
-  auto* x = static_cast<Exchange*>(user);
-  std::string line(data, size * n);
-  std::string lower = line;
-  for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  if (lower.rfind("retry-after:", 0) == 0) {
-    std::string v = line.substr(12);
-    while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.erase(0, 1);
-    while (!v.empty() && (v.back() == '\r' || v.back() == '\n' || v.back() == ' ')) v.pop_back();
-    x->retry_after = v;
+  if (message.empty()) message = body.substr(0, kMaxErrorTextBytes);
+  // A server may echo what it was sent; make sure that is never the key.
+  if (!r.api_key.empty()) {
+    for (size_t at = message.find(r.api_key); at != std::string::npos;
+         at = message.find(r.api_key, at)) {
+      message.replace(at, r.api_key.size(), "[REDACTED]");
+    }
   }
-  return size * n;
+  return base::Redact(message);
 }
 
-int OnProgress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
-  auto* x = static_cast<Exchange*>(user);
-  return x->cancel != nullptr && x->cancel->load() ? 1 : 0;
-}
-
-void GlobalInit() {
-  static std::once_flag once;
-  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
-}
-
-int64_t RetryAfterMs(const std::string& v) {
-  if (v.empty()) return -1;
-  char* end = nullptr;
-  double secs = std::strtod(v.c_str(), &end);
-  if (end != v.c_str() && *end == '\0') return static_cast<int64_t>(secs * 1000);
-  std::tm tm{};
-  if (strptime(v.c_str(), "%a, %d %b %Y %H:%M:%S", &tm) != nullptr) {
-    int64_t at = static_cast<int64_t>(timegm(&tm)) * 1000;
-    int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
-                      std::chrono::system_clock::now().time_since_epoch())
-                      .count();
-    return std::max<int64_t>(0, at - now);
+// Retry-After in milliseconds (delay-seconds or an HTTP date), or -1.
+int64_t RetryAfterMs(const HttpResponse& res) {
+  auto it = res.headers.find("retry-after");
+  if (it == res.headers.end() || it->second.empty()) return -1;
+  const std::string& v = it->second;
+  if (std::all_of(v.begin(), v.end(), [](unsigned char c) { return std::isdigit(c) != 0; })) {
+    return v.size() > 6 ? kMaxRetryWaitMs : std::stoll(v) * 1000;
   }
-  return -1;
+  time_t when = curl_getdate(v.c_str(), nullptr);
+  if (when < 0) return -1;
+  return std::max<int64_t>(0, static_cast<int64_t>(when) * 1000 - SystemClock().NowMs());
 }
 
-std::string ProviderError(const std::string& body) {
-  Json j = Json::parse(body, nullptr, false);
-  if (j.is_object() && j.contains("error")) {
-    const Json& e = j["error"];
-    if (e.is_object()) return e.value("message", e.dump());
-    if (e.is_string()) return e.get<std::string>();
+bool Cancelled(const CallHooks& hooks) { return hooks.cancel != nullptr && hooks.cancel->load(); }
+
+// Sleeps `ms` in short steps; false when cancelled meanwhile.
+bool SleepUnlessCancelled(int64_t ms, const CallHooks& hooks) {
+  int64_t until = SystemClock().MonotonicMs() + ms;
+  for (;;) {
+    if (Cancelled(hooks)) return false;
+    int64_t left = until - SystemClock().MonotonicMs();
+    if (left <= 0) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(std::min(left, kSleepStepMs)));
   }
-  return body.substr(0, 300);
+}
+
+std::string Endpoint(const ModelRequest& r) {
+  std::string base = r.base_url;
+  if (base.empty()) base = IsOpenAi(r) ? "https://api.openai.com/v1" : "https://api.anthropic.com";
+  while (!base.empty() && base.back() == '/') base.pop_back();
+  if (IsOpenAi(r)) return base + "/chat/completions";
+  // An Anthropic base URL given with its version ("https://host/v1") works too.
+  bool versioned = base.size() >= 3 && base.compare(base.size() - 3, 3, "/v1") == 0;
+  return base + (versioned ? "/messages" : "/v1/messages");
+}
+
+std::vector<std::string> Headers(const ModelRequest& r) {
+  std::vector<std::string> h = {"Content-Type: application/json"};
+  if (r.stream) h.emplace_back("Accept: text/event-stream");
+  if (IsOpenAi(r)) {
+    if (!r.api_key.empty()) h.push_back("Authorization: Bearer " + r.api_key);
+  } else {
+    if (!r.api_key.empty()) h.push_back("x-api-key: " + r.api_key);
+    if (r.headers.count("anthropic-version") == 0) h.emplace_back("anthropic-version: 2023-06-01");
+  }
+  for (const auto& [name, value] : r.headers) h.push_back(name + ": " + value);
+  return h;
+}
+
+std::string TimedOut(const ModelRequest& r, const std::string& last_failure) {
+  return r.provider + ": no reply within " + std::to_string(r.timeout_ms) + " ms" +
+         (last_failure.empty() ? "" : " (last failure: " + last_failure + ")");
 }
 
 }  // namespace
 
-Result<ModelReply> CallModel(const ModelRequest& req, const CallHooks& hooks) {
-  GlobalInit();
-  bool anthropic = req.provider == "anthropic";
-  if (!anthropic && req.provider != "openai") {
-    return InvalidArgumentError("unknown provider \"" + req.provider + "\"");
+Result<ModelReply> CallModel(const ModelRequest& request, const CallHooks& hooks) {
+  if (request.provider != "openai" && request.provider != "anthropic") {
+    return InvalidArgumentError("unknown model provider \"" + request.provider +
+                                "\" (openai or anthropic)");
   }
-  std::string base = req.base_url;
-  if (base.empty()) base = anthropic ? "https://api.anthropic.com" : "https://api.openai.com/v1";
-  while (!base.empty() && base.back() == '/') base.pop_back();
-  std::string url = anthropic ? base + "/v1/messages" : base + "/chat/completions";
-  if (anthropic && base.size() >= 3 && base.substr(base.size() - 3) == "/v1") {
-    url = base + "/messages";
-  }
-  const std::string payload = (anthropic ? AnthropicBody(req) : OpenAiBody(req)).dump();
-
-  auto start = std::chrono::steady_clock::now();
-  auto elapsed_ms = [&] {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
-                                                                 start)
-        .count();
-  };
-  std::string last_error;
-  int attempts = 0;
-  for (int attempt = 0; attempt <= req.max_http_retries; ++attempt) {
-    ++attempts;
-    if (hooks.cancel != nullptr && hooks.cancel->load()) return CancelledError("cancelled");
-    int64_t remaining = req.timeout_ms > 0 ? req.timeout_ms - elapsed_ms() : 0;
-    if (req.timeout_ms > 0 && remaining <= 0) {
-      return DeadlineExceededError("no reply within " + std::to_string(req.timeout_ms) + " ms");
+  Json body = IsOpenAi(request) ? OpenAiBody(request) : AnthropicBody(request);
+  HttpRequest http{.url = Endpoint(request),
+                   .headers = Headers(request),
+                   .body = body.dump(),
+                   .cancel = hooks.cancel};
+  // timeout_ms bounds the whole call, retries and their waits included.
+  const int64_t start = SystemClock().MonotonicMs();
+  const int64_t deadline = request.timeout_ms > 0 ? start + request.timeout_ms : 0;
+  const int attempts = std::max(0, request.max_http_retries) + 1;
+  std::string last_failure;
+  for (int attempt = 1;; ++attempt) {
+    if (Cancelled(hooks)) return CancelledError(request.provider + ": request cancelled");
+    if (deadline > 0) {
+      http.timeout_ms = deadline - SystemClock().MonotonicMs();
+      if (http.timeout_ms <= 0) return DeadlineExceededError(TimedOut(request, last_failure));
     }
-    CURL* curl = curl_easy_init();
-    if (curl == nullptr) return InternalError("curl_easy_init failed");
-    curl_slist* headers = nullptr;
-    headers = curl_slist_append(headers, "Content-Type: application/json");
-    if (anthropic) {
-      headers = curl_slist_append(headers, "anthropic-version: 2023-06-01");
-      if (!req.api_key.empty())
-        headers = curl_slist_append(headers, ("x-api-key: " + req.api_key).c_str());
-    } else if (!req.api_key.empty()) {
-      headers = curl_slist_append(headers, ("Authorization: Bearer " + req.api_key).c_str());
+    StreamAssembler stream(request, hooks);
+    http.event_stream_sink = nullptr;
+    if (request.stream) {
+      http.event_stream_sink = [&stream](std::string_view chunk) { return stream.Feed(chunk); };
     }
-    for (const auto& [k, v] : req.headers)
-      headers = curl_slist_append(headers, (k + ": " + v).c_str());
-    Exchange x{.cancel = hooks.cancel};
-    StreamAssembler assembler(req, hooks);
-    struct Sink {
-      Exchange* x;
-      StreamAssembler* a;
-      CURL* curl;
-    } sink{&x, req.stream ? &assembler : nullptr, curl};
-    auto write = +[](char* data, size_t size, size_t n, void* user) -> size_t {
-      auto* s = static_cast<Sink*>(user);
-      size_t len = size * n;
-      if (s->x->status == 0) curl_easy_getinfo(s->curl, CURLINFO_RESPONSE_CODE, &s->x->status);
-      if (s->a != nullptr && s->x->status >= 200 && s->x->status < 300) {
-        s->a->Feed(std::string_view(data, len));
+    Result<HttpResponse> res = HttpPost(http);
+    int64_t retry_after = -1;
+    Status failure;
+    if (!res.ok()) {
+      const Status& s = res.status();
+      if (s.code() == StatusCode::kAborted) {
+        failure = stream.error();  // the stream assembler stopped the transfer
+      } else if (s.code() == StatusCode::kDeadlineExceeded) {
+        return DeadlineExceededError(TimedOut(request, last_failure));
       } else {
-        s->x->body.append(data, len);
+        failure = Status(s.code(), request.provider + ": " + s.message());
       }
-      return len;
-    };
-    curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
-    curl_easy_setopt(curl, CURLOPT_POST, 1L);
-    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, payload.c_str());
-    curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, static_cast<long>(payload.size()));
-    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
-    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, write);
-    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &sink);
-    curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, OnHeader);
-    curl_easy_setopt(curl, CURLOPT_HEADERDATA, &x);
-    curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
-    curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, OnProgress);
-    curl_easy_setopt(curl, CURLOPT_XFERINFODATA, &x);
-    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
-    if (req.timeout_ms > 0)
-      curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, static_cast<long>(remaining));
-    CURLcode rc = curl_easy_perform(curl);
-    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &x.status);
-    curl_slist_free_all(headers);
-    curl_easy_cleanup(curl);
-
-    if (rc == CURLE_ABORTED_BY_CALLBACK) return CancelledError("cancelled");
-    if (rc == CURLE_OPERATION_TIMEDOUT) {
-      return DeadlineExceededError("no reply within " + std::to_string(req.timeout_ms) + " ms");
-    }
-    int64_t wait_ms = -1;
-    if (rc != CURLE_OK) {
-      last_error = std::string("connection failed: ") + curl_easy_strerror(rc);
-    } else if (x.status == 429 || x.status >= 500) {
-      last_error = "HTTP " + std::to_string(x.status) + ": " + ProviderError(x.body);
-      wait_ms = RetryAfterMs(x.retry_after);
-    } else if (x.status < 200 || x.status >= 300) {
-      return InvalidArgumentError("HTTP " + std::to_string(x.status) + ": " +
-                                  ProviderError(x.body));
+    } else if (res->status >= 200 && res->status < 300) {
+      Result<ModelReply> reply = res->streamed       ? stream.Finish()
+                                 : IsOpenAi(request) ? ParseOpenAi(request, res->body)
+                                                     : ParseAnthropic(request, res->body);
+      if (reply.ok()) {
+        reply->http_attempts = attempt;
+        return reply;
+      }
+      failure = reply.status();
     } else {
-      Result<ModelReply> reply = [&]() -> Result<ModelReply> {
-        if (req.stream) return assembler.Finish();
-        Json j = Json::parse(x.body, nullptr, false);
-        if (j.is_discarded()) return InvalidArgumentError("the reply is not JSON");
-        return anthropic ? ParseAnthropic(req, j) : ParseOpenAi(req, j);
-      }();
-      if (reply.ok()) reply->http_attempts = attempts;
-      return reply;
+      std::string message = request.provider + ": HTTP " + std::to_string(res->status) + ": " +
+                            ProviderMessage(request, res->body);
+      bool retryable = res->status == 408 || res->status == 429 || res->status >= 500;
+      if (!retryable) return InvalidArgumentError(message);
+      failure = UnavailableError(message);
+      retry_after = RetryAfterMs(*res);
     }
-    if (attempt == req.max_http_retries) break;
-    if (wait_ms < 0) wait_ms = req.retry_base_ms << attempt;
-    wait_ms = std::min<int64_t>(wait_ms, 60000);
-    // Sleep in small steps so a cancel is noticed.
-    for (int64_t slept = 0; slept < wait_ms; slept += 20) {
-      if (hooks.cancel != nullptr && hooks.cancel->load()) return CancelledError("cancelled");
-      if (req.timeout_ms > 0 && elapsed_ms() >= req.timeout_ms) {
-        return DeadlineExceededError("no reply within " + std::to_string(req.timeout_ms) + " ms");
-      }
-      std::this_thread::sleep_for(
-          std::chrono::milliseconds(std::min<int64_t>(20, wait_ms - slept)));
+    if (failure.code() != StatusCode::kUnavailable) return failure;
+    last_failure = failure.message();
+    if (attempt >= attempts) {
+      return UnavailableError(last_failure + " (after " + std::to_string(attempt) +
+                              (attempt == 1 ? " attempt)" : " attempts)"));
+    }
+    int64_t wait = retry_after;
+    if (wait < 0) {
+      double backoff = static_cast<double>(std::max<int64_t>(0, request.retry_base_ms)) *
+                       std::pow(2.0, attempt - 1);
+      wait = static_cast<int64_t>(std::min(backoff, static_cast<double>(kMaxRetryWaitMs)));
+    }
+    wait = std::min(wait, kMaxRetryWaitMs);
+    // A wait that would outlast the deadline fails now rather than at the deadline.
+    if (deadline > 0 && SystemClock().MonotonicMs() + wait >= deadline) {
+      return DeadlineExceededError(TimedOut(request, last_failure));
+    }
+    if (!SleepUnlessCancelled(wait, hooks)) {
+      return CancelledError(request.provider + ": request cancelled");
     }
   }
-  return UnavailableError(last_error + " (after " + std::to_string(attempts) + " attempts)");
 }
 
 }  // namespace smithers::agents
