@@ -183,8 +183,12 @@ int Up(const Global& g, const UpArgs& a) {
   if (!r->waiting.empty()) out["waiting"] = r->waiting;
   std::cout << out.dump(2) << std::endl;
   if (r->status == "failed") {
+    std::string cause;
+    if (r->error.contains("cause") && r->error["cause"].is_object()) {
+      cause = ": " + r->error["cause"].value("message", "");
+    }
     std::cerr << "smithers: run " << r->run_id << " failed: " << r->error.value("message", "")
-              << "\n";
+              << cause << "\n";
   }
   if (r->ExitCode() == kExitWaiting) PrintWaiting(*r, a.file);
   return r->ExitCode();
