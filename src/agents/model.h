@@ -55,10 +55,10 @@ struct ModelRequest {
   // text). OpenAI: response_format json_schema; Anthropic: a forced tool.
   Json output_schema;
   std::string output_name = "output";
-  double temperature = -1;  // < 0 = provider default
-  int max_tokens = 0;       // 0 = provider default (Anthropic requires one: 4096)
-  bool stream = false;      // consume SSE incrementally
-  int64_t timeout_ms = 0;   // whole request; 0 = none
+  double temperature = -1;   // < 0 = provider default
+  int max_tokens = 0;        // 0 = provider default (Anthropic requires one: 4096)
+  bool stream = false;       // consume SSE incrementally
+  int64_t timeout_ms = 0;    // whole request; 0 = none
   int max_http_retries = 3;  // 429, 5xx and connection failures, with backoff
   int64_t retry_base_ms = 500;
 };

@@ -12,9 +12,9 @@
 namespace smithers::agents {
 
 struct ToolContext {
-  std::string root_dir;                 // absolute; every path is confined here
-  bool allow_network = false;           // bash: network namespace unless true
-  int64_t timeout_ms = 30000;           // per call
+  std::string root_dir;                         // absolute; every path is confined here
+  bool allow_network = false;                   // bash: network namespace unless true
+  int64_t timeout_ms = 30000;                   // per call
   size_t max_output_bytes = size_t{64} * 1024;  // results are cut (and say so) beyond this
 };
 
