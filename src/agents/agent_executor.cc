@@ -342,8 +342,8 @@ class AgentExecution final : public Execution {
       if (!r.ok) entry["error"] = r.error;
       // An optional price table, in USD per million tokens.
       if (a.is_object() && a.contains("price") && a["price"].is_object()) {
-        double cost = r.input_tokens * a["price"].value("input", 0.0) / 1e6 +
-                      r.output_tokens * a["price"].value("output", 0.0) / 1e6;
+        double cost = static_cast<double>(r.input_tokens) * a["price"].value("input", 0.0) / 1e6 +
+                      static_cast<double>(r.output_tokens) * a["price"].value("output", 0.0) / 1e6;
         entry["costUsd"] = cost;
         meta["costUsd"] = meta.value("costUsd", 0.0) + cost;
       }
