@@ -117,9 +117,10 @@ struct TaskSpec {
   std::string label;
   std::optional<CachePolicy> cache;  // nullopt = never cached
   // kApproval, or any mode with needsApproval (the gate before it runs).
-  std::optional<ApprovalSpec> approval;
-  EventWaitSpec wait;  // kWaitForEvent
-  TimerSpec timer;     // kTimer
+  // Shared and immutable: most tasks have none, and a tree holds thousands.
+  std::shared_ptr<const ApprovalSpec> approval;
+  std::shared_ptr<const EventWaitSpec> wait;  // kWaitForEvent (required)
+  TimerSpec timer;                            // kTimer
 };
 
 // One element of the rendered tree.

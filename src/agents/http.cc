@@ -1,11 +1,11 @@
 #include "agents/http.h"
 
-#include <curl/curl.h>
-
 #include <algorithm>
 #include <cctype>
 #include <memory>
 #include <mutex>
+
+#include "agents/curl_api.h"
 
 namespace smithers::agents {
 namespace {
@@ -14,26 +14,20 @@ namespace {
 // connection is idle (a hung server): the bound on cancellation latency.
 constexpr int kPollIntervalMs = 20;
 
-void GlobalInitOnce() {
-  // curl_global_init is not thread-safe; every later call is.
-  static std::once_flag once;
-  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
-}
-
 struct EasyDeleter {
-  void operator()(CURL* h) const { curl_easy_cleanup(h); }
+  void operator()(CURL* h) const { Curl()->easy_cleanup(h); }
 };
 struct MultiDeleter {
-  void operator()(CURLM* m) const { curl_multi_cleanup(m); }
+  void operator()(CURLM* m) const { Curl()->multi_cleanup(m); }
 };
 class HeaderList {
  public:
   HeaderList() = default;
   HeaderList(const HeaderList&) = delete;
   HeaderList& operator=(const HeaderList&) = delete;
-  ~HeaderList() { curl_slist_free_all(head_); }
+  ~HeaderList() { Curl()->slist_free_all(head_); }
   bool Add(const std::string& line) {
-    curl_slist* next = curl_slist_append(head_, line.c_str());
+    curl_slist* next = Curl()->slist_append(head_, line.c_str());
     if (next == nullptr) return false;
     head_ = next;
     return true;
@@ -84,7 +78,7 @@ size_t OnBody(char* data, size_t size, size_t n, void* user) {
   auto* t = static_cast<Transfer*>(user);
   std::string_view chunk(data, size * n);
   long status = 0;  // NOLINT(google-runtime-int): libcurl's type
-  curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
+  Curl()->easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
   auto type = t->response.headers.find("content-type");
   bool event_stream = status >= 200 && status < 300 && t->request->event_stream_sink &&
                       type != t->response.headers.end() &&
@@ -102,7 +96,7 @@ size_t OnBody(char* data, size_t size, size_t n, void* user) {
 }
 
 Status TransferError(CURLcode code, const char* detail) {
-  std::string message = std::string(curl_easy_strerror(code));
+  std::string message = std::string(Curl()->easy_strerror(code));
   if (detail != nullptr && detail[0] != '\0') message += " (" + std::string(detail) + ")";
   switch (code) {
     case CURLE_OPERATION_TIMEDOUT: return DeadlineExceededError("request timed out: " + message);
@@ -115,9 +109,10 @@ Status TransferError(CURLcode code, const char* detail) {
 }  // namespace
 
 Result<HttpResponse> HttpPost(const HttpRequest& request) {
-  GlobalInitOnce();
-  std::unique_ptr<CURL, EasyDeleter> easy(curl_easy_init());
-  std::unique_ptr<CURLM, MultiDeleter> multi(curl_multi_init());
+  const char* load_error = nullptr;
+  if (Curl(&load_error) == nullptr) return FailedPreconditionError(load_error);
+  std::unique_ptr<CURL, EasyDeleter> easy(Curl()->easy_init());
+  std::unique_ptr<CURLM, MultiDeleter> multi(Curl()->multi_init());
   if (!easy || !multi) return InternalError("libcurl: could not create a handle");
   HeaderList headers;
   for (const std::string& line : request.headers) {
@@ -131,27 +126,27 @@ Result<HttpResponse> HttpPost(const HttpRequest& request) {
   t.easy = easy.get();
   char error_buffer[CURL_ERROR_SIZE] = {0};
   CURL* h = easy.get();
-  curl_easy_setopt(h, CURLOPT_URL, request.url.c_str());
-  curl_easy_setopt(h, CURLOPT_POST, 1L);
-  curl_easy_setopt(h, CURLOPT_POSTFIELDS, request.body.data());
-  curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(request.body.size()));
-  curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers.get());
-  curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, &OnHeader);
-  curl_easy_setopt(h, CURLOPT_HEADERDATA, &t);
-  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, &OnBody);
-  curl_easy_setopt(h, CURLOPT_WRITEDATA, &t);
-  curl_easy_setopt(h, CURLOPT_ERRORBUFFER, error_buffer);
-  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");  // whatever libcurl can decode
-  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 30000L);
+  Curl()->easy_setopt(h, CURLOPT_URL, request.url.c_str());
+  Curl()->easy_setopt(h, CURLOPT_POST, 1L);
+  Curl()->easy_setopt(h, CURLOPT_POSTFIELDS, request.body.data());
+  Curl()->easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(request.body.size()));
+  Curl()->easy_setopt(h, CURLOPT_HTTPHEADER, headers.get());
+  Curl()->easy_setopt(h, CURLOPT_HEADERFUNCTION, &OnHeader);
+  Curl()->easy_setopt(h, CURLOPT_HEADERDATA, &t);
+  Curl()->easy_setopt(h, CURLOPT_WRITEFUNCTION, &OnBody);
+  Curl()->easy_setopt(h, CURLOPT_WRITEDATA, &t);
+  Curl()->easy_setopt(h, CURLOPT_ERRORBUFFER, error_buffer);
+  Curl()->easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+  Curl()->easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");  // whatever libcurl can decode
+  Curl()->easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 30000L);
   if (request.timeout_ms > 0) {
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(request.timeout_ms));  // NOLINT
+    Curl()->easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(request.timeout_ms));  // NOLINT
   }
   // Providers never redirect a POST worth following; a redirect would also
   // resend the key to wherever it points.
-  curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
+  Curl()->easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
 
-  if (curl_multi_add_handle(multi.get(), h) != CURLM_OK) {
+  if (Curl()->multi_add_handle(multi.get(), h) != CURLM_OK) {
     return InternalError("libcurl: could not start the transfer");
   }
   // The multi loop (rather than curl_easy_perform) wakes every
@@ -161,14 +156,14 @@ Result<HttpResponse> HttpPost(const HttpRequest& request) {
   bool cancelled = false;
   for (;;) {
     int running = 0;
-    CURLMcode mc = curl_multi_perform(multi.get(), &running);
+    CURLMcode mc = Curl()->multi_perform(multi.get(), &running);
     if (mc != CURLM_OK) {
-      curl_multi_remove_handle(multi.get(), h);
-      return InternalError(std::string("libcurl: ") + curl_multi_strerror(mc));
+      Curl()->multi_remove_handle(multi.get(), h);
+      return InternalError(std::string("libcurl: ") + Curl()->multi_strerror(mc));
     }
     if (running == 0) {
       int left = 0;
-      while (CURLMsg* msg = curl_multi_info_read(multi.get(), &left)) {
+      while (CURLMsg* msg = Curl()->multi_info_read(multi.get(), &left)) {
         if (msg->msg == CURLMSG_DONE) result = msg->data.result;
       }
       break;
@@ -177,17 +172,17 @@ Result<HttpResponse> HttpPost(const HttpRequest& request) {
       cancelled = true;
       break;
     }
-    mc = curl_multi_poll(multi.get(), nullptr, 0, kPollIntervalMs, nullptr);
+    mc = Curl()->multi_poll(multi.get(), nullptr, 0, kPollIntervalMs, nullptr);
     if (mc != CURLM_OK) {
-      curl_multi_remove_handle(multi.get(), h);
-      return InternalError(std::string("libcurl: ") + curl_multi_strerror(mc));
+      Curl()->multi_remove_handle(multi.get(), h);
+      return InternalError(std::string("libcurl: ") + Curl()->multi_strerror(mc));
     }
   }
-  curl_multi_remove_handle(multi.get(), h);
+  Curl()->multi_remove_handle(multi.get(), h);
   if (cancelled) return CancelledError("request cancelled");
   if (t.sink_stopped) return AbortedError("stopped while reading the event stream");
   if (result != CURLE_OK) return TransferError(result, error_buffer);
-  curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &t.response.status);
+  Curl()->easy_getinfo(h, CURLINFO_RESPONSE_CODE, &t.response.status);
   return std::move(t.response);
 }
 

@@ -2,8 +2,6 @@
 // Messages), streamed or not, over HttpPost, with the retry policy.
 #include "agents/model.h"
 
-#include <curl/curl.h>
-
 #include <algorithm>
 #include <cctype>
 #include <chrono>
@@ -12,6 +10,7 @@
 #include <thread>
 #include <utility>
 
+#include "agents/curl_api.h"
 #include "agents/http.h"
 #include "base/redact.h"
 #include "smithers/clock.h"
@@ -502,7 +501,8 @@ int64_t RetryAfterMs(const HttpResponse& res) {
   if (std::all_of(v.begin(), v.end(), [](unsigned char c) { return std::isdigit(c) != 0; })) {
     return v.size() > 6 ? kMaxRetryWaitMs : std::stoll(v) * 1000;
   }
-  time_t when = curl_getdate(v.c_str(), nullptr);
+  const CurlApi* curl = Curl();
+  time_t when = curl != nullptr ? curl->getdate(v.c_str(), nullptr) : -1;
   if (when < 0) return -1;
   return std::max<int64_t>(0, static_cast<int64_t>(when) * 1000 - SystemClock().NowMs());
 }

@@ -46,8 +46,10 @@ void AddLines(const Node& node, int depth, std::vector<std::string>& out) {
         if (t.mode != TaskMode::kApproval) line["needsApproval"] = true;
       }
       if (t.mode == TaskMode::kWaitForEvent) {
-        line["event"] = t.wait.event;
-        if (!t.wait.correlation_id.empty()) line["correlationId"] = t.wait.correlation_id;
+        if (t.wait) {
+          line["event"] = t.wait->event;
+          if (!t.wait->correlation_id.empty()) line["correlationId"] = t.wait->correlation_id;
+        }
       }
       if (t.mode == TaskMode::kTimer) {
         if (t.timer.duration_ms >= 0) line["durationMs"] = t.timer.duration_ms;

@@ -169,10 +169,10 @@ Status PlanTree::CheckTask(const Node& node, const BuildScope& scope, const std:
                                 "\", which the workflow does not declare");
   }
   if (t.mode == TaskMode::kWaitForEvent) {
-    if (t.wait.event.empty()) {
+    if (!t.wait || t.wait->event.empty()) {
       return InvalidArgumentError("WaitForEvent \"" + node.id + "\" needs an event, at " + where);
     }
-    const std::string& o = t.wait.on_timeout;
+    const std::string& o = t.wait->on_timeout;
     if (o != "fail" && o != "continue" && o != "skip") {
       return InvalidArgumentError("WaitForEvent \"" + node.id +
                                   "\": onTimeout must be \"fail\", \"continue\" or \"skip\"");

@@ -81,13 +81,13 @@ Node CommandTask(std::string id, std::string output, std::vector<std::string> ar
 
 Node ApprovalTask(std::string id, std::string output, ApprovalSpec approval) {
   Node n = TaskNode(std::move(id), std::move(output), TaskMode::kApproval);
-  n.task.approval = std::move(approval);
+  n.task.approval = std::make_shared<const ApprovalSpec>(std::move(approval));
   return n;
 }
 
 Node WaitForEventTask(std::string id, std::string output, EventWaitSpec wait) {
   Node n = TaskNode(std::move(id), std::move(output), TaskMode::kWaitForEvent);
-  n.task.wait = std::move(wait);
+  n.task.wait = std::make_shared<const EventWaitSpec>(std::move(wait));
   return n;
 }
 

@@ -451,7 +451,7 @@ class Run {
         // What a signal for this event must look like, so `smithers signal`
         // can refuse bad data before the run gets to it.
         Json& known = run_.config["signalSchemas"];
-        const std::string& event = t.node->task.wait.event;
+        const std::string& event = t.node->task.wait->event;
         if (!known.contains(event)) {
           known[event] = {{"output", t.node->task.output},
                           {"schema", wf_.outputs.at(t.node->task.output)}};
@@ -959,7 +959,7 @@ class Run {
                              {"timerType", spec.timer.duration_ms >= 0 ? "duration" : "until"}});
       SetState(t, "waiting-timer", "NodeWaitingTimer", {{"firesAtMs", info.wake_at_ms}});
     } else {
-      const EventWaitSpec& w = spec.wait;
+      const EventWaitSpec& w = *spec.wait;
       info.wake_at_ms = w.timeout_ms > 0 ? now + w.timeout_ms : 0;
       a.meta = {{"event", w.event}, {"correlationId", w.correlation_id}};
       ev = {{"event", w.event}, {"correlationId", w.correlation_id}};
@@ -1092,8 +1092,8 @@ class Run {
     const TaskSpec& spec = ref.node->task;
     int64_t now = clock_.NowMs();
     for (SignalRecord& sig : signals) {
-      if (sig.status != "pending" || sig.name != spec.wait.event) continue;
-      if (!spec.wait.correlation_id.empty() && sig.correlation_id != spec.wait.correlation_id) {
+      if (sig.status != "pending" || sig.name != spec.wait->event) continue;
+      if (!spec.wait->correlation_id.empty() && sig.correlation_id != spec.wait->correlation_id) {
         continue;
       }
       sig.consumed_by_node = ref.node_id;
@@ -1127,7 +1127,7 @@ class Run {
 
   Status TimeOutWait(int t) {
     const core::TaskRef& ref = plan_->tasks()[t];
-    const EventWaitSpec& w = ref.node->task.wait;
+    const EventWaitSpec& w = *ref.node->task.wait;
     if (w.on_timeout == "skip") {
       NodeInfo& info = nodes_[Key(ref.node_id, ref.iteration)];
       batch_.UpsertAttempt(AttemptRecord{.run_id = run_.run_id,
@@ -1184,8 +1184,8 @@ class Run {
         w["request"] = a.request;
       } else if (info.wait_kind == "event") {
         if (status != "waiting-approval") status = "waiting-event";
-        w["event"] = ref.node->task.wait.event;
-        w["correlationId"] = ref.node->task.wait.correlation_id;
+        w["event"] = ref.node->task.wait->event;
+        w["correlationId"] = ref.node->task.wait->correlation_id;
         if (info.wake_at_ms > 0) w["timeoutAtMs"] = info.wake_at_ms;
       } else {
         w["firesAtMs"] = info.wake_at_ms;

@@ -909,10 +909,12 @@ class LuaModule final : public LuaWorkflow {
       task.mode = TaskMode::kApproval;
       ApprovalSpec a;
       err = ReadApproval(t, a);
-      task.approval = std::move(a);
+      task.approval = std::make_shared<const ApprovalSpec>(std::move(a));
     } else if (kind == "WaitForEvent" || kind == "Signal") {
       task.mode = TaskMode::kWaitForEvent;
-      EventWaitSpec& w = task.wait;
+      auto wait = std::make_shared<EventWaitSpec>();
+      EventWaitSpec& w = *wait;
+      task.wait = wait;
       if (kind == "Signal") w.event = node.id;
       err = FieldString(t, "event", w.event);
       if (err.empty()) err = FieldString(t, "correlationId", w.correlation_id);
@@ -985,7 +987,7 @@ class LuaModule final : public LuaWorkflow {
       ApprovalSpec a;
       err = ReadApproval(t, a);
       if (!err.empty()) return label + ": " + err + at;
-      task.approval = std::move(a);
+      task.approval = std::make_shared<const ApprovalSpec>(std::move(a));
     }
 
     lua_getfield(state_, t, "command");

@@ -524,7 +524,8 @@ TEST(PlanWaits, ApprovalsNeedAnOwnerOrADefault) {
 
 TEST(PlanWaits, OnDenyContinueOnlyOnApprovalNodes) {
   Node gated = T("deploy");
-  gated.task.approval = ApprovalSpec{.owner = "alice", .on_deny = "continue"};
+  gated.task.approval =
+      std::make_shared<const ApprovalSpec>(ApprovalSpec{.owner = "alice", .on_deny = "continue"});
   EXPECT_NE(BuildError(Workflow("w", {gated})).find("needs an Approval node"), std::string::npos);
   Node node = ApprovalTask("gate", "out", ApprovalSpec{.owner = "a", .on_deny = "continue"});
   EXPECT_TRUE(PlanTree::Build(Workflow("w", {node}), {}, kOutputs).ok());
