@@ -29,23 +29,25 @@ Loaded Load() {
     return l;
   }
   CurlApi& a = l.api;
-  bool ok = Bind(lib, "curl_global_init", a.global_init, l.error) &
-            Bind(lib, "curl_easy_init", a.easy_init, l.error) &
-            Bind(lib, "curl_easy_cleanup", a.easy_cleanup, l.error) &
-            Bind(lib, "curl_easy_setopt", a.easy_setopt, l.error) &
-            Bind(lib, "curl_easy_getinfo", a.easy_getinfo, l.error) &
-            Bind(lib, "curl_easy_strerror", a.easy_strerror, l.error) &
-            Bind(lib, "curl_multi_init", a.multi_init, l.error) &
-            Bind(lib, "curl_multi_cleanup", a.multi_cleanup, l.error) &
-            Bind(lib, "curl_multi_add_handle", a.multi_add_handle, l.error) &
-            Bind(lib, "curl_multi_remove_handle", a.multi_remove_handle, l.error) &
-            Bind(lib, "curl_multi_perform", a.multi_perform, l.error) &
-            Bind(lib, "curl_multi_poll", a.multi_poll, l.error) &
-            Bind(lib, "curl_multi_info_read", a.multi_info_read, l.error) &
-            Bind(lib, "curl_multi_strerror", a.multi_strerror, l.error) &
-            Bind(lib, "curl_slist_append", a.slist_append, l.error) &
-            Bind(lib, "curl_slist_free_all", a.slist_free_all, l.error) &
-            Bind(lib, "curl_getdate", a.getdate, l.error);
+  // Every symbol is looked up (no short-circuit), so the error names the first missing.
+  bool ok = true;
+  ok = Bind(lib, "curl_global_init", a.global_init, l.error) && ok;
+  ok = Bind(lib, "curl_easy_init", a.easy_init, l.error) && ok;
+  ok = Bind(lib, "curl_easy_cleanup", a.easy_cleanup, l.error) && ok;
+  ok = Bind(lib, "curl_easy_setopt", a.easy_setopt, l.error) && ok;
+  ok = Bind(lib, "curl_easy_getinfo", a.easy_getinfo, l.error) && ok;
+  ok = Bind(lib, "curl_easy_strerror", a.easy_strerror, l.error) && ok;
+  ok = Bind(lib, "curl_multi_init", a.multi_init, l.error) && ok;
+  ok = Bind(lib, "curl_multi_cleanup", a.multi_cleanup, l.error) && ok;
+  ok = Bind(lib, "curl_multi_add_handle", a.multi_add_handle, l.error) && ok;
+  ok = Bind(lib, "curl_multi_remove_handle", a.multi_remove_handle, l.error) && ok;
+  ok = Bind(lib, "curl_multi_perform", a.multi_perform, l.error) && ok;
+  ok = Bind(lib, "curl_multi_poll", a.multi_poll, l.error) && ok;
+  ok = Bind(lib, "curl_multi_info_read", a.multi_info_read, l.error) && ok;
+  ok = Bind(lib, "curl_multi_strerror", a.multi_strerror, l.error) && ok;
+  ok = Bind(lib, "curl_slist_append", a.slist_append, l.error) && ok;
+  ok = Bind(lib, "curl_slist_free_all", a.slist_free_all, l.error) && ok;
+  ok = Bind(lib, "curl_getdate", a.getdate, l.error) && ok;
   if (!ok) return l;
   // Not thread-safe, hence here: the static below initialises once.
   a.global_init(CURL_GLOBAL_DEFAULT);
