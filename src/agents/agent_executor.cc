@@ -130,17 +130,16 @@ Result<ProcessResult> RunProcess(const std::vector<std::string>& argv, const std
   bool exited = false;
   int64_t kill_at = 0;
   while (!exited) {
-    pollfd p[2];
-    int n = 0;
-    for (int i = 0; i < 2; ++i) {
-      if (open_fd[i]) p[n++] = {fds[i], POLLIN, 0};
-    }
-    if (n > 0)
-      poll(p, n, 50);
-    else
+    // poll ignores negative fds: a closed pipe is -1.
+    pollfd p[2] = {{open_fd[0] ? fds[0] : -1, POLLIN, 0}, {open_fd[1] ? fds[1] : -1, POLLIN, 0}};
+    if (!open_fd[0] && !open_fd[1]) {
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    } else if (poll(p, 2, 50) <= 0) {
+      p[0].revents = p[1].revents = 0;
+    }
     for (int i = 0; i < 2; ++i) {
-      if (!open_fd[i]) continue;
+      // Only a readable (or closed) pipe is read: a read on a quiet one blocks.
+      if (!open_fd[i] || (p[i].revents & (POLLIN | POLLHUP | POLLERR)) == 0) continue;
       char buf[65536];
       ssize_t got = read(fds[i], buf, sizeof buf);
       if (got > 0) {

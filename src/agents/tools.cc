@@ -240,11 +240,13 @@ ToolResult Bash(const ToolContext& c, const Json& a) {
   int status = 0;
   while (true) {
     pollfd p{out[0], POLLIN, 0};
-    if (open_fd)
-      poll(&p, 1, 50);
-    else
+    if (!open_fd) {
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    if (open_fd) {
+    } else if (poll(&p, 1, 50) <= 0) {
+      p.revents = 0;
+    }
+    // Only a readable (or closed) pipe is read: a read on a quiet one blocks.
+    if (open_fd && (p.revents & (POLLIN | POLLHUP | POLLERR)) != 0) {
       char buf[8192];
       ssize_t n = read(out[0], buf, sizeof buf);
       if (n > 0 && output.size() < c.max_output_bytes * 2)

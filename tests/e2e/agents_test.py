@@ -132,6 +132,21 @@ class CliAgentTest(E2ETest):
         self.assertEqual(r.code, 1, r)
         self.assertIn("/nope/claude-missing", r.json()["error"]["cause"]["message"])
 
+    def test_cancel_kills_a_hung_cli_agent(self):
+        exe = self.path("fake-hang")
+        with open(exe, "w") as f:
+            f.write("#!/bin/sh\necho started >> %s\nexec sleep 60\n" % self.path("calls.log"))
+        os.chmod(exe, 0o755)
+        wf = self.module('smithers.ClaudeCodeAgent { executable = %r }' % exe)
+        p = self.start_up(wf, {"change": "x"}, "hung")
+        self.wait_for(lambda: os.path.exists(self.path("calls.log")), what="the agent to start")
+        t0 = time.monotonic()
+        self.assertEqual(self.run_cli("cancel", "hung").code, 0)
+        out, err = p.communicate(timeout=30)
+        self.assertEqual(p.returncode, 2, err)
+        self.assertLess(time.monotonic() - t0, 10)
+        self.assertEqual(self.node("hung", "review")["state"], "cancelled")
+
     def test_a_prompt_without_an_agent_is_bad_input(self):
         wf = self.module("nil")
         r = self.up(wf, {"change": "x"}, "noagent")
