@@ -318,8 +318,9 @@ class Store {
   virtual Result<std::vector<ApprovalRecord>> EscalateDueApprovals(const std::string& run_id,
                                                                    int64_t now_ms) = 0;
   // Stores a signal (status pending) with the run's next signal seq and appends
-  // SignalReceived {name, correlationId, signalSeq} to its events, in one
-  // transaction. Returns the stored row. NotFound for no such run.
+  // SignalReceived {name, correlationId (null for none), signalSeq, receivedBy}
+  // to its events, in one transaction. Returns the stored row. NotFound for no
+  // such run.
   virtual Result<SignalRecord> AppendSignal(SignalRecord signal) = 0;
 
   // Makes `new_owner` the run's owner iff its owner is currently `expected_owner`.

@@ -63,6 +63,7 @@ enum StatementId : int {
   kInsertSignal,
   kListSignals,
   kListRunsWaiting,
+  kSignalState,
   kStatementCount,
 };
 
@@ -228,6 +229,10 @@ constexpr StatementSql kStatements[] = {
      "SELECT " SMITHERS_RUN_COLUMNS_
      " FROM _smithers_runs WHERE status LIKE 'waiting-%' ORDER BY created_at_ms DESC, run_id DESC "
      "LIMIT ?1"},
+    {kSignalState,
+     "SELECT status, consumed_by_node, consumed_iteration FROM _smithers_signals "
+     "WHERE run_id = ?1 AND seq = ?2",
+     4},
 };
 
 #undef SMITHERS_RUN_COLUMNS_
@@ -576,6 +581,8 @@ class SqliteStore final : public Store {
   Status Apply(const WriteBatch::Op& op, std::vector<int64_t>& seqs);
   // Within a transaction: NotFound unless the run exists.
   Status RequireRun(const std::string& run_id);
+  // The Aborted status of a ConsumeSignal that changed nothing, saying why.
+  Status SignalNotPending(const std::string& run_id, int64_t seq);
 
   Database db_;  // declared first so it outlives the statements
   std::array<Statement, kStatementCount> statements_;
@@ -752,10 +759,7 @@ Status SqliteStore::Apply(const WriteBatch::Op& op, std::vector<int64_t>& seqs) 
       SMITHERS_RETURN_IF_ERROR(s.Run());
       // The conditional update is what makes a signal consumed at most once:
       // a second consumer's whole commit fails here.
-      if (db_.changes() == 0) {
-        return AbortedError("signal " + std::to_string(sig.seq) + " of run " + sig.run_id +
-                            " is not pending (already consumed, or no such signal)");
-      }
+      if (db_.changes() == 0) return SignalNotPending(sig.run_id, sig.seq);
       return Status::Ok();
     }
     case Kind::kCache: {
@@ -788,6 +792,20 @@ Result<int64_t> SqliteStore::InsertEvent(const std::string& run_id, const std::s
   }));
   if (!seq) return InternalError("event insert returned no seq");
   return *seq;
+}
+
+Status SqliteStore::SignalNotPending(const std::string& run_id, int64_t seq) {
+  const std::string what = "signal " + std::to_string(seq) + " of run " + run_id;
+  Statement& s = stmt(kSignalState);
+  s.BindText(1, run_id);
+  s.BindInt64(2, seq);
+  std::optional<std::string> why;
+  SMITHERS_RETURN_IF_ERROR(s.ForEachRow([&](const Statement& row) {
+    why = what + " was already " + row.Text(0) + " by node \"" + row.Text(1) + "\" (iteration " +
+          std::to_string(row.Int64(2)) + ")";
+    return Status::Ok();
+  }));
+  return AbortedError(why.value_or("no " + what));
 }
 
 Result<std::vector<ApprovalRecord>> SqliteStore::ListApprovals(const ApprovalFilter& filter) {

@@ -118,6 +118,149 @@ TEST_F(SqliteStoreTest, UpgradesADatabaseLeftByAnOlderBuild) {
   EXPECT_EQ(seqs, std::vector<int64_t>{1});
 }
 
+TEST_F(SqliteStoreTest, UpgradesAVersion3DatabaseToApprovalsAndSignals) {
+  {
+    STORE_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> old,
+                               OpenSqliteStoreForTesting(Options(), /*max_migration=*/3));
+    WriteBatch batch;
+    RunRecord run = MakeRun("r1");
+    run.status = "waiting-approval";
+    batch.UpsertRun(run);
+    batch.AppendEvent("r1", "RunStarted", {}, 1);
+    batch.PutCache({.cache_key = "k", .node_id = "a", .payload = {{"x", 1}}});
+    STORE_ASSERT_OK(old->Commit(batch));
+  }
+  EXPECT_EQ(Column("SELECT count(*) FROM sqlite_master WHERE name IN "
+                   "('_smithers_approvals', '_smithers_signals')"),
+            std::vector<std::string>{"0"});
+
+  STORE_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> store, OpenSqliteStore(Options()));
+  EXPECT_EQ(Column("SELECT id FROM _smithers_schema_migrations ORDER BY id"),
+            (std::vector<std::string>{"1", "2", "3", "4"}));
+  EXPECT_EQ(
+      Column("SELECT name FROM sqlite_master WHERE type = 'index' AND name IN "
+             "('_smithers_approvals_by_status', '_smithers_signals_by_name') ORDER BY name"),
+      (std::vector<std::string>{"_smithers_approvals_by_status", "_smithers_signals_by_name"}));
+  STORE_ASSERT_OK_AND_ASSIGN(std::optional<CacheEntry> cached, store->GetCache("k"));
+  ASSERT_TRUE(cached.has_value());
+  EXPECT_EQ(cached->payload, (Json{{"x", 1}}));
+  STORE_ASSERT_OK_AND_ASSIGN(auto waiting, store->ListRuns({.status = "waiting"}));
+  ASSERT_EQ(waiting.size(), 1u);
+
+  // The old run takes approvals and signals, numbered after its old events.
+  WriteBatch request;
+  request.RequestApproval({.run_id = "r1", .node_id = "gate", .status = "requested"});
+  STORE_ASSERT_OK(store->Commit(request));
+  STORE_ASSERT_OK_AND_ASSIGN(SignalRecord sig, store->AppendSignal({.run_id = "r1", .name = "go"}));
+  EXPECT_EQ(sig.seq, 0);
+  STORE_ASSERT_OK(store->DecideApproval({.run_id = "r1", .node_id = "gate", .approved = true}, 5));
+  STORE_ASSERT_OK_AND_ASSIGN(auto events, store->ListEvents("r1", -1, 10));
+  ASSERT_EQ(events.size(), 3u);
+  EXPECT_EQ(events[1].type, "SignalReceived");
+  EXPECT_EQ(events[2].type, "ApprovalGranted");
+  EXPECT_EQ(events[2].seq, 2);
+}
+
+TEST_F(SqliteStoreTest, ApprovalAndSignalStatusesAreChecked) {
+  STORE_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> store, OpenSqliteStore(Options()));
+  WriteBatch setup;
+  setup.UpsertRun(MakeRun("r1"));
+  STORE_ASSERT_OK(store->Commit(setup));
+  STORE_ASSERT_OK_AND_ASSIGN(SignalRecord sig, store->AppendSignal({.run_id = "r1", .name = "go"}));
+
+  WriteBatch bad_request;
+  bad_request.AppendEvent("r1", "E", {}, 1);
+  bad_request.RequestApproval({.run_id = "r1", .node_id = "a", .status = "maybe"});
+  Result<std::vector<int64_t>> refused = store->Commit(bad_request);
+  EXPECT_EQ(refused.status().code(), StatusCode::kInvalidArgument) << refused.status().ToString();
+  EXPECT_NE(refused.status().message().find("_smithers_approvals"), std::string::npos)
+      << refused.status().ToString();
+
+  sig.status = "eaten";
+  WriteBatch bad_signal;
+  bad_signal.AppendEvent("r1", "E", {}, 1);
+  bad_signal.ConsumeSignal(sig);
+  refused = store->Commit(bad_signal);
+  EXPECT_EQ(refused.status().code(), StatusCode::kInvalidArgument) << refused.status().ToString();
+
+  EXPECT_EQ(Column("SELECT count(*) FROM _smithers_approvals"), std::vector<std::string>{"0"});
+  EXPECT_EQ(Column("SELECT status FROM _smithers_signals"), std::vector<std::string>{"pending"});
+  EXPECT_EQ(Column("SELECT count(*) FROM _smithers_events"), std::vector<std::string>{"1"});
+}
+
+TEST_F(SqliteStoreTest, StoresZeroTimesAndEmptyJsonOfWaitsAsNull) {
+  STORE_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> store, OpenSqliteStore(Options()));
+  WriteBatch batch;
+  batch.UpsertRun(MakeRun("r1"));
+  batch.RequestApproval({.run_id = "r1", .node_id = "a", .status = "requested"});
+  STORE_ASSERT_OK(store->Commit(batch));
+  STORE_ASSERT_OK(store->AppendSignal({.run_id = "r1", .name = "go"}));
+  EXPECT_EQ(Sql("SELECT requested_at_ms, escalated_at_ms, decided_at_ms, escalate_after_ms, "
+                "request_json, on_deny, fallback_owner FROM _smithers_approvals"),
+            (std::vector<SqlRowForTesting>{
+                {std::nullopt, std::nullopt, std::nullopt, "0", "{}", "fail", ""}}));
+  EXPECT_EQ(Sql("SELECT payload_json, received_at_ms, consumed_at_ms, rejection_json, "
+                "correlation_id FROM _smithers_signals"),
+            (std::vector<SqlRowForTesting>{
+                {std::nullopt, std::nullopt, std::nullopt, std::nullopt, ""}}));
+}
+
+// Two processes deciding the same approval, or consuming the same signal:
+// the second one is refused, whichever connection it comes from.
+TEST_F(SqliteStoreTest, DecisionsAndConsumptionAreOnceAcrossConnections) {
+  STORE_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> a, OpenSqliteStore(Options()));
+  STORE_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> b, OpenSqliteStore(Options()));
+  WriteBatch batch;
+  batch.UpsertRun(MakeRun("r1"));
+  batch.RequestApproval({.run_id = "r1", .node_id = "gate", .status = "requested"});
+  STORE_ASSERT_OK(a->Commit(batch));
+  STORE_ASSERT_OK_AND_ASSIGN(SignalRecord sig, b->AppendSignal({.run_id = "r1", .name = "go"}));
+
+  STORE_ASSERT_OK(a->DecideApproval(
+      {.run_id = "r1", .node_id = "gate", .approved = true, .decided_by = "ann"}, 10));
+  Result<ApprovalRecord> late =
+      b->DecideApproval({.run_id = "r1", .node_id = "gate", .decided_by = "ben"}, 11);
+  EXPECT_EQ(late.status().code(), StatusCode::kFailedPrecondition) << late.status().ToString();
+
+  sig.status = "consumed";
+  sig.consumed_by_node = "w";
+  WriteBatch consume;
+  consume.ConsumeSignal(sig);
+  STORE_ASSERT_OK(b->Commit(consume));
+  EXPECT_EQ(a->Commit(consume).status().code(), StatusCode::kAborted);
+  EXPECT_EQ(Column("SELECT type FROM _smithers_events ORDER BY seq"),
+            (std::vector<std::string>{"SignalReceived", "ApprovalGranted"}));
+}
+
+// Escalation runs on every supervisor tick: with nothing due it must not wait
+// for (or take) the write lock.
+TEST_F(SqliteStoreTest, EscalationWithNothingDueTakesNoWriteLock) {
+  SqliteOptions options = Options();
+  options.busy_timeout_ms = 0;
+  STORE_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> store, OpenSqliteStore(options));
+  WriteBatch batch;
+  batch.UpsertRun(MakeRun("r1"));
+  batch.RequestApproval({.run_id = "r1",
+                         .node_id = "gate",
+                         .status = "requested",
+                         .requested_at_ms = 100,
+                         .owner = "alice",
+                         .fallback_owner = "bob",
+                         .escalate_after_ms = 50});
+  STORE_ASSERT_OK(store->Commit(batch));
+
+  STORE_ASSERT_OK_AND_ASSIGN(std::unique_ptr<WriteLockForTesting> lock,
+                             WriteLockForTesting::Acquire(path_));
+  STORE_ASSERT_OK_AND_ASSIGN(auto none, store->EscalateDueApprovals("", 149));
+  EXPECT_TRUE(none.empty());
+  // Something due does need the lock, and reports the busy database.
+  Result<std::vector<ApprovalRecord>> blocked = store->EscalateDueApprovals("", 150);
+  EXPECT_EQ(blocked.status().code(), StatusCode::kUnavailable) << blocked.status().ToString();
+  lock.reset();
+  STORE_ASSERT_OK_AND_ASSIGN(auto due, store->EscalateDueApprovals("", 150));
+  EXPECT_EQ(due.size(), 1u);
+}
+
 TEST_F(SqliteStoreTest, RefusesADatabaseFromANewerBuild) {
   STORE_ASSERT_OK(OpenSqliteStore(Options()));
   Sql("INSERT INTO _smithers_schema_migrations(id, name, applied_at_ms, checksum) "
@@ -303,10 +446,13 @@ TEST_F(SqliteStoreTest, ForeignKeysAreEnforcedAndCascade) {
   batch.PutFrame({.run_id = "r1", .frame_no = 0});
   batch.UpsertLoop({.run_id = "r1", .loop_id = "l"});
   batch.AppendEvent("r1", "E", {}, 1);
+  batch.RequestApproval({.run_id = "r1", .node_id = "a", .status = "requested"});
   STORE_ASSERT_OK(store->Commit(batch));
+  STORE_ASSERT_OK(store->AppendSignal({.run_id = "r1", .name = "go"}));
   Sql("DELETE FROM _smithers_runs WHERE run_id = 'r1'");
-  for (const char* table : {"_smithers_nodes", "_smithers_attempts", "_smithers_outputs",
-                            "_smithers_frames", "_smithers_ralph", "_smithers_events"}) {
+  for (const char* table :
+       {"_smithers_nodes", "_smithers_attempts", "_smithers_outputs", "_smithers_frames",
+        "_smithers_ralph", "_smithers_events", "_smithers_approvals", "_smithers_signals"}) {
     EXPECT_EQ(Column(std::string("SELECT count(*) FROM ") + table), std::vector<std::string>{"0"})
         << table;
   }

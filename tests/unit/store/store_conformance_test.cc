@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <map>
 #include <optional>
 #include <set>
@@ -303,8 +304,10 @@ TEST_P(StoreConformanceTest, ListsOfAnotherRunAreEmpty) {
   STORE_ASSERT_OK_AND_ASSIGN(auto loops, store_->ListLoops("r2"));
   STORE_ASSERT_OK_AND_ASSIGN(auto frames, store_->ListFrames("r2"));
   STORE_ASSERT_OK_AND_ASSIGN(auto events, store_->ListEvents("r2", -1, 100));
+  STORE_ASSERT_OK_AND_ASSIGN(auto approvals, store_->ListApprovals({.run_id = "r2"}));
+  STORE_ASSERT_OK_AND_ASSIGN(auto signals, store_->ListSignals("r2"));
   EXPECT_TRUE(nodes.empty() && attempts.empty() && outputs.empty() && loops.empty() &&
-              frames.empty() && events.empty());
+              frames.empty() && events.empty() && approvals.empty() && signals.empty());
 }
 
 // --- Runs listing -----------------------------------------------------------------
@@ -769,6 +772,279 @@ TEST_P(StoreConformanceTest, SignalsGetPerRunSeqsAndAreConsumedOnce) {
   EXPECT_EQ(signals[2].status, "pending");
 }
 
+TEST_P(StoreConformanceTest, ApprovalRowsRoundTripEveryColumn) {
+  PutRun(MakeRun("r1"));
+  ApprovalRecord full{.run_id = "r1",
+                      .node_id = "deploy",
+                      .iteration = 3,
+                      .status = "requested",
+                      .requested_at_ms = 1234,
+                      .owner = "ops",
+                      .original_owner = "ops",
+                      .fallback_owner = "cto",
+                      .escalate_after_ms = 3600000,
+                      .request = {{"title", "Deploy?"}, {"summary", "v2"}, {"links", {"a", "b"}}},
+                      .on_deny = "skip"};
+  // Every optional column empty: zero times, no owners, no request.
+  ApprovalRecord bare{.run_id = "r1", .node_id = "bare", .status = "requested"};
+  WriteBatch batch;
+  batch.RequestApproval(full);
+  batch.RequestApproval(bare);
+  MustCommit(batch);
+  Reopen();
+  STORE_ASSERT_OK_AND_ASSIGN(auto rows, store_->ListApprovals({}));
+  // Sorted here: where a missing (NULL) requested_at_ms sorts is the database's choice.
+  std::sort(rows.begin(), rows.end(),
+            [](const auto& x, const auto& y) { return x.node_id < y.node_id; });
+  EXPECT_EQ(ToJson(rows), ToJson(std::vector<ApprovalRecord>{bare, full}));
+}
+
+TEST_P(StoreConformanceTest, ListApprovalsFiltersByRunAndStatusInRequestOrder) {
+  PutRun(MakeRun("r1"));
+  PutRun(MakeRun("r2"));
+  WriteBatch batch;
+  batch.RequestApproval(Request("r2", "b", 100));
+  batch.RequestApproval(Request("r1", "z", 100));
+  batch.RequestApproval(Request("r1", "a", 300));
+  ApprovalRecord later_iteration = Request("r1", "z", 100);
+  later_iteration.iteration = 1;
+  batch.RequestApproval(later_iteration);
+  batch.RequestApproval(Request("r2", "a", 50));
+  MustCommit(batch);
+  STORE_ASSERT_OK(
+      store_->DecideApproval({.run_id = "r1", .node_id = "a", .decided_by = "eve"}, 400));
+
+  auto keys = [](const std::vector<ApprovalRecord>& rows) {
+    std::vector<std::string> out;
+    for (const auto& a : rows)
+      out.push_back(a.run_id + "/" + a.node_id + "@" + std::to_string(a.iteration));
+    return out;
+  };
+  STORE_ASSERT_OK_AND_ASSIGN(auto all, store_->ListApprovals({}));
+  EXPECT_EQ(keys(all),
+            (std::vector<std::string>{"r2/a@0", "r1/z@0", "r1/z@1", "r2/b@0", "r1/a@0"}));
+  STORE_ASSERT_OK_AND_ASSIGN(auto r1, store_->ListApprovals({.run_id = "r1"}));
+  EXPECT_EQ(keys(r1), (std::vector<std::string>{"r1/z@0", "r1/z@1", "r1/a@0"}));
+  STORE_ASSERT_OK_AND_ASSIGN(auto pending, store_->ListApprovals({.status = "requested"}));
+  EXPECT_EQ(keys(pending), (std::vector<std::string>{"r2/a@0", "r1/z@0", "r1/z@1", "r2/b@0"}));
+  STORE_ASSERT_OK_AND_ASSIGN(auto r1_pending,
+                             store_->ListApprovals({.run_id = "r1", .status = "requested"}));
+  EXPECT_EQ(keys(r1_pending), (std::vector<std::string>{"r1/z@0", "r1/z@1"}));
+  STORE_ASSERT_OK_AND_ASSIGN(auto denied, store_->ListApprovals({.status = "denied"}));
+  EXPECT_EQ(keys(denied), (std::vector<std::string>{"r1/a@0"}));
+  STORE_ASSERT_OK_AND_ASSIGN(auto none,
+                             store_->ListApprovals({.run_id = "r1", .status = "approved"}));
+  EXPECT_TRUE(none.empty());
+}
+
+TEST_P(StoreConformanceTest, DenialAppendsApprovalDeniedAndIsFinal) {
+  PutRun(MakeRun("r1"));
+  WriteBatch batch;
+  batch.AppendEvent("r1", "RunStarted", {}, 1);
+  batch.AppendEvent("r1", "NodeStarted", {}, 2);
+  ApprovalRecord second = Request("r1", "gate");
+  second.iteration = 1;
+  batch.RequestApproval(second);
+  MustCommit(batch);
+
+  // Only iteration 1 was requested: the decision names the iteration it missed.
+  Result<ApprovalRecord> missing =
+      store_->DecideApproval({.run_id = "r1", .node_id = "gate", .decided_by = "dave"}, 250);
+  EXPECT_EQ(missing.status().code(), StatusCode::kNotFound);
+  EXPECT_NE(missing.status().message().find("no approval request for node \"gate\" (iteration 0) "
+                                            "of run r1"),
+            std::string::npos)
+      << missing.status().ToString();
+  EXPECT_EQ(store_->DecideApproval({.run_id = "r2", .node_id = "gate", .iteration = 1}, 250)
+                .status()
+                .code(),
+            StatusCode::kNotFound);
+
+  STORE_ASSERT_OK_AND_ASSIGN(ApprovalRecord denied, store_->DecideApproval({.run_id = "r1",
+                                                                            .node_id = "gate",
+                                                                            .iteration = 1,
+                                                                            .approved = false,
+                                                                            .decided_by = "dave",
+                                                                            .note = "not today"},
+                                                                           250));
+  EXPECT_EQ(denied.status, "denied");
+  EXPECT_EQ(denied.decided_at_ms, 250);
+  EXPECT_EQ(denied.owner, "alice");
+  STORE_ASSERT_OK_AND_ASSIGN(auto rows, store_->ListApprovals({.run_id = "r1"}));
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(ToJson(rows[0]), ToJson(denied));
+
+  STORE_ASSERT_OK_AND_ASSIGN(auto events, store_->ListEvents("r1", -1, 10));
+  ASSERT_EQ(events.size(), 3u);
+  EXPECT_EQ(events[2].seq, 2);
+  EXPECT_EQ(events[2].type, "ApprovalDenied");
+  EXPECT_EQ(events[2].timestamp_ms, 250);
+  EXPECT_EQ(
+      events[2].payload,
+      (Json{{"nodeId", "gate"}, {"iteration", 1}, {"decidedBy", "dave"}, {"note", "not today"}}));
+
+  // Approving after a denial is refused, naming who denied and when.
+  Result<ApprovalRecord> again = store_->DecideApproval(
+      {.run_id = "r1", .node_id = "gate", .iteration = 1, .approved = true, .decided_by = "eve"},
+      300);
+  EXPECT_EQ(again.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(again.status().message().find(
+                "node \"gate\" (iteration 1) of run r1 was already denied by dave at "
+                "1970-01-01T00:00:00.250Z"),
+            std::string::npos)
+      << again.status().ToString();
+  STORE_ASSERT_OK_AND_ASSIGN(rows, store_->ListApprovals({.run_id = "r1"}));
+  EXPECT_EQ(ToJson(rows[0]), ToJson(denied));
+  EXPECT_EQ(store_->ListEvents("r1", -1, 10)->size(), 3u);
+}
+
+TEST_P(StoreConformanceTest, EscalationSkipsDecidedRowsAndKeepsTheOriginalOwner) {
+  PutRun(MakeRun("r1"));
+  WriteBatch batch;
+  batch.RequestApproval(Request("r1", "decided"));
+  batch.RequestApproval(Request("r1", "open"));
+  batch.AppendEvent("r1", "RunStarted", {}, 1);
+  MustCommit(batch);
+  STORE_ASSERT_OK(store_->DecideApproval(
+      {.run_id = "r1", .node_id = "decided", .approved = true, .decided_by = "alice"}, 120));
+
+  // Due exactly at requested_at_ms + escalate_after_ms, not a millisecond before.
+  STORE_ASSERT_OK_AND_ASSIGN(auto early, store_->EscalateDueApprovals("r1", 149));
+  EXPECT_TRUE(early.empty());
+  STORE_ASSERT_OK_AND_ASSIGN(auto due, store_->EscalateDueApprovals("r1", 150));
+  ASSERT_EQ(due.size(), 1u);
+  EXPECT_EQ(due[0].node_id, "open");
+  EXPECT_EQ(due[0].owner, "bob");
+  EXPECT_EQ(due[0].original_owner, "alice");
+  EXPECT_EQ(due[0].escalated_at_ms, 150);
+  STORE_ASSERT_OK_AND_ASSIGN(auto rows, store_->ListApprovals({.run_id = "r1"}));
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(ToJson(rows[1]), ToJson(due[0]));
+  EXPECT_EQ(rows[0].owner, "alice") << "a decided approval never escalates";
+  EXPECT_EQ(rows[0].escalated_at_ms, 0);
+
+  STORE_ASSERT_OK_AND_ASSIGN(auto events, store_->ListEvents("r1", -1, 10));
+  ASSERT_EQ(events.size(), 3u);
+  EXPECT_EQ(events[2].seq, 2);
+  EXPECT_EQ(events[2].type, "ApprovalEscalated");
+  EXPECT_EQ(events[2].timestamp_ms, 150);
+  EXPECT_EQ(events[2].payload,
+            (Json{{"nodeId", "open"}, {"iteration", 0}, {"from", "alice"}, {"to", "bob"}}));
+
+  // The fallback owner can then decide it.
+  STORE_ASSERT_OK_AND_ASSIGN(
+      ApprovalRecord decided,
+      store_->DecideApproval(
+          {.run_id = "r1", .node_id = "open", .approved = true, .decided_by = "bob"}, 200));
+  EXPECT_EQ(decided.status, "approved");
+  EXPECT_EQ(decided.escalated_at_ms, 150);
+  STORE_ASSERT_OK_AND_ASSIGN(auto after, store_->EscalateDueApprovals("", 100000));
+  EXPECT_TRUE(after.empty());
+}
+
+TEST_P(StoreConformanceTest, AppendSignalStoresAPendingRowAndItsEvent) {
+  PutRun(MakeRun("r1"));
+  WriteBatch batch;
+  batch.AppendEvent("r1", "RunStarted", {}, 1);
+  MustCommit(batch);
+  // What the caller says about consumption is ignored: a new signal is pending.
+  SignalRecord in{.run_id = "r1",
+                  .seq = 42,
+                  .name = "review",
+                  .correlation_id = "pr-7",
+                  .payload = {{"verdict", "ok"}, {"n", 1.5}},
+                  .received_at_ms = 77,
+                  .received_by = "cli",
+                  .status = "consumed",
+                  .consumed_by_node = "x",
+                  .consumed_iteration = 4,
+                  .consumed_at_ms = 9,
+                  .rejection = {{"stale", true}}};
+  STORE_ASSERT_OK_AND_ASSIGN(SignalRecord stored, store_->AppendSignal(in));
+  SignalRecord want{.run_id = "r1",
+                    .seq = 0,
+                    .name = "review",
+                    .correlation_id = "pr-7",
+                    .payload = {{"verdict", "ok"}, {"n", 1.5}},
+                    .received_at_ms = 77,
+                    .received_by = "cli"};
+  EXPECT_EQ(ToJson(stored), ToJson(want));
+  STORE_ASSERT_OK_AND_ASSIGN(SignalRecord bare,
+                             store_->AppendSignal({.run_id = "r1", .name = "go"}));
+  EXPECT_EQ(bare.seq, 1);
+  Reopen();
+  STORE_ASSERT_OK_AND_ASSIGN(auto signals, store_->ListSignals("r1"));
+  EXPECT_EQ(ToJson(signals), ToJson(std::vector<SignalRecord>{want, bare}));
+
+  STORE_ASSERT_OK_AND_ASSIGN(auto events, store_->ListEvents("r1", -1, 10));
+  ASSERT_EQ(events.size(), 3u);
+  EXPECT_EQ(events[1].seq, 1);
+  EXPECT_EQ(events[1].type, "SignalReceived");
+  EXPECT_EQ(events[1].timestamp_ms, 77);
+  EXPECT_EQ(
+      events[1].payload,
+      (Json{
+          {"name", "review"}, {"correlationId", "pr-7"}, {"signalSeq", 0}, {"receivedBy", "cli"}}));
+  EXPECT_EQ(
+      events[2].payload,
+      (Json{{"name", "go"}, {"correlationId", nullptr}, {"signalSeq", 1}, {"receivedBy", ""}}));
+
+  Result<SignalRecord> missing = store_->AppendSignal({.run_id = "ghost", .name = "go"});
+  EXPECT_EQ(missing.status().code(), StatusCode::kNotFound);
+  EXPECT_NE(missing.status().message().find("ghost"), std::string::npos);
+}
+
+TEST_P(StoreConformanceTest, ConsumingAConsumedOrMissingSignalAbortsTheWholeCommit) {
+  PutRun(MakeRun("r1"));
+  STORE_ASSERT_OK_AND_ASSIGN(SignalRecord sig,
+                             store_->AppendSignal({.run_id = "r1", .name = "go"}));
+  sig.status = "consumed";
+  sig.consumed_by_node = "wait";
+  sig.consumed_iteration = 2;
+  sig.consumed_at_ms = 5;
+  WriteBatch first;
+  first.ConsumeSignal(sig);
+  first.AppendEvent("r1", "SignalConsumed", {}, 5);
+  EXPECT_EQ(MustCommit(first), std::vector<int64_t>{1});
+
+  // A second consumer, whose batch also finishes its node: none of it lands.
+  SignalRecord rival = sig;
+  rival.consumed_by_node = "other";
+  WriteBatch second;
+  second.UpsertNode({.run_id = "r1", .node_id = "other", .state = "finished"});
+  second.PutOutput({.run_id = "r1", .node_id = "other", .output_table = "t", .payload = {}});
+  second.ConsumeSignal(rival);
+  second.AppendEvent("r1", "NodeFinished", {}, 6);
+  Result<std::vector<int64_t>> refused = store_->Commit(second);
+  EXPECT_EQ(refused.status().code(), StatusCode::kAborted) << refused.status().ToString();
+  EXPECT_NE(refused.status().message().find(
+                "signal 0 of run r1 was already consumed by node \"wait\" (iteration 2)"),
+            std::string::npos)
+      << refused.status().ToString();
+  STORE_ASSERT_OK_AND_ASSIGN(auto nodes, store_->ListNodes("r1"));
+  STORE_ASSERT_OK_AND_ASSIGN(auto outputs, store_->ListOutputs("r1"));
+  STORE_ASSERT_OK_AND_ASSIGN(auto events, store_->ListEvents("r1", -1, 10));
+  EXPECT_TRUE(nodes.empty());
+  EXPECT_TRUE(outputs.empty());
+  EXPECT_EQ(events.size(), 2u);
+  STORE_ASSERT_OK_AND_ASSIGN(auto signals, store_->ListSignals("r1"));
+  ASSERT_EQ(signals.size(), 1u);
+  EXPECT_EQ(ToJson(signals[0]), ToJson(sig));
+
+  // A signal that was never stored (or belongs to another run).
+  SignalRecord ghost = sig;
+  ghost.seq = 7;
+  WriteBatch third;
+  third.PutOutput({.run_id = "r1", .node_id = "x", .output_table = "t", .payload = {}});
+  third.ConsumeSignal(ghost);
+  refused = store_->Commit(third);
+  EXPECT_EQ(refused.status().code(), StatusCode::kAborted) << refused.status().ToString();
+  EXPECT_NE(refused.status().message().find("no signal 7 of run r1"), std::string::npos)
+      << refused.status().ToString();
+  STORE_ASSERT_OK_AND_ASSIGN(outputs, store_->ListOutputs("r1"));
+  EXPECT_TRUE(outputs.empty());
+}
+
 TEST_P(StoreConformanceTest, ListRunsWaitingMatchesEveryWaitingStatus) {
   const char* statuses[] = {"running", "waiting-approval", "waiting-event", "waiting-timer",
                             "finished"};
@@ -783,6 +1059,13 @@ TEST_P(StoreConformanceTest, ListRunsWaitingMatchesEveryWaitingStatus) {
   std::vector<std::string> ids;
   for (const auto& r : waiting) ids.push_back(r.run_id);
   EXPECT_EQ(ids, (std::vector<std::string>{"r3", "r2", "r1"}));
+  STORE_ASSERT_OK_AND_ASSIGN(auto newest, store_->ListRuns({.status = "waiting", .limit = 2}));
+  ASSERT_EQ(newest.size(), 2u);
+  EXPECT_EQ(newest[1].run_id, "r2");
+  // A concrete waiting status still matches only itself.
+  STORE_ASSERT_OK_AND_ASSIGN(auto timers, store_->ListRuns({.status = "waiting-timer"}));
+  ASSERT_EQ(timers.size(), 1u);
+  EXPECT_EQ(timers[0].run_id, "r3");
 }
 
 }  // namespace

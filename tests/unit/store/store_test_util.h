@@ -139,6 +139,39 @@ inline Json ToJson(const LoopRecord& l) {
           {"updated_at_ms", l.updated_at_ms}};
 }
 
+inline Json ToJson(const ApprovalRecord& a) {
+  return {{"run_id", a.run_id},
+          {"node_id", a.node_id},
+          {"iteration", a.iteration},
+          {"status", a.status},
+          {"requested_at_ms", a.requested_at_ms},
+          {"owner", a.owner},
+          {"original_owner", a.original_owner},
+          {"fallback_owner", a.fallback_owner},
+          {"escalate_after_ms", a.escalate_after_ms},
+          {"escalated_at_ms", a.escalated_at_ms},
+          {"request", a.request},
+          {"on_deny", a.on_deny},
+          {"decided_at_ms", a.decided_at_ms},
+          {"decided_by", a.decided_by},
+          {"note", a.note}};
+}
+
+inline Json ToJson(const SignalRecord& s) {
+  return {{"run_id", s.run_id},
+          {"seq", s.seq},
+          {"name", s.name},
+          {"correlation_id", s.correlation_id},
+          {"payload", s.payload},
+          {"received_at_ms", s.received_at_ms},
+          {"received_by", s.received_by},
+          {"status", s.status},
+          {"consumed_by_node", s.consumed_by_node},
+          {"consumed_iteration", s.consumed_iteration},
+          {"consumed_at_ms", s.consumed_at_ms},
+          {"rejection", s.rejection}};
+}
+
 template <typename Record>
 Json ToJson(const std::vector<Record>& records) {
   Json out = Json::array();
