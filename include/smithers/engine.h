@@ -49,6 +49,10 @@ class Execution {
   // Output produced since the last call (e.g. a model's streamed text), for
   // NodeOutput progress events; "" when there is none. Never blocks.
   virtual std::string TakeOutput() { return ""; }
+  // True when the attempt showed a sign of life since the last call (a model
+  // reply, a tool call, output of a CLI agent): a heartbeat. Text returned by
+  // TakeOutput counts as one too. Never blocks.
+  virtual bool TakeActivity() { return false; }
 };
 
 struct AttemptInfo {

@@ -113,6 +113,11 @@ struct TaskSpec {
   int retries = 0;      // attempts after the first
   RetryPolicy retry_policy;
   int64_t timeout_ms = 0;  // 0 = none
+  // An attempt that shows no sign of life (output, a model reply, a tool call)
+  // for this long fails with TASK_HEARTBEAT_TIMEOUT (retryable). 0 = the
+  // default: 600000 for agent tasks (env SMITHERS_TASK_HEARTBEAT_MS), none for
+  // the rest; -1 = none.
+  int64_t heartbeat_timeout_ms = 0;
   bool continue_on_fail = false;
   std::string label;
   std::optional<CachePolicy> cache;  // nullopt = never cached

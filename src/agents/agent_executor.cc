@@ -94,8 +94,10 @@ struct ProcessResult {
 
 // Runs argv (looked up on PATH) in `cwd`, collecting stdout and stderr, until
 // it exits, `deadline_ms` (steady clock, 0 = none) passes or `cancel` is set.
+// Every read of output sets `activity` (a heartbeat).
 Result<ProcessResult> RunProcess(const std::vector<std::string>& argv, const std::string& cwd,
-                                 int64_t deadline_ms, const std::atomic<bool>& cancel) {
+                                 int64_t deadline_ms, const std::atomic<bool>& cancel,
+                                 std::atomic<bool>& activity) {
   int out[2], err[2];
   if (pipe2(out, O_CLOEXEC) != 0) return InternalError("pipe failed");
   if (pipe2(err, O_CLOEXEC) != 0) {
@@ -143,6 +145,7 @@ Result<ProcessResult> RunProcess(const std::vector<std::string>& argv, const std
       char buf[65536];
       ssize_t got = read(fds[i], buf, sizeof buf);
       if (got > 0) {
+        activity = true;
         if (sinks[i]->size() < (16u << 20)) sinks[i]->append(buf, static_cast<size_t>(got));
       } else if (got == 0) {
         open_fd[i] = false;
@@ -306,6 +309,7 @@ class AgentExecution final : public Execution {
     std::lock_guard<std::mutex> lock(mu_);
     return std::exchange(streamed_, std::string());
   }
+  bool TakeActivity() override { return activity_.exchange(false); }
 
  private:
   void Main() {
@@ -435,6 +439,7 @@ class AgentExecution final : public Execution {
     int max_turns = a.value("maxTurns", 20);
     int schema_retries = a.value("maxSchemaRetries", 2);
     CallHooks hooks{.cancel = &cancel_, .on_text_delta = [this](std::string_view piece) {
+                      activity_ = true;
                       std::lock_guard<std::mutex> lock(mu_);
                       if (streamed_.size() < (1u << 20)) streamed_.append(piece);
                     }};
@@ -449,6 +454,7 @@ class AgentExecution final : public Execution {
         req.timeout_ms = Remaining();
       }
       Result<ModelReply> reply = CallModel(req, hooks);
+      activity_ = true;  // a reply (or an error) is a sign of life
       if (!reply.ok()) {
         run.cancelled = reply.status().code() == StatusCode::kCancelled;
         std::string code = run.cancelled ? "TASK_CANCELLED"
@@ -466,6 +472,7 @@ class AgentExecution final : public Execution {
         for (const ToolCall& call : reply->tool_calls) {
           int64_t t0 = NowMs();
           ToolResult res = RunTool(tools, call.name, call.arguments);
+          activity_ = true;
           run.tool_calls.push_back({{"name", call.name},
                                     {"arguments", base::RedactJson(call.arguments)},
                                     {"ok", res.ok},
@@ -519,7 +526,7 @@ class AgentExecution final : public Execution {
       int64_t deadline = deadline_ms_;
       int64_t own = a.value("timeoutMs", int64_t{0});
       if (own > 0 && (deadline == 0 || NowMs() + own < deadline)) deadline = NowMs() + own;
-      auto proc = RunProcess(CliArgv(kind, a, exe, prompt), cwd, deadline, cancel_);
+      auto proc = RunProcess(CliArgv(kind, a, exe, prompt), cwd, deadline, cancel_, activity_);
       if (!proc.ok()) {
         run.error = Error("AGENT_REQUEST_FAILED", proc.status().message());
         return run;
@@ -566,6 +573,7 @@ class AgentExecution final : public Execution {
   std::string root_dir_;
   int64_t deadline_ms_;
   std::atomic<bool> cancel_{false};
+  std::atomic<bool> activity_{false};  // a heartbeat since TakeActivity
   int wake_[2] = {-1, -1};
   std::mutex mu_;
   std::optional<AttemptOutcome> outcome_;  // guarded by mu_

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cmath>
 #include <map>
+#include <random>
 #include <thread>
 #include <utility>
 
@@ -616,6 +617,12 @@ Result<ModelReply> CallModel(const ModelRequest& request, const CallHooks& hooks
       double backoff = static_cast<double>(std::max<int64_t>(0, request.retry_base_ms)) *
                        std::pow(2.0, attempt - 1);
       wait = static_cast<int64_t>(std::min(backoff, static_cast<double>(kMaxRetryWaitMs)));
+      // Equal jitter: half the backoff plus a random share of the other half,
+      // so many clients throttled at once do not retry in lockstep.
+      if (wait > 1) {
+        thread_local std::mt19937_64 rng{std::random_device{}()};
+        wait = wait / 2 + std::uniform_int_distribution<int64_t>(0, wait - wait / 2)(rng);
+      }
     }
     wait = std::min(wait, kMaxRetryWaitMs);
     // A wait that would outlast the deadline fails now rather than at the deadline.

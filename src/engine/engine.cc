@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <mutex>
 #include <set>
 
@@ -133,7 +134,29 @@ struct InFlight {
   int64_t started_at_ms;
   std::string cache_key;  // "" = not cacheable
   bool cached = false;    // the output comes from the cache
+  // Task heartbeats (monotonic ms): the last sign of life, the last
+  // TaskHeartbeat event, and the watchdog's limit (0 = none).
+  int64_t beat_mono = 0;
+  int64_t beat_wall = 0;
+  int64_t beat_event_mono = 0;
+  bool beat_unreported = false;
+  int64_t heartbeat_timeout_ms = 0;
+  bool heartbeat_timed_out = false;
 };
+
+// The heartbeat watchdog's limit for a task (SPEC 1.7): agent tasks default
+// to 10 minutes (SMITHERS_TASK_HEARTBEAT_MS), the rest to none.
+int64_t HeartbeatTimeoutMs(const TaskSpec& spec) {
+  if (spec.heartbeat_timeout_ms != 0) return std::max<int64_t>(0, spec.heartbeat_timeout_ms);
+  if (spec.mode != TaskMode::kAgent) return 0;
+  const char* env = std::getenv("SMITHERS_TASK_HEARTBEAT_MS");
+  if (env != nullptr && *env != '\0') {
+    char* end = nullptr;
+    long long v = std::strtoll(env, &end, 10);
+    if (end != nullptr && *end == '\0' && v > 0) return v;
+  }
+  return 600000;
+}
 
 class Run {
  public:
@@ -672,7 +695,11 @@ class Run {
                .attempt = attempt,
                .output = spec.output,
                .started_at_ms = now,
-               .cache_key = cache_key};
+               .cache_key = cache_key,
+               .beat_mono = clock_.MonotonicMs(),
+               .beat_wall = now,
+               .beat_event_mono = clock_.MonotonicMs(),
+               .heartbeat_timeout_ms = HeartbeatTimeoutMs(spec)};
     Executor* ex = ExecutorFor(spec.mode);
     if (ex == nullptr) {
       return Complete(f, {.ok = false,
@@ -734,20 +761,59 @@ class Run {
     return true;
   }
 
+  // Notes a sign of life of `f` (TaskHeartbeat at most once per heartbeat
+  // interval) and runs the watchdog: an attempt silent for longer than its
+  // heartbeat timeout is cancelled and fails with TASK_HEARTBEAT_TIMEOUT.
+  // True when it queued an event.
+  bool Heartbeat(InFlight& f, bool alive, int64_t mono) {
+    if (alive) {
+      f.beat_mono = mono;
+      f.beat_wall = clock_.NowMs();
+      f.beat_unreported = true;
+    }
+    if (f.beat_unreported && mono - f.beat_event_mono >= opts_.heartbeat_interval_ms) {
+      f.beat_unreported = false;
+      f.beat_event_mono = mono;
+      Event("TaskHeartbeat", {{"nodeId", f.node_id},
+                              {"iteration", f.iteration},
+                              {"attempt", f.attempt},
+                              {"hasData", false},
+                              {"dataSizeBytes", 0},
+                              {"intervalMs", opts_.heartbeat_interval_ms}});
+      return true;
+    }
+    if (f.heartbeat_timeout_ms > 0 && !f.heartbeat_timed_out &&
+        mono - f.beat_mono > f.heartbeat_timeout_ms) {
+      f.heartbeat_timed_out = true;
+      f.exec->Cancel("no heartbeat for " + std::to_string(mono - f.beat_mono) + " ms");
+      Event("TaskHeartbeatTimeout", {{"nodeId", f.node_id},
+                                     {"iteration", f.iteration},
+                                     {"attempt", f.attempt},
+                                     {"lastHeartbeatAtMs", f.beat_wall},
+                                     {"timeoutMs", f.heartbeat_timeout_ms}});
+      return true;
+    }
+    return false;
+  }
+
   Result<bool> PollInFlight() {
     bool any = false;
-    bool streamed = false;
-    for (const InFlight& f : in_flight_) {
+    bool wrote = false;
+    int64_t mono = clock_.MonotonicMs();
+    for (InFlight& f : in_flight_) {
       std::string text = f.exec->TakeOutput();
-      if (text.empty()) continue;
-      streamed = true;
-      Event("NodeOutput", {{"nodeId", f.node_id},
-                           {"iteration", f.iteration},
-                           {"attempt", f.attempt},
-                           {"stream", "stdout"},
-                           {"text", base::Redact(text)}});
+      bool alive = f.exec->TakeActivity() || !text.empty();
+      if (!text.empty()) {
+        wrote = true;
+        Event("NodeOutput", {{"nodeId", f.node_id},
+                             {"iteration", f.iteration},
+                             {"attempt", f.attempt},
+                             {"stream", "stdout"},
+                             {"text", base::Redact(text)}});
+      }
+      wrote = Heartbeat(f, alive, mono) || wrote;
     }
-    if (streamed) SMITHERS_RETURN_IF_ERROR(Flush());
+    if (wrote) SMITHERS_RETURN_IF_ERROR(Flush());
     for (size_t i = 0; i < in_flight_.size();) {
       std::optional<AttemptOutcome> o = in_flight_[i].exec->Poll();
       if (!o) {
@@ -771,6 +837,15 @@ class Run {
     // A model may echo what it was given: agent results are redacted (known
     // secret values, key shapes) before they are validated and stored.
     if (o.ok && spec.mode == TaskMode::kAgent) o.output = base::RedactJson(o.output);
+    if (f.heartbeat_timed_out && !o.ok) {
+      Json e = engine::ErrorJson(
+          "TASK_HEARTBEAT_TIMEOUT",
+          "no heartbeat for more than " + std::to_string(f.heartbeat_timeout_ms) + " ms");
+      e["lastHeartbeatAtMs"] = f.beat_wall;
+      e["staleForMs"] = now - f.beat_wall;
+      o.error = std::move(e);
+      o.retryable = true;
+    }
     if (o.ok && !f.output.empty()) {
       auto v = schema::Validate(wf_.outputs.at(f.output), o.output);
       if (!v.empty()) {

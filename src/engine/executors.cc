@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstring>
 #include <string>
+#include <utility>
 #include <vector>
 
 extern char** environ;
@@ -75,6 +76,7 @@ class CommandExecution final : public Execution {
   }
 
   int WaitFd() const override { return out_fd_ >= 0 ? out_fd_ : err_fd_; }
+  bool TakeActivity() override { return std::exchange(activity_, false); }
 
   void Cancel(const std::string& reason) override {
     if (exited_ || cancel_reason_.size() > 0) return;
@@ -117,6 +119,7 @@ class CommandExecution final : public Execution {
     while (true) {
       ssize_t n = read(fd, buf, sizeof buf);
       if (n > 0) {
+        activity_ = true;  // output is a heartbeat
         if (into.size() < kMaxCapturedBytes)
           into.append(buf, static_cast<size_t>(n));
         else
@@ -178,6 +181,7 @@ class CommandExecution final : public Execution {
   int err_fd_;
   std::string parse_;
   int64_t deadline_;
+  bool activity_ = false;
   std::string out_, err_;
   bool exited_ = false;
   bool overflow_ = false;

@@ -963,9 +963,16 @@ class LuaModule final : public LuaWorkflow {
     std::string err = FieldInt(t, "retries", n);
     task.retries = static_cast<int>(n);
     if (err.empty()) err = FieldInt(t, "timeoutMs", task.timeout_ms);
+    if (err.empty()) err = FieldInt(t, "heartbeatTimeoutMs", task.heartbeat_timeout_ms);
+    if (err.empty() && task.heartbeat_timeout_ms == 0) {
+      err = FieldInt(t, "heartbeatTimeout", task.heartbeat_timeout_ms);  // SPEC's alias
+    }
     if (err.empty()) err = FieldString(t, "label", task.label);
     if (!err.empty()) return label + ": " + err + at;
     if (task.retries < 0) return label + ": \"retries\" must be >= 0" + at;
+    if (task.heartbeat_timeout_ms < -1) {
+      return label + ": \"heartbeatTimeoutMs\" must be > 0 (or -1 for none)" + at;
+    }
     task.continue_on_fail = FieldBool(t, "continueOnFail");
     lua_getfield(state_, t, "retryPolicy");
     if (lua_istable(state_, -1)) {

@@ -147,6 +147,68 @@ class CliAgentTest(E2ETest):
         self.assertLess(time.monotonic() - t0, 10)
         self.assertEqual(self.node("hung", "review")["state"], "cancelled")
 
+    def test_a_silent_cli_agent_fails_by_heartbeat_timeout_and_is_retried(self):
+        exe = self.path("fake-silent")
+        with open(exe, "w") as f:
+            f.write("#!/bin/sh\necho started >> %s\nexec sleep 60\n" % self.path("calls.log"))
+        os.chmod(exe, 0o755)
+        wf = self.write("silent.lua", """
+            local outputs = smithers.outputs { r = z.object { ok = z.boolean() } }
+            return smithers(function(ctx)
+              return Workflow { name = "silent",
+                Task { id = "t", output = outputs.r, retries = 1, heartbeatTimeoutMs = 600,
+                       agent = smithers.ClaudeCodeAgent { executable = %r }, "go" } }
+            end)
+            """ % exe)
+        r = self.up(wf, None, "hb1")
+        self.assertEqual(r.code, 1, r)
+        self.assertLess(r.elapsed, 15)
+        cause = r.json()["error"]["cause"]
+        self.assertEqual(cause["code"], "TASK_HEARTBEAT_TIMEOUT", cause)
+        self.assertGreaterEqual(cause["staleForMs"], 600)
+        self.assertEqual(len(self.calls_lines()), 2, "the timeout is retryable: two attempts")
+        timeouts = [e for e in self.events("hb1") if e["type"] == "TaskHeartbeatTimeout"]
+        self.assertEqual([e["payload"]["attempt"] for e in timeouts], [1, 2])
+        self.assertEqual(timeouts[0]["payload"]["timeoutMs"], 600)
+
+    def test_the_default_heartbeat_timeout_comes_from_the_environment(self):
+        exe = self.path("fake-silent")
+        with open(exe, "w") as f:
+            f.write("#!/bin/sh\nexec sleep 60\n")
+        os.chmod(exe, 0o755)
+        wf = self.module('smithers.ClaudeCodeAgent { executable = %r }' % exe)
+        r = self.up(wf, {"change": "x"}, "hb2", env={"SMITHERS_TASK_HEARTBEAT_MS": "500"})
+        self.assertEqual(r.code, 1, r)
+        self.assertEqual(r.json()["error"]["cause"]["code"], "TASK_HEARTBEAT_TIMEOUT")
+
+    def test_output_keeps_a_slow_cli_agent_alive(self):
+        exe = self.path("fake-chatty")
+        reply = json.dumps({"verdict": "ok", "score": 3})
+        with open(exe, "w") as f:
+            f.write("#!/bin/sh\nfor i in 1 2 3 4 5 6 7 8; do echo working >&2; sleep 0.25; done\n"
+                    "echo '%s'\n" % json.dumps({"type": "result", "subtype": "success",
+                                                 "is_error": False, "result": reply}))
+        os.chmod(exe, 0o755)
+        wf = self.write("chatty.lua", """
+            local outputs = smithers.outputs {
+              review = z.object { verdict = z.enum { "ok", "bad" }, score = z.integer() } }
+            return smithers(function(ctx)
+              return Workflow { name = "chatty",
+                Task { id = "review", output = outputs.review, heartbeatTimeout = 800,
+                       agent = smithers.ClaudeCodeAgent { executable = %r }, "go" } }
+            end)
+            """ % exe)
+        r = self.up(wf, None, "hb3")
+        self.assertEqual(r.code, 0, r)  # 2 s of work, never 0.8 s silent
+        beats = [e for e in self.events("hb3") if e["type"] == "TaskHeartbeat"]
+        self.assertGreaterEqual(len(beats), 1)
+        self.assertEqual(beats[0]["payload"]["attempt"], 1)
+        self.assertLessEqual(len(beats), 4, "at most one TaskHeartbeat per second")
+
+    def calls_lines(self):
+        with open(self.path("calls.log")) as f:
+            return f.read().splitlines()
+
     def test_a_prompt_without_an_agent_is_bad_input(self):
         wf = self.module("nil")
         r = self.up(wf, {"change": "x"}, "noagent")
@@ -334,6 +396,15 @@ class HttpAgentTest(E2ETest):
         self.assertEqual(r.code, 1, r)
         self.assertLess(r.elapsed, 10)
         self.assertEqual(r.json()["error"]["cause"]["code"], "TASK_TIMEOUT")
+
+    def test_a_silent_request_past_the_heartbeat_timeout_fails(self):
+        url = self.serve({"/v1/chat/completions": [{"reply": {"text": "{}"}, "delay_s": 30}]})
+        r = self.up(self.hanging_module(url, "heartbeatTimeoutMs = 700,"), None, "hb4",
+                    env={"OPENAI_API_KEY": KEY})
+        self.assertEqual(r.code, 1, r)
+        self.assertLess(r.elapsed, 10)
+        self.assertEqual(r.json()["error"]["cause"]["code"], "TASK_HEARTBEAT_TIMEOUT")
+        self.assertIn("TaskHeartbeatTimeout", [e["type"] for e in self.events("hb4")])
 
     def test_cancel_aborts_the_request_in_flight(self):
         url = self.serve({"/v1/chat/completions": [{"reply": {"text": "{}"}, "delay_s": 30}]})
