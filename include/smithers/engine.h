@@ -119,6 +119,11 @@ Result<RunResult> RunWorkflow(const WorkflowDefinition& workflow, Store& store,
 // run that already finished or failed.
 Result<std::string> CancelRun(Store& store, const std::string& run_id, Clock& clock);
 
+// Why the parked (waiting-*) run `run` can continue now: an approval was
+// decided, a signal it waits for arrived, a timer or a wait's timeout is due.
+// "" when nothing it waits for has happened. Supervisors resume on non-empty.
+Result<std::string> WaitReadyReason(Store& store, const RunRecord& run, int64_t now_ms);
+
 // Reads a run's outputs in the shape RunResult::outputs has.
 Result<Json> CollectOutputs(Store& store, const std::string& run_id);
 

@@ -165,6 +165,36 @@ struct SignalRecord {
   Json rejection;  // violations, when rejected
 };
 
+// One row of _smithers_tokens: a Gateway bearer-token grant. The token itself
+// is never stored, only its SHA-256 (docs/gateway.md "Tokens").
+struct TokenGrant {
+  std::string token_id;    // first 16 hex digits of token_hash
+  std::string token_hash;  // SHA-256 of the token, hex
+  std::vector<std::string> scopes;
+  std::string role = "operator";
+  std::string user_id;
+  std::string label;
+  int64_t issued_at_ms = 0;
+  int64_t expires_at_ms = 0;  // 0 = never
+  int64_t revoked_at_ms = 0;  // 0 = not revoked; may lie in the future (rotation overlap)
+  std::string replaced_by;    // token id of the grant that rotated it
+};
+
+// One row of _smithers_cron: a schedule that launches a workflow.
+struct CronRecord {
+  std::string cron_id;
+  std::string workflow;
+  std::string pattern;  // 5-field cron expression
+  std::string time_zone = "UTC";
+  Json input = Json::object();
+  bool enabled = true;
+  int64_t created_at_ms = 0;
+  int64_t last_run_at_ms = 0;  // 0 = never fired
+  int64_t next_run_at_ms = 0;  // 0 = none
+  std::string last_run_id;
+  std::string last_error;
+};
+
 // A list of writes applied atomically by Store::Commit(), in order.
 class WriteBatch {
  public:
@@ -323,6 +353,29 @@ class Store {
   // such run.
   virtual Result<SignalRecord> AppendSignal(SignalRecord signal) = 0;
 
+  // Gateway tokens. PutToken inserts a grant (AlreadyExists for a duplicate
+  // id or hash); FindToken looks one up by the token's hash; ListTokens is
+  // ordered by issued_at_ms. RevokeToken sets revoked_at_ms = at_ms unless an
+  // earlier revocation stands (NotFound for no such id), and records the
+  // grant that replaced it ("" = none).
+  virtual Status PutToken(const TokenGrant& grant) = 0;
+  virtual Result<std::optional<TokenGrant>> FindToken(const std::string& token_hash) = 0;
+  virtual Result<std::vector<TokenGrant>> ListTokens() = 0;
+  virtual Status RevokeToken(const std::string& token_id, int64_t at_ms,
+                             const std::string& replaced_by) = 0;
+
+  // Cron schedules. PutCron inserts or replaces a row; ListCron orders by id;
+  // DeleteCron is NotFound for no such id. ClaimCronFire records a fire
+  // (last_run_at_ms = fired_at_ms, next_run_at_ms = new_next_ms, last_run_id)
+  // iff next_run_at_ms is still `expected_next_ms`: Aborted otherwise, so two
+  // gateways never fire one slot twice.
+  virtual Status PutCron(const CronRecord& cron) = 0;
+  virtual Result<std::vector<CronRecord>> ListCron() = 0;
+  virtual Status DeleteCron(const std::string& cron_id) = 0;
+  virtual Status ClaimCronFire(const std::string& cron_id, int64_t expected_next_ms,
+                               int64_t fired_at_ms, int64_t new_next_ms,
+                               const std::string& run_id) = 0;
+
   // Makes `new_owner` the run's owner iff its owner is currently `expected_owner`.
   // Aborted when another owner holds it. Also sets heartbeat_at_ms = now_ms.
   virtual Status ClaimRun(const std::string& run_id, const std::string& expected_owner,
@@ -393,6 +446,21 @@ class StoreWrapper : public Store {
   Result<SignalRecord> AppendSignal(SignalRecord s) override {
     return target_->AppendSignal(std::move(s));
   }
+  Status PutToken(const TokenGrant& g) override { return target_->PutToken(g); }
+  Result<std::optional<TokenGrant>> FindToken(const std::string& hash) override {
+    return target_->FindToken(hash);
+  }
+  Result<std::vector<TokenGrant>> ListTokens() override { return target_->ListTokens(); }
+  Status RevokeToken(const std::string& id, int64_t at, const std::string& by) override {
+    return target_->RevokeToken(id, at, by);
+  }
+  Status PutCron(const CronRecord& c) override { return target_->PutCron(c); }
+  Result<std::vector<CronRecord>> ListCron() override { return target_->ListCron(); }
+  Status DeleteCron(const std::string& id) override { return target_->DeleteCron(id); }
+  Status ClaimCronFire(const std::string& id, int64_t expected, int64_t at, int64_t next,
+                       const std::string& run_id) override {
+    return target_->ClaimCronFire(id, expected, at, next, run_id);
+  }
   Status ClaimRun(const std::string& id, const std::string& expected, const std::string& owner,
                   int64_t now) override {
     return target_->ClaimRun(id, expected, owner, now);
@@ -412,6 +480,12 @@ class StoreWrapper : public Store {
   std::unique_ptr<Store> owned_;
   Store* target_;
 };
+
+// The JSON shapes of a run row and an event, as `smithers ps|inspect|events
+// --json` print them and the Gateway returns them (camelCase keys; unset
+// times and owner as null).
+Json RunRecordJson(const RunRecord& run);
+Json EventRecordJson(const EventRecord& event);
 
 struct SqliteOptions {
   std::string path;                  // database file; parent folders are created

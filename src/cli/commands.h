@@ -6,7 +6,12 @@
 #include <string>
 
 #include "cli/common.h"
+#include "gateway/gateway.h"
 #include "smithers/engine.h"
+
+namespace CLI {
+class App;
+}
 
 namespace smithers::cli {
 
@@ -41,6 +46,35 @@ struct SuperviseArgs {
   bool once = false;  // one poll, wait for the runs it resumed, exit
 };
 int Supervise(const Global& g, const SuperviseArgs& a, const std::string& self_exe);
+
+struct TokenIssueArgs {
+  std::string scopes = "run:read";
+  std::string ttl = "1h";
+  std::string user;
+  std::string role = "operator";
+  std::string label;
+};
+
+// `smithers gateway` and `smithers token ...`: registered on construction;
+// Run() returns the exit code of the one the command line chose, or -1.
+class ServerCommands {
+ public:
+  ServerCommands(CLI::App& app, Global& g);
+  int Run();
+
+ private:
+  Global& g_;
+  gateway::GatewayOptions gw_;
+  std::string jwt_secret_env_, proxy_scopes_;
+  TokenIssueArgs issue_;
+  CLI::App* gw_cmd_ = nullptr;
+  CLI::App* token_cmd_ = nullptr;
+  CLI::App* issue_cmd_ = nullptr;
+  CLI::App* list_cmd_ = nullptr;
+  CLI::App* revoke_cmd_ = nullptr;
+  CLI::App* rotate_cmd_ = nullptr;
+  std::string token_id_, overlap_ = "5m", rotate_ttl_;
+};
 
 }  // namespace smithers::cli
 

@@ -23,32 +23,6 @@
 namespace smithers::cli {
 namespace {
 
-Json RunJson(const RunRecord& r) {
-  Json j = {{"runId", r.run_id},
-            {"workflowName", r.workflow_name},
-            {"workflowPath", r.workflow_path},
-            {"workflowHash", r.workflow_hash},
-            {"status", r.status},
-            {"createdAtMs", r.created_at_ms},
-            {"startedAtMs", r.started_at_ms},
-            {"finishedAtMs", r.finished_at_ms == 0 ? Json() : Json(r.finished_at_ms)},
-            {"heartbeatAtMs", r.heartbeat_at_ms},
-            {"runtimeOwnerId", r.runtime_owner_id.empty() ? Json() : Json(r.runtime_owner_id)},
-            {"input", r.input},
-            {"error", r.error},
-            {"config", r.config}};
-  if (r.cancel_requested_at_ms != 0) j["cancelRequestedAtMs"] = r.cancel_requested_at_ms;
-  return j;
-}
-
-Json EventJson(const EventRecord& e) {
-  return {{"runId", e.run_id},
-          {"seq", e.seq},
-          {"timestampMs", e.timestamp_ms},
-          {"type", e.type},
-          {"payload", e.payload}};
-}
-
 // ---- up ----
 
 struct UpArgs {
@@ -219,7 +193,7 @@ int Ps(const Global& g, const std::string& status, int limit) {
   if (g.json) {
     Json arr = Json::array();
     for (const auto& r : *runs) {
-      Json j = RunJson(r);
+      Json j = RunRecordJson(r);
       auto attempts = (*store)->ListAttempts(r.run_id);
       if (attempts.ok()) j["tokens"] = TokenTotals(*attempts);
       arr.push_back(std::move(j));
@@ -252,7 +226,7 @@ int Inspect(const Global& g, const std::string& run_id) {
                            last_frame.status(), approvals.status(), signals.status()}) {
     if (!st.ok()) return Fail(kExitFailed, st.message());
   }
-  Json j = {{"run", RunJson(*run)},
+  Json j = {{"run", RunRecordJson(*run)},
             {"nodes", Json::array()},
             {"outputs", Json::array()},
             {"loops", Json::array()}};
@@ -393,9 +367,9 @@ int Events(const Global& g, const std::string& run_id, int64_t since, bool follo
   Json all = Json::array();
   auto print = [&](const EventRecord& e) {
     if (g.json && !follow) {
-      all.push_back(EventJson(e));
+      all.push_back(EventRecordJson(e));
     } else if (g.json) {
-      std::cout << EventJson(e).dump() << "\n";
+      std::cout << EventRecordJson(e).dump() << "\n";
     } else {
       std::cout << e.seq << "  " << base::FormatIsoTime(e.timestamp_ms) << "  " << e.type << "  "
                 << e.payload.dump() << "\n";
@@ -555,6 +529,8 @@ int Main(int argc, char** argv) {
       "may watch one database.");
   up_cmd->add_option("--claim-from", up.claim_from)->group("");  // hidden, for supervise
 
+  ServerCommands server_cmds(app, g);
+
   for (auto* cmd :
        {ps_cmd, inspect_cmd, events_cmd, approvals_cmd, approve_cmd, deny_cmd, signal_cmd}) {
     cmd->add_flag("--json", g.json, "Print one JSON document on stdout");
@@ -569,6 +545,7 @@ int Main(int argc, char** argv) {
     return kExitBadInput;
   }
 
+  if (int code = server_cmds.Run(); code >= 0) return code;
   if (*up_cmd) return Up(g, up);
   if (*ps_cmd) return Ps(g, ps_status, ps_limit);
   if (*inspect_cmd) return Inspect(g, run_id);

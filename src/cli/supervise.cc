@@ -29,59 +29,6 @@ void OnStop(int) { g_stop = 1; }
 
 void Log(const std::string& line) { std::cout << "supervise: " << line << std::endl; }
 
-// Why a waiting run can continue now, or "" if it cannot.
-Result<std::string> ReadyReason(Store& s, const RunRecord& run, int64_t now) {
-  SMITHERS_ASSIGN_OR_RETURN(auto nodes, s.ListNodes(run.run_id));
-  bool approvals_read = false, attempts_read = false, signals_read = false;
-  std::vector<ApprovalRecord> approvals;
-  std::vector<AttemptRecord> attempts;
-  std::vector<SignalRecord> signals;
-  for (const auto& n : nodes) {
-    if (n.state == "waiting-approval") {
-      if (!approvals_read) {
-        approvals_read = true;
-        SMITHERS_ASSIGN_OR_RETURN(approvals, s.ListApprovals({.run_id = run.run_id}));
-      }
-      for (const auto& a : approvals) {
-        if (a.node_id == n.node_id && a.iteration == n.iteration && a.status != "requested") {
-          return "approval of " + n.node_id + " " + a.status;
-        }
-      }
-      continue;
-    }
-    if (n.state != "waiting-event" && n.state != "waiting-timer") continue;
-    if (!attempts_read) {
-      attempts_read = true;
-      SMITHERS_ASSIGN_OR_RETURN(attempts, s.ListAttempts(run.run_id));
-    }
-    const AttemptRecord* wait = nullptr;
-    for (const auto& a : attempts) {
-      if (a.node_id == n.node_id && a.iteration == n.iteration && a.state == "waiting") wait = &a;
-    }
-    if (wait == nullptr) return "waiting " + n.node_id + " has no wait record";  // let it re-arm
-    const Json& m = wait->meta;
-    if (n.state == "waiting-timer") {
-      if (m.value("firesAtMs", int64_t{0}) <= now) return "timer " + n.node_id + " due";
-      continue;
-    }
-    if (m.contains("timeoutAtMs") && m["timeoutAtMs"].get<int64_t>() <= now) {
-      return "wait " + n.node_id + " timed out";
-    }
-    if (!signals_read) {
-      signals_read = true;
-      SMITHERS_ASSIGN_OR_RETURN(signals, s.ListSignals(run.run_id));
-    }
-    std::string event = m.value("event", ""), corr = m.value("correlationId", "");
-    for (const auto& sig : signals) {
-      if (sig.status == "pending" && sig.name == event &&
-          (corr.empty() || sig.correlation_id == corr)) {
-        return "signal " + event + " arrived";
-      }
-    }
-  }
-  return std::string();
-}
-
 std::string Absolute(const std::string& path) {
   char buf[PATH_MAX];
   if (realpath(path.c_str(), buf) != nullptr) return buf;
@@ -206,7 +153,7 @@ int Supervise(const Global& g, const SuperviseArgs& a, const std::string& self_e
             now - run.heartbeat_at_ms <= a.stale_threshold_ms) {
           continue;  // leased right now
         }
-        auto reason = ReadyReason(s, run, now);
+        auto reason = WaitReadyReason(s, run, now);
         if (reason.ok()) consider(run, *reason);
       }
     }

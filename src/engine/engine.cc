@@ -1446,6 +1446,58 @@ Status CheckWorkflow(const WorkflowDefinition& workflow, const Json& input) {
       .status();
 }
 
+Result<std::string> WaitReadyReason(Store& s, const RunRecord& run, int64_t now) {
+  SMITHERS_ASSIGN_OR_RETURN(auto nodes, s.ListNodes(run.run_id));
+  bool approvals_read = false, attempts_read = false, signals_read = false;
+  std::vector<ApprovalRecord> approvals;
+  std::vector<AttemptRecord> attempts;
+  std::vector<SignalRecord> signals;
+  for (const auto& n : nodes) {
+    if (n.state == "waiting-approval") {
+      if (!approvals_read) {
+        approvals_read = true;
+        SMITHERS_ASSIGN_OR_RETURN(approvals, s.ListApprovals({.run_id = run.run_id}));
+      }
+      for (const auto& a : approvals) {
+        if (a.node_id == n.node_id && a.iteration == n.iteration && a.status != "requested") {
+          return "approval of " + n.node_id + " " + a.status;
+        }
+      }
+      continue;
+    }
+    if (n.state != "waiting-event" && n.state != "waiting-timer") continue;
+    if (!attempts_read) {
+      attempts_read = true;
+      SMITHERS_ASSIGN_OR_RETURN(attempts, s.ListAttempts(run.run_id));
+    }
+    const AttemptRecord* wait = nullptr;
+    for (const auto& a : attempts) {
+      if (a.node_id == n.node_id && a.iteration == n.iteration && a.state == "waiting") wait = &a;
+    }
+    if (wait == nullptr) return "waiting " + n.node_id + " has no wait record";  // let it re-arm
+    const Json& m = wait->meta;
+    if (n.state == "waiting-timer") {
+      if (m.value("firesAtMs", int64_t{0}) <= now) return "timer " + n.node_id + " due";
+      continue;
+    }
+    if (m.contains("timeoutAtMs") && m["timeoutAtMs"].get<int64_t>() <= now) {
+      return "wait " + n.node_id + " timed out";
+    }
+    if (!signals_read) {
+      signals_read = true;
+      SMITHERS_ASSIGN_OR_RETURN(signals, s.ListSignals(run.run_id));
+    }
+    std::string event = m.value("event", ""), corr = m.value("correlationId", "");
+    for (const auto& sig : signals) {
+      if (sig.status == "pending" && sig.name == event &&
+          (corr.empty() || sig.correlation_id == corr)) {
+        return "signal " + event + " arrived";
+      }
+    }
+  }
+  return std::string();
+}
+
 Result<std::string> CancelRun(Store& store, const std::string& run_id, Clock& clock) {
   SMITHERS_ASSIGN_OR_RETURN(RunRecord run, store.GetRun(run_id));
   if (run.status == "cancelled") return std::string("cancelled");

@@ -170,11 +170,42 @@ CREATE INDEX IF NOT EXISTS _smithers_signals_by_name
   ON _smithers_signals(run_id, name, status, seq);
 )sql";
 
+// Gateway state (docs/gateway.md): bearer-token grants, stored only as the
+// SHA-256 of the token, and cron schedules. Neither belongs to one run.
+constexpr const char kGatewayTables[] = R"sql(
+CREATE TABLE IF NOT EXISTS _smithers_tokens (
+  token_id TEXT NOT NULL PRIMARY KEY,
+  token_hash TEXT NOT NULL UNIQUE,
+  scopes_json TEXT NOT NULL,
+  role TEXT NOT NULL DEFAULT 'operator',
+  user_id TEXT NOT NULL DEFAULT '',
+  label TEXT NOT NULL DEFAULT '',
+  issued_at_ms INTEGER NOT NULL,
+  expires_at_ms INTEGER,
+  revoked_at_ms INTEGER,
+  replaced_by TEXT NOT NULL DEFAULT ''
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS _smithers_cron (
+  cron_id TEXT NOT NULL PRIMARY KEY,
+  workflow TEXT NOT NULL,
+  pattern TEXT NOT NULL,
+  time_zone TEXT NOT NULL DEFAULT 'UTC',
+  input_json TEXT,
+  enabled INTEGER NOT NULL DEFAULT 1 CHECK (enabled IN (0, 1)),
+  created_at_ms INTEGER NOT NULL,
+  last_run_at_ms INTEGER,
+  next_run_at_ms INTEGER,
+  last_run_id TEXT NOT NULL DEFAULT '',
+  last_error TEXT NOT NULL DEFAULT ''
+) WITHOUT ROWID;
+)sql";
+
 constexpr Migration kMigrations[] = {
     {1, "initial_tables", kInitialTables},
     {2, "indexes", kIndexes},
     {3, "cache", kCacheTable},
     {4, "approvals_and_signals", kWaitTables},
+    {5, "tokens_and_cron", kGatewayTables},
 };
 
 constexpr const char kCreateMigrationsTable[] = R"sql(

@@ -64,6 +64,14 @@ enum StatementId : int {
   kListSignals,
   kListRunsWaiting,
   kSignalState,
+  kPutToken,
+  kFindToken,
+  kListTokens,
+  kRevokeToken,
+  kPutCron,
+  kListCron,
+  kDeleteCron,
+  kClaimCronFire,
   kStatementCount,
 };
 
@@ -72,6 +80,13 @@ struct StatementSql {
   const char* sql;
   int migration = 1;  // the schema migration that created the tables it uses
 };
+
+#define SMITHERS_TOKEN_COLUMNS_                                                            \
+  "token_id, token_hash, scopes_json, role, user_id, label, issued_at_ms, expires_at_ms, " \
+  "revoked_at_ms, replaced_by"
+#define SMITHERS_CRON_COLUMNS_                                                                  \
+  "cron_id, workflow, pattern, time_zone, input_json, enabled, created_at_ms, last_run_at_ms, " \
+  "next_run_at_ms, last_run_id, last_error"
 
 // Column order of every run SELECT, as ReadRun() expects it.
 #define SMITHERS_RUN_COLUMNS_                                                                  \
@@ -233,9 +248,34 @@ constexpr StatementSql kStatements[] = {
      "SELECT status, consumed_by_node, consumed_iteration FROM _smithers_signals "
      "WHERE run_id = ?1 AND seq = ?2",
      4},
+    {kPutToken,
+     "INSERT INTO _smithers_tokens(" SMITHERS_TOKEN_COLUMNS_
+     ") VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+     5},
+    {kFindToken, "SELECT " SMITHERS_TOKEN_COLUMNS_ " FROM _smithers_tokens WHERE token_hash = ?1",
+     5},
+    {kListTokens,
+     "SELECT " SMITHERS_TOKEN_COLUMNS_ " FROM _smithers_tokens ORDER BY issued_at_ms, token_id", 5},
+    {kRevokeToken,
+     "UPDATE _smithers_tokens SET revoked_at_ms = CASE WHEN revoked_at_ms IS NOT NULL AND "
+     "revoked_at_ms <= ?2 THEN revoked_at_ms ELSE ?2 END, "
+     "replaced_by = CASE WHEN ?3 = '' THEN replaced_by ELSE ?3 END WHERE token_id = ?1",
+     5},
+    {kPutCron,
+     "INSERT OR REPLACE INTO _smithers_cron(" SMITHERS_CRON_COLUMNS_
+     ") VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+     5},
+    {kListCron, "SELECT " SMITHERS_CRON_COLUMNS_ " FROM _smithers_cron ORDER BY cron_id", 5},
+    {kDeleteCron, "DELETE FROM _smithers_cron WHERE cron_id = ?1", 5},
+    {kClaimCronFire,
+     "UPDATE _smithers_cron SET last_run_at_ms = ?3, next_run_at_ms = ?4, last_run_id = ?5 "
+     "WHERE cron_id = ?1 AND next_run_at_ms IS ?2",
+     5},
 };
 
 #undef SMITHERS_RUN_COLUMNS_
+#undef SMITHERS_TOKEN_COLUMNS_
+#undef SMITHERS_CRON_COLUMNS_
 #undef SMITHERS_FRAME_COLUMNS_
 #undef SMITHERS_CACHE_COLUMNS_
 #undef SMITHERS_APPROVAL_COLUMNS_
@@ -410,6 +450,44 @@ Result<ApprovalRecord> ReadApproval(const Statement& row) {
   return a;
 }
 
+Result<TokenGrant> ReadToken(const Statement& row) {
+  TokenGrant g{.token_id = row.Text(0),
+               .token_hash = row.Text(1),
+               .role = row.Text(3),
+               .user_id = row.Text(4),
+               .label = row.Text(5),
+               .issued_at_ms = row.Int64(6),
+               .expires_at_ms = row.Int64(7),
+               .revoked_at_ms = row.Int64(8),
+               .replaced_by = row.Text(9)};
+  Json scopes;
+  if (!ReadJson(row, 2, &scopes) || !scopes.is_array()) {
+    return CorruptJson("_smithers_tokens", "token_id=" + g.token_id, "scopes_json");
+  }
+  for (const Json& scope : scopes) {
+    if (scope.is_string()) g.scopes.push_back(scope.get<std::string>());
+  }
+  return g;
+}
+
+Result<CronRecord> ReadCron(const Statement& row) {
+  CronRecord c{.cron_id = row.Text(0),
+               .workflow = row.Text(1),
+               .pattern = row.Text(2),
+               .time_zone = row.Text(3),
+               .enabled = row.Int64(5) != 0,
+               .created_at_ms = row.Int64(6),
+               .last_run_at_ms = row.Int64(7),
+               .next_run_at_ms = row.Int64(8),
+               .last_run_id = row.Text(9),
+               .last_error = row.Text(10)};
+  if (!ReadJson(row, 4, &c.input)) {
+    return CorruptJson("_smithers_cron", "cron_id=" + c.cron_id, "input_json");
+  }
+  if (c.input.is_null()) c.input = Json::object();
+  return c;
+}
+
 Result<SignalRecord> ReadSignal(const Statement& row) {
   SignalRecord sig{.run_id = row.Text(0),
                    .seq = row.Int64(1),
@@ -571,6 +649,16 @@ class SqliteStore final : public Store {
   Result<std::vector<ApprovalRecord>> EscalateDueApprovals(const std::string& run_id,
                                                            int64_t now_ms) override;
   Result<SignalRecord> AppendSignal(SignalRecord signal) override;
+  Status PutToken(const TokenGrant& grant) override;
+  Result<std::optional<TokenGrant>> FindToken(const std::string& token_hash) override;
+  Result<std::vector<TokenGrant>> ListTokens() override;
+  Status RevokeToken(const std::string& token_id, int64_t at_ms,
+                     const std::string& replaced_by) override;
+  Status PutCron(const CronRecord& cron) override;
+  Result<std::vector<CronRecord>> ListCron() override;
+  Status DeleteCron(const std::string& cron_id) override;
+  Status ClaimCronFire(const std::string& cron_id, int64_t expected_next_ms, int64_t fired_at_ms,
+                       int64_t new_next_ms, const std::string& run_id) override;
 
  private:
   // Within a transaction: appends one event and returns its seq.
@@ -806,6 +894,93 @@ Status SqliteStore::SignalNotPending(const std::string& run_id, int64_t seq) {
     return Status::Ok();
   }));
   return AbortedError(why.value_or("no " + what));
+}
+
+Status SqliteStore::PutToken(const TokenGrant& g) {
+  Statement& s = stmt(kPutToken);
+  s.BindText(1, g.token_id);
+  s.BindText(2, g.token_hash);
+  BindJson(s, 3, Json(g.scopes));
+  s.BindText(4, g.role);
+  s.BindText(5, g.user_id);
+  s.BindText(6, g.label);
+  s.BindInt64(7, g.issued_at_ms);
+  BindTime(s, 8, g.expires_at_ms);
+  BindTime(s, 9, g.revoked_at_ms);
+  s.BindText(10, g.replaced_by);
+  Status st = s.Run();
+  if (st.code() == StatusCode::kInvalidArgument &&
+      st.message().find("UNIQUE") != std::string::npos) {
+    return AlreadyExistsError("token " + g.token_id + " already exists");
+  }
+  return st;
+}
+
+Result<std::optional<TokenGrant>> SqliteStore::FindToken(const std::string& token_hash) {
+  Statement& s = stmt(kFindToken);
+  s.BindText(1, token_hash);
+  SMITHERS_ASSIGN_OR_RETURN(std::vector<TokenGrant> rows, Collect(s, ReadToken));
+  if (rows.empty()) return std::optional<TokenGrant>();
+  return std::optional<TokenGrant>(std::move(rows.front()));
+}
+
+Result<std::vector<TokenGrant>> SqliteStore::ListTokens() {
+  return Collect(stmt(kListTokens), ReadToken);
+}
+
+Status SqliteStore::RevokeToken(const std::string& token_id, int64_t at_ms,
+                                const std::string& replaced_by) {
+  Statement& s = stmt(kRevokeToken);
+  s.BindText(1, token_id);
+  s.BindInt64(2, at_ms);
+  s.BindText(3, replaced_by);
+  SMITHERS_RETURN_IF_ERROR(s.Run());
+  if (db_.changes() != 1) return NotFoundError("no token with id " + token_id);
+  return Status::Ok();
+}
+
+Status SqliteStore::PutCron(const CronRecord& c) {
+  Statement& s = stmt(kPutCron);
+  s.BindText(1, c.cron_id);
+  s.BindText(2, c.workflow);
+  s.BindText(3, c.pattern);
+  s.BindText(4, c.time_zone);
+  BindJson(s, 5, c.input);
+  s.BindInt64(6, c.enabled ? 1 : 0);
+  s.BindInt64(7, c.created_at_ms);
+  BindTime(s, 8, c.last_run_at_ms);
+  BindTime(s, 9, c.next_run_at_ms);
+  s.BindText(10, c.last_run_id);
+  s.BindText(11, c.last_error);
+  return s.Run();
+}
+
+Result<std::vector<CronRecord>> SqliteStore::ListCron() {
+  return Collect(stmt(kListCron), ReadCron);
+}
+
+Status SqliteStore::DeleteCron(const std::string& cron_id) {
+  Statement& s = stmt(kDeleteCron);
+  s.BindText(1, cron_id);
+  SMITHERS_RETURN_IF_ERROR(s.Run());
+  if (db_.changes() != 1) return NotFoundError("no cron schedule with id " + cron_id);
+  return Status::Ok();
+}
+
+Status SqliteStore::ClaimCronFire(const std::string& cron_id, int64_t expected_next_ms,
+                                  int64_t fired_at_ms, int64_t new_next_ms,
+                                  const std::string& run_id) {
+  Statement& s = stmt(kClaimCronFire);
+  s.BindText(1, cron_id);
+  BindTime(s, 2, expected_next_ms);
+  s.BindInt64(3, fired_at_ms);
+  BindTime(s, 4, new_next_ms);
+  s.BindText(5, run_id);
+  SMITHERS_RETURN_IF_ERROR(s.Run());
+  if (db_.changes() != 1) {
+    return AbortedError("cron " + cron_id + " was fired or changed by another process");
+  }
+  return Status::Ok();
 }
 
 Result<std::vector<ApprovalRecord>> SqliteStore::ListApprovals(const ApprovalFilter& filter) {

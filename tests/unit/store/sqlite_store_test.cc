@@ -74,16 +74,17 @@ TEST_F(SqliteStoreTest, SynchronousMustBeFullOrNormal) {
 }
 
 TEST_F(SqliteStoreTest, RecordsEveryMigrationOnceAcrossReopens) {
-  EXPECT_EQ(StoreSchemaVersion(), 4);
+  EXPECT_EQ(StoreSchemaVersion(), 5);
   for (int i = 0; i < 3; ++i) STORE_ASSERT_OK(OpenSqliteStore(Options()));
   std::vector<SqlRowForTesting> rows =
       Sql("SELECT id, name, applied_at_ms > 0, length(checksum) FROM _smithers_schema_migrations "
           "ORDER BY id");
-  ASSERT_EQ(rows.size(), 4u);
+  ASSERT_EQ(rows.size(), 5u);
   EXPECT_EQ(rows[0], (SqlRowForTesting{"1", "initial_tables", "1", "64"}));
   EXPECT_EQ(rows[1], (SqlRowForTesting{"2", "indexes", "1", "64"}));
   EXPECT_EQ(rows[2], (SqlRowForTesting{"3", "cache", "1", "64"}));
   EXPECT_EQ(rows[3], (SqlRowForTesting{"4", "approvals_and_signals", "1", "64"}));
+  EXPECT_EQ(rows[4], (SqlRowForTesting{"5", "tokens_and_cron", "1", "64"}));
 }
 
 TEST_F(SqliteStoreTest, UpgradesADatabaseLeftByAnOlderBuild) {
@@ -102,7 +103,7 @@ TEST_F(SqliteStoreTest, UpgradesADatabaseLeftByAnOlderBuild) {
 
   STORE_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> store, OpenSqliteStore(Options()));
   EXPECT_EQ(Column("SELECT id FROM _smithers_schema_migrations ORDER BY id"),
-            (std::vector<std::string>{"1", "2", "3", "4"}));
+            (std::vector<std::string>{"1", "2", "3", "4", "5"}));
   EXPECT_EQ(Column("SELECT count(*) FROM sqlite_master WHERE type = 'index' AND "
                    "name = '_smithers_runs_by_status_heartbeat'"),
             std::vector<std::string>{"1"});
@@ -136,7 +137,7 @@ TEST_F(SqliteStoreTest, UpgradesAVersion3DatabaseToApprovalsAndSignals) {
 
   STORE_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> store, OpenSqliteStore(Options()));
   EXPECT_EQ(Column("SELECT id FROM _smithers_schema_migrations ORDER BY id"),
-            (std::vector<std::string>{"1", "2", "3", "4"}));
+            (std::vector<std::string>{"1", "2", "3", "4", "5"}));
   EXPECT_EQ(
       Column("SELECT name FROM sqlite_master WHERE type = 'index' AND name IN "
              "('_smithers_approvals_by_status', '_smithers_signals_by_name') ORDER BY name"),
@@ -270,12 +271,12 @@ TEST_F(SqliteStoreTest, RefusesADatabaseFromANewerBuild) {
   EXPECT_EQ(store.status().code(), StatusCode::kFailedPrecondition);
   EXPECT_NE(store.status().message().find(
                 "database schema version 9999 was written by a newer Smithers (this build "
-                "knows up to 4); upgrade smithers"),
+                "knows up to 5); upgrade smithers"),
             std::string::npos)
       << store.status().ToString();
   // Nothing was changed by the refused open.
   EXPECT_EQ(Column("SELECT count(*) FROM _smithers_schema_migrations"),
-            std::vector<std::string>{"5"});
+            std::vector<std::string>{"6"});
 }
 
 TEST_F(SqliteStoreTest, RefusesAMigrationWhoseDefinitionChanged) {
@@ -300,7 +301,7 @@ TEST_F(SqliteStoreTest, ConcurrentOpensOfAFreshFileMigrateOnce) {
   for (std::thread& t : threads) t.join();
   for (const Status& s : results) EXPECT_TRUE(s.ok()) << s.ToString();
   EXPECT_EQ(Column("SELECT id FROM _smithers_schema_migrations ORDER BY id"),
-            (std::vector<std::string>{"1", "2", "3", "4"}));
+            (std::vector<std::string>{"1", "2", "3", "4", "5"}));
 }
 
 TEST_F(SqliteStoreTest, ConcurrentWritersGetUniqueGaplessSeqs) {

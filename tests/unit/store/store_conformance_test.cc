@@ -1068,5 +1068,88 @@ TEST_P(StoreConformanceTest, ListRunsWaitingMatchesEveryWaitingStatus) {
   EXPECT_EQ(timers[0].run_id, "r3");
 }
 
+// --- Gateway tokens and cron ------------------------------------------------------
+
+TEST_P(StoreConformanceTest, TokenGrantsRoundTripAndAreFoundByHashOnly) {
+  TokenGrant g{.token_id = "0123456789abcdef",
+               .token_hash = std::string(64, 'a'),
+               .scopes = {"run:read", "approval:submit"},
+               .role = "operator",
+               .user_id = "alice",
+               .label = "ci",
+               .issued_at_ms = 1000,
+               .expires_at_ms = 5000};
+  STORE_ASSERT_OK(store_->PutToken(g));
+  STORE_ASSERT_OK_AND_ASSIGN(std::optional<TokenGrant> got, store_->FindToken(g.token_hash));
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(got->token_id, g.token_id);
+  EXPECT_EQ(got->scopes, g.scopes);
+  EXPECT_EQ(got->user_id, "alice");
+  EXPECT_EQ(got->label, "ci");
+  EXPECT_EQ(got->expires_at_ms, 5000);
+  EXPECT_EQ(got->revoked_at_ms, 0);
+  STORE_ASSERT_OK_AND_ASSIGN(got, store_->FindToken(std::string(64, 'b')));
+  EXPECT_FALSE(got.has_value());
+  // A second grant with the same id or hash is refused.
+  EXPECT_EQ(store_->PutToken(g).code(), StatusCode::kAlreadyExists);
+  TokenGrant same_hash = g;
+  same_hash.token_id = "fedcba9876543210";
+  EXPECT_EQ(store_->PutToken(same_hash).code(), StatusCode::kAlreadyExists);
+}
+
+TEST_P(StoreConformanceTest, RevokeKeepsTheEarliestRevocationAndRecordsTheReplacement) {
+  TokenGrant g{.token_id = "t1", .token_hash = "h1", .scopes = {"*"}, .issued_at_ms = 10};
+  TokenGrant h{.token_id = "t2", .token_hash = "h2", .scopes = {}, .issued_at_ms = 20};
+  STORE_ASSERT_OK(store_->PutToken(g));
+  STORE_ASSERT_OK(store_->PutToken(h));
+  STORE_ASSERT_OK(store_->RevokeToken("t1", 9000, "t2"));  // rotation: revoked in the future
+  STORE_ASSERT_OK(store_->RevokeToken("t1", 500, ""));     // then revoked at once
+  STORE_ASSERT_OK(store_->RevokeToken("t1", 7000, ""));    // a later date does not undo it
+  STORE_ASSERT_OK_AND_ASSIGN(std::vector<TokenGrant> all, store_->ListTokens());
+  ASSERT_EQ(all.size(), 2u);
+  EXPECT_EQ(all[0].token_id, "t1");
+  EXPECT_EQ(all[0].revoked_at_ms, 500);
+  EXPECT_EQ(all[0].replaced_by, "t2");
+  EXPECT_EQ(all[1].scopes, std::vector<std::string>{});
+  EXPECT_EQ(store_->RevokeToken("nope", 1, "").code(), StatusCode::kNotFound);
+}
+
+TEST_P(StoreConformanceTest, CronRowsRoundTripAndAFireIsClaimedOnce) {
+  CronRecord c{.cron_id = "gateway:deploy",
+               .workflow = "deploy",
+               .pattern = "*/5 * * * *",
+               .time_zone = "Europe/Berlin",
+               .input = {{"env", "prod"}},
+               .created_at_ms = 100,
+               .next_run_at_ms = 300000};
+  STORE_ASSERT_OK(store_->PutCron(c));
+  STORE_ASSERT_OK(store_->PutCron(CronRecord{.cron_id = "a",
+                                             .workflow = "w",
+                                             .pattern = "0 * * * *",
+                                             .enabled = false,
+                                             .created_at_ms = 1}));
+  STORE_ASSERT_OK_AND_ASSIGN(std::vector<CronRecord> rows, store_->ListCron());
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(rows[0].cron_id, "a");
+  EXPECT_FALSE(rows[0].enabled);
+  EXPECT_EQ(rows[0].next_run_at_ms, 0);
+  EXPECT_EQ(rows[1].time_zone, "Europe/Berlin");
+  EXPECT_EQ(rows[1].input, Json({{"env", "prod"}}));
+  // Two claimants of the slot at 300000: the second finds it taken.
+  STORE_ASSERT_OK(store_->ClaimCronFire("gateway:deploy", 300000, 300010, 600000, "run-1"));
+  EXPECT_EQ(store_->ClaimCronFire("gateway:deploy", 300000, 300020, 600000, "run-2").code(),
+            StatusCode::kAborted);
+  STORE_ASSERT_OK_AND_ASSIGN(rows, store_->ListCron());
+  EXPECT_EQ(rows[1].last_run_at_ms, 300010);
+  EXPECT_EQ(rows[1].next_run_at_ms, 600000);
+  EXPECT_EQ(rows[1].last_run_id, "run-1");
+  STORE_ASSERT_OK(store_->DeleteCron("a"));
+  EXPECT_EQ(store_->DeleteCron("a").code(), StatusCode::kNotFound);
+  Reopen();
+  STORE_ASSERT_OK_AND_ASSIGN(rows, store_->ListCron());
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0].last_run_id, "run-1");
+}
+
 }  // namespace
 }  // namespace smithers::store

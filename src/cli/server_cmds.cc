@@ -1,0 +1,284 @@
+// `smithers gateway` and `smithers token`: the Gateway server and its
+// bearer-token grants (docs/gateway.md).
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <iostream>
+#include <sstream>
+
+#include "agents/agent_executor.h"
+#include "base/hash.h"
+#include "cli/commands.h"
+#include "gateway/gateway.h"
+
+namespace smithers::cli {
+namespace {
+
+std::vector<std::string> SplitList(const std::string& s) {
+  std::vector<std::string> out;
+  std::string item;
+  std::istringstream in(s);
+  while (std::getline(in, item, ',')) {
+    size_t a = item.find_first_not_of(" \t"), b = item.find_last_not_of(" \t");
+    if (a != std::string::npos) out.push_back(item.substr(a, b - a + 1));
+  }
+  return out;
+}
+
+Json GrantJson(const TokenGrant& t, int64_t now) {
+  std::string state = "active";
+  if (t.revoked_at_ms != 0 && t.revoked_at_ms <= now) {
+    state = "revoked";
+  } else if (t.expires_at_ms != 0 && t.expires_at_ms <= now) {
+    state = "expired";
+  } else if (t.revoked_at_ms != 0) {
+    state = "rotating";
+  }
+  return {{"tokenId", t.token_id},
+          {"scopes", t.scopes},
+          {"role", t.role},
+          {"userId", t.user_id.empty() ? Json() : Json(t.user_id)},
+          {"label", t.label},
+          {"issuedAtMs", t.issued_at_ms},
+          {"expiresAtMs", t.expires_at_ms == 0 ? Json() : Json(t.expires_at_ms)},
+          {"revokedAtMs", t.revoked_at_ms == 0 ? Json() : Json(t.revoked_at_ms)},
+          {"replacedBy", t.replaced_by.empty() ? Json() : Json(t.replaced_by)},
+          {"state", state}};
+}
+
+// Mints a token, stores its grant, prints the token once.
+int Issue(const Global& g, const TokenIssueArgs& a, const std::string& replaces = "",
+          int64_t overlap_ms = 0) {
+  std::vector<std::string> scopes = SplitList(a.scopes);
+  for (const std::string& s : scopes) {
+    if (!gateway::IsKnownScope(s) && s.find(':') == std::string::npos && s.back() != '*' &&
+        s.find_first_of("ABCDEFGHIJKLMNOPQRSTUVWXYZ") == std::string::npos) {
+      return Fail(kExitBadInput, "unknown scope \"" + s + "\" (see smithers token issue --help)");
+    }
+  }
+  if (scopes.empty()) return Fail(kExitBadInput, "--scopes is empty");
+  long long ttl = 0;
+  if (a.ttl != "never" && (!base::ParseDurationMs(a.ttl, &ttl) || ttl <= 0)) {
+    return Fail(kExitBadInput, "--ttl \"" + a.ttl + "\" is not a duration like 1h (or never)");
+  }
+  auto store = Open(g);
+  if (!store.ok()) return Fail(ExitFor(store.status()), store.status().message());
+  Result<gateway::MintedToken> t = gateway::MintToken();
+  if (!t.ok()) return Fail(kExitFailed, t.status().message());
+  int64_t now = CliClock().NowMs();
+  TokenGrant grant{.token_id = t->id,
+                   .token_hash = t->hash,
+                   .scopes = scopes,
+                   .role = a.role,
+                   .user_id = a.user,
+                   .label = a.label,
+                   .issued_at_ms = now,
+                   .expires_at_ms = ttl > 0 ? now + ttl : 0};
+  Status put = (*store)->PutToken(grant);
+  if (!put.ok()) return Fail(kExitFailed, put.message());
+  if (!replaces.empty()) {
+    Status revoked = (*store)->RevokeToken(replaces, now + overlap_ms, grant.token_id);
+    if (!revoked.ok()) return Fail(ExitFor(revoked), revoked.message());
+  }
+  if (g.json) {
+    Json j = GrantJson(grant, now);
+    j["token"] = t->token;
+    if (!replaces.empty()) j["replaces"] = replaces;
+    std::cout << j.dump(2) << "\n";
+  } else {
+    std::cout << t->token << "\n";
+    std::cerr << "token " << grant.token_id << " (" << a.scopes << ")"
+              << (ttl > 0 ? ", expires " + base::FormatIsoTime(grant.expires_at_ms) : "")
+              << (replaces.empty() ? "" : "; replaces " + replaces) << ". It is shown only once.\n";
+  }
+  return kExitOk;
+}
+
+int List(const Global& g) {
+  auto store = Open(g);
+  if (!store.ok()) return Fail(ExitFor(store.status()), store.status().message());
+  auto rows = (*store)->ListTokens();
+  if (!rows.ok()) return Fail(kExitFailed, rows.status().message());
+  int64_t now = CliClock().NowMs();
+  Json all = Json::array();
+  for (const TokenGrant& t : *rows) all.push_back(GrantJson(t, now));
+  if (g.json) {
+    std::cout << Json({{"tokens", all}}).dump(2) << "\n";
+    return kExitOk;
+  }
+  if (all.empty()) std::cout << "no tokens (smithers token issue --scopes ...)\n";
+  for (const Json& t : all) {
+    std::string scopes;
+    for (const Json& s : t["scopes"]) scopes += (scopes.empty() ? "" : ",") + s.get<std::string>();
+    std::cout << t["tokenId"].get<std::string>() << "  " << t["state"].get<std::string>() << "  "
+              << scopes
+              << "  user=" << (t["userId"].is_null() ? "-" : t["userId"].get<std::string>())
+              << "  expires="
+              << (t["expiresAtMs"].is_null() ? "never"
+                                             : base::FormatIsoTime(t["expiresAtMs"].get<int64_t>()))
+              << "\n";
+  }
+  return kExitOk;
+}
+
+int Revoke(const Global& g, const std::string& id) {
+  auto store = Open(g);
+  if (!store.ok()) return Fail(ExitFor(store.status()), store.status().message());
+  Status s = (*store)->RevokeToken(id, CliClock().NowMs(), "");
+  if (!s.ok()) return Fail(ExitFor(s), s.message());
+  std::cerr << "token " << id << " revoked\n";
+  return kExitOk;
+}
+
+int Rotate(const Global& g, const std::string& id, const std::string& overlap, TokenIssueArgs a,
+           bool ttl_given) {
+  long long overlap_ms = 0;
+  if (!base::ParseDurationMs(overlap, &overlap_ms) || overlap_ms < 0) {
+    return Fail(kExitBadInput, "--overlap \"" + overlap + "\" is not a duration like 5m");
+  }
+  auto store = Open(g);
+  if (!store.ok()) return Fail(ExitFor(store.status()), store.status().message());
+  auto rows = (*store)->ListTokens();
+  if (!rows.ok()) return Fail(kExitFailed, rows.status().message());
+  const TokenGrant* old = nullptr;
+  for (const TokenGrant& t : *rows) {
+    if (t.token_id == id) old = &t;
+  }
+  if (old == nullptr) return Fail(kExitBadInput, "no token with id " + id);
+  int64_t now = CliClock().NowMs();
+  if (old->revoked_at_ms != 0 && old->revoked_at_ms <= now) {
+    return Fail(kExitBadInput, "token " + id + " is revoked; issue a new one");
+  }
+  // The replacement keeps the grant: scopes, role, user, label, lifetime.
+  a.scopes.clear();
+  for (const std::string& s : old->scopes) a.scopes += (a.scopes.empty() ? "" : ",") + s;
+  a.role = old->role;
+  a.user = old->user_id;
+  a.label = old->label;
+  if (!ttl_given) {
+    a.ttl = old->expires_at_ms == 0 ? "never"
+                                    : std::to_string(old->expires_at_ms - old->issued_at_ms) + "ms";
+  }
+  store->reset();
+  return Issue(g, a, id, overlap_ms);
+}
+
+}  // namespace
+
+ServerCommands::ServerCommands(CLI::App& app, Global& g) : g_(g) {
+  gw_cmd_ = app.add_subcommand(
+      "gateway", "Serve the workflows of a folder over WebSocket RPC and HTTP (docs/gateway.md)");
+  gw_cmd_->add_option("-w,--workflows", gw_.workflows_dir, "Folder of workflow modules (*.lua)")
+      ->required();
+  gw_cmd_->add_option("--host", gw_.host, "Address to listen on")->capture_default_str();
+  gw_cmd_->add_option("-p,--port", gw_.port, "Port (0 = any free port)")->capture_default_str();
+  gw_cmd_->add_option("--tls-cert", gw_.tls_cert, "TLS certificate chain (PEM)");
+  gw_cmd_->add_option("--tls-key", gw_.tls_key, "TLS private key (PEM)");
+  gw_cmd_->add_flag("--insecure", gw_.insecure,
+                    "Allow a non-loopback address without TLS (prints a warning)");
+  gw_cmd_
+      ->add_option("--auth", gw_.auth,
+                   "token (grants from `smithers token`), jwt, trusted-proxy, or none "
+                   "(loopback only)")
+      ->capture_default_str();
+  gw_cmd_->add_option("--jwt-secret-env", jwt_secret_env_,
+                      "Environment variable holding the HS256 secret (--auth jwt)");
+  gw_cmd_->add_option("--jwt-issuer", gw_.jwt.issuer, "Required iss claim");
+  gw_cmd_->add_option("--jwt-audience", gw_.jwt.audience, "Required aud claim");
+  gw_cmd_->add_option("--proxy-default-scopes", proxy_scopes_,
+                      "Scopes for trusted-proxy requests without x-user-scopes (comma-separated)");
+  gw_cmd_->add_option("--heartbeat-ms", gw_.heartbeat_ms, "WebSocket tick period")
+      ->capture_default_str();
+  gw_cmd_->add_option("--max-connections", gw_.max_connections, "Authenticated WebSockets")
+      ->capture_default_str();
+  gw_cmd_->add_option("--max-body-bytes", gw_.max_body_bytes, "HTTP request body limit")
+      ->capture_default_str();
+  gw_cmd_->add_option("--max-frame-bytes", gw_.max_frame_bytes, "WebSocket message limit")
+      ->capture_default_str();
+  gw_cmd_
+      ->add_option("--max-queue-frames", gw_.max_queue_frames,
+                   "Outbound frames queued per connection before a slow client is cut off")
+      ->capture_default_str();
+  gw_cmd_
+      ->add_option("--max-queue-bytes", gw_.max_queue_bytes,
+                   "Outbound bytes queued per connection before a slow client is cut off")
+      ->capture_default_str();
+  gw_cmd_
+      ->add_option("--slow-consumer-ms", gw_.slow_consumer_ms,
+                   "A client whose socket accepts nothing for this long is cut off")
+      ->capture_default_str();
+  gw_cmd_->add_option("--access-log", gw_.access_log,
+                      "Access log file (JSON lines; default stderr, - for none)");
+  gw_cmd_->footer(
+      "Runs launched here execute in this process; waits are resumed and runs whose process died "
+      "are recovered here. Tokens: smithers token issue --scopes run:read,run:write --ttl 1h.");
+
+  token_cmd_ = app.add_subcommand("token", "Issue, list, revoke and rotate Gateway bearer tokens");
+  token_cmd_->require_subcommand(1);
+  issue_cmd_ = token_cmd_->add_subcommand("issue", "Mint a token; it is printed once");
+  issue_cmd_
+      ->add_option("-s,--scopes", issue_.scopes,
+                   "Comma-separated: run:read run:write run:admin approval:read approval:submit "
+                   "signal:submit cron:read cron:write *, a method name, or read/execute/"
+                   "approve/admin")
+      ->capture_default_str();
+  issue_cmd_->add_option("--ttl", issue_.ttl, "Lifetime (30m, 1h, 7d) or never")
+      ->capture_default_str();
+  issue_cmd_->add_option("-u,--user,--user-id", issue_.user, "User id recorded as the actor");
+  issue_cmd_->add_option("--role", issue_.role, "Role")->capture_default_str();
+  issue_cmd_->add_option("--label", issue_.label, "A note shown by `token list`");
+  list_cmd_ = token_cmd_->add_subcommand("list", "Show grants (never the tokens)");
+  revoke_cmd_ = token_cmd_->add_subcommand("revoke", "Revoke a token at once");
+  revoke_cmd_->add_option("id", token_id_, "Token id (from `token list`)")->required();
+  rotate_cmd_ = token_cmd_->add_subcommand(
+      "rotate", "Issue a replacement with the same grant; the old token works until --overlap");
+  rotate_cmd_->add_option("id", token_id_, "Token id")->required();
+  rotate_cmd_->add_option("--overlap", overlap_, "How long the old token keeps working")
+      ->capture_default_str();
+  rotate_cmd_->add_option("--ttl", rotate_ttl_,
+                          "Lifetime of the new token (default: the old one's)");
+  for (auto* cmd : {issue_cmd_, list_cmd_, revoke_cmd_, rotate_cmd_}) {
+    cmd->add_flag("--json", g.json, "Print one JSON document on stdout");
+  }
+}
+
+int ServerCommands::Run() {
+  if (issue_cmd_->parsed()) return Issue(g_, issue_);
+  if (list_cmd_->parsed()) return List(g_);
+  if (revoke_cmd_->parsed()) return Revoke(g_, token_id_);
+  if (rotate_cmd_->parsed()) {
+    TokenIssueArgs a;
+    if (!rotate_ttl_.empty()) a.ttl = rotate_ttl_;
+    return Rotate(g_, token_id_, overlap_, a, !rotate_ttl_.empty());
+  }
+  if (!gw_cmd_->parsed()) return -1;
+  gw_.db_path = g_.db;
+  gw_.synchronous = g_.synchronous;
+  gw_.clock = &CliClock();
+  gw_.proxy_default_scopes = SplitList(proxy_scopes_);
+  if (!jwt_secret_env_.empty()) {
+    const char* secret = getenv(jwt_secret_env_.c_str());
+    if (secret == nullptr || *secret == '\0') {
+      return Fail(kExitBadInput, "$" + jwt_secret_env_ + " is not set");
+    }
+    gw_.jwt.secret = secret;
+  }
+  gw_.add_executors = [](const WorkflowDefinition& wf, RunOptions& ro) {
+    std::vector<std::unique_ptr<Executor>> keep;
+    keep.push_back(agents::NewAgentExecutor({.outputs = wf.outputs}));
+    ro.executors[TaskMode::kAgent] = keep.back().get();
+    return keep;
+  };
+  std::string scheme = gw_.tls_cert.empty() ? "http" : "https";
+  gw_.on_listening = [&](const std::string& host, int port) {
+    std::cout << "smithers gateway: listening on " << scheme << "://" << host << ":" << port
+              << " (auth " << gw_.auth << ", workflows " << gw_.workflows_dir << ", db " << g_.db
+              << ", pid " << getpid() << ")" << std::endl;
+  };
+  Status s = gateway::RunGateway(gw_);
+  if (!s.ok()) return Fail(ExitFor(s), s.message());
+  return kExitOk;
+}
+
+}  // namespace smithers::cli

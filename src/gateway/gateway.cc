@@ -1,0 +1,1066 @@
+// The Gateway's core: workflows, in-process runs, the RPC methods, event
+// feeds read from the database, cron and the supervisor loop. The network
+// side (HTTP, WebSocket, TLS) is in server.cc; both run on one io thread.
+#include <dirent.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <fstream>
+#include <future>
+#include <regex>
+#include <sstream>
+
+#include "base/hash.h"
+#include "gateway/cron.h"
+#include "gateway/gateway_internal.h"
+#include "script/lua_workflow.h"
+
+namespace smithers::gateway {
+
+namespace {
+
+constexpr int64_t kStaleOwnerMs = 30000;
+constexpr int kEventPage = 500;
+constexpr size_t kRingSize = 2048;  // recent events a feed keeps for fan-out
+
+bool IsTerminalStatus(const std::string& s) {
+  return s == "finished" || s == "failed" || s == "cancelled";
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// The Gateway's run-id pattern (SPEC 1.10).
+bool ValidRunId(const std::string& id) {
+  static const std::regex kPattern("^[a-z0-9_-][a-z0-9_.-]{0,63}$");
+  return std::regex_match(id, kPattern);
+}
+
+}  // namespace
+
+Reply Reply::Ok(Json payload) { return {.ok = true, .payload = std::move(payload)}; }
+
+Reply Reply::Err(std::string code, std::string message, Json details) {
+  return {.ok = false,
+          .code = std::move(code),
+          .message = std::move(message),
+          .details = std::move(details)};
+}
+
+int HttpStatusFor(const std::string& code) {
+  static const std::map<std::string, int> kStatus = {{"InvalidRequest", 400},
+                                                     {"InvalidInput", 400},
+                                                     {"SeqOutOfRange", 400},
+                                                     {"InvalidRunId", 400},
+                                                     {"PROTOCOL_UNSUPPORTED", 400},
+                                                     {"Unauthorized", 401},
+                                                     {"Forbidden", 403},
+                                                     {"RunNotFound", 404},
+                                                     {"NodeNotFound", 404},
+                                                     {"NodeHasNoOutput", 404},
+                                                     {"CronNotFound", 404},
+                                                     {"WorkflowNotFound", 404},
+                                                     {"METHOD_NOT_FOUND", 404},
+                                                     {"RUN_NOT_ACTIVE", 409},
+                                                     {"Busy", 409},
+                                                     {"AlreadyDecided", 409},
+                                                     {"RunExists", 409},
+                                                     {"PayloadTooLarge", 413},
+                                                     {"RateLimited", 429},
+                                                     {"BackpressureDisconnect", 429},
+                                                     {"CONNECTION_LIMIT", 503},
+                                                     {"Internal", 500}};
+  auto it = kStatus.find(code);
+  return it == kStatus.end() ? 500 : it->second;
+}
+
+std::string Frame(const Json& value) {
+  return value.dump(-1, ' ', false, Json::error_handler_t::replace);
+}
+
+// ---- construction, workflows ----
+
+Gateway::Gateway(const GatewayOptions& options, std::unique_ptr<Store> store)
+    : opts_(options),
+      clock_(options.clock != nullptr ? *options.clock : SystemClock()),
+      store_(std::move(store)),
+      started_at_ms_(clock_.NowMs()) {
+  char cwd[4096];
+  workspace_root_ = getcwd(cwd, sizeof cwd) != nullptr ? cwd : ".";
+  ScanWorkflows();
+}
+
+Gateway::~Gateway() {
+  for (auto& [id, run] : active_) {
+    if (run.thread.joinable()) run.thread.detach();  // durable: recovered at the next start
+  }
+}
+
+void Gateway::ScanWorkflows() {
+  DIR* dir = opendir(opts_.workflows_dir.c_str());
+  if (dir == nullptr) return;
+  std::map<std::string, WorkflowEntry> seen;
+  while (dirent* e = readdir(dir)) {
+    std::string name = e->d_name;
+    if (name.size() < 5 || name.substr(name.size() - 4) != ".lua") continue;
+    std::string path = opts_.workflows_dir + "/" + name;
+    struct stat st {};
+    if (stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
+    std::string key = name.substr(0, name.size() - 4);
+    auto old = workflows_.find(key);
+    if (old != workflows_.end() &&
+        old->second.mtime_ns == st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec &&
+        old->second.size == st.st_size) {
+      seen[key] = old->second;
+      continue;
+    }
+    char resolved[4096];
+    WorkflowEntry w{.key = key,
+                    .path = realpath(path.c_str(), resolved) != nullptr ? resolved : path,
+                    .revision = base::Sha256Hex(ReadFile(path)),
+                    .mtime_ns = st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec,
+                    .size = st.st_size,
+                    .loaded_at_ms = clock_.NowMs()};
+    if (old != workflows_.end() && old->second.revision != w.revision) {
+      Log({{"event", "workflow.reloaded"}, {"workflow", key}, {"revision", w.revision}});
+    }
+    seen[key] = std::move(w);
+  }
+  closedir(dir);
+  workflows_ = std::move(seen);
+}
+
+// ---- authentication ----
+
+Result<Caller> Gateway::Authenticate(const Credentials& c) {
+  int64_t now = clock_.NowMs();
+  if (opts_.auth == "none") {
+    return Caller{.user_id = "operator", .role = "operator", .scopes = {"*"}};
+  }
+  if (opts_.auth == "trusted-proxy") {
+    if (c.proxy_user.empty()) return InvalidArgumentError("missing x-user-id");
+    Caller caller{.user_id = c.proxy_user,
+                  .role = c.proxy_role.empty() ? "operator" : c.proxy_role};
+    std::string scopes = c.proxy_scopes;
+    std::replace(scopes.begin(), scopes.end(), ',', ' ');
+    std::istringstream in(scopes);
+    for (std::string s; in >> s;) caller.scopes.push_back(s);
+    if (c.proxy_scopes.empty()) caller.scopes = opts_.proxy_default_scopes;
+    if (caller.scopes.empty()) return InvalidArgumentError("missing x-user-scopes");
+    return caller;
+  }
+  if (c.bearer.empty()) return InvalidArgumentError("no credentials (Authorization: Bearer TOKEN)");
+  if (opts_.auth == "jwt") {
+    SMITHERS_ASSIGN_OR_RETURN(JwtClaims claims, VerifyJwt(c.bearer, opts_.jwt, now));
+    return Caller{.user_id = claims.subject,
+                  .role = claims.role,
+                  .scopes = claims.scopes,
+                  .expires_at_ms = claims.expires_at_ms};
+  }
+  SMITHERS_ASSIGN_OR_RETURN(std::optional<TokenGrant> grant,
+                            store_->FindToken(TokenHash(c.bearer)));
+  if (!grant) return InvalidArgumentError("unknown token");
+  if (grant->revoked_at_ms != 0 && grant->revoked_at_ms <= now) {
+    return InvalidArgumentError("token " + grant->token_id + " was revoked");
+  }
+  if (grant->expires_at_ms != 0 && grant->expires_at_ms <= now) {
+    return InvalidArgumentError("token " + grant->token_id + " expired");
+  }
+  return Caller{.user_id = grant->user_id.empty() ? "token:" + grant->token_id : grant->user_id,
+                .role = grant->role,
+                .token_id = grant->token_id,
+                .token_hash = grant->token_hash,
+                .scopes = grant->scopes,
+                .expires_at_ms = grant->expires_at_ms};
+}
+
+Status Gateway::Revalidate(const Caller& caller) {
+  int64_t now = clock_.NowMs();
+  if (caller.expires_at_ms != 0 && caller.expires_at_ms <= now) {
+    return InvalidArgumentError("credentials expired");
+  }
+  if (caller.token_hash.empty()) return Status::Ok();
+  SMITHERS_ASSIGN_OR_RETURN(std::optional<TokenGrant> grant, store_->FindToken(caller.token_hash));
+  if (!grant) return InvalidArgumentError("token no longer exists");
+  if (grant->revoked_at_ms != 0 && grant->revoked_at_ms <= now) {
+    return InvalidArgumentError("token " + grant->token_id + " was revoked");
+  }
+  return Status::Ok();
+}
+
+// ---- dispatch ----
+
+Reply Gateway::Call(const Caller& caller, const std::string& method, const Json& params,
+                    Connection* conn) {
+  int64_t t0 = clock_.MonotonicMs();
+  Reply r = CallInner(caller, method, params, conn);
+  metrics_.ObserveRpc(method, r.ok ? "ok" : r.code,
+                      static_cast<double>(clock_.MonotonicMs() - t0) / 1000.0);
+  return r;
+}
+
+Reply Gateway::CallInner(const Caller& caller, const std::string& method, const Json& params,
+                         Connection* conn) {
+  const MethodScope* entry = nullptr;
+  for (const MethodScope& m : MethodScopes()) {
+    if (m.method == method) entry = &m;
+  }
+  if (entry == nullptr) return Reply::Err("METHOD_NOT_FOUND", "unknown method \"" + method + "\"");
+  if (!ScopesAllow(caller.scopes, method, entry->scope)) {
+    metrics_.auth_failures++;
+    return Reply::Err("Forbidden", method + " requires scope " + std::string(entry->scope),
+                      {{"requiredScope", entry->scope}});
+  }
+  if (!params.is_object()) return Reply::Err("InvalidRequest", "params must be a JSON object");
+  try {
+    if (method == "health") return Health();
+    if (method == "listWorkflows") return ListWorkflows();
+    if (method == "getRun") return GetRun(params);
+    if (method == "listRuns") return ListRuns(params);
+    if (method == "getNodeOutput") return GetNodeOutput(params);
+    if (method == "streamRunEvents" || method == "subscribe") {
+      if (conn == nullptr) {
+        return Reply::Err("InvalidRequest", method + " needs a WebSocket connection");
+      }
+      return StreamRunEvents(params, *conn);
+    }
+    if (method == "unsubscribe") {
+      if (conn == nullptr) return Reply::Err("InvalidRequest", "unsubscribe needs a WebSocket");
+      return Unsubscribe(params, *conn);
+    }
+    if (method == "launchRun") return LaunchRun(caller, params);
+    if (method == "resumeRun") return ResumeRun(params);
+    if (method == "cancelRun") return CancelRunMethod(params);
+    if (method == "listApprovals") return ListApprovals(params);
+    if (method == "submitApproval") return SubmitApproval(caller, params);
+    if (method == "submitSignal") return SubmitSignal(caller, params);
+    if (method == "cronList") return CronList(params);
+    if (method == "cronCreate") return CronCreate(params);
+    if (method == "cronDelete") return CronDelete(params);
+    if (method == "cronRun") return CronRun(caller, params);
+  } catch (const Json::exception& e) {
+    // A parameter of the wrong type (params.value("x", "") on a number, ...).
+    return Reply::Err("InvalidRequest", std::string("bad parameter: ") + e.what());
+  }
+  return Reply::Err("METHOD_NOT_FOUND", "unknown method \"" + method + "\"");
+}
+
+Reply Gateway::StoreError(const Status& s, const std::string& not_found_code) {
+  switch (s.code()) {
+    case StatusCode::kNotFound: return Reply::Err(not_found_code, s.message());
+    case StatusCode::kInvalidArgument: return Reply::Err("InvalidInput", s.message());
+    case StatusCode::kFailedPrecondition: return Reply::Err("RUN_NOT_ACTIVE", s.message());
+    case StatusCode::kAborted: return Reply::Err("Busy", s.message());
+    default: return Reply::Err("Internal", s.message());
+  }
+}
+
+// A string parameter that must be present; "" when missing (the caller reports it).
+std::string Gateway::StringParam(const Json& params, const char* name) {
+  auto it = params.find(name);
+  if (it == params.end() || !it->is_string()) return "";
+  return it->get<std::string>();
+}
+
+Json Gateway::Identity() const {
+  return {{"workspaceRoot", workspace_root_},
+          {"backend", "sqlite"},
+          {"version", "0.1.0"},
+          {"pid", getpid()},
+          {"startedAtMs", started_at_ms_}};
+}
+
+Reply Gateway::Health() {
+  return Reply::Ok({{"ok", true},
+                    {"protocol", kProtocolVersion},
+                    {"features", Json::array({"streaming", "runs"})},
+                    {"stateVersion", state_version_},
+                    {"uptimeMs", clock_.NowMs() - started_at_ms_},
+                    {"identity", Identity()},
+                    {"workflowsLoaded", workflows_.size()},
+                    {"workflowsTotal", workflows_.size()}});
+}
+
+Reply Gateway::ListWorkflows() {
+  Json list = Json::array();
+  for (const auto& [key, w] : workflows_) {
+    list.push_back(
+        {{"key", key}, {"path", w.path}, {"revision", w.revision}, {"loadedAtMs", w.loaded_at_ms}});
+  }
+  return Reply::Ok({{"workflows", list}});
+}
+
+Json Gateway::RunSummary(const RunRecord& run) {
+  Json j = RunRecordJson(run);
+  std::string key;
+  for (const auto& [k, w] : workflows_) {
+    if (w.path == run.workflow_path) key = k;
+  }
+  j["workflowKey"] = key.empty() ? Json() : Json(key);
+  return j;
+}
+
+Reply Gateway::GetRun(const Json& params) {
+  std::string run_id = StringParam(params, "runId");
+  if (run_id.empty()) return Reply::Err("InvalidRequest", "runId is required");
+  Result<RunRecord> run = store_->GetRun(run_id);
+  if (!run.ok()) return StoreError(run.status(), "RunNotFound");
+  Json j = RunSummary(*run);
+  Result<std::vector<NodeRecord>> nodes = store_->ListNodes(run_id);
+  if (!nodes.ok()) return StoreError(nodes.status(), "RunNotFound");
+  Json counts = Json::object();
+  for (const NodeRecord& n : *nodes) counts[n.state] = counts.value(n.state, 0) + 1;
+  j["nodeCounts"] = counts;
+  return Reply::Ok(j);
+}
+
+Reply Gateway::ListRuns(const Json& params) {
+  Json filter = params.value("filter", Json::object());
+  if (!filter.is_object()) return Reply::Err("InvalidRequest", "filter must be an object");
+  RunFilter f{.status = filter.value("status", ""), .limit = filter.value("limit", 50)};
+  int offset = filter.value("offset", 0);
+  std::string workflow = filter.value("workflow", "");
+  if (f.limit < 1 || f.limit > 1000 || offset < 0) {
+    return Reply::Err("InvalidRequest", "limit must be 1..1000 and offset >= 0");
+  }
+  f.limit += offset;
+  Result<std::vector<RunRecord>> runs = store_->ListRuns(f);
+  if (!runs.ok()) return StoreError(runs.status(), "RunNotFound");
+  Json list = Json::array();
+  int skipped = 0;
+  for (const RunRecord& r : *runs) {
+    Json j = RunSummary(r);
+    if (!workflow.empty() && j["workflowKey"] != workflow && r.workflow_name != workflow) continue;
+    if (skipped++ < offset) continue;
+    list.push_back(std::move(j));
+  }
+  return Reply::Ok({{"runs", list}});
+}
+
+Reply Gateway::GetNodeOutput(const Json& params) {
+  std::string run_id = StringParam(params, "runId");
+  std::string node_id = StringParam(params, "nodeId");
+  if (run_id.empty() || node_id.empty()) {
+    return Reply::Err("InvalidRequest", "runId and nodeId are required");
+  }
+  Result<std::vector<NodeRecord>> nodes = store_->ListNodes(run_id);
+  if (!nodes.ok()) return StoreError(nodes.status(), "RunNotFound");
+  if (nodes->empty() && !store_->GetRun(run_id).ok()) {
+    return Reply::Err("RunNotFound", "no run " + run_id);
+  }
+  const NodeRecord* node = nullptr;
+  bool want_latest = !params.contains("iteration");
+  int iteration = params.value("iteration", 0);
+  for (const NodeRecord& n : *nodes) {
+    if (n.node_id != node_id) continue;
+    if (want_latest ? (node == nullptr || n.iteration > node->iteration)
+                    : n.iteration == iteration) {
+      node = &n;
+    }
+  }
+  if (node == nullptr)
+    return Reply::Err("NodeNotFound", "no node " + node_id + " in run " + run_id);
+  Json out = {{"runId", run_id},
+              {"nodeId", node_id},
+              {"iteration", node->iteration},
+              {"state", node->state}};
+  if (node->state == "failed") {
+    out["status"] = "failed";
+    return Reply::Ok(out);
+  }
+  Result<std::vector<OutputRecord>> outputs = store_->ListOutputs(run_id);
+  if (!outputs.ok()) return StoreError(outputs.status(), "RunNotFound");
+  for (const OutputRecord& o : *outputs) {
+    if (o.node_id == node_id && o.iteration == node->iteration) {
+      out["status"] = "produced";
+      out["row"] = o.payload;
+      out["outputTable"] = o.output_table;
+      return Reply::Ok(out);
+    }
+  }
+  out["status"] = "pending";
+  out["row"] = nullptr;
+  return Reply::Ok(out);
+}
+
+// ---- runs ----
+
+Reply Gateway::LaunchRun(const Caller& caller, const Json& params) {
+  std::string key = StringParam(params, "workflow");
+  if (key.empty()) return Reply::Err("InvalidRequest", "workflow is required");
+  ScanWorkflows();  // a file added a moment ago can be launched at once
+  auto it = workflows_.find(key);
+  if (it == workflows_.end()) return Reply::Err("WorkflowNotFound", "no workflow \"" + key + "\"");
+  Json options = params.value("options", Json::object());
+  if (!options.is_object()) return Reply::Err("InvalidRequest", "options must be an object");
+  std::string run_id = StringParam(params, "runId");
+  if (run_id.empty()) run_id = options.value("runId", "");
+  if (run_id.empty()) run_id = base::NewUuid();
+  if (!ValidRunId(run_id)) {
+    return Reply::Err("InvalidRunId", "runId must match ^[a-z0-9_-][a-z0-9_.-]{0,63}$");
+  }
+  if (store_->GetRun(run_id).ok() || active_.count(run_id) != 0) {
+    return Reply::Err("RunExists", "run " + run_id + " already exists (use resumeRun)");
+  }
+  Json input = params.value("input", Json::object());
+  Result<std::unique_ptr<script::LuaWorkflow>> module = script::LoadWorkflowModule(it->second.path);
+  if (!module.ok()) return Reply::Err("InvalidInput", module.status().message());
+  Status checked = CheckWorkflow((*module)->definition(), input);
+  if (!checked.ok()) return Reply::Err("InvalidInput", checked.message());
+  int max_concurrency = options.value("maxConcurrency", 16);
+  if (max_concurrency < 1) return Reply::Err("InvalidRequest", "maxConcurrency must be >= 1");
+  Json auth = {{"triggeredBy", caller.user_id},
+               {"role", caller.role},
+               {"scopes", caller.scopes},
+               {"createdAt", base::FormatIsoTime(clock_.NowMs())}};
+  StartRun({.run_id = run_id,
+            .path = it->second.path,
+            .input = input,
+            .auth = auth,
+            .max_concurrency = max_concurrency},
+           std::move(module).value());
+  return Reply::Ok({{"runId", run_id}, {"workflow", key}, {"system", false}});
+}
+
+void Gateway::StartRun(RunStart start, std::unique_ptr<script::LuaWorkflow> module) {
+  auto done = std::make_shared<std::atomic<bool>>(false);
+  auto started = std::make_shared<std::promise<void>>();
+  std::future<void> first_commit = started->get_future();
+  std::string run_id = start.run_id;
+  // Raw pointer handed to the thread: the module moves with it and is used
+  // from that thread only.
+  script::LuaWorkflow* preloaded = module.release();
+  std::thread t([this, start = std::move(start), preloaded, done, started]() mutable {
+    std::unique_ptr<script::LuaWorkflow> module(preloaded);
+    Execute(start, std::move(module), *started);
+    done->store(true);
+    Wake();
+  });
+  active_[run_id] = ActiveRun{.thread = std::move(t), .done = done};
+  metrics_.runs_launched++;
+  // A client that launches a run may read it at once: wait for its first
+  // commit (a few milliseconds), not longer than 5 s.
+  first_commit.wait_for(std::chrono::seconds(5));
+}
+
+void Gateway::Execute(const RunStart& start, std::unique_ptr<script::LuaWorkflow> module,
+                      std::promise<void>& started) {
+  bool signalled = false;
+  auto signal = [&]() {
+    if (!signalled) started.set_value();
+    signalled = true;
+  };
+  Result<std::unique_ptr<Store>> store =
+      OpenSqliteStore({.path = opts_.db_path, .synchronous = opts_.synchronous});
+  if (!store.ok()) {
+    Log({{"event", "run.error"}, {"runId", start.run_id}, {"error", store.status().message()}});
+    return signal();
+  }
+  if (!module) {
+    Result<std::unique_ptr<script::LuaWorkflow>> loaded = script::LoadWorkflowModule(start.path);
+    if (!loaded.ok()) {
+      Log({{"event", "run.error"}, {"runId", start.run_id}, {"error", loaded.status().message()}});
+      return signal();
+    }
+    module = std::move(loaded).value();
+  }
+  const WorkflowDefinition& wf = module->definition();
+  RunOptions ro;
+  ro.run_id = start.run_id;
+  ro.input = start.input;
+  ro.resume = start.resume;
+  ro.force = start.force;
+  ro.claim_from = start.claim_from;
+  ro.max_concurrency = start.max_concurrency;
+  ro.clock = &clock_;
+  ro.auth = start.auth;
+  ro.on_event = [this, &signal](const EventRecord& e) {
+    signal();
+    if (e.type == "NodeStarted") metrics_.tasks_started++;
+    if (e.type == "NodeFinished") metrics_.tasks_finished++;
+    if (e.type == "NodeFailed") metrics_.tasks_failed++;
+    Wake();
+  };
+  std::vector<std::unique_ptr<Executor>> keep;
+  if (opts_.add_executors) keep = opts_.add_executors(wf, ro);
+  Result<RunResult> r = RunWorkflow(wf, **store, ro);
+  signal();
+  Log({{"event", "run.ended"},
+       {"runId", start.run_id},
+       {"status", r.ok() ? r->status : "error"},
+       {"error", r.ok() ? Json() : Json(r.status().message())}});
+}
+
+void Gateway::Wake() {
+  if (!wake_pending_.exchange(true)) request_pump();
+}
+
+Reply Gateway::ResumeRun(const Json& params) {
+  std::string run_id = StringParam(params, "runId");
+  if (run_id.empty()) return Reply::Err("InvalidRequest", "runId is required");
+  Result<RunRecord> run = store_->GetRun(run_id);
+  if (!run.ok()) return StoreError(run.status(), "RunNotFound");
+  if (run->status == "finished" || run->status == "failed") {
+    return Reply::Ok({{"runId", run_id}, {"status", "already_terminal"}});
+  }
+  if (active_.count(run_id) != 0) return Reply::Ok({{"runId", run_id}, {"status", "running"}});
+  Json options = params.value("options", Json::object());
+  bool force = options.is_object() && options.value("force", false);
+  const std::string& owner = run->runtime_owner_id;
+  bool owner_alive = !owner.empty() && !OwnerIsDeadLocalProcess(owner) &&
+                     clock_.NowMs() - run->heartbeat_at_ms <= kStaleOwnerMs;
+  if (owner_alive && !force) {
+    return Reply::Err("Busy", "run " + run_id + " is owned by live process " + owner);
+  }
+  Status claimed = store_->ClaimRun(run_id, owner, ThisProcessOwnerId(), clock_.NowMs());
+  if (!claimed.ok()) return StoreError(claimed, "RunNotFound");
+  StartRun({.run_id = run_id,
+            .path = run->workflow_path,
+            .resume = true,
+            .force = force,
+            .claim_from = ThisProcessOwnerId()},
+           nullptr);
+  return Reply::Ok({{"runId", run_id}, {"status", "resume_requested"}});
+}
+
+Reply Gateway::CancelRunMethod(const Json& params) {
+  std::string run_id = StringParam(params, "runId");
+  if (run_id.empty()) return Reply::Err("InvalidRequest", "runId is required");
+  Result<std::string> status = CancelRun(*store_, run_id, clock_);
+  if (!status.ok()) return StoreError(status.status(), "RunNotFound");
+  Wake();
+  return Reply::Ok(
+      {{"runId", run_id}, {"status", *status == "cancelled" ? "cancelled" : "cancelling"}});
+}
+
+// ---- approvals and signals ----
+
+Json ApprovalJson(const ApprovalRecord& a) {
+  return {{"runId", a.run_id},
+          {"nodeId", a.node_id},
+          {"iteration", a.iteration},
+          {"status", a.status},
+          {"requestedAtMs", a.requested_at_ms},
+          {"owner", a.owner},
+          {"fallbackOwner", a.fallback_owner},
+          {"request", a.request},
+          {"decidedAtMs", a.decided_at_ms == 0 ? Json() : Json(a.decided_at_ms)},
+          {"decidedBy", a.decided_by.empty() ? Json() : Json(a.decided_by)},
+          {"note", a.note}};
+}
+
+Reply Gateway::ListApprovals(const Json& params) {
+  Json filter = params.value("filter", Json::object());
+  if (!filter.is_object()) return Reply::Err("InvalidRequest", "filter must be an object");
+  ApprovalFilter f{.run_id = filter.value("runId", ""),
+                   .status = filter.value("status", "requested")};
+  if (f.status == "any") f.status.clear();
+  Result<std::vector<ApprovalRecord>> rows = store_->ListApprovals(f);
+  if (!rows.ok()) return StoreError(rows.status(), "RunNotFound");
+  Json list = Json::array();
+  for (const ApprovalRecord& a : *rows) list.push_back(ApprovalJson(a));
+  return Reply::Ok({{"approvals", list}});
+}
+
+Reply Gateway::SubmitApproval(const Caller& caller, const Json& params) {
+  std::string run_id = StringParam(params, "runId");
+  std::string node_id = StringParam(params, "nodeId");
+  if (run_id.empty() || node_id.empty()) {
+    return Reply::Err("InvalidRequest", "runId and nodeId are required");
+  }
+  Json decision = params.value("decision", Json::object());
+  bool approved = params.contains("approved") ? params.at("approved").get<bool>()
+                                              : decision.value("approved", false);
+  std::string note = params.value("note", decision.value("note", ""));
+  int iteration = params.value("iteration", 0);
+  Result<ApprovalRecord> a = store_->DecideApproval({.run_id = run_id,
+                                                     .node_id = node_id,
+                                                     .iteration = iteration,
+                                                     .approved = approved,
+                                                     .decided_by = caller.user_id,
+                                                     .note = note},
+                                                    clock_.NowMs());
+  if (!a.ok()) {
+    if (a.status().code() == StatusCode::kFailedPrecondition) {
+      return Reply::Err("AlreadyDecided", a.status().message());
+    }
+    return StoreError(a.status(), "NodeNotFound");
+  }
+  Supervise();  // resume the run now, not at the next sweep
+  Wake();
+  return Reply::Ok({{"runId", run_id},
+                    {"nodeId", node_id},
+                    {"iteration", iteration},
+                    {"approved", approved},
+                    {"decidedBy", caller.user_id}});
+}
+
+Reply Gateway::SubmitSignal(const Caller& caller, const Json& params) {
+  std::string run_id = StringParam(params, "runId");
+  std::string name = StringParam(params, "signalName");
+  if (name.empty()) name = StringParam(params, "name");
+  if (run_id.empty() || name.empty()) {
+    return Reply::Err("InvalidRequest", "runId and signalName are required");
+  }
+  std::string corr = StringParam(params, "correlationKey");
+  if (corr.empty()) corr = StringParam(params, "correlationId");
+  Result<SignalRecord> sig =
+      store_->AppendSignal({.run_id = run_id,
+                            .name = name,
+                            .correlation_id = corr,
+                            .payload = params.value("payload", Json::object()),
+                            .received_at_ms = clock_.NowMs(),
+                            .received_by = caller.user_id});
+  if (!sig.ok()) return StoreError(sig.status(), "RunNotFound");
+  Supervise();
+  Wake();
+  return Reply::Ok({{"runId", run_id},
+                    {"signalName", name},
+                    {"correlationId", corr.empty() ? Json() : Json(corr)},
+                    {"seq", sig->seq}});
+}
+
+// ---- cron ----
+
+Json CronJson(const CronRecord& c) {
+  return {{"cronId", c.cron_id},
+          {"workflow", c.workflow},
+          {"pattern", c.pattern},
+          {"timeZone", c.time_zone},
+          {"input", c.input},
+          {"enabled", c.enabled},
+          {"createdAtMs", c.created_at_ms},
+          {"lastRunAtMs", c.last_run_at_ms == 0 ? Json() : Json(c.last_run_at_ms)},
+          {"nextRunAtMs", c.next_run_at_ms == 0 ? Json() : Json(c.next_run_at_ms)},
+          {"lastRunId", c.last_run_id.empty() ? Json() : Json(c.last_run_id)},
+          {"lastError", c.last_error.empty() ? Json() : Json(c.last_error)}};
+}
+
+Reply Gateway::CronList(const Json& params) {
+  Json filter = params.value("filter", Json::object());
+  std::string workflow = filter.is_object() ? filter.value("workflow", "") : "";
+  Result<std::vector<CronRecord>> rows = store_->ListCron();
+  if (!rows.ok()) return StoreError(rows.status(), "CronNotFound");
+  Json list = Json::array();
+  for (const CronRecord& c : *rows) {
+    if (workflow.empty() || c.workflow == workflow) list.push_back(CronJson(c));
+  }
+  return Reply::Ok({{"crons", list}});
+}
+
+Reply Gateway::CronCreate(const Json& params) {
+  std::string workflow = StringParam(params, "workflow");
+  std::string pattern = StringParam(params, "pattern");
+  if (workflow.empty() || pattern.empty()) {
+    return Reply::Err("InvalidRequest", "workflow and pattern are required");
+  }
+  if (workflows_.count(workflow) == 0) {
+    return Reply::Err("WorkflowNotFound", "no workflow \"" + workflow + "\"");
+  }
+  std::string tz = params.value("timeZone", "UTC");
+  Result<CronSchedule> schedule = ParseCron(pattern, tz);
+  if (!schedule.ok()) return Reply::Err("InvalidInput", schedule.status().message());
+  std::string id = StringParam(params, "cronId");
+  if (id.empty()) id = "cron:" + base::NewUuid().substr(0, 8);
+  int64_t now = clock_.NowMs();
+  CronRecord c{.cron_id = id,
+               .workflow = workflow,
+               .pattern = pattern,
+               .time_zone = tz,
+               .input = params.value("input", Json::object()),
+               .enabled = params.value("enabled", true),
+               .created_at_ms = now,
+               .next_run_at_ms = schedule->NextAfterMs(now)};
+  Status put = store_->PutCron(c);
+  if (!put.ok()) return StoreError(put, "CronNotFound");
+  return Reply::Ok(CronJson(c));
+}
+
+Reply Gateway::CronDelete(const Json& params) {
+  std::string id = StringParam(params, "cronId");
+  if (id.empty()) return Reply::Err("InvalidRequest", "cronId is required");
+  Status s = store_->DeleteCron(id);
+  if (!s.ok()) return StoreError(s, "CronNotFound");
+  return Reply::Ok({{"cronId", id}, {"deleted", true}});
+}
+
+Reply Gateway::CronRun(const Caller& caller, const Json& params) {
+  std::string id = StringParam(params, "cronId");
+  Json launch = {{"workflow", StringParam(params, "workflow")},
+                 {"input", params.value("input", Json::object())}};
+  if (!id.empty()) {
+    Result<std::vector<CronRecord>> rows = store_->ListCron();
+    if (!rows.ok()) return StoreError(rows.status(), "CronNotFound");
+    auto it = std::find_if(rows->begin(), rows->end(),
+                           [&](const CronRecord& c) { return c.cron_id == id; });
+    if (it == rows->end()) return Reply::Err("CronNotFound", "no cron schedule " + id);
+    launch = {{"workflow", it->workflow}, {"input", it->input}};
+  }
+  Reply r = LaunchRun(caller, launch);
+  if (r.ok && !id.empty()) r.payload["cronId"] = id;
+  return r;
+}
+
+// Fires every enabled schedule that is due: once, however many slots passed
+// while the Gateway was down. The claim is a compare-and-swap on
+// next_run_at_ms, so two gateways on one database never fire a slot twice.
+void Gateway::FireDueCron() {
+  int64_t now = clock_.NowMs();
+  Result<std::vector<CronRecord>> rows = store_->ListCron();
+  if (!rows.ok()) return;
+  for (CronRecord& c : *rows) {
+    if (!c.enabled || c.next_run_at_ms == 0 || c.next_run_at_ms > now) continue;
+    Result<CronSchedule> schedule = ParseCron(c.pattern, c.time_zone);
+    int64_t next = schedule.ok() ? schedule->NextAfterMs(now) : 0;
+    std::string run_id = "cron-" + base::NewUuid();
+    if (!store_->ClaimCronFire(c.cron_id, c.next_run_at_ms, now, next, run_id).ok()) continue;
+    Caller system{.user_id = "cron:gateway", .role = "system", .scopes = {"*"}};
+    Reply r = LaunchRun(system, {{"workflow", c.workflow}, {"input", c.input}, {"runId", run_id}});
+    Log({{"event", "cron.triggered"},
+         {"cronId", c.cron_id},
+         {"workflow", c.workflow},
+         {"runId", run_id},
+         {"ok", r.ok},
+         {"error", r.ok ? Json() : Json(r.message)}});
+    if (!r.ok) {
+      c.last_error = r.message;
+      c.last_run_at_ms = now;
+      c.next_run_at_ms = next;
+      c.last_run_id = run_id;
+      (void)store_->PutCron(c);
+    }
+    Broadcast("cron.triggered",
+              {{"cronId", c.cron_id}, {"workflow", c.workflow}, {"runId", run_id}});
+  }
+}
+
+// ---- the supervisor sweep ----
+
+// Resumes, in this process, runs whose wait is over and runs whose owner is
+// gone (this is also the recovery at start-up), and reaps finished threads.
+void Gateway::Supervise() {
+  for (auto it = active_.begin(); it != active_.end();) {
+    if (it->second.done->load()) {
+      it->second.thread.join();
+      it = active_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  int64_t now = clock_.NowMs();
+  (void)store_->EscalateDueApprovals("", now);
+  const std::string& me = ThisProcessOwnerId();
+  auto resume = [&](const RunRecord& run) {
+    if (active_.count(run.run_id) != 0) return;
+    if (!store_->ClaimRun(run.run_id, run.runtime_owner_id, me, now).ok()) return;
+    Log({{"event", "run.resume"}, {"runId", run.run_id}});
+    StartRun({.run_id = run.run_id, .path = run.workflow_path, .resume = true, .claim_from = me},
+             nullptr);
+  };
+  Result<std::vector<RunRecord>> running = store_->ListRuns({.status = "running", .limit = 1000});
+  if (running.ok()) {
+    for (const RunRecord& run : *running) {
+      const std::string& owner = run.runtime_owner_id;
+      if (owner == me) continue;
+      if (owner.empty() || OwnerIsDeadLocalProcess(owner) ||
+          now - run.heartbeat_at_ms > kStaleOwnerMs) {
+        resume(run);
+      }
+    }
+  }
+  Result<std::vector<RunRecord>> waiting = store_->ListRuns({.status = "waiting", .limit = 1000});
+  if (waiting.ok()) {
+    for (const RunRecord& run : *waiting) {
+      if (!run.runtime_owner_id.empty() && !OwnerIsDeadLocalProcess(run.runtime_owner_id) &&
+          now - run.heartbeat_at_ms <= kStaleOwnerMs) {
+        continue;
+      }
+      Result<std::string> reason = WaitReadyReason(*store_, run, now);
+      if (reason.ok() && !reason->empty()) resume(run);
+    }
+  }
+}
+
+// ---- event streams ----
+
+Reply Gateway::StreamRunEvents(const Json& params, Connection& conn) {
+  std::string run_id = StringParam(params, "runId");
+  if (run_id.empty()) return Reply::Err("InvalidRequest", "runId is required");
+  Result<RunRecord> run = store_->GetRun(run_id);
+  if (!run.ok()) return StoreError(run.status(), "RunNotFound");
+  int64_t after = -1;
+  if (params.contains("afterSeq") && !params.at("afterSeq").is_null()) {
+    if (!params.at("afterSeq").is_number_integer()) {
+      return Reply::Err("InvalidRequest", "afterSeq must be an integer");
+    }
+    after = params.at("afterSeq").get<int64_t>();
+  }
+  Feed& feed = feeds_[run_id];
+  Poll(run_id, feed);
+  if (after > feed.last_seq) {
+    return Reply::Err("SeqOutOfRange", "afterSeq " + std::to_string(after) +
+                                           " is past the run's last event " +
+                                           std::to_string(feed.last_seq));
+  }
+  if (conn.streams.size() >= 64)
+    return Reply::Err("RateLimited", "too many streams on this connection");
+  std::string stream_id = "s" + std::to_string(++next_stream_id_);
+  conn.streams[stream_id] = run_id;
+  feed.subs.push_back({.conn = conn.weak_from_this(), .stream_id = stream_id, .cursor = after});
+  Reply r = Reply::Ok({{"streamId", stream_id},
+                       {"runId", run_id},
+                       {"afterSeq", after},
+                       {"currentSeq", feed.last_seq}});
+  // The events follow the response: replayed once the reply is queued.
+  request_pump();
+  return r;
+}
+
+Reply Gateway::Unsubscribe(const Json& params, Connection& conn) {
+  std::string stream_id = StringParam(params, "streamId");
+  if (conn.streams.erase(stream_id) == 0) {
+    return Reply::Err("InvalidRequest", "no stream " + stream_id + " on this connection");
+  }
+  return Reply::Ok({{"streamId", stream_id}, {"unsubscribed", true}});
+}
+
+// Reads the events after what the feed holds and the run's status.
+void Gateway::Poll(const std::string& run_id, Feed& feed) {
+  while (true) {
+    Result<std::vector<EventRecord>> events = store_->ListEvents(run_id, feed.last_seq, kEventPage);
+    if (!events.ok()) return;
+    for (const EventRecord& e : *events) {
+      feed.ring.emplace_back(e.seq, std::make_shared<const std::string>(EventPayload(e)));
+      feed.last_seq = e.seq;
+      if (feed.ring.size() > kRingSize) feed.ring.pop_front();
+      state_version_++;
+    }
+    if (events->size() < static_cast<size_t>(kEventPage)) break;
+  }
+  Result<RunRecord> run = store_->GetRun(run_id);
+  if (run.ok()) feed.status = run->status;
+}
+
+std::string Gateway::EventPayload(const EventRecord& e) {
+  return Frame({{"type", "RunEvent"},
+                {"runId", e.run_id},
+                {"seq", e.seq},
+                {"event", e.type},
+                {"timestampMs", e.timestamp_ms},
+                {"payload", e.payload}});
+}
+
+// Sends `sub` what it has not seen, oldest first: from the ring when it holds
+// them, else from the database; stops at the connection's high-water mark
+// (the rest follows when its queue drains). Returns false when the
+// subscription is over (connection gone, stream closed or run completed).
+bool Gateway::Pump(const std::string& run_id, Feed& feed, Subscriber& sub) {
+  std::shared_ptr<Connection> conn = sub.conn.lock();
+  if (!conn || conn->closing) return false;
+  auto open = conn->streams.find(sub.stream_id);
+  if (open == conn->streams.end()) return false;
+  while (sub.cursor < feed.last_seq && conn->HasRoom()) {
+    if (!feed.ring.empty() && feed.ring.front().first <= sub.cursor + 1) {
+      size_t i = static_cast<size_t>(sub.cursor + 1 - feed.ring.front().first);
+      for (; i < feed.ring.size() && conn->HasRoom(); ++i) {
+        conn->SendEvent("run.event", *feed.ring[i].second);
+        sub.cursor = feed.ring[i].first;
+      }
+      continue;
+    }
+    // Only what the connection has room for: a page read and thrown away
+    // would make a slow reader cost the io thread a query per frame.
+    Result<std::vector<EventRecord>> page =
+        store_->ListEvents(run_id, sub.cursor, std::min(kEventPage, conn->Room()));
+    if (!page.ok() || page->empty()) break;
+    for (const EventRecord& e : *page) {
+      conn->SendEvent("run.event", EventPayload(e));
+      sub.cursor = e.seq;
+      if (!conn->HasRoom()) break;
+    }
+  }
+  if (conn->Overflowing()) {
+    metrics_.backpressure_disconnects++;
+    conn->SendEvent("run.error", Frame({{"streamId", sub.stream_id},
+                                        {"runId", run_id},
+                                        {"code", "BackpressureDisconnect"},
+                                        {"message", "the client reads too slowly"}}));
+    conn->Close(1013, "BackpressureDisconnect");
+    return false;
+  }
+  if (sub.cursor >= feed.last_seq && IsTerminalStatus(feed.status)) {
+    conn->SendEvent("run.completed", Frame({{"streamId", sub.stream_id},
+                                            {"runId", run_id},
+                                            {"status", feed.status},
+                                            {"lastSeq", feed.last_seq}}));
+    conn->streams.erase(sub.stream_id);
+    return false;
+  }
+  return true;
+}
+
+void Gateway::PumpAll() {
+  wake_pending_ = false;
+  for (auto it = feeds_.begin(); it != feeds_.end();) {
+    Feed& feed = it->second;
+    if (!feed.subs.empty()) Poll(it->first, feed);
+    for (size_t i = 0; i < feed.subs.size();) {
+      if (Pump(it->first, feed, feed.subs[i])) {
+        ++i;
+      } else {
+        feed.subs.erase(feed.subs.begin() + static_cast<long>(i));
+      }
+    }
+    it = feed.subs.empty() ? feeds_.erase(it) : std::next(it);
+  }
+}
+
+void Gateway::PumpConnection(Connection& conn) {
+  std::vector<std::pair<std::string, std::string>> open(conn.streams.begin(), conn.streams.end());
+  for (const auto& [stream_id, run_id] : open) {
+    auto feed = feeds_.find(run_id);
+    if (feed == feeds_.end()) continue;
+    auto& subs = feed->second.subs;
+    for (size_t i = 0; i < subs.size(); ++i) {
+      if (subs[i].stream_id != stream_id) continue;
+      if (!Pump(run_id, feed->second, subs[i])) subs.erase(subs.begin() + static_cast<long>(i));
+      break;
+    }
+  }
+}
+
+void Gateway::Heartbeats() {
+  for (auto& [run_id, feed] : feeds_) {
+    for (Subscriber& sub : feed.subs) {
+      std::shared_ptr<Connection> conn = sub.conn.lock();
+      if (!conn || conn->closing) continue;
+      conn->SendEvent(
+          "run.heartbeat",
+          Frame({{"streamId", sub.stream_id}, {"runId", run_id}, {"ts", clock_.NowMs()}}));
+    }
+  }
+}
+
+void Gateway::Broadcast(const std::string& event, const Json& payload) {
+  std::string body = Frame(payload);
+  for (const std::weak_ptr<Connection>& w : connections_) {
+    if (std::shared_ptr<Connection> c = w.lock(); c && c->authenticated && !c->closing) {
+      c->SendEvent(event, body);
+    }
+  }
+}
+
+Json Gateway::Hello(const Caller& caller) {
+  Json runs = Json::array();
+  if (Result<std::vector<RunRecord>> recent = store_->ListRuns({.limit = 20}); recent.ok()) {
+    for (const RunRecord& r : *recent) runs.push_back(RunSummary(r));
+  }
+  Json approvals = ListApprovals(Json::object()).payload.value("approvals", Json::array());
+  return {
+      {"protocol", kProtocolVersion},
+      {"features", Json::array({"streaming", "runs"})},
+      {"identity", Identity()},
+      {"policy", {{"heartbeatMs", opts_.heartbeat_ms}}},
+      {"auth",
+       {{"role", caller.role},
+        {"scopes", caller.scopes},
+        {"userId", caller.user_id},
+        {"tokenId", caller.token_id.empty() ? Json() : Json(caller.token_id)}}},
+      {"snapshot", {{"runs", runs}, {"approvals", approvals}, {"stateVersion", state_version_}}}};
+}
+
+void Gateway::Log(Json line) {
+  if (opts_.access_log == "-") return;
+  line["time"] = base::FormatIsoTime(clock_.NowMs());
+  std::lock_guard<std::mutex> lock(log_mu_);
+  if (opts_.access_log.empty()) {
+    fprintf(stderr, "%s\n", Frame(line).c_str());
+  } else {
+    if (log_file_ == nullptr) log_file_ = fopen(opts_.access_log.c_str(), "a");
+    if (log_file_ != nullptr) {
+      fprintf(log_file_, "%s\n", Frame(line).c_str());
+      fflush(log_file_);
+    }
+  }
+}
+
+// ---- metrics ----
+
+void Metrics::ObserveRpc(const std::string& method, const std::string& outcome, double seconds) {
+  std::lock_guard<std::mutex> lock(mu);
+  RpcStats& s = rpc[method];
+  static constexpr double kBounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                       0.05,   0.1,   0.25,   0.5,   1.0,  2.5};
+  for (size_t i = 0; i < std::size(kBounds); ++i) {
+    if (seconds <= kBounds[i]) s.buckets[i]++;
+  }
+  s.count++;
+  s.sum += seconds;
+  outcomes[method + "\x1f" + outcome]++;
+}
+
+std::string Gateway::MetricsText() {
+  std::ostringstream o;
+  o << "# HELP smithers_runs Runs in the database by status.\n# TYPE smithers_runs gauge\n";
+  std::map<std::string, int> by_status;
+  if (Result<std::vector<RunRecord>> runs = store_->ListRuns({.limit = 100000}); runs.ok()) {
+    for (const RunRecord& r : *runs) by_status[r.status]++;
+  }
+  for (const char* s : {"running", "waiting-approval", "waiting-event", "waiting-timer", "finished",
+                        "failed", "cancelled"}) {
+    by_status.emplace(s, 0);
+  }
+  for (const auto& [status, n] : by_status) {
+    o << "smithers_runs{status=\"" << status << "\"} " << n << "\n";
+  }
+  auto counter = [&](const char* name, const char* help, int64_t v) {
+    o << "# HELP " << name << " " << help << "\n# TYPE " << name << " counter\n"
+      << name << " " << v << "\n";
+  };
+  counter("smithers_runs_launched_total", "Runs started or resumed by this Gateway.",
+          metrics_.runs_launched.load());
+  counter("smithers_tasks_started_total", "Task attempts started.", metrics_.tasks_started.load());
+  counter("smithers_tasks_finished_total", "Tasks finished.", metrics_.tasks_finished.load());
+  counter("smithers_tasks_failed_total", "Task attempts failed.", metrics_.tasks_failed.load());
+  counter("smithers_events_sent_total", "Event frames sent to WebSocket clients.",
+          metrics_.events_sent.load());
+  counter("smithers_auth_failures_total",
+          "Requests refused for missing or bad credentials or scope.",
+          metrics_.auth_failures.load());
+  counter("smithers_backpressure_disconnects_total", "Slow consumers disconnected.",
+          metrics_.backpressure_disconnects.load());
+  o << "# HELP smithers_connections Open WebSocket connections.\n# TYPE smithers_connections "
+       "gauge\n"
+    << "smithers_connections " << metrics_.connections.load() << "\n";
+  std::lock_guard<std::mutex> lock(metrics_.mu);
+  o << "# HELP smithers_rpc_requests_total RPC requests by method and outcome.\n"
+    << "# TYPE smithers_rpc_requests_total counter\n";
+  for (const auto& [key, n] : metrics_.outcomes) {
+    size_t sep = key.find('\x1f');
+    o << "smithers_rpc_requests_total{method=\"" << key.substr(0, sep) << "\",code=\""
+      << key.substr(sep + 1) << "\"} " << n << "\n";
+  }
+  o << "# HELP smithers_rpc_duration_seconds RPC latency by method.\n"
+    << "# TYPE smithers_rpc_duration_seconds histogram\n";
+  static constexpr const char* kLe[] = {"0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025",
+                                        "0.05",   "0.1",   "0.25",   "0.5",   "1",    "2.5"};
+  for (const auto& [method, s] : metrics_.rpc) {
+    for (size_t i = 0; i < std::size(kLe); ++i) {
+      o << "smithers_rpc_duration_seconds_bucket{method=\"" << method << "\",le=\"" << kLe[i]
+        << "\"} " << s.buckets[i] << "\n";
+    }
+    o << "smithers_rpc_duration_seconds_bucket{method=\"" << method << "\",le=\"+Inf\"} " << s.count
+      << "\n";
+    o << "smithers_rpc_duration_seconds_sum{method=\"" << method << "\"} " << s.sum << "\n";
+    o << "smithers_rpc_duration_seconds_count{method=\"" << method << "\"} " << s.count << "\n";
+  }
+  return o.str();
+}
+
+}  // namespace smithers::gateway

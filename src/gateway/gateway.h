@@ -1,0 +1,62 @@
+// The Gateway (docs/gateway.md): serves the workflow modules of a folder over
+// WebSocket RPC and HTTP, runs what it launches in-process, resumes runs whose
+// wait is over, fires cron schedules, and streams every run's durable events.
+// The module's one public header: the CLI's `smithers gateway` uses it.
+#ifndef SMITHERS_GATEWAY_GATEWAY_H_
+#define SMITHERS_GATEWAY_GATEWAY_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "gateway/auth.h"
+#include "smithers/clock.h"
+#include "smithers/engine.h"
+#include "smithers/status.h"
+#include "smithers/workflow.h"
+
+namespace smithers::gateway {
+
+struct GatewayOptions {
+  std::string workflows_dir;  // every *.lua in it is a workflow, keyed by file name
+  std::string host = "127.0.0.1";
+  int port = 7331;  // 0 = any free port
+  std::string db_path = ".smithers/smithers.db";
+  std::string synchronous = "FULL";
+  std::string tls_cert, tls_key;  // both or neither (PEM files)
+  bool insecure = false;          // allow a non-loopback bind without TLS
+  // token (grants in the database), jwt, trusted-proxy, or none (loopback only).
+  std::string auth = "token";
+  JwtConfig jwt;
+  std::vector<std::string> proxy_default_scopes;  // trusted-proxy without x-user-scopes
+  int64_t heartbeat_ms = 15000;                   // WebSocket `tick` period
+  int64_t connect_timeout_ms = 10000;             // to send `connect` after the challenge
+  size_t max_body_bytes = 1 << 20;                // HTTP request body
+  size_t max_frame_bytes = 1 << 20;               // WebSocket message
+  int max_connections = 1000;                     // authenticated WebSockets
+  int max_preauth_connections = 64;
+  size_t max_queue_bytes = 8 << 20;  // per-connection outbound queue
+  int max_queue_frames = 1000;       // ... and its frames (run.error BackpressureDisconnect)
+  int64_t slow_consumer_ms = 10000;  // a write to a client stalled this long: disconnect
+  std::string access_log;            // "" = stderr; "-" = off; else a file appended to
+  Clock* clock = nullptr;            // nullptr = SystemClock()
+  // Adds executors for modes the engine lacks (agents) to a run's options;
+  // the returned objects must outlive the run. Called on the run's thread.
+  std::function<std::vector<std::unique_ptr<Executor>>(const WorkflowDefinition&, RunOptions&)>
+      add_executors;
+  // Told the bound address once the Gateway listens (host, port).
+  std::function<void(const std::string&, int)> on_listening;
+};
+
+// Serves until SIGINT or SIGTERM (then stops accepting, asks in-process runs
+// to stop and waits for them). InvalidArgument for bad options (a missing
+// folder, TLS half configured, a non-loopback bind without TLS or --insecure,
+// auth none off loopback); Unavailable when the port cannot be bound.
+Status RunGateway(const GatewayOptions& options);
+
+}  // namespace smithers::gateway
+
+#endif  // SMITHERS_GATEWAY_GATEWAY_H_

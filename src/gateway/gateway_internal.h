@@ -1,0 +1,221 @@
+// Internals shared by gateway.cc (core, RPC methods, feeds) and server.cc
+// (HTTP, WebSocket, TLS). Everything here runs on the Gateway's one io
+// thread, except what is marked (run threads call Wake() and count metrics).
+#ifndef SMITHERS_GATEWAY_GATEWAY_INTERNAL_H_
+#define SMITHERS_GATEWAY_GATEWAY_INTERNAL_H_
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <cstdio>
+#include <deque>
+#include <functional>
+#include <future>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "gateway/gateway.h"
+#include "smithers/store.h"
+
+namespace smithers::script {
+class LuaWorkflow;
+}
+
+namespace smithers::gateway {
+
+constexpr int kProtocolVersion = 1;
+
+// Who is calling, once authenticated.
+struct Caller {
+  std::string user_id;
+  std::string role = "operator";
+  std::string token_id;
+  std::string token_hash;  // "" unless a database token (re-checked for revocation)
+  std::vector<std::string> scopes;
+  int64_t expires_at_ms = 0;  // 0 = none
+};
+
+// What a request presented.
+struct Credentials {
+  std::string bearer;
+  std::string proxy_user, proxy_scopes, proxy_role;
+};
+
+// The outcome of one RPC call: a payload, or an error code (SPEC 5.10).
+struct Reply {
+  bool ok = true;
+  Json payload;
+  std::string code;
+  std::string message;
+  Json details;  // {requiredScope} for Forbidden, ...
+  static Reply Ok(Json payload);
+  static Reply Err(std::string code, std::string message, Json details = nullptr);
+};
+int HttpStatusFor(const std::string& code);
+std::string Frame(const Json& value);  // compact JSON, invalid UTF-8 replaced
+
+// A WebSocket connection as the core sees it (implemented in server.cc).
+class Connection : public std::enable_shared_from_this<Connection> {
+ public:
+  virtual ~Connection() = default;
+  // Queues {"type":"event","event":EVENT,"payload":PAYLOAD_JSON,"seq":n,...}.
+  virtual void SendEvent(const std::string& event, const std::string& payload_json) = 0;
+  // Frames that may be queued now before the high-water mark (0 = none).
+  virtual int Room() const = 0;
+  bool HasRoom() const { return Room() > 0; }
+  // Past the hard limits (frames or bytes): the client is too slow.
+  virtual bool Overflowing() const = 0;
+  virtual void Close(int code, const std::string& reason) = 0;
+
+  bool authenticated = false;
+  bool closing = false;
+  Caller caller;
+  std::map<std::string, std::string> streams;  // stream id -> run id
+};
+
+// A stream's reader of a run's events: the last seq it was sent.
+struct Subscriber {
+  std::weak_ptr<Connection> conn;
+  std::string stream_id;
+  int64_t cursor = -1;
+};
+
+// The events of one run that subscribers follow, read from the database.
+struct Feed {
+  int64_t last_seq = -1;
+  std::string status;
+  std::deque<std::pair<int64_t, std::shared_ptr<const std::string>>> ring;  // recent payloads
+  std::vector<Subscriber> subs;
+};
+
+struct Metrics {
+  std::atomic<int64_t> runs_launched{0}, tasks_started{0}, tasks_finished{0}, tasks_failed{0};
+  std::atomic<int64_t> events_sent{0}, auth_failures{0}, backpressure_disconnects{0};
+  std::atomic<int64_t> connections{0};
+  struct RpcStats {
+    std::array<int64_t, 12> buckets{};
+    int64_t count = 0;
+    double sum = 0;
+  };
+  std::mutex mu;  // guards the maps
+  std::map<std::string, RpcStats> rpc;
+  std::map<std::string, int64_t> outcomes;  // method \x1f code -> count
+  void ObserveRpc(const std::string& method, const std::string& outcome, double seconds);
+};
+
+struct WorkflowEntry {
+  std::string key;
+  std::string path;
+  std::string revision;  // SHA-256 of the source
+  int64_t mtime_ns = 0;
+  int64_t size = 0;
+  int64_t loaded_at_ms = 0;
+};
+
+struct RunStart {
+  std::string run_id;
+  std::string path;
+  Json input = Json::object();
+  Json auth;
+  bool resume = false;
+  bool force = false;
+  std::string claim_from;
+  int max_concurrency = 16;
+};
+
+struct ActiveRun {
+  std::thread thread;
+  std::shared_ptr<std::atomic<bool>> done;
+};
+
+class Gateway {
+ public:
+  Gateway(const GatewayOptions& options, std::unique_ptr<Store> store);
+  ~Gateway();
+
+  Result<Caller> Authenticate(const Credentials& credentials);
+  // Still valid (not expired, not revoked)?
+  Status Revalidate(const Caller& caller);
+  // Runs one RPC method for an authenticated caller. `conn` is null over HTTP.
+  Reply Call(const Caller& caller, const std::string& method, const Json& params, Connection* conn);
+  Json Hello(const Caller& caller);
+  Reply Health();
+  std::string MetricsText();
+  Reply ListWorkflows();
+
+  // Periodic work, driven by server.cc's timers.
+  void ScanWorkflows();
+  void Supervise();
+  void FireDueCron();
+  void PumpAll();
+  // Sends a connection's streams what they lack, without reading the
+  // database for new events (its queue drained below the high-water mark).
+  void PumpConnection(Connection& conn);
+  void Heartbeats();
+  void Broadcast(const std::string& event, const Json& payload);
+  // Thread-safe: asks the io thread to pump the feeds soon.
+  void Wake();
+  void Log(Json line);
+
+  const GatewayOptions& options() const { return opts_; }
+  Clock& clock() { return clock_; }
+  Metrics& metrics() { return metrics_; }
+  std::vector<std::weak_ptr<Connection>>& connections() { return connections_; }
+  // Set by the server: schedules PumpAll on the io thread (thread-safe).
+  std::function<void()> request_pump;
+
+ private:
+  Reply CallInner(const Caller& caller, const std::string& method, const Json& params,
+                  Connection* conn);
+  static Reply StoreError(const Status& s, const std::string& not_found_code);
+  static std::string StringParam(const Json& params, const char* name);
+  Json Identity() const;
+  Json RunSummary(const RunRecord& run);
+  Reply GetRun(const Json& params);
+  Reply ListRuns(const Json& params);
+  Reply GetNodeOutput(const Json& params);
+  Reply StreamRunEvents(const Json& params, Connection& conn);
+  Reply Unsubscribe(const Json& params, Connection& conn);
+  Reply LaunchRun(const Caller& caller, const Json& params);
+  Reply ResumeRun(const Json& params);
+  Reply CancelRunMethod(const Json& params);
+  Reply ListApprovals(const Json& params);
+  Reply SubmitApproval(const Caller& caller, const Json& params);
+  Reply SubmitSignal(const Caller& caller, const Json& params);
+  Reply CronList(const Json& params);
+  Reply CronCreate(const Json& params);
+  Reply CronDelete(const Json& params);
+  Reply CronRun(const Caller& caller, const Json& params);
+
+  void StartRun(RunStart start, std::unique_ptr<script::LuaWorkflow> module);
+  // Runs on the run's thread; `started` is set at its first commit (or end).
+  void Execute(const RunStart& start, std::unique_ptr<script::LuaWorkflow> module,
+               std::promise<void>& started);
+  void Poll(const std::string& run_id, Feed& feed);
+  bool Pump(const std::string& run_id, Feed& feed, Subscriber& sub);
+  static std::string EventPayload(const EventRecord& e);
+
+  GatewayOptions opts_;
+  Clock& clock_;
+  std::unique_ptr<Store> store_;  // the io thread's connection; runs open their own
+  int64_t started_at_ms_;
+  std::string workspace_root_;
+  int64_t state_version_ = 0;
+  int64_t next_stream_id_ = 0;
+  std::map<std::string, WorkflowEntry> workflows_;
+  std::map<std::string, ActiveRun> active_;
+  std::map<std::string, Feed> feeds_;
+  std::vector<std::weak_ptr<Connection>> connections_;
+  std::atomic<bool> wake_pending_{false};
+  Metrics metrics_;
+  std::mutex log_mu_;
+  FILE* log_file_ = nullptr;
+};
+
+}  // namespace smithers::gateway
+
+#endif  // SMITHERS_GATEWAY_GATEWAY_INTERNAL_H_

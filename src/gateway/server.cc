@@ -1,0 +1,771 @@
+// The Gateway's network side: one io thread serving HTTP/1.1 and WebSocket,
+// plain or TLS (Boost.Beast over Asio, OpenSSL), with the limits of
+// docs/gateway.md "Limits": body and frame sizes, connection caps, bounded
+// outbound queues, header and connect timeouts.
+#include <openssl/rand.h>
+#include <sys/stat.h>
+
+#include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <boost/beast/websocket.hpp>
+#include <boost/beast/websocket/ssl.hpp>
+#include <chrono>
+#include <optional>
+
+#include "base/hash.h"
+#include "gateway/gateway_internal.h"
+#include "smithers/engine.h"
+
+namespace smithers::gateway {
+namespace {
+
+namespace net = boost::asio;
+namespace ssl = boost::asio::ssl;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace websocket = beast::websocket;
+using Tcp = net::ip::tcp;
+using Request = http::request<http::string_body>;
+using Response = http::response<http::string_body>;
+
+constexpr size_t kHardFrameLimit = 16u << 20;  // above max_frame_bytes: refused with an error
+constexpr int kCloseGraceMs = 2000;
+
+bool IsLoopbackHost(std::string host) {
+  if (!host.empty() && host.front() == '[') {
+    size_t end = host.find(']');
+    host = host.substr(1, end == std::string::npos ? std::string::npos : end - 1);
+  } else if (std::count(host.begin(), host.end(), ':') == 1) {
+    host = host.substr(0, host.find(':'));  // strip a port
+  }
+  return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
+}
+
+Credentials CredentialsOf(const Request& req) {
+  Credentials c;
+  auto auth = req.find(http::field::authorization);
+  if (auth != req.end()) {
+    std::string v(auth->value());
+    if (v.size() > 7 && (v.rfind("Bearer ", 0) == 0 || v.rfind("bearer ", 0) == 0)) {
+      c.bearer = v.substr(7);
+    }
+  }
+  if (c.bearer.empty()) {
+    auto key = req.find("x-smithers-key");
+    if (key != req.end()) c.bearer = std::string(key->value());
+  }
+  auto field = [&](const char* name) {
+    auto it = req.find(name);
+    return it == req.end() ? std::string() : std::string(it->value());
+  };
+  c.proxy_user = field("x-user-id");
+  c.proxy_scopes = field("x-user-scopes");
+  c.proxy_role = field("x-user-role");
+  return c;
+}
+
+Json ErrorJson(const Reply& r) {
+  Json e = {{"code", r.code}, {"message", r.message}};
+  if (r.details.is_object()) {
+    if (r.details.contains("requiredScope")) e["requiredScope"] = r.details["requiredScope"];
+    if (r.details.contains("refresh")) e["refresh"] = r.details["refresh"];
+    e["details"] = r.details;
+  }
+  return e;
+}
+
+Json ResponseFrame(const Json& id, const Reply& r) {
+  Json f = {{"type", "res"}, {"id", id}, {"ok", r.ok}};
+  if (r.ok) {
+    f["payload"] = r.payload;
+  } else {
+    f["error"] = ErrorJson(r);
+  }
+  return f;
+}
+
+Reply Unauthorized(const Status& why) {
+  Json details = Json::object();
+  const std::string& m = why.message();
+  if (m.find("expired") != std::string::npos || m.find("revoked") != std::string::npos) {
+    details["refresh"] = "smithers token issue";
+  }
+  return Reply::Err("Unauthorized", m, details);
+}
+
+class Server;
+
+// ---- WebSocket ----
+
+template <class Stream>
+class WsSession final : public Connection {
+ public:
+  WsSession(Stream&& stream, Server& server, std::string remote, Credentials upgrade_credentials);
+  void Start(Request req);
+
+  void SendEvent(const std::string& event, const std::string& payload_json) override;
+  int Room() const override;
+  bool Overflowing() const override;
+  void Close(int code, const std::string& reason) override;
+  void Tick();
+
+ private:
+  void Send(std::string text);
+  void DoRead();
+  void OnRead(beast::error_code ec);
+  void Handle(const std::string& text);
+  void HandleConnect(const Json& id, const Json& params);
+  void DoWrite();
+  void StartClose();
+  void Finish();
+
+  websocket::stream<Stream> ws_;
+  Server& server_;
+  Gateway& gw_;
+  std::string remote_;
+  Credentials upgrade_credentials_;
+  beast::flat_buffer buffer_;
+  std::deque<std::string> queue_;
+  size_t queued_bytes_ = 0;
+  bool writing_ = false;
+  int64_t write_started_ms_ = 0;
+  int64_t seq_ = 0;
+  bool counted_preauth_ = false;
+  bool finished_ = false;
+  bool close_sent_ = false;
+  websocket::close_reason close_reason_;
+  net::steady_timer connect_timer_;
+  net::steady_timer close_timer_;
+};
+
+// ---- HTTP ----
+
+template <class Stream>
+class HttpSession final : public std::enable_shared_from_this<HttpSession<Stream>> {
+ public:
+  HttpSession(Stream&& stream, Server& server, std::string remote)
+      : stream_(std::move(stream)), server_(server), remote_(std::move(remote)) {}
+  void Start();
+
+ private:
+  void DoRead();
+  void OnRead(beast::error_code ec);
+  Response HandleRequest(const Request& req, std::string* user, std::string* method);
+  void Write(Response res, bool close);
+  void Shutdown();
+
+  Stream stream_;
+  Server& server_;
+  std::string remote_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+};
+
+class Server {
+ public:
+  Server(Gateway& gw, net::io_context& ioc, std::optional<ssl::context>& tls)
+      : gw(gw),
+        ioc(ioc),
+        tls(tls),
+        acceptor_(ioc),
+        pump_timer_(ioc),
+        tick_timer_(ioc),
+        second_timer_(ioc) {}
+
+  Status Listen(const std::string& host, int port) {
+    beast::error_code ec;
+    auto address = net::ip::make_address(host == "localhost" ? "127.0.0.1" : host, ec);
+    if (ec) return InvalidArgumentError("--host \"" + host + "\" is not an IP address");
+    Tcp::endpoint ep(address, static_cast<uint16_t>(port));
+    acceptor_.open(ep.protocol(), ec);
+    if (!ec) acceptor_.set_option(net::socket_base::reuse_address(true), ec);
+    if (!ec) acceptor_.bind(ep, ec);
+    if (!ec) acceptor_.listen(net::socket_base::max_listen_connections, ec);
+    if (ec) {
+      return UnavailableError("cannot listen on " + host + ":" + std::to_string(port) + ": " +
+                              ec.message());
+    }
+    bound_port = acceptor_.local_endpoint().port();
+    return Status::Ok();
+  }
+
+  void Start() {
+    gw.request_pump = [this]() { net::post(ioc, [this] { gw.PumpAll(); }); };
+    DoAccept();
+    PumpLoop();
+    TickLoop();
+    SecondLoop();
+  }
+
+  void Stop() {
+    beast::error_code ec;
+    acceptor_.close(ec);
+    pump_timer_.cancel();
+    tick_timer_.cancel();
+    second_timer_.cancel();
+    for (auto& w : gw.connections()) {
+      if (auto c = w.lock()) c->Close(1001, "server shutting down");
+    }
+  }
+
+  Gateway& gw;
+  net::io_context& ioc;
+  std::optional<ssl::context>& tls;
+  int bound_port = 0;
+  int preauth = 0;
+  int authenticated = 0;
+
+ private:
+  void DoAccept() {
+    acceptor_.async_accept(net::make_strand(ioc), [this](beast::error_code ec, Tcp::socket s) {
+      if (ec == net::error::operation_aborted) return;
+      if (!ec) {
+        beast::error_code rec;
+        auto ep = s.remote_endpoint(rec);
+        std::string remote = rec ? "?" : ep.address().to_string() + ":" + std::to_string(ep.port());
+        s.set_option(Tcp::no_delay(true), rec);
+        if (tls) {
+          std::make_shared<HttpSession<beast::ssl_stream<beast::tcp_stream>>>(
+              beast::ssl_stream<beast::tcp_stream>(beast::tcp_stream(std::move(s)), *tls), *this,
+              remote)
+              ->Start();
+        } else {
+          std::make_shared<HttpSession<beast::tcp_stream>>(beast::tcp_stream(std::move(s)), *this,
+                                                           remote)
+              ->Start();
+        }
+      }
+      DoAccept();
+    });
+  }
+
+  void PumpLoop() {
+    gw.PumpAll();
+    pump_timer_.expires_after(std::chrono::milliseconds(100));
+    pump_timer_.async_wait([this](beast::error_code ec) {
+      if (!ec) PumpLoop();
+    });
+  }
+
+  void TickLoop() {
+    tick_timer_.expires_after(std::chrono::milliseconds(gw.options().heartbeat_ms));
+    tick_timer_.async_wait([this](beast::error_code ec) {
+      if (ec) return;
+      auto& conns = gw.connections();
+      conns.erase(std::remove_if(conns.begin(), conns.end(),
+                                 [](const std::weak_ptr<Connection>& w) { return w.expired(); }),
+                  conns.end());
+      for (auto& w : conns) {
+        if (auto c = w.lock(); c && c->authenticated && !c->closing) {
+          c->SendEvent("tick", Frame({{"ts", gw.clock().NowMs()}}));
+          // An expired or revoked credential closes the socket it opened.
+          Status still = gw.Revalidate(c->caller);
+          if (!still.ok()) c->Close(1008, still.message());
+        }
+      }
+      TickLoop();
+    });
+  }
+
+  void SecondLoop() {
+    second_timer_.expires_after(std::chrono::milliseconds(1000));
+    second_timer_.async_wait([this](beast::error_code ec) {
+      if (ec) return;
+      gw.ScanWorkflows();
+      gw.Supervise();
+      gw.FireDueCron();
+      gw.Heartbeats();
+      SecondLoop();
+    });
+  }
+
+  Tcp::acceptor acceptor_;
+  net::steady_timer pump_timer_, tick_timer_, second_timer_;
+};
+
+// ---- HttpSession ----
+
+template <class Stream>
+void HttpSession<Stream>::Start() {
+  if constexpr (std::is_same_v<Stream, beast::tcp_stream>) {
+    net::dispatch(stream_.get_executor(), [self = this->shared_from_this()] { self->DoRead(); });
+  } else {
+    beast::get_lowest_layer(stream_).expires_after(std::chrono::seconds(30));
+    stream_.async_handshake(ssl::stream_base::server,
+                            [self = this->shared_from_this()](beast::error_code ec) {
+                              if (!ec) self->DoRead();
+                            });
+  }
+}
+
+template <class Stream>
+void HttpSession<Stream>::DoRead() {
+  parser_.emplace();
+  parser_->body_limit(server_.gw.options().max_body_bytes);
+  parser_->header_limit(16 * 1024);
+  beast::get_lowest_layer(stream_).expires_after(std::chrono::seconds(30));
+  http::async_read(
+      stream_, buffer_, *parser_,
+      [self = this->shared_from_this()](beast::error_code ec, size_t) { self->OnRead(ec); });
+}
+
+template <class Stream>
+void HttpSession<Stream>::OnRead(beast::error_code ec) {
+  if (ec == http::error::end_of_stream) return Shutdown();
+  if (ec == http::error::body_limit) {
+    Reply r = Reply::Err(
+        "PayloadTooLarge",
+        "request body over " + std::to_string(server_.gw.options().max_body_bytes) + " bytes");
+    Response res{http::status::payload_too_large, 11};
+    res.set(http::field::content_type, "application/json");
+    res.body() = Frame(ResponseFrame(nullptr, r));
+    return Write(std::move(res), true);
+  }
+  if (ec) return;
+  Request req = parser_->release();
+  if (websocket::is_upgrade(req)) {
+    beast::get_lowest_layer(stream_).expires_never();
+    auto host = req.find(http::field::host);
+    auto origin = req.find(http::field::origin);
+    const GatewayOptions& o = server_.gw.options();
+    // DNS rebinding: with no auth, only loopback names may reach us.
+    if (o.auth == "none" && !o.insecure &&
+        ((host != req.end() && !IsLoopbackHost(std::string(host->value()))) ||
+         (origin != req.end() &&
+          !IsLoopbackHost(std::string(origin->value())
+                              .substr(std::string(origin->value()).find("://") == std::string::npos
+                                          ? 0
+                                          : std::string(origin->value()).find("://") + 3))))) {
+      Response res{http::status::forbidden, req.version()};
+      res.body() = "forbidden host or origin\n";
+      return Write(std::move(res), true);
+    }
+    if (server_.preauth >= o.max_preauth_connections) {
+      Response res{http::status::service_unavailable, req.version()};
+      res.body() = "too many connections awaiting connect\n";
+      return Write(std::move(res), true);
+    }
+    Credentials creds = CredentialsOf(req);
+    auto session =
+        std::make_shared<WsSession<Stream>>(std::move(stream_), server_, remote_, std::move(creds));
+    session->Start(std::move(req));
+    return;
+  }
+  int64_t t0 = server_.gw.clock().MonotonicMs();
+  std::string user, method;
+  Response res = HandleRequest(req, &user, &method);
+  res.version(req.version());
+  res.set("X-Smithers-API-Version", "v1");
+  res.prepare_payload();
+  res.keep_alive(req.keep_alive());
+  std::string target(req.target());
+  if (target != "/health" && target != "/metrics") {
+    server_.gw.Log(
+        {{"event", "http"},
+         {"remote", remote_},
+         {"userId", user.empty() ? Json() : Json(user)},
+         {"method", method.empty() ? Json(std::string(req.method_string())) : Json(method)},
+         {"path", target.substr(0, target.find('?'))},
+         {"status", res.result_int()},
+         {"latencyMs", server_.gw.clock().MonotonicMs() - t0}});
+  }
+  Write(std::move(res), !req.keep_alive());
+}
+
+template <class Stream>
+Response HttpSession<Stream>::HandleRequest(const Request& req, std::string* user,
+                                            std::string* method) {
+  Gateway& gw = server_.gw;
+  std::string target(req.target());
+  std::string path = target.substr(0, target.find('?'));
+  Response res{http::status::ok, req.version()};
+  res.set(http::field::content_type, "application/json");
+  auto reply = [&](const Json& id, const Reply& r) {
+    res.result(r.ok ? 200 : HttpStatusFor(r.code));
+    res.body() = Frame(ResponseFrame(id, r));
+  };
+  if (req.method() == http::verb::get && path == "/health") {
+    res.body() = Frame(gw.Health().payload);
+    return res;
+  }
+  if (req.method() == http::verb::get && path == "/metrics") {
+    res.set(http::field::content_type, "text/plain; version=0.0.4");
+    res.body() = gw.MetricsText();
+    return res;
+  }
+  Json id = nullptr, params = Json::object();
+  if (req.method() == http::verb::get && path == "/workflows") {
+    *method = "listWorkflows";
+  } else if (req.method() == http::verb::post && path.rfind("/v1/rpc/", 0) == 0) {
+    *method = path.substr(8);
+    if (!req.body().empty()) {
+      params = Json::parse(req.body(), nullptr, false);
+      if (params.is_discarded()) {
+        reply(nullptr, Reply::Err("InvalidRequest", "the body is not JSON"));
+        return res;
+      }
+    }
+  } else if (req.method() == http::verb::post && path == "/rpc") {
+    Json body = Json::parse(req.body(), nullptr, false);
+    if (body.is_discarded() || !body.is_object() || !body.contains("method") ||
+        !body["method"].is_string()) {
+      reply(nullptr, Reply::Err("InvalidRequest", "expected {id, method, params}"));
+      return res;
+    }
+    id = body.value("id", Json());
+    *method = body["method"].get<std::string>();
+    params = body.value("params", Json::object());
+  } else {
+    res.result(http::status::not_found);
+    res.body() = Frame({{"ok", false}, {"error", {{"code", "NOT_FOUND"}, {"message", path}}}});
+    return res;
+  }
+  Result<Caller> caller = gw.Authenticate(CredentialsOf(req));
+  if (!caller.ok()) {
+    gw.metrics().auth_failures++;
+    reply(id, Unauthorized(caller.status()));
+    return res;
+  }
+  *user = caller->user_id;
+  Reply r = gw.Call(*caller, *method, params, nullptr);
+  if (*method == "listWorkflows" && path == "/workflows" && r.ok) {
+    res.body() = Frame(r.payload);
+    return res;
+  }
+  reply(id, r);
+  return res;
+}
+
+template <class Stream>
+void HttpSession<Stream>::Write(Response res, bool close) {
+  auto sp = std::make_shared<Response>(std::move(res));
+  sp->keep_alive(!close);
+  sp->prepare_payload();
+  beast::get_lowest_layer(stream_).expires_after(std::chrono::seconds(60));
+  http::async_write(stream_, *sp,
+                    [self = this->shared_from_this(), sp, close](beast::error_code ec, size_t) {
+                      if (ec) return;
+                      if (close) return self->Shutdown();
+                      self->DoRead();
+                    });
+}
+
+template <class Stream>
+void HttpSession<Stream>::Shutdown() {
+  beast::error_code ec;
+  if constexpr (std::is_same_v<Stream, beast::tcp_stream>) {
+    stream_.socket().shutdown(Tcp::socket::shutdown_send, ec);
+  } else {
+    beast::get_lowest_layer(stream_).expires_after(std::chrono::seconds(5));
+    stream_.async_shutdown([self = this->shared_from_this()](beast::error_code) {});
+  }
+}
+
+// ---- WsSession ----
+
+template <class Stream>
+WsSession<Stream>::WsSession(Stream&& stream, Server& server, std::string remote,
+                             Credentials upgrade_credentials)
+    : ws_(std::move(stream)),
+      server_(server),
+      gw_(server.gw),
+      remote_(std::move(remote)),
+      upgrade_credentials_(std::move(upgrade_credentials)),
+      connect_timer_(ws_.get_executor()),
+      close_timer_(ws_.get_executor()) {}
+
+template <class Stream>
+void WsSession<Stream>::Start(Request req) {
+  ws_.set_option(websocket::stream_base::timeout::suggested(beast::role_type::server));
+  ws_.set_option(websocket::stream_base::decorator(
+      [](websocket::response_type& res) { res.set("X-Smithers-API-Version", "v1"); }));
+  ws_.read_message_max(kHardFrameLimit);
+  server_.preauth++;
+  counted_preauth_ = true;
+  auto self = std::static_pointer_cast<WsSession>(shared_from_this());
+  ws_.async_accept(req, [self](beast::error_code ec) {
+    if (ec) return self->Finish();
+    self->gw_.connections().push_back(self);
+    self->gw_.metrics().connections++;
+    unsigned char raw[16];
+    RAND_bytes(raw, sizeof raw);
+    std::string nonce = base::Sha256Hex(std::string(reinterpret_cast<char*>(raw), sizeof raw));
+    self->SendEvent("connect.challenge",
+                    Frame({{"nonce", nonce.substr(0, 32)}, {"ts", self->gw_.clock().NowMs()}}));
+    self->connect_timer_.expires_after(
+        std::chrono::milliseconds(self->gw_.options().connect_timeout_ms));
+    self->connect_timer_.async_wait([self](beast::error_code tec) {
+      if (!tec && !self->authenticated) self->Close(1008, "no connect within the timeout");
+    });
+    self->DoRead();
+  });
+}
+
+template <class Stream>
+void WsSession<Stream>::DoRead() {
+  auto self = std::static_pointer_cast<WsSession>(shared_from_this());
+  ws_.async_read(buffer_, [self](beast::error_code ec, size_t) { self->OnRead(ec); });
+}
+
+template <class Stream>
+void WsSession<Stream>::OnRead(beast::error_code ec) {
+  if (ec) return Finish();
+  std::string text = beast::buffers_to_string(buffer_.data());
+  buffer_.consume(buffer_.size());
+  if (!closing) Handle(text);
+  if (!closing) DoRead();
+}
+
+template <class Stream>
+void WsSession<Stream>::Handle(const std::string& text) {
+  auto fail = [&](const Json& id, const Reply& r) { Send(Frame(ResponseFrame(id, r))); };
+  // Frames up to the hard limit are parsed (so an oversized request still
+  // gets an answer with its id); the limit itself is enforced by Beast.
+  Json frame = Json::parse(text, nullptr, false);
+  Json id = frame.is_object() ? frame.value("id", Json()) : Json();
+  if (text.size() > gw_.options().max_frame_bytes) {
+    return fail(
+        id, Reply::Err("PayloadTooLarge",
+                       "frame over " + std::to_string(gw_.options().max_frame_bytes) + " bytes"));
+  }
+  if (frame.is_discarded() || !frame.is_object()) {
+    return fail(nullptr, Reply::Err("InvalidRequest", "the frame is not a JSON object"));
+  }
+  if (frame.value("type", Json()) != "req" || !frame.contains("method") ||
+      !frame["method"].is_string() || !(id.is_string() || id.is_number())) {
+    return fail(id, Reply::Err("InvalidRequest", "expected {type: \"req\", id, method, params}"));
+  }
+  std::string method = frame["method"].get<std::string>();
+  Json params = frame.value("params", Json::object());
+  int64_t t0 = gw_.clock().MonotonicMs();
+  Reply r;
+  if (method == "connect") {
+    if (authenticated) {
+      r = Reply::Err("InvalidRequest", "already connected");
+    } else {
+      return HandleConnect(id, params);
+    }
+  } else if (!authenticated) {
+    r = Reply::Err("UNAUTHORIZED", "send connect first");
+  } else if (Status still = gw_.Revalidate(caller); !still.ok()) {
+    gw_.metrics().auth_failures++;
+    fail(id, Unauthorized(still));
+    return Close(1008, still.message());
+  } else {
+    r = gw_.Call(caller, method, params, this);
+  }
+  Send(Frame(ResponseFrame(id, r)));
+  gw_.Log({{"event", "ws"},
+           {"remote", remote_},
+           {"userId", caller.user_id.empty() ? Json() : Json(caller.user_id)},
+           {"method", method},
+           {"status", r.ok ? 200 : HttpStatusFor(r.code)},
+           {"latencyMs", gw_.clock().MonotonicMs() - t0}});
+}
+
+template <class Stream>
+void WsSession<Stream>::HandleConnect(const Json& id, const Json& params) {
+  auto fail = [&](const Reply& r, int close_code) {
+    Send(Frame(ResponseFrame(id, r)));
+    if (close_code != 0) Close(close_code, r.message);
+  };
+  if (!params.is_object() || !params.contains("minProtocol") || !params.contains("maxProtocol") ||
+      !params["minProtocol"].is_number_integer() || !params["maxProtocol"].is_number_integer()) {
+    return fail(Reply::Err("INVALID_REQUEST", "connect needs minProtocol and maxProtocol"), 0);
+  }
+  if (params["minProtocol"].get<int>() > kProtocolVersion ||
+      params["maxProtocol"].get<int>() < kProtocolVersion) {
+    return fail(Reply::Err("PROTOCOL_UNSUPPORTED", "this Gateway speaks protocol 1"), 1002);
+  }
+  Credentials creds = upgrade_credentials_;
+  if (params.contains("auth") && params["auth"].is_object()) {
+    std::string token = params["auth"].value("token", "");
+    if (!token.empty()) creds.bearer = token;
+  }
+  Result<Caller> who = gw_.Authenticate(creds);
+  if (!who.ok()) {
+    gw_.metrics().auth_failures++;
+    gw_.Log({{"event", "ws.connect"},
+             {"remote", remote_},
+             {"status", 401},
+             {"error", who.status().message()}});
+    return fail(Unauthorized(who.status()), 1008);
+  }
+  if (server_.authenticated >= gw_.options().max_connections) {
+    return fail(Reply::Err("CONNECTION_LIMIT", "too many connections"), 1013);
+  }
+  caller = std::move(who).value();
+  authenticated = true;
+  server_.authenticated++;
+  server_.preauth--;
+  counted_preauth_ = false;
+  connect_timer_.cancel();
+  Send(Frame(ResponseFrame(id, Reply::Ok(gw_.Hello(caller)))));
+  gw_.Log(
+      {{"event", "ws.connect"}, {"remote", remote_}, {"userId", caller.user_id}, {"status", 200}});
+}
+
+template <class Stream>
+void WsSession<Stream>::SendEvent(const std::string& event, const std::string& payload_json) {
+  gw_.metrics().events_sent++;
+  Send("{\"type\":\"event\",\"event\":\"" + event + "\",\"payload\":" + payload_json +
+       ",\"seq\":" + std::to_string(++seq_) + "}");
+}
+
+template <class Stream>
+int WsSession<Stream>::Room() const {
+  const GatewayOptions& o = gw_.options();
+  if (queued_bytes_ >= o.max_queue_bytes / 2) return 0;
+  return std::max(0, o.max_queue_frames / 2 - static_cast<int>(queue_.size()));
+}
+
+template <class Stream>
+bool WsSession<Stream>::Overflowing() const {
+  const GatewayOptions& o = gw_.options();
+  return static_cast<int>(queue_.size()) >= o.max_queue_frames ||
+         queued_bytes_ >= o.max_queue_bytes ||
+         (writing_ && gw_.clock().MonotonicMs() - write_started_ms_ > o.slow_consumer_ms);
+}
+
+template <class Stream>
+void WsSession<Stream>::Send(std::string text) {
+  if (finished_) return;
+  queued_bytes_ += text.size();
+  queue_.push_back(std::move(text));
+  if (!writing_) DoWrite();
+}
+
+template <class Stream>
+void WsSession<Stream>::DoWrite() {
+  if (queue_.empty()) {
+    writing_ = false;
+    if (closing) StartClose();
+    return;
+  }
+  writing_ = true;
+  write_started_ms_ = gw_.clock().MonotonicMs();
+  ws_.text(true);
+  auto self = std::static_pointer_cast<WsSession>(shared_from_this());
+  ws_.async_write(net::buffer(queue_.front()), [self](beast::error_code ec, size_t) {
+    if (ec) return self->Finish();
+    bool had_room = self->HasRoom();
+    self->queued_bytes_ -= self->queue_.front().size();
+    self->queue_.pop_front();
+    // A stream paused at the high-water mark goes on once the queue drains.
+    if (!had_room && self->HasRoom() && !self->streams.empty() && !self->closing) {
+      self->gw_.PumpConnection(*self);
+    }
+    self->DoWrite();
+  });
+}
+
+template <class Stream>
+void WsSession<Stream>::Close(int code, const std::string& reason) {
+  if (closing) return;
+  closing = true;
+  close_reason_ =
+      websocket::close_reason(static_cast<websocket::close_code>(code), reason.substr(0, 120));
+  auto self = std::static_pointer_cast<WsSession>(shared_from_this());
+  // Queued frames (the error that explains the close) go first, but not for
+  // long: a client that does not read is cut off.
+  close_timer_.expires_after(std::chrono::milliseconds(kCloseGraceMs));
+  close_timer_.async_wait([self](beast::error_code ec) {
+    if (ec) return;
+    beast::error_code ignored;
+    beast::get_lowest_layer(self->ws_).socket().close(ignored);
+    self->Finish();
+  });
+  if (!writing_) StartClose();
+}
+
+template <class Stream>
+void WsSession<Stream>::StartClose() {
+  if (close_sent_ || finished_) return;
+  close_sent_ = true;
+  auto self = std::static_pointer_cast<WsSession>(shared_from_this());
+  ws_.async_close(close_reason_, [self](beast::error_code) { self->Finish(); });
+}
+
+template <class Stream>
+void WsSession<Stream>::Finish() {
+  if (finished_) return;
+  finished_ = true;
+  closing = true;
+  close_timer_.cancel();
+  connect_timer_.cancel();
+  if (counted_preauth_) server_.preauth--;
+  counted_preauth_ = false;
+  if (authenticated) server_.authenticated--;
+  authenticated = false;
+  gw_.metrics().connections--;
+  queue_.clear();
+  queued_bytes_ = 0;
+  streams.clear();
+}
+
+}  // namespace
+
+Status RunGateway(const GatewayOptions& options) {
+  GatewayOptions o = options;
+  struct stat st {};
+  if (o.workflows_dir.empty() || stat(o.workflows_dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    return InvalidArgumentError("--workflows \"" + o.workflows_dir + "\" is not a folder");
+  }
+  if (o.tls_cert.empty() != o.tls_key.empty()) {
+    return InvalidArgumentError("--tls-cert and --tls-key go together");
+  }
+  bool loopback = IsLoopbackHost(o.host);
+  bool tls_on = !o.tls_cert.empty();
+  if (o.auth != "token" && o.auth != "jwt" && o.auth != "trusted-proxy" && o.auth != "none") {
+    return InvalidArgumentError("--auth must be token, jwt, trusted-proxy or none");
+  }
+  if (o.auth == "none" && !loopback) {
+    return InvalidArgumentError("--auth none is only allowed on a loopback address");
+  }
+  if (o.auth == "jwt" && o.jwt.secret.empty()) {
+    return InvalidArgumentError("--auth jwt needs a secret (--jwt-secret-env NAME)");
+  }
+  if (!loopback && !tls_on) {
+    if (!o.insecure) {
+      return InvalidArgumentError("listening on " + o.host +
+                                  " without TLS needs --insecure (or --tls-cert/--tls-key)");
+    }
+    fprintf(stderr,
+            "smithers gateway: WARNING: serving %s without TLS: tokens cross the network in "
+            "clear text\n",
+            o.host.c_str());
+  }
+  std::optional<ssl::context> tls;
+  if (tls_on) {
+    tls.emplace(ssl::context::tls_server);
+    tls->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                     ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
+    beast::error_code ec;
+    tls->use_certificate_chain_file(o.tls_cert, ec);
+    if (ec) return InvalidArgumentError("--tls-cert " + o.tls_cert + ": " + ec.message());
+    tls->use_private_key_file(o.tls_key, ssl::context::pem, ec);
+    if (ec) return InvalidArgumentError("--tls-key " + o.tls_key + ": " + ec.message());
+  }
+  Result<std::unique_ptr<Store>> store =
+      OpenSqliteStore({.path = o.db_path, .synchronous = o.synchronous});
+  if (!store.ok()) return store.status();
+  Gateway gw(o, std::move(store).value());
+  net::io_context ioc(1);
+  Server server(gw, ioc, tls);
+  SMITHERS_RETURN_IF_ERROR(server.Listen(o.host, o.port));
+  server.Start();
+  gw.Supervise();  // recovery of runs whose process died, before the first client
+  if (o.on_listening) o.on_listening(o.host, server.bound_port);
+  net::signal_set signals(ioc, SIGINT, SIGTERM);
+  signals.async_wait([&](beast::error_code, int) {
+    server.Stop();
+    net::post(ioc, [&ioc] { ioc.stop(); });
+  });
+  ioc.run();
+  return Status::Ok();
+}
+
+}  // namespace smithers::gateway

@@ -1,0 +1,535 @@
+#!/usr/bin/env python3
+"""The Gateway end to end: the real binary, a real WebSocket client
+(tests/e2e/ws_client.py) and plain HTTP. Checked: the handshake, every method,
+the scope matrix over the whole method table, token TTL and revocation (an
+open socket is closed), durable event seqs across a Gateway restart, cron
+(including one fire for slots missed while down), limits (malformed and
+oversized frames, a slow consumer) and that no token reaches the database or
+the access log."""
+
+import glob
+import http.client
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+
+from smithers_e2e import BIN, E2ETest, main
+from ws_client import Closed, WebSocket
+
+HELLO = """
+local outputs = smithers.outputs { greeting = z.object { message = z.string() } }
+return smithers(function(ctx)
+  return Workflow { name = "hello",
+    Task { id = "greet", output = outputs.greeting,
+           { message = "Hello, " .. (ctx.input.name or "world") } } }
+end)
+"""
+
+GATE = """
+local outputs = smithers.outputs { decision = smithers.approvalDecision,
+                                   done = z.object { ok = z.boolean() } }
+return smithers(function(ctx)
+  return Workflow { name = "gate",
+    Sequence {
+      smithers.Approval { id = "ship", output = outputs.decision, owner = "ops",
+                          request = { title = "Ship it?" } },
+      Task { id = "after", output = outputs.done, { ok = true } } } }
+end)
+"""
+
+# Many events: a loop of static tasks.
+CHATTY = """
+local outputs = smithers.outputs { n = z.object { i = z.integer() } }
+return smithers(function(ctx)
+  local kids = {}
+  for i = 1, (ctx.input.n or 50) do
+    kids[#kids + 1] = Task { id = "t" .. i, output = outputs.n, { i = i } }
+  end
+  return Workflow { name = "chatty", Sequence(kids) }
+end)
+"""
+
+# Every method of the table with parameters that make sense for it.
+def method_params(run_id):
+    return {
+        "health": {}, "listWorkflows": {}, "getRun": {"runId": run_id},
+        "listRuns": {}, "getNodeOutput": {"runId": run_id, "nodeId": "greet"},
+        "streamRunEvents": {"runId": run_id}, "subscribe": {"runId": run_id},
+        "unsubscribe": {"streamId": "nope"},
+        "launchRun": {"workflow": "hello", "input": {"name": "x"}},
+        "resumeRun": {"runId": run_id}, "cancelRun": {"runId": run_id},
+        "listApprovals": {}, "submitApproval": {"runId": run_id, "nodeId": "greet", "approved": True},
+        "submitSignal": {"runId": run_id, "signalName": "s"},
+        "cronList": {}, "cronCreate": {"workflow": "hello", "pattern": "0 0 1 1 *"},
+        "cronDelete": {"cronId": "nope"}, "cronRun": {"workflow": "hello"},
+    }
+
+SCOPES = ["run:read", "run:write", "run:admin", "approval:read", "approval:submit",
+          "signal:submit", "cron:read", "cron:write"]
+# The method table (src/gateway/auth.cc), which the matrix walks.
+TABLE = {
+    "health": "run:read", "listWorkflows": "run:read", "getRun": "run:read",
+    "listRuns": "run:read", "getNodeOutput": "run:read", "streamRunEvents": "run:read",
+    "subscribe": "run:read", "unsubscribe": "run:read", "launchRun": "run:write",
+    "resumeRun": "run:write", "cancelRun": "run:write", "listApprovals": "approval:read",
+    "submitApproval": "approval:submit", "submitSignal": "signal:submit",
+    "cronList": "cron:read", "cronCreate": "cron:write", "cronDelete": "cron:write",
+    "cronRun": "cron:write",
+}
+IMPLIES = {"run:admin": {"run:write", "run:read"}, "run:write": {"run:read"},
+           "cron:write": {"cron:read"}, "approval:submit": {"approval:read"}}
+
+
+class GatewayTest(E2ETest):
+    def setUp(self):
+        super().setUp()
+        self.wf_dir = self.path("workflows")
+        os.makedirs(self.wf_dir)
+        self.write("workflows/hello.lua", HELLO)
+        self.write("workflows/gate.lua", GATE)
+        self.write("workflows/chatty.lua", CHATTY)
+        self.access_log = self.path("access.log")
+        self.gateway = None
+
+    def token(self, scopes, *extra):
+        r = self.run_cli("token", "issue", "--scopes", scopes, *extra)
+        self.assertEqual(r.code, 0, r)
+        token = r.stdout.strip()
+        self.assertRegex(token, r"^smithers_[A-Za-z0-9_-]{43}$")
+        return token
+
+    def start(self, *extra, env=None):
+        argv = [BIN, "--db", self.db, "gateway", "--workflows", self.wf_dir, "--port", "0",
+                "--access-log", self.access_log] + list(extra)
+        e = dict(os.environ)
+        e.update(env or {})
+        p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env=e)
+        self._procs.append(p)
+        line = p.stdout.readline()
+        m = re.search(r"listening on https?://[^:]+:(\d+)", line)
+        if not m:
+            p.kill()
+            self.fail("gateway did not start: %r %s" % (line, p.stderr.read()))
+        self.gateway = p
+        self.port = int(m.group(1))
+        return p
+
+    def stop(self):
+        self.gateway.send_signal(signal.SIGTERM)
+        self.gateway.wait(timeout=10)
+
+    def http(self, method, path, body=None, token=None, headers=None):
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        h = dict(headers or {})
+        if token:
+            h["Authorization"] = "Bearer " + token
+        data = None if body is None else (body if isinstance(body, (bytes, str)) else json.dumps(body))
+        c.request(method, path, body=data, headers=h)
+        r = c.getresponse()
+        text = r.read().decode()
+        c.close()
+        try:
+            return r.status, json.loads(text)
+        except ValueError:
+            return r.status, text
+
+    def rpc(self, method, params, token):
+        return self.http("POST", "/v1/rpc/" + method, params, token)
+
+    def ws(self, token=None, **kw):
+        w = WebSocket("127.0.0.1", self.port, **kw)
+        self.addCleanup(w.close)
+        challenge = w.recv_json()
+        self.assertEqual(challenge["event"], "connect.challenge")
+        self.assertIn("nonce", challenge["payload"])
+        if token is not None:
+            res = w.request("connect", {"minProtocol": 1, "maxProtocol": 1,
+                                        "client": {"id": "test", "version": "1", "platform": "py"},
+                                        "auth": {"token": token}})
+            self.assertTrue(res["ok"], res)
+            w.hello = res["payload"]
+        return w
+
+    def wait_run(self, run_id, token, status=("finished",), timeout=20):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            code, r = self.rpc("getRun", {"runId": run_id}, token)
+            if code == 200 and r["payload"]["status"] in status:
+                return r["payload"]
+            time.sleep(0.05)
+        self.fail("run %s never reached %s (last: %s)" % (run_id, status, r))
+
+    def stream(self, w, run_id, after=None):
+        params = {"runId": run_id}
+        if after is not None:
+            params["afterSeq"] = after
+        res = w.request("streamRunEvents", params)
+        self.assertTrue(res["ok"], res)
+        events, completed = [], None
+        for f in getattr(w, "events", []):
+            if f.get("event") == "run.event":
+                events.append(f["payload"])
+        w.events = []
+        while completed is None:
+            f = w.recv_json()
+            if f["event"] == "run.event":
+                events.append(f["payload"])
+            elif f["event"] == "run.completed":
+                completed = f["payload"]
+        return res["payload"], events, completed
+
+    # ---- the handshake and the protocol ----
+
+    def test_handshake_hello_and_errors(self):
+        self.start("--heartbeat-ms", "200")
+        token = self.token("run:read", "--user", "alice")
+        w = self.ws()
+        res = w.request("getRun", {"runId": "x"})
+        self.assertEqual(res["error"]["code"], "UNAUTHORIZED")
+        res = w.request("connect", {"maxProtocol": 1})
+        self.assertEqual(res["error"]["code"], "INVALID_REQUEST")
+        res = w.request("connect", {"minProtocol": 1, "maxProtocol": 1, "auth": {"token": token}})
+        self.assertTrue(res["ok"], res)
+        hello = res["payload"]
+        self.assertEqual(hello["protocol"], 1)
+        self.assertEqual(hello["auth"]["userId"], "alice")
+        self.assertEqual(hello["auth"]["scopes"], ["run:read"])
+        self.assertEqual(hello["policy"]["heartbeatMs"], 200)
+        self.assertIn("identity", hello)
+        # tick heartbeats arrive
+        f = w.recv_json(timeout=3)
+        self.assertEqual(f["event"], "tick")
+        # malformed, unknown, wrong types, oversized: each an error, the socket lives
+        w.send_text("{not json")
+        self.assertEqual(w.recv_json()["error"]["code"], "InvalidRequest")
+        self.assertEqual(w.request("noSuchMethod", {})["error"]["code"], "METHOD_NOT_FOUND")
+        self.assertEqual(w.request("getRun", {"runId": 7})["error"]["code"], "InvalidRequest")
+        self.assertEqual(w.request("listRuns", {"filter": {"limit": "many"}})["error"]["code"],
+                         "InvalidRequest")
+        big = w.request("getRun", {"runId": "x" * (1100 * 1024)})
+        self.assertEqual(big["error"]["code"], "PayloadTooLarge")
+        self.assertTrue(w.request("health", {})["ok"])
+        # a second client offering only protocol 2 is refused and closed
+        w2 = self.ws()
+        res = w2.request("connect", {"minProtocol": 2, "maxProtocol": 3})
+        self.assertEqual(res["error"]["code"], "PROTOCOL_UNSUPPORTED")
+        with self.assertRaises(Closed):
+            while True:
+                w2.recv_json(timeout=5)
+
+    def test_connect_timeout_and_bad_token_close_the_socket(self):
+        self.start("--heartbeat-ms", "5000")
+        w = self.ws()
+        res = w.request("connect", {"minProtocol": 1, "maxProtocol": 1,
+                                    "auth": {"token": "smithers_" + "A" * 43}})
+        self.assertEqual(res["error"]["code"], "Unauthorized")
+        with self.assertRaises(Closed) as c:
+            w.recv_json(timeout=5)
+        self.assertEqual(c.exception.code, 1008)
+
+    def test_http_surface(self):
+        self.start()
+        token = self.token("run:read,run:write")
+        code, health = self.http("GET", "/health")
+        self.assertEqual(code, 200)
+        self.assertTrue(health["ok"])
+        self.assertEqual(health["protocol"], 1)
+        code, r = self.rpc("listWorkflows", {}, None)
+        self.assertEqual(code, 401)
+        self.assertEqual(r["error"]["code"], "Unauthorized")
+        code, r = self.rpc("listWorkflows", {}, token)
+        self.assertEqual(code, 200)
+        keys = sorted(w["key"] for w in r["payload"]["workflows"])
+        self.assertEqual(keys, ["chatty", "gate", "hello"])
+        code, r = self.http("POST", "/rpc", {"id": 9, "method": "launchRun",
+                                             "params": {"workflow": "hello", "runId": "h1",
+                                                        "input": {"name": "http"}}}, token)
+        self.assertEqual((code, r["id"], r["ok"]), (200, 9, True), r)
+        self.wait_run("h1", token)
+        code, r = self.rpc("getNodeOutput", {"runId": "h1", "nodeId": "greet"}, token)
+        self.assertEqual(r["payload"]["status"], "produced")
+        self.assertEqual(r["payload"]["row"], {"message": "Hello, http"})
+        code, r = self.rpc("getRun", {"runId": "nope"}, token)
+        self.assertEqual((code, r["error"]["code"]), (404, "RunNotFound"))
+        code, r = self.rpc("launchRun", {"workflow": "hello", "runId": "h1"}, token)
+        self.assertEqual((code, r["error"]["code"]), (409, "RunExists"))
+        code, r = self.rpc("launchRun", {"workflow": "hello", "runId": "Bad Id"}, token)
+        self.assertEqual(code, 400)
+        code, r = self.http("POST", "/v1/rpc/getRun", "{oops", token)
+        self.assertEqual((code, r["error"]["code"]), (400, "InvalidRequest"))
+        # a body over the limit: 413 before the server reads it all
+        s = socket.create_connection(("127.0.0.1", self.port), timeout=10)
+        s.sendall(("POST /v1/rpc/getRun HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n"
+                   "Authorization: Bearer %s\r\n\r\n" % (2 << 20, token)).encode() + b"x" * 65536)
+        self.assertIn(b" 413 ", s.recv(4096))
+        s.close()
+        code, text = self.http("GET", "/metrics")
+        self.assertEqual(code, 200)
+        self.assertIn('smithers_runs{status="finished"} 1', text)
+        self.assertRegex(text, r'smithers_rpc_duration_seconds_count\{method="getRun"\} \d+')
+        self.assertRegex(text, r"smithers_auth_failures_total [1-9]")
+        # the access log: a JSON line per request, no token in it
+        with open(self.access_log) as f:
+            lines = [json.loads(l) for l in f if l.strip()]
+        http_lines = [l for l in lines if l.get("event") == "http"]
+        self.assertTrue(any(l["method"] == "launchRun" and l["status"] == 200 for l in http_lines))
+        for l in http_lines:
+            self.assertTrue({"time", "remote", "method", "status", "latencyMs"} <= set(l), l)
+
+    # ---- runs and streams ----
+
+    def test_launch_stream_and_reconnect_across_a_restart(self):
+        self.start()
+        token = self.token("run:read,run:write")
+        w = self.ws(token)
+        res = w.request("launchRun", {"workflow": "chatty", "runId": "c1", "input": {"n": 30}})
+        self.assertTrue(res["ok"], res)
+        info, events, completed = self.stream(w, "c1")
+        self.assertEqual(completed["status"], "finished")
+        seqs = [e["seq"] for e in events]
+        self.assertEqual(seqs, list(range(len(seqs))), "every event once, in seq order")
+        cli = self.run_cli("events", "c1", "--json").json()["events"]
+        self.assertEqual([(e["seq"], e["type"]) for e in cli],
+                         [(e["seq"], e["event"]) for e in events],
+                         "the stream carries the durable seqs of `smithers events`")
+        # reconnect after a restart: exactly the events after N
+        self.stop()
+        self.start()
+        w2 = self.ws(token)
+        info, tail, completed = self.stream(w2, "c1", after=40)
+        self.assertEqual([e["seq"] for e in tail], list(range(41, len(seqs))))
+        self.assertEqual(info["currentSeq"], len(seqs) - 1)
+        res = w2.request("streamRunEvents", {"runId": "c1", "afterSeq": 10 ** 6})
+        self.assertEqual(res["error"]["code"], "SeqOutOfRange")
+
+    def test_live_stream_hands_over_without_gap_or_duplicate(self):
+        self.start()
+        token = self.token("run:read,run:write")
+        w = self.ws(token)
+        self.assertTrue(w.request("launchRun", {"workflow": "chatty", "runId": "c2",
+                                                "input": {"n": 400}})["ok"])
+        time.sleep(0.3)  # subscribe mid-run: replay, then live
+        info, events, completed = self.stream(w, "c2")
+        seqs = [e["seq"] for e in events]
+        self.assertEqual(seqs, list(range(len(seqs))))
+        self.assertEqual(completed["lastSeq"], seqs[-1])
+        self.assertEqual(events[-1]["event"], "RunFinished")
+
+    def test_approval_by_a_token_records_the_user_and_resumes_the_run(self):
+        self.start()
+        launcher = self.token("run:read,run:write")
+        approver = self.token("approval:submit", "--user", "alice")
+        code, r = self.rpc("launchRun", {"workflow": "gate", "runId": "g1"}, launcher)
+        self.assertEqual(code, 200, r)
+        self.wait_run("g1", launcher, status=("waiting-approval",))
+        # launching does not grant approving
+        code, r = self.rpc("submitApproval", {"runId": "g1", "nodeId": "ship", "approved": True},
+                           launcher)
+        self.assertEqual((code, r["error"]["code"]), (403, "Forbidden"))
+        self.assertEqual(r["error"]["requiredScope"], "approval:submit")
+        code, r = self.rpc("listApprovals", {}, approver)
+        self.assertEqual([a["nodeId"] for a in r["payload"]["approvals"]], ["ship"])
+        code, r = self.rpc("submitApproval", {"runId": "g1", "nodeId": "ship", "approved": True,
+                                              "note": "lgtm"}, approver)
+        self.assertEqual(code, 200, r)
+        self.assertEqual(r["payload"]["decidedBy"], "alice")
+        self.wait_run("g1", launcher)
+        code, r = self.rpc("submitApproval", {"runId": "g1", "nodeId": "ship", "approved": False},
+                           approver)
+        self.assertEqual((code, r["error"]["code"]), (409, "AlreadyDecided"))
+        ev = [e for e in self.run_cli("events", "g1", "--json").json()["events"]
+              if e["type"] == "ApprovalGranted"]
+        self.assertEqual(ev[0]["payload"]["decidedBy"], "alice")
+
+    def test_cancel_and_resume(self):
+        self.start()
+        token = self.token("run:write")
+        code, r = self.rpc("launchRun", {"workflow": "gate", "runId": "g2"}, token)
+        self.wait_run("g2", token, status=("waiting-approval",))
+        code, r = self.rpc("cancelRun", {"runId": "g2"}, token)
+        self.assertEqual((code, r["payload"]["status"]), (200, "cancelled"), r)
+        code, r = self.rpc("cancelRun", {"runId": "g2"}, token)
+        self.assertEqual((code, r["payload"]["status"]), (200, "cancelled"), "idempotent")
+        code, r = self.rpc("launchRun", {"workflow": "hello", "runId": "h2"}, token)
+        self.wait_run("h2", token)
+        code, r = self.rpc("cancelRun", {"runId": "h2"}, token)
+        self.assertEqual((code, r["error"]["code"]), (409, "RUN_NOT_ACTIVE"), r)
+        code, r = self.rpc("resumeRun", {"runId": "h2"}, token)
+        self.assertEqual(r["payload"]["status"], "already_terminal")
+
+    # ---- access control ----
+
+    def test_scope_matrix(self):
+        self.start()
+        admin = self.token("*")
+        code, r = self.rpc("launchRun", {"workflow": "hello", "runId": "m1"}, admin)
+        self.assertEqual(code, 200, r)
+        self.wait_run("m1", admin)
+        tokens = {s: self.token(s) for s in SCOPES}
+        for method, required in TABLE.items():
+            params = method_params("m1")[method]
+            for scope, token in tokens.items():
+                allowed = scope == required or required in IMPLIES.get(scope, ())
+                code, r = self.rpc(method, params, token)
+                if allowed:
+                    self.assertNotIn(code, (401, 403), (method, scope, r))
+                else:
+                    self.assertEqual(code, 403, (method, scope, r))
+                    self.assertEqual(r["error"]["code"], "Forbidden")
+                    self.assertEqual(r["error"]["requiredScope"], required)
+            code, r = self.rpc(method, params, None)
+            self.assertEqual(code, 401, method)
+        # method-name grants, wildcards and the legacy ranked grants
+        named = self.token("getRun")
+        self.assertEqual(self.rpc("getRun", {"runId": "m1"}, named)[0], 200)
+        self.assertEqual(self.rpc("listRuns", {}, named)[0], 403)
+        cron = self.token("cron*")
+        self.assertEqual(self.rpc("cronList", {}, cron)[0], 200)
+        self.assertEqual(self.rpc("getRun", {"runId": "m1"}, cron)[0], 403)
+        read = self.token("read")
+        self.assertEqual(self.rpc("cronList", {}, read)[0], 200)
+        self.assertEqual(self.rpc("cancelRun", {"runId": "m1"}, read)[0], 403)
+        execute = self.token("execute")
+        self.assertEqual(self.rpc("submitSignal", {"runId": "m1", "signalName": "s"}, execute)[0],
+                         200)
+        self.assertEqual(self.rpc("submitApproval", {"runId": "m1", "nodeId": "x"}, execute)[0],
+                         403)
+
+    def test_expired_and_revoked_tokens(self):
+        expiring = self.token("run:read", "--ttl", "1h")
+        live = self.token("run:read", "--ttl", "3h")
+        # two hours later (the Gateway's clock), the first token has expired
+        self.start("--heartbeat-ms", "200", env={"SMITHERS_CLOCK_OFFSET_MS": str(2 * 3600 * 1000)})
+        code, r = self.rpc("listRuns", {}, expiring)
+        self.assertEqual(code, 401)
+        self.assertEqual(r["error"]["refresh"], "smithers token issue")
+        self.assertEqual(self.rpc("listRuns", {}, live)[0], 200)
+        w = self.ws(live)
+        tid = self.run_cli("token", "list", "--json").json()["tokens"][1]["tokenId"]
+        self.assertEqual(self.run_cli("token", "revoke", tid).code, 0)
+        self.assertEqual(self.rpc("listRuns", {}, live)[0], 401)
+        # the open socket is closed at its next tick
+        with self.assertRaises(Closed) as c:
+            while True:
+                w.recv_json(timeout=5)
+        self.assertEqual(c.exception.code, 1008)
+
+    def test_rotation_keeps_the_old_token_for_the_overlap(self):
+        old = self.token("run:read", "--user", "bob")
+        tid = self.run_cli("token", "list", "--json").json()["tokens"][0]["tokenId"]
+        r = self.run_cli("token", "rotate", tid, "--overlap", "10m", "--json")
+        self.assertEqual(r.code, 0, r)
+        new = r.json()["token"]
+        self.start()
+        self.assertEqual(self.rpc("listRuns", {}, old)[0], 200)
+        self.assertEqual(self.rpc("listRuns", {}, new)[0], 200)
+        listed = self.run_cli("token", "list", "--json").json()["tokens"]
+        self.assertEqual(listed[0]["state"], "rotating")
+        self.assertEqual(listed[1]["userId"], "bob")
+        self.stop()
+        self.start(env={"SMITHERS_CLOCK_OFFSET_MS": str(11 * 60 * 1000)})
+        self.assertEqual(self.rpc("listRuns", {}, old)[0], 401)
+        self.assertEqual(self.rpc("listRuns", {}, new)[0], 200)
+
+    def test_no_token_reaches_the_database_or_the_logs(self):
+        tokens = [self.token("*"), self.token("run:read")]
+        self.start()
+        for t in tokens:
+            self.rpc("launchRun", {"workflow": "hello"}, t)
+            w = self.ws(t)
+            w.request("listRuns", {})
+        self.stop()
+        files = glob.glob(self.db + "*") + [self.access_log]
+        for t in tokens:
+            for path in files:
+                with open(path, "rb") as f:
+                    data = f.read()
+                self.assertNotIn(t.encode(), data, path)
+                self.assertNotIn(t[9:].encode(), data, path)
+
+    def test_auth_none_only_on_loopback_and_non_loopback_needs_tls_or_insecure(self):
+        r = self.run_cli("gateway", "--workflows", self.wf_dir, "--host", "0.0.0.0",
+                         "--port", "0")
+        self.assertEqual(r.code, 4)
+        self.assertIn("--insecure", r.stderr)
+        r = self.run_cli("gateway", "--workflows", self.wf_dir, "--host", "0.0.0.0",
+                         "--port", "0", "--auth", "none", "--insecure")
+        self.assertEqual(r.code, 4)
+        self.assertIn("loopback", r.stderr)
+        self.start("--auth", "none")
+        self.assertEqual(self.rpc("listRuns", {}, None)[0], 200)
+
+    # ---- cron ----
+
+    def test_cron_crud_run_and_one_fire_for_missed_slots(self):
+        self.start()
+        token = self.token("cron:write,run:read")
+        code, r = self.rpc("cronCreate", {"workflow": "hello", "pattern": "*/5 * * * *",
+                                          "cronId": "every5", "input": {"name": "cron"}}, token)
+        self.assertEqual(code, 200, r)
+        nxt = r["payload"]["nextRunAtMs"]
+        self.assertEqual(nxt % (5 * 60000), 0)
+        self.assertGreater(nxt, time.time() * 1000)
+        code, r = self.rpc("cronCreate", {"workflow": "hello", "pattern": "61 * * * *"}, token)
+        self.assertEqual((code, r["error"]["code"]), (400, "InvalidInput"))
+        self.assertIn("61", r["error"]["message"])
+        code, r = self.rpc("cronRun", {"cronId": "every5"}, token)
+        self.assertEqual(code, 200, r)
+        self.wait_run(r["payload"]["runId"], token)
+        self.stop()
+        # 20 minutes later: four slots were missed; one run fires
+        self.start(env={"SMITHERS_CLOCK_OFFSET_MS": str(20 * 60 * 1000)})
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            code, r = self.rpc("cronList", {}, token)
+            row = r["payload"]["crons"][0]
+            if row["lastRunId"]:
+                break
+            time.sleep(0.1)
+        self.assertTrue(row["lastRunId"].startswith("cron-"), row)
+        self.assertGreater(row["nextRunAtMs"], nxt + 15 * 60000)
+        time.sleep(2.5)  # more sweeps: no second fire
+        runs = self.rpc("listRuns", {}, token)[1]["payload"]["runs"]
+        self.assertEqual(len([x for x in runs if x["runId"].startswith("cron-")]), 1)
+        self.wait_run(row["lastRunId"], token)
+        self.assertEqual(self.rpc("cronDelete", {"cronId": "every5"}, token)[0], 200)
+        self.assertEqual(self.rpc("cronDelete", {"cronId": "every5"}, token)[0], 404)
+
+    # ---- limits ----
+
+    def test_slow_consumer_is_disconnected(self):
+        self.start("--max-queue-frames", "40", "--slow-consumer-ms", "500")
+        token = self.token("run:read,run:write")
+        code, r = self.rpc("launchRun", {"workflow": "chatty", "runId": "big",
+                                         "input": {"n": 12000}}, token)
+        self.assertEqual(code, 200, r)
+        self.wait_run("big", token, timeout=120)
+        w = self.ws(token, rcvbuf=4096)
+        w.send_json({"type": "req", "id": "s", "method": "streamRunEvents",
+                     "params": {"runId": "big"}})
+        time.sleep(4)  # read nothing: the server's writes stall
+        got, ended = [], None
+        try:
+            while True:
+                got.append(w.recv_json(timeout=5))
+        except Closed as e:
+            ended = e.code
+        errors = [f for f in got if f.get("event") == "run.error"]
+        self.assertIsNotNone(ended, "the server closed the connection")
+        self.assertNotIn("run.completed", [f.get("event") for f in got])
+        if errors:
+            self.assertEqual(errors[0]["payload"]["code"], "BackpressureDisconnect")
+        self.assertLess(len([f for f in got if f.get("event") == "run.event"]), 40000)
+        _, text = self.http("GET", "/metrics")
+        self.assertRegex(text, r"smithers_backpressure_disconnects_total [1-9]")
+        # the server is fine
+        self.assertEqual(self.rpc("getRun", {"runId": "big"}, token)[0], 200)
+
+
+if __name__ == "__main__":
+    main()

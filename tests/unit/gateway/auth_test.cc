@@ -1,0 +1,163 @@
+// Access control: the method table, scope implication, method-name and
+// legacy grants, bearer tokens and HS256 JWTs.
+#include "gateway/auth.h"
+
+#include <gtest/gtest.h>
+
+#include <set>
+#include <string>
+#include <vector>
+
+#include "smithers/json.h"
+
+namespace smithers::gateway {
+namespace {
+
+TEST(AuthTest, EveryMethodHasOneKnownScopeAndUnlistedMethodsNeedRunRead) {
+  std::set<std::string_view> seen;
+  for (const MethodScope& m : MethodScopes()) {
+    EXPECT_TRUE(seen.insert(m.method).second) << m.method << " listed twice";
+    EXPECT_TRUE(IsKnownScope(m.scope)) << m.method;
+    EXPECT_EQ(RequiredScope(m.method), m.scope);
+  }
+  EXPECT_EQ(RequiredScope("launchRun"), "run:write");
+  EXPECT_EQ(RequiredScope("submitApproval"), "approval:submit");
+  EXPECT_EQ(RequiredScope("somethingNew"), "run:read");
+}
+
+TEST(AuthTest, ScopesImplyTheirLesserScopesOnly) {
+  auto allows = [](std::vector<std::string> granted, const char* method) {
+    return ScopesAllow(granted, method, RequiredScope(method));
+  };
+  EXPECT_TRUE(allows({"run:admin"}, "getRun"));
+  EXPECT_TRUE(allows({"run:admin"}, "launchRun"));
+  EXPECT_TRUE(allows({"run:write"}, "getRun"));
+  EXPECT_FALSE(allows({"run:read"}, "launchRun"));
+  EXPECT_TRUE(allows({"cron:write"}, "cronList"));
+  EXPECT_FALSE(allows({"cron:read"}, "cronCreate"));
+  EXPECT_TRUE(allows({"approval:submit"}, "listApprovals"));
+  EXPECT_FALSE(allows({"approval:read"}, "submitApproval"));
+  // launching never implies deciding
+  EXPECT_FALSE(allows({"run:admin"}, "submitApproval"));
+  EXPECT_FALSE(allows({"run:write", "signal:submit"}, "submitApproval"));
+  EXPECT_TRUE(allows({"*"}, "submitApproval"));
+  EXPECT_FALSE(allows({}, "health"));
+}
+
+TEST(AuthTest, MethodNameAndWildcardGrants) {
+  EXPECT_TRUE(ScopesAllow({"getRun"}, "getRun", "run:read"));
+  EXPECT_FALSE(ScopesAllow({"getRun"}, "listRuns", "run:read"));
+  EXPECT_TRUE(ScopesAllow({"cron*"}, "cronDelete", "cron:write"));
+  EXPECT_TRUE(ScopesAllow({"cron.*"}, "cronList", "cron:read"));
+  EXPECT_FALSE(ScopesAllow({"cron*"}, "getRun", "run:read"));
+  // A name grant is honoured only if the method's own scope covers the need.
+  EXPECT_FALSE(ScopesAllow({"getRun"}, "getRun", "run:write"));
+  EXPECT_FALSE(ScopesAllow({"*x"}, "getRun", "run:read"));
+}
+
+TEST(AuthTest, LegacyRankedGrants) {
+  EXPECT_TRUE(ScopesAllow({"read"}, "cronList", "cron:read"));
+  EXPECT_TRUE(ScopesAllow({"read"}, "listApprovals", "approval:read"));
+  EXPECT_FALSE(ScopesAllow({"read"}, "launchRun", "run:write"));
+  EXPECT_TRUE(ScopesAllow({"execute"}, "launchRun", "run:write"));
+  EXPECT_TRUE(ScopesAllow({"execute"}, "submitSignal", "signal:submit"));
+  EXPECT_FALSE(ScopesAllow({"execute"}, "submitApproval", "approval:submit"));
+  EXPECT_TRUE(ScopesAllow({"approve"}, "submitApproval", "approval:submit"));
+  EXPECT_TRUE(ScopesAllow({"admin"}, "cronDelete", "cron:write"));
+}
+
+TEST(AuthTest, MintedTokensAreUniqueAndOnlyTheirHashIsKept) {
+  std::set<std::string> tokens;
+  for (int i = 0; i < 50; ++i) {
+    Result<MintedToken> t = MintToken();
+    ASSERT_TRUE(t.ok());
+    EXPECT_EQ(t->token.size(), 9u + 43u);
+    EXPECT_EQ(t->token.rfind("smithers_", 0), 0u);
+    EXPECT_EQ(t->hash, TokenHash(t->token));
+    EXPECT_EQ(t->hash.size(), 64u);
+    EXPECT_EQ(t->id, t->hash.substr(0, 16));
+    EXPECT_EQ(t->hash.find(t->token.substr(9)), std::string::npos);
+    EXPECT_TRUE(tokens.insert(t->token).second);
+  }
+}
+
+TEST(AuthTest, Base64UrlRoundTripsAndRejectsOtherAlphabets) {
+  for (std::string s : {"", "f", "fo", "foo", "foob", "fooba", "foobar", "\xff\xfe\x00\x01"}) {
+    std::string back;
+    ASSERT_TRUE(Base64UrlDecode(Base64UrlEncode(s), &back));
+    EXPECT_EQ(back, s);
+  }
+  EXPECT_EQ(Base64UrlEncode("\xfb\xff"), "-_8");
+  std::string out;
+  EXPECT_FALSE(Base64UrlDecode("ab+/", &out));
+  EXPECT_FALSE(Base64UrlDecode("abc=", &out));
+  EXPECT_FALSE(Base64UrlDecode("a", &out));
+}
+
+// A JWT signed with `secret`.
+std::string Jwt(const Json& claims, const std::string& secret, const std::string& alg = "HS256") {
+  std::string head = Base64UrlEncode(Json({{"alg", alg}, {"typ", "JWT"}}).dump());
+  std::string body = Base64UrlEncode(claims.dump());
+  return head + "." + body + "." + Base64UrlEncode(HmacSha256(secret, head + "." + body));
+}
+
+TEST(AuthTest, JwtChecksSignatureTimesIssuerAudienceAndReadsScopes) {
+  const int64_t now = 1800000000000;  // ms
+  JwtConfig cfg{.secret = "s3cret", .issuer = "idp", .audience = "smithers"};
+  Json claims = {{"sub", "alice"},
+                 {"iss", "idp"},
+                 {"aud", "smithers"},
+                 {"exp", now / 1000 + 60},
+                 {"scope", "run:read, cron:read approval:submit"}};
+  Result<JwtClaims> ok = VerifyJwt(Jwt(claims, "s3cret"), cfg, now);
+  ASSERT_TRUE(ok.ok()) << ok.status().ToString();
+  EXPECT_EQ(ok->subject, "alice");
+  EXPECT_EQ(ok->role, "operator");
+  EXPECT_EQ(ok->scopes, (std::vector<std::string>{"run:read", "cron:read", "approval:submit"}));
+  EXPECT_EQ(ok->expires_at_ms, (now / 1000 + 60) * 1000);
+
+  EXPECT_FALSE(VerifyJwt(Jwt(claims, "other"), cfg, now).ok());
+  EXPECT_FALSE(VerifyJwt(Jwt(claims, "s3cret", "none"), cfg, now).ok());
+  EXPECT_FALSE(VerifyJwt(Jwt(claims, "s3cret", "HS512"), cfg, now).ok());
+  // exp with the 60 s skew
+  EXPECT_TRUE(VerifyJwt(Jwt(claims, "s3cret"), cfg, now + 100000).ok());
+  EXPECT_FALSE(VerifyJwt(Jwt(claims, "s3cret"), cfg, now + 121000).ok());
+  Json early = claims;
+  early["nbf"] = now / 1000 + 600;
+  EXPECT_FALSE(VerifyJwt(Jwt(early, "s3cret"), cfg, now).ok());
+  Json wrong_iss = claims;
+  wrong_iss["iss"] = "evil";
+  EXPECT_FALSE(VerifyJwt(Jwt(wrong_iss, "s3cret"), cfg, now).ok());
+  Json aud_list = claims;
+  aud_list["aud"] = {"x", "smithers"};
+  EXPECT_TRUE(VerifyJwt(Jwt(aud_list, "s3cret"), cfg, now).ok());
+  aud_list["aud"] = {"x"};
+  EXPECT_FALSE(VerifyJwt(Jwt(aud_list, "s3cret"), cfg, now).ok());
+  Json arr = claims;
+  arr["scope"] = {"run:write"};
+  arr["role"] = "admin";
+  Result<JwtClaims> r = VerifyJwt(Jwt(arr, "s3cret"), cfg, now);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->scopes, std::vector<std::string>{"run:write"});
+  EXPECT_EQ(r->role, "admin");
+  // a tampered payload with the old signature
+  std::string token = Jwt(claims, "s3cret");
+  size_t d1 = token.find('.'), d2 = token.rfind('.');
+  Json forged = claims;
+  forged["scope"] = "*";
+  std::string tampered =
+      token.substr(0, d1 + 1) + Base64UrlEncode(forged.dump()) + token.substr(d2);
+  EXPECT_FALSE(VerifyJwt(tampered, cfg, now).ok());
+  EXPECT_FALSE(VerifyJwt("a.b", cfg, now).ok());
+  EXPECT_FALSE(VerifyJwt("a.b.c.d", cfg, now).ok());
+  // no scope claim: the configured defaults
+  JwtConfig defaults = cfg;
+  defaults.default_scopes = {"run:read"};
+  Json bare = claims;
+  bare.erase("scope");
+  EXPECT_EQ(VerifyJwt(Jwt(bare, "s3cret"), defaults, now)->scopes,
+            std::vector<std::string>{"run:read"});
+}
+
+}  // namespace
+}  // namespace smithers::gateway
