@@ -14,6 +14,7 @@ import os
 import re
 import signal
 import socket
+import ssl
 import subprocess
 import time
 
@@ -463,6 +464,30 @@ class GatewayTest(E2ETest):
         self.assertIn("loopback", r.stderr)
         self.start("--auth", "none")
         self.assertEqual(self.rpc("listRuns", {}, None)[0], 200)
+
+    def test_tls(self):
+        cert, key = self.path("cert.pem"), self.path("key.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                        "-subj", "/CN=localhost", "-keyout", key, "-out", cert],
+                       check=True, capture_output=True)
+        self.start("--tls-cert", cert, "--tls-key", key, "--host", "0.0.0.0")
+        token = self.token("run:read")
+        ctx = ssl.create_default_context(cafile=cert)
+        ctx.check_hostname = False
+        c = http.client.HTTPSConnection("127.0.0.1", self.port, timeout=10, context=ctx)
+        c.request("POST", "/v1/rpc/listRuns", body="{}",
+                  headers={"Authorization": "Bearer " + token})
+        r = c.getresponse()
+        self.assertEqual(r.status, 200)
+        self.assertTrue(json.loads(r.read())["ok"])
+        w = WebSocket("127.0.0.1", self.port, tls=ctx)
+        self.addCleanup(w.close)
+        self.assertEqual(w.recv_json()["event"], "connect.challenge")
+        res = w.request("connect", {"minProtocol": 1, "maxProtocol": 1, "auth": {"token": token}})
+        self.assertTrue(res["ok"], res)
+        # plain HTTP to the TLS port gets nothing useful
+        with self.assertRaises(Exception):
+            self.http("GET", "/health")
 
     # ---- cron ----
 

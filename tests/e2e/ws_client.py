@@ -29,6 +29,7 @@ class WebSocket:
             raw = tls.wrap_socket(raw, server_hostname=host)
         self.sock = raw
         self.buf = b""
+        self.pos = 0
         key = base64.b64encode(os.urandom(16)).decode()
         lines = ["GET %s HTTP/1.1" % path, "Host: %s:%d" % (host, port), "Upgrade: websocket",
                  "Connection: Upgrade", "Sec-WebSocket-Key: " + key, "Sec-WebSocket-Version: 13"]
@@ -50,15 +51,20 @@ class WebSocket:
                 raise ConnectionError("connection closed during handshake")
             self.buf += chunk
         head, self.buf = self.buf.split(marker, 1)
+        self.pos = 0
         return head
 
     def _read_exact(self, n):
-        while len(self.buf) < n:
-            chunk = self.sock.recv(65536)
+        # self.buf[self.pos:] is unread; compacted only when a recv is needed,
+        # so many small frames in one chunk cost no copying of the rest.
+        while len(self.buf) - self.pos < n:
+            chunk = self.sock.recv(262144)
             if not chunk:
                 raise Closed(1006, "connection dropped")
-            self.buf += chunk
-        out, self.buf = self.buf[:n], self.buf[n:]
+            self.buf = self.buf[self.pos:] + chunk
+            self.pos = 0
+        out = self.buf[self.pos:self.pos + n]
+        self.pos += n
         return out
 
     def _send_frame(self, opcode, payload):
