@@ -744,7 +744,7 @@ void Gateway::FireDueCron() {
 
 // Resumes, in this process, runs whose wait is over and runs whose owner is
 // gone (this is also the recovery at start-up), and reaps finished threads.
-void Gateway::Supervise() {
+size_t Gateway::ReapRuns() {
   for (auto it = active_.begin(); it != active_.end();) {
     if (it->second.done->load()) {
       it->second.thread.join();
@@ -753,6 +753,11 @@ void Gateway::Supervise() {
       ++it;
     }
   }
+  return active_.size();
+}
+
+void Gateway::Supervise() {
+  ReapRuns();
   int64_t now = clock_.NowMs();
   (void)store_->EscalateDueApprovals("", now);
   const std::string& me = ThisProcessOwnerId();

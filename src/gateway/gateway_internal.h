@@ -150,6 +150,8 @@ class Gateway {
   // Periodic work, driven by server.cc's timers.
   void ScanWorkflows();
   void Supervise();
+  // Joins the threads of runs that ended; returns how many still run.
+  size_t ReapRuns();
   void FireDueCron();
   void PumpAll();
   // Sends a connection's streams what they lack, without reading the
