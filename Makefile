@@ -8,6 +8,7 @@
 #   make check      format-check + layers + tidy (use `make -k check` to see all three)
 #   make format     apply clang-format in place
 #   make bench      build, then bench/run (if present)
+#   make fuzz       build the Gateway's libFuzzer target with clang and run it 30 s (scripts/fuzz)
 #   make install    build, then cmake --install build (PREFIX=/usr/local by default)
 #   make clean      remove build/ and build-asan/
 #
@@ -38,7 +39,7 @@ FIND_SOURCES  = find $(SOURCE_DIRS) -type f \( -name '*.cc' -o -name '*.h' \) -p
 configured = { [ -f $(1)/CMakeCache.txt ] && { [ -f $(1)/Makefile ] || [ -f $(1)/build.ninja ]; }; }
 
 .PHONY: all deps configure build demo test asan asan-configure check format-check layers tidy \
-        format bench install clean
+        format bench install clean fuzz
 
 all: build
 
@@ -70,6 +71,9 @@ asan: asan-configure
 	cmake --build $(ASAN_DIR) -j$(JOBS)
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ctest --test-dir $(ASAN_DIR) --output-on-failure -j$(CTEST_JOBS)
+
+fuzz: deps
+	scripts/fuzz
 
 check: format-check layers tidy
 

@@ -148,7 +148,9 @@ bool Base64UrlDecode(std::string_view text, std::string* bytes) {
       bytes->push_back(static_cast<char>((acc >> bits) & 0xff));
     }
   }
-  return bits < 6;  // a lone trailing character cannot be valid
+  // A lone trailing character cannot be valid, and the unused low bits of
+  // the last one must be zero (one encoding per byte string).
+  return bits < 6 && (acc & ((1u << bits) - 1)) == 0;
 }
 
 std::string HmacSha256(std::string_view key, std::string_view data) {

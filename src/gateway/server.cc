@@ -18,6 +18,7 @@
 
 #include "base/hash.h"
 #include "gateway/gateway_internal.h"
+#include "gateway/protocol.h"
 #include "smithers/engine.h"
 
 namespace smithers::gateway {
@@ -523,24 +524,11 @@ void WsSession<Stream>::OnRead(beast::error_code ec) {
 template <class Stream>
 void WsSession<Stream>::Handle(const std::string& text) {
   auto fail = [&](const Json& id, const Reply& r) { Send(Frame(ResponseFrame(id, r))); };
-  // Frames up to the hard limit are parsed (so an oversized request still
-  // gets an answer with its id); the limit itself is enforced by Beast.
-  Json frame = Json::parse(text, nullptr, false);
-  Json id = frame.is_object() ? frame.value("id", Json()) : Json();
-  if (text.size() > gw_.options().max_frame_bytes) {
-    return fail(
-        id, Reply::Err("PayloadTooLarge",
-                       "frame over " + std::to_string(gw_.options().max_frame_bytes) + " bytes"));
-  }
-  if (frame.is_discarded() || !frame.is_object()) {
-    return fail(nullptr, Reply::Err("InvalidRequest", "the frame is not a JSON object"));
-  }
-  if (frame.value("type", Json()) != "req" || !frame.contains("method") ||
-      !frame["method"].is_string() || !(id.is_string() || id.is_number())) {
-    return fail(id, Reply::Err("InvalidRequest", "expected {type: \"req\", id, method, params}"));
-  }
-  std::string method = frame["method"].get<std::string>();
-  Json params = frame.value("params", Json::object());
+  RequestFrame req = ParseRequestFrame(text, gw_.options().max_frame_bytes);
+  if (!req.ok) return fail(req.id, Reply::Err(req.error_code, req.error_message));
+  const Json& id = req.id;
+  const std::string& method = req.method;
+  const Json& params = req.params;
   int64_t t0 = gw_.clock().MonotonicMs();
   Reply r;
   if (method == "connect") {

@@ -92,6 +92,8 @@ TEST(AuthTest, Base64UrlRoundTripsAndRejectsOtherAlphabets) {
   EXPECT_FALSE(Base64UrlDecode("ab+/", &out));
   EXPECT_FALSE(Base64UrlDecode("abc=", &out));
   EXPECT_FALSE(Base64UrlDecode("a", &out));
+  EXPECT_FALSE(Base64UrlDecode("c21pdG", &out));  // non-zero unused bits (found by fuzzing)
+  EXPECT_TRUE(Base64UrlDecode("c21pdA", &out));
 }
 
 // A JWT signed with `secret`.

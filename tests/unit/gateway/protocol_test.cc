@@ -1,0 +1,49 @@
+// Parsing of WebSocket request frames.
+#include "gateway/protocol.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+namespace smithers::gateway {
+namespace {
+
+TEST(ProtocolTest, AcceptsARequestAndDefaultsParams) {
+  RequestFrame f = ParseRequestFrame(R"({"type":"req","id":"7","method":"getRun"})", 1024);
+  ASSERT_TRUE(f.ok) << f.error_message;
+  EXPECT_EQ(f.id, "7");
+  EXPECT_EQ(f.method, "getRun");
+  EXPECT_EQ(f.params, Json::object());
+  f = ParseRequestFrame(R"({"type":"req","id":3,"method":"x","params":{"a":1}})", 1024);
+  ASSERT_TRUE(f.ok);
+  EXPECT_EQ(f.id, 3);
+  EXPECT_EQ(f.params, Json({{"a", 1}}));
+}
+
+TEST(ProtocolTest, RefusesWhatIsNotARequestKeepingTheIdWhenThereIsOne) {
+  for (const char* bad :
+       {"{not json", "[1,2]", R"({"type":"res","id":"1","method":"m"})",
+        R"({"type":"req","method":"m"})", R"({"type":"req","id":"1"})",
+        R"({"type":"req","id":"1","method":5})", R"({"type":"req","id":{"x":1},"method":"m"})"}) {
+    RequestFrame f = ParseRequestFrame(bad, 1024);
+    EXPECT_FALSE(f.ok) << bad;
+    EXPECT_EQ(f.error_code, "InvalidRequest") << bad;
+  }
+  RequestFrame f = ParseRequestFrame(R"({"type":"req","id":"9","method":"m","params":[1]})", 1024);
+  EXPECT_FALSE(f.ok);
+  EXPECT_EQ(f.id, "9");
+  EXPECT_EQ(f.error_message, "params must be a JSON object");
+}
+
+TEST(ProtocolTest, AnOversizedFrameIsPayloadTooLargeWithItsId) {
+  std::string big =
+      R"({"type":"req","id":"42","method":"m","params":{"s":")" + std::string(2000, 'x') + R"("}})";
+  RequestFrame f = ParseRequestFrame(big, 1000);
+  EXPECT_FALSE(f.ok);
+  EXPECT_EQ(f.error_code, "PayloadTooLarge");
+  EXPECT_EQ(f.id, "42");
+  EXPECT_TRUE(ParseRequestFrame(big, big.size()).ok);
+}
+
+}  // namespace
+}  // namespace smithers::gateway
