@@ -9,7 +9,7 @@
 #include "gateway/gateway.h"
 #include "smithers/engine.h"
 
-namespace CLI {
+namespace CLI {  // NOLINT(readability-identifier-naming): CLI11's own namespace
 class App;
 }
 

@@ -26,7 +26,7 @@ TEST(AuthTest, EveryMethodHasOneKnownScopeAndUnlistedMethodsNeedRunRead) {
 }
 
 TEST(AuthTest, ScopesImplyTheirLesserScopesOnly) {
-  auto allows = [](std::vector<std::string> granted, const char* method) {
+  auto allows = [](const std::vector<std::string>& granted, const char* method) {
     return ScopesAllow(granted, method, RequiredScope(method));
   };
   EXPECT_TRUE(allows({"run:admin"}, "getRun"));
