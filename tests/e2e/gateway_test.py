@@ -125,7 +125,8 @@ class GatewayTest(E2ETest):
         self.gateway.wait(timeout=10)
 
     def http(self, method, path, body=None, token=None, headers=None):
-        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        # Generous: under ASan a 12,000-task run keeps the machine busy.
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
         h = dict(headers or {})
         if token:
             h["Authorization"] = "Bearer " + token
@@ -531,10 +532,10 @@ class GatewayTest(E2ETest):
         self.start("--max-queue-frames", "40", "--slow-consumer-ms", "500")
         token = self.token("run:read,run:write")
         code, r = self.rpc("launchRun", {"workflow": "chatty", "runId": "big",
-                                         "input": {"n": 12000}}, token)
+                                         "input": {"n": 8000}}, token)
         self.assertEqual(code, 200, r)
         self.wait_run("big", token, timeout=120)
-        w = self.ws(token, rcvbuf=4096)
+        w = self.ws(token, rcvbuf=4096, timeout=60)
         w.send_json({"type": "req", "id": "s", "method": "streamRunEvents",
                      "params": {"runId": "big"}})
         time.sleep(4)  # read nothing: the server's writes stall
