@@ -162,6 +162,8 @@ class Gateway {
   // Thread-safe: asks the io thread to pump the feeds soon.
   void Wake();
   void Log(Json line);
+  // False with --access-log - : per-request lines need not be built.
+  bool logging() const { return opts_.access_log != "-"; }
 
   const GatewayOptions& options() const { return opts_; }
   Clock& clock() { return clock_; }

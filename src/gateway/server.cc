@@ -364,7 +364,7 @@ void HttpSession<Stream>::OnRead(beast::error_code ec) {
   res.prepare_payload();
   res.keep_alive(req.keep_alive());
   std::string target(req.target());
-  if (target != "/health" && target != "/metrics") {
+  if (server_.gw.logging() && target != "/health" && target != "/metrics") {
     server_.gw.Log(
         {{"event", "http"},
          {"remote", remote_},
@@ -547,6 +547,7 @@ void WsSession<Stream>::Handle(const std::string& text) {
     r = gw_.Call(caller, method, params, this);
   }
   Send(Frame(ResponseFrame(id, r)));
+  if (!gw_.logging()) return;
   gw_.Log({{"event", "ws"},
            {"remote", remote_},
            {"userId", caller.user_id.empty() ? Json() : Json(caller.user_id)},
