@@ -174,13 +174,21 @@ class E2ETest(unittest.TestCase):
         self.fail("no node %s[%d] in run %s" % (node_id, iteration, run_id))
 
     def wait_for(self, predicate, timeout=10, interval=0.05, what="condition"):
+        """Polls predicate until it is truthy. A database the process under
+        test is still creating (file there, schema not yet committed) reads
+        as "not yet", not as an error."""
         deadline = time.monotonic() + timeout
+        last_error = None
         while time.monotonic() < deadline:
-            v = predicate()
+            try:
+                v = predicate()
+            except sqlite3.OperationalError as e:
+                last_error, v = e, None
             if v:
                 return v
             time.sleep(interval)
-        self.fail("timed out waiting for " + what)
+        self.fail("timed out waiting for %s%s" % (
+            what, " (last error: %s)" % last_error if last_error else ""))
 
     # ---- the database ----
 
