@@ -195,6 +195,16 @@ struct CronRecord {
   std::string last_error;
 };
 
+// One row of _smithers_modules: the source of a workflow module by revision
+// (the SHA-256 of the source), kept so that a run resumed after its file was
+// edited runs the code it started with (docs/gateway.md "Hot reload").
+struct ModuleSource {
+  std::string revision;  // SHA-256 of `source`, hex
+  std::string path;      // where it was read from (its chunk name and require root)
+  std::string source;
+  int64_t created_at_ms = 0;
+};
+
 // A list of writes applied atomically by Store::Commit(), in order.
 class WriteBatch {
  public:
@@ -376,6 +386,17 @@ class Store {
                                int64_t fired_at_ms, int64_t new_next_ms,
                                const std::string& run_id) = 0;
 
+  // A stamp of the database's content: equal stamps mean no connection
+  // (this one or any other, in any process) committed in between. Cheap: no
+  // table is read. Lets a reader reuse what it read under the same stamp.
+  virtual Result<std::string> ChangeStamp() = 0;
+
+  // Module sources by revision. PutModuleSource keeps the first row stored
+  // for a revision (the same revision is the same source); GetModuleSource
+  // is nullopt for a revision never stored.
+  virtual Status PutModuleSource(const ModuleSource& module) = 0;
+  virtual Result<std::optional<ModuleSource>> GetModuleSource(const std::string& revision) = 0;
+
   // Makes `new_owner` the run's owner iff its owner is currently `expected_owner`.
   // Aborted when another owner holds it. Also sets heartbeat_at_ms = now_ms.
   virtual Status ClaimRun(const std::string& run_id, const std::string& expected_owner,
@@ -460,6 +481,11 @@ class StoreWrapper : public Store {
   Status ClaimCronFire(const std::string& id, int64_t expected, int64_t at, int64_t next,
                        const std::string& run_id) override {
     return target_->ClaimCronFire(id, expected, at, next, run_id);
+  }
+  Result<std::string> ChangeStamp() override { return target_->ChangeStamp(); }
+  Status PutModuleSource(const ModuleSource& m) override { return target_->PutModuleSource(m); }
+  Result<std::optional<ModuleSource>> GetModuleSource(const std::string& revision) override {
+    return target_->GetModuleSource(revision);
   }
   Status ClaimRun(const std::string& id, const std::string& expected, const std::string& owner,
                   int64_t now) override {

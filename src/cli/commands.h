@@ -63,9 +63,14 @@ class ServerCommands {
   int Run();
 
  private:
+  // `gateway`: the options over --config's, with the flags given on the
+  // command line over both.
+  int Gateway();
+
+  CLI::App& app_;
   Global& g_;
   gateway::GatewayOptions gw_;
-  std::string jwt_secret_env_, proxy_scopes_;
+  std::string config_path_, jwt_secret_env_, jwt_secret_file_, proxy_scopes_;
   TokenIssueArgs issue_;
   CLI::App* gw_cmd_ = nullptr;
   CLI::App* token_cmd_ = nullptr;

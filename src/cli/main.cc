@@ -135,6 +135,15 @@ int Up(const Global& g, const UpArgs& a) {
   }
   Result<std::unique_ptr<Store>> store = Open(g);
   if (!store.ok()) return Fail(ExitFor(store.status()), store.status().message());
+  if (!a.resume) {
+    // The code this run starts with, kept by revision: a Gateway that resumes
+    // it later runs this code even if the file changed (docs/gateway.md).
+    Status pinned = (*store)->PutModuleSource({.revision = wf.source_hash,
+                                               .path = wf.source_path,
+                                               .source = (*module)->source(),
+                                               .created_at_ms = CliClock().NowMs()});
+    if (!pinned.ok()) return Fail(ExitFor(pinned), pinned.message());
+  }
 
   Progress progress(isatty(STDERR_FILENO) != 0);
   RunOptions opts;

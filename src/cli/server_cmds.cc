@@ -10,6 +10,7 @@
 #include "agents/agent_executor.h"
 #include "base/hash.h"
 #include "cli/commands.h"
+#include "gateway/config.h"
 #include "gateway/gateway.h"
 
 namespace smithers::cli {
@@ -166,11 +167,14 @@ int Rotate(const Global& g, const std::string& id, const std::string& overlap, T
 
 }  // namespace
 
-ServerCommands::ServerCommands(CLI::App& app, Global& g) : g_(g) {
+ServerCommands::ServerCommands(CLI::App& app, Global& g) : app_(app), g_(g) {
   gw_cmd_ = app.add_subcommand(
       "gateway", "Serve the workflows of a folder over WebSocket RPC and HTTP (docs/gateway.md)");
-  gw_cmd_->add_option("-w,--workflows", gw_.workflows_dir, "Folder of workflow modules (*.lua)")
-      ->required();
+  gw_cmd_->add_option("--config", config_path_,
+                      "Settings from a TOML file (docs/gateway.md \"Configuration file\"); a "
+                      "flag given here overrides the file");
+  gw_cmd_->add_option("-w,--workflows", gw_.workflows_dir,
+                      "Folder of workflow modules (*.lua); required, here or in --config");
   gw_cmd_->add_option("--host", gw_.host, "Address to listen on")->capture_default_str();
   gw_cmd_->add_option("-p,--port", gw_.port, "Port (0 = any free port)")->capture_default_str();
   gw_cmd_->add_option("--tls-cert", gw_.tls_cert, "TLS certificate chain (PEM)");
@@ -179,11 +183,16 @@ ServerCommands::ServerCommands(CLI::App& app, Global& g) : g_(g) {
                     "Allow a non-loopback address without TLS (prints a warning)");
   gw_cmd_
       ->add_option("--auth", gw_.auth,
-                   "token (grants from `smithers token`), jwt, trusted-proxy, or none "
-                   "(loopback only)")
+                   "token (grants from `smithers token` and --tokens), jwt, trusted-proxy, or "
+                   "none (loopback only)")
       ->capture_default_str();
+  gw_cmd_->add_option("--tokens", gw_.tokens_file,
+                      "JSON file of token grants (SMITHERS_TOKEN_STORE format, mode 600) "
+                      "accepted besides the database's; re-read when it changes (--auth token)");
   gw_cmd_->add_option("--jwt-secret-env", jwt_secret_env_,
                       "Environment variable holding the HS256 secret (--auth jwt)");
+  gw_cmd_->add_option("--jwt-secret-file", jwt_secret_file_,
+                      "File holding the HS256 secret (--auth jwt; mode 600)");
   gw_cmd_->add_option("--jwt-issuer", gw_.jwt.issuer, "Required iss claim");
   gw_cmd_->add_option("--jwt-audience", gw_.jwt.audience, "Required aud claim");
   gw_cmd_->add_option("--proxy-default-scopes", proxy_scopes_,
@@ -212,7 +221,8 @@ ServerCommands::ServerCommands(CLI::App& app, Global& g) : g_(g) {
                       "Access log file (JSON lines; default stderr, - for none)");
   gw_cmd_->footer(
       "Runs launched here execute in this process; waits are resumed and runs whose process died "
-      "are recovered here. Tokens: smithers token issue --scopes run:read,run:write --ttl 1h.");
+      "are recovered here. Tokens: smithers token issue --scopes run:read,run:write --ttl 1h. "
+      "Settings: a flag given here, else --config's, else the default shown.");
 
   token_cmd_ = app.add_subcommand("token", "Issue, list, revoke and rotate Gateway bearer tokens");
   token_cmd_->require_subcommand(1);
@@ -253,30 +263,82 @@ int ServerCommands::Run() {
     return Rotate(g_, token_id_, overlap_, a, !rotate_ttl_.empty());
   }
   if (!gw_cmd_->parsed()) return -1;
+  return Gateway();
+}
+
+int ServerCommands::Gateway() {
+  gw_.proxy_default_scopes = SplitList(proxy_scopes_);
   gw_.db_path = g_.db;
   gw_.synchronous = g_.synchronous;
-  gw_.clock = &CliClock();
-  gw_.proxy_default_scopes = SplitList(proxy_scopes_);
-  if (!jwt_secret_env_.empty()) {
-    const char* secret = getenv(jwt_secret_env_.c_str());
-    if (secret == nullptr || *secret == '\0') {
-      return Fail(kExitBadInput, "$" + jwt_secret_env_ + " is not set");
+  gateway::GatewayOptions o = gw_;
+  std::string secret_env = jwt_secret_env_, secret_file = jwt_secret_file_;
+  if (!config_path_.empty()) {
+    Result<gateway::GatewayConfig> file = gateway::LoadGatewayConfig(config_path_);
+    if (!file.ok()) return Fail(kExitBadInput, file.status().message());
+    // The file's settings, then each flag given on the command line over them.
+    o = file->options;
+    auto given = [&](const char* flag) { return gw_cmd_->count(flag) > 0; };
+    if (given("--workflows")) o.workflows_dir = gw_.workflows_dir;
+    if (given("--host")) o.host = gw_.host;
+    if (given("--port")) o.port = gw_.port;
+    if (app_.count("--db") > 0) o.db_path = gw_.db_path;  // the flag or $SMITHERS_DB
+    if (app_.count("--synchronous") > 0) o.synchronous = gw_.synchronous;
+    if (given("--tls-cert")) o.tls_cert = gw_.tls_cert;
+    if (given("--tls-key")) o.tls_key = gw_.tls_key;
+    if (given("--insecure")) o.insecure = gw_.insecure;
+    if (given("--auth")) o.auth = gw_.auth;
+    if (given("--tokens")) o.tokens_file = gw_.tokens_file;
+    if (given("--jwt-issuer")) o.jwt.issuer = gw_.jwt.issuer;
+    if (given("--jwt-audience")) o.jwt.audience = gw_.jwt.audience;
+    if (given("--proxy-default-scopes")) o.proxy_default_scopes = gw_.proxy_default_scopes;
+    if (given("--heartbeat-ms")) o.heartbeat_ms = gw_.heartbeat_ms;
+    if (given("--max-connections")) o.max_connections = gw_.max_connections;
+    if (given("--max-body-bytes")) o.max_body_bytes = gw_.max_body_bytes;
+    if (given("--max-frame-bytes")) o.max_frame_bytes = gw_.max_frame_bytes;
+    if (given("--max-queue-frames")) o.max_queue_frames = gw_.max_queue_frames;
+    if (given("--max-queue-bytes")) o.max_queue_bytes = gw_.max_queue_bytes;
+    if (given("--slow-consumer-ms")) o.slow_consumer_ms = gw_.slow_consumer_ms;
+    if (given("--access-log")) o.access_log = gw_.access_log;
+    if (!given("--jwt-secret-env") && !given("--jwt-secret-file")) {
+      secret_env = file->jwt_secret_env;
+      secret_file = file->jwt_secret_file;
     }
-    gw_.jwt.secret = secret;
   }
-  gw_.add_executors = [](const WorkflowDefinition& wf, RunOptions& ro) {
+  if (o.workflows_dir.empty()) {
+    return Fail(kExitBadInput, "--workflows DIR (or workflows in --config) is required");
+  }
+  if (!secret_env.empty() && !secret_file.empty()) {
+    return Fail(kExitBadInput, "--jwt-secret-env and --jwt-secret-file exclude each other");
+  }
+  if (!secret_env.empty() || !secret_file.empty()) {
+    Result<std::string> secret = gateway::ReadJwtSecret(secret_env, secret_file);
+    if (!secret.ok()) return Fail(kExitBadInput, secret.status().message());
+    o.jwt.secret = *secret;
+  }
+  if (!o.tokens_file.empty()) {
+    if (o.auth != "token") {
+      return Fail(kExitBadInput, "--tokens needs --auth token (not " + o.auth + ")");
+    }
+    // Checked here so that a bad file stops the start; the Gateway re-reads
+    // it whenever it changes and keeps the last good grants.
+    Result<gateway::FileGrants> grants = gateway::ReadTokenFile(o.tokens_file);
+    if (!grants.ok()) return Fail(kExitBadInput, grants.status().message());
+  }
+  o.clock = &CliClock();
+  o.add_executors = [](const WorkflowDefinition& wf, RunOptions& ro) {
     std::vector<std::unique_ptr<Executor>> keep;
     keep.push_back(agents::NewAgentExecutor({.outputs = wf.outputs}));
     ro.executors[TaskMode::kAgent] = keep.back().get();
     return keep;
   };
-  std::string scheme = gw_.tls_cert.empty() ? "http" : "https";
-  gw_.on_listening = [&](const std::string& host, int port) {
+  std::string scheme = o.tls_cert.empty() ? "http" : "https";
+  std::string auth = o.auth + (o.tokens_file.empty() ? "" : " + " + o.tokens_file);
+  o.on_listening = [&](const std::string& host, int port) {
     std::cout << "smithers gateway: listening on " << scheme << "://" << host << ":" << port
-              << " (auth " << gw_.auth << ", workflows " << gw_.workflows_dir << ", db " << g_.db
+              << " (auth " << auth << ", workflows " << o.workflows_dir << ", db " << o.db_path
               << ", pid " << getpid() << ")" << std::endl;
   };
-  Status s = gateway::RunGateway(gw_);
+  Status s = gateway::RunGateway(o);
   if (!s.ok()) return Fail(ExitFor(s), s.message());
   return kExitOk;
 }

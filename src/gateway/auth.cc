@@ -1,11 +1,19 @@
 #include "gateway/auth.h"
 
+#include <fcntl.h>
 #include <openssl/crypto.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
+#include <cctype>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <utility>
 
 #include "base/hash.h"
 #include "smithers/json.h"
@@ -244,6 +252,268 @@ Result<JwtClaims> VerifyJwt(std::string_view token, const JwtConfig& config, int
     out.scopes = config.default_scopes;
   }
   return out;
+}
+
+// ---- tokens file ----
+
+namespace {
+
+constexpr size_t kMaxTokenFileBytes = 16 << 20;
+
+bool IsHexSha256(const std::string& s) {
+  return s.size() == 64 && std::all_of(s.begin(), s.end(), [](char c) {
+           return isxdigit(static_cast<unsigned char>(c));
+         });
+}
+
+// Where a parse error is, by line and column, without quoting the text (it
+// may hold bearers).
+std::string PositionOf(std::string_view text, size_t byte) {
+  byte = std::min(byte, text.size());
+  size_t line = 1, column = 1;
+  for (size_t i = 0; i + 1 < byte; ++i) {
+    if (text[i] == '\n') {
+      ++line;
+      column = 1;
+    } else {
+      ++column;
+    }
+  }
+  return "line " + std::to_string(line) + ", column " + std::to_string(column);
+}
+
+// One entry of `tokens`. `label` names it in errors: the entry's own name,
+// or "token ID" when its key is (or may be) a bearer.
+Status ParseGrant(const std::string& label, const Json& entry, FileGrant* g) {
+  if (!entry.is_object()) return InvalidArgumentError(label + ": a grant must be a JSON object");
+  auto bad = [&](const std::string& field, const char* want) {
+    return InvalidArgumentError(label + ": " + field + " must be " + want);
+  };
+  bool has_scopes = false;
+  for (const auto& [field, value] : entry.items()) {
+    if (field == "role") {
+      if (!value.is_string() || value.get<std::string>().empty()) return bad(field, "a string");
+      g->role = value.get<std::string>();
+    } else if (field == "scopes") {
+      if (!value.is_array()) return bad(field, "an array of strings");
+      for (const Json& scope : value) {
+        if (!scope.is_string() || scope.get<std::string>().empty()) {
+          return bad(field, "an array of strings");
+        }
+        g->scopes.push_back(scope.get<std::string>());
+      }
+      has_scopes = true;
+    } else if (field == "userId") {
+      if (!value.is_null() && !value.is_string()) return bad(field, "a string or null");
+      g->user_id = value.is_string() ? value.get<std::string>() : "";
+    } else if (field == "issuedAtMs" || field == "expiresAtMs" || field == "revokedAtMs") {
+      if (!value.is_null() && !(value.is_number_integer() && value.get<int64_t>() >= 0)) {
+        return bad(field, "milliseconds since 1970 (an integer) or null");
+      }
+      int64_t ms = value.is_null() ? 0 : value.get<int64_t>();
+      (field == "issuedAtMs"    ? g->issued_at_ms
+       : field == "expiresAtMs" ? g->expires_at_ms
+                                : g->revoked_at_ms) = ms;
+    } else if (field == "tokenId" || field == "tokenHash") {
+      // Read by the caller; checked here for their type.
+      if (!value.is_string() || value.get<std::string>().empty()) return bad(field, "a string");
+    } else if (field == "secret" || field == "label" || field == "replacedBy") {
+      // Written by other token stores; not used here.
+      if (!value.is_null() && !value.is_string()) return bad(field, "a string or null");
+    } else {
+      return InvalidArgumentError(label + ": unknown field \"" + field +
+                                  "\" (known: tokenId, tokenHash, role, scopes, userId, "
+                                  "issuedAtMs, expiresAtMs, revokedAtMs)");
+    }
+  }
+  if (!has_scopes) return InvalidArgumentError(label + ": scopes is missing");
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<FileGrants> ParseTokenFile(std::string_view text) {
+  Json doc;
+  try {
+    doc = Json::parse(text);
+  } catch (const Json::parse_error& e) {
+    // Not e.what(): it quotes the text around the error, which may be a bearer.
+    return InvalidArgumentError("not valid JSON (" + PositionOf(text, e.byte) + ")");
+  }
+  if (!doc.is_object()) return InvalidArgumentError("not a JSON object");
+  int version = 2;
+  for (const auto& [key, value] : doc.items()) {
+    if (key == "version") {
+      if (!value.is_number_integer() || (value.get<int64_t>() != 1 && value.get<int64_t>() != 2)) {
+        return InvalidArgumentError("version must be 1 or 2");
+      }
+      version = value.get<int>();
+    } else if (key != "tokens" && key != "actionTokens" && key != "audit") {
+      return InvalidArgumentError("unknown key \"" + key +
+                                  "\" (known: version, tokens, actionTokens, audit)");
+    }
+  }
+  auto tokens = doc.find("tokens");
+  if (tokens == doc.end() || !tokens->is_object()) {
+    return InvalidArgumentError("\"tokens\" must be an object of grants");
+  }
+  FileGrants out;
+  for (const auto& [key, entry] : tokens->items()) {
+    // An entry is keyed by its bearer (v2), unless it gives a tokenHash that
+    // is not the key's: then the key is a name (v1: the token id) and the
+    // bearer is known only by its hash.
+    std::string key_hash = TokenHash(key);
+    std::string hash;
+    if (entry.is_object()) {
+      auto h = entry.find("tokenHash");
+      if (h != entry.end() && h->is_string()) hash = h->get<std::string>();
+    }
+    std::transform(hash.begin(), hash.end(), hash.begin(),
+                   [](unsigned char c) { return static_cast<char>(tolower(c)); });
+    bool named = !hash.empty() && hash != key_hash;
+    auto id = entry.is_object() ? entry.find("tokenId") : entry.end();
+    std::string label =
+        named ? "entry \"" + key + "\""
+              : "token " + (id != entry.end() && id->is_string() ? id->get<std::string>()
+                                                                 : key_hash.substr(0, 16));
+    if (key.empty()) return InvalidArgumentError("an entry has an empty key");
+    if (!hash.empty() && !IsHexSha256(hash)) {
+      return InvalidArgumentError(label + ": tokenHash must be 64 hex digits (SHA-256)");
+    }
+    if (hash.empty() && version == 1) {
+      return InvalidArgumentError(label +
+                                  ": a version 1 entry is keyed by its token id and needs "
+                                  "tokenHash");
+    }
+    FileGrant g;
+    SMITHERS_RETURN_IF_ERROR(ParseGrant(label, entry, &g));
+    g.token_hash = named ? hash : key_hash;
+    if (id != entry.end()) {
+      g.token_id = id->get<std::string>();
+    } else {
+      g.token_id = named && key != hash ? key : g.token_hash.substr(0, 16);
+    }
+    if (!named) out.holds_bearers = true;
+    auto secret = entry.find("secret");
+    if (secret != entry.end() && secret->is_string() && !secret->get<std::string>().empty()) {
+      out.holds_bearers = true;
+    }
+    std::string hash_key = g.token_hash;
+    if (!out.by_hash.emplace(hash_key, std::move(g)).second) {
+      return InvalidArgumentError(label + ": a second entry for the same token");
+    }
+  }
+  return out;
+}
+
+namespace {
+
+TokenFile::Version VersionOf(const struct stat& st) {
+  return {.dev = st.st_dev,
+          .ino = st.st_ino,
+          .size = st.st_size,
+          .mtime_ns = st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec,
+          .ctime_ns = st.st_ctim.tv_sec * 1000000000LL + st.st_ctim.tv_nsec,
+          .mode = st.st_mode};
+}
+
+// Reads and parses `path`; `version` is what fstat saw of the file read.
+Result<FileGrants> ReadGrants(const std::string& path, TokenFile::Version* version) {
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return InvalidArgumentError(path + ": " + strerror(errno));
+  struct stat st {};
+  if (fstat(fd, &st) != 0) {
+    int err = errno;
+    close(fd);
+    return InvalidArgumentError(path + ": " + strerror(err));
+  }
+  *version = VersionOf(st);
+  auto fail = [&](const std::string& why) -> Result<FileGrants> {
+    close(fd);
+    return InvalidArgumentError(path + ": " + why);
+  };
+  if (!S_ISREG(st.st_mode)) return fail("not a regular file");
+  if ((st.st_mode & 077) != 0) {
+    char mode[8];
+    snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    return fail(std::string("other users may read or change it (mode ") + mode + "); chmod 600 " +
+                path);
+  }
+  if (static_cast<size_t>(st.st_size) > kMaxTokenFileBytes) return fail("larger than 16 MiB");
+  std::string text;
+  char buf[65536];
+  for (;;) {
+    ssize_t n = read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return fail(strerror(errno));
+    if (n == 0) break;
+    text.append(buf, static_cast<size_t>(n));
+    if (text.size() > kMaxTokenFileBytes) return fail("larger than 16 MiB");
+  }
+  close(fd);
+  Result<FileGrants> grants = ParseTokenFile(text);
+  OPENSSL_cleanse(text.data(), text.size());  // it may hold bearers
+  OPENSSL_cleanse(buf, sizeof buf);
+  if (!grants.ok()) return InvalidArgumentError(path + ": " + grants.status().message());
+  return grants;
+}
+
+}  // namespace
+
+Result<FileGrants> ReadTokenFile(const std::string& path) {
+  TokenFile::Version ignored;
+  return ReadGrants(path, &ignored);
+}
+
+TokenFile::TokenFile(std::string path) : path_(std::move(path)) {}
+
+std::optional<Json> TokenFile::Refresh(int64_t now_ms) {
+  if (path_.empty()) return std::nullopt;
+  std::lock_guard<std::mutex> lock(mu_);
+  if (read_once_) {
+    struct stat st {};
+    // All zero when the file is gone: unlike any version read.
+    Version now_version = stat(path_.c_str(), &st) == 0 ? VersionOf(st) : Version{};
+    bool retry = !error_.empty() && now_ms - last_read_ms_ >= 1000;
+    if (now_version == version_ && !retry) return std::nullopt;
+  }
+  Version seen;
+  Result<FileGrants> grants = ReadGrants(path_, &seen);
+  last_read_ms_ = now_ms;
+  bool first = !read_once_;
+  read_once_ = true;
+  if (!grants.ok()) {
+    // Once per failing version of the file: a retry of the same bytes that
+    // fails the same way says nothing new.
+    bool repeat = !first && seen == version_ && grants.status().message() == error_;
+    version_ = seen;
+    error_ = grants.status().message();
+    if (repeat) return std::nullopt;
+    return Json{{"event", "tokens.load_failed"},
+                {"file", path_},
+                {"error", error_},
+                {"grants", by_hash_.size()}};
+  }
+  version_ = seen;
+  error_.clear();
+  by_hash_ = std::move(grants->by_hash);
+  return Json{{"event", "tokens.loaded"}, {"file", path_}, {"grants", by_hash_.size()}};
+}
+
+Result<std::optional<FileGrant>> TokenFile::Check(const std::string& token_hash,
+                                                  int64_t now_ms) const {
+  if (path_.empty()) return std::optional<FileGrant>();
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = by_hash_.find(token_hash);
+  if (it == by_hash_.end()) return std::optional<FileGrant>();
+  const FileGrant& g = it->second;
+  if (g.revoked_at_ms != 0 && g.revoked_at_ms <= now_ms) {
+    return InvalidArgumentError("token " + g.token_id + " was revoked");
+  }
+  if (g.expires_at_ms != 0 && g.expires_at_ms <= now_ms) {
+    return InvalidArgumentError("token " + g.token_id + " expired");
+  }
+  return std::optional<FileGrant>(g);
 }
 
 }  // namespace smithers::gateway

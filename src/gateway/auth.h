@@ -1,14 +1,20 @@
 // Gateway access control (docs/gateway.md "Access control"): the scope every
 // RPC method needs, how a grant's scopes satisfy it, bearer tokens (minted,
-// hashed, looked up) and HS256 JWTs.
+// hashed, looked up), grants read from a tokens file, and HS256 JWTs.
 #ifndef SMITHERS_GATEWAY_AUTH_H_
 #define SMITHERS_GATEWAY_AUTH_H_
 
+#include <sys/types.h>
+
 #include <cstdint>
+#include <map>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "smithers/json.h"
 #include "smithers/status.h"
 
 namespace smithers::gateway {
@@ -49,6 +55,84 @@ struct MintedToken {
 };
 Result<MintedToken> MintToken();
 std::string TokenHash(std::string_view token);
+
+// ---- grants from a tokens file (`--tokens`; docs/gateway.md "Tokens file") ----
+//
+//   Result<FileGrants> grants = ReadTokenFile("tokens.json");  // at start-up
+//   TokenFile file("tokens.json");                             // while serving
+//   if (std::optional<Json> line = file.Refresh(now)) Log(*line);
+//   Result<std::optional<FileGrant>> g = file.Check(TokenHash(bearer), now);
+
+// One grant of a tokens file. Only the SHA-256 of its bearer is kept.
+struct FileGrant {
+  std::string token_id;    // tokenId, else sha256(bearer)[0:16] (or the entry's name)
+  std::string token_hash;  // SHA-256 hex of the bearer
+  std::string role = "operator";
+  std::string user_id;  // "" = none
+  std::vector<std::string> scopes;
+  int64_t issued_at_ms = 0;
+  int64_t expires_at_ms = 0;  // 0 = never
+  int64_t revoked_at_ms = 0;  // 0 = not revoked
+};
+
+// The grants of one tokens file, by token hash.
+struct FileGrants {
+  std::map<std::string, FileGrant> by_hash;
+  bool holds_bearers = false;  // some entry gives its bearer in plain text
+};
+
+// Parses a tokens file: SPEC 5.11 version 2 (`tokens` keyed by bearer),
+// version 1 (keyed by token id, with `tokenHash`), and entries keyed by any
+// name that give only `tokenHash`. InvalidArgument naming the entry (by its
+// name or token id, never by its bearer) and what is wrong with it.
+Result<FileGrants> ParseTokenFile(std::string_view text);
+
+// Reads and parses `path`. InvalidArgument "PATH: reason" when it cannot be
+// read, is not a regular file, lets group or other users read or write it
+// (mode & 077), or does not parse.
+Result<FileGrants> ReadTokenFile(const std::string& path);
+
+// The grants of a tokens file while the Gateway serves: re-read whenever the
+// file changes, so an edit (a revocation, an expiry, a new grant) applies to
+// the next request. A file that fails to read keeps the last good grants.
+// Thread-safe.
+class TokenFile {
+ public:
+  // "" = no file: Check always finds nothing. Reads nothing until Refresh.
+  explicit TokenFile(std::string path);
+
+  // Re-reads the file when it changed (inode, size, mtime, ctime or mode)
+  // since it was last read, and retries a failed read once a second. Costs
+  // one stat() when nothing changed. Returns a line for the Gateway's log
+  // when it read the file: `tokens.loaded {file, grants}`, or
+  // `tokens.load_failed {file, error, grants}` (once per failing version of
+  // the file; the grants kept are the last good ones).
+  std::optional<Json> Refresh(int64_t now_ms);
+
+  // The file's grant for a bearer's SHA-256 as of the last Refresh: nullopt
+  // when the file has none; InvalidArgument when it is revoked or expired at
+  // `now_ms`.
+  Result<std::optional<FileGrant>> Check(const std::string& token_hash, int64_t now_ms) const;
+
+  // What tells one version of the file from another.
+  struct Version {
+    dev_t dev = 0;
+    ino_t ino = 0;
+    off_t size = -1;
+    int64_t mtime_ns = 0, ctime_ns = 0;
+    mode_t mode = 0;
+    bool operator==(const Version&) const = default;
+  };
+
+ private:
+  const std::string path_;
+  mutable std::mutex mu_;
+  bool read_once_ = false;                    // guarded by mu_
+  Version version_;                           // guarded by mu_: of the last read
+  std::map<std::string, FileGrant> by_hash_;  // guarded by mu_: the last good grants
+  std::string error_;                         // guarded by mu_: of the last read, "" = ok
+  int64_t last_read_ms_ = 0;                  // guarded by mu_
+};
 
 // HS256 JSON Web Tokens (SPEC 5.4 "jwt").
 struct JwtConfig {

@@ -106,6 +106,7 @@ void Gateway::ScanWorkflows() {
   DIR* dir = opendir(opts_.workflows_dir.c_str());
   if (dir == nullptr) return;
   std::map<std::string, WorkflowEntry> seen;
+  bool changed = !scanned_once_;
   while (dirent* e = readdir(dir)) {
     std::string name = e->d_name;
     if (name.size() < 5 || name.substr(name.size() - 4) != ".lua") continue;
@@ -121,19 +122,108 @@ void Gateway::ScanWorkflows() {
       continue;
     }
     char resolved[4096];
+    std::string source = ReadFile(path);
     WorkflowEntry w{.key = key,
                     .path = realpath(path.c_str(), resolved) != nullptr ? resolved : path,
-                    .revision = base::Sha256Hex(ReadFile(path)),
+                    .revision = base::Sha256Hex(source),
                     .mtime_ns = st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec,
                     .size = st.st_size,
                     .loaded_at_ms = clock_.NowMs()};
-    if (old != workflows_.end() && old->second.revision != w.revision) {
-      Log({{"event", "workflow.reloaded"}, {"workflow", key}, {"revision", w.revision}});
+    if (old != workflows_.end() && old->second.revision == w.revision) {
+      w.schedule = old->second.schedule;  // touched, not changed
+      w.error = old->second.error;
+      w.loaded_at_ms = old->second.loaded_at_ms;
+    } else {
+      LoadEntry(w, source);
+      changed = true;
+      if (old != workflows_.end()) {
+        Log({{"event", "workflow.reloaded"}, {"workflow", key}, {"revision", w.revision}});
+      }
     }
     seen[key] = std::move(w);
   }
   closedir(dir);
+  for (const auto& [key, w] : workflows_) changed = changed || seen.count(key) == 0;
   workflows_ = std::move(seen);
+  scanned_once_ = true;
+  if (changed) SyncSchedules();
+}
+
+// A new or changed module is loaded once here: its source is pinned by
+// revision (a run that starts with it, or resumes later, runs that code
+// whatever the file holds then) and its declared schedule is recorded.
+void Gateway::LoadEntry(WorkflowEntry& w, const std::string& source) {
+  Result<std::unique_ptr<script::LuaWorkflow>> module =
+      script::LoadWorkflowModuleSource(w.path, source);
+  if (!module.ok()) {
+    w.error = module.status().message();
+    Log({{"event", "workflow.load_failed"}, {"workflow", w.key}, {"error", w.error}});
+    return;
+  }
+  Status pinned = store_->PutModuleSource(
+      {.revision = w.revision, .path = w.path, .source = source, .created_at_ms = clock_.NowMs()});
+  if (!pinned.ok()) {
+    Log({{"event", "workflow.pin_failed"}, {"workflow", w.key}, {"error", pinned.message()}});
+  }
+  w.schedule = (*module)->schedule();
+  if (w.schedule) {
+    Result<CronSchedule> parsed = ParseCron(w.schedule->cron, w.schedule->time_zone);
+    if (!parsed.ok()) {
+      w.error = "schedule: " + parsed.status().message();
+      Log({{"event", "workflow.schedule_invalid"}, {"workflow", w.key}, {"error", w.error}});
+    }
+  }
+}
+
+// One row `gateway:<key>` per module that declares a schedule (SPEC 5.8). A
+// changed schedule replaces the row (next fire from now); an unchanged one
+// keeps it, so a slot missed while the Gateway was down still fires once. A
+// module that no longer declares one, or is gone, loses its row; a module
+// that fails to load keeps the row it had.
+void Gateway::SyncSchedules() {
+  Result<std::vector<CronRecord>> rows = store_->ListCron();
+  if (!rows.ok()) return;
+  std::map<std::string, CronRecord> existing;
+  for (CronRecord& c : *rows) {
+    if (c.cron_id.rfind("gateway:", 0) == 0) existing[c.cron_id] = std::move(c);
+  }
+  int64_t now = clock_.NowMs();
+  for (const auto& [key, w] : workflows_) {
+    std::string id = "gateway:" + key;
+    auto old = existing.find(id);
+    if (!w.error.empty()) {
+      if (old != existing.end()) existing.erase(old);  // keep it as it is
+      continue;
+    }
+    if (!w.schedule) continue;  // deleted below if it has a row
+    const script::ModuleSchedule& s = *w.schedule;
+    if (old != existing.end()) {
+      const CronRecord& c = old->second;
+      bool same = c.workflow == key && c.pattern == s.cron && c.time_zone == s.time_zone &&
+                  c.input == s.input && c.enabled == s.enabled;
+      existing.erase(old);
+      if (same) continue;
+    }
+    Result<CronSchedule> parsed = ParseCron(s.cron, s.time_zone);
+    if (!parsed.ok()) continue;  // LoadEntry recorded the error
+    CronRecord c{.cron_id = id,
+                 .workflow = key,
+                 .pattern = s.cron,
+                 .time_zone = s.time_zone,
+                 .input = s.input,
+                 .enabled = s.enabled,
+                 .created_at_ms = now,
+                 .next_run_at_ms = s.enabled ? parsed->NextAfterMs(now) : 0};
+    Status put = store_->PutCron(c);
+    Log({{"event", "cron.declared"},
+         {"cronId", id},
+         {"pattern", s.cron},
+         {"timeZone", s.time_zone},
+         {"ok", put.ok()}});
+  }
+  for (const auto& [id, c] : existing) {
+    if (store_->DeleteCron(id).ok()) Log({{"event", "cron.removed"}, {"cronId", id}});
+  }
 }
 
 // ---- authentication ----
@@ -163,8 +253,19 @@ Result<Caller> Gateway::Authenticate(const Credentials& c) {
                   .scopes = claims.scopes,
                   .expires_at_ms = claims.expires_at_ms};
   }
-  SMITHERS_ASSIGN_OR_RETURN(std::optional<TokenGrant> grant,
-                            store_->FindToken(TokenHash(c.bearer)));
+  std::string hash = TokenHash(c.bearer);
+  // A grant of the --tokens file decides for its token; else the database's.
+  if (std::optional<Json> line = token_file_.Refresh(now)) Log(std::move(*line));
+  SMITHERS_ASSIGN_OR_RETURN(std::optional<FileGrant> file, token_file_.Check(hash, now));
+  if (file) {
+    return Caller{.user_id = file->user_id.empty() ? "token:" + file->token_id : file->user_id,
+                  .role = file->role,
+                  .token_id = file->token_id,
+                  .token_hash = hash,
+                  .scopes = file->scopes,
+                  .expires_at_ms = file->expires_at_ms};
+  }
+  SMITHERS_ASSIGN_OR_RETURN(std::optional<TokenGrant> grant, FindGrant(hash));
   if (!grant) return InvalidArgumentError("unknown token");
   if (grant->revoked_at_ms != 0 && grant->revoked_at_ms <= now) {
     return InvalidArgumentError("token " + grant->token_id + " was revoked");
@@ -180,13 +281,35 @@ Result<Caller> Gateway::Authenticate(const Credentials& c) {
                 .expires_at_ms = grant->expires_at_ms};
 }
 
+// The grant of a token hash, read again only when the database changed since
+// it was read (Store::ChangeStamp): a revocation by `smithers token revoke`
+// is seen at the next request, and the RPC hot path does not query the
+// tokens table per request while nothing is written. Unknown hashes are not
+// kept (a client guessing tokens must not fill memory).
+Result<std::optional<TokenGrant>> Gateway::FindGrant(const std::string& hash) {
+  SMITHERS_ASSIGN_OR_RETURN(std::string stamp, store_->ChangeStamp());
+  if (stamp != grants_stamp_ || grants_.size() >= 10000) {
+    grants_.clear();
+    grants_stamp_ = stamp;
+  }
+  auto it = grants_.find(hash);
+  if (it != grants_.end()) return std::optional<TokenGrant>(it->second);
+  SMITHERS_ASSIGN_OR_RETURN(std::optional<TokenGrant> grant, store_->FindToken(hash));
+  if (grant) grants_[hash] = *grant;
+  return grant;
+}
+
 Status Gateway::Revalidate(const Caller& caller) {
   int64_t now = clock_.NowMs();
   if (caller.expires_at_ms != 0 && caller.expires_at_ms <= now) {
     return InvalidArgumentError("credentials expired");
   }
   if (caller.token_hash.empty()) return Status::Ok();
-  SMITHERS_ASSIGN_OR_RETURN(std::optional<TokenGrant> grant, store_->FindToken(caller.token_hash));
+  if (std::optional<Json> line = token_file_.Refresh(now)) Log(std::move(*line));
+  SMITHERS_ASSIGN_OR_RETURN(std::optional<FileGrant> file,
+                            token_file_.Check(caller.token_hash, now));
+  if (file) return Status::Ok();
+  SMITHERS_ASSIGN_OR_RETURN(std::optional<TokenGrant> grant, FindGrant(caller.token_hash));
   if (!grant) return InvalidArgumentError("token no longer exists");
   if (grant->revoked_at_ms != 0 && grant->revoked_at_ms <= now) {
     return InvalidArgumentError("token " + grant->token_id + " was revoked");
@@ -234,16 +357,23 @@ Reply Gateway::CallInner(const Caller& caller, const std::string& method, const 
       if (conn == nullptr) return Reply::Err("InvalidRequest", "unsubscribe needs a WebSocket");
       return Unsubscribe(params, *conn);
     }
-    if (method == "launchRun") return LaunchRun(caller, params);
+    if (method == "launchRun" || method == "cronRun") {
+      Reply r = method == "launchRun" ? LaunchRun(caller, params) : CronRun(caller, params);
+      AutoSubscribe(r, conn, true);
+      return r;
+    }
+    if (method == "submitApproval" || method == "submitSignal") {
+      Reply r = method == "submitApproval" ? SubmitApproval(caller, params)
+                                           : SubmitSignal(caller, params);
+      AutoSubscribe(r, conn, false);
+      return r;
+    }
     if (method == "resumeRun") return ResumeRun(params);
     if (method == "cancelRun") return CancelRunMethod(params);
     if (method == "listApprovals") return ListApprovals(params);
-    if (method == "submitApproval") return SubmitApproval(caller, params);
-    if (method == "submitSignal") return SubmitSignal(caller, params);
     if (method == "cronList") return CronList(params);
     if (method == "cronCreate") return CronCreate(params);
     if (method == "cronDelete") return CronDelete(params);
-    if (method == "cronRun") return CronRun(caller, params);
   } catch (const Json::exception& e) {
     // A parameter of the wrong type (params.value("x", "") on a number, ...).
     return Reply::Err("InvalidRequest", std::string("bad parameter: ") + e.what());
@@ -290,8 +420,16 @@ Reply Gateway::Health() {
 Reply Gateway::ListWorkflows() {
   Json list = Json::array();
   for (const auto& [key, w] : workflows_) {
-    list.push_back(
-        {{"key", key}, {"path", w.path}, {"revision", w.revision}, {"loadedAtMs", w.loaded_at_ms}});
+    Json entry = {
+        {"key", key}, {"path", w.path}, {"revision", w.revision}, {"loadedAtMs", w.loaded_at_ms}};
+    if (w.schedule) {
+      entry["schedule"] = {{"cronId", "gateway:" + key},
+                           {"pattern", w.schedule->cron},
+                           {"timeZone", w.schedule->time_zone},
+                           {"enabled", w.schedule->enabled}};
+    }
+    if (!w.error.empty()) entry["error"] = w.error;
+    list.push_back(std::move(entry));
   }
   return Reply::Ok({{"workflows", list}});
 }
@@ -413,6 +551,12 @@ Reply Gateway::LaunchRun(const Caller& caller, const Json& params) {
   if (!module.ok()) return Reply::Err("InvalidInput", module.status().message());
   Status checked = CheckWorkflow((*module)->definition(), input);
   if (!checked.ok()) return Reply::Err("InvalidInput", checked.message());
+  // Pinned before the run starts: a resume after the file changes runs this code.
+  Status pinned = store_->PutModuleSource({.revision = (*module)->definition().source_hash,
+                                           .path = it->second.path,
+                                           .source = (*module)->source(),
+                                           .created_at_ms = clock_.NowMs()});
+  if (!pinned.ok()) return StoreError(pinned, "WorkflowNotFound");
   int max_concurrency = options.value("maxConcurrency", 16);
   if (max_concurrency < 1) return Reply::Err("InvalidRequest", "maxConcurrency must be >= 1");
   Json auth = {{"triggeredBy", caller.user_id},
@@ -463,7 +607,19 @@ void Gateway::Execute(const RunStart& start, std::unique_ptr<script::LuaWorkflow
     return signal();
   }
   if (!module) {
-    Result<std::unique_ptr<script::LuaWorkflow>> loaded = script::LoadWorkflowModule(start.path);
+    // A resumed run runs the revision it started with, if it was pinned (the
+    // file may have changed since); else the file (the engine refuses a
+    // changed source).
+    Result<std::unique_ptr<script::LuaWorkflow>> loaded =
+        InvalidArgumentError("no pinned revision");
+    Result<RunRecord> rec = (*store)->GetRun(start.run_id);
+    if (rec.ok() && !rec->workflow_hash.empty()) {
+      Result<std::optional<ModuleSource>> pinned = (*store)->GetModuleSource(rec->workflow_hash);
+      if (pinned.ok() && pinned->has_value()) {
+        loaded = script::LoadWorkflowModuleSource(start.path, (*pinned)->source);
+      }
+    }
+    if (!loaded.ok()) loaded = script::LoadWorkflowModule(start.path);
     if (!loaded.ok()) {
       Log({{"event", "run.error"}, {"runId", start.run_id}, {"error", loaded.status().message()}});
       return signal();
@@ -813,6 +969,17 @@ Reply Gateway::StreamRunEvents(const Json& params, Connection& conn) {
                                            " is past the run's last event " +
                                            std::to_string(feed.last_seq));
   }
+  // An explicit stream replaces an automatic one of the same run; the frames
+  // the automatic one sent are all queued before this reply.
+  for (auto it = conn.auto_streams.begin(); it != conn.auto_streams.end();) {
+    auto open = conn.streams.find(*it);
+    if (open != conn.streams.end() && open->second == run_id) {
+      conn.streams.erase(open);
+      it = conn.auto_streams.erase(it);
+    } else {
+      ++it;
+    }
+  }
   if (conn.streams.size() >= 64)
     return Reply::Err("RateLimited", "too many streams on this connection");
   std::string stream_id = "s" + std::to_string(++next_stream_id_);
@@ -827,8 +994,27 @@ Reply Gateway::StreamRunEvents(const Json& params, Connection& conn) {
   return r;
 }
 
+void Gateway::AutoSubscribe(Reply& reply, Connection* conn, bool from_start) {
+  if (!reply.ok || conn == nullptr || !reply.payload.contains("runId")) return;
+  const std::string run_id = reply.payload["runId"].get<std::string>();
+  for (const auto& [id, streamed] : conn->streams) {
+    if (streamed == run_id) return;
+  }
+  Json params = {{"runId", run_id}};
+  if (!from_start) {  // from now on
+    Feed& feed = feeds_[run_id];
+    Poll(run_id, feed);
+    params["afterSeq"] = feed.last_seq;
+  }
+  Reply sub = StreamRunEvents(params, *conn);
+  if (!sub.ok) return;
+  reply.payload["streamId"] = sub.payload["streamId"];
+  conn->auto_streams.insert(sub.payload["streamId"].get<std::string>());
+}
+
 Reply Gateway::Unsubscribe(const Json& params, Connection& conn) {
   std::string stream_id = StringParam(params, "streamId");
+  conn.auto_streams.erase(stream_id);
   if (conn.streams.erase(stream_id) == 0) {
     return Reply::Err("InvalidRequest", "no stream " + stream_id + " on this connection");
   }
@@ -837,6 +1023,11 @@ Reply Gateway::Unsubscribe(const Json& params, Connection& conn) {
 
 // Reads the events after what the feed holds and the run's status.
 void Gateway::Poll(const std::string& run_id, Feed& feed) {
+  // The status first: a terminal status read before the events guarantees
+  // that the events read next include the run's last one (read after, a run
+  // that ended in between would look complete with its last events unread).
+  Result<RunRecord> run = store_->GetRun(run_id);
+  std::string status = run.ok() ? run->status : feed.status;
   while (true) {
     Result<std::vector<EventRecord>> events = store_->ListEvents(run_id, feed.last_seq, kEventPage);
     if (!events.ok()) return;
@@ -848,8 +1039,7 @@ void Gateway::Poll(const std::string& run_id, Feed& feed) {
     }
     if (events->size() < static_cast<size_t>(kEventPage)) break;
   }
-  Result<RunRecord> run = store_->GetRun(run_id);
-  if (run.ok()) feed.status = run->status;
+  feed.status = status;
 }
 
 std::string Gateway::EventPayload(const EventRecord& e) {
@@ -905,6 +1095,7 @@ bool Gateway::Pump(const std::string& run_id, Feed& feed, Subscriber& sub) {
                                             {"status", feed.status},
                                             {"lastSeq", feed.last_seq}}));
     conn->streams.erase(sub.stream_id);
+    conn->auto_streams.erase(sub.stream_id);
     return false;
   }
   return true;

@@ -30,6 +30,11 @@ struct GatewayOptions {
   bool insecure = false;          // allow a non-loopback bind without TLS
   // token (grants in the database), jwt, trusted-proxy, or none (loopback only).
   std::string auth = "token";
+  // With auth token: a tokens file (docs/gateway.md "Tokens file") whose
+  // grants work besides the database's, re-read when it changes. "" = none.
+  // RunGateway does not refuse a bad file (its grants are then missing and
+  // the log says why): check it first with ReadTokenFile.
+  std::string tokens_file;
   JwtConfig jwt;
   std::vector<std::string> proxy_default_scopes;  // trusted-proxy without x-user-scopes
   int64_t heartbeat_ms = 15000;                   // WebSocket `tick` period

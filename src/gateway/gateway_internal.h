@@ -14,16 +14,15 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "gateway/gateway.h"
+#include "script/lua_workflow.h"
 #include "smithers/store.h"
-
-namespace smithers::script {
-class LuaWorkflow;
-}
 
 namespace smithers::gateway {
 
@@ -75,6 +74,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool closing = false;
   Caller caller;
   std::map<std::string, std::string> streams;  // stream id -> run id
+  // Streams opened by AutoSubscribe: an explicit streamRunEvents of the same
+  // run replaces them (one stream per run, no event twice).
+  std::set<std::string> auto_streams;
 };
 
 // A stream's reader of a run's events: the last seq it was sent.
@@ -114,6 +116,8 @@ struct WorkflowEntry {
   int64_t mtime_ns = 0;
   int64_t size = 0;
   int64_t loaded_at_ms = 0;
+  std::optional<script::ModuleSchedule> schedule;  // declared by the module
+  std::string error;  // why the module failed to load, or its schedule is invalid
 };
 
 struct RunStart {
@@ -175,6 +179,7 @@ class Gateway {
  private:
   Reply CallInner(const Caller& caller, const std::string& method, const Json& params,
                   Connection* conn);
+  Result<std::optional<TokenGrant>> FindGrant(const std::string& token_hash);
   static Reply StoreError(const Status& s, const std::string& not_found_code);
   static std::string StringParam(const Json& params, const char* name);
   Json Identity() const;
@@ -194,6 +199,14 @@ class Gateway {
   Reply CronCreate(const Json& params);
   Reply CronDelete(const Json& params);
   Reply CronRun(const Caller& caller, const Json& params);
+  // Subscribes `conn` to a run a method of it touched (launchRun, cronRun,
+  // submitApproval, submitSignal), unless it already streams that run; adds
+  // the stream's id to the reply.
+  void AutoSubscribe(Reply& reply, Connection* conn, bool from_start);
+  // Loads a changed module: pins its source by revision, records its schedule.
+  void LoadEntry(WorkflowEntry& w, const std::string& source);
+  // Makes the `gateway:<key>` cron rows match the schedules modules declare.
+  void SyncSchedules();
 
   void StartRun(RunStart start, std::unique_ptr<script::LuaWorkflow> module);
   // Runs on the run's thread; `started` is set at its first commit (or end).
@@ -211,6 +224,9 @@ class Gateway {
   int64_t state_version_ = 0;
   int64_t next_stream_id_ = 0;
   std::map<std::string, WorkflowEntry> workflows_;
+  bool scanned_once_ = false;
+  std::map<std::string, TokenGrant> grants_;  // by token hash, valid under grants_stamp_
+  std::string grants_stamp_;
   std::map<std::string, ActiveRun> active_;
   std::map<std::string, Feed> feeds_;
   std::vector<std::weak_ptr<Connection>> connections_;
@@ -218,6 +234,7 @@ class Gateway {
   Metrics metrics_;
   std::mutex log_mu_;
   FILE* log_file_ = nullptr;
+  TokenFile token_file_{opts_.tokens_file};  // --tokens grants (auth token)
 };
 
 }  // namespace smithers::gateway

@@ -371,7 +371,9 @@ int MarkArray(lua_State* ls) {
   return 1;
 }
 
-// smithers(render [, { input = schema, name = "..." }]) -> workflow table
+// smithers(render [, { input = schema, name = "...", defaultApprovalOwner = "...",
+//                       schedule = "cron" | { cron = "...", timeZone = "...", input = {...},
+//                                            enabled = bool } }]) -> workflow table
 int MakeWorkflow(lua_State* ls) {
   // Called as smithers(...) through __call: argument 1 is the module table.
   luaL_checktype(ls, 2, LUA_TFUNCTION);
@@ -394,6 +396,28 @@ int MakeWorkflow(lua_State* ls) {
       return luaL_error(ls, "smithers(render, opts): opts.defaultApprovalOwner must be a string");
     }
     lua_setfield(ls, -2, "defaultApprovalOwner");
+    lua_getfield(ls, 3, "schedule");
+    if (lua_istable(ls, -1)) {
+      lua_getfield(ls, -1, "cron");
+      bool ok = lua_type(ls, -1) == LUA_TSTRING;
+      lua_getfield(ls, -2, "timeZone");
+      ok = ok && (lua_isnil(ls, -1) || lua_type(ls, -1) == LUA_TSTRING);
+      lua_getfield(ls, -3, "input");
+      ok = ok && (lua_isnil(ls, -1) || lua_istable(ls, -1));
+      lua_getfield(ls, -4, "enabled");
+      ok = ok && (lua_isnil(ls, -1) || lua_isboolean(ls, -1));
+      lua_pop(ls, 4);
+      if (!ok) {
+        return luaL_error(ls,
+                          "smithers(render, opts): opts.schedule must be a cron string or "
+                          "{ cron = string, timeZone = string?, input = table?, enabled = "
+                          "boolean? }");
+      }
+    } else if (!lua_isnil(ls, -1) && lua_type(ls, -1) != LUA_TSTRING) {
+      return luaL_error(ls,
+                        "smithers(render, opts): opts.schedule must be a cron string or a table");
+    }
+    lua_setfield(ls, -2, "schedule");
   }
   return 1;
 }
@@ -608,14 +632,11 @@ class LuaModule final : public LuaWorkflow {
   }
 
   const WorkflowDefinition& definition() const override { return def_; }
+  const std::string& source() const override { return source_; }
+  const std::optional<ModuleSchedule>& schedule() const override { return schedule_; }
 
-  Status Load(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) return InvalidArgumentError("cannot read workflow module \"" + path + "\"");
-    std::stringstream ss;
-    ss << in.rdbuf();
-    std::string source = ss.str();
-
+  Status Load(const std::string& path, const std::string& source) {
+    source_ = source;
     // Let the module require its siblings.
     std::string dir = path.find('/') == std::string::npos ? "." : path.substr(0, path.rfind('/'));
     lua_getglobal(state_, "package");
@@ -656,6 +677,29 @@ class LuaModule final : public LuaWorkflow {
     lua_pop(state_, 1);
     lua_getfield(state_, -1, "defaultApprovalOwner");
     if (lua_isstring(state_, -1)) def_.default_approval_owner = lua_tostring(state_, -1);
+    lua_pop(state_, 1);
+    lua_getfield(state_, -1, "schedule");
+    if (lua_type(state_, -1) == LUA_TSTRING) {
+      schedule_ = ModuleSchedule{.cron = lua_tostring(state_, -1)};
+    } else if (lua_istable(state_, -1)) {
+      ModuleSchedule s;
+      lua_getfield(state_, -1, "cron");
+      s.cron = lua_tostring(state_, -1);
+      lua_getfield(state_, -2, "timeZone");
+      if (lua_isstring(state_, -1)) s.time_zone = lua_tostring(state_, -1);
+      lua_getfield(state_, -3, "input");
+      if (lua_istable(state_, -1)) {
+        std::string err = ToJson(state_, -1, s.input);
+        if (!err.empty()) {
+          lua_settop(state_, 0);
+          return InvalidArgumentError(path + ": opts.schedule.input: " + err);
+        }
+      }
+      lua_getfield(state_, -4, "enabled");
+      if (lua_isboolean(state_, -1)) s.enabled = lua_toboolean(state_, -1) != 0;
+      lua_pop(state_, 4);
+      schedule_ = std::move(s);
+    }
     lua_pop(state_, 2);
 
     lua_getfield(state_, LUA_REGISTRYINDEX, kOutputsKey);
@@ -1172,6 +1216,8 @@ class LuaModule final : public LuaWorkflow {
   }
 
   lua_State* state_;
+  std::string source_;
+  std::optional<ModuleSchedule> schedule_;
   int ctx_index_ = 0;  // the stack slot of the render's ctx while it is converted
   std::shared_ptr<LuaRef> render_;
   WorkflowDefinition def_;
@@ -1180,8 +1226,17 @@ class LuaModule final : public LuaWorkflow {
 }  // namespace
 
 Result<std::unique_ptr<LuaWorkflow>> LoadWorkflowModule(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return InvalidArgumentError("cannot read workflow module \"" + path + "\"");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return LoadWorkflowModuleSource(path, ss.str());
+}
+
+Result<std::unique_ptr<LuaWorkflow>> LoadWorkflowModuleSource(const std::string& path,
+                                                              const std::string& source) {
   auto module = std::make_unique<LuaModule>();
-  SMITHERS_RETURN_IF_ERROR(module->Load(path));
+  SMITHERS_RETURN_IF_ERROR(module->Load(path, source));
   return std::unique_ptr<LuaWorkflow>(std::move(module));
 }
 

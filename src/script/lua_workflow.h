@@ -4,6 +4,7 @@
 #define SMITHERS_SCRIPT_LUA_WORKFLOW_H_
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "smithers/status.h"
@@ -13,15 +14,32 @@ namespace smithers::script {
 
 // A loaded module. Owns its Lua state; the definition's render and compute
 // functions call into it and must only be used while it lives, from one thread.
+// A schedule the module declares with `smithers(render, { schedule = ... })`:
+// the Gateway keeps one cron row for it (docs/gateway.md "Cron").
+struct ModuleSchedule {
+  std::string cron;  // 5-field expression, checked by the Gateway
+  std::string time_zone = "UTC";
+  Json input = Json::object();
+  bool enabled = true;
+};
+
 class LuaWorkflow {
  public:
   virtual ~LuaWorkflow() = default;
   virtual const WorkflowDefinition& definition() const = 0;
+  // The module's source as loaded; definition().source_hash is its SHA-256.
+  virtual const std::string& source() const = 0;
+  virtual const std::optional<ModuleSchedule>& schedule() const = 0;
 };
 
 // Loads and runs the module at `path` (which must return `smithers(render)`).
 // InvalidArgument for syntax or runtime errors, naming the file and line.
 Result<std::unique_ptr<LuaWorkflow>> LoadWorkflowModule(const std::string& path);
+
+// The same for a source kept elsewhere (a pinned revision): `path` names the
+// chunk in error messages and is where `require` looks for siblings.
+Result<std::unique_ptr<LuaWorkflow>> LoadWorkflowModuleSource(const std::string& path,
+                                                              const std::string& source);
 
 }  // namespace smithers::script
 

@@ -172,10 +172,9 @@ class GatewayTest(E2ETest):
             params["afterSeq"] = after
         res = w.request("streamRunEvents", params)
         self.assertTrue(res["ok"], res)
+        # Frames before the reply belong to the stream launchRun opened
+        # automatically, which this one replaces.
         events, completed = [], None
-        for f in getattr(w, "events", []):
-            if f.get("event") == "run.event":
-                events.append(f["payload"])
         w.events = []
         while completed is None:
             f = w.recv_json()
@@ -526,6 +525,123 @@ class GatewayTest(E2ETest):
         self.assertEqual(self.rpc("cronDelete", {"cronId": "every5"}, token)[0], 200)
         self.assertEqual(self.rpc("cronDelete", {"cronId": "every5"}, token)[0], 404)
 
+    # ---- hot reload, declared schedules, auto-subscribe ----
+
+    def rows(self, method, key, token, params=None):
+        code, r = self.rpc(method, params or {}, token)
+        self.assertEqual(code, 200, r)
+        return r["payload"][key]
+
+    def test_a_run_keeps_the_revision_it_started_with_across_reload_and_restart(self):
+        self.start()
+        token = self.token("run:read,run:write,approval:submit")
+        self.assertEqual(self.rpc("launchRun", {"workflow": "gate", "runId": "old"}, token)[0], 200)
+        self.wait_run("old", token, status=("waiting-approval",))
+        before = {w["key"]: w["revision"] for w in self.rows("listWorkflows", "workflows", token)}
+        # the file changes while the run waits: the Gateway reloads it ...
+        self.write("workflows/gate.lua", GATE.replace("{ ok = true }", "{ ok = false }"))
+        self.wait_for(lambda: {w["key"]: w["revision"] for w in
+                               self.rows("listWorkflows", "workflows", token)}["gate"]
+                      != before["gate"], what="the reload")
+        # ... and is restarted: the old revision lives in the database
+        self.stop()
+        self.start()
+        code, r = self.rpc("submitApproval", {"runId": "old", "nodeId": "ship", "approved": True},
+                           token)
+        self.assertEqual(code, 200, r)
+        self.assertEqual(self.wait_run("old", token)["status"], "finished")
+        code, r = self.rpc("getNodeOutput", {"runId": "old", "nodeId": "after"}, token)
+        self.assertEqual(r["payload"]["row"], {"ok": True}, "the code the run started with")
+        # a run launched now runs the new revision
+        self.assertEqual(self.rpc("launchRun", {"workflow": "gate", "runId": "new"}, token)[0], 200)
+        self.wait_run("new", token, status=("waiting-approval",))
+        self.rpc("submitApproval", {"runId": "new", "nodeId": "ship", "approved": True}, token)
+        self.wait_run("new", token)
+        code, r = self.rpc("getNodeOutput", {"runId": "new", "nodeId": "after"}, token)
+        self.assertEqual(r["payload"]["row"], {"ok": False})
+        revisions = self.query("SELECT revision FROM _smithers_modules")
+        self.assertIn(before["gate"], [x["revision"] for x in revisions])
+
+    def test_a_schedule_declared_by_a_module_gets_one_cron_row(self):
+        nightly = HELLO.replace(
+            "\nend)\n", "\nend, { schedule = { cron = '*/5 * * * *', timeZone = 'Europe/Berlin', "
+            "input = { name = 'sched' } } })\n")
+        self.assertNotEqual(nightly, HELLO)
+        self.write("workflows/nightly.lua", nightly)
+        self.start()
+        token = self.token("cron:read,run:read")
+        crons = self.rows("cronList", "crons", token)
+        self.assertEqual([c["cronId"] for c in crons], ["gateway:nightly"])
+        row = crons[0]
+        self.assertEqual((row["workflow"], row["pattern"], row["timeZone"], row["input"]),
+                         ("nightly", "*/5 * * * *", "Europe/Berlin", {"name": "sched"}))
+        nxt = row["nextRunAtMs"]
+        self.assertEqual(nxt % (5 * 60000), 0)
+        wf = {w["key"]: w for w in self.rows("listWorkflows", "workflows", token)}
+        self.assertEqual(wf["nightly"]["schedule"]["cronId"], "gateway:nightly")
+        # a restart keeps the row as it is (one row, same next fire)
+        self.stop()
+        self.start()
+        self.assertEqual(self.rows("cronList", "crons", token), crons)
+        # the slot passes while the Gateway is down: it fires once, with the input
+        self.stop()
+        self.start(env={"SMITHERS_CLOCK_OFFSET_MS": str(12 * 60 * 1000)})
+        row = self.wait_for(lambda: [c for c in self.rows("cronList", "crons", token)
+                                     if c["lastRunId"]], what="the missed fire")[0]
+        self.wait_run(row["lastRunId"], token)
+        code, r = self.rpc("getNodeOutput", {"runId": row["lastRunId"], "nodeId": "greet"}, token)
+        self.assertEqual(r["payload"]["row"], {"message": "Hello, sched"})
+        self.assertEqual(self.run_cli("events", row["lastRunId"], "--json").code, 0)
+        # an invalid schedule is reported and leaves the row alone
+        self.write("workflows/nightly.lua", nightly.replace("*/5 * * * *", "61 * * * *"))
+        wf = self.wait_for(lambda: [w for w in self.rows("listWorkflows", "workflows", token)
+                                    if w["key"] == "nightly" and "error" in w],
+                           what="the schedule error")[0]
+        self.assertIn("61", wf["error"])
+        self.assertEqual([c["pattern"] for c in self.rows("cronList", "crons", token)],
+                         ["*/5 * * * *"])
+        # a changed schedule replaces the row; none declared removes it
+        self.write("workflows/nightly.lua", nightly.replace("*/5 * * * *", "0 3 * * *"))
+        self.wait_for(lambda: [c["pattern"] for c in self.rows("cronList", "crons", token)]
+                      == ["0 3 * * *"], what="the changed schedule")
+        self.write("workflows/nightly.lua", HELLO)
+        self.wait_for(lambda: self.rows("cronList", "crons", token) == [],
+                      what="the row removed")
+
+    def test_launch_and_approval_subscribe_the_connection(self):
+        self.start()
+        token = self.token("run:read,run:write,approval:submit")
+        w = self.ws(token)
+        res = w.request("launchRun", {"workflow": "gate", "runId": "a1"})
+        self.assertTrue(res["ok"], res)
+        stream_id = res["payload"]["streamId"]
+        seen = list(getattr(w, "events", []))
+        while not any(f.get("payload", {}).get("event") == "ApprovalRequested" for f in seen):
+            seen.append(w.recv_json())
+        events = [f["payload"] for f in seen if f.get("event") == "run.event"]
+        self.assertEqual([e["seq"] for e in events], list(range(len(events))))
+        # approving on another connection: the decision and the rest arrive here
+        w2 = self.ws(token)
+        res2 = w2.request("submitApproval", {"runId": "a1", "nodeId": "ship", "approved": True})
+        self.assertTrue(res2["ok"], res2)
+        self.assertIn("streamId", res2["payload"])
+        w.events = []
+        completed = None
+        while completed is None:
+            f = w.recv_json()
+            if f["event"] == "run.event":
+                events.append(f["payload"])
+            elif f["event"] == "run.completed":
+                completed = f["payload"]
+        self.assertEqual(completed["streamId"], stream_id)
+        self.assertEqual(completed["status"], "finished")
+        self.assertEqual([e["seq"] for e in events], list(range(len(events))),
+                         "every event once, in order")
+        self.assertEqual(events[-1]["event"], "RunFinished")
+        # over HTTP there is no connection to subscribe
+        code, r = self.rpc("launchRun", {"workflow": "hello", "runId": "a2"}, token)
+        self.assertNotIn("streamId", r["payload"])
+
     # ---- limits ----
 
     def test_slow_consumer_is_disconnected(self):
@@ -538,11 +654,16 @@ class GatewayTest(E2ETest):
         w = self.ws(token, rcvbuf=4096, timeout=60)
         w.send_json({"type": "req", "id": "s", "method": "streamRunEvents",
                      "params": {"runId": "big"}})
-        time.sleep(4)  # read nothing: the server's writes stall
+        # Read nothing until the server has cut the connection off: its writes
+        # stall once the socket buffers are full (~4 MB here, the run's events
+        # are ~6 MB), however slowly it produces them (a sanitizer build).
+        self.wait_for(lambda: re.search(r"smithers_backpressure_disconnects_total [1-9]",
+                                        self.http("GET", "/metrics")[1]),
+                      timeout=120, interval=0.2, what="the backpressure disconnect")
         got, ended = [], None
         try:
             while True:
-                got.append(w.recv_json(timeout=5))
+                got.append(w.recv_json(timeout=30))
         except Closed as e:
             ended = e.code
         errors = [f for f in got if f.get("event") == "run.error"]

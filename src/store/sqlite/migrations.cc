@@ -200,12 +200,24 @@ CREATE TABLE IF NOT EXISTS _smithers_cron (
 ) WITHOUT ROWID;
 )sql";
 
+// Workflow module sources by revision, so a resumed run runs the code it
+// started with after its file changed (docs/gateway.md "Hot reload").
+constexpr const char kModulesTable[] = R"sql(
+CREATE TABLE IF NOT EXISTS _smithers_modules (
+  revision TEXT NOT NULL PRIMARY KEY,
+  path TEXT NOT NULL,
+  source TEXT NOT NULL,
+  created_at_ms INTEGER NOT NULL
+) WITHOUT ROWID;
+)sql";
+
 constexpr Migration kMigrations[] = {
     {1, "initial_tables", kInitialTables},
     {2, "indexes", kIndexes},
     {3, "cache", kCacheTable},
     {4, "approvals_and_signals", kWaitTables},
     {5, "tokens_and_cron", kGatewayTables},
+    {6, "module_sources", kModulesTable},
 };
 
 constexpr const char kCreateMigrationsTable[] = R"sql(

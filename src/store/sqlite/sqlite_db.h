@@ -101,6 +101,7 @@ class Database {
   Result<std::string> QueryText(std::string_view sql);
   // Rows changed by the last INSERT, UPDATE or DELETE on this connection.
   int64_t changes() const { return sqlite3_changes64(db_.get()); }
+  int64_t total_changes() const { return sqlite3_total_changes64(db_.get()); }
   bool in_transaction() const { return sqlite3_get_autocommit(db_.get()) == 0; }
   sqlite3* handle() const { return db_.get(); }
 

@@ -72,6 +72,9 @@ enum StatementId : int {
   kListCron,
   kDeleteCron,
   kClaimCronFire,
+  kPutModule,
+  kGetModule,
+  kDataVersion,
   kStatementCount,
 };
 
@@ -271,6 +274,13 @@ constexpr StatementSql kStatements[] = {
      "UPDATE _smithers_cron SET last_run_at_ms = ?3, next_run_at_ms = ?4, last_run_id = ?5 "
      "WHERE cron_id = ?1 AND next_run_at_ms IS ?2",
      5},
+    {kPutModule,
+     "INSERT OR IGNORE INTO _smithers_modules(revision, path, source, created_at_ms) "
+     "VALUES(?1, ?2, ?3, ?4)",
+     6},
+    {kGetModule,
+     "SELECT revision, path, source, created_at_ms FROM _smithers_modules WHERE revision = ?1", 6},
+    {kDataVersion, "PRAGMA data_version"},
 };
 
 #undef SMITHERS_RUN_COLUMNS_
@@ -657,6 +667,9 @@ class SqliteStore final : public Store {
   Status PutCron(const CronRecord& cron) override;
   Result<std::vector<CronRecord>> ListCron() override;
   Status DeleteCron(const std::string& cron_id) override;
+  Status PutModuleSource(const ModuleSource& module) override;
+  Result<std::string> ChangeStamp() override;
+  Result<std::optional<ModuleSource>> GetModuleSource(const std::string& revision) override;
   Status ClaimCronFire(const std::string& cron_id, int64_t expected_next_ms, int64_t fired_at_ms,
                        int64_t new_next_ms, const std::string& run_id) override;
 
@@ -965,6 +978,40 @@ Status SqliteStore::DeleteCron(const std::string& cron_id) {
   SMITHERS_RETURN_IF_ERROR(s.Run());
   if (db_.changes() != 1) return NotFoundError("no cron schedule with id " + cron_id);
   return Status::Ok();
+}
+
+// PRAGMA data_version moves when another connection commits;
+// total_changes counts this connection's own writes.
+Result<std::string> SqliteStore::ChangeStamp() {
+  int64_t version = 0;
+  SMITHERS_RETURN_IF_ERROR(stmt(kDataVersion).ForEachRow([&](const Statement& row) {
+    version = row.Int64(0);
+    return Status::Ok();
+  }));
+  return std::to_string(version) + "/" + std::to_string(db_.total_changes());
+}
+
+Status SqliteStore::PutModuleSource(const ModuleSource& m) {
+  Statement& s = stmt(kPutModule);
+  s.BindText(1, m.revision);
+  s.BindText(2, m.path);
+  s.BindText(3, m.source);
+  s.BindInt64(4, m.created_at_ms);
+  return s.Run();
+}
+
+Result<std::optional<ModuleSource>> SqliteStore::GetModuleSource(const std::string& revision) {
+  Statement& s = stmt(kGetModule);
+  s.BindText(1, revision);
+  SMITHERS_ASSIGN_OR_RETURN(std::vector<ModuleSource> rows,
+                            Collect(s, [](const Statement& row) -> Result<ModuleSource> {
+                              return ModuleSource{.revision = row.Text(0),
+                                                  .path = row.Text(1),
+                                                  .source = row.Text(2),
+                                                  .created_at_ms = row.Int64(3)};
+                            }));
+  if (rows.empty()) return std::optional<ModuleSource>();
+  return std::optional<ModuleSource>(std::move(rows.front()));
 }
 
 Status SqliteStore::ClaimCronFire(const std::string& cron_id, int64_t expected_next_ms,

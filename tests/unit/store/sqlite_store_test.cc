@@ -30,6 +30,13 @@ INSTANTIATE_TEST_SUITE_P(Sqlite, StoreConformanceTest,
                          ::testing::Values(StoreBackend{"Sqlite", OpenSqliteInDir}),
                          StoreBackendName);
 
+// "1" .. the latest migration: what a database opened by this build records.
+std::vector<std::string> AllMigrationIds() {
+  std::vector<std::string> ids;
+  for (int i = 1; i <= StoreSchemaVersion(); ++i) ids.push_back(std::to_string(i));
+  return ids;
+}
+
 class SqliteStoreTest : public ::testing::Test {
  protected:
   void SetUp() override { ASSERT_FALSE(dir_.path().empty()); }
@@ -74,17 +81,18 @@ TEST_F(SqliteStoreTest, SynchronousMustBeFullOrNormal) {
 }
 
 TEST_F(SqliteStoreTest, RecordsEveryMigrationOnceAcrossReopens) {
-  EXPECT_EQ(StoreSchemaVersion(), 5);
+  EXPECT_EQ(StoreSchemaVersion(), 6);
   for (int i = 0; i < 3; ++i) STORE_ASSERT_OK(OpenSqliteStore(Options()));
   std::vector<SqlRowForTesting> rows =
       Sql("SELECT id, name, applied_at_ms > 0, length(checksum) FROM _smithers_schema_migrations "
           "ORDER BY id");
-  ASSERT_EQ(rows.size(), 5u);
+  ASSERT_EQ(rows.size(), 6u);
   EXPECT_EQ(rows[0], (SqlRowForTesting{"1", "initial_tables", "1", "64"}));
   EXPECT_EQ(rows[1], (SqlRowForTesting{"2", "indexes", "1", "64"}));
   EXPECT_EQ(rows[2], (SqlRowForTesting{"3", "cache", "1", "64"}));
   EXPECT_EQ(rows[3], (SqlRowForTesting{"4", "approvals_and_signals", "1", "64"}));
   EXPECT_EQ(rows[4], (SqlRowForTesting{"5", "tokens_and_cron", "1", "64"}));
+  EXPECT_EQ(rows[5], (SqlRowForTesting{"6", "module_sources", "1", "64"}));
 }
 
 TEST_F(SqliteStoreTest, UpgradesADatabaseLeftByAnOlderBuild) {
@@ -102,8 +110,7 @@ TEST_F(SqliteStoreTest, UpgradesADatabaseLeftByAnOlderBuild) {
             std::vector<std::string>{"0"});
 
   STORE_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> store, OpenSqliteStore(Options()));
-  EXPECT_EQ(Column("SELECT id FROM _smithers_schema_migrations ORDER BY id"),
-            (std::vector<std::string>{"1", "2", "3", "4", "5"}));
+  EXPECT_EQ(Column("SELECT id FROM _smithers_schema_migrations ORDER BY id"), AllMigrationIds());
   EXPECT_EQ(Column("SELECT count(*) FROM sqlite_master WHERE type = 'index' AND "
                    "name = '_smithers_runs_by_status_heartbeat'"),
             std::vector<std::string>{"1"});
@@ -136,8 +143,7 @@ TEST_F(SqliteStoreTest, UpgradesAVersion3DatabaseToApprovalsAndSignals) {
             std::vector<std::string>{"0"});
 
   STORE_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> store, OpenSqliteStore(Options()));
-  EXPECT_EQ(Column("SELECT id FROM _smithers_schema_migrations ORDER BY id"),
-            (std::vector<std::string>{"1", "2", "3", "4", "5"}));
+  EXPECT_EQ(Column("SELECT id FROM _smithers_schema_migrations ORDER BY id"), AllMigrationIds());
   EXPECT_EQ(
       Column("SELECT name FROM sqlite_master WHERE type = 'index' AND name IN "
              "('_smithers_approvals_by_status', '_smithers_signals_by_name') ORDER BY name"),
@@ -271,12 +277,25 @@ TEST_F(SqliteStoreTest, RefusesADatabaseFromANewerBuild) {
   EXPECT_EQ(store.status().code(), StatusCode::kFailedPrecondition);
   EXPECT_NE(store.status().message().find(
                 "database schema version 9999 was written by a newer Smithers (this build "
-                "knows up to 5); upgrade smithers"),
+                "knows up to " +
+                std::to_string(StoreSchemaVersion()) + "); upgrade smithers"),
             std::string::npos)
       << store.status().ToString();
   // Nothing was changed by the refused open.
   EXPECT_EQ(Column("SELECT count(*) FROM _smithers_schema_migrations"),
-            std::vector<std::string>{"6"});
+            std::vector<std::string>{std::to_string(StoreSchemaVersion() + 1)});
+}
+
+TEST_F(SqliteStoreTest, ChangeStampSeesCommitsOfAnotherConnection) {
+  STORE_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> reader, OpenSqliteStore(Options()));
+  STORE_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> writer, OpenSqliteStore(Options()));
+  STORE_ASSERT_OK_AND_ASSIGN(std::string before, reader->ChangeStamp());
+  STORE_ASSERT_OK_AND_ASSIGN(std::vector<TokenGrant> tokens, writer->ListTokens());
+  STORE_ASSERT_OK_AND_ASSIGN(std::string same, reader->ChangeStamp());
+  EXPECT_EQ(before, same) << "another connection's read";
+  STORE_ASSERT_OK(writer->PutToken({.token_id = "t", .token_hash = "h", .issued_at_ms = 1}));
+  STORE_ASSERT_OK_AND_ASSIGN(std::string after, reader->ChangeStamp());
+  EXPECT_NE(before, after);
 }
 
 TEST_F(SqliteStoreTest, RefusesAMigrationWhoseDefinitionChanged) {
@@ -300,8 +319,7 @@ TEST_F(SqliteStoreTest, ConcurrentOpensOfAFreshFileMigrateOnce) {
   }
   for (std::thread& t : threads) t.join();
   for (const Status& s : results) EXPECT_TRUE(s.ok()) << s.ToString();
-  EXPECT_EQ(Column("SELECT id FROM _smithers_schema_migrations ORDER BY id"),
-            (std::vector<std::string>{"1", "2", "3", "4", "5"}));
+  EXPECT_EQ(Column("SELECT id FROM _smithers_schema_migrations ORDER BY id"), AllMigrationIds());
 }
 
 TEST_F(SqliteStoreTest, ConcurrentWritersGetUniqueGaplessSeqs) {

@@ -1151,5 +1151,37 @@ TEST_P(StoreConformanceTest, CronRowsRoundTripAndAFireIsClaimedOnce) {
   EXPECT_EQ(rows[0].last_run_id, "run-1");
 }
 
+TEST_P(StoreConformanceTest, ChangeStampMovesWithEveryCommitAndOnlyThen) {
+  STORE_ASSERT_OK_AND_ASSIGN(std::string a, store_->ChangeStamp());
+  STORE_ASSERT_OK_AND_ASSIGN(std::string b, store_->ChangeStamp());
+  EXPECT_EQ(a, b);
+  STORE_ASSERT_OK_AND_ASSIGN(std::vector<CronRecord> rows, store_->ListCron());  // a read
+  STORE_ASSERT_OK_AND_ASSIGN(b, store_->ChangeStamp());
+  EXPECT_EQ(a, b);
+  STORE_ASSERT_OK(store_->PutCron({.cron_id = "c", .workflow = "w", .pattern = "* * * * *"}));
+  STORE_ASSERT_OK_AND_ASSIGN(b, store_->ChangeStamp());
+  EXPECT_NE(a, b);
+}
+
+TEST_P(StoreConformanceTest, ModuleSourcesAreKeptByRevisionAndNeverReplaced) {
+  std::string source = "return smithers(function(ctx) return nil end)\n-- \xff bytes kept\n";
+  ModuleSource m{.revision = "rev1", .path = "/w/deploy.lua", .source = source, .created_at_ms = 7};
+  STORE_ASSERT_OK(store_->PutModuleSource(m));
+  // A second put of the same revision keeps the first row.
+  STORE_ASSERT_OK(store_->PutModuleSource(
+      {.revision = "rev1", .path = "/elsewhere.lua", .source = "x", .created_at_ms = 9}));
+  STORE_ASSERT_OK_AND_ASSIGN(std::optional<ModuleSource> got, store_->GetModuleSource("rev1"));
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(got->path, "/w/deploy.lua");
+  EXPECT_EQ(got->source, source);
+  EXPECT_EQ(got->created_at_ms, 7);
+  STORE_ASSERT_OK_AND_ASSIGN(got, store_->GetModuleSource("rev2"));
+  EXPECT_FALSE(got.has_value());
+  Reopen();
+  STORE_ASSERT_OK_AND_ASSIGN(got, store_->GetModuleSource("rev1"));
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(got->source, source);
+}
+
 }  // namespace
 }  // namespace smithers::store

@@ -1,0 +1,323 @@
+#include "gateway/config.h"
+
+#include <fcntl.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <toml++/toml.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <limits>
+#include <set>
+#include <sstream>
+#include <utility>
+#include <vector>
+
+namespace smithers::gateway {
+namespace {
+
+std::string TypeName(toml::node_type t) {
+  switch (t) {
+    case toml::node_type::table: return "a table";
+    case toml::node_type::array: return "an array";
+    case toml::node_type::string: return "a string";
+    case toml::node_type::integer: return "an integer";
+    case toml::node_type::floating_point: return "a float";
+    case toml::node_type::boolean: return "a boolean";
+    case toml::node_type::date: return "a date";
+    case toml::node_type::time: return "a time";
+    case toml::node_type::date_time: return "a date-time";
+    case toml::node_type::none: break;
+  }
+  return "nothing";
+}
+
+std::string Where(const std::string& file, const toml::source_region& at) {
+  if (!at.begin) return file;
+  return file + ":" + std::to_string(at.begin.line) + ":" + std::to_string(at.begin.column);
+}
+
+// One table of the file. Each getter leaves its output alone when the key is
+// absent and marks the key as known; Finish() refuses the keys no getter
+// asked for.
+class Section {
+ public:
+  Section(const toml::table& table, std::string prefix, const std::string& file, std::string dir)
+      : table_(table), prefix_(std::move(prefix)), file_(file), dir_(std::move(dir)) {}
+
+  Status String(std::string_view key, std::string* out) {
+    const toml::node* n = Take(key);
+    if (n == nullptr) return Status::Ok();
+    if (!n->is_string()) return Wrong(key, *n, "a string");
+    *out = n->as_string()->get();
+    return Status::Ok();
+  }
+
+  // One of `allowed`, in any case; set in the spelling of `allowed`.
+  Status OneOf(std::string_view key, const std::vector<std::string>& allowed, std::string* out) {
+    std::string value = *out;
+    SMITHERS_RETURN_IF_ERROR(String(key, &value));
+    for (const std::string& a : allowed) {
+      if (strcasecmp(a.c_str(), value.c_str()) == 0) {
+        *out = a;
+        return Status::Ok();
+      }
+    }
+    std::string list;
+    for (const std::string& a : allowed) list += (list.empty() ? "" : ", ") + a;
+    return Error(key, *table_.get(key), "must be one of " + list + ", not \"" + value + "\"");
+  }
+
+  // A file or folder: relative to the configuration file's folder.
+  Status Path(std::string_view key, std::string* out) {
+    std::string value;
+    const toml::node* n = table_.get(key);
+    SMITHERS_RETURN_IF_ERROR(String(key, &value));
+    if (n == nullptr) return Status::Ok();
+    if (value.empty()) return Error(key, *n, "must not be empty");
+    *out = value[0] == '/' ? value : dir_ + value;
+    return Status::Ok();
+  }
+
+  // An integer in [min, max] (max: what T holds).
+  template <typename T>
+  Status Int(std::string_view key, int64_t min, T* out,
+             int64_t max = static_cast<int64_t>(std::min<uint64_t>(
+                 std::numeric_limits<T>::max(), std::numeric_limits<int64_t>::max()))) {
+    const toml::node* n = Take(key);
+    if (n == nullptr) return Status::Ok();
+    if (!n->is_integer()) return Wrong(key, *n, "an integer");
+    int64_t v = n->as_integer()->get();
+    if (v < min || v > max) {
+      return Error(key, *n,
+                   "must be between " + std::to_string(min) + " and " + std::to_string(max) +
+                       ", not " + std::to_string(v));
+    }
+    *out = static_cast<T>(v);
+    return Status::Ok();
+  }
+
+  Status Bool(std::string_view key, bool* out) {
+    const toml::node* n = Take(key);
+    if (n == nullptr) return Status::Ok();
+    if (!n->is_boolean()) return Wrong(key, *n, "true or false");
+    *out = n->as_boolean()->get();
+    return Status::Ok();
+  }
+
+  Status Strings(std::string_view key, std::vector<std::string>* out) {
+    const toml::node* n = Take(key);
+    if (n == nullptr) return Status::Ok();
+    if (!n->is_array()) return Wrong(key, *n, "an array of strings");
+    std::vector<std::string> all;
+    for (const toml::node& item : *n->as_array()) {
+      if (!item.is_string()) return Wrong(key, item, "an array of strings");
+      all.push_back(item.as_string()->get());
+    }
+    *out = std::move(all);
+    return Status::Ok();
+  }
+
+  // A sub-table, or nullptr when absent.
+  Result<const toml::table*> Table(std::string_view key) {
+    const toml::node* n = Take(key);
+    if (n == nullptr) return static_cast<const toml::table*>(nullptr);
+    if (!n->is_table()) return Wrong(key, *n, "a table");
+    return n->as_table();
+  }
+
+  // A key that must not be there.
+  Status Refuse(std::string_view key, const std::string& why) {
+    const toml::node* n = Take(key);
+    return n == nullptr ? Status::Ok() : Error(key, *n, why);
+  }
+
+  // The first key (in the file's order) no getter asked for.
+  Status Finish() const {
+    const toml::key* first = nullptr;
+    for (const auto& [k, v] : table_) {
+      if (known_.count(std::string(k.str())) != 0) continue;
+      if (first == nullptr || k.source().begin.line < first->source().begin.line ||
+          (k.source().begin.line == first->source().begin.line &&
+           k.source().begin.column < first->source().begin.column)) {
+        first = &k;
+      }
+    }
+    if (first == nullptr) return Status::Ok();
+    std::string known;
+    for (const std::string& k : known_) known += (known.empty() ? "" : ", ") + k;
+    return InvalidArgumentError(Where(file_, first->source()) + ": " + Dotted(first->str()) +
+                                ": unknown key" +
+                                (known.empty() ? "" : " (known here: " + known + ")"));
+  }
+
+  std::string Dotted(std::string_view key) const {
+    return prefix_.empty() ? std::string(key) : prefix_ + "." + std::string(key);
+  }
+
+ private:
+  const toml::node* Take(std::string_view key) {
+    known_.insert(std::string(key));
+    return table_.get(key);
+  }
+  Status Error(std::string_view key, const toml::node& n, const std::string& why) const {
+    return InvalidArgumentError(Where(file_, n.source()) + ": " + Dotted(key) + ": " + why);
+  }
+  Status Wrong(std::string_view key, const toml::node& n, const std::string& want) const {
+    return Error(key, n, "must be " + want + ", not " + TypeName(n.type()));
+  }
+
+  const toml::table& table_;
+  std::string prefix_;
+  const std::string& file_;
+  std::string dir_;
+  std::set<std::string> known_;
+};
+
+constexpr int64_t kMaxPort = 65535;
+
+}  // namespace
+
+Result<GatewayConfig> ParseGatewayConfig(std::string_view text, const std::string& path) {
+  toml::table root;
+  try {
+    root = toml::parse(text, path);
+  } catch (const toml::parse_error& e) {
+    return InvalidArgumentError(Where(path, e.source()) + ": " + std::string(e.description()));
+  }
+  // Relative paths in the file are relative to its folder ("" = the cwd).
+  size_t slash = path.rfind('/');
+  std::string dir = slash == std::string::npos ? "" : path.substr(0, slash + 1);
+  GatewayConfig out;
+  GatewayOptions& o = out.options;
+
+  Section top(root, "", path, dir);
+  SMITHERS_RETURN_IF_ERROR(top.Path("workflows", &o.workflows_dir));
+  SMITHERS_RETURN_IF_ERROR(top.String("host", &o.host));
+  SMITHERS_RETURN_IF_ERROR(top.Int("port", 0, &o.port, kMaxPort));
+  SMITHERS_RETURN_IF_ERROR(top.Path("db", &o.db_path));
+  SMITHERS_RETURN_IF_ERROR(top.OneOf("synchronous", {"FULL", "NORMAL"}, &o.synchronous));
+  SMITHERS_RETURN_IF_ERROR(top.Bool("insecure", &o.insecure));
+  SMITHERS_RETURN_IF_ERROR(top.Int("heartbeat_ms", 1, &o.heartbeat_ms));
+  if (const toml::node* log = root.get("access_log");
+      log != nullptr && log->is_string() &&
+      (log->as_string()->get().empty() || log->as_string()->get() == "-")) {
+    SMITHERS_RETURN_IF_ERROR(top.String("access_log", &o.access_log));  // stderr, or off
+  } else {
+    SMITHERS_RETURN_IF_ERROR(top.Path("access_log", &o.access_log));
+  }
+
+  SMITHERS_ASSIGN_OR_RETURN(const toml::table* tls_table, top.Table("tls"));
+  if (tls_table != nullptr) {
+    Section tls(*tls_table, "tls", path, dir);
+    SMITHERS_RETURN_IF_ERROR(tls.Path("cert", &o.tls_cert));
+    SMITHERS_RETURN_IF_ERROR(tls.Path("key", &o.tls_key));
+    SMITHERS_RETURN_IF_ERROR(tls.Finish());
+  }
+
+  SMITHERS_ASSIGN_OR_RETURN(const toml::table* auth_table, top.Table("auth"));
+  if (auth_table != nullptr) {
+    Section auth(*auth_table, "auth", path, dir);
+    SMITHERS_RETURN_IF_ERROR(
+        auth.OneOf("mode", {"token", "jwt", "trusted-proxy", "none"}, &o.auth));
+    SMITHERS_RETURN_IF_ERROR(auth.Path("tokens", &o.tokens_file));
+    SMITHERS_RETURN_IF_ERROR(auth.Strings("proxy_default_scopes", &o.proxy_default_scopes));
+    SMITHERS_ASSIGN_OR_RETURN(const toml::table* jwt_table, auth.Table("jwt"));
+    if (jwt_table != nullptr) {
+      Section jwt(*jwt_table, "auth.jwt", path, dir);
+      SMITHERS_RETURN_IF_ERROR(jwt.String("issuer", &o.jwt.issuer));
+      SMITHERS_RETURN_IF_ERROR(jwt.String("audience", &o.jwt.audience));
+      SMITHERS_RETURN_IF_ERROR(jwt.String("secret_env", &out.jwt_secret_env));
+      SMITHERS_RETURN_IF_ERROR(jwt.Path("secret_file", &out.jwt_secret_file));
+      SMITHERS_RETURN_IF_ERROR(jwt.Int("clock_skew_ms", 0, &o.jwt.clock_skew_ms));
+      SMITHERS_RETURN_IF_ERROR(jwt.Strings("default_scopes", &o.jwt.default_scopes));
+      SMITHERS_RETURN_IF_ERROR(
+          jwt.Refuse("secret",
+                     "a secret is never read from the configuration file (it is shared, "
+                     "copied and logged more than a secret should be); use secret_env = "
+                     "\"VARIABLE\" or secret_file = \"PATH\""));
+      if (!out.jwt_secret_env.empty() && !out.jwt_secret_file.empty()) {
+        return InvalidArgumentError(Where(path, jwt_table->source()) +
+                                    ": auth.jwt: secret_env and secret_file exclude each other");
+      }
+      SMITHERS_RETURN_IF_ERROR(jwt.Finish());
+    }
+    SMITHERS_RETURN_IF_ERROR(auth.Finish());
+  }
+
+  SMITHERS_ASSIGN_OR_RETURN(const toml::table* limits_table, top.Table("limits"));
+  if (limits_table != nullptr) {
+    Section limits(*limits_table, "limits", path, dir);
+    SMITHERS_RETURN_IF_ERROR(limits.Int("max_body_bytes", 1, &o.max_body_bytes));
+    SMITHERS_RETURN_IF_ERROR(limits.Int("max_frame_bytes", 1, &o.max_frame_bytes));
+    SMITHERS_RETURN_IF_ERROR(limits.Int("max_connections", 1, &o.max_connections));
+    SMITHERS_RETURN_IF_ERROR(limits.Int("max_preauth_connections", 1, &o.max_preauth_connections));
+    SMITHERS_RETURN_IF_ERROR(limits.Int("max_queue_bytes", 1, &o.max_queue_bytes));
+    SMITHERS_RETURN_IF_ERROR(limits.Int("max_queue_frames", 1, &o.max_queue_frames));
+    SMITHERS_RETURN_IF_ERROR(limits.Int("slow_consumer_ms", 1, &o.slow_consumer_ms));
+    SMITHERS_RETURN_IF_ERROR(limits.Int("connect_timeout_ms", 1, &o.connect_timeout_ms));
+    SMITHERS_RETURN_IF_ERROR(limits.Finish());
+  }
+  SMITHERS_RETURN_IF_ERROR(top.Finish());
+  return out;
+}
+
+Result<GatewayConfig> LoadGatewayConfig(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return InvalidArgumentError(path + ": " + strerror(errno));
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad()) return InvalidArgumentError(path + ": cannot read");
+  return ParseGatewayConfig(text.str(), path);
+}
+
+Result<std::string> ReadJwtSecret(const std::string& env_name, const std::string& file) {
+  std::string secret;
+  if (env_name.empty() == file.empty()) {
+    return InvalidArgumentError("the JWT secret comes from one variable or one file");
+  }
+  if (!env_name.empty()) {
+    const char* value = getenv(env_name.c_str());
+    if (value == nullptr || *value == '\0') {
+      return InvalidArgumentError("$" + env_name + " (the JWT secret) is not set");
+    }
+    secret = value;
+  } else {
+    int fd = open(file.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return InvalidArgumentError(file + ": " + strerror(errno));
+    struct stat st {};
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+      close(fd);
+      return InvalidArgumentError(file + ": not a regular file");
+    }
+    if ((st.st_mode & 077) != 0) {
+      close(fd);
+      char mode[8];
+      snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+      return InvalidArgumentError(file + ": other users may read or change the JWT secret (mode " +
+                                  mode + "); chmod 600 " + file);
+    }
+    char buf[4096];
+    for (;;) {
+      ssize_t n = read(fd, buf, sizeof buf);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      secret.append(buf, static_cast<size_t>(n));
+      if (secret.size() > (1 << 20)) break;
+    }
+    close(fd);
+    while (!secret.empty() && isspace(static_cast<unsigned char>(secret.back()))) {
+      secret.pop_back();
+    }
+    if (secret.empty()) return InvalidArgumentError(file + ": the JWT secret file is empty");
+  }
+  return secret;
+}
+
+}  // namespace smithers::gateway
