@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <fstream>
 #include <future>
 #include <regex>
@@ -40,6 +41,31 @@ std::string ReadFile(const std::string& path) {
 bool ValidRunId(const std::string& id) {
   static const std::regex kPattern("^[a-z0-9_-][a-z0-9_.-]{0,63}$");
   return std::regex_match(id, kPattern);
+}
+
+// An integer parameter: `fallback` when absent or null; else a JSON integer
+// within [lo, hi]. A float, a string or an integer out of range is refused
+// (found by the fuzzer: value<int>() of 1e300 is undefined behaviour, and of
+// 4294967297 silently 1).
+Result<int64_t> IntParam(const Json& obj, const char* name, int64_t fallback, int64_t lo,
+                         int64_t hi) {
+  auto it = obj.find(name);
+  if (it == obj.end() || it->is_null()) return fallback;
+  bool in_range = false;
+  int64_t v = 0;
+  if (it->is_number_unsigned()) {
+    auto u = it->get<uint64_t>();
+    in_range = u <= static_cast<uint64_t>(hi);
+    v = static_cast<int64_t>(u);
+  } else if (it->is_number_integer()) {
+    v = it->get<int64_t>();
+    in_range = true;
+  }
+  if (!in_range || v < lo || v > hi) {
+    return InvalidArgumentError(std::string(name) + " must be an integer in " + std::to_string(lo) +
+                                ".." + std::to_string(hi));
+  }
+  return v;
 }
 
 }  // namespace
@@ -461,13 +487,13 @@ Reply Gateway::GetRun(const Json& params) {
 Reply Gateway::ListRuns(const Json& params) {
   Json filter = params.value("filter", Json::object());
   if (!filter.is_object()) return Reply::Err("InvalidRequest", "filter must be an object");
-  RunFilter f{.status = filter.value("status", ""), .limit = filter.value("limit", 50)};
-  int offset = filter.value("offset", 0);
+  Result<int64_t> limit = IntParam(filter, "limit", 50, 1, 1000);
+  if (!limit.ok()) return Reply::Err("InvalidRequest", limit.status().message());
+  Result<int64_t> offset_param = IntParam(filter, "offset", 0, 0, 1000000);
+  if (!offset_param.ok()) return Reply::Err("InvalidRequest", offset_param.status().message());
+  int offset = static_cast<int>(*offset_param);
+  RunFilter f{.status = filter.value("status", ""), .limit = static_cast<int>(*limit) + offset};
   std::string workflow = filter.value("workflow", "");
-  if (f.limit < 1 || f.limit > 1000 || offset < 0) {
-    return Reply::Err("InvalidRequest", "limit must be 1..1000 and offset >= 0");
-  }
-  f.limit += offset;
   Result<std::vector<RunRecord>> runs = store_->ListRuns(f);
   if (!runs.ok()) return StoreError(runs.status(), "RunNotFound");
   Json list = Json::array();
@@ -487,14 +513,18 @@ Reply Gateway::GetNodeOutput(const Json& params) {
   if (run_id.empty() || node_id.empty()) {
     return Reply::Err("InvalidRequest", "runId and nodeId are required");
   }
+  Result<int64_t> iteration_param = IntParam(params, "iteration", -1, 0, INT32_MAX);
+  if (!iteration_param.ok()) {
+    return Reply::Err("InvalidRequest", iteration_param.status().message());
+  }
   Result<std::vector<NodeRecord>> nodes = store_->ListNodes(run_id);
   if (!nodes.ok()) return StoreError(nodes.status(), "RunNotFound");
   if (nodes->empty() && !store_->GetRun(run_id).ok()) {
     return Reply::Err("RunNotFound", "no run " + run_id);
   }
   const NodeRecord* node = nullptr;
-  bool want_latest = !params.contains("iteration");
-  int iteration = params.value("iteration", 0);
+  bool want_latest = *iteration_param < 0;
+  int iteration = static_cast<int>(*iteration_param);
   for (const NodeRecord& n : *nodes) {
     if (n.node_id != node_id) continue;
     if (want_latest ? (node == nullptr || n.iteration > node->iteration)
@@ -557,8 +587,10 @@ Reply Gateway::LaunchRun(const Caller& caller, const Json& params) {
                                            .source = (*module)->source(),
                                            .created_at_ms = clock_.NowMs()});
   if (!pinned.ok()) return StoreError(pinned, "WorkflowNotFound");
-  int max_concurrency = options.value("maxConcurrency", 16);
-  if (max_concurrency < 1) return Reply::Err("InvalidRequest", "maxConcurrency must be >= 1");
+  Result<int64_t> max_concurrency = IntParam(options, "maxConcurrency", 16, 1, 10000);
+  if (!max_concurrency.ok()) {
+    return Reply::Err("InvalidRequest", max_concurrency.status().message());
+  }
   Json auth = {{"triggeredBy", caller.user_id},
                {"role", caller.role},
                {"scopes", caller.scopes},
@@ -567,7 +599,7 @@ Reply Gateway::LaunchRun(const Caller& caller, const Json& params) {
             .path = it->second.path,
             .input = input,
             .auth = auth,
-            .max_concurrency = max_concurrency},
+            .max_concurrency = static_cast<int>(*max_concurrency)},
            std::move(module).value());
   return Reply::Ok({{"runId", run_id}, {"workflow", key}, {"system", false}});
 }
@@ -734,10 +766,11 @@ Reply Gateway::SubmitApproval(const Caller& caller, const Json& params) {
   bool approved = params.contains("approved") ? params.at("approved").get<bool>()
                                               : decision.value("approved", false);
   std::string note = params.value("note", decision.value("note", ""));
-  int iteration = params.value("iteration", 0);
+  Result<int64_t> iteration = IntParam(params, "iteration", 0, 0, INT32_MAX);
+  if (!iteration.ok()) return Reply::Err("InvalidRequest", iteration.status().message());
   Result<ApprovalRecord> a = store_->DecideApproval({.run_id = run_id,
                                                      .node_id = node_id,
-                                                     .iteration = iteration,
+                                                     .iteration = static_cast<int>(*iteration),
                                                      .approved = approved,
                                                      .decided_by = caller.user_id,
                                                      .note = note},
@@ -752,7 +785,7 @@ Reply Gateway::SubmitApproval(const Caller& caller, const Json& params) {
   Wake();
   return Reply::Ok({{"runId", run_id},
                     {"nodeId", node_id},
-                    {"iteration", iteration},
+                    {"iteration", *iteration},
                     {"approved", approved},
                     {"decidedBy", caller.user_id}});
 }

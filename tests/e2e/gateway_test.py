@@ -212,6 +212,16 @@ class GatewayTest(E2ETest):
         self.assertEqual(w.request("getRun", {"runId": 7})["error"]["code"], "InvalidRequest")
         self.assertEqual(w.request("listRuns", {"filter": {"limit": "many"}})["error"]["code"],
                          "InvalidRequest")
+        # numbers out of range or not integers (the fuzzer's finds): refused, not wrapped
+        for method, params in [("listRuns", {"filter": {"limit": 1e300}}),
+                               ("listRuns", {"filter": {"offset": 2147483647}}),
+                               ("listRuns", {"filter": {"limit": 4294967297}}),
+                               ("getNodeOutput", {"runId": "x", "nodeId": "n", "iteration": 1.5}),
+                               ("getNodeOutput", {"runId": "x", "nodeId": "n", "iteration": -1})]:
+            res = w.request(method, params)
+            self.assertEqual(res["error"]["code"], "InvalidRequest", (method, params, res))
+        self.assertEqual(len(w.request("listRuns", {"filter": {"limit": 1000, "offset": 5}})
+                             ["payload"]["runs"]), 0)
         big = w.request("getRun", {"runId": "x" * (1100 * 1024)})
         self.assertEqual(big["error"]["code"], "PayloadTooLarge")
         self.assertTrue(w.request("health", {})["ok"])
