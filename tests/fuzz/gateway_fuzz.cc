@@ -1,7 +1,9 @@
 // libFuzzer target for what the Gateway parses from the network and from
-// clients: WebSocket request frames, JWTs (and the base64url inside them) and
-// cron expressions with time zones. Built and run by scripts/fuzz (clang,
-// -fsanitize=fuzzer,address,undefined). The first byte picks the parser.
+// clients: WebSocket request frames, JWTs (and the base64url inside them),
+// cron expressions with time zones, and the parameters of every RPC method
+// (rpc_fuzz.cc: a real Gateway over a seeded SQLite database). Built and run
+// by scripts/fuzz (clang, -fsanitize=fuzzer,address,undefined; CMake option
+// SMITHERS_FUZZ). The first byte picks the mode, the rest is its input.
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -10,12 +12,13 @@
 #include "gateway/auth.h"
 #include "gateway/cron.h"
 #include "gateway/protocol.h"
+#include "rpc_fuzz.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace smithers::gateway;  // NOLINT(google-build-using-namespace): a fuzz entry point
   if (size == 0) return 0;
   std::string_view in(reinterpret_cast<const char*>(data) + 1, size - 1);
-  switch (data[0] % 4) {
+  switch (data[0] % 5) {
     case 0: {
       RequestFrame f = ParseRequestFrame(in, 4096);
       // Invariants: an accepted frame has a method and object params; a
@@ -41,11 +44,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       }
       break;
     }
-    default: {
+    case 3: {
       std::string bytes;
       if (Base64UrlDecode(in, &bytes) && Base64UrlEncode(bytes) != in) __builtin_trap();
       break;
     }
+    default:  // [method byte][connection byte][params]
+      fuzz::FuzzRpc(data + 1, size - 1);
+      break;
   }
   return 0;
 }
