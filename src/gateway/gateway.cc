@@ -995,13 +995,6 @@ Reply Gateway::StreamRunEvents(const Json& params, Connection& conn) {
     }
     after = params.at("afterSeq").get<int64_t>();
   }
-  Feed& feed = feeds_[run_id];
-  Poll(run_id, feed);
-  if (after > feed.last_seq) {
-    return Reply::Err("SeqOutOfRange", "afterSeq " + std::to_string(after) +
-                                           " is past the run's last event " +
-                                           std::to_string(feed.last_seq));
-  }
   // An explicit stream replaces an automatic one of the same run; the frames
   // the automatic one sent are all queued before this reply.
   for (auto it = conn.auto_streams.begin(); it != conn.auto_streams.end();) {
@@ -1013,14 +1006,29 @@ Reply Gateway::StreamRunEvents(const Json& params, Connection& conn) {
       ++it;
     }
   }
+  return OpenStream(conn, run_id, after);
+}
+
+// Subscribes `conn` to the run's events after `after` (nullopt: after the
+// last one there is now).
+Reply Gateway::OpenStream(Connection& conn, const std::string& run_id,
+                          std::optional<int64_t> after) {
+  Feed& feed = feeds_[run_id];
+  Poll(run_id, feed);
+  int64_t cursor = after.value_or(feed.last_seq);
+  if (cursor > feed.last_seq) {
+    return Reply::Err("SeqOutOfRange", "afterSeq " + std::to_string(cursor) +
+                                           " is past the run's last event " +
+                                           std::to_string(feed.last_seq));
+  }
   if (conn.streams.size() >= 64)
     return Reply::Err("RateLimited", "too many streams on this connection");
   std::string stream_id = "s" + std::to_string(++next_stream_id_);
   conn.streams[stream_id] = run_id;
-  feed.subs.push_back({.conn = conn.weak_from_this(), .stream_id = stream_id, .cursor = after});
+  feed.subs.push_back({.conn = conn.weak_from_this(), .stream_id = stream_id, .cursor = cursor});
   Reply r = Reply::Ok({{"streamId", stream_id},
                        {"runId", run_id},
-                       {"afterSeq", after},
+                       {"afterSeq", cursor},
                        {"currentSeq", feed.last_seq}});
   // The events follow the response: replayed once the reply is queued.
   request_pump();
@@ -1033,16 +1041,11 @@ void Gateway::AutoSubscribe(Reply& reply, Connection* conn, bool from_start) {
   for (const auto& [id, streamed] : conn->streams) {
     if (streamed == run_id) return;
   }
-  Json params = {{"runId", run_id}};
-  if (!from_start) {  // from now on
-    Feed& feed = feeds_[run_id];
-    Poll(run_id, feed);
-    params["afterSeq"] = feed.last_seq;
-  }
-  Reply sub = StreamRunEvents(params, *conn);
+  Reply sub = OpenStream(*conn, run_id, from_start ? std::optional<int64_t>(-1) : std::nullopt);
   if (!sub.ok) return;
-  reply.payload["streamId"] = sub.payload["streamId"];
-  conn->auto_streams.insert(sub.payload["streamId"].get<std::string>());
+  std::string stream_id = sub.payload["streamId"].get<std::string>();
+  reply.payload["streamId"] = stream_id;
+  conn->auto_streams.insert(stream_id);
 }
 
 Reply Gateway::Unsubscribe(const Json& params, Connection& conn) {

@@ -188,6 +188,7 @@ class Gateway {
   Reply ListRuns(const Json& params);
   Reply GetNodeOutput(const Json& params);
   Reply StreamRunEvents(const Json& params, Connection& conn);
+  Reply OpenStream(Connection& conn, const std::string& run_id, std::optional<int64_t> after);
   Reply Unsubscribe(const Json& params, Connection& conn);
   Reply LaunchRun(const Caller& caller, const Json& params);
   Reply ResumeRun(const Json& params);

@@ -72,19 +72,8 @@ class GatewayConfigTest(E2ETest):
         argv = [BIN, "gateway"] + [str(a) for a in args]
         if db:
             argv += ["--db", self.db]
-        e = dict(os.environ)
-        e.pop("SMITHERS_DB", None)
-        e.update(env or {})
-        p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                             env=e, cwd=self.dir)
-        self._procs.append(p)
-        line = p.stdout.readline()
-        m = re.search(r"listening on https?://[^:]+:(\d+)", line)
-        if not m:
-            p.kill()
-            self.fail("gateway did not start: %r %s" % (line, p.stderr.read()))
-        self.port = int(m.group(1))
-        self.listening = line
+        p, self.port, self.listening = gateway_test.spawn_gateway(
+            self, argv, env, cwd=self.dir, drop_env=("SMITHERS_DB",))
         return p
 
     def stop(self, p):

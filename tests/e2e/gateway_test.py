@@ -85,6 +85,35 @@ IMPLIES = {"run:admin": {"run:write", "run:read"}, "run:write": {"run:read"},
            "cron:write": {"cron:read"}, "approval:submit": {"approval:read"}}
 
 
+def spawn_gateway(test, argv, env=None, cwd=None, drop_env=()):
+    """Starts `argv` (a smithers gateway), registered with the test's processes;
+    returns (process, port, the "listening on" line) or fails the test."""
+    e = dict(os.environ)
+    for name in drop_env:
+        e.pop(name, None)
+    e.update(env or {})
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         env=e, cwd=cwd)
+    test._procs.append(p)
+    line = p.stdout.readline()
+    m = re.search(r"listening on https?://[^:]+:(\d+)", line)
+    if not m:
+        p.kill()
+        test.fail("gateway did not start: %r %s" % (line, p.stderr.read()))
+    return p, int(m.group(1)), line
+
+
+def read_until_completed(w, events):
+    """Reads frames, adding run.event payloads to `events`, until run.completed;
+    returns its payload."""
+    while True:
+        f = w.recv_json()
+        if f["event"] == "run.event":
+            events.append(f["payload"])
+        elif f["event"] == "run.completed":
+            return f["payload"]
+
+
 class GatewayTest(E2ETest):
     def setUp(self):
         super().setUp()
@@ -106,18 +135,8 @@ class GatewayTest(E2ETest):
     def start(self, *extra, env=None):
         argv = [BIN, "--db", self.db, "gateway", "--workflows", self.wf_dir, "--port", "0",
                 "--access-log", self.access_log] + list(extra)
-        e = dict(os.environ)
-        e.update(env or {})
-        p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                             env=e)
-        self._procs.append(p)
-        line = p.stdout.readline()
-        m = re.search(r"listening on https?://[^:]+:(\d+)", line)
-        if not m:
-            p.kill()
-            self.fail("gateway did not start: %r %s" % (line, p.stderr.read()))
+        p, self.port, _ = spawn_gateway(self, argv, env)
         self.gateway = p
-        self.port = int(m.group(1))
         return p
 
     def stop(self):
@@ -174,14 +193,9 @@ class GatewayTest(E2ETest):
         self.assertTrue(res["ok"], res)
         # Frames before the reply belong to the stream launchRun opened
         # automatically, which this one replaces.
-        events, completed = [], None
+        events = []
         w.events = []
-        while completed is None:
-            f = w.recv_json()
-            if f["event"] == "run.event":
-                events.append(f["payload"])
-            elif f["event"] == "run.completed":
-                completed = f["payload"]
+        completed = read_until_completed(w, events)
         return res["payload"], events, completed
 
     # ---- the handshake and the protocol ----
@@ -636,13 +650,7 @@ class GatewayTest(E2ETest):
         self.assertTrue(res2["ok"], res2)
         self.assertIn("streamId", res2["payload"])
         w.events = []
-        completed = None
-        while completed is None:
-            f = w.recv_json()
-            if f["event"] == "run.event":
-                events.append(f["payload"])
-            elif f["event"] == "run.completed":
-                completed = f["payload"]
+        completed = read_until_completed(w, events)
         self.assertEqual(completed["streamId"], stream_id)
         self.assertEqual(completed["status"], "finished")
         self.assertEqual([e["seq"] for e in events], list(range(len(events))),
