@@ -2,20 +2,23 @@
 
 namespace smithers {
 
-Json RunRecordJson(const RunRecord& r) {
-  Json j = {{"runId", r.run_id},
-            {"workflowName", r.workflow_name},
-            {"workflowPath", r.workflow_path},
-            {"workflowHash", r.workflow_hash},
-            {"status", r.status},
-            {"createdAtMs", r.created_at_ms},
-            {"startedAtMs", r.started_at_ms},
-            {"finishedAtMs", r.finished_at_ms == 0 ? Json() : Json(r.finished_at_ms)},
-            {"heartbeatAtMs", r.heartbeat_at_ms},
-            {"runtimeOwnerId", r.runtime_owner_id.empty() ? Json() : Json(r.runtime_owner_id)},
-            {"input", r.input},
-            {"error", r.error},
-            {"config", r.config}};
+Json RunRecordJson(const RunRecord& r) { return RunRecordJson(RunRecord(r)); }
+
+Json RunRecordJson(RunRecord&& r) {
+  Json j = {
+      {"runId", std::move(r.run_id)},
+      {"workflowName", std::move(r.workflow_name)},
+      {"workflowPath", std::move(r.workflow_path)},
+      {"workflowHash", std::move(r.workflow_hash)},
+      {"status", std::move(r.status)},
+      {"createdAtMs", r.created_at_ms},
+      {"startedAtMs", r.started_at_ms},
+      {"finishedAtMs", r.finished_at_ms == 0 ? Json() : Json(r.finished_at_ms)},
+      {"heartbeatAtMs", r.heartbeat_at_ms},
+      {"runtimeOwnerId", r.runtime_owner_id.empty() ? Json() : Json(std::move(r.runtime_owner_id))},
+      {"input", std::move(r.input)},
+      {"error", std::move(r.error)},
+      {"config", std::move(r.config)}};
   if (r.cancel_requested_at_ms != 0) j["cancelRequestedAtMs"] = r.cancel_requested_at_ms;
   return j;
 }

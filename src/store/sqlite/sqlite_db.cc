@@ -123,7 +123,33 @@ Result<Database> Database::Open(const std::string& path) {
   SMITHERS_ASSIGN_OR_RETURN(db.begin_, db.Prepare("BEGIN IMMEDIATE"));
   SMITHERS_ASSIGN_OR_RETURN(db.commit_, db.Prepare("COMMIT"));
   SMITHERS_ASSIGN_OR_RETURN(db.rollback_, db.Prepare("ROLLBACK"));
+  SMITHERS_ASSIGN_OR_RETURN(db.begin_read_, db.Prepare("BEGIN DEFERRED"));
   return db;
+}
+
+void EndReadSnapshot(sqlite3* db) {
+  if (sqlite3_get_autocommit(db) != 0 || sqlite3_txn_state(db, nullptr) == SQLITE_TXN_WRITE) return;
+  // Ending a transaction that only read releases its lock; it cannot fail
+  // for want of a lock, and if it did the next statement would report it.
+  sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr);
+}
+
+Status Database::BeginRead() {
+  if (read_depth_++ > 0 || in_transaction()) return Status::Ok();
+  int rc = begin_read_.StepRaw();
+  begin_read_.Reset();
+  if (rc != SQLITE_DONE) {
+    read_depth_--;
+    return begin_read_.Error(rc);
+  }
+  return Status::Ok();
+}
+
+void Database::EndRead() {
+  if (read_depth_ == 0 || --read_depth_ > 0) return;
+  if (!in_transaction() || sqlite3_txn_state(db_.get(), nullptr) == SQLITE_TXN_WRITE) return;
+  commit_.StepRaw();  // the prepared COMMIT: sqlite3_exec would parse it each time
+  commit_.Reset();
 }
 
 Result<Statement> Database::Prepare(std::string_view sql) {
@@ -138,6 +164,7 @@ Result<Statement> Database::Prepare(std::string_view sql) {
 }
 
 Status Database::Exec(const std::string& sql) {
+  EndReadSnapshot(db_.get());
   char* error = nullptr;
   int rc = sqlite3_exec(db_.get(), sql.c_str(), nullptr, nullptr, &error);
   if (rc == SQLITE_OK) return Status::Ok();
@@ -158,6 +185,7 @@ Result<std::string> Database::QueryText(std::string_view sql) {
 }
 
 Result<WriteTransaction> WriteTransaction::Begin(Database& db) {
+  EndReadSnapshot(db.handle());
   int rc = StepWithBusyRetry(db.begin_);
   if (rc != SQLITE_DONE) return db.begin_.Error(rc);
   return WriteTransaction(&db);

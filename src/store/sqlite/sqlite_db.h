@@ -32,6 +32,11 @@ namespace smithers::store {
 // InvalidArgument, corruption DataLoss. `message` is used as is.
 Status SqliteStatus(int rc, std::string message);
 
+// Commits the read snapshot open on `db`, if any (Database::BeginRead). Read
+// snapshots are the only deferred transactions this layer opens, so a
+// transaction that has not written is one. Called before every write.
+void EndReadSnapshot(sqlite3* db);
+
 // A prepared statement. Move-only; finalized on destruction.
 class Statement {
  public:
@@ -103,6 +108,14 @@ class Database {
   int64_t changes() const { return sqlite3_changes64(db_.get()); }
   int64_t total_changes() const { return sqlite3_total_changes64(db_.get()); }
   bool in_transaction() const { return sqlite3_get_autocommit(db_.get()) == 0; }
+
+  // A read snapshot: the reads until the matching EndRead share one deferred
+  // transaction (one consistent state, one lock taken and dropped instead of
+  // one per statement). Nests; only the outermost pair begins and ends it.
+  // A write inside ends the snapshot first (EndReadSnapshot), so a write is
+  // always committed by its own statement or WriteTransaction.
+  Status BeginRead();
+  void EndRead();
   sqlite3* handle() const { return db_.get(); }
 
  private:
@@ -119,6 +132,8 @@ class Database {
   Statement begin_;
   Statement commit_;
   Statement rollback_;
+  Statement begin_read_;
+  int read_depth_ = 0;
 };
 
 // A BEGIN IMMEDIATE transaction: it takes the write lock up front, so it never
@@ -154,6 +169,7 @@ Status Statement::ForEachRow(OnRow&& on_row) {
     Reset();
     return status;
   }
+  if (sqlite3_stmt_readonly(stmt_) == 0) EndReadSnapshot(sqlite3_db_handle(stmt_));
   Status status;
   while (true) {
     int rc = sqlite3_step(stmt_);

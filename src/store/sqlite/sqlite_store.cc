@@ -1,6 +1,7 @@
 // The SQLite Store: every write goes through one BEGIN IMMEDIATE transaction
 // per Commit(), with statements prepared once per Store; reads are single
-// autocommit statements, each seeing one consistent snapshot.
+// autocommit statements, each seeing one consistent snapshot, unless a
+// caller groups them with BeginRead/EndRead.
 #include "store/sqlite/sqlite_store.h"
 
 #include <array>
@@ -75,6 +76,7 @@ enum StatementId : int {
   kPutModule,
   kGetModule,
   kDataVersion,
+  kCountNodes,
   kStatementCount,
 };
 
@@ -281,6 +283,8 @@ constexpr StatementSql kStatements[] = {
     {kGetModule,
      "SELECT revision, path, source, created_at_ms FROM _smithers_modules WHERE revision = ?1", 6},
     {kDataVersion, "PRAGMA data_version"},
+    // Counted by the caller: GROUP BY state would sort in a temporary b-tree.
+    {kCountNodes, "SELECT state FROM _smithers_nodes WHERE run_id = ?1"},
 };
 
 #undef SMITHERS_RUN_COLUMNS_
@@ -341,6 +345,11 @@ bool ReadJson(const Statement& row, int column, Json* out) {
     return true;
   }
   std::string_view text = row.TextView(column);
+  // The common empty values without setting up the parser.
+  if (text == "null" || text == "{}") {
+    *out = text == "null" ? Json() : Json::object();
+    return true;
+  }
   *out = Json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
   return !out->is_discarded();
 }
@@ -367,10 +376,11 @@ Result<RunRecord> ReadRun(const Statement& row) {
   run.heartbeat_at_ms = row.Int64(8);
   run.runtime_owner_id = row.Text(9);
   run.cancel_requested_at_ms = row.Int64(10);
-  const std::string key = "run_id=" + run.run_id;
-  if (!ReadJson(row, 11, &run.input)) return CorruptJson("_smithers_runs", key, "input_json");
-  if (!ReadJson(row, 12, &run.error)) return CorruptJson("_smithers_runs", key, "error_json");
-  if (!ReadJson(row, 13, &run.config)) return CorruptJson("_smithers_runs", key, "config_json");
+  const char* bad = !ReadJson(row, 11, &run.input)    ? "input_json"
+                    : !ReadJson(row, 12, &run.error)  ? "error_json"
+                    : !ReadJson(row, 13, &run.config) ? "config_json"
+                                                      : nullptr;
+  if (bad != nullptr) return CorruptJson("_smithers_runs", "run_id=" + run.run_id, bad);
   return run;
 }
 
@@ -639,6 +649,7 @@ class SqliteStore final : public Store {
   Result<RunRecord> GetRun(const std::string& run_id) override;
   Result<std::vector<RunRecord>> ListRuns(const RunFilter& filter) override;
   Result<std::vector<NodeRecord>> ListNodes(const std::string& run_id) override;
+  Result<std::map<std::string, int64_t>> CountNodes(const std::string& run_id) override;
   Result<std::vector<AttemptRecord>> ListAttempts(const std::string& run_id) override;
   Result<std::vector<OutputRecord>> ListOutputs(const std::string& run_id) override;
   Result<std::vector<LoopRecord>> ListLoops(const std::string& run_id) override;
@@ -669,6 +680,8 @@ class SqliteStore final : public Store {
   Status DeleteCron(const std::string& cron_id) override;
   Status PutModuleSource(const ModuleSource& module) override;
   Result<std::string> ChangeStamp() override;
+  Status BeginRead() override { return db_.BeginRead(); }
+  void EndRead() override { db_.EndRead(); }
   Result<std::optional<ModuleSource>> GetModuleSource(const std::string& revision) override;
   Status ClaimCronFire(const std::string& cron_id, int64_t expected_next_ms, int64_t fired_at_ms,
                        int64_t new_next_ms, const std::string& run_id) override;
@@ -1183,6 +1196,20 @@ Result<std::vector<NodeRecord>> SqliteStore::ListNodes(const std::string& run_id
   Statement& s = stmt(kListNodes);
   s.BindText(1, run_id);
   return Collect(s, ReadNode);
+}
+
+Result<std::map<std::string, int64_t>> SqliteStore::CountNodes(const std::string& run_id) {
+  Statement& s = stmt(kCountNodes);
+  s.BindText(1, run_id);
+  std::map<std::string, int64_t, std::less<>> counts;
+  SMITHERS_RETURN_IF_ERROR(s.ForEachRow([&](const Statement& row) {
+    std::string_view state = row.TextView(0);
+    auto it = counts.find(state);
+    if (it == counts.end()) it = counts.emplace(state, 0).first;
+    it->second++;
+    return Status::Ok();
+  }));
+  return std::map<std::string, int64_t>(counts.begin(), counts.end());
 }
 
 Result<std::vector<AttemptRecord>> SqliteStore::ListAttempts(const std::string& run_id) {

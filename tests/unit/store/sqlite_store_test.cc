@@ -298,6 +298,45 @@ TEST_F(SqliteStoreTest, ChangeStampSeesCommitsOfAnotherConnection) {
   EXPECT_NE(before, after);
 }
 
+TEST_F(SqliteStoreTest, ReadScopeReadsOneSnapshotAndWritesInsideCommitAtOnce) {
+  STORE_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> reader, OpenSqliteStore(Options()));
+  STORE_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> writer, OpenSqliteStore(Options()));
+  auto has = [](Store& store, const std::string& hash) {
+    Result<std::optional<TokenGrant>> grant = store.FindToken(hash);
+    EXPECT_TRUE(grant.ok()) << grant.status().ToString();
+    return grant.ok() && grant->has_value();
+  };
+  STORE_ASSERT_OK(writer->PutToken({.token_id = "t1", .token_hash = "h1", .issued_at_ms = 1}));
+  {
+    ReadScope outer(*reader);
+    EXPECT_TRUE(has(*reader, "h1"));
+    {
+      ReadScope inner(*reader);  // nested: the same snapshot, not a new one
+    }
+    STORE_ASSERT_OK(writer->PutToken({.token_id = "t2", .token_hash = "h2", .issued_at_ms = 1}));
+    EXPECT_FALSE(has(*reader, "h2")) << "a commit after the snapshot began is not seen in it";
+  }
+  EXPECT_TRUE(has(*reader, "h2")) << "seen once the scope ended";
+
+  // A write inside a scope is committed by itself, before the scope ends:
+  // one statement, and a transaction of several.
+  {
+    ReadScope scope(*reader);
+    EXPECT_TRUE(has(*reader, "h1"));
+    STORE_ASSERT_OK(reader->PutToken({.token_id = "t3", .token_hash = "h3", .issued_at_ms = 1}));
+    EXPECT_TRUE(has(*writer, "h3"));
+    STORE_ASSERT_OK(reader->RevokeToken("t1", 5, ""));
+    STORE_ASSERT_OK_AND_ASSIGN(std::optional<TokenGrant> t1, writer->FindToken("h1"));
+    ASSERT_TRUE(t1.has_value());
+    EXPECT_EQ(t1->revoked_at_ms, 5);
+    WriteBatch batch;
+    batch.UpsertRun({.run_id = "r1", .workflow_name = "w", .status = "running"});
+    STORE_ASSERT_OK(reader->Commit(batch));
+    STORE_ASSERT_OK(writer->GetRun("r1"));
+  }
+  STORE_ASSERT_OK(reader->GetRun("r1"));
+}
+
 TEST_F(SqliteStoreTest, RefusesAMigrationWhoseDefinitionChanged) {
   STORE_ASSERT_OK(OpenSqliteStore(Options()));
   Sql("UPDATE _smithers_schema_migrations SET checksum = 'edited' WHERE id = 1");

@@ -119,6 +119,13 @@ TEST_P(StoreConformanceTest, NodesRoundTripOrderedByIterationThenNodeId) {
   STORE_ASSERT_OK_AND_ASSIGN(nodes, store_->ListNodes("r1"));
   ASSERT_EQ(nodes.size(), 4u);
   EXPECT_EQ(nodes[1].state, "finished");
+
+  // Counted by state, this run's rows only; a run without rows counts none.
+  using Counts = std::map<std::string, int64_t>;
+  STORE_ASSERT_OK_AND_ASSIGN(Counts counts, store_->CountNodes("r1"));
+  EXPECT_EQ(counts, (Counts{{"finished", 2}, {"in-progress", 1}, {"pending", 1}}));
+  STORE_ASSERT_OK_AND_ASSIGN(counts, store_->CountNodes("ghost"));
+  EXPECT_TRUE(counts.empty());
 }
 
 TEST_P(StoreConformanceTest, AttemptsRoundTripOrderedByStartThenKey) {
