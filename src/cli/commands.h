@@ -79,6 +79,7 @@ class ServerCommands {
   CLI::App* revoke_cmd_ = nullptr;
   CLI::App* rotate_cmd_ = nullptr;
   std::string token_id_, overlap_ = "5m", rotate_ttl_;
+  std::string list_tokens_file_;  // token list --tokens
 };
 
 }  // namespace smithers::cli

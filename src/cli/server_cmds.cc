@@ -96,14 +96,34 @@ int Issue(const Global& g, const TokenIssueArgs& a, const std::string& replaces 
   return kExitOk;
 }
 
-int List(const Global& g) {
+// The database's grants, then those of `tokens_file` (the Gateway's
+// --tokens) if given; each says where it comes from.
+int List(const Global& g, const std::string& tokens_file) {
+  Result<gateway::FileGrants> file = gateway::FileGrants{};
+  if (!tokens_file.empty()) file = gateway::ReadTokenFile(tokens_file);
+  if (!file.ok()) return Fail(kExitBadInput, file.status().message());
   auto store = Open(g);
   if (!store.ok()) return Fail(ExitFor(store.status()), store.status().message());
   auto rows = (*store)->ListTokens();
   if (!rows.ok()) return Fail(kExitFailed, rows.status().message());
   int64_t now = CliClock().NowMs();
   Json all = Json::array();
-  for (const TokenGrant& t : *rows) all.push_back(GrantJson(t, now));
+  for (const TokenGrant& t : *rows) {
+    all.push_back(GrantJson(t, now));
+    all.back()["source"] = "database";
+  }
+  for (const auto& [hash, f] : file->by_hash) {
+    all.push_back(GrantJson({.token_id = f.token_id,
+                             .token_hash = f.token_hash,
+                             .scopes = f.scopes,
+                             .role = f.role,
+                             .user_id = f.user_id,
+                             .issued_at_ms = f.issued_at_ms,
+                             .expires_at_ms = f.expires_at_ms,
+                             .revoked_at_ms = f.revoked_at_ms},
+                            now));
+    all.back()["source"] = "file";
+  }
   if (g.json) {
     std::cout << Json({{"tokens", all}}).dump(2) << "\n";
     return kExitOk;
@@ -118,7 +138,7 @@ int List(const Global& g) {
               << "  expires="
               << (t["expiresAtMs"].is_null() ? "never"
                                              : base::FormatIsoTime(t["expiresAtMs"].get<int64_t>()))
-              << "\n";
+              << (t["source"] == "file" ? "  source=" + tokens_file : "") << "\n";
   }
   return kExitOk;
 }
@@ -239,6 +259,8 @@ ServerCommands::ServerCommands(CLI::App& app, Global& g) : app_(app), g_(g) {
   issue_cmd_->add_option("--role", issue_.role, "Role")->capture_default_str();
   issue_cmd_->add_option("--label", issue_.label, "A note shown by `token list`");
   list_cmd_ = token_cmd_->add_subcommand("list", "Show grants (never the tokens)");
+  list_cmd_->add_option("--tokens", list_tokens_file_,
+                        "Also show the grants of this tokens file (the Gateway's --tokens)");
   revoke_cmd_ = token_cmd_->add_subcommand("revoke", "Revoke a token at once");
   revoke_cmd_->add_option("id", token_id_, "Token id (from `token list`)")->required();
   rotate_cmd_ = token_cmd_->add_subcommand(
@@ -255,7 +277,7 @@ ServerCommands::ServerCommands(CLI::App& app, Global& g) : app_(app), g_(g) {
 
 int ServerCommands::Run() {
   if (issue_cmd_->parsed()) return Issue(g_, issue_);
-  if (list_cmd_->parsed()) return List(g_);
+  if (list_cmd_->parsed()) return List(g_, list_tokens_file_);
   if (revoke_cmd_->parsed()) return Revoke(g_, token_id_);
   if (rotate_cmd_->parsed()) {
     TokenIssueArgs a;

@@ -314,6 +314,37 @@ class GatewayConfigTest(E2ETest):
         self.assertIn("expired", r["error"]["message"])
         self.assertEqual(self.rpc("listRuns", {}, BEARER_B)[0], 200)
 
+    def test_token_list_shows_a_tokens_files_grants_without_bearers(self):
+        self.write_tokens(self.grants(a={"userId": "alice"}, b={"revokedAtMs": 1000},
+                                      c={"tokenId": "c0ffee"}))
+        issued = subprocess.run([BIN, "--db", self.db, "token", "issue", "--scopes", "run:read"],
+                                capture_output=True, text=True, check=True).stdout.strip()
+        p = subprocess.run([BIN, "--db", self.db, "token", "list", "--json", "--tokens",
+                            self.tokens], capture_output=True, text=True, timeout=20)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        for secret in (BEARER_A, BEARER_B, BEARER_C, issued):
+            self.assertNotIn(secret, p.stdout + p.stderr)
+        tokens = json.loads(p.stdout)["tokens"]
+        by_source = {}
+        for t in tokens:
+            by_source.setdefault(t["source"], []).append(t)
+        self.assertEqual(len(by_source["database"]), 1)
+        files = {",".join(t["scopes"]): t for t in by_source["file"]}
+        self.assertEqual(len(files), 3, by_source["file"])
+        self.assertEqual(files["run:read"]["userId"], "alice")
+        self.assertEqual(files["run:read"]["state"], "active")
+        self.assertEqual(files["run:read,run:write"]["state"], "revoked")
+        self.assertEqual(files["*"]["tokenId"], "c0ffee")
+        # the text form names the file; a bad file is refused like the Gateway's
+        p = subprocess.run([BIN, "--db", self.db, "token", "list", "--tokens", self.tokens],
+                           capture_output=True, text=True, timeout=20)
+        self.assertEqual(p.stdout.count("source=" + self.tokens), 3, p.stdout)
+        os.chmod(self.tokens, 0o644)
+        p = subprocess.run([BIN, "--db", self.db, "token", "list", "--tokens", self.tokens],
+                           capture_output=True, text=True, timeout=20)
+        self.assertEqual(p.returncode, 4, p.stderr)
+        self.assertIn("tokens.json", p.stderr)
+
     def test_a_bad_tokens_file_refuses_the_start(self):
         args = ["--workflows", self.wf_dir, "--port", "0", "--tokens", self.tokens]
         err = self.refused(*args)
