@@ -76,6 +76,8 @@ std::string_view RequiredScope(std::string_view method) {
   return "run:read";
 }
 
+bool ReadsOnly(std::string_view method) { return RequiredScope(method).ends_with(":read"); }
+
 bool IsKnownScope(std::string_view scope) {
   static constexpr std::array<std::string_view, 14> kScopes = {"*",
                                                                "run:read",

@@ -33,6 +33,10 @@ const std::vector<MethodScope>& MethodScopes();
 // not list (SPEC 5.5 "unmapped").
 std::string_view RequiredScope(std::string_view method);
 
+// True for a method whose scope is a `:read` one: it writes nothing, so its
+// reads (and the token check before them) can share one read snapshot.
+bool ReadsOnly(std::string_view method);
+
 // True when a grant holding `granted` may call `method` (which requires
 // `required`): `*`; the scope itself or one implying it (run:admin > run:write
 // > run:read, cron:write > cron:read, approval:submit > approval:read); the

@@ -460,12 +460,12 @@ Reply Gateway::ListWorkflows() {
   return Reply::Ok({{"workflows", list}});
 }
 
-Json Gateway::RunSummary(const RunRecord& run) {
-  Json j = RunRecordJson(run);
+Json Gateway::RunSummary(RunRecord run) {
   std::string key;
   for (const auto& [k, w] : workflows_) {
     if (w.path == run.workflow_path) key = k;
   }
+  Json j = RunRecordJson(std::move(run));
   j["workflowKey"] = key.empty() ? Json() : Json(key);
   return j;
 }
@@ -475,13 +475,11 @@ Reply Gateway::GetRun(const Json& params) {
   if (run_id.empty()) return Reply::Err("InvalidRequest", "runId is required");
   Result<RunRecord> run = store_->GetRun(run_id);
   if (!run.ok()) return StoreError(run.status(), "RunNotFound");
-  Json j = RunSummary(*run);
-  Result<std::vector<NodeRecord>> nodes = store_->ListNodes(run_id);
-  if (!nodes.ok()) return StoreError(nodes.status(), "RunNotFound");
-  Json counts = Json::object();
-  for (const NodeRecord& n : *nodes) counts[n.state] = counts.value(n.state, 0) + 1;
-  j["nodeCounts"] = counts;
-  return Reply::Ok(j);
+  Result<std::map<std::string, int64_t>> counts = store_->CountNodes(run_id);
+  if (!counts.ok()) return StoreError(counts.status(), "RunNotFound");
+  Json j = RunSummary(std::move(run).value());
+  j["nodeCounts"] = *counts;
+  return Reply::Ok(std::move(j));
 }
 
 Reply Gateway::ListRuns(const Json& params) {
@@ -498,9 +496,10 @@ Reply Gateway::ListRuns(const Json& params) {
   if (!runs.ok()) return StoreError(runs.status(), "RunNotFound");
   Json list = Json::array();
   int skipped = 0;
-  for (const RunRecord& r : *runs) {
-    Json j = RunSummary(r);
-    if (!workflow.empty() && j["workflowKey"] != workflow && r.workflow_name != workflow) continue;
+  for (RunRecord& r : *runs) {
+    bool named = r.workflow_name == workflow;
+    Json j = RunSummary(std::move(r));
+    if (!workflow.empty() && j["workflowKey"] != workflow && !named) continue;
     if (skipped++ < offset) continue;
     list.push_back(std::move(j));
   }

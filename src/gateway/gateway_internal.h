@@ -172,6 +172,7 @@ class Gateway {
   const GatewayOptions& options() const { return opts_; }
   Clock& clock() { return clock_; }
   Metrics& metrics() { return metrics_; }
+  Store& store() { return *store_; }
   std::vector<std::weak_ptr<Connection>>& connections() { return connections_; }
   // Set by the server: schedules PumpAll on the io thread (thread-safe).
   std::function<void()> request_pump;
@@ -183,7 +184,7 @@ class Gateway {
   static Reply StoreError(const Status& s, const std::string& not_found_code);
   static std::string StringParam(const Json& params, const char* name);
   Json Identity() const;
-  Json RunSummary(const RunRecord& run);
+  Json RunSummary(RunRecord run);
   Reply GetRun(const Json& params);
   Reply ListRuns(const Json& params);
   Reply GetNodeOutput(const Json& params);

@@ -17,6 +17,7 @@
 #include <optional>
 
 #include "base/hash.h"
+#include "gateway/combining_stream.h"
 #include "gateway/gateway_internal.h"
 #include "gateway/protocol.h"
 #include "smithers/engine.h"
@@ -79,14 +80,17 @@ Json ErrorJson(const Reply& r) {
   return e;
 }
 
-Json ResponseFrame(const Json& id, const Reply& r) {
-  Json f = {{"type", "res"}, {"id", id}, {"ok", r.ok}};
+// A `res` frame's text, with the keys in the order a Json object would have
+// them; the payload is serialized in place, not copied into a frame object.
+std::string ResponseText(const Json& id, const Reply& r) {
+  std::string text = "{\"id\":" + Frame(id);
   if (r.ok) {
-    f["payload"] = r.payload;
+    text += ",\"ok\":true,\"payload\":" + Frame(r.payload);
   } else {
-    f["error"] = ErrorJson(r);
+    text += ",\"error\":" + Frame(ErrorJson(r)) + ",\"ok\":false";
   }
-  return f;
+  text += ",\"type\":\"res\"}";
+  return text;
 }
 
 Reply Unauthorized(const Status& why) {
@@ -124,7 +128,7 @@ class WsSession final : public Connection {
   void StartClose();
   void Finish();
 
-  websocket::stream<Stream> ws_;
+  websocket::stream<CombiningStream<Stream>> ws_;
   Server& server_;
   Gateway& gw_;
   std::string remote_;
@@ -323,7 +327,7 @@ void HttpSession<Stream>::OnRead(beast::error_code ec) {
         "request body over " + std::to_string(server_.gw.options().max_body_bytes) + " bytes");
     Response res{http::status::payload_too_large, 11};
     res.set(http::field::content_type, "application/json");
-    res.body() = Frame(ResponseFrame(nullptr, r));
+    res.body() = ResponseText(nullptr, r);
     return Write(std::move(res), true);
   }
   if (ec) return;
@@ -387,7 +391,7 @@ Response HttpSession<Stream>::HandleRequest(const Request& req, std::string* use
   res.set(http::field::content_type, "application/json");
   auto reply = [&](const Json& id, const Reply& r) {
     res.result(r.ok ? 200 : HttpStatusFor(r.code));
-    res.body() = Frame(ResponseFrame(id, r));
+    res.body() = ResponseText(id, r);
   };
   if (req.method() == http::verb::get && path == "/health") {
     res.body() = Frame(gw.Health().payload);
@@ -425,6 +429,8 @@ Response HttpSession<Stream>::HandleRequest(const Request& req, std::string* use
     res.body() = Frame({{"ok", false}, {"error", {{"code", "NOT_FOUND"}, {"message", path}}}});
     return res;
   }
+  std::optional<ReadScope> snapshot;
+  if (ReadsOnly(*method)) snapshot.emplace(gw.store());
   Result<Caller> caller = gw.Authenticate(CredentialsOf(req));
   if (!caller.ok()) {
     gw.metrics().auth_failures++;
@@ -515,15 +521,19 @@ void WsSession<Stream>::DoRead() {
 template <class Stream>
 void WsSession<Stream>::OnRead(beast::error_code ec) {
   if (ec) return Finish();
+  if (closing) return;
   std::string text = beast::buffers_to_string(buffer_.data());
   buffer_.consume(buffer_.size());
-  if (!closing) Handle(text);
-  if (!closing) DoRead();
+  // The next read first: a request already received is handled before the
+  // combined responses are written (CombiningStream), so pipelined requests
+  // share one write.
+  DoRead();
+  Handle(text);
 }
 
 template <class Stream>
 void WsSession<Stream>::Handle(const std::string& text) {
-  auto fail = [&](const Json& id, const Reply& r) { Send(Frame(ResponseFrame(id, r))); };
+  auto fail = [&](const Json& id, const Reply& r) { Send(ResponseText(id, r)); };
   RequestFrame req = ParseRequestFrame(text, gw_.options().max_frame_bytes);
   if (!req.ok) return fail(req.id, Reply::Err(req.error_code, req.error_message));
   const Json& id = req.id;
@@ -539,14 +549,18 @@ void WsSession<Stream>::Handle(const std::string& text) {
     }
   } else if (!authenticated) {
     r = Reply::Err("UNAUTHORIZED", "send connect first");
-  } else if (Status still = gw_.Revalidate(caller); !still.ok()) {
-    gw_.metrics().auth_failures++;
-    fail(id, Unauthorized(still));
-    return Close(1008, still.message());
   } else {
+    // A read method's token check and reads share one read snapshot.
+    std::optional<ReadScope> snapshot;
+    if (ReadsOnly(method)) snapshot.emplace(gw_.store());
+    if (Status still = gw_.Revalidate(caller); !still.ok()) {
+      gw_.metrics().auth_failures++;
+      fail(id, Unauthorized(still));
+      return Close(1008, still.message());
+    }
     r = gw_.Call(caller, method, params, this);
   }
-  Send(Frame(ResponseFrame(id, r)));
+  Send(ResponseText(id, r));
   if (!gw_.logging()) return;
   gw_.Log({{"event", "ws"},
            {"remote", remote_},
@@ -559,15 +573,15 @@ void WsSession<Stream>::Handle(const std::string& text) {
 template <class Stream>
 void WsSession<Stream>::HandleConnect(const Json& id, const Json& params) {
   auto fail = [&](const Reply& r, int close_code) {
-    Send(Frame(ResponseFrame(id, r)));
+    Send(ResponseText(id, r));
     if (close_code != 0) Close(close_code, r.message);
   };
   if (!params.is_object() || !params.contains("minProtocol") || !params.contains("maxProtocol") ||
       !params["minProtocol"].is_number_integer() || !params["maxProtocol"].is_number_integer()) {
     return fail(Reply::Err("INVALID_REQUEST", "connect needs minProtocol and maxProtocol"), 0);
   }
-  if (params["minProtocol"].get<int>() > kProtocolVersion ||
-      params["maxProtocol"].get<int>() < kProtocolVersion) {
+  // Compared as JSON numbers: get<int>() would wrap 4294967297 to 1.
+  if (params["minProtocol"] > kProtocolVersion || params["maxProtocol"] < kProtocolVersion) {
     return fail(Reply::Err("PROTOCOL_UNSUPPORTED", "this Gateway speaks protocol 1"), 1002);
   }
   Credentials creds = upgrade_credentials_;
@@ -593,7 +607,7 @@ void WsSession<Stream>::HandleConnect(const Json& id, const Json& params) {
   server_.preauth--;
   counted_preauth_ = false;
   connect_timer_.cancel();
-  Send(Frame(ResponseFrame(id, Reply::Ok(gw_.Hello(caller)))));
+  Send(ResponseText(id, Reply::Ok(gw_.Hello(caller))));
   gw_.Log(
       {{"event", "ws.connect"}, {"remote", remote_}, {"userId", caller.user_id}, {"status", 200}});
 }

@@ -239,13 +239,17 @@ class GatewayTest(E2ETest):
         big = w.request("getRun", {"runId": "x" * (1100 * 1024)})
         self.assertEqual(big["error"]["code"], "PayloadTooLarge")
         self.assertTrue(w.request("health", {})["ok"])
-        # a second client offering only protocol 2 is refused and closed
-        w2 = self.ws()
-        res = w2.request("connect", {"minProtocol": 2, "maxProtocol": 3})
-        self.assertEqual(res["error"]["code"], "PROTOCOL_UNSUPPORTED")
-        with self.assertRaises(Closed):
-            while True:
-                w2.recv_json(timeout=5)
+        # a client offering only protocol 2, or one whose range would wrap to
+        # 1 as a 32-bit int, is refused and closed
+        for offer in ({"minProtocol": 2, "maxProtocol": 3},
+                      {"minProtocol": 4294967297, "maxProtocol": 4294967297},
+                      {"minProtocol": -4294967295, "maxProtocol": 0}):
+            w2 = self.ws()
+            res = w2.request("connect", offer)
+            self.assertEqual(res["error"]["code"], "PROTOCOL_UNSUPPORTED", (offer, res))
+            with self.assertRaises(Closed):
+                while True:
+                    w2.recv_json(timeout=5)
 
     def test_connect_timeout_and_bad_token_close_the_socket(self):
         self.start("--heartbeat-ms", "5000")
@@ -489,6 +493,41 @@ class GatewayTest(E2ETest):
         self.start("--auth", "none")
         self.assertEqual(self.rpc("listRuns", {}, None)[0], 200)
 
+    def pipelined(self, w, n=300):
+        """Sends n requests without reading (getRun, listRuns, an unknown
+        method, a frame that is not JSON, in turn), then reads: every request
+        is answered once, in order, with the right result, however the server
+        combines its writes."""
+        kinds = [('{"type":"req","id":"%d","method":"getRun","params":{"runId":"nope"}}',
+                  "RunNotFound"),
+                 ('{"type":"req","id":"%d","method":"listRuns","params":{}}', None),
+                 ('{"type":"req","id":"%d","method":"noSuchMethod","params":{}}',
+                  "METHOD_NOT_FOUND"),
+                 ('{"type":"req","id":"%d", oops', "InvalidRequest")]
+        for i in range(n):
+            w.send_text(kinds[i % 4][0] % i)
+        answered = []
+        while len(answered) < n:
+            f = w.recv_json(timeout=30)
+            if f.get("type") != "res":
+                continue
+            i = len(answered)
+            want = kinds[i % 4][1]
+            if i % 4 == 3:
+                self.assertIsNone(f["id"], f)  # not parsed, so no id to echo
+            else:
+                self.assertEqual(f["id"], str(i), f)
+            if want is None:
+                self.assertTrue(f["ok"], f)
+            else:
+                self.assertEqual(f["error"]["code"], want, f)
+            answered.append(f["id"])
+        self.assertTrue(w.request("health", {})["ok"])
+
+    def test_pipelined_requests_are_answered_once_and_in_order(self):
+        self.start()
+        self.pipelined(self.ws(self.token("run:read")), 1000)
+
     def test_tls(self):
         cert, key = self.path("cert.pem"), self.path("key.pem")
         subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
@@ -509,6 +548,7 @@ class GatewayTest(E2ETest):
         self.assertEqual(w.recv_json()["event"], "connect.challenge")
         res = w.request("connect", {"minProtocol": 1, "maxProtocol": 1, "auth": {"token": token}})
         self.assertTrue(res["ok"], res)
+        self.pipelined(w)
         # plain HTTP to the TLS port gets nothing useful
         with self.assertRaises(Exception):
             self.http("GET", "/health")
