@@ -21,12 +21,11 @@
 #include <vector>
 
 #include "gateway/gateway.h"
+#include "gateway/protocol.h"
 #include "script/lua_workflow.h"
 #include "smithers/store.h"
 
 namespace smithers::gateway {
-
-constexpr int kProtocolVersion = 1;
 
 // Who is calling, once authenticated.
 struct Caller {

@@ -43,4 +43,34 @@ RequestFrame ParseRequestFrame(std::string_view text, size_t max_bytes) {
   return f;
 }
 
+ConnectRequest ParseConnect(const Json& params) {
+  ConnectRequest c;
+  auto refuse = [&](const char* code, const char* message) {
+    c.error_code = code;
+    c.error_message = message;
+    return c;
+  };
+  if (!params.is_object()) return refuse("INVALID_REQUEST", "connect params must be an object");
+  auto min = params.find("minProtocol");
+  auto max = params.find("maxProtocol");
+  if (min == params.end() || max == params.end() || !min->is_number_integer() ||
+      !max->is_number_integer()) {
+    return refuse("INVALID_REQUEST", "connect needs minProtocol and maxProtocol");
+  }
+  if (*min > kProtocolVersion || *max < kProtocolVersion) {
+    return refuse("PROTOCOL_UNSUPPORTED", "this Gateway speaks protocol 1");
+  }
+  auto auth = params.find("auth");
+  if (auth != params.end() && !auth->is_null()) {
+    if (!auth->is_object()) return refuse("INVALID_REQUEST", "auth must be an object");
+    auto token = auth->find("token");
+    if (token != auth->end() && !token->is_null()) {
+      if (!token->is_string()) return refuse("INVALID_REQUEST", "auth.token must be a string");
+      c.token = token->get<std::string>();
+    }
+  }
+  c.ok = true;
+  return c;
+}
+
 }  // namespace smithers::gateway

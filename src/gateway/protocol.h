@@ -27,6 +27,22 @@ struct RequestFrame {
 // is PayloadTooLarge; anything else malformed is InvalidRequest. Never throws.
 RequestFrame ParseRequestFrame(std::string_view text, size_t max_bytes);
 
+// The protocol version this Gateway speaks (SPEC "Gateway", version 1).
+constexpr int kProtocolVersion = 1;
+
+// A `connect` request's params, or why they are refused: INVALID_REQUEST
+// (not an object, minProtocol/maxProtocol missing or not integers, an auth
+// that is not an object or a token that is not a string) or
+// PROTOCOL_UNSUPPORTED (the range leaves out kProtocolVersion). The range is
+// compared as JSON numbers, so no integer wraps. Never throws.
+struct ConnectRequest {
+  bool ok = false;
+  std::string token;  // auth.token; "" = none (the upgrade's credentials apply)
+  std::string error_code;
+  std::string error_message;
+};
+ConnectRequest ParseConnect(const Json& params);
+
 }  // namespace smithers::gateway
 
 #endif  // SMITHERS_GATEWAY_PROTOCOL_H_

@@ -362,7 +362,15 @@ void HttpSession<Stream>::OnRead(beast::error_code ec) {
   }
   int64_t t0 = server_.gw.clock().MonotonicMs();
   std::string user, method;
-  Response res = HandleRequest(req, &user, &method);
+  Response res{http::status::internal_server_error, req.version()};
+  try {
+    res = HandleRequest(req, &user, &method);
+  } catch (const std::exception& e) {
+    // A bug costs this request, never the server.
+    server_.gw.Log({{"event", "http.error"}, {"remote", remote_}, {"error", e.what()}});
+    res.set(http::field::content_type, "application/json");
+    res.body() = ResponseText(nullptr, Reply::Err("Internal", "internal error"));
+  }
   res.version(req.version());
   res.set("X-Smithers-API-Version", "v1");
   res.prepare_payload();
@@ -528,7 +536,14 @@ void WsSession<Stream>::OnRead(beast::error_code ec) {
   // combined responses are written (CombiningStream), so pipelined requests
   // share one write.
   DoRead();
-  Handle(text);
+  try {
+    Handle(text);
+  } catch (const std::exception& e) {
+    // A bug costs this socket, never the server.
+    gw_.Log({{"event", "ws.error"}, {"remote", remote_}, {"error", e.what()}});
+    Send(ResponseText(nullptr, Reply::Err("Internal", "internal error")));
+    Close(1011, "internal error");
+  }
 }
 
 template <class Stream>
@@ -576,19 +591,14 @@ void WsSession<Stream>::HandleConnect(const Json& id, const Json& params) {
     Send(ResponseText(id, r));
     if (close_code != 0) Close(close_code, r.message);
   };
-  if (!params.is_object() || !params.contains("minProtocol") || !params.contains("maxProtocol") ||
-      !params["minProtocol"].is_number_integer() || !params["maxProtocol"].is_number_integer()) {
-    return fail(Reply::Err("INVALID_REQUEST", "connect needs minProtocol and maxProtocol"), 0);
-  }
-  // Compared as JSON numbers: get<int>() would wrap 4294967297 to 1.
-  if (params["minProtocol"] > kProtocolVersion || params["maxProtocol"] < kProtocolVersion) {
-    return fail(Reply::Err("PROTOCOL_UNSUPPORTED", "this Gateway speaks protocol 1"), 1002);
+  ConnectRequest connect = ParseConnect(params);
+  if (!connect.ok) {
+    // A protocol mismatch ends the socket; malformed params may be retried.
+    return fail(Reply::Err(connect.error_code, connect.error_message),
+                connect.error_code == "PROTOCOL_UNSUPPORTED" ? 1002 : 0);
   }
   Credentials creds = upgrade_credentials_;
-  if (params.contains("auth") && params["auth"].is_object()) {
-    std::string token = params["auth"].value("token", "");
-    if (!token.empty()) creds.bearer = token;
-  }
+  if (!connect.token.empty()) creds.bearer = connect.token;
   Result<Caller> who = gw_.Authenticate(creds);
   if (!who.ok()) {
     gw_.metrics().auth_failures++;

@@ -208,6 +208,11 @@ class GatewayTest(E2ETest):
         self.assertEqual(res["error"]["code"], "UNAUTHORIZED")
         res = w.request("connect", {"maxProtocol": 1})
         self.assertEqual(res["error"]["code"], "INVALID_REQUEST")
+        # a token of the wrong type once crashed the Gateway (an exception
+        # out of the handler): now an error, and the socket may try again
+        for auth in (5, {"token": 5}, {"token": ["x"]}):
+            res = w.request("connect", {"minProtocol": 1, "maxProtocol": 1, "auth": auth})
+            self.assertEqual(res["error"]["code"], "INVALID_REQUEST", (auth, res))
         res = w.request("connect", {"minProtocol": 1, "maxProtocol": 1, "auth": {"token": token}})
         self.assertTrue(res["ok"], res)
         hello = res["payload"]

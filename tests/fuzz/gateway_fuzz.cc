@@ -1,9 +1,10 @@
 // libFuzzer target for what the Gateway parses from the network and from
-// clients: WebSocket request frames, JWTs (and the base64url inside them),
-// cron expressions with time zones, and the parameters of every RPC method
-// (rpc_fuzz.cc: a real Gateway over a seeded SQLite database). Built and run
-// by scripts/fuzz (clang, -fsanitize=fuzzer,address,undefined; CMake option
-// SMITHERS_FUZZ). The first byte picks the mode, the rest is its input.
+// clients: WebSocket request frames (and the params of `connect`), JWTs (and
+// the base64url inside them), cron expressions with time zones, and the
+// parameters of every RPC method (rpc_fuzz.cc: a real Gateway over a seeded
+// SQLite database). Built and run by scripts/fuzz (clang,
+// -fsanitize=fuzzer,address,undefined; CMake option SMITHERS_FUZZ). The
+// first byte picks the mode, the rest is its input.
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -25,6 +26,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       // refused one says why.
       if (f.ok && !f.params.is_object()) __builtin_trap();
       if (!f.ok && f.error_code.empty()) __builtin_trap();
+      if (f.ok && f.method == "connect") {
+        // The handshake's params: accepted only for a range holding
+        // protocol 1 (compared without wrapping), else a reason.
+        ConnectRequest c = ParseConnect(f.params);
+        if (c.ok != c.error_code.empty()) __builtin_trap();
+        if (c.ok && (f.params["minProtocol"] > 1 || f.params["maxProtocol"] < 1)) __builtin_trap();
+      }
       break;
     }
     case 1: {

@@ -45,5 +45,44 @@ TEST(ProtocolTest, AnOversizedFrameIsPayloadTooLargeWithItsId) {
   EXPECT_TRUE(ParseRequestFrame(big, big.size()).ok);
 }
 
+TEST(ProtocolTest, ConnectNegotiatesProtocolOneAndReadsTheToken) {
+  ConnectRequest c = ParseConnect(
+      Json::parse(R"({"minProtocol":1,"maxProtocol":3,"auth":{"token":"smithers_x"}})"));
+  ASSERT_TRUE(c.ok) << c.error_message;
+  EXPECT_EQ(c.token, "smithers_x");
+  c = ParseConnect(Json::parse(R"({"minProtocol":0,"maxProtocol":1,"auth":null})"));
+  ASSERT_TRUE(c.ok) << c.error_message;
+  EXPECT_EQ(c.token, "");
+  c = ParseConnect(Json::parse(R"({"minProtocol":1,"maxProtocol":1,"auth":{"token":null}})"));
+  EXPECT_TRUE(c.ok) << c.error_message;
+}
+
+TEST(ProtocolTest, ConnectRefusesRangesWithoutOneWithoutWrapping) {
+  for (const char* offer :
+       {R"({"minProtocol":2,"maxProtocol":3})", R"({"minProtocol":0,"maxProtocol":0})",
+        R"({"minProtocol":4294967297,"maxProtocol":4294967297})",
+        R"({"minProtocol":-4294967295,"maxProtocol":0})",
+        R"({"minProtocol":18446744073709551615,"maxProtocol":18446744073709551615})",
+        R"({"minProtocol":-9223372036854775808,"maxProtocol":-1})"}) {
+    ConnectRequest c = ParseConnect(Json::parse(offer));
+    EXPECT_FALSE(c.ok) << offer;
+    EXPECT_EQ(c.error_code, "PROTOCOL_UNSUPPORTED") << offer;
+  }
+}
+
+TEST(ProtocolTest, ConnectRefusesMalformedParamsWithoutThrowing) {
+  for (const char* params :
+       {"[]", "null", R"({"maxProtocol":1})", R"({"minProtocol":1})",
+        R"({"minProtocol":1.0,"maxProtocol":1})", R"({"minProtocol":"1","maxProtocol":1})",
+        R"({"minProtocol":1,"maxProtocol":1,"auth":"token"})",
+        R"({"minProtocol":1,"maxProtocol":1,"auth":{"token":5}})",
+        R"({"minProtocol":1,"maxProtocol":1,"auth":{"token":["a"]}})"}) {
+    ConnectRequest c = ParseConnect(Json::parse(params));
+    EXPECT_FALSE(c.ok) << params;
+    EXPECT_EQ(c.error_code, "INVALID_REQUEST") << params;
+    EXPECT_FALSE(c.error_message.empty()) << params;
+  }
+}
+
 }  // namespace
 }  // namespace smithers::gateway
