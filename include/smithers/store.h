@@ -199,10 +199,13 @@ struct CronRecord {
 // (the SHA-256 of the source), kept so that a run resumed after its file was
 // edited runs the code it started with (docs/gateway.md "Hot reload").
 struct ModuleSource {
-  std::string revision;  // SHA-256 of `source`, hex
+  std::string revision;  // the module's source hash (WorkflowDefinition::source_hash), hex
   std::string path;      // where it was read from (its chunk name and require root)
   std::string source;
   int64_t created_at_ms = 0;
+  // The sibling modules it `require`d when loaded, by module name ("lib",
+  // "util.text"): part of the revision, served from here when it is loaded again.
+  std::map<std::string, std::string> siblings;
 };
 
 // A list of writes applied atomically by Store::Commit(), in order.

@@ -141,7 +141,8 @@ int Up(const Global& g, const UpArgs& a) {
     Status pinned = (*store)->PutModuleSource({.revision = wf.source_hash,
                                                .path = wf.source_path,
                                                .source = (*module)->source(),
-                                               .created_at_ms = CliClock().NowMs()});
+                                               .created_at_ms = CliClock().NowMs(),
+                                               .siblings = (*module)->siblings()});
     if (!pinned.ok()) return Fail(ExitFor(pinned), pinned.message());
   }
 

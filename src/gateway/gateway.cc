@@ -186,8 +186,13 @@ void Gateway::LoadEntry(WorkflowEntry& w, const std::string& source) {
     Log({{"event", "workflow.load_failed"}, {"workflow", w.key}, {"error", w.error}});
     return;
   }
-  Status pinned = store_->PutModuleSource(
-      {.revision = w.revision, .path = w.path, .source = source, .created_at_ms = clock_.NowMs()});
+  // The revision covers the siblings it required (LuaWorkflow::source()).
+  w.revision = (*module)->definition().source_hash;
+  Status pinned = store_->PutModuleSource({.revision = w.revision,
+                                           .path = w.path,
+                                           .source = source,
+                                           .created_at_ms = clock_.NowMs(),
+                                           .siblings = (*module)->siblings()});
   if (!pinned.ok()) {
     Log({{"event", "workflow.pin_failed"}, {"workflow", w.key}, {"error", pinned.message()}});
   }
@@ -584,7 +589,8 @@ Reply Gateway::LaunchRun(const Caller& caller, const Json& params) {
   Status pinned = store_->PutModuleSource({.revision = (*module)->definition().source_hash,
                                            .path = it->second.path,
                                            .source = (*module)->source(),
-                                           .created_at_ms = clock_.NowMs()});
+                                           .created_at_ms = clock_.NowMs(),
+                                           .siblings = (*module)->siblings()});
   if (!pinned.ok()) return StoreError(pinned, "WorkflowNotFound");
   Result<int64_t> max_concurrency = IntParam(options, "maxConcurrency", 16, 1, 10000);
   if (!max_concurrency.ok()) {
@@ -647,7 +653,8 @@ void Gateway::Execute(const RunStart& start, std::unique_ptr<script::LuaWorkflow
     if (rec.ok() && !rec->workflow_hash.empty()) {
       Result<std::optional<ModuleSource>> pinned = (*store)->GetModuleSource(rec->workflow_hash);
       if (pinned.ok() && pinned->has_value()) {
-        loaded = script::LoadWorkflowModuleSource(start.path, (*pinned)->source);
+        loaded =
+            script::LoadWorkflowModuleSource(start.path, (*pinned)->source, (*pinned)->siblings);
       }
     }
     if (!loaded.ok()) loaded = script::LoadWorkflowModule(start.path);

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <fstream>
 #include <lua.hpp>
+#include <map>
 #include <memory>
 #include <sstream>
 
@@ -635,18 +636,26 @@ class LuaModule final : public LuaWorkflow {
   const std::string& source() const override { return source_; }
   const std::optional<ModuleSchedule>& schedule() const override { return schedule_; }
 
-  Status Load(const std::string& path, const std::string& source) {
+  const std::map<std::string, std::string>& siblings() const override { return siblings_; }
+
+  Status Load(const std::string& path, const std::string& source,
+              std::map<std::string, std::string> pinned) {
     source_ = source;
-    // Let the module require its siblings.
-    std::string dir = path.find('/') == std::string::npos ? "." : path.substr(0, path.rfind('/'));
+    pinned_ = std::move(pinned);
+    // Let the module require its siblings, through a searcher of our own put
+    // before Lua's file searcher: it records what it loads (or serves it from
+    // a pinned revision).
+    dir_ = path.find('/') == std::string::npos ? "." : path.substr(0, path.rfind('/'));
     lua_getglobal(state_, "package");
-    lua_getfield(state_, -1, "path");
-    std::string lua_path =
-        dir + "/?.lua;" + (lua_tostring(state_, -1) ? lua_tostring(state_, -1) : "");
-    lua_pop(state_, 1);
-    lua_pushstring(state_, lua_path.c_str());
-    lua_setfield(state_, -2, "path");
-    lua_pop(state_, 1);
+    lua_getfield(state_, -1, "searchers");
+    for (auto i = static_cast<lua_Integer>(luaL_len(state_, -1)); i >= 2; --i) {
+      lua_rawgeti(state_, -1, i);
+      lua_rawseti(state_, -2, i + 1);
+    }
+    lua_pushlightuserdata(state_, this);
+    lua_pushcclosure(state_, &LuaModule::SiblingSearcher, 1);
+    lua_rawseti(state_, -2, 2);
+    lua_pop(state_, 2);
 
     std::string chunk = "@" + path;
     if (luaL_loadbuffer(state_, source.data(), source.size(), chunk.c_str()) != LUA_OK) {
@@ -716,7 +725,13 @@ class LuaModule final : public LuaWorkflow {
       def_.name = base.substr(0, base.rfind('.'));
     }
     def_.source_path = path;
-    def_.source_hash = base::Sha256Hex(source);
+    // The revision covers the siblings the module required while loading:
+    // each appended with its name and length, so no two bundles collide.
+    std::string bundle = source;
+    for (const auto& [name, text] : siblings_) {
+      bundle += std::string(1, '\0') + name + '\0' + std::to_string(text.size()) + '\0' + text;
+    }
+    def_.source_hash = base::Sha256Hex(bundle);
     def_.render = [this](const Ctx& ctx) { return Render(ctx); };
     return Status::Ok();
   }
@@ -1215,8 +1230,53 @@ class LuaModule final : public LuaWorkflow {
     return out;
   }
 
+  // package.searchers entry for the module's siblings: `require "a.b"` is
+  // DIR/a/b.lua, taken from the pinned sources when there are any, else read
+  // from disk; either way recorded in siblings_. No C++ object may be alive
+  // when lua_error unwinds (the Lua library is C: it longjmps).
+  static int SiblingSearcher(lua_State* ls) {
+    auto* self = static_cast<LuaModule*>(lua_touserdata(ls, lua_upvalueindex(1)));
+    const char* name = luaL_checkstring(ls, 1);
+    int results = self->FindSibling(ls, name);
+    if (results < 0) return lua_error(ls);
+    return results;
+  }
+
+  // Pushes the loader and its file name (2), or why there is none (1), or an
+  // error message to raise (-1).
+  int FindSibling(lua_State* ls, const char* name) {
+    std::string rel = name;
+    std::replace(rel.begin(), rel.end(), '.', '/');
+    std::string file = dir_ + "/" + rel + ".lua";
+    std::string text;
+    if (auto it = pinned_.find(name); it != pinned_.end()) {
+      text = it->second;
+    } else {
+      std::ifstream in(file, std::ios::binary);
+      if (!in) {
+        lua_pushfstring(ls, "no file '%s'", file.c_str());
+        return 1;
+      }
+      std::stringstream ss;
+      ss << in.rdbuf();
+      text = ss.str();
+    }
+    std::string chunk = "@" + file;
+    if (luaL_loadbuffer(ls, text.data(), text.size(), chunk.c_str()) != LUA_OK) {
+      lua_pushfstring(ls, "error loading module '%s' from file '%s':\n\t%s", name, file.c_str(),
+                      lua_tostring(ls, -1));
+      return -1;
+    }
+    siblings_[name] = std::move(text);
+    lua_pushstring(ls, file.c_str());
+    return 2;
+  }
+
   lua_State* state_;
   std::string source_;
+  std::string dir_;
+  std::map<std::string, std::string> pinned_;    // a pinned revision's siblings
+  std::map<std::string, std::string> siblings_;  // those required so far
   std::optional<ModuleSchedule> schedule_;
   int ctx_index_ = 0;  // the stack slot of the render's ctx while it is converted
   std::shared_ptr<LuaRef> render_;
@@ -1233,10 +1293,11 @@ Result<std::unique_ptr<LuaWorkflow>> LoadWorkflowModule(const std::string& path)
   return LoadWorkflowModuleSource(path, ss.str());
 }
 
-Result<std::unique_ptr<LuaWorkflow>> LoadWorkflowModuleSource(const std::string& path,
-                                                              const std::string& source) {
+Result<std::unique_ptr<LuaWorkflow>> LoadWorkflowModuleSource(
+    const std::string& path, const std::string& source,
+    std::map<std::string, std::string> siblings) {
   auto module = std::make_unique<LuaModule>();
-  SMITHERS_RETURN_IF_ERROR(module->Load(path, source));
+  SMITHERS_RETURN_IF_ERROR(module->Load(path, source, std::move(siblings)));
   return std::unique_ptr<LuaWorkflow>(std::move(module));
 }
 

@@ -3,6 +3,7 @@
 #ifndef SMITHERS_SCRIPT_LUA_WORKFLOW_H_
 #define SMITHERS_SCRIPT_LUA_WORKFLOW_H_
 
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -27,8 +28,13 @@ class LuaWorkflow {
  public:
   virtual ~LuaWorkflow() = default;
   virtual const WorkflowDefinition& definition() const = 0;
-  // The module's source as loaded; definition().source_hash is its SHA-256.
+  // The module's source as loaded. definition().source_hash is its SHA-256,
+  // or, when it required sibling modules while loading, that of the source
+  // and the siblings together (so a changed sibling is a new revision).
   virtual const std::string& source() const = 0;
+  // The sibling modules (files of the module's folder) it `require`d, by
+  // module name ("lib", "util.text" for util/text.lua).
+  virtual const std::map<std::string, std::string>& siblings() const = 0;
   virtual const std::optional<ModuleSchedule>& schedule() const = 0;
 };
 
@@ -37,9 +43,11 @@ class LuaWorkflow {
 Result<std::unique_ptr<LuaWorkflow>> LoadWorkflowModule(const std::string& path);
 
 // The same for a source kept elsewhere (a pinned revision): `path` names the
-// chunk in error messages and is where `require` looks for siblings.
-Result<std::unique_ptr<LuaWorkflow>> LoadWorkflowModuleSource(const std::string& path,
-                                                              const std::string& source);
+// chunk in error messages and is where `require` looks for siblings, unless
+// `siblings` (a pinned revision's) has the module.
+Result<std::unique_ptr<LuaWorkflow>> LoadWorkflowModuleSource(
+    const std::string& path, const std::string& source,
+    std::map<std::string, std::string> siblings = {});
 
 }  // namespace smithers::script
 

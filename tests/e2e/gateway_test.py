@@ -631,6 +631,47 @@ class GatewayTest(E2ETest):
         revisions = self.query("SELECT revision FROM _smithers_modules")
         self.assertIn(before["gate"], [x["revision"] for x in revisions])
 
+    def test_a_run_keeps_the_siblings_it_required_when_they_change(self):
+        gate_lib = GATE.replace("return smithers(function(ctx)",
+                                'local lib = require("lib.shared")\nreturn smithers(function(ctx)')
+        gate_lib = gate_lib.replace("{ ok = true }", "{ ok = lib.ok }")
+        self.assertNotEqual(gate_lib, GATE)
+        os.makedirs(self.path("workflows/lib"))
+        self.write("workflows/lib/shared.lua", "return { ok = true }\n", prelude=False)
+        self.write("workflows/gatelib.lua", gate_lib)
+        self.start()
+        token = self.token("run:read,run:write,approval:submit")
+        self.assertEqual(self.rpc("launchRun", {"workflow": "gatelib", "runId": "old"}, token)[0],
+                         200)
+        self.wait_run("old", token, status=("waiting-approval",))
+        # only the sibling changes, then the Gateway restarts: the waiting run
+        # resumes with the sibling it was launched with
+        self.write("workflows/lib/shared.lua", "return { ok = false }\n", prelude=False)
+        self.stop()
+        self.start()
+        code, r = self.rpc("submitApproval", {"runId": "old", "nodeId": "ship", "approved": True},
+                           token)
+        self.assertEqual(code, 200, r)
+        self.assertEqual(self.wait_run("old", token)["status"], "finished")
+        code, r = self.rpc("getNodeOutput", {"runId": "old", "nodeId": "after"}, token)
+        self.assertEqual(r["payload"]["row"], {"ok": True}, "the sibling the run started with")
+        # a run launched now gets the new sibling, under a new revision
+        self.assertEqual(self.rpc("launchRun", {"workflow": "gatelib", "runId": "new"}, token)[0],
+                         200)
+        self.wait_run("new", token, status=("waiting-approval",))
+        self.rpc("submitApproval", {"runId": "new", "nodeId": "ship", "approved": True}, token)
+        self.wait_run("new", token)
+        code, r = self.rpc("getNodeOutput", {"runId": "new", "nodeId": "after"}, token)
+        self.assertEqual(r["payload"]["row"], {"ok": False})
+        runs = {x["run_id"]: x["workflow_hash"] for x in
+                self.query("SELECT run_id, workflow_hash FROM _smithers_runs")}
+        self.assertNotEqual(runs["old"], runs["new"])
+        pinned = self.query("SELECT revision, name, source FROM _smithers_module_requires")
+        self.assertEqual(sorted((x["revision"], x["name"], x["source"]) for x in pinned
+                                if x["revision"] in (runs["old"], runs["new"])),
+                         sorted([(runs["old"], "lib.shared", "return { ok = true }\n"),
+                                 (runs["new"], "lib.shared", "return { ok = false }\n")]))
+
     def test_a_schedule_declared_by_a_module_gets_one_cron_row(self):
         nightly = HELLO.replace(
             "\nend)\n", "\nend, { schedule = { cron = '*/5 * * * *', timeZone = 'Europe/Berlin', "

@@ -211,6 +211,16 @@ CREATE TABLE IF NOT EXISTS _smithers_modules (
 ) WITHOUT ROWID;
 )sql";
 
+// The sibling modules a pinned revision `require`d, by module name.
+constexpr const char kModuleRequiresTable[] = R"sql(
+CREATE TABLE IF NOT EXISTS _smithers_module_requires (
+  revision TEXT NOT NULL,
+  name TEXT NOT NULL,
+  source TEXT NOT NULL,
+  PRIMARY KEY (revision, name)
+) WITHOUT ROWID;
+)sql";
+
 constexpr Migration kMigrations[] = {
     {1, "initial_tables", kInitialTables},
     {2, "indexes", kIndexes},
@@ -218,6 +228,7 @@ constexpr Migration kMigrations[] = {
     {4, "approvals_and_signals", kWaitTables},
     {5, "tokens_and_cron", kGatewayTables},
     {6, "module_sources", kModulesTable},
+    {7, "module_requires", kModuleRequiresTable},
 };
 
 constexpr const char kCreateMigrationsTable[] = R"sql(

@@ -75,6 +75,8 @@ enum StatementId : int {
   kClaimCronFire,
   kPutModule,
   kGetModule,
+  kPutModuleRequire,
+  kGetModuleRequires,
   kDataVersion,
   kCountNodes,
   kStatementCount,
@@ -282,6 +284,11 @@ constexpr StatementSql kStatements[] = {
      6},
     {kGetModule,
      "SELECT revision, path, source, created_at_ms FROM _smithers_modules WHERE revision = ?1", 6},
+    {kPutModuleRequire,
+     "INSERT OR IGNORE INTO _smithers_module_requires(revision, name, source) VALUES(?1, ?2, ?3)",
+     7},
+    {kGetModuleRequires, "SELECT name, source FROM _smithers_module_requires WHERE revision = ?1",
+     7},
     {kDataVersion, "PRAGMA data_version"},
     // Counted by the caller: GROUP BY state would sort in a temporary b-tree.
     {kCountNodes, "SELECT state FROM _smithers_nodes WHERE run_id = ?1"},
@@ -1005,12 +1012,25 @@ Result<std::string> SqliteStore::ChangeStamp() {
 }
 
 Status SqliteStore::PutModuleSource(const ModuleSource& m) {
-  Statement& s = stmt(kPutModule);
-  s.BindText(1, m.revision);
-  s.BindText(2, m.path);
-  s.BindText(3, m.source);
-  s.BindInt64(4, m.created_at_ms);
-  return s.Run();
+  auto put = [&] {
+    Statement& s = stmt(kPutModule);
+    s.BindText(1, m.revision);
+    s.BindText(2, m.path);
+    s.BindText(3, m.source);
+    s.BindInt64(4, m.created_at_ms);
+    return s.Run();
+  };
+  if (m.siblings.empty()) return put();
+  SMITHERS_ASSIGN_OR_RETURN(WriteTransaction txn, WriteTransaction::Begin(db_));
+  SMITHERS_RETURN_IF_ERROR(put());
+  for (const auto& [name, source] : m.siblings) {
+    Statement& s = stmt(kPutModuleRequire);
+    s.BindText(1, m.revision);
+    s.BindText(2, name);
+    s.BindText(3, source);
+    SMITHERS_RETURN_IF_ERROR(s.Run());
+  }
+  return txn.Commit();
 }
 
 Result<std::optional<ModuleSource>> SqliteStore::GetModuleSource(const std::string& revision) {
@@ -1024,6 +1044,12 @@ Result<std::optional<ModuleSource>> SqliteStore::GetModuleSource(const std::stri
                                                   .created_at_ms = row.Int64(3)};
                             }));
   if (rows.empty()) return std::optional<ModuleSource>();
+  Statement& r = stmt(kGetModuleRequires);
+  r.BindText(1, revision);
+  SMITHERS_RETURN_IF_ERROR(r.ForEachRow([&](const Statement& row) {
+    rows.front().siblings[row.Text(0)] = row.Text(1);
+    return Status::Ok();
+  }));
   return std::optional<ModuleSource>(std::move(rows.front()));
 }
 
@@ -1378,7 +1404,17 @@ Result<std::unique_ptr<Store>> OpenStore(const SqliteOptions& options, int max_m
   SMITHERS_ASSIGN_OR_RETURN(Database db, Database::Open(options.path));
   // Before anything that takes a lock: another process may be migrating.
   sqlite3_busy_timeout(db.handle(), options.busy_timeout_ms);
-  SMITHERS_ASSIGN_OR_RETURN(std::string journal_mode, db.QueryText("PRAGMA journal_mode=WAL"));
+  // Two connections switching a fresh file to WAL at once: one may get
+  // SQLITE_BUSY at once, SQLite skipping the busy handler where waiting could
+  // deadlock. Retried within the busy timeout (seen in a test of 8 openers).
+  Result<std::string> mode = db.QueryText("PRAGMA journal_mode=WAL");
+  for (int waited_ms = 0; !mode.ok() && mode.status().code() == StatusCode::kUnavailable &&
+                          waited_ms < options.busy_timeout_ms;
+       waited_ms += 10) {
+    sqlite3_sleep(10);  // like SQLite's own busy handler; not observable by the engine
+    mode = db.QueryText("PRAGMA journal_mode=WAL");
+  }
+  SMITHERS_ASSIGN_OR_RETURN(std::string journal_mode, std::move(mode));
   if (Lower(journal_mode) != "wal") {
     return FailedPreconditionError("cannot use WAL journaling (journal_mode is " + journal_mode +
                                    ")");

@@ -2,11 +2,14 @@
 
 #include <gtest/gtest.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <fstream>
+#include <map>
 #include <string>
 
+#include "base/hash.h"
 #include "smithers/clock.h"
 
 namespace smithers::script {
@@ -129,6 +132,56 @@ end, { input = z.object { x = z.string() } })
   auto root2 = def.render(ctx2);
   ASSERT_TRUE(root2.ok());
   EXPECT_EQ(root2->children[2].children[0].id, "yes");
+}
+
+TEST_F(LuaWorkflowTest, SiblingsAreRecordedPartOfTheRevisionAndServedWhenPinned) {
+  ASSERT_EQ(mkdir((dir_ + "/lib").c_str(), 0755), 0);
+  Write("lib/names.lua", "return { name = 'first' }");
+  std::string main = std::string(kHeader) + R"(
+local names = require("lib.names")
+return smithers(function(ctx)
+  return smithers.Workflow { name = names.name,
+    smithers.Task { id = "t", output = outputs.out, { n = 1 } } }
+end))";
+  std::string path = Write("main.lua", main);
+  auto first = LoadWorkflowModule(path);
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  using Siblings = std::map<std::string, std::string>;
+  EXPECT_EQ((*first)->siblings(), (Siblings{{"lib.names", "return { name = 'first' }"}}));
+  EXPECT_NE((*first)->definition().source_hash, base::Sha256Hex(main))
+      << "the revision covers the sibling";
+  auto again = LoadWorkflowModule(path);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ((*again)->definition().source_hash, (*first)->definition().source_hash);
+
+  // The sibling changes on disk: a new revision that renders the new code ...
+  Write("lib/names.lua", "return { name = 'second' }");
+  auto second = LoadWorkflowModule(path);
+  ASSERT_TRUE(second.ok());
+  EXPECT_NE((*second)->definition().source_hash, (*first)->definition().source_hash);
+  Result<Node> tree = RenderWithNoOutputs(**second);
+  ASSERT_TRUE(tree.ok()) << tree.status().ToString();
+  EXPECT_EQ(tree->id, "second");
+
+  // ... while the pinned revision is served the sibling it was loaded with.
+  auto pinned = LoadWorkflowModuleSource(path, main, (*first)->siblings());
+  ASSERT_TRUE(pinned.ok()) << pinned.status().ToString();
+  EXPECT_EQ((*pinned)->definition().source_hash, (*first)->definition().source_hash);
+  tree = RenderWithNoOutputs(**pinned);
+  ASSERT_TRUE(tree.ok()) << tree.status().ToString();
+  EXPECT_EQ(tree->id, "first");
+
+  // A broken sibling names its file; a missing one fails as require does.
+  Write("lib/names.lua", "return {");
+  auto broken = LoadWorkflowModule(path);
+  ASSERT_FALSE(broken.ok());
+  EXPECT_NE(broken.status().message().find("lib/names.lua"), std::string::npos)
+      << broken.status().message();
+  auto missing = LoadWorkflowModuleSource(
+      path, "local x = require('lib.nope')\nreturn smithers(function(ctx) end)");
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.status().message().find("module 'lib.nope' not found"), std::string::npos)
+      << missing.status().message();
 }
 
 TEST_F(LuaWorkflowTest, SyntaxErrorNamesFileAndLine) {

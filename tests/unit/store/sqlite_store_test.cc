@@ -81,18 +81,19 @@ TEST_F(SqliteStoreTest, SynchronousMustBeFullOrNormal) {
 }
 
 TEST_F(SqliteStoreTest, RecordsEveryMigrationOnceAcrossReopens) {
-  EXPECT_EQ(StoreSchemaVersion(), 6);
+  EXPECT_EQ(StoreSchemaVersion(), 7);
   for (int i = 0; i < 3; ++i) STORE_ASSERT_OK(OpenSqliteStore(Options()));
   std::vector<SqlRowForTesting> rows =
       Sql("SELECT id, name, applied_at_ms > 0, length(checksum) FROM _smithers_schema_migrations "
           "ORDER BY id");
-  ASSERT_EQ(rows.size(), 6u);
+  ASSERT_EQ(rows.size(), 7u);
   EXPECT_EQ(rows[0], (SqlRowForTesting{"1", "initial_tables", "1", "64"}));
   EXPECT_EQ(rows[1], (SqlRowForTesting{"2", "indexes", "1", "64"}));
   EXPECT_EQ(rows[2], (SqlRowForTesting{"3", "cache", "1", "64"}));
   EXPECT_EQ(rows[3], (SqlRowForTesting{"4", "approvals_and_signals", "1", "64"}));
   EXPECT_EQ(rows[4], (SqlRowForTesting{"5", "tokens_and_cron", "1", "64"}));
   EXPECT_EQ(rows[5], (SqlRowForTesting{"6", "module_sources", "1", "64"}));
+  EXPECT_EQ(rows[6], (SqlRowForTesting{"7", "module_requires", "1", "64"}));
 }
 
 TEST_F(SqliteStoreTest, UpgradesADatabaseLeftByAnOlderBuild) {

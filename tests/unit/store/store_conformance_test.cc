@@ -1188,6 +1188,18 @@ TEST_P(StoreConformanceTest, ModuleSourcesAreKeptByRevisionAndNeverReplaced) {
   STORE_ASSERT_OK_AND_ASSIGN(got, store_->GetModuleSource("rev1"));
   ASSERT_TRUE(got.has_value());
   EXPECT_EQ(got->source, source);
+  EXPECT_TRUE(got->siblings.empty());
+
+  // The siblings a revision required come back with it, bytes as stored.
+  std::map<std::string, std::string> siblings = {{"lib", "return 1 -- \xfe"},
+                                                 {"util.text", "return {}"}};
+  STORE_ASSERT_OK(store_->PutModuleSource(
+      {.revision = "rev3", .path = "/w/a.lua", .source = "s", .siblings = siblings}));
+  STORE_ASSERT_OK(store_->PutModuleSource(
+      {.revision = "rev3", .path = "/w/a.lua", .source = "s", .siblings = {{"lib", "changed"}}}));
+  STORE_ASSERT_OK_AND_ASSIGN(got, store_->GetModuleSource("rev3"));
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(got->siblings, siblings);
 }
 
 }  // namespace
