@@ -601,11 +601,27 @@ class GatewayTest(E2ETest):
         self.assertEqual(code, 200, r)
         return r["payload"][key]
 
+    def launch_to_gate(self, workflow, run_id, token):
+        """Launches a GATE-shaped workflow and waits for its approval gate."""
+        self.assertEqual(self.rpc("launchRun", {"workflow": workflow, "runId": run_id},
+                                  token)[0], 200)
+        self.wait_run(run_id, token, status=("waiting-approval",))
+
+    def approve_and_read_after(self, run_id, token):
+        """Approves a GATE run's `ship`, waits for the run to finish and
+        returns the row its task `after` wrote."""
+        code, r = self.rpc("submitApproval", {"runId": run_id, "nodeId": "ship", "approved": True},
+                           token)
+        self.assertEqual(code, 200, r)
+        self.assertEqual(self.wait_run(run_id, token)["status"], "finished")
+        code, r = self.rpc("getNodeOutput", {"runId": run_id, "nodeId": "after"}, token)
+        self.assertEqual(code, 200, r)
+        return r["payload"]["row"]
+
     def test_a_run_keeps_the_revision_it_started_with_across_reload_and_restart(self):
         self.start()
         token = self.token("run:read,run:write,approval:submit")
-        self.assertEqual(self.rpc("launchRun", {"workflow": "gate", "runId": "old"}, token)[0], 200)
-        self.wait_run("old", token, status=("waiting-approval",))
+        self.launch_to_gate("gate", "old", token)
         before = {w["key"]: w["revision"] for w in self.rows("listWorkflows", "workflows", token)}
         # the file changes while the run waits: the Gateway reloads it ...
         self.write("workflows/gate.lua", GATE.replace("{ ok = true }", "{ ok = false }"))
@@ -615,19 +631,11 @@ class GatewayTest(E2ETest):
         # ... and is restarted: the old revision lives in the database
         self.stop()
         self.start()
-        code, r = self.rpc("submitApproval", {"runId": "old", "nodeId": "ship", "approved": True},
-                           token)
-        self.assertEqual(code, 200, r)
-        self.assertEqual(self.wait_run("old", token)["status"], "finished")
-        code, r = self.rpc("getNodeOutput", {"runId": "old", "nodeId": "after"}, token)
-        self.assertEqual(r["payload"]["row"], {"ok": True}, "the code the run started with")
+        self.assertEqual(self.approve_and_read_after("old", token), {"ok": True},
+                         "the code the run started with")
         # a run launched now runs the new revision
-        self.assertEqual(self.rpc("launchRun", {"workflow": "gate", "runId": "new"}, token)[0], 200)
-        self.wait_run("new", token, status=("waiting-approval",))
-        self.rpc("submitApproval", {"runId": "new", "nodeId": "ship", "approved": True}, token)
-        self.wait_run("new", token)
-        code, r = self.rpc("getNodeOutput", {"runId": "new", "nodeId": "after"}, token)
-        self.assertEqual(r["payload"]["row"], {"ok": False})
+        self.launch_to_gate("gate", "new", token)
+        self.assertEqual(self.approve_and_read_after("new", token), {"ok": False})
         revisions = self.query("SELECT revision FROM _smithers_modules")
         self.assertIn(before["gate"], [x["revision"] for x in revisions])
 
@@ -641,28 +649,17 @@ class GatewayTest(E2ETest):
         self.write("workflows/gatelib.lua", gate_lib)
         self.start()
         token = self.token("run:read,run:write,approval:submit")
-        self.assertEqual(self.rpc("launchRun", {"workflow": "gatelib", "runId": "old"}, token)[0],
-                         200)
-        self.wait_run("old", token, status=("waiting-approval",))
+        self.launch_to_gate("gatelib", "old", token)
         # only the sibling changes, then the Gateway restarts: the waiting run
         # resumes with the sibling it was launched with
         self.write("workflows/lib/shared.lua", "return { ok = false }\n", prelude=False)
         self.stop()
         self.start()
-        code, r = self.rpc("submitApproval", {"runId": "old", "nodeId": "ship", "approved": True},
-                           token)
-        self.assertEqual(code, 200, r)
-        self.assertEqual(self.wait_run("old", token)["status"], "finished")
-        code, r = self.rpc("getNodeOutput", {"runId": "old", "nodeId": "after"}, token)
-        self.assertEqual(r["payload"]["row"], {"ok": True}, "the sibling the run started with")
+        self.assertEqual(self.approve_and_read_after("old", token), {"ok": True},
+                         "the sibling the run started with")
         # a run launched now gets the new sibling, under a new revision
-        self.assertEqual(self.rpc("launchRun", {"workflow": "gatelib", "runId": "new"}, token)[0],
-                         200)
-        self.wait_run("new", token, status=("waiting-approval",))
-        self.rpc("submitApproval", {"runId": "new", "nodeId": "ship", "approved": True}, token)
-        self.wait_run("new", token)
-        code, r = self.rpc("getNodeOutput", {"runId": "new", "nodeId": "after"}, token)
-        self.assertEqual(r["payload"]["row"], {"ok": False})
+        self.launch_to_gate("gatelib", "new", token)
+        self.assertEqual(self.approve_and_read_after("new", token), {"ok": False})
         runs = {x["run_id"]: x["workflow_hash"] for x in
                 self.query("SELECT run_id, workflow_hash FROM _smithers_runs")}
         self.assertNotEqual(runs["old"], runs["new"])
