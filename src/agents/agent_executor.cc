@@ -62,6 +62,13 @@ std::string Env(const std::string& name) {
   return v != nullptr ? v : "";
 }
 
+// The agent's explicit choice to run its tools without the sandbox; only a
+// boolean true counts.
+bool Unisolated(const Json& a) {
+  auto it = a.find("unisolatedTools");
+  return it != a.end() && it->is_boolean() && it->get<bool>();
+}
+
 // What one agent of the chain did.
 struct AgentRun {
   bool ok = false;
@@ -281,11 +288,12 @@ std::vector<std::string> CliArgv(const std::string& kind, const Json& a, const s
 class AgentExecution final : public Execution {
  public:
   AgentExecution(Json chain, std::string prompt, Json schema, std::string root_dir,
-                 int64_t deadline_ms)
+                 std::vector<std::string> hidden_paths, int64_t deadline_ms)
       : chain_(std::move(chain)),
         prompt_(std::move(prompt)),
         schema_(std::move(schema)),
         root_dir_(std::move(root_dir)),
+        hidden_paths_(std::move(hidden_paths)),
         deadline_ms_(deadline_ms) {
     if (pipe2(wake_, O_CLOEXEC | O_NONBLOCK) != 0) wake_[0] = wake_[1] = -1;
     thread_ = std::thread([this] { Main(); });
@@ -343,6 +351,7 @@ class AgentExecution final : public Execution {
                     {"outputTokens", r.output_tokens},
                     {"toolCalls", r.tool_calls}};
       if (!r.ok) entry["error"] = r.error;
+      if (a.is_object() && Unisolated(a)) entry["unisolatedTools"] = true;
       // An optional price table, in USD per million tokens.
       if (a.is_object() && a.contains("price") && a["price"].is_object()) {
         double cost = static_cast<double>(r.input_tokens) * a["price"].value("input", 0.0) / 1e6 +
@@ -433,7 +442,9 @@ class AgentExecution final : public Execution {
     }
     req.messages.push_back({.role = "user", .content = prompt});
     ToolContext tools{.root_dir = a.value("rootDir", root_dir_),
-                      .allow_network = a.value("allowNetwork", false)};
+                      .allow_network = a.value("allowNetwork", false),
+                      .unisolated = Unisolated(a),
+                      .hidden_paths = hidden_paths_};
     char resolved[4096];
     if (realpath(tools.root_dir.c_str(), resolved) != nullptr) tools.root_dir = resolved;
     int max_turns = a.value("maxTurns", 20);
@@ -478,6 +489,10 @@ class AgentExecution final : public Execution {
                                     {"ok", res.ok},
                                     {"resultBytes", res.output.size()},
                                     {"durationMs", NowMs() - t0}});
+          // A refused sandbox is the operator's business too, not only the model's.
+          if (res.not_run) {
+            run.tool_calls.back()["error"] = base::Redact(res.output.substr(0, 1000));
+          }
           req.messages.push_back({.role = "tool",
                                   .content = res.output,
                                   .tool_call_id = call.id,
@@ -571,6 +586,7 @@ class AgentExecution final : public Execution {
   std::string prompt_;
   Json schema_;
   std::string root_dir_;
+  std::vector<std::string> hidden_paths_;
   int64_t deadline_ms_;
   std::atomic<bool> cancel_{false};
   std::atomic<bool> activity_{false};  // a heartbeat since TakeActivity
@@ -594,7 +610,8 @@ class AgentExecutor final : public Executor {
       deadline = NowMs() + std::max<int64_t>(1, task.timeout_ms);
     }
     return std::unique_ptr<Execution>(std::make_unique<AgentExecution>(
-        task.agent, task.prompt, std::move(schema), options_.default_root_dir, deadline));
+        task.agent, task.prompt, std::move(schema), options_.default_root_dir,
+        options_.hidden_paths, deadline));
   }
 
  private:

@@ -12,14 +12,16 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "smithers/engine.h"
 
 namespace smithers::agents {
 
 struct AgentExecutorOptions {
-  std::map<std::string, Json> outputs;  // output name -> JSON Schema (the workflow's)
-  std::string default_root_dir = ".";   // where tools work when an agent names no rootDir
+  std::map<std::string, Json> outputs;    // output name -> JSON Schema (the workflow's)
+  std::string default_root_dir = ".";     // where tools work when an agent names no rootDir
+  std::vector<std::string> hidden_paths;  // never visible to bash's sandbox (the database)
 };
 
 std::unique_ptr<Executor> NewAgentExecutor(AgentExecutorOptions options);

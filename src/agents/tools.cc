@@ -9,10 +9,16 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <mutex>
+#include <random>
 #include <regex>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -182,37 +188,141 @@ ToolResult Grep(const ToolContext& c, const Json& a) {
   return {.ok = true, .output = out.empty() ? "no matches" : Bound(out, c.max_output_bytes)};
 }
 
+// ---- bash: always inside bubblewrap, unless the agent sets unisolatedTools ----
+
+constexpr char kSandboxHint[] =
+    "\nThe bash tool runs only inside its sandbox: install bubblewrap (scripts/install-deps) "
+    "where user namespaces are allowed, or set unisolatedTools = true on the agent to run its "
+    "tools without isolation.";
+
+ToolResult NotRun(std::string message) {
+  return {.ok = false, .output = std::move(message), .not_run = true};
+}
+
+// `name` itself when it holds a '/', else the first executable `name` on PATH.
+std::string FindExecutable(const std::string& name) {
+  if (name.find('/') != std::string::npos) return access(name.c_str(), X_OK) == 0 ? name : "";
+  const char* path = std::getenv("PATH");
+  std::istringstream dirs(path != nullptr ? path : "");
+  for (std::string dir; std::getline(dirs, dir, ':');) {
+    std::string p = (dir.empty() ? "." : dir) + "/" + name;
+    if (access(p.c_str(), X_OK) == 0) return p;
+  }
+  return "";
+}
+
+std::string Nonce() {
+  std::random_device rd;
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "smithers-sandbox-%08x%08x%08x", rd(), rd(), rd());
+  return buf;
+}
+
+// bubblewrap's argv for `command`. The sandbox: its own user namespace with
+// uid/gid 65534 and no capabilities (also when the engine is root: as root,
+// bwrap makes no user namespace unless told to, and keeps every capability),
+// no further user namespaces, its own pid/ipc/uts/cgroup (and, unless
+// allowNetwork, network) namespaces, the system folders read-only (with the
+// well-known secrets in /etc masked), a fresh /proc, /dev and /tmp, the root
+// folder the only writable bind, the engine's state (the database) masked,
+// and the rest of the filesystem absent. The shell first prints `nonce`, so
+// the caller can tell a command that ran from a sandbox that never started.
+std::vector<std::string> SandboxArgv(const ToolContext& c, const std::string& bwrap,
+                                     const std::string& nonce, const std::string& command) {
+  std::vector<std::string> v = {bwrap,
+                                "--unshare-user",
+                                "--uid",
+                                "65534",
+                                "--gid",
+                                "65534",
+                                "--disable-userns",
+                                "--cap-drop",
+                                "ALL",
+                                "--unshare-pid",
+                                "--unshare-ipc",
+                                "--unshare-uts",
+                                "--unshare-cgroup-try",
+                                "--die-with-parent",
+                                "--new-session"};
+  if (!c.allow_network) v.push_back("--unshare-net");
+  std::error_code ec;
+  for (const char* d :
+       {"/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/opt"}) {
+    if (fs::is_symlink(d, ec)) {
+      v.insert(v.end(), {"--symlink", fs::read_symlink(d, ec).string(), d});
+    } else if (fs::is_directory(d, ec)) {
+      v.insert(v.end(), {"--ro-bind", d, d});
+    }
+  }
+  // Readable by their owner, and as root the sandbox's files are root's.
+  std::vector<std::string> secret_files = {"/etc/shadow",  "/etc/shadow-",
+                                           "/etc/gshadow", "/etc/gshadow-",
+                                           "/etc/sudoers", "/etc/security/opasswd"};
+  for (const auto& e : fs::directory_iterator("/etc/ssh", ec)) {
+    std::string name = e.path().filename().string();
+    if (name.rfind("ssh_host_", 0) == 0 && name.find(".pub") == std::string::npos) {
+      secret_files.push_back(e.path().string());
+    }
+  }
+  for (const std::string& f : secret_files) {
+    if (fs::is_regular_file(f, ec)) v.insert(v.end(), {"--ro-bind", "/dev/null", f});
+  }
+  for (const char* d : {"/etc/ssl/private", "/etc/sudoers.d"}) {
+    if (fs::is_directory(d, ec) && !fs::is_symlink(d, ec)) {
+      v.insert(v.end(), {"--tmpfs", d, "--remount-ro", d});
+    }
+  }
+  if (c.allow_network) {  // /etc/resolv.conf may point here
+    v.insert(v.end(), {"--ro-bind-try", "/run/systemd/resolve", "/run/systemd/resolve"});
+  }
+  v.insert(v.end(), {"--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "--bind", c.root_dir,
+                     c.root_dir});
+  // The engine's state under the root: .smithers/, and the database's folder
+  // (or, when that is the root itself, the database's files).
+  fs::path root = fs::weakly_canonical(c.root_dir, ec);
+  std::set<fs::path> dirs = {root / ".smithers"}, files;
+  for (const std::string& h : c.hidden_paths) {
+    fs::path p = fs::weakly_canonical(h, ec);
+    if (ec || p == root || !Under(root, p)) continue;
+    if (p.parent_path() != root) {
+      dirs.insert(p.parent_path());
+    } else {
+      for (const char* suffix : {"", "-wal", "-shm", "-journal"}) files.insert(p.string() + suffix);
+    }
+  }
+  for (const fs::path& d : dirs) {
+    if (fs::is_directory(d, ec) && !fs::is_symlink(d, ec)) {
+      v.insert(v.end(), {"--tmpfs", d.string(), "--remount-ro", d.string()});
+    }
+  }
+  for (const fs::path& f : files) {
+    if (fs::is_regular_file(f, ec) && !fs::is_symlink(f, ec)) {
+      v.insert(v.end(), {"--ro-bind", "/dev/null", f.string()});
+    }
+  }
+  v.insert(v.end(), {"--remount-ro", "/", "--chdir", c.root_dir, "/bin/sh", "-c",
+                     "printf '%s\\n' \"$1\" && exec /bin/sh -c \"$2\"", "sh", nonce, command});
+  return v;
+}
+
 ToolResult Bash(const ToolContext& c, const Json& a) {
   std::string command = Str(a, "command");
   if (command.empty()) return Err("\"command\" must be a non-empty string");
   std::vector<std::string> argv;
-  std::string notice;
-  if (!c.allow_network && NetworkIsolationAvailable()) {
-    argv = {"bwrap",
-            "--unshare-net",
-            "--die-with-parent",
-            "--ro-bind",
-            "/",
-            "/",
-            "--dev",
-            "/dev",
-            "--proc",
-            "/proc",
-            "--tmpfs",
-            "/tmp",
-            "--bind",
-            c.root_dir,
-            c.root_dir,
-            "--chdir",
-            c.root_dir,
-            "/bin/sh",
-            "-c",
-            command};
-  } else {
-    if (!c.allow_network) {
-      notice = "[network isolation unavailable (bubblewrap not usable here): ran with network]\n";
-    }
+  std::string nonce;  // empty: unisolated
+  if (c.unisolated) {
     argv = {"/bin/sh", "-c", command};
+  } else {
+    std::error_code ec;
+    if (!fs::is_directory(c.root_dir, ec)) return Err("the root folder does not exist");
+    std::string bwrap = FindExecutable(c.bwrap);
+    if (bwrap.empty()) {
+      return NotRun("bash: bubblewrap (\"" + c.bwrap + "\") was not found" +
+                    (c.bwrap.find('/') == std::string::npos ? " on PATH" : "") +
+                    ", so the command was not run." + kSandboxHint);
+    }
+    nonce = Nonce();
+    argv = SandboxArgv(c, bwrap, nonce, command);
   }
   int out[2];
   if (pipe2(out, O_CLOEXEC) != 0) return Err("pipe failed");
@@ -263,12 +373,39 @@ ToolResult Bash(const ToolContext& c, const Json& a) {
     }
     if (timed_out && ms > c.timeout_ms + 1000) kill(-pid, SIGKILL);
   }
+  // What is still in the pipe (the process may exit between poll and waitpid).
+  if (open_fd && fcntl(out[0], F_SETFL, O_NONBLOCK) == 0) {
+    char buf[8192];
+    for (ssize_t n;
+         output.size() < c.max_output_bytes * 2 && (n = read(out[0], buf, sizeof buf)) > 0;) {
+      output.append(buf, static_cast<size_t>(n));
+    }
+  }
   close(out[0]);
+  if (!nonce.empty()) {
+    // The sandbox prints the nonce before the command runs: without it,
+    // bubblewrap failed (its message is the output) and nothing ran.
+    size_t at = output.find(nonce + "\n");
+    if (at == std::string::npos) {
+      if (timed_out) return Err("timed out after " + std::to_string(c.timeout_ms) + " ms");
+      while (!output.empty() && std::isspace(static_cast<unsigned char>(output.back()))) {
+        output.pop_back();
+      }
+      return NotRun(
+          "bash: the sandbox (bubblewrap) could not start, so the command was not run: " +
+          Bound(output.empty()
+                    ? "exit code " + std::to_string(WIFEXITED(status) ? WEXITSTATUS(status)
+                                                                      : 128 + WTERMSIG(status))
+                    : output,
+                2000) +
+          kSandboxHint);
+    }
+    output.erase(0, at + nonce.size() + 1);  // and whatever bubblewrap said before
+  }
   if (timed_out) return Err("timed out after " + std::to_string(c.timeout_ms) + " ms");
   int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   return {.ok = code == 0,
-          .output = notice + "exit code " + std::to_string(code) + "\n" +
-                    Bound(output, c.max_output_bytes)};
+          .output = "exit code " + std::to_string(code) + "\n" + Bound(output, c.max_output_bytes)};
 }
 
 Json Schema(std::initializer_list<std::pair<const char*, const char*>> props,
@@ -327,25 +464,19 @@ ToolResult RunTool(const ToolContext& context, const std::string& name, const Js
   return Err("unknown tool \"" + name + "\"");
 }
 
-bool NetworkIsolationAvailable() {
-  static const bool kAvailable = [] {
-    pid_t pid = fork();
-    if (pid < 0) return false;
-    if (pid == 0) {
-      int devnull = open("/dev/null", O_WRONLY);
-      if (devnull >= 0) {
-        dup2(devnull, STDOUT_FILENO);
-        dup2(devnull, STDERR_FILENO);
-      }
-      execlp("bwrap", "bwrap", "--unshare-net", "--ro-bind", "/", "/", "--dev", "/dev", "true",
-             static_cast<char*>(nullptr));
-      _exit(127);
-    }
-    int status = 0;
-    waitpid(pid, &status, 0);
-    return WIFEXITED(status) && WEXITSTATUS(status) == 0;
-  }();
-  return kAvailable;
+Status SandboxStatus(const std::string& bwrap) {
+  static std::mutex mu;
+  static std::map<std::string, Status> probed;
+  std::lock_guard<std::mutex> lock(mu);
+  auto it = probed.find(bwrap);
+  if (it != probed.end()) return it->second;
+  std::error_code ec;
+  fs::path dir = fs::temp_directory_path(ec);
+  ToolContext c{.root_dir = ec ? "/tmp" : dir.string(), .bwrap = bwrap, .timeout_ms = 10000};
+  ToolResult r = Bash(c, {{"command", "true"}});
+  Status s = r.ok ? Status() : FailedPreconditionError(r.output);
+  probed.emplace(bwrap, s);
+  return s;
 }
 
 }  // namespace smithers::agents

@@ -154,7 +154,8 @@ int Up(const Global& g, const UpArgs& a) {
   opts.force = a.force;
   opts.max_concurrency = a.max_concurrency;
   opts.claim_from = a.claim_from;
-  std::unique_ptr<Executor> agents = agents::NewAgentExecutor({.outputs = wf.outputs});
+  std::unique_ptr<Executor> agents =
+      agents::NewAgentExecutor({.outputs = wf.outputs, .hidden_paths = {g.db}});
   opts.executors[TaskMode::kAgent] = agents.get();
   opts.clock = &CliClock();
   opts.on_event = [&progress](const EventRecord& e) { progress(e); };
@@ -265,6 +266,14 @@ int Inspect(const Global& g, const std::string& run_id) {
                  {"finishedAtMs", a.finished_at_ms == 0 ? Json() : Json(a.finished_at_ms)},
                  {"cached", a.cached}};
       if (!a.error.is_null()) aj["error"] = a.error;
+      // An agent that ran its tools without the sandbox, by its own choice.
+      if (a.meta.contains("agents") && a.meta["agents"].is_array()) {
+        for (const Json& ag : a.meta["agents"]) {
+          if (ag.is_object() && ag.contains("unisolatedTools") && ag["unisolatedTools"] == true) {
+            aj["unisolatedTools"] = true;
+          }
+        }
+      }
       nj["attempts"].push_back(aj);
     }
     j["nodes"].push_back(nj);
@@ -336,6 +345,10 @@ int Inspect(const Global& g, const std::string& run_id) {
       if (a.value("cached", false)) {
         std::printf("    attempt %d %s (cached)\n", a["attempt"].get<int>(),
                     a["state"].get<std::string>().c_str());
+      }
+      if (a.contains("unisolatedTools")) {
+        std::printf("    attempt %d: tools ran unisolated (unisolatedTools = true)\n",
+                    a["attempt"].get<int>());
       }
       if (a.contains("error")) {
         std::printf("    attempt %d %s: %s\n", a["attempt"].get<int>(),

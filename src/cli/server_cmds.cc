@@ -347,9 +347,9 @@ int ServerCommands::Gateway() {
     if (!grants.ok()) return Fail(kExitBadInput, grants.status().message());
   }
   o.clock = &CliClock();
-  o.add_executors = [](const WorkflowDefinition& wf, RunOptions& ro) {
+  o.add_executors = [db = o.db_path](const WorkflowDefinition& wf, RunOptions& ro) {
     std::vector<std::unique_ptr<Executor>> keep;
-    keep.push_back(agents::NewAgentExecutor({.outputs = wf.outputs}));
+    keep.push_back(agents::NewAgentExecutor({.outputs = wf.outputs, .hidden_paths = {db}}));
     ro.executors[TaskMode::kAgent] = keep.back().get();
     return keep;
   };

@@ -342,6 +342,16 @@ int CTimer(lua_State* ls) { return Component(ls, "Timer"); }
 
 int MakeAgent(lua_State* ls, const char* kind) {
   luaL_checktype(ls, 1, LUA_TTABLE);
+  // The sandbox's switches are booleans: running tools without isolation (or
+  // with the network) is an explicit choice, never a "yes" or a typo.
+  for (const char* prop : {"unisolatedTools", "allowNetwork"}) {
+    lua_getfield(ls, 1, prop);
+    if (!lua_isnil(ls, -1) && !lua_isboolean(ls, -1)) {
+      return luaL_error(ls, "Agent: %s must be true or false, not a %s", prop,
+                        luaL_typename(ls, -1));
+    }
+    lua_pop(ls, 1);
+  }
   if (kind == nullptr) {  // smithers.Agent: the provider names the kind
     lua_getfield(ls, 1, "provider");
     const char* p = lua_tostring(ls, -1);

@@ -106,12 +106,14 @@ TEST_F(ToolsTest, OutputIsBounded) {
   ToolResult r = Run("read", {{"path", "big.txt"}});
   EXPECT_LT(r.output.size(), 200u);
   EXPECT_NE(r.output.find("truncated at 100 bytes"), std::string::npos);
+  if (Status s = SandboxStatus(); !s.ok()) GTEST_SKIP() << s.message();
   r = Run("bash", {{"command", "head -c 5000 /dev/zero | tr '\\\\0' y"}});
   EXPECT_LT(r.output.size(), 300u);
   EXPECT_NE(r.output.find("truncated"), std::string::npos) << r.output;
 }
 
 TEST_F(ToolsTest, BashRunsInTheRootAndTimesOut) {
+  if (Status s = SandboxStatus(); !s.ok()) GTEST_SKIP() << s.message();
   ToolResult r = Run("bash", {{"command", "pwd; echo hi > made.txt"}});
   ASSERT_TRUE(r.ok) << r.output;
   EXPECT_TRUE(fs::exists(root_ + "/made.txt"));
@@ -153,7 +155,7 @@ class Listener {
 };
 
 TEST_F(ToolsTest, BashHasNoNetworkUnlessAllowed) {
-  if (!NetworkIsolationAvailable()) GTEST_SKIP() << "bubblewrap cannot run here";
+  if (Status s = SandboxStatus(); !s.ok()) GTEST_SKIP() << s.message();
   Listener l;
   std::string probe = "python3 -c 'import socket; socket.create_connection((\"127.0.0.1\", " +
                       std::to_string(l.port()) + "), timeout=2); print(\"CONNECTED\")'";
@@ -161,9 +163,127 @@ TEST_F(ToolsTest, BashHasNoNetworkUnlessAllowed) {
   EXPECT_FALSE(denied.ok);
   EXPECT_EQ(denied.output.find("CONNECTED"), std::string::npos) << denied.output;
   ctx_.allow_network = true;
-  ToolResult allowed = Run("bash", {{"command", probe}});
+  ToolResult allowed = Run("bash", {{"command", probe + "; id -u"}});
   EXPECT_TRUE(allowed.ok) << allowed.output;
   EXPECT_NE(allowed.output.find("CONNECTED"), std::string::npos) << allowed.output;
+  EXPECT_NE(allowed.output.find("\n65534\n"), std::string::npos) << allowed.output;  // still boxed
+}
+
+// Also (above all) when the tests run as root, as CI does: no capability, not
+// uid 0, and none of the ways back to them.
+TEST_F(ToolsTest, BashRunsAsNobodyWithoutCapabilities) {
+  if (Status s = SandboxStatus(); !s.ok()) GTEST_SKIP() << s.message();
+  for (bool net : {false, true}) {
+    ctx_.allow_network = net;
+    ToolResult r =
+        Run("bash", {{"command", "id -u; id -g; grep -E '^Cap(Eff|Prm|Bnd):' /proc/self/status"}});
+    ASSERT_TRUE(r.ok) << r.output;
+    EXPECT_NE(r.output.find("\n65534\n65534\n"), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("CapEff:\t0000000000000000"), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("CapPrm:\t0000000000000000"), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("CapBnd:\t0000000000000000"), std::string::npos) << r.output;
+  }
+}
+
+TEST_F(ToolsTest, BashCannotRemountOrUseCapabilities) {
+  if (Status s = SandboxStatus(); !s.ok()) GTEST_SKIP() << s.message();
+  std::string marker = "/var/tmp/smithers-remount-" + std::to_string(getpid());
+  fs::remove(marker);
+  // The attack of the report: remount / read-write, then write beside the host.
+  ToolResult r =
+      Run("bash", {{"command",
+                    "mount -o remount,bind,rw / && echo REMOUNTED; mount -o remount,rw / "
+                    "&& echo REMOUNTED; mkdir -p /var/tmp; echo pwned > " +
+                        marker + " && echo WROTE"}});
+  EXPECT_NE(r.output.find("must be superuser"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("REMOUNTED"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("WROTE"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(marker)) << r.output;
+  fs::remove(marker);
+  // Nothing outside the root is writable, nothing outside it but the system is there.
+  r = Run("bash", {{"command",
+                    "touch /usr/smithers-x || touch /etc/smithers-x || echo > /x || "
+                    "echo NO_WRITE; cat " +
+                        base_ + "/outside.txt || echo NO_READ"}});
+  EXPECT_NE(r.output.find("NO_WRITE"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("NO_READ"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("OUTSIDE SECRET"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists("/usr/smithers-x"));
+  // Capability use: chown, mknod, raw sockets, a nested user namespace, mount.
+  for (const char* cmd :
+       {"echo x > f && chown 0:0 f", "mknod dev c 1 3", "unshare -r true", "unshare -U true",
+        "mount -t tmpfs none /tmp",
+        "python3 -c 'import socket; socket.socket(socket.AF_INET, socket.SOCK_RAW, 1)'",
+        "cat /etc/shadow | grep -q root"}) {
+    r = Run("bash", {{"command", cmd}});
+    EXPECT_FALSE(r.ok) << cmd << " -> " << r.output;
+    EXPECT_NE(r.output.find("exit code"), std::string::npos) << cmd << " -> " << r.output;
+  }
+}
+
+// The engine's state (its database) is not the agent's: masked in the sandbox.
+TEST_F(ToolsTest, BashDoesNotSeeTheEngineState) {
+  if (Status s = SandboxStatus(); !s.ok()) GTEST_SKIP() << s.message();
+  fs::create_directories(root_ + "/.smithers");
+  Write(root_ + "/.smithers/smithers.db", "DB SECRET");
+  Write(root_ + "/top.db", "TOP DB SECRET");
+  Write(root_ + "/top.db-wal", "WAL SECRET");
+  ctx_.hidden_paths = {root_ + "/top.db"};
+  ToolResult r =
+      Run("bash", {{"command",
+                    "echo N=$(ls -A .smithers | wc -l); cat .smithers/smithers.db top.db "
+                    "top.db-wal; echo x > .smithers/new; echo x > top.db; "
+                    "rm -f top.db-wal; echo DONE"}});
+  EXPECT_NE(r.output.find("N=0\n"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("DONE"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("SECRET"), std::string::npos) << r.output;
+  EXPECT_EQ(Read(root_ + "/.smithers/smithers.db"), "DB SECRET");
+  EXPECT_EQ(Read(root_ + "/top.db"), "TOP DB SECRET");
+  EXPECT_EQ(Read(root_ + "/top.db-wal"), "WAL SECRET");
+  EXPECT_FALSE(fs::exists(root_ + "/.smithers/new"));
+  // A database in a folder of its own under the root: the folder is hidden.
+  fs::create_directories(root_ + "/state");
+  Write(root_ + "/state/run.db", "STATE SECRET");
+  ctx_.hidden_paths = {root_ + "/state/run.db"};
+  r = Run("bash", {{"command", "echo N=$(ls -A state | wc -l); cat state/run.db; echo DONE"}});
+  EXPECT_NE(r.output.find("N=0\n"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("DONE"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("SECRET"), std::string::npos) << r.output;
+}
+
+// No isolation, no tool: a missing or failing bubblewrap runs nothing.
+TEST_F(ToolsTest, BashFailsClosedWithoutASandbox) {
+  ctx_.bwrap = base_ + "/no-such-bwrap";
+  ToolResult r = Run("bash", {{"command", "touch ran.txt"}});
+  EXPECT_FALSE(r.ok);
+  EXPECT_TRUE(r.not_run);
+  EXPECT_NE(r.output.find("bubblewrap"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("not run"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("unisolatedTools = true"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(root_ + "/ran.txt"));
+  EXPECT_FALSE(SandboxStatus(ctx_.bwrap).ok());
+  // A bubblewrap that cannot set the sandbox up (no user namespaces, say).
+  std::string failing = base_ + "/bwrap-fails";
+  Write(failing, "#!/bin/sh\necho 'bwrap: setting up uid map: Permission denied' >&2\nexit 1\n");
+  fs::permissions(failing, fs::perms::owner_all);
+  ctx_.bwrap = failing;
+  r = Run("bash", {{"command", "touch ran.txt"}});
+  EXPECT_FALSE(r.ok);
+  EXPECT_TRUE(r.not_run);
+  EXPECT_NE(r.output.find("could not start"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("setting up uid map: Permission denied"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(root_ + "/ran.txt"));
+  // One that exits 0 without running anything is no better.
+  Write(failing, "#!/bin/sh\nexit 0\n");
+  r = Run("bash", {{"command", "touch ran.txt"}});
+  EXPECT_FALSE(r.ok);
+  EXPECT_TRUE(r.not_run) << r.output;
+  // bubblewrap is not looked up at all for an unisolated agent.
+  ctx_.unisolated = true;
+  r = Run("bash", {{"command", "touch ran.txt; id -u"}});
+  EXPECT_TRUE(r.ok) << r.output;
+  EXPECT_NE(r.output.find("\n" + std::to_string(getuid()) + "\n"), std::string::npos) << r.output;
+  EXPECT_TRUE(fs::exists(root_ + "/ran.txt"));
 }
 
 }  // namespace
