@@ -32,7 +32,9 @@ struct UpArgs {
   bool resume = false;
   bool force = false;
   int max_concurrency = 16;
-  std::string claim_from;  // hidden: set by `smithers supervise`
+  std::string claim_from;   // hidden: set by `smithers supervise`
+  bool restricted = false;  // the Gateway's restricted Lua library
+  std::string module_workspace;
 };
 
 class Progress {
@@ -112,7 +114,9 @@ Result<Json> ParseInput(const std::string& text) {
 }
 
 int Up(const Global& g, const UpArgs& a) {
-  Result<std::unique_ptr<script::LuaWorkflow>> module = script::LoadWorkflowModule(a.file);
+  // The user's own module: the full Lua library unless --restricted.
+  Result<std::unique_ptr<script::LuaWorkflow>> module = script::LoadWorkflowModule(
+      a.file, {.restricted = a.restricted, .workspace = a.module_workspace});
   if (!module.ok()) return Fail(kExitBadInput, module.status().message());
   const WorkflowDefinition& wf = (*module)->definition();
   Json input = nullptr;
@@ -472,6 +476,11 @@ int Main(int argc, char** argv) {
   up_cmd->add_option("-c,--max-concurrency", up.max_concurrency, "Tasks in flight at once")
       ->capture_default_str()
       ->check(CLI::Range(1, 1024));
+  up_cmd->add_flag("--restricted", up.restricted,
+                   "Load the module with the restricted Lua library, as the Gateway does "
+                   "(docs/engine.md \"Restricted modules\")");
+  up_cmd->add_option("--module-workspace", up.module_workspace,
+                     "With --restricted: the one folder the module may write files in");
   up_cmd->footer("Exit codes: 0 finished, 1 failed, 2 cancelled, 3 waiting, 4 bad usage or input.");
 
   std::string ps_status;

@@ -239,6 +239,11 @@ ServerCommands::ServerCommands(CLI::App& app, Global& g) : app_(app), g_(g) {
       ->capture_default_str();
   gw_cmd_->add_option("--access-log", gw_.access_log,
                       "Access log file (JSON lines; default stderr, - for none)");
+  gw_cmd_->add_flag("--trusted-modules", gw_.trusted_modules,
+                    "Give modules the full Lua library (default: restricted; docs/engine.md "
+                    "\"Restricted modules\")");
+  gw_cmd_->add_option("--module-workspace", gw_.module_workspace,
+                      "The one folder restricted modules may write files in (default: none)");
   gw_cmd_->footer(
       "Runs launched here execute in this process; waits are resumed and runs whose process died "
       "are recovered here. Tokens: smithers token issue --scopes run:read,run:write --ttl 1h. "
@@ -321,6 +326,8 @@ int ServerCommands::Gateway() {
     if (given("--max-queue-bytes")) o.max_queue_bytes = gw_.max_queue_bytes;
     if (given("--slow-consumer-ms")) o.slow_consumer_ms = gw_.slow_consumer_ms;
     if (given("--access-log")) o.access_log = gw_.access_log;
+    if (given("--trusted-modules")) o.trusted_modules = gw_.trusted_modules;
+    if (given("--module-workspace")) o.module_workspace = gw_.module_workspace;
     if (!given("--jwt-secret-env") && !given("--jwt-secret-file")) {
       secret_env = file->jwt_secret_env;
       secret_file = file->jwt_secret_file;

@@ -180,9 +180,16 @@ void Gateway::ScanWorkflows() {
 // whatever the file holds then) and its declared schedule is recorded.
 void Gateway::LoadEntry(WorkflowEntry& w, const std::string& source) {
   Result<std::unique_ptr<script::LuaWorkflow>> module =
-      script::LoadWorkflowModuleSource(w.path, source);
+      script::LoadWorkflowModuleSource(w.path, source, {}, module_options());
   if (!module.ok()) {
     w.error = module.status().message();
+    Log({{"event", "workflow.load_failed"}, {"workflow", w.key}, {"error", w.error}});
+    return;
+  }
+  // An unknown prop or component in what it renders for an empty input is
+  // shown now (listWorkflows), not first at a launch.
+  if (Status checked = (*module)->CheckComponents(Json::object()); !checked.ok()) {
+    w.error = checked.message();
     Log({{"event", "workflow.load_failed"}, {"workflow", w.key}, {"error", w.error}});
     return;
   }
@@ -581,7 +588,8 @@ Reply Gateway::LaunchRun(const Caller& caller, const Json& params) {
     return Reply::Err("RunExists", "run " + run_id + " already exists (use resumeRun)");
   }
   Json input = params.value("input", Json::object());
-  Result<std::unique_ptr<script::LuaWorkflow>> module = script::LoadWorkflowModule(it->second.path);
+  Result<std::unique_ptr<script::LuaWorkflow>> module =
+      script::LoadWorkflowModule(it->second.path, module_options());
   if (!module.ok()) return Reply::Err("InvalidInput", module.status().message());
   Status checked = CheckWorkflow((*module)->definition(), input);
   if (!checked.ok()) return Reply::Err("InvalidInput", checked.message());
@@ -653,11 +661,11 @@ void Gateway::Execute(const RunStart& start, std::unique_ptr<script::LuaWorkflow
     if (rec.ok() && !rec->workflow_hash.empty()) {
       Result<std::optional<ModuleSource>> pinned = (*store)->GetModuleSource(rec->workflow_hash);
       if (pinned.ok() && pinned->has_value()) {
-        loaded =
-            script::LoadWorkflowModuleSource(start.path, (*pinned)->source, (*pinned)->siblings);
+        loaded = script::LoadWorkflowModuleSource(start.path, (*pinned)->source,
+                                                  (*pinned)->siblings, module_options());
       }
     }
-    if (!loaded.ok()) loaded = script::LoadWorkflowModule(start.path);
+    if (!loaded.ok()) loaded = script::LoadWorkflowModule(start.path, module_options());
     if (!loaded.ok()) {
       Log({{"event", "run.error"}, {"runId", start.run_id}, {"error", loaded.status().message()}});
       return signal();

@@ -47,7 +47,12 @@ struct GatewayOptions {
   int max_queue_frames = 1000;       // ... and its frames (run.error BackpressureDisconnect)
   int64_t slow_consumer_ms = 10000;  // a write to a client stalled this long: disconnect
   std::string access_log;            // "" = stderr; "-" = off; else a file appended to
-  Clock* clock = nullptr;            // nullptr = SystemClock()
+  // Modules run with the restricted Lua library (docs/engine.md "Restricted
+  // modules") unless trusted_modules; module_workspace is the one folder a
+  // restricted module may write files in ("" = none).
+  bool trusted_modules = false;
+  std::string module_workspace;
+  Clock* clock = nullptr;  // nullptr = SystemClock()
   // Adds executors for modes the engine lacks (agents) to a run's options;
   // the returned objects must outlive the run. Called on the run's thread.
   std::function<std::vector<std::unique_ptr<Executor>>(const WorkflowDefinition&, RunOptions&)>

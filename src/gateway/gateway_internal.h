@@ -169,6 +169,10 @@ class Gateway {
   bool logging() const { return opts_.access_log != "-"; }
 
   const GatewayOptions& options() const { return opts_; }
+  // How the modules it serves are loaded: restricted unless trusted_modules.
+  script::ModuleOptions module_options() const {
+    return {.restricted = !opts_.trusted_modules, .workspace = opts_.module_workspace};
+  }
   Clock& clock() { return clock_; }
   Metrics& metrics() { return metrics_; }
   Store& store() { return *store_; }

@@ -4,7 +4,11 @@
 // lua_error() from an outer scope.
 #include "script/lua_workflow.h"
 
+#include <limits.h>
+#include <stdlib.h>
+
 #include <algorithm>
+#include <cctype>
 #include <fstream>
 #include <lua.hpp>
 #include <map>
@@ -12,6 +16,8 @@
 #include <sstream>
 
 #include "base/hash.h"
+#include "script/props.h"
+#include "script/restricted.h"
 #include "smithers/clock.h"
 #include "smithers/schema.h"
 
@@ -23,6 +29,11 @@ constexpr const char* kArrayMeta = "smithers.Array";
 constexpr const char* kOutputsKey = "smithers.outputs";  // registry: name -> Schema userdata
 constexpr const char* kNullKey = "smithers.null";
 constexpr const char* kDeadlineKey = "smithers.deadline";
+constexpr const char* kDeadlineWhatKey = "smithers.deadlineWhat";  // "compute function", ...
+constexpr const char* kCtxMeta = "smithers.Ctx";
+// Components nested deeper than this are refused before the C++ recursion
+// that converts them could exhaust the stack.
+constexpr int kMaxComponentDepth = 256;
 
 // ---- Lua <-> JSON ----
 
@@ -317,6 +328,7 @@ int Component(lua_State* ls, const char* kind) {
   if (lua_type(ls, 1) != LUA_TTABLE) {
     return luaL_error(ls, "%s expects a table, e.g. %s { ... }", kind, kind);
   }
+  if (PushPropsError(ls, 1, kind)) return lua_error(ls);
   lua_pushstring(ls, kind);
   lua_setfield(ls, 1, "__kind");
   lua_Debug ar;
@@ -340,8 +352,9 @@ int CTimer(lua_State* ls) { return Component(ls, "Timer"); }
 
 // ---- agents: tables of settings, tagged with their kind ----
 
-int MakeAgent(lua_State* ls, const char* kind) {
+int MakeAgent(lua_State* ls, const char* kind, const char* component) {
   luaL_checktype(ls, 1, LUA_TTABLE);
+  if (PushPropsError(ls, 1, component)) return lua_error(ls);
   // The sandbox's switches are booleans: running tools without isolation (or
   // with the network) is an explicit choice, never a "yes" or a typo.
   for (const char* prop : {"unisolatedTools", "allowNetwork"}) {
@@ -369,10 +382,10 @@ int MakeAgent(lua_State* ls, const char* kind) {
   lua_settop(ls, 1);
   return 1;
 }
-int CAgent(lua_State* ls) { return MakeAgent(ls, nullptr); }
-int CClaudeCodeAgent(lua_State* ls) { return MakeAgent(ls, "claude-code"); }
-int CCodexAgent(lua_State* ls) { return MakeAgent(ls, "codex"); }
-int CGeminiAgent(lua_State* ls) { return MakeAgent(ls, "gemini"); }
+int CAgent(lua_State* ls) { return MakeAgent(ls, nullptr, "Agent"); }
+int CClaudeCodeAgent(lua_State* ls) { return MakeAgent(ls, "claude-code", "ClaudeCodeAgent"); }
+int CCodexAgent(lua_State* ls) { return MakeAgent(ls, "codex", "CodexAgent"); }
+int CGeminiAgent(lua_State* ls) { return MakeAgent(ls, "gemini", "GeminiAgent"); }
 
 // smithers.array(t): marks t as a JSON array, so {} encodes as [].
 int MarkArray(lua_State* ls) {
@@ -389,6 +402,13 @@ int MakeWorkflow(lua_State* ls) {
   // Called as smithers(...) through __call: argument 1 is the module table.
   luaL_checktype(ls, 2, LUA_TFUNCTION);
   if (!lua_isnoneornil(ls, 3)) luaL_checktype(ls, 3, LUA_TTABLE);
+  if (lua_istable(ls, 3)) {
+    if (PushPropsError(ls, 3, "options")) return lua_error(ls);
+    lua_getfield(ls, 3, "schedule");
+    bool bad = lua_istable(ls, -1) && PushPropsError(ls, -1, "schedule");
+    if (bad) return lua_error(ls);
+    lua_pop(ls, 1);
+  }
   lua_createtable(ls, 0, 4);
   lua_pushboolean(ls, 1);
   lua_setfield(ls, -2, "__workflow");
@@ -442,7 +462,8 @@ struct CtxHandle {
 const Ctx* CheckCtx(lua_State* ls) {
   luaL_checktype(ls, 1, LUA_TTABLE);
   lua_getfield(ls, 1, "__handle");
-  auto* h = static_cast<CtxHandle*>(lua_touserdata(ls, -1));
+  // Checked: a module may put any userdata into ctx.__handle.
+  auto* h = static_cast<CtxHandle*>(luaL_testudata(ls, -1, kCtxMeta));
   lua_pop(ls, 1);
   if (h == nullptr || h->ctx == nullptr) {
     luaL_error(ls, "ctx can only be read while the workflow renders (call it as ctx:method())");
@@ -453,6 +474,10 @@ const Ctx* CheckCtx(lua_State* ls) {
 // The output name from an outputs entry ({__output=...}) or a plain string.
 std::string OutputName(lua_State* ls, int idx) {
   if (lua_type(ls, idx) == LUA_TSTRING) return lua_tostring(ls, idx);
+  if (lua_type(ls, idx) == LUA_TTABLE && lua_getmetatable(ls, idx)) {
+    lua_pop(ls, 1);  // not an outputs entry; reading it could run code
+    return "";
+  }
   if (lua_type(ls, idx) == LUA_TTABLE) {
     lua_getfield(ls, idx, "__output");
     std::string name = lua_isstring(ls, -1) ? lua_tostring(ls, -1) : "";
@@ -535,10 +560,22 @@ int OpenSmithers(lua_State* ls) {
   lua_setfield(ls, -2, "schema");
   lua_getfield(ls, LUA_REGISTRYINDEX, kNullKey);
   lua_setfield(ls, -2, "null");
-  // Calling the module table makes a workflow: smithers(render).
+  // An unknown field is an error naming it (smithers.MergeQueue is not
+  // supported yet; smithers.Taks: did you mean Task?), not a nil to call.
+  lua_getfield(ls, -1, "schema");
   lua_createtable(ls, 0, 1);
+  lua_pushliteral(ls, "smithers.schema");
+  lua_pushcclosure(ls, IndexUnknownMember, 1);
+  lua_setfield(ls, -2, "__index");
+  lua_setmetatable(ls, -2);
+  lua_pop(ls, 1);
+  // Calling the module table makes a workflow: smithers(render).
+  lua_createtable(ls, 0, 2);
   lua_pushcfunction(ls, MakeWorkflow);
   lua_setfield(ls, -2, "__call");
+  lua_pushliteral(ls, "smithers");
+  lua_pushcclosure(ls, IndexUnknownMember, 1);
+  lua_setfield(ls, -2, "__index");
   lua_setmetatable(ls, -2);
   // smithers.approvalDecision: the output schema of an Approval node.
   static const char kDecision[] =
@@ -563,6 +600,10 @@ void SetUpState(lua_State* ls) {
   luaL_newmetatable(ls, kSchemaMeta);
   lua_pushcfunction(ls, SchemaGc);
   lua_setfield(ls, -2, "__gc");
+  // getmetatable(schema) gives this name, not the table: its __gc called by
+  // hand would destroy the Json twice.
+  lua_pushliteral(ls, "smithers.Schema");
+  lua_setfield(ls, -2, "__metatable");
   lua_createtable(ls, 0, 4);
   static const luaL_Reg kMethods[] = {{"optional", ZOptional},
                                       {"nullable", ZNullable},
@@ -571,6 +612,10 @@ void SetUpState(lua_State* ls) {
                                       {nullptr, nullptr}};
   luaL_setfuncs(ls, kMethods, 0);
   lua_setfield(ls, -2, "__index");
+  lua_pop(ls, 1);
+  luaL_newmetatable(ls, kCtxMeta);  // marks the userdata in ctx.__handle
+  lua_pushliteral(ls, "smithers.Ctx");
+  lua_setfield(ls, -2, "__metatable");
   lua_pop(ls, 1);
   luaL_getsubtable(ls, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
   lua_pushcfunction(ls, OpenSmithers);
@@ -599,6 +644,7 @@ std::string ErrorAt(lua_State* ls, bool with_traceback) {
 // Calls the function below `nargs` arguments on the stack with a traceback
 // handler. On error returns the message (and pops it).
 std::string ProtectedCall(lua_State* ls, int nargs, int nresults) {
+  EnforceMemoryCap cap(ls);  // a restricted module's memory limit holds inside
   int base = lua_gettop(ls) - nargs;
   lua_pushcfunction(ls, Traceback);
   lua_insert(ls, base);
@@ -622,19 +668,25 @@ class LuaRef {
   int ref_;
 };
 
-// Enforces a compute function's timeout from inside the Lua VM.
+// Enforces a compute function's timeout (and a restricted module's load and
+// render time) from inside the Lua VM.
 void DeadlineHook(lua_State* ls, lua_Debug*) {
   lua_getfield(ls, LUA_REGISTRYINDEX, kDeadlineKey);
   lua_Integer deadline = lua_tointeger(ls, -1);
   lua_pop(ls, 1);
   if (deadline > 0 && SystemClock().MonotonicMs() >= deadline) {
-    luaL_error(ls, "compute function timed out");
+    lua_getfield(ls, LUA_REGISTRYINDEX, kDeadlineWhatKey);
+    luaL_error(ls, "%s timed out", luaL_optstring(ls, -1, "compute function"));
   }
 }
 
 class LuaModule final : public LuaWorkflow {
  public:
-  LuaModule() : state_(luaL_newstate()) { SetUpState(state_); }
+  explicit LuaModule(const ModuleOptions& options)
+      : options_(options), memory_cap_(options.max_memory_bytes), state_(luaL_newstate()) {
+    if (options_.restricted) memory_cap_.Install(state_);
+    SetUpState(state_);
+  }
   ~LuaModule() override {
     // Refs held by the definition's closures must be released before the state.
     def_ = WorkflowDefinition();
@@ -648,6 +700,22 @@ class LuaModule final : public LuaWorkflow {
 
   const std::map<std::string, std::string>& siblings() const override { return siblings_; }
 
+  Status CheckComponents(const Json& input) override {
+    lua_pushnil(state_);
+    lua_setfield(state_, LUA_REGISTRYINDEX, kPropsErrorKey);
+    props_error_.clear();
+    Json in = input.is_null() ? Json::object() : input;
+    Ctx::OutputMap none;
+    Ctx ctx("", &in, &none, 0);
+    if (def_.render) (void)def_.render(ctx);  // other failures may be the missing input's
+    lua_getfield(state_, LUA_REGISTRYINDEX, kPropsErrorKey);
+    std::string raised = lua_isstring(state_, -1) ? lua_tostring(state_, -1) : "";
+    lua_pop(state_, 1);
+    if (!raised.empty()) return InvalidArgumentError(raised);
+    if (!props_error_.empty()) return InvalidArgumentError(props_error_);
+    return Status::Ok();
+  }
+
   Status Load(const std::string& path, const std::string& source,
               std::map<std::string, std::string> pinned) {
     source_ = source;
@@ -656,6 +724,10 @@ class LuaModule final : public LuaWorkflow {
     // before Lua's file searcher: it records what it loads (or serves it from
     // a pinned revision).
     dir_ = path.find('/') == std::string::npos ? "." : path.substr(0, path.rfind('/'));
+    if (options_.restricted) {
+      policy_ = MakeFilePolicy(dir_, options_.workspace);
+      RestrictStandardLibrary(state_, &policy_);
+    }
     lua_getglobal(state_, "package");
     lua_getfield(state_, -1, "searchers");
     for (auto i = static_cast<lua_Integer>(luaL_len(state_, -1)); i >= 2; --i) {
@@ -668,11 +740,19 @@ class LuaModule final : public LuaWorkflow {
     lua_pop(state_, 2);
 
     std::string chunk = "@" + path;
-    if (luaL_loadbuffer(state_, source.data(), source.size(), chunk.c_str()) != LUA_OK) {
+    // Text only: bytecode is not checked by Lua and can corrupt memory.
+    if (luaL_loadbufferx(state_, source.data(), source.size(), chunk.c_str(), "t") != LUA_OK) {
       return InvalidArgumentError("syntax error: " + ErrorAt(state_, false));
     }
+    ArmDeadline("module load");
     std::string err = ProtectedCall(state_, 0, 1);
+    DisarmDeadline();
     if (!err.empty()) return InvalidArgumentError("error loading module: " + err);
+    // Read below without a protected call: a metatable's __index could raise.
+    if (lua_istable(state_, -1) && lua_getmetatable(state_, -1)) {
+      lua_pop(state_, 2);
+      lua_pushnil(state_);
+    }
     if (!lua_istable(state_, -1)) {
       lua_pop(state_, 1);
       return InvalidArgumentError(path +
@@ -698,6 +778,10 @@ class LuaModule final : public LuaWorkflow {
     if (lua_isstring(state_, -1)) def_.default_approval_owner = lua_tostring(state_, -1);
     lua_pop(state_, 1);
     lua_getfield(state_, -1, "schedule");
+    if (lua_istable(state_, -1) && lua_getmetatable(state_, -1)) {
+      lua_settop(state_, 0);
+      return InvalidArgumentError(path + ": opts.schedule must be a plain table");
+    }
     if (lua_type(state_, -1) == LUA_TSTRING) {
       schedule_ = ModuleSchedule{.cron = lua_tostring(state_, -1)};
     } else if (lua_istable(state_, -1)) {
@@ -755,6 +839,7 @@ class LuaModule final : public LuaWorkflow {
     lua_createtable(state_, 0, 10);
     handle = static_cast<CtxHandle*>(lua_newuserdatauv(state_, sizeof(CtxHandle), 0));
     handle->ctx = &ctx;
+    luaL_setmetatable(state_, kCtxMeta);
     lua_setfield(state_, -2, "__handle");
     PushJson(state_, ctx.input());
     lua_setfield(state_, -2, "input");
@@ -775,19 +860,37 @@ class LuaModule final : public LuaWorkflow {
     lua_pushvalue(state_, -1);
     lua_insert(state_, -3);
     ctx_index_ = lua_absindex(state_, -3);
+    ArmDeadline("render");
     std::string err = ProtectedCall(state_, 1, 1);
     if (!err.empty()) {
+      DisarmDeadline();
       handle->ctx = nullptr;  // a ctx kept past the render must not reach freed memory
       lua_settop(state_, top);
       return InvalidArgumentError("render failed: " + err);
     }
     Node root;
     std::string conv = ToNode(lua_gettop(state_), root, "the render function's result");
+    DisarmDeadline();
     handle->ctx = nullptr;
     ctx_index_ = 0;
     lua_settop(state_, top);
     if (!conv.empty()) return InvalidArgumentError(conv);
     return root;
+  }
+
+  // A restricted module's load or render (with its conversion) raises
+  // "<what> timed out" past max_render_ms: an endless loop in a module must
+  // not hold the Gateway.
+  void ArmDeadline(const char* what) {
+    if (!options_.restricted || options_.max_render_ms <= 0) return;
+    lua_pushinteger(state_, SystemClock().MonotonicMs() + options_.max_render_ms);
+    lua_setfield(state_, LUA_REGISTRYINDEX, kDeadlineKey);
+    lua_pushstring(state_, what);
+    lua_setfield(state_, LUA_REGISTRYINDEX, kDeadlineWhatKey);
+    lua_sethook(state_, DeadlineHook, LUA_MASKCOUNT, 1000);
+  }
+  void DisarmDeadline() {
+    if (options_.restricted && options_.max_render_ms > 0) lua_sethook(state_, nullptr, 0, 0);
   }
 
   // ---- Lua component tables -> Node ----
@@ -863,11 +966,30 @@ class LuaModule final : public LuaWorkflow {
              " must be a component (Workflow, Sequence, Parallel, Branch, Loop, Task), got " +
              luaL_typename(state_, t);
     }
+    // Read without a protected call: a metatable's __index could raise.
+    if (lua_getmetatable(state_, t)) {
+      lua_pop(state_, 1);
+      return what + " has a metatable; a component is a plain table";
+    }
+    struct Depth {
+      int& d;
+      explicit Depth(int& depth) : d(++depth) {}
+      ~Depth() { --d; }
+    } depth(depth_);
+    if (depth_ > kMaxComponentDepth || !lua_checkstack(state_, 8)) {
+      return what + ": components nested deeper than " + std::to_string(kMaxComponentDepth) +
+             " levels";
+    }
     std::string kind;
     FieldString(t, "__kind", kind);
     FieldString(t, "__src", node.source);
     std::string at = node.source.empty() ? "" : " (at " + node.source + ")";
     if (kind.empty()) return what + " is a plain table, not a component" + at;
+    // Checked again here: a prop set after the constructor ran.
+    if (std::string e = CheckProps(state_, t, kind); !e.empty()) {
+      if (props_error_.empty()) props_error_ = e + at;
+      return e + at;
+    }
     std::string err = FieldString(t, "id", node.id);
     if (!err.empty()) return kind + ": " + err + at;
     node.skip = FieldBool(t, "skipIf");
@@ -1213,6 +1335,8 @@ class LuaModule final : public LuaWorkflow {
     int top = lua_gettop(state_);
     lua_pushinteger(state_, c.deadline_monotonic_ms);
     lua_setfield(state_, LUA_REGISTRYINDEX, kDeadlineKey);
+    lua_pushliteral(state_, "compute function");
+    lua_setfield(state_, LUA_REGISTRYINDEX, kDeadlineWhatKey);
     if (c.deadline_monotonic_ms > 0) lua_sethook(state_, DeadlineHook, LUA_MASKCOUNT, 1000);
     fn.Push();
     lua_createtable(state_, 0, 4);
@@ -1255,13 +1379,34 @@ class LuaModule final : public LuaWorkflow {
   // Pushes the loader and its file name (2), or why there is none (1), or an
   // error message to raise (-1).
   int FindSibling(lua_State* ls, const char* name) {
+    // Dotted names only ("util.text"): no "/" or ".." can leave the folder.
     std::string rel = name;
+    bool plain =
+        !rel.empty() && rel.front() != '.' && rel.back() != '.' &&
+        rel.find("..") == std::string::npos && std::all_of(rel.begin(), rel.end(), [](char c) {
+          return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.';
+        });
+    if (!plain) {
+      lua_pushfstring(ls, "'%s' is not a sibling module name (like \"lib\" or \"util.text\")",
+                      name);
+      return 1;
+    }
     std::replace(rel.begin(), rel.end(), '.', '/');
     std::string file = dir_ + "/" + rel + ".lua";
     std::string text;
     if (auto it = pinned_.find(name); it != pinned_.end()) {
       text = it->second;
     } else {
+      if (options_.restricted) {  // a link out of the folder is not a sibling
+        char real[PATH_MAX];
+        std::string r = realpath(file.c_str(), real) != nullptr ? real : "";
+        if (!r.empty() &&
+            (policy_.module_dir.empty() ||
+             r.compare(0, policy_.module_dir.size() + 1, policy_.module_dir + "/") != 0)) {
+          lua_pushfstring(ls, "'%s' leads out of the module's folder", file.c_str());
+          return 1;
+        }
+      }
       std::ifstream in(file, std::ios::binary);
       if (!in) {
         lua_pushfstring(ls, "no file '%s'", file.c_str());
@@ -1272,7 +1417,7 @@ class LuaModule final : public LuaWorkflow {
       text = ss.str();
     }
     std::string chunk = "@" + file;
-    if (luaL_loadbuffer(ls, text.data(), text.size(), chunk.c_str()) != LUA_OK) {
+    if (luaL_loadbufferx(ls, text.data(), text.size(), chunk.c_str(), "t") != LUA_OK) {
       lua_pushfstring(ls, "error loading module '%s' from file '%s':\n\t%s", name, file.c_str(),
                       lua_tostring(ls, -1));
       return -1;
@@ -1282,7 +1427,12 @@ class LuaModule final : public LuaWorkflow {
     return 2;
   }
 
+  ModuleOptions options_;
+  MemoryCap memory_cap_;  // installed when restricted; outlives state_
+  FilePolicy policy_;     // restricted: where files may be read and written
   lua_State* state_;
+  int depth_ = 0;            // of ToNode's recursion
+  std::string props_error_;  // the first bad prop ToNode met (CheckComponents)
   std::string source_;
   std::string dir_;
   std::map<std::string, std::string> pinned_;    // a pinned revision's siblings
@@ -1295,18 +1445,19 @@ class LuaModule final : public LuaWorkflow {
 
 }  // namespace
 
-Result<std::unique_ptr<LuaWorkflow>> LoadWorkflowModule(const std::string& path) {
+Result<std::unique_ptr<LuaWorkflow>> LoadWorkflowModule(const std::string& path,
+                                                        const ModuleOptions& options) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return InvalidArgumentError("cannot read workflow module \"" + path + "\"");
   std::stringstream ss;
   ss << in.rdbuf();
-  return LoadWorkflowModuleSource(path, ss.str());
+  return LoadWorkflowModuleSource(path, ss.str(), {}, options);
 }
 
 Result<std::unique_ptr<LuaWorkflow>> LoadWorkflowModuleSource(
-    const std::string& path, const std::string& source,
-    std::map<std::string, std::string> siblings) {
-  auto module = std::make_unique<LuaModule>();
+    const std::string& path, const std::string& source, std::map<std::string, std::string> siblings,
+    const ModuleOptions& options) {
+  auto module = std::make_unique<LuaModule>(options);
   SMITHERS_RETURN_IF_ERROR(module->Load(path, source, std::move(siblings)));
   return std::unique_ptr<LuaWorkflow>(std::move(module));
 }

@@ -3,6 +3,8 @@
 #ifndef SMITHERS_SCRIPT_LUA_WORKFLOW_H_
 #define SMITHERS_SCRIPT_LUA_WORKFLOW_H_
 
+#include <cstddef>
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <optional>
@@ -24,6 +26,20 @@ struct ModuleSchedule {
   bool enabled = true;
 };
 
+// How a module's Lua state is set up (docs/engine.md "Restricted modules").
+struct ModuleOptions {
+  // The restricted standard library (src/script/restricted.h): no processes,
+  // no C modules, no debug library, no bytecode; files read only in the
+  // module's folder and `workspace`, written only in `workspace`; memory
+  // and the time of a load or render bounded. The Gateway's default (unless
+  // trusted_modules); false is the full library (`smithers up` runs the
+  // user's own code).
+  bool restricted = false;
+  std::string workspace;  // restricted: the folder it may write in ("" = none)
+  size_t max_memory_bytes = size_t{512} << 20;
+  int64_t max_render_ms = 10000;  // one load, or one render and its conversion
+};
+
 class LuaWorkflow {
  public:
   virtual ~LuaWorkflow() = default;
@@ -36,18 +52,25 @@ class LuaWorkflow {
   // module name ("lib", "util.text" for util/text.lua).
   virtual const std::map<std::string, std::string>& siblings() const = 0;
   virtual const std::optional<ModuleSchedule>& schedule() const = 0;
+  // Renders once with `input` and no outputs, as a check: InvalidArgument
+  // with the first unknown prop or component it met (docs/engine.md
+  // "Props"), Ok otherwise, also when the render failed for another reason
+  // (input it needs may be missing). The Gateway calls it on each module it
+  // loads, so listWorkflows shows such errors before a launch.
+  virtual Status CheckComponents(const Json& input) = 0;
 };
 
 // Loads and runs the module at `path` (which must return `smithers(render)`).
 // InvalidArgument for syntax or runtime errors, naming the file and line.
-Result<std::unique_ptr<LuaWorkflow>> LoadWorkflowModule(const std::string& path);
+Result<std::unique_ptr<LuaWorkflow>> LoadWorkflowModule(const std::string& path,
+                                                        const ModuleOptions& options = {});
 
 // The same for a source kept elsewhere (a pinned revision): `path` names the
 // chunk in error messages and is where `require` looks for siblings, unless
 // `siblings` (a pinned revision's) has the module.
 Result<std::unique_ptr<LuaWorkflow>> LoadWorkflowModuleSource(
     const std::string& path, const std::string& source,
-    std::map<std::string, std::string> siblings = {});
+    std::map<std::string, std::string> siblings = {}, const ModuleOptions& options = {});
 
 }  // namespace smithers::script
 

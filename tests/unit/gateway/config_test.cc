@@ -46,6 +46,7 @@ TEST(GatewayConfigTest, EmptyFileKeepsTheDefaults) {
   EXPECT_EQ(c->options.port, defaults.port);
   EXPECT_EQ(c->options.auth, "token");
   EXPECT_EQ(c->options.max_body_bytes, defaults.max_body_bytes);
+  EXPECT_FALSE(c->options.trusted_modules) << "modules are restricted unless the file says so";
   EXPECT_EQ(c->jwt_secret_env, "");
 }
 
@@ -59,6 +60,8 @@ synchronous = "normal"
 insecure = true
 heartbeat_ms = 5000
 access_log = "log/access.log"
+trusted_modules = true
+module_workspace = "module-files"
 
 [tls]
 cert = "cert.pem"
@@ -97,6 +100,8 @@ connect_timeout_ms = 17
   EXPECT_TRUE(o.insecure);
   EXPECT_EQ(o.heartbeat_ms, 5000);
   EXPECT_EQ(o.access_log, "/etc/smithers/log/access.log");
+  EXPECT_TRUE(o.trusted_modules);
+  EXPECT_EQ(o.module_workspace, "/etc/smithers/module-files");
   EXPECT_EQ(o.tls_cert, "/etc/smithers/cert.pem");
   EXPECT_EQ(o.tls_key, "/etc/smithers/key.pem");
   EXPECT_EQ(o.auth, "jwt");
@@ -134,7 +139,8 @@ TEST(GatewayConfigTest, AccessLogDashAndEmptyAreNotPaths) {
 TEST(GatewayConfigTest, ErrorsNameTheFileLineAndKey) {
   EXPECT_EQ(ErrorOf(ParseGatewayConfig("port = 1\nprot = 2\n", "g.toml")),
             "g.toml:2:1: prot: unknown key (known here: access_log, auth, db, heartbeat_ms, host, "
-            "insecure, limits, port, synchronous, tls, workflows)");
+            "insecure, limits, module_workspace, port, synchronous, tls, trusted_modules, "
+            "workflows)");
   EXPECT_EQ(ErrorOf(ParseGatewayConfig("port = \"80\"\n", "g.toml")),
             "g.toml:1:8: port: must be an integer, not a string");
   EXPECT_EQ(ErrorOf(ParseGatewayConfig("port = -1\n", "g.toml")),

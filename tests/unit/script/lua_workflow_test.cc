@@ -6,8 +6,10 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "base/hash.h"
 #include "smithers/clock.h"
@@ -244,6 +246,295 @@ end)
   auto r = root->children[0].task.compute(cc);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), StatusCode::kDeadlineExceeded);
+}
+
+// ---- props (docs/engine.md "Props") ----
+
+// The message of a module's first render (or of its load, when that fails).
+std::string RenderError(const std::string& path, const ModuleOptions& options = {}) {
+  auto wf = LoadWorkflowModule(path, options);
+  if (!wf.ok()) return wf.status().message();
+  Json input = Json::object();
+  Ctx::OutputMap outputs;
+  Ctx ctx("r", &input, &outputs, 0);
+  auto root = (*wf)->definition().render(ctx);
+  return root.ok() ? "" : root.status().message();
+}
+
+#define EXPECT_HAS(text, part) \
+  EXPECT_NE((text).find(part), std::string::npos) << "no «" << (part) << "» in: " << (text)
+
+TEST_F(LuaWorkflowTest, UnknownPropsNameTheComponentTheLineAndNearMisses) {
+  std::string path = Write("wf.lua", std::string(kHeader) + R"(
+return smithers(function(ctx)
+  return smithers.Workflow { name = "w",
+    smithers.Task { id = "a", output = outputs.out, timeoutMS = 5, retrys = 2, { n = 1 } } }
+end)
+)");
+  std::string err = RenderError(path);
+  EXPECT_HAS(err, "wf.lua:10: Task \"a\": ");
+  EXPECT_HAS(err, "unknown prop \"retrys\" (did you mean \"retries\"?)");
+  EXPECT_HAS(err, "unknown prop \"timeoutMS\" (did you mean \"timeoutMs\"?)");
+
+  // No near miss: the component's props are listed; a prop of another
+  // component says whose it is.
+  Write("wf.lua", std::string(kHeader) + R"(
+return smithers(function(ctx)
+  return smithers.Sequence { maxConcurrency = 2, smithers.Task { id = "a", output = outputs.out,
+                                                                 flavour = "x", { n = 1 } } }
+end)
+)");
+  err = RenderError(path);
+  EXPECT_HAS(err, "Task \"a\": unknown prop \"flavour\" (Task takes id, skipIf, output");
+  Write("wf.lua", std::string(kHeader) + R"(
+return smithers(function(ctx)
+  return smithers.Sequence { maxConcurrency = 2 }
+end)
+)");
+  EXPECT_HAS(RenderError(path), "Sequence: unknown prop \"maxConcurrency\" (a prop of Parallel");
+}
+
+TEST_F(LuaWorkflowTest, SpecPropsWeDoNotImplementAreRefusedNotIgnored) {
+  struct Case {
+    std::string body, expected;
+  };
+  for (const Case& c : std::vector<Case>{
+           {R"(smithers.Task { id = "a", output = outputs.out, dependsOn = { "b" }, { n = 1 } })",
+            "Task \"a\": prop \"dependsOn\" is not supported yet (order tasks with a Sequence)"},
+           {R"(smithers.Task { id = "a", output = outputs.out, async = true, { n = 1 } })",
+            "prop \"async\" is not supported yet"},
+           {R"(smithers.Task { id = "a", output = outputs.out, failurePolicy = "quarantine",
+                               { n = 1 } })",
+            "prop \"failurePolicy\" is not supported yet"},
+           {R"(smithers.Approval { id = "a", output = outputs.out, mode = "rank" })",
+            "Approval \"a\": mode \"rank\" is not supported yet (only \"approve\")"},
+           {R"(smithers.Loop { id = "l", continueAsNewEvery = 3 })",
+            "Loop \"l\": prop \"continueAsNewEvery\" is not supported yet"},
+           {R"(smithers.Task { id = "a", output = outputs.out, cache = { by = "x" }, { n = 1 } })",
+            "\"cache\" must be true or false"},
+           {R"(smithers.Task { id = "a", output = outputs.out, cachePolicy = { scop = "run" },
+                               { n = 1 } })",
+            "cachePolicy: unknown prop \"scop\" (did you mean \"scope\"?)"},
+           {R"(smithers.Task { id = "a", output = outputs.out, owner = "x", { n = 1 } })",
+            "\"owner\" applies only with needsApproval"},
+           {R"(smithers.Task { id = "a", output = outputs.out, cwd = "/", { n = 1 } })",
+            "\"cwd\" applies only with command"},
+       }) {
+    std::string path =
+        Write("spec.lua",
+              std::string(kHeader) + "return smithers(function(ctx) return " + c.body + " end)\n");
+    EXPECT_HAS(RenderError(path), c.expected);
+  }
+  // The props other parts of the engine read are known (approvals' deciders,
+  // unisolated tools, approve mode).
+  std::string ok = Write("ok.lua", std::string(kHeader) + R"(
+local agent = smithers.Agent { model = "m", unisolatedTools = true, tools = { "bash" } }
+local cli = smithers.ClaudeCodeAgent { model = "m", unisolatedTools = false }
+return smithers(function(ctx)
+  return smithers.Sequence {
+    smithers.Approval { id = "ap", output = smithers.outputs { d = smithers.approvalDecision }.d,
+                        mode = "approve", allowedUsers = { "alice" }, allowedScopes = { "ops" } },
+    smithers.Task { id = "t", output = outputs.out, needsApproval = true, owner = "bob",
+                    allowedUsers = { "carol" }, allowedScopes = { "approval:submit" },
+                    agent = { agent, cli }, "do it" } }
+end)
+)");
+  EXPECT_EQ(RenderError(ok), "");
+}
+
+TEST_F(LuaWorkflowTest, UnknownComponentsOptionsAndAgentsAreErrorsAtTheirLine) {
+  std::string path = Write("c.lua", std::string(kHeader) + "local MQ = smithers.MergeQueue\n");
+  EXPECT_HAS(RenderError(path),
+             "c.lua:7: smithers.MergeQueue is not supported yet (use Parallel { maxConcurrency = 1 "
+             "})");
+  Write("c.lua", std::string(kHeader) + "local T = smithers.Taks\n");
+  EXPECT_HAS(RenderError(path), "c.lua:7: smithers has no \"Taks\" (did you mean \"Task\"?)");
+  Write("c.lua", std::string(kHeader) + "local s = z.strng()\n");
+  EXPECT_HAS(RenderError(path), "smithers.schema has no \"strng\" (did you mean \"string\"?)");
+  Write("c.lua", std::string(kHeader) + "return smithers(function() end, { nmae = 'x' })\n");
+  EXPECT_HAS(RenderError(path),
+             "c.lua:7: smithers(render, opts): unknown prop \"nmae\" (did you mean \"name\"?)");
+  Write("c.lua", std::string(kHeader) +
+                     "return smithers(function() end, { schedule = { crn = '* * * * *' } })\n");
+  EXPECT_HAS(RenderError(path), "opts.schedule: unknown prop \"crn\" (did you mean \"cron\"?)");
+  Write("c.lua", std::string(kHeader) + "local a = smithers.Agent { modle = 'gpt' }\n");
+  EXPECT_HAS(RenderError(path), "c.lua:7: Agent: unknown prop \"modle\" (did you mean \"model\"?)");
+  Write("c.lua", std::string(kHeader) + "local a = smithers.CodexAgent { cwd = '.' }\n");
+  EXPECT_HAS(RenderError(path), "CodexAgent: prop \"cwd\" is not supported yet (use rootDir)");
+}
+
+TEST_F(LuaWorkflowTest, CheckComponentsReportsPropErrorsOnly) {
+  // A render that fails for want of input is not a props error ...
+  auto needs_input = LoadWorkflowModule(Write("in.lua", std::string(kHeader) + R"(
+return smithers(function(ctx)
+  return smithers.Task { id = ctx.input.name:upper(), output = outputs.out, { n = 1 } }
+end)
+)"));
+  ASSERT_TRUE(needs_input.ok());
+  EXPECT_TRUE((*needs_input)->CheckComponents(Json::object()).ok());
+  // ... one the module caught with pcall still is, and so is a prop set
+  // after the constructor ran.
+  auto caught = LoadWorkflowModule(Write("caught.lua", std::string(kHeader) + R"(
+return smithers(function(ctx)
+  pcall(smithers.Task, { id = "x", output = outputs.out, retrys = 1, { n = 1 } })
+  return smithers.Task { id = "a", output = outputs.out, { n = 1 } }
+end)
+)"));
+  ASSERT_TRUE(caught.ok());
+  Status s = (*caught)->CheckComponents(Json::object());
+  EXPECT_HAS(s.message(), "caught.lua:9: Task \"x\": unknown prop \"retrys\"");
+  auto later = LoadWorkflowModule(Write("later.lua", std::string(kHeader) + R"(
+return smithers(function(ctx)
+  local t = smithers.Task { id = "a", output = outputs.out, { n = 1 } }
+  t.timeoutMS = 5
+  return t
+end)
+)"));
+  ASSERT_TRUE(later.ok());
+  std::string err = (*later)->CheckComponents(Json::object()).message();
+  EXPECT_HAS(err, "Task \"a\": unknown prop \"timeoutMS\" (did you mean \"timeoutMs\"?) (at ");
+  EXPECT_HAS(err, "/later.lua:9)");
+}
+
+// ---- what a module can do to the process that loads it ----
+
+TEST_F(LuaWorkflowTest, MetatablesCannotRaiseOutsideAProtectedCall) {
+  // Read by C++ after the render returned: an __index that raises would
+  // reach Lua's panic handler (abort) if it were called.
+  std::string path = Write("mt.lua", std::string(kHeader) + R"(
+local boom = { __index = function() error("boom") end }
+return smithers(function(ctx)
+  return setmetatable(smithers.Task { id = "a", output = outputs.out, { n = 1 } }, boom)
+end)
+)");
+  EXPECT_HAS(RenderError(path), "has a metatable");
+  Write("mt.lua", std::string(kHeader) + R"(
+return smithers(function(ctx)
+  return smithers.Task { id = "a", output = setmetatable({}, { __index = function() error("x") end }),
+                         { n = 1 } }
+end)
+)");
+  EXPECT_HAS(RenderError(path), "\"output\" must be an entry of smithers.outputs");
+  Write("mt.lua", std::string(kHeader) +
+                      "return setmetatable({}, { __index = function() error('boom') end })\n");
+  EXPECT_HAS(RenderError(path), "must return smithers(");
+}
+
+TEST_F(LuaWorkflowTest, DeeplyNestedComponentsAreRefused) {
+  std::string path = Write("deep.lua", std::string(kHeader) + R"(
+return smithers(function(ctx)
+  local t = smithers.Task { id = "a", output = outputs.out, { n = 1 } }
+  for i = 1, 100000 do t = smithers.Sequence { t } end
+  return t
+end)
+)");
+  EXPECT_HAS(RenderError(path), "components nested deeper than 256 levels");
+}
+
+TEST_F(LuaWorkflowTest, ForgedCtxHandlesAndSchemaFinalizersAreOutOfReach) {
+  std::string path = Write("forge.lua", std::string(kHeader) + R"(
+assert(getmetatable(z.string()) == "smithers.Schema", "the schema metatable is reachable")
+return smithers(function(ctx)
+  ctx.__handle = z.string()  -- a userdata of another type
+  return ctx:outputMaybe(outputs.out, "a")
+end)
+)");
+  EXPECT_HAS(RenderError(path), "ctx can only be read while the workflow renders");
+}
+
+// ---- the restricted library (docs/engine.md "Restricted modules") ----
+
+constexpr const char* kGone = R"(
+local function gone(v, what) if v ~= nil then error(what .. " is still there", 2) end end
+)";
+
+TEST_F(LuaWorkflowTest, RestrictedModulesHaveNoProcessesNativeCodeDebugOrBytecode) {
+  ModuleOptions restricted{.restricted = true};
+  std::string path = Write("r.lua", std::string(kHeader) + kGone + R"lua(
+gone(io.popen, "io.popen") gone(os.execute, "os.execute") gone(os.exit, "os.exit")
+gone(os.remove, "os.remove") gone(os.rename, "os.rename") gone(os.tmpname, "os.tmpname")
+gone(package.loadlib, "package.loadlib") gone(debug, "debug") gone(string.dump, "string.dump")
+gone(io.stderr, "io.stderr") gone(io.stdout, "io.stdout") gone(io.write, "io.write")
+gone(package.loaded.debug, "package.loaded.debug")
+gone(package.loaded.io.popen, "package.loaded.io.popen")
+gone(require("os").execute, "require('os').execute")
+gone(getmetatable("").__index.dump, "the strings' dump")
+gone(package.searchers[3], "the Lua path searcher")
+assert(#package.searchers == 2, "searchers: " .. #package.searchers)
+assert(not pcall(require, "debug"), "require('debug') works")
+local ok, err = load("\27Lua\84\0\25\147\13\10\26\10")
+assert(ok == nil and err:find("binary chunk"), "bytecode loads: " .. tostring(err))
+assert(os.getenv("SMITHERS_UNIT_SECRET") == nil, "os.getenv reads any variable")
+assert(os.getenv("PATH") ~= nil, "os.getenv('PATH')")
+return smithers(function(ctx) return smithers.Task { id = "a", output = outputs.out, { n = 1 } } end)
+)lua");
+  setenv("SMITHERS_UNIT_SECRET", "s3cret", 1);
+  EXPECT_EQ(RenderError(path, restricted), "");
+  // The same module with the full library fails its first check.
+  EXPECT_HAS(RenderError(path), "io.popen is still there");
+  unsetenv("SMITHERS_UNIT_SECRET");
+}
+
+TEST_F(LuaWorkflowTest, RestrictedFilesStayInTheModulesFolderAndItsWorkspace) {
+  Write("data.txt", "hello\n");
+  ASSERT_EQ(mkdir((dir_ + "/ws").c_str(), 0700), 0);
+  ASSERT_EQ(symlink("/etc/passwd", (dir_ + "/passwd").c_str()), 0);
+  std::string outside = dir_ + "-outside.txt";
+  auto attempt = [&](const std::string& lua, const ModuleOptions& options) {
+    std::string path = Write("f.lua", std::string(kHeader) + lua +
+                                          "\nreturn smithers(function(ctx) return smithers.Task "
+                                          "{ id = 'a', output = outputs.out, { n = 1 } } end)\n");
+    return RenderError(path, options);
+  };
+  ModuleOptions no_workspace{.restricted = true};
+  ModuleOptions with_workspace{.restricted = true, .workspace = dir_ + "/ws"};
+  // Reads in its folder (by a relative path too: relative to the process's
+  // cwd, as in Lua, so the test uses absolute ones).
+  EXPECT_EQ(
+      attempt("assert(io.open('" + dir_ + "/data.txt'):read('a') == 'hello\\n')", no_workspace),
+      "");
+  EXPECT_EQ(attempt("for l in io.lines('" + dir_ + "/data.txt') do assert(l == 'hello') end",
+                    no_workspace),
+            "");
+  EXPECT_HAS(attempt("io.open('/etc/hostname')", no_workspace),
+             "a restricted module reads files only in its own folder or its workspace");
+  EXPECT_HAS(attempt("io.open('" + dir_ + "/passwd')", no_workspace), "reads files only in");
+  EXPECT_HAS(attempt("dofile('/etc/hostname')", no_workspace), "reads files only in");
+  EXPECT_HAS(attempt("io.open('" + dir_ + "/ws/x', 'w')", no_workspace),
+             "a restricted module writes no files");
+  EXPECT_HAS(attempt("io.open('" + outside + "', 'w')", with_workspace),
+             "writes files only in its workspace");
+  EXPECT_HAS(attempt("io.open('" + dir_ + "/data.txt', 'a')", with_workspace),
+             "writes files only in its workspace");
+  EXPECT_EQ(access(outside.c_str(), F_OK), -1) << "a refused open created the file";
+  EXPECT_EQ(attempt("local f = assert(io.open('" + dir_ +
+                        "/ws/out.txt', 'w')) f:write('written') f:close()",
+                    with_workspace),
+            "");
+  std::ifstream written(dir_ + "/ws/out.txt");
+  std::string text((std::istreambuf_iterator<char>(written)), {});
+  EXPECT_EQ(text, "written");
+  // A sibling that is a link out of the folder is not one.
+  std::ofstream(dir_ + "-evil.lua") << "return {}";
+  ASSERT_EQ(symlink((dir_ + "-evil.lua").c_str(), (dir_ + "/evil.lua").c_str()), 0);
+  EXPECT_HAS(attempt("require('evil')", no_workspace), "module 'evil' not found");
+  EXPECT_EQ(attempt("require('evil')", {}), "");
+  unlink((dir_ + "-evil.lua").c_str());
+}
+
+TEST_F(LuaWorkflowTest, RestrictedModulesHaveBoundedMemoryAndTime) {
+  ModuleOptions small{.restricted = true, .max_memory_bytes = 32 << 20, .max_render_ms = 200};
+  std::string path = Write("big.lua", "local s = string.rep('x', 1 << 28)\n");
+  EXPECT_HAS(RenderError(path, small), "not enough memory");
+  Write("big.lua", "while true do end\n");
+  EXPECT_HAS(RenderError(path, small), "module load timed out");
+  Write("big.lua", std::string(kHeader) + "return smithers(function(ctx) while true do end end)\n");
+  EXPECT_HAS(RenderError(path, small), "render timed out");
+  // The full library has neither bound (the user's own code).
+  Write("big.lua", std::string(kHeader) + "local s = string.rep('x', 1 << 26)\n" +
+                       "return smithers(function(ctx) return smithers.Task { id = 'a', output = "
+                       "outputs.out, { n = #s } } end)\n");
+  EXPECT_EQ(RenderError(path), "");
 }
 
 }  // namespace
