@@ -1,11 +1,13 @@
 // The built-in tools. Every path goes through Confine(): resolved against the
-// root with every symlink followed, it must stay under the root.
+// root with every symlink followed, it must stay under the root, and must not
+// be the engine's state (the database, .smithers/).
 #include "agents/tools.h"
 
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -43,8 +45,57 @@ bool Under(const fs::path& root, const fs::path& p) {
   return true;
 }
 
-// The real path of `arg` if it stays under the root, following symlinks in
-// every existing component; what does not exist yet is appended as written.
+// The engine's state under the root, which no tool may see: `.smithers/`,
+// every hidden path (the database) with its -wal/-shm/-journal siblings, both
+// as written and resolved, and the files' identities (a hard link or a bind
+// mount of the database is the database).
+struct HiddenSet {
+  std::vector<fs::path> paths;
+  std::set<std::pair<dev_t, ino_t>> ids;
+
+  // `real` (a resolved path) is, or is inside, a hidden path, or is a hidden file.
+  bool Covers(const fs::path& real) const {
+    for (const fs::path& h : paths) {
+      if (Under(h, real)) return true;
+    }
+    struct stat st;
+    return !ids.empty() && ::stat(real.c_str(), &st) == 0 && ids.count({st.st_dev, st.st_ino}) > 0;
+  }
+};
+
+HiddenSet Hidden(const ToolContext& c, const fs::path& real_root) {
+  HiddenSet out;
+  std::error_code ec;
+  std::set<fs::path> paths = {real_root / ".smithers"};
+  for (const std::string& h : c.hidden_paths) {
+    if (h.empty()) continue;
+    fs::path abs = fs::absolute(h, ec).lexically_normal();
+    if (ec) continue;
+    for (const char* suffix : {"", "-wal", "-shm", "-journal"}) {
+      fs::path written = abs.string() + suffix;
+      paths.insert(written);
+      fs::path real = fs::weakly_canonical(written, ec);
+      if (!ec) paths.insert(real);
+    }
+  }
+  for (const fs::path& p : paths) {
+    // The root itself (or a folder holding it) would hide everything: that is
+    // a mistake in the caller, and the sandbox ignores it the same way.
+    if (p.empty() || Under(p, real_root)) continue;
+    out.paths.push_back(p);
+    struct stat st;
+    if (::stat(p.c_str(), &st) == 0) out.ids.insert({st.st_dev, st.st_ino});
+  }
+  return out;
+}
+
+std::string HiddenError(const std::string& text) {
+  return "\"" + text + "\": the path is the engine's state and is not visible to tools";
+}
+
+// The real path of `arg` if it stays under the root and is not the engine's
+// state, following symlinks in every existing component; what does not exist
+// yet is appended as written.
 Result<fs::path> Confine(const ToolContext& c, const Json& arg) {
   if (!arg.is_string() || arg.get<std::string>().empty()) {
     return InvalidArgumentError("\"path\" must be a non-empty string");
@@ -64,6 +115,7 @@ Result<fs::path> Confine(const ToolContext& c, const Json& arg) {
     return InvalidArgumentError("\"" + text + "\" is outside the agent's root folder" +
                                 (fs::is_symlink(p, ec) ? " (through a symlink)" : ""));
   }
+  if (Hidden(c, real_root).Covers(real)) return InvalidArgumentError(HiddenError(text));
   return real;
 }
 
@@ -155,6 +207,7 @@ ToolResult Grep(const ToolContext& c, const Json& a) {
   auto base = Confine(c, a.contains("path") ? a["path"] : Json("."));
   if (!base.ok()) return Err(base.status().message());
   fs::path real_root = fs::weakly_canonical(c.root_dir);
+  HiddenSet hidden = Hidden(c, real_root);
   std::string out;
   std::error_code ec;
   auto scan = [&](const fs::path& file) {
@@ -175,7 +228,8 @@ ToolResult Grep(const ToolContext& c, const Json& a) {
              *base, fs::directory_options::skip_permission_denied, ec);
          it != fs::recursive_directory_iterator(); it.increment(ec)) {
       if (ec) break;
-      if (it->is_directory(ec) && it->path().filename() == ".git") {
+      // The engine's state is skipped without a word, like .git.
+      if (hidden.Covers(it->path()) || (it->is_directory(ec) && it->path().filename() == ".git")) {
         it.disable_recursion_pending();
         continue;
       }
@@ -417,6 +471,40 @@ Json Schema(std::initializer_list<std::pair<const char*, const char*>> props,
   return {{"type", "object"}, {"properties", p}, {"required", r}};
 }
 
+// `s` with every invalid UTF-8 sequence replaced by U+FFFD: a result goes to
+// the model as a JSON string, and a binary file (or a cut in the middle of a
+// character) must not make that request throw.
+std::string ValidUtf8(const std::string& s) {
+  std::string out;
+  out.reserve(s.size());
+  size_t i = 0;
+  while (i < s.size()) {
+    auto b = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
+    unsigned char c = b(i);
+    size_t len = c < 0x80           ? 1
+                 : (c >> 5) == 0x6  ? 2
+                 : (c >> 4) == 0xE  ? 3
+                 : (c >> 3) == 0x1E ? 4
+                                    : 0;
+    bool ok = len > 0 && i + len <= s.size();
+    for (size_t k = 1; ok && k < len; ++k) ok = (b(i + k) & 0xC0) == 0x80;
+    if (ok && len > 1) {  // no overlong forms, surrogates or code points past U+10FFFF
+      uint32_t cp = c & (0xFF >> (len + 1));
+      for (size_t k = 1; k < len; ++k) cp = (cp << 6) | (b(i + k) & 0x3F);
+      static constexpr uint32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
+      ok = cp >= kMin[len] && cp <= 0x10FFFF && (cp < 0xD800 || cp > 0xDFFF);
+    }
+    if (ok) {
+      out.append(s, i, len);
+      i += len;
+    } else {
+      out += "\xEF\xBF\xBD";
+      ++i;
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 Result<std::vector<ToolSpec>> BuiltinToolSpecs(const std::vector<std::string>& names) {
@@ -452,16 +540,26 @@ Result<std::vector<ToolSpec>> BuiltinToolSpecs(const std::vector<std::string>& n
 
 ToolResult RunTool(const ToolContext& context, const std::string& name, const Json& arguments) {
   if (!arguments.is_object()) return Err("arguments must be a JSON object");
+  ToolResult r;
   try {
-    if (name == "read") return Read(context, arguments);
-    if (name == "write") return Write(context, arguments);
-    if (name == "edit") return Edit(context, arguments);
-    if (name == "grep") return Grep(context, arguments);
-    if (name == "bash") return Bash(context, arguments);
+    if (name == "read") {
+      r = Read(context, arguments);
+    } else if (name == "write") {
+      r = Write(context, arguments);
+    } else if (name == "edit") {
+      r = Edit(context, arguments);
+    } else if (name == "grep") {
+      r = Grep(context, arguments);
+    } else if (name == "bash") {
+      r = Bash(context, arguments);
+    } else {
+      r = Err("unknown tool \"" + name + "\"");
+    }
   } catch (const std::exception& e) {
-    return Err(std::string(name) + " failed: " + e.what());
+    r = Err(std::string(name) + " failed: " + e.what());
   }
-  return Err("unknown tool \"" + name + "\"");
+  r.output = ValidUtf8(r.output);
+  return r;
 }
 
 Status SandboxStatus(const std::string& bwrap) {

@@ -99,6 +99,110 @@ TEST_F(ToolsTest, EscapesAreRefused) {
   EXPECT_FALSE(BuiltinToolSpecs({"read", "rm"}).ok());
 }
 
+// The engine's state (its database, .smithers/) is not the agent's: the file
+// tools refuse it however it is named, and grep skips it.
+TEST_F(ToolsTest, FileToolsDoNotSeeTheEngineState) {
+  fs::create_directories(root_ + "/.smithers");
+  Write(root_ + "/.smithers/smithers.db", "DB SECRET\n");
+  Write(root_ + "/.smithers/smithers.db-wal", "WAL SECRET\n");
+  Write(root_ + "/top.db", "TOP SECRET\n");
+  Write(root_ + "/top.db-shm", "SHM SECRET\n");
+  ctx_.hidden_paths = {root_ + "/top.db"};
+  auto refused = [&](const std::string& tool, const Json& args) {
+    ToolResult r = Run(tool, args);
+    EXPECT_FALSE(r.ok) << tool << " " << args.dump() << " -> " << r.output;
+    EXPECT_NE(r.output.find("is the engine's state and is not visible to tools"), std::string::npos)
+        << tool << " " << args.dump() << " -> " << r.output;
+    EXPECT_EQ(r.output.find("SECRET"), std::string::npos) << r.output;
+  };
+  for (const std::string& path :
+       {std::string(".smithers/smithers.db"), std::string(".smithers/smithers.db-wal"),
+        std::string("./.smithers//smithers.db"), std::string(".smithers/./smithers.db"),
+        root_ + "/.smithers/smithers.db", root_ + "/src/./../.smithers/smithers.db"}) {
+    ToolResult r = Run("read", {{"path", path}});
+    EXPECT_FALSE(r.ok) << path;
+    EXPECT_EQ(r.output.find("SECRET"), std::string::npos) << r.output;
+  }
+  refused("read", {{"path", ".smithers/smithers.db"}});
+  refused("read", {{"path", root_ + "/.smithers/smithers.db"}});
+  refused("read", {{"path", ".smithers"}});
+  refused("read", {{"path", "top.db"}});
+  refused("read", {{"path", "top.db-shm"}});
+  refused("write", {{"path", ".smithers/smithers.db"}, {"content", "x"}});
+  refused("write", {{"path", ".smithers/new.txt"}, {"content", "x"}});
+  refused("write", {{"path", "top.db-journal"}, {"content", "x"}});
+  refused("edit", {{"path", ".smithers/smithers.db"}, {"old_string", "DB"}, {"new_string", "XX"}});
+  refused("edit", {{"path", "top.db"}, {"old_string", "TOP"}, {"new_string", "XX"}});
+  refused("grep", {{"pattern", "SECRET"}, {"path", ".smithers"}});
+  refused("grep", {{"pattern", "SECRET"}, {"path", "top.db"}});
+  // Symlinks (to the file, its folder, and through a folder) and a hard link.
+  fs::create_symlink(root_ + "/.smithers/smithers.db", root_ + "/link.db");
+  fs::create_symlink(".smithers", root_ + "/state");
+  fs::create_directory_symlink(root_, root_ + "/src/up");
+  fs::create_hard_link(root_ + "/top.db", root_ + "/src/hard.db");
+  refused("read", {{"path", "link.db"}});
+  refused("write", {{"path", "link.db"}, {"content", "x"}});
+  refused("edit", {{"path", "link.db"}, {"old_string", "DB"}, {"new_string", "XX"}});
+  refused("read", {{"path", "state/smithers.db"}});
+  refused("write", {{"path", "state/new.txt"}, {"content", "x"}});
+  refused("read", {{"path", "src/up/.smithers/smithers.db"}});
+  refused("read", {{"path", "src/up/top.db"}});
+  refused("read", {{"path", "src/hard.db"}});
+  refused("grep", {{"pattern", "SECRET"}, {"path", "state"}});
+  // Nothing was written.
+  EXPECT_EQ(Read(root_ + "/.smithers/smithers.db"), "DB SECRET\n");
+  EXPECT_EQ(Read(root_ + "/top.db"), "TOP SECRET\n");
+  EXPECT_FALSE(fs::exists(root_ + "/.smithers/new.txt"));
+  EXPECT_FALSE(fs::exists(root_ + "/top.db-journal"));
+  // grep over the root skips the state without an error, and still finds the rest.
+  Write(root_ + "/src/b.txt", "PUBLIC NOTE\n");
+  ToolResult r = Run("grep", {{"pattern", "SECRET|NOTE"}});
+  ASSERT_TRUE(r.ok) << r.output;
+  EXPECT_NE(r.output.find("src/b.txt:1: PUBLIC NOTE"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("SECRET"), std::string::npos) << r.output;
+  r = Run("grep", {{"pattern", "SECRET"}, {"path", "."}});
+  ASSERT_TRUE(r.ok) << r.output;
+  EXPECT_EQ(r.output, "no matches");
+  // Other files, and names that only look alike, are fine.
+  Write(root_ + "/.smithers-notes", "fine\n");
+  Write(root_ + "/top.dbx", "fine\n");
+  EXPECT_TRUE(Run("read", {{"path", ".smithers-notes"}}).ok);
+  EXPECT_TRUE(Run("read", {{"path", "top.dbx"}}).ok);
+  EXPECT_TRUE(Run("write", {{"path", "src/c.txt"}, {"content", "x"}}).ok);
+  // A database in a folder of its own: the file and its siblings, not the folder.
+  fs::create_directories(root_ + "/data");
+  Write(root_ + "/data/run.db", "RUN SECRET\n");
+  Write(root_ + "/data/readme.txt", "about\n");
+  ctx_.hidden_paths = {root_ + "/data/run.db"};
+  refused("read", {{"path", "data/run.db"}});
+  refused("write", {{"path", "data/run.db-wal"}, {"content", "x"}});
+  EXPECT_TRUE(Run("read", {{"path", "data/readme.txt"}}).ok);
+  r = Run("grep", {{"pattern", "SECRET"}, {"path", "data"}});
+  ASSERT_TRUE(r.ok) << r.output;
+  EXPECT_EQ(r.output, "no matches");
+  // .smithers/ is hidden even when hidden_paths is empty.
+  ctx_.hidden_paths.clear();
+  refused("read", {{"path", ".smithers/smithers.db"}});
+}
+
+// A result goes to the model as a JSON string: invalid UTF-8 (a binary file,
+// a cut inside a character) is replaced, never thrown on when serialised.
+TEST_F(ToolsTest, ResultsAreValidUtf8) {
+  Write(root_ + "/bin.txt", std::string("ok\xff\xfe end\n\xc3\n\xed\xa0\x80\n", 13));
+  ToolResult r = Run("read", {{"path", "bin.txt"}});
+  ASSERT_TRUE(r.ok) << r.output;
+  EXPECT_NO_THROW((void)Json(r.output).dump()) << r.output;
+  EXPECT_NE(r.output.find("1\tok\xEF\xBF\xBD\xEF\xBF\xBD end"), std::string::npos) << r.output;
+  ctx_.max_output_bytes = 5;  // "1\t", "é", then the first byte of the second "é"
+  Write(root_ + "/e.txt", "\xc3\xa9\xc3\xa9\n");
+  r = Run("read", {{"path", "e.txt"}});
+  EXPECT_NO_THROW((void)Json(r.output).dump()) << r.output;
+  EXPECT_EQ(r.output.rfind("1\t\xc3\xa9\xEF\xBF\xBD", 0), 0u) << r.output;
+  r = Run("read", {{"path", "nope\xff.txt"}});
+  EXPECT_FALSE(r.ok);
+  EXPECT_NO_THROW((void)Json(r.output).dump()) << r.output;
+}
+
 TEST_F(ToolsTest, OutputIsBounded) {
   ctx_.max_output_bytes = 100;
   std::string big(5000, 'x');
