@@ -124,6 +124,32 @@ Result<std::string> CancelRun(Store& store, const std::string& run_id, Clock& cl
 // "" when nothing it waits for has happened. Supervisors resume on non-empty.
 Result<std::string> WaitReadyReason(Store& store, const RunRecord& run, int64_t now_ms);
 
+// ---- deciding approvals (docs/engine.md "Waits", "Who may decide") ----
+
+// Who asks to decide an approval, as the CLI or the Gateway established it.
+struct Decider {
+  std::string actor;      // recorded as decidedBy
+  std::string via;        // "cli", "token", "jwt", "trusted-proxy" or "unauthenticated"
+  std::string os_user;    // the OS user running the CLI ("" elsewhere)
+  bool override = false;  // a run:admin override: the caller checked the right to it
+  // Whether the actor holds a scope (for allowedScopes); null = holds none.
+  std::function<bool(const std::string& scope)> holds_scope;
+};
+
+// Ok when `who` may decide `approval` at `now_ms`: its owner; its fallback
+// owner once it escalated (or its escalateAfterMs passed); a user of its
+// allowedUsers; a holder of a scope of its allowedScopes; or an override.
+// Else PermissionDenied "ACTOR may not decide WHAT: ..." naming who may.
+Status CheckDecider(const ApprovalRecord& approval, const Decider& who, int64_t now_ms);
+
+// The one way the CLI and the Gateway decide an approval: hands over what is
+// due to escalate first, then records `decision` (its decided_by, via,
+// os_user and override taken from `who`) if CheckDecider allows it, checked
+// inside the deciding transaction. Store::DecideApproval's errors, or
+// PermissionDenied.
+Result<ApprovalRecord> DecideApproval(Store& store, ApprovalDecision decision, const Decider& who,
+                                      int64_t now_ms);
+
 // Reads a run's outputs in the shape RunResult::outputs has.
 Result<Json> CollectOutputs(Store& store, const std::string& run_id);
 

@@ -29,6 +29,7 @@ enum class StatusCode {
   kUnavailable,
   kDataLoss,
   kInternal,
+  kPermissionDenied,  // the caller may not do this (who may is in the message)
 };
 
 // Returns the code's stable name, e.g. "INVALID_ARGUMENT".
@@ -63,6 +64,7 @@ Status DataLossError(std::string message);
 Status InternalError(std::string message);
 Status DeadlineExceededError(std::string message);
 Status CancelledError(std::string message);
+Status PermissionDeniedError(std::string message);
 
 // A value or the Status that explains why there is none.
 template <typename T>

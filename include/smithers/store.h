@@ -19,6 +19,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -141,11 +142,19 @@ struct ApprovalRecord {
   std::string fallback_owner;     // "" = none
   int64_t escalate_after_ms = 0;  // 0 = never escalates
   int64_t escalated_at_ms = 0;
-  Json request = Json::object();  // {title, summary, ...}
-  std::string on_deny = "fail";   // fail, continue or skip
+  Json request = Json::object();            // {title, summary, ...}
+  std::string on_deny = "fail";             // fail, continue or skip
+  std::vector<std::string> allowed_users;   // may decide at any time
+  std::vector<std::string> allowed_scopes;  // callers holding one may decide (Gateway)
   int64_t decided_at_ms = 0;
   std::string decided_by;
   std::string note;
+  // How decided_by was established: "cli" (the CLI, with decided_os_user),
+  // "token", "jwt", "trusted-proxy" (the Gateway's authenticated caller) or
+  // "unauthenticated" (a Gateway under --auth none); "" before migration 8.
+  std::string decided_via;
+  std::string decided_os_user;    // the OS user that ran the CLI, "" otherwise
+  bool decided_override = false;  // decided by a run:admin override, not as a decider
 };
 
 // One row of _smithers_signals: a named event delivered to a run, stored
@@ -310,6 +319,13 @@ struct ApprovalDecision {
   bool approved = false;
   std::string decided_by;
   std::string note;
+  std::string via;        // ApprovalRecord::decided_via
+  std::string os_user;    // ApprovalRecord::decided_os_user
+  bool override = false;  // ApprovalRecord::decided_override
+  // Called with the `requested` row inside the deciding transaction; a
+  // non-OK status refuses the decision with it. Null = no check (the CLI and
+  // the Gateway decide through engine::DecideApproval, which checks deciders).
+  std::function<Status(const ApprovalRecord&)> authorize;
 };
 
 class Store {
@@ -349,10 +365,11 @@ class Store {
   virtual Result<std::vector<SignalRecord>> ListSignals(const std::string& run_id) = 0;
 
   // Records a decision on a `requested` approval and appends ApprovalGranted
-  // or ApprovalDenied {nodeId, iteration, decidedBy, note} to the run's
-  // events, in one transaction. NotFound when there is no request;
-  // FailedPrecondition (naming who decided, and when) when it was decided.
-  // Returns the decided row.
+  // or ApprovalDenied {nodeId, iteration, decidedBy, note, via, override,
+  // osUser?} to the run's events, in one transaction. NotFound when there is
+  // no request; FailedPrecondition (naming who decided, and when) when it was
+  // decided; else what `decision.authorize` returns, if it refuses. Returns
+  // the decided row.
   virtual Result<ApprovalRecord> DecideApproval(const ApprovalDecision& decision,
                                                 int64_t now_ms) = 0;
   // Hands every `requested` approval (of `run_id`, or of every run when "")

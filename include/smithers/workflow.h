@@ -83,6 +83,10 @@ struct ApprovalSpec {
   std::string owner;              // "" = the workflow's default owner
   std::string fallback_owner;     // who gets it after escalate_after_ms; "" = none
   int64_t escalate_after_ms = 0;  // 0 = never escalates
+  // Who else may decide at any time: these user ids, and (through the
+  // Gateway) callers holding one of these scopes (docs/engine.md "Waits").
+  std::vector<std::string> allowed_users;
+  std::vector<std::string> allowed_scopes;
   // What a denial does: "fail" the task, "skip" it, or (Approval nodes only)
   // "continue" with the decision as its output.
   std::string on_deny = "fail";

@@ -19,8 +19,9 @@ struct DecideArgs {
   std::string run_id;
   std::string node_id;
   int iteration = 0;
-  std::string by;
+  std::string by;  // "" = the OS user
   std::string note;
+  bool override = false;  // decide without being a decider (recorded as an override)
 };
 // `smithers approve` / `smithers deny`.
 int Decide(const Global& g, const DecideArgs& a, bool approved);

@@ -15,7 +15,8 @@ int ExitFor(const Status& s) {
     case StatusCode::kInvalidArgument:
     case StatusCode::kFailedPrecondition:
     case StatusCode::kAlreadyExists:
-    case StatusCode::kNotFound: return kExitBadInput;
+    case StatusCode::kNotFound:
+    case StatusCode::kPermissionDenied: return kExitBadInput;
     default: return kExitFailed;
   }
 }

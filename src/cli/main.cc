@@ -302,7 +302,12 @@ int Inspect(const Global& g, const std::string& run_id) {
       aj["decidedBy"] = a.decided_by;
       aj["decidedAtMs"] = a.decided_at_ms;
       aj["note"] = a.note;
+      aj["decidedVia"] = a.decided_via;
+      if (!a.decided_os_user.empty()) aj["osUser"] = a.decided_os_user;
+      aj["override"] = a.decided_override;
     }
+    if (!a.allowed_users.empty()) aj["allowedUsers"] = a.allowed_users;
+    if (!a.allowed_scopes.empty()) aj["allowedScopes"] = a.allowed_scopes;
     j["approvals"].push_back(aj);
   }
   j["signals"] = Json::array();
@@ -362,8 +367,10 @@ int Inspect(const Global& g, const std::string& run_id) {
   }
   if (!j["approvals"].empty()) std::printf("\nAPPROVALS\n");
   for (const auto& a : j["approvals"]) {
-    std::string who = a["status"] == "requested" ? "owner " + a["owner"].get<std::string>()
-                                                 : "by " + a.value("decidedBy", "");
+    std::string who = a["status"] == "requested"
+                          ? "owner " + a["owner"].get<std::string>()
+                          : "by " + a.value("decidedBy", "") +
+                                (a.value("override", false) ? ", an override" : "");
     std::printf("  %s [%d] %s (%s)\n", a["nodeId"].get<std::string>().c_str(),
                 a["iteration"].get<int>(), a["status"].get<std::string>().c_str(), who.c_str());
   }
@@ -517,7 +524,12 @@ int Main(int argc, char** argv) {
     cmd->add_option("-n,--node", decide.node_id, "The waiting node's id")->required();
     cmd->add_option("--iteration", decide.iteration, "The node's loop iteration")
         ->capture_default_str();
-    cmd->add_option("--by", decide.by, "Who decides (recorded; default: $USER)");
+    cmd->add_option("--by", decide.by,
+                    "Who decides: the owner, the fallback owner after escalation, or one of "
+                    "allowedUsers (recorded beside your OS user; default: your OS user)");
+    cmd->add_flag("--override", decide.override,
+                  "Decide although --by is not a decider: an admin override, recorded as one "
+                  "(anyone who can write the database has this authority)");
     cmd->add_option("--note", decide.note, "A note recorded with the decision");
     return cmd;
   };
@@ -537,7 +549,7 @@ int Main(int argc, char** argv) {
   signal_cmd->add_option("-d,--data", sig.data, "Payload as JSON (default {})");
   signal_cmd->add_option("--correlation-id,--correlation", sig.correlation_id,
                          "Correlation id the wait must match");
-  signal_cmd->add_option("--by", sig.by, "Who sends it (recorded; default: $USER)");
+  signal_cmd->add_option("--by", sig.by, "Who sends it (recorded; default: your OS user)");
 
   SuperviseArgs sup;
   std::string sup_interval = "5s", sup_stale = "30s";

@@ -1,7 +1,11 @@
 // approve, deny, approvals, signal: the commands that satisfy durable waits.
+#include <pwd.h>
+#include <unistd.h>
+
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
+#include <vector>
 
 #include "base/hash.h"
 #include "cli/commands.h"
@@ -10,11 +14,21 @@
 namespace smithers::cli {
 namespace {
 
-std::string DefaultActor(const std::string& by) {
-  if (!by.empty()) return by;
-  const char* user = std::getenv("USER");
-  return user != nullptr ? user : "cli";
+// The OS user running this process, from the password database (not $USER,
+// which the caller sets at will); "uid:N" when the uid has no entry.
+std::string OsUser() {
+  uid_t uid = geteuid();
+  std::vector<char> buf(16384);
+  passwd pw{};
+  passwd* found = nullptr;
+  if (getpwuid_r(uid, &pw, buf.data(), buf.size(), &found) == 0 && found != nullptr &&
+      found->pw_name != nullptr && found->pw_name[0] != '\0') {
+    return found->pw_name;
+  }
+  return "uid:" + std::to_string(uid);
 }
+
+std::string DefaultActor(const std::string& by) { return by.empty() ? OsUser() : by; }
 
 // How to continue a parked run.
 void PrintResumeHint(const RunRecord& run) {
@@ -57,13 +71,19 @@ int Decide(const Global& g, const DecideArgs& a, bool approved) {
                 what + " is not waiting for approval" +
                     (state.empty() ? " (no such node yet)" : " (it is " + state + ")"));
   }
-  auto decided = s.DecideApproval({.run_id = a.run_id,
-                                   .node_id = a.node_id,
-                                   .iteration = a.iteration,
-                                   .approved = approved,
-                                   .decided_by = DefaultActor(a.by),
-                                   .note = a.note},
-                                  CliClock().NowMs());
+  // The CLI decides with the authority of whoever can write the database:
+  // --by names the decider (the OS user by default) and must be one, unless
+  // --override; the OS user is recorded beside it either way.
+  const std::string os_user = OsUser();
+  Decider who{
+      .actor = DefaultActor(a.by), .via = "cli", .os_user = os_user, .override = a.override};
+  auto decided = DecideApproval(s,
+                                {.run_id = a.run_id,
+                                 .node_id = a.node_id,
+                                 .iteration = a.iteration,
+                                 .approved = approved,
+                                 .note = a.note},
+                                who, CliClock().NowMs());
   if (!decided.ok()) return Fail(ExitFor(decided.status()), decided.status().message());
   if (g.json) {
     std::cout << Json{{"runId", a.run_id},
@@ -71,12 +91,17 @@ int Decide(const Global& g, const DecideArgs& a, bool approved) {
                       {"iteration", a.iteration},
                       {"approved", approved},
                       {"decidedBy", decided->decided_by},
+                      {"osUser", decided->decided_os_user},
+                      {"override", decided->decided_override},
                       {"decidedAtMs", decided->decided_at_ms}}
                      .dump(2)
               << std::endl;
   }
   std::cerr << (approved ? "approved " : "denied ") << what << " (by " << decided->decided_by
-            << ")\n";
+            << (decided->decided_os_user != decided->decided_by
+                    ? ", OS user " + decided->decided_os_user
+                    : "")
+            << (decided->decided_override ? ", as an override" : "") << ")\n";
   PrintResumeHint(*run);
   return kExitOk;
 }
@@ -107,6 +132,8 @@ int Approvals(const Global& g, const std::string& run_id) {
               {"request", a.request},
               {"onDeny", a.on_deny}};
     if (a.escalate_after_ms > 0) j["escalateAfterMs"] = a.escalate_after_ms;
+    if (!a.allowed_users.empty()) j["allowedUsers"] = a.allowed_users;
+    if (!a.allowed_scopes.empty()) j["allowedScopes"] = a.allowed_scopes;
     if (a.escalated_at_ms > 0) j["escalatedAtMs"] = a.escalated_at_ms;
     list.push_back(std::move(j));
   }
@@ -199,7 +226,7 @@ void PrintWaiting(const RunResult& r, const std::string& file) {
     if (kind == "approval") {
       std::cerr << "waiting: approval of \"" << node << "\" by " << w.value("owner", "") << "\n"
                 << "  smithers approve " << r.run_id << " --node " << node << iter_flag
-                << " --by NAME   (or deny)\n";
+                << "   (or deny; --by NAME, default: your OS user)\n";
     } else if (kind == "event") {
       std::string corr = w.value("correlationId", "");
       std::cerr << "waiting: signal \"" << w.value("event", "") << "\" for \"" << node << "\""

@@ -995,14 +995,19 @@ class Run {
                            .fallback_owner = a.fallback_owner,
                            .escalate_after_ms = a.escalate_after_ms,
                            .request = a.request.is_null() ? Json::object() : a.request,
-                           .on_deny = a.on_deny};
+                           .on_deny = a.on_deny,
+                           .allowed_users = a.allowed_users,
+                           .allowed_scopes = a.allowed_scopes};
         batch_.RequestApproval(rec);
-        Event("ApprovalRequested", {{"nodeId", ref.node_id},
-                                    {"iteration", ref.iteration},
-                                    {"owner", owner},
-                                    {"fallbackOwner", a.fallback_owner},
-                                    {"escalateAfterMs", a.escalate_after_ms},
-                                    {"request", rec.request}});
+        Json requested = {{"nodeId", ref.node_id},
+                          {"iteration", ref.iteration},
+                          {"owner", owner},
+                          {"fallbackOwner", a.fallback_owner},
+                          {"escalateAfterMs", a.escalate_after_ms},
+                          {"request", rec.request}};
+        if (!a.allowed_users.empty()) requested["allowedUsers"] = a.allowed_users;
+        if (!a.allowed_scopes.empty()) requested["allowedScopes"] = a.allowed_scopes;
+        Event("ApprovalRequested", requested);
         approvals_[key] = std::move(rec);
       }
       info.wait_started_at_ms = now;

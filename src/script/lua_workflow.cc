@@ -907,6 +907,35 @@ class LuaModule final : public LuaWorkflow {
     return err;
   }
 
+  // A list of non-empty strings, e.g. allowedUsers = { "alice", "bob" }.
+  std::string FieldStrings(int t, const char* name, std::vector<std::string>& out) {
+    lua_getfield(state_, t, name);
+    std::string err;
+    if (lua_istable(state_, -1)) {
+      lua_Integer n = static_cast<lua_Integer>(lua_rawlen(state_, -1));
+      lua_Integer count = 0;
+      lua_pushnil(state_);
+      while (lua_next(state_, -2) != 0) {
+        count++;
+        lua_pop(state_, 1);
+      }
+      if (count != n) err = std::string("\"") + name + "\" must be a list of strings";
+      for (lua_Integer i = 1; err.empty() && i <= n; ++i) {
+        lua_rawgeti(state_, -1, i);
+        if (lua_type(state_, -1) == LUA_TSTRING && lua_rawlen(state_, -1) > 0) {
+          out.emplace_back(lua_tostring(state_, -1));
+        } else {
+          err = std::string("\"") + name + "\" must be a list of non-empty strings";
+        }
+        lua_pop(state_, 1);
+      }
+    } else if (!lua_isnil(state_, -1)) {
+      err = std::string("\"") + name + "\" must be a list of strings";
+    }
+    lua_pop(state_, 1);
+    return err;
+  }
+
   std::string FieldInt(int t, const char* name, int64_t& out) {
     lua_getfield(state_, t, name);
     std::string err;
@@ -1052,11 +1081,14 @@ class LuaModule final : public LuaWorkflow {
     return "";
   }
 
-  // owner, fallbackOwner, escalateAfterMs, onDeny, request.
+  // owner, fallbackOwner, escalateAfterMs, allowedUsers, allowedScopes,
+  // onDeny, request.
   std::string ReadApproval(int t, ApprovalSpec& a) {
     std::string err = FieldString(t, "owner", a.owner);
     if (err.empty()) err = FieldString(t, "fallbackOwner", a.fallback_owner);
     if (err.empty()) err = FieldInt(t, "escalateAfterMs", a.escalate_after_ms);
+    if (err.empty()) err = FieldStrings(t, "allowedUsers", a.allowed_users);
+    if (err.empty()) err = FieldStrings(t, "allowedScopes", a.allowed_scopes);
     if (err.empty()) err = FieldString(t, "onDeny", a.on_deny);
     if (!err.empty()) return err;
     if (a.escalate_after_ms > 0 && a.fallback_owner.empty()) {

@@ -98,7 +98,8 @@ class WaitsTest(E2ETest):
         self.assertEqual(json.loads(row["request_json"])["title"], "Ship it?")
 
     def test_deny_with_on_deny_fail_fails_the_run(self):
-        wf = self.approval_module(on_deny="fail")
+        # bob is not the owner: allowedUsers lets him decide (tests/security has the refusals)
+        wf = self.approval_module(on_deny="fail", extra=', allowedUsers = { "bob" }')
         self.up_waiting(wf, "d1")
         self.assertEqual(self.run_cli("deny", "d1", "-n", "gate", "--by", "bob",
                                       "--note", "not today").code, 0)
@@ -113,7 +114,7 @@ class WaitsTest(E2ETest):
         self.assertIn("ApprovalDenied", self.types("d1"))
 
     def test_deny_with_on_deny_continue_records_the_denial(self):
-        wf = self.approval_module(on_deny="continue")
+        wf = self.approval_module(on_deny="continue", extra=', allowedUsers = { "bob" }')
         self.up_waiting(wf, "d2")
         self.run_cli("deny", "d2", "-n", "gate", "--by", "bob")
         r = self.resume(wf, "d2")
@@ -124,7 +125,7 @@ class WaitsTest(E2ETest):
         self.assertEqual(out["after"]["after"], {"approved": False, "by": "bob"})
 
     def test_deny_with_on_deny_skip_skips_the_node(self):
-        wf = self.approval_module(on_deny="skip")
+        wf = self.approval_module(on_deny="skip", extra=', allowedUsers = { "bob" }')
         self.up_waiting(wf, "d3")
         self.run_cli("deny", "d3", "-n", "gate", "--by", "bob")
         r = self.resume(wf, "d3")

@@ -221,6 +221,20 @@ CREATE TABLE IF NOT EXISTS _smithers_module_requires (
 ) WITHOUT ROWID;
 )sql";
 
+// Who may decide an approval besides its owners, and how a decision was
+// made (docs/engine.md "Waits"): allowed users and scopes as JSON arrays of
+// strings (NULL = none); the decider's channel ("cli", "token", "jwt",
+// "trusted-proxy", "unauthenticated"), the OS user behind a CLI decision, and
+// whether a run:admin override made it.
+constexpr const char kApprovalDecidersColumns[] = R"sql(
+ALTER TABLE _smithers_approvals ADD COLUMN allowed_users_json TEXT;
+ALTER TABLE _smithers_approvals ADD COLUMN allowed_scopes_json TEXT;
+ALTER TABLE _smithers_approvals ADD COLUMN decided_via TEXT NOT NULL DEFAULT '';
+ALTER TABLE _smithers_approvals ADD COLUMN decided_os_user TEXT NOT NULL DEFAULT '';
+ALTER TABLE _smithers_approvals ADD COLUMN decided_override INTEGER NOT NULL DEFAULT 0
+  CHECK (decided_override IN (0, 1));
+)sql";
+
 constexpr Migration kMigrations[] = {
     {1, "initial_tables", kInitialTables},
     {2, "indexes", kIndexes},
@@ -229,6 +243,7 @@ constexpr Migration kMigrations[] = {
     {5, "tokens_and_cron", kGatewayTables},
     {6, "module_sources", kModulesTable},
     {7, "module_requires", kModuleRequiresTable},
+    {8, "approval_deciders", kApprovalDecidersColumns},
 };
 
 constexpr const char kCreateMigrationsTable[] = R"sql(

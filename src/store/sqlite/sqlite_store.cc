@@ -13,6 +13,7 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <tuple>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -103,7 +104,8 @@ struct StatementSql {
 #define SMITHERS_FRAME_COLUMNS_ "run_id, frame_no, created_at_ms, encoding, data, xml_hash, note"
 #define SMITHERS_APPROVAL_COLUMNS_                                                               \
   "run_id, node_id, iteration, status, requested_at_ms, owner, original_owner, fallback_owner, " \
-  "escalate_after_ms, escalated_at_ms, request_json, on_deny, decided_at_ms, decided_by, note"
+  "escalate_after_ms, escalated_at_ms, request_json, on_deny, decided_at_ms, decided_by, note, " \
+  "allowed_users_json, allowed_scopes_json, decided_via, decided_os_user, decided_override"
 #define SMITHERS_SIGNAL_COLUMNS_                                                           \
   "run_id, seq, name, correlation_id, payload_json, received_at_ms, received_by, status, " \
   "consumed_by_node, consumed_iteration, consumed_at_ms, rejection_json"
@@ -205,9 +207,9 @@ constexpr StatementSql kStatements[] = {
     // A request never overwrites a row: a decision, once made, stays.
     {kRequestApproval,
      "INSERT INTO _smithers_approvals(" SMITHERS_APPROVAL_COLUMNS_
-     ") VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) "
-     "ON CONFLICT(run_id, node_id, iteration) DO NOTHING",
-     4},
+     ") VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, "
+     "?19, ?20) ON CONFLICT(run_id, node_id, iteration) DO NOTHING",
+     8},
     {kConsumeSignal,
      "UPDATE _smithers_signals SET status = ?3, consumed_by_node = ?4, consumed_iteration = ?5, "
      "consumed_at_ms = ?6, rejection_json = ?7 "
@@ -217,22 +219,23 @@ constexpr StatementSql kStatements[] = {
      "SELECT " SMITHERS_APPROVAL_COLUMNS_
      " FROM _smithers_approvals WHERE (?1 = '' OR run_id = ?1) AND (?2 = '' OR status = ?2) "
      "ORDER BY requested_at_ms, run_id, node_id, iteration",
-     4},
+     8},
     {kGetApproval,
      "SELECT " SMITHERS_APPROVAL_COLUMNS_
      " FROM _smithers_approvals WHERE run_id = ?1 AND node_id = ?2 AND iteration = ?3",
-     4},
+     8},
     {kDecideApproval,
-     "UPDATE _smithers_approvals SET status = ?4, decided_at_ms = ?5, decided_by = ?6, note = ?7 "
+     "UPDATE _smithers_approvals SET status = ?4, decided_at_ms = ?5, decided_by = ?6, note = ?7, "
+     "decided_via = ?8, decided_os_user = ?9, decided_override = ?10 "
      "WHERE run_id = ?1 AND node_id = ?2 AND iteration = ?3 AND status = 'requested'",
-     4},
+     8},
     {kDueApprovals,
      "SELECT " SMITHERS_APPROVAL_COLUMNS_
      " FROM _smithers_approvals WHERE status = 'requested' AND (?1 = '' OR run_id = ?1) "
      "AND escalate_after_ms > 0 AND escalated_at_ms IS NULL AND fallback_owner != '' "
      "AND requested_at_ms + escalate_after_ms <= ?2 "
      "ORDER BY requested_at_ms, run_id, node_id, iteration",
-     4},
+     8},
     {kEscalateApproval,
      "UPDATE _smithers_approvals SET owner = fallback_owner, escalated_at_ms = ?4 "
      "WHERE run_id = ?1 AND node_id = ?2 AND iteration = ?3 AND status = 'requested' "
@@ -468,12 +471,29 @@ Result<ApprovalRecord> ReadApproval(const Statement& row) {
                    .on_deny = row.Text(11),
                    .decided_at_ms = row.Int64(12),
                    .decided_by = row.Text(13),
-                   .note = row.Text(14)};
+                   .note = row.Text(14),
+                   .decided_via = row.Text(17),
+                   .decided_os_user = row.Text(18),
+                   .decided_override = row.Int64(19) != 0};
   if (!ReadJson(row, 10, &a.request)) {
     return CorruptJson("_smithers_approvals", RowKey(a.run_id, a.node_id, a.iteration),
                        "request_json");
   }
   if (a.request.is_null()) a.request = Json::object();
+  for (auto [column, name, out] : {std::tuple{15, "allowed_users_json", &a.allowed_users},
+                                   std::tuple{16, "allowed_scopes_json", &a.allowed_scopes}}) {
+    Json list;
+    if (!ReadJson(row, column, &list) || !(list.is_null() || list.is_array())) {
+      return CorruptJson("_smithers_approvals", RowKey(a.run_id, a.node_id, a.iteration), name);
+    }
+    if (list.is_null()) continue;
+    for (const Json& item : list) {
+      if (!item.is_string()) {
+        return CorruptJson("_smithers_approvals", RowKey(a.run_id, a.node_id, a.iteration), name);
+      }
+      out->push_back(item.get<std::string>());
+    }
+  }
   return a;
 }
 
@@ -865,6 +885,11 @@ Status SqliteStore::Apply(const WriteBatch::Op& op, std::vector<int64_t>& seqs) 
       BindTime(s, 13, a.decided_at_ms);
       s.BindText(14, a.decided_by);
       s.BindText(15, a.note);
+      BindJson(s, 16, a.allowed_users.empty() ? Json() : Json(a.allowed_users));
+      BindJson(s, 17, a.allowed_scopes.empty() ? Json() : Json(a.allowed_scopes));
+      s.BindText(18, a.decided_via);
+      s.BindText(19, a.decided_os_user);
+      s.BindInt64(20, a.decided_override ? 1 : 0);
       return s.Run();
     }
     case Kind::kSignal: {
@@ -1098,10 +1123,14 @@ Result<ApprovalRecord> SqliteStore::DecideApproval(const ApprovalDecision& d, in
                                    " at " + base::FormatIsoTime(a.decided_at_ms) +
                                    "; a decision cannot be changed");
   }
+  if (d.authorize) SMITHERS_RETURN_IF_ERROR(d.authorize(a));
   a.status = d.approved ? "approved" : "denied";
   a.decided_at_ms = now_ms;
   a.decided_by = d.decided_by;
   a.note = d.note;
+  a.decided_via = d.via;
+  a.decided_os_user = d.os_user;
+  a.decided_override = d.override;
   Statement& s = stmt(kDecideApproval);
   s.BindText(1, a.run_id);
   s.BindText(2, a.node_id);
@@ -1110,15 +1139,18 @@ Result<ApprovalRecord> SqliteStore::DecideApproval(const ApprovalDecision& d, in
   BindTime(s, 5, now_ms);
   s.BindText(6, a.decided_by);
   s.BindText(7, a.note);
+  s.BindText(8, a.decided_via);
+  s.BindText(9, a.decided_os_user);
+  s.BindInt64(10, a.decided_override ? 1 : 0);
   SMITHERS_RETURN_IF_ERROR(s.Run());
   if (db_.changes() != 1) return AbortedError("the approval of " + what + " changed; try again");
-  SMITHERS_RETURN_IF_ERROR(InsertEvent(a.run_id, d.approved ? "ApprovalGranted" : "ApprovalDenied",
-                                       {{"nodeId", a.node_id},
-                                        {"iteration", a.iteration},
-                                        {"decidedBy", a.decided_by},
-                                        {"note", a.note}},
-                                       now_ms)
-                               .status());
+  Json event = {{"nodeId", a.node_id},       {"iteration", a.iteration},
+                {"decidedBy", a.decided_by}, {"note", a.note},
+                {"via", a.decided_via},      {"override", a.decided_override}};
+  if (!a.decided_os_user.empty()) event["osUser"] = a.decided_os_user;
+  SMITHERS_RETURN_IF_ERROR(
+      InsertEvent(a.run_id, d.approved ? "ApprovalGranted" : "ApprovalDenied", event, now_ms)
+          .status());
   SMITHERS_RETURN_IF_ERROR(txn.Commit());
   return a;
 }

@@ -81,12 +81,12 @@ TEST_F(SqliteStoreTest, SynchronousMustBeFullOrNormal) {
 }
 
 TEST_F(SqliteStoreTest, RecordsEveryMigrationOnceAcrossReopens) {
-  EXPECT_EQ(StoreSchemaVersion(), 7);
+  EXPECT_EQ(StoreSchemaVersion(), 8);
   for (int i = 0; i < 3; ++i) STORE_ASSERT_OK(OpenSqliteStore(Options()));
   std::vector<SqlRowForTesting> rows =
       Sql("SELECT id, name, applied_at_ms > 0, length(checksum) FROM _smithers_schema_migrations "
           "ORDER BY id");
-  ASSERT_EQ(rows.size(), 7u);
+  ASSERT_EQ(rows.size(), 8u);
   EXPECT_EQ(rows[0], (SqlRowForTesting{"1", "initial_tables", "1", "64"}));
   EXPECT_EQ(rows[1], (SqlRowForTesting{"2", "indexes", "1", "64"}));
   EXPECT_EQ(rows[2], (SqlRowForTesting{"3", "cache", "1", "64"}));
@@ -94,6 +94,44 @@ TEST_F(SqliteStoreTest, RecordsEveryMigrationOnceAcrossReopens) {
   EXPECT_EQ(rows[4], (SqlRowForTesting{"5", "tokens_and_cron", "1", "64"}));
   EXPECT_EQ(rows[5], (SqlRowForTesting{"6", "module_sources", "1", "64"}));
   EXPECT_EQ(rows[6], (SqlRowForTesting{"7", "module_requires", "1", "64"}));
+  EXPECT_EQ(rows[7], (SqlRowForTesting{"8", "approval_deciders", "1", "64"}));
+}
+
+TEST_F(SqliteStoreTest, UpgradesAVersion7DatabaseToApprovalDeciders) {
+  {
+    STORE_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> old,
+                               OpenSqliteStoreForTesting(Options(), /*max_migration=*/7));
+    WriteBatch batch;
+    RunRecord run = MakeRun("r1");
+    run.status = "waiting-approval";
+    batch.UpsertRun(run);
+    STORE_ASSERT_OK(old->Commit(batch));
+  }
+  // A row written by a version-7 build: none of the new columns exist.
+  Sql("INSERT INTO _smithers_approvals(run_id, node_id, iteration, status, requested_at_ms, "
+      "owner, original_owner, decided_at_ms, decided_by) "
+      "VALUES('r1', 'gate', 0, 'approved', 5, 'alice', 'alice', 9, 'alice')");
+  STORE_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> store, OpenSqliteStore(Options()));
+  EXPECT_EQ(Column("SELECT id FROM _smithers_schema_migrations ORDER BY id"), AllMigrationIds());
+  STORE_ASSERT_OK_AND_ASSIGN(auto rows, store->ListApprovals({}));
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0].decided_by, "alice");
+  EXPECT_EQ(rows[0].decided_via, "");
+  EXPECT_FALSE(rows[0].decided_override);
+  EXPECT_TRUE(rows[0].allowed_users.empty());
+  EXPECT_TRUE(rows[0].allowed_scopes.empty());
+}
+
+TEST_F(SqliteStoreTest, CorruptAllowedUsersIsDataLossNotACrash) {
+  STORE_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> store, OpenSqliteStore(Options()));
+  WriteBatch batch;
+  batch.UpsertRun(MakeRun("r1"));
+  batch.RequestApproval({.run_id = "r1", .node_id = "gate", .status = "requested"});
+  STORE_ASSERT_OK(store->Commit(batch));
+  Sql("UPDATE _smithers_approvals SET allowed_users_json = '{\"not\": \"a list\"}'");
+  Result<std::vector<ApprovalRecord>> rows = store->ListApprovals({});
+  EXPECT_EQ(rows.status().code(), StatusCode::kDataLoss) << rows.status().ToString();
+  EXPECT_NE(rows.status().message().find("allowed_users_json"), std::string::npos);
 }
 
 TEST_F(SqliteStoreTest, UpgradesADatabaseLeftByAnOlderBuild) {

@@ -677,6 +677,70 @@ TEST_P(StoreConformanceTest, ApprovalRequestDecisionAndEvent) {
             StatusCode::kNotFound);
 }
 
+TEST_P(StoreConformanceTest, ApprovalDecisionRecordsHowItWasMadeAndHonoursAuthorize) {
+  PutRun(MakeRun("r1"));
+  WriteBatch batch;
+  batch.RequestApproval(Request("r1", "gate"));
+  batch.RequestApproval(Request("r1", "other"));
+  MustCommit(batch);
+
+  // authorize sees the requested row; its refusal changes nothing.
+  std::string seen_owner;
+  Result<ApprovalRecord> refused =
+      store_->DecideApproval({.run_id = "r1",
+                              .node_id = "gate",
+                              .approved = true,
+                              .decided_by = "mallory",
+                              .authorize =
+                                  [&](const ApprovalRecord& a) {
+                                    seen_owner = a.owner;
+                                    return PermissionDeniedError("mallory may not decide");
+                                  }},
+                             200);
+  EXPECT_EQ(refused.status().code(), StatusCode::kPermissionDenied);
+  EXPECT_EQ(seen_owner, "alice");
+  STORE_ASSERT_OK_AND_ASSIGN(auto rows, store_->ListApprovals({.status = "requested"}));
+  EXPECT_EQ(rows.size(), 2u);
+  STORE_ASSERT_OK_AND_ASSIGN(auto events, store_->ListEvents("r1", -1, 10));
+  EXPECT_TRUE(events.empty());
+
+  STORE_ASSERT_OK_AND_ASSIGN(
+      ApprovalRecord d,
+      store_->DecideApproval({.run_id = "r1",
+                              .node_id = "gate",
+                              .approved = false,
+                              .decided_by = "alice",
+                              .via = "cli",
+                              .os_user = "root",
+                              .override = true,
+                              .authorize = [](const ApprovalRecord&) { return Status::Ok(); }},
+                             300));
+  EXPECT_EQ((std::vector<std::string>{d.status, d.decided_via, d.decided_os_user}),
+            (std::vector<std::string>{"denied", "cli", "root"}));
+  EXPECT_TRUE(d.decided_override);
+  STORE_ASSERT_OK(store_->DecideApproval(
+      {.run_id = "r1", .node_id = "other", .approved = true, .decided_by = "bob", .via = "jwt"},
+      400));
+  Reopen();
+  STORE_ASSERT_OK_AND_ASSIGN(rows, store_->ListApprovals({.run_id = "r1"}));
+  ASSERT_EQ(rows.size(), 2u);
+  std::sort(rows.begin(), rows.end(),
+            [](const auto& x, const auto& y) { return x.node_id < y.node_id; });
+  EXPECT_EQ(ToJson(rows[0]), ToJson(d));
+  EXPECT_EQ(
+      (std::vector<std::string>{rows[1].decided_by, rows[1].decided_via, rows[1].decided_os_user}),
+      (std::vector<std::string>{"bob", "jwt", ""}));
+  EXPECT_FALSE(rows[1].decided_override);
+  STORE_ASSERT_OK_AND_ASSIGN(events, store_->ListEvents("r1", -1, 10));
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[0].type, "ApprovalDenied");
+  EXPECT_EQ(events[0].payload["override"], true);
+  EXPECT_EQ(events[0].payload["osUser"], "root");
+  EXPECT_EQ(events[0].payload["via"], "cli");
+  EXPECT_EQ(events[1].payload["override"], false);
+  EXPECT_FALSE(events[1].payload.contains("osUser"));
+}
+
 TEST_P(StoreConformanceTest, ApprovalsEscalateOnceWhenDue) {
   PutRun(MakeRun("r1"));
   PutRun(MakeRun("r2"));
@@ -791,7 +855,9 @@ TEST_P(StoreConformanceTest, ApprovalRowsRoundTripEveryColumn) {
                       .fallback_owner = "cto",
                       .escalate_after_ms = 3600000,
                       .request = {{"title", "Deploy?"}, {"summary", "v2"}, {"links", {"a", "b"}}},
-                      .on_deny = "skip"};
+                      .on_deny = "skip",
+                      .allowed_users = {"carol", "dave"},
+                      .allowed_scopes = {"run:admin"}};
   // Every optional column empty: zero times, no owners, no request.
   ApprovalRecord bare{.run_id = "r1", .node_id = "bare", .status = "requested"};
   WriteBatch batch;

@@ -154,7 +154,12 @@ inline Json ToJson(const ApprovalRecord& a) {
           {"on_deny", a.on_deny},
           {"decided_at_ms", a.decided_at_ms},
           {"decided_by", a.decided_by},
-          {"note", a.note}};
+          {"note", a.note},
+          {"allowed_users", a.allowed_users},
+          {"allowed_scopes", a.allowed_scopes},
+          {"decided_via", a.decided_via},
+          {"decided_os_user", a.decided_os_user},
+          {"decided_override", a.decided_override}};
 }
 
 inline Json ToJson(const SignalRecord& s) {
