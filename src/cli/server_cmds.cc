@@ -217,6 +217,10 @@ ServerCommands::ServerCommands(CLI::App& app, Global& g) : app_(app), g_(g) {
   gw_cmd_->add_option("--jwt-audience", gw_.jwt.audience, "Required aud claim");
   gw_cmd_->add_option("--proxy-default-scopes", proxy_scopes_,
                       "Scopes for trusted-proxy requests without x-user-scopes (comma-separated)");
+  gw_cmd_->add_option("--allowed-origin", gw_.allowed_origins,
+                      "A browser origin (scheme://host[:port]) whose requests are served, in "
+                      "every auth mode; repeatable. With any given, a request carrying another "
+                      "Origin gets 403 (requests without Origin pass)");
   gw_cmd_->add_option("--heartbeat-ms", gw_.heartbeat_ms, "WebSocket tick period")
       ->capture_default_str();
   gw_cmd_->add_option("--max-connections", gw_.max_connections, "Authenticated WebSockets")
@@ -318,6 +322,7 @@ int ServerCommands::Gateway() {
     if (given("--jwt-issuer")) o.jwt.issuer = gw_.jwt.issuer;
     if (given("--jwt-audience")) o.jwt.audience = gw_.jwt.audience;
     if (given("--proxy-default-scopes")) o.proxy_default_scopes = gw_.proxy_default_scopes;
+    if (given("--allowed-origin")) o.allowed_origins = gw_.allowed_origins;
     if (given("--heartbeat-ms")) o.heartbeat_ms = gw_.heartbeat_ms;
     if (given("--max-connections")) o.max_connections = gw_.max_connections;
     if (given("--max-body-bytes")) o.max_body_bytes = gw_.max_body_bytes;

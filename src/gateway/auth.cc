@@ -78,6 +78,36 @@ std::string_view RequiredScope(std::string_view method) {
 
 bool ReadsOnly(std::string_view method) { return RequiredScope(method).ends_with(":read"); }
 
+const std::vector<ContentScope>& ContentScopes() {
+  static const std::vector<ContentScope> kTable = {
+      {"snapshot.runs", "run:read", "listRuns"},
+      {"snapshot.approvals", "approval:read", "listApprovals"},
+      // Run events that carry an approval's request, owners or decision.
+      {"event.ApprovalRequested", "approval:read", "listApprovals"},
+      {"event.ApprovalEscalated", "approval:read", "listApprovals"},
+      {"event.ApprovalGranted", "approval:read", "listApprovals"},
+      {"event.ApprovalDenied", "approval:read", "listApprovals"},
+      {"event.NodeWaitingApproval", "approval:read", "listApprovals"},
+      {"output.approvalDecision", "approval:read", "listApprovals"},
+      {"push.cron.triggered", "cron:read", "cronList"},
+  };
+  return kTable;
+}
+
+std::string_view ContentRequiredScope(std::string_view content) {
+  for (const ContentScope& c : ContentScopes()) {
+    if (c.content == content) return c.scope;
+  }
+  return "";
+}
+
+bool MaySee(const std::vector<std::string>& granted, std::string_view content) {
+  for (const ContentScope& c : ContentScopes()) {
+    if (c.content == content) return ScopesAllow(granted, c.method, c.scope);
+  }
+  return true;
+}
+
 bool IsKnownScope(std::string_view scope) {
   static constexpr std::array<std::string_view, 14> kScopes = {"*",
                                                                "run:read",

@@ -46,6 +46,31 @@ bool ReadsOnly(std::string_view method);
 bool ScopesAllow(const std::vector<std::string>& granted, std::string_view method,
                  std::string_view required);
 
+// ---- what a caller may see (docs/gateway.md "What each scope sees") ----
+//
+// Besides each method's own scope, some of what the Gateway pushes or
+// returns needs one more: approvals (their requests, owners, decisions) need
+// approval:read, cron events cron:read. One table names that content; every
+// push and reply that carries it asks MaySee. Content names:
+//   snapshot.runs, snapshot.approvals       hello's snapshot
+//   event.<RunEventType>                    a run.event frame's payload
+//   push.<event>                            a broadcast event (cron.triggered)
+//   output.approvalDecision                 getNodeOutput of an Approval node
+struct ContentScope {
+  std::string_view content;
+  std::string_view scope;   // what the caller must hold
+  std::string_view method;  // a method whose name, granted, also allows it
+};
+const std::vector<ContentScope>& ContentScopes();
+
+// The scope `content` needs beyond the method that carries it; "" when the
+// table does not list it (the method's own scope decides).
+std::string_view ContentRequiredScope(std::string_view content);
+
+// True when a grant holding `granted` may receive `content` (ScopesAllow with
+// the table's scope and method; true for content the table does not list).
+bool MaySee(const std::vector<std::string>& granted, std::string_view content);
+
 // Every scope name a grant may hold (for validating `token issue --scopes`).
 bool IsKnownScope(std::string_view scope);
 

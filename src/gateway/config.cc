@@ -204,6 +204,7 @@ Result<GatewayConfig> ParseGatewayConfig(std::string_view text, const std::strin
   SMITHERS_RETURN_IF_ERROR(top.Path("db", &o.db_path));
   SMITHERS_RETURN_IF_ERROR(top.OneOf("synchronous", {"FULL", "NORMAL"}, &o.synchronous));
   SMITHERS_RETURN_IF_ERROR(top.Bool("insecure", &o.insecure));
+  SMITHERS_RETURN_IF_ERROR(top.Strings("allowed_origins", &o.allowed_origins));
   SMITHERS_RETURN_IF_ERROR(top.Int("heartbeat_ms", 1, &o.heartbeat_ms));
   SMITHERS_RETURN_IF_ERROR(top.Bool("trusted_modules", &o.trusted_modules));
   SMITHERS_RETURN_IF_ERROR(top.Path("module_workspace", &o.module_workspace));

@@ -68,6 +68,20 @@ Result<int64_t> IntParam(const Json& obj, const char* name, int64_t fallback, in
   return v;
 }
 
+// Whether `o` is the output of an Approval node (its decision), not the row
+// of a task that waited at an approval gate (needsApproval): the node has a
+// decided approval and the row is that decision (smithers.approvalDecision).
+Result<bool> IsApprovalDecision(Store& store, const OutputRecord& o) {
+  SMITHERS_ASSIGN_OR_RETURN(std::vector<ApprovalRecord> rows,
+                            store.ListApprovals({.run_id = o.run_id}));
+  for (const ApprovalRecord& a : rows) {
+    if (a.node_id != o.node_id || a.iteration != o.iteration) continue;
+    return a.status != "requested" && o.payload.is_object() && o.payload.contains("approved") &&
+           o.payload.value("decidedBy", Json()) == Json(a.decided_by);
+  }
+  return false;
+}
+
 }  // namespace
 
 Reply Reply::Ok(Json payload) { return {.ok = true, .payload = std::move(payload)}; }
@@ -269,12 +283,14 @@ void Gateway::SyncSchedules() {
 Result<Caller> Gateway::Authenticate(const Credentials& c) {
   int64_t now = clock_.NowMs();
   if (opts_.auth == "none") {
-    return Caller{.user_id = "operator", .role = "operator", .scopes = {"*"}};
+    return Caller{
+        .user_id = "operator", .role = "operator", .scopes = {"*"}, .via = "unauthenticated"};
   }
   if (opts_.auth == "trusted-proxy") {
     if (c.proxy_user.empty()) return InvalidArgumentError("missing x-user-id");
     Caller caller{.user_id = c.proxy_user,
-                  .role = c.proxy_role.empty() ? "operator" : c.proxy_role};
+                  .role = c.proxy_role.empty() ? "operator" : c.proxy_role,
+                  .via = "trusted-proxy"};
     std::string scopes = c.proxy_scopes;
     std::replace(scopes.begin(), scopes.end(), ',', ' ');
     std::istringstream in(scopes);
@@ -289,7 +305,8 @@ Result<Caller> Gateway::Authenticate(const Credentials& c) {
     return Caller{.user_id = claims.subject,
                   .role = claims.role,
                   .scopes = claims.scopes,
-                  .expires_at_ms = claims.expires_at_ms};
+                  .expires_at_ms = claims.expires_at_ms,
+                  .via = "jwt"};
   }
   std::string hash = TokenHash(c.bearer);
   // A grant of the --tokens file decides for its token; else the database's.
@@ -301,7 +318,8 @@ Result<Caller> Gateway::Authenticate(const Credentials& c) {
                   .token_id = file->token_id,
                   .token_hash = hash,
                   .scopes = file->scopes,
-                  .expires_at_ms = file->expires_at_ms};
+                  .expires_at_ms = file->expires_at_ms,
+                  .via = "token"};
   }
   SMITHERS_ASSIGN_OR_RETURN(std::optional<TokenGrant> grant, FindGrant(hash));
   if (!grant) return InvalidArgumentError("unknown token");
@@ -316,7 +334,8 @@ Result<Caller> Gateway::Authenticate(const Credentials& c) {
                 .token_id = grant->token_id,
                 .token_hash = grant->token_hash,
                 .scopes = grant->scopes,
-                .expires_at_ms = grant->expires_at_ms};
+                .expires_at_ms = grant->expires_at_ms,
+                .via = "token"};
 }
 
 // The grant of a token hash, read again only when the database changed since
@@ -384,7 +403,7 @@ Reply Gateway::CallInner(const Caller& caller, const std::string& method, const 
     if (method == "listWorkflows") return ListWorkflows();
     if (method == "getRun") return GetRun(params);
     if (method == "listRuns") return ListRuns(params);
-    if (method == "getNodeOutput") return GetNodeOutput(params);
+    if (method == "getNodeOutput") return GetNodeOutput(caller, params);
     if (method == "streamRunEvents" || method == "subscribe") {
       if (conn == nullptr) {
         return Reply::Err("InvalidRequest", method + " needs a WebSocket connection");
@@ -425,6 +444,7 @@ Reply Gateway::StoreError(const Status& s, const std::string& not_found_code) {
     case StatusCode::kInvalidArgument: return Reply::Err("InvalidInput", s.message());
     case StatusCode::kFailedPrecondition: return Reply::Err("RUN_NOT_ACTIVE", s.message());
     case StatusCode::kAborted: return Reply::Err("Busy", s.message());
+    case StatusCode::kPermissionDenied: return Reply::Err("Forbidden", s.message());
     default: return Reply::Err("Internal", s.message());
   }
 }
@@ -518,7 +538,7 @@ Reply Gateway::ListRuns(const Json& params) {
   return Reply::Ok({{"runs", list}});
 }
 
-Reply Gateway::GetNodeOutput(const Json& params) {
+Reply Gateway::GetNodeOutput(const Caller& caller, const Json& params) {
   std::string run_id = StringParam(params, "runId");
   std::string node_id = StringParam(params, "nodeId");
   if (run_id.empty() || node_id.empty()) {
@@ -557,6 +577,17 @@ Reply Gateway::GetNodeOutput(const Json& params) {
   if (!outputs.ok()) return StoreError(outputs.status(), "RunNotFound");
   for (const OutputRecord& o : *outputs) {
     if (o.node_id == node_id && o.iteration == node->iteration) {
+      // An Approval node's output is its decision: approval content.
+      if (!MaySee(caller.scopes, "output.approvalDecision")) {
+        Result<bool> decision = IsApprovalDecision(*store_, o);
+        if (!decision.ok()) return StoreError(decision.status(), "RunNotFound");
+        if (*decision) {
+          std::string scope(ContentRequiredScope("output.approvalDecision"));
+          std::string why = "the output of " + node_id + " is an approval decision (scope " +
+                            scope + " reads it)";
+          return Reply::Err("Forbidden", why, {{"requiredScope", scope}});
+        }
+      }
       out["status"] = "produced";
       out["row"] = o.payload;
       out["outputTable"] = o.output_table;
@@ -754,7 +785,11 @@ Json ApprovalJson(const ApprovalRecord& a) {
           {"request", a.request},
           {"decidedAtMs", a.decided_at_ms == 0 ? Json() : Json(a.decided_at_ms)},
           {"decidedBy", a.decided_by.empty() ? Json() : Json(a.decided_by)},
-          {"note", a.note}};
+          {"note", a.note},
+          {"allowedUsers", a.allowed_users},
+          {"allowedScopes", a.allowed_scopes},
+          {"decidedVia", a.decided_via.empty() ? Json() : Json(a.decided_via)},
+          {"override", a.decided_override}};
 }
 
 Reply Gateway::ListApprovals(const Json& params) {
@@ -782,26 +817,69 @@ Reply Gateway::SubmitApproval(const Caller& caller, const Json& params) {
   std::string note = params.value("note", decision.value("note", ""));
   Result<int64_t> iteration = IntParam(params, "iteration", 0, 0, INT32_MAX);
   if (!iteration.ok()) return Reply::Err("InvalidRequest", iteration.status().message());
-  Result<ApprovalRecord> a = store_->DecideApproval({.run_id = run_id,
-                                                     .node_id = node_id,
-                                                     .iteration = static_cast<int>(*iteration),
-                                                     .approved = approved,
-                                                     .decided_by = caller.user_id,
-                                                     .note = note},
-                                                    clock_.NowMs());
+  auto by = params.find("decidedBy");
+  if (by != params.end() && !by->is_null() && !by->is_string()) {
+    return Reply::Err("InvalidRequest", "decidedBy must be a string");
+  }
+  std::string decided_by = by != params.end() && by->is_string() ? by->get<std::string>() : "";
+  auto ov = params.find("override");
+  if (ov != params.end() && !ov->is_null() && !ov->is_boolean()) {
+    return Reply::Err("InvalidRequest", "override must be a boolean");
+  }
+  const bool override = ov != params.end() && ov->is_boolean() && ov->get<bool>();
+  // The actor is the authenticated identity; only --auth none, where nobody
+  // is authenticated, lets the request name it (and records that).
+  Decider who{.actor = caller.user_id, .via = caller.via, .override = override};
+  if (caller.via == "unauthenticated") {
+    if (decided_by.empty()) {
+      return Reply::Err("InvalidRequest",
+                        "under --auth none a decision must name its decider in decidedBy (it is "
+                        "recorded as unauthenticated)");
+    }
+    who.actor = decided_by;
+  } else {
+    if (!decided_by.empty() && decided_by != caller.user_id) {
+      return Reply::Err("Forbidden", "decidedBy is taken from your credentials (" + caller.user_id +
+                                         "); it cannot name " + decided_by);
+    }
+    who.holds_scope = [&caller](const std::string& scope) {
+      return ScopesAllow(caller.scopes, "", scope);
+    };
+  }
+  if (override && !ScopesAllow(caller.scopes, "", "run:admin")) {
+    return Reply::Err("Forbidden", "override: true requires scope run:admin",
+                      {{"requiredScope", "run:admin"}});
+  }
+  Result<ApprovalRecord> a = DecideApproval(*store_,
+                                            {.run_id = run_id,
+                                             .node_id = node_id,
+                                             .iteration = static_cast<int>(*iteration),
+                                             .approved = approved,
+                                             .note = note},
+                                            who, clock_.NowMs());
   if (!a.ok()) {
     if (a.status().code() == StatusCode::kFailedPrecondition) {
       return Reply::Err("AlreadyDecided", a.status().message());
     }
     return StoreError(a.status(), "NodeNotFound");
   }
+  Log({{"event", "approval.decided"},
+       {"runId", run_id},
+       {"nodeId", node_id},
+       {"iteration", *iteration},
+       {"approved", approved},
+       {"decidedBy", a->decided_by},
+       {"via", a->decided_via},
+       {"override", a->decided_override}});
   Supervise();  // resume the run now, not at the next sweep
   Wake();
   return Reply::Ok({{"runId", run_id},
                     {"nodeId", node_id},
                     {"iteration", *iteration},
                     {"approved", approved},
-                    {"decidedBy", caller.user_id}});
+                    {"decidedBy", a->decided_by},
+                    {"via", a->decided_via},
+                    {"override", a->decided_override}});
 }
 
 Reply Gateway::SubmitSignal(const Caller& caller, const Json& params) {
@@ -1082,7 +1160,7 @@ void Gateway::Poll(const std::string& run_id, Feed& feed) {
     Result<std::vector<EventRecord>> events = store_->ListEvents(run_id, feed.last_seq, kEventPage);
     if (!events.ok()) return;
     for (const EventRecord& e : *events) {
-      feed.ring.emplace_back(e.seq, std::make_shared<const std::string>(EventPayload(e)));
+      feed.ring.push_back(MakeRingEvent(e));
       feed.last_seq = e.seq;
       if (feed.ring.size() > kRingSize) feed.ring.pop_front();
       state_version_++;
@@ -1101,6 +1179,28 @@ std::string Gateway::EventPayload(const EventRecord& e) {
                 {"payload", e.payload}});
 }
 
+RingEvent Gateway::MakeRingEvent(const EventRecord& e) {
+  RingEvent r{.seq = e.seq, .frame = std::make_shared<const std::string>(EventPayload(e))};
+  std::string content = "event." + e.type;
+  std::string_view scope = ContentRequiredScope(content);
+  if (scope.empty()) return r;
+  // The seq stays (a reader sees no gap); what the event says does not.
+  Json kept = {{"withheld", true}, {"requiredScope", scope}};
+  for (const char* key : {"nodeId", "iteration"}) {
+    if (e.payload.is_object() && e.payload.contains(key)) kept[key] = e.payload[key];
+  }
+  EventRecord shown = e;
+  shown.payload = std::move(kept);
+  r.content = std::move(content);
+  r.withheld = std::make_shared<const std::string>(EventPayload(shown));
+  return r;
+}
+
+const std::string& Gateway::FrameFor(const Connection& conn, const RingEvent& e) {
+  if (e.content.empty() || MaySee(conn.caller.scopes, e.content)) return *e.frame;
+  return *e.withheld;
+}
+
 // Sends `sub` what it has not seen, oldest first: from the ring when it holds
 // them, else from the database; stops at the connection's high-water mark
 // (the rest follows when its queue drains). Returns false when the
@@ -1111,11 +1211,11 @@ bool Gateway::Pump(const std::string& run_id, Feed& feed, Subscriber& sub) {
   auto open = conn->streams.find(sub.stream_id);
   if (open == conn->streams.end()) return false;
   while (sub.cursor < feed.last_seq && conn->HasRoom()) {
-    if (!feed.ring.empty() && feed.ring.front().first <= sub.cursor + 1) {
-      size_t i = static_cast<size_t>(sub.cursor + 1 - feed.ring.front().first);
+    if (!feed.ring.empty() && feed.ring.front().seq <= sub.cursor + 1) {
+      size_t i = static_cast<size_t>(sub.cursor + 1 - feed.ring.front().seq);
       for (; i < feed.ring.size() && conn->HasRoom(); ++i) {
-        conn->SendEvent("run.event", *feed.ring[i].second);
-        sub.cursor = feed.ring[i].first;
+        conn->SendEvent("run.event", FrameFor(*conn, feed.ring[i]));
+        sub.cursor = feed.ring[i].seq;
       }
       continue;
     }
@@ -1125,7 +1225,7 @@ bool Gateway::Pump(const std::string& run_id, Feed& feed, Subscriber& sub) {
         store_->ListEvents(run_id, sub.cursor, std::min(kEventPage, conn->Room()));
     if (!page.ok() || page->empty()) break;
     for (const EventRecord& e : *page) {
-      conn->SendEvent("run.event", EventPayload(e));
+      conn->SendEvent("run.event", FrameFor(*conn, MakeRingEvent(e)));
       sub.cursor = e.seq;
       if (!conn->HasRoom()) break;
     }
@@ -1195,30 +1295,39 @@ void Gateway::Heartbeats() {
 
 void Gateway::Broadcast(const std::string& event, const Json& payload) {
   std::string body = Frame(payload);
+  const std::string content = "push." + event;
   for (const std::weak_ptr<Connection>& w : connections_) {
-    if (std::shared_ptr<Connection> c = w.lock(); c && c->authenticated && !c->closing) {
+    if (std::shared_ptr<Connection> c = w.lock();
+        c && c->authenticated && !c->closing && MaySee(c->caller.scopes, content)) {
       c->SendEvent(event, body);
     }
   }
 }
 
 Json Gateway::Hello(const Caller& caller) {
-  Json runs = Json::array();
-  if (Result<std::vector<RunRecord>> recent = store_->ListRuns({.limit = 20}); recent.ok()) {
-    for (const RunRecord& r : *recent) runs.push_back(RunSummary(r));
+  // What the caller may not see is left out of the snapshot (not emptied: an
+  // empty list would say there is none).
+  Json snapshot = {{"stateVersion", state_version_}};
+  if (MaySee(caller.scopes, "snapshot.runs")) {
+    Json runs = Json::array();
+    if (Result<std::vector<RunRecord>> recent = store_->ListRuns({.limit = 20}); recent.ok()) {
+      for (const RunRecord& r : *recent) runs.push_back(RunSummary(r));
+    }
+    snapshot["runs"] = std::move(runs);
   }
-  Json approvals = ListApprovals(Json::object()).payload.value("approvals", Json::array());
-  return {
-      {"protocol", kProtocolVersion},
-      {"features", Json::array({"streaming", "runs"})},
-      {"identity", Identity()},
-      {"policy", {{"heartbeatMs", opts_.heartbeat_ms}}},
-      {"auth",
-       {{"role", caller.role},
-        {"scopes", caller.scopes},
-        {"userId", caller.user_id},
-        {"tokenId", caller.token_id.empty() ? Json() : Json(caller.token_id)}}},
-      {"snapshot", {{"runs", runs}, {"approvals", approvals}, {"stateVersion", state_version_}}}};
+  if (MaySee(caller.scopes, "snapshot.approvals")) {
+    snapshot["approvals"] = ListApprovals(Json::object()).payload.value("approvals", Json::array());
+  }
+  return {{"protocol", kProtocolVersion},
+          {"features", Json::array({"streaming", "runs"})},
+          {"identity", Identity()},
+          {"policy", {{"heartbeatMs", opts_.heartbeat_ms}}},
+          {"auth",
+           {{"role", caller.role},
+            {"scopes", caller.scopes},
+            {"userId", caller.user_id},
+            {"tokenId", caller.token_id.empty() ? Json() : Json(caller.token_id)}}},
+          {"snapshot", std::move(snapshot)}};
 }
 
 void Gateway::Log(Json line) {

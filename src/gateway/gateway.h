@@ -59,6 +59,10 @@ struct GatewayOptions {
       add_executors;
   // Told the bound address once the Gateway listens (host, port).
   std::function<void(const std::string&, int)> on_listening;
+  // Browser origins ("https://app.example.com") whose requests are served, in
+  // every auth mode: a request with an Origin not listed gets 403. Empty = no
+  // list (requests without Origin always pass; docs/gateway.md "Host and Origin").
+  std::vector<std::string> allowed_origins;
 };
 
 // Serves until SIGINT or SIGTERM (then stops accepting, asks in-process runs

@@ -35,6 +35,9 @@ struct Caller {
   std::string token_hash;  // "" unless a database token (re-checked for revocation)
   std::vector<std::string> scopes;
   int64_t expires_at_ms = 0;  // 0 = none
+  // How the identity was established: "token", "jwt", "trusted-proxy", or
+  // "unauthenticated" (--auth none: the caller names itself).
+  std::string via;
 };
 
 // What a request presented.
@@ -85,11 +88,19 @@ struct Subscriber {
   int64_t cursor = -1;
 };
 
+// One event of a feed's ring, serialized once for every subscriber.
+struct RingEvent {
+  int64_t seq = 0;
+  std::string content;  // "event.<type>" when MaySee restricts it, else ""
+  std::shared_ptr<const std::string> frame;
+  std::shared_ptr<const std::string> withheld;  // for callers that may not see it
+};
+
 // The events of one run that subscribers follow, read from the database.
 struct Feed {
   int64_t last_seq = -1;
   std::string status;
-  std::deque<std::pair<int64_t, std::shared_ptr<const std::string>>> ring;  // recent payloads
+  std::deque<RingEvent> ring;  // recent events
   std::vector<Subscriber> subs;
 };
 
@@ -161,6 +172,7 @@ class Gateway {
   // database for new events (its queue drained below the high-water mark).
   void PumpConnection(Connection& conn);
   void Heartbeats();
+  // Sends `event` to every authenticated connection that MaySee "push.EVENT".
   void Broadcast(const std::string& event, const Json& payload);
   // Thread-safe: asks the io thread to pump the feeds soon.
   void Wake();
@@ -190,7 +202,7 @@ class Gateway {
   Json RunSummary(RunRecord run);
   Reply GetRun(const Json& params);
   Reply ListRuns(const Json& params);
-  Reply GetNodeOutput(const Json& params);
+  Reply GetNodeOutput(const Caller& caller, const Json& params);
   Reply StreamRunEvents(const Json& params, Connection& conn);
   Reply OpenStream(Connection& conn, const std::string& run_id, std::optional<int64_t> after);
   Reply Unsubscribe(const Json& params, Connection& conn);
@@ -220,6 +232,11 @@ class Gateway {
   void Poll(const std::string& run_id, Feed& feed);
   bool Pump(const std::string& run_id, Feed& feed, Subscriber& sub);
   static std::string EventPayload(const EventRecord& e);
+  // The ring entry of `e`: its frame, and the frame sent instead to callers
+  // that may not see its type (MaySee "event.TYPE"): nodeId and iteration only.
+  static RingEvent MakeRingEvent(const EventRecord& e);
+  // The frame of `e` that `conn`'s caller may receive.
+  static const std::string& FrameFor(const Connection& conn, const RingEvent& e);
 
   GatewayOptions opts_;
   Clock& clock_;

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
@@ -13,6 +14,7 @@
 #include <boost/beast/ssl.hpp>
 #include <boost/beast/websocket.hpp>
 #include <boost/beast/websocket/ssl.hpp>
+#include <cctype>
 #include <chrono>
 #include <optional>
 
@@ -45,6 +47,93 @@ bool IsLoopbackHost(std::string host) {
     host = host.substr(0, host.find(':'));  // strip a port
   }
   return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
+}
+
+std::string Lower(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+// "host[:port]" or "[v6][:port]" -> host and port (0 when none is given).
+void SplitHostPort(const std::string& text, std::string* host, int* port) {
+  *port = 0;
+  std::string rest;
+  if (!text.empty() && text.front() == '[') {
+    size_t end = text.find(']');
+    *host = text.substr(0, end == std::string::npos ? std::string::npos : end + 1);
+    rest = end == std::string::npos ? "" : text.substr(end + 1);
+  } else if (std::count(text.begin(), text.end(), ':') == 1) {
+    *host = text.substr(0, text.find(':'));
+    rest = text.substr(text.find(':'));
+  } else {
+    *host = text;
+  }
+  if (rest.size() > 1 && rest[0] == ':' && rest.size() <= 6 &&
+      std::all_of(rest.begin() + 1, rest.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    *port = std::stoi(rest.substr(1));
+  } else if (!rest.empty()) {
+    *port = -1;  // not a port
+  }
+}
+
+// An Origin as browsers send it ("scheme://host[:port]"), lower-cased
+// without a trailing slash, for comparing with allowed_origins.
+std::string NormalizeOrigin(std::string origin) {
+  origin = Lower(std::move(origin));
+  while (!origin.empty() && origin.back() == '/') origin.pop_back();
+  return origin;
+}
+
+// Why a request may not be served for its Host or Origin header, or "" when
+// it may (docs/gateway.md "Host and Origin"). The same check guards the
+// WebSocket upgrade and every HTTP request:
+// - any auth mode: a request that carries an Origin must name one of
+//   allowed_origins when that list is set (requests without Origin pass);
+// - --auth none (DNS rebinding): the Host must be a loopback name (with the
+//   bound port, if it names one), and an Origin must be a loopback origin at
+//   the bound port or an allowed one.
+std::string RefusedHostOrOrigin(const Request& req, const GatewayOptions& o, int bound_port,
+                                bool tls) {
+  auto origin_field = req.find(http::field::origin);
+  const bool has_origin = origin_field != req.end();
+  const std::string origin = has_origin ? NormalizeOrigin(std::string(origin_field->value())) : "";
+  const bool allowed =
+      has_origin && std::any_of(o.allowed_origins.begin(), o.allowed_origins.end(),
+                                [&](const std::string& a) { return NormalizeOrigin(a) == origin; });
+  if (o.auth == "none") {
+    auto host_field = req.find(http::field::host);
+    if (host_field != req.end()) {
+      std::string host;
+      int port = 0;
+      SplitHostPort(Lower(std::string(host_field->value())), &host, &port);
+      if (!IsLoopbackHost(host) || (port != 0 && port != bound_port)) {
+        return "foreign Host \"" + std::string(host_field->value()) +
+               "\" (under --auth none only localhost, 127.0.0.1 or [::1] at port " +
+               std::to_string(bound_port) + ")";
+      }
+    }
+    if (has_origin && !allowed) {
+      size_t scheme_end = origin.find("://");
+      std::string scheme = scheme_end == std::string::npos ? "" : origin.substr(0, scheme_end);
+      std::string host;
+      int port = 0;
+      SplitHostPort(scheme_end == std::string::npos ? "" : origin.substr(scheme_end + 3), &host,
+                    &port);
+      if (port == 0) port = scheme == "https" ? 443 : scheme == "http" ? 80 : -1;
+      bool same = (scheme == "http" || scheme == "https") && (scheme == "https") == tls &&
+                  IsLoopbackHost(host) && port == bound_port;
+      if (!same) {
+        return "foreign Origin \"" + std::string(origin_field->value()) +
+               "\" (under --auth none only this Gateway's loopback origin, or one of "
+               "allowed_origins)";
+      }
+    }
+    return "";
+  }
+  if (has_origin && !o.allowed_origins.empty() && !allowed) {
+    return "Origin \"" + std::string(origin_field->value()) + "\" is not in allowed_origins";
+  }
+  return "";
 }
 
 Credentials CredentialsOf(const Request& req) {
@@ -332,23 +421,23 @@ void HttpSession<Stream>::OnRead(beast::error_code ec) {
   }
   if (ec) return;
   Request req = parser_->release();
+  const GatewayOptions& o = server_.gw.options();
+  // DNS rebinding and foreign origins, before anything else is looked at.
+  std::string refused = RefusedHostOrOrigin(req, o, server_.bound_port, server_.tls.has_value());
+  if (!refused.empty()) {
+    server_.gw.metrics().auth_failures++;
+    server_.gw.Log({{"event", "http.forbidden_origin"},
+                    {"remote", remote_},
+                    {"path", std::string(req.target()).substr(0, 200)},
+                    {"reason", refused}});
+    Response res{http::status::forbidden, req.version()};
+    res.set(http::field::content_type, "application/json");
+    res.set("X-Smithers-API-Version", "v1");
+    res.body() = ResponseText(nullptr, Reply::Err("Forbidden", refused));
+    return Write(std::move(res), true);
+  }
   if (websocket::is_upgrade(req)) {
     beast::get_lowest_layer(stream_).expires_never();
-    auto host = req.find(http::field::host);
-    auto origin = req.find(http::field::origin);
-    const GatewayOptions& o = server_.gw.options();
-    // DNS rebinding: with no auth, only loopback names may reach us.
-    if (o.auth == "none" && !o.insecure &&
-        ((host != req.end() && !IsLoopbackHost(std::string(host->value()))) ||
-         (origin != req.end() &&
-          !IsLoopbackHost(std::string(origin->value())
-                              .substr(std::string(origin->value()).find("://") == std::string::npos
-                                          ? 0
-                                          : std::string(origin->value()).find("://") + 3))))) {
-      Response res{http::status::forbidden, req.version()};
-      res.body() = "forbidden host or origin\n";
-      return Write(std::move(res), true);
-    }
     if (server_.preauth >= o.max_preauth_connections) {
       Response res{http::status::service_unavailable, req.version()};
       res.body() = "too many connections awaiting connect\n";
@@ -738,6 +827,16 @@ Status RunGateway(const GatewayOptions& options) {
   }
   if (o.auth == "none" && !loopback) {
     return InvalidArgumentError("--auth none is only allowed on a loopback address");
+  }
+  for (const std::string& origin : o.allowed_origins) {
+    std::string n = NormalizeOrigin(origin);
+    size_t scheme_end = n.find("://");
+    bool ok = (n.rfind("http://", 0) == 0 || n.rfind("https://", 0) == 0) &&
+              n.size() > scheme_end + 3 && n.find('/', scheme_end + 3) == std::string::npos;
+    if (!ok) {
+      return InvalidArgumentError("allowed origin \"" + origin +
+                                  "\" must be scheme://host[:port] (e.g. https://app.example.com)");
+    }
   }
   if (o.auth == "jwt" && o.jwt.secret.empty()) {
     return InvalidArgumentError("--auth jwt needs a secret (--jwt-secret-env NAME)");

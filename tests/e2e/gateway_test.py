@@ -357,7 +357,7 @@ class GatewayTest(E2ETest):
     def test_approval_by_a_token_records_the_user_and_resumes_the_run(self):
         self.start()
         launcher = self.token("run:read,run:write")
-        approver = self.token("approval:submit", "--user", "alice")
+        approver = self.token("approval:submit", "--user", "ops")  # GATE's owner
         code, r = self.rpc("launchRun", {"workflow": "gate", "runId": "g1"}, launcher)
         self.assertEqual(code, 200, r)
         self.wait_run("g1", launcher, status=("waiting-approval",))
@@ -371,14 +371,15 @@ class GatewayTest(E2ETest):
         code, r = self.rpc("submitApproval", {"runId": "g1", "nodeId": "ship", "approved": True,
                                               "note": "lgtm"}, approver)
         self.assertEqual(code, 200, r)
-        self.assertEqual(r["payload"]["decidedBy"], "alice")
+        self.assertEqual(r["payload"]["decidedBy"], "ops")
         self.wait_run("g1", launcher)
         code, r = self.rpc("submitApproval", {"runId": "g1", "nodeId": "ship", "approved": False},
                            approver)
         self.assertEqual((code, r["error"]["code"]), (409, "AlreadyDecided"))
         ev = [e for e in self.run_cli("events", "g1", "--json").json()["events"]
               if e["type"] == "ApprovalGranted"]
-        self.assertEqual(ev[0]["payload"]["decidedBy"], "alice")
+        self.assertEqual(ev[0]["payload"]["decidedBy"], "ops")
+        self.assertEqual(ev[0]["payload"]["via"], "token")
 
     def test_cancel_and_resume(self):
         self.start()
@@ -620,7 +621,7 @@ class GatewayTest(E2ETest):
 
     def test_a_run_keeps_the_revision_it_started_with_across_reload_and_restart(self):
         self.start()
-        token = self.token("run:read,run:write,approval:submit")
+        token = self.token("run:read,run:write,approval:submit", "--user", "ops")
         self.launch_to_gate("gate", "old", token)
         before = {w["key"]: w["revision"] for w in self.rows("listWorkflows", "workflows", token)}
         # the file changes while the run waits: the Gateway reloads it ...
@@ -648,7 +649,7 @@ class GatewayTest(E2ETest):
         self.write("workflows/lib/shared.lua", "return { ok = true }\n", prelude=False)
         self.write("workflows/gatelib.lua", gate_lib)
         self.start()
-        token = self.token("run:read,run:write,approval:submit")
+        token = self.token("run:read,run:write,approval:submit", "--user", "ops")
         self.launch_to_gate("gatelib", "old", token)
         # only the sibling changes, then the Gateway restarts: the waiting run
         # resumes with the sibling it was launched with
@@ -717,7 +718,7 @@ class GatewayTest(E2ETest):
 
     def test_launch_and_approval_subscribe_the_connection(self):
         self.start()
-        token = self.token("run:read,run:write,approval:submit")
+        token = self.token("run:read,run:write,approval:submit", "--user", "ops")
         w = self.ws(token)
         res = w.request("launchRun", {"workflow": "gate", "runId": "a1"})
         self.assertTrue(res["ok"], res)

@@ -276,7 +276,9 @@ class RpcFuzzEnv {
     }
     if (conn != nullptr && (conn_byte & 4) != 0) conn->streams["fz-stream"] = "fz-done";
 
-    Caller caller{.user_id = "fuzz", .role = "operator", .scopes = {"*"}};
+    // alice owns the fuzz workflow's approval: submitApproval reaches the
+    // decision path, not only the decider refusal.
+    Caller caller{.user_id = "alice", .role = "operator", .scopes = {"*"}, .via = "token"};
     Reply r;
     try {
       r = gw_->Call(caller, method, params, conn.get());

@@ -66,6 +66,34 @@ TEST(AuthTest, LegacyRankedGrants) {
   EXPECT_TRUE(ScopesAllow({"admin"}, "cronDelete", "cron:write"));
 }
 
+TEST(AuthTest, ContentNeedsItsScopeBesidesTheMethods) {
+  for (const ContentScope& c : ContentScopes()) {
+    EXPECT_TRUE(IsKnownScope(c.scope)) << c.content;
+    EXPECT_EQ(RequiredScope(c.method), c.scope) << c.content;
+  }
+  const std::vector<std::string> reader = {"run:read"};
+  EXPECT_FALSE(MaySee(reader, "snapshot.approvals"));
+  EXPECT_FALSE(MaySee(reader, "event.ApprovalRequested"));
+  EXPECT_FALSE(MaySee(reader, "output.approvalDecision"));
+  EXPECT_FALSE(MaySee(reader, "push.cron.triggered"));
+  EXPECT_TRUE(MaySee(reader, "snapshot.runs"));
+  EXPECT_TRUE(MaySee(reader, "event.NodeFinished"));  // not listed: the method's scope decides
+  for (const std::vector<std::string>& g : {std::vector<std::string>{"approval:read"},
+                                            {"approval:submit"},
+                                            {"listApprovals"},
+                                            {"*"},
+                                            {"approve"},
+                                            {"read"}}) {
+    EXPECT_TRUE(MaySee(g, "snapshot.approvals")) << g[0];
+    EXPECT_TRUE(MaySee(g, "event.ApprovalGranted")) << g[0];
+  }
+  EXPECT_TRUE(MaySee({"cron:read"}, "push.cron.triggered"));
+  EXPECT_TRUE(MaySee({"cron:write"}, "push.cron.triggered"));
+  EXPECT_FALSE(MaySee({"cron:read"}, "snapshot.runs"));
+  EXPECT_EQ(ContentRequiredScope("event.ApprovalDenied"), "approval:read");
+  EXPECT_EQ(ContentRequiredScope("event.NodeFinished"), "");
+}
+
 TEST(AuthTest, MintedTokensAreUniqueAndOnlyTheirHashIsKept) {
   std::set<std::string> tokens;
   for (int i = 0; i < 50; ++i) {
