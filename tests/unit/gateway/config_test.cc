@@ -62,6 +62,7 @@ heartbeat_ms = 5000
 access_log = "log/access.log"
 trusted_modules = true
 module_workspace = "module-files"
+allowed_origins = ["https://console.example.com", "http://localhost:8080"]
 
 [tls]
 cert = "cert.pem"
@@ -102,6 +103,8 @@ connect_timeout_ms = 17
   EXPECT_EQ(o.access_log, "/etc/smithers/log/access.log");
   EXPECT_TRUE(o.trusted_modules);
   EXPECT_EQ(o.module_workspace, "/etc/smithers/module-files");
+  EXPECT_EQ(o.allowed_origins,
+            (std::vector<std::string>{"https://console.example.com", "http://localhost:8080"}));
   EXPECT_EQ(o.tls_cert, "/etc/smithers/cert.pem");
   EXPECT_EQ(o.tls_key, "/etc/smithers/key.pem");
   EXPECT_EQ(o.auth, "jwt");
@@ -138,9 +141,9 @@ TEST(GatewayConfigTest, AccessLogDashAndEmptyAreNotPaths) {
 
 TEST(GatewayConfigTest, ErrorsNameTheFileLineAndKey) {
   EXPECT_EQ(ErrorOf(ParseGatewayConfig("port = 1\nprot = 2\n", "g.toml")),
-            "g.toml:2:1: prot: unknown key (known here: access_log, auth, db, heartbeat_ms, host, "
-            "insecure, limits, module_workspace, port, synchronous, tls, trusted_modules, "
-            "workflows)");
+            "g.toml:2:1: prot: unknown key (known here: access_log, allowed_origins, auth, db, "
+            "heartbeat_ms, host, insecure, limits, module_workspace, port, synchronous, tls, "
+            "trusted_modules, workflows)");
   EXPECT_EQ(ErrorOf(ParseGatewayConfig("port = \"80\"\n", "g.toml")),
             "g.toml:1:8: port: must be an integer, not a string");
   EXPECT_EQ(ErrorOf(ParseGatewayConfig("port = -1\n", "g.toml")),

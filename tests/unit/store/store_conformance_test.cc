@@ -952,9 +952,12 @@ TEST_P(StoreConformanceTest, DenialAppendsApprovalDeniedAndIsFinal) {
   EXPECT_EQ(events[2].seq, 2);
   EXPECT_EQ(events[2].type, "ApprovalDenied");
   EXPECT_EQ(events[2].timestamp_ms, 250);
-  EXPECT_EQ(
-      events[2].payload,
-      (Json{{"nodeId", "gate"}, {"iteration", 1}, {"decidedBy", "dave"}, {"note", "not today"}}));
+  EXPECT_EQ(events[2].payload, (Json{{"nodeId", "gate"},
+                                     {"iteration", 1},
+                                     {"decidedBy", "dave"},
+                                     {"note", "not today"},
+                                     {"via", ""},
+                                     {"override", false}}));
 
   // Approving after a denial is refused, naming who denied and when.
   Result<ApprovalRecord> again = store_->DecideApproval(
