@@ -16,6 +16,7 @@
 #include <sstream>
 
 #include "base/hash.h"
+#include "base/json_limits.h"
 #include "script/props.h"
 #include "script/restricted.h"
 #include "smithers/clock.h"
@@ -53,9 +54,15 @@ bool HasArrayMeta(lua_State* ls, int idx) {
 }
 
 // Converts the value at `idx`. Returns an error message, or "" on success.
+// Tables may nest base::MaxJsonDepth() levels (a cycle ends there too).
 std::string ToJson(lua_State* ls, int idx, Json& out, int depth = 0) {
-  if (depth > 64) return "value nested deeper than 64 levels (a cycle?)";
   idx = lua_absindex(ls, idx);
+  if (lua_type(ls, idx) == LUA_TTABLE && depth >= base::MaxJsonDepth()) {
+    return "value nests deeper than " + std::to_string(base::MaxJsonDepth()) +
+           " levels of arrays and objects (max_json_depth; a cycle?)";
+  }
+  // A key and a value per level, and lua_next's own slot.
+  if (!lua_checkstack(ls, 4)) return "value nests too deep for Lua's stack";
   switch (lua_type(ls, idx)) {
     case LUA_TNIL: out = nullptr; return "";
     case LUA_TBOOLEAN: out = static_cast<bool>(lua_toboolean(ls, idx)); return "";
@@ -133,7 +140,10 @@ std::string ToJson(lua_State* ls, int idx, Json& out, int depth = 0) {
   }
 }
 
-void PushJson(lua_State* ls, const Json& v) {
+// Pushes `v`; its depth was checked (PushJson). False when Lua's stack cannot
+// grow (the caller restores the stack).
+bool PushJsonChecked(lua_State* ls, const Json& v) {
+  if (!lua_checkstack(ls, 3)) return false;
   switch (v.type()) {
     case Json::value_t::null:
     case Json::value_t::discarded: lua_pushnil(ls); break;
@@ -149,24 +159,39 @@ void PushJson(lua_State* ls, const Json& v) {
       break;
     }
     case Json::value_t::array: {
-      lua_createtable(ls, static_cast<int>(v.size()), 0);
+      lua_createtable(ls, static_cast<int>(std::min<size_t>(v.size(), INT32_MAX)), 0);
       lua_Integer i = 1;
       for (const auto& e : v) {
-        PushJson(ls, e);
+        if (!PushJsonChecked(ls, e)) return false;
         lua_rawseti(ls, -2, i++);
       }
       luaL_setmetatable(ls, kArrayMeta);
       break;
     }
     case Json::value_t::object:
-      lua_createtable(ls, 0, static_cast<int>(v.size()));
+      lua_createtable(ls, 0, static_cast<int>(std::min<size_t>(v.size(), INT32_MAX)));
       for (const auto& [k, e] : v.items()) {
-        PushJson(ls, e);
+        if (!PushJsonChecked(ls, e)) return false;
         lua_setfield(ls, -2, k.c_str());
       }
       break;
     case Json::value_t::binary: lua_pushnil(ls); break;
   }
+  return true;
+}
+
+// Pushes `v` as a Lua value. Returns "" or why it cannot (it nests deeper
+// than base::MaxJsonDepth(), checked before any recursion, or Lua's stack
+// cannot hold it); then nothing is pushed. `what` names the value.
+std::string PushJson(lua_State* ls, const Json& v, std::string_view what = "the value") {
+  Status depth = base::CheckJsonValueDepth(v, base::MaxJsonDepth(), what);
+  if (!depth.ok()) return depth.message();
+  int top = lua_gettop(ls);
+  if (!PushJsonChecked(ls, v)) {
+    lua_settop(ls, top);
+    return std::string(what) + " nests too deep for Lua's stack";
+  }
+  return "";
 }
 
 // ---- schemas: full userdata holding a Json ----
@@ -490,6 +515,7 @@ std::string OutputName(lua_State* ls, int idx) {
 int CtxLookup(lua_State* ls, int mode) {
   const Ctx* ctx = CheckCtx(ls);
   bool bad = false;
+  bool unloadable = false;  // the row cannot become a Lua value: its message is pushed
   {
     std::string output = OutputName(ls, 2);
     bad = output.empty() || lua_type(ls, 3) != LUA_TSTRING;
@@ -506,11 +532,14 @@ int CtxLookup(lua_State* ls, int mode) {
       }
       if (row == nullptr) {
         lua_pushnil(ls);
-      } else {
-        PushJson(ls, *row);
+      } else if (std::string err = PushJson(ls, *row, "output " + output + " of " + node);
+                 !err.empty()) {
+        unloadable = true;
+        lua_pushstring(ls, err.c_str());
       }
     }
   }
+  if (unloadable) return lua_error(ls);
   if (bad) return luaL_error(ls, "expected ctx:method(outputs.name, \"nodeId\" [, iteration])");
   return 1;
 }
@@ -841,14 +870,20 @@ class LuaModule final : public LuaWorkflow {
     handle->ctx = &ctx;
     luaL_setmetatable(state_, kCtxMeta);
     lua_setfield(state_, -2, "__handle");
-    PushJson(state_, ctx.input());
-    lua_setfield(state_, -2, "input");
+    using Field = std::pair<const char*, const Json*>;
+    for (const auto& [name, value] : {Field{"input", &ctx.input()}, Field{"auth", &ctx.auth()}}) {
+      std::string err = PushJson(state_, *value, std::string("ctx.") + name);
+      if (!err.empty()) {
+        handle->ctx = nullptr;
+        lua_settop(state_, top);
+        return InvalidArgumentError("render failed: " + err);
+      }
+      lua_setfield(state_, -2, name);
+    }
     lua_pushstring(state_, ctx.run_id().c_str());
     lua_setfield(state_, -2, "runId");
     lua_pushinteger(state_, ctx.iteration());
     lua_setfield(state_, -2, "iteration");
-    PushJson(state_, ctx.auth());
-    lua_setfield(state_, -2, "auth");
     static const luaL_Reg kCtx[] = {{"outputMaybe", CtxOutputMaybe},
                                     {"output", CtxOutput},
                                     {"latest", CtxLatest},

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "base/hash.h"
+#include "base/json_limits.h"
 #include "smithers/clock.h"
 
 namespace smithers::script {
@@ -535,6 +536,78 @@ TEST_F(LuaWorkflowTest, RestrictedModulesHaveBoundedMemoryAndTime) {
                        "return smithers(function(ctx) return smithers.Task { id = 'a', output = "
                        "outputs.out, { n = #s } } end)\n");
   EXPECT_EQ(RenderError(path), "");
+}
+
+// JSON -> Lua (ctx.input, ctx:output rows) and Lua -> JSON (task values,
+// compute results) both stop at the depth limit with an error, never a crash:
+// PushJson once recursed without lua_checkstack and corrupted the heap at
+// about 60 levels.
+Json Deep(int depth) {
+  Json v = 1;
+  for (int i = 0; i < depth; ++i) v = Json::array({std::move(v)});
+  return v;
+}
+
+TEST_F(LuaWorkflowTest, DeepValuesConvertUpToTheLimitAndAreRefusedPastIt) {
+  std::string path = Write("deep.lua", std::string(kHeader) + R"(
+local function nest(n)
+  local t = {}
+  local cur = t
+  for i = 2, n do cur[1] = {} cur = cur[1] end
+  return t
+end
+return smithers(function(ctx)
+  local row = ctx:outputMaybe(outputs.out, "a")
+  return smithers.Workflow { name = "w",
+    smithers.Task { id = "a", output = outputs.out,
+                    function() return { n = 1, deep = nest(ctx.input.want or 1) } end },
+    smithers.Task { id = "b", output = outputs.out, { n = 2, echo = ctx.input.deep } } }
+end)
+)");
+  auto wf = LoadWorkflowModule(path);
+  ASSERT_TRUE(wf.ok()) << wf.status().ToString();
+  const int limit = base::MaxJsonDepth();
+  Ctx::OutputMap outputs;
+  for (int depth : {limit - 1, limit}) {
+    // ctx.input nests `depth` levels with the input object itself.
+    Json input = {{"deep", Deep(depth - 1)}, {"want", limit - 1}};
+    Ctx ctx("r", &input, &outputs, 0);
+    auto root = wf->get()->definition().render(ctx);
+    ASSERT_TRUE(root.ok()) << depth << ": " << root.status().ToString();
+    // The static value holds the input's deep value again.
+    EXPECT_EQ(root->children[1].task.value["echo"], Deep(depth - 1));
+    auto computed = root->children[0].task.compute(ComputeContext{});
+    ASSERT_TRUE(computed.ok()) << computed.status().ToString();  // exactly the limit
+  }
+  // The input one level past the limit: the render fails, nothing crashes.
+  Json over = {{"deep", Deep(limit)}};
+  Ctx ctx_over("r", &over, &outputs, 0);
+  auto refused = wf->get()->definition().render(ctx_over);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("ctx.input nests deeper than"), std::string::npos)
+      << refused.status().message();
+  // A compute result one level past the limit is an error.
+  Json want = {{"want", limit}};
+  Ctx ctx_want("r", &want, &outputs, 0);
+  auto root = wf->get()->definition().render(ctx_want);
+  ASSERT_TRUE(root.ok()) << root.status().ToString();
+  auto computed = root->children[0].task.compute(ComputeContext{});
+  ASSERT_FALSE(computed.ok());
+  EXPECT_NE(computed.status().message().find("nests deeper than"), std::string::npos)
+      << computed.status().message();
+  // A stored row too deep to load: ctx:outputMaybe raises a Lua error (the
+  // render fails with it); 100,000 levels take no stack.
+  Json input = Json::object();
+  Json row = Json::object();
+  row["n"] = 1;
+  row["deep"] = Deep(100000);
+  outputs[{"out", "a"}][0] = std::move(row);
+  Ctx ctx_row("r", &input, &outputs, 0);
+  auto unloadable = wf->get()->definition().render(ctx_row);
+  ASSERT_FALSE(unloadable.ok());
+  EXPECT_NE(unloadable.status().message().find("output out of a nests deeper than"),
+            std::string::npos)
+      << unloadable.status().message();
 }
 
 }  // namespace
