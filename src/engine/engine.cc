@@ -16,6 +16,7 @@
 #include <set>
 
 #include "base/hash.h"
+#include "base/json_limits.h"
 #include "base/redact.h"
 #include "core/frame_codec.h"
 #include "core/plan.h"
@@ -77,7 +78,7 @@ Result<Json> CollectOutputs(Store& store, const std::string& run_id) {
     auto it = best.find(key);
     if (it != best.end() && it->second > r.iteration) continue;
     best[key] = r.iteration;
-    out[r.output_table][r.node_id] = r.payload;
+    out[r.output_table][r.node_id] = std::move(r.payload);
   }
   return out;
 }
@@ -318,6 +319,11 @@ class Run {
     input_ = run_.input;
     SMITHERS_RETURN_IF_ERROR(store_.EnsureOutputViews(wf_.outputs));
     SMITHERS_RETURN_IF_ERROR(LoadState());
+    // A committed row this process cannot load (one an older binary wrote
+    // past the depth limit) fails the run below, with the reason; it must
+    // never reach the render (Lua) or crash the process.
+    Status loadable = CheckLoadable();
+    if (!loadable.ok()) resume_error_ = engine::ErrorJson("ROW_UNLOADABLE", loadable.message());
 
     int64_t now = clock_.NowMs();
     std::string previous_status = run_.status;
@@ -354,13 +360,36 @@ class Run {
         batch_.UpsertNode(info.row);
       }
     }
-    SMITHERS_RETURN_IF_ERROR(Render());
+    if (!resume_error_.is_null()) return Flush();  // Loop() fails the run at once
+    if (Status rendered = Render(); !rendered.ok()) {
+      // As in the loop: a render that fails fails the run (not a run left
+      // claimed and `running` that every resume trips over again).
+      resume_error_ = engine::ErrorJson("RENDER_FAILED", rendered.message());
+      return Flush();
+    }
     // A crash before this commit leaves the run as the dead owner left it
     // (claimed by us, but resumable again since our pid will be gone).
     return CommitFrameAndNodes();
   }
 
+  // The stored input, outputs and pending signals are within the depth limit.
+  Status CheckLoadable() const {
+    const int max = base::MaxJsonDepth();
+    SMITHERS_RETURN_IF_ERROR(
+        base::CheckJsonValueDepth(input_, max, "the stored input of run " + run_.run_id));
+    for (const auto& [key, by_iteration] : outputs_) {
+      for (const auto& [iteration, row] : by_iteration) {
+        SMITHERS_RETURN_IF_ERROR(base::CheckJsonValueDepth(
+            row, max,
+            "the stored output " + key.output + " of node " + key.node_id + " (iteration " +
+                std::to_string(iteration) + ")"));
+      }
+    }
+    return Status::Ok();
+  }
+
   Status CheckInput(const Json& input) {
+    SMITHERS_RETURN_IF_ERROR(base::CheckJsonValueDepth(input, base::MaxJsonDepth(), "the input"));
     if (!input.is_object()) return InvalidArgumentError("the input must be a JSON object");
     if (wf_.input_schema.is_null()) return Status::Ok();
     auto v = schema::Validate(wf_.input_schema, input);
@@ -400,7 +429,9 @@ class Run {
     SMITHERS_ASSIGN_OR_RETURN(auto approvals, store_.ListApprovals({.run_id = id}));
     for (auto& a : approvals) approvals_[Key(a.node_id, a.iteration)] = std::move(a);
     SMITHERS_ASSIGN_OR_RETURN(auto outputs, store_.ListOutputs(id));
-    for (auto& o : outputs) outputs_[{o.output_table, o.node_id}][o.iteration] = o.payload;
+    for (auto& o : outputs) {
+      outputs_[{o.output_table, o.node_id}][o.iteration] = std::move(o.payload);  // no deep copy
+    }
     SMITHERS_ASSIGN_OR_RETURN(auto loops, store_.ListLoops(id));
     for (auto& l : loops) loops_[l.loop_id] = {l.iteration, l.done};
     SMITHERS_ASSIGN_OR_RETURN(auto frames, store_.ListFrames(id));
@@ -504,6 +535,7 @@ class Run {
 
   Result<RunResult> Loop() {
     if (resumed_finished_) return Finish("finished", nullptr);
+    if (!resume_error_.is_null()) return FailRun(resume_error_);
     int64_t last_heartbeat = clock_.MonotonicMs();
     int64_t last_cancel_check = clock_.MonotonicMs();
     int64_t last_wait_check = clock_.MonotonicMs();
@@ -737,6 +769,7 @@ class Run {
     } else if (spec.cache->ttl_ms > 0 && now - (*got)->created_at_ms >= spec.cache->ttl_ms) {
       miss = "expired";
     } else if ((*got)->output_table != spec.output ||
+               !base::CheckJsonValueDepth((*got)->payload, base::MaxJsonDepth()).ok() ||
                !schema::Validate(wf_.outputs.at(spec.output), (*got)->payload).empty()) {
       miss = "invalid";
     }
@@ -834,6 +867,20 @@ class Run {
     NodeInfo& info = nodes_[Key(f.node_id, f.iteration)];
     const core::TaskRef& ref = plan_->tasks()[f.task];
     const TaskSpec& spec = ref.node->task;
+    // Before anything recurses over what the task returned (redaction,
+    // validation, the store's serialization, the next render's Lua tables).
+    const int max_depth = base::MaxJsonDepth();
+    if (o.ok) {
+      if (Status d = base::CheckJsonValueDepth(o.output, max_depth, "the output"); !d.ok()) {
+        o = {.ok = false,
+             .error = engine::ErrorJson("INVALID_OUTPUT", d.message()),
+             .retryable = spec.mode != TaskMode::kStatic};
+      }
+    }
+    if (!base::CheckJsonValueDepth(o.error, max_depth).ok()) {
+      o.error = engine::ErrorJson("INVALID_OUTPUT", "the task's error nests too deep to keep");
+    }
+    if (!base::CheckJsonValueDepth(o.meta, max_depth).ok()) o.meta = Json::object();
     // A model may echo what it was given: agent results are redacted (known
     // secret values, key shapes) before they are validated and stored.
     if (o.ok && spec.mode == TaskMode::kAgent) o.output = base::RedactJson(o.output);
@@ -1179,7 +1226,14 @@ class Run {
       sig.consumed_by_node = ref.node_id;
       sig.consumed_iteration = ref.iteration;
       sig.consumed_at_ms = now;
-      auto v = schema::Validate(wf_.outputs.at(spec.output), sig.payload);
+      std::vector<schema::Violation> v;
+      if (Status d =
+              base::CheckJsonValueDepth(sig.payload, base::MaxJsonDepth(), "the signal data");
+          !d.ok()) {
+        v.push_back({.path = "$", .message = d.message()});
+      } else {
+        v = schema::Validate(wf_.outputs.at(spec.output), sig.payload);
+      }
       Json ev = {{"nodeId", ref.node_id},
                  {"iteration", ref.iteration},
                  {"name", sig.name},
@@ -1417,6 +1471,7 @@ class Run {
   bool need_render_ = false;
   bool cancel_seen_ = false;
   bool resumed_finished_ = false;
+  Json resume_error_;  // set by Resume(): the run cannot go on and fails with this
   WriteBatch batch_;
 };
 
@@ -1433,6 +1488,7 @@ Status CheckWorkflow(const WorkflowDefinition& workflow, const Json& input) {
     if (!st.ok()) return st.WithContext("input schema");
   }
   if (input.is_null()) return Status::Ok();
+  SMITHERS_RETURN_IF_ERROR(base::CheckJsonValueDepth(input, base::MaxJsonDepth(), "the input"));
   if (!input.is_object()) return InvalidArgumentError("the input must be a JSON object");
   if (!workflow.input_schema.is_null()) {
     auto v = schema::Validate(workflow.input_schema, input);
