@@ -17,6 +17,7 @@
 
 #include "agents/model.h"
 #include "agents/tools.h"
+#include "base/json_limits.h"
 #include "base/redact.h"
 #include "smithers/schema.h"
 
@@ -26,6 +27,8 @@ namespace smithers::agents {
 
 std::optional<Json> ParseJsonReply(const std::string& text) {
   auto parse = [](std::string_view s) -> std::optional<Json> {
+    // A reply nesting deeper than a value may is no value (base/json_limits.h).
+    if (!base::CheckJsonDepth(s, base::MaxJsonDepth()).ok()) return std::nullopt;
     Json j = Json::parse(s.begin(), s.end(), nullptr, /*allow_exceptions=*/false);
     if (j.is_discarded()) return std::nullopt;
     return j;
@@ -210,8 +213,10 @@ CliReply ParseCliOutput(const std::string& kind, const std::string& out) {
     while (start < out.size()) {
       size_t end = out.find('\n', start);
       if (end == std::string::npos) end = out.size();
-      Json ev = Json::parse(out.begin() + static_cast<long>(start),
-                            out.begin() + static_cast<long>(end), nullptr, false);
+      std::string_view line(out.data() + start, end - start);
+      Json ev = base::CheckJsonDepth(line, base::MaxJsonDepth()).ok()
+                    ? Json::parse(line.begin(), line.end(), nullptr, false)
+                    : Json();
       start = end + 1;
       if (!ev.is_object()) continue;
       std::string type = ev.value("type", "");
@@ -228,7 +233,8 @@ CliReply ParseCliOutput(const std::string& kind, const std::string& out) {
     if (r.text.empty() && r.error.empty()) r.error = "no agent_message in codex's output";
     return r;
   }
-  Json j = Json::parse(out, nullptr, false);
+  Json j = base::CheckJsonDepth(out, base::MaxJsonDepth()).ok() ? Json::parse(out, nullptr, false)
+                                                                : Json();
   if (!j.is_object()) {
     r.error = "output is not a JSON object";
     return r;

@@ -13,6 +13,7 @@
 
 #include "agents/curl_api.h"
 #include "agents/http.h"
+#include "base/json_limits.h"
 #include "base/redact.h"
 #include "smithers/clock.h"
 
@@ -25,6 +26,17 @@ constexpr int kAnthropicDefaultMaxTokens = 4096;
 constexpr size_t kMaxErrorTextBytes = 500;
 
 bool IsOpenAi(const ModelRequest& r) { return r.provider != "anthropic"; }
+
+// A provider's JSON, parsed only when it nests no deeper than a value may
+// (base/json_limits.h) plus the provider's own envelope (choices[0].message
+// .tool_calls[0].function...); else discarded, like text that is not JSON.
+constexpr int kProviderEnvelopeDepth = 8;
+Json ParseLimited(std::string_view text, int envelope) {
+  if (!base::CheckJsonDepth(text, base::MaxJsonDepth() + envelope).ok()) {
+    return Json(Json::value_t::discarded);
+  }
+  return Json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
+}
 
 // Tool and schema names must match ^[a-zA-Z0-9_-]{1,64}$ for both providers.
 std::string WireName(const std::string& name) {
@@ -44,7 +56,7 @@ bool NeedsWrap(const Json& schema) {
 
 Json ParseArguments(const std::string& text) {
   if (text.empty()) return Json::object();
-  Json parsed = Json::parse(text, nullptr, /*allow_exceptions=*/false);
+  Json parsed = ParseLimited(text, 0);
   // A model can emit broken JSON; keep the text so the tool layer reports it
   // back to the model rather than failing the whole turn.
   return parsed.is_discarded() ? Json(text) : parsed;
@@ -207,7 +219,7 @@ void AddAnthropicUsage(const Json& usage, ModelReply& reply) {
 
 void FinishOpenAi(const ModelRequest& r, ModelReply& reply) {
   if (!r.output_schema.is_null() && reply.tool_calls.empty()) {
-    Json parsed = Json::parse(reply.text, nullptr, /*allow_exceptions=*/false);
+    Json parsed = ParseLimited(reply.text, 0);
     if (!parsed.is_discarded()) reply.structured = std::move(parsed);
   }
 }
@@ -217,7 +229,7 @@ Status Malformed(const ModelRequest& r, const std::string& what) {
 }
 
 Result<ModelReply> ParseOpenAi(const ModelRequest& r, const std::string& body) {
-  Json j = Json::parse(body, nullptr, /*allow_exceptions=*/false);
+  Json j = ParseLimited(body, kProviderEnvelopeDepth);
   if (j.is_discarded() || !j.is_object()) return Malformed(r, "the body is not a JSON object");
   if (!j.contains("choices") || !j["choices"].is_array() || j["choices"].empty() ||
       !j["choices"][0].is_object() || !j["choices"][0].contains("message") ||
@@ -252,7 +264,7 @@ Result<ModelReply> ParseOpenAi(const ModelRequest& r, const std::string& body) {
 }
 
 Result<ModelReply> ParseAnthropic(const ModelRequest& r, const std::string& body) {
-  Json j = Json::parse(body, nullptr, /*allow_exceptions=*/false);
+  Json j = ParseLimited(body, kProviderEnvelopeDepth);
   if (j.is_discarded() || !j.is_object()) return Malformed(r, "the body is not a JSON object");
   if (!j.contains("content") || !j["content"].is_array()) return Malformed(r, "no content array");
   ModelReply reply;
@@ -361,7 +373,7 @@ class StreamAssembler {
       done_ = true;
       return true;
     }
-    Json j = Json::parse(data, nullptr, /*allow_exceptions=*/false);
+    Json j = ParseLimited(data, kProviderEnvelopeDepth);
     if (j.is_discarded() || !j.is_object()) {
       error_ = Malformed(r_, "an event is not a JSON object");
       return false;
@@ -473,7 +485,7 @@ class StreamAssembler {
 // The provider's own error message ({"error": {"message"}} for both), or the
 // start of the body. Never a header: the key lives only there.
 std::string ProviderMessage(const ModelRequest& r, const std::string& body) {
-  Json j = Json::parse(body, nullptr, /*allow_exceptions=*/false);
+  Json j = ParseLimited(body, kProviderEnvelopeDepth);
   std::string message;
   if (!j.is_discarded() && j.is_object() && j.contains("error")) {
     const Json& err = j["error"];
