@@ -20,6 +20,8 @@ struct Global {
   std::string db = ".smithers/smithers.db";
   std::string synchronous = "FULL";
   bool json = false;
+  // How deep a JSON value may nest (base/json_limits.h); --max-json-depth.
+  int max_json_depth = 64;
 };
 
 // Prints "smithers: MESSAGE" on stderr and returns `code`.

@@ -14,6 +14,7 @@
 
 #include "agents/agent_executor.h"
 #include "base/hash.h"
+#include "base/json_limits.h"
 #include "cli/commands.h"
 #include "cli/common.h"
 #include "script/lua_workflow.h"
@@ -100,17 +101,9 @@ Result<Json> ParseInput(const std::string& text) {
     ss << std::cin.rdbuf();
     body = ss.str();
   }
-  try {
-    Json j = Json::parse(body);
-    if (!j.is_object()) return InvalidArgumentError("--input must be a JSON object");
-    return j;
-  } catch (const Json::parse_error& e) {
-    std::string what = e.what();
-    // nlohmann's message is "[json.exception.parse_error.101] parse error at line 1, column 9: ..."
-    size_t p = what.find("parse error");
-    return InvalidArgumentError("--input is not valid JSON: " +
-                                (p == std::string::npos ? what : what.substr(p)));
-  }
+  SMITHERS_ASSIGN_OR_RETURN(Json j, base::ParseJsonLimited(body, base::MaxJsonDepth(), "--input"));
+  if (!j.is_object()) return InvalidArgumentError("--input must be a JSON object");
+  return j;
 }
 
 int Up(const Global& g, const UpArgs& a) {
@@ -468,6 +461,11 @@ int Main(int argc, char** argv) {
   app.add_option("--db", g.db, "SQLite database file")
       ->capture_default_str()
       ->envname("SMITHERS_DB");
+  app.add_option("--max-json-depth", g.max_json_depth,
+                 "How deep a JSON value (input, signal data, task output, request) may nest: "
+                 "arrays and objects open at once")
+      ->capture_default_str()
+      ->check(CLI::Range(1, base::kMaxJsonDepthCeiling));
   app.add_option("--synchronous", g.synchronous,
                  "SQLite synchronous mode: FULL (durable, default) or NORMAL")
       ->capture_default_str();
@@ -589,6 +587,7 @@ int Main(int argc, char** argv) {
     return kExitBadInput;
   }
 
+  base::SetMaxJsonDepth(g.max_json_depth);
   if (int code = server_cmds.Run(); code >= 0) return code;
   if (*up_cmd) return Up(g, up);
   if (*ps_cmd) return Ps(g, ps_status, ps_limit);

@@ -301,6 +301,7 @@ int ServerCommands::Gateway() {
   gw_.proxy_default_scopes = SplitList(proxy_scopes_);
   gw_.db_path = g_.db;
   gw_.synchronous = g_.synchronous;
+  gw_.max_json_depth = g_.max_json_depth;
   gateway::GatewayOptions o = gw_;
   std::string secret_env = jwt_secret_env_, secret_file = jwt_secret_file_;
   if (!config_path_.empty()) {
@@ -333,6 +334,7 @@ int ServerCommands::Gateway() {
     if (given("--access-log")) o.access_log = gw_.access_log;
     if (given("--trusted-modules")) o.trusted_modules = gw_.trusted_modules;
     if (given("--module-workspace")) o.module_workspace = gw_.module_workspace;
+    if (app_.count("--max-json-depth") > 0) o.max_json_depth = g_.max_json_depth;
     if (!given("--jwt-secret-env") && !given("--jwt-secret-file")) {
       secret_env = file->jwt_secret_env;
       secret_file = file->jwt_secret_file;

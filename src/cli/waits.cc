@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "base/hash.h"
+#include "base/json_limits.h"
 #include "cli/commands.h"
 #include "smithers/schema.h"
 
@@ -162,14 +163,9 @@ int Approvals(const Global& g, const std::string& run_id) {
 int Signal(const Global& g, const SignalArgs& a) {
   Json data = Json::object();
   if (!a.data.empty()) {
-    try {
-      data = Json::parse(a.data);
-    } catch (const Json::parse_error& e) {
-      std::string what = e.what();
-      size_t p = what.find("parse error");
-      return Fail(kExitBadInput,
-                  "--data is not valid JSON: " + (p == std::string::npos ? what : what.substr(p)));
-    }
+    Result<Json> parsed = base::ParseJsonLimited(a.data, base::MaxJsonDepth(), "--data");
+    if (!parsed.ok()) return Fail(kExitBadInput, parsed.status().message());
+    data = std::move(parsed).value();
   }
   auto store = Open(g);
   if (!store.ok()) return Fail(ExitFor(store.status()), store.status().message());

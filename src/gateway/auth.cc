@@ -16,6 +16,7 @@
 #include <utility>
 
 #include "base/hash.h"
+#include "base/json_limits.h"
 #include "smithers/json.h"
 
 namespace smithers::gateway {
@@ -230,6 +231,10 @@ Result<JwtClaims> VerifyJwt(std::string_view token, const JwtConfig& config, int
       !Base64UrlDecode(token.substr(d2 + 1), &signature)) {
     return InvalidArgumentError("JWT parts are not base64url");
   }
+  if (!base::CheckJsonDepth(header_raw, base::MaxJsonDepth()).ok() ||
+      !base::CheckJsonDepth(payload_raw, base::MaxJsonDepth()).ok()) {
+    return InvalidArgumentError("JWT header or payload nests too deep");
+  }
   Json header = Json::parse(header_raw, nullptr, false);
   if (!header.is_object() || header.value("alg", "") != "HS256") {
     return InvalidArgumentError("JWT alg must be HS256");
@@ -365,6 +370,11 @@ Status ParseGrant(const std::string& label, const Json& entry, FileGrant* g) {
 }  // namespace
 
 Result<FileGrants> ParseTokenFile(std::string_view text) {
+  // Checked before it is parsed. Without the path: the file's keys are bearers.
+  if (!base::CheckJsonDepth(text, base::MaxJsonDepth()).ok()) {
+    return InvalidArgumentError("nests deeper than " + std::to_string(base::MaxJsonDepth()) +
+                                " levels of arrays and objects (max_json_depth)");
+  }
   Json doc;
   try {
     doc = Json::parse(text);

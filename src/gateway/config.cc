@@ -19,6 +19,8 @@
 #include <utility>
 #include <vector>
 
+#include "base/json_limits.h"
+
 namespace smithers::gateway {
 namespace {
 
@@ -265,6 +267,8 @@ Result<GatewayConfig> ParseGatewayConfig(std::string_view text, const std::strin
     SMITHERS_RETURN_IF_ERROR(limits.Int("max_queue_frames", 1, &o.max_queue_frames));
     SMITHERS_RETURN_IF_ERROR(limits.Int("slow_consumer_ms", 1, &o.slow_consumer_ms));
     SMITHERS_RETURN_IF_ERROR(limits.Int("connect_timeout_ms", 1, &o.connect_timeout_ms));
+    SMITHERS_RETURN_IF_ERROR(
+        limits.Int("max_json_depth", 1, &o.max_json_depth, base::kMaxJsonDepthCeiling));
     SMITHERS_RETURN_IF_ERROR(limits.Finish());
   }
   SMITHERS_RETURN_IF_ERROR(top.Finish());

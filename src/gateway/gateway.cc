@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "base/hash.h"
+#include "base/json_limits.h"
 #include "gateway/cron.h"
 #include "gateway/gateway_internal.h"
 #include "script/lua_workflow.h"
@@ -82,6 +83,29 @@ Result<bool> IsApprovalDecision(Store& store, const OutputRecord& o) {
   return false;
 }
 
+// An optional string parameter: nullopt when absent or null; a value of
+// another type is refused, never silently taken for "absent".
+Result<std::optional<std::string>> OptionalString(const Json& obj, const char* name) {
+  auto it = obj.find(name);
+  if (it == obj.end() || it->is_null()) return std::optional<std::string>();
+  if (!it->is_string()) return InvalidArgumentError(std::string(name) + " must be a string");
+  return std::optional<std::string>(it->get<std::string>());
+}
+
+// An optional object parameter: {} when absent; anything but an object
+// (null included: `"input": null` is not "no input") is refused.
+Result<Json> OptionalObject(const Json& obj, const char* name) {
+  auto it = obj.find(name);
+  if (it == obj.end()) return Json::object();
+  if (!it->is_object()) {
+    return InvalidArgumentError(std::string(name) + " must be a JSON object, not " +
+                                (it->is_null() ? std::string("null") : it->type_name()));
+  }
+  return *it;
+}
+
+Reply BadParam(const Status& s) { return Reply::Err("InvalidRequest", s.message()); }
+
 }  // namespace
 
 Reply Reply::Ok(Json payload) { return {.ok = true, .payload = std::move(payload)}; }
@@ -131,6 +155,8 @@ Gateway::Gateway(const GatewayOptions& options, std::unique_ptr<Store> store)
       clock_(options.clock != nullptr ? *options.clock : SystemClock()),
       store_(std::move(store)),
       started_at_ms_(clock_.NowMs()) {
+  // One limit for every JSON value this process reads (base/json_limits.h).
+  base::SetMaxJsonDepth(opts_.max_json_depth);
   char cwd[4096];
   workspace_root_ = getcwd(cwd, sizeof cwd) != nullptr ? cwd : ".";
   ScanWorkflows();
@@ -398,6 +424,14 @@ Reply Gateway::CallInner(const Caller& caller, const std::string& method, const 
                       {{"requiredScope", entry->scope}});
   }
   if (!params.is_object()) return Reply::Err("InvalidRequest", "params must be a JSON object");
+  // The transport checked the request's text; this holds for every caller
+  // (and the fuzz target): each value in params nests at most the limit.
+  if (Status depth = base::CheckJsonValueDepth(params, base::MaxJsonDepth(), "a value in params",
+                                               /*envelope=*/1);
+      !depth.ok()) {
+    return Reply::Err("InvalidInput", depth.message(),
+                      {{"limit", "max_json_depth"}, {"maxJsonDepth", base::MaxJsonDepth()}});
+  }
   try {
     if (method == "health") return Health();
     if (method == "listWorkflows") return ListWorkflows();
@@ -607,22 +641,31 @@ Reply Gateway::LaunchRun(const Caller& caller, const Json& params) {
   ScanWorkflows();  // a file added a moment ago can be launched at once
   auto it = workflows_.find(key);
   if (it == workflows_.end()) return Reply::Err("WorkflowNotFound", "no workflow \"" + key + "\"");
-  Json options = params.value("options", Json::object());
-  if (!options.is_object()) return Reply::Err("InvalidRequest", "options must be an object");
-  std::string run_id = StringParam(params, "runId");
-  if (run_id.empty()) run_id = options.value("runId", "");
-  if (run_id.empty()) run_id = base::NewUuid();
+  Result<Json> options = OptionalObject(params, "options");
+  if (!options.ok()) return BadParam(options.status());
+  Result<std::optional<std::string>> given_id = OptionalString(params, "runId");
+  if (!given_id.ok()) return Reply::Err("InvalidRunId", given_id.status().message());
+  if (!given_id->has_value()) given_id = OptionalString(*options, "runId");
+  if (!given_id.ok()) return Reply::Err("InvalidRunId", "options." + given_id.status().message());
+  // A given id is used as given (an empty one is refused, not replaced).
+  std::string run_id = given_id->has_value() ? **given_id : base::NewUuid();
   if (!ValidRunId(run_id)) {
     return Reply::Err("InvalidRunId", "runId must match ^[a-z0-9_-][a-z0-9_.-]{0,63}$");
   }
   if (store_->GetRun(run_id).ok() || active_.count(run_id) != 0) {
     return Reply::Err("RunExists", "run " + run_id + " already exists (use resumeRun)");
   }
-  Json input = params.value("input", Json::object());
+  Result<Json> input = OptionalObject(params, "input");
+  if (!input.ok()) return BadParam(input.status());
+  if (Status depth = base::CheckJsonValueDepth(*input, base::MaxJsonDepth(), "the input");
+      !depth.ok()) {
+    return Reply::Err("InvalidInput", depth.message(),
+                      {{"limit", "max_json_depth"}, {"maxJsonDepth", base::MaxJsonDepth()}});
+  }
   Result<std::unique_ptr<script::LuaWorkflow>> module =
       script::LoadWorkflowModule(it->second.path, module_options());
   if (!module.ok()) return Reply::Err("InvalidInput", module.status().message());
-  Status checked = CheckWorkflow((*module)->definition(), input);
+  Status checked = CheckWorkflow((*module)->definition(), *input);
   if (!checked.ok()) return Reply::Err("InvalidInput", checked.message());
   // Pinned before the run starts: a resume after the file changes runs this code.
   Status pinned = store_->PutModuleSource({.revision = (*module)->definition().source_hash,
@@ -631,7 +674,7 @@ Reply Gateway::LaunchRun(const Caller& caller, const Json& params) {
                                            .created_at_ms = clock_.NowMs(),
                                            .siblings = (*module)->siblings()});
   if (!pinned.ok()) return StoreError(pinned, "WorkflowNotFound");
-  Result<int64_t> max_concurrency = IntParam(options, "maxConcurrency", 16, 1, 10000);
+  Result<int64_t> max_concurrency = IntParam(*options, "maxConcurrency", 16, 1, 10000);
   if (!max_concurrency.ok()) {
     return Reply::Err("InvalidRequest", max_concurrency.status().message());
   }
@@ -641,7 +684,7 @@ Reply Gateway::LaunchRun(const Caller& caller, const Json& params) {
                {"createdAt", base::FormatIsoTime(clock_.NowMs())}};
   StartRun({.run_id = run_id,
             .path = it->second.path,
-            .input = input,
+            .input = std::move(input).value(),
             .auth = auth,
             .max_concurrency = static_cast<int>(*max_concurrency)},
            std::move(module).value());
@@ -737,14 +780,16 @@ void Gateway::Wake() {
 Reply Gateway::ResumeRun(const Json& params) {
   std::string run_id = StringParam(params, "runId");
   if (run_id.empty()) return Reply::Err("InvalidRequest", "runId is required");
+  Result<Json> options = OptionalObject(params, "options");
+  if (!options.ok()) return BadParam(options.status());
   Result<RunRecord> run = store_->GetRun(run_id);
   if (!run.ok()) return StoreError(run.status(), "RunNotFound");
   if (run->status == "finished" || run->status == "failed") {
     return Reply::Ok({{"runId", run_id}, {"status", "already_terminal"}});
   }
+  ReapRuns();  // a thread that just ended does not make the run "running"
   if (active_.count(run_id) != 0) return Reply::Ok({{"runId", run_id}, {"status", "running"}});
-  Json options = params.value("options", Json::object());
-  bool force = options.is_object() && options.value("force", false);
+  bool force = options->value("force", false);
   const std::string& owner = run->runtime_owner_id;
   bool owner_alive = !owner.empty() && !OwnerIsDeadLocalProcess(owner) &&
                      clock_.NowMs() - run->heartbeat_at_ms <= kStaleOwnerMs;
@@ -884,20 +929,28 @@ Reply Gateway::SubmitApproval(const Caller& caller, const Json& params) {
 
 Reply Gateway::SubmitSignal(const Caller& caller, const Json& params) {
   std::string run_id = StringParam(params, "runId");
-  std::string name = StringParam(params, "signalName");
-  if (name.empty()) name = StringParam(params, "name");
+  std::string name, corr;
+  for (const char* key : {"signalName", "name", "correlationKey", "correlationId"}) {
+    Result<std::optional<std::string>> v = OptionalString(params, key);
+    if (!v.ok()) return BadParam(v.status());
+    std::string& into = key[0] == 'c' ? corr : name;
+    if (into.empty() && v->has_value()) into = **v;
+  }
   if (run_id.empty() || name.empty()) {
     return Reply::Err("InvalidRequest", "runId and signalName are required");
   }
-  std::string corr = StringParam(params, "correlationKey");
-  if (corr.empty()) corr = StringParam(params, "correlationId");
-  Result<SignalRecord> sig =
-      store_->AppendSignal({.run_id = run_id,
-                            .name = name,
-                            .correlation_id = corr,
-                            .payload = params.value("payload", Json::object()),
-                            .received_at_ms = clock_.NowMs(),
-                            .received_by = caller.user_id});
+  Json payload = params.contains("payload") ? params.at("payload") : Json::object();
+  if (Status depth = base::CheckJsonValueDepth(payload, base::MaxJsonDepth(), "the payload");
+      !depth.ok()) {
+    return Reply::Err("InvalidInput", depth.message(),
+                      {{"limit", "max_json_depth"}, {"maxJsonDepth", base::MaxJsonDepth()}});
+  }
+  Result<SignalRecord> sig = store_->AppendSignal({.run_id = run_id,
+                                                   .name = name,
+                                                   .correlation_id = corr,
+                                                   .payload = std::move(payload),
+                                                   .received_at_ms = clock_.NowMs(),
+                                                   .received_by = caller.user_id});
   if (!sig.ok()) return StoreError(sig.status(), "RunNotFound");
   Supervise();
   Wake();
@@ -924,8 +977,9 @@ Json CronJson(const CronRecord& c) {
 }
 
 Reply Gateway::CronList(const Json& params) {
-  Json filter = params.value("filter", Json::object());
-  std::string workflow = filter.is_object() ? filter.value("workflow", "") : "";
+  Result<Json> filter = OptionalObject(params, "filter");
+  if (!filter.ok()) return BadParam(filter.status());
+  std::string workflow = filter->value("workflow", "");
   Result<std::vector<CronRecord>> rows = store_->ListCron();
   if (!rows.ok()) return StoreError(rows.status(), "CronNotFound");
   Json list = Json::array();
@@ -947,14 +1001,24 @@ Reply Gateway::CronCreate(const Json& params) {
   std::string tz = params.value("timeZone", "UTC");
   Result<CronSchedule> schedule = ParseCron(pattern, tz);
   if (!schedule.ok()) return Reply::Err("InvalidInput", schedule.status().message());
-  std::string id = StringParam(params, "cronId");
+  Result<std::optional<std::string>> given_id = OptionalString(params, "cronId");
+  if (!given_id.ok()) return BadParam(given_id.status());
+  std::string id = given_id->value_or("");
   if (id.empty()) id = "cron:" + base::NewUuid().substr(0, 8);
+  // The input is checked now, not each time the slot fires.
+  Result<Json> input = OptionalObject(params, "input");
+  if (!input.ok()) return BadParam(input.status());
+  if (Status depth = base::CheckJsonValueDepth(*input, base::MaxJsonDepth(), "the input");
+      !depth.ok()) {
+    return Reply::Err("InvalidInput", depth.message(),
+                      {{"limit", "max_json_depth"}, {"maxJsonDepth", base::MaxJsonDepth()}});
+  }
   int64_t now = clock_.NowMs();
   CronRecord c{.cron_id = id,
                .workflow = workflow,
                .pattern = pattern,
                .time_zone = tz,
-               .input = params.value("input", Json::object()),
+               .input = std::move(input).value(),
                .enabled = params.value("enabled", true),
                .created_at_ms = now,
                .next_run_at_ms = schedule->NextAfterMs(now)};
@@ -972,16 +1036,19 @@ Reply Gateway::CronDelete(const Json& params) {
 }
 
 Reply Gateway::CronRun(const Caller& caller, const Json& params) {
-  std::string id = StringParam(params, "cronId");
-  Json launch = {{"workflow", StringParam(params, "workflow")},
-                 {"input", params.value("input", Json::object())}};
+  Result<std::optional<std::string>> given_id = OptionalString(params, "cronId");
+  if (!given_id.ok()) return BadParam(given_id.status());
+  std::string id = given_id->value_or("");
+  Json launch = {{"workflow", StringParam(params, "workflow")}};
+  if (params.contains("input")) launch["input"] = params["input"];  // LaunchRun checks it
   if (!id.empty()) {
     Result<std::vector<CronRecord>> rows = store_->ListCron();
     if (!rows.ok()) return StoreError(rows.status(), "CronNotFound");
     auto it = std::find_if(rows->begin(), rows->end(),
                            [&](const CronRecord& c) { return c.cron_id == id; });
     if (it == rows->end()) return Reply::Err("CronNotFound", "no cron schedule " + id);
-    launch = {{"workflow", it->workflow}, {"input", it->input}};
+    launch = {{"workflow", it->workflow},
+              {"input", it->input.is_null() ? Json::object() : it->input}};
   }
   Reply r = LaunchRun(caller, launch);
   if (r.ok && !id.empty()) r.payload["cronId"] = id;
@@ -1002,7 +1069,9 @@ void Gateway::FireDueCron() {
     std::string run_id = "cron-" + base::NewUuid();
     if (!store_->ClaimCronFire(c.cron_id, c.next_run_at_ms, now, next, run_id).ok()) continue;
     Caller system{.user_id = "cron:gateway", .role = "system", .scopes = {"*"}};
-    Reply r = LaunchRun(system, {{"workflow", c.workflow}, {"input", c.input}, {"runId", run_id}});
+    Reply r = LaunchRun(system, {{"workflow", c.workflow},
+                                 {"input", c.input.is_null() ? Json::object() : c.input},
+                                 {"runId", run_id}});
     Log({{"event", "cron.triggered"},
          {"cronId", c.cron_id},
          {"workflow", c.workflow},

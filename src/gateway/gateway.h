@@ -46,7 +46,11 @@ struct GatewayOptions {
   size_t max_queue_bytes = 8 << 20;  // per-connection outbound queue
   int max_queue_frames = 1000;       // ... and its frames (run.error BackpressureDisconnect)
   int64_t slow_consumer_ms = 10000;  // a write to a client stalled this long: disconnect
-  std::string access_log;            // "" = stderr; "-" = off; else a file appended to
+  // How deep a JSON value may nest (arrays and objects): request params,
+  // run input, signal data, task outputs, cron input (base/json_limits.h).
+  // Process-wide: the Gateway sets base::SetMaxJsonDepth() from it.
+  int max_json_depth = 64;
+  std::string access_log;  // "" = stderr; "-" = off; else a file appended to
   // Modules run with the restricted Lua library (docs/engine.md "Restricted
   // modules") unless trusted_modules; module_workspace is the one folder a
   // restricted module may write files in ("" = none).

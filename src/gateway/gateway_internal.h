@@ -133,7 +133,9 @@ struct WorkflowEntry {
 struct RunStart {
   std::string run_id;
   std::string path;
-  Json input = Json::object();
+  // A new run's input; null on resume: the engine reads the run's stored
+  // input (a resume must never replace it, not even with {}).
+  Json input = nullptr;
   Json auth;
   bool resume = false;
   bool force = false;

@@ -1,9 +1,21 @@
 #include "gateway/protocol.h"
 
+#include "base/json_limits.h"
+
 namespace smithers::gateway {
 
-RequestFrame ParseRequestFrame(std::string_view text, size_t max_bytes) {
+RequestFrame ParseRequestFrame(std::string_view text, size_t max_bytes, int max_value_depth) {
   RequestFrame f;
+  // Before the parser and anything that copies what it built (recursively).
+  // A frame too deep is not parsed at all, not even for its id.
+  Status depth =
+      base::CheckJsonDepth(text, max_value_depth, "a value in the request", kRequestEnvelopeDepth);
+  if (!depth.ok()) {
+    f.error_code = text.size() > max_bytes ? "PayloadTooLarge" : "InvalidInput";
+    f.error_message = text.size() > max_bytes ? "frame over " + std::to_string(max_bytes) + " bytes"
+                                              : depth.message();
+    return f;
+  }
   // Frames up to the transport's hard limit are parsed even when over
   // `max_bytes`, so an oversized request still gets an answer with its id.
   Json frame = Json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);

@@ -9,6 +9,7 @@
 #include <string_view>
 
 #include "smithers/json.h"
+#include "smithers/status.h"
 
 namespace smithers::gateway {
 
@@ -19,13 +20,21 @@ struct RequestFrame {
   Json id;  // string or number
   std::string method;
   Json params = Json::object();
-  std::string error_code;  // PayloadTooLarge, InvalidRequest
+  std::string error_code;  // PayloadTooLarge, InvalidInput (too deep), InvalidRequest
   std::string error_message;
 };
 
+// How many levels a request adds around a parameter's value: the frame (or
+// the /rpc body) and its params. A request may nest max_json_depth plus
+// these; each value in params then max_json_depth (base/json_limits.h).
+constexpr int kRequestEnvelopeDepth = 2;
+
 // Parses `{type: "req", id, method, params?}`. Text longer than `max_bytes`
-// is PayloadTooLarge; anything else malformed is InvalidRequest. Never throws.
-RequestFrame ParseRequestFrame(std::string_view text, size_t max_bytes);
+// is PayloadTooLarge; text nesting deeper than `max_value_depth` +
+// kRequestEnvelopeDepth levels is InvalidInput, refused before it is parsed
+// (no id: nothing of it is read); anything else malformed is InvalidRequest.
+// Never throws.
+RequestFrame ParseRequestFrame(std::string_view text, size_t max_bytes, int max_value_depth);
 
 // The protocol version this Gateway speaks (SPEC "Gateway", version 1).
 constexpr int kProtocolVersion = 1;

@@ -19,6 +19,7 @@
 #include <optional>
 
 #include "base/hash.h"
+#include "base/json_limits.h"
 #include "gateway/combining_stream.h"
 #include "gateway/gateway_internal.h"
 #include "gateway/protocol.h"
@@ -500,11 +501,22 @@ Response HttpSession<Stream>::HandleRequest(const Request& req, std::string* use
     return res;
   }
   Json id = nullptr, params = Json::object();
+  // The body's depth is checked before it is parsed, and so before anything
+  // copies it (recursively): a value in params may nest max_json_depth levels.
+  const int max_depth = base::MaxJsonDepth();
+  auto too_deep = [&](int envelope) {
+    Status depth = base::CheckJsonDepth(req.body(), max_depth, "a value in the request", envelope);
+    if (depth.ok()) return false;
+    reply(nullptr, Reply::Err("InvalidInput", depth.message(),
+                              {{"limit", "max_json_depth"}, {"maxJsonDepth", max_depth}}));
+    return true;
+  };
   if (req.method() == http::verb::get && path == "/workflows") {
     *method = "listWorkflows";
   } else if (req.method() == http::verb::post && path.rfind("/v1/rpc/", 0) == 0) {
     *method = path.substr(8);
     if (!req.body().empty()) {
+      if (too_deep(kRequestEnvelopeDepth - 1)) return res;  // the body is the params
       params = Json::parse(req.body(), nullptr, false);
       if (params.is_discarded()) {
         reply(nullptr, Reply::Err("InvalidRequest", "the body is not JSON"));
@@ -512,6 +524,7 @@ Response HttpSession<Stream>::HandleRequest(const Request& req, std::string* use
       }
     }
   } else if (req.method() == http::verb::post && path == "/rpc") {
+    if (too_deep(kRequestEnvelopeDepth)) return res;
     Json body = Json::parse(req.body(), nullptr, false);
     if (body.is_discarded() || !body.is_object() || !body.contains("method") ||
         !body["method"].is_string()) {
@@ -638,7 +651,7 @@ void WsSession<Stream>::OnRead(beast::error_code ec) {
 template <class Stream>
 void WsSession<Stream>::Handle(const std::string& text) {
   auto fail = [&](const Json& id, const Reply& r) { Send(ResponseText(id, r)); };
-  RequestFrame req = ParseRequestFrame(text, gw_.options().max_frame_bytes);
+  RequestFrame req = ParseRequestFrame(text, gw_.options().max_frame_bytes, base::MaxJsonDepth());
   if (!req.ok) return fail(req.id, Reply::Err(req.error_code, req.error_message));
   const Json& id = req.id;
   const std::string& method = req.method;

@@ -89,6 +89,7 @@ max_queue_bytes = 14
 max_queue_frames = 15
 slow_consumer_ms = 16
 connect_timeout_ms = 17
+max_json_depth = 18
 )",
                                                "/etc/smithers/gateway.toml");
   ASSERT_TRUE(c.ok()) << c.status().message();
@@ -124,6 +125,7 @@ connect_timeout_ms = 17
   EXPECT_EQ(o.max_queue_frames, 15);
   EXPECT_EQ(o.slow_consumer_ms, 16);
   EXPECT_EQ(o.connect_timeout_ms, 17);
+  EXPECT_EQ(o.max_json_depth, 18);
 }
 
 TEST(GatewayConfigTest, AccessLogDashAndEmptyAreNotPaths) {
@@ -162,6 +164,8 @@ TEST(GatewayConfigTest, ErrorsNameTheFileLineAndKey) {
             "g.toml:2:8: tls.cert: must not be empty");
   EXPECT_EQ(ErrorOf(ParseGatewayConfig("[limits]\nbogus = 1\n", "g.toml")).substr(0, 34),
             "g.toml:2:1: limits.bogus: unknown ");
+  EXPECT_EQ(ErrorOf(ParseGatewayConfig("[limits]\nmax_json_depth = 1001\n", "g.toml")),
+            "g.toml:2:18: limits.max_json_depth: must be between 1 and 1000, not 1001");
   std::string syntax = ErrorOf(ParseGatewayConfig("port = \n", "g.toml"));
   EXPECT_EQ(syntax.substr(0, 9), "g.toml:1:") << syntax;
 }
@@ -274,6 +278,10 @@ TEST(TokenFileTest, ErrorsNameTheEntryButNeverABearer) {
   std::string broken = TokenErrorOf("{\n  \"tokens\": {\"" + kBearer + "\": {scopes}}}");
   EXPECT_EQ(broken.substr(0, 26), "not valid JSON (line 2, co") << broken;
   EXPECT_EQ(broken.find("aaaa"), std::string::npos) << broken;
+  // Too deep: refused before it is parsed, and the path (a bearer) is not named.
+  std::string deep = TokenErrorOf(entry + R"({"scopes": )" + std::string(100000, '[') +
+                                  std::string(100000, ']') + "}}}");
+  EXPECT_EQ(deep, "nests deeper than 64 levels of arrays and objects (max_json_depth)");
 }
 
 TEST(TokenFileTest, ReadRefusesAFileOthersMayRead) {
