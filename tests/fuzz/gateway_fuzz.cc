@@ -2,9 +2,10 @@
 // clients: WebSocket request frames (and the params of `connect`), JWTs (and
 // the base64url inside them), cron expressions with time zones, and the
 // parameters of every RPC method (rpc_fuzz.cc: a real Gateway over a seeded
-// SQLite database). Built and run by scripts/fuzz (clang,
-// -fsanitize=fuzzer,address,undefined; CMake option SMITHERS_FUZZ). The
-// first byte picks the mode, the rest is its input.
+// SQLite database), and deep and wide documents generated from the bytes
+// (rpc_fuzz.cc FuzzDeep: the JSON depth limit). Built and run by
+// scripts/fuzz (clang, -fsanitize=fuzzer,address,undefined; CMake option
+// SMITHERS_FUZZ). The first byte picks the mode, the rest is its input.
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -19,9 +20,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace smithers::gateway;  // NOLINT(google-build-using-namespace): a fuzz entry point
   if (size == 0) return 0;
   std::string_view in(reinterpret_cast<const char*>(data) + 1, size - 1);
-  switch (data[0] % 5) {
+  switch (data[0] % 6) {
     case 0: {
-      RequestFrame f = ParseRequestFrame(in, 4096);
+      RequestFrame f = ParseRequestFrame(in, 4096, 64);
       // Invariants: an accepted frame has a method and object params; a
       // refused one says why.
       if (f.ok && !f.params.is_object()) __builtin_trap();
@@ -57,8 +58,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       if (Base64UrlDecode(in, &bytes) && Base64UrlEncode(bytes) != in) __builtin_trap();
       break;
     }
-    default:  // [method byte][connection byte][params]
+    case 4:  // [method byte][connection byte][params]
       fuzz::FuzzRpc(data + 1, size - 1);
+      break;
+    default:  // bytes that pick a deep or wide document's shape
+      fuzz::FuzzDeep(data + 1, size - 1);
       break;
   }
   return 0;

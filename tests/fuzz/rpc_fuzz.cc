@@ -58,8 +58,10 @@
 #include <utility>
 #include <vector>
 
+#include "base/json_limits.h"
 #include "gateway/auth.h"
 #include "gateway/gateway_internal.h"
+#include "gateway/protocol.h"
 #include "script/lua_workflow.h"
 #include "smithers/clock.h"
 #include "smithers/engine.h"
@@ -266,7 +268,12 @@ class RpcFuzzEnv {
         Violation("Frame() wrote text that is not JSON", method, generated, "");
       }
     }
+    Call(method, conn_byte, params);
+  }
 
+  // Calls `method` with `params` as `*` and checks the reply; returns its
+  // error code ("" when ok).
+  std::string Call(const std::string& method, uint8_t conn_byte, const Json& params) {
     std::shared_ptr<FuzzConnection> conn;
     switch (conn_byte & 3) {
       case 1: conn = std::make_shared<FuzzConnection>(1000, false); break;
@@ -308,6 +315,7 @@ class RpcFuzzEnv {
       Close();
       Open();
     }
+    return r.ok ? std::string() : r.code;
   }
 
  private:
@@ -447,12 +455,142 @@ class RpcFuzzEnv {
   long calls_ = 0, resets_ = 0;
 };
 
+RpcFuzzEnv& Env() {
+  static RpcFuzzEnv env;  // closed, and its folder removed, at exit
+  return env;
+}
+
 }  // namespace
 
 void FuzzRpc(const uint8_t* data, size_t size) {
-  static RpcFuzzEnv env;  // closed, and its folder removed, at exit
   if (size == 0) return;
-  env.Run(data, size);
+  Env().Run(data, size);
+}
+
+namespace {
+
+// One value of a generated shape, as JSON text; `depth` is its nesting.
+struct Shape {
+  std::string text;
+  int depth = 0;
+};
+
+Shape BuildShape(int depth, int width, int kind, const std::string& leaf) {
+  Shape s;
+  s.text.reserve(static_cast<size_t>(depth) * 6 + static_cast<size_t>(width) * (leaf.size() + 6));
+  std::vector<char> closers;
+  for (int i = 0; i < depth; ++i) {
+    bool array = kind == 0 || (kind == 2 && i % 2 == 0);
+    s.text += array ? "[" : "{\"k\":";
+    closers.push_back(array ? ']' : '}');
+  }
+  s.text += leaf;
+  for (auto it = closers.rbegin(); it != closers.rend(); ++it) s.text += *it;
+  s.depth = depth;
+  if (width > 0) {
+    // Wide: `width` siblings beside the deep one, in an array or an object.
+    bool array = kind != 1;
+    std::string wide = array ? "[" : "{";
+    for (int i = 0; i < width; ++i) {
+      wide += array ? leaf : "\"w" + std::to_string(i) + "\":" + leaf;
+      wide += ',';
+    }
+    wide += array ? s.text : "\"deep\":" + s.text;
+    wide += array ? ']' : '}';
+    s.text = std::move(wide);
+    s.depth += 1;
+  }
+  return s;
+}
+
+[[noreturn]] void DeepViolation(const std::string& what, const std::string& text) {
+  fprintf(stderr, "gateway_fuzz (deep): %s\n  document: %s\n", what.c_str(), Trimmed(text).c_str());
+  __builtin_trap();
+}
+
+}  // namespace
+
+void FuzzDeep(const uint8_t* data, size_t size) {
+  FuzzedDataProvider p(data, size);
+  const int limit = base::MaxJsonDepth();
+  int depth = 0;
+  switch (p.ConsumeIntegralInRange<int>(0, 3)) {
+    case 0: depth = limit - 3 + p.ConsumeIntegralInRange<int>(0, 6); break;  // around the limit
+    case 1: depth = p.ConsumeIntegralInRange<int>(0, 300); break;
+    case 2: depth = p.ConsumeIntegralInRange<int>(1000, 200000); break;
+    default: depth = p.ConsumeIntegralInRange<int>(0, 2 * limit); break;
+  }
+  int width = p.ConsumeIntegralInRange<int>(0, 3) == 0 ? p.ConsumeIntegralInRange<int>(0, 20000)
+                                                       : p.ConsumeIntegralInRange<int>(0, 3);
+  int kind = p.ConsumeIntegralInRange<int>(0, 2);  // arrays, objects, alternating
+  // Leaves: a number, or a string holding brackets and an escaped quote.
+  std::string leaf = p.ConsumeBool() ? "1" : R"("]}[{\"\\")";
+  int where = p.ConsumeIntegralInRange<int>(0, 4);
+  uint8_t conn_byte = p.ConsumeIntegral<uint8_t>();
+  Shape v = BuildShape(depth, width, kind, leaf);
+
+  // The value in a request: launchRun's input, submitSignal's payload,
+  // cronCreate's input, a plain param, or the frame's id.
+  std::string method = "health", params_text, id_text = "\"d\"";
+  int value_depth = v.depth;  // the nesting of the value params holds
+  switch (where) {
+    case 0:
+      method = "launchRun";
+      params_text = R"({"workflow":"fz","input":{"name":"x","deep":)" + v.text + "}}";
+      value_depth = v.depth + 1;
+      break;
+    case 1:
+      method = "submitSignal";
+      params_text = R"({"runId":"fz-event","signalName":"ci-green","payload":)" + v.text + "}";
+      break;
+    case 2:
+      method = "cronCreate";
+      params_text =
+          R"({"workflow":"fz","pattern":"0 3 * * *","input":{"name":"x","deep":)" + v.text + "}}";
+      value_depth = v.depth + 1;
+      break;
+    case 3: params_text = R"({"x":)" + v.text + "}"; break;
+    default:
+      params_text = "{}";
+      id_text = v.text;
+      value_depth = 0;
+      break;
+  }
+  std::string frame = R"({"type":"req","id":)" + id_text + R"(,"method":")" + method +
+                      R"(","params":)" + params_text + "}";
+  int frame_depth = std::max(2 + value_depth, 1 + (where == 4 ? v.depth : 0));
+
+  // The scanner and the check of a parsed value agree, on the frame and on
+  // the value alone, and match the depth the generator built.
+  Status scanned = base::CheckJsonDepth(frame, limit, "a value in the request", 2);
+  bool too_deep = frame_depth > limit + 2;
+  if (scanned.ok() == too_deep) DeepViolation("the scanner missed the depth", frame);
+  if (v.text.size() < (8u << 20)) {
+    Json parsed = Json::parse(v.text, nullptr, /*allow_exceptions=*/false);
+    if (parsed.is_discarded()) DeepViolation("the generator wrote text that is not JSON", v.text);
+    Status a = base::CheckJsonDepth(v.text, limit);
+    Status b = base::CheckJsonValueDepth(parsed, limit);
+    if (a.ok() != b.ok() || a.message() != b.message() || a.ok() != (v.depth <= limit)) {
+      DeepViolation("text and value checks disagree: " + a.message() + " / " + b.message(), v.text);
+    }
+  }
+
+  // The transport: refused before parsing when too deep, with InvalidInput.
+  RequestFrame f = ParseRequestFrame(frame, 1u << 30, limit);
+  if (too_deep) {
+    if (f.ok || f.error_code != "InvalidInput") DeepViolation("a deep frame got through", frame);
+  } else if (where != 4 || v.depth == 0) {
+    if (!f.ok) DeepViolation("a frame within the limit was refused: " + f.error_message, frame);
+  }
+  if (f.ok) {
+    Env().Call(f.method, conn_byte, f.params);  // the method's own checks, as the server runs them
+  } else if (where != 4 && value_depth <= 5000) {
+    // Past the transport (a caller that builds params itself): the dispatcher
+    // refuses them as InvalidInput, without recursing.
+    Json params = Json::parse(params_text, nullptr, /*allow_exceptions=*/false);
+    std::string code = Env().Call(method, conn_byte, params);
+    if (code != "InvalidInput") DeepViolation("deep params got " + code, params_text);
+  }
 }
 
 }  // namespace smithers::gateway::fuzz
