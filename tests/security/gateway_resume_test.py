@@ -110,7 +110,7 @@ class GatewayResumeTest(E2ETest):
 
     def test_resume_after_approval(self):
         self.start()
-        token = self.token("run:write,approval:submit")
+        token = self.token("run:write,approval:submit", "--user", "ops")  # GATE's owner
         self.launch("gate", "g1", {"name": "alice"}, token)
         self.wait_run("g1", token, status=("waiting-approval",))
         code, r = self.rpc("submitApproval", {"runId": "g1", "nodeId": "ship", "approved": True},

@@ -344,7 +344,7 @@ class JsonDepthTest(E2ETest):
 
     def test_an_unloadable_row_fails_its_run_in_the_gateway(self):
         self.start()
-        token = self.token("run:write,approval:submit")
+        token = self.token("run:write,approval:submit", "--user", "ops")  # ROWS' owner
         code, r = self.rpc("launchRun", {"workflow": "rows", "runId": "r2"}, token)
         self.assertEqual(code, 200, r)
         self.wait_run("r2", token, status=("waiting-approval",))
