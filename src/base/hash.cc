@@ -100,8 +100,9 @@ bool ParseDurationMs(std::string_view text, long long* ms) {
   size_t i = 0;
   long long n = 0;
   while (i < text.size() && std::isdigit(static_cast<unsigned char>(text[i]))) {
-    if (n > (1LL << 50)) return false;
-    n = n * 10 + (text[i] - '0');
+    if (__builtin_mul_overflow(n, 10LL, &n) || __builtin_add_overflow(n, text[i] - '0', &n)) {
+      return false;
+    }
     ++i;
   }
   if (i == 0) return false;
@@ -113,7 +114,11 @@ bool ParseDurationMs(std::string_view text, long long* ms) {
   if (unit == "h") mult = 60LL * 60 * 1000;
   if (unit == "d") mult = 24LL * 60 * 60 * 1000;
   if (mult == 0) return false;
-  *ms = n * mult;
+  // A value past what milliseconds since 1970 can hold is malformed, not a
+  // wrapped (negative or small) duration.
+  long long out = 0;
+  if (__builtin_mul_overflow(n, mult, &out)) return false;
+  *ms = out;
   return true;
 }
 

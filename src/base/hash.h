@@ -21,7 +21,8 @@ std::string FormatIsoTime(long long epoch_ms);
 bool ParseIsoTime(std::string_view text, long long* epoch_ms);
 
 // Parses a duration "500ms", "30s", "5m", "2h", "7d" (or a bare number of
-// milliseconds) into milliseconds. False when malformed or negative.
+// milliseconds) into milliseconds. False when malformed, negative, or more
+// milliseconds than a long long holds (never a wrapped value).
 bool ParseDurationMs(std::string_view text, long long* ms);
 
 }  // namespace smithers::base

@@ -47,5 +47,18 @@ TEST(ParseDurationMs, Units) {
   }
 }
 
+TEST(ParseDurationMs, RefusesWhatOverflows) {
+  long long ms = 0;
+  // 99999999999999 days is about 8.6e21 ms: more than a long long holds.
+  for (const char* big : {"99999999999999d", "9223372036854775808", "9223372036854775808ms",
+                          "106751991168d", "99999999999999999999999999s"}) {
+    EXPECT_FALSE(ParseDurationMs(big, &ms)) << big;
+  }
+  ASSERT_TRUE(ParseDurationMs("9223372036854775807", &ms));
+  EXPECT_EQ(ms, 9223372036854775807LL);
+  ASSERT_TRUE(ParseDurationMs("106751991167d", &ms));
+  EXPECT_EQ(ms, 106751991167LL * 86400000LL);
+}
+
 }  // namespace
 }  // namespace smithers::base
