@@ -567,11 +567,23 @@ struct SqliteOptions {
   std::string path;                  // database file; parent folders are created
   std::string synchronous = "FULL";  // FULL (default, durable) or NORMAL
   int busy_timeout_ms = 30000;
+  // Open for reading only (SQLITE_OPEN_READONLY): nothing is created,
+  // migrated or written, so a user who may only read the files can use it.
+  // Every write fails with FailedPrecondition.
+  bool read_only = false;
+  // What a new database file and the folders created for it get: 0600 and
+  // 0700, or with group_readable 0640 and 0750 (for an operators' group).
+  // The -wal and -shm files take the database file's mode. Existing files
+  // and folders keep theirs.
+  bool group_readable = false;
 };
 
-// Opens (creating if needed) a SQLite database, enables WAL and foreign keys
-// (checked), and creates or migrates the internal tables. FailedPrecondition
-// when the database was written by a newer build of Smithers.
+// Opens (creating if needed) a SQLite database, enables WAL (kept on close,
+// so read-only openers find it) and foreign keys (checked), and creates or
+// migrates the internal tables. FailedPrecondition when the database was
+// written by a newer build of Smithers, when a writable open finds the file
+// read-only for this user, and, for a read-only open, when the file does
+// not exist or still needs a migration.
 Result<std::unique_ptr<Store>> OpenSqliteStore(const SqliteOptions& options);
 
 // The schema version this build writes (highest migration id).

@@ -1,5 +1,8 @@
 #include "cli/common.h"
 
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdlib>
 #include <iostream>
 
@@ -22,7 +25,13 @@ int ExitFor(const Status& s) {
 }
 
 Result<std::unique_ptr<Store>> Open(const Global& g) {
-  return OpenSqliteStore({.path = g.db, .synchronous = g.synchronous});
+  return OpenSqliteStore(
+      {.path = g.db, .synchronous = g.synchronous, .group_readable = g.group_readable});
+}
+
+Result<std::unique_ptr<Store>> OpenForRead(const Global& g) {
+  if (access(g.db.c_str(), F_OK) != 0 && errno == ENOENT) return Open(g);
+  return OpenSqliteStore({.path = g.db, .synchronous = g.synchronous, .read_only = true});
 }
 
 namespace {
@@ -55,6 +64,8 @@ Clock& CliClock() {
   }();
   return *clock;
 }
+
+bool ClockShifted() { return std::getenv("SMITHERS_CLOCK_OFFSET_MS") != nullptr; }
 
 std::string Ago(int64_t then_ms) {
   if (then_ms == 0) return "-";

@@ -22,6 +22,9 @@ struct Global {
   bool json = false;
   // How deep a JSON value may nest (base/json_limits.h); --max-json-depth.
   int max_json_depth = 64;
+  // --group-readable: a new database (and its -wal, -shm, folders, logs)
+  // 0640 in 0750 folders instead of 0600 in 0700.
+  bool group_readable = false;
 };
 
 // Prints "smithers: MESSAGE" on stderr and returns `code`.
@@ -30,11 +33,20 @@ int Fail(int code, const std::string& message);
 // Errors the user can fix by changing what they typed exit 4; the rest 1.
 int ExitFor(const Status& s);
 
+// Opens the database for reading and writing, creating it (and its folder)
+// if needed.
 Result<std::unique_ptr<Store>> Open(const Global& g);
+// Opens it read-only (ps, inspect, events, token list): works for a user who
+// may only read the files. A database that does not exist yet is created by
+// Open as before (there is nothing to read).
+Result<std::unique_ptr<Store>> OpenForRead(const Global& g);
 
-// The wall clock, shifted by SMITHERS_CLOCK_OFFSET_MS when that is set (tests
-// use it to move time forward across processes: timers, escalations, TTLs).
+// The wall clock, shifted by SMITHERS_CLOCK_OFFSET_MS when that is set (a
+// test hook to move time forward across processes: timers, escalations,
+// cron). Token lifetimes never use it: they use SystemClock().
 Clock& CliClock();
+// True when SMITHERS_CLOCK_OFFSET_MS is set (to anything).
+bool ClockShifted();
 
 // "3s ago", "5m ago", ...
 std::string Ago(int64_t then_ms);

@@ -194,7 +194,7 @@ Json TokenTotals(const std::vector<AttemptRecord>& attempts) {
 }
 
 int Ps(const Global& g, const std::string& status, int limit) {
-  auto store = Open(g);
+  auto store = OpenForRead(g);
   if (!store.ok()) return Fail(ExitFor(store.status()), store.status().message());
   auto runs = (*store)->ListRuns({.status = status, .limit = limit});
   if (!runs.ok()) return Fail(kExitFailed, runs.status().message());
@@ -218,7 +218,7 @@ int Ps(const Global& g, const std::string& status, int limit) {
 }
 
 int Inspect(const Global& g, const std::string& run_id) {
-  auto store = Open(g);
+  auto store = OpenForRead(g);
   if (!store.ok()) return Fail(ExitFor(store.status()), store.status().message());
   Store& s = **store;
   auto run = s.GetRun(run_id);
@@ -385,7 +385,7 @@ int Inspect(const Global& g, const std::string& run_id) {
 }
 
 int Events(const Global& g, const std::string& run_id, int64_t since, bool follow) {
-  auto store = Open(g);
+  auto store = OpenForRead(g);
   if (!store.ok()) return Fail(ExitFor(store.status()), store.status().message());
   Store& s = **store;
   auto run = s.GetRun(run_id);
@@ -469,6 +469,9 @@ int Main(int argc, char** argv) {
   app.add_option("--synchronous", g.synchronous,
                  "SQLite synchronous mode: FULL (durable, default) or NORMAL")
       ->capture_default_str();
+  app.add_flag("--group-readable", g.group_readable,
+               "Create the database, its folder and logs readable by the group (0640 in 0750) "
+               "instead of by the owner only (0600 in 0700)");
 
   UpArgs up;
   auto* up_cmd = app.add_subcommand("up", "Run a workflow module (or resume a run)");

@@ -46,7 +46,11 @@ int Supervise(const Global& g, const SuperviseArgs& a, const std::string& self_e
   Store& s = **store;
   const std::string db = Absolute(g.db);
   const std::string log_dir = db.substr(0, db.rfind('/')) + "/logs";
-  mkdir(log_dir.c_str(), 0755);
+  // Like the database: the owner only (0700, logs 0600), or with
+  // --group-readable the group too; an existing folder keeps its mode.
+  const mode_t log_dir_mode = g.group_readable ? 0750 : 0700;
+  const mode_t log_mode = g.group_readable ? 0640 : 0600;
+  if (mkdir(log_dir.c_str(), log_dir_mode) == 0) chmod(log_dir.c_str(), log_dir_mode);
   const std::string& me = ThisProcessOwnerId();
   signal(SIGINT, OnStop);
   signal(SIGTERM, OnStop);
@@ -96,7 +100,7 @@ int Supervise(const Global& g, const SuperviseArgs& a, const std::string& self_e
     }
     if (pid == 0) {
       setsid();  // the run outlives a Ctrl-C of the supervisor
-      int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+      int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, log_mode);
       if (fd >= 0) {
         dup2(fd, STDOUT_FILENO);
         dup2(fd, STDERR_FILENO);

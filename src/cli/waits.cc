@@ -108,13 +108,20 @@ int Decide(const Global& g, const DecideArgs& a, bool approved) {
 }
 
 int Approvals(const Global& g, const std::string& run_id) {
-  auto store = Open(g);
+  // A user who may only read the database still sees the requests.
+  bool writable = access(g.db.c_str(), F_OK) != 0 || access(g.db.c_str(), W_OK) == 0;
+  auto store = writable ? Open(g) : OpenForRead(g);
   if (!store.ok()) return Fail(ExitFor(store.status()), store.status().message());
   Store& s = **store;
   int64_t now = CliClock().NowMs();
   // Whoever looks sees the current owner: hand over what is due first.
-  auto escalated = s.EscalateDueApprovals(run_id, now);
-  if (!escalated.ok()) return Fail(kExitFailed, escalated.status().message());
+  if (writable) {
+    auto escalated = s.EscalateDueApprovals(run_id, now);
+    if (!escalated.ok()) return Fail(kExitFailed, escalated.status().message());
+  } else {
+    std::cerr << "note: " << g.db << " is read-only for you; due escalations are left to the "
+              << "Gateway or `smithers supervise`\n";
+  }
   auto rows = s.ListApprovals({.run_id = run_id, .status = "requested"});
   if (!rows.ok()) return Fail(kExitFailed, rows.status().message());
   Json list = Json::array();

@@ -111,11 +111,10 @@ Status Statement::Error(int rc) const {
                               (cut ? "...`" : "`"));
 }
 
-Result<Database> Database::Open(const std::string& path) {
+Result<Database> Database::Open(const std::string& path, bool read_only) {
   sqlite3* raw = nullptr;
-  int rc =
-      sqlite3_open_v2(path.c_str(), &raw,
-                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+  int flags = read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+  int rc = sqlite3_open_v2(path.c_str(), &raw, flags | SQLITE_OPEN_NOMUTEX, nullptr);
   // sqlite3_open_v2 hands back a handle to close even when it fails.
   Database db(raw);
   if (rc != SQLITE_OK) return SqliteStatus(rc, "open " + path + ": " + Describe(raw, rc));

@@ -91,8 +91,9 @@ class Statement {
 // One connection. Move-only; closed on destruction.
 class Database {
  public:
-  // Opens (creating) the file at `path`. Sets no pragmas.
-  static Result<Database> Open(const std::string& path);
+  // Opens (creating) the file at `path`, or with `read_only` opens an
+  // existing one for reading only. Sets no pragmas.
+  static Result<Database> Open(const std::string& path, bool read_only = false);
 
   Database(Database&&) noexcept = default;
   Database& operator=(Database&&) noexcept = default;

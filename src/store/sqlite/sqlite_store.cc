@@ -4,7 +4,14 @@
 // caller groups them with BeginRead/EndRead.
 #include "store/sqlite/sqlite_store.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <array>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <iterator>
 #include <map>
@@ -1418,24 +1425,101 @@ Result<std::string> NormalizeSynchronous(const std::string& value) {
   return InvalidArgumentError("synchronous must be FULL or NORMAL, not \"" + value + "\"");
 }
 
+// Creates the folders up to the database (0700, or 0750 with
+// group_readable) and the database file itself (0600 / 0640), each only when
+// it does not exist yet: SQLite gives the -wal and -shm files the database
+// file's mode. Existing folders and files keep their modes.
+Status CreateDatabaseFile(const SqliteOptions& options) {
+  const mode_t dir_mode = options.group_readable ? 0750 : 0700;
+  const mode_t file_mode = options.group_readable ? 0640 : 0600;
+  const std::filesystem::path parent = std::filesystem::path(options.path).parent_path();
+  std::filesystem::path at;
+  for (const std::filesystem::path& part : parent) {
+    at /= part;
+    if (mkdir(at.c_str(), dir_mode) == 0) {
+      chmod(at.c_str(), dir_mode);  // exactly, whatever the umask
+    } else if (errno != EEXIST) {
+      return FailedPreconditionError("cannot create directory " + at.string() + ": " +
+                                     strerror(errno));
+    }
+  }
+  int fd =
+      open(options.path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, file_mode);
+  if (fd >= 0) {
+    fchmod(fd, file_mode);
+    close(fd);
+  } else if (errno != EEXIST) {
+    return FailedPreconditionError("cannot create " + options.path + ": " + strerror(errno));
+  }
+  return Status::Ok();
+}
+
+// A connection that only reads: no folder or file is created, no pragma
+// written, no migration run (a database an older build wrote must be opened
+// once for writing first).
+Result<std::unique_ptr<Store>> OpenReadOnly(const SqliteOptions& options, int max_migration) {
+  if (access(options.path.c_str(), F_OK) != 0) {
+    return FailedPreconditionError("no database at " + options.path);
+  }
+  SMITHERS_ASSIGN_OR_RETURN(Database db, Database::Open(options.path, /*read_only=*/true));
+  sqlite3_busy_timeout(db.handle(), options.busy_timeout_ms);
+  SMITHERS_RETURN_IF_ERROR(db.Exec("PRAGMA foreign_keys=ON"));
+  Result<std::string> version =
+      db.QueryText("SELECT COALESCE(MAX(id), 0) FROM _smithers_schema_migrations");
+  if (!version.ok()) {
+    if (version.status().message().find("no such table") != std::string::npos) {
+      return FailedPreconditionError(options.path +
+                                     " holds no Smithers tables yet (nothing has been run)");
+    }
+    if (version.status().code() == StatusCode::kUnavailable) {
+      return FailedPreconditionError("cannot read " + options.path + ": " +
+                                     version.status().message() +
+                                     " (the database, its -wal and -shm files must be readable "
+                                     "by this user)");
+    }
+    return version.status();
+  }
+  const int have = std::atoi(version->c_str());
+  if (have > max_migration) {
+    return FailedPreconditionError("database schema version " + std::to_string(have) +
+                                   " was written by a newer Smithers (this build knows up to " +
+                                   std::to_string(max_migration) + "); upgrade smithers");
+  }
+  if (have < max_migration) {
+    return FailedPreconditionError("database schema version " + std::to_string(have) +
+                                   " is older than this build's " + std::to_string(max_migration) +
+                                   "; open it once with a command that writes (smithers up, "
+                                   "gateway, supervise) to migrate it");
+  }
+  auto store = std::make_unique<SqliteStore>(std::move(db));
+  SMITHERS_RETURN_IF_ERROR(store->PrepareStatements(max_migration));
+  return std::unique_ptr<Store>(std::move(store));
+}
+
 Result<std::unique_ptr<Store>> OpenStore(const SqliteOptions& options, int max_migration) {
   if (options.path.empty()) return InvalidArgumentError("no database path given");
   SMITHERS_ASSIGN_OR_RETURN(std::string synchronous, NormalizeSynchronous(options.synchronous));
   if (options.busy_timeout_ms < 0) return InvalidArgumentError("busy_timeout_ms is negative");
 
-  const std::filesystem::path parent = std::filesystem::path(options.path).parent_path();
-  if (!parent.empty()) {
-    std::error_code error;
-    std::filesystem::create_directories(parent, error);
-    if (error) {
-      return FailedPreconditionError("cannot create directory " + parent.string() + ": " +
-                                     error.message());
-    }
-  }
+  if (options.read_only) return OpenReadOnly(options, max_migration);
+  SMITHERS_RETURN_IF_ERROR(CreateDatabaseFile(options));
 
   SMITHERS_ASSIGN_OR_RETURN(Database db, Database::Open(options.path));
+  if (sqlite3_db_readonly(db.handle(), "main") == 1) {
+    // SQLite falls back to reading when it may not write; every write would
+    // then fail later with a less helpful message.
+    return FailedPreconditionError(
+        options.path +
+        " is read-only for this user (read commands such as ps, inspect and events open it "
+        "read-only and work)");
+  }
   // Before anything that takes a lock: another process may be migrating.
   sqlite3_busy_timeout(db.handle(), options.busy_timeout_ms);
+  // Keep the -wal and -shm files when the last connection closes: a user who
+  // may read the database but not create files beside it can then open it
+  // read-only. journal_size_limit truncates the kept WAL.
+  int persist = 1;
+  sqlite3_file_control(db.handle(), "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
   // Two connections switching a fresh file to WAL at once: one may get
   // SQLITE_BUSY at once, SQLite skipping the busy handler where waiting could
   // deadlock. Retried within the busy timeout (seen in a test of 8 openers).
@@ -1451,6 +1535,7 @@ Result<std::unique_ptr<Store>> OpenStore(const SqliteOptions& options, int max_m
     return FailedPreconditionError("cannot use WAL journaling (journal_mode is " + journal_mode +
                                    ")");
   }
+  SMITHERS_RETURN_IF_ERROR(db.Exec("PRAGMA journal_size_limit=67108864"));
   SMITHERS_RETURN_IF_ERROR(db.Exec("PRAGMA synchronous=" + synchronous));
   SMITHERS_RETURN_IF_ERROR(db.Exec("PRAGMA foreign_keys=ON"));
   // The pragma is silently ignored by builds without foreign-key support, and
