@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "cli/common.h"
 #include "gateway/gateway.h"
@@ -51,6 +52,9 @@ int Supervise(const Global& g, const SuperviseArgs& a, const std::string& self_e
 struct TokenIssueArgs {
   std::string scopes = "run:read";
   std::string ttl = "1h";
+  bool ttl_given = false;       // --ttl was on the command line
+  bool no_expiry = false;       // --no-expiry: a token that never expires (explicit)
+  std::string max_ttl = "30d";  // --max-ttl: the longest --ttl accepted
   std::string user;
   std::string role = "operator";
   std::string label;
@@ -72,6 +76,8 @@ class ServerCommands {
   Global& g_;
   gateway::GatewayOptions gw_;
   std::string config_path_, jwt_secret_env_, jwt_secret_file_, proxy_scopes_;
+  std::vector<std::string> trusted_proxies_;
+  std::string max_token_ttl_;
   TokenIssueArgs issue_;
   CLI::App* gw_cmd_ = nullptr;
   CLI::App* token_cmd_ = nullptr;
@@ -79,8 +85,10 @@ class ServerCommands {
   CLI::App* list_cmd_ = nullptr;
   CLI::App* revoke_cmd_ = nullptr;
   CLI::App* rotate_cmd_ = nullptr;
-  std::string token_id_, overlap_ = "5m", rotate_ttl_;
+  std::string token_id_, overlap_ = "5m", rotate_ttl_, rotate_max_ttl_ = "30d";
+  bool rotate_no_expiry_ = false;
   std::string list_tokens_file_;  // token list --tokens
+  std::string list_max_ttl_;      // token list --max-ttl: flag grants over it
 };
 
 }  // namespace smithers::cli

@@ -27,7 +27,9 @@ std::vector<std::string> SplitList(const std::string& s) {
   return out;
 }
 
-Json GrantJson(const TokenGrant& t, int64_t now) {
+// A grant as `token list --json` shows it. `max_ttl_ms` > 0 adds
+// overMaxTtl (a lifetime over it, or no expiry), for `doctor`-style checks.
+Json GrantJson(const TokenGrant& t, int64_t now, int64_t max_ttl_ms = 0) {
   std::string state = "active";
   if (t.revoked_at_ms != 0 && t.revoked_at_ms <= now) {
     state = "revoked";
@@ -36,19 +38,26 @@ Json GrantJson(const TokenGrant& t, int64_t now) {
   } else if (t.revoked_at_ms != 0) {
     state = "rotating";
   }
-  return {{"tokenId", t.token_id},
-          {"scopes", t.scopes},
-          {"role", t.role},
-          {"userId", t.user_id.empty() ? Json() : Json(t.user_id)},
-          {"label", t.label},
-          {"issuedAtMs", t.issued_at_ms},
-          {"expiresAtMs", t.expires_at_ms == 0 ? Json() : Json(t.expires_at_ms)},
-          {"revokedAtMs", t.revoked_at_ms == 0 ? Json() : Json(t.revoked_at_ms)},
-          {"replacedBy", t.replaced_by.empty() ? Json() : Json(t.replaced_by)},
-          {"state", state}};
+  Json j = {{"tokenId", t.token_id},
+            {"scopes", t.scopes},
+            {"role", t.role},
+            {"userId", t.user_id.empty() ? Json() : Json(t.user_id)},
+            {"label", t.label},
+            {"issuedAtMs", t.issued_at_ms},
+            {"expiresAtMs", t.expires_at_ms == 0 ? Json() : Json(t.expires_at_ms)},
+            {"noExpiry", t.expires_at_ms == 0},
+            {"revokedAtMs", t.revoked_at_ms == 0 ? Json() : Json(t.revoked_at_ms)},
+            {"replacedBy", t.replaced_by.empty() ? Json() : Json(t.replaced_by)},
+            {"state", state}};
+  if (max_ttl_ms > 0) {
+    j["overMaxTtl"] = t.expires_at_ms == 0 || t.expires_at_ms - t.issued_at_ms > max_ttl_ms;
+  }
+  return j;
 }
 
-// Mints a token, stores its grant, prints the token once.
+// Mints a token, stores its grant, prints the token once. Its lifetime is
+// --ttl (at most --max-ttl), or none with an explicit --no-expiry. Times are
+// the real clock's: the test hook SMITHERS_CLOCK_OFFSET_MS never moves them.
 int Issue(const Global& g, const TokenIssueArgs& a, const std::string& replaces = "",
           int64_t overlap_ms = 0) {
   std::vector<std::string> scopes = SplitList(a.scopes);
@@ -59,15 +68,21 @@ int Issue(const Global& g, const TokenIssueArgs& a, const std::string& replaces 
     }
   }
   if (scopes.empty()) return Fail(kExitBadInput, "--scopes is empty");
-  long long ttl = 0;
-  if (a.ttl != "never" && (!base::ParseDurationMs(a.ttl, &ttl) || ttl <= 0)) {
-    return Fail(kExitBadInput, "--ttl \"" + a.ttl + "\" is not a duration like 1h (or never)");
+  Result<int64_t> max_ttl = gateway::ParseMaxTokenTtl(a.max_ttl);
+  if (!max_ttl.ok()) return Fail(kExitBadInput, "--max-ttl " + max_ttl.status().message());
+  int64_t ttl = 0;
+  if (a.no_expiry) {
+    if (a.ttl_given) return Fail(kExitBadInput, "--ttl and --no-expiry exclude each other");
+  } else {
+    Result<int64_t> parsed = gateway::ParseTokenTtl(a.ttl, *max_ttl);
+    if (!parsed.ok()) return Fail(kExitBadInput, "--ttl " + parsed.status().message());
+    ttl = *parsed;
   }
   auto store = Open(g);
   if (!store.ok()) return Fail(ExitFor(store.status()), store.status().message());
   Result<gateway::MintedToken> t = gateway::MintToken();
   if (!t.ok()) return Fail(kExitFailed, t.status().message());
-  int64_t now = CliClock().NowMs();
+  int64_t now = SystemClock().NowMs();
   TokenGrant grant{.token_id = t->id,
                    .token_hash = t->hash,
                    .scopes = scopes,
@@ -90,7 +105,8 @@ int Issue(const Global& g, const TokenIssueArgs& a, const std::string& replaces 
   } else {
     std::cout << t->token << "\n";
     std::cerr << "token " << grant.token_id << " (" << a.scopes << ")"
-              << (ttl > 0 ? ", expires " + base::FormatIsoTime(grant.expires_at_ms) : "")
+              << (ttl > 0 ? ", expires " + base::FormatIsoTime(grant.expires_at_ms)
+                          : ", NO EXPIRY (--no-expiry)")
               << (replaces.empty() ? "" : "; replaces " + replaces) << ". It is shown only once.\n";
   }
   return kExitOk;
@@ -98,18 +114,21 @@ int Issue(const Global& g, const TokenIssueArgs& a, const std::string& replaces 
 
 // The database's grants, then those of `tokens_file` (the Gateway's
 // --tokens) if given; each says where it comes from.
-int List(const Global& g, const std::string& tokens_file) {
+int List(const Global& g, const std::string& tokens_file, const std::string& max_ttl_text) {
+  Result<int64_t> max_ttl = gateway::ParseMaxTokenTtl(max_ttl_text);
+  if (!max_ttl.ok()) return Fail(kExitBadInput, "--max-ttl " + max_ttl.status().message());
+  int64_t now = SystemClock().NowMs();
   Result<gateway::FileGrants> file = gateway::FileGrants{};
   if (!tokens_file.empty()) file = gateway::ReadTokenFile(tokens_file);
   if (!file.ok()) return Fail(kExitBadInput, file.status().message());
-  auto store = Open(g);
+  gateway::ApplyTokenPolicy(&*file, *max_ttl, now);
+  auto store = OpenForRead(g);
   if (!store.ok()) return Fail(ExitFor(store.status()), store.status().message());
   auto rows = (*store)->ListTokens();
   if (!rows.ok()) return Fail(kExitFailed, rows.status().message());
-  int64_t now = CliClock().NowMs();
   Json all = Json::array();
   for (const TokenGrant& t : *rows) {
-    all.push_back(GrantJson(t, now));
+    all.push_back(GrantJson(t, now, *max_ttl));
     all.back()["source"] = "database";
   }
   for (const auto& [hash, f] : file->by_hash) {
@@ -121,8 +140,13 @@ int List(const Global& g, const std::string& tokens_file) {
                              .issued_at_ms = f.issued_at_ms,
                              .expires_at_ms = f.expires_at_ms,
                              .revoked_at_ms = f.revoked_at_ms},
-                            now));
+                            now, *max_ttl));
     all.back()["source"] = "file";
+    if (!f.refused.empty()) {
+      // The Gateway ignores such a grant (docs/gateway.md "Token lifetimes").
+      all.back()["state"] = "refused";
+      all.back()["refused"] = f.refused;
+    }
   }
   if (g.json) {
     std::cout << Json({{"tokens", all}}).dump(2) << "\n";
@@ -136,9 +160,14 @@ int List(const Global& g, const std::string& tokens_file) {
               << scopes
               << "  user=" << (t["userId"].is_null() ? "-" : t["userId"].get<std::string>())
               << "  expires="
-              << (t["expiresAtMs"].is_null() ? "never"
+              << (t["expiresAtMs"].is_null() ? "NO-EXPIRY"
                                              : base::FormatIsoTime(t["expiresAtMs"].get<int64_t>()))
-              << (t["source"] == "file" ? "  source=" + tokens_file : "") << "\n";
+              << (t.value("overMaxTtl", false)
+                      ? "  over-max-ttl(" + gateway::FormatDurationMs(*max_ttl) + ")"
+                      : "")
+              << (t["source"] == "file" ? "  source=" + tokens_file : "")
+              << (t.contains("refused") ? "  refused: " + t["refused"].get<std::string>() : "")
+              << "\n";
   }
   return kExitOk;
 }
@@ -146,7 +175,7 @@ int List(const Global& g, const std::string& tokens_file) {
 int Revoke(const Global& g, const std::string& id) {
   auto store = Open(g);
   if (!store.ok()) return Fail(ExitFor(store.status()), store.status().message());
-  Status s = (*store)->RevokeToken(id, CliClock().NowMs(), "");
+  Status s = (*store)->RevokeToken(id, SystemClock().NowMs(), "");
   if (!s.ok()) return Fail(ExitFor(s), s.message());
   std::cerr << "token " << id << " revoked\n";
   return kExitOk;
@@ -167,7 +196,7 @@ int Rotate(const Global& g, const std::string& id, const std::string& overlap, T
     if (t.token_id == id) old = &t;
   }
   if (old == nullptr) return Fail(kExitBadInput, "no token with id " + id);
-  int64_t now = CliClock().NowMs();
+  int64_t now = SystemClock().NowMs();
   if (old->revoked_at_ms != 0 && old->revoked_at_ms <= now) {
     return Fail(kExitBadInput, "token " + id + " is revoked; issue a new one");
   }
@@ -177,10 +206,12 @@ int Rotate(const Global& g, const std::string& id, const std::string& overlap, T
   a.role = old->role;
   a.user = old->user_id;
   a.label = old->label;
-  if (!ttl_given) {
-    a.ttl = old->expires_at_ms == 0 ? "never"
-                                    : std::to_string(old->expires_at_ms - old->issued_at_ms) + "ms";
+  if (!ttl_given && !a.no_expiry) {
+    // The old token's lifetime; one issued with --no-expiry stays without.
+    a.no_expiry = old->expires_at_ms == 0;
+    a.ttl = std::to_string(old->expires_at_ms - old->issued_at_ms) + "ms";
   }
+  a.ttl_given = ttl_given;
   store->reset();
   return Issue(g, a, id, overlap_ms);
 }
@@ -221,6 +252,12 @@ ServerCommands::ServerCommands(CLI::App& app, Global& g) : app_(app), g_(g) {
                       "A browser origin (scheme://host[:port]) whose requests are served, in "
                       "every auth mode; repeatable. With any given, a request carrying another "
                       "Origin gets 403 (requests without Origin pass)");
+  gw_cmd_->add_option("--trusted-proxy", trusted_proxies_,
+                      "A peer address or CIDR block whose identity headers are believed "
+                      "(--auth trusted-proxy needs at least one; repeat for more)");
+  gw_cmd_->add_option("--max-token-ttl", max_token_ttl_,
+                      "The longest lifetime a --tokens grant may have (default 30d); a grant "
+                      "without an expiry or over it is ignored and logged");
   gw_cmd_->add_option("--heartbeat-ms", gw_.heartbeat_ms, "WebSocket tick period")
       ->capture_default_str();
   gw_cmd_->add_option("--max-connections", gw_.max_connections, "Authenticated WebSockets")
@@ -262,7 +299,11 @@ ServerCommands::ServerCommands(CLI::App& app, Global& g) : app_(app), g_(g) {
                    "signal:submit cron:read cron:write *, a method name, or read/execute/"
                    "approve/admin")
       ->capture_default_str();
-  issue_cmd_->add_option("--ttl", issue_.ttl, "Lifetime (30m, 1h, 7d) or never")
+  issue_cmd_->add_option("--ttl", issue_.ttl, "Lifetime (30m, 1h, 7d), at most --max-ttl")
+      ->capture_default_str();
+  issue_cmd_->add_flag("--no-expiry", issue_.no_expiry,
+                       "A token that never expires (shown as NO-EXPIRY by `token list`)");
+  issue_cmd_->add_option("--max-ttl", issue_.max_ttl, "The longest --ttl accepted")
       ->capture_default_str();
   issue_cmd_->add_option("-u,--user,--user-id", issue_.user, "User id recorded as the actor");
   issue_cmd_->add_option("--role", issue_.role, "Role")->capture_default_str();
@@ -270,6 +311,12 @@ ServerCommands::ServerCommands(CLI::App& app, Global& g) : app_(app), g_(g) {
   list_cmd_ = token_cmd_->add_subcommand("list", "Show grants (never the tokens)");
   list_cmd_->add_option("--tokens", list_tokens_file_,
                         "Also show the grants of this tokens file (the Gateway's --tokens)");
+  list_max_ttl_ = "30d";
+  list_cmd_
+      ->add_option("--max-ttl", list_max_ttl_,
+                   "Flag grants without an expiry or with a longer lifetime (overMaxTtl); "
+                   "tokens-file grants over it are shown as refused, as the Gateway treats them")
+      ->capture_default_str();
   revoke_cmd_ = token_cmd_->add_subcommand("revoke", "Revoke a token at once");
   revoke_cmd_->add_option("id", token_id_, "Token id (from `token list`)")->required();
   rotate_cmd_ = token_cmd_->add_subcommand(
@@ -279,18 +326,26 @@ ServerCommands::ServerCommands(CLI::App& app, Global& g) : app_(app), g_(g) {
       ->capture_default_str();
   rotate_cmd_->add_option("--ttl", rotate_ttl_,
                           "Lifetime of the new token (default: the old one's)");
+  rotate_cmd_->add_flag("--no-expiry", rotate_no_expiry_, "The new token never expires");
+  rotate_cmd_->add_option("--max-ttl", rotate_max_ttl_, "The longest lifetime accepted")
+      ->capture_default_str();
   for (auto* cmd : {issue_cmd_, list_cmd_, revoke_cmd_, rotate_cmd_}) {
     cmd->add_flag("--json", g.json, "Print one JSON document on stdout");
   }
 }
 
 int ServerCommands::Run() {
-  if (issue_cmd_->parsed()) return Issue(g_, issue_);
-  if (list_cmd_->parsed()) return List(g_, list_tokens_file_);
+  if (issue_cmd_->parsed()) {
+    issue_.ttl_given = issue_cmd_->count("--ttl") > 0;
+    return Issue(g_, issue_);
+  }
+  if (list_cmd_->parsed()) return List(g_, list_tokens_file_, list_max_ttl_);
   if (revoke_cmd_->parsed()) return Revoke(g_, token_id_);
   if (rotate_cmd_->parsed()) {
     TokenIssueArgs a;
     if (!rotate_ttl_.empty()) a.ttl = rotate_ttl_;
+    a.no_expiry = rotate_no_expiry_;
+    a.max_ttl = rotate_max_ttl_;
     return Rotate(g_, token_id_, overlap_, a, !rotate_ttl_.empty());
   }
   if (!gw_cmd_->parsed()) return -1;
@@ -299,9 +354,19 @@ int ServerCommands::Run() {
 
 int ServerCommands::Gateway() {
   gw_.proxy_default_scopes = SplitList(proxy_scopes_);
+  gw_.trusted_proxies.clear();
+  for (const std::string& p : trusted_proxies_) {
+    for (const std::string& one : SplitList(p)) gw_.trusted_proxies.push_back(one);
+  }
+  if (!max_token_ttl_.empty()) {
+    Result<int64_t> max_ttl = gateway::ParseMaxTokenTtl(max_token_ttl_);
+    if (!max_ttl.ok()) return Fail(kExitBadInput, "--max-token-ttl " + max_ttl.status().message());
+    gw_.max_token_ttl_ms = *max_ttl;
+  }
   gw_.db_path = g_.db;
   gw_.synchronous = g_.synchronous;
   gw_.max_json_depth = g_.max_json_depth;
+  gw_.group_readable = g_.group_readable;
   gateway::GatewayOptions o = gw_;
   std::string secret_env = jwt_secret_env_, secret_file = jwt_secret_file_;
   if (!config_path_.empty()) {
@@ -324,6 +389,9 @@ int ServerCommands::Gateway() {
     if (given("--jwt-audience")) o.jwt.audience = gw_.jwt.audience;
     if (given("--proxy-default-scopes")) o.proxy_default_scopes = gw_.proxy_default_scopes;
     if (given("--allowed-origin")) o.allowed_origins = gw_.allowed_origins;
+    if (given("--trusted-proxy")) o.trusted_proxies = gw_.trusted_proxies;
+    if (given("--max-token-ttl")) o.max_token_ttl_ms = gw_.max_token_ttl_ms;
+    if (app_.count("--group-readable") > 0) o.group_readable = true;
     if (given("--heartbeat-ms")) o.heartbeat_ms = gw_.heartbeat_ms;
     if (given("--max-connections")) o.max_connections = gw_.max_connections;
     if (given("--max-body-bytes")) o.max_body_bytes = gw_.max_body_bytes;
@@ -359,8 +427,18 @@ int ServerCommands::Gateway() {
     // it whenever it changes and keeps the last good grants.
     Result<gateway::FileGrants> grants = gateway::ReadTokenFile(o.tokens_file);
     if (!grants.ok()) return Fail(kExitBadInput, grants.status().message());
+    // Grants without an expiry or over the maximum are ignored, not fatal:
+    // one bad grant must not keep the others (or a revocation) from working.
+    gateway::ApplyTokenPolicy(&*grants, o.max_token_ttl_ms, SystemClock().NowMs());
+    for (const auto& [hash, grant] : grants->by_hash) {
+      if (!grant.refused.empty()) {
+        std::cerr << "smithers gateway: " << o.tokens_file << ": token " << grant.token_id
+                  << " is ignored: " << grant.refused << "\n";
+      }
+    }
   }
   o.clock = &CliClock();
+  o.test_clock = ClockShifted();
   o.add_executors = [db = o.db_path](const WorkflowDefinition& wf, RunOptions& ro) {
     std::vector<std::unique_ptr<Executor>> keep;
     keep.push_back(agents::NewAgentExecutor({.outputs = wf.outputs, .hidden_paths = {db}}));

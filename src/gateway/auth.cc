@@ -1,5 +1,6 @@
 #include "gateway/auth.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <openssl/crypto.h>
 #include <openssl/hmac.h>
@@ -291,6 +292,146 @@ Result<JwtClaims> VerifyJwt(std::string_view token, const JwtConfig& config, int
   return out;
 }
 
+// ---- trusted proxies ----
+
+namespace {
+
+// An address (16 bytes; IPv4 as IPv4-mapped IPv6) and how many leading bits
+// of it count.
+struct Block {
+  std::array<unsigned char, 16> bytes{};
+  int bits = 0;
+};
+
+bool ParseAddress(const std::string& text, std::array<unsigned char, 16>* out, bool* v4) {
+  in_addr a4{};
+  if (inet_pton(AF_INET, text.c_str(), &a4) == 1) {
+    *out = {};
+    (*out)[10] = (*out)[11] = 0xff;
+    memcpy(out->data() + 12, &a4, 4);
+    *v4 = true;
+    return true;
+  }
+  in6_addr a6{};
+  if (inet_pton(AF_INET6, text.c_str(), &a6) != 1) return false;
+  memcpy(out->data(), &a6, 16);
+  static constexpr unsigned char kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  *v4 = memcmp(out->data(), kMapped, 12) == 0;
+  return true;
+}
+
+std::optional<Block> ParseBlock(const std::string& entry) {
+  size_t slash = entry.find('/');
+  Block b;
+  bool v4 = false;
+  if (!ParseAddress(entry.substr(0, slash), &b.bytes, &v4)) return std::nullopt;
+  int max_bits = v4 ? 32 : 128;
+  int bits = max_bits;
+  if (slash != std::string::npos) {
+    std::string n = entry.substr(slash + 1);
+    if (n.empty() || n.size() > 3 ||
+        !std::all_of(n.begin(), n.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+      return std::nullopt;
+    }
+    bits = std::stoi(n);
+    if (bits > max_bits) return std::nullopt;
+  }
+  b.bits = v4 ? 96 + bits : bits;
+  return b;
+}
+
+}  // namespace
+
+bool PeerAllowed(const std::vector<std::string>& allowed, std::string_view peer) {
+  std::array<unsigned char, 16> p{};
+  bool v4 = false;
+  if (!ParseAddress(std::string(peer), &p, &v4)) return false;
+  for (const std::string& entry : allowed) {
+    std::optional<Block> b = ParseBlock(entry);
+    if (!b) continue;
+    bool match = true;
+    for (int i = 0; i < 16 && match; ++i) {
+      int bits = std::clamp(b->bits - i * 8, 0, 8);
+      unsigned char mask = static_cast<unsigned char>(0xff00 >> bits);
+      match = (p[i] & mask) == (b->bytes[i] & mask);
+    }
+    if (match) return true;
+  }
+  return false;
+}
+
+Status CheckPeerList(const std::vector<std::string>& allowed) {
+  for (const std::string& entry : allowed) {
+    if (!ParseBlock(entry)) {
+      return InvalidArgumentError("trusted proxy \"" + entry +
+                                  "\" is not an IP address or a CIDR block (10.0.0.0/8)");
+    }
+  }
+  return Status::Ok();
+}
+
+// ---- token lifetimes ----
+
+std::string FormatDurationMs(int64_t ms) {
+  static constexpr std::pair<int64_t, const char*> kUnits[] = {
+      {86400000, "d"}, {3600000, "h"}, {60000, "m"}, {1000, "s"}};
+  for (const auto& [size, name] : kUnits) {
+    if (ms != 0 && ms % size == 0) return std::to_string(ms / size) + name;
+  }
+  return std::to_string(ms) + "ms";
+}
+
+Result<int64_t> ParseMaxTokenTtl(std::string_view text) {
+  long long ms = 0;
+  if (!base::ParseDurationMs(text, &ms) || ms <= 0) {
+    return InvalidArgumentError("\"" + std::string(text) + "\" is not a duration like 30d");
+  }
+  return static_cast<int64_t>(ms);
+}
+
+Result<int64_t> ParseTokenTtl(std::string_view text, int64_t max_ttl_ms) {
+  if (text == "never") {
+    return InvalidArgumentError(
+        "\"never\" is not a lifetime; a token that never expires needs --no-expiry");
+  }
+  long long ms = 0;
+  if (!base::ParseDurationMs(text, &ms) || ms <= 0) {
+    return InvalidArgumentError("\"" + std::string(text) + "\" is not a duration like 1h");
+  }
+  if (ms > max_ttl_ms) {
+    return InvalidArgumentError(std::string(text) + " is longer than the maximum token lifetime " +
+                                FormatDurationMs(max_ttl_ms) + " (--max-ttl)");
+  }
+  return static_cast<int64_t>(ms);
+}
+
+Status CheckGrantLifetime(int64_t issued_at_ms, int64_t expires_at_ms, int64_t max_ttl_ms,
+                          int64_t now_ms) {
+  if (expires_at_ms == 0) {
+    return InvalidArgumentError(
+        "no expiresAtMs (every grant of a tokens file must expire, at most " +
+        FormatDurationMs(max_ttl_ms) + " after it is issued)");
+  }
+  int64_t from = issued_at_ms != 0 ? std::min(issued_at_ms, now_ms) : now_ms;
+  int64_t lifetime = 0;
+  if (__builtin_sub_overflow(expires_at_ms, from, &lifetime) || lifetime > max_ttl_ms) {
+    return InvalidArgumentError(
+        "expiresAtMs is more than the maximum token lifetime " + FormatDurationMs(max_ttl_ms) +
+        " after " + (issued_at_ms != 0 && issued_at_ms <= now_ms ? "issuedAtMs" : "now"));
+  }
+  return Status::Ok();
+}
+
+int ApplyTokenPolicy(FileGrants* grants, int64_t max_ttl_ms, int64_t now_ms) {
+  int refused = 0;
+  for (auto& [hash, g] : grants->by_hash) {
+    Status ok = CheckGrantLifetime(g.issued_at_ms, g.expires_at_ms, max_ttl_ms, now_ms);
+    g.refused = ok.ok() ? "" : ok.message();
+    refused += ok.ok() ? 0 : 1;
+  }
+  return refused;
+}
+
 // ---- tokens file ----
 
 namespace {
@@ -507,7 +648,8 @@ Result<FileGrants> ReadTokenFile(const std::string& path) {
   return ReadGrants(path, &ignored);
 }
 
-TokenFile::TokenFile(std::string path) : path_(std::move(path)) {}
+TokenFile::TokenFile(std::string path, int64_t max_ttl_ms)
+    : path_(std::move(path)), max_ttl_ms_(max_ttl_ms) {}
 
 std::optional<Json> TokenFile::Refresh(int64_t now_ms) {
   if (path_.empty()) return std::nullopt;
@@ -538,8 +680,16 @@ std::optional<Json> TokenFile::Refresh(int64_t now_ms) {
   }
   version_ = seen;
   error_.clear();
+  ApplyTokenPolicy(&*grants, max_ttl_ms_, now_ms);
+  Json refused = Json::array();
+  for (const auto& [hash, g] : grants->by_hash) {
+    if (!g.refused.empty()) refused.push_back({{"tokenId", g.token_id}, {"error", g.refused}});
+  }
   by_hash_ = std::move(grants->by_hash);
-  return Json{{"event", "tokens.loaded"}, {"file", path_}, {"grants", by_hash_.size()}};
+  return Json{{"event", "tokens.loaded"},
+              {"file", path_},
+              {"grants", by_hash_.size() - refused.size()},
+              {"refused", std::move(refused)}};
 }
 
 Result<std::optional<FileGrant>> TokenFile::Check(const std::string& token_hash,
@@ -549,6 +699,8 @@ Result<std::optional<FileGrant>> TokenFile::Check(const std::string& token_hash,
   auto it = by_hash_.find(token_hash);
   if (it == by_hash_.end()) return std::optional<FileGrant>();
   const FileGrant& g = it->second;
+  if (!g.refused.empty())
+    return InvalidArgumentError("token " + g.token_id + " refused: " + g.refused);
   if (g.revoked_at_ms != 0 && g.revoked_at_ms <= now_ms) {
     return InvalidArgumentError("token " + g.token_id + " was revoked");
   }

@@ -85,6 +85,32 @@ struct MintedToken {
 Result<MintedToken> MintToken();
 std::string TokenHash(std::string_view token);
 
+// ---- token lifetimes (docs/gateway.md "Token lifetimes") ----
+
+// The longest lifetime a token may be issued with (`token issue --max-ttl`)
+// and a tokens-file grant may have (`auth.max_token_ttl`), unless changed.
+constexpr int64_t kDefaultMaxTokenTtlMs = 30LL * 24 * 60 * 60 * 1000;
+
+// A duration for messages: "30d", "90m", "1500ms" (the largest unit that
+// divides it exactly).
+std::string FormatDurationMs(int64_t ms);
+
+// A maximum lifetime: a duration like 30d, above zero. InvalidArgument
+// "\"TEXT\" is not a duration like 30d" otherwise (also when it overflows).
+Result<int64_t> ParseMaxTokenTtl(std::string_view text);
+
+// A token lifetime `--ttl TEXT` under `max_ttl_ms`: a duration above zero
+// and at most the maximum. InvalidArgument saying why (a malformed or
+// overflowing duration, "never" (which is --no-expiry), above the maximum).
+Result<int64_t> ParseTokenTtl(std::string_view text, int64_t max_ttl_ms);
+
+// Whether a tokens-file grant's lifetime is acceptable under `max_ttl_ms`:
+// it must expire (expiresAtMs set), and no later than the maximum after its
+// issue (issuedAtMs, or `now_ms` when it is absent or in the future).
+// InvalidArgument saying why otherwise.
+Status CheckGrantLifetime(int64_t issued_at_ms, int64_t expires_at_ms, int64_t max_ttl_ms,
+                          int64_t now_ms);
+
 // ---- grants from a tokens file (`--tokens`; docs/gateway.md "Tokens file") ----
 //
 //   Result<FileGrants> grants = ReadTokenFile("tokens.json");  // at start-up
@@ -102,6 +128,9 @@ struct FileGrant {
   int64_t issued_at_ms = 0;
   int64_t expires_at_ms = 0;  // 0 = never
   int64_t revoked_at_ms = 0;  // 0 = not revoked
+  // Why the grant authenticates nobody (ApplyTokenPolicy: no expiry, or a
+  // lifetime over the maximum); "" = usable.
+  std::string refused;
 };
 
 // The grants of one tokens file, by token hash.
@@ -116,6 +145,11 @@ struct FileGrants {
 // name or token id, never by its bearer) and what is wrong with it.
 Result<FileGrants> ParseTokenFile(std::string_view text);
 
+// Marks the grants whose lifetime CheckGrantLifetime refuses (their
+// `refused` says why): such a grant is ignored, the others still work.
+// Returns how many were refused.
+int ApplyTokenPolicy(FileGrants* grants, int64_t max_ttl_ms, int64_t now_ms);
+
 // Reads and parses `path`. InvalidArgument "PATH: reason" when it cannot be
 // read, is not a regular file, lets group or other users read or write it
 // (mode & 077), or does not parse.
@@ -128,19 +162,22 @@ Result<FileGrants> ReadTokenFile(const std::string& path);
 class TokenFile {
  public:
   // "" = no file: Check always finds nothing. Reads nothing until Refresh.
-  explicit TokenFile(std::string path);
+  // Grants over `max_ttl_ms` (or without an expiry) are refused, see
+  // ApplyTokenPolicy.
+  explicit TokenFile(std::string path, int64_t max_ttl_ms = kDefaultMaxTokenTtlMs);
 
   // Re-reads the file when it changed (inode, size, mtime, ctime or mode)
   // since it was last read, and retries a failed read once a second. Costs
   // one stat() when nothing changed. Returns a line for the Gateway's log
-  // when it read the file: `tokens.loaded {file, grants}`, or
+  // when it read the file: `tokens.loaded {file, grants, refused}` (refused:
+  // [{tokenId, error}] of the grants ApplyTokenPolicy refused), or
   // `tokens.load_failed {file, error, grants}` (once per failing version of
   // the file; the grants kept are the last good ones).
   std::optional<Json> Refresh(int64_t now_ms);
 
   // The file's grant for a bearer's SHA-256 as of the last Refresh: nullopt
-  // when the file has none; InvalidArgument when it is revoked or expired at
-  // `now_ms`.
+  // when the file has none; InvalidArgument when it is refused, revoked or
+  // expired at `now_ms`.
   Result<std::optional<FileGrant>> Check(const std::string& token_hash, int64_t now_ms) const;
 
   // What tells one version of the file from another.
@@ -155,6 +192,7 @@ class TokenFile {
 
  private:
   const std::string path_;
+  const int64_t max_ttl_ms_;
   mutable std::mutex mu_;
   bool read_once_ = false;                    // guarded by mu_
   Version version_;                           // guarded by mu_: of the last read
@@ -162,6 +200,18 @@ class TokenFile {
   std::string error_;                         // guarded by mu_: of the last read, "" = ok
   int64_t last_read_ms_ = 0;                  // guarded by mu_
 };
+
+// ---- trusted proxies (--auth trusted-proxy) ----
+
+// True when `peer` (an IP address as the socket reports it, no port) is one
+// of `allowed`: IP addresses or CIDR blocks ("127.0.0.1", "10.0.0.0/8",
+// "::1", "fd00::/8"). An IPv4-mapped IPv6 peer (::ffff:a.b.c.d) matches as
+// IPv4. An entry that does not parse matches nothing.
+bool PeerAllowed(const std::vector<std::string>& allowed, std::string_view peer);
+
+// InvalidArgument naming the first entry that is not an address or a CIDR
+// block.
+Status CheckPeerList(const std::vector<std::string>& allowed);
 
 // HS256 JSON Web Tokens (SPEC 5.4 "jwt").
 struct JwtConfig {

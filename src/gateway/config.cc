@@ -210,6 +210,7 @@ Result<GatewayConfig> ParseGatewayConfig(std::string_view text, const std::strin
   SMITHERS_RETURN_IF_ERROR(top.Int("heartbeat_ms", 1, &o.heartbeat_ms));
   SMITHERS_RETURN_IF_ERROR(top.Bool("trusted_modules", &o.trusted_modules));
   SMITHERS_RETURN_IF_ERROR(top.Path("module_workspace", &o.module_workspace));
+  SMITHERS_RETURN_IF_ERROR(top.Bool("group_readable", &o.group_readable));
   if (const toml::node* log = root.get("access_log");
       log != nullptr && log->is_string() &&
       (log->as_string()->get().empty() || log->as_string()->get() == "-")) {
@@ -233,6 +234,21 @@ Result<GatewayConfig> ParseGatewayConfig(std::string_view text, const std::strin
         auth.OneOf("mode", {"token", "jwt", "trusted-proxy", "none"}, &o.auth));
     SMITHERS_RETURN_IF_ERROR(auth.Path("tokens", &o.tokens_file));
     SMITHERS_RETURN_IF_ERROR(auth.Strings("proxy_default_scopes", &o.proxy_default_scopes));
+    SMITHERS_RETURN_IF_ERROR(auth.Strings("trusted_proxies", &o.trusted_proxies));
+    if (Status peers = CheckPeerList(o.trusted_proxies); !peers.ok()) {
+      return InvalidArgumentError(Where(path, auth_table->get("trusted_proxies")->source()) +
+                                  ": auth.trusted_proxies: " + peers.message());
+    }
+    std::string max_ttl;
+    SMITHERS_RETURN_IF_ERROR(auth.String("max_token_ttl", &max_ttl));
+    if (!max_ttl.empty()) {
+      Result<int64_t> ms = ParseMaxTokenTtl(max_ttl);
+      if (!ms.ok()) {
+        return InvalidArgumentError(Where(path, auth_table->get("max_token_ttl")->source()) +
+                                    ": auth.max_token_ttl: " + ms.status().message());
+      }
+      o.max_token_ttl_ms = *ms;
+    }
     SMITHERS_ASSIGN_OR_RETURN(const toml::table* jwt_table, auth.Table("jwt"));
     if (jwt_table != nullptr) {
       Section jwt(*jwt_table, "auth.jwt", path, dir);

@@ -2,6 +2,7 @@
 // feeds read from the database, cron and the supervisor loop. The network
 // side (HTTP, WebSocket, TLS) is in server.cc; both run on one io thread.
 #include <dirent.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -307,12 +308,19 @@ void Gateway::SyncSchedules() {
 // ---- authentication ----
 
 Result<Caller> Gateway::Authenticate(const Credentials& c) {
-  int64_t now = clock_.NowMs();
+  // Expiry is never judged by the test clock (SMITHERS_CLOCK_OFFSET_MS).
+  int64_t now = SystemClock().NowMs();
   if (opts_.auth == "none") {
     return Caller{
         .user_id = "operator", .role = "operator", .scopes = {"*"}, .via = "unauthenticated"};
   }
   if (opts_.auth == "trusted-proxy") {
+    // Identity headers are believed only from the proxy itself.
+    if (!PeerAllowed(opts_.trusted_proxies, c.peer)) {
+      return InvalidArgumentError("peer " + c.peer +
+                                  " is not a trusted proxy (--trusted-proxy); identity headers "
+                                  "are accepted only from one");
+    }
     if (c.proxy_user.empty()) return InvalidArgumentError("missing x-user-id");
     Caller caller{.user_id = c.proxy_user,
                   .role = c.proxy_role.empty() ? "operator" : c.proxy_role,
@@ -383,7 +391,7 @@ Result<std::optional<TokenGrant>> Gateway::FindGrant(const std::string& hash) {
 }
 
 Status Gateway::Revalidate(const Caller& caller) {
-  int64_t now = clock_.NowMs();
+  int64_t now = SystemClock().NowMs();
   if (caller.expires_at_ms != 0 && caller.expires_at_ms <= now) {
     return InvalidArgumentError("credentials expired");
   }
@@ -719,8 +727,9 @@ void Gateway::Execute(const RunStart& start, std::unique_ptr<script::LuaWorkflow
     if (!signalled) started.set_value();
     signalled = true;
   };
-  Result<std::unique_ptr<Store>> store =
-      OpenSqliteStore({.path = opts_.db_path, .synchronous = opts_.synchronous});
+  Result<std::unique_ptr<Store>> store = OpenSqliteStore({.path = opts_.db_path,
+                                                          .synchronous = opts_.synchronous,
+                                                          .group_readable = opts_.group_readable});
   if (!store.ok()) {
     Log({{"event", "run.error"}, {"runId", start.run_id}, {"error", store.status().message()}});
     return signal();
@@ -1406,12 +1415,30 @@ void Gateway::Log(Json line) {
   if (opts_.access_log.empty()) {
     fprintf(stderr, "%s\n", Frame(line).c_str());
   } else {
-    if (log_file_ == nullptr) log_file_ = fopen(opts_.access_log.c_str(), "a");
+    if (log_file_ == nullptr) {
+      // Created 0600 (0640 with group_readable); an existing file keeps its mode.
+      int fd = open(opts_.access_log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
+                    opts_.group_readable ? 0640 : 0600);
+      if (fd >= 0) {
+        log_file_ = fdopen(fd, "a");
+        if (log_file_ == nullptr) close(fd);
+      }
+    }
     if (log_file_ != nullptr) {
       fprintf(log_file_, "%s\n", Frame(line).c_str());
       fflush(log_file_);
     }
   }
+}
+
+void Gateway::ReopenLog() {
+  if (opts_.access_log.empty() || opts_.access_log == "-") return;
+  {
+    std::lock_guard<std::mutex> lock(log_mu_);
+    if (log_file_ != nullptr) fclose(log_file_);
+    log_file_ = nullptr;
+  }
+  Log({{"event", "log.reopened"}, {"file", opts_.access_log}});
 }
 
 // ---- metrics ----

@@ -37,11 +37,22 @@ struct GatewayOptions {
   std::string tokens_file;
   JwtConfig jwt;
   std::vector<std::string> proxy_default_scopes;  // trusted-proxy without x-user-scopes
-  int64_t heartbeat_ms = 15000;                   // WebSocket `tick` period
-  int64_t connect_timeout_ms = 10000;             // to send `connect` after the challenge
-  size_t max_body_bytes = 1 << 20;                // HTTP request body
-  size_t max_frame_bytes = 1 << 20;               // WebSocket message
-  int max_connections = 1000;                     // authenticated WebSockets
+  // trusted-proxy: the peers (addresses or CIDR blocks) whose identity
+  // headers are believed; required in that mode, requests from any other
+  // peer are refused (401).
+  std::vector<std::string> trusted_proxies;
+  // The longest lifetime a tokens-file grant may have; a grant without an
+  // expiry or beyond it is ignored (logged). Database tokens are checked
+  // when issued (`token issue --max-ttl`).
+  int64_t max_token_ttl_ms = kDefaultMaxTokenTtlMs;
+  // Database, WAL and access log 0640 in 0750 folders (for an operators'
+  // group) instead of 0600 in 0700.
+  bool group_readable = false;
+  int64_t heartbeat_ms = 15000;        // WebSocket `tick` period
+  int64_t connect_timeout_ms = 10000;  // to send `connect` after the challenge
+  size_t max_body_bytes = 1 << 20;     // HTTP request body
+  size_t max_frame_bytes = 1 << 20;    // WebSocket message
+  int max_connections = 1000;          // authenticated WebSockets
   int max_preauth_connections = 64;
   size_t max_queue_bytes = 8 << 20;  // per-connection outbound queue
   int max_queue_frames = 1000;       // ... and its frames (run.error BackpressureDisconnect)
@@ -56,7 +67,12 @@ struct GatewayOptions {
   // restricted module may write files in ("" = none).
   bool trusted_modules = false;
   std::string module_workspace;
-  Clock* clock = nullptr;  // nullptr = SystemClock()
+  // Runs, timers and cron; nullptr = SystemClock(). Token and JWT expiry
+  // always use SystemClock().
+  Clock* clock = nullptr;
+  // `clock` is shifted by a test hook (SMITHERS_CLOCK_OFFSET_MS): refused
+  // unless the Gateway listens on a loopback address.
+  bool test_clock = false;
   // Adds executors for modes the engine lacks (agents) to a run's options;
   // the returned objects must outlive the run. Called on the run's thread.
   std::function<std::vector<std::unique_ptr<Executor>>(const WorkflowDefinition&, RunOptions&)>
@@ -70,9 +86,11 @@ struct GatewayOptions {
 };
 
 // Serves until SIGINT or SIGTERM (then stops accepting, asks in-process runs
-// to stop and waits for them). InvalidArgument for bad options (a missing
-// folder, TLS half configured, a non-loopback bind without TLS or --insecure,
-// auth none off loopback); Unavailable when the port cannot be bound.
+// to stop and waits for them); SIGHUP reopens the access log file.
+// InvalidArgument for bad options (a missing folder, TLS half configured, a
+// non-loopback bind without TLS or --insecure, auth none or a test clock off
+// loopback, trusted-proxy without trusted proxies); Unavailable when the port
+// cannot be bound.
 Status RunGateway(const GatewayOptions& options);
 
 }  // namespace smithers::gateway

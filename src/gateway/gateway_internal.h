@@ -44,6 +44,7 @@ struct Caller {
 struct Credentials {
   std::string bearer;
   std::string proxy_user, proxy_scopes, proxy_role;
+  std::string peer;  // the socket's remote address (no port)
 };
 
 // The outcome of one RPC call: a payload, or an error code (SPEC 5.10).
@@ -179,6 +180,9 @@ class Gateway {
   // Thread-safe: asks the io thread to pump the feeds soon.
   void Wake();
   void Log(Json line);
+  // Closes the access log file; the next line opens it again (SIGHUP, after
+  // a rotation by rename). Logs `log.reopened` into the new file.
+  void ReopenLog();
   // False with --access-log - : per-request lines need not be built.
   bool logging() const { return opts_.access_log != "-"; }
 
@@ -258,7 +262,7 @@ class Gateway {
   Metrics metrics_;
   std::mutex log_mu_;
   FILE* log_file_ = nullptr;
-  TokenFile token_file_{opts_.tokens_file};  // --tokens grants (auth token)
+  TokenFile token_file_{opts_.tokens_file, opts_.max_token_ttl_ms};  // --tokens (auth token)
 };
 
 }  // namespace smithers::gateway

@@ -160,6 +160,9 @@ Credentials CredentialsOf(const Request& req) {
   return c;
 }
 
+// The address of "ADDRESS:PORT" (as DoAccept names a peer; IPv6 included).
+std::string PeerOf(const std::string& remote) { return remote.substr(0, remote.rfind(':')); }
+
 Json ErrorJson(const Reply& r) {
   Json e = {{"code", r.code}, {"message", r.message}};
   if (r.details.is_object()) {
@@ -249,9 +252,15 @@ class HttpSession final : public std::enable_shared_from_this<HttpSession<Stream
  private:
   void DoRead();
   void OnRead(beast::error_code ec);
+  // Answers a request Beast could not parse with 400 and closes.
+  void BadRequest(beast::error_code ec);
   Response HandleRequest(const Request& req, std::string* user, std::string* method);
   void Write(Response res, bool close);
   void Shutdown();
+  // After a close: reads and drops what the client still sends, so the
+  // kernel does not reset the connection (and lose our last response)
+  // because unread bytes are left; ends at EOF, an error or 5 s.
+  void Drain();
 
   Stream stream_;
   Server& server_;
@@ -411,6 +420,12 @@ void HttpSession<Stream>::DoRead() {
 template <class Stream>
 void HttpSession<Stream>::OnRead(beast::error_code ec) {
   if (ec == http::error::end_of_stream) return Shutdown();
+  if (ec && ec != http::error::body_limit &&
+      ec.category() == beast::error_code(http::error::bad_version).category()) {
+    // Malformed framing (a bad request line or Content-Length, headers over
+    // 16 KiB, bare LF line ends, ...): say so before closing.
+    return BadRequest(ec);
+  }
   if (ec == http::error::body_limit) {
     Reply r = Reply::Err(
         "PayloadTooLarge",
@@ -445,6 +460,7 @@ void HttpSession<Stream>::OnRead(beast::error_code ec) {
       return Write(std::move(res), true);
     }
     Credentials creds = CredentialsOf(req);
+    creds.peer = PeerOf(remote_);
     auto session =
         std::make_shared<WsSession<Stream>>(std::move(stream_), server_, remote_, std::move(creds));
     session->Start(std::move(req));
@@ -477,6 +493,20 @@ void HttpSession<Stream>::OnRead(beast::error_code ec) {
          {"latencyMs", server_.gw.clock().MonotonicMs() - t0}});
   }
   Write(std::move(res), !req.keep_alive());
+}
+
+template <class Stream>
+void HttpSession<Stream>::BadRequest(beast::error_code ec) {
+  if (server_.gw.logging()) {
+    server_.gw.Log({{"event", "http"},
+                    {"remote", remote_},
+                    {"status", 400},
+                    {"error", "malformed request: " + ec.message()}});
+  }
+  Response res{http::status::bad_request, 11};
+  res.set(http::field::content_type, "text/plain");
+  res.body() = "bad request: " + ec.message() + "\n";
+  Write(std::move(res), true);
 }
 
 template <class Stream>
@@ -541,7 +571,9 @@ Response HttpSession<Stream>::HandleRequest(const Request& req, std::string* use
   }
   std::optional<ReadScope> snapshot;
   if (ReadsOnly(*method)) snapshot.emplace(gw.store());
-  Result<Caller> caller = gw.Authenticate(CredentialsOf(req));
+  Credentials creds = CredentialsOf(req);
+  creds.peer = PeerOf(remote_);
+  Result<Caller> caller = gw.Authenticate(creds);
   if (!caller.ok()) {
     gw.metrics().auth_failures++;
     reply(id, Unauthorized(caller.status()));
@@ -576,9 +608,22 @@ void HttpSession<Stream>::Shutdown() {
   beast::error_code ec;
   if constexpr (std::is_same_v<Stream, beast::tcp_stream>) {
     stream_.socket().shutdown(Tcp::socket::shutdown_send, ec);
+    stream_.expires_after(std::chrono::seconds(5));
+    Drain();
   } else {
     beast::get_lowest_layer(stream_).expires_after(std::chrono::seconds(5));
     stream_.async_shutdown([self = this->shared_from_this()](beast::error_code) {});
+  }
+}
+
+template <class Stream>
+void HttpSession<Stream>::Drain() {
+  if constexpr (std::is_same_v<Stream, beast::tcp_stream>) {
+    buffer_.consume(buffer_.size());
+    stream_.async_read_some(buffer_.prepare(16384),
+                            [self = this->shared_from_this()](beast::error_code ec, size_t) {
+                              if (!ec) self->Drain();
+                            });
   }
 }
 
@@ -854,6 +899,20 @@ Status RunGateway(const GatewayOptions& options) {
   if (o.auth == "jwt" && o.jwt.secret.empty()) {
     return InvalidArgumentError("--auth jwt needs a secret (--jwt-secret-env NAME)");
   }
+  if (o.auth == "trusted-proxy") {
+    if (o.trusted_proxies.empty()) {
+      return InvalidArgumentError(
+          "--auth trusted-proxy needs the proxy's address: --trusted-proxy ADDR (or "
+          "auth.trusted_proxies in --config); identity headers from any other peer are refused");
+    }
+    SMITHERS_RETURN_IF_ERROR(CheckPeerList(o.trusted_proxies));
+  }
+  if (o.test_clock && !loopback) {
+    return InvalidArgumentError(
+        "SMITHERS_CLOCK_OFFSET_MS is a test hook: it is refused when the Gateway listens on a "
+        "non-loopback address (" +
+        o.host + "); unset it");
+  }
   if (!loopback && !tls_on) {
     if (!o.insecure) {
       return InvalidArgumentError("listening on " + o.host +
@@ -875,8 +934,8 @@ Status RunGateway(const GatewayOptions& options) {
     tls->use_private_key_file(o.tls_key, ssl::context::pem, ec);
     if (ec) return InvalidArgumentError("--tls-key " + o.tls_key + ": " + ec.message());
   }
-  Result<std::unique_ptr<Store>> store =
-      OpenSqliteStore({.path = o.db_path, .synchronous = o.synchronous});
+  Result<std::unique_ptr<Store>> store = OpenSqliteStore(
+      {.path = o.db_path, .synchronous = o.synchronous, .group_readable = o.group_readable});
   if (!store.ok()) return store.status();
   Gateway gw(o, std::move(store).value());
   net::io_context ioc(1);
@@ -890,6 +949,16 @@ Status RunGateway(const GatewayOptions& options) {
     server.Stop();
     net::post(ioc, [&ioc] { ioc.stop(); });
   });
+  // SIGHUP: reopen the access log (after logrotate renamed it).
+  net::signal_set hangup(ioc, SIGHUP);
+  std::function<void()> on_hangup = [&] {
+    hangup.async_wait([&](beast::error_code ec, int) {
+      if (ec) return;
+      gw.ReopenLog();
+      on_hangup();
+    });
+  };
+  on_hangup();
   ioc.run();
   // Runs still in flight are left to the next start, exactly as after a
   // crash (a committed task never runs again): the process ends here, without

@@ -103,16 +103,19 @@ class GatewayConfigTest(E2ETest):
         os.chmod(self.tokens, mode)
 
     def grants(self, a=None, b=None, c=None):
-        """A version 2 file: A by its bearer, B by its hash only, C as a v1-style entry."""
+        """A version 2 file: A by its bearer, B by its hash only, C as a v1-style entry.
+        Each expires in a day unless told otherwise (a grant must expire)."""
         tokens = {}
+        day = {"expiresAtMs": int(time.time() * 1000) + 86400000}
         if a is not None:
-            tokens[BEARER_A] = dict({"role": "operator", "scopes": ["run:read"],
-                                     "userId": "alice"}, **a)
+            tokens[BEARER_A] = dict(day, role="operator", scopes=["run:read"], userId="alice")
+            tokens[BEARER_A].update(a)
         if b is not None:
-            tokens["ci-bot"] = dict({"tokenHash": sha(BEARER_B),
-                                     "scopes": ["run:read", "run:write"]}, **b)
+            tokens["ci-bot"] = dict(day, tokenHash=sha(BEARER_B), scopes=["run:read", "run:write"])
+            tokens["ci-bot"].update(b)
         if c is not None:
-            tokens["c0ffee"] = dict({"tokenHash": sha(BEARER_C), "scopes": ["*"]}, **c)
+            tokens["c0ffee"] = dict(day, tokenHash=sha(BEARER_C), scopes=["*"])
+            tokens["c0ffee"].update(c)
         return {"version": 2, "tokens": tokens}
 
     def log_lines(self):
@@ -306,7 +309,8 @@ class GatewayConfigTest(E2ETest):
         self.assertEqual(self.rpc("listRuns", {}, BEARER_A)[0], 200)
 
     def test_expired_grant_is_refused(self):
-        self.write_tokens(self.grants(a={"expiresAtMs": 1000}, b={"expiresAtMs": 2 ** 50}))
+        self.write_tokens(self.grants(a={"expiresAtMs": 1000},
+                                      b={"expiresAtMs": int(time.time() * 1000) + 3600000}))
         self.start("--workflows", self.wf_dir, "--port", "0", "--tokens", self.tokens,
                    "--access-log", self.access_log)
         code, r = self.rpc("listRuns", {}, BEARER_A)

@@ -189,5 +189,66 @@ TEST(AuthTest, JwtChecksSignatureTimesIssuerAudienceAndReadsScopes) {
             std::vector<std::string>{"run:read"});
 }
 
+TEST(AuthTest, TokenTtlsAreBoundedAndNeverOverflow) {
+  const int64_t max = kDefaultMaxTokenTtlMs;
+  EXPECT_EQ(max, 30LL * 86400000);
+  EXPECT_EQ(ParseTokenTtl("1h", max).value(), 3600000);
+  EXPECT_EQ(ParseTokenTtl("30d", max).value(), max);
+  for (const char* bad : {"never", "0", "0s", "-1h", "1w", "", "99999999999999d",
+                          "9223372036854775808", "31d", "2592000001"}) {
+    EXPECT_FALSE(ParseTokenTtl(bad, max).ok()) << bad;
+  }
+  EXPECT_NE(ParseTokenTtl("never", max).status().message().find("--no-expiry"), std::string::npos);
+  EXPECT_NE(ParseTokenTtl("31d", max).status().message().find("maximum token lifetime 30d"),
+            std::string::npos);
+  EXPECT_NE(ParseTokenTtl("99999999999999d", max).status().message().find("not a duration"),
+            std::string::npos);
+  EXPECT_EQ(ParseTokenTtl("90d", 90 * 86400000LL).value(), 90 * 86400000LL);
+  EXPECT_FALSE(ParseMaxTokenTtl("0").ok());
+  EXPECT_FALSE(ParseMaxTokenTtl("99999999999999d").ok());
+  EXPECT_EQ(ParseMaxTokenTtl("12h").value(), 12 * 3600000);
+  EXPECT_EQ(FormatDurationMs(max), "30d");
+  EXPECT_EQ(FormatDurationMs(90 * 60000), "90m");
+  EXPECT_EQ(FormatDurationMs(1500), "1500ms");
+}
+
+TEST(AuthTest, GrantLifetimesMustExpireWithinTheMaximum) {
+  const int64_t day = 86400000, now = 100 * day, max = 30 * day;
+  EXPECT_TRUE(CheckGrantLifetime(0, now + day, max, now).ok());
+  EXPECT_TRUE(CheckGrantLifetime(now - 29 * day, now + day, max, now).ok());
+  EXPECT_TRUE(CheckGrantLifetime(0, 1, max, now).ok());  // long expired: just expired
+  EXPECT_FALSE(CheckGrantLifetime(0, 0, max, now).ok());
+  EXPECT_FALSE(CheckGrantLifetime(0, now + 31 * day, max, now).ok());
+  EXPECT_FALSE(CheckGrantLifetime(now - 40 * day, now + day, max, now).ok());
+  // issuedAtMs in the future is counted from now
+  EXPECT_FALSE(CheckGrantLifetime(now + 10 * day, now + 35 * day, max, now).ok());
+  EXPECT_FALSE(CheckGrantLifetime(0, INT64_MAX, max, -INT64_MAX).ok());  // no overflow
+}
+
+TEST(AuthTest, TrustedProxyPeersByAddressOrBlock) {
+  std::vector<std::string> peers = {"127.0.0.1", "10.0.0.0/8", "fd00::/8", "192.168.1.0/25"};
+  EXPECT_TRUE(CheckPeerList(peers).ok());
+  EXPECT_TRUE(PeerAllowed(peers, "127.0.0.1"));
+  EXPECT_TRUE(PeerAllowed(peers, "::ffff:127.0.0.1"));  // IPv4-mapped
+  EXPECT_TRUE(PeerAllowed(peers, "10.200.3.4"));
+  EXPECT_TRUE(PeerAllowed(peers, "fd12::1"));
+  EXPECT_TRUE(PeerAllowed(peers, "192.168.1.127"));
+  EXPECT_FALSE(PeerAllowed(peers, "192.168.1.128"));
+  EXPECT_FALSE(PeerAllowed(peers, "127.0.0.2"));
+  EXPECT_FALSE(PeerAllowed(peers, "11.0.0.1"));
+  EXPECT_FALSE(PeerAllowed(peers, "fe80::1"));
+  EXPECT_FALSE(PeerAllowed(peers, "::1"));
+  EXPECT_FALSE(PeerAllowed(peers, ""));
+  EXPECT_FALSE(PeerAllowed(peers, "?"));
+  EXPECT_FALSE(PeerAllowed({}, "127.0.0.1"));
+  EXPECT_TRUE(PeerAllowed({"0.0.0.0/0"}, "8.8.8.8"));
+  EXPECT_TRUE(PeerAllowed({"::/0"}, "2001:db8::1"));
+  for (const char* bad : {"banana", "10.0.0.0/33", "::1/129", "10.0.0.0/", "10.0.0.0/x",
+                          "10.0.0.0/-1", "1.2.3.4:80"}) {
+    EXPECT_FALSE(CheckPeerList({bad}).ok()) << bad;
+    EXPECT_FALSE(PeerAllowed({bad}, "10.0.0.1")) << bad;
+  }
+}
+
 }  // namespace
 }  // namespace smithers::gateway

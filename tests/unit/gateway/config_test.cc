@@ -128,6 +128,28 @@ max_json_depth = 18
   EXPECT_EQ(o.max_json_depth, 18);
 }
 
+TEST(GatewayConfigTest, TrustedProxiesMaxTokenTtlAndGroupReadable) {
+  Result<GatewayConfig> c = ParseGatewayConfig(R"(
+group_readable = true
+[auth]
+mode = "trusted-proxy"
+trusted_proxies = ["127.0.0.1", "10.0.0.0/8", "fd00::/8"]
+max_token_ttl = "7d"
+)",
+                                               "/etc/s/g.toml");
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  EXPECT_TRUE(c->options.group_readable);
+  EXPECT_EQ(c->options.trusted_proxies,
+            (std::vector<std::string>{"127.0.0.1", "10.0.0.0/8", "fd00::/8"}));
+  EXPECT_EQ(c->options.max_token_ttl_ms, 7 * 86400000LL);
+  EXPECT_EQ(GatewayOptions().max_token_ttl_ms, 30 * 86400000LL);
+  EXPECT_EQ(ErrorOf(ParseGatewayConfig("[auth]\ntrusted_proxies = [\"nope\"]\n", "g.toml")),
+            "g.toml:2:19: auth.trusted_proxies: trusted proxy \"nope\" is not an IP address or a "
+            "CIDR block (10.0.0.0/8)");
+  EXPECT_EQ(ErrorOf(ParseGatewayConfig("[auth]\nmax_token_ttl = \"99999999999999d\"\n", "g.toml")),
+            "g.toml:2:17: auth.max_token_ttl: \"99999999999999d\" is not a duration like 30d");
+}
+
 TEST(GatewayConfigTest, AccessLogDashAndEmptyAreNotPaths) {
   Result<GatewayConfig> c = ParseGatewayConfig("access_log = \"-\"\n", "conf/g.toml");
   ASSERT_TRUE(c.ok());
@@ -144,8 +166,8 @@ TEST(GatewayConfigTest, AccessLogDashAndEmptyAreNotPaths) {
 TEST(GatewayConfigTest, ErrorsNameTheFileLineAndKey) {
   EXPECT_EQ(ErrorOf(ParseGatewayConfig("port = 1\nprot = 2\n", "g.toml")),
             "g.toml:2:1: prot: unknown key (known here: access_log, allowed_origins, auth, db, "
-            "heartbeat_ms, host, insecure, limits, module_workspace, port, synchronous, tls, "
-            "trusted_modules, workflows)");
+            "group_readable, heartbeat_ms, host, insecure, limits, module_workspace, port, "
+            "synchronous, tls, trusted_modules, workflows)");
   EXPECT_EQ(ErrorOf(ParseGatewayConfig("port = \"80\"\n", "g.toml")),
             "g.toml:1:8: port: must be an integer, not a string");
   EXPECT_EQ(ErrorOf(ParseGatewayConfig("port = -1\n", "g.toml")),
@@ -302,7 +324,9 @@ TEST(TokenFileTest, RefreshFollowsEditsAndKeepsTheLastGoodGrants) {
   TempDir dir;
   std::string hash = TokenHash(kBearer);
   auto file_with = [&](const std::string& extra) {
-    return R"({"tokens": {")" + kBearer + R"(": {"scopes": ["*"])" + extra + "}}}";
+    // Duplicate keys: the last one counts, so `extra` may set expiresAtMs.
+    return R"({"tokens": {")" + kBearer + R"(": {"scopes": ["*"], "expiresAtMs": 100000)" + extra +
+           "}}}";
   };
   std::string path = dir.Write("tokens.json", file_with(""));
   TokenFile tokens(path);
@@ -346,6 +370,40 @@ TEST(TokenFileTest, RefreshFollowsEditsAndKeepsTheLastGoodGrants) {
   ASSERT_TRUE(line.has_value());
   EXPECT_EQ((*line)["event"], "tokens.load_failed");
   EXPECT_FALSE(TokenFile("").Refresh(0).has_value());
+}
+
+TEST(TokenFileTest, GrantsWithoutExpiryOrOverTheMaximumAreIgnoredAndLogged) {
+  TempDir dir;
+  const int64_t day = 86400000, now = 1000 * day;
+  const std::string never = "smithers_never", far = "smithers_far", old = "smithers_old";
+  std::string text = R"({"tokens": {")" + kBearer + R"(": {"scopes": ["*"], "expiresAtMs": )" +
+                     std::to_string(now + day) + R"(}, ")" + never + R"(": {"scopes": ["*"]}, ")" +
+                     far + R"(": {"scopes": ["*"], "expiresAtMs": )" +
+                     std::to_string(now + 31 * day) + R"(}, ")" + old +
+                     R"(": {"scopes": ["*"], "issuedAtMs": )" + std::to_string(now - 40 * day) +
+                     R"(, "expiresAtMs": )" + std::to_string(now + day) + "}}}";
+  std::string path = dir.Write("tokens.json", text);
+  TokenFile tokens(path, 30 * day);
+  std::optional<Json> line = tokens.Refresh(now);
+  ASSERT_TRUE(line.has_value());
+  EXPECT_EQ((*line)["event"], "tokens.loaded");
+  EXPECT_EQ((*line)["grants"], 1);
+  ASSERT_EQ((*line)["refused"].size(), 3u) << line->dump();
+  EXPECT_EQ(line->dump().find("smithers_"), std::string::npos) << "never a bearer";
+  EXPECT_TRUE(tokens.Check(TokenHash(kBearer), now).value().has_value());
+  for (const std::string& bearer : {never, far, old}) {
+    Result<std::optional<FileGrant>> g = tokens.Check(TokenHash(bearer), now);
+    ASSERT_FALSE(g.ok()) << bearer;
+    EXPECT_NE(g.status().message().find("refused"), std::string::npos) << g.status().message();
+  }
+  EXPECT_NE(tokens.Check(TokenHash(never), now).status().message().find("no expiresAtMs"),
+            std::string::npos);
+  // A larger maximum admits the long ones, never the one without expiry.
+  TokenFile lenient(path, 60 * day);
+  lenient.Refresh(now);
+  EXPECT_TRUE(lenient.Check(TokenHash(far), now).ok());
+  EXPECT_TRUE(lenient.Check(TokenHash(old), now).ok());
+  EXPECT_FALSE(lenient.Check(TokenHash(never), now).ok());
 }
 
 }  // namespace
