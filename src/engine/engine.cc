@@ -297,23 +297,43 @@ class Run {
     }
     // Ownership: the previous owner must be gone (dead local process or a
     // stale heartbeat), unless --force.
-    const std::string& prev = run_.runtime_owner_id;
+    // Every way of losing the claim to another process says the same, with
+    // FailedPrecondition (exit 4): "the run belongs to another live process".
+    const std::string prev = run_.runtime_owner_id;
+    auto taken = [&](const std::string& holder, const std::string& detail) {
+      return FailedPreconditionError("run \"" + run_.run_id +
+                                     "\": the run belongs to another live process (" +
+                                     (holder.empty() ? std::string("owner unknown") : holder) +
+                                     detail + "); pass --force to take it over");
+    };
     if (!opts_.claim_from.empty()) {
-      if (prev != opts_.claim_from) {
-        return AbortedError("run \"" + run_.run_id + "\" is held by " +
-                            (prev.empty() ? std::string("nobody") : prev) + ", not by " +
-                            opts_.claim_from);
-      }
+      if (prev != opts_.claim_from) return taken(prev, ", not " + opts_.claim_from);
     } else if (!prev.empty() && prev != owner_ && !opts_.force) {
+      // A parked run has no owner, so an owner that is neither dead nor
+      // silent is running it (or has just claimed it), whatever the status.
       bool stale = clock_.NowMs() - run_.heartbeat_at_ms > kStaleHeartbeatMs;
-      if (!stale && !OwnerIsDeadLocalProcess(prev) && run_.status == "running") {
-        return FailedPreconditionError("run \"" + run_.run_id + "\" is being run by " + prev +
-                                       " (heartbeat " +
-                                       std::to_string(clock_.NowMs() - run_.heartbeat_at_ms) +
-                                       " ms ago); pass --force to take it over");
+      if (!stale && !OwnerIsDeadLocalProcess(prev)) {
+        return taken(prev, ", heartbeat " + std::to_string(clock_.NowMs() - run_.heartbeat_at_ms) +
+                               " ms ago");
       }
     }
-    SMITHERS_RETURN_IF_ERROR(store_.ClaimRun(run_.run_id, prev, owner_, clock_.NowMs()));
+    Status claimed = store_.ClaimRun(run_.run_id, prev, owner_, clock_.NowMs());
+    if (claimed.code() == StatusCode::kAborted) {
+      // Another process changed the owner between our read and our claim.
+      Result<RunRecord> now_held = store_.GetRun(run_.run_id);
+      return taken(now_held.ok() ? now_held->runtime_owner_id : std::string(), "");
+    }
+    SMITHERS_RETURN_IF_ERROR(claimed);
+    // The claim is a compare-and-swap on the owner only: a process that
+    // claimed, ran and released the run between our read and our claim left
+    // the owner as we saw it. A changed status or event count says so.
+    {
+      Result<RunRecord> latest = store_.GetRun(run_.run_id);
+      if (latest.ok() && latest->status != run_.status) {
+        (void)store_.ClaimRun(run_.run_id, owner_, prev, clock_.NowMs());
+        return taken(std::string(), ", it ran while this process started; now " + latest->status);
+      }
+    }
     SMITHERS_RETURN_IF_ERROR(store_.ClearCancel(run_.run_id));
     run_.runtime_owner_id = owner_;
     input_ = run_.input;
