@@ -8,10 +8,15 @@ namespace {
 
 constexpr char kRedacted[] = "[REDACTED]";
 
-bool IsTokenChar(char c) {
-  return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '-' || c == '_' || c == '.' ||
-         c == '/' || c == '+' || c == '=';
+// Characters of a word: what may not stand right before a key's prefix
+// ("task-sk-1" is no key, "key=sk-..." and "\"sk-...\"" are).
+bool IsWordChar(char c) {
+  return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '-' || c == '_';
 }
+
+// Characters a key or token may hold after its prefix (base64 and base64url,
+// dots of a JWT).
+bool IsTokenChar(char c) { return IsWordChar(c) || c == '.' || c == '/' || c == '+' || c == '='; }
 
 std::string Lower(std::string_view s) {
   std::string out(s);
@@ -19,30 +24,52 @@ std::string Lower(std::string_view s) {
   return out;
 }
 
-// Replaces the token that starts with `prefix` (and has at least `min_tail`
-// token characters after it) wherever it occurs.
-void RedactPrefixed(std::string& text, std::string_view prefix, size_t min_tail) {
+// The end of the token that starts at `from`; a trailing '.' (the end of a
+// sentence) is not part of it.
+size_t TokenEnd(const std::string& text, size_t from) {
+  size_t end = from;
+  while (end < text.size() && IsTokenChar(text[end])) ++end;
+  while (end > from && text[end - 1] == '.') --end;
+  return end;
+}
+
+// Replaces the token that starts with `prefix` at a word boundary (and has at
+// least `min_tail` token characters after it) wherever it occurs. Only
+// `prefix` is matched case-sensitively. Returns whether anything was replaced.
+bool RedactPrefixed(std::string& text, std::string_view prefix, size_t min_tail) {
+  bool any = false;
   size_t pos = 0;
   while ((pos = text.find(prefix, pos)) != std::string::npos) {
-    // Only at a word boundary: "task-x" must not match "sk-".
-    if (pos > 0 && IsTokenChar(text[pos - 1])) {
+    if (pos > 0 && IsWordChar(text[pos - 1])) {
       pos += prefix.size();
       continue;
     }
-    size_t end = pos + prefix.size();
-    while (end < text.size() && IsTokenChar(text[end])) ++end;
+    size_t end = TokenEnd(text, pos + prefix.size());
     if (end - pos - prefix.size() >= min_tail) {
       text.replace(pos, end - pos, kRedacted);
       pos += sizeof kRedacted - 1;
+      any = true;
     } else {
-      pos = end;
+      pos = std::max(end, pos + prefix.size());
     }
   }
+  return any;
 }
 
-// "key=value" / "key: value" pairs whose key names a secret.
+bool AllDigits(std::string_view s) {
+  for (char c : s) {
+    if (std::isdigit(static_cast<unsigned char>(c)) == 0) return false;
+  }
+  return true;
+}
+
+// "key=value" / "key: value" pairs whose key names a secret ("api_key",
+// "x_token", "DB_PASSWORD", ...). The key must end right before the
+// separator (optionally quoted): "tokens: 12" is no pair of "token". Digits
+// alone are never a secret (counts, ports).
 void RedactAssignments(std::string& text) {
-  static const char* const kKeys[] = {"api_key", "apikey", "token", "secret", "password"};
+  static const char* const kKeys[] = {"api_key", "apikey",   "api-key", "token",
+                                      "secret",  "password", "passwd"};
   std::string lower = Lower(text);
   for (const char* key : kKeys) {
     size_t pos = 0;
@@ -53,9 +80,9 @@ void RedactAssignments(std::string& text) {
       if (v < text.size() && (text[v] == '=' || text[v] == ':')) {
         ++v;
         while (v < text.size() && (text[v] == ' ' || text[v] == '"' || text[v] == '\'')) ++v;
-        size_t end = v;
-        while (end < text.size() && IsTokenChar(text[end])) ++end;
-        if (end - v >= 6) {
+        size_t end = TokenEnd(text, v);
+        std::string_view value(text.data() + v, end - v);
+        if (value.size() >= 6 && !AllDigits(value) && value != kRedacted) {
           text.replace(v, end - v, kRedacted);
           lower.replace(v, end - v, kRedacted);
         }
@@ -65,16 +92,46 @@ void RedactAssignments(std::string& text) {
   }
 }
 
-bool SecretKeyName(const std::string& key) {
-  std::string k = Lower(key);
-  for (const char* s : {"authorization", "cookie", "api_key", "apikey", "api-key", "token",
-                        "password", "passwd", "secret", "credential"}) {
-    if (k.find(s) != std::string::npos) return true;
+// The words of an object key: "inputTokens" -> input, tokens; "x-api-key" ->
+// x, api, key; "CLIENT_SECRET" -> client, secret.
+std::vector<std::string> KeyWords(std::string_view key) {
+  std::vector<std::string> words;
+  std::string cur;
+  for (size_t i = 0; i < key.size(); ++i) {
+    char c = key[i];
+    bool upper = std::isupper(static_cast<unsigned char>(c)) != 0;
+    bool prev_lower = i > 0 && (std::islower(static_cast<unsigned char>(key[i - 1])) != 0 ||
+                                std::isdigit(static_cast<unsigned char>(key[i - 1])) != 0);
+    if (std::isalnum(static_cast<unsigned char>(c)) == 0) {
+      if (!cur.empty()) words.push_back(std::move(cur));
+      cur.clear();
+      continue;
+    }
+    if (upper && prev_lower && !cur.empty()) {
+      words.push_back(std::move(cur));
+      cur.clear();
+    }
+    cur += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   }
-  return false;
+  if (!cur.empty()) words.push_back(std::move(cur));
+  return words;
 }
 
 }  // namespace
+
+bool SecretKeyName(std::string_view key) {
+  std::vector<std::string> w = KeyWords(key);
+  for (size_t i = 0; i < w.size(); ++i) {
+    const std::string& s = w[i];
+    if (s == "authorization" || s == "cookie" || s == "token" || s == "password" || s == "passwd" ||
+        s == "secret" || s == "credential" || s == "credentials" || s == "apikey" ||
+        s == "passphrase") {
+      return true;
+    }
+    if (i + 1 < w.size() && (s == "api" || s == "private") && w[i + 1] == "key") return true;
+  }
+  return false;
+}
 
 void SecretSet::Add(std::string_view value) {
   if (value.size() < 8) return;
@@ -100,41 +157,100 @@ bool SecretSet::empty() const {
 }
 
 SecretSet& Secrets() {
-  static SecretSet* set = new SecretSet();
+  static auto* set = new SecretSet();
   return *set;
 }
 
 std::string Redact(std::string_view text) {
   std::string out = Secrets().Apply(std::string(text));
-  RedactPrefixed(out, "sk-", 16);
+  RedactPrefixed(out, "sk-", 8);
   RedactPrefixed(out, "pk-", 16);
   RedactPrefixed(out, "ghp_", 20);
+  RedactPrefixed(out, "gho_", 20);
+  RedactPrefixed(out, "ghs_", 20);
   RedactPrefixed(out, "github_pat_", 20);
+  RedactPrefixed(out, "glpat-", 16);
   RedactPrefixed(out, "xoxb-", 10);
   RedactPrefixed(out, "xoxp-", 10);
   RedactPrefixed(out, "xoxa-", 10);
   RedactPrefixed(out, "AKIA", 16);
+  RedactPrefixed(out, "AIza", 30);
   RedactPrefixed(out, "Bearer ", 8);
   RedactAssignments(out);
   return out;
 }
 
-Json RedactJson(const Json& value) {
-  if (value.is_string()) return Redact(value.get<std::string>());
-  if (value.is_array()) {
-    Json out = Json::array();
-    for (const auto& v : value) out.push_back(RedactJson(v));
-    return out;
-  }
-  if (value.is_object()) {
-    Json out = Json::object();
-    for (const auto& [k, v] : value.items()) {
-      out[k] =
-          SecretKeyName(k) && (v.is_string() || v.is_number()) ? Json(kRedacted) : RedactJson(v);
+bool LooksSecret(std::string_view text) { return Redact(text) != text; }
+
+namespace {
+
+void RedactInto(const Json& value, const std::string& path, std::vector<std::string>* paths,
+                Json& out) {
+  if (value.is_string()) {
+    const std::string& s = value.get_ref<const std::string&>();
+    std::string r = Redact(s);
+    if (r != s && paths != nullptr) paths->push_back(path.empty() ? "$" : path);
+    out = std::move(r);
+  } else if (value.is_array()) {
+    out = Json::array();
+    size_t i = 0;
+    for (const auto& v : value) {
+      Json item;
+      RedactInto(v, path + "[" + std::to_string(i++) + "]", paths, item);
+      out.push_back(std::move(item));
     }
-    return out;
+  } else if (value.is_object()) {
+    out = Json::object();
+    for (const auto& [k, v] : value.items()) {
+      std::string at = path.empty() ? k : path + "." + k;
+      if (v.is_string() && SecretKeyName(k) && v.get_ref<const std::string&>() != kRedacted &&
+          !v.get_ref<const std::string&>().empty()) {
+        out[k] = kRedacted;
+        if (paths != nullptr) paths->push_back(at);
+      } else {
+        RedactInto(v, at, paths, out[k]);
+      }
+    }
+  } else {
+    out = value;  // numbers, booleans and null are never secrets
   }
-  return value;
+}
+
+}  // namespace
+
+Json RedactJson(const Json& value, std::vector<std::string>* paths) {
+  Json out;
+  RedactInto(value, "", paths, out);
+  return out;
+}
+
+namespace {
+
+bool FindShaped(const Json& value, const std::string& path, std::string* found) {
+  if (value.is_string()) {
+    if (!LooksSecret(value.get_ref<const std::string&>())) return false;
+    *found = path.empty() ? "$" : path;
+    return true;
+  }
+  if (value.is_array()) {
+    size_t i = 0;
+    for (const auto& v : value) {
+      if (FindShaped(v, path + "[" + std::to_string(i++) + "]", found)) return true;
+    }
+  } else if (value.is_object()) {
+    for (const auto& [k, v] : value.items()) {
+      if (FindShaped(v, path.empty() ? k : path + "." + k, found)) return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+std::optional<std::string> FindSecretShaped(const Json& value) {
+  std::string found;
+  if (FindShaped(value, "", &found)) return found;
+  return std::nullopt;
 }
 
 }  // namespace smithers::base

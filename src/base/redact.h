@@ -10,9 +10,11 @@
 #define SMITHERS_BASE_REDACT_H_
 
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "smithers/json.h"
 
@@ -33,18 +35,38 @@ class SecretSet {
   std::set<std::string, std::greater<>> values_;  // longest-first for overlapping values
 };
 
-// The process-wide set.
+// The process-wide set. Values are added at start-up by the secret store
+// (base/secrets.h) and by whatever resolves a secret later.
 SecretSet& Secrets();
 
-// Known secret values, then key shapes: "sk-...", "sk-ant-...", "pk-...",
-// "ghp_...", "xox[abp]-...", "AKIA...", "Bearer <token>", and the values of
-// "api_key=", "token=", "secret=", "password=" pairs.
+// Known secret values, then key shapes at a word boundary ("key=sk-...",
+// "export K=sk-...", "\"sk-...\"" are caught, "task-sk-1" is not): "sk-" with
+// at least 8 characters after it (also "sk-ant-...", "sk-proj-..."), "pk-...",
+// "ghp_/gho_/ghs_/github_pat_...", "glpat-...", "xox[abp]-...", "AKIA...",
+// "AIza...", "Bearer <token>", and the values of "api_key=", "token=",
+// "secret=", "password=" pairs (never a value of digits alone).
 std::string Redact(std::string_view text);
 
-// Redact() on every string of `value`; the values of object keys that name a
-// secret (authorization, cookie, api_key, apikey, token, password, secret,
-// credential) are replaced whole.
-Json RedactJson(const Json& value);
+// Whether Redact() would change `text`.
+bool LooksSecret(std::string_view text);
+
+// Whether an object key names a secret: one of its words (camelCase,
+// snake_case and kebab-case split) is authorization, cookie, token,
+// password, passwd, passphrase, secret, credential(s) or apikey, or two are
+// api/private + key. "inputTokens", "maxTokens", "tokens" are not.
+bool SecretKeyName(std::string_view key);
+
+// Redact() on every string of `value`; the string values of object keys that
+// name a secret (SecretKeyName) are replaced whole. Numbers, booleans and null
+// are returned as they are. When `paths` is given, the path of every string
+// that changed is appended ("stdout", "items[2].key", "$" for a top-level
+// string), never the value.
+Json RedactJson(const Json& value, std::vector<std::string>* paths = nullptr);
+
+// The path (as RedactJson names it) of the first string in `value` that looks
+// like a secret (LooksSecret: a known value or a key shape), or nullopt.
+// Object keys alone do not count: {"token": "abc"} is not refused.
+std::optional<std::string> FindSecretShaped(const Json& value);
 
 }  // namespace smithers::base
 

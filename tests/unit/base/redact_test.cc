@@ -3,6 +3,10 @@
 
 #include <gtest/gtest.h>
 
+#include <string>
+#include <utility>
+#include <vector>
+
 namespace smithers::base {
 namespace {
 
@@ -31,13 +35,87 @@ TEST(RedactJson, StringsAndSecretKeys) {
   Json in = {{"headers", {{"Authorization", "anything at all"}, {"Accept", "json"}}},
              {"messages", {"use sk-abcdefghijklmnopqrstu please"}},
              {"apiKey", 12345678},
+             {"accessToken", "opaque"},
              {"n", 3}};
   Json out = RedactJson(in);
   EXPECT_EQ(out["headers"]["Authorization"], "[REDACTED]");
   EXPECT_EQ(out["headers"]["Accept"], "json");
   EXPECT_EQ(out["messages"][0], "use [REDACTED] please");
-  EXPECT_EQ(out["apiKey"], "[REDACTED]");
+  EXPECT_EQ(out["apiKey"], 12345678);  // numbers are never secrets
+  EXPECT_EQ(out["accessToken"], "[REDACTED]");
   EXPECT_EQ(out["n"], 3);
+}
+
+// Golden inputs and outputs: key shapes after '=', quotes, "export", short keys.
+TEST(Redact, ShapesAtWordBoundaries) {
+  const std::pair<const char*, const char*> kGolden[] = {
+      {"key=sk-abcdef123456", "key=[REDACTED]"},
+      {"export K=sk-abcdef123456", "export K=[REDACTED]"},
+      {"export OPENAI_API_KEY=sk-proj-abcdefghijklmnop1234", "export OPENAI_API_KEY=[REDACTED]"},
+      {"{\"k\":\"sk-abcdef123456\"}", "{\"k\":\"[REDACTED]\"}"},
+      {"'sk-abcdef12'", "'[REDACTED]'"},
+      {"(sk-abcdefgh)", "([REDACTED])"},
+      {"the key sk-abcdef123456.", "the key [REDACTED]."},
+      {"url/sk-abcdef123456?x", "url/[REDACTED]?x"},
+      {"sk-abc", "sk-abc"},                              // too short to be a key
+      {"sk-abcdefg", "sk-abcdefg"},                      // 7 after "sk-"
+      {"task-sk-abcdef123456", "task-sk-abcdef123456"},  // inside a word
+      {"disk-abcdef123456", "disk-abcdef123456"},
+      {"GITHUB=ghp_0123456789abcdefghijABCD", "GITHUB=[REDACTED]"},
+      {"token=abcdef12345", "token=[REDACTED]"},
+      {"tokens: 123456789", "tokens: 123456789"},  // not a "token" pair
+      {"token: 123456789", "token: 123456789"},    // digits alone are no secret
+      {"inputTokens=1234567", "inputTokens=1234567"},
+  };
+  for (const auto& [in, want] : kGolden) EXPECT_EQ(Redact(in), want) << in;
+}
+
+TEST(RedactJson, NumbersAndCountsAreNeverRedacted) {
+  Json in = {{"tokens", {{"input", 1200}, {"output", 34}}},
+             {"inputTokens", 1200},
+             {"outputTokens", 34},
+             {"totalTokens", 1234},
+             {"maxTokens", 4096},
+             {"max_tokens", 4096},
+             {"token", 99},
+             {"password", true},
+             {"secret", nullptr},
+             {"label", "inputTokens"}};
+  std::vector<std::string> paths;
+  EXPECT_EQ(RedactJson(in, &paths), in);
+  EXPECT_TRUE(paths.empty());
+}
+
+TEST(RedactJson, NamesThePathsItChanged) {
+  Json in = {
+      {"stdout", "key=sk-abcdef123456\n"}, {"items", {"ok", {{"clientSecret", "abc"}}}}, {"n", 1}};
+  std::vector<std::string> paths;
+  Json out = RedactJson(in, &paths);
+  EXPECT_EQ(out["stdout"], "key=[REDACTED]\n");
+  EXPECT_EQ(out["items"][1]["clientSecret"], "[REDACTED]");
+  EXPECT_EQ(paths, (std::vector<std::string>{"items[1].clientSecret", "stdout"}));
+  paths.clear();
+  EXPECT_EQ(RedactJson(Json("sk-abcdef123456"), &paths), "[REDACTED]");
+  EXPECT_EQ(paths, std::vector<std::string>{"$"});
+}
+
+TEST(SecretKeyName, WordsNotSubstrings) {
+  for (const char* k :
+       {"token", "accessToken", "access_token", "Authorization", "x-api-key", "apiKey", "API_KEY",
+        "apikey", "client_secret", "DB_PASSWORD", "set-cookie", "credentials", "privateKey"}) {
+    EXPECT_TRUE(SecretKeyName(k)) << k;
+  }
+  for (const char* k : {"tokens", "inputTokens", "outputTokens", "totalTokens", "maxTokens",
+                        "max_tokens", "keyboard", "monkey", "secretary_name_x", "n"}) {
+    EXPECT_FALSE(SecretKeyName(k)) << k;
+  }
+}
+
+TEST(FindSecretShaped, NamesTheField) {
+  EXPECT_EQ(FindSecretShaped(Json{{"a", 1}, {"b", {"x", "use sk-abcdef123456"}}}), "b[1]");
+  EXPECT_EQ(FindSecretShaped(Json{{"token", "abc"}, {"n", 123456789}}), std::nullopt);
+  Secrets().Add("not-key-shaped-known-value");
+  EXPECT_EQ(FindSecretShaped(Json{{"x", {{"y", "not-key-shaped-known-value"}}}}), "x.y");
 }
 
 }  // namespace
