@@ -108,6 +108,12 @@ struct RunResult {
 // every problem found. RunWorkflow does the same before it writes anything.
 Status CheckWorkflow(const WorkflowDefinition& workflow, const Json& input);
 
+// InvalidArgument naming the first field of `input` that looks like a secret
+// (a known secret value or a key shape, as the redactor sees them): run
+// input is stored as it is, so a launch (CLI, Gateway, cron) refuses it.
+// CheckWorkflow and the start of a run check it too.
+Status CheckInputHasNoSecrets(const Json& input);
+
 Result<RunResult> RunWorkflow(const WorkflowDefinition& workflow, Store& store,
                               const RunOptions& options);
 

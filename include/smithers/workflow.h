@@ -55,9 +55,16 @@ struct ComputeContext {
 using ComputeFn = std::function<Result<Json>(const ComputeContext&)>;
 
 struct CommandSpec {
-  std::vector<std::string> argv;           // argv[0] is looked up on PATH
-  std::string cwd;                         // "" = the engine's working directory
-  std::map<std::string, std::string> env;  // added to (overriding) the environment
+  std::vector<std::string> argv;  // argv[0] is looked up on PATH
+  std::string cwd;                // "" = the engine's working directory
+  // The child's environment is PATH, HOME, LANG, TZ, TMPDIR and LC_* from the
+  // engine's, then `env`, then `secret_env` (docs/engine.md "Environment and
+  // secrets"); nothing else of the engine's environment reaches it.
+  std::map<std::string, std::string> env;
+  // NAME -> a secret reference, "env:VAR" or "file:/absolute/path", resolved
+  // only when the child starts (base/secrets.h). Under the Gateway it must
+  // match gateway.toml's [secrets] allow.
+  std::map<std::string, std::string> secret_env;
   // "json": stdout is parsed as JSON and is the output.
   // "text": the output is {exitCode, stdout, stderr}.
   std::string parse = "json";

@@ -10,7 +10,9 @@
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
+#include <map>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -19,9 +21,8 @@
 #include "agents/tools.h"
 #include "base/json_limits.h"
 #include "base/redact.h"
+#include "base/secrets.h"
 #include "smithers/schema.h"
-
-extern char** environ;
 
 namespace smithers::agents {
 
@@ -106,8 +107,8 @@ struct ProcessResult {
 // it exits, `deadline_ms` (steady clock, 0 = none) passes or `cancel` is set.
 // Every read of output sets `activity` (a heartbeat).
 Result<ProcessResult> RunProcess(const std::vector<std::string>& argv, const std::string& cwd,
-                                 int64_t deadline_ms, const std::atomic<bool>& cancel,
-                                 std::atomic<bool>& activity) {
+                                 std::vector<std::string> env, int64_t deadline_ms,
+                                 const std::atomic<bool>& cancel, std::atomic<bool>& activity) {
   int out[2], err[2];
   if (pipe2(out, O_CLOEXEC) != 0) return InternalError("pipe failed");
   if (pipe2(err, O_CLOEXEC) != 0) {
@@ -119,6 +120,7 @@ Result<ProcessResult> RunProcess(const std::vector<std::string>& argv, const std
   args.reserve(argv.size() + 1);
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
+  std::vector<char*> envp = base::EnvPointers(env);
   pid_t pid = fork();
   if (pid < 0) return InternalError("fork failed");
   if (pid == 0) {
@@ -129,7 +131,7 @@ Result<ProcessResult> RunProcess(const std::vector<std::string>& argv, const std
     int devnull = open("/dev/null", O_RDONLY);
     if (devnull >= 0) dup2(devnull, STDIN_FILENO);
     if (!cwd.empty() && chdir(cwd.c_str()) != 0) _exit(126);
-    execvp(args[0], args.data());
+    execvpe(args[0], args.data(), envp.data());
     _exit(127);
   }
   close(out[1]);
@@ -401,10 +403,23 @@ class AgentExecution final : public Execution {
 
   AgentRun RunHttp(const std::string& kind, const Json& a) {
     AgentRun run;
-    std::string key_env =
-        a.value("apiKeyEnv", kind == "openai" ? "OPENAI_API_KEY" : "ANTHROPIC_API_KEY");
-    std::string key = Env(key_env);
-    base::Secrets().Add(key);
+    // The key comes from the secret store (base/secrets.h), never from the
+    // environment: the provider's own variable as it is, another one named by
+    // apiKeyEnv as a reference "env:NAME" (the Gateway's allow-list applies).
+    const std::string default_env = kind == "openai" ? "OPENAI_API_KEY" : "ANTHROPIC_API_KEY";
+    std::string key_env = a.value("apiKeyEnv", default_env);
+    std::string key;
+    if (key_env == default_env) {
+      key = base::ProcessSecrets().Get(key_env).value_or("");
+    } else {
+      Result<std::string> resolved = base::ProcessSecrets().Resolve("env:" + key_env);
+      if (resolved.ok()) {
+        key = std::move(resolved).value();
+      } else if (resolved.status().code() == StatusCode::kInvalidArgument) {
+        run.error = Error("SECRET_NOT_ALLOWED", "apiKeyEnv: " + resolved.status().message());
+        return run;
+      }
+    }
     std::string base_url = a.value("baseUrl", "");
     if (key.empty() && base_url.empty()) {
       run.error = Error("AGENT_CONFIG_INVALID", key_env + " is not set (and no baseUrl is given)");
@@ -527,6 +542,33 @@ class AgentExecution final : public Execution {
     }
   }
 
+  // A CLI agent's environment (base::BuildChildEnvironment): the allow-list,
+  // the CLI's own provider key from the secret store, then the agent's `env`
+  // (a string, or {secret = "env:NAME" | "file:PATH"} resolved now).
+  static Result<std::vector<std::string>> CliEnvironment(const std::string& kind, const Json& a) {
+    std::map<std::string, std::string> values, refs;
+    std::vector<const char*> keys;
+    if (kind == "claude-code") keys = {"ANTHROPIC_API_KEY"};
+    if (kind == "codex") keys = {"OPENAI_API_KEY", "CODEX_API_KEY"};
+    if (kind == "gemini") keys = {"GEMINI_API_KEY", "GOOGLE_API_KEY"};
+    for (const char* k : keys) {
+      if (std::optional<std::string> v = base::ProcessSecrets().Get(k)) values[k] = *v;
+    }
+    if (auto env = a.find("env"); env != a.end() && env->is_object()) {
+      for (const auto& [k, v] : env->items()) {
+        if (v.is_string()) {
+          values[k] = v.get<std::string>();
+        } else if (v.is_object() && v.contains("secret") && v["secret"].is_string()) {
+          refs[k] = v["secret"].get<std::string>();
+        } else {
+          return InvalidArgumentError("env " + k +
+                                      ": a value is a string or { secret = \"env:NAME\" }");
+        }
+      }
+    }
+    return base::BuildChildEnvironment(values, refs);
+  }
+
   AgentRun RunCli(const std::string& kind, const Json& a) {
     AgentRun run;
     std::string default_exe =
@@ -543,11 +585,19 @@ class AgentExecution final : public Execution {
     std::string prompt = prompt_;
     if (!schema_.is_null()) prompt += SchemaInstructions(schema_);
     std::string cwd = a.value("rootDir", root_dir_);
+    Result<std::vector<std::string>> env = CliEnvironment(kind, a);
+    if (!env.ok()) {
+      run.error = Error(env.status().code() == StatusCode::kInvalidArgument ? "SECRET_NOT_ALLOWED"
+                                                                            : "SECRET_UNAVAILABLE",
+                        kind + " agent: " + env.status().message());
+      return run;
+    }
     while (true) {
       int64_t deadline = deadline_ms_;
       int64_t own = a.value("timeoutMs", int64_t{0});
       if (own > 0 && (deadline == 0 || NowMs() + own < deadline)) deadline = NowMs() + own;
-      auto proc = RunProcess(CliArgv(kind, a, exe, prompt), cwd, deadline, cancel_, activity_);
+      auto proc =
+          RunProcess(CliArgv(kind, a, exe, prompt), cwd, *env, deadline, cancel_, activity_);
       if (!proc.ok()) {
         run.error = Error("AGENT_REQUEST_FAILED", proc.status().message());
         return run;

@@ -24,6 +24,8 @@
 #include <sstream>
 #include <thread>
 
+#include "base/secrets.h"
+
 namespace smithers::agents {
 namespace fs = std::filesystem;
 namespace {
@@ -384,6 +386,15 @@ ToolResult Bash(const ToolContext& c, const Json& a) {
   args.reserve(argv.size() + 1);
   for (auto& s : argv) args.push_back(s.data());
   args.push_back(nullptr);
+  // Only the allow-list of the engine's environment (base/secrets.h): no key,
+  // no token reaches the command, sandboxed or not.
+  Result<std::vector<std::string>> env = base::BuildChildEnvironment();
+  if (!env.ok()) {
+    close(out[0]);
+    close(out[1]);
+    return Err(env.status().message());
+  }
+  std::vector<char*> envp = base::EnvPointers(*env);
   pid_t pid = fork();
   if (pid < 0) return Err("fork failed");
   if (pid == 0) {
@@ -394,7 +405,7 @@ ToolResult Bash(const ToolContext& c, const Json& a) {
     int devnull = open("/dev/null", O_RDONLY);
     if (devnull >= 0) dup2(devnull, STDIN_FILENO);
     if (chdir(c.root_dir.c_str()) != 0) _exit(126);
-    execvp(args[0], args.data());
+    execve(args[0], args.data(), envp.data());
     _exit(127);
   }
   close(out[1]);

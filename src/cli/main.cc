@@ -15,6 +15,7 @@
 #include "agents/agent_executor.h"
 #include "base/hash.h"
 #include "base/json_limits.h"
+#include "base/secrets.h"
 #include "cli/commands.h"
 #include "cli/common.h"
 #include "script/lua_workflow.h"
@@ -453,6 +454,9 @@ int Cancel(const Global& g, const std::string& run_id) {
 }  // namespace
 
 int Main(int argc, char** argv) {
+  // Before any thread starts: provider keys leave the environment for the
+  // secret store and are redacted from here on (base/secrets.h).
+  base::CaptureStartupSecrets();
   CLI::App app{"smithers: durable workflows for AI agents (Lua modules, SQLite store)", "smithers"};
   app.require_subcommand(1);
   app.fallthrough();  // global options may follow the subcommand

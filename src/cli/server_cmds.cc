@@ -1,5 +1,6 @@
 // `smithers gateway` and `smithers token`: the Gateway server and its
 // bearer-token grants (docs/gateway.md).
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -9,6 +10,7 @@
 
 #include "agents/agent_executor.h"
 #include "base/hash.h"
+#include "base/secrets.h"
 #include "cli/commands.h"
 #include "gateway/config.h"
 #include "gateway/gateway.h"
@@ -285,6 +287,9 @@ ServerCommands::ServerCommands(CLI::App& app, Global& g) : app_(app), g_(g) {
                     "\"Restricted modules\")");
   gw_cmd_->add_option("--module-workspace", gw_.module_workspace,
                       "The one folder restricted modules may write files in (default: none)");
+  gw_cmd_->add_option("--allow-secret", gw_.secret_refs_allowed,
+                      "A secret reference tasks may resolve, e.g. env:OPENAI_API_KEY or "
+                      "'file:/run/secrets/*' (repeatable; default: none; docs/gateway.md)");
   gw_cmd_->footer(
       "Runs launched here execute in this process; waits are resumed and runs whose process died "
       "are recovered here. Tokens: smithers token issue --scopes run:read,run:write --ttl 1h. "
@@ -402,6 +407,7 @@ int ServerCommands::Gateway() {
     if (given("--access-log")) o.access_log = gw_.access_log;
     if (given("--trusted-modules")) o.trusted_modules = gw_.trusted_modules;
     if (given("--module-workspace")) o.module_workspace = gw_.module_workspace;
+    if (given("--allow-secret")) o.secret_refs_allowed = gw_.secret_refs_allowed;
     if (app_.count("--max-json-depth") > 0) o.max_json_depth = g_.max_json_depth;
     if (!given("--jwt-secret-env") && !given("--jwt-secret-file")) {
       secret_env = file->jwt_secret_env;
@@ -437,6 +443,12 @@ int ServerCommands::Gateway() {
       }
     }
   }
+  // Tasks resolve only the references the operator allowed (none by default).
+  base::ProcessSecrets().RestrictReferences(o.secret_refs_allowed);
+  // Another process of this user may not read the Gateway's memory or
+  // /proc/PID/environ (a command task run by the Gateway is one). Children get
+  // back the default at execve.
+  prctl(PR_SET_DUMPABLE, 0);
   o.clock = &CliClock();
   o.test_clock = ClockShifted();
   o.add_executors = [db = o.db_path](const WorkflowDefinition& wf, RunOptions& ro) {

@@ -19,6 +19,7 @@
 #include <thread>
 #include <vector>
 
+#include "base/secrets.h"
 #include "cli/commands.h"
 
 namespace smithers::cli {
@@ -92,6 +93,19 @@ int Supervise(const Global& g, const SuperviseArgs& a, const std::string& self_e
     if (!claimed.ok()) return;  // another supervisor (or process) got there first
     std::string log = log_dir + "/" + run.run_id + ".log";
     std::string cwd = run.config.value("cwd", std::string());
+    // The child is this binary, the engine itself: it gets this process's
+    // environment plus the secrets captured at its start-up (provider keys,
+    // named again in SMITHERS_SECRET_ENV), which it captures and unsets in
+    // turn (base/secrets.h). Its own children get only the allow-list.
+    std::vector<std::string> env;
+    std::string names;
+    for (char** e = environ; *e != nullptr; ++e) env.emplace_back(*e);
+    for (const auto& [name, value] : base::ProcessSecrets().All()) {
+      env.push_back(name + "=" + value);
+      names += (names.empty() ? "" : ",") + name;
+    }
+    if (!names.empty()) env.push_back("SMITHERS_SECRET_ENV=" + names);
+    std::vector<char*> envp = base::EnvPointers(env);
     pid_t pid = fork();
     if (pid < 0) {
       (void)s.ClaimRun(run.run_id, me, run.runtime_owner_id, now);
@@ -114,7 +128,7 @@ int Supervise(const Global& g, const SuperviseArgs& a, const std::string& self_e
       argv.reserve(args.size() + 1);
       for (auto& x : args) argv.push_back(x.data());
       argv.push_back(nullptr);
-      execv(self_exe.c_str(), argv.data());
+      execve(self_exe.c_str(), argv.data(), envp.data());
       _exit(127);
     }
     children[pid] = run.run_id;

@@ -9,11 +9,15 @@ namespace {
 Json ResolvedInput(const TaskSpec& task, int iteration) {
   switch (task.mode) {
     case TaskMode::kStatic: return {{"value", task.value}};
-    case TaskMode::kCommand:
-      return {{"argv", task.command.argv},
-              {"cwd", task.command.cwd},
-              {"env", task.command.env},
-              {"parse", task.command.parse}};
+    case TaskMode::kCommand: {
+      Json in = {{"argv", task.command.argv},
+                 {"cwd", task.command.cwd},
+                 {"env", task.command.env},
+                 {"parse", task.command.parse}};
+      // The references, never their values (keys without any stay as they were).
+      if (!task.command.secret_env.empty()) in["secretEnv"] = task.command.secret_env;
+      return in;
+    }
     case TaskMode::kAgent: return {{"prompt", task.prompt}, {"agent", task.agent}};
     // A function's body cannot be hashed: without `by` it is keyed by where
     // it runs.

@@ -411,6 +411,7 @@ class Run {
   Status CheckInput(const Json& input) {
     SMITHERS_RETURN_IF_ERROR(base::CheckJsonValueDepth(input, base::MaxJsonDepth(), "the input"));
     if (!input.is_object()) return InvalidArgumentError("the input must be a JSON object");
+    SMITHERS_RETURN_IF_ERROR(CheckInputHasNoSecrets(input));
     if (wf_.input_schema.is_null()) return Status::Ok();
     auto v = schema::Validate(wf_.input_schema, input);
     if (v.empty()) return Status::Ok();
@@ -901,9 +902,6 @@ class Run {
       o.error = engine::ErrorJson("INVALID_OUTPUT", "the task's error nests too deep to keep");
     }
     if (!base::CheckJsonValueDepth(o.meta, max_depth).ok()) o.meta = Json::object();
-    // A model may echo what it was given: agent results are redacted (known
-    // secret values, key shapes) before they are validated and stored.
-    if (o.ok && spec.mode == TaskMode::kAgent) o.output = base::RedactJson(o.output);
     if (f.heartbeat_timed_out && !o.ok) {
       Json e = engine::ErrorJson(
           "TASK_HEARTBEAT_TIMEOUT",
@@ -919,6 +917,21 @@ class Run {
         Json e = engine::ErrorJson("INVALID_OUTPUT", "output does not match schema \"" + f.output +
                                                          "\": " + schema::FormatViolations(v));
         o = {.ok = false, .error = e, .retryable = spec.mode != TaskMode::kStatic};
+      }
+    }
+    // Validated, then redacted (known secret values, key shapes), whatever
+    // the mode: the redacted row is what is stored, cached and read by
+    // downstream tasks. SecretRedacted names the fields, never the values.
+    if (o.ok) {
+      std::vector<std::string> fields;
+      o.output = base::RedactJson(o.output, &fields);
+      if (!fields.empty()) {
+        if (fields.size() > 50) fields.resize(50);
+        Event("SecretRedacted", {{"nodeId", f.node_id},
+                                 {"iteration", f.iteration},
+                                 {"attempt", f.attempt},
+                                 {"in", "output"},
+                                 {"fields", fields}});
       }
     }
     AttemptRecord a{.run_id = run_.run_id,
@@ -1436,7 +1449,9 @@ class Run {
 
   void Event(const std::string& type, Json payload) {
     if (payload.is_null()) payload = Json::object();  // `{}` in C++ is null
-    batch_.AppendEvent(run_.run_id, type, std::move(payload), clock_.NowMs());
+    // Every payload passes the redactor (errors, outputs of NodeOutput, approval
+    // requests built from data); numbers are never touched.
+    batch_.AppendEvent(run_.run_id, type, base::RedactJson(payload), clock_.NowMs());
   }
 
   Status Flush() {
@@ -1497,6 +1512,15 @@ class Run {
 
 }  // namespace
 
+Status CheckInputHasNoSecrets(const Json& input) {
+  std::optional<std::string> field = base::FindSecretShaped(input);
+  if (!field) return Status::Ok();
+  return InvalidArgumentError("the input's field \"" + *field +
+                              "\" holds what looks like a secret (a key or token); inputs are "
+                              "stored as they are: pass secrets as references in the task's env "
+                              "(docs/engine.md \"Environment and secrets\")");
+}
+
 Status CheckWorkflow(const WorkflowDefinition& workflow, const Json& input) {
   if (!workflow.render) return InvalidArgumentError("workflow has no render function");
   for (const auto& [name, s] : workflow.outputs) {
@@ -1510,6 +1534,7 @@ Status CheckWorkflow(const WorkflowDefinition& workflow, const Json& input) {
   if (input.is_null()) return Status::Ok();
   SMITHERS_RETURN_IF_ERROR(base::CheckJsonValueDepth(input, base::MaxJsonDepth(), "the input"));
   if (!input.is_object()) return InvalidArgumentError("the input must be a JSON object");
+  SMITHERS_RETURN_IF_ERROR(CheckInputHasNoSecrets(input));
   if (!workflow.input_schema.is_null()) {
     auto v = schema::Validate(workflow.input_schema, input);
     if (!v.empty()) {

@@ -8,11 +8,12 @@
 
 #include <cerrno>
 #include <cstring>
+#include <map>
 #include <string>
 #include <utility>
 #include <vector>
 
-extern char** environ;
+#include "base/secrets.h"
 
 namespace smithers::engine {
 
@@ -203,21 +204,25 @@ class CommandExecutor final : public Executor {
     }
     // Everything the child needs is built before fork: after it, only
     // async-signal-safe calls.
-    std::vector<std::string> env_strings;
-    for (char** e = environ; *e != nullptr; ++e) {
-      std::string kv = *e;
-      std::string key = kv.substr(0, kv.find('='));
-      if (cmd.env.count(key) == 0) env_strings.push_back(std::move(kv));
+    std::map<std::string, std::string> declared = cmd.env;
+    declared["SMITHERS_RUN_ID"] = info.run_id;
+    declared["SMITHERS_NODE_ID"] = info.node_id;
+    declared["SMITHERS_ITERATION"] = std::to_string(info.iteration);
+    declared["SMITHERS_ATTEMPT"] = std::to_string(info.attempt);
+    Result<std::vector<std::string>> built = base::BuildChildEnvironment(declared, cmd.secret_env);
+    if (!built.ok()) {
+      // A reference that is not allowed or cannot be resolved: the same on
+      // every attempt, so no retry.
+      AttemptOutcome o{.ok = false,
+                       .error = ErrorJson(built.status().code() == StatusCode::kInvalidArgument
+                                              ? "SECRET_NOT_ALLOWED"
+                                              : "SECRET_UNAVAILABLE",
+                                          built.status().message()),
+                       .retryable = built.status().code() != StatusCode::kInvalidArgument};
+      return std::unique_ptr<Execution>(std::make_unique<ImmediateExecution>(std::move(o)));
     }
-    for (const auto& [k, v] : cmd.env) env_strings.push_back(k + "=" + v);
-    env_strings.push_back("SMITHERS_RUN_ID=" + info.run_id);
-    env_strings.push_back("SMITHERS_NODE_ID=" + info.node_id);
-    env_strings.push_back("SMITHERS_ITERATION=" + std::to_string(info.iteration));
-    env_strings.push_back("SMITHERS_ATTEMPT=" + std::to_string(info.attempt));
-    std::vector<char*> envp;
-    envp.reserve(env_strings.size() + 1);
-    for (auto& s : env_strings) envp.push_back(s.data());
-    envp.push_back(nullptr);
+    std::vector<std::string> env_strings = std::move(built).value();
+    std::vector<char*> envp = base::EnvPointers(env_strings);
     std::vector<std::string> argv_copy = cmd.argv;
     std::vector<char*> argv;
     argv.reserve(argv_copy.size() + 1);

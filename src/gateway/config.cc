@@ -14,12 +14,15 @@
 #include <cstring>
 #include <fstream>
 #include <limits>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <utility>
 #include <vector>
 
 #include "base/json_limits.h"
+#include "base/redact.h"
+#include "base/secrets.h"
 
 namespace smithers::gateway {
 namespace {
@@ -287,6 +290,19 @@ Result<GatewayConfig> ParseGatewayConfig(std::string_view text, const std::strin
         limits.Int("max_json_depth", 1, &o.max_json_depth, base::kMaxJsonDepthCeiling));
     SMITHERS_RETURN_IF_ERROR(limits.Finish());
   }
+  SMITHERS_ASSIGN_OR_RETURN(const toml::table* secrets_table, top.Table("secrets"));
+  if (secrets_table != nullptr) {
+    Section secrets(*secrets_table, "secrets", path, dir);
+    SMITHERS_RETURN_IF_ERROR(secrets.Strings("allow", &o.secret_refs_allowed));
+    for (const std::string& ref : o.secret_refs_allowed) {
+      if (ref.rfind("env:", 0) != 0 && ref.rfind("file:/", 0) != 0) {
+        return InvalidArgumentError(Where(path, secrets_table->get("allow")->source()) +
+                                    ": secrets.allow: \"" + ref +
+                                    "\" must start with \"env:\" or \"file:/\"");
+      }
+    }
+    SMITHERS_RETURN_IF_ERROR(secrets.Finish());
+  }
   SMITHERS_RETURN_IF_ERROR(top.Finish());
   return out;
 }
@@ -306,11 +322,13 @@ Result<std::string> ReadJwtSecret(const std::string& env_name, const std::string
     return InvalidArgumentError("the JWT secret comes from one variable or one file");
   }
   if (!env_name.empty()) {
-    const char* value = getenv(env_name.c_str());
-    if (value == nullptr || *value == '\0') {
-      return InvalidArgumentError("$" + env_name + " (the JWT secret) is not set");
-    }
-    secret = value;
+    // Moved out of the environment into the secret store, as a secret no task
+    // may reference (base/secrets.h): neither a child nor /proc/PID/environ
+    // sees it after this.
+    base::ProcessSecrets().Capture(env_name, /*usable=*/false);
+    std::optional<std::string> value = base::ProcessSecrets().GetInternal(env_name);
+    if (!value) return InvalidArgumentError("$" + env_name + " (the JWT secret) is not set");
+    secret = *value;
   } else {
     int fd = open(file.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) return InvalidArgumentError(file + ": " + strerror(errno));
@@ -339,6 +357,7 @@ Result<std::string> ReadJwtSecret(const std::string& env_name, const std::string
       secret.pop_back();
     }
     if (secret.empty()) return InvalidArgumentError(file + ": the JWT secret file is empty");
+    base::Secrets().Add(secret);
   }
   return secret;
 }

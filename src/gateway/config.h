@@ -38,9 +38,11 @@ Result<GatewayConfig> LoadGatewayConfig(const std::string& path);
 // relative paths.
 Result<GatewayConfig> ParseGatewayConfig(std::string_view text, const std::string& path);
 
-// The JWT secret from the environment variable `env_name` (set, not empty)
-// or from `file` (its contents without trailing white space; refused when
+// The JWT secret from the environment variable `env_name` (set, not empty;
+// moved into the secret store and out of the environment, REQUIRES: no other
+// thread is running) or from `file` (its contents without trailing white space; refused when
 // group or other users may read it). Exactly one of the two is non-empty.
+// The secret is given to the redactor.
 // InvalidArgument naming the variable or the file.
 Result<std::string> ReadJwtSecret(const std::string& env_name, const std::string& file);
 

@@ -1022,6 +1022,9 @@ Reply Gateway::CronCreate(const Json& params) {
     return Reply::Err("InvalidInput", depth.message(),
                       {{"limit", "max_json_depth"}, {"maxJsonDepth", base::MaxJsonDepth()}});
   }
+  if (Status clean = CheckInputHasNoSecrets(*input); !clean.ok()) {
+    return Reply::Err("InvalidInput", clean.message());
+  }
   int64_t now = clock_.NowMs();
   CronRecord c{.cron_id = id,
                .workflow = workflow,

@@ -67,6 +67,10 @@ struct GatewayOptions {
   // restricted module may write files in ("" = none).
   bool trusted_modules = false;
   std::string module_workspace;
+  // The secret references tasks may resolve ("env:NAME", "file:/run/secrets/*";
+  // '*' matches anything): gateway.toml [secrets] allow, --allow-secret.
+  // Empty: none. The process-wide store applies it (base/secrets.h).
+  std::vector<std::string> secret_refs_allowed;
   // Runs, timers and cron; nullptr = SystemClock(). Token and JWT expiry
   // always use SystemClock().
   Clock* clock = nullptr;

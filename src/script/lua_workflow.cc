@@ -17,6 +17,7 @@
 
 #include "base/hash.h"
 #include "base/json_limits.h"
+#include "base/secrets.h"
 #include "script/props.h"
 #include "script/restricted.h"
 #include "smithers/clock.h"
@@ -1282,14 +1283,7 @@ class LuaModule final : public LuaWorkflow {
         Json env;
         std::string e = ToJson(state_, -1, env);
         if (!e.empty() || !env.is_object()) err = "\"env\" must be a table of strings";
-        for (auto& [k, v] : env.items()) {
-          if (v.is_string())
-            task.command.env[k] = v.get<std::string>();
-          else if (v.is_number() || v.is_boolean())
-            task.command.env[k] = v.dump();
-          else
-            err = "\"env\" values must be strings";
-        }
+        if (err.empty()) err = ReadEnv(env, task.command.env, task.command.secret_env);
       } else if (!lua_isnil(state_, -1)) {
         err = "\"env\" must be a table";
       }
@@ -1340,6 +1334,9 @@ class LuaModule final : public LuaWorkflow {
                    at;
           }
         }
+        if (std::string env_err = ReadAgentEnv(task.agent); !env_err.empty()) {
+          return label + ": agent: " + env_err + at;
+        }
         return "";
       }
       case LUA_TNIL:
@@ -1351,6 +1348,71 @@ class LuaModule final : public LuaWorkflow {
         return label + ": a " + tn + " child is not a task body" + at;
       }
     }
+  }
+
+  // Whether `ref` is written as a string literal ("..." or '...') in the
+  // module or a sibling it loaded. A secret reference must be: one built at
+  // render time from ctx.input (or any other data) could name a secret the
+  // author never meant to hand to this task.
+  bool LiteralInModule(const std::string& ref) const {
+    auto in = [&](const std::string& text) {
+      return text.find('"' + ref + '"') != std::string::npos ||
+             text.find('\'' + ref + '\'') != std::string::npos;
+    };
+    if (in(source_)) return true;
+    return std::any_of(siblings_.begin(), siblings_.end(),
+                       [&](const auto& s) { return in(s.second); });
+  }
+
+  // A declared environment: NAME = "value" (numbers and booleans as text) or
+  // NAME = { secret = "env:VAR" | "file:/path" }, a literal reference that
+  // SecretStore::CheckReference accepts (the Gateway's allow-list).
+  std::string ReadEnv(const Json& env, std::map<std::string, std::string>& values,
+                      std::map<std::string, std::string>& refs) const {
+    for (const auto& [k, v] : env.items()) {
+      if (k.empty() || k.find('=') != std::string::npos) {
+        return "env: \"" + k + "\" is not a variable name";
+      }
+      if (v.is_string()) {
+        values[k] = v.get<std::string>();
+      } else if (v.is_number() || v.is_boolean()) {
+        values[k] = v.dump();
+      } else if (v.is_object() && v.size() == 1 && v.contains("secret") &&
+                 v["secret"].is_string()) {
+        std::string ref = v["secret"].get<std::string>();
+        if (!LiteralInModule(ref)) {
+          return "env." + k + ": the secret reference \"" + ref +
+                 "\" is not written as a literal in the module (references are never built "
+                 "from input or other data)";
+        }
+        if (Status ok = base::ProcessSecrets().CheckReference(ref); !ok.ok()) {
+          return "env." + k + ": " + ok.message();
+        }
+        refs[k] = std::move(ref);
+      } else {
+        return "env." + k + ": a value is a string or { secret = \"env:NAME\" }";
+      }
+    }
+    return "";
+  }
+
+  // The env of CLI agents, checked like a command task's; numbers and
+  // booleans become text in the agent's configuration.
+  std::string ReadAgentEnv(Json& agent) const {
+    if (agent.is_array()) {
+      for (Json& a : agent) {
+        if (std::string e = ReadAgentEnv(a); !e.empty()) return e;
+      }
+      return "";
+    }
+    if (!agent.is_object()) return "";
+    auto it = agent.find("env");
+    if (it == agent.end()) return "";
+    if (!it->is_object()) return "\"env\" must be a table";
+    std::map<std::string, std::string> values, refs;
+    if (std::string e = ReadEnv(*it, values, refs); !e.empty()) return e;
+    for (const auto& [k, v] : values) (*it)[k] = v;
+    return "";
   }
 
   // `cache = true` or `cachePolicy = {scope, ttlMs, version, by}`. `by(ctx)` is

@@ -64,6 +64,9 @@ trusted_modules = true
 module_workspace = "module-files"
 allowed_origins = ["https://console.example.com", "http://localhost:8080"]
 
+[secrets]
+allow = ["env:OPENAI_API_KEY", "file:/run/secrets/*"]
+
 [tls]
 cert = "cert.pem"
 key = "key.pem"
@@ -104,6 +107,10 @@ max_json_depth = 18
   EXPECT_EQ(o.access_log, "/etc/smithers/log/access.log");
   EXPECT_TRUE(o.trusted_modules);
   EXPECT_EQ(o.module_workspace, "/etc/smithers/module-files");
+  EXPECT_EQ(o.secret_refs_allowed,
+            (std::vector<std::string>{"env:OPENAI_API_KEY", "file:/run/secrets/*"}));
+  EXPECT_EQ(ErrorOf(ParseGatewayConfig("[secrets]\nallow = [\"vault:x\"]\n", "g.toml")),
+            "g.toml:2:9: secrets.allow: \"vault:x\" must start with \"env:\" or \"file:/\"");
   EXPECT_EQ(o.allowed_origins,
             (std::vector<std::string>{"https://console.example.com", "http://localhost:8080"}));
   EXPECT_EQ(o.tls_cert, "/etc/smithers/cert.pem");
@@ -167,7 +174,7 @@ TEST(GatewayConfigTest, ErrorsNameTheFileLineAndKey) {
   EXPECT_EQ(ErrorOf(ParseGatewayConfig("port = 1\nprot = 2\n", "g.toml")),
             "g.toml:2:1: prot: unknown key (known here: access_log, allowed_origins, auth, db, "
             "group_readable, heartbeat_ms, host, insecure, limits, module_workspace, port, "
-            "synchronous, tls, trusted_modules, workflows)");
+            "secrets, synchronous, tls, trusted_modules, workflows)");
   EXPECT_EQ(ErrorOf(ParseGatewayConfig("port = \"80\"\n", "g.toml")),
             "g.toml:1:8: port: must be an integer, not a string");
   EXPECT_EQ(ErrorOf(ParseGatewayConfig("port = -1\n", "g.toml")),
