@@ -18,17 +18,20 @@ import time
 
 from smithers_e2e import PYTHON, E2ETest, main
 
-# A stand-in CLI: answers from a queue of replies in $FAKE_REPLIES (one per
-# call, the last repeated), logs its argv to $FAKE_LOG, prints the format of
+# A stand-in CLI: answers from a queue of replies in replies.json beside it (one
+# per call, the last repeated), logs its argv to calls.log beside it, prints the format of
 # the CLI named by argv[1] of the script.
 STAND_IN = r'''#!%s
 import json, os, sys
 kind = %r
-log = os.environ["FAKE_LOG"]
+# Beside the script: a CLI agent gets only PATH, HOME, LANG, TZ, TMPDIR, LC_*
+# and what its agent declares in env, not the variables of the engine.
+here = os.path.dirname(os.path.abspath(__file__))
+log = os.environ.get("FAKE_LOG") or os.path.join(here, "calls.log")
 with open(log, "a") as f:
     f.write(json.dumps(sys.argv[1:]) + "\n")
 calls = sum(1 for _ in open(log))
-replies = json.load(open(os.environ["FAKE_REPLIES"]))
+replies = json.load(open(os.environ.get("FAKE_REPLIES") or os.path.join(here, "replies.json")))
 text = replies[min(calls, len(replies)) - 1]
 if kind == "claude":
     print(json.dumps({"type": "result", "subtype": "success", "is_error": False,

@@ -137,22 +137,31 @@ class TaskModesTest(E2ETest):
                   "'nodeId': os.environ.get('SMITHERS_NODE_ID'), "
                   "'iteration': os.environ.get('SMITHERS_ITERATION'), "
                   "'attempt': os.environ.get('SMITHERS_ATTEMPT'), "
-                  "'inherited': os.environ.get('E2E_INHERITED')}))")
+                  "'inherited': os.environ.get('TZ'), "
+                  "'leaked': os.environ.get('E2E_NOT_INHERITED', 'no')}))")
         wf = self.command_module(
             "env.lua", "{ %r, \"-c\", %r }" % (PYTHON, script),
             "z.object { cwd = z.string(), greeting = z.string(), num = z.string(), "
             "runId = z.string(), nodeId = z.string(), iteration = z.string(), "
-            "attempt = z.string(), inherited = z.string() }",
+            "attempt = z.string(), inherited = z.string(), leaked = z.string() }",
             extra="cwd = %r, env = { GREETING = \"hello there\", NUM = 42 }," % work)
-        os.environ["E2E_INHERITED"] = "yes"
+        # The engine's environment reaches the command only through the
+        # allow-list (PATH HOME LANG TZ TMPDIR LC_*) and what the task declares.
+        saved_tz = os.environ.get("TZ")
+        os.environ["TZ"] = "Etc/UTC"
+        os.environ["E2E_NOT_INHERITED"] = "yes"
         try:
             out = self.up_ok(wf, None, "env-run")
         finally:
-            del os.environ["E2E_INHERITED"]
+            del os.environ["E2E_NOT_INHERITED"]
+            if saved_tz is None:
+                del os.environ["TZ"]
+            else:
+                os.environ["TZ"] = saved_tz
         self.assertEqual(out["outputs"]["r"]["c"], {
             "cwd": os.path.realpath(work), "greeting": "hello there", "num": "42",
             "runId": "env-run", "nodeId": "c", "iteration": "0", "attempt": "1",
-            "inherited": "yes"})
+            "inherited": "Etc/UTC", "leaked": "no"})
 
     def test_command_that_cannot_start(self):
         wf = self.command_module("missing.lua", """{ "/nonexistent/smithers-e2e-tool" }""",
