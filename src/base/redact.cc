@@ -185,7 +185,7 @@ bool LooksSecret(std::string_view text) { return Redact(text) != text; }
 namespace {
 
 void RedactInto(const Json& value, const std::string& path, std::vector<std::string>* paths,
-                Json& out) {
+                bool secret_keys, Json& out) {
   if (value.is_string()) {
     const std::string& s = value.get_ref<const std::string&>();
     std::string r = Redact(s);
@@ -196,19 +196,20 @@ void RedactInto(const Json& value, const std::string& path, std::vector<std::str
     size_t i = 0;
     for (const auto& v : value) {
       Json item;
-      RedactInto(v, path + "[" + std::to_string(i++) + "]", paths, item);
+      RedactInto(v, path + "[" + std::to_string(i++) + "]", paths, secret_keys, item);
       out.push_back(std::move(item));
     }
   } else if (value.is_object()) {
     out = Json::object();
     for (const auto& [k, v] : value.items()) {
       std::string at = path.empty() ? k : path + "." + k;
-      if (v.is_string() && SecretKeyName(k) && v.get_ref<const std::string&>() != kRedacted &&
+      if (secret_keys && v.is_string() && SecretKeyName(k) &&
+          v.get_ref<const std::string&>() != kRedacted &&
           !v.get_ref<const std::string&>().empty()) {
         out[k] = kRedacted;
         if (paths != nullptr) paths->push_back(at);
       } else {
-        RedactInto(v, at, paths, out[k]);
+        RedactInto(v, at, paths, secret_keys, out[k]);
       }
     }
   } else {
@@ -218,9 +219,9 @@ void RedactInto(const Json& value, const std::string& path, std::vector<std::str
 
 }  // namespace
 
-Json RedactJson(const Json& value, std::vector<std::string>* paths) {
+Json RedactJson(const Json& value, std::vector<std::string>* paths, bool secret_keys) {
   Json out;
-  RedactInto(value, "", paths, out);
+  RedactInto(value, "", paths, secret_keys, out);
   return out;
 }
 

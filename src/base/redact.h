@@ -60,8 +60,10 @@ bool SecretKeyName(std::string_view key);
 // name a secret (SecretKeyName) are replaced whole. Numbers, booleans and null
 // are returned as they are. When `paths` is given, the path of every string
 // that changed is appended ("stdout", "items[2].key", "$" for a top-level
-// string), never the value.
-Json RedactJson(const Json& value, std::vector<std::string>* paths = nullptr);
+// string), never the value. `secret_keys = false` leaves key names out (log
+// lines, whose "tokenId" is an id).
+Json RedactJson(const Json& value, std::vector<std::string>* paths = nullptr,
+                bool secret_keys = true);
 
 // The path (as RedactJson names it) of the first string in `value` that looks
 // like a secret (LooksSecret: a known value or a key shape), or nullopt.

@@ -16,6 +16,7 @@
 
 #include "base/hash.h"
 #include "base/json_limits.h"
+#include "base/redact.h"
 #include "gateway/cron.h"
 #include "gateway/gateway_internal.h"
 #include "script/lua_workflow.h"
@@ -112,9 +113,11 @@ Reply BadParam(const Status& s) { return Reply::Err("InvalidRequest", s.message(
 Reply Reply::Ok(Json payload) { return {.ok = true, .payload = std::move(payload)}; }
 
 Reply Reply::Err(std::string code, std::string message, Json details) {
+  // An error may quote what it refused (a module's message, a value): it
+  // passes the redactor like everything else the process emits.
   return {.ok = false,
           .code = std::move(code),
-          .message = std::move(message),
+          .message = base::Redact(message),
           .details = std::move(details)};
 }
 
@@ -1413,6 +1416,9 @@ Json Gateway::Hello(const Caller& caller) {
 
 void Gateway::Log(Json line) {
   if (opts_.access_log == "-") return;
+  // Known secret values and key shapes in any string; key names are not
+  // used here (a log line's tokenId is an id, not a secret).
+  line = base::RedactJson(line, nullptr, /*secret_keys=*/false);
   line["time"] = base::FormatIsoTime(clock_.NowMs());
   std::lock_guard<std::mutex> lock(log_mu_);
   if (opts_.access_log.empty()) {

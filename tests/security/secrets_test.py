@@ -240,6 +240,47 @@ class CliSecretsTest(E2ETest):
         self.assertEqual(r.code, 0, r)
 
 
+# A stand-in `claude` that reports the names in its environment and digests of
+# two values (the values themselves would be redacted).
+FAKE_CLAUDE = r'''#!%s
+import hashlib, json, os
+h = lambda v: hashlib.sha256(v.encode()).hexdigest()
+reply = {"names": ",".join(sorted(os.environ)), "a": h(os.environ.get("TOKEN", "")),
+         "k": h(os.environ.get("ANTHROPIC_API_KEY", ""))}
+print(json.dumps({"type": "result", "is_error": False, "result": json.dumps(reply),
+                  "usage": {"input_tokens": 1, "output_tokens": 1}}))
+'''
+
+
+class CliAgentEnvTest(E2ETest):
+    def test_a_cli_agent_gets_its_key_and_its_declared_env_only(self):
+        exe = self.path("fake-claude")
+        with open(exe, "w") as f:
+            f.write(FAKE_CLAUDE % PYTHON)
+        os.chmod(exe, 0o755)
+        wf = self.write("cli.lua", """
+            local outputs = smithers.outputs {
+              r = z.object { names = z.string(), a = z.string(), k = z.string() } }
+            local a = smithers.ClaudeCodeAgent { executable = %r,
+              env = { TOKEN = { secret = "env:SMITHERS_TEST_TOKEN" }, MODE = "review" } }
+            return smithers(function(ctx)
+              return Workflow { name = "cli", Task { id = "a", output = outputs.r, agent = a, "Go" } }
+            end)
+            """ % exe)
+        r = self.up(wf, None, "c1", env={"ANTHROPIC_API_KEY": PROVIDER_KEY,
+                                         "OPENAI_API_KEY": "another-provider-key-value-1",
+                                         "SMITHERS_TEST_TOKEN": "env-secret-value-0042",
+                                         "SOME_SERVICE_TOKEN": "plain-token-value-1"})
+        self.assertEqual(r.code, 0, r)
+        row = r.json()["outputs"]["r"]["a"]
+        names = set(row["names"].split(","))
+        self.assertEqual(row["a"], sha256("env-secret-value-0042"))
+        self.assertEqual(row["k"], sha256(PROVIDER_KEY), "claude gets ANTHROPIC_API_KEY")
+        allowed = {"PATH", "HOME", "LANG", "TZ", "TMPDIR", "TOKEN", "MODE", "ANTHROPIC_API_KEY"}
+        self.assertTrue(set(n for n in names if not n.startswith("LC_")) <= allowed, names)
+        self.assertIn("MODE", names)
+
+
 class AgentTokensTest(E2ETest):
     def test_token_counts_stay_numbers(self):
         with open(self.path("script.json"), "w") as f:
