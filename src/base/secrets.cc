@@ -123,6 +123,7 @@ std::vector<std::pair<std::string, std::string>> SecretStore::All() const {
 
 void SecretStore::SnapshotEnvironment() {
   std::lock_guard<std::mutex> lock(mu_);
+  snapshotted_ = true;
   snapshot_.clear();
   for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
     const char* eq = std::strchr(*e, '=');
@@ -181,6 +182,8 @@ Result<std::string> SecretStore::Resolve(const std::string& ref) const {
       value = it->second.value;
     } else if (auto s = snapshot_.find(name); s != snapshot_.end()) {
       value = s->second;
+    } else if (const char* v = snapshotted_ ? nullptr : std::getenv(name.c_str())) {
+      value = v;  // a program embedding the engine, which took no snapshot
     } else {
       return FailedPreconditionError("secret reference \"" + ref + "\": $" + name + " is not set");
     }
