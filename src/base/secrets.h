@@ -66,10 +66,11 @@ class SecretStore {
   Status CheckReference(const std::string& ref) const;
 
   // The value `ref` names, read now: "env:NAME" from the store or the
-  // start-up snapshot (the environment when none was taken), "file:PATH" from the file (at most 1
-  // MiB, trailing whitespace dropped; its real path must be allowed too). The value is given to the
-  // redactor. FailedPrecondition when it is not set or cannot be read; InvalidArgument as
-  // CheckReference.
+  // start-up snapshot (the environment when none was taken), "file:PATH"
+  // from the file (at most 1 MiB, trailing whitespace dropped; its real path
+  // must be allowed too). The value is given to the redactor.
+  // FailedPrecondition when it is not set or cannot be read; InvalidArgument
+  // as CheckReference.
   Result<std::string> Resolve(const std::string& ref) const;
 
  private:
