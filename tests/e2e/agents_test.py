@@ -12,7 +12,6 @@ import glob
 import json
 import os
 import stat
-import subprocess
 import sys
 import time
 
@@ -224,17 +223,7 @@ KEY = "sk-test-" + "Zq7Xv2Lm9Pw4Rt6Yb1Nc"  # a key shape the redactor knows, and
 
 class HttpAgentTest(E2ETest):
     def serve(self, script):
-        """Starts the fake provider with `script`; returns its base URL."""
-        with open(self.path("script.json"), "w") as f:
-            json.dump(script, f)
-        server = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fake_model_server.py")
-        p = subprocess.Popen([PYTHON, server, "--script", self.path("script.json"),
-                              "--log", self.path("requests.jsonl")],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        self._procs.append(p)
-        line = p.stdout.readline()
-        self.assertTrue(line.startswith("PORT "), line)
-        return "http://127.0.0.1:%d" % int(line.split()[1])
+        return self.serve_model(script)
 
     def requests(self):
         with open(self.path("requests.jsonl")) as f:

@@ -10,9 +10,7 @@ grant by editing the file refuses the next request and closes an open
 socket; a corrupt file refuses the start, and a corrupt edit keeps the last
 good grants (logged once); no bearer reaches the log."""
 
-import base64
 import hashlib
-import hmac
 import json
 import os
 import re
@@ -22,6 +20,7 @@ import time
 
 import gateway_test
 from smithers_e2e import BIN, E2ETest, main
+from smithers_e2e import jwt_hs256 as jwt
 from ws_client import Closed
 
 HELLO = gateway_test.HELLO
@@ -42,13 +41,6 @@ def free_port():
     return port
 
 
-def jwt(secret, claims):
-    def b64(data):
-        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-    head = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
-    body = b64(json.dumps(claims).encode())
-    sig = hmac.new(secret.encode(), (head + "." + body).encode(), hashlib.sha256).digest()
-    return head + "." + body + "." + b64(sig)
 
 
 class GatewayConfigTest(E2ETest):

@@ -6,6 +6,9 @@ it. The binary comes from $SMITHERS_BIN (ctest sets it); by hand:
     SMITHERS_BIN=build/smithers tests/e2e/components_test.py -v
 """
 
+import base64
+import hashlib
+import hmac
 import json
 import os
 import shutil
@@ -83,6 +86,23 @@ class E2ETest(unittest.TestCase):
                 p.kill()
             p.communicate()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+    # ---- servers ----
+
+    def serve_model(self, script):
+        """Starts tests/e2e/fake_model_server.py (the OpenAI and Anthropic wire
+        formats) scripted by `script`, logging requests to requests.jsonl in the
+        test directory; returns its base URL (http://127.0.0.1:PORT)."""
+        with open(self.path("script.json"), "w") as f:
+            json.dump(script, f)
+        server = os.path.join(SOURCE_DIR, "tests", "e2e", "fake_model_server.py")
+        p = subprocess.Popen([PYTHON, server, "--script", self.path("script.json"),
+                              "--log", self.path("requests.jsonl")],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self._procs.append(p)
+        line = p.stdout.readline()
+        self.assertTrue(line.startswith("PORT "), line)
+        return "http://127.0.0.1:%d" % int(line.split()[1])
 
     # ---- files ----
 
@@ -244,6 +264,16 @@ def kill_quietly(pid, sig=signal.SIGKILL):
         os.kill(pid, sig)
     except ProcessLookupError:
         pass
+
+
+def jwt_hs256(secret, claims):
+    """An HS256 JWT for `claims`, signed with `secret`."""
+    def b64(data):
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+    head = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+    body = b64(json.dumps(claims).encode())
+    sig = hmac.new(secret.encode(), (head + "." + body).encode(), hashlib.sha256).digest()
+    return head + "." + body + "." + b64(sig)
 
 
 def main():

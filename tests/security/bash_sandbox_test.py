@@ -21,7 +21,6 @@ suite runs as (root in CI, and that is the case that matters):
 import json
 import os
 import socket
-import subprocess
 import uuid
 
 from security_e2e import *  # noqa: F401,F403
@@ -31,16 +30,7 @@ ZERO_CAPS = "CapEff:\t0000000000000000"
 
 class BashSandboxTest(E2ETest):
     def serve(self, script):
-        with open(self.path("script.json"), "w") as f:
-            json.dump(script, f)
-        server = os.path.join(SOURCE_DIR, "tests", "e2e", "fake_model_server.py")
-        p = subprocess.Popen([PYTHON, server, "--script", self.path("script.json"),
-                              "--log", self.path("requests.jsonl")],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        self._procs.append(p)
-        line = p.stdout.readline()
-        self.assertTrue(line.startswith("PORT "), line)
-        return "http://127.0.0.1:%d/v1" % int(line.split()[1])
+        return self.serve_model(script) + "/v1"
 
     def bash(self, commands, agent_extra="", root=None, env=None, run_id="b1"):
         """One model turn calls bash once per command, the next one answers.

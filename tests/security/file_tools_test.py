@@ -21,7 +21,6 @@ logs. Checked:
 
 import json
 import os
-import subprocess
 
 from security_e2e import *  # noqa: F401,F403
 
@@ -30,16 +29,7 @@ REFUSED = "is the engine's state and is not visible to tools"
 
 class FileToolsTest(E2ETest):
     def serve(self, script):
-        with open(self.path("script.json"), "w") as f:
-            json.dump(script, f)
-        server = os.path.join(SOURCE_DIR, "tests", "e2e", "fake_model_server.py")
-        p = subprocess.Popen([PYTHON, server, "--script", self.path("script.json"),
-                              "--log", self.path("requests.jsonl")],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        self._procs.append(p)
-        line = p.stdout.readline()
-        self.assertTrue(line.startswith("PORT "), line)
-        return "http://127.0.0.1:%d/v1" % int(line.split()[1])
+        return self.serve_model(script) + "/v1"
 
     def tools(self, calls):
         """One model turn makes `calls` ((name, arguments) pairs) with rootDir the

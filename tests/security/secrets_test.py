@@ -18,16 +18,14 @@
     SMITHERS_BIN=build/smithers tests/security/secrets_test.py -v
 """
 
-import base64
 import glob
 import hashlib
-import hmac
 import json
 import os
-import subprocess
 import time
 
 from security_e2e import PYTHON, E2ETest, main
+from security_e2e import jwt_hs256 as jwt
 from gateway_case import GatewayCase
 
 JWT_SECRET = "jwt-signing-secret-for-the-gateway-7f3a"  # not key-shaped: only known values catch it
@@ -35,13 +33,6 @@ PROVIDER_KEY = "provider-key-value-not-key-shaped-42"
 KEY_SHAPES = ["sk-abcdef123456", "sk-proj-Zq7Xv2Lm9Pw4Rt6Yb1Nc", "sk-abcd1234"]
 
 
-def jwt(secret, claims):
-    def b64(b):
-        return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
-    head = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
-    body = b64(json.dumps(claims).encode())
-    sig = hmac.new(secret.encode(), (head + "." + body).encode(), hashlib.sha256).digest()
-    return head + "." + body + "." + b64(sig)
 
 
 def sha256(text):
@@ -283,19 +274,9 @@ class CliAgentEnvTest(E2ETest):
 
 class AgentTokensTest(E2ETest):
     def test_token_counts_stay_numbers(self):
-        with open(self.path("script.json"), "w") as f:
-            json.dump({"/v1/chat/completions": [
-                {"reply": {"structured": {"summary": "ok", "tokens": 7, "inputTokens": 3},
-                           "input_tokens": 120, "output_tokens": 30}}]}, f)
-        server = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                              "e2e", "fake_model_server.py")
-        p = subprocess.Popen([PYTHON, server, "--script", self.path("script.json"),
-                              "--log", self.path("requests.jsonl")],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        self._procs.append(p)
-        line = p.stdout.readline()
-        self.assertTrue(line.startswith("PORT "), line)
-        url = "http://127.0.0.1:%d/v1" % int(line.split()[1])
+        url = self.serve_model({"/v1/chat/completions": [
+            {"reply": {"structured": {"summary": "ok", "tokens": 7, "inputTokens": 3},
+                       "input_tokens": 120, "output_tokens": 30}}]}) + "/v1"
         wf = self.write("agent.lua", """
             local outputs = smithers.outputs {
               s = z.object { summary = z.string(), tokens = z.integer(), inputTokens = z.integer() } }

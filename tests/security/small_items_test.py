@@ -15,9 +15,6 @@
 - the loser of two concurrent `up --resume` always exits 4.
 """
 
-import base64
-import hashlib
-import hmac
 import http.client
 import json
 import os
@@ -30,6 +27,7 @@ import time
 
 from security_e2e import *  # noqa: F401,F403
 from security_e2e import BIN, E2ETest, main
+from security_e2e import jwt_hs256 as jwt
 
 import gateway_test  # tests/e2e, on sys.path through security_e2e
 from ws_client import WebSocket
@@ -42,13 +40,6 @@ def mode_of(path):
     return stat.S_IMODE(os.stat(path).st_mode)
 
 
-def jwt(secret, claims):
-    def b64(b):
-        return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
-    head = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
-    body = b64(json.dumps(claims).encode())
-    sig = hmac.new(secret.encode(), (head + "." + body).encode(), hashlib.sha256).digest()
-    return head + "." + body + "." + b64(sig)
 
 
 class GatewayBase(E2ETest):
