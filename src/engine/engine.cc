@@ -1264,6 +1264,9 @@ class Run {
               base::CheckJsonValueDepth(sig.payload, base::MaxJsonDepth(), "the signal data");
           !d.ok()) {
         v.push_back({.path = "$", .message = d.message()});
+        // Dropped here (nlohmann destroys iteratively): the batch below takes a
+        // copy of the record, and copying a value is recursive.
+        sig.payload = nullptr;
       } else {
         v = schema::Validate(wf_.outputs.at(spec.output), sig.payload);
       }
