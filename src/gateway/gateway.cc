@@ -112,7 +112,7 @@ Reply BadParam(const Status& s) { return Reply::Err("InvalidRequest", s.message(
 
 Reply Reply::Ok(Json payload) { return {.ok = true, .payload = std::move(payload)}; }
 
-Reply Reply::Err(std::string code, std::string message, Json details) {
+Reply Reply::Err(std::string code, const std::string& message, Json details) {
   // An error may quote what it refused (a module's message, a value): it
   // passes the redactor like everything else the process emits.
   return {.ok = false,

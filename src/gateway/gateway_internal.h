@@ -55,7 +55,7 @@ struct Reply {
   std::string message;
   Json details;  // {requiredScope} for Forbidden, ...
   static Reply Ok(Json payload);
-  static Reply Err(std::string code, std::string message, Json details = nullptr);
+  static Reply Err(std::string code, const std::string& message, Json details = nullptr);
 };
 int HttpStatusFor(const std::string& code);
 std::string Frame(const Json& value);  // compact JSON, invalid UTF-8 replaced

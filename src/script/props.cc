@@ -26,7 +26,7 @@ struct Component {
 // agent executor (src/agents) reads must be here; `__kind` and `__src` (set by
 // the constructors) and an agent's `kind` are accepted everywhere.
 const std::vector<Component>& Components() {
-  static const auto* kTable = new std::vector<Component>{
+  static const auto* const kTable = new std::vector<Component>{
       {"Workflow",
        true,
        {"id", "name", "skipIf"},
@@ -165,7 +165,7 @@ constexpr std::string_view kNodeKinds[] = {"Workflow", "Sequence", "Parallel", "
 
 // Members of the smithers table SPEC.md defines that we do not implement yet.
 const std::map<std::string_view, std::string_view>& UnsupportedMembers() {
-  static const auto* kMembers = new std::map<std::string_view, std::string_view>{
+  static const auto* const kMembers = new std::map<std::string_view, std::string_view>{
       {"MergeQueue", "use Parallel { maxConcurrency = 1 }"},
       {"Worktree", ""},
       {"Subflow", ""},
