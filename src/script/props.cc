@@ -117,7 +117,6 @@ const std::vector<Component>& Components() {
        {{"id", ""},
         {"systemPrompt", ""},
         {"cwd", "use rootDir"},
-
         {"yolo", ""},
         {"idleTimeoutMs", "use timeoutMs"},
         {"maxOutputBytes", ""},
@@ -130,7 +129,6 @@ const std::vector<Component>& Components() {
         {"id", ""},
         {"systemPrompt", ""},
         {"cwd", "use rootDir"},
-
         {"yolo", ""},
         {"idleTimeoutMs", "use timeoutMs"},
         {"maxOutputBytes", ""},
@@ -143,7 +141,6 @@ const std::vector<Component>& Components() {
         {"id", ""},
         {"systemPrompt", ""},
         {"cwd", "use rootDir"},
-
         {"yolo", ""},
         {"idleTimeoutMs", "use timeoutMs"},
         {"maxOutputBytes", ""},
