@@ -57,7 +57,9 @@ bool ValidEnvName(std::string_view n) {
   return true;
 }
 
-Result<std::string> ReadSecretFile(const std::string& path) {
+}  // namespace
+
+Result<std::string> ReadSecretFile(const std::string& path, unsigned* mode) {
   int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return FailedPreconditionError(std::string(strerror(errno)));
   struct stat st {};
@@ -65,6 +67,7 @@ Result<std::string> ReadSecretFile(const std::string& path) {
     close(fd);
     return FailedPreconditionError("not a regular file");
   }
+  if (mode != nullptr) *mode = static_cast<unsigned>(st.st_mode & 07777);
   std::string out;
   char buf[4096];
   for (;;) {
@@ -81,8 +84,6 @@ Result<std::string> ReadSecretFile(const std::string& path) {
   while (!out.empty() && std::isspace(static_cast<unsigned char>(out.back())) != 0) out.pop_back();
   return out;
 }
-
-}  // namespace
 
 void SecretStore::Capture(const std::string& name, bool usable) {
   const char* v = std::getenv(name.c_str());

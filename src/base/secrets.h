@@ -109,6 +109,13 @@ Result<std::vector<std::string>> BuildChildEnvironment(
     const std::map<std::string, std::string>& values = {},
     const std::map<std::string, std::string>& secret_refs = {});
 
+// The contents of the regular file `path` (at most 1 MiB) without trailing
+// white space; `mode`, when given, receives the permission bits of the file
+// that was read. FailedPrecondition with the reason (strerror, "not a
+// regular file", "larger than 1 MiB"). Secret references and the Gateway's
+// --jwt-secret-file read through it.
+Result<std::string> ReadSecretFile(const std::string& path, unsigned* mode = nullptr);
+
 // A "NAME=value" vector as execve wants it (pointers into `env`, then null).
 std::vector<char*> EnvPointers(std::vector<std::string>& env);
 

@@ -1,10 +1,7 @@
 #include "gateway/config.h"
 
-#include <fcntl.h>
 #include <strings.h>
-#include <sys/stat.h>
 #include <toml++/toml.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
@@ -330,32 +327,16 @@ Result<std::string> ReadJwtSecret(const std::string& env_name, const std::string
     if (!value) return InvalidArgumentError("$" + env_name + " (the JWT secret) is not set");
     secret = *value;
   } else {
-    int fd = open(file.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return InvalidArgumentError(file + ": " + strerror(errno));
-    struct stat st {};
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-      close(fd);
-      return InvalidArgumentError(file + ": not a regular file");
-    }
-    if ((st.st_mode & 077) != 0) {
-      close(fd);
-      char mode[8];
-      snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    unsigned mode = 0;
+    Result<std::string> read = base::ReadSecretFile(file, &mode);
+    if (!read.ok()) return InvalidArgumentError(file + ": " + read.status().message());
+    if ((mode & 077) != 0) {
+      char text[16];
+      snprintf(text, sizeof text, "%04o", mode & 07777u);
       return InvalidArgumentError(file + ": other users may read or change the JWT secret (mode " +
-                                  mode + "); chmod 600 " + file);
+                                  text + "); chmod 600 " + file);
     }
-    char buf[4096];
-    for (;;) {
-      ssize_t n = read(fd, buf, sizeof buf);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) break;
-      secret.append(buf, static_cast<size_t>(n));
-      if (secret.size() > (1 << 20)) break;
-    }
-    close(fd);
-    while (!secret.empty() && isspace(static_cast<unsigned char>(secret.back()))) {
-      secret.pop_back();
-    }
+    secret = std::move(read).value();
     if (secret.empty()) return InvalidArgumentError(file + ": the JWT secret file is empty");
     base::Secrets().Add(secret);
   }
