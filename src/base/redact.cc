@@ -198,74 +198,60 @@ bool LooksSecret(std::string_view text) { return Redact(text) != text; }
 
 namespace {
 
-void RedactInto(const Json& value, const std::string& path, std::vector<std::string>* paths,
-                bool secret_keys, Json& out) {
+// `path` is null when nobody asked for the paths (the hot path: event
+// payloads): no path text is built then.
+void RedactIn(Json& value, const std::string* path, std::vector<std::string>* paths,
+              bool secret_keys) {
   if (value.is_string()) {
-    const std::string& s = value.get_ref<const std::string&>();
+    auto& s = value.get_ref<std::string&>();
     std::string r = Redact(s);
-    if (r != s && paths != nullptr) paths->push_back(path.empty() ? "$" : path);
-    out = std::move(r);
+    if (r == s) return;
+    s = std::move(r);
+    if (paths != nullptr) paths->push_back(path->empty() ? "$" : *path);
   } else if (value.is_array()) {
-    out = Json::array();
     size_t i = 0;
-    for (const auto& v : value) {
-      Json item;
-      RedactInto(v, path + "[" + std::to_string(i++) + "]", paths, secret_keys, item);
-      out.push_back(std::move(item));
+    for (Json& item : value) {
+      if (paths == nullptr) {
+        RedactIn(item, nullptr, nullptr, secret_keys);
+        continue;
+      }
+      std::string at = *path + "[" + std::to_string(i++) + "]";
+      RedactIn(item, &at, paths, secret_keys);
     }
   } else if (value.is_object()) {
-    out = Json::object();
-    for (const auto& [k, v] : value.items()) {
-      std::string at = path.empty() ? k : path + "." + k;
-      if (secret_keys && v.is_string() && SecretKeyName(k) &&
-          v.get_ref<const std::string&>() != kRedacted &&
-          !v.get_ref<const std::string&>().empty()) {
-        out[k] = kRedacted;
+    for (auto& [k, item] : value.items()) {
+      std::string at;
+      if (paths != nullptr) at = path->empty() ? k : *path + "." + k;
+      if (secret_keys && item.is_string() && !item.get_ref<const std::string&>().empty() &&
+          item.get_ref<const std::string&>() != kRedacted && SecretKeyName(k)) {
+        item = kRedacted;
         if (paths != nullptr) paths->push_back(at);
       } else {
-        RedactInto(v, at, paths, secret_keys, out[k]);
+        RedactIn(item, paths != nullptr ? &at : nullptr, paths, secret_keys);
       }
     }
-  } else {
-    out = value;  // numbers, booleans and null are never secrets
   }
+  // Numbers, booleans and null are never secrets.
 }
 
 }  // namespace
 
+void RedactJsonInPlace(Json& value, std::vector<std::string>* paths, bool secret_keys) {
+  const std::string root;
+  RedactIn(value, paths != nullptr ? &root : nullptr, paths, secret_keys);
+}
+
 Json RedactJson(const Json& value, std::vector<std::string>* paths, bool secret_keys) {
-  Json out;
-  RedactInto(value, "", paths, secret_keys, out);
+  Json out = value;
+  RedactJsonInPlace(out, paths, secret_keys);
   return out;
 }
 
-namespace {
-
-bool FindShaped(const Json& value, const std::string& path, std::string* found) {
-  if (value.is_string()) {
-    if (!LooksSecret(value.get_ref<const std::string&>())) return false;
-    *found = path.empty() ? "$" : path;
-    return true;
-  }
-  if (value.is_array()) {
-    size_t i = 0;
-    for (const auto& v : value) {
-      if (FindShaped(v, path + "[" + std::to_string(i++) + "]", found)) return true;
-    }
-  } else if (value.is_object()) {
-    for (const auto& [k, v] : value.items()) {
-      if (FindShaped(v, path.empty() ? k : path + "." + k, found)) return true;
-    }
-  }
-  return false;
-}
-
-}  // namespace
-
 std::optional<std::string> FindSecretShaped(const Json& value) {
-  std::string found;
-  if (FindShaped(value, "", &found)) return found;
-  return std::nullopt;
+  std::vector<std::string> paths;
+  RedactJson(value, &paths, /*secret_keys=*/false);
+  if (paths.empty()) return std::nullopt;
+  return paths.front();
 }
 
 }  // namespace smithers::base

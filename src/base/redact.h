@@ -64,6 +64,10 @@ bool SecretKeyName(std::string_view key);
 // lines, whose "tokenId" is an id).
 Json RedactJson(const Json& value, std::vector<std::string>* paths = nullptr,
                 bool secret_keys = true);
+// The same on `value` itself: only the strings that change are replaced (what
+// the engine does to every event payload and output it owns).
+void RedactJsonInPlace(Json& value, std::vector<std::string>* paths = nullptr,
+                       bool secret_keys = true);
 
 // The path (as RedactJson names it) of the first string in `value` that looks
 // like a secret (LooksSecret: a known value or a key shape), or nullopt.

@@ -924,7 +924,7 @@ class Run {
     // downstream tasks. SecretRedacted names the fields, never the values.
     if (o.ok) {
       std::vector<std::string> fields;
-      o.output = base::RedactJson(o.output, &fields);
+      base::RedactJsonInPlace(o.output, &fields);
       if (!fields.empty()) {
         if (fields.size() > 50) fields.resize(50);
         Event("SecretRedacted", {{"nodeId", f.node_id},
@@ -944,7 +944,7 @@ class Run {
     if (o.meta.is_object()) {
       for (const auto& [k, v] : o.meta.items()) a.meta[k] = base::RedactJson(v);
     }
-    if (o.error.is_object()) o.error = base::RedactJson(o.error);
+    if (o.error.is_object()) base::RedactJsonInPlace(o.error);
     Json ev = {{"nodeId", f.node_id}, {"iteration", f.iteration}, {"attempt", f.attempt}};
     if (o.ok) {
       a.state = "finished";
@@ -1454,7 +1454,8 @@ class Run {
     if (payload.is_null()) payload = Json::object();  // `{}` in C++ is null
     // Every payload passes the redactor (errors, outputs of NodeOutput, approval
     // requests built from data); numbers are never touched.
-    batch_.AppendEvent(run_.run_id, type, base::RedactJson(payload), clock_.NowMs());
+    base::RedactJsonInPlace(payload);
+    batch_.AppendEvent(run_.run_id, type, std::move(payload), clock_.NowMs());
   }
 
   Status Flush() {

@@ -1418,7 +1418,7 @@ void Gateway::Log(Json line) {
   if (opts_.access_log == "-") return;
   // Known secret values and key shapes in any string; key names are not
   // used here (a log line's tokenId is an id, not a secret).
-  line = base::RedactJson(line, nullptr, /*secret_keys=*/false);
+  base::RedactJsonInPlace(line, nullptr, /*secret_keys=*/false);
   line["time"] = base::FormatIsoTime(clock_.NowMs());
   std::lock_guard<std::mutex> lock(log_mu_);
   if (opts_.access_log.empty()) {
