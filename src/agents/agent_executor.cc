@@ -554,17 +554,8 @@ class AgentExecution final : public Execution {
     for (const char* k : keys) {
       if (std::optional<std::string> v = base::ProcessSecrets().Get(k)) values[k] = *v;
     }
-    if (auto env = a.find("env"); env != a.end() && env->is_object()) {
-      for (const auto& [k, v] : env->items()) {
-        if (v.is_string()) {
-          values[k] = v.get<std::string>();
-        } else if (v.is_object() && v.contains("secret") && v["secret"].is_string()) {
-          refs[k] = v["secret"].get<std::string>();
-        } else {
-          return InvalidArgumentError("env " + k +
-                                      ": a value is a string or { secret = \"env:NAME\" }");
-        }
-      }
+    if (auto env = a.find("env"); env != a.end()) {
+      SMITHERS_RETURN_IF_ERROR(base::SplitDeclaredEnv(*env, &values, &refs));
     }
     return base::BuildChildEnvironment(values, refs);
   }

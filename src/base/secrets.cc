@@ -266,6 +266,27 @@ Result<std::vector<std::string>> BuildChildEnvironment(
   return out;
 }
 
+Status SplitDeclaredEnv(const Json& env, std::map<std::string, std::string>* values,
+                        std::map<std::string, std::string>* refs) {
+  if (!env.is_object()) return InvalidArgumentError("\"env\" must be a table");
+  for (const auto& [k, v] : env.items()) {
+    if (k.empty() || k.find('=') != std::string::npos) {
+      return InvalidArgumentError("env: \"" + k + "\" is not a variable name");
+    }
+    if (v.is_string()) {
+      (*values)[k] = v.get<std::string>();
+    } else if (v.is_number() || v.is_boolean()) {
+      (*values)[k] = v.dump();
+    } else if (v.is_object() && v.size() == 1 && v.contains("secret") && v["secret"].is_string()) {
+      (*refs)[k] = v["secret"].get<std::string>();
+    } else {
+      return InvalidArgumentError("env." + k +
+                                  ": a value is a string or { secret = \"env:NAME\" }");
+    }
+  }
+  return Status::Ok();
+}
+
 std::vector<char*> EnvPointers(std::vector<std::string>& env) {
   std::vector<char*> out;
   out.reserve(env.size() + 1);

@@ -26,6 +26,7 @@
 #include <utility>
 #include <vector>
 
+#include "smithers/json.h"
 #include "smithers/status.h"
 
 namespace smithers::base {
@@ -108,6 +109,14 @@ bool InheritedByChildren(std::string_view name);
 Result<std::vector<std::string>> BuildChildEnvironment(
     const std::map<std::string, std::string>& values = {},
     const std::map<std::string, std::string>& secret_refs = {});
+
+// A declared environment (a command task's or a CLI agent's `env`): each
+// NAME maps to a string (numbers and booleans as their text), into `values`,
+// or to {secret = "env:X" | "file:/path"}, whose reference goes into `refs`
+// unchecked (SecretStore::CheckReference checks it). InvalidArgument naming
+// the first entry that is neither, or a name with '='.
+Status SplitDeclaredEnv(const Json& env, std::map<std::string, std::string>* values,
+                        std::map<std::string, std::string>* refs);
 
 // The contents of the regular file `path` (at most 1 MiB) without trailing
 // white space; `mode`, when given, receives the permission bits of the file

@@ -1369,28 +1369,17 @@ class LuaModule final : public LuaWorkflow {
   // SecretStore::CheckReference accepts (the Gateway's allow-list).
   std::string ReadEnv(const Json& env, std::map<std::string, std::string>& values,
                       std::map<std::string, std::string>& refs) const {
-    for (const auto& [k, v] : env.items()) {
-      if (k.empty() || k.find('=') != std::string::npos) {
-        return "env: \"" + k + "\" is not a variable name";
+    if (Status split = base::SplitDeclaredEnv(env, &values, &refs); !split.ok()) {
+      return split.message();
+    }
+    for (const auto& [k, ref] : refs) {
+      if (!LiteralInModule(ref)) {
+        return "env." + k + ": the secret reference \"" + ref +
+               "\" is not written as a literal in the module (references are never built "
+               "from input or other data)";
       }
-      if (v.is_string()) {
-        values[k] = v.get<std::string>();
-      } else if (v.is_number() || v.is_boolean()) {
-        values[k] = v.dump();
-      } else if (v.is_object() && v.size() == 1 && v.contains("secret") &&
-                 v["secret"].is_string()) {
-        std::string ref = v["secret"].get<std::string>();
-        if (!LiteralInModule(ref)) {
-          return "env." + k + ": the secret reference \"" + ref +
-                 "\" is not written as a literal in the module (references are never built "
-                 "from input or other data)";
-        }
-        if (Status ok = base::ProcessSecrets().CheckReference(ref); !ok.ok()) {
-          return "env." + k + ": " + ok.message();
-        }
-        refs[k] = std::move(ref);
-      } else {
-        return "env." + k + ": a value is a string or { secret = \"env:NAME\" }";
+      if (Status ok = base::ProcessSecrets().CheckReference(ref); !ok.ok()) {
+        return "env." + k + ": " + ok.message();
       }
     }
     return "";
@@ -1408,7 +1397,6 @@ class LuaModule final : public LuaWorkflow {
     if (!agent.is_object()) return "";
     auto it = agent.find("env");
     if (it == agent.end()) return "";
-    if (!it->is_object()) return "\"env\" must be a table";
     std::map<std::string, std::string> values, refs;
     if (std::string e = ReadEnv(*it, values, refs); !e.empty()) return e;
     for (const auto& [k, v] : values) (*it)[k] = v;
