@@ -2,7 +2,8 @@
 #
 #   make            same as `make build`
 #   make build      configure build/ once (RelWithDebInfo) and build; the binary is build/smithers
-#   make demo       build, then run examples/hello.lua (database: .smithers/smithers.db)
+#   make demo       build only the smithers binary, then run examples/hello.lua
+#                   (database: .smithers/smithers.db); tests and benchmarks are not built
 #   make test       build, then run every test with ctest
 #   make asan       build build-asan/ with ASan + UBSan (Debug) and run every test there
 #   make check      format-check + layers + tidy (use `make -k check` to see all three)
@@ -55,7 +56,8 @@ configure: deps
 build: configure
 	cmake --build $(BUILD_DIR) -j$(JOBS)
 
-demo: build
+demo: configure
+	cmake --build $(BUILD_DIR) -j$(JOBS) --target smithers
 	./$(BUILD_DIR)/smithers up examples/hello.lua --input '{"name":"world"}'
 
 test: build
