@@ -5,12 +5,20 @@
 //                      SQLite file (synchronous=NORMAL); time per run, and
 //                      the "per_task" counter is time / N.
 //   BM_ParallelRun/N   the same with one Parallel of N static tasks.
+//   BM_GrowingChain/N  the chain people write: compute task i is mounted once
+//                      task i-1 has an output, and the render reads every
+//                      earlier output (N renders of 1..N tasks). Counters:
+//                      "per_task" (time / N) and "render_ns_per_node": the
+//                      time in the render function, PlanTree::Build and the
+//                      frame, over the nodes mounted summed over renders
+//                      (RunOptions::render_stats).
 //   BM_Schedule*/N     the scheduler alone: run a sequence of N tasks to the
 //                      end, one Schedule() per task, with and without a
 //                      ScheduleMemo (without it the walk is O(N^2)).
 #include <benchmark/benchmark.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -84,6 +92,66 @@ void BM_SequenceRun(benchmark::State& state) { RunStatic(state, false); }
 void BM_ParallelRun(benchmark::State& state) { RunStatic(state, true); }
 BENCHMARK(BM_SequenceRun)->Arg(100)->Arg(1000)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_ParallelRun)->Arg(100)->Arg(1000)->Unit(benchmark::kMillisecond);
+
+// Task i mounts once task i-1 has an output; the render reads every earlier one.
+sm::WorkflowDefinition GrowingChain(int n) {
+  sm::WorkflowDefinition def;
+  def.name = "bench-chain";
+  def.outputs["step"] = sm::schema::Object({{"value", sm::schema::Integer()}});
+  def.source_hash = def.name;
+  def.render = [n](const sm::Ctx& ctx) -> sm::Result<sm::Node> {
+    std::vector<sm::Node> kids;
+    for (int i = 0; i < n; ++i) {
+      int64_t prev = 0;
+      if (i > 0) {
+        const sm::Json* row = ctx.OutputMaybe("step", "s" + std::to_string(i - 1));
+        if (row == nullptr) break;
+        prev = (*row)["value"].get<int64_t>();
+      }
+      kids.push_back(sm::ComputeTask("s" + std::to_string(i), "step",
+                                     [prev](const sm::ComputeContext&) -> sm::Result<sm::Json> {
+                                       return sm::Json{{"value", prev + 1}};
+                                     }));
+    }
+    return sm::Workflow("bench-chain", {sm::Sequence(std::move(kids))});
+  };
+  return def;
+}
+
+void BM_GrowingChain(benchmark::State& state) {
+  const int n = static_cast<int>(state.range(0));
+  sm::WorkflowDefinition def = GrowingChain(n);
+  const std::string path = TempDb();
+  sm::RenderStats stats;
+  for (auto _ : state) {
+    state.PauseTiming();
+    RemoveDb(path);
+    auto store = sm::OpenSqliteStore({.path = path, .synchronous = "NORMAL"});
+    if (!store.ok()) {
+      state.SkipWithError(store.status().message().c_str());
+      break;
+    }
+    state.ResumeTiming();
+    sm::RunOptions opts;
+    opts.render_stats = &stats;
+    sm::Result<sm::RunResult> r = sm::RunWorkflow(def, **store, opts);
+    if (!r.ok() || r->status != "finished" || r->outputs["step"].size() != static_cast<size_t>(n)) {
+      state.SkipWithError("the run did not finish with every output");
+      break;
+    }
+    state.PauseTiming();
+    store->reset();
+    state.ResumeTiming();
+  }
+  RemoveDb(path);
+  state.counters["per_task"] =
+      benchmark::Counter(static_cast<double>(state.iterations()) * n,
+                         benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+  state.counters["render_ns_per_node"] = stats.NsPerNode();
+  state.counters["renders"] = static_cast<double>(stats.renders) /
+                              static_cast<double>(std::max<int64_t>(1, state.iterations()));
+}
+BENCHMARK(BM_GrowingChain)->Arg(100)->Arg(1000)->Unit(benchmark::kMillisecond);
 
 // Runs the scheduler over a sequence of n tasks: each task is started and
 // finished in turn, as the engine does with static tasks.

@@ -71,6 +71,23 @@ class Executor {
                                                    const AttemptInfo& info) = 0;
 };
 
+// Where one run's render loop spent its time (RunOptions::render_stats).
+// Summed over every render of the run; the clock is read four times per
+// render, nothing else is done when no one asks.
+struct RenderStats {
+  int64_t renders = 0;
+  int64_t nodes = 0;      // sum over renders of the nodes in each rendered tree
+  int64_t render_ns = 0;  // the render function (for Lua: running it and converting its tables)
+  int64_t plan_ns = 0;    // indexing and checking the tree (core::PlanTree::Build)
+  int64_t frame_ns = 0;   // the frame: the tree's lines, the comparison, the encoding
+  // (render_ns + plan_ns + frame_ns) / nodes, 0 before any render.
+  double NsPerNode() const {
+    return nodes == 0
+               ? 0.0
+               : static_cast<double>(render_ns + plan_ns + frame_ns) / static_cast<double>(nodes);
+  }
+};
+
 struct RunOptions {
   std::string run_id;    // "" = a new UUID (ignored... required with resume)
   Json input = nullptr;  // null = {} for a new run, the stored input on resume
@@ -89,6 +106,8 @@ struct RunOptions {
   int64_t heartbeat_interval_ms = 1000;
   int64_t cancel_poll_interval_ms = 250;
   int64_t cancel_grace_ms = 5000;  // SIGTERM -> SIGKILL for commands
+  // When set, the run adds its render loop's timings here (bench/, `up --stats`).
+  RenderStats* render_stats = nullptr;
 };
 
 struct RunResult {

@@ -37,6 +37,7 @@ struct UpArgs {
   std::string claim_from;   // hidden: set by `smithers supervise`
   bool restricted = false;  // the Gateway's restricted Lua library
   std::string module_workspace;
+  bool stats = false;  // add the render loop's timings to the result (bench/run)
 };
 
 class Progress {
@@ -159,9 +160,16 @@ int Up(const Global& g, const UpArgs& a) {
   opts.on_event = [&progress](const EventRecord& e) { progress(e); };
   const char* user = getenv("USER");
   opts.auth = {{"triggeredBy", user != nullptr ? user : "cli"}, {"role", "operator"}};
+  RenderStats stats;
+  if (a.stats) opts.render_stats = &stats;
   Result<RunResult> r = RunWorkflow(wf, **store, opts);
   if (!r.ok()) return Fail(ExitFor(r.status()), r.status().message());
   Json out = {{"runId", r->run_id}, {"status", r->status}, {"outputs", r->outputs}};
+  if (a.stats) {
+    out["stats"] = {{"renders", stats.renders},    {"nodes", stats.nodes},
+                    {"renderNs", stats.render_ns}, {"planNs", stats.plan_ns},
+                    {"frameNs", stats.frame_ns},   {"nsPerNode", stats.NsPerNode()}};
+  }
   if (!r->error.is_null()) out["error"] = r->error;
   if (!r->waiting.empty()) out["waiting"] = r->waiting;
   std::cout << out.dump(2) << std::endl;
@@ -493,6 +501,9 @@ int Main(int argc, char** argv) {
                    "(docs/engine.md \"Restricted modules\")");
   up_cmd->add_option("--module-workspace", up.module_workspace,
                      "With --restricted: the one folder the module may write files in");
+  up_cmd->add_flag("--stats", up.stats,
+                   "Add the render loop's timings to the result: renders, nodes (summed over "
+                   "renders), renderNs, planNs, frameNs, nsPerNode (bench/README.md)");
   up_cmd->footer("Exit codes: 0 finished, 1 failed, 2 cancelled, 3 waiting, 4 bad usage or input.");
 
   std::string ps_status;

@@ -84,6 +84,8 @@ class PlanTree {
                                 const std::string& default_owner = "");
 
   const std::vector<TaskRef>& tasks() const { return tasks_; }
+  // How many nodes of the tree are mounted (a skipped container's children are not).
+  size_t node_count() const { return plan_.size(); }
   // The index of (node_id, iteration), or -1.
   int Find(const std::string& node_id, int iteration) const;
 

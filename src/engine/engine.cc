@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <mutex>
@@ -88,6 +89,13 @@ namespace {
 using core::TaskState;
 
 constexpr int64_t kStaleHeartbeatMs = 30000;
+
+// For RenderStats: a monotonic clock in nanoseconds.
+int64_t SteadyNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
 
 std::string Key(const std::string& node_id, int iteration) {
   return node_id + "#" + std::to_string(iteration);
@@ -488,12 +496,21 @@ class Run {
   // Renders the tree and indexes it. Does not write.
   Status Render() {
     Ctx ctx(run_.run_id, &input_, &outputs_, CurrentIteration(), run_.config.value("auth", Json()));
+    RenderStats* stats = opts_.render_stats;
+    int64_t t0 = stats != nullptr ? SteadyNs() : 0;
     Result<Node> root = wf_.render(ctx);
     if (!root.ok()) return root.status();
     auto tree = std::make_unique<Node>(std::move(root).value());
+    int64_t t1 = stats != nullptr ? SteadyNs() : 0;
     SMITHERS_ASSIGN_OR_RETURN(
         core::PlanTree plan,
         core::PlanTree::Build(*tree, loops_, wf_.outputs, wf_.default_approval_owner));
+    if (stats != nullptr) {
+      stats->renders++;
+      stats->nodes += static_cast<int64_t>(plan.node_count());
+      stats->render_ns += t1 - t0;
+      stats->plan_ns += SteadyNs() - t1;
+    }
     reads_ = ctx.reads();
     root_ = std::move(tree);
     plan_ = std::make_unique<core::PlanTree>(std::move(plan));
@@ -505,9 +522,11 @@ class Run {
   // Adds the frame (when the tree changed) and rows for newly mounted tasks to
   // the batch, and commits it.
   Status CommitFrameAndNodes() {
+    int64_t t0 = opts_.render_stats != nullptr ? SteadyNs() : 0;
     std::vector<std::string> lines = core::TreeLines(*root_);
     if (!frames_.has_previous() || lines != frames_.lines()) {
       core::EncodedFrame f = frames_.Encode(std::move(lines));
+      if (opts_.render_stats != nullptr) opts_.render_stats->frame_ns += SteadyNs() - t0;
       int64_t now = clock_.NowMs();
       batch_.PutFrame(FrameRecord{.run_id = run_.run_id,
                                   .frame_no = frame_no_,
@@ -517,6 +536,8 @@ class Run {
                                   .xml_hash = f.hash});
       Event("FrameCommitted", {{"frameNo", frame_no_}, {"xmlHash", f.hash}});
       ++frame_no_;
+    } else if (opts_.render_stats != nullptr) {
+      opts_.render_stats->frame_ns += SteadyNs() - t0;
     }
     states_.assign(plan_->tasks().size(), core::TaskStatus{});
     bool run_changed = false;

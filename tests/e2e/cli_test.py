@@ -27,6 +27,33 @@ class ReadCommandsTest(E2ETest):
         self.assertEqual(r.code, 1, r)
         return ok
 
+    def test_up_stats_counts_renders_and_nodes(self):
+        # A growing chain of 3: renders of 1, 2 and 3 tasks (plus the Workflow
+        # and the Sequence each); s2's output is read by no render.
+        chain = self.write("chain.lua", """
+            local outputs = smithers.outputs { step = z.object { value = z.integer() } }
+            return smithers(function(ctx)
+              local tasks = {}
+              for i = 0, 2 do
+                local prev = i > 0 and ctx:outputMaybe(outputs.step, "s" .. (i - 1)) or nil
+                if i == 0 or prev then
+                  tasks[#tasks + 1] = Task { id = "s" .. i, output = outputs.step,
+                    function() return { value = (prev and prev.value or 0) + 1 } end }
+                end
+              end
+              return Workflow { name = "chain", Sequence(tasks) }
+            end)
+            """)
+        out = self.up_ok(chain, None, None, "--stats")
+        self.assertEqual(out["outputs"]["step"]["s2"], {"value": 3})
+        stats = out["stats"]
+        self.assertEqual((stats["renders"], stats["nodes"]), (3, 3 + 4 + 5), stats)
+        for k in ("renderNs", "planNs", "frameNs"):
+            self.assertGreater(stats[k], 0, k)
+        self.assertAlmostEqual(stats["nsPerNode"],
+                               (stats["renderNs"] + stats["planNs"] + stats["frameNs"]) / 12)
+        self.assertNotIn("stats", self.up_ok(chain))
+
     def test_ps_filters_by_status(self):
         self.make_runs()
         r = self.run_cli("ps", "--json")
