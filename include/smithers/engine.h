@@ -61,6 +61,10 @@ struct AttemptInfo {
   int iteration = 0;
   int attempt = 1;
   int64_t deadline_monotonic_ms = 0;  // 0 = none
+  // The rows the task reads (TaskDeps::rows), key -> row, as ComputeContext
+  // has them; nullptr when it declares none. Valid during Executor::Start
+  // only: an executor that needs them later copies them.
+  const Json* deps = nullptr;
 };
 
 // Starts attempts of tasks of one mode. The seam for agents and sandboxes.

@@ -49,6 +49,10 @@ struct ComputeContext {
   int iteration = 0;
   int attempt = 1;
   int64_t deadline_monotonic_ms = 0;  // 0 = no timeout
+  // The rows of the task's TaskDeps::rows as a JSON object, key -> row (a
+  // key whose row is missing is absent under TaskDeps::optional); nullptr
+  // when the task declares no rows. Valid for the call only.
+  const Json* deps = nullptr;
 };
 
 // A compute task's body. Runs on the engine thread. An error fails the attempt.
@@ -113,6 +117,27 @@ struct TimerSpec {
   int64_t until_ms = 0;      // epoch ms
 };
 
+// One row a task reads: the output `output` of the task whose logical id is
+// `task_id` (docs/engine.md "Dependencies").
+struct TaskDep {
+  std::string task_id;
+  std::string output;  // must be that task's declared output
+};
+
+// Smithers' dependency props. A task is not ready until every task named here
+// is terminal for dependencies (finished, skipped, or failed with
+// continueOnFail). A dependency names a logical id: it resolves to the task
+// of that id in the current tree (inside a loop, at the loop's current
+// iteration), and waits while no such task is mounted.
+struct TaskDeps {
+  std::vector<std::string> depends_on;  // ordering only (dependsOn, needs without a deps key)
+  std::map<std::string, TaskDep> rows;  // key -> row handed to the task (deps)
+  // A missing row (the dependency was skipped, failed with continueOnFail,
+  // or finished without output) is left out instead of failing the task
+  // with DEPS_MISSING.
+  bool optional = false;
+};
+
 struct TaskSpec {
   TaskMode mode = TaskMode::kStatic;
   std::string output;   // name of the output schema (WorkflowDefinition::outputs)
@@ -137,6 +162,8 @@ struct TaskSpec {
   std::shared_ptr<const ApprovalSpec> approval;
   std::shared_ptr<const EventWaitSpec> wait;  // kWaitForEvent (required)
   TimerSpec timer;                            // kTimer
+  // Shared and immutable like `approval`; nullptr = no dependencies.
+  std::shared_ptr<const TaskDeps> deps;
 };
 
 // One element of the rendered tree.
@@ -171,6 +198,10 @@ Node CommandTask(std::string id, std::string output, std::vector<std::string> ar
 Node ApprovalTask(std::string id, std::string output, ApprovalSpec approval);
 Node WaitForEventTask(std::string id, std::string output, EventWaitSpec wait);
 Node TimerTask(std::string id, TimerSpec timer);
+// `task` with `deps` added, e.g.
+//   WithDeps(ComputeTask("b", "step", fn), {.rows = {{"prev", {"a", "step"}}}})
+// where fn reads (*ctx.deps)["prev"].
+Node WithDeps(Node task, TaskDeps deps);
 
 // What a render function sees: the run's input and every persisted output.
 // Every read is recorded so the engine knows which outputs the render depends on.

@@ -59,6 +59,17 @@ void AddLines(const Node& node, int depth, std::vector<std::string>& out) {
       if (t.timeout_ms > 0) line["timeoutMs"] = t.timeout_ms;
       if (t.continue_on_fail) line["continueOnFail"] = true;
       if (!t.label.empty()) line["label"] = t.label;
+      if (t.deps) {  // absent without dependencies: those lines stay as they were
+        if (!t.deps->depends_on.empty()) line["dependsOn"] = t.deps->depends_on;
+        if (!t.deps->rows.empty()) {
+          Json rows = Json::object();
+          for (const auto& [key, dep] : t.deps->rows) {
+            rows[key] = {{"id", dep.task_id}, {"output", dep.output}};
+          }
+          line["deps"] = std::move(rows);
+        }
+        if (t.deps->optional) line["depsOptional"] = true;
+      }
       break;
     }
     default: break;

@@ -1,6 +1,7 @@
 #include "core/plan.h"
 
 #include <algorithm>
+#include <unordered_map>
 
 namespace smithers::core {
 
@@ -66,6 +67,7 @@ struct PlanTree::BuildScope {
   std::vector<std::pair<std::string, int>> loop_stack;  // (loop id, iteration)
   std::map<std::string, std::string> task_where;        // resolved id#iteration -> where
   std::map<std::string, std::string> loop_where;
+  bool any_deps = false;
 };
 
 int PlanTree::Add(const Node& node, BuildScope& scope, Status& status) {
@@ -94,6 +96,7 @@ int PlanTree::Add(const Node& node, BuildScope& scope, Status& status) {
         status = InvalidArgumentError("duplicate task id \"" + node.id + "\": at " + it->second +
                                       " and at " + where);
       } else {
+        if (node.task.deps) scope.any_deps = true;
         plan_[index].task = static_cast<int>(tasks_.size());
         index_[{ref.node_id, ref.iteration}] = plan_[index].task;
         tasks_.push_back(std::move(ref));
@@ -168,6 +171,14 @@ Status PlanTree::CheckTask(const Node& node, const BuildScope& scope, const std:
     return InvalidArgumentError(name + " writes output \"" + t.output +
                                 "\", which the workflow does not declare");
   }
+  if (t.deps) {
+    for (const auto& [key, dep] : t.deps->rows) {
+      if (scope.outputs->count(dep.output) == 0) {
+        return InvalidArgumentError(name + ": deps." + key + " reads output \"" + dep.output +
+                                    "\", which the workflow does not declare");
+      }
+    }
+  }
   if (t.mode == TaskMode::kWaitForEvent) {
     if (!t.wait || t.wait->event.empty()) {
       return InvalidArgumentError("WaitForEvent \"" + node.id + "\" needs an event, at " + where);
@@ -211,12 +222,180 @@ Result<PlanTree> PlanTree::Build(const Node& root, const LoopStates& loops,
   Status status;
   tree.Add(root, scope, status);
   if (!status.ok()) return status;
+  if (scope.any_deps) SMITHERS_RETURN_IF_ERROR(tree.ResolveDeps());
   return tree;
 }
 
 int PlanTree::Find(const std::string& node_id, int iteration) const {
   auto it = index_.find({node_id, iteration});
   return it == index_.end() ? -1 : it->second;
+}
+
+Status PlanTree::ResolveDeps() {
+  // Logical id -> task index; -2 when two mounted tasks share it (in two
+  // loops at different iterations): a dependency on it is ambiguous.
+  std::unordered_map<std::string, int> by_id;
+  by_id.reserve(tasks_.size());
+  for (size_t i = 0; i < tasks_.size(); ++i) {
+    auto [it, inserted] = by_id.emplace(tasks_[i].node->id, static_cast<int>(i));
+    if (!inserted) it->second = -2;
+  }
+  dep_begin_.assign(tasks_.size() + 1, 0);
+  for (size_t t = 0; t < tasks_.size(); ++t) {
+    dep_begin_[t] = static_cast<int>(dep_targets_.size());
+    const TaskSpec& spec = tasks_[t].node->task;
+    if (!spec.deps) continue;
+    const std::string name = "Task \"" + tasks_[t].node->id + "\"";
+    auto resolve = [&](const std::string& id, const std::string& what) -> Result<int> {
+      if (id.empty()) {
+        return InvalidArgumentError(name + ": " + what + " names an empty task id, at " +
+                                    tasks_[t].where);
+      }
+      auto it = by_id.find(id);
+      if (it == by_id.end()) return -1;  // not mounted (yet): the task waits
+      if (it->second == -2) {
+        return InvalidArgumentError(name + ": " + what + " names \"" + id +
+                                    "\", which more than one mounted task has");
+      }
+      return it->second;
+    };
+    for (const auto& [key, dep] : spec.deps->rows) {
+      SMITHERS_ASSIGN_OR_RETURN(int u, resolve(dep.task_id, "deps." + key));
+      if (u >= 0 && tasks_[u].node->task.output != dep.output) {
+        const std::string& has = tasks_[u].node->task.output;
+        return InvalidArgumentError(
+            name + ": deps." + key + " reads output \"" + dep.output + "\" of task \"" +
+            dep.task_id + "\", which " +
+            (has.empty() ? std::string("has no output") : "writes \"" + has + "\"") + ", at " +
+            tasks_[t].where);
+      }
+      dep_targets_.push_back(u);
+    }
+    for (const std::string& id : spec.deps->depends_on) {
+      SMITHERS_ASSIGN_OR_RETURN(int u, resolve(id, "dependsOn"));
+      dep_targets_.push_back(u);
+    }
+  }
+  dep_begin_[tasks_.size()] = static_cast<int>(dep_targets_.size());
+  return CheckCycles();
+}
+
+// A task waits for its dependencies and a Sequence (Workflow, Branch, Loop
+// body) starts a child only once the previous one is terminal. Both are
+// edges of one graph over "may start" (2p) and "is done" (2p + 1) of every
+// plan node p; a cycle in it is a deadlock every state leads to.
+Status PlanTree::CheckCycles() const {
+  const int n = static_cast<int>(plan_.size()) * 2;
+  std::vector<std::pair<int, int>> edges;
+  edges.reserve(plan_.size() * 3 + dep_targets_.size());
+  std::vector<int> task_plan(tasks_.size(), -1);
+  for (size_t pi = 0; pi < plan_.size(); ++pi) {
+    const PlanNode& p = plan_[pi];
+    const int start = static_cast<int>(pi) * 2, done = start + 1;
+    if (p.task >= 0) {
+      task_plan[p.task] = static_cast<int>(pi);
+      edges.emplace_back(start, done);
+      continue;
+    }
+    bool ordered = p.kind != NodeKind::kParallel;
+    for (size_t i = 0; i < p.children.size(); ++i) {
+      int c = p.children[i];
+      edges.emplace_back(start, c * 2);
+      edges.emplace_back(c * 2 + 1, done);
+      if (ordered && i > 0) edges.emplace_back(p.children[i - 1] * 2 + 1, c * 2);
+    }
+  }
+  for (size_t t = 0; t < tasks_.size(); ++t) {
+    if (tasks_[t].node->skip) continue;  // skipped at once, whatever it depends on
+    for (int u : Deps(static_cast<int>(t))) {
+      if (u >= 0) edges.emplace_back(task_plan[u] * 2 + 1, task_plan[t] * 2);
+    }
+  }
+  std::vector<int> begin(n + 1, 0);
+  for (const auto& e : edges) begin[e.first + 1]++;
+  for (int i = 0; i < n; ++i) begin[i + 1] += begin[i];
+  std::vector<int> adj(edges.size());
+  std::vector<int> fill(begin.begin(), begin.end() - 1);
+  for (const auto& e : edges) adj[fill[e.first]++] = e.second;
+
+  // Iterative depth-first search: 0 unseen, 1 on the stack, 2 done.
+  std::vector<char> color(n, 0);
+  std::vector<std::pair<int, int>> stack;  // (vertex, next edge)
+  for (int root = 0; root < n; ++root) {
+    if (color[root] != 0) continue;
+    stack.emplace_back(root, begin[root]);
+    color[root] = 1;
+    while (!stack.empty()) {
+      auto& [v, next] = stack.back();
+      if (next == begin[v + 1]) {
+        color[v] = 2;
+        stack.pop_back();
+        continue;
+      }
+      int w = adj[next++];
+      if (color[w] == 0) {
+        color[w] = 1;
+        stack.emplace_back(w, begin[w]);
+      } else if (color[w] == 1) {
+        // The cycle is the stack from w up: name its tasks in order.
+        size_t from = 0;
+        while (stack[from].first != w) ++from;
+        std::vector<int> cycle;
+        for (size_t i = from; i < stack.size(); ++i) {
+          int task = plan_[stack[i].first / 2].task;
+          if (task >= 0 && (cycle.empty() || cycle.back() != task)) cycle.push_back(task);
+        }
+        std::string names;
+        for (int task : cycle) names += "\"" + tasks_[task].node->id + "\" -> ";
+        names += "\"" + tasks_[cycle.front()].node->id + "\"";
+        return InvalidArgumentError(
+            "dependency cycle: " + names +
+            " (each waits for the next through dependsOn, needs or deps, or a Sequence that "
+            "runs it later), at " +
+            tasks_[cycle.front()].where);
+      }
+    }
+  }
+  return Status::Ok();
+}
+
+std::span<const int> PlanTree::Deps(int t) const {
+  if (dep_begin_.empty()) return {};
+  return std::span<const int>(dep_targets_)
+      .subspan(dep_begin_[t], dep_begin_[t + 1] - dep_begin_[t]);
+}
+
+std::vector<std::string> PlanTree::UnmountedDeps(int t) const {
+  std::vector<std::string> out;
+  const TaskSpec& spec = tasks_[t].node->task;
+  if (!spec.deps) return out;
+  std::span<const int> targets = Deps(t);
+  size_t i = 0;
+  for (const auto& [key, dep] : spec.deps->rows) {
+    if (targets[i++] < 0) out.push_back(dep.task_id);
+  }
+  for (const std::string& id : spec.deps->depends_on) {
+    if (targets[i++] < 0) out.push_back(id);
+  }
+  return out;
+}
+
+bool PlanTree::DepsReady(int t, Walk& w) const {
+  bool ready = true;
+  bool unmounted = false;
+  for (int u : Deps(t)) {
+    if (u < 0) {
+      unmounted = true;
+      ready = false;
+      continue;
+    }
+    TaskState st = w.states[u].state;
+    if (st == TaskState::kFinished || st == TaskState::kSkipped) continue;
+    if (st == TaskState::kFailed && tasks_[u].node->task.continue_on_fail) continue;
+    ready = false;
+  }
+  if (unmounted) w.d.blocked_on_unmounted.push_back(t);
+  return ready;
 }
 
 bool PlanTree::Settled(int pn, const Walk& w) const {
@@ -261,6 +440,7 @@ bool PlanTree::Visit(int pn, Walk& w) const {
             if (d.wake_at_ms == 0 || st.retry_at_ms < d.wake_at_ms) d.wake_at_ms = st.retry_at_ms;
             return false;
           }
+          if (!dep_begin_.empty() && !DepsReady(p.task, w)) return false;
           // Tasks under the same parallels share one copy of the chain.
           if (w.chains.empty() || w.chains.back() != w.chain) w.chains.push_back(w.chain);
           w.candidates.emplace_back(p.task, static_cast<int>(w.chains.size()) - 1);

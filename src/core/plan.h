@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <map>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -58,6 +59,10 @@ struct Decision {
   int64_t wake_at_ms = 0;         // earliest retry deadline among waiting tasks (0 = none)
   int in_progress = 0;
   int waiting = 0;  // tasks in kWaiting (not counted against concurrency caps)
+  // Pending tasks that wait for a dependency no mounted task has
+  // (PlanTree::UnmountedDeps names it): when nothing else can move, the run
+  // is deadlocked on them.
+  std::vector<int> blocked_on_unmounted;
 };
 
 // Scratch a caller may keep between Schedule() calls on one PlanTree so that
@@ -79,6 +84,10 @@ class PlanTree {
   // loop has an id, ids are unique (the error names both places), a task's
   // output is declared, no Loop is directly inside a Loop, waits are well
   // formed and every approval has an owner (its own or `default_owner`).
+  // Dependencies (TaskSpec::deps) resolve to the mounted task of that logical
+  // id; a row must name that task's declared output, and a cycle among
+  // mounted tasks (dependencies plus the order a Sequence imposes on its
+  // children) is InvalidArgument naming the tasks on it.
   static Result<PlanTree> Build(const Node& root, const LoopStates& loops,
                                 const std::map<std::string, Json>& outputs,
                                 const std::string& default_owner = "");
@@ -88,6 +97,13 @@ class PlanTree {
   size_t node_count() const { return plan_.size(); }
   // The index of (node_id, iteration), or -1.
   int Find(const std::string& node_id, int iteration) const;
+
+  // The dependencies of task `t`: one entry per TaskDeps::rows entry (in key
+  // order), then one per depends_on entry; each a task index, or -1 while no
+  // task of that id is mounted.
+  std::span<const int> Deps(int t) const;
+  // The ids task `t` depends on that no mounted task has.
+  std::vector<std::string> UnmountedDeps(int t) const;
 
   // REQUIRES: states.size() == tasks().size().
   // `slots` is how many more tasks the run may start (run-wide cap minus in flight).
@@ -125,11 +141,20 @@ class PlanTree {
   bool Visit(int plan_node, Walk& w) const;
   // True when `plan_node` would be terminal with nothing to do, now and forever.
   bool Settled(int plan_node, const Walk& w) const;
+  // Resolves every task's dependencies and looks for a cycle.
+  Status ResolveDeps();
+  Status CheckCycles() const;
+  // Every dependency of task `t` is terminal for dependencies.
+  bool DepsReady(int t, Walk& w) const;
 
   std::vector<PlanNode> plan_;
   std::vector<int> parallels_;  // plan nodes of kind Parallel
   std::vector<TaskRef> tasks_;
   std::map<std::pair<std::string, int>, int> index_;
+  // Deps(t) is dep_targets_[dep_begin_[t] .. dep_begin_[t + 1]); both empty
+  // when no task has dependencies (the common case costs nothing).
+  std::vector<int> dep_begin_;
+  std::vector<int> dep_targets_;
 };
 
 }  // namespace smithers::core

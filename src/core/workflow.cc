@@ -97,6 +97,11 @@ Node TimerTask(std::string id, TimerSpec timer) {
   return n;
 }
 
+Node WithDeps(Node task, TaskDeps deps) {
+  task.task.deps = std::make_shared<const TaskDeps>(std::move(deps));
+  return task;
+}
+
 const std::map<int, Json>* Ctx::Rows(const std::string& output, const std::string& node_id) const {
   OutputKey key{output, node_id};
   reads_.insert(key);

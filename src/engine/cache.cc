@@ -46,6 +46,7 @@ std::string CacheKey(const TaskSpec& task, const CachePolicy& policy, const Cach
   } else {
     key["by"] = policy.by;
   }
+  if (in.deps != nullptr) key["deps"] = *in.deps;
   // Json objects keep their keys sorted, so dump() is canonical.
   return base::Sha256Hex(key.dump(-1, ' ', false, Json::error_handler_t::replace));
 }

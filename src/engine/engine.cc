@@ -674,8 +674,7 @@ class Run {
           if (changed) continue;
           return Park();
         }
-        return FailRun(
-            engine::ErrorJson("DEPENDENCY_DEADLOCK", "tasks are pending but none can start"));
+        return FailRun(Deadlock(d));
       }
       int64_t wake = d.wake_at_ms;
       if (next_wait_wake_ms_ > 0 && (wake == 0 || next_wait_wake_ms_ < wake)) {
@@ -683,6 +682,30 @@ class Run {
       }
       WaitForActivity(wake);
     }
+  }
+
+  // DEPENDENCY_DEADLOCK: pending tasks, none can start. Names the
+  // dependencies no mounted task has, when that is why.
+  Json Deadlock(const core::Decision& d) const {
+    Json blocked = Json::array();
+    std::set<std::string> missing;
+    for (int t : d.blocked_on_unmounted) {
+      std::vector<std::string> ids = plan_->UnmountedDeps(t);
+      missing.insert(ids.begin(), ids.end());
+      const core::TaskRef& ref = plan_->tasks()[t];
+      blocked.push_back({{"nodeId", ref.node_id}, {"iteration", ref.iteration}, {"waitsFor", ids}});
+    }
+    if (missing.empty()) {
+      return engine::ErrorJson("DEPENDENCY_DEADLOCK", "tasks are pending but none can start");
+    }
+    std::string names;
+    for (const auto& id : missing) names += (names.empty() ? "\"" : ", \"") + id + "\"";
+    Json e = engine::ErrorJson("DEPENDENCY_DEADLOCK",
+                               "tasks are pending but none can start: they depend on " + names +
+                                   ", which no mounted task has");
+    e["missing"] = Json(missing);
+    e["blocked"] = std::move(blocked);
+    return e;
   }
 
   void WaitForActivity(int64_t wake_at_ms) {
@@ -725,14 +748,43 @@ class Run {
       if (states_[t].state != TaskState::kPending) return Status::Ok();
       // An approved gate: the task itself runs now.
     }
+    // The rows it reads; a missing one fails the attempt below (unless
+    // depsOptional), after the attempt is recorded like any other.
+    Json deps_rows;
+    std::string deps_missing;
+    if (spec.deps && !spec.deps->rows.empty()) {
+      deps_rows = Json::object();
+      std::span<const int> targets = plan_->Deps(t);
+      size_t i = 0;
+      for (const auto& [key, dep] : spec.deps->rows) {
+        const core::TaskRef& u = plan_->tasks()[targets[i++]];
+        const Json* row = nullptr;
+        auto by_node = outputs_.find({dep.output, u.node_id});
+        if (by_node != outputs_.end()) {
+          auto at = by_node->second.find(u.iteration);
+          if (at != by_node->second.end()) row = &at->second;
+        }
+        if (row != nullptr) {
+          deps_rows[key] = *row;
+        } else if (!spec.deps->optional && deps_missing.empty()) {
+          const NodeInfo& ui = nodes_[Key(u.node_id, u.iteration)];
+          deps_missing = "deps." + key + ": task \"" + u.node_id + "\" (iteration " +
+                         std::to_string(u.iteration) + ") is " + ui.row.state +
+                         " without a row of \"" + dep.output +
+                         "\"; set depsOptional = true to run without it";
+        }
+      }
+    }
+    const Json* deps = deps_rows.is_object() ? &deps_rows : nullptr;
     std::string cache_key;
-    if (spec.cache) {
+    if (spec.cache && deps_missing.empty()) {
       cache_key = engine::CacheKey(spec, *spec.cache,
                                    {.run_id = run_.run_id,
                                     .workflow_name = run_.workflow_name,
                                     .node_id = ref.node_id,
                                     .iteration = ref.iteration,
-                                    .output_schema = wf_.outputs.at(spec.output)});
+                                    .output_schema = wf_.outputs.at(spec.output),
+                                    .deps = deps});
       SMITHERS_ASSIGN_OR_RETURN(bool hit, TryCacheHit(t, cache_key));
       if (hit) return Status::Ok();
     }
@@ -744,7 +796,8 @@ class Run {
         .node_id = ref.node_id,
         .iteration = ref.iteration,
         .attempt = attempt,
-        .deadline_monotonic_ms = spec.timeout_ms > 0 ? clock_.MonotonicMs() + spec.timeout_ms : 0};
+        .deadline_monotonic_ms = spec.timeout_ms > 0 ? clock_.MonotonicMs() + spec.timeout_ms : 0,
+        .deps = deps};
     info.row.last_attempt = attempt;
     info.row.state = "in-progress";
     info.row.updated_at_ms = now;
@@ -774,6 +827,10 @@ class Run {
                .beat_wall = now,
                .beat_event_mono = clock_.MonotonicMs(),
                .heartbeat_timeout_ms = HeartbeatTimeoutMs(spec)};
+    if (!deps_missing.empty()) {
+      Json e = engine::ErrorJson("DEPS_MISSING", "Task \"" + ref.node_id + "\": " + deps_missing);
+      return Complete(f, {.ok = false, .error = std::move(e), .retryable = false});
+    }
     Executor* ex = ExecutorFor(spec.mode);
     if (ex == nullptr) {
       return Complete(f, {.ok = false,

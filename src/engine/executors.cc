@@ -3,10 +3,12 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <string>
@@ -39,7 +41,8 @@ class ComputeExecutor final : public Executor {
                        .node_id = info.node_id,
                        .iteration = info.iteration,
                        .attempt = info.attempt,
-                       .deadline_monotonic_ms = info.deadline_monotonic_ms};
+                       .deadline_monotonic_ms = info.deadline_monotonic_ms,
+                       .deps = info.deps};
     Result<Json> r = task.compute(ctx);
     AttemptOutcome outcome;
     if (r.ok()) {
@@ -55,11 +58,65 @@ class ComputeExecutor final : public Executor {
 
 constexpr size_t kMaxCapturedBytes = 16 << 20;
 
+// The file SMITHERS_DEPS_FILE names: the rows a command reads, as JSON (an
+// environment string is capped at 128 KiB, a row is not). It lives in a
+// private directory (0700, file 0600) under $TMPDIR (else /tmp) and is
+// removed with the attempt.
+class DepsFile {
+ public:
+  DepsFile() = default;
+  DepsFile(const DepsFile&) = delete;
+  DepsFile& operator=(const DepsFile&) = delete;
+  ~DepsFile() {
+    if (!file_.empty()) unlink(file_.c_str());
+    if (!dir_.empty()) rmdir(dir_.c_str());
+  }
+
+  Status Write(const Json& rows) {
+    const char* tmp = std::getenv("TMPDIR");
+    std::string tmpl =
+        std::string(tmp != nullptr && *tmp == '/' ? tmp : "/tmp") + "/smithers-deps-XXXXXX";
+    if (mkdtemp(tmpl.data()) == nullptr) {
+      return UnavailableError("cannot create a folder for the deps file: " +
+                              std::string(strerror(errno)));
+    }
+    dir_ = tmpl;
+    file_ = dir_ + "/deps.json";
+    int fd = open(file_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) {
+      Status st = UnavailableError("cannot create " + file_ + ": " + strerror(errno));
+      file_.clear();
+      return st;
+    }
+    std::string text = rows.dump(-1, ' ', false, Json::error_handler_t::replace);
+    size_t done = 0;
+    while (done < text.size()) {
+      ssize_t n = write(fd, text.data() + done, text.size() - done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        Status st = UnavailableError("cannot write " + file_ + ": " + strerror(errno));
+        close(fd);
+        return st;
+      }
+      done += static_cast<size_t>(n);
+    }
+    close(fd);
+    return Status::Ok();
+  }
+
+  const std::string& path() const { return file_; }
+
+ private:
+  std::string dir_;
+  std::string file_;
+};
+
 class CommandExecution final : public Execution {
  public:
   CommandExecution(Clock& clock, int64_t grace_ms, pid_t pid, int out_fd, int err_fd,
-                   std::string parse, int64_t deadline)
-      : clock_(clock),
+                   std::string parse, int64_t deadline, std::unique_ptr<DepsFile> deps_file)
+      : deps_file_(std::move(deps_file)),
+        clock_(clock),
         grace_ms_(grace_ms),
         pid_(pid),
         out_fd_(out_fd),
@@ -175,6 +232,7 @@ class CommandExecution final : public Execution {
     return {.ok = false, .error = e};
   }
 
+  std::unique_ptr<DepsFile> deps_file_;  // removed when the attempt is over
   Clock& clock_;
   int64_t grace_ms_;
   pid_t pid_;
@@ -209,6 +267,12 @@ class CommandExecutor final : public Executor {
     declared["SMITHERS_NODE_ID"] = info.node_id;
     declared["SMITHERS_ITERATION"] = std::to_string(info.iteration);
     declared["SMITHERS_ATTEMPT"] = std::to_string(info.attempt);
+    std::unique_ptr<DepsFile> deps_file;
+    if (info.deps != nullptr) {
+      deps_file = std::make_unique<DepsFile>();
+      SMITHERS_RETURN_IF_ERROR(deps_file->Write(*info.deps));
+      declared["SMITHERS_DEPS_FILE"] = deps_file->path();
+    }
     Result<std::vector<std::string>> built = base::BuildChildEnvironment(declared, cmd.secret_env);
     if (!built.ok()) {
       // A reference that is not allowed or cannot be resolved: the same on
@@ -293,7 +357,8 @@ class CommandExecutor final : public Executor {
       return std::unique_ptr<Execution>(std::make_unique<ImmediateExecution>(std::move(o)));
     }
     return std::unique_ptr<Execution>(std::make_unique<CommandExecution>(
-        clock_, grace_ms_, pid, out_pipe[0], err_pipe[0], cmd.parse, info.deadline_monotonic_ms));
+        clock_, grace_ms_, pid, out_pipe[0], err_pipe[0], cmd.parse, info.deadline_monotonic_ms,
+        std::move(deps_file)));
   }
 
  private:

@@ -1141,6 +1141,85 @@ class LuaModule final : public LuaWorkflow {
     return err;
   }
 
+  // A table of string keys -> string values (needs), or "".
+  std::string StringMap(int t, const char* name, std::map<std::string, std::string>& out) {
+    lua_getfield(state_, t, name);
+    std::string err;
+    if (lua_istable(state_, -1) && !lua_getmetatable(state_, -1)) {
+      lua_pushnil(state_);
+      while (err.empty() && lua_next(state_, -2) != 0) {
+        if (lua_type(state_, -2) != LUA_TSTRING || lua_type(state_, -1) != LUA_TSTRING ||
+            lua_rawlen(state_, -1) == 0) {
+          err = std::string("\"") + name + "\" must map names to task ids ({ alias = \"id\" })";
+          lua_pop(state_, 2);
+          break;
+        }
+        out[lua_tostring(state_, -2)] = lua_tostring(state_, -1);
+        lua_pop(state_, 1);
+      }
+    } else if (!lua_isnil(state_, -1)) {
+      if (lua_istable(state_, -1)) lua_pop(state_, 1);  // the metatable
+      err = std::string("\"") + name + "\" must be a plain table";
+    }
+    lua_pop(state_, 1);
+    return err;
+  }
+
+  // dependsOn, needs, deps and depsOptional (docs/engine.md "Dependencies").
+  // A deps key is a task id, or an alias that needs maps to one; a needs
+  // alias no deps key uses orders the task after its target, as dependsOn.
+  std::string ReadDeps(int t, TaskSpec& task) {
+    lua_getfield(state_, t, "dependsOn");
+    bool any = !lua_isnil(state_, -1);
+    lua_getfield(state_, t, "needs");
+    any = any || !lua_isnil(state_, -1);
+    lua_getfield(state_, t, "deps");
+    any = any || !lua_isnil(state_, -1);
+    lua_getfield(state_, t, "depsOptional");
+    any = any || !lua_isnil(state_, -1);
+    lua_pop(state_, 4);
+    if (!any) return "";  // the common case: four lookups, nothing built
+    TaskDeps deps;
+    std::map<std::string, std::string> needs;
+    std::string err = FieldStrings(t, "dependsOn", deps.depends_on);
+    if (err.empty()) err = StringMap(t, "needs", needs);
+    if (!err.empty()) return err;
+    lua_getfield(state_, t, "deps");
+    if (lua_istable(state_, -1) && !lua_getmetatable(state_, -1)) {
+      lua_pushnil(state_);
+      while (lua_next(state_, -2) != 0) {
+        std::string output = OutputName(state_, -1);
+        if (lua_type(state_, -2) != LUA_TSTRING || output.empty() ||
+            lua_type(state_, -1) != LUA_TTABLE) {
+          err = "\"deps\" must map keys to outputs ({ key = outputs.NAME })";
+          lua_pop(state_, 2);
+          break;
+        }
+        std::string key = lua_tostring(state_, -2);
+        auto alias = needs.find(key);
+        deps.rows[key] = TaskDep{.task_id = alias != needs.end() ? alias->second : key,
+                                 .output = std::move(output)};
+        lua_pop(state_, 1);
+      }
+    } else if (!lua_isnil(state_, -1)) {
+      if (lua_istable(state_, -1)) lua_pop(state_, 1);  // the metatable
+      err = "\"deps\" must be a plain table";
+    }
+    lua_pop(state_, 1);
+    if (!err.empty()) return err;
+    for (const auto& [alias, id] : needs) {
+      if (deps.rows.count(alias) == 0) deps.depends_on.push_back(id);
+    }
+    lua_getfield(state_, t, "depsOptional");
+    if (!lua_isnil(state_, -1) && !lua_isboolean(state_, -1))
+      err = "\"depsOptional\" must be a boolean";
+    deps.optional = lua_toboolean(state_, -1) != 0;
+    lua_pop(state_, 1);
+    if (!err.empty()) return err;
+    task.deps = std::make_shared<const TaskDeps>(std::move(deps));
+    return "";
+  }
+
   // Approval, WaitForEvent, Signal and Timer: durable waits (docs/engine.md "Waits").
   std::string ToWait(int t, Node& node, const std::string& kind, const std::string& at) {
     node.kind = NodeKind::kTask;
@@ -1162,6 +1241,7 @@ class LuaModule final : public LuaWorkflow {
       if (!err.empty()) return err;
     }
     err = FieldString(t, "label", task.label);
+    if (err.empty()) err = ReadDeps(t, task);
     if (!err.empty()) return label + ": " + err + at;
     task.continue_on_fail = FieldBool(t, "continueOnFail");
     if (kind == "Approval") {
@@ -1227,6 +1307,7 @@ class LuaModule final : public LuaWorkflow {
       err = FieldInt(t, "heartbeatTimeout", task.heartbeat_timeout_ms);  // SPEC's alias
     }
     if (err.empty()) err = FieldString(t, "label", task.label);
+    if (err.empty()) err = ReadDeps(t, task);
     if (!err.empty()) return label + ": " + err + at;
     if (task.retries < 0) return label + ": \"retries\" must be >= 0" + at;
     if (task.heartbeat_timeout_ms < -1) {
@@ -1456,6 +1537,18 @@ class LuaModule final : public LuaWorkflow {
     lua_setfield(state_, LUA_REGISTRYINDEX, kDeadlineWhatKey);
     if (c.deadline_monotonic_ms > 0) lua_sethook(state_, DeadlineHook, LUA_MASKCOUNT, 1000);
     fn.Push();
+    // fn(deps, info): deps holds the rows by key; info is {runId, nodeId,
+    // iteration, attempt}, also read through deps where no key shadows it
+    // (what a function got as its one argument before deps existed).
+    if (c.deps != nullptr) {
+      std::string conv = PushJson(state_, *c.deps, "the deps rows");
+      if (!conv.empty()) {
+        lua_settop(state_, top);
+        return InvalidArgumentError(conv);
+      }
+    } else {
+      lua_createtable(state_, 0, 0);
+    }
     lua_createtable(state_, 0, 4);
     lua_pushstring(state_, c.run_id.c_str());
     lua_setfield(state_, -2, "runId");
@@ -1465,7 +1558,11 @@ class LuaModule final : public LuaWorkflow {
     lua_setfield(state_, -2, "iteration");
     lua_pushinteger(state_, c.attempt);
     lua_setfield(state_, -2, "attempt");
-    std::string err = ProtectedCall(state_, 1, 1);
+    lua_createtable(state_, 0, 1);  // deps' metatable: {__index = info}
+    lua_pushvalue(state_, -2);
+    lua_setfield(state_, -2, "__index");
+    lua_setmetatable(state_, -3);
+    std::string err = ProtectedCall(state_, 2, 1);
     lua_sethook(state_, nullptr, 0, 0);
     if (!err.empty()) {
       lua_settop(state_, top);

@@ -36,10 +36,10 @@ CASES = {
                   ['Task "build": unknown prop "timeoutMS" (did you mean "timeoutMs"?)'], "timeoutMS"),
     "retrys": (module('Task { id = "a", output = outputs.out, retrys = 3, { n = 1 } }'),
                ['Task "a": unknown prop "retrys" (did you mean "retries"?)'], "retrys"),
-    "dependsOn": (module('Sequence {\n'
-                         '    Task { id = "a", output = outputs.out, { n = 1 } },\n'
-                         '    Task { id = "b", output = outputs.out, dependsOn = { "a" }, { n = 2 } } }'),
-                  ['Task "b": prop "dependsOn" is not supported yet'], "dependsOn"),
+    "noRetry": (module('Sequence {\n'
+                       '    Task { id = "a", output = outputs.out, { n = 1 } },\n'
+                       '    Task { id = "b", output = outputs.out, noRetry = true, { n = 2 } } }'),
+                ['Task "b": prop "noRetry" is not supported yet'], "noRetry"),
     "async": (module('Task { id = "a", output = outputs.out, async = true, { n = 1 } }'),
               ['prop "async" is not supported yet'], "async"),
     "failurePolicy": (module('Parallel { id = "p", failurePolicy = "quarantine",\n'

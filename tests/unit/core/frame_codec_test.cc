@@ -98,6 +98,22 @@ TEST(TreeLines, OneCanonicalLinePerNodeDepthFirst) {
             R"({"argv":["ls","-l"],"d":2,"id":"c","k":"task","mode":"command","output":"out"})");
 }
 
+TEST(TreeLines, DependenciesAreRecordedOnlyOnTheTasksThatHaveThem) {
+  Node plain = StaticTask("a", "step", 1);
+  Node reads = WithDeps(StaticTask("b", "step", 2),
+                        {.depends_on = {"x"}, .rows = {{"prev", {"a", "step"}}}, .optional = true});
+  Node orders = WithDeps(StaticTask("c", "step", 3), {.depends_on = {"a", "b"}});
+  std::vector<std::string> lines = TreeLines(Sequence({plain, reads, orders}));
+  ASSERT_EQ(lines.size(), 4u);
+  EXPECT_EQ(lines[1], R"({"d":1,"id":"a","k":"task","mode":"static","output":"step","value":1})");
+  EXPECT_EQ(
+      lines[2],
+      R"({"d":1,"dependsOn":["x"],"deps":{"prev":{"id":"a","output":"step"}},"depsOptional":true,"id":"b","k":"task","mode":"static","output":"step","value":2})");
+  EXPECT_EQ(
+      lines[3],
+      R"({"d":1,"dependsOn":["a","b"],"id":"c","k":"task","mode":"static","output":"step","value":3})");
+}
+
 TEST(FrameCodec, RoundTripOverRandomEdits) {
   const unsigned seed = std::random_device{}();
   SCOPED_TRACE("seed " + std::to_string(seed));

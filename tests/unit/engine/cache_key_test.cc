@@ -99,5 +99,27 @@ TEST(CacheKeyTest, ComputeWithoutByIsKeyedByIteration) {
             CacheKey(task, Scope("workflow"), Input("r2", "wf")));
 }
 
+TEST(CacheKeyTest, RowsATaskReadsAreInItsKey) {
+  TaskSpec task = CommandSpecFor({"cat", "$SMITHERS_DEPS_FILE"});
+  CacheKeyInput in = Input("r1", "wf");
+  Json rows = {{"prev", {{"value", 1}}}};
+  Json changed = {{"prev", {{"value", 2}}}};
+  std::string without = CacheKey(task, Scope("workflow"), in);
+  in.deps = &rows;
+  std::string with = CacheKey(task, Scope("workflow"), in);
+  // Golden values: a stored key must not change under a new binary (a key
+  // without rows is computed as before dependencies existed).
+  EXPECT_EQ(without, "92b3e8005f23421fd9889dc338942841b67c171ba18b2fd4b004b5c7434fe02e");
+  EXPECT_EQ(with, "9a1457e04f591b30dd1902bae747f84028bb457fcfa1a210a2fa09947cf4b8a6");
+  in.deps = &changed;
+  EXPECT_NE(CacheKey(task, Scope("workflow"), in), with);
+  // With `by` too: a changed row is a different input.
+  CachePolicy by = Scope("workflow");
+  by.by = "fixed";
+  std::string by_changed = CacheKey(task, by, in);
+  in.deps = &rows;
+  EXPECT_NE(CacheKey(task, by, in), by_changed);
+}
+
 }  // namespace
 }  // namespace smithers::engine

@@ -232,6 +232,66 @@ end)
   EXPECT_NE(root.status().message().find("props.lua:10"), std::string::npos);
 }
 
+TEST_F(LuaWorkflowTest, DependencyPropsBecomeTaskDepsAndComputeGetsTheRows) {
+  std::string path = Write("deps.lua", std::string(kHeader) + R"(
+return smithers(function(ctx)
+  return smithers.Workflow { name = "w",
+    smithers.Task { id = "a", output = outputs.out, { n = 1 } },
+    smithers.Task { id = "b", output = outputs.out, dependsOn = { "a" },
+      needs = { prev = "a", gate = "g" }, deps = { prev = outputs.out, a = outputs.out },
+      depsOptional = true,
+      function(deps, info)
+        return { n = deps.prev.n + deps.a.n + info.attempt * 100 + deps.attempt * 1000 }
+      end },
+    smithers.Timer { id = "g", duration = "1s", dependsOn = { "a" } },
+  }
+end)
+)");
+  auto wf = LoadWorkflowModule(path);
+  ASSERT_TRUE(wf.ok()) << wf.status().ToString();
+  auto root = RenderWithNoOutputs(**wf);
+  ASSERT_TRUE(root.ok()) << root.status().ToString();
+  EXPECT_EQ(root->children[0].task.deps, nullptr);  // no props, nothing allocated
+  const TaskSpec& b = root->children[1].task;
+  ASSERT_NE(b.deps, nullptr);
+  // "gate" is used by no deps key: it orders, like dependsOn.
+  EXPECT_EQ(b.deps->depends_on, (std::vector<std::string>{"a", "g"}));
+  ASSERT_EQ(b.deps->rows.size(), 2u);
+  EXPECT_EQ(b.deps->rows.at("prev").task_id, "a");  // through needs
+  EXPECT_EQ(b.deps->rows.at("a").task_id, "a");     // a task id
+  EXPECT_EQ(b.deps->rows.at("a").output, "out");
+  EXPECT_TRUE(b.deps->optional);
+  ASSERT_NE(root->children[2].task.deps, nullptr);
+  EXPECT_EQ(root->children[2].task.deps->depends_on, (std::vector<std::string>{"a"}));
+
+  Json rows = {{"prev", {{"n", 2}}}, {"a", {{"n", 3}}}};
+  auto r = b.compute(ComputeContext{.attempt = 2, .deps = &rows});
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(*r, (Json{{"n", 2 + 3 + 200 + 2000}}));
+}
+
+TEST_F(LuaWorkflowTest, BadDependencyPropsAreRefused) {
+  for (const auto& [body, expected] : std::vector<std::pair<std::string, std::string>>{
+           {"dependsOn = \"a\"", "\"dependsOn\" must be a list of strings"},
+           {"needs = { p = 1 }", "\"needs\" must map names to task ids"},
+           {"deps = { p = \"out\" }", "\"deps\" must map keys to outputs"},
+           {"deps = 3", "\"deps\" must be a plain table"},
+           {"depsOptional = 1", "\"depsOptional\" must be a boolean"},
+       }) {
+    std::string path = Write("bad.lua", std::string(kHeader) + R"(
+return smithers(function(ctx)
+  return smithers.Task { id = "b", output = outputs.out, )" +
+                                            body + R"(, { n = 1 } }
+end)
+)");
+    auto wf = LoadWorkflowModule(path);
+    ASSERT_TRUE(wf.ok()) << wf.status().ToString();
+    auto root = RenderWithNoOutputs(**wf);
+    ASSERT_FALSE(root.ok()) << body;
+    EXPECT_NE(root.status().message().find(expected), std::string::npos) << root.status().message();
+  }
+}
+
 TEST_F(LuaWorkflowTest, ComputeTimeoutStopsAnInfiniteLoop) {
   std::string path = Write("spin.lua", std::string(kHeader) + R"(
 return smithers(function(ctx)
@@ -300,8 +360,8 @@ TEST_F(LuaWorkflowTest, SpecPropsWeDoNotImplementAreRefusedNotIgnored) {
     std::string body, expected;
   };
   for (const Case& c : std::vector<Case>{
-           {R"(smithers.Task { id = "a", output = outputs.out, dependsOn = { "b" }, { n = 1 } })",
-            "Task \"a\": prop \"dependsOn\" is not supported yet (order tasks with a Sequence)"},
+           {R"(smithers.Task { id = "a", output = outputs.out, noRetry = true, { n = 1 } })",
+            "Task \"a\": prop \"noRetry\" is not supported yet (use retries = 0)"},
            {R"(smithers.Task { id = "a", output = outputs.out, async = true, { n = 1 } })",
             "prop \"async\" is not supported yet"},
            {R"(smithers.Task { id = "a", output = outputs.out, failurePolicy = "quarantine",
