@@ -4,6 +4,7 @@
 #include <cctype>
 #include <map>
 #include <set>
+#include <unordered_set>
 #include <vector>
 
 namespace smithers::script {
@@ -296,6 +297,62 @@ std::string Label(lua_State* ls, int t, const Component& c) {
   return id.empty() ? label : label + " " + Quote(id);
 }
 
+// Each component's props (and __kind, __src) as a hash set, by position in Components().
+const std::unordered_set<std::string_view>& KnownProps(const Component& c) {
+  static const auto* const kSets = [] {
+    auto* sets = new std::vector<std::unordered_set<std::string_view>>();
+    for (const Component& comp : Components()) {
+      std::unordered_set<std::string_view> known(comp.props.begin(), comp.props.end());
+      known.insert({"__kind", "__src"});
+      sets->push_back(std::move(known));
+    }
+    return sets;
+  }();
+  return (*kSets)[static_cast<size_t>(&c - Components().data())];
+}
+
+// A Task's props that TaskProblems never looks at. TaskProblems must find no
+// problem in a Task whose props are all in this list (CheckProps skips it then).
+bool PlainTaskProp(std::string_view name) {
+  static const auto* const kPlain = new std::unordered_set<std::string_view>{
+      "__kind",           "__src",         "id",
+      "skipIf",           "output",        "label",
+      "retries",          "timeoutMs",     "heartbeatTimeoutMs",
+      "heartbeatTimeout", "continueOnFail"};
+  return kPlain->count(name) != 0;
+}
+
+// The common case, decided without allocating: every key of `t` is a prop of
+// `c` or (when `c` takes children) a positive integer, and none of them is one
+// the component's further checks look at (TaskProblems, an Approval's mode).
+// False means "look closer" (Problems and the rest), not "bad".
+bool PlainlyValid(lua_State* ls, int t, const Component& c) {
+  if (!lua_checkstack(ls, 3)) return false;
+  const auto& known = KnownProps(c);
+  const bool task = c.kind == "Task";
+  const bool approval = c.kind == "Approval";
+  lua_pushnil(ls);
+  while (lua_next(ls, t) != 0) {
+    lua_pop(ls, 1);
+    bool ok = false;
+    int type = lua_type(ls, -1);
+    if (type == LUA_TSTRING) {
+      size_t len = 0;
+      const char* s = lua_tolstring(ls, -1, &len);
+      std::string_view name(s, len);
+      ok =
+          known.count(name) != 0 && (!task || PlainTaskProp(name)) && (!approval || name != "mode");
+    } else if (type == LUA_TNUMBER) {
+      ok = c.children && lua_isinteger(ls, -1) && lua_tointeger(ls, -1) > 0;
+    }
+    if (!ok) {
+      lua_pop(ls, 1);
+      return false;
+    }
+  }
+  return true;
+}
+
 // The problems with the keys of table `t` (no label).
 std::vector<std::string> Problems(lua_State* ls, int t, const Component& c) {
   std::vector<std::string> names;
@@ -387,6 +444,7 @@ std::string CheckProps(lua_State* ls, int idx, std::string_view kind) {
     lua_pop(ls, 1);
     return std::string(kind) + ": the table must not have a metatable";
   }
+  if (PlainlyValid(ls, t, *c)) return "";
   std::vector<std::string> problems = Problems(ls, t, *c);
   if (kind == "Task") TaskProblems(ls, t, problems);
   if (kind == "Approval") {

@@ -114,6 +114,41 @@ TEST(TreeLines, DependenciesAreRecordedOnlyOnTheTasksThatHaveThem) {
       R"({"d":1,"dependsOn":["a","b"],"id":"c","k":"task","mode":"static","output":"step","value":3})");
 }
 
+// Lines are written without building a Json object; they must be exactly
+// what Json's dump of the same object gives (the canonical form the stored
+// frames and their hashes are made of): every line is its own parse-and-dump.
+TEST(TreeLines, EqualJsonsOwnCanonicalTextForEveryKindOfValue) {
+  Node quoted = StaticTask("a\"b\\c", "out", {{"z", 1}, {"a", {1.5, "x\ny", nullptr}}});
+  quoted.task.label = "tab\there \x01 \x7f";
+  quoted.task.retries = 2;
+  quoted.task.timeout_ms = 1234567890123;
+  quoted.task.continue_on_fail = true;
+  quoted.skip = true;
+  Node unicode = CommandTask("caf\xc3\xa9 \xe2\x9c\x93", "out", {"echo", "\"hi\"", "\xc3\xa9"});
+  ApprovalSpec a;
+  a.owner = "o\"wner";
+  Node approval = ApprovalTask("gate", "out", a);
+  Node wait = WaitForEventTask("w", "out", EventWaitSpec{.event = "ev", .correlation_id = "c"});
+  Node timer = TimerTask("t", TimerSpec{.duration_ms = 0});
+  Node loop = Loop("l", true, {Sequence({timer})}, 3, "fail");
+  Node root = Workflow("wf \"x\"",
+                       {quoted, unicode, Branch(true, approval, wait), Parallel({loop, wait}, 4)});
+  std::vector<std::string> lines = TreeLines(root);
+  ASSERT_EQ(lines.size(), 10u);
+  for (const std::string& l : lines) EXPECT_EQ(l, Json::parse(l).dump());
+  EXPECT_EQ(
+      lines[1],
+      R"({"continueOnFail":true,"d":1,"id":"a\"b\\c","k":"task","label":"tab\there \u0001 ",)"
+      R"("mode":"static","output":"out","retries":2,"skipIf":true,"timeoutMs":1234567890123,)"
+      R"("value":{"a":[1.5,"x\ny",null],"z":1}})");
+  EXPECT_EQ(lines[4], R"({"approval":{"onDeny":"fail","owner":"o\"wner"},"d":2,"id":"gate",)"
+                      R"("k":"task","mode":"approval","output":"out"})");
+  EXPECT_EQ(lines[6], R"({"d":2,"id":"l","k":"loop","maxIterations":3,"onMaxReached":"fail",)"
+                      R"("until":true})");
+  // Invalid UTF-8 is refused as Json refuses it.
+  EXPECT_ANY_THROW(TreeLines(Workflow("bad \xff", {})));
+}
+
 TEST(FrameCodec, RoundTripOverRandomEdits) {
   const unsigned seed = std::random_device{}();
   SCOPED_TRACE("seed " + std::to_string(seed));
