@@ -17,8 +17,8 @@ const std::map<std::string, Json> kOutputs = {{"out", Json::object()}, {"other",
 Node T(const std::string& id) { return StaticTask(id, "out", Json::object()); }
 
 // `id` reading the "out" row of each of `rows` (key = id), after `after`.
-Node D(const std::string& id, std::vector<std::string> rows, std::vector<std::string> after = {},
-       bool optional = false) {
+Node D(const std::string& id, const std::vector<std::string>& rows,
+       std::vector<std::string> after = {}, bool optional = false) {
   TaskDeps deps{.depends_on = std::move(after), .optional = optional};
   for (const auto& r : rows) deps.rows[r] = TaskDep{.task_id = r, .output = "out"};
   return WithDeps(T(id), std::move(deps));

@@ -4,6 +4,8 @@
 // DEPENDENCY_DEADLOCK naming it.
 #include <gtest/gtest.h>
 
+#include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -37,7 +39,7 @@ class DepsEngineTest : public ::testing::Test {
     def_.outputs["step"] = schema::Object({{"value", schema::Integer()}});
   }
 
-  Result<RunResult> Run(std::function<Node()> tree) {
+  Result<RunResult> Run(const std::function<Node()>& tree) {
     def_.render = [tree](const Ctx&) -> Result<Node> { return tree(); };
     return RunWorkflow(def_, *store_, RunOptions{});
   }
