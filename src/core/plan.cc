@@ -37,13 +37,6 @@ std::string Describe(const Node& node) {
   return s;
 }
 
-std::string Where(const Node& node, const std::vector<std::string>& path) {
-  std::string tree;
-  for (const auto& p : path) tree += (tree.empty() ? "" : " > ") + p;
-  if (!node.source.empty()) return node.source + " (" + tree + ")";
-  return tree;
-}
-
 // Suffix for ids inside nested loops: every enclosing loop but the innermost.
 std::string LoopSuffix(const std::vector<std::pair<std::string, int>>& loop_stack) {
   if (loop_stack.size() < 2) return "";
@@ -63,53 +56,61 @@ struct PlanTree::BuildScope {
   const LoopStates* loops;
   const std::map<std::string, Json>* outputs;
   const std::string* default_owner;
-  std::vector<std::string> path;
   std::vector<std::pair<std::string, int>> loop_stack;  // (loop id, iteration)
-  std::map<std::string, std::string> task_where;        // resolved id#iteration -> where
-  std::map<std::string, std::string> loop_where;
+  std::map<std::string, int> loop_nodes;                // resolved loop id -> plan node
   bool any_deps = false;
 };
 
-int PlanTree::Add(const Node& node, BuildScope& scope, Status& status) {
+std::string PlanTree::WhereOf(int plan_node) const {
+  std::vector<const Node*> path;
+  for (int p = plan_node; p >= 0; p = plan_[p].parent) path.push_back(plan_[p].node);
+  std::string tree;
+  for (auto it = path.rbegin(); it != path.rend(); ++it) {
+    tree += (tree.empty() ? "" : " > ") + Describe(**it);
+  }
+  const Node& node = *plan_[plan_node].node;
+  if (!node.source.empty()) return node.source + " (" + tree + ")";
+  return tree;
+}
+
+int PlanTree::Add(const Node& node, int parent, BuildScope& scope, Status& status) {
   if (!status.ok()) return -1;
   auto& loop_stack = scope.loop_stack;
   const LoopStates& loops = *scope.loops;
-  scope.path.push_back(Describe(node));
-  const std::string where = Where(node, scope.path);
   int index = static_cast<int>(plan_.size());
-  plan_.push_back(PlanNode{.kind = node.kind, .node = &node});
+  plan_.push_back(PlanNode{.kind = node.kind, .parent = parent, .node = &node});
+  // Where the node is: built only for a message (every node, every render, otherwise).
+  auto where = [this, index] { return WhereOf(index); };
   if (node.kind == NodeKind::kParallel) parallels_.push_back(index);
 
   if (node.kind == NodeKind::kTask) {
     if (node.id.empty()) {
-      status = InvalidArgumentError("a Task needs an id, at " + where);
-    } else if (Status st = CheckTask(node, scope, where); !st.ok()) {
+      status = InvalidArgumentError("a Task needs an id, at " + where());
+    } else if (Status st = CheckTask(node, scope, index); !st.ok()) {
       status = st;
     } else {
       TaskRef ref{.node_id = node.id + LoopSuffix(loop_stack),
                   .iteration = loop_stack.empty() ? 0 : loop_stack.back().second,
-                  .node = &node,
-                  .where = where};
-      std::string key = ref.node_id + "#" + std::to_string(ref.iteration);
-      auto [it, inserted] = scope.task_where.emplace(key, where);
+                  .node = &node};
+      int task = static_cast<int>(tasks_.size());
+      auto [it, inserted] = index_.try_emplace({ref.node_id, ref.iteration}, task);
       if (!inserted) {
-        status = InvalidArgumentError("duplicate task id \"" + node.id + "\": at " + it->second +
-                                      " and at " + where);
+        status = InvalidArgumentError("duplicate task id \"" + node.id + "\": at " +
+                                      TaskWhere(it->second) + " and at " + where());
       } else {
         if (node.task.deps) scope.any_deps = true;
-        plan_[index].task = static_cast<int>(tasks_.size());
-        index_[{ref.node_id, ref.iteration}] = plan_[index].task;
+        plan_[index].task = task;
         tasks_.push_back(std::move(ref));
+        task_nodes_.push_back(index);
       }
     }
-    scope.path.pop_back();
     return index;
   }
 
   bool pushed_loop = false;
   if (node.kind == NodeKind::kLoop) {
     if (node.id.empty()) {
-      status = InvalidArgumentError("a Loop needs an id, at " + where);
+      status = InvalidArgumentError("a Loop needs an id, at " + where());
     } else if (node.max_iterations < 1) {
       status = InvalidArgumentError("Loop \"" + node.id + "\": maxIterations must be >= 1");
     } else if (node.on_max_reached != "fail" && node.on_max_reached != "return-last") {
@@ -118,10 +119,10 @@ int PlanTree::Add(const Node& node, BuildScope& scope, Status& status) {
     } else {
       loop_stack.emplace_back(node.id, 0);
       std::string loop_id = node.id + LoopSuffix(loop_stack);
-      auto [it, inserted] = scope.loop_where.emplace(loop_id, where);
+      auto [it, inserted] = scope.loop_nodes.emplace(loop_id, index);
       if (!inserted) {
-        status = InvalidArgumentError("duplicate loop id \"" + node.id + "\": at " + it->second +
-                                      " and at " + where);
+        status = InvalidArgumentError("duplicate loop id \"" + node.id + "\": at " +
+                                      WhereOf(it->second) + " and at " + where());
       }
       plan_[index].loop_id = loop_id;
       auto state = loops.find(loop_id);
@@ -140,33 +141,33 @@ int PlanTree::Add(const Node& node, BuildScope& scope, Status& status) {
     }
   }
   if (node.kind == NodeKind::kParallel && node.max_concurrency < 0) {
-    status = InvalidArgumentError("Parallel: maxConcurrency must be >= 0, at " + where);
+    status = InvalidArgumentError("Parallel: maxConcurrency must be >= 0, at " + where());
   }
 
   for (const Node& child : node.children) {
     if (child.skip && child.kind != NodeKind::kTask)
       continue;  // a skipped container mounts nothing
-    int c = Add(child, scope, status);
+    int c = Add(child, index, scope, status);
     if (!status.ok()) break;
     plan_[index].children.push_back(c);
   }
   if (pushed_loop) loop_stack.pop_back();
-  scope.path.pop_back();
   return index;
 }
 
-Status PlanTree::CheckTask(const Node& node, const BuildScope& scope, const std::string& where) {
+Status PlanTree::CheckTask(const Node& node, const BuildScope& scope, int plan_node) const {
+  auto where = [this, plan_node] { return WhereOf(plan_node); };
   const TaskSpec& t = node.task;
   const std::string name = "Task \"" + node.id + "\"";
   if (t.mode == TaskMode::kTimer) {
     if (!t.output.empty()) return InvalidArgumentError("Timer \"" + node.id + "\" has no output");
     if ((t.timer.duration_ms >= 0) == (t.timer.until_ms > 0)) {
       return InvalidArgumentError("Timer \"" + node.id +
-                                  "\" needs exactly one of duration and until, at " + where);
+                                  "\" needs exactly one of duration and until, at " + where());
     }
     return Status::Ok();
   }
-  if (t.output.empty()) return InvalidArgumentError(name + " needs an output, at " + where);
+  if (t.output.empty()) return InvalidArgumentError(name + " needs an output, at " + where());
   if (scope.outputs->count(t.output) == 0) {
     return InvalidArgumentError(name + " writes output \"" + t.output +
                                 "\", which the workflow does not declare");
@@ -181,7 +182,7 @@ Status PlanTree::CheckTask(const Node& node, const BuildScope& scope, const std:
   }
   if (t.mode == TaskMode::kWaitForEvent) {
     if (!t.wait || t.wait->event.empty()) {
-      return InvalidArgumentError("WaitForEvent \"" + node.id + "\" needs an event, at " + where);
+      return InvalidArgumentError("WaitForEvent \"" + node.id + "\" needs an event, at " + where());
     }
     const std::string& o = t.wait->on_timeout;
     if (o != "fail" && o != "continue" && o != "skip") {
@@ -196,7 +197,7 @@ Status PlanTree::CheckTask(const Node& node, const BuildScope& scope, const std:
     const ApprovalSpec& a = *t.approval;
     if (a.owner.empty() && scope.default_owner->empty()) {
       return InvalidArgumentError(
-          "the approval of \"" + node.id + "\" at " + where +
+          "the approval of \"" + node.id + "\" at " + where() +
           " names no owner and the workflow declares no default owner; set owner = \"...\" on "
           "it or defaultApprovalOwner in the workflow's options");
     }
@@ -220,7 +221,7 @@ Result<PlanTree> PlanTree::Build(const Node& root, const LoopStates& loops,
   PlanTree tree;
   BuildScope scope{.loops = &loops, .outputs = &outputs, .default_owner = &default_owner};
   Status status;
-  tree.Add(root, scope, status);
+  tree.Add(root, -1, scope, status);
   if (!status.ok()) return status;
   if (scope.any_deps) SMITHERS_RETURN_IF_ERROR(tree.ResolveDeps());
   return tree;
@@ -249,7 +250,7 @@ Status PlanTree::ResolveDeps() {
     auto resolve = [&](const std::string& id, const std::string& what) -> Result<int> {
       if (id.empty()) {
         return InvalidArgumentError(name + ": " + what + " names an empty task id, at " +
-                                    tasks_[t].where);
+                                    TaskWhere(static_cast<int>(t)));
       }
       auto it = by_id.find(id);
       if (it == by_id.end()) return -1;  // not mounted (yet): the task waits
@@ -267,7 +268,7 @@ Status PlanTree::ResolveDeps() {
             name + ": deps." + key + " reads output \"" + dep.output + "\" of task \"" +
             dep.task_id + "\", which " +
             (has.empty() ? std::string("has no output") : "writes \"" + has + "\"") + ", at " +
-            tasks_[t].where);
+            TaskWhere(static_cast<int>(t)));
       }
       dep_targets_.push_back(u);
     }
@@ -352,7 +353,7 @@ Status PlanTree::CheckCycles() const {
             "dependency cycle: " + names +
             " (each waits for the next through dependsOn, needs or deps, or a Sequence that "
             "runs it later), at " +
-            tasks_[cycle.front()].where);
+            TaskWhere(cycle.front()));
       }
     }
   }

@@ -35,7 +35,6 @@ struct TaskRef {
   std::string node_id;  // logical id, plus "@@outer=iter,..." inside nested loops
   int iteration = 0;    // iteration of the innermost enclosing loop (0 outside loops)
   const Node* node = nullptr;
-  std::string where;  // source location or tree path, for messages
 };
 
 // What the scheduler needs to know about one task.
@@ -95,6 +94,9 @@ class PlanTree {
   const std::vector<TaskRef>& tasks() const { return tasks_; }
   // How many nodes of the tree are mounted (a skipped container's children are not).
   size_t node_count() const { return plan_.size(); }
+  // Where task `task` is (its source location and tree path), for messages.
+  // Built on demand: Build makes no text for a tree without errors.
+  std::string TaskWhere(int task) const { return WhereOf(task_nodes_[task]); }
   // The index of (node_id, iteration), or -1.
   int Find(const std::string& node_id, int iteration) const;
 
@@ -115,6 +117,7 @@ class PlanTree {
   struct PlanNode {
     NodeKind kind = NodeKind::kSequence;
     int task = -1;
+    int parent = -1;  // plan node, -1 for the root
     std::vector<int> children;
     const Node* node = nullptr;
     std::string loop_id;  // resolved (with the nested-loop suffix)
@@ -136,8 +139,10 @@ class PlanTree {
     std::vector<int>* settled;  // ScheduleMemo::settled, or nullptr
   };
 
-  int Add(const Node& node, BuildScope& scope, Status& status);
-  static Status CheckTask(const Node& node, const BuildScope& scope, const std::string& where);
+  int Add(const Node& node, int parent, BuildScope& scope, Status& status);
+  Status CheckTask(const Node& node, const BuildScope& scope, int plan_node) const;
+  // "file.lua:12 (Workflow(w) > Sequence > Task(a))" for a plan node.
+  std::string WhereOf(int plan_node) const;
   bool Visit(int plan_node, Walk& w) const;
   // True when `plan_node` would be terminal with nothing to do, now and forever.
   bool Settled(int plan_node, const Walk& w) const;
@@ -150,6 +155,7 @@ class PlanTree {
   std::vector<PlanNode> plan_;
   std::vector<int> parallels_;  // plan nodes of kind Parallel
   std::vector<TaskRef> tasks_;
+  std::vector<int> task_nodes_;  // per task: its plan node
   std::map<std::pair<std::string, int>, int> index_;
   // Deps(t) is dep_targets_[dep_begin_[t] .. dep_begin_[t + 1]); both empty
   // when no task has dependencies (the common case costs nothing).
