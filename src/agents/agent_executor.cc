@@ -656,8 +656,15 @@ class AgentExecutor final : public Executor {
       // The engine's monotonic clock may be injected; turn it into a span.
       deadline = NowMs() + std::max<int64_t>(1, task.timeout_ms);
     }
+    // The rows of its dependencies follow the prompt as JSON (docs/engine.md
+    // "Dependencies"): the agent's counterpart of a compute function's table.
+    std::string prompt = task.prompt;
+    if (info.deps != nullptr && !info.deps->empty()) {
+      prompt += "\n\nThe outputs of the tasks this task depends on (deps), as JSON by key:\n" +
+                info.deps->dump(-1, ' ', false, Json::error_handler_t::replace);
+    }
     return std::unique_ptr<Execution>(std::make_unique<AgentExecution>(
-        task.agent, task.prompt, std::move(schema), options_.default_root_dir,
+        task.agent, std::move(prompt), std::move(schema), options_.default_root_dir,
         options_.hidden_paths, deadline));
   }
 

@@ -236,6 +236,26 @@ print(json.dumps({"n": rows["src"]["size"] + len(rows["src"]["text"]), "mode": m
                 self.assertIn(expected, r.stderr)
                 self.assert_nothing_written()
 
+    def test_an_agent_gets_the_rows_after_its_prompt(self):
+        url = self.serve_model({"/v1/chat/completions": [
+            {"reply": {"structured": {"value": 8}}}]})
+        wf = self.write("agent.lua", STEP + """
+            local a = smithers.Agent { provider = "openai", model = "m", baseUrl = %r }
+            return smithers(function(ctx)
+              return Workflow { name = "agent",
+                Task { id = "seed", output = outputs.step, { value = 7 } },
+                Task { id = "ask", output = outputs.step, agent = a, needs = { prev = "seed" },
+                       deps = { prev = outputs.step }, "Add one to prev.value." },
+              }
+            end)
+            """ % (url + "/v1"))
+        r = self.up(wf, None, "agent", env={"OPENAI_API_KEY": "sk-test-" + "Zq7Xv2Lm9Pw4Rt6Yb1Nc"})
+        self.assertEqual(r.code, 0, r)
+        with open(self.path("requests.jsonl")) as f:
+            body = json.dumps(json.loads(f.readline())["body"]["messages"])
+        self.assertIn("Add one to prev.value.", body)
+        self.assertIn('{\\"prev\\":{\\"value\\":7}}', body)
+
     def test_a_deps_chain_killed_midway_resumes_running_each_task_once(self):
         pidfile = self.path("sleep.pid")
         middle = """Task { id = id, output = outputs.step, needs = { prev = "s" .. (i - 1) },
