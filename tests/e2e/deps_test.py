@@ -236,6 +236,29 @@ print(json.dumps({"n": rows["src"]["size"] + len(rows["src"]["text"]), "mode": m
                 self.assertIn(expected, r.stderr)
                 self.assert_nothing_written()
 
+    def test_in_a_loop_rows_come_from_this_iteration_and_outside_ones_from_theirs(self):
+        wf = self.write("loop.lua", STEP + """
+            return smithers(function(ctx)
+              local done = ctx:iterationCount(outputs.step, "b") >= 3
+              return Workflow { name = "loop",
+                Task { id = "seed", output = outputs.step, { value = 100 } },
+                Loop { id = "L", ["until"] = done, maxIterations = 5,
+                  Task { id = "a", output = outputs.step,
+                         function(deps, info) return { value = info.iteration * 10 } end },
+                  Task { id = "b", output = outputs.step,
+                         deps = { a = outputs.step, seed = outputs.step },
+                         function(deps) return { value = deps.a.value + deps.seed.value } end },
+                },
+              }
+            end)
+            """)
+        out = self.up_ok(wf, None, "loop")
+        rows = self.query("SELECT node_id, iteration, payload_json FROM _smithers_outputs"
+                          " WHERE node_id = 'b' ORDER BY iteration")
+        self.assertEqual([(r["iteration"], json.loads(r["payload_json"])["value"]) for r in rows],
+                         [(0, 100), (1, 110), (2, 120)])
+        self.assertEqual(out["outputs"]["step"]["b"], {"value": 120})
+
     def test_an_agent_gets_the_rows_after_its_prompt(self):
         url = self.serve_model({"/v1/chat/completions": [
             {"reply": {"structured": {"value": 8}}}]})
