@@ -757,7 +757,13 @@ class Run {
       std::span<const int> targets = plan_->Deps(t);
       size_t i = 0;
       for (const auto& [key, dep] : spec.deps->rows) {
-        const core::TaskRef& u = plan_->tasks()[targets[i++]];
+        int target = targets[i++];
+        if (target < 0) {  // never scheduled so (the plan waits for it): refuse, not crash
+          if (deps_missing.empty())
+            deps_missing = "deps." + key + ": task \"" + dep.task_id + "\" is not mounted";
+          continue;
+        }
+        const core::TaskRef& u = plan_->tasks()[target];
         const Json* row = nullptr;
         auto by_node = outputs_.find({dep.output, u.node_id});
         if (by_node != outputs_.end()) {
