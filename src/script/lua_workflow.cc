@@ -9,6 +9,8 @@
 
 #include <algorithm>
 #include <cctype>
+#include <charconv>
+#include <cstring>
 #include <fstream>
 #include <lua.hpp>
 #include <map>
@@ -359,7 +361,13 @@ int Component(lua_State* ls, const char* kind) {
   lua_setfield(ls, 1, "__kind");
   lua_Debug ar;
   if (lua_getstack(ls, 1, &ar) && lua_getinfo(ls, "Sl", &ar) && ar.currentline > 0) {
-    lua_pushfstring(ls, "%s:%d", ar.short_src, ar.currentline);
+    // "%s:%d" without lua_pushfstring's vsnprintf: one per component per render.
+    char src[LUA_IDSIZE + 24];
+    size_t len = strnlen(ar.short_src, LUA_IDSIZE);
+    std::memcpy(src, ar.short_src, len);
+    src[len++] = ':';
+    len = static_cast<size_t>(std::to_chars(src + len, src + sizeof src, ar.currentline).ptr - src);
+    lua_pushlstring(ls, src, len);
     lua_setfield(ls, 1, "__src");
   }
   lua_settop(ls, 1);
@@ -710,6 +718,35 @@ void DeadlineHook(lua_State* ls, lua_Debug*) {
   }
 }
 
+// Text for an error message, made only when one is needed: head, then the
+// number (if >= 0), then *middle, then tail; "" when `optional` and *middle is
+// empty. The converter names every node (" (at file.lua:12)", `Task "build"`,
+// "child 3") in its messages; made eagerly, that was a few allocations per
+// node per render for messages a valid tree never shows.
+struct Text {
+  std::string_view head;
+  const std::string* middle = nullptr;
+  std::string_view tail;
+  bool optional = false;
+  int64_t number = -1;
+  Text(const char* text) : head(text) {}  // NOLINT(google-explicit-constructor)
+  Text(std::string_view h, const std::string* m, std::string_view t, bool opt = false,
+       int64_t n = -1)
+      : head(h), middle(m), tail(t), optional(opt), number(n) {}
+  std::string Str() const {
+    if (optional && (middle == nullptr || middle->empty())) return "";
+    std::string s(head);
+    if (number >= 0) s += std::to_string(number);
+    if (middle != nullptr) s += *middle;
+    s += tail;
+    return s;
+  }
+};
+std::string operator+(const Text& a, const char* b) { return a.Str() + b; }
+std::string operator+(const std::string& a, const Text& b) { return a + b.Str(); }
+std::string operator+(std::string&& a, const Text& b) { return std::move(a) + b.Str(); }
+std::string operator+(const char* a, const Text& b) { return a + b.Str(); }
+
 class LuaModule final : public LuaWorkflow {
  public:
   explicit LuaModule(const ModuleOptions& options)
@@ -1016,7 +1053,7 @@ class LuaModule final : public LuaWorkflow {
         continue;
       }
       Node child;
-      std::string err = ToNode(lua_gettop(state_), child, "child " + std::to_string(i));
+      std::string err = ToNode(lua_gettop(state_), child, Text("child ", nullptr, "", false, i));
       lua_pop(state_, 1);
       if (!err.empty()) return err;
       node.children.push_back(std::move(child));
@@ -1024,7 +1061,7 @@ class LuaModule final : public LuaWorkflow {
     return "";
   }
 
-  std::string ToNode(int t, Node& node, const std::string& what) {
+  std::string ToNode(int t, Node& node, const Text& what) {
     t = lua_absindex(state_, t);
     if (!lua_istable(state_, t)) {
       return what +
@@ -1048,7 +1085,7 @@ class LuaModule final : public LuaWorkflow {
     std::string kind;
     FieldString(t, "__kind", kind);
     FieldString(t, "__src", node.source);
-    std::string at = node.source.empty() ? "" : " (at " + node.source + ")";
+    const Text at(" (at ", &node.source, ")", /*optional=*/true);
     if (kind.empty()) return what + " is a plain table, not a component" + at;
     // Checked again here: a prop set after the constructor ran.
     if (std::string e = CheckProps(state_, t, kind); !e.empty()) {
@@ -1105,7 +1142,7 @@ class LuaModule final : public LuaWorkflow {
   }
 
   // `output = outputs.name` into task.output; an error message or "".
-  std::string ReadOutput(int t, TaskSpec& task, const std::string& label, const std::string& at) {
+  std::string ReadOutput(int t, TaskSpec& task, const Text& label, const Text& at) {
     lua_getfield(state_, t, "output");
     task.output = OutputName(state_, lua_gettop(state_));
     bool output_given = !lua_isnil(state_, -1);
@@ -1221,10 +1258,11 @@ class LuaModule final : public LuaWorkflow {
   }
 
   // Approval, WaitForEvent, Signal and Timer: durable waits (docs/engine.md "Waits").
-  std::string ToWait(int t, Node& node, const std::string& kind, const std::string& at) {
+  std::string ToWait(int t, Node& node, const std::string& kind, const Text& at) {
     node.kind = NodeKind::kTask;
     TaskSpec& task = node.task;
-    std::string label = kind + " \"" + node.id + "\"";
+    const std::string head = kind + " \"";
+    const Text label(head, &node.id, "\"");
     if (node.id.empty()) return kind + " needs an id" + at;
     lua_rawgeti(state_, t, 1);
     bool has_child = !lua_isnil(state_, -1);
@@ -1293,10 +1331,10 @@ class LuaModule final : public LuaWorkflow {
     return err;
   }
 
-  std::string ToTask(int t, Node& node, const std::string& at) {
+  std::string ToTask(int t, Node& node, const Text& at) {
     node.kind = NodeKind::kTask;
     TaskSpec& task = node.task;
-    std::string label = "Task \"" + node.id + "\"";
+    const Text label("Task \"", &node.id, "\"");
     if (std::string e = ReadOutput(t, task, label, at); !e.empty()) return e;
     int64_t n = 0;
     std::string err = FieldInt(t, "retries", n);
