@@ -25,6 +25,9 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
+#include <unordered_map>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -203,20 +206,69 @@ Node TimerTask(std::string id, TimerSpec timer);
 // where fn reads (*ctx.deps)["prev"].
 Node WithDeps(Node task, TaskDeps deps);
 
+// The state of one Loop, keyed by its resolved id (its logical id, plus
+// "@@outer=iter,..." when it sits inside other loops). A done loop keeps the
+// iteration it finished at.
+struct LoopState {
+  int iteration = 0;
+  bool done = false;
+};
+using LoopStates = std::map<std::string, LoopState, std::less<>>;
+
 // What a render function sees: the run's input and every persisted output.
 // Every read is recorded so the engine knows which outputs the render depends on.
+//
+// A lookup without an explicit iteration means the node's own iteration
+// (docs/engine.md "Reading outputs"): 0 for a node outside every Loop, the
+// current iteration of its enclosing Loop (the last one once the loop is
+// done) for a node inside one, wherever the read happens. Inside nested
+// loops a logical id resolves to "id@@outer=iter,..." under the outer loops'
+// current iterations; an id that already carries "@@" keeps its suffix.
 class Ctx {
  public:
   struct OutputKey {
     std::string output;  // schema name
     std::string node_id;
-    bool operator<(const OutputKey& o) const {
-      return std::tie(output, node_id) < std::tie(o.output, o.node_id);
+    bool operator==(const OutputKey& o) const = default;
+  };
+  // A key by reference, for lookups that build no strings.
+  struct OutputKeyView {
+    std::string_view output;
+    std::string_view node_id;
+  };
+  struct OutputKeyHash {
+    using is_transparent = void;
+    size_t operator()(const OutputKeyView& k) const noexcept;
+    size_t operator()(const OutputKey& k) const noexcept {
+      return (*this)(OutputKeyView{k.output, k.node_id});
     }
   };
-  // node_id -> iteration -> payload, per output schema.
-  using OutputMap = std::map<OutputKey, std::map<int, Json>>;
+  struct OutputKeyEq {
+    using is_transparent = void;
+    static OutputKeyView View(const OutputKey& k) { return {k.output, k.node_id}; }
+    static OutputKeyView View(const OutputKeyView& k) { return k; }
+    template <typename A, typename B>
+    bool operator()(const A& a, const B& b) const noexcept {
+      OutputKeyView x = View(a);
+      OutputKeyView y = View(b);
+      return x.node_id == y.node_id && x.output == y.output;
+    }
+  };
+  struct StringHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const noexcept {
+      return std::hash<std::string_view>{}(s);
+    }
+  };
+  // (output, node_id) -> iteration -> payload.
+  using OutputMap = std::unordered_map<OutputKey, std::map<int, Json>, OutputKeyHash, OutputKeyEq>;
+  using ReadSet = std::unordered_set<OutputKey, OutputKeyHash, OutputKeyEq>;
+  // Where tasks sit: logical task id -> the logical ids of its enclosing
+  // loops, outermost first. A task outside every Loop has no entry.
+  using Placements =
+      std::unordered_map<std::string, std::vector<std::string>, StringHash, std::equal_to<>>;
 
+  // No placements: every node is read as outside every Loop.
   Ctx(std::string run_id, const Json* input, const OutputMap* outputs, int iteration,
       Json auth = nullptr)
       : run_id_(std::move(run_id)),
@@ -224,36 +276,69 @@ class Ctx {
         outputs_(outputs),
         iteration_(iteration),
         auth_(std::move(auth)) {}
+  // `placements` and `loops` must outlive the Ctx (either may be null).
+  Ctx(std::string run_id, const Json* input, const OutputMap* outputs, int iteration,
+      const Placements* placements, const LoopStates* loops, Json auth = nullptr)
+      : run_id_(std::move(run_id)),
+        input_(input),
+        outputs_(outputs),
+        iteration_(iteration),
+        auth_(std::move(auth)),
+        placements_(placements),
+        loops_(loops) {}
 
   const std::string& run_id() const { return run_id_; }
   const Json& input() const { return *input_; }
-  // The current iteration of the workflow's loop (0 outside loops).
+  // The engine's current loop iteration: that of the first Loop (in resolved
+  // id order) that is not done, or the highest iteration once every Loop is
+  // done; 0 when there is no Loop. It is not what lookups default to.
   int iteration() const { return iteration_; }
   const Json& auth() const { return auth_; }
 
-  // The output of `node_id` at `iteration` (default: iteration()), or nullptr.
-  const Json* OutputMaybe(const std::string& output, const std::string& node_id,
+  // The output of `node_id` at `iteration` (default: the node's own
+  // iteration, see above), or nullptr.
+  const Json* OutputMaybe(std::string_view output, std::string_view node_id,
                           std::optional<int> iteration = std::nullopt) const;
   // Like OutputMaybe, but NotFound when there is none.
-  Result<Json> Output(const std::string& output, const std::string& node_id,
+  Result<Json> Output(std::string_view output, std::string_view node_id,
                       std::optional<int> iteration = std::nullopt) const;
-  // The output at the highest iteration, or nullptr.
-  const Json* Latest(const std::string& output, const std::string& node_id) const;
-  // How many iterations of `node_id` have an output.
-  int IterationCount(const std::string& output, const std::string& node_id) const;
+  // The output at the highest iteration of the node's resolved id, or nullptr.
+  const Json* Latest(std::string_view output, std::string_view node_id) const;
+  // How many iterations of the node's resolved id have an output.
+  int IterationCount(std::string_view output, std::string_view node_id) const;
 
-  // The outputs read so far (the render's dependencies).
-  const std::set<OutputKey>& reads() const { return reads_; }
+  // The resolved id of `node_id` (its effective id under the current loop
+  // states) and, in `*iteration`, its own iteration. May return a view of
+  // `*scratch`, or of `node_id` itself.
+  std::string_view Resolve(std::string_view node_id, std::string* scratch, int* iteration) const;
+
+  // What a render read, by resolved id: keys that had outputs, as pointers
+  // to the keys of the OutputMap (stable: the engine never erases one), and
+  // keys that had none, by value. Recording a read of an existing key costs
+  // no allocation.
+  struct Reads {
+    std::vector<const OutputKey*> hits;  // sorted and unique after Take
+    ReadSet misses;
+    // Whether (output, node_id) was read; `outputs` is the map the render read.
+    bool Contains(const OutputMap& outputs, const OutputKeyView& key) const;
+  };
+  // The outputs read so far (the render's dependencies), as keys.
+  ReadSet reads() const;
+  // Moves the reads out (hits sorted and unique); the Ctx keeps none.
+  Reads TakeReads();
 
  private:
-  const std::map<int, Json>* Rows(const std::string& output, const std::string& node_id) const;
+  const std::map<int, Json>* Rows(std::string_view output, std::string_view node_id) const;
+  int LoopIteration(std::string_view loop_id) const;
 
   std::string run_id_;
   const Json* input_;
   const OutputMap* outputs_;
   int iteration_;
   Json auth_;
-  mutable std::set<OutputKey> reads_;
+  const Placements* placements_ = nullptr;
+  const LoopStates* loops_ = nullptr;
+  mutable Reads reads_;
 };
 
 using RenderFn = std::function<Result<Node>(const Ctx&)>;

@@ -58,6 +58,7 @@ struct PlanTree::BuildScope {
   const std::string* default_owner;
   std::vector<std::pair<std::string, int>> loop_stack;  // (loop id, iteration)
   std::map<std::string, int> loop_nodes;                // resolved loop id -> plan node
+  std::vector<int> loop_refs;                           // indices in loops_, per loop_stack entry
   bool any_deps = false;
 };
 
@@ -91,7 +92,8 @@ int PlanTree::Add(const Node& node, int parent, BuildScope& scope, Status& statu
     } else {
       TaskRef ref{.node_id = node.id + LoopSuffix(loop_stack),
                   .iteration = loop_stack.empty() ? 0 : loop_stack.back().second,
-                  .node = &node};
+                  .node = &node,
+                  .loop = scope.loop_refs.empty() ? -1 : scope.loop_refs.back()};
       int task = static_cast<int>(tasks_.size());
       auto [it, inserted] = index_.try_emplace({ref.node_id, ref.iteration}, task);
       if (!inserted) {
@@ -118,6 +120,9 @@ int PlanTree::Add(const Node& node, int parent, BuildScope& scope, Status& statu
                                     "\": onMaxReached must be \"fail\" or \"return-last\"");
     } else {
       loop_stack.emplace_back(node.id, 0);
+      scope.loop_refs.push_back(static_cast<int>(loops_.size()));
+      loops_.push_back(LoopRef{
+          .node = &node, .parent = scope.loop_refs.size() > 1 ? scope.loop_refs.end()[-2] : -1});
       std::string loop_id = node.id + LoopSuffix(loop_stack);
       auto [it, inserted] = scope.loop_nodes.emplace(loop_id, index);
       if (!inserted) {
@@ -151,7 +156,10 @@ int PlanTree::Add(const Node& node, int parent, BuildScope& scope, Status& statu
     if (!status.ok()) break;
     plan_[index].children.push_back(c);
   }
-  if (pushed_loop) loop_stack.pop_back();
+  if (pushed_loop) {
+    loop_stack.pop_back();
+    scope.loop_refs.pop_back();
+  }
   return index;
 }
 
@@ -225,6 +233,13 @@ Result<PlanTree> PlanTree::Build(const Node& root, const LoopStates& loops,
   if (!status.ok()) return status;
   if (scope.any_deps) SMITHERS_RETURN_IF_ERROR(tree.ResolveDeps());
   return tree;
+}
+
+std::vector<std::string> PlanTree::LoopPath(const TaskRef& task) const {
+  std::vector<std::string> path;
+  for (int l = task.loop; l >= 0; l = loops_[l].parent) path.push_back(loops_[l].node->id);
+  std::reverse(path.begin(), path.end());
+  return path;
 }
 
 int PlanTree::Find(const std::string& node_id, int iteration) const {

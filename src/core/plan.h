@@ -24,17 +24,21 @@ const char* TaskStateName(TaskState state);
 // classify is safest re-planned, never treated as done).
 TaskState ParseTaskState(const std::string& name);
 
-struct LoopState {
-  int iteration = 0;
-  bool done = false;
-};
-using LoopStates = std::map<std::string, LoopState>;
+using LoopState = smithers::LoopState;
+using LoopStates = smithers::LoopStates;
 
 // A task of the rendered tree with its resolved identity.
 struct TaskRef {
   std::string node_id;  // logical id, plus "@@outer=iter,..." inside nested loops
   int iteration = 0;    // iteration of the innermost enclosing loop (0 outside loops)
   const Node* node = nullptr;
+  int loop = -1;  // index in PlanTree::loops() of the innermost enclosing Loop
+};
+
+// A mounted Loop: its logical id and the innermost Loop enclosing it.
+struct LoopRef {
+  const Node* node = nullptr;
+  int parent = -1;  // index in PlanTree::loops(), or -1
 };
 
 // What the scheduler needs to know about one task.
@@ -97,6 +101,9 @@ class PlanTree {
   // Where task `task` is (its source location and tree path), for messages.
   // Built on demand: Build makes no text for a tree without errors.
   std::string TaskWhere(int task) const { return WhereOf(task_nodes_[task]); }
+  const std::vector<LoopRef>& loops() const { return loops_; }
+  // The logical ids of the loops enclosing `task`, outermost first.
+  std::vector<std::string> LoopPath(const TaskRef& task) const;
   // The index of (node_id, iteration), or -1.
   int Find(const std::string& node_id, int iteration) const;
 
@@ -156,6 +163,7 @@ class PlanTree {
   std::vector<int> parallels_;  // plan nodes of kind Parallel
   std::vector<TaskRef> tasks_;
   std::vector<int> task_nodes_;  // per task: its plan node
+  std::vector<LoopRef> loops_;
   std::map<std::pair<std::string, int>, int> index_;
   // Deps(t) is dep_targets_[dep_begin_[t] .. dep_begin_[t + 1]); both empty
   // when no task has dependencies (the common case costs nothing).

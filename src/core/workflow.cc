@@ -1,5 +1,8 @@
 #include "smithers/workflow.h"
 
+#include <algorithm>
+#include <utility>
+
 namespace smithers {
 
 const char* NodeKindName(NodeKind kind) {
@@ -102,39 +105,125 @@ Node WithDeps(Node task, TaskDeps deps) {
   return task;
 }
 
-const std::map<int, Json>* Ctx::Rows(const std::string& output, const std::string& node_id) const {
-  OutputKey key{output, node_id};
-  reads_.insert(key);
-  auto it = outputs_->find(key);
-  return it == outputs_->end() ? nullptr : &it->second;
+size_t Ctx::OutputKeyHash::operator()(const OutputKeyView& k) const noexcept {
+  size_t h = std::hash<std::string_view>{}(k.node_id);
+  return h ^
+         (std::hash<std::string_view>{}(k.output) + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2));
 }
 
-const Json* Ctx::OutputMaybe(const std::string& output, const std::string& node_id,
+int Ctx::LoopIteration(std::string_view loop_id) const {
+  if (loops_ == nullptr) return 0;
+  auto it = loops_->find(loop_id);
+  return it == loops_->end() ? 0 : it->second.iteration;
+}
+
+std::string_view Ctx::Resolve(std::string_view node_id, std::string* scratch,
+                              int* iteration) const {
+  *iteration = 0;
+  if (placements_ == nullptr || placements_->empty()) return node_id;
+  size_t at = node_id.find("@@");
+  std::string_view logical = at == std::string_view::npos ? node_id : node_id.substr(0, at);
+  auto placed = placements_->find(logical);
+  if (placed == placements_->end() || placed->second.empty()) return node_id;
+  const std::vector<std::string>& loops = placed->second;
+  if (at != std::string_view::npos) {
+    // An explicit suffix names the outer loops' iterations: the innermost
+    // loop's key carries the same suffix.
+    *scratch = loops.back();
+    scratch->append(node_id.substr(at));
+    *iteration = LoopIteration(*scratch);
+    return node_id;
+  }
+  if (loops.size() == 1) {
+    *iteration = LoopIteration(loops[0]);
+    return node_id;
+  }
+  // Nested: loop i's key is its id plus "@@" and the iterations of loops 0..i-1.
+  std::string suffix;
+  std::string key;
+  for (size_t i = 0; i < loops.size(); ++i) {
+    key = loops[i];
+    if (i > 0) key += "@@" + suffix;
+    int it = LoopIteration(key);
+    if (i + 1 == loops.size()) {
+      *iteration = it;
+    } else {
+      if (i > 0) suffix += ',';
+      suffix += loops[i] + "=" + std::to_string(it);
+    }
+  }
+  scratch->assign(node_id);
+  *scratch += "@@" + suffix;
+  return *scratch;
+}
+
+const std::map<int, Json>* Ctx::Rows(std::string_view output, std::string_view node_id) const {
+  OutputKeyView key{output, node_id};
+  auto it = outputs_->find(key);
+  if (it != outputs_->end()) {
+    reads_.hits.push_back(&it->first);  // deduplicated once, in TakeReads
+    return &it->second;
+  }
+  if (reads_.misses.find(key) == reads_.misses.end()) {
+    reads_.misses.insert(OutputKey{std::string(output), std::string(node_id)});
+  }
+  return nullptr;
+}
+
+Ctx::Reads Ctx::TakeReads() {
+  std::sort(reads_.hits.begin(), reads_.hits.end());
+  reads_.hits.erase(std::unique(reads_.hits.begin(), reads_.hits.end()), reads_.hits.end());
+  return std::exchange(reads_, Reads{});
+}
+
+Ctx::ReadSet Ctx::reads() const {
+  ReadSet all = reads_.misses;
+  for (const OutputKey* k : reads_.hits) all.insert(*k);
+  return all;
+}
+
+bool Ctx::Reads::Contains(const OutputMap& outputs, const OutputKeyView& key) const {
+  if (misses.find(key) != misses.end()) return true;
+  auto it = outputs.find(key);
+  return it != outputs.end() && std::binary_search(hits.begin(), hits.end(), &it->first);
+}
+
+const Json* Ctx::OutputMaybe(std::string_view output, std::string_view node_id,
                              std::optional<int> iteration) const {
-  const auto* rows = Rows(output, node_id);
+  std::string scratch;
+  int own = 0;
+  std::string_view id = Resolve(node_id, &scratch, &own);
+  const auto* rows = Rows(output, id);
   if (rows == nullptr) return nullptr;
-  auto it = rows->find(iteration.value_or(iteration_));
+  auto it = rows->find(iteration.value_or(own));
   return it == rows->end() ? nullptr : &it->second;
 }
 
-Result<Json> Ctx::Output(const std::string& output, const std::string& node_id,
+Result<Json> Ctx::Output(std::string_view output, std::string_view node_id,
                          std::optional<int> iteration) const {
   const Json* row = OutputMaybe(output, node_id, iteration);
   if (row == nullptr) {
-    return NotFoundError("no output \"" + output + "\" for node \"" + node_id + "\" at iteration " +
-                         std::to_string(iteration.value_or(iteration_)));
+    std::string scratch;
+    int own = 0;
+    std::string id(Resolve(node_id, &scratch, &own));
+    return NotFoundError("no output \"" + std::string(output) + "\" for node \"" + id +
+                         "\" at iteration " + std::to_string(iteration.value_or(own)));
   }
   return *row;
 }
 
-const Json* Ctx::Latest(const std::string& output, const std::string& node_id) const {
-  const auto* rows = Rows(output, node_id);
+const Json* Ctx::Latest(std::string_view output, std::string_view node_id) const {
+  std::string scratch;
+  int own = 0;
+  const auto* rows = Rows(output, Resolve(node_id, &scratch, &own));
   if (rows == nullptr || rows->empty()) return nullptr;
   return &rows->rbegin()->second;
 }
 
-int Ctx::IterationCount(const std::string& output, const std::string& node_id) const {
-  const auto* rows = Rows(output, node_id);
+int Ctx::IterationCount(std::string_view output, std::string_view node_id) const {
+  std::string scratch;
+  int own = 0;
+  const auto* rows = Rows(output, Resolve(node_id, &scratch, &own));
   return rows == nullptr ? 0 : static_cast<int>(rows->size());
 }
 

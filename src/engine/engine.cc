@@ -347,6 +347,7 @@ class Run {
     input_ = run_.input;
     SMITHERS_RETURN_IF_ERROR(store_.EnsureOutputViews(wf_.outputs));
     SMITHERS_RETURN_IF_ERROR(LoadState());
+    SMITHERS_RETURN_IF_ERROR(LoadPlacements());
     // A committed row this process cannot load (one an older binary wrote
     // past the depth limit) fails the run below, with the reason; it must
     // never reach the render (Lua) or crash the process.
@@ -493,29 +494,110 @@ class Run {
     return it;
   }
 
-  // Renders the tree and indexes it. Does not write.
+  // Renders the tree and indexes it. Does not write. When the plan places a
+  // task the render read in a Loop it was not known to be in (its first
+  // mount there), the render resolved that id wrongly: render again, at most
+  // twice more, so the tree that is committed read every id where it sits.
   Status Render() {
-    Ctx ctx(run_.run_id, &input_, &outputs_, CurrentIteration(), run_.config.value("auth", Json()));
     RenderStats* stats = opts_.render_stats;
-    int64_t t0 = stats != nullptr ? SteadyNs() : 0;
-    Result<Node> root = wf_.render(ctx);
-    if (!root.ok()) return root.status();
-    auto tree = std::make_unique<Node>(std::move(root).value());
-    int64_t t1 = stats != nullptr ? SteadyNs() : 0;
-    SMITHERS_ASSIGN_OR_RETURN(
-        core::PlanTree plan,
-        core::PlanTree::Build(*tree, loops_, wf_.outputs, wf_.default_approval_owner));
-    if (stats != nullptr) {
-      stats->renders++;
-      stats->nodes += static_cast<int64_t>(plan.node_count());
-      stats->render_ns += t1 - t0;
-      stats->plan_ns += SteadyNs() - t1;
+    for (int pass = 0;; ++pass) {
+      Ctx ctx(run_.run_id, &input_, &outputs_, CurrentIteration(), &placements_, &loops_,
+              run_.config.value("auth", Json()));
+      int64_t t0 = stats != nullptr ? SteadyNs() : 0;
+      Result<Node> root = wf_.render(ctx);
+      if (!root.ok()) return root.status();
+      auto tree = std::make_unique<Node>(std::move(root).value());
+      int64_t t1 = stats != nullptr ? SteadyNs() : 0;
+      SMITHERS_ASSIGN_OR_RETURN(
+          core::PlanTree plan,
+          core::PlanTree::Build(*tree, loops_, wf_.outputs, wf_.default_approval_owner));
+      if (stats != nullptr) {
+        stats->renders++;
+        stats->nodes += static_cast<int64_t>(plan.node_count());
+        stats->render_ns += t1 - t0;
+        stats->plan_ns += SteadyNs() - t1;
+      }
+      std::vector<std::string> moved = UpdatePlacements(plan);
+      reads_ = ctx.TakeReads();
+      root_ = std::move(tree);
+      plan_ = std::make_unique<core::PlanTree>(std::move(plan));
+      if (moved.empty() || pass == 2 || !ReadAny(moved)) break;
     }
-    reads_ = ctx.reads();
-    root_ = std::move(tree);
-    plan_ = std::make_unique<core::PlanTree>(std::move(plan));
     schedule_memo_ = {};  // it describes one tree
     need_render_ = false;
+    return Status::Ok();
+  }
+
+  // Records where the plan's tasks sit; returns the logical ids whose
+  // placement changed. Costs nothing for tasks outside loops while no task
+  // has a placement.
+  std::vector<std::string> UpdatePlacements(const core::PlanTree& plan) {
+    std::vector<std::string> moved;
+    const auto& loops = plan.loops();
+    for (const core::TaskRef& t : plan.tasks()) {
+      if (t.loop < 0) {
+        if (placements_.empty()) continue;
+        auto it = placements_.find(t.node->id);
+        if (it == placements_.end()) continue;
+        placements_.erase(it);  // it now mounts outside every Loop
+        moved.push_back(t.node->id);
+        continue;
+      }
+      auto it = placements_.find(t.node->id);
+      bool same = it != placements_.end();
+      if (same) {
+        const std::vector<std::string>& path = it->second;
+        size_t i = path.size();
+        int l = t.loop;
+        for (; l >= 0 && i > 0; l = loops[l].parent) {
+          if (path[--i] != loops[l].node->id) break;
+        }
+        same = l < 0 && i == 0;
+      }
+      if (same) continue;
+      placements_[t.node->id] = plan.LoopPath(t);
+      moved.push_back(t.node->id);
+    }
+    if (!moved.empty()) placements_changed_ = true;
+    return moved;
+  }
+
+  // Whether the last render read one of `ids` (logical ids).
+  bool ReadAny(const std::vector<std::string>& ids) const {
+    auto read = [&](const std::string& node_id) {
+      std::string_view logical = std::string_view(node_id).substr(0, node_id.find("@@"));
+      return std::find(ids.begin(), ids.end(), logical) != ids.end();
+    };
+    for (const Ctx::OutputKey* k : reads_.hits) {
+      if (read(k->node_id)) return true;
+    }
+    for (const auto& k : reads_.misses) {
+      if (read(k.node_id)) return true;
+    }
+    return false;
+  }
+
+  Json PlacementsJson() const {
+    Json j = Json::object();
+    for (const auto& [id, path] : placements_) j[id] = path;
+    return j;
+  }
+
+  // The placements a run stored (on resume).
+  Status LoadPlacements() {
+    placements_.clear();
+    auto it = run_.config.find("placements");
+    if (it == run_.config.end()) return Status::Ok();
+    if (!it->is_object()) return DataLossError("run config: placements is not an object");
+    for (const auto& [id, path] : it->items()) {
+      if (!path.is_array()) return DataLossError("run config: placements." + id + " is not a list");
+      std::vector<std::string> loops;
+      for (const auto& l : path) {
+        if (!l.is_string()) return DataLossError("run config: placements." + id + " is not text");
+        loops.push_back(l.get<std::string>());
+      }
+      placements_[id] = std::move(loops);
+    }
     return Status::Ok();
   }
 
@@ -568,6 +650,11 @@ class Run {
         Event("NodePending", {{"nodeId", t.node_id}, {"iteration", t.iteration}});
       }
       states_[i] = {core::ParseTaskState(info.row.state), info.retry_at_ms};
+    }
+    if (placements_changed_) {
+      run_.config["placements"] = PlacementsJson();
+      placements_changed_ = false;
+      run_changed = true;
     }
     if (run_changed) batch_.UpsertRun(run_);
     return Flush();
@@ -1053,8 +1140,10 @@ class Run {
                                       .output_table = f.output,
                                       .payload = o.output,
                                       .created_at_ms = now});
+        if (reads_.Contains(outputs_, Ctx::OutputKeyView{f.output, f.node_id})) {
+          need_render_ = true;
+        }
         outputs_[{f.output, f.node_id}][f.iteration] = o.output;
-        if (reads_.count({f.output, f.node_id}) > 0) need_render_ = true;
       }
       batch_.UpsertAttempt(a);
       info.row.updated_at_ms = now;
@@ -1581,7 +1670,11 @@ class Run {
   std::map<std::string, Json> last_error_;
   std::unique_ptr<Node> root_;
   std::unique_ptr<core::PlanTree> plan_;
-  std::set<Ctx::OutputKey> reads_;
+  Ctx::Reads reads_;
+  // Sticky: where each task that ever mounted inside a Loop sits (what
+  // lookups resolve ids by); stored in the run's config as "placements".
+  Ctx::Placements placements_;
+  bool placements_changed_ = false;  // not yet written to the run's config
   std::vector<core::TaskStatus> states_;
   core::ScheduleMemo schedule_memo_;  // settled tasks never become unsettled within a plan
   std::vector<InFlight> in_flight_;

@@ -506,19 +506,27 @@ const Ctx* CheckCtx(lua_State* ls) {
 }
 
 // The output name from an outputs entry ({__output=...}) or a plain string.
-std::string OutputName(lua_State* ls, int idx) {
-  if (lua_type(ls, idx) == LUA_TSTRING) return lua_tostring(ls, idx);
-  if (lua_type(ls, idx) == LUA_TTABLE && lua_getmetatable(ls, idx)) {
+// The view stays valid while the value at `idx` is on the stack (the entry
+// holds the string).
+std::string_view OutputName(lua_State* ls, int idx) {
+  size_t len = 0;
+  if (lua_type(ls, idx) == LUA_TSTRING) {
+    const char* p = lua_tolstring(ls, idx, &len);
+    return {p, len};
+  }
+  if (lua_type(ls, idx) != LUA_TTABLE) return {};
+  if (lua_getmetatable(ls, idx)) {
     lua_pop(ls, 1);  // not an outputs entry; reading it could run code
-    return "";
+    return {};
   }
-  if (lua_type(ls, idx) == LUA_TTABLE) {
-    lua_getfield(ls, idx, "__output");
-    std::string name = lua_isstring(ls, -1) ? lua_tostring(ls, -1) : "";
-    lua_pop(ls, 1);
-    return name;
+  lua_getfield(ls, idx, "__output");  // a raw table: no metamethod runs
+  std::string_view name;
+  if (lua_type(ls, -1) == LUA_TSTRING) {
+    const char* p = lua_tolstring(ls, -1, &len);
+    name = {p, len};
   }
-  return "";
+  lua_pop(ls, 1);  // the table at idx still references the string
+  return name;
 }
 
 int CtxLookup(lua_State* ls, int mode) {
@@ -526,10 +534,12 @@ int CtxLookup(lua_State* ls, int mode) {
   bool bad = false;
   bool unloadable = false;  // the row cannot become a Lua value: its message is pushed
   {
-    std::string output = OutputName(ls, 2);
+    std::string_view output = OutputName(ls, 2);
     bad = output.empty() || lua_type(ls, 3) != LUA_TSTRING;
     if (!bad) {
-      std::string node = lua_tostring(ls, 3);
+      size_t len = 0;
+      const char* p = lua_tolstring(ls, 3, &len);
+      std::string_view node(p, len);
       std::optional<int> iteration;
       if (lua_isinteger(ls, 4)) iteration = static_cast<int>(lua_tointeger(ls, 4));
       const Json* row = nullptr;
@@ -541,8 +551,11 @@ int CtxLookup(lua_State* ls, int mode) {
       }
       if (row == nullptr) {
         lua_pushnil(ls);
-      } else if (std::string err = PushJson(ls, *row, "output " + output + " of " + node);
-                 !err.empty()) {
+      } else if (!PushJson(ls, *row, "").empty()) {
+        // Nothing was pushed; again, naming the row, for the message (no
+        // name is built on the common path).
+        std::string err =
+            PushJson(ls, *row, "output " + std::string(output) + " of " + std::string(node));
         unloadable = true;
         lua_pushstring(ls, err.c_str());
       }
@@ -1225,7 +1238,7 @@ class LuaModule final : public LuaWorkflow {
     if (lua_istable(state_, -1) && !lua_getmetatable(state_, -1)) {
       lua_pushnil(state_);
       while (lua_next(state_, -2) != 0) {
-        std::string output = OutputName(state_, -1);
+        std::string output(OutputName(state_, -1));
         if (lua_type(state_, -2) != LUA_TSTRING || output.empty() ||
             lua_type(state_, -1) != LUA_TTABLE) {
           err = "\"deps\" must map keys to outputs ({ key = outputs.NAME })";
