@@ -163,7 +163,7 @@ void AddLines(const Node& node, int depth, std::vector<std::string>& out) {
           for (const auto& [key, dep] : t.deps->rows) {
             rows[key] = {{"id", dep.task_id}, {"output", dep.output}};
           }
-          line["deps"] = std::move(rows);
+          line["deps"] = rows;  // written out at once: nothing to move
         }
         if (t.deps->optional) line["depsOptional"] = true;
       }

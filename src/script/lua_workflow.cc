@@ -743,9 +743,9 @@ struct Text {
   bool optional = false;
   int64_t number = -1;
   Text(const char* text) : head(text) {}  // NOLINT(google-explicit-constructor)
-  Text(std::string_view h, const std::string* m, std::string_view t, bool opt = false,
+  Text(std::string_view h, const std::string* m, std::string_view t, bool optional_text = false,
        int64_t n = -1)
-      : head(h), middle(m), tail(t), optional(opt), number(n) {}
+      : head(h), middle(m), tail(t), optional(optional_text), number(n) {}
   std::string Str() const {
     if (optional && (middle == nullptr || middle->empty())) return "";
     std::string s(head);
@@ -1098,7 +1098,7 @@ class LuaModule final : public LuaWorkflow {
     std::string kind;
     FieldString(t, "__kind", kind);
     FieldString(t, "__src", node.source);
-    const Text at(" (at ", &node.source, ")", /*optional=*/true);
+    const Text at(" (at ", &node.source, ")", /*optional_text=*/true);
     if (kind.empty()) return what + " is a plain table, not a component" + at;
     // Checked again here: a prop set after the constructor ran.
     if (std::string e = CheckProps(state_, t, kind); !e.empty()) {
