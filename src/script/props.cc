@@ -1,6 +1,7 @@
 #include "script/props.h"
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <map>
 #include <set>
@@ -340,8 +341,24 @@ bool PlainlyValid(lua_State* ls, int t, const Component& c) {
       size_t len = 0;
       const char* s = lua_tolstring(ls, -1, &len);
       std::string_view name(s, len);
-      ok =
-          known.count(name) != 0 && (!task || PlainTaskProp(name)) && (!approval || name != "mode");
+      // Lua interns short strings, so the same prop name comes back at the
+      // same address: a small cache by address skips the two hash lookups.
+      // An entry is trusted only when the text at that address still is the
+      // name it was found for (an address may be reused after a collection).
+      struct Entry {
+        const char* at = nullptr;
+        const Component* component = nullptr;
+        std::string_view name;  // the props table's own copy
+      };
+      thread_local std::array<Entry, 256> cache;
+      Entry& e = cache[(reinterpret_cast<uintptr_t>(s) >> 4) & 255];
+      if (e.at == s && e.component == &c && e.name == name) {
+        ok = true;
+      } else {
+        auto it = known.find(name);
+        ok = it != known.end() && (!task || PlainTaskProp(name)) && (!approval || name != "mode");
+        if (ok) e = Entry{.at = s, .component = &c, .name = *it};
+      }
     } else if (type == LUA_TNUMBER) {
       ok = c.children && lua_isinteger(ls, -1) && lua_tointeger(ls, -1) > 0;
     }
