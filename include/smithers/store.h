@@ -61,6 +61,8 @@ struct NodeRecord {
   int64_t updated_at_ms = 0;
   std::string output_table;
   std::string label;
+  // False once the task left the rendered tree (docs/engine.md "Unmounted nodes").
+  bool mounted = true;
 };
 
 // One row of _smithers_attempts. Attempts are numbered from 1 per (node, iteration).

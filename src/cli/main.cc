@@ -256,6 +256,7 @@ int Inspect(const Global& g, const std::string& run_id) {
                {"updatedAtMs", n.updated_at_ms},
                {"attempts", Json::array()}};
     if (!n.label.empty()) nj["label"] = n.label;
+    nj["mounted"] = n.mounted;  // false: the task left the rendered tree
     std::vector<AttemptRecord> mine;
     for (const auto& a : *attempts) {
       if (a.node_id == n.node_id && a.iteration == n.iteration) mine.push_back(a);
@@ -349,9 +350,9 @@ int Inspect(const Global& g, const std::string& run_id) {
   if (!r.error.is_null()) std::printf("error     %s\n", r.error.dump().c_str());
   std::printf("\n%-32s  %-5s  %-12s  %s\n", "NODE", "ITER", "STATE", "ATTEMPTS");
   for (const auto& n : j["nodes"]) {
-    std::printf("%-32s  %-5d  %-12s  %d\n", n["nodeId"].get<std::string>().c_str(),
+    std::printf("%-32s  %-5d  %-12s  %d%s\n", n["nodeId"].get<std::string>().c_str(),
                 n["iteration"].get<int>(), n["state"].get<std::string>().c_str(),
-                n["lastAttempt"].get<int>());
+                n["lastAttempt"].get<int>(), n["mounted"] == false ? "  (unmounted)" : "");
     for (const auto& a : n["attempts"]) {
       if (a.value("cached", false)) {
         std::printf("    attempt %d %s (cached)\n", a["attempt"].get<int>(),

@@ -15,6 +15,8 @@
 #include <cstdlib>
 #include <mutex>
 #include <set>
+#include <unordered_map>
+#include <unordered_set>
 
 #include "base/hash.h"
 #include "base/json_limits.h"
@@ -455,7 +457,10 @@ class Run {
         }
       }
     }
-    for (auto& [key, info] : nodes_) info.wait_kind = WaitKind(info.row.state);
+    for (auto& [key, info] : nodes_) {
+      info.wait_kind = WaitKind(info.row.state);
+      if (info.row.mounted) mounted_ids_.try_emplace(std::string(LogicalId(info.row.node_id)), 0);
+    }
     SMITHERS_ASSIGN_OR_RETURN(auto approvals, store_.ListApprovals({.run_id = id}));
     for (auto& a : approvals) approvals_[Key(a.node_id, a.iteration)] = std::move(a);
     SMITHERS_ASSIGN_OR_RETURN(auto outputs, store_.ListOutputs(id));
@@ -623,6 +628,9 @@ class Run {
     }
     states_.assign(plan_->tasks().size(), core::TaskStatus{});
     bool run_changed = false;
+    ++mount_epoch_;
+    mounted_seen_ = 0;
+    const size_t mounted_before = mounted_ids_.size();
     for (size_t i = 0; i < plan_->tasks().size(); ++i) {
       const core::TaskRef& t = plan_->tasks()[i];
       if (t.node->task.mode == TaskMode::kWaitForEvent) {
@@ -649,8 +657,12 @@ class Run {
         batch_.UpsertNode(info.row);
         Event("NodePending", {{"nodeId", t.node_id}, {"iteration", t.iteration}});
       }
+      MarkMounted(t, info);
       states_[i] = {core::ParseTaskState(info.row.state), info.retry_at_ms};
     }
+    // Every id mounted before is seen again (the common case: the new tree
+    // contains the old one) unless some left the tree.
+    SMITHERS_RETURN_IF_ERROR(UnmountGone(mounted_seen_ < mounted_before));
     if (placements_changed_) {
       run_.config["placements"] = PlacementsJson();
       placements_changed_ = false;
@@ -658,6 +670,103 @@ class Run {
     }
     if (run_changed) batch_.UpsertRun(run_);
     return Flush();
+  }
+
+  // ---- unmounted nodes ----
+
+  static std::string_view LogicalId(std::string_view node_id) {
+    return node_id.substr(0, node_id.find("@@"));
+  }
+
+  // `t` is in the tree committed now: its row is mounted, and its logical id
+  // is seen in this commit (counted once).
+  void MarkMounted(const core::TaskRef& t, NodeInfo& info) {
+    if (!info.row.mounted) {
+      info.row.mounted = true;
+      info.row.updated_at_ms = clock_.NowMs();
+      batch_.UpsertNode(info.row);
+    }
+    auto it = mounted_ids_.find(std::string_view(t.node->id));
+    if (it == mounted_ids_.end()) {
+      mounted_ids_.emplace(t.node->id, mount_epoch_);
+    } else if (it->second != mount_epoch_) {
+      it->second = mount_epoch_;
+      ++mounted_seen_;
+    }
+  }
+
+  // Rows whose logical id left the tree become unmounted (NodeUnmounted);
+  // attempts of tasks no longer in the plan are cancelled (UNMOUNTED). Old
+  // iterations of a loop stay mounted while the loop's body is. Walks the
+  // rows only when `some_gone`; the attempts in flight are re-indexed in the
+  // new plan every time.
+  Status UnmountGone(bool some_gone) {
+    std::unordered_set<std::string, Ctx::StringHash, std::equal_to<>> gone;
+    if (some_gone) {
+      for (auto it = mounted_ids_.begin(); it != mounted_ids_.end();) {
+        if (it->second == mount_epoch_) {
+          ++it;
+          continue;
+        }
+        gone.insert(it->first);
+        it = mounted_ids_.erase(it);
+      }
+    }
+    for (size_t i = 0; i < in_flight_.size();) {
+      int task = plan_->Find(in_flight_[i].node_id, in_flight_[i].iteration);
+      if (task >= 0) {
+        in_flight_[i].task = task;
+        ++i;
+        continue;
+      }
+      InFlight f = std::move(in_flight_[i]);
+      in_flight_.erase(in_flight_.begin() + static_cast<long>(i));
+      // Its id left the tree, or it mounts elsewhere (another loop) now:
+      // either way this attempt belongs to a place the tree no longer has.
+      StopUnmounted(f);
+    }
+    if (gone.empty()) return Status::Ok();
+    int64_t now = clock_.NowMs();
+    for (auto& [key, info] : nodes_) {
+      if (!info.row.mounted || !gone.contains(LogicalId(info.row.node_id))) continue;
+      info.row.mounted = false;
+      info.row.updated_at_ms = now;
+      batch_.UpsertNode(info.row);
+      Event("NodeUnmounted", {{"nodeId", info.row.node_id},
+                              {"iteration", info.row.iteration},
+                              {"state", info.row.state}});
+    }
+    return Status::Ok();
+  }
+
+  // Cancels an attempt whose task left the tree and waits for it to end;
+  // records it cancelled with UNMOUNTED (its outcome, even a success, is
+  // dropped: the tree no longer asks for it).
+  void StopUnmounted(InFlight& f) {
+    f.exec->Cancel("unmounted");
+    while (!f.exec->Poll()) {
+      pollfd p{f.exec->WaitFd(), POLLIN, 0};
+      poll(&p, p.fd >= 0 ? 1 : 0, 10);
+    }
+    int64_t now = clock_.NowMs();
+    AttemptRecord a{.run_id = run_.run_id,
+                    .node_id = f.node_id,
+                    .iteration = f.iteration,
+                    .attempt = f.attempt,
+                    .state = "cancelled",
+                    .started_at_ms = f.started_at_ms,
+                    .finished_at_ms = now,
+                    .error = engine::ErrorJson("UNMOUNTED", "the task left the rendered tree"),
+                    .cached = f.cached};
+    batch_.UpsertAttempt(a);
+    NodeInfo& info = nodes_[Key(f.node_id, f.iteration)];
+    info.row.state = "cancelled";
+    info.row.updated_at_ms = now;
+    batch_.UpsertNode(info.row);
+    Event("NodeCancelled", {{"nodeId", f.node_id},
+                            {"iteration", f.iteration},
+                            {"attempt", f.attempt},
+                            {"reason", "unmounted"}});
   }
 
   // ---- the loop ----
@@ -1675,6 +1784,10 @@ class Run {
   // lookups resolve ids by); stored in the run's config as "placements".
   Ctx::Placements placements_;
   bool placements_changed_ = false;  // not yet written to the run's config
+  // Logical ids with a mounted row -> the commit that last saw them.
+  std::unordered_map<std::string, uint64_t, Ctx::StringHash, std::equal_to<>> mounted_ids_;
+  uint64_t mount_epoch_ = 0;
+  size_t mounted_seen_ = 0;
   std::vector<core::TaskStatus> states_;
   core::ScheduleMemo schedule_memo_;  // settled tasks never become unsettled within a plan
   std::vector<InFlight> in_flight_;

@@ -613,7 +613,8 @@ Reply Gateway::GetNodeOutput(const Caller& caller, const Json& params) {
   Json out = {{"runId", run_id},
               {"nodeId", node_id},
               {"iteration", node->iteration},
-              {"state", node->state}};
+              {"state", node->state},
+              {"mounted", node->mounted}};
   if (node->state == "failed") {
     out["status"] = "failed";
     return Reply::Ok(out);

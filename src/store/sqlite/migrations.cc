@@ -235,6 +235,14 @@ ALTER TABLE _smithers_approvals ADD COLUMN decided_override INTEGER NOT NULL DEF
   CHECK (decided_override IN (0, 1));
 )sql";
 
+// Whether a node row is in the rendered tree (docs/engine.md "Unmounted
+// nodes"): 0 once its task left the tree (a flipped Branch), 1 again when it
+// mounts again. Rows written before it read as mounted.
+constexpr const char kNodeMountedColumn[] = R"sql(
+ALTER TABLE _smithers_nodes ADD COLUMN mounted INTEGER NOT NULL DEFAULT 1
+  CHECK (mounted IN (0, 1));
+)sql";
+
 constexpr Migration kMigrations[] = {
     {1, "initial_tables", kInitialTables},
     {2, "indexes", kIndexes},
@@ -244,6 +252,7 @@ constexpr Migration kMigrations[] = {
     {6, "module_sources", kModulesTable},
     {7, "module_requires", kModuleRequiresTable},
     {8, "approval_deciders", kApprovalDecidersColumns},
+    {9, "node_mounted", kNodeMountedColumn},
 };
 
 constexpr const char kCreateMigrationsTable[] = R"sql(

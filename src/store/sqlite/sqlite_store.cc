@@ -134,10 +134,11 @@ constexpr StatementSql kStatements[] = {
      "config_json = excluded.config_json"},
     {kUpsertNode,
      "INSERT INTO _smithers_nodes(run_id, node_id, iteration, state, last_attempt, updated_at_ms, "
-     "output_table, label) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) "
+     "output_table, label, mounted) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) "
      "ON CONFLICT(run_id, node_id, iteration) DO UPDATE SET state = excluded.state, "
      "last_attempt = excluded.last_attempt, updated_at_ms = excluded.updated_at_ms, "
-     "output_table = excluded.output_table, label = excluded.label"},
+     "output_table = excluded.output_table, label = excluded.label, mounted = excluded.mounted",
+     9},
     {kUpsertAttempt,
      "INSERT INTO _smithers_attempts(run_id, node_id, iteration, attempt, state, started_at_ms, "
      "finished_at_ms, error_json, cached, meta_json) "
@@ -178,8 +179,9 @@ constexpr StatementSql kStatements[] = {
      "SELECT " SMITHERS_RUN_COLUMNS_
      " FROM _smithers_runs WHERE status = ?1 ORDER BY created_at_ms DESC, run_id DESC LIMIT ?2"},
     {kListNodes,
-     "SELECT run_id, node_id, iteration, state, last_attempt, updated_at_ms, output_table, label "
-     "FROM _smithers_nodes WHERE run_id = ?1 ORDER BY iteration, node_id"},
+     "SELECT run_id, node_id, iteration, state, last_attempt, updated_at_ms, output_table, label, "
+     "mounted FROM _smithers_nodes WHERE run_id = ?1 ORDER BY iteration, node_id",
+     9},
     {kListAttempts,
      "SELECT run_id, node_id, iteration, attempt, state, started_at_ms, finished_at_ms, "
      "error_json, cached, meta_json FROM _smithers_attempts WHERE run_id = ?1 "
@@ -409,7 +411,8 @@ Result<NodeRecord> ReadNode(const Statement& row) {
                     .last_attempt = static_cast<int>(row.Int64(4)),
                     .updated_at_ms = row.Int64(5),
                     .output_table = row.Text(6),
-                    .label = row.Text(7)};
+                    .label = row.Text(7),
+                    .mounted = row.Int64(8) != 0};
 }
 
 Result<AttemptRecord> ReadAttempt(const Statement& row) {
@@ -817,6 +820,7 @@ Status SqliteStore::Apply(const WriteBatch::Op& op, std::vector<int64_t>& seqs) 
       BindTime(s, 6, node.updated_at_ms);
       s.BindText(7, node.output_table);
       s.BindText(8, node.label);
+      s.BindInt64(9, node.mounted ? 1 : 0);
       return s.Run();
     }
     case Kind::kAttempt: {

@@ -81,12 +81,12 @@ TEST_F(SqliteStoreTest, SynchronousMustBeFullOrNormal) {
 }
 
 TEST_F(SqliteStoreTest, RecordsEveryMigrationOnceAcrossReopens) {
-  EXPECT_EQ(StoreSchemaVersion(), 8);
+  EXPECT_EQ(StoreSchemaVersion(), 9);
   for (int i = 0; i < 3; ++i) STORE_ASSERT_OK(OpenSqliteStore(Options()));
   std::vector<SqlRowForTesting> rows =
       Sql("SELECT id, name, applied_at_ms > 0, length(checksum) FROM _smithers_schema_migrations "
           "ORDER BY id");
-  ASSERT_EQ(rows.size(), 8u);
+  ASSERT_EQ(rows.size(), 9u);
   EXPECT_EQ(rows[0], (SqlRowForTesting{"1", "initial_tables", "1", "64"}));
   EXPECT_EQ(rows[1], (SqlRowForTesting{"2", "indexes", "1", "64"}));
   EXPECT_EQ(rows[2], (SqlRowForTesting{"3", "cache", "1", "64"}));
@@ -95,6 +95,7 @@ TEST_F(SqliteStoreTest, RecordsEveryMigrationOnceAcrossReopens) {
   EXPECT_EQ(rows[5], (SqlRowForTesting{"6", "module_sources", "1", "64"}));
   EXPECT_EQ(rows[6], (SqlRowForTesting{"7", "module_requires", "1", "64"}));
   EXPECT_EQ(rows[7], (SqlRowForTesting{"8", "approval_deciders", "1", "64"}));
+  EXPECT_EQ(rows[8], (SqlRowForTesting{"9", "node_mounted", "1", "64"}));
 }
 
 TEST_F(SqliteStoreTest, UpgradesAVersion7DatabaseToApprovalDeciders) {
