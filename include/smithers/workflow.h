@@ -237,14 +237,14 @@ class Ctx {
     std::string_view node_id;
   };
   struct OutputKeyHash {
-    using is_transparent = void;
+    using is_transparent = void;  // NOLINT(readability-identifier-naming): std lookup tag
     size_t operator()(const OutputKeyView& k) const noexcept;
     size_t operator()(const OutputKey& k) const noexcept {
       return (*this)(OutputKeyView{k.output, k.node_id});
     }
   };
   struct OutputKeyEq {
-    using is_transparent = void;
+    using is_transparent = void;  // NOLINT(readability-identifier-naming): std lookup tag
     static OutputKeyView View(const OutputKey& k) { return {k.output, k.node_id}; }
     static OutputKeyView View(const OutputKeyView& k) { return k; }
     template <typename A, typename B>
@@ -255,7 +255,7 @@ class Ctx {
     }
   };
   struct StringHash {
-    using is_transparent = void;
+    using is_transparent = void;  // NOLINT(readability-identifier-naming): std lookup tag
     size_t operator()(std::string_view s) const noexcept {
       return std::hash<std::string_view>{}(s);
     }
