@@ -166,6 +166,29 @@ TEST_F(SqliteStoreTest, UpgradesADatabaseLeftByAnOlderBuild) {
   EXPECT_EQ(seqs, std::vector<int64_t>{1});
 }
 
+// Golden: _smithers_nodes.mounted is 1 or 0 (migration 9), read back as the
+// record's flag; a row written before the column existed reads as mounted.
+TEST_F(SqliteStoreTest, NodeMountedColumnRoundTrips) {
+  {
+    STORE_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> old,
+                               OpenSqliteStoreForTesting(Options(), /*max_migration=*/8));
+    STORE_ASSERT_OK(old->Commit(WriteBatch{}));
+  }
+  Sql("INSERT INTO _smithers_runs(run_id) VALUES('r1')");
+  Sql("INSERT INTO _smithers_nodes(run_id, node_id, iteration, state) VALUES('r1', 'old', 0, "
+      "'finished')");
+  STORE_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> store, OpenSqliteStore(Options()));
+  WriteBatch batch;
+  batch.UpsertNode({.run_id = "r1", .node_id = "gone", .state = "cancelled", .mounted = false});
+  batch.UpsertNode({.run_id = "r1", .node_id = "here", .state = "pending"});
+  STORE_ASSERT_OK(store->Commit(batch));
+  EXPECT_EQ(Sql("SELECT node_id, mounted FROM _smithers_nodes ORDER BY node_id"),
+            (std::vector<SqlRowForTesting>{{"gone", "0"}, {"here", "1"}, {"old", "1"}}));
+  STORE_ASSERT_OK_AND_ASSIGN(std::vector<NodeRecord> nodes, store->ListNodes("r1"));
+  ASSERT_EQ(nodes.size(), 3u);
+  for (const NodeRecord& n : nodes) EXPECT_EQ(n.mounted, n.node_id != "gone") << n.node_id;
+}
+
 TEST_F(SqliteStoreTest, UpgradesAVersion3DatabaseToApprovalsAndSignals) {
   {
     STORE_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> old,
