@@ -8,7 +8,7 @@ namespace smithers {
 
 using Op = WriteBatch::Op;
 
-Op::Op(RunRecord r) : kind(Kind::kRun), run(std::move(r)) {}
+Op::Op(RunRecord r) : kind(Kind::kRun), run(std::make_unique<RunRecord>(std::move(r))) {}
 Op::Op(NodeRecord r) : kind(Kind::kNode), node(std::move(r)) {}
 Op::Op(AttemptRecord r) : kind(Kind::kAttempt), attempt(std::move(r)) {}
 Op::Op(OutputRecord r) : kind(Kind::kOutput), output(std::move(r)) {}
@@ -16,10 +16,22 @@ Op::Op(FrameRecord r) : kind(Kind::kFrame), frame(std::move(r)) {}
 Op::Op(LoopRecord r) : kind(Kind::kLoop), loop(std::move(r)) {}
 Op::Op(EventRecord r) : kind(Kind::kEvent), event(std::move(r)) {}
 Op::Op(CacheEntry r) : kind(Kind::kCache), cache(std::move(r)) {}
-Op::Op(ApprovalRecord r) : kind(Kind::kApproval), approval(std::move(r)) {}
-Op::Op(SignalRecord r) : kind(Kind::kSignal), signal(std::move(r)) {}
+Op::Op(ApprovalRecord r)
+    : kind(Kind::kApproval), approval(std::make_unique<ApprovalRecord>(std::move(r))) {}
+Op::Op(SignalRecord r)
+    : kind(Kind::kSignal), signal(std::make_unique<SignalRecord>(std::move(r))) {}
 
 namespace {
+
+// A boxed record: copied into a new box, or the box moved.
+template <typename T>
+std::unique_ptr<T> Box(const std::unique_ptr<T>& p) {
+  return std::make_unique<T>(*p);
+}
+template <typename T>
+std::unique_ptr<T> Box(std::unique_ptr<T>&& p) {
+  return std::move(p);
+}
 
 // Constructs in `to` (whose union holds nothing) the record `from` holds;
 // `from` is copied, or moved when an rvalue.
@@ -27,7 +39,7 @@ template <typename From>
 void Construct(Op& to, From&& from) {
   to.kind = from.kind;
   switch (from.kind) {
-    case Op::Kind::kRun: std::construct_at(&to.run, std::forward<From>(from).run); return;
+    case Op::Kind::kRun: std::construct_at(&to.run, Box(std::forward<From>(from).run)); return;
     case Op::Kind::kNode: std::construct_at(&to.node, std::forward<From>(from).node); return;
     case Op::Kind::kAttempt:
       std::construct_at(&to.attempt, std::forward<From>(from).attempt);
@@ -38,9 +50,11 @@ void Construct(Op& to, From&& from) {
     case Op::Kind::kEvent: std::construct_at(&to.event, std::forward<From>(from).event); return;
     case Op::Kind::kCache: std::construct_at(&to.cache, std::forward<From>(from).cache); return;
     case Op::Kind::kApproval:
-      std::construct_at(&to.approval, std::forward<From>(from).approval);
+      std::construct_at(&to.approval, Box(std::forward<From>(from).approval));
       return;
-    case Op::Kind::kSignal: std::construct_at(&to.signal, std::forward<From>(from).signal); return;
+    case Op::Kind::kSignal:
+      std::construct_at(&to.signal, Box(std::forward<From>(from).signal));
+      return;
   }
 }
 

@@ -742,7 +742,7 @@ class SqliteStore final : public Store {
 std::string DescribeOp(const WriteBatch::Op& op) {
   using Kind = WriteBatch::Op::Kind;
   switch (op.kind) {
-    case Kind::kRun: return "_smithers_runs row (run_id=" + op.run.run_id + ")";
+    case Kind::kRun: return "_smithers_runs row (run_id=" + op.run->run_id + ")";
     case Kind::kNode:
       return "_smithers_nodes row (" + RowKey(op.node.run_id, op.node.node_id, op.node.iteration) +
              ")";
@@ -764,10 +764,10 @@ std::string DescribeOp(const WriteBatch::Op& op) {
     case Kind::kCache: return "_smithers_cache row (cache_key=" + op.cache.cache_key + ")";
     case Kind::kApproval:
       return "_smithers_approvals row (" +
-             RowKey(op.approval.run_id, op.approval.node_id, op.approval.iteration) + ")";
+             RowKey(op.approval->run_id, op.approval->node_id, op.approval->iteration) + ")";
     case Kind::kSignal:
-      return "_smithers_signals row (run_id=" + op.signal.run_id +
-             ", seq=" + std::to_string(op.signal.seq) + ")";
+      return "_smithers_signals row (run_id=" + op.signal->run_id +
+             ", seq=" + std::to_string(op.signal->seq) + ")";
   }
   return "unknown op";
 }
@@ -791,7 +791,7 @@ Status SqliteStore::Apply(const WriteBatch::Op& op, std::vector<int64_t>& seqs) 
   using Kind = WriteBatch::Op::Kind;
   switch (op.kind) {
     case Kind::kRun: {
-      const RunRecord& run = op.run;
+      const RunRecord& run = *op.run;
       Statement& s = stmt(kUpsertRun);
       s.BindText(1, run.run_id);
       s.BindText(2, run.workflow_name);
@@ -879,7 +879,7 @@ Status SqliteStore::Apply(const WriteBatch::Op& op, std::vector<int64_t>& seqs) 
       return Status::Ok();
     }
     case Kind::kApproval: {
-      const ApprovalRecord& a = op.approval;
+      const ApprovalRecord& a = *op.approval;
       Statement& s = stmt(kRequestApproval);
       s.BindText(1, a.run_id);
       s.BindText(2, a.node_id);
@@ -904,7 +904,7 @@ Status SqliteStore::Apply(const WriteBatch::Op& op, std::vector<int64_t>& seqs) 
       return s.Run();
     }
     case Kind::kSignal: {
-      const SignalRecord& sig = op.signal;
+      const SignalRecord& sig = *op.signal;
       Statement& s = stmt(kConsumeSignal);
       s.BindText(1, sig.run_id);
       s.BindInt64(2, sig.seq);

@@ -741,3 +741,38 @@ TEST_F(SqliteStoreTest, CommitCpuCostIsSmall) {
 
 }  // namespace
 }  // namespace smithers::store
+
+namespace smithers::store {
+namespace {
+
+// A run's first commit holds two ops per task: an op must stay the size of a
+// node row, not of the largest record (472 bytes when every record was inline).
+TEST(WriteBatchTest, OpIsTheSizeOfANodeRowNotOfTheLargestRecord) {
+  EXPECT_LE(sizeof(WriteBatch::Op), sizeof(NodeRecord) + 16);
+  EXPECT_LT(sizeof(WriteBatch::Op), sizeof(ApprovalRecord));
+}
+
+// Boxed records are deep-copied with their op and moved with it.
+TEST(WriteBatchTest, BoxedRecordsCopyAndMoveWithTheirOp) {
+  WriteBatch batch;
+  batch.UpsertRun(RunRecord{.run_id = "r1"});
+  batch.RequestApproval(ApprovalRecord{.run_id = "r1", .node_id = "gate"});
+  batch.ConsumeSignal(SignalRecord{.run_id = "r1", .seq = 7});
+  WriteBatch copy = batch;
+  batch.Clear();
+  ASSERT_EQ(copy.size(), 3u);
+  EXPECT_EQ(copy.ops()[0].run->run_id, "r1");
+  EXPECT_EQ(copy.ops()[1].approval->node_id, "gate");
+  EXPECT_EQ(copy.ops()[2].signal->seq, 7);
+  WriteBatch::Op held = copy.ops()[1];
+  WriteBatch::Op moved = std::move(held);
+  EXPECT_EQ(moved.approval->node_id, "gate");
+  WriteBatch::Op assigned = copy.ops()[0];
+  assigned = moved;
+  EXPECT_EQ(assigned.kind, WriteBatch::Op::Kind::kApproval);
+  EXPECT_EQ(assigned.approval->node_id, "gate");
+  EXPECT_EQ(moved.approval->node_id, "gate");
+}
+
+}  // namespace
+}  // namespace smithers::store
