@@ -20,6 +20,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -60,9 +61,12 @@ void RemoveDb(const std::string& path) {
   for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(path + suffix);
 }
 
-void RunStatic(benchmark::State& state, bool parallel) {
-  const int n = static_cast<int>(state.range(0));
-  sm::WorkflowDefinition def = StaticTasks(n, parallel);
+// Times `def`, once per benchmark iteration, on a fresh database (opened and
+// closed outside the timing); sets `per_task`. A run that does not finish, or
+// whose outputs `complete` refuses, ends the benchmark with an error.
+void TimeRuns(benchmark::State& state, const sm::WorkflowDefinition& def, int n,
+              const sm::RunOptions& opts,
+              const std::function<bool(const sm::RunResult&)>& complete) {
   const std::string path = TempDb();
   for (auto _ : state) {
     state.PauseTiming();
@@ -73,9 +77,9 @@ void RunStatic(benchmark::State& state, bool parallel) {
       break;
     }
     state.ResumeTiming();
-    sm::Result<sm::RunResult> r = sm::RunWorkflow(def, **store, sm::RunOptions{});
-    if (!r.ok() || r->status != "finished") {
-      state.SkipWithError("the run did not finish");
+    sm::Result<sm::RunResult> r = sm::RunWorkflow(def, **store, opts);
+    if (!r.ok() || r->status != "finished" || !complete(*r)) {
+      state.SkipWithError("the run did not finish with every output");
       break;
     }
     state.PauseTiming();
@@ -86,6 +90,12 @@ void RunStatic(benchmark::State& state, bool parallel) {
   state.counters["per_task"] =
       benchmark::Counter(static_cast<double>(state.iterations()) * n,
                          benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+}
+
+void RunStatic(benchmark::State& state, bool parallel) {
+  const int n = static_cast<int>(state.range(0));
+  TimeRuns(state, StaticTasks(n, parallel), n, sm::RunOptions{},
+           [](const sm::RunResult&) { return true; });
 }
 
 void BM_SequenceRun(benchmark::State& state) { RunStatic(state, false); }
@@ -120,33 +130,12 @@ sm::WorkflowDefinition GrowingChain(int n) {
 
 void BM_GrowingChain(benchmark::State& state) {
   const int n = static_cast<int>(state.range(0));
-  sm::WorkflowDefinition def = GrowingChain(n);
-  const std::string path = TempDb();
   sm::RenderStats stats;
-  for (auto _ : state) {
-    state.PauseTiming();
-    RemoveDb(path);
-    auto store = sm::OpenSqliteStore({.path = path, .synchronous = "NORMAL"});
-    if (!store.ok()) {
-      state.SkipWithError(store.status().message().c_str());
-      break;
-    }
-    state.ResumeTiming();
-    sm::RunOptions opts;
-    opts.render_stats = &stats;
-    sm::Result<sm::RunResult> r = sm::RunWorkflow(def, **store, opts);
-    if (!r.ok() || r->status != "finished" || r->outputs["step"].size() != static_cast<size_t>(n)) {
-      state.SkipWithError("the run did not finish with every output");
-      break;
-    }
-    state.PauseTiming();
-    store->reset();
-    state.ResumeTiming();
-  }
-  RemoveDb(path);
-  state.counters["per_task"] =
-      benchmark::Counter(static_cast<double>(state.iterations()) * n,
-                         benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+  sm::RunOptions opts;
+  opts.render_stats = &stats;
+  TimeRuns(state, GrowingChain(n), n, opts, [n](const sm::RunResult& r) {
+    return r.outputs["step"].size() == static_cast<size_t>(n);
+  });
   state.counters["render_ns_per_node"] = stats.NsPerNode();
   state.counters["renders"] = static_cast<double>(stats.renders) /
                               static_cast<double>(std::max<int64_t>(1, state.iterations()));

@@ -405,10 +405,8 @@ bool PlanTree::DepsReady(int t, Walk& w) const {
       ready = false;
       continue;
     }
-    TaskState st = w.states[u].state;
-    if (st == TaskState::kFinished || st == TaskState::kSkipped) continue;
-    if (st == TaskState::kFailed && tasks_[u].node->task.continue_on_fail) continue;
-    ready = false;
+    // Terminal for dependencies is what settles a task in a Sequence.
+    if (!Settled(task_nodes_[u], w)) ready = false;
   }
   if (unmounted) w.d.blocked_on_unmounted.push_back(t);
   return ready;

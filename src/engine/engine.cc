@@ -570,8 +570,7 @@ class Run {
   // Whether the last render read one of `ids` (logical ids).
   bool ReadAny(const std::vector<std::string>& ids) const {
     auto read = [&](const std::string& node_id) {
-      std::string_view logical = std::string_view(node_id).substr(0, node_id.find("@@"));
-      return std::find(ids.begin(), ids.end(), logical) != ids.end();
+      return std::find(ids.begin(), ids.end(), LogicalId(node_id)) != ids.end();
     };
     for (const Ctx::OutputKey* k : reads_.hits) {
       if (read(k->node_id)) return true;

@@ -93,16 +93,8 @@ WorkflowDefinition FaultWorkflow() {
   return def;
 }
 
+using store::OpenTestStore;
 using store::TempDir;
-
-std::unique_ptr<Store> OpenStore(const std::string& dir) {
-  Result<std::unique_ptr<Store>> s = OpenSqliteStore({.path = dir + "/runs.db"});
-  if (!s.ok()) {
-    ADD_FAILURE() << s.status().ToString();
-    return nullptr;
-  }
-  return std::move(s).value();
-}
 
 std::set<std::string> CommittedOutputs(Store& store) {
   std::set<std::string> out;
@@ -207,7 +199,7 @@ void ResumeAndCheck(Store& store, const std::set<std::string>& committed,
 // How many commits a clean run makes.
 int CleanRunCommits() {
   TempDir dir;
-  std::unique_ptr<Store> real = OpenStore(dir.path());
+  std::unique_ptr<Store> real = OpenTestStore(dir.path());
   if (real == nullptr) return 0;
   FaultInjectingStore counting(real.get());
   Result<RunResult> r = RunWorkflow(FaultWorkflow(), counting, RunOptions{.run_id = kRunId});
@@ -223,7 +215,7 @@ TEST_P(EngineFaultTest, EveryFailedCommitStopsTheRunAndResumeFinishesIt) {
   for (int n = 1; n <= commits; ++n) {
     SCOPED_TRACE("commit " + std::to_string(n) + " of " + std::to_string(commits));
     TempDir dir;
-    std::unique_ptr<Store> real = OpenStore(dir.path());
+    std::unique_ptr<Store> real = OpenTestStore(dir.path());
     ASSERT_NE(real, nullptr);
     ResetExecutions();
     FaultInjectingStore faulty(real.get());
@@ -249,7 +241,7 @@ TEST_P(EngineFaultTest, StoreGoneStopsAtTheFirstFailure) {
   for (int n = 1; n <= commits; ++n) {
     SCOPED_TRACE("from commit " + std::to_string(n));
     TempDir dir;
-    std::unique_ptr<Store> real = OpenStore(dir.path());
+    std::unique_ptr<Store> real = OpenTestStore(dir.path());
     ASSERT_NE(real, nullptr);
     ResetExecutions();
     FaultInjectingStore faulty(real.get());
@@ -334,7 +326,7 @@ TEST_P(EngineCrashPointTest, ChildDiesAtEveryCommitAndParentResumes) {
     ASSERT_TRUE(WIFEXITED(wstatus)) << "child status " << wstatus;
     ASSERT_EQ(WEXITSTATUS(wstatus), CrashingStore::kCrashed);
 
-    std::unique_ptr<Store> store = OpenStore(dir.path());
+    std::unique_ptr<Store> store = OpenTestStore(dir.path());
     ASSERT_NE(store, nullptr);
     Result<RunRecord> run = store->GetRun(kRunId);
     if (run.ok() && run->status != "finished") {
@@ -393,7 +385,7 @@ TEST(EngineCrashPoint, ResumeRefusedWhileTheOwnerLives) {
   ASSERT_EQ(read(ready[0], &c, 1), 1);
   close(ready[0]);
 
-  std::unique_ptr<Store> store = OpenStore(dir.path());
+  std::unique_ptr<Store> store = OpenTestStore(dir.path());
   ASSERT_NE(store, nullptr);
   Result<RunResult> refused =
       RunWorkflow(FaultWorkflow(), *store, RunOptions{.run_id = kRunId, .resume = true});

@@ -17,6 +17,7 @@
 namespace smithers {
 namespace {
 
+using store::OpenTestStore;
 using store::TempDir;
 
 struct Counts {
@@ -28,15 +29,6 @@ Node Counted(Counts* counts, const std::string& id) {
     counts->runs[id]++;
     return Json{{"v", c.iteration}};
   });
-}
-
-std::unique_ptr<Store> OpenStore(const std::string& dir) {
-  Result<std::unique_ptr<Store>> s = OpenSqliteStore({.path = dir + "/runs.db"});
-  if (!s.ok()) {
-    ADD_FAILURE() << s.status().ToString();
-    return nullptr;
-  }
-  return std::move(s).value();
 }
 
 // seed; then a Loop of 3 iterations in parallel with a Branch on seed's
@@ -68,7 +60,7 @@ WorkflowDefinition BranchBesideLoop(Counts* counts) {
 
 TEST(LookupEngineTest, BranchOutsideALoopKeepsItsArmWhileTheLoopAdvances) {
   TempDir dir;
-  std::unique_ptr<Store> store = OpenStore(dir.path());
+  std::unique_ptr<Store> store = OpenTestStore(dir.path());
   ASSERT_NE(store, nullptr);
   Counts counts;
   Result<RunResult> r =
@@ -88,7 +80,7 @@ TEST(LookupEngineTest, BranchOutsideALoopKeepsItsArmWhileTheLoopAdvances) {
 // its logical id, and resolves under the outer loop's last iteration.
 TEST(LookupEngineTest, NestedLoopBodyReadFromOutside) {
   TempDir dir;
-  std::unique_ptr<Store> store = OpenStore(dir.path());
+  std::unique_ptr<Store> store = OpenTestStore(dir.path());
   ASSERT_NE(store, nullptr);
   Counts counts;
   WorkflowDefinition def;

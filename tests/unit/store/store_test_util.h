@@ -7,6 +7,7 @@
 #include <stdlib.h>
 
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <system_error>
 #include <utility>
@@ -196,6 +197,17 @@ inline RunRecord MakeRun(const std::string& run_id, int64_t created_at_ms = 1000
                    .heartbeat_at_ms = created_at_ms + 2,
                    .input = {{"name", run_id}},
                    .config = {{"force", false}}};
+}
+
+// A SQLite store at `dir`/runs.db, or nullptr after adding a test failure
+// that says why.
+inline std::unique_ptr<Store> OpenTestStore(const std::string& dir) {
+  Result<std::unique_ptr<Store>> s = OpenSqliteStore({.path = dir + "/runs.db"});
+  if (!s.ok()) {
+    ADD_FAILURE() << s.status().ToString();
+    return nullptr;
+  }
+  return std::move(s).value();
 }
 
 }  // namespace smithers::store
