@@ -1,10 +1,6 @@
 #include "agents/agent_executor.h"
 
 #include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
-#include <sys/prctl.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -22,6 +18,7 @@
 #include "base/json_limits.h"
 #include "base/redact.h"
 #include "base/secrets.h"
+#include "base/subprocess.h"
 #include "smithers/schema.h"
 
 namespace smithers::agents {
@@ -96,95 +93,6 @@ std::string Violations(const std::vector<schema::Violation>& v) {
 }
 
 // ---- coding-agent CLIs ----
-
-struct ProcessResult {
-  int exit_code = -1;
-  std::string out, err;
-  bool timed_out = false, cancelled = false;
-};
-
-// Runs argv (looked up on PATH) in `cwd`, collecting stdout and stderr, until
-// it exits, `deadline_ms` (steady clock, 0 = none) passes or `cancel` is set.
-// Every read of output sets `activity` (a heartbeat).
-Result<ProcessResult> RunProcess(const std::vector<std::string>& argv, const std::string& cwd,
-                                 std::vector<std::string> env, int64_t deadline_ms,
-                                 const std::atomic<bool>& cancel, std::atomic<bool>& activity) {
-  int out[2], err[2];
-  if (pipe2(out, O_CLOEXEC) != 0) return InternalError("pipe failed");
-  if (pipe2(err, O_CLOEXEC) != 0) {
-    close(out[0]);
-    close(out[1]);
-    return InternalError("pipe failed");
-  }
-  std::vector<char*> args;
-  args.reserve(argv.size() + 1);
-  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-  std::vector<char*> envp = base::EnvPointers(env);
-  pid_t pid = fork();
-  if (pid < 0) return InternalError("fork failed");
-  if (pid == 0) {
-    setpgid(0, 0);
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    dup2(out[1], STDOUT_FILENO);
-    dup2(err[1], STDERR_FILENO);
-    int devnull = open("/dev/null", O_RDONLY);
-    if (devnull >= 0) dup2(devnull, STDIN_FILENO);
-    if (!cwd.empty() && chdir(cwd.c_str()) != 0) _exit(126);
-    execvpe(args[0], args.data(), envp.data());
-    _exit(127);
-  }
-  close(out[1]);
-  close(err[1]);
-  ProcessResult r;
-  int fds[2] = {out[0], err[0]};
-  std::string* sinks[2] = {&r.out, &r.err};
-  bool open_fd[2] = {true, true};
-  int status = 0;
-  bool exited = false;
-  int64_t kill_at = 0;
-  while (!exited) {
-    // poll ignores negative fds: a closed pipe is -1.
-    pollfd p[2] = {{open_fd[0] ? fds[0] : -1, POLLIN, 0}, {open_fd[1] ? fds[1] : -1, POLLIN, 0}};
-    if (!open_fd[0] && !open_fd[1]) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    } else if (poll(p, 2, 50) <= 0) {
-      p[0].revents = p[1].revents = 0;
-    }
-    for (int i = 0; i < 2; ++i) {
-      // Only a readable (or closed) pipe is read: a read on a quiet one blocks.
-      if (!open_fd[i] || (p[i].revents & (POLLIN | POLLHUP | POLLERR)) == 0) continue;
-      char buf[65536];
-      ssize_t got = read(fds[i], buf, sizeof buf);
-      if (got > 0) {
-        activity = true;
-        if (sinks[i]->size() < (16u << 20)) sinks[i]->append(buf, static_cast<size_t>(got));
-      } else if (got == 0) {
-        open_fd[i] = false;
-      }
-    }
-    if (waitpid(pid, &status, WNOHANG) == pid) exited = true;
-    int64_t now = NowMs();
-    if (!exited && kill_at == 0 && (cancel.load() || (deadline_ms > 0 && now >= deadline_ms))) {
-      r.cancelled = cancel.load();
-      r.timed_out = !r.cancelled;
-      kill(-pid, SIGTERM);
-      kill_at = now + 2000;
-    }
-    if (!exited && kill_at > 0 && now >= kill_at) kill(-pid, SIGKILL);
-  }
-  // The rest of the output (the child is gone; the pipes drain at once).
-  for (int i = 0; i < 2; ++i) {
-    char buf[65536];
-    ssize_t got;
-    while (open_fd[i] && (got = read(fds[i], buf, sizeof buf)) > 0) {
-      sinks[i]->append(buf, static_cast<size_t>(got));
-    }
-    close(fds[i]);
-  }
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  return r;
-}
 
 bool OnPath(const std::string& exe) {
   if (exe.find('/') != std::string::npos) return access(exe.c_str(), X_OK) == 0;
@@ -587,8 +495,15 @@ class AgentExecution final : public Execution {
       int64_t deadline = deadline_ms_;
       int64_t own = a.value("timeoutMs", int64_t{0});
       if (own > 0 && (deadline == 0 || NowMs() + own < deadline)) deadline = NowMs() + own;
-      auto proc =
-          RunProcess(CliArgv(kind, a, exe, prompt), cwd, *env, deadline, cancel_, activity_);
+      base::ProcessSpec spec;
+      spec.argv = CliArgv(kind, a, exe, prompt);
+      spec.env = *env;
+      spec.cwd = cwd;
+      spec.deadline_ms = deadline;  // steady clock, the domain of NowMs and SystemClock
+      spec.kill_grace_ms = 2000;
+      // Past 16 MiB a stream is cut; the reply then fails to parse.
+      spec.max_stdout_bytes = spec.max_stderr_bytes = 16u << 20;
+      Result<base::ProcessResult> proc = base::RunProcess(spec, &cancel_, &activity_);
       if (!proc.ok()) {
         run.error = Error("AGENT_REQUEST_FAILED", proc.status().message());
         return run;

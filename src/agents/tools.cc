@@ -3,16 +3,10 @@
 // be the engine's state (the database, .smithers/).
 #include "agents/tools.h"
 
-#include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cctype>
-#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -22,9 +16,9 @@
 #include <regex>
 #include <set>
 #include <sstream>
-#include <thread>
 
 #include "base/secrets.h"
+#include "base/subprocess.h"
 
 namespace smithers::agents {
 namespace fs = std::filesystem;
@@ -366,6 +360,7 @@ ToolResult Bash(const ToolContext& c, const Json& a) {
   if (command.empty()) return Err("\"command\" must be a non-empty string");
   std::vector<std::string> argv;
   std::string nonce;  // empty: unisolated
+  if (c.root_dir.empty()) return Err("the root folder does not exist");
   if (c.unisolated) {
     argv = {"/bin/sh", "-c", command};
   } else {
@@ -380,73 +375,25 @@ ToolResult Bash(const ToolContext& c, const Json& a) {
     nonce = Nonce();
     argv = SandboxArgv(c, bwrap, nonce, command);
   }
-  int out[2];
-  if (pipe2(out, O_CLOEXEC) != 0) return Err("pipe failed");
-  std::vector<char*> args;
-  args.reserve(argv.size() + 1);
-  for (auto& s : argv) args.push_back(s.data());
-  args.push_back(nullptr);
   // Only the allow-list of the engine's environment (base/secrets.h): no key,
   // no token reaches the command, sandboxed or not.
   Result<std::vector<std::string>> env = base::BuildChildEnvironment();
-  if (!env.ok()) {
-    close(out[0]);
-    close(out[1]);
-    return Err(env.status().message());
-  }
-  std::vector<char*> envp = base::EnvPointers(*env);
-  pid_t pid = fork();
-  if (pid < 0) return Err("fork failed");
-  if (pid == 0) {
-    setpgid(0, 0);
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    dup2(out[1], STDOUT_FILENO);
-    dup2(out[1], STDERR_FILENO);
-    int devnull = open("/dev/null", O_RDONLY);
-    if (devnull >= 0) dup2(devnull, STDIN_FILENO);
-    if (chdir(c.root_dir.c_str()) != 0) _exit(126);
-    execve(args[0], args.data(), envp.data());
-    _exit(127);
-  }
-  close(out[1]);
-  std::string output;
-  auto start = std::chrono::steady_clock::now();
-  bool timed_out = false, open_fd = true;
-  int status = 0;
-  while (true) {
-    pollfd p{out[0], POLLIN, 0};
-    if (!open_fd) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    } else if (poll(&p, 1, 50) <= 0) {
-      p.revents = 0;
-    }
-    // Only a readable (or closed) pipe is read: a read on a quiet one blocks.
-    if (open_fd && (p.revents & (POLLIN | POLLHUP | POLLERR)) != 0) {
-      char buf[8192];
-      ssize_t n = read(out[0], buf, sizeof buf);
-      if (n > 0 && output.size() < c.max_output_bytes * 2)
-        output.append(buf, static_cast<size_t>(n));
-      if (n == 0) open_fd = false;
-    }
-    if (waitpid(pid, &status, WNOHANG) == pid) break;
-    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                  std::chrono::steady_clock::now() - start)
-                  .count();
-    if (!timed_out && ms > c.timeout_ms) {
-      timed_out = true;
-      kill(-pid, SIGTERM);
-    }
-    if (timed_out && ms > c.timeout_ms + 1000) kill(-pid, SIGKILL);
-  }
-  // What is still in the pipe (the process may exit between poll and waitpid).
-  if (open_fd && fcntl(out[0], F_SETFL, O_NONBLOCK) == 0) {
-    char buf[8192];
-    for (ssize_t n;
-         output.size() < c.max_output_bytes * 2 && (n = read(out[0], buf, sizeof buf)) > 0;) {
-      output.append(buf, static_cast<size_t>(n));
-    }
-  }
-  close(out[0]);
+  if (!env.ok()) return Err(env.status().message());
+  base::ProcessSpec spec;
+  spec.argv = std::move(argv);
+  spec.env = std::move(env).value();
+  spec.cwd = c.root_dir;
+  spec.stderr_mode = base::ProcessSpec::Output::kToStdout;  // one stream, as a terminal shows it
+  spec.max_stdout_bytes = c.max_output_bytes * 2;
+  spec.deadline_ms = SystemClock().MonotonicMs() + c.timeout_ms;
+  spec.kill_grace_ms = 1000;
+  // What the command started in the background may outlive it, as in a shell.
+  spec.kill_group_on_exit = false;
+  Result<base::ProcessResult> proc = base::RunProcess(spec);
+  if (!proc.ok()) return Err(proc.status().message());
+  std::string output = std::move(proc->out);
+  bool timed_out = proc->timed_out;
+  int code = proc->exit_code;
   if (!nonce.empty()) {
     // The sandbox prints the nonce before the command runs: without it,
     // bubblewrap failed (its message is the output) and nothing ran.
@@ -456,19 +403,13 @@ ToolResult Bash(const ToolContext& c, const Json& a) {
       while (!output.empty() && std::isspace(static_cast<unsigned char>(output.back()))) {
         output.pop_back();
       }
-      return NotRun(
-          "bash: the sandbox (bubblewrap) could not start, so the command was not run: " +
-          Bound(output.empty()
-                    ? "exit code " + std::to_string(WIFEXITED(status) ? WEXITSTATUS(status)
-                                                                      : 128 + WTERMSIG(status))
-                    : output,
-                2000) +
-          kSandboxHint);
+      return NotRun("bash: the sandbox (bubblewrap) could not start, so the command was not run: " +
+                    Bound(output.empty() ? "exit code " + std::to_string(code) : output, 2000) +
+                    kSandboxHint);
     }
     output.erase(0, at + nonce.size() + 1);  // and whatever bubblewrap said before
   }
   if (timed_out) return Err("timed out after " + std::to_string(c.timeout_ms) + " ms");
-  int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   return {.ok = code == 0,
           .output = "exit code " + std::to_string(code) + "\n" + Bound(output, c.max_output_bytes)};
 }

@@ -1,10 +1,6 @@
 #include "engine/executors.h"
 
 #include <fcntl.h>
-#include <signal.h>
-#include <sys/prctl.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -16,6 +12,7 @@
 #include <vector>
 
 #include "base/secrets.h"
+#include "base/subprocess.h"
 
 namespace smithers::engine {
 
@@ -113,141 +110,67 @@ class DepsFile {
 
 class CommandExecution final : public Execution {
  public:
-  CommandExecution(Clock& clock, int64_t grace_ms, pid_t pid, int out_fd, int err_fd,
-                   std::string parse, int64_t deadline, std::unique_ptr<DepsFile> deps_file)
-      : deps_file_(std::move(deps_file)),
-        clock_(clock),
-        grace_ms_(grace_ms),
-        pid_(pid),
-        out_fd_(out_fd),
-        err_fd_(err_fd),
-        parse_(std::move(parse)),
-        deadline_(deadline) {}
+  CommandExecution(std::unique_ptr<base::Subprocess> proc, std::string parse,
+                   std::unique_ptr<DepsFile> deps_file)
+      : deps_file_(std::move(deps_file)), proc_(std::move(proc)), parse_(std::move(parse)) {}
 
-  ~CommandExecution() override {
-    if (!exited_) {
-      kill(-pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-    }
-    if (out_fd_ >= 0) close(out_fd_);
-    if (err_fd_ >= 0) close(err_fd_);
-  }
-
-  int WaitFd() const override { return out_fd_ >= 0 ? out_fd_ : err_fd_; }
-  bool TakeActivity() override { return std::exchange(activity_, false); }
+  int WaitFd() const override { return proc_->WaitFd(); }
+  bool TakeActivity() override { return proc_->TakeActivity(); }  // output is a heartbeat
 
   void Cancel(const std::string& reason) override {
-    if (exited_ || cancel_reason_.size() > 0) return;
+    if (!cancel_reason_.empty()) return;
     cancel_reason_ = reason;
-    kill(-pid_, SIGTERM);
-    kill_at_ = clock_.MonotonicMs() + grace_ms_;
+    proc_->Cancel();
   }
 
   std::optional<AttemptOutcome> Poll() override {
-    Drain(out_fd_, out_);
-    Drain(err_fd_, err_);
-    int64_t now = clock_.MonotonicMs();
-    if (!exited_ && deadline_ > 0 && now >= deadline_ && cancel_reason_.empty()) {
-      timed_out_ = true;
-      Cancel("timeout");
-    }
-    if (!exited_ && kill_at_ > 0 && now >= kill_at_) kill(-pid_, SIGKILL);
-    if (!exited_) {
-      int status = 0;
-      pid_t r = waitpid(pid_, &status, WNOHANG);
-      if (r == pid_) {
-        exited_ = true;
-        status_ = status;
-        // The group may hold grandchildren that keep the pipes open: end them.
-        kill(-pid_, SIGKILL);
-      }
-    }
-    if (!exited_) return std::nullopt;
-    // Read what is left; grandchildren were killed so the pipes reach EOF.
-    Drain(out_fd_, out_, /*block=*/true);
-    Drain(err_fd_, err_, /*block=*/true);
-    return Outcome();
+    if (!proc_->Poll()) return std::nullopt;
+    return Outcome(proc_->result());
   }
 
  private:
-  void Drain(int& fd, std::string& into, bool block = false) {
-    if (fd < 0) return;
-    if (block) fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
-    char buf[65536];
-    while (true) {
-      ssize_t n = read(fd, buf, sizeof buf);
-      if (n > 0) {
-        activity_ = true;  // output is a heartbeat
-        if (into.size() < kMaxCapturedBytes)
-          into.append(buf, static_cast<size_t>(n));
-        else
-          overflow_ = true;
-        continue;
-      }
-      if (n < 0 && errno == EINTR) continue;
-      if (n == 0 || (n < 0 && errno != EAGAIN)) {
-        close(fd);
-        fd = -1;
-      }
-      return;
-    }
-  }
-
   static std::string Tail(const std::string& s) {
     constexpr size_t kTail = 2000;
     return s.size() <= kTail ? s : "..." + s.substr(s.size() - kTail);
   }
 
-  AttemptOutcome Outcome() {
-    int exit_code = WIFEXITED(status_) ? WEXITSTATUS(status_) : 128 + WTERMSIG(status_);
-    if (timed_out_) {
+  AttemptOutcome Outcome(const base::ProcessResult& r) {
+    if (r.timed_out) {
       return {.ok = false, .error = ErrorJson("TASK_TIMEOUT", "command timed out")};
     }
-    if (!cancel_reason_.empty()) {
+    if (r.cancelled) {
       return {.ok = false,
               .error = ErrorJson("TASK_CANCELLED", "command cancelled: " + cancel_reason_),
               .retryable = false};
     }
-    if (overflow_) {
+    if (r.out_truncated || r.err_truncated) {
       return {.ok = false,
               .error = ErrorJson("OUTPUT_TOO_LARGE", "command output exceeded 16 MiB")};
     }
+    if (r.exit_code != 0) return Failed(r);
     if (parse_ == "text") {
-      if (exit_code != 0) return Failed(exit_code);
-      return {.ok = true, .output = {{"exitCode", exit_code}, {"stdout", out_}, {"stderr", err_}}};
+      return {.ok = true,
+              .output = {{"exitCode", r.exit_code}, {"stdout", r.out}, {"stderr", r.err}}};
     }
-    if (exit_code != 0) return Failed(exit_code);
-    Json parsed = Json::parse(out_, nullptr, /*allow_exceptions=*/false);
+    Json parsed = Json::parse(r.out, nullptr, /*allow_exceptions=*/false);
     if (parsed.is_discarded()) {
-      Json e = ErrorJson("INVALID_OUTPUT", "command stdout is not JSON: " + Tail(out_));
+      Json e = ErrorJson("INVALID_OUTPUT", "command stdout is not JSON: " + Tail(r.out));
       return {.ok = false, .error = e};
     }
     return {.ok = true, .output = std::move(parsed)};
   }
 
-  AttemptOutcome Failed(int exit_code) {
-    Json e = ErrorJson("COMMAND_FAILED", "command exited with code " + std::to_string(exit_code));
-    e["exitCode"] = exit_code;
-    e["stderr"] = Tail(err_);
+  static AttemptOutcome Failed(const base::ProcessResult& r) {
+    Json e = ErrorJson("COMMAND_FAILED", "command exited with code " + std::to_string(r.exit_code));
+    e["exitCode"] = r.exit_code;
+    e["stderr"] = Tail(r.err);
     return {.ok = false, .error = e};
   }
 
-  std::unique_ptr<DepsFile> deps_file_;  // removed when the attempt is over
-  Clock& clock_;
-  int64_t grace_ms_;
-  pid_t pid_;
-  int out_fd_;
-  int err_fd_;
+  std::unique_ptr<DepsFile> deps_file_;     // removed when the attempt is over
+  std::unique_ptr<base::Subprocess> proc_;  // killed and reaped before the deps file goes
   std::string parse_;
-  int64_t deadline_;
-  bool activity_ = false;
-  std::string out_, err_;
-  bool exited_ = false;
-  bool overflow_ = false;
-  bool timed_out_ = false;
-  int status_ = 0;
   std::string cancel_reason_;
-  int64_t kill_at_ = 0;
 };
 
 class CommandExecutor final : public Executor {
@@ -285,80 +208,22 @@ class CommandExecutor final : public Executor {
                        .retryable = built.status().code() != StatusCode::kInvalidArgument};
       return std::unique_ptr<Execution>(std::make_unique<ImmediateExecution>(std::move(o)));
     }
-    std::vector<std::string> env_strings = std::move(built).value();
-    std::vector<char*> envp = base::EnvPointers(env_strings);
-    std::vector<std::string> argv_copy = cmd.argv;
-    std::vector<char*> argv;
-    argv.reserve(argv_copy.size() + 1);
-    for (auto& s : argv_copy) argv.push_back(s.data());
-    argv.push_back(nullptr);
-
-    int out_pipe[2], err_pipe[2], exec_pipe[2];
-    if (pipe2(out_pipe, O_CLOEXEC) != 0)
-      return UnavailableError("pipe: " + std::string(strerror(errno)));
-    if (pipe2(err_pipe, O_CLOEXEC) != 0) {
-      close(out_pipe[0]);
-      close(out_pipe[1]);
-      return UnavailableError("pipe: " + std::string(strerror(errno)));
-    }
-    if (pipe2(exec_pipe, O_CLOEXEC) != 0) {
-      for (int fd : {out_pipe[0], out_pipe[1], err_pipe[0], err_pipe[1]}) close(fd);
-      return UnavailableError("pipe: " + std::string(strerror(errno)));
-    }
-    pid_t parent = getpid();
-    pid_t pid = fork();
-    if (pid < 0) {
-      for (int fd :
-           {out_pipe[0], out_pipe[1], err_pipe[0], err_pipe[1], exec_pipe[0], exec_pipe[1]}) {
-        close(fd);
-      }
-      return UnavailableError("fork: " + std::string(strerror(errno)));
-    }
-    if (pid == 0) {
-      setpgid(0, 0);
-      prctl(PR_SET_PDEATHSIG, SIGKILL);
-      if (getppid() != parent) _exit(127);
-      signal(SIGPIPE, SIG_DFL);
-      int devnull = open("/dev/null", O_RDONLY);
-      if (devnull >= 0) dup2(devnull, 0);
-      dup2(out_pipe[1], 1);
-      dup2(err_pipe[1], 2);
-      if (!cmd.cwd.empty() && chdir(cmd.cwd.c_str()) != 0) {
-        int e = errno;
-        (void)!write(exec_pipe[1], &e, sizeof e);
-        _exit(127);
-      }
-      execvpe(argv[0], argv.data(), envp.data());
-      int e = errno;
-      (void)!write(exec_pipe[1], &e, sizeof e);
-      _exit(127);
-    }
-    setpgid(pid, pid);  // also from the parent, so kill(-pid) works at once
-    close(out_pipe[1]);
-    close(err_pipe[1]);
-    close(exec_pipe[1]);
-    int child_errno = 0;
-    ssize_t n;
-    do {
-      n = read(exec_pipe[0], &child_errno, sizeof child_errno);
-    } while (n < 0 && errno == EINTR);
-    close(exec_pipe[0]);
-    fcntl(out_pipe[0], F_SETFL, O_NONBLOCK);
-    fcntl(err_pipe[0], F_SETFL, O_NONBLOCK);
-    if (n == sizeof child_errno) {
-      waitpid(pid, nullptr, 0);
-      close(out_pipe[0]);
-      close(err_pipe[0]);
-      std::string what = cmd.cwd.empty() || child_errno != ENOENT
-                             ? "cannot run \"" + cmd.argv[0] + "\": " + strerror(child_errno)
-                             : "cannot run \"" + cmd.argv[0] + "\" in \"" + cmd.cwd +
-                                   "\": " + strerror(child_errno);
-      AttemptOutcome o{.ok = false, .error = ErrorJson("COMMAND_NOT_STARTED", what)};
+    base::ProcessSpec spec;
+    spec.argv = cmd.argv;
+    spec.env = std::move(built).value();
+    spec.cwd = cmd.cwd;
+    spec.max_stdout_bytes = spec.max_stderr_bytes = kMaxCapturedBytes;
+    spec.deadline_ms = info.deadline_monotonic_ms;
+    spec.kill_grace_ms = grace_ms_;
+    Result<std::unique_ptr<base::Subprocess>> proc = base::Subprocess::Spawn(spec, clock_);
+    if (!proc.ok()) {
+      if (proc.status().code() != StatusCode::kFailedPrecondition) return proc.status();
+      AttemptOutcome o{.ok = false,
+                       .error = ErrorJson("COMMAND_NOT_STARTED", proc.status().message())};
       return std::unique_ptr<Execution>(std::make_unique<ImmediateExecution>(std::move(o)));
     }
     return std::unique_ptr<Execution>(std::make_unique<CommandExecution>(
-        clock_, grace_ms_, pid, out_pipe[0], err_pipe[0], cmd.parse, info.deadline_monotonic_ms,
-        std::move(deps_file)));
+        std::move(proc).value(), cmd.parse, std::move(deps_file)));
   }
 
  private:
