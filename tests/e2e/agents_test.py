@@ -134,6 +134,45 @@ class CliAgentTest(E2ETest):
         self.assertEqual(r.code, 1, r)
         self.assertIn("/nope/claude-missing", r.json()["error"]["cause"]["message"])
 
+    def test_a_cli_agent_that_cannot_start_says_why(self):
+        exe = self.stand_in("claude", ['{"verdict": "ok", "score": 1}'])
+        missing = self.path("no-such-folder")
+        wf = self.module('smithers.ClaudeCodeAgent { executable = %r, rootDir = %r }'
+                         % (exe, missing))
+        r = self.up(wf, {"change": "x"}, "nocwd", env=self.env())
+        self.assertEqual(r.code, 1, r)
+        cause = r.json()["error"]["cause"]
+        self.assertEqual(cause["code"], "AGENT_REQUEST_FAILED")
+        self.assertIn('cannot run "%s" in "%s": No such file or directory' % (exe, missing),
+                      cause["message"])
+        self.assertEqual(self.calls(), [])
+
+    def test_what_a_cli_agent_leaves_running_is_ended_when_it_exits(self):
+        # The CLI answers and exits; a child it started keeps its stdout open.
+        # Its reply is used at once and the child is killed with its group.
+        exe = self.path("fake-leaves-child")
+        reply = json.dumps({"type": "result", "subtype": "success", "is_error": False,
+                            "result": json.dumps({"verdict": "ok", "score": 4})})
+        with open(exe, "w") as f:
+            f.write("#!/bin/sh\nsleep 300 &\necho $! > %s\necho '%s'\n"
+                    % (self.path("child.pid"), reply))
+        os.chmod(exe, 0o755)
+        wf = self.module('smithers.ClaudeCodeAgent { executable = %r }' % exe)
+        r = self.up(wf, {"change": "x"}, "leftover")
+        self.assertEqual(r.code, 0, r)
+        self.assertLess(r.elapsed, 60)
+        self.assertEqual(r.json()["outputs"]["review"]["review"]["score"], 4)
+        with open(self.path("child.pid")) as f:
+            pid = int(f.read())
+
+        def gone():
+            try:
+                with open("/proc/%d/stat" % pid) as f:
+                    return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+            except FileNotFoundError:
+                return True
+        self.wait_for(gone, what="the CLI's leftover child to be killed")
+
     def test_cancel_kills_a_hung_cli_agent(self):
         exe = self.path("fake-hang")
         with open(exe, "w") as f:
