@@ -274,6 +274,35 @@ TEST(FrameCodec, SameTreeGivesAnEmptyDelta) {
   EXPECT_EQ(f.data, R"({"prefix":3,"suffix":0,"insert":[]})");
 }
 
+// Golden values: frames are persisted (_smithers_frames: encoding, data,
+// xml_hash) and decoded by later binaries, so a change to any literal here is
+// a persisted-format change: it needs a migration (or a new encoding name the
+// decoder also accepts), not a new literal here.
+TEST(FrameCodec, GoldenKeyframeAndDelta) {
+  Node v1 = Workflow("wf", {StaticTask("a", "out", 1), CommandTask("c", "out", {"echo", "hi"})});
+  Node v2 = Workflow("wf", {StaticTask("a", "out", 1), StaticTask("b", "out", {{"k", "v"}}),
+                            CommandTask("c", "out", {"echo", "hi"})});
+  FrameEncoder enc;
+  EncodedFrame key = enc.Encode(TreeLines(v1));
+  EXPECT_EQ(key.encoding, "keyframe");
+  EXPECT_EQ(
+      key.data,
+      R"({"lines":[{"d":0,"id":"wf","k":"workflow"},)"
+      R"({"d":1,"id":"a","k":"task","mode":"static","output":"out","value":1},)"
+      R"({"argv":["echo","hi"],"d":1,"id":"c","k":"task","mode":"command","output":"out"}]})");
+  EXPECT_EQ(key.hash, "3d8779e2ea643637612fef06514317531b9b03905313a87ca06f91fe23025632");
+  EncodedFrame delta = enc.Encode(TreeLines(v2));
+  EXPECT_EQ(delta.encoding, "delta");
+  EXPECT_EQ(delta.data,
+            R"({"prefix":2,"suffix":1,"insert":[)"
+            R"({"d":1,"id":"b","k":"task","mode":"static","output":"out","value":{"k":"v"}}]})");
+  EXPECT_EQ(delta.hash, "c49598d9d5a0bcf2feb5fed95ad659388c4b2d43148dbf066af8ac9d6655191b");
+  Result<std::vector<std::string>> decoded =
+      DecodeFrames({{key.encoding, key.data}, {delta.encoding, delta.data}});
+  ASSERT_TRUE(decoded.ok()) << decoded.status().ToString();
+  EXPECT_EQ(*decoded, TreeLines(v2));
+}
+
 TEST(FrameCodec, RepeatedLinesDoNotOverlapPrefixAndSuffix) {
   // [x, x] -> [x, x, x]: prefix 2 leaves one line of the old frame for the
   // suffix, never more than it has.
