@@ -12,6 +12,12 @@
 //                      time in the render function, PlanTree::Build and the
 //                      frame, over the nodes mounted summed over renders
 //                      (RunOptions::render_stats).
+//   BM_StoreCommit     the store alone: one Commit of a typical 5-op batch
+//                      (run heartbeat, node, attempt, output, event) per
+//                      iteration, synchronous=NORMAL so that fsyncs do not
+//                      dominate; the CPU column is the CPU cost per commit
+//                      (re-preparing statements per commit would roughly
+//                      triple it). See bench/README.md for the figure.
 //   BM_Schedule*/N     the scheduler alone: run a sequence of N tasks to the
 //                      end, one Schedule() per task, with and without a
 //                      ScheduleMemo (without it the walk is O(N^2)).
@@ -97,6 +103,61 @@ void RunStatic(benchmark::State& state, bool parallel) {
   TimeRuns(state, StaticTasks(n, parallel), n, sm::RunOptions{},
            [](const sm::RunResult&) { return true; });
 }
+
+void BM_StoreCommit(benchmark::State& state) {
+  const std::string path = TempDb();
+  RemoveDb(path);
+  {
+    auto store = sm::OpenSqliteStore({.path = path, .synchronous = "NORMAL"});
+    if (!store.ok()) {
+      state.SkipWithError(store.status().message().c_str());
+      return;
+    }
+    sm::RunRecord run{.run_id = "r1",
+                      .workflow_name = "wf",
+                      .workflow_path = "/w/wf.lua",
+                      .workflow_hash = "abc123",
+                      .status = "running",
+                      .created_at_ms = 1000,
+                      .started_at_ms = 1001,
+                      .heartbeat_at_ms = 1002};
+    sm::WriteBatch setup;
+    setup.UpsertRun(run);
+    if (!(*store)->Commit(setup).ok()) {
+      state.SkipWithError("setup commit failed");
+      return;
+    }
+    int64_t i = 0;
+    for (auto _ : state) {
+      const std::string node = "n" + std::to_string(i % 50);
+      const int iteration = static_cast<int>(i / 50);
+      run.heartbeat_at_ms = 10000 + i;
+      sm::WriteBatch batch;
+      batch.UpsertRun(run);
+      batch.UpsertNode(
+          {.run_id = "r1", .node_id = node, .iteration = iteration, .state = "finished"});
+      batch.UpsertAttempt({.run_id = "r1",
+                           .node_id = node,
+                           .iteration = iteration,
+                           .attempt = 1,
+                           .state = "finished",
+                           .started_at_ms = i + 1});
+      batch.PutOutput({.run_id = "r1",
+                       .node_id = node,
+                       .iteration = iteration,
+                       .output_table = "t",
+                       .payload = {{"message", "hello"}, {"i", i}}});
+      batch.AppendEvent("r1", "NodeFinished", {{"nodeId", node}}, i + 1);
+      if (!(*store)->Commit(batch).ok()) {
+        state.SkipWithError("commit failed");
+        break;
+      }
+      ++i;
+    }
+  }
+  RemoveDb(path);
+}
+BENCHMARK(BM_StoreCommit)->Unit(benchmark::kMicrosecond);
 
 void BM_SequenceRun(benchmark::State& state) { RunStatic(state, false); }
 void BM_ParallelRun(benchmark::State& state) { RunStatic(state, true); }

@@ -3,12 +3,10 @@
 #include "store/sqlite/sqlite_store.h"
 
 #include <gtest/gtest.h>
-#include <sys/resource.h>
 
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
-#include <iostream>
 #include <optional>
 #include <set>
 #include <string>
@@ -681,62 +679,6 @@ TEST_F(SqliteStoreTest, OutputViewNeverReplacesATable) {
   EXPECT_EQ(status.code(), StatusCode::kFailedPrecondition) << status.ToString();
   EXPECT_EQ(Column("SELECT type FROM sqlite_master WHERE name = 'mine'"),
             std::vector<std::string>{"table"});
-}
-
-// Commit cost beyond the disk: user-mode CPU per commit of a typical batch
-// (run, node, attempt, output, event), with synchronous=NORMAL so that fsyncs
-// do not dominate the wall time.
-TEST_F(SqliteStoreTest, CommitCpuCostIsSmall) {
-  SqliteOptions options = Options();
-  options.synchronous = "NORMAL";
-  STORE_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> store, OpenSqliteStore(options));
-  WriteBatch setup;
-  setup.UpsertRun(MakeRun("r1"));
-  STORE_ASSERT_OK(store->Commit(setup));
-
-  auto user_us = [] {
-    rusage usage{};
-    getrusage(RUSAGE_SELF, &usage);
-    return static_cast<double>(usage.ru_utime.tv_sec) * 1e6 +
-           static_cast<double>(usage.ru_utime.tv_usec);
-  };
-  constexpr int kCommits = 2000;
-  RunRecord run = MakeRun("r1");
-  const auto wall_start = std::chrono::steady_clock::now();
-  const double cpu_start = user_us();
-  for (int i = 0; i < kCommits; ++i) {
-    const std::string node = "n" + std::to_string(i % 50);
-    run.heartbeat_at_ms = 10000 + i;
-    WriteBatch batch;
-    batch.UpsertRun(run);
-    batch.UpsertNode({.run_id = "r1", .node_id = node, .iteration = i / 50, .state = "finished"});
-    batch.UpsertAttempt({.run_id = "r1",
-                         .node_id = node,
-                         .iteration = i / 50,
-                         .attempt = 1,
-                         .state = "finished",
-                         .started_at_ms = i + 1});
-    batch.PutOutput({.run_id = "r1",
-                     .node_id = node,
-                     .iteration = i / 50,
-                     .output_table = "t",
-                     .payload = {{"message", "hello"}, {"i", i}}});
-    batch.AppendEvent("r1", "NodeFinished", {{"nodeId", node}}, i + 1);
-    STORE_ASSERT_OK(store->Commit(batch));
-  }
-  const double cpu_per_commit = (user_us() - cpu_start) / kCommits;
-  const double wall_per_commit =
-      std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - wall_start)
-          .count() /
-      kCommits;
-  std::cout << "[ measured ] 5-op commit: " << cpu_per_commit << " us user CPU, " << wall_per_commit
-            << " us wall (synchronous=NORMAL)\n";
-  RecordProperty("commit_user_cpu_us", std::to_string(cpu_per_commit));
-#if !defined(__SANITIZE_ADDRESS__)
-  // Generous against noisy machines; re-preparing statements per commit
-  // would roughly triple the cost.
-  EXPECT_LT(cpu_per_commit, 150.0);
-#endif
 }
 
 }  // namespace
