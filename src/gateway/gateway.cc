@@ -1075,6 +1075,12 @@ Reply Gateway::CronRun(const Caller& caller, const Json& params) {
 // while the Gateway was down. The claim is a compare-and-swap on
 // next_run_at_ms, so two gateways on one database never fire a slot twice.
 void Gateway::FireDueCron() {
+  // Counted when the sweep is over, whatever it did: a client that sees the
+  // counter advance knows a whole sweep ran after it looked.
+  struct CountSweep {
+    std::atomic<int64_t>& n;
+    ~CountSweep() { n++; }
+  } count{metrics_.cron_sweeps};
   int64_t now = clock_.NowMs();
   Result<std::vector<CronRecord>> rows = store_->ListCron();
   if (!rows.ok()) return;
@@ -1496,6 +1502,8 @@ std::string Gateway::MetricsText() {
           metrics_.auth_failures.load());
   counter("smithers_backpressure_disconnects_total", "Slow consumers disconnected.",
           metrics_.backpressure_disconnects.load());
+  counter("smithers_cron_sweeps_total", "Cron sweeps completed (one a second).",
+          metrics_.cron_sweeps.load());
   o << "# HELP smithers_connections Open WebSocket connections.\n# TYPE smithers_connections "
        "gauge\n"
     << "smithers_connections " << metrics_.connections.load() << "\n";

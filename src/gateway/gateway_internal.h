@@ -109,6 +109,7 @@ struct Metrics {
   std::atomic<int64_t> runs_launched{0}, tasks_started{0}, tasks_finished{0}, tasks_failed{0};
   std::atomic<int64_t> events_sent{0}, auth_failures{0}, backpressure_disconnects{0};
   std::atomic<int64_t> connections{0};
+  std::atomic<int64_t> cron_sweeps{0};  // FireDueCron calls completed
   struct RpcStats {
     std::array<int64_t, 12> buckets{};
     int64_t count = 0;

@@ -54,6 +54,22 @@ return smithers(function(ctx)
 end)
 """
 
+# Events before and after a command that blocks until the file `gate` exists
+# in the directory GATE_DIR (it creates `gate.started` first), so a test can
+# subscribe while the run is provably mid-run.
+GATED = """
+local outputs = smithers.outputs { n = z.object { i = z.integer() } }
+return smithers(function(ctx)
+  local kids = {}
+  for i = 1, 20 do kids[#kids + 1] = Task { id = "a" .. i, output = outputs.n, { i = i } } end
+  kids[#kids + 1] = Task { id = "gate", output = outputs.n, command = { "sh", "-c",
+    [[cd "$GATE_DIR"; touch gate.started; while [ ! -f gate ]; do sleep 0.02; done; echo '{"i": 0}']] },
+    env = { GATE_DIR = [==[GATE_DIR]==] } }
+  for i = 1, 20 do kids[#kids + 1] = Task { id = "b" .. i, output = outputs.n, { i = i } } end
+  return Workflow { name = "gated", Sequence(kids) }
+end)
+"""
+
 # Every method of the table with parameters that make sense for it.
 def method_params(run_id):
     return {
@@ -175,6 +191,12 @@ class GatewayTest(E2ETest):
             self.assertTrue(res["ok"], res)
             w.hello = res["payload"]
         return w
+
+    def cron_sweeps(self):
+        """smithers_cron_sweeps_total from /metrics: cron sweeps completed."""
+        code, text = self.http("GET", "/metrics")
+        self.assertEqual(code, 200, text)
+        return int(re.search(r"^smithers_cron_sweeps_total (\d+)$", text, re.M).group(1))
 
     def wait_run(self, run_id, token, status=("finished",), timeout=20):
         deadline = time.monotonic() + timeout
@@ -342,15 +364,40 @@ class GatewayTest(E2ETest):
         self.assertEqual(res["error"]["code"], "SeqOutOfRange")
 
     def test_live_stream_hands_over_without_gap_or_duplicate(self):
+        # The run blocks on a gate file, so the subscription is provably
+        # mid-run: what was committed is replayed, the rest arrives live.
+        self.write("workflows/gated.lua", GATED.replace("GATE_DIR]==]", self.dir + "]==]"))
         self.start()
         token = self.token("run:read,run:write")
         w = self.ws(token)
-        self.assertTrue(w.request("launchRun", {"workflow": "chatty", "runId": "c2",
-                                                "input": {"n": 400}})["ok"])
-        time.sleep(0.3)  # subscribe mid-run: replay, then live
-        info, events, completed = self.stream(w, "c2")
+        self.assertTrue(w.request("launchRun", {"workflow": "gated", "runId": "c2"})["ok"])
+        self.wait_for(lambda: os.path.exists(self.path("gate.started")), timeout=20,
+                      what="the gate task to start")
+        res = w.request("streamRunEvents", {"runId": "c2"})
+        self.assertTrue(res["ok"], res)
+        current = res["payload"]["currentSeq"]
+        # The replay: every committed event up to currentSeq, the gate's start
+        # among them, and nothing of what follows the gate.
+        replayed = []
+        while not replayed or replayed[-1]["seq"] < current:
+            f = w.recv_json()
+            if f["event"] == "run.event":
+                replayed.append(f["payload"])
+        self.assertEqual([e["seq"] for e in replayed], list(range(current + 1)))
+        started = [e["payload"].get("nodeId") for e in replayed if e["event"] == "NodeStarted"]
+        self.assertEqual(started[-1], "gate")
+        self.assertNotIn("b1", started)
+        # Live: released only now, so everything after the gate is new.
+        with open(self.path("gate"), "w"):
+            pass
+        live = []
+        completed = read_until_completed(w, live)
+        events = replayed + live
         seqs = [e["seq"] for e in events]
-        self.assertEqual(seqs, list(range(len(seqs))))
+        self.assertEqual(seqs, list(range(len(seqs))), "no gap and no duplicate at the handover")
+        self.assertGreater(len(live), 20, "the tasks after the gate arrive live")
+        self.assertIn(("NodeFinished", "b20"),
+                      [(e["event"], e["payload"].get("nodeId")) for e in live])
         self.assertEqual(completed["lastSeq"], seqs[-1])
         self.assertEqual(events[-1]["event"], "RunFinished")
 
@@ -593,7 +640,10 @@ class GatewayTest(E2ETest):
             time.sleep(0.1)
         self.assertTrue(row["lastRunId"].startswith("cron-"), row)
         self.assertGreater(row["nextRunAtMs"], nxt + 15 * 60000)
-        time.sleep(2.5)  # more sweeps: no second fire
+        # Two more whole sweeps after the fire was seen: still one run.
+        sweeps = self.cron_sweeps()
+        self.wait_for(lambda: self.cron_sweeps() >= sweeps + 2, timeout=20,
+                      what="two more cron sweeps")
         runs = self.rpc("listRuns", {}, token)[1]["payload"]["runs"]
         self.assertEqual(len([x for x in runs if x["runId"].startswith("cron-")]), 1)
         self.wait_run(row["lastRunId"], token)
