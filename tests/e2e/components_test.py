@@ -3,25 +3,31 @@
 
 from smithers_e2e import E2ETest, main
 
-# A command that records when it starts and ends (ns since the epoch) in $LOG.
-TIMED_COMMAND = ("{ 'sh', '-c', [[echo \"S $(date +%%s%%N)\" >> \"$LOG\"; sleep %s; "
-                 "echo \"E $(date +%%s%%N)\" >> \"$LOG\"; echo '{\"ok\":true}']] }")
+# A Parallel child that proves overlap with files, not clocks. It marks itself
+# running ($D/running/$ID), logs "S <id> <tasks running now>" and then waits
+# until as many children run at once as the cap allows (CAP, or what is left
+# of the N children), which it can only see if the engine started them
+# together: a schedule more serial than the cap fails after a bounded wait
+# (10 s) instead of hanging. It unmarks itself before it exits, so with the
+# cap honoured no child ever sees more than CAP running.
+OVERLAP_COMMAND = """{ "sh", "-c", [[
+mkdir -p "$D/running" "$D/done"; touch "$D/running/$ID"
+echo "S $ID $(ls "$D/running" | wc -l)" >> "$D/starts.log"
+i=0
+while :; do
+  r=$(ls "$D/running" | wc -l); d=$(ls "$D/done" | wc -l)
+  left=$((N - d)); want=$((CAP < left ? CAP : left))
+  [ "$r" -ge "$want" ] && break
+  i=$((i + 1))
+  if [ "$i" -gt 500 ]; then echo "$ID: waited 10 s for $want running, saw $r" >&2; exit 3; fi
+  sleep 0.02
+done
+touch "$D/done/$ID"; rm "$D/running/$ID"; echo '{"ok":true}']] }"""
 
 
-def max_overlap(log_text):
-    """The most commands that were running at once, from S/E lines."""
-    points = []
-    for line in log_text.split("\n"):
-        if not line.strip():
-            continue
-        kind, ns = line.split()
-        # An end at the same instant as a start counts first.
-        points.append((int(ns), 0 if kind == "E" else 1))
-    running = best = 0
-    for _, kind in sorted(points):
-        running += 1 if kind == 1 else -1
-        best = max(best, running)
-    return best
+def max_running(log_text):
+    """The most children running at once that any child saw when it started."""
+    return max(int(line.split()[2]) for line in log_text.split("\n") if line.strip())
 
 
 class SequenceTest(E2ETest):
@@ -59,13 +65,14 @@ class SequenceTest(E2ETest):
 
 
 class ParallelTest(E2ETest):
-    def parallel_module(self, cap, n=3, sleep="0.2"):
+    def parallel_module(self, cap, n=3):
         cap_prop = "" if cap is None else "maxConcurrency = %d," % cap
         tasks = ",\n".join(
-            'Task { id = "p%d", output = outputs.done, env = { LOG = LOG }, command = %s }'
-            % (i, TIMED_COMMAND % sleep) for i in range(n))
+            'Task { id = "p%d", output = outputs.done, command = %s,\n'
+            '       env = { D = D, ID = "p%d", N = "%d", CAP = "%d" } }'
+            % (i, OVERLAP_COMMAND, i, n, n if cap is None else cap) for i in range(n))
         return self.write("par.lua", """
-            local LOG = %r
+            local D = %r
             local outputs = smithers.outputs { done = z.object { ok = z.boolean() } }
             return smithers(function(ctx)
               return Workflow { name = "par",
@@ -75,7 +82,7 @@ class ParallelTest(E2ETest):
                 Task { id = "after", output = outputs.done, { ok = true } },
               }
             end)
-            """ % (self.path("times.log"), cap_prop, tasks))
+            """ % (self.dir, cap_prop, tasks))
 
     def check_run(self, out, n=3):
         run = out["runId"]
@@ -89,26 +96,26 @@ class ParallelTest(E2ETest):
         # The task after the Parallel waits for all of its children.
         for i in range(n):
             self.assertLess(finished["p%d" % i], started_after)
-        return self.read("times.log")
+        return self.read("starts.log")
 
     def test_all_children_run_concurrently_without_a_cap(self):
         log = self.check_run(self.up_ok(self.parallel_module(None)))
         self.assertEqual(log.count("S "), 3)
-        self.assertEqual(max_overlap(log), 3, log)
+        self.assertEqual(max_running(log), 3, log)
 
     def test_max_concurrency_1_runs_one_at_a_time(self):
         log = self.check_run(self.up_ok(self.parallel_module(1)))
         self.assertEqual(log.count("S "), 3)
-        self.assertEqual(max_overlap(log), 1, log)
+        self.assertEqual(max_running(log), 1, log)
 
     def test_max_concurrency_3_runs_three_at_once(self):
         log = self.check_run(self.up_ok(self.parallel_module(3)))
-        self.assertEqual(max_overlap(log), 3, log)
+        self.assertEqual(max_running(log), 3, log)
 
     def test_max_concurrency_2_of_4(self):
-        log = self.check_run(self.up_ok(self.parallel_module(2, n=4, sleep="0.15")), n=4)
+        log = self.check_run(self.up_ok(self.parallel_module(2, n=4)), n=4)
         self.assertEqual(log.count("S "), 4)
-        self.assertEqual(max_overlap(log), 2, log)
+        self.assertEqual(max_running(log), 2, log)
 
 
 class BranchTest(E2ETest):

@@ -241,16 +241,26 @@ class WaitsTest(E2ETest):
               return Workflow { name = "live",
                 Parallel {
                   smithers.Approval { id = "gate", output = outputs.decision, owner = "alice" },
-                  Task { id = "slow", output = outputs.r,
-                         command = { %r, "-c", "import time, json; time.sleep(2); print(json.dumps({'ok': True}))" } },
+                  Task { id = "slow", output = outputs.r, command = { "sh", "-c",
+                         [[touch "$D/slow.started"; while [ ! -f "$D/release" ]; do sleep 0.02; done;
+                           echo '{"ok": true}']] }, env = { D = %r } },
                 },
               }
             end)
-            """ % PYTHON)
+            """ % self.dir)
         p = self.start_up(wf, None, "live1")
         self.wait_for(lambda: self.run_cli("approvals", "--json").json()["approvals"],
                       what="the approval request")
+        self.wait_for(lambda: os.path.exists(self.path("slow.started")), what="slow to start")
         self.assertEqual(self.run_cli("approve", "live1", "--node", "gate", "--by", "alice").code, 0)
+        # The running process takes the decision while `slow` still blocks.
+        self.wait_for(lambda: [e for e in self.events("live1") if e["type"] == "NodeFinished"
+                               and e["payload"]["nodeId"] == "gate"],
+                      what="the running engine to finish the gate")
+        self.assertIsNone(p.poll(), "the run is still running")
+        self.assertNotEqual(self.node("live1", "slow")["state"], "finished")
+        with open(self.path("release"), "w"):
+            pass
         out, err = p.communicate(timeout=30)
         self.assertEqual(p.returncode, 0, err)
         self.assertTrue(json.loads(out)["outputs"]["decision"]["gate"]["approved"])
@@ -293,17 +303,20 @@ class WaitsTest(E2ETest):
         self.assertEqual(types.count("SignalConsumed"), 1)
 
     def test_a_signal_sent_before_the_wait_is_kept_until_it_gets_there(self):
-        # The wait is behind a 1.5 s command; the signal arrives while it runs.
-        slow = ('Task { id = "first", output = outputs.r, command = { %r, "-c", '
-                '"import time, json; time.sleep(1.5); print(json.dumps({\'ok\': True}))" } },'
-                % PYTHON)
+        # The wait is behind a command that blocks on a file; the signal
+        # arrives while it runs, and only then is the command released.
+        slow = ('Task { id = "first", output = outputs.r, env = { D = %r }, command = { "sh", "-c", '
+                '[[touch "$D/first.started"; while [ ! -f "$D/release" ]; do sleep 0.02; done; '
+                'echo \'{"ok": true}\']] } },' % self.dir)
         wf = self.signal_module(before=slow)
         p = self.start_up(wf, None, "s2")
-        self.wait_for(lambda: os.path.exists(self.db) and
-                      self.query("SELECT 1 FROM _smithers_runs WHERE run_id='s2'"),
-                      what="the run to start")
+        self.wait_for(lambda: os.path.exists(self.path("first.started")),
+                      what="the first task to start")
         s = self.run_cli("signal", "s2", "ci-green", "--data", '{"sha": "early"}')
         self.assertEqual(s.code, 0, s)
+        self.assertNotIn("NodeWaitingEvent", self.types("s2"))
+        with open(self.path("release"), "w"):
+            pass
         out, err = p.communicate(timeout=30)
         self.assertEqual(p.returncode, 0, err)
         self.assertEqual(json.loads(out)["outputs"]["ci"]["ci"], {"sha": "early"})
