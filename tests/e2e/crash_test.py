@@ -166,7 +166,10 @@ class CrashLoop:
     # ---- driving the binary ----
 
     def _up(self):
-        args = [BIN, "--db", self.db, "up", self.module, "--run-id", self.run_id]
+        # FULL, explicitly: durability across kills is what this suite tests
+        # (the other suites run with NORMAL).
+        args = [BIN, "--db", self.db, "--synchronous", "FULL", "up", self.module, "--run-id",
+                self.run_id]
         if self.run_exists():
             args.append("--resume")
         else:

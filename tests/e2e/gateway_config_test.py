@@ -59,6 +59,9 @@ class GatewayConfigTest(E2ETest):
         self.access_log = self.path("access.log")
         self.tokens = self.path("tokens.json")
 
+    # What the config file and the flags set is tested here, synchronous too.
+    synchronous = None
+
     def start(self, *args, env=None, db=True):
         """Starts `smithers gateway ARGS` (with the test's --db unless db is False)."""
         argv = [BIN, "gateway"] + [str(a) for a in args]

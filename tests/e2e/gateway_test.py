@@ -102,8 +102,11 @@ IMPLIES = {"run:admin": {"run:write", "run:read"}, "run:write": {"run:read"},
 
 
 def spawn_gateway(test, argv, env=None, cwd=None, drop_env=()):
-    """Starts `argv` (a smithers gateway), registered with the test's processes;
-    returns (process, port, the "listening on" line) or fails the test."""
+    """Starts `argv` (a smithers gateway), registered with the test's processes,
+    with the test's --synchronous mode unless argv has one; returns (process,
+    port, the "listening on" line) or fails the test."""
+    if "--synchronous" not in argv:
+        argv = argv[:1] + test.sync_args() + argv[1:]
     e = dict(os.environ)
     for name in drop_env:
         e.pop(name, None)

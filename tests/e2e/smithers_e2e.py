@@ -1,7 +1,9 @@
 """Shared helpers for the end-to-end suites: they drive the real `smithers` binary.
 
 Every test gets its own temporary directory, with the database (`--db`) inside
-it. The binary comes from $SMITHERS_BIN (ctest sets it); by hand:
+it. The binary writes it with `--synchronous NORMAL` (E2ETest.synchronous): in
+WAL mode a killed process loses nothing, only an OS crash or power loss could,
+which no suite simulates; a suite where FULL is what is tested says so. The binary comes from $SMITHERS_BIN (ctest sets it); by hand:
 
     SMITHERS_BIN=build/smithers tests/e2e/components_test.py -v
 """
@@ -74,6 +76,15 @@ class Result:
 class E2ETest(unittest.TestCase):
     """A test case with a private directory and database."""
 
+    # SQLite's synchronous mode for `up`, `resume`, the Gateway and every other
+    # command run with the test's database: NORMAL unless FULL is what a suite
+    # tests; None passes no flag (the binary's default, FULL, or a config's).
+    synchronous = "NORMAL"
+
+    def sync_args(self):
+        """["--synchronous", mode] for the test's mode, or [] when it is None."""
+        return ["--synchronous", self.synchronous] if self.synchronous else []
+
     def setUp(self):
         self.dir = tempfile.mkdtemp(prefix="smithers-e2e-")
         self.db = os.path.join(self.dir, "smithers.db")
@@ -139,6 +150,8 @@ class E2ETest(unittest.TestCase):
         argv = [BIN] + [str(a) for a in args]
         if db:
             argv += ["--db", self.db if db is True else db]
+            if "--synchronous" not in argv:
+                argv += self.sync_args()
         start = time.monotonic()
         full_env = dict(os.environ, **env) if env else None
         p = subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
@@ -163,7 +176,7 @@ class E2ETest(unittest.TestCase):
 
     def start_up(self, module, input=None, run_id=None, *extra):
         """Starts `up` in the background; returns the Popen."""
-        argv = [BIN, "up", module, "--db", self.db]
+        argv = [BIN, "up", module, "--db", self.db] + self.sync_args()
         if input is not None:
             argv += ["--input", json.dumps(input)]
         if run_id is not None:

@@ -41,7 +41,8 @@ class SuperviseTest(E2ETest):
             """ % (PYTHON, APPEND, self.path("log.txt"), PYTHON, APPEND, self.path("log.txt")))
 
     def supervise(self, *extra, env=None):
-        argv = [BIN, "supervise", "--db", self.db, "--interval", "200ms"] + list(extra)
+        argv = ([BIN, "supervise", "--db", self.db, "--interval", "200ms"] + self.sync_args() +
+                list(extra))
         p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                              cwd=self.dir, env=dict(os.environ, **(env or {})))
         self._procs.append(p)

@@ -60,6 +60,9 @@ ACTIONS = [
 
 
 class WaitsCrashTest(E2ETest):
+    # FULL, explicitly: that nothing is lost across kills is what is tested.
+    synchronous = "FULL"
+
     def test_kills_around_waits_lose_nothing_and_double_nothing(self):
         seed = int(os.environ.get("CRASH_SEED", random.randrange(1 << 30)))
         print("CRASH_SEED=%d" % seed)
@@ -73,7 +76,7 @@ class WaitsCrashTest(E2ETest):
 
     def cli(self, args, kill_after=None):
         """Runs a CLI command, SIGKILLing it after `kill_after` s. True if it exited 0."""
-        p = subprocess.Popen([BIN] + args + ["--db", self.db], cwd=self.dir,
+        p = subprocess.Popen([BIN] + args + ["--db", self.db] + self.sync_args(), cwd=self.dir,
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         if kill_after is not None:
             time.sleep(kill_after)
@@ -110,7 +113,7 @@ class WaitsCrashTest(E2ETest):
         started = False
         kills = 0
         for _ in range(25):
-            args = ["up", wf, "--run-id", "r", "--db", self.db]
+            args = ["up", wf, "--run-id", "r", "--db", self.db] + self.sync_args()
             args += ["--resume"] if started else ["--input", inp]
             up = subprocess.Popen([BIN] + args, cwd=self.dir, stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE, text=True)

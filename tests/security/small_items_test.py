@@ -495,7 +495,7 @@ class ResumeRaceTest(E2ETest):
     LATER = {"SMITHERS_CLOCK_OFFSET_MS": str(HOUR_MS + 1000)}
 
     def resume(self, wf, run_id):
-        argv = [BIN, "--db", self.db, "up", wf, "--resume", "--run-id", run_id]
+        argv = [BIN, "--db", self.db, "up", wf, "--resume", "--run-id", run_id] + self.sync_args()
         p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                              cwd=self.dir, env=dict(os.environ, **self.LATER))
         self._procs.append(p)
