@@ -86,4 +86,4 @@ class EmbedExampleTest(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main(argv=[sys.argv[0], "-v"])
+    unittest.main(argv=sys.argv[:1] + ["-v"] + sys.argv[1:])
