@@ -912,7 +912,8 @@ class Run {
       int fd = f.exec->WaitFd();
       if (fd >= 0) fds.push_back({fd, POLLIN, 0});
     }
-    // Commands without a readable pipe (closed stdout) are polled at 10 ms.
+    // Executions without a wait fd are polled at 10 ms (a command has one until
+    // it is reaped: its pipes, then its pidfd on Linux 5.3+; base/subprocess.h).
     if (fds.size() < in_flight_.size()) timeout = std::min<int64_t>(timeout, 10);
     if (timeout <= 0) return;
     poll(fds.data(), fds.size(), static_cast<int>(timeout));
