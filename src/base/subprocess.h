@@ -116,6 +116,8 @@ class Subprocess {
 
   // A descriptor that becomes readable when Poll has something to do
   // (output, or the child's exit); -1 once finished. Changes as pipes close.
+  // It does not signal room in the stdin pipe: with stdin_data larger than a
+  // pipe (64 KiB), drive the child with Wait, or Poll on a timer as well.
   int WaitFd() const;
 
   // Stops the child: SIGTERM now, SIGKILL after kill_grace_ms (sent by a
