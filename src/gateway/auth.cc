@@ -663,6 +663,7 @@ std::optional<Json> TokenFile::Refresh(int64_t now_ms) {
   }
   Version seen;
   Result<FileGrants> grants = ReadGrants(path_, &seen);
+  reads_++;
   last_read_ms_ = now_ms;
   bool first = !read_once_;
   read_once_ = true;
@@ -690,6 +691,11 @@ std::optional<Json> TokenFile::Refresh(int64_t now_ms) {
               {"file", path_},
               {"grants", by_hash_.size() - refused.size()},
               {"refused", std::move(refused)}};
+}
+
+int64_t TokenFile::Reads() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return reads_;
 }
 
 Result<std::optional<FileGrant>> TokenFile::Check(const std::string& token_hash,

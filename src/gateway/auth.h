@@ -180,6 +180,10 @@ class TokenFile {
   // expired at `now_ms`.
   Result<std::optional<FileGrant>> Check(const std::string& token_hash, int64_t now_ms) const;
 
+  // How many times Refresh has read the file: the first read, each changed
+  // version and each retry of a failed one (/metrics exports it).
+  int64_t Reads() const;
+
   // What tells one version of the file from another.
   struct Version {
     dev_t dev = 0;
@@ -199,6 +203,7 @@ class TokenFile {
   std::map<std::string, FileGrant> by_hash_;  // guarded by mu_: the last good grants
   std::string error_;                         // guarded by mu_: of the last read, "" = ok
   int64_t last_read_ms_ = 0;                  // guarded by mu_
+  int64_t reads_ = 0;                         // guarded by mu_
 };
 
 // ---- trusted proxies (--auth trusted-proxy) ----

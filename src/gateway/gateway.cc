@@ -1504,6 +1504,10 @@ std::string Gateway::MetricsText() {
           metrics_.backpressure_disconnects.load());
   counter("smithers_cron_sweeps_total", "Cron sweeps completed (one a second).",
           metrics_.cron_sweeps.load());
+  counter("smithers_token_file_reads_total",
+          "Reads of the --tokens file: the first, each changed version, each retry of a failed "
+          "one.",
+          token_file_.Reads());
   o << "# HELP smithers_connections Open WebSocket connections.\n# TYPE smithers_connections "
        "gauge\n"
     << "smithers_connections " << metrics_.connections.load() << "\n";

@@ -89,6 +89,12 @@ class GatewayConfigTest(E2ETest):
             self.assertFalse(os.path.exists(self.db), "a refused start opened the database")
         return p.stderr
 
+    def token_file_reads(self):
+        """smithers_token_file_reads_total from /metrics."""
+        code, text = self.http("GET", "/metrics")
+        self.assertEqual(code, 200, text)
+        return int(re.search(r"^smithers_token_file_reads_total (\d+)$", text, re.M).group(1))
+
     def write_tokens(self, doc, mode=0o600):
         """Replaces tokens.json in place (same inode, as an editor does), keeping its mode."""
         text = doc if isinstance(doc, str) else json.dumps(doc, indent=2)
@@ -379,13 +385,18 @@ class GatewayConfigTest(E2ETest):
                        "--heartbeat-ms", "200", "--access-log", self.access_log)
         self.assertEqual(self.rpc("listRuns", {}, BEARER_A)[0], 200)
         w = self.ws(BEARER_A)
+        reads = self.token_file_reads()
         # half a file, as a non-atomic writer leaves it for a moment
         self.write_tokens(json.dumps(self.grants(a={"revokedAtMs": 1}, b={}))[:60])
-        deadline = time.monotonic() + 2.5  # spans two retries of the broken version
-        while time.monotonic() < deadline:
+        # Requests (which refresh the grants) until the broken version was read
+        # and then retried twice, each time keeping the last good grants.
+
+        def retried_twice():
             self.assertEqual(self.rpc("listRuns", {}, BEARER_A)[0], 200)
             self.assertEqual(self.rpc("listRuns", {}, BEARER_B)[0], 200)
-            time.sleep(0.1)
+            return self.token_file_reads() >= reads + 3
+        self.wait_for(retried_twice, timeout=20, interval=0.1,
+                      what="two retries of the broken tokens file")
         w.request("listRuns", {})  # the socket is still open
         failed = [l for l in self.log_lines() if l.get("event") == "tokens.load_failed"]
         self.assertEqual(len(failed), 1, failed)
