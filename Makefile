@@ -5,13 +5,14 @@
 #   make demo       build only the smithers binary, then run examples/hello.lua
 #                   (database: .smithers/smithers.db); tests and benchmarks are not built
 #   make test       build, then run every test with ctest
-#   make asan       build build-asan/ with ASan + UBSan (Debug) and run every test there
+#   make asan       build build-asan/ (clang, -O1, ASan + UBSan, and the fuzz target) and run
+#                   every test there; CI runs the tests here, the release build is only built
 #   make check      format-check + layers + tidy (use `make -k check` to see all three)
 #   make format     apply clang-format in place
 #   make bench      build, then bench/run (if present)
-#   make fuzz       build the Gateway's libFuzzer target with clang and run it 30 s (scripts/fuzz)
+#   make fuzz       build the Gateway's libFuzzer target in build-asan/ and run it 30 s (scripts/fuzz)
 #   make install    build, then cmake --install build (PREFIX=/usr/local by default)
-#   make clean      remove build/ and build-asan/
+#   make clean      remove build/ and build-asan/ (and build-fuzz/, which older Makefiles made)
 #
 # Every verb first runs scripts/install-deps, which is silent when nothing is missing.
 
@@ -27,8 +28,15 @@ JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CTEST_JOBS ?= 2
 TIDY_JOBS  ?= 2
 PREFIX     ?=
-# Extra -D... flags for the first configure of build/, e.g. CMAKE_ARGS=-DSMITHERS_BUILD_BENCH=OFF
+# Extra -D... flags for the first configure of build/, e.g. CMAKE_ARGS=-DSMITHERS_BUILD_BENCH=OFF,
+# and of build-asan/
 CMAKE_ARGS ?=
+ASAN_CMAKE_ARGS ?=
+# The sanitizer build: clang (for libFuzzer), -O1 with line tables (quick to
+# build, fast enough to run every test), ASan + UBSan, the fuzz target, no benchmarks.
+ASAN_CONFIG = -DSMITHERS_SANITIZE=ON -DSMITHERS_FUZZ=ON -DSMITHERS_BUILD_BENCH=OFF \
+  -DCMAKE_BUILD_TYPE=RelWithDebInfo '-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -gline-tables-only' \
+  '-DCMAKE_C_FLAGS_RELWITHDEBINFO=-O1 -gline-tables-only'
 
 # All C++ sources and headers that clang-format owns (some directories may not exist yet).
 SOURCE_DIRS   = $(wildcard src include tests examples bench)
@@ -63,10 +71,15 @@ demo: configure
 test: build
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -j$(CTEST_JOBS)
 
+# A build-asan/ from an older Makefile (gcc, Debug, no fuzz target) is configured afresh.
 asan-configure: deps
+	@if $(call configured,$(ASAN_DIR)) && ! grep -q '^SMITHERS_FUZZ:BOOL=ON' $(ASAN_DIR)/CMakeCache.txt; then \
+	  echo "$(ASAN_DIR)/ was configured without clang and the fuzz target: configuring it afresh"; \
+	  rm -rf $(ASAN_DIR); \
+	fi
 	@if ! $(call configured,$(ASAN_DIR)); then \
-	  echo "cmake -S . -B $(ASAN_DIR) -DSMITHERS_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug -DSMITHERS_BUILD_BENCH=OFF"; \
-	  cmake -S . -B $(ASAN_DIR) -DSMITHERS_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug -DSMITHERS_BUILD_BENCH=OFF; \
+	  echo "CC=clang CXX=clang++ cmake -S . -B $(ASAN_DIR) $(strip $(ASAN_CONFIG) $(ASAN_CMAKE_ARGS))"; \
+	  CC=clang CXX=clang++ cmake -S . -B $(ASAN_DIR) $(ASAN_CONFIG) $(ASAN_CMAKE_ARGS); \
 	fi
 
 asan: asan-configure
@@ -74,7 +87,7 @@ asan: asan-configure
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ctest --test-dir $(ASAN_DIR) --output-on-failure -j$(CTEST_JOBS)
 
-fuzz: deps
+fuzz: asan-configure
 	scripts/fuzz
 
 check: format-check layers tidy
@@ -107,4 +120,4 @@ install: build
 	cmake --install $(BUILD_DIR) $(if $(PREFIX),--prefix $(PREFIX))
 
 clean:
-	rm -rf $(BUILD_DIR) $(ASAN_DIR)
+	rm -rf $(BUILD_DIR) $(ASAN_DIR) build-fuzz
