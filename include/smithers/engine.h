@@ -13,6 +13,7 @@
 #ifndef SMITHERS_ENGINE_H_
 #define SMITHERS_ENGINE_H_
 
+#include <atomic>
 #include <functional>
 #include <map>
 #include <memory>
@@ -110,6 +111,15 @@ struct RunOptions {
   int64_t heartbeat_interval_ms = 1000;
   int64_t cancel_poll_interval_ms = 250;
   int64_t cancel_grace_ms = 5000;  // SIGTERM -> SIGKILL for commands
+  // Graceful stop (a process shutting down): once `*stop` is true the run
+  // starts no new task, lets the tasks in flight finish for up to
+  // `stop_grace_ms` (their results are committed), stops the rest as a crash
+  // would (resume retries them), and releases the run: it stays "running"
+  // with no owner, so any process may resume it at once. RunWorkflow then
+  // returns Unavailable. Read on the engine thread; set from any thread or a
+  // signal handler.
+  const std::atomic<bool>* stop = nullptr;
+  int64_t stop_grace_ms = 10000;
   // When set, the run adds its render loop's timings here (bench/, `up --stats`).
   RenderStats* render_stats = nullptr;
 };
@@ -188,6 +198,31 @@ const std::string& ThisProcessOwnerId();
 
 // True when `owner_id` names a process on this host that no longer exists.
 bool OwnerIsDeadLocalProcess(const std::string& owner_id);
+
+// ---- who holds a run (docs/engine.md "Durability") ----
+
+// How long a run's owner may go without a heartbeat before another process
+// may take the run over (`supervise --stale-threshold` overrides it there).
+inline constexpr int64_t kStaleOwnerMs = 30000;
+
+// True when some live process holds `run`: it has an owner, the owner is not
+// a dead process of this host, and its last heartbeat is at most `stale_ms`
+// old at `now_ms`. Nobody else may resume or finish a held run (but --force).
+bool OwnerHoldsRun(const RunRecord& run, int64_t now_ms, int64_t stale_ms = kStaleOwnerMs);
+
+// A run another process may resume now, and why (for logs).
+struct ResumableRun {
+  RunRecord run;
+  std::string reason;
+};
+
+// The runs a supervisor (`smithers supervise`, the Gateway) should resume at
+// `now_ms`: running runs whose owner is gone or silent for over `stale_ms`
+// (never one `me` owns), and waiting runs nobody holds whose wait can
+// continue (WaitReadyReason). At most 1,000 of each status per call.
+Result<std::vector<ResumableRun>> FindResumableRuns(Store& store, const std::string& me,
+                                                    int64_t now_ms,
+                                                    int64_t stale_ms = kStaleOwnerMs);
 
 }  // namespace smithers
 

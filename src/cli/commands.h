@@ -43,9 +43,12 @@ void PrintWaiting(const RunResult& r, const std::string& file);
 
 struct SuperviseArgs {
   int64_t interval_ms = 5000;
-  int64_t stale_threshold_ms = 30000;
+  int64_t stale_threshold_ms = kStaleOwnerMs;
   int max_concurrent = 3;
   bool once = false;  // one poll, wait for the runs it resumed, exit
+  // On SIGTERM/SIGINT each resumed run gets SIGTERM and this long to finish
+  // its tasks in flight before it releases the run (`up --stop-grace`).
+  std::string stop_grace = "10s";
 };
 int Supervise(const Global& g, const SuperviseArgs& a, const std::string& self_exe);
 
@@ -78,6 +81,7 @@ class ServerCommands {
   std::string config_path_, jwt_secret_env_, jwt_secret_file_, proxy_scopes_;
   std::vector<std::string> trusted_proxies_;
   std::string max_token_ttl_;
+  std::string stop_grace_;  // --stop-grace, parsed into gw_.stop_grace_ms
   TokenIssueArgs issue_;
   CLI::App* gw_cmd_ = nullptr;
   CLI::App* token_cmd_ = nullptr;

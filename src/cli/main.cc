@@ -6,7 +6,9 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <iostream>
 #include <sstream>
@@ -37,8 +39,24 @@ struct UpArgs {
   std::string claim_from;   // hidden: set by `smithers supervise`
   bool restricted = false;  // the Gateway's restricted Lua library
   std::string module_workspace;
-  bool stats = false;  // add the render loop's timings to the result (bench/run)
+  bool stats = false;              // add the render loop's timings to the result (bench/run)
+  std::string stop_grace = "10s";  // SIGTERM/SIGINT: how long tasks in flight may finish
 };
+
+// The first SIGTERM or SIGINT asks the run to stop gracefully
+// (RunOptions::stop); a second one ends the process at once.
+std::atomic<bool> g_stop_run{false};
+volatile sig_atomic_t g_stop_signal = 0;
+
+void OnStopSignal(int sig) {
+  if (g_stop_signal != 0) {
+    signal(sig, SIG_DFL);
+    raise(sig);
+    return;
+  }
+  g_stop_signal = sig;
+  g_stop_run.store(true, std::memory_order_relaxed);
+}
 
 class Progress {
  public:
@@ -145,8 +163,16 @@ int Up(const Global& g, const UpArgs& a) {
     if (!pinned.ok()) return Fail(ExitFor(pinned), pinned.message());
   }
 
+  long long stop_grace_ms = 0;
+  if (!base::ParseDurationMs(a.stop_grace, &stop_grace_ms) || stop_grace_ms < 0) {
+    return Fail(kExitBadInput, "--stop-grace \"" + a.stop_grace + "\" is not a duration like 10s");
+  }
   Progress progress(isatty(STDERR_FILENO) != 0);
   RunOptions opts;
+  opts.stop = &g_stop_run;
+  opts.stop_grace_ms = stop_grace_ms;
+  signal(SIGTERM, OnStopSignal);
+  signal(SIGINT, OnStopSignal);
   opts.run_id = a.run_id;
   opts.input = input;
   opts.resume = a.resume;
@@ -163,6 +189,14 @@ int Up(const Global& g, const UpArgs& a) {
   RenderStats stats;
   if (a.stats) opts.render_stats = &stats;
   Result<RunResult> r = RunWorkflow(wf, **store, opts);
+  if (!r.ok() && g_stop_signal != 0 && r.status().code() == StatusCode::kUnavailable) {
+    // Stopped and released (docs/engine.md "Stopping"): 128 + the signal, as
+    // a shell reports a process the signal ended.
+    int sig = g_stop_signal;
+    return Fail(128 + sig, std::string("stopped by ") + (sig == SIGINT ? "SIGINT" : "SIGTERM") +
+                               ": " + r.status().message() + "; resume it with `smithers up " +
+                               a.file + " --resume --run-id RUN_ID`");
+  }
   if (!r.ok()) return Fail(ExitFor(r.status()), r.status().message());
   Json out = {{"runId", r->run_id}, {"status", r->status}, {"outputs", r->outputs}};
   if (a.stats) {
@@ -505,7 +539,15 @@ int Main(int argc, char** argv) {
   up_cmd->add_flag("--stats", up.stats,
                    "Add the render loop's timings to the result: renders, nodes (summed over "
                    "renders), renderNs, planNs, frameNs, nsPerNode (bench/README.md)");
-  up_cmd->footer("Exit codes: 0 finished, 1 failed, 2 cancelled, 3 waiting, 4 bad usage or input.");
+  up_cmd
+      ->add_option("--stop-grace", up.stop_grace,
+                   "On SIGTERM or SIGINT: start no new task, let the tasks in flight finish "
+                   "for this long, then release the run for any process to resume (a second "
+                   "signal stops at once)")
+      ->capture_default_str();
+  up_cmd->footer(
+      "Exit codes: 0 finished, 1 failed, 2 cancelled, 3 waiting, 4 bad usage or input, "
+      "128+N stopped by signal N (the run released, resumable).");
 
   std::string ps_status;
   int ps_limit = 50;
@@ -569,11 +611,16 @@ int Main(int argc, char** argv) {
   signal_cmd->add_option("--by", sig.by, "Who sends it (recorded; default: your OS user)");
 
   SuperviseArgs sup;
-  std::string sup_interval = "5s", sup_stale = "30s";
+  std::string sup_interval = "5s", sup_stale = std::to_string(kStaleOwnerMs / 1000) + "s";
   auto* supervise_cmd = app.add_subcommand(
       "supervise",
       "Resume runs whose wait is over (decision, signal, timer) and runs whose owner died");
   supervise_cmd->add_option("-i,--interval", sup_interval, "How often to look (500ms, 5s, 1m)")
+      ->capture_default_str();
+  supervise_cmd
+      ->add_option("--stop-grace", sup.stop_grace,
+                   "On SIGTERM or SIGINT: each resumed run finishes its tasks in flight for up "
+                   "to this long, then releases its run (a second signal stops at once)")
       ->capture_default_str();
   supervise_cmd
       ->add_option("-t,--stale-threshold", sup_stale,
@@ -628,6 +675,10 @@ int Main(int argc, char** argv) {
                   "--stale-threshold \"" + sup_stale + "\" is not a duration like 30s");
     }
     sup.stale_threshold_ms = ms;
+    if (!base::ParseDurationMs(sup.stop_grace, &ms) || ms < 0) {
+      return Fail(kExitBadInput,
+                  "--stop-grace \"" + sup.stop_grace + "\" is not a duration like 10s");
+    }
     char exe[4096];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
     if (n <= 0) return Fail(kExitFailed, "cannot find this executable (/proc/self/exe)");

@@ -260,6 +260,10 @@ ServerCommands::ServerCommands(CLI::App& app, Global& g) : app_(app), g_(g) {
   gw_cmd_->add_option("--max-token-ttl", max_token_ttl_,
                       "The longest lifetime a --tokens grant may have (default 30d); a grant "
                       "without an expiry or over it is ignored and logged");
+  gw_cmd_->add_option(
+      "--stop-grace", stop_grace_,
+      "On SIGTERM or SIGINT: how long runs in flight may finish their tasks "
+      "before they release their runs (default 10s; a second signal stops at once)");
   gw_cmd_->add_option("--heartbeat-ms", gw_.heartbeat_ms, "WebSocket tick period")
       ->capture_default_str();
   gw_cmd_->add_option("--max-connections", gw_.max_connections, "Authenticated WebSockets")
@@ -368,6 +372,13 @@ int ServerCommands::Gateway() {
     if (!max_ttl.ok()) return Fail(kExitBadInput, "--max-token-ttl " + max_ttl.status().message());
     gw_.max_token_ttl_ms = *max_ttl;
   }
+  if (!stop_grace_.empty()) {
+    long long ms = 0;
+    if (!base::ParseDurationMs(stop_grace_, &ms) || ms < 0) {
+      return Fail(kExitBadInput, "--stop-grace \"" + stop_grace_ + "\" is not a duration like 10s");
+    }
+    gw_.stop_grace_ms = ms;
+  }
   gw_.db_path = g_.db;
   gw_.synchronous = g_.synchronous;
   gw_.max_json_depth = g_.max_json_depth;
@@ -398,6 +409,7 @@ int ServerCommands::Gateway() {
     if (given("--max-token-ttl")) o.max_token_ttl_ms = gw_.max_token_ttl_ms;
     if (app_.count("--group-readable") > 0) o.group_readable = true;
     if (given("--heartbeat-ms")) o.heartbeat_ms = gw_.heartbeat_ms;
+    if (given("--stop-grace")) o.stop_grace_ms = gw_.stop_grace_ms;
     if (given("--max-connections")) o.max_connections = gw_.max_connections;
     if (given("--max-body-bytes")) o.max_body_bytes = gw_.max_body_bytes;
     if (given("--max-frame-bytes")) o.max_frame_bytes = gw_.max_frame_bytes;

@@ -25,8 +25,9 @@
 namespace smithers::cli {
 namespace {
 
+// How many stop signals arrived: the first stops gracefully, a second at once.
 volatile sig_atomic_t g_stop = 0;
-void OnStop(int) { g_stop = 1; }
+void OnStop(int) { g_stop = g_stop + 1; }
 
 void Log(const std::string& line) { std::cout << "supervise: " << line << std::endl; }
 
@@ -122,8 +123,9 @@ int Supervise(const Global& g, const SuperviseArgs& a, const std::string& self_e
       }
       if (!cwd.empty() && chdir(cwd.c_str()) != 0) _exit(127);
       std::vector<std::string> args = {
-          self_exe,          "--db",     db,         "--synchronous", g.synchronous,  "up",
-          run.workflow_path, "--resume", "--run-id", run.run_id,      "--claim-from", me};
+          self_exe,          "--db",      db,         "--synchronous", g.synchronous,  "up",
+          run.workflow_path, "--resume",  "--run-id", run.run_id,      "--claim-from", me,
+          "--stop-grace",    a.stop_grace};
       std::vector<char*> argv;
       argv.reserve(args.size() + 1);
       for (auto& x : args) argv.push_back(x.data());
@@ -151,29 +153,11 @@ int Supervise(const Global& g, const SuperviseArgs& a, const std::string& self_e
       }
       spawn(run, reason);
     };
-    auto running = s.ListRuns({.status = "running", .limit = 1000});
-    if (running.ok()) {
-      for (const auto& run : *running) {
-        const std::string& owner = run.runtime_owner_id;
-        if (owner == me) continue;
-        if (owner.empty() || OwnerIsDeadLocalProcess(owner)) {
-          consider(run, "owner " + (owner.empty() ? std::string("missing") : owner) + " is gone");
-        } else if (now - run.heartbeat_at_ms > a.stale_threshold_ms) {
-          consider(run, "no heartbeat from " + owner + " for " +
-                            std::to_string(now - run.heartbeat_at_ms) + " ms");
-        }
-      }
-    }
-    auto waiting = s.ListRuns({.status = "waiting", .limit = 1000});
-    if (waiting.ok()) {
-      for (const auto& run : *waiting) {
-        if (!run.runtime_owner_id.empty() && !OwnerIsDeadLocalProcess(run.runtime_owner_id) &&
-            now - run.heartbeat_at_ms <= a.stale_threshold_ms) {
-          continue;  // leased right now
-        }
-        auto reason = WaitReadyReason(s, run, now);
-        if (reason.ok()) consider(run, *reason);
-      }
+    auto due = FindResumableRuns(s, me, now, a.stale_threshold_ms);
+    if (!due.ok()) {
+      Log("cannot list the runs to resume: " + due.status().message());
+    } else {
+      for (const ResumableRun& r : *due) consider(r.run, r.reason);
     }
     if (a.once) {
       reap(true);
@@ -184,8 +168,21 @@ int Supervise(const Global& g, const SuperviseArgs& a, const std::string& self_e
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
   }
+  if (g_stop != 0 && !children.empty()) {
+    // Graceful stop: each resumed run finishes its tasks in flight (up to
+    // --stop-grace), then releases its run for any process to resume.
+    Log("stopping: " + std::to_string(children.size()) +
+        " resumed runs finish their tasks in flight (up to " + a.stop_grace +
+        ") and release their runs; a second signal stops at once");
+    for (const auto& [pid, id] : children) kill(pid, SIGTERM);
+    while (!children.empty() && g_stop < 2) {
+      reap(false);
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  }
   Log(children.empty() ? "stopped"
-                       : "stopped; " + std::to_string(children.size()) + " resumed runs go on");
+                       : "stopped at once; " + std::to_string(children.size()) +
+                             " resumed runs are still releasing their runs");
   return kExitOk;
 }
 

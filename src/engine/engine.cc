@@ -90,8 +90,6 @@ namespace {
 
 using core::TaskState;
 
-constexpr int64_t kStaleHeartbeatMs = 30000;
-
 // For RenderStats: a monotonic clock in nanoseconds.
 int64_t SteadyNs() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -321,8 +319,7 @@ class Run {
     } else if (!prev.empty() && prev != owner_ && !opts_.force) {
       // A parked run has no owner, so an owner that is neither dead nor
       // silent is running it (or has just claimed it), whatever the status.
-      bool stale = clock_.NowMs() - run_.heartbeat_at_ms > kStaleHeartbeatMs;
-      if (!stale && !OwnerIsDeadLocalProcess(prev)) {
+      if (OwnerHoldsRun(run_, clock_.NowMs())) {
         return taken(prev, ", heartbeat " + std::to_string(clock_.NowMs() - run_.heartbeat_at_ms) +
                                " ms ago");
       }
@@ -798,6 +795,17 @@ class Run {
           cancel_seen_ = latest.cancel_requested_at_ms != 0;
         }
         if (cancel_seen_) return StopCancelled();
+      }
+      if (opts_.stop != nullptr && opts_.stop->load(std::memory_order_relaxed)) {
+        if (stop_deadline_ < 0) {
+          stop_deadline_ = mono + opts_.stop_grace_ms;
+          Event("RunStopping", {{"inFlight", in_flight_.size()}, {"graceMs", opts_.stop_grace_ms}});
+          SMITHERS_RETURN_IF_ERROR(Flush());
+        }
+        if (in_flight_.empty() || mono >= stop_deadline_) return Release();
+        SMITHERS_ASSIGN_OR_RETURN(bool completed, PollInFlight());
+        if (!completed) WaitForActivity(0);
+        continue;
       }
 
       core::Decision d =
@@ -1713,6 +1721,31 @@ class Run {
 
   Result<RunResult> FailRun(Json error) { return Finish("failed", std::move(error)); }
 
+  // The graceful stop's end (RunOptions::stop): attempts still in flight are
+  // stopped and left as a crash leaves them (resume records them abandoned
+  // and retries them); the run keeps its status and loses its owner, so any
+  // process may resume it now instead of after the stale threshold.
+  Result<RunResult> Release() {
+    CancelInFlight("the process is stopping");
+    while (!in_flight_.empty()) {
+      for (size_t i = 0; i < in_flight_.size();) {
+        if (in_flight_[i].exec->Poll()) {
+          in_flight_.erase(in_flight_.begin() + static_cast<long>(i));
+        } else {
+          ++i;
+        }
+      }
+      if (!in_flight_.empty()) WaitForActivity(0);
+    }
+    run_.runtime_owner_id = "";
+    run_.heartbeat_at_ms = clock_.NowMs();
+    batch_.UpsertRun(run_);
+    Event("RunReleased", {{"status", run_.status}});
+    SMITHERS_RETURN_IF_ERROR(Flush());
+    return UnavailableError("run \"" + run_.run_id +
+                            "\" released: the process is stopping; any process may resume it");
+  }
+
   Result<RunResult> Finish(const std::string& status, Json error) {
     if (!resumed_finished_) {
       run_.status = status;
@@ -1799,6 +1832,7 @@ class Run {
   bool check_waits_now_ = false;
   bool need_render_ = false;
   bool cancel_seen_ = false;
+  int64_t stop_deadline_ = -1;  // monotonic; set once RunOptions::stop is seen
   bool resumed_finished_ = false;
   Json resume_error_;  // set by Resume(): the run cannot go on and fails with this
   WriteBatch batch_;
@@ -1898,6 +1932,37 @@ Result<std::string> WaitReadyReason(Store& s, const RunRecord& run, int64_t now)
   return std::string();
 }
 
+bool OwnerHoldsRun(const RunRecord& run, int64_t now_ms, int64_t stale_ms) {
+  return !run.runtime_owner_id.empty() && !OwnerIsDeadLocalProcess(run.runtime_owner_id) &&
+         now_ms - run.heartbeat_at_ms <= stale_ms;
+}
+
+Result<std::vector<ResumableRun>> FindResumableRuns(Store& store, const std::string& me,
+                                                    int64_t now_ms, int64_t stale_ms) {
+  std::vector<ResumableRun> found;
+  SMITHERS_ASSIGN_OR_RETURN(std::vector<RunRecord> running,
+                            store.ListRuns({.status = "running", .limit = 1000}));
+  for (RunRecord& run : running) {
+    const std::string& owner = run.runtime_owner_id;
+    if (owner == me || OwnerHoldsRun(run, now_ms, stale_ms)) continue;
+    std::string reason =
+        owner.empty() || OwnerIsDeadLocalProcess(owner)
+            ? "owner " + (owner.empty() ? std::string("missing") : owner) + " is gone"
+            : "no heartbeat from " + owner + " for " +
+                  std::to_string(now_ms - run.heartbeat_at_ms) + " ms";
+    found.push_back({std::move(run), std::move(reason)});
+  }
+  SMITHERS_ASSIGN_OR_RETURN(std::vector<RunRecord> waiting,
+                            store.ListRuns({.status = "waiting", .limit = 1000}));
+  for (RunRecord& run : waiting) {
+    if (OwnerHoldsRun(run, now_ms, stale_ms)) continue;  // leased right now
+    // A run whose waits cannot be read is left for the next sweep.
+    Result<std::string> reason = WaitReadyReason(store, run, now_ms);
+    if (reason.ok() && !reason->empty()) found.push_back({std::move(run), std::move(*reason)});
+  }
+  return found;
+}
+
 Result<std::string> CancelRun(Store& store, const std::string& run_id, Clock& clock) {
   SMITHERS_ASSIGN_OR_RETURN(RunRecord run, store.GetRun(run_id));
   if (run.status == "cancelled") return std::string("cancelled");
@@ -1912,9 +1977,7 @@ Result<std::string> CancelRun(Store& store, const std::string& run_id, Clock& cl
     if (run.status == "cancelled") return std::string("cancelled");
     if (run.status == "finished" || run.status == "failed") return run.status;
     const std::string prev = run.runtime_owner_id;
-    bool held = !prev.empty() && !OwnerIsDeadLocalProcess(prev) &&
-                clock.NowMs() - run.heartbeat_at_ms <= kStaleHeartbeatMs;
-    if (held) return run.status;
+    if (OwnerHoldsRun(run, clock.NowMs())) return run.status;
     Status claimed = store.ClaimRun(run_id, prev, ThisProcessOwnerId(), clock.NowMs());
     if (claimed.code() == StatusCode::kAborted) continue;  // someone else moved first
     SMITHERS_RETURN_IF_ERROR(claimed);

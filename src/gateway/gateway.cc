@@ -25,7 +25,6 @@ namespace smithers::gateway {
 
 namespace {
 
-constexpr int64_t kStaleOwnerMs = 30000;
 constexpr int kEventPage = 500;
 constexpr size_t kRingSize = 2048;  // recent events a feed keeps for fan-out
 
@@ -769,6 +768,8 @@ void Gateway::Execute(const RunStart& start, std::unique_ptr<script::LuaWorkflow
   ro.max_concurrency = start.max_concurrency;
   ro.clock = &clock_;
   ro.auth = start.auth;
+  ro.stop = &stopping_;
+  ro.stop_grace_ms = opts_.stop_grace_ms;
   ro.on_event = [this, &signal](const EventRecord& e) {
     signal();
     if (e.type == "NodeStarted") metrics_.tasks_started++;
@@ -804,9 +805,7 @@ Reply Gateway::ResumeRun(const Json& params) {
   if (active_.count(run_id) != 0) return Reply::Ok({{"runId", run_id}, {"status", "running"}});
   bool force = options->value("force", false);
   const std::string& owner = run->runtime_owner_id;
-  bool owner_alive = !owner.empty() && !OwnerIsDeadLocalProcess(owner) &&
-                     clock_.NowMs() - run->heartbeat_at_ms <= kStaleOwnerMs;
-  if (owner_alive && !force) {
+  if (OwnerHoldsRun(*run, clock_.NowMs()) && !force) {
     return Reply::Err("Busy", "run " + run_id + " is owned by live process " + owner);
   }
   Status claimed = store_->ClaimRun(run_id, owner, ThisProcessOwnerId(), clock_.NowMs());
@@ -1128,6 +1127,12 @@ size_t Gateway::ReapRuns() {
   return active_.size();
 }
 
+void Gateway::StopRuns() {
+  stopping_.store(true);
+  for (auto& [id, run] : active_) run.thread.join();
+  active_.clear();
+}
+
 void Gateway::Supervise() {
   ReapRuns();
   int64_t now = clock_.NowMs();
@@ -1140,28 +1145,12 @@ void Gateway::Supervise() {
     StartRun({.run_id = run.run_id, .path = run.workflow_path, .resume = true, .claim_from = me},
              nullptr);
   };
-  Result<std::vector<RunRecord>> running = store_->ListRuns({.status = "running", .limit = 1000});
-  if (running.ok()) {
-    for (const RunRecord& run : *running) {
-      const std::string& owner = run.runtime_owner_id;
-      if (owner == me) continue;
-      if (owner.empty() || OwnerIsDeadLocalProcess(owner) ||
-          now - run.heartbeat_at_ms > kStaleOwnerMs) {
-        resume(run);
-      }
-    }
+  Result<std::vector<ResumableRun>> due = FindResumableRuns(*store_, me, now);
+  if (!due.ok()) {
+    Log({{"event", "supervise.error"}, {"error", due.status().message()}});
+    return;
   }
-  Result<std::vector<RunRecord>> waiting = store_->ListRuns({.status = "waiting", .limit = 1000});
-  if (waiting.ok()) {
-    for (const RunRecord& run : *waiting) {
-      if (!run.runtime_owner_id.empty() && !OwnerIsDeadLocalProcess(run.runtime_owner_id) &&
-          now - run.heartbeat_at_ms <= kStaleOwnerMs) {
-        continue;
-      }
-      Result<std::string> reason = WaitReadyReason(*store_, run, now);
-      if (reason.ok() && !reason->empty()) resume(run);
-    }
-  }
+  for (const ResumableRun& r : *due) resume(r.run);
 }
 
 // ---- event streams ----

@@ -57,6 +57,9 @@ struct GatewayOptions {
   size_t max_queue_bytes = 8 << 20;  // per-connection outbound queue
   int max_queue_frames = 1000;       // ... and its frames (run.error BackpressureDisconnect)
   int64_t slow_consumer_ms = 10000;  // a write to a client stalled this long: disconnect
+  // On SIGTERM/SIGINT: how long runs in flight may finish their tasks before
+  // they release their runs (docs/gateway.md "Stopping").
+  int64_t stop_grace_ms = 10000;
   // How deep a JSON value may nest (arrays and objects): request params,
   // run input, signal data, task outputs, cron input (base/json_limits.h).
   // Process-wide: the Gateway sets base::SetMaxJsonDepth() from it.

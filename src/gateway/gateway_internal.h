@@ -170,6 +170,10 @@ class Gateway {
   void Supervise();
   // Joins the threads of runs that ended; returns how many still run.
   size_t ReapRuns();
+  // Graceful stop: every run in flight starts no new task, finishes its tasks
+  // in flight (up to GatewayOptions::stop_grace_ms) and releases its run;
+  // returns once all their threads ended.
+  void StopRuns();
   void FireDueCron();
   void PumpAll();
   // Sends a connection's streams what they lack, without reading the
@@ -257,6 +261,7 @@ class Gateway {
   std::map<std::string, TokenGrant> grants_;  // by token hash, valid under grants_stamp_
   std::string grants_stamp_;
   std::map<std::string, ActiveRun> active_;
+  std::atomic<bool> stopping_{false};  // RunOptions::stop of every run
   std::map<std::string, Feed> feeds_;
   std::vector<std::weak_ptr<Connection>> connections_;
   std::atomic<bool> wake_pending_{false};

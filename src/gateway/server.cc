@@ -16,6 +16,7 @@
 #include <boost/beast/websocket/ssl.hpp>
 #include <cctype>
 #include <chrono>
+#include <csignal>
 #include <optional>
 
 #include "base/hash.h"
@@ -867,6 +868,9 @@ void WsSession<Stream>::Finish() {
   streams.clear();
 }
 
+// After the first stop signal: a second one ends the process at once.
+void OnSecondStopSignal(int sig) { _exit(128 + sig); }
+
 }  // namespace
 
 Status RunGateway(const GatewayOptions& options) {
@@ -945,7 +949,10 @@ Status RunGateway(const GatewayOptions& options) {
   gw.Supervise();  // recovery of runs whose process died, before the first client
   if (o.on_listening) o.on_listening(o.host, server.bound_port);
   net::signal_set signals(ioc, SIGINT, SIGTERM);
-  signals.async_wait([&](beast::error_code, int) {
+  int stop_signal = 0;
+  signals.async_wait([&](beast::error_code ec, int sig) {
+    if (ec) return;
+    stop_signal = sig;
     server.Stop();
     net::post(ioc, [&ioc] { ioc.stop(); });
   });
@@ -960,14 +967,22 @@ Status RunGateway(const GatewayOptions& options) {
   };
   on_hangup();
   ioc.run();
-  // Runs still in flight are left to the next start, exactly as after a
-  // crash (a committed task never runs again): the process ends here, without
-  // tearing down state their threads still use.
+  // Graceful stop (docs/gateway.md "Stopping"): no request, cron fire or
+  // sweep runs any more; each run in flight finishes its tasks in flight (up
+  // to --stop-grace) and releases its run, so another process resumes it at
+  // once. A second signal ends the process at once, like a crash (a
+  // committed task never runs again).
   if (gw.ReapRuns() > 0) {
-    fprintf(stderr, "smithers gateway: stopped; runs in flight resume at the next start\n");
-    fflush(nullptr);
-    _exit(0);
+    signals.cancel();
+    signal(SIGINT, OnSecondStopSignal);
+    signal(SIGTERM, OnSecondStopSignal);
+    fprintf(stderr,
+            "smithers gateway: stopping: %zu runs finish their tasks in flight (up to %lld ms) "
+            "and release their runs; a second signal stops at once\n",
+            gw.ReapRuns(), static_cast<long long>(o.stop_grace_ms));
+    gw.StopRuns();
   }
+  if (stop_signal != 0) fprintf(stderr, "smithers gateway: stopped\n");
   return Status::Ok();
 }
 
