@@ -345,6 +345,9 @@ class Store {
   virtual Result<RunRecord> GetRun(const std::string& run_id) = 0;
   // Newest first (by created_at_ms).
   virtual Result<std::vector<RunRecord>> ListRuns(const RunFilter& filter) = 0;
+  // The number of runs in each status, every run counted ({} for none): one
+  // query, whatever the number of runs (the Gateway's /metrics).
+  virtual Result<std::map<std::string, int64_t>> CountRunsByStatus() = 0;
   // Ordered by (iteration, node_id).
   virtual Result<std::vector<NodeRecord>> ListNodes(const std::string& run_id) = 0;
   // The number of the run's node rows in each state ({} for no such run).
@@ -474,6 +477,9 @@ class StoreWrapper : public Store {
   Result<RunRecord> GetRun(const std::string& id) override { return target_->GetRun(id); }
   Result<std::vector<RunRecord>> ListRuns(const RunFilter& f) override {
     return target_->ListRuns(f);
+  }
+  Result<std::map<std::string, int64_t>> CountRunsByStatus() override {
+    return target_->CountRunsByStatus();
   }
   Result<std::vector<NodeRecord>> ListNodes(const std::string& id) override {
     return target_->ListNodes(id);

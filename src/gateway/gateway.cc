@@ -1464,9 +1464,9 @@ void Metrics::ObserveRpc(const std::string& method, const std::string& outcome, 
 std::string Gateway::MetricsText() {
   std::ostringstream o;
   o << "# HELP smithers_runs Runs in the database by status.\n# TYPE smithers_runs gauge\n";
-  std::map<std::string, int> by_status;
-  if (Result<std::vector<RunRecord>> runs = store_->ListRuns({.limit = 100000}); runs.ok()) {
-    for (const RunRecord& r : *runs) by_status[r.status]++;
+  std::map<std::string, int64_t> by_status;
+  if (Result<std::map<std::string, int64_t>> counts = store_->CountRunsByStatus(); counts.ok()) {
+    by_status = std::move(counts).value();
   }
   for (const char* s : {"running", "waiting-approval", "waiting-event", "waiting-timer", "finished",
                         "failed", "cancelled"}) {

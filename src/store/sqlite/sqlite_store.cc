@@ -87,6 +87,7 @@ enum StatementId : int {
   kGetModuleRequires,
   kDataVersion,
   kCountNodes,
+  kCountRunsByStatus,
   kStatementCount,
 };
 
@@ -304,6 +305,8 @@ constexpr StatementSql kStatements[] = {
     {kDataVersion, "PRAGMA data_version"},
     // Counted by the caller: GROUP BY state would sort in a temporary b-tree.
     {kCountNodes, "SELECT state FROM _smithers_nodes WHERE run_id = ?1"},
+    // Walks the (status, heartbeat_at_ms) index: no table rows are read.
+    {kCountRunsByStatus, "SELECT status, COUNT(*) FROM _smithers_runs GROUP BY status"},
 };
 
 #undef SMITHERS_RUN_COLUMNS_
@@ -687,6 +690,7 @@ class SqliteStore final : public Store {
   Result<std::vector<RunRecord>> ListRuns(const RunFilter& filter) override;
   Result<std::vector<NodeRecord>> ListNodes(const std::string& run_id) override;
   Result<std::map<std::string, int64_t>> CountNodes(const std::string& run_id) override;
+  Result<std::map<std::string, int64_t>> CountRunsByStatus() override;
   Result<std::vector<AttemptRecord>> ListAttempts(const std::string& run_id) override;
   Result<std::vector<OutputRecord>> ListOutputs(const std::string& run_id) override;
   Result<std::vector<LoopRecord>> ListLoops(const std::string& run_id) override;
@@ -1279,6 +1283,15 @@ Result<std::map<std::string, int64_t>> SqliteStore::CountNodes(const std::string
     return Status::Ok();
   }));
   return std::map<std::string, int64_t>(counts.begin(), counts.end());
+}
+
+Result<std::map<std::string, int64_t>> SqliteStore::CountRunsByStatus() {
+  std::map<std::string, int64_t> counts;
+  SMITHERS_RETURN_IF_ERROR(stmt(kCountRunsByStatus).ForEachRow([&](const Statement& row) {
+    counts[std::string(row.TextView(0))] = row.Int64(1);
+    return Status::Ok();
+  }));
+  return counts;
 }
 
 Result<std::vector<AttemptRecord>> SqliteStore::ListAttempts(const std::string& run_id) {

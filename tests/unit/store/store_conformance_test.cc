@@ -343,6 +343,20 @@ TEST_P(StoreConformanceTest, ListRunsIsNewestFirstFilteredAndLimited) {
   EXPECT_TRUE(none.empty());
 }
 
+TEST_P(StoreConformanceTest, CountRunsByStatusCountsEveryRun) {
+  using Counts = std::map<std::string, int64_t>;
+  STORE_ASSERT_OK_AND_ASSIGN(Counts counts, store_->CountRunsByStatus());
+  EXPECT_TRUE(counts.empty());
+  // More runs than ListRuns' default limit: each is counted.
+  for (int i = 0; i < 150; ++i) {
+    RunRecord run = MakeRun("run" + std::to_string(i), 1000 + i);
+    run.status = i % 3 == 0 ? "finished" : (i % 3 == 1 ? "running" : "waiting-approval");
+    PutRun(run);
+  }
+  STORE_ASSERT_OK_AND_ASSIGN(counts, store_->CountRunsByStatus());
+  EXPECT_EQ(counts, (Counts{{"finished", 50}, {"running", 50}, {"waiting-approval", 50}}));
+}
+
 // --- Events and seqs ----------------------------------------------------------------
 
 TEST_P(StoreConformanceTest, EventSeqsStartAtZeroGaplessPerRunAndIndependent) {
