@@ -448,6 +448,9 @@ class Store {
   // output, with a column per top-level property (run_id, node_id, iteration
   // first), so a user can `SELECT * FROM greeting`.
   virtual Status EnsureOutputViews(const std::map<std::string, Json>& schemas) = 0;
+
+  // The backend's name as the Gateway reports it (health, metrics): "sqlite".
+  virtual std::string BackendName() const = 0;
 };
 
 // Holds a read snapshot of `store` for its lifetime (Store::BeginRead). If
@@ -561,6 +564,7 @@ class StoreWrapper : public Store {
   Status EnsureOutputViews(const std::map<std::string, Json>& s) override {
     return target_->EnsureOutputViews(s);
   }
+  std::string BackendName() const override { return target_->BackendName(); }
 
  private:
   std::unique_ptr<Store> owned_;
@@ -599,6 +603,50 @@ Result<std::unique_ptr<Store>> OpenSqliteStore(const SqliteOptions& options);
 
 // The schema version this build writes (highest migration id).
 int StoreSchemaVersion();
+
+// How OpenStore opens a store, whatever the backend.
+struct StoreOptions {
+  // Open for reading only: nothing is created, migrated or written; every
+  // write fails with FailedPrecondition.
+  bool read_only = false;
+  // Backends that keep files: 0640 files in 0750 folders (for an operators'
+  // group) instead of 0600 in 0700. See SqliteOptions::group_readable.
+  bool group_readable = false;
+  // SQLite's synchronous mode (the CLI's --synchronous): FULL or NORMAL.
+  std::string synchronous = "FULL";
+};
+
+// What a store URL names, read without opening anything.
+struct StoreLocation {
+  std::string backend;  // "sqlite"
+  // The database file of a backend that keeps one ("" for a server backend):
+  // what the CLI hides from agents and checks for existence.
+  std::string path;
+};
+
+// Reads a --db value (docs/store_format.md "Store URLs"):
+//   sqlite:PATH, sqlite:///ABS/PATH  SQLite database file PATH
+//   PATH                             the same (a bare path)
+//   postgres://..., postgresql://... InvalidArgument: this build has no
+//                                    PostgreSQL store yet
+//   SCHEME://...                     InvalidArgument naming the accepted forms
+// A value is a URL when it starts with a scheme (a letter, then letters,
+// digits, '+', '-', '.') and a ':' that is followed by "//" or whose scheme
+// is a known one (sqlite, postgres, postgresql); any other value is a path,
+// so `a:b.db` and `./x://y` are files. Empty: InvalidArgument.
+Result<StoreLocation> ParseStoreUrl(const std::string& url);
+
+// Opens (creating and migrating as the backend does) the store `url` names
+// (ParseStoreUrl). The one place that knows every backend: the CLI, the
+// Gateway and `supervise` open stores only through it.
+Result<std::unique_ptr<Store>> OpenStore(const std::string& url, const StoreOptions& options = {});
+
+// Opens a new connection to one store at each call: the Gateway's run
+// threads each take their own (a Store is used from one thread at a time).
+using StoreFactory = std::function<Result<std::unique_ptr<Store>>()>;
+
+// A StoreFactory calling OpenStore(url, options).
+StoreFactory MakeStoreFactory(std::string url, StoreOptions options);
 
 }  // namespace smithers
 

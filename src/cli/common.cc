@@ -24,14 +24,21 @@ int ExitFor(const Status& s) {
   }
 }
 
+Status CheckDb(Global& g) {
+  SMITHERS_ASSIGN_OR_RETURN(StoreLocation location, ParseStoreUrl(g.db));
+  g.db_file = location.path;
+  return Status::Ok();
+}
+
 Result<std::unique_ptr<Store>> Open(const Global& g) {
-  return OpenSqliteStore(
-      {.path = g.db, .synchronous = g.synchronous, .group_readable = g.group_readable});
+  return OpenStore(g.db, {.group_readable = g.group_readable, .synchronous = g.synchronous});
 }
 
 Result<std::unique_ptr<Store>> OpenForRead(const Global& g) {
-  if (access(g.db.c_str(), F_OK) != 0 && errno == ENOENT) return Open(g);
-  return OpenSqliteStore({.path = g.db, .synchronous = g.synchronous, .read_only = true});
+  if (!g.db_file.empty() && access(g.db_file.c_str(), F_OK) != 0 && errno == ENOENT) {
+    return Open(g);
+  }
+  return OpenStore(g.db, {.read_only = true, .synchronous = g.synchronous});
 }
 
 namespace {

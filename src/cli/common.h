@@ -17,8 +17,12 @@ constexpr int kExitWaiting = 3;
 constexpr int kExitBadInput = 4;
 
 struct Global {
+  // --db: the store URL (OpenStore; docs/store_format.md "Store URLs").
   std::string db = ".smithers/smithers.db";
-  std::string synchronous = "FULL";
+  // The database file `db` names, set by CheckDb ("" for a backend that
+  // keeps no file): what existence checks and agents' hidden paths use.
+  std::string db_file;
+  std::string synchronous = "FULL";  // SQLite's synchronous mode (--synchronous)
   bool json = false;
   // How deep a JSON value may nest (base/json_limits.h); --max-json-depth.
   int max_json_depth = 64;
@@ -32,6 +36,10 @@ int Fail(int code, const std::string& message);
 
 // Errors the user can fix by changing what they typed exit 4; the rest 1.
 int ExitFor(const Status& s);
+
+// Reads g.db (ParseStoreUrl) and sets g.db_file. InvalidArgument for a
+// value that is neither a path nor an accepted URL: nothing is created.
+Status CheckDb(Global& g);
 
 // Opens the database for reading and writing, creating it (and its folder)
 // if needed.

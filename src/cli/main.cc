@@ -145,7 +145,7 @@ int Up(const Global& g, const UpArgs& a) {
     if (!s.ok()) return Fail(kExitBadInput, s.message());
   } else if (a.run_id.empty()) {
     return Fail(kExitBadInput, "--resume needs --run-id");
-  } else if (access(g.db.c_str(), F_OK) != 0) {
+  } else if (!g.db_file.empty() && access(g.db_file.c_str(), F_OK) != 0) {
     // Opening would create an empty database: there is nothing to resume.
     return Fail(kExitBadInput,
                 "no run \"" + a.run_id + "\" to resume (no database at " + g.db + ")");
@@ -179,8 +179,9 @@ int Up(const Global& g, const UpArgs& a) {
   opts.force = a.force;
   opts.max_concurrency = a.max_concurrency;
   opts.claim_from = a.claim_from;
-  std::unique_ptr<Executor> agents =
-      agents::NewAgentExecutor({.outputs = wf.outputs, .hidden_paths = {g.db}});
+  std::unique_ptr<Executor> agents = agents::NewAgentExecutor(
+      {.outputs = wf.outputs,
+       .hidden_paths = g.db_file.empty() ? std::vector<std::string>{} : std::vector{g.db_file}});
   opts.executors[TaskMode::kAgent] = agents.get();
   opts.clock = &CliClock();
   opts.on_event = [&progress](const EventRecord& e) { progress(e); };
@@ -505,7 +506,7 @@ int Main(int argc, char** argv) {
   app.fallthrough();  // global options may follow the subcommand
   app.set_version_flag("--version", "smithers 0.1.0");
   Global g;
-  app.add_option("--db", g.db, "SQLite database file")
+  app.add_option("--db", g.db, "The store: a SQLite database file (PATH or sqlite:PATH)")
       ->capture_default_str()
       ->envname("SMITHERS_DB");
   app.add_option("--max-json-depth", g.max_json_depth,
@@ -654,6 +655,7 @@ int Main(int argc, char** argv) {
   }
 
   base::SetMaxJsonDepth(g.max_json_depth);
+  if (Status db = CheckDb(g); !db.ok()) return Fail(kExitBadInput, db.message());
   if (int code = server_cmds.Run(); code >= 0) return code;
   if (*up_cmd) return Up(g, up);
   if (*ps_cmd) return Ps(g, ps_status, ps_limit);

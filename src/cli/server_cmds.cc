@@ -379,7 +379,7 @@ int ServerCommands::Gateway() {
     }
     gw_.stop_grace_ms = ms;
   }
-  gw_.db_path = g_.db;
+  gw_.db = g_.db;
   gw_.synchronous = g_.synchronous;
   gw_.max_json_depth = g_.max_json_depth;
   gw_.group_readable = g_.group_readable;
@@ -394,7 +394,7 @@ int ServerCommands::Gateway() {
     if (given("--workflows")) o.workflows_dir = gw_.workflows_dir;
     if (given("--host")) o.host = gw_.host;
     if (given("--port")) o.port = gw_.port;
-    if (app_.count("--db") > 0) o.db_path = gw_.db_path;  // the flag or $SMITHERS_DB
+    if (app_.count("--db") > 0) o.db = gw_.db;  // the flag or $SMITHERS_DB
     if (app_.count("--synchronous") > 0) o.synchronous = gw_.synchronous;
     if (given("--tls-cert")) o.tls_cert = gw_.tls_cert;
     if (given("--tls-key")) o.tls_key = gw_.tls_key;
@@ -463,9 +463,15 @@ int ServerCommands::Gateway() {
   prctl(PR_SET_DUMPABLE, 0);
   o.clock = &CliClock();
   o.test_clock = ClockShifted();
-  o.add_executors = [db = o.db_path](const WorkflowDefinition& wf, RunOptions& ro) {
+  // Agents' bash never sees the database file (the config's db was checked
+  // when it was read, the flag's by CheckDb).
+  Result<StoreLocation> db = ParseStoreUrl(o.db);
+  if (!db.ok()) return Fail(kExitBadInput, db.status().message());
+  std::vector<std::string> hidden;
+  if (!db->path.empty()) hidden.push_back(db->path);
+  o.add_executors = [hidden](const WorkflowDefinition& wf, RunOptions& ro) {
     std::vector<std::unique_ptr<Executor>> keep;
-    keep.push_back(agents::NewAgentExecutor({.outputs = wf.outputs, .hidden_paths = {db}}));
+    keep.push_back(agents::NewAgentExecutor({.outputs = wf.outputs, .hidden_paths = hidden}));
     ro.executors[TaskMode::kAgent] = keep.back().get();
     return keep;
   };
@@ -473,7 +479,7 @@ int ServerCommands::Gateway() {
   std::string auth = o.auth + (o.tokens_file.empty() ? "" : " + " + o.tokens_file);
   o.on_listening = [&](const std::string& host, int port) {
     std::cout << "smithers gateway: listening on " << scheme << "://" << host << ":" << port
-              << " (auth " << auth << ", workflows " << o.workflows_dir << ", db " << o.db_path
+              << " (auth " << auth << ", workflows " << o.workflows_dir << ", db " << o.db
               << ", pid " << getpid() << ")" << std::endl;
   };
   Status s = gateway::RunGateway(o);

@@ -40,13 +40,13 @@ std::string Absolute(const std::string& path) {
 }  // namespace
 
 int Supervise(const Global& g, const SuperviseArgs& a, const std::string& self_exe) {
-  if (access(g.db.c_str(), F_OK) != 0) {
+  if (!g.db_file.empty() && access(g.db_file.c_str(), F_OK) != 0) {
     return Fail(kExitBadInput, "no database at " + g.db + " (pass --db)");
   }
   auto store = Open(g);
   if (!store.ok()) return Fail(ExitFor(store.status()), store.status().message());
   Store& s = **store;
-  const std::string db = Absolute(g.db);
+  const std::string db = Absolute(g.db_file.empty() ? ".smithers/db" : g.db_file);
   const std::string log_dir = db.substr(0, db.rfind('/')) + "/logs";
   // Like the database: the owner only (0700, logs 0600), or with
   // --group-readable the group too; an existing folder keeps its mode.

@@ -109,7 +109,8 @@ int Decide(const Global& g, const DecideArgs& a, bool approved) {
 
 int Approvals(const Global& g, const std::string& run_id) {
   // A user who may only read the database still sees the requests.
-  bool writable = access(g.db.c_str(), F_OK) != 0 || access(g.db.c_str(), W_OK) == 0;
+  bool writable = g.db_file.empty() || access(g.db_file.c_str(), F_OK) != 0 ||
+                  access(g.db_file.c_str(), W_OK) == 0;
   auto store = writable ? Open(g) : OpenForRead(g);
   if (!store.ok()) return Fail(ExitFor(store.status()), store.status().message());
   Store& s = **store;

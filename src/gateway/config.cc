@@ -20,6 +20,7 @@
 #include "base/json_limits.h"
 #include "base/redact.h"
 #include "base/secrets.h"
+#include "smithers/store.h"
 
 namespace smithers::gateway {
 namespace {
@@ -84,6 +85,23 @@ class Section {
     if (n == nullptr) return Status::Ok();
     if (value.empty()) return Error(key, *n, "must not be empty");
     *out = value[0] == '/' ? value : dir_ + value;
+    return Status::Ok();
+  }
+
+  // A store URL (ParseStoreUrl): bad input unless OpenStore accepts its
+  // form; a relative file path in it is relative to the file's folder.
+  Status StoreUrl(std::string_view key, std::string* out) {
+    std::string value;
+    const toml::node* n = table_.get(key);
+    SMITHERS_RETURN_IF_ERROR(String(key, &value));
+    if (n == nullptr) return Status::Ok();
+    Result<StoreLocation> location = ParseStoreUrl(value);
+    if (!location.ok()) return Error(key, *n, location.status().message());
+    const std::string& path = location->path;
+    if (!path.empty() && path[0] != '/' && value.ends_with(path)) {
+      value = value.substr(0, value.size() - path.size()) + dir_ + path;
+    }
+    *out = value;
     return Status::Ok();
   }
 
@@ -203,7 +221,7 @@ Result<GatewayConfig> ParseGatewayConfig(std::string_view text, const std::strin
   SMITHERS_RETURN_IF_ERROR(top.Path("workflows", &o.workflows_dir));
   SMITHERS_RETURN_IF_ERROR(top.String("host", &o.host));
   SMITHERS_RETURN_IF_ERROR(top.Int("port", 0, &o.port, kMaxPort));
-  SMITHERS_RETURN_IF_ERROR(top.Path("db", &o.db_path));
+  SMITHERS_RETURN_IF_ERROR(top.StoreUrl("db", &o.db));
   SMITHERS_RETURN_IF_ERROR(top.OneOf("synchronous", {"FULL", "NORMAL"}, &o.synchronous));
   SMITHERS_RETURN_IF_ERROR(top.Bool("insecure", &o.insecure));
   SMITHERS_RETURN_IF_ERROR(top.Strings("allowed_origins", &o.allowed_origins));

@@ -157,6 +157,7 @@ Gateway::Gateway(const GatewayOptions& options, std::unique_ptr<Store> store)
     : opts_(options),
       clock_(options.clock != nullptr ? *options.clock : SystemClock()),
       store_(std::move(store)),
+      open_store_(MakeStoreFactory(options.db, GatewayStoreOptions(options))),
       started_at_ms_(clock_.NowMs()) {
   // One limit for every JSON value this process reads (base/json_limits.h).
   base::SetMaxJsonDepth(opts_.max_json_depth);
@@ -502,7 +503,7 @@ std::string Gateway::StringParam(const Json& params, const char* name) {
 
 Json Gateway::Identity() const {
   return {{"workspaceRoot", workspace_root_},
-          {"backend", "sqlite"},
+          {"backend", store_->BackendName()},
           {"version", "0.1.0"},
           {"pid", getpid()},
           {"startedAtMs", started_at_ms_}};
@@ -730,9 +731,7 @@ void Gateway::Execute(const RunStart& start, std::unique_ptr<script::LuaWorkflow
     if (!signalled) started.set_value();
     signalled = true;
   };
-  Result<std::unique_ptr<Store>> store = OpenSqliteStore({.path = opts_.db_path,
-                                                          .synchronous = opts_.synchronous,
-                                                          .group_readable = opts_.group_readable});
+  Result<std::unique_ptr<Store>> store = open_store_();
   if (!store.ok()) {
     Log({{"event", "run.error"}, {"runId", start.run_id}, {"error", store.status().message()}});
     return signal();

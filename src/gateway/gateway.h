@@ -16,6 +16,7 @@
 #include "smithers/clock.h"
 #include "smithers/engine.h"
 #include "smithers/status.h"
+#include "smithers/store.h"
 #include "smithers/workflow.h"
 
 namespace smithers::gateway {
@@ -24,10 +25,13 @@ struct GatewayOptions {
   std::string workflows_dir;  // every *.lua in it is a workflow, keyed by file name
   std::string host = "127.0.0.1";
   int port = 7331;  // 0 = any free port
-  std::string db_path = ".smithers/smithers.db";
-  std::string synchronous = "FULL";
-  std::string tls_cert, tls_key;  // both or neither (PEM files)
-  bool insecure = false;          // allow a non-loopback bind without TLS
+  // The store, as OpenStore reads it (docs/store_format.md "Store URLs"): a
+  // path or sqlite:PATH. The Gateway and each run thread open it through a
+  // StoreFactory.
+  std::string db = ".smithers/smithers.db";
+  std::string synchronous = "FULL";  // SQLite's synchronous mode: FULL or NORMAL
+  std::string tls_cert, tls_key;     // both or neither (PEM files)
+  bool insecure = false;             // allow a non-loopback bind without TLS
   // token (grants in the database), jwt, trusted-proxy, or none (loopback only).
   std::string auth = "token";
   // With auth token: a tokens file (docs/gateway.md "Tokens file") whose
@@ -91,6 +95,11 @@ struct GatewayOptions {
   // list (requests without Origin always pass; docs/gateway.md "Host and Origin").
   std::vector<std::string> allowed_origins;
 };
+
+// How the Gateway opens its store (OpenStore's options from GatewayOptions).
+inline StoreOptions GatewayStoreOptions(const GatewayOptions& o) {
+  return {.group_readable = o.group_readable, .synchronous = o.synchronous};
+}
 
 // Serves until SIGINT or SIGTERM (then stops accepting, asks in-process runs
 // to stop and waits for them); SIGHUP reopens the access log file.

@@ -252,6 +252,7 @@ class Gateway {
   GatewayOptions opts_;
   Clock& clock_;
   std::unique_ptr<Store> store_;  // the io thread's connection; runs open their own
+  StoreFactory open_store_;       // ... with this (GatewayOptions::db)
   int64_t started_at_ms_;
   std::string workspace_root_;
   int64_t state_version_ = 0;

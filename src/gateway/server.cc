@@ -938,8 +938,7 @@ Status RunGateway(const GatewayOptions& options) {
     tls->use_private_key_file(o.tls_key, ssl::context::pem, ec);
     if (ec) return InvalidArgumentError("--tls-key " + o.tls_key + ": " + ec.message());
   }
-  Result<std::unique_ptr<Store>> store = OpenSqliteStore(
-      {.path = o.db_path, .synchronous = o.synchronous, .group_readable = o.group_readable});
+  Result<std::unique_ptr<Store>> store = OpenStore(o.db, GatewayStoreOptions(o));
   if (!store.ok()) return store.status();
   Gateway gw(o, std::move(store).value());
   net::io_context ioc(1);

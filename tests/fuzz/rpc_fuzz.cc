@@ -32,7 +32,7 @@
 //
 // Runs: launchRun, cronRun and resumeRun (and the supervisor sweep that
 // submitApproval and submitSignal trigger) start a thread per run. Those
-// threads cannot pile up: the Gateway's db_path (which only run threads
+// threads cannot pile up: the Gateway's db (which only run threads
 // open; the Gateway's own store is the one passed in) names a file inside a
 // regular file, so each run thread fails at once to open its store, marks
 // itself done and is joined (ReapRuns) before the next input. The whole RPC
@@ -236,7 +236,7 @@ class RpcFuzzEnv {
     db_ = dir_ + "/db/smithers.db";
     pristine_ = dir_ + "/pristine.db";
     opts_.workflows_dir = dir_ + "/workflows";
-    opts_.db_path = dir_ + "/not-a-dir/smithers.db";  // run threads cannot open it (see the top)
+    opts_.db = dir_ + "/not-a-dir/smithers.db";  // run threads cannot open it (see the top)
     opts_.synchronous = "NORMAL";
     opts_.access_log = "-";
     opts_.clock = &clock_;

@@ -705,6 +705,7 @@ class SqliteStore final : public Store {
   Status RequestCancel(const std::string& run_id, int64_t now_ms) override;
   Status ClearCancel(const std::string& run_id) override;
   Status EnsureOutputViews(const std::map<std::string, Json>& schemas) override;
+  std::string BackendName() const override { return "sqlite"; }
   Result<std::vector<ApprovalRecord>> ListApprovals(const ApprovalFilter& filter) override;
   Result<std::vector<SignalRecord>> ListSignals(const std::string& run_id) override;
   Result<ApprovalRecord> DecideApproval(const ApprovalDecision& decision, int64_t now_ms) override;
@@ -1577,6 +1578,14 @@ Result<std::unique_ptr<Store>> OpenStoreWithContext(const SqliteOptions& options
 }
 
 }  // namespace
+
+Result<std::unique_ptr<Store>> OpenSqliteStoreAt(const StoreLocation& location,
+                                                 const StoreOptions& options) {
+  return OpenSqliteStore({.path = location.path,
+                          .synchronous = options.synchronous,
+                          .read_only = options.read_only,
+                          .group_readable = options.group_readable});
+}
 
 Result<std::unique_ptr<Store>> OpenSqliteStoreForTesting(const SqliteOptions& options,
                                                          int max_migration) {

@@ -1,5 +1,6 @@
-// Test-only entry points into the SQLite store. Production code opens stores
-// with smithers::OpenSqliteStore() from smithers/store.h.
+// The SQLite backend's entry point for OpenStore, and test-only entry points.
+// Production code opens stores with smithers::OpenStore() (or, embedding,
+// smithers::OpenSqliteStore()) from smithers/store.h.
 #ifndef SMITHERS_STORE_SQLITE_SQLITE_STORE_H_
 #define SMITHERS_STORE_SQLITE_SQLITE_STORE_H_
 
@@ -12,6 +13,10 @@
 #include "smithers/store.h"
 
 namespace smithers::store {
+
+// OpenStore's SQLite backend: OpenSqliteStore() on location.path with `options`.
+Result<std::unique_ptr<Store>> OpenSqliteStoreAt(const StoreLocation& location,
+                                                 const StoreOptions& options);
 
 // As OpenSqliteStore(), but applies migrations only up to `max_migration`, to
 // build a database as an older release left it.

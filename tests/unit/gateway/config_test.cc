@@ -100,7 +100,7 @@ max_json_depth = 18
   EXPECT_EQ(o.workflows_dir, "/etc/smithers/wf");
   EXPECT_EQ(o.host, "0.0.0.0");
   EXPECT_EQ(o.port, 8443);
-  EXPECT_EQ(o.db_path, "/var/lib/smithers/s.db");
+  EXPECT_EQ(o.db, "/var/lib/smithers/s.db");
   EXPECT_EQ(o.synchronous, "NORMAL");
   EXPECT_TRUE(o.insecure);
   EXPECT_EQ(o.heartbeat_ms, 5000);
