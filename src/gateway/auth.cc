@@ -18,6 +18,7 @@
 
 #include "base/hash.h"
 #include "base/json_limits.h"
+#include "gateway/methods.h"
 #include "smithers/json.h"
 
 namespace smithers::gateway {
@@ -47,35 +48,9 @@ bool RankedAllows(std::string_view grant, std::string_view required) {
 
 }  // namespace
 
-const std::vector<MethodScope>& MethodScopes() {
-  static const std::vector<MethodScope> kTable = {
-      {"health", "run:read"},
-      {"listWorkflows", "run:read"},
-      {"getRun", "run:read"},
-      {"listRuns", "run:read"},
-      {"getNodeOutput", "run:read"},
-      {"streamRunEvents", "run:read"},
-      {"subscribe", "run:read"},
-      {"unsubscribe", "run:read"},
-      {"launchRun", "run:write"},
-      {"resumeRun", "run:write"},
-      {"cancelRun", "run:write"},
-      {"listApprovals", "approval:read"},
-      {"submitApproval", "approval:submit"},
-      {"submitSignal", "signal:submit"},
-      {"cronList", "cron:read"},
-      {"cronCreate", "cron:write"},
-      {"cronDelete", "cron:write"},
-      {"cronRun", "cron:write"},
-  };
-  return kTable;
-}
-
 std::string_view RequiredScope(std::string_view method) {
-  for (const MethodScope& m : MethodScopes()) {
-    if (m.method == method) return m.scope;
-  }
-  return "run:read";
+  const Method* m = FindMethod(method);
+  return m != nullptr ? m->scope : "run:read";
 }
 
 bool ReadsOnly(std::string_view method) { return RequiredScope(method).ends_with(":read"); }

@@ -19,18 +19,8 @@
 
 namespace smithers::gateway {
 
-// One row of the method table: a method and the scope it requires.
-struct MethodScope {
-  std::string_view method;
-  std::string_view scope;
-};
-
-// Every RPC method the Gateway serves, with its scope. The one table the
-// dispatcher and the scope-matrix test both walk.
-const std::vector<MethodScope>& MethodScopes();
-
-// The scope `method` requires: the table's, or run:read for a method it does
-// not list (SPEC 5.5 "unmapped").
+// The scope `method` requires: its row's in the method table (Methods(),
+// gateway/methods.h), or run:read for a method the table does not list (SPEC 5.5 "unmapped").
 std::string_view RequiredScope(std::string_view method);
 
 // True for a method whose scope is a `:read` one: it writes nothing, so its

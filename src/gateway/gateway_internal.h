@@ -1,6 +1,10 @@
-// Internals shared by gateway.cc (core, RPC methods, feeds) and server.cc
-// (HTTP, WebSocket, TLS). Everything here runs on the Gateway's one io
-// thread, except what is marked (run threads call Wake() and count metrics).
+// Internals shared by the Gateway's files: gateway.cc (construction,
+// authentication, hello, the access log), methods.cc (the method table and
+// the dispatch), methods_*.cc (the RPC methods by group), catalog.cc (the
+// workflow catalog), run_host.cc (runs and the supervisor), feeds.cc (event
+// streams), metrics.cc, and server.cc (HTTP, WebSocket, TLS). Everything
+// here runs on the Gateway's one io thread, except what is marked (run
+// threads call Wake() and count metrics).
 #ifndef SMITHERS_GATEWAY_GATEWAY_INTERNAL_H_
 #define SMITHERS_GATEWAY_GATEWAY_INTERNAL_H_
 
@@ -163,7 +167,6 @@ class Gateway {
   Json Hello(const Caller& caller);
   Reply Health();
   std::string MetricsText();
-  Reply ListWorkflows();
 
   // Periodic work, driven by server.cc's timers.
   void ScanWorkflows();
@@ -203,40 +206,35 @@ class Gateway {
   // Set by the server: schedules PumpAll on the io thread (thread-safe).
   std::function<void()> request_pump;
 
- private:
-  Reply CallInner(const Caller& caller, const std::string& method, const Json& params,
-                  Connection* conn);
-  Result<std::optional<TokenGrant>> FindGrant(const std::string& token_hash);
-  static Reply StoreError(const Status& s, const std::string& not_found_code);
-  static std::string StringParam(const Json& params, const char* name);
+  // ---- for the method handlers (methods_*.cc) ----
+  int64_t started_at_ms() const { return started_at_ms_; }
+  int64_t state_version() const { return state_version_; }
   Json Identity() const;
+  const std::map<std::string, WorkflowEntry>& workflows() const { return workflows_; }
+  std::map<std::string, ActiveRun>& active_runs() { return active_; }
+  // A run's summary for getRun, listRuns and hello: its record and the key
+  // of the catalog's workflow it runs.
   Json RunSummary(RunRecord run);
-  Reply GetRun(const Json& params);
-  Reply ListRuns(const Json& params);
-  Reply GetNodeOutput(const Caller& caller, const Json& params);
-  Reply StreamRunEvents(const Json& params, Connection& conn);
+  // Starts a run on its own thread (run_host.cc). `module` null: the thread
+  // loads it (a resumed run: the revision it started with).
+  void StartRun(RunStart start, std::unique_ptr<script::LuaWorkflow> module);
+  // Subscribes `conn` to the run's events after `after` (nullopt: after the
+  // last one there is now).
   Reply OpenStream(Connection& conn, const std::string& run_id, std::optional<int64_t> after);
-  Reply Unsubscribe(const Json& params, Connection& conn);
-  Reply LaunchRun(const Caller& caller, const Json& params);
-  Reply ResumeRun(const Json& params);
-  Reply CancelRunMethod(const Json& params);
-  Reply ListApprovals(const Json& params);
-  Reply SubmitApproval(const Caller& caller, const Json& params);
-  Reply SubmitSignal(const Caller& caller, const Json& params);
-  Reply CronList(const Json& params);
-  Reply CronCreate(const Json& params);
-  Reply CronDelete(const Json& params);
-  Reply CronRun(const Caller& caller, const Json& params);
   // Subscribes `conn` to a run a method of it touched (launchRun, cronRun,
   // submitApproval, submitSignal), unless it already streams that run; adds
   // the stream's id to the reply.
   void AutoSubscribe(Reply& reply, Connection* conn, bool from_start);
+
+ private:
+  Reply CallInner(const Caller& caller, const std::string& method, const Json& params,
+                  Connection* conn);
+  Result<std::optional<TokenGrant>> FindGrant(const std::string& token_hash);
   // Loads a changed module: pins its source by revision, records its schedule.
   void LoadEntry(WorkflowEntry& w, const std::string& source);
   // Makes the `gateway:<key>` cron rows match the schedules modules declare.
   void SyncSchedules();
 
-  void StartRun(RunStart start, std::unique_ptr<script::LuaWorkflow> module);
   // Runs on the run's thread; `started` is set at its first commit (or end).
   void Execute(const RunStart& start, std::unique_ptr<script::LuaWorkflow> module,
                std::promise<void>& started);

@@ -58,7 +58,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       if (Base64UrlDecode(in, &bytes) && Base64UrlEncode(bytes) != in) __builtin_trap();
       break;
     }
-    case 4:  // [method byte][connection byte][params]
+    case 4:  // [method name]\n[connection byte][params]
       fuzz::FuzzRpc(data + 1, size - 1);
       break;
     default:  // bytes that pick a deep or wide document's shape

@@ -3,11 +3,13 @@
 // folder, seeded once by running a small Lua workflow: a finished run with
 // nodes and outputs, a failed one, two waiting for an approval (one decided,
 // not acted on yet), two waiting for an event (one held by a live owner),
-// plus two cron rows. Each input calls one method of the table
-// (MethodScopes()) as a caller holding `*`:
+// plus two cron rows. Each input calls one method, by name, as a caller
+// holding `*`:
 //
-//   byte 0   the method: MethodScopes()[byte % size]
-//   byte 1   the connection: bits 0-1 = none (as over HTTP), or a WebSocket
+//   name\n   the method's name, up to the first '\n' (no '\n': the whole
+//            input is the name). A name the method table (Methods()) does
+//            not list must be refused with METHOD_NOT_FOUND.
+//   byte     the connection: bits 0-1 = none (as over HTTP), or a WebSocket
 //            with room for 1000 frames, for 1, or for none and overflowing;
 //            bit 2 = it already streams run fz-done as stream "fz-stream"
 //   rest     params: the JSON text when it parses (any JSON: the dispatcher
@@ -20,7 +22,8 @@
 //   - an ok reply's payload is an object;
 //   - an error has a code, HttpStatusFor() knows it (not its 500 fallback),
 //     it is not Forbidden or METHOD_NOT_FOUND (the caller holds `*` and the
-//     method is in the table), and it is not Internal: the database is
+//     method is in the table; a name not in the table gets METHOD_NOT_FOUND
+//     and nothing else), and it is not Internal: the database is
 //     healthy and nothing else writes to it, so a 500 would be a client's
 //     input turned into a server error;
 //   - the reply frames (Frame(), as the server sends it) and every event sent
@@ -49,6 +52,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <exception>
 #include <filesystem>
 #include <fstream>
@@ -61,6 +65,7 @@
 #include "base/json_limits.h"
 #include "gateway/auth.h"
 #include "gateway/gateway_internal.h"
+#include "gateway/methods.h"
 #include "gateway/protocol.h"
 #include "script/lua_workflow.h"
 #include "smithers/clock.h"
@@ -254,10 +259,19 @@ class RpcFuzzEnv {
   }
 
   void Run(const uint8_t* data, size_t size) {
-    const std::vector<MethodScope>& table = MethodScopes();
-    std::string method(table[data[0] % table.size()].method);
-    uint8_t conn_byte = size > 1 ? data[1] : 0;
-    size_t skip = std::min<size_t>(size, 2);
+    const char* begin = reinterpret_cast<const char*>(data);
+    const char* newline = static_cast<const char*>(memchr(begin, '\n', size));
+    std::string method(begin, newline != nullptr ? newline : begin + size);
+    size_t skip = newline != nullptr ? static_cast<size_t>(newline - begin) + 1 : size;
+    uint8_t conn_byte = skip < size ? data[skip] : 0;
+    skip = std::min(size, skip + 1);
+    if (FindMethod(method) == nullptr) {
+      std::string code = Call(method, conn_byte, Json::object());
+      if (code != "METHOD_NOT_FOUND") {
+        Violation("a method not in the table got " + code, method, Json::object(), "");
+      }
+      return;
+    }
     std::string_view text(reinterpret_cast<const char*>(data) + skip, size - skip);
     Json params = Json::parse(text, nullptr, /*allow_exceptions=*/false);
     if (params.is_discarded()) {
@@ -334,6 +348,7 @@ class RpcFuzzEnv {
       return;
     }
     if (r.code.empty()) Violation("an error without a code", method, params, text);
+    if (FindMethod(method) == nullptr) return;  // Run() checks its code
     if (r.code == "Forbidden" || r.code == "METHOD_NOT_FOUND") {
       Violation("a listed method refused to a caller holding *", method, params, text);
     }

@@ -1,4 +1,4 @@
-// Access control: the method table, scope implication, method-name and
+// Access control: the method table (gateway/methods.h), scope implication, method-name and
 // legacy grants, bearer tokens and HS256 JWTs.
 #include "gateway/auth.h"
 
@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "gateway/methods.h"
 #include "smithers/json.h"
 
 namespace smithers::gateway {
@@ -15,11 +16,23 @@ namespace {
 
 TEST(AuthTest, EveryMethodHasOneKnownScopeAndUnlistedMethodsNeedRunRead) {
   std::set<std::string_view> seen;
-  for (const MethodScope& m : MethodScopes()) {
-    EXPECT_TRUE(seen.insert(m.method).second) << m.method << " listed twice";
-    EXPECT_TRUE(IsKnownScope(m.scope)) << m.method;
-    EXPECT_EQ(RequiredScope(m.method), m.scope);
+  for (const Method& m : Methods()) {
+    EXPECT_TRUE(seen.insert(m.name).second) << m.name << " listed twice";
+    EXPECT_TRUE(IsKnownScope(m.scope)) << m.name;
+    EXPECT_EQ(RequiredScope(m.name), m.scope);
+    EXPECT_NE(m.handler, nullptr) << m.name;
+    EXPECT_EQ(FindMethod(m.name), &m);
   }
+  EXPECT_EQ(seen.size(), 18u);
+  EXPECT_EQ(FindMethod("somethingNew"), nullptr);
+  // The table's transport and subscription columns, as documented.
+  EXPECT_TRUE(FindMethod("streamRunEvents")->needs_connection);
+  EXPECT_TRUE(FindMethod("unsubscribe")->needs_connection);
+  EXPECT_FALSE(FindMethod("getRun")->needs_connection);
+  EXPECT_EQ(FindMethod("launchRun")->auto_subscribe, AutoSubscribe::kFromStart);
+  EXPECT_EQ(FindMethod("cronRun")->auto_subscribe, AutoSubscribe::kFromStart);
+  EXPECT_EQ(FindMethod("submitSignal")->auto_subscribe, AutoSubscribe::kFromNow);
+  EXPECT_EQ(FindMethod("resumeRun")->auto_subscribe, AutoSubscribe::kNo);
   EXPECT_EQ(RequiredScope("launchRun"), "run:write");
   EXPECT_EQ(RequiredScope("submitApproval"), "approval:submit");
   EXPECT_EQ(RequiredScope("somethingNew"), "run:read");

@@ -1,0 +1,176 @@
+// The workflow catalog: the modules of the workflows folder, scanned and
+// reloaded when they change, each pinned by revision; the cron rows of the
+// schedules they declare.
+#include <dirent.h>
+#include <sys/stat.h>
+
+#include <cstdint>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <string>
+
+#include "base/hash.h"
+#include "gateway/cron.h"
+#include "gateway/gateway_internal.h"
+#include "script/lua_workflow.h"
+
+namespace smithers::gateway {
+namespace {
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+}  // namespace
+
+void Gateway::ScanWorkflows() {
+  DIR* dir = opendir(opts_.workflows_dir.c_str());
+  if (dir == nullptr) return;
+  std::map<std::string, WorkflowEntry> seen;
+  bool changed = !scanned_once_;
+  while (dirent* e = readdir(dir)) {
+    std::string name = e->d_name;
+    if (name.size() < 5 || name.substr(name.size() - 4) != ".lua") continue;
+    std::string path = opts_.workflows_dir + "/" + name;
+    struct stat st {};
+    if (stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
+    std::string key = name.substr(0, name.size() - 4);
+    auto old = workflows_.find(key);
+    if (old != workflows_.end() &&
+        old->second.mtime_ns == st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec &&
+        old->second.size == st.st_size) {
+      seen[key] = old->second;
+      continue;
+    }
+    char resolved[4096];
+    std::string source = ReadFile(path);
+    WorkflowEntry w{.key = key,
+                    .path = realpath(path.c_str(), resolved) != nullptr ? resolved : path,
+                    .revision = base::Sha256Hex(source),
+                    .mtime_ns = st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec,
+                    .size = st.st_size,
+                    .loaded_at_ms = clock_.NowMs()};
+    if (old != workflows_.end() && old->second.revision == w.revision) {
+      w.schedule = old->second.schedule;  // touched, not changed
+      w.error = old->second.error;
+      w.loaded_at_ms = old->second.loaded_at_ms;
+    } else {
+      LoadEntry(w, source);
+      changed = true;
+      if (old != workflows_.end()) {
+        Log({{"event", "workflow.reloaded"}, {"workflow", key}, {"revision", w.revision}});
+      }
+    }
+    seen[key] = std::move(w);
+  }
+  closedir(dir);
+  for (const auto& [key, w] : workflows_) changed = changed || seen.count(key) == 0;
+  workflows_ = std::move(seen);
+  scanned_once_ = true;
+  if (changed) SyncSchedules();
+}
+
+// A new or changed module is loaded once here: its source is pinned by
+// revision (a run that starts with it, or resumes later, runs that code
+// whatever the file holds then) and its declared schedule is recorded.
+void Gateway::LoadEntry(WorkflowEntry& w, const std::string& source) {
+  Result<std::unique_ptr<script::LuaWorkflow>> module =
+      script::LoadWorkflowModuleSource(w.path, source, {}, module_options());
+  if (!module.ok()) {
+    w.error = module.status().message();
+    Log({{"event", "workflow.load_failed"}, {"workflow", w.key}, {"error", w.error}});
+    return;
+  }
+  // An unknown prop or component in what it renders for an empty input is
+  // shown now (listWorkflows), not first at a launch.
+  if (Status checked = (*module)->CheckComponents(Json::object()); !checked.ok()) {
+    w.error = checked.message();
+    Log({{"event", "workflow.load_failed"}, {"workflow", w.key}, {"error", w.error}});
+    return;
+  }
+  // The revision covers the siblings it required (LuaWorkflow::source()).
+  w.revision = (*module)->definition().source_hash;
+  Status pinned = store_->PutModuleSource({.revision = w.revision,
+                                           .path = w.path,
+                                           .source = source,
+                                           .created_at_ms = clock_.NowMs(),
+                                           .siblings = (*module)->siblings()});
+  if (!pinned.ok()) {
+    Log({{"event", "workflow.pin_failed"}, {"workflow", w.key}, {"error", pinned.message()}});
+  }
+  w.schedule = (*module)->schedule();
+  if (w.schedule) {
+    Result<CronSchedule> parsed = ParseCron(w.schedule->cron, w.schedule->time_zone);
+    if (!parsed.ok()) {
+      w.error = "schedule: " + parsed.status().message();
+      Log({{"event", "workflow.schedule_invalid"}, {"workflow", w.key}, {"error", w.error}});
+    }
+  }
+}
+
+// One row `gateway:<key>` per module that declares a schedule (SPEC 5.8). A
+// changed schedule replaces the row (next fire from now); an unchanged one
+// keeps it, so a slot missed while the Gateway was down still fires once. A
+// module that no longer declares one, or is gone, loses its row; a module
+// that fails to load keeps the row it had.
+void Gateway::SyncSchedules() {
+  Result<std::vector<CronRecord>> rows = store_->ListCron();
+  if (!rows.ok()) return;
+  std::map<std::string, CronRecord> existing;
+  for (CronRecord& c : *rows) {
+    if (c.cron_id.rfind("gateway:", 0) == 0) existing[c.cron_id] = std::move(c);
+  }
+  int64_t now = clock_.NowMs();
+  for (const auto& [key, w] : workflows_) {
+    std::string id = "gateway:" + key;
+    auto old = existing.find(id);
+    if (!w.error.empty()) {
+      if (old != existing.end()) existing.erase(old);  // keep it as it is
+      continue;
+    }
+    if (!w.schedule) continue;  // deleted below if it has a row
+    const script::ModuleSchedule& s = *w.schedule;
+    if (old != existing.end()) {
+      const CronRecord& c = old->second;
+      bool same = c.workflow == key && c.pattern == s.cron && c.time_zone == s.time_zone &&
+                  c.input == s.input && c.enabled == s.enabled;
+      existing.erase(old);
+      if (same) continue;
+    }
+    Result<CronSchedule> parsed = ParseCron(s.cron, s.time_zone);
+    if (!parsed.ok()) continue;  // LoadEntry recorded the error
+    CronRecord c{.cron_id = id,
+                 .workflow = key,
+                 .pattern = s.cron,
+                 .time_zone = s.time_zone,
+                 .input = s.input,
+                 .enabled = s.enabled,
+                 .created_at_ms = now,
+                 .next_run_at_ms = s.enabled ? parsed->NextAfterMs(now) : 0};
+    Status put = store_->PutCron(c);
+    Log({{"event", "cron.declared"},
+         {"cronId", id},
+         {"pattern", s.cron},
+         {"timeZone", s.time_zone},
+         {"ok", put.ok()}});
+  }
+  for (const auto& [id, c] : existing) {
+    if (store_->DeleteCron(id).ok()) Log({{"event", "cron.removed"}, {"cronId", id}});
+  }
+}
+
+Json Gateway::RunSummary(RunRecord run) {
+  std::string key;
+  for (const auto& [k, w] : workflows_) {
+    if (w.path == run.workflow_path) key = k;
+  }
+  Json j = RunRecordJson(std::move(run));
+  j["workflowKey"] = key.empty() ? Json() : Json(key);
+  return j;
+}
+
+}  // namespace smithers::gateway

@@ -1,0 +1,88 @@
+// The Gateway's RPC methods: one table, one row per method. A row names the
+// method, the scope it requires (docs/gateway.md "Access control"), whether
+// it needs a WebSocket connection, whether it subscribes that connection to
+// the run it touched, and its handler. Each methods_*.cc file holds the rows
+// and handlers of one group (as the scopes group them); Methods() is their
+// union. Adding a method is one row and one handler in its group's file.
+#ifndef SMITHERS_GATEWAY_METHODS_H_
+#define SMITHERS_GATEWAY_METHODS_H_
+
+#include <functional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "gateway/gateway_internal.h"
+
+namespace smithers::gateway {
+
+// What a handler is called with. `conn` is null over HTTP, never null for a
+// method whose row says needs_connection.
+struct MethodCall {
+  Gateway& gw;
+  const Caller& caller;
+  const Json& params;
+  Connection* conn;
+  // Replies later, on the io thread, for a handler that returned
+  // Reply::Later() (launchRun waits for the run's first commit on the run's
+  // thread). Called once; a handler that replied at once must not call it.
+  std::function<void(Reply)> respond;
+};
+
+// Whether a method's reply subscribes its WebSocket connection to the run the
+// reply names (runId): from the run's first event, or from now on.
+enum class AutoSubscribe { kNo, kFromStart, kFromNow };
+
+struct Method {
+  std::string_view name;
+  std::string_view scope;
+  bool needs_connection = false;
+  AutoSubscribe auto_subscribe = AutoSubscribe::kNo;
+  Reply (*handler)(const MethodCall&) = nullptr;
+};
+
+// Each group's rows (methods_reads.cc, methods_streams.cc, methods_runs.cc,
+// methods_approvals.cc, methods_cron.cc).
+std::span<const Method> ReadMethods();
+std::span<const Method> StreamMethods();
+std::span<const Method> RunMethods();
+std::span<const Method> ApprovalMethods();
+std::span<const Method> CronMethods();
+
+// Every method the Gateway serves: the dispatcher, the scope checks
+// (RequiredScope), the scope-matrix tests and the fuzzer read this table.
+const std::vector<Method>& Methods();
+// The row of `name`, or null for a method the Gateway does not serve.
+const Method* FindMethod(std::string_view name);
+
+// ---- what handlers share (params.cc) ----
+
+// A string parameter that must be present; "" when missing or not a string
+// (the caller reports it).
+std::string StringParam(const Json& params, const char* name);
+// An integer parameter: `fallback` when absent or null; else a JSON integer
+// within [lo, hi]. A float, a string or an integer out of range is refused
+// (found by the fuzzer: value<int>() of 1e300 is undefined behaviour, and of
+// 4294967297 silently 1).
+Result<int64_t> IntParam(const Json& obj, const char* name, int64_t fallback, int64_t lo,
+                         int64_t hi);
+// An optional string parameter: nullopt when absent or null; a value of
+// another type is refused, never silently taken for "absent".
+Result<std::optional<std::string>> OptionalString(const Json& obj, const char* name);
+// An optional object parameter: {} when absent; anything but an object
+// (null included: `"input": null` is not "no input") is refused.
+Result<Json> OptionalObject(const Json& obj, const char* name);
+Reply BadParam(const Status& s);
+// The reply for a store error; NotFound becomes `not_found_code`.
+Reply StoreError(const Status& s, const std::string& not_found_code);
+// The Gateway's run-id pattern (SPEC 1.10).
+bool ValidRunId(const std::string& id);
+
+// launchRun's work, shared by cronRun and the cron sweep: checks the
+// request, starts the run and replies once the run is readable.
+Reply LaunchRunSync(Gateway& gw, const Caller& caller, const Json& params);
+
+}  // namespace smithers::gateway
+
+#endif  // SMITHERS_GATEWAY_METHODS_H_

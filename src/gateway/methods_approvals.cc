@@ -1,0 +1,180 @@
+// The approval and signal methods (scopes approval:read, approval:submit,
+// signal:submit): list approvals, decide one, send a run a signal.
+#include <cstdint>
+#include <string>
+#include <utility>
+
+#include "base/json_limits.h"
+#include "gateway/methods.h"
+#include "smithers/engine.h"
+
+namespace smithers::gateway {
+namespace {
+
+Json ApprovalJson(const ApprovalRecord& a) {
+  return {{"runId", a.run_id},
+          {"nodeId", a.node_id},
+          {"iteration", a.iteration},
+          {"status", a.status},
+          {"requestedAtMs", a.requested_at_ms},
+          {"owner", a.owner},
+          {"fallbackOwner", a.fallback_owner},
+          {"request", a.request},
+          {"decidedAtMs", a.decided_at_ms == 0 ? Json() : Json(a.decided_at_ms)},
+          {"decidedBy", a.decided_by.empty() ? Json() : Json(a.decided_by)},
+          {"note", a.note},
+          {"allowedUsers", a.allowed_users},
+          {"allowedScopes", a.allowed_scopes},
+          {"decidedVia", a.decided_via.empty() ? Json() : Json(a.decided_via)},
+          {"override", a.decided_override}};
+}
+
+Reply ListApprovals(const MethodCall& call) {
+  Gateway& gw = call.gw;
+  const Json& params = call.params;
+  Json filter = params.value("filter", Json::object());
+  if (!filter.is_object()) return Reply::Err("InvalidRequest", "filter must be an object");
+  ApprovalFilter f{.run_id = filter.value("runId", ""),
+                   .status = filter.value("status", "requested")};
+  if (f.status == "any") f.status.clear();
+  Result<std::vector<ApprovalRecord>> rows = gw.store().ListApprovals(f);
+  if (!rows.ok()) return StoreError(rows.status(), "RunNotFound");
+  Json list = Json::array();
+  for (const ApprovalRecord& a : *rows) list.push_back(ApprovalJson(a));
+  return Reply::Ok({{"approvals", list}});
+}
+
+Reply SubmitApproval(const MethodCall& call) {
+  Gateway& gw = call.gw;
+  const Caller& caller = call.caller;
+  const Json& params = call.params;
+  std::string run_id = StringParam(params, "runId");
+  std::string node_id = StringParam(params, "nodeId");
+  if (run_id.empty() || node_id.empty()) {
+    return Reply::Err("InvalidRequest", "runId and nodeId are required");
+  }
+  Json decision = params.value("decision", Json::object());
+  bool approved = params.contains("approved") ? params.at("approved").get<bool>()
+                                              : decision.value("approved", false);
+  std::string note = params.value("note", decision.value("note", ""));
+  Result<int64_t> iteration = IntParam(params, "iteration", 0, 0, INT32_MAX);
+  if (!iteration.ok()) return Reply::Err("InvalidRequest", iteration.status().message());
+  auto by = params.find("decidedBy");
+  if (by != params.end() && !by->is_null() && !by->is_string()) {
+    return Reply::Err("InvalidRequest", "decidedBy must be a string");
+  }
+  std::string decided_by = by != params.end() && by->is_string() ? by->get<std::string>() : "";
+  auto ov = params.find("override");
+  if (ov != params.end() && !ov->is_null() && !ov->is_boolean()) {
+    return Reply::Err("InvalidRequest", "override must be a boolean");
+  }
+  const bool override = ov != params.end() && ov->is_boolean() && ov->get<bool>();
+  // The actor is the authenticated identity; only --auth none, where nobody
+  // is authenticated, lets the request name it (and records that).
+  Decider who{.actor = caller.user_id, .via = caller.via, .override = override};
+  if (caller.via == "unauthenticated") {
+    if (decided_by.empty()) {
+      return Reply::Err("InvalidRequest",
+                        "under --auth none a decision must name its decider in decidedBy (it is "
+                        "recorded as unauthenticated)");
+    }
+    who.actor = decided_by;
+  } else {
+    if (!decided_by.empty() && decided_by != caller.user_id) {
+      return Reply::Err("Forbidden", "decidedBy is taken from your credentials (" + caller.user_id +
+                                         "); it cannot name " + decided_by);
+    }
+    who.holds_scope = [&caller](const std::string& scope) {
+      return ScopesAllow(caller.scopes, "", scope);
+    };
+  }
+  if (override && !ScopesAllow(caller.scopes, "", "run:admin")) {
+    return Reply::Err("Forbidden", "override: true requires scope run:admin",
+                      {{"requiredScope", "run:admin"}});
+  }
+  Result<ApprovalRecord> a = DecideApproval(gw.store(),
+                                            {.run_id = run_id,
+                                             .node_id = node_id,
+                                             .iteration = static_cast<int>(*iteration),
+                                             .approved = approved,
+                                             .note = note},
+                                            who, gw.clock().NowMs());
+  if (!a.ok()) {
+    if (a.status().code() == StatusCode::kFailedPrecondition) {
+      return Reply::Err("AlreadyDecided", a.status().message());
+    }
+    return StoreError(a.status(), "NodeNotFound");
+  }
+  gw.Log({{"event", "approval.decided"},
+          {"runId", run_id},
+          {"nodeId", node_id},
+          {"iteration", *iteration},
+          {"approved", approved},
+          {"decidedBy", a->decided_by},
+          {"via", a->decided_via},
+          {"override", a->decided_override}});
+  gw.Supervise();  // resume the run now, not at the next sweep
+  gw.Wake();
+  return Reply::Ok({{"runId", run_id},
+                    {"nodeId", node_id},
+                    {"iteration", *iteration},
+                    {"approved", approved},
+                    {"decidedBy", a->decided_by},
+                    {"via", a->decided_via},
+                    {"override", a->decided_override}});
+}
+
+Reply SubmitSignal(const MethodCall& call) {
+  Gateway& gw = call.gw;
+  const Caller& caller = call.caller;
+  const Json& params = call.params;
+  std::string run_id = StringParam(params, "runId");
+  std::string name, corr;
+  for (const char* key : {"signalName", "name", "correlationKey", "correlationId"}) {
+    Result<std::optional<std::string>> v = OptionalString(params, key);
+    if (!v.ok()) return BadParam(v.status());
+    std::string& into = key[0] == 'c' ? corr : name;
+    if (into.empty() && v->has_value()) into = **v;
+  }
+  if (run_id.empty() || name.empty()) {
+    return Reply::Err("InvalidRequest", "runId and signalName are required");
+  }
+  Json payload = params.contains("payload") ? params.at("payload") : Json::object();
+  if (Status depth = base::CheckJsonValueDepth(payload, base::MaxJsonDepth(), "the payload");
+      !depth.ok()) {
+    return Reply::Err("InvalidInput", depth.message(),
+                      {{"limit", "max_json_depth"}, {"maxJsonDepth", base::MaxJsonDepth()}});
+  }
+  Result<SignalRecord> sig = gw.store().AppendSignal({.run_id = run_id,
+                                                      .name = name,
+                                                      .correlation_id = corr,
+                                                      .payload = std::move(payload),
+                                                      .received_at_ms = gw.clock().NowMs(),
+                                                      .received_by = caller.user_id});
+  if (!sig.ok()) return StoreError(sig.status(), "RunNotFound");
+  gw.Supervise();
+  gw.Wake();
+  return Reply::Ok({{"runId", run_id},
+                    {"signalName", name},
+                    {"correlationId", corr.empty() ? Json() : Json(corr)},
+                    {"seq", sig->seq}});
+}
+
+}  // namespace
+
+std::span<const Method> ApprovalMethods() {
+  static const Method kRows[] = {
+      {.name = "listApprovals", .scope = "approval:read", .handler = ListApprovals},
+      {.name = "submitApproval",
+       .scope = "approval:submit",
+       .auto_subscribe = AutoSubscribe::kFromNow,
+       .handler = SubmitApproval},
+      {.name = "submitSignal",
+       .scope = "signal:submit",
+       .auto_subscribe = AutoSubscribe::kFromNow,
+       .handler = SubmitSignal},
+  };
+  return kRows;
+}
+
+}  // namespace smithers::gateway

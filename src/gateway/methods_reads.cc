@@ -1,0 +1,177 @@
+// The read methods (scope run:read): health, the workflow catalog, runs,
+// their node counts and outputs.
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "gateway/methods.h"
+#include "smithers/engine.h"
+
+namespace smithers::gateway {
+namespace {
+
+// Whether `o` is the output of an Approval node (its decision), not the row
+// of a task that waited at an approval gate (needsApproval): the node has a
+// decided approval and the row is that decision (smithers.approvalDecision).
+Result<bool> IsApprovalDecision(Store& store, const OutputRecord& o) {
+  SMITHERS_ASSIGN_OR_RETURN(std::vector<ApprovalRecord> rows,
+                            store.ListApprovals({.run_id = o.run_id}));
+  for (const ApprovalRecord& a : rows) {
+    if (a.node_id != o.node_id || a.iteration != o.iteration) continue;
+    return a.status != "requested" && o.payload.is_object() && o.payload.contains("approved") &&
+           o.payload.value("decidedBy", Json()) == Json(a.decided_by);
+  }
+  return false;
+}
+
+Reply Health(const MethodCall& call) { return call.gw.Health(); }
+
+Reply ListWorkflows(const MethodCall& call) {
+  Gateway& gw = call.gw;
+  Json list = Json::array();
+  for (const auto& [key, w] : gw.workflows()) {
+    Json entry = {
+        {"key", key}, {"path", w.path}, {"revision", w.revision}, {"loadedAtMs", w.loaded_at_ms}};
+    if (w.schedule) {
+      entry["schedule"] = {{"cronId", "gateway:" + key},
+                           {"pattern", w.schedule->cron},
+                           {"timeZone", w.schedule->time_zone},
+                           {"enabled", w.schedule->enabled}};
+    }
+    if (!w.error.empty()) entry["error"] = w.error;
+    list.push_back(std::move(entry));
+  }
+  return Reply::Ok({{"workflows", list}});
+}
+
+Reply GetRun(const MethodCall& call) {
+  Gateway& gw = call.gw;
+  const Json& params = call.params;
+  std::string run_id = StringParam(params, "runId");
+  if (run_id.empty()) return Reply::Err("InvalidRequest", "runId is required");
+  Result<RunRecord> run = gw.store().GetRun(run_id);
+  if (!run.ok()) return StoreError(run.status(), "RunNotFound");
+  Result<std::map<std::string, int64_t>> counts = gw.store().CountNodes(run_id);
+  if (!counts.ok()) return StoreError(counts.status(), "RunNotFound");
+  Json j = gw.RunSummary(std::move(run).value());
+  j["nodeCounts"] = *counts;
+  return Reply::Ok(std::move(j));
+}
+
+Reply ListRuns(const MethodCall& call) {
+  Gateway& gw = call.gw;
+  const Json& params = call.params;
+  Json filter = params.value("filter", Json::object());
+  if (!filter.is_object()) return Reply::Err("InvalidRequest", "filter must be an object");
+  Result<int64_t> limit = IntParam(filter, "limit", 50, 1, 1000);
+  if (!limit.ok()) return Reply::Err("InvalidRequest", limit.status().message());
+  Result<int64_t> offset_param = IntParam(filter, "offset", 0, 0, 1000000);
+  if (!offset_param.ok()) return Reply::Err("InvalidRequest", offset_param.status().message());
+  int offset = static_cast<int>(*offset_param);
+  RunFilter f{.status = filter.value("status", ""), .limit = static_cast<int>(*limit) + offset};
+  std::string workflow = filter.value("workflow", "");
+  Result<std::vector<RunRecord>> runs = gw.store().ListRuns(f);
+  if (!runs.ok()) return StoreError(runs.status(), "RunNotFound");
+  Json list = Json::array();
+  int skipped = 0;
+  for (RunRecord& r : *runs) {
+    bool named = r.workflow_name == workflow;
+    Json j = gw.RunSummary(std::move(r));
+    if (!workflow.empty() && j["workflowKey"] != workflow && !named) continue;
+    if (skipped++ < offset) continue;
+    list.push_back(std::move(j));
+  }
+  return Reply::Ok({{"runs", list}});
+}
+
+Reply GetNodeOutput(const MethodCall& call) {
+  Gateway& gw = call.gw;
+  const Caller& caller = call.caller;
+  const Json& params = call.params;
+  std::string run_id = StringParam(params, "runId");
+  std::string node_id = StringParam(params, "nodeId");
+  if (run_id.empty() || node_id.empty()) {
+    return Reply::Err("InvalidRequest", "runId and nodeId are required");
+  }
+  Result<int64_t> iteration_param = IntParam(params, "iteration", -1, 0, INT32_MAX);
+  if (!iteration_param.ok()) {
+    return Reply::Err("InvalidRequest", iteration_param.status().message());
+  }
+  Result<std::vector<NodeRecord>> nodes = gw.store().ListNodes(run_id);
+  if (!nodes.ok()) return StoreError(nodes.status(), "RunNotFound");
+  if (nodes->empty() && !gw.store().GetRun(run_id).ok()) {
+    return Reply::Err("RunNotFound", "no run " + run_id);
+  }
+  const NodeRecord* node = nullptr;
+  bool want_latest = *iteration_param < 0;
+  int iteration = static_cast<int>(*iteration_param);
+  for (const NodeRecord& n : *nodes) {
+    if (n.node_id != node_id) continue;
+    if (want_latest ? (node == nullptr || n.iteration > node->iteration)
+                    : n.iteration == iteration) {
+      node = &n;
+    }
+  }
+  if (node == nullptr)
+    return Reply::Err("NodeNotFound", "no node " + node_id + " in run " + run_id);
+  Json out = {{"runId", run_id},
+              {"nodeId", node_id},
+              {"iteration", node->iteration},
+              {"state", node->state},
+              {"mounted", node->mounted}};
+  if (node->state == "failed") {
+    out["status"] = "failed";
+    return Reply::Ok(out);
+  }
+  Result<std::vector<OutputRecord>> outputs = gw.store().ListOutputs(run_id);
+  if (!outputs.ok()) return StoreError(outputs.status(), "RunNotFound");
+  for (const OutputRecord& o : *outputs) {
+    if (o.node_id == node_id && o.iteration == node->iteration) {
+      // An Approval node's output is its decision: approval content.
+      if (!MaySee(caller.scopes, "output.approvalDecision")) {
+        Result<bool> decision = IsApprovalDecision(gw.store(), o);
+        if (!decision.ok()) return StoreError(decision.status(), "RunNotFound");
+        if (*decision) {
+          std::string scope(ContentRequiredScope("output.approvalDecision"));
+          std::string why = "the output of " + node_id + " is an approval decision (scope " +
+                            scope + " reads it)";
+          return Reply::Err("Forbidden", why, {{"requiredScope", scope}});
+        }
+      }
+      out["status"] = "produced";
+      out["row"] = o.payload;
+      out["outputTable"] = o.output_table;
+      return Reply::Ok(out);
+    }
+  }
+  out["status"] = "pending";
+  out["row"] = nullptr;
+  return Reply::Ok(out);
+}
+
+}  // namespace
+
+Reply Gateway::Health() {
+  return Reply::Ok({{"ok", true},
+                    {"protocol", kProtocolVersion},
+                    {"features", Json::array({"streaming", "runs"})},
+                    {"stateVersion", state_version_},
+                    {"uptimeMs", clock_.NowMs() - started_at_ms_},
+                    {"identity", Identity()},
+                    {"workflowsLoaded", workflows_.size()},
+                    {"workflowsTotal", workflows_.size()}});
+}
+
+std::span<const Method> ReadMethods() {
+  static const Method kRows[] = {
+      {.name = "health", .scope = "run:read", .handler = Health},
+      {.name = "listWorkflows", .scope = "run:read", .handler = ListWorkflows},
+      {.name = "getRun", .scope = "run:read", .handler = GetRun},
+      {.name = "listRuns", .scope = "run:read", .handler = ListRuns},
+      {.name = "getNodeOutput", .scope = "run:read", .handler = GetNodeOutput},
+  };
+  return kRows;
+}
+
+}  // namespace smithers::gateway

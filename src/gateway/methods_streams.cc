@@ -1,0 +1,71 @@
+// The stream methods (scope run:read, a WebSocket only): open a stream of a
+// run's events, close one. The feeds behind them are in feeds.cc.
+#include <cstdint>
+#include <string>
+
+#include "gateway/methods.h"
+
+namespace smithers::gateway {
+namespace {
+
+Reply StreamRunEvents(const MethodCall& call) {
+  Gateway& gw = call.gw;
+  const Json& params = call.params;
+  Connection& conn = *call.conn;
+  std::string run_id = StringParam(params, "runId");
+  if (run_id.empty()) return Reply::Err("InvalidRequest", "runId is required");
+  Result<RunRecord> run = gw.store().GetRun(run_id);
+  if (!run.ok()) return StoreError(run.status(), "RunNotFound");
+  int64_t after = -1;
+  if (params.contains("afterSeq") && !params.at("afterSeq").is_null()) {
+    if (!params.at("afterSeq").is_number_integer()) {
+      return Reply::Err("InvalidRequest", "afterSeq must be an integer");
+    }
+    after = params.at("afterSeq").get<int64_t>();
+  }
+  // An explicit stream replaces an automatic one of the same run; the frames
+  // the automatic one sent are all queued before this reply.
+  for (auto it = conn.auto_streams.begin(); it != conn.auto_streams.end();) {
+    auto open = conn.streams.find(*it);
+    if (open != conn.streams.end() && open->second == run_id) {
+      conn.streams.erase(open);
+      it = conn.auto_streams.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  return gw.OpenStream(conn, run_id, after);
+}
+
+Reply Unsubscribe(const MethodCall& call) {
+  const Json& params = call.params;
+  Connection& conn = *call.conn;
+  std::string stream_id = StringParam(params, "streamId");
+  conn.auto_streams.erase(stream_id);
+  if (conn.streams.erase(stream_id) == 0) {
+    return Reply::Err("InvalidRequest", "no stream " + stream_id + " on this connection");
+  }
+  return Reply::Ok({{"streamId", stream_id}, {"unsubscribed", true}});
+}
+
+}  // namespace
+
+std::span<const Method> StreamMethods() {
+  static const Method kRows[] = {
+      {.name = "streamRunEvents",
+       .scope = "run:read",
+       .needs_connection = true,
+       .handler = StreamRunEvents},
+      {.name = "subscribe",
+       .scope = "run:read",
+       .needs_connection = true,
+       .handler = StreamRunEvents},
+      {.name = "unsubscribe",
+       .scope = "run:read",
+       .needs_connection = true,
+       .handler = Unsubscribe},
+  };
+  return kRows;
+}
+
+}  // namespace smithers::gateway
