@@ -28,6 +28,7 @@
 #include "base/hash.h"
 #include "smithers/clock.h"
 #include "smithers/store.h"
+#include "store/output_views.h"
 #include "store/sqlite/migrations.h"
 #include "store/sqlite/row_binding.h"
 #include "store/sqlite/sqlite_db.h"
@@ -40,51 +41,14 @@ namespace {
 
 // --- Output views ---------------------------------------------------------------
 
-bool IsIdentifier(std::string_view s) {
-  auto is_alpha = [](char c) {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_';
-  };
-  auto is_digit = [](char c) { return c >= '0' && c <= '9'; };
-  if (s.empty() || !is_alpha(s[0])) return false;
-  for (char c : s) {
-    if (!is_alpha(c) && !is_digit(c)) return false;
-  }
-  return true;
-}
-
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
-  return out;
-}
-
-// SQL for one view. `name` and every property used are identifiers, so they
-// can sit inside quotes and the JSON path without escaping.
+// SQL for one view (the columns: store/output_views.h). `name` and every
+// column are identifiers, so they sit inside quotes and the JSON path
+// without escaping.
 Result<std::string> OutputViewSql(const std::string& name, const Json& schema) {
-  if (!IsIdentifier(name)) {
-    return InvalidArgumentError("output name \"" + name +
-                                "\" cannot name a view: use [A-Za-z_][A-Za-z0-9_]*");
-  }
-  const std::string lower = Lower(name);
-  if (lower.starts_with("_smithers") || lower.starts_with("sqlite_")) {
-    return InvalidArgumentError("output name \"" + name +
-                                "\" is reserved (names starting with _smithers or sqlite_)");
-  }
-  if (!schema.is_object()) {
-    return InvalidArgumentError("schema of output \"" + name + "\" is not a JSON object");
-  }
-  // SQLite column names are case-insensitive: keep the first of any clash,
-  // and never shadow the key columns every view starts with.
-  std::set<std::string> taken = {"run_id", "node_id", "iteration", "created_at_ms"};
+  SMITHERS_ASSIGN_OR_RETURN(std::vector<std::string> properties, OutputViewColumns(name, schema));
   std::string columns;
-  auto properties = schema.find("properties");
-  if (properties != schema.end() && properties->is_object()) {
-    for (const auto& [property, unused] : properties->items()) {
-      if (!IsIdentifier(property) || !taken.insert(Lower(property)).second) continue;
-      columns += ", json_extract(payload_json, '$." + property + "') AS \"" + property + "\"";
-    }
+  for (const std::string& property : properties) {
+    columns += ", json_extract(payload_json, '$." + property + "') AS \"" + property + "\"";
   }
   return "DROP VIEW IF EXISTS \"" + name + "\"; CREATE VIEW \"" + name +
          "\" AS SELECT run_id, node_id, iteration" + columns +
