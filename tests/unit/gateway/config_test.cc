@@ -170,6 +170,27 @@ TEST(GatewayConfigTest, AccessLogDashAndEmptyAreNotPaths) {
   EXPECT_EQ(c->options.workflows_dir, "w");
 }
 
+TEST(GatewayConfigTest, DbIsAStoreUrlWithFilePathsRelativeToTheFile) {
+  auto db_of = [](const std::string& value) {
+    Result<GatewayConfig> c = ParseGatewayConfig("db = \"" + value + "\"\n", "conf/g.toml");
+    EXPECT_TRUE(c.ok()) << value << ": " << c.status().message();
+    return c.ok() ? c->options.db : "";
+  };
+  EXPECT_EQ(db_of("s.db"), "conf/s.db");
+  EXPECT_EQ(db_of("sqlite:s.db"), "sqlite:conf/s.db");
+  EXPECT_EQ(db_of("sqlite:/var/s.db"), "sqlite:/var/s.db");
+  EXPECT_EQ(db_of("sqlite:///var/s.db"), "sqlite:///var/s.db");
+  EXPECT_EQ(db_of("a:b.db"), "conf/a:b.db");
+  for (const char* bad : {"postgres://h/db", "foo://bar", "", "sqlite:"}) {
+    Result<GatewayConfig> c =
+        ParseGatewayConfig("db = \"" + std::string(bad) + "\"\n", "conf/g.toml");
+    ASSERT_FALSE(c.ok()) << bad;
+    EXPECT_EQ(c.status().code(), StatusCode::kInvalidArgument) << bad;
+    EXPECT_NE(c.status().message().find("conf/g.toml:1:"), std::string::npos)
+        << c.status().message();
+  }
+}
+
 TEST(GatewayConfigTest, ErrorsNameTheFileLineAndKey) {
   EXPECT_EQ(ErrorOf(ParseGatewayConfig("port = 1\nprot = 2\n", "g.toml")),
             "g.toml:2:1: prot: unknown key (known here: access_log, allowed_origins, auth, db, "
