@@ -7,7 +7,6 @@
 #ifndef SMITHERS_GATEWAY_METHODS_H_
 #define SMITHERS_GATEWAY_METHODS_H_
 
-#include <functional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -24,10 +23,6 @@ struct MethodCall {
   const Caller& caller;
   const Json& params;
   Connection* conn;
-  // Replies later, on the io thread, for a handler that returned
-  // Reply::Later() (launchRun waits for the run's first commit on the run's
-  // thread). Called once; a handler that replied at once must not call it.
-  std::function<void(Reply)> respond;
 };
 
 // Whether a method's reply subscribes its WebSocket connection to the run the
