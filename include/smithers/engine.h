@@ -69,6 +69,11 @@ struct AttemptInfo {
 };
 
 // Starts attempts of tasks of one mode. The seam for agents and sandboxes.
+// Start is called on the engine's thread: it may finish short work inline and
+// return an Execution that is already over (static values; compute functions,
+// which run to completion there, bounded by the task's timeout), and must
+// hand anything that waits (a process, a network call) to an Execution that
+// the engine then polls without blocking.
 class Executor {
  public:
   virtual ~Executor() = default;

@@ -1,4 +1,4 @@
-// The `smithers` command. See DESIGN.md "CLI" for the contract: commands,
+// The `smithers` command (README.md, docs/architecture.md "Processes"): commands,
 // --json on every read command, and exit codes 0 finished, 1 failed,
 // 2 cancelled, 3 waiting, 4 bad usage or bad input.
 #include <malloc.h>

@@ -1,5 +1,5 @@
 // Lua workflow modules: loads a module file and exposes it as a
-// WorkflowDefinition the engine can run. See DESIGN.md "Workflow modules (Lua)".
+// WorkflowDefinition the engine can run. See docs/engine.md and docs/architecture.md.
 #ifndef SMITHERS_SCRIPT_LUA_WORKFLOW_H_
 #define SMITHERS_SCRIPT_LUA_WORKFLOW_H_
 

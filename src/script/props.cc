@@ -11,7 +11,7 @@
 namespace smithers::script {
 namespace {
 
-// A prop SPEC.md defines that we do not implement yet, and what to do instead.
+// A prop Smithers defines that we do not implement yet, and what to do instead.
 struct Unsupported {
   std::string_view prop;
   std::string_view hint;
@@ -162,7 +162,7 @@ constexpr std::string_view kNodeKinds[] = {"Workflow", "Sequence", "Parallel", "
                                            "Loop",     "Task",     "Approval", "WaitForEvent",
                                            "Signal",   "Timer"};
 
-// Members of the smithers table SPEC.md defines that we do not implement yet.
+// Members of the smithers table Smithers defines that we do not implement yet.
 const std::map<std::string_view, std::string_view>& UnsupportedMembers() {
   static const auto* const kMembers = new std::map<std::string_view, std::string_view>{
       {"MergeQueue", "use Parallel { maxConcurrency = 1 }"},

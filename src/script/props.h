@@ -1,7 +1,7 @@
 // The props each component, agent and option table of a workflow module
 // takes, in one table (docs/engine.md "Props"). A prop that is not in it is
 // bad input, never ignored: a misspelt one names its near misses, one that
-// SPEC.md defines but we do not implement yet says so.
+// Smithers defines but we do not implement yet says so.
 //
 //   std::string err = CheckProps(ls, 1, "Task");
 //   // `Task "build": unknown prop "timeoutMS" (did you mean "timeoutMs"?)`

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Black-box crash loop: SIGKILL the real `smithers up` at random moments.
 
-DESIGN.md "Durability" promises that a task whose output row is committed is
+docs/engine.md "Durability" promises that a task whose output row is committed is
 never executed again, whatever crashes. This suite checks it from outside:
 
 - a workflow module of `command` tasks (a Sequence of 5, a Parallel of 6 with

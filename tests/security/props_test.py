@@ -2,7 +2,7 @@
 """Unknown props and components are bad input, never ignored (docs/engine.md
 "Props"): `smithers up` exits 4 naming the prop, the component and the file:line
 of the component's constructor, with "did you mean" for near misses, and writes
-nothing; props SPEC.md defines that we do not implement yet are refused the same
+nothing; props Smithers defines that we do not implement yet are refused the same
 way; the Gateway refuses launchRun with InvalidInput and shows the error in
 listWorkflows.
 

@@ -1,5 +1,5 @@
-// Durability of the run loop under store faults and crashes (STYLE.md
-// "Tests", durability 1 and 2):
+// Durability of the run loop under store faults and crashes (docs/testing.md,
+// docs/engine.md "Durability"):
 //
 // 1. A fault-injecting store fails the Nth Commit() of a run, for every N,
 //    either before it is applied or "ambiguously" (applied, then reported as a
