@@ -18,6 +18,7 @@
 #include "base/hash.h"
 #include "base/json_limits.h"
 #include "base/secrets.h"
+#include "base/version.h"
 #include "cli/commands.h"
 #include "cli/common.h"
 #include "script/lua_workflow.h"
@@ -504,7 +505,7 @@ int Main(int argc, char** argv) {
   CLI::App app{"smithers: durable workflows for AI agents (Lua modules, SQLite store)", "smithers"};
   app.require_subcommand(1);
   app.fallthrough();  // global options may follow the subcommand
-  app.set_version_flag("--version", "smithers 0.1.0");
+  app.set_version_flag("--version", std::string("smithers ") + base::Version());
   Global g;
   app.add_option("--db", g.db, "The store: a SQLite database file (PATH or sqlite:PATH)")
       ->capture_default_str()

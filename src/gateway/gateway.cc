@@ -20,6 +20,7 @@
 #include "base/hash.h"
 #include "base/json_limits.h"
 #include "base/redact.h"
+#include "base/version.h"
 #include "gateway/cron.h"
 #include "gateway/gateway_internal.h"
 #include "gateway/methods.h"
@@ -194,7 +195,7 @@ Status Gateway::Revalidate(const Caller& caller) {
 Json Gateway::Identity() const {
   return {{"workspaceRoot", workspace_root_},
           {"backend", store_->BackendName()},
-          {"version", "0.1.0"},
+          {"version", base::Version()},
           {"pid", getpid()},
           {"startedAtMs", started_at_ms_}};
 }

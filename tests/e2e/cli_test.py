@@ -148,6 +148,16 @@ class ReadCommandsTest(E2ETest):
         self.assertFalse(os.path.exists(self.db))
 
 
+class VersionTest(E2ETest):
+    def test_version_comes_from_the_cmake_project(self):
+        import re
+        with open(os.path.join(SOURCE_DIR, "CMakeLists.txt")) as f:
+            version = re.search(r"project\(smithers VERSION (\S+)", f.read()).group(1)
+        r = self.run_cli("--version", db=False)
+        self.assertEqual(r.code, 0, r)
+        self.assertEqual(r.stdout.strip(), "smithers " + version)
+
+
 class CancelTest(E2ETest):
     def sleeper(self):
         self.pidfile = self.path("sleep.pid")
