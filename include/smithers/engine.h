@@ -61,7 +61,11 @@ struct AttemptInfo {
   std::string node_id;
   int iteration = 0;
   int attempt = 1;
-  int64_t deadline_monotonic_ms = 0;  // 0 = none
+  int64_t deadline_monotonic_ms = 0;  // 0 = none, else on `clock`'s MonotonicMs
+  // The run's clock (RunOptions::clock): executors read the time and wait on
+  // it (Clock::Wait), never on the system's, so one clock domain holds for
+  // deadlines, retries and heartbeats. Never null during Start.
+  Clock* clock = nullptr;
   // The rows the task reads (TaskDeps::rows), key -> row, as ComputeContext
   // has them; nullptr when it declares none. Valid during Executor::Start
   // only: an executor that needs them later copies them.
@@ -114,6 +118,11 @@ struct RunOptions {
   // Executors by mode, overriding the built-in ones (static, compute, command).
   std::map<TaskMode, Executor*> executors;
   int64_t heartbeat_interval_ms = 1000;
+  // The heartbeat watchdog's limit for agent tasks that set none (SPEC 1.7:
+  // 10 minutes; the CLI and the Gateway take SMITHERS_TASK_HEARTBEAT_MS
+  // from the environment, the library never reads it). Other tasks have
+  // none unless they set heartbeatTimeoutMs.
+  int64_t agent_heartbeat_timeout_ms = 600000;
   int64_t cancel_poll_interval_ms = 250;
   int64_t cancel_grace_ms = 5000;  // SIGTERM -> SIGKILL for commands
   // Graceful stop (a process shutting down): once `*stop` is true the run

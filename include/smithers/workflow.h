@@ -36,6 +36,8 @@
 
 namespace smithers {
 
+class Clock;
+
 enum class NodeKind { kWorkflow, kSequence, kParallel, kBranch, kLoop, kTask };
 
 // "workflow", "sequence", ...
@@ -51,7 +53,8 @@ struct ComputeContext {
   std::string node_id;
   int iteration = 0;
   int attempt = 1;
-  int64_t deadline_monotonic_ms = 0;  // 0 = no timeout
+  int64_t deadline_monotonic_ms = 0;  // 0 = no timeout, else on `clock`'s MonotonicMs
+  Clock* clock = nullptr;             // the run's clock; nullptr = SystemClock()
   // The rows of the task's TaskDeps::rows as a JSON object, key -> row (a
   // key whose row is missing is absent under TaskDeps::optional); nullptr
   // when the task declares no rows. Valid for the call only.
@@ -154,8 +157,8 @@ struct TaskSpec {
   int64_t timeout_ms = 0;  // 0 = none
   // An attempt that shows no sign of life (output, a model reply, a tool call)
   // for this long fails with TASK_HEARTBEAT_TIMEOUT (retryable). 0 = the
-  // default: 600000 for agent tasks (env SMITHERS_TASK_HEARTBEAT_MS), none for
-  // the rest; -1 = none.
+  // default: RunOptions::agent_heartbeat_timeout_ms for agent tasks (600000;
+  // the CLI takes SMITHERS_TASK_HEARTBEAT_MS), none for the rest; -1 = none.
   int64_t heartbeat_timeout_ms = 0;
   bool continue_on_fail = false;
   std::string label;

@@ -4,7 +4,6 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <chrono>
 #include <cstdlib>
 #include <map>
 #include <mutex>
@@ -50,12 +49,6 @@ namespace {
 
 Json Error(const std::string& code, const std::string& message) {
   return {{"code", code}, {"message", base::Redact(message)}};
-}
-
-int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
 }
 
 std::string Env(const std::string& name) {
@@ -204,8 +197,9 @@ std::vector<std::string> CliArgv(const std::string& kind, const Json& a, const s
 class AgentExecution final : public Execution {
  public:
   AgentExecution(Json chain, std::string prompt, Json schema, std::string root_dir,
-                 std::vector<std::string> hidden_paths, int64_t deadline_ms)
-      : chain_(std::move(chain)),
+                 std::vector<std::string> hidden_paths, Clock& clock, int64_t deadline_ms)
+      : clock_(clock),
+        chain_(std::move(chain)),
         prompt_(std::move(prompt)),
         schema_(std::move(schema)),
         root_dir_(std::move(root_dir)),
@@ -288,7 +282,7 @@ class AgentExecution final : public Execution {
   }
 
   int64_t Remaining() const {
-    return deadline_ms_ > 0 ? std::max<int64_t>(1, deadline_ms_ - NowMs()) : 0;
+    return deadline_ms_ > 0 ? std::max<int64_t>(1, deadline_ms_ - clock_.MonotonicMs()) : 0;
   }
 
   // Checks a candidate reply; "" when it is the output, else what is wrong.
@@ -373,16 +367,18 @@ class AgentExecution final : public Execution {
     ToolContext tools{.root_dir = a.value("rootDir", root_dir_),
                       .allow_network = a.value("allowNetwork", false),
                       .unisolated = Unisolated(a),
-                      .hidden_paths = hidden_paths_};
+                      .hidden_paths = hidden_paths_,
+                      .clock = &clock_};
     char resolved[4096];
     if (realpath(tools.root_dir.c_str(), resolved) != nullptr) tools.root_dir = resolved;
     int max_turns = a.value("maxTurns", 20);
     int schema_retries = a.value("maxSchemaRetries", 2);
-    CallHooks hooks{.cancel = &cancel_, .on_text_delta = [this](std::string_view piece) {
-                      activity_ = true;
-                      std::lock_guard<std::mutex> lock(mu_);
-                      if (streamed_.size() < (1u << 20)) streamed_.append(piece);
-                    }};
+    CallHooks hooks{
+        .cancel = &cancel_, .clock = &clock_, .on_text_delta = [this](std::string_view piece) {
+          activity_ = true;
+          std::lock_guard<std::mutex> lock(mu_);
+          if (streamed_.size() < (1u << 20)) streamed_.append(piece);
+        }};
     for (int turn = 1;; ++turn) {
       if (turn > max_turns) {
         run.error = Error("AGENT_MAX_TURNS",
@@ -410,14 +406,14 @@ class AgentExecution final : public Execution {
         req.messages.push_back(
             {.role = "assistant", .content = reply->text, .tool_calls = reply->tool_calls});
         for (const ToolCall& call : reply->tool_calls) {
-          int64_t t0 = NowMs();
+          int64_t t0 = clock_.MonotonicMs();
           ToolResult res = RunTool(tools, call.name, call.arguments);
           activity_ = true;
           run.tool_calls.push_back({{"name", call.name},
                                     {"arguments", base::RedactJson(call.arguments)},
                                     {"ok", res.ok},
                                     {"resultBytes", res.output.size()},
-                                    {"durationMs", NowMs() - t0}});
+                                    {"durationMs", clock_.MonotonicMs() - t0}});
           // A refused sandbox is the operator's business too, not only the model's.
           if (res.not_run) {
             run.tool_calls.back()["error"] = base::Redact(res.output.substr(0, 1000));
@@ -494,16 +490,17 @@ class AgentExecution final : public Execution {
     while (true) {
       int64_t deadline = deadline_ms_;
       int64_t own = a.value("timeoutMs", int64_t{0});
-      if (own > 0 && (deadline == 0 || NowMs() + own < deadline)) deadline = NowMs() + own;
+      if (own > 0 && (deadline == 0 || clock_.MonotonicMs() + own < deadline))
+        deadline = clock_.MonotonicMs() + own;
       base::ProcessSpec spec;
       spec.argv = CliArgv(kind, a, exe, prompt);
       spec.env = *env;
       spec.cwd = cwd;
-      spec.deadline_ms = deadline;  // steady clock, the domain of NowMs and SystemClock
+      spec.deadline_ms = deadline;  // on clock_, as RunProcess reads it
       spec.kill_grace_ms = 2000;
       // Past 16 MiB a stream is cut; the reply then fails to parse.
       spec.max_stdout_bytes = spec.max_stderr_bytes = 16u << 20;
-      Result<base::ProcessResult> proc = base::RunProcess(spec, &cancel_, &activity_);
+      Result<base::ProcessResult> proc = base::RunProcess(spec, &cancel_, &activity_, clock_);
       if (!proc.ok()) {
         run.error = Error("AGENT_REQUEST_FAILED", proc.status().message());
         return run;
@@ -544,12 +541,13 @@ class AgentExecution final : public Execution {
     }
   }
 
+  Clock& clock_;  // the run's: deadlines, retry waits and tool timings
   Json chain_;
   std::string prompt_;
   Json schema_;
   std::string root_dir_;
   std::vector<std::string> hidden_paths_;
-  int64_t deadline_ms_;
+  int64_t deadline_ms_;  // on clock_'s MonotonicMs; 0 = none
   std::atomic<bool> cancel_{false};
   std::atomic<bool> activity_{false};  // a heartbeat since TakeActivity
   int wake_[2] = {-1, -1};
@@ -566,11 +564,8 @@ class AgentExecutor final : public Executor {
   Result<std::unique_ptr<Execution>> Start(const TaskSpec& task, const AttemptInfo& info) override {
     auto it = options_.outputs.find(task.output);
     Json schema = it != options_.outputs.end() ? it->second : Json();
-    int64_t deadline = 0;
-    if (info.deadline_monotonic_ms > 0) {
-      // The engine's monotonic clock may be injected; turn it into a span.
-      deadline = NowMs() + std::max<int64_t>(1, task.timeout_ms);
-    }
+    // The deadline is on the run's clock, which the attempt reads and waits on.
+    Clock& clock = info.clock != nullptr ? *info.clock : SystemClock();
     // The rows of its dependencies follow the prompt as JSON (docs/engine.md
     // "Dependencies"): the agent's counterpart of a compute function's table.
     std::string prompt = task.prompt;
@@ -580,7 +575,7 @@ class AgentExecutor final : public Executor {
     }
     return std::unique_ptr<Execution>(std::make_unique<AgentExecution>(
         task.agent, std::move(prompt), std::move(schema), options_.default_root_dir,
-        options_.hidden_paths, deadline));
+        options_.hidden_paths, clock, info.deadline_monotonic_ms));
   }
 
  private:

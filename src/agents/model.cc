@@ -4,11 +4,9 @@
 
 #include <algorithm>
 #include <cctype>
-#include <chrono>
 #include <cmath>
 #include <map>
 #include <random>
-#include <thread>
 #include <utility>
 
 #include "agents/curl_api.h"
@@ -507,7 +505,7 @@ std::string ProviderMessage(const ModelRequest& r, const std::string& body) {
 }
 
 // Retry-After in milliseconds (delay-seconds or an HTTP date), or -1.
-int64_t RetryAfterMs(const HttpResponse& res) {
+int64_t RetryAfterMs(const HttpResponse& res, const Clock& clock) {
   auto it = res.headers.find("retry-after");
   if (it == res.headers.end() || it->second.empty()) return -1;
   const std::string& v = it->second;
@@ -517,19 +515,19 @@ int64_t RetryAfterMs(const HttpResponse& res) {
   const CurlApi* curl = Curl();
   time_t when = curl != nullptr ? curl->getdate(v.c_str(), nullptr) : -1;
   if (when < 0) return -1;
-  return std::max<int64_t>(0, static_cast<int64_t>(when) * 1000 - SystemClock().NowMs());
+  return std::max<int64_t>(0, static_cast<int64_t>(when) * 1000 - clock.NowMs());
 }
 
 bool Cancelled(const CallHooks& hooks) { return hooks.cancel != nullptr && hooks.cancel->load(); }
 
-// Sleeps `ms` in short steps; false when cancelled meanwhile.
-bool SleepUnlessCancelled(int64_t ms, const CallHooks& hooks) {
-  int64_t until = SystemClock().MonotonicMs() + ms;
+// Sleeps `ms` on `clock` in short steps; false when cancelled meanwhile.
+bool SleepUnlessCancelled(int64_t ms, const CallHooks& hooks, Clock& clock) {
+  int64_t until = clock.MonotonicMs() + ms;
   for (;;) {
     if (Cancelled(hooks)) return false;
-    int64_t left = until - SystemClock().MonotonicMs();
+    int64_t left = until - clock.MonotonicMs();
     if (left <= 0) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(std::min(left, kSleepStepMs)));
+    clock.SleepMs(std::min(left, kSleepStepMs));
   }
 }
 
@@ -574,14 +572,15 @@ Result<ModelReply> CallModel(const ModelRequest& request, const CallHooks& hooks
                    .body = body.dump(),
                    .cancel = hooks.cancel};
   // timeout_ms bounds the whole call, retries and their waits included.
-  const int64_t start = SystemClock().MonotonicMs();
+  Clock& clock = hooks.clock != nullptr ? *hooks.clock : SystemClock();
+  const int64_t start = clock.MonotonicMs();
   const int64_t deadline = request.timeout_ms > 0 ? start + request.timeout_ms : 0;
   const int attempts = std::max(0, request.max_http_retries) + 1;
   std::string last_failure;
   for (int attempt = 1;; ++attempt) {
     if (Cancelled(hooks)) return CancelledError(request.provider + ": request cancelled");
     if (deadline > 0) {
-      http.timeout_ms = deadline - SystemClock().MonotonicMs();
+      http.timeout_ms = deadline - clock.MonotonicMs();
       if (http.timeout_ms <= 0) return DeadlineExceededError(TimedOut(request, last_failure));
     }
     StreamAssembler stream(request, hooks);
@@ -616,7 +615,7 @@ Result<ModelReply> CallModel(const ModelRequest& request, const CallHooks& hooks
       bool retryable = res->status == 408 || res->status == 429 || res->status >= 500;
       if (!retryable) return InvalidArgumentError(message);
       failure = UnavailableError(message);
-      retry_after = RetryAfterMs(*res);
+      retry_after = RetryAfterMs(*res, clock);
     }
     if (failure.code() != StatusCode::kUnavailable) return failure;
     last_failure = failure.message();
@@ -638,10 +637,10 @@ Result<ModelReply> CallModel(const ModelRequest& request, const CallHooks& hooks
     }
     wait = std::min(wait, kMaxRetryWaitMs);
     // A wait that would outlast the deadline fails now rather than at the deadline.
-    if (deadline > 0 && SystemClock().MonotonicMs() + wait >= deadline) {
+    if (deadline > 0 && clock.MonotonicMs() + wait >= deadline) {
       return DeadlineExceededError(TimedOut(request, last_failure));
     }
-    if (!SleepUnlessCancelled(wait, hooks)) {
+    if (!SleepUnlessCancelled(wait, hooks, clock)) {
       return CancelledError(request.provider + ": request cancelled");
     }
   }

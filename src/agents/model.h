@@ -16,6 +16,7 @@
 #include <string_view>
 #include <vector>
 
+#include "smithers/clock.h"
 #include "smithers/json.h"
 #include "smithers/status.h"
 
@@ -74,7 +75,10 @@ struct ModelReply {
 };
 
 struct CallHooks {
-  const std::atomic<bool>* cancel = nullptr;            // set -> the call ends Cancelled
+  const std::atomic<bool>* cancel = nullptr;  // set -> the call ends Cancelled
+  // Retry waits and the call's deadline; nullptr = SystemClock(). (The HTTP
+  // transfer itself runs in real time.)
+  Clock* clock = nullptr;
   std::function<void(std::string_view)> on_text_delta;  // streamed text as it arrives
 };
 

@@ -385,11 +385,12 @@ ToolResult Bash(const ToolContext& c, const Json& a) {
   spec.cwd = c.root_dir;
   spec.stderr_mode = base::ProcessSpec::Output::kToStdout;  // one stream, as a terminal shows it
   spec.max_stdout_bytes = c.max_output_bytes * 2;
-  spec.deadline_ms = SystemClock().MonotonicMs() + c.timeout_ms;
+  Clock& clock = c.clock != nullptr ? *c.clock : SystemClock();
+  spec.deadline_ms = clock.MonotonicMs() + c.timeout_ms;
   spec.kill_grace_ms = 1000;
   // What the command started in the background may outlive it, as in a shell.
   spec.kill_group_on_exit = false;
-  Result<base::ProcessResult> proc = base::RunProcess(spec);
+  Result<base::ProcessResult> proc = base::RunProcess(spec, nullptr, nullptr, clock);
   if (!proc.ok()) return Err(proc.status().message());
   std::string output = std::move(proc->out);
   bool timed_out = proc->timed_out;

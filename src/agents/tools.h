@@ -19,6 +19,7 @@ struct ToolContext {
   std::string bwrap = "bwrap";                  // bubblewrap: a name on PATH or a path
   int64_t timeout_ms = 30000;                   // per call
   size_t max_output_bytes = size_t{64} * 1024;  // results are cut (and say so) beyond this
+  Clock* clock = nullptr;                       // bash's deadline; nullptr = SystemClock()
 };
 
 struct ToolResult {

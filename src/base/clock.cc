@@ -1,6 +1,11 @@
 #include "smithers/clock.h"
 
+#include <poll.h>
+
+#include <algorithm>
+#include <cerrno>
 #include <chrono>
+#include <limits>
 
 namespace smithers {
 namespace {
@@ -19,7 +24,28 @@ class RealClock final : public Clock {
   }
 };
 
+// poll(2) for up to `timeout_ms` of real time, without limit when negative
+// (a signal may end it early: the callers loop on their own conditions).
+int PollFor(pollfd* fds, size_t n, int64_t timeout_ms) {
+  const int64_t capped =
+      timeout_ms < 0 ? -1 : std::min<int64_t>(timeout_ms, std::numeric_limits<int>::max());
+  return poll(fds, n, static_cast<int>(capped));
+}
+
 }  // namespace
+
+int Clock::Wait(pollfd* fds, size_t n, int64_t timeout_ms) { return PollFor(fds, n, timeout_ms); }
+
+int ManualClock::Wait(pollfd* fds, size_t n, int64_t timeout_ms) {
+  // Without a limit there is no time to move to: only a descriptor ends it.
+  if (mode_ == Mode::kStill || timeout_ms < 0) return PollFor(fds, n, timeout_ms);
+  int ready = n > 0 ? PollFor(fds, n, 0) : 0;
+  if (ready != 0 || timeout_ms <= 0) return ready;
+  now_ms_ += timeout_ms;
+  ++waits_;
+  waited_ms_ += timeout_ms;
+  return 0;
+}
 
 Clock& SystemClock() {
   static RealClock* clock = new RealClock();  // NOLINT: never destroyed, by design.

@@ -411,7 +411,7 @@ const ProcessResult& Subprocess::Wait(const std::atomic<bool>* cancel,
       int64_t left = std::max<int64_t>(0, at - now);
       timeout = timeout < 0 ? left : std::min(timeout, left);
     }
-    poll(fds, n, static_cast<int>(timeout));
+    clock_.Wait(fds, n, timeout);
   }
   if (activity != nullptr && TakeActivity()) *activity = true;
   return result_;

@@ -6,6 +6,8 @@
 #include <cstdlib>
 #include <iostream>
 
+#include "smithers/engine.h"
+
 namespace smithers::cli {
 
 int Fail(int code, const std::string& message) {
@@ -73,6 +75,19 @@ Clock& CliClock() {
 }
 
 bool ClockShifted() { return std::getenv("SMITHERS_CLOCK_OFFSET_MS") != nullptr; }
+
+Result<int64_t> AgentHeartbeatTimeoutMs() {
+  const char* v = std::getenv("SMITHERS_TASK_HEARTBEAT_MS");
+  if (v == nullptr || *v == '\0') return RunOptions{}.agent_heartbeat_timeout_ms;
+  errno = 0;
+  char* end = nullptr;
+  long long ms = std::strtoll(v, &end, 10);
+  if (errno != 0 || end == v || *end != '\0' || ms <= 0) {
+    return InvalidArgumentError(std::string("SMITHERS_TASK_HEARTBEAT_MS=\"") + v +
+                                "\" is not a positive number of milliseconds");
+  }
+  return static_cast<int64_t>(ms);
+}
 
 std::string Ago(int64_t then_ms) {
   if (then_ms == 0) return "-";

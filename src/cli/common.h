@@ -56,6 +56,11 @@ Clock& CliClock();
 // True when SMITHERS_CLOCK_OFFSET_MS is set (to anything).
 bool ClockShifted();
 
+// RunOptions::agent_heartbeat_timeout_ms from SMITHERS_TASK_HEARTBEAT_MS
+// (milliseconds, > 0); the engine's default when unset or empty.
+// InvalidArgument for any other value.
+Result<int64_t> AgentHeartbeatTimeoutMs();
+
 // "3s ago", "5m ago", ...
 std::string Ago(int64_t then_ms);
 // "in 5m", "in 2h", or "now".

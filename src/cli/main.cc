@@ -7,12 +7,10 @@
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <atomic>
-#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <iostream>
 #include <sstream>
-#include <thread>
 
 #include "agents/agent_executor.h"
 #include "base/hash.h"
@@ -168,8 +166,11 @@ int Up(const Global& g, const UpArgs& a) {
   if (!base::ParseDurationMs(a.stop_grace, &stop_grace_ms) || stop_grace_ms < 0) {
     return Fail(kExitBadInput, "--stop-grace \"" + a.stop_grace + "\" is not a duration like 10s");
   }
+  Result<int64_t> agent_heartbeat = AgentHeartbeatTimeoutMs();
+  if (!agent_heartbeat.ok()) return Fail(kExitBadInput, agent_heartbeat.status().message());
   Progress progress(isatty(STDERR_FILENO) != 0);
   RunOptions opts;
+  opts.agent_heartbeat_timeout_ms = *agent_heartbeat;
   opts.stop = &g_stop_run;
   opts.stop_grace_ms = stop_grace_ms;
   signal(SIGTERM, OnStopSignal);
@@ -469,7 +470,7 @@ int Events(const Global& g, const std::string& run_id, int64_t since, bool follo
       }
       break;
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    CliClock().SleepMs(200);
   }
   if (g.json && !follow) std::cout << Json{{"runId", run_id}, {"events", all}}.dump(2) << "\n";
   std::cout.flush();

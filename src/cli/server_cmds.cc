@@ -463,13 +463,17 @@ int ServerCommands::Gateway() {
   prctl(PR_SET_DUMPABLE, 0);
   o.clock = &CliClock();
   o.test_clock = ClockShifted();
+  Result<int64_t> agent_heartbeat = AgentHeartbeatTimeoutMs();
+  if (!agent_heartbeat.ok()) return Fail(kExitBadInput, agent_heartbeat.status().message());
   // Agents' bash never sees the database file (the config's db was checked
   // when it was read, the flag's by CheckDb).
   Result<StoreLocation> db = ParseStoreUrl(o.db);
   if (!db.ok()) return Fail(kExitBadInput, db.status().message());
   std::vector<std::string> hidden;
   if (!db->path.empty()) hidden.push_back(db->path);
-  o.add_executors = [hidden](const WorkflowDefinition& wf, RunOptions& ro) {
+  o.add_executors = [hidden, heartbeat = *agent_heartbeat](const WorkflowDefinition& wf,
+                                                           RunOptions& ro) {
+    ro.agent_heartbeat_timeout_ms = heartbeat;
     std::vector<std::unique_ptr<Executor>> keep;
     keep.push_back(agents::NewAgentExecutor({.outputs = wf.outputs, .hidden_paths = hidden}));
     ro.executors[TaskMode::kAgent] = keep.back().get();

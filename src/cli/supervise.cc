@@ -11,12 +11,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <chrono>
 #include <climits>
 #include <cstdlib>
 #include <iostream>
 #include <map>
-#include <thread>
 #include <vector>
 
 #include "base/secrets.h"
@@ -165,7 +163,7 @@ int Supervise(const Global& g, const SuperviseArgs& a, const std::string& self_e
     }
     for (int64_t slept = 0; slept < a.interval_ms && g_stop == 0; slept += 50) {
       reap(false);
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      CliClock().SleepMs(50);
     }
   }
   if (g_stop != 0 && !children.empty()) {
@@ -177,7 +175,7 @@ int Supervise(const Global& g, const SuperviseArgs& a, const std::string& self_e
     for (const auto& [pid, id] : children) kill(pid, SIGTERM);
     while (!children.empty() && g_stop < 2) {
       reap(false);
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      CliClock().SleepMs(50);
     }
   }
   Log(children.empty() ? "stopped"

@@ -153,18 +153,12 @@ struct InFlight {
   bool heartbeat_timed_out = false;
 };
 
-// The heartbeat watchdog's limit for a task (SPEC 1.7): agent tasks default
-// to 10 minutes (SMITHERS_TASK_HEARTBEAT_MS), the rest to none.
-int64_t HeartbeatTimeoutMs(const TaskSpec& spec) {
+// The heartbeat watchdog's limit for a task (SPEC 1.7): its own, else the
+// run's default for agent tasks, else none.
+int64_t HeartbeatTimeoutMs(const TaskSpec& spec, const RunOptions& opts) {
   if (spec.heartbeat_timeout_ms != 0) return std::max<int64_t>(0, spec.heartbeat_timeout_ms);
   if (spec.mode != TaskMode::kAgent) return 0;
-  const char* env = std::getenv("SMITHERS_TASK_HEARTBEAT_MS");
-  if (env != nullptr && *env != '\0') {
-    char* end = nullptr;
-    long long v = std::strtoll(env, &end, 10);
-    if (end != nullptr && *end == '\0' && v > 0) return v;
-  }
-  return 600000;
+  return std::max<int64_t>(0, opts.agent_heartbeat_timeout_ms);
 }
 
 class Run {
@@ -742,7 +736,7 @@ class Run {
     f.exec->Cancel("unmounted");
     while (!f.exec->Poll()) {
       pollfd p{f.exec->WaitFd(), POLLIN, 0};
-      poll(&p, p.fd >= 0 ? 1 : 0, 10);
+      clock_.Wait(&p, p.fd >= 0 ? 1 : 0, 10);
     }
     int64_t now = clock_.NowMs();
     AttemptRecord a{.run_id = run_.run_id,
@@ -924,7 +918,7 @@ class Run {
     // it is reaped: its pipes, then its pidfd on Linux 5.3+; base/subprocess.h).
     if (fds.size() < in_flight_.size()) timeout = std::min<int64_t>(timeout, 10);
     if (timeout <= 0) return;
-    poll(fds.data(), fds.size(), static_cast<int>(timeout));
+    clock_.Wait(fds.data(), fds.size(), timeout);
   }
 
   // ---- tasks ----
@@ -1007,6 +1001,7 @@ class Run {
         .iteration = ref.iteration,
         .attempt = attempt,
         .deadline_monotonic_ms = spec.timeout_ms > 0 ? clock_.MonotonicMs() + spec.timeout_ms : 0,
+        .clock = &clock_,
         .deps = deps};
     info.row.last_attempt = attempt;
     info.row.state = "in-progress";
@@ -1036,7 +1031,7 @@ class Run {
                .beat_mono = clock_.MonotonicMs(),
                .beat_wall = now,
                .beat_event_mono = clock_.MonotonicMs(),
-               .heartbeat_timeout_ms = HeartbeatTimeoutMs(spec)};
+               .heartbeat_timeout_ms = HeartbeatTimeoutMs(spec, opts_)};
     if (!deps_missing.empty()) {
       Json e = engine::ErrorJson("DEPS_MISSING", "Task \"" + ref.node_id + "\": " + deps_missing);
       return Complete(f, {.ok = false, .error = std::move(e), .retryable = false});

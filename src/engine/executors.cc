@@ -39,6 +39,7 @@ class ComputeExecutor final : public Executor {
                        .iteration = info.iteration,
                        .attempt = info.attempt,
                        .deadline_monotonic_ms = info.deadline_monotonic_ms,
+                       .clock = info.clock,
                        .deps = info.deps};
     Result<Json> r = task.compute(ctx);
     AttemptOutcome outcome;

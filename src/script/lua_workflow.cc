@@ -33,7 +33,8 @@ constexpr const char* kArrayMeta = "smithers.Array";
 constexpr const char* kOutputsKey = "smithers.outputs";  // registry: name -> Schema userdata
 constexpr const char* kNullKey = "smithers.null";
 constexpr const char* kDeadlineKey = "smithers.deadline";
-constexpr const char* kDeadlineWhatKey = "smithers.deadlineWhat";  // "compute function", ...
+constexpr const char* kDeadlineWhatKey = "smithers.deadlineWhat";    // "compute function", ...
+constexpr const char* kDeadlineClockKey = "smithers.deadlineClock";  // the deadline's Clock*
 constexpr const char* kCtxMeta = "smithers.Ctx";
 // Components nested deeper than this are refused before the C++ recursion
 // that converts them could exhaust the stack.
@@ -724,8 +725,10 @@ class LuaRef {
 void DeadlineHook(lua_State* ls, lua_Debug*) {
   lua_getfield(ls, LUA_REGISTRYINDEX, kDeadlineKey);
   lua_Integer deadline = lua_tointeger(ls, -1);
-  lua_pop(ls, 1);
-  if (deadline > 0 && SystemClock().MonotonicMs() >= deadline) {
+  lua_getfield(ls, LUA_REGISTRYINDEX, kDeadlineClockKey);
+  auto* clock = static_cast<Clock*>(lua_touserdata(ls, -1));
+  lua_pop(ls, 2);
+  if (deadline > 0 && (clock != nullptr ? *clock : SystemClock()).MonotonicMs() >= deadline) {
     lua_getfield(ls, LUA_REGISTRYINDEX, kDeadlineWhatKey);
     luaL_error(ls, "%s timed out", luaL_optstring(ls, -1, "compute function"));
   }
@@ -969,8 +972,11 @@ class LuaModule final : public LuaWorkflow {
   // not hold the Gateway.
   void ArmDeadline(const char* what) {
     if (!options_.restricted || options_.max_render_ms <= 0) return;
+    // Render time is the process's own: always on the system clock.
     lua_pushinteger(state_, SystemClock().MonotonicMs() + options_.max_render_ms);
     lua_setfield(state_, LUA_REGISTRYINDEX, kDeadlineKey);
+    lua_pushlightuserdata(state_, &SystemClock());
+    lua_setfield(state_, LUA_REGISTRYINDEX, kDeadlineClockKey);
     lua_pushstring(state_, what);
     lua_setfield(state_, LUA_REGISTRYINDEX, kDeadlineWhatKey);
     lua_sethook(state_, DeadlineHook, LUA_MASKCOUNT, 1000);
@@ -1584,6 +1590,8 @@ class LuaModule final : public LuaWorkflow {
     int top = lua_gettop(state_);
     lua_pushinteger(state_, c.deadline_monotonic_ms);
     lua_setfield(state_, LUA_REGISTRYINDEX, kDeadlineKey);
+    lua_pushlightuserdata(state_, c.clock != nullptr ? c.clock : &SystemClock());
+    lua_setfield(state_, LUA_REGISTRYINDEX, kDeadlineClockKey);
     lua_pushliteral(state_, "compute function");
     lua_setfield(state_, LUA_REGISTRYINDEX, kDeadlineWhatKey);
     if (c.deadline_monotonic_ms > 0) lua_sethook(state_, DeadlineHook, LUA_MASKCOUNT, 1000);

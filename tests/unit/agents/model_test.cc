@@ -426,15 +426,44 @@ TEST(ModelTest, RetriesA429HonouringRetryAfter) {
                   {"headers", {{"Retry-After", "1"}}},
                   {"body", {{"error", {{"message", "Rate limit reached"}}}}}};
   FakeServer server(Json{{kChat, {limited, kOk}}});
-  Clock::time_point t0 = Clock::now();
-  Result<ModelReply> reply = CallModel(OpenAi(server), {});
-  int64_t took = MsSince(t0);
+  // The wait is on the call's clock: in virtual time it passes at once, and
+  // the clock says how long it was.
+  smithers::ManualClock clock(1'000'000, smithers::ManualClock::Mode::kVirtual);
+  Result<ModelReply> reply = CallModel(OpenAi(server), {.clock = &clock});
   ASSERT_TRUE(reply.ok()) << reply.status().ToString();
   EXPECT_EQ(reply->text, "Hello");
   EXPECT_EQ(reply->http_attempts, 2);
-  EXPECT_GE(took, 950);  // retry_base_ms is 10: the wait came from Retry-After
-  EXPECT_LT(took, 3000);
+  // retry_base_ms is 10: a wait of exactly 1 s came from Retry-After.
+  EXPECT_EQ(clock.waited_ms(), 1000);
+  EXPECT_EQ(clock.NowMs(), 1'001'000);
   EXPECT_EQ(server.Requests().size(), 2u);
+}
+
+TEST(ModelTest, BackoffDoublesOnTheCallsClockWithJitter) {
+  Json failing = {{"status", 503}, {"body", {{"error", {{"message", "overloaded"}}}}}};
+  FakeServer server(Json{{kChat, {failing, failing, failing, kOk}}});
+  ModelRequest req = OpenAi(server);
+  req.retry_base_ms = 1000;
+  req.max_http_retries = 3;
+  smithers::ManualClock clock(0, smithers::ManualClock::Mode::kVirtual);
+  Result<ModelReply> reply = CallModel(req, {.clock = &clock});
+  ASSERT_TRUE(reply.ok()) << reply.status().ToString();
+  EXPECT_EQ(reply->http_attempts, 4);
+  // Equal jitter: each wait is between half and all of 1 s, 2 s, 4 s.
+  EXPECT_GE(clock.waited_ms(), 500 + 1000 + 2000);
+  EXPECT_LE(clock.waited_ms(), 1000 + 2000 + 4000);
+}
+
+TEST(ModelTest, AWaitPastTheDeadlineFailsAtOnce) {
+  FakeServer server(Json{{kChat, {{{"status", 429}, {"headers", {{"Retry-After", "30"}}}}}}});
+  ModelRequest req = OpenAi(server);
+  req.timeout_ms = 10'000;
+  smithers::ManualClock clock(0, smithers::ManualClock::Mode::kVirtual);
+  Result<ModelReply> reply = CallModel(req, {.clock = &clock});
+  ASSERT_FALSE(reply.ok());
+  EXPECT_EQ(reply.status().code(), StatusCode::kDeadlineExceeded) << reply.status().ToString();
+  EXPECT_EQ(clock.waited_ms(), 0) << "a 30 s wait cannot fit in a 10 s budget: no wait at all";
+  EXPECT_EQ(server.Requests().size(), 1u);
 }
 
 TEST(ModelTest, RetriesA500TwiceThenSucceeds) {

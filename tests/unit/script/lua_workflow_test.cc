@@ -309,6 +309,35 @@ end)
   EXPECT_EQ(r.status().code(), StatusCode::kDeadlineExceeded);
 }
 
+TEST_F(LuaWorkflowTest, ComputeDeadlineIsOnTheRunsClock) {
+  // Two million steps: the deadline hook looks at the clock thousands of times.
+  std::string path = Write("count.lua", std::string(kHeader) + R"(
+return smithers(function(ctx)
+  return smithers.Workflow { name = "w",
+    smithers.Task { id = "a", output = outputs.out, function()
+      local n = 0
+      for i = 1, 2000000 do n = n + 1 end
+      return { n = n }
+    end } }
+end)
+)");
+  auto wf = LoadWorkflowModule(path);
+  ASSERT_TRUE(wf.ok());
+  auto root = RenderWithNoOutputs(**wf);
+  ASSERT_TRUE(root.ok());
+  const ComputeFn& fn = root->children[0].task.compute;
+  // The run's clock stands still far behind the system's monotonic clock: a
+  // deadline on it is never reached, however long the loop takes in real time.
+  ManualClock clock(1000);
+  auto ok = fn(ComputeContext{.deadline_monotonic_ms = 1000 + 60'000, .clock = &clock});
+  ASSERT_TRUE(ok.ok()) << ok.status().ToString();
+  EXPECT_EQ((*ok)["n"], 2000000);
+  // Past its deadline on that clock, the same function stops at once.
+  auto late = fn(ComputeContext{.deadline_monotonic_ms = 999, .clock = &clock});
+  ASSERT_FALSE(late.ok());
+  EXPECT_EQ(late.status().code(), StatusCode::kDeadlineExceeded);
+}
+
 // ---- props (docs/engine.md "Props") ----
 
 // The message of a module's first render (or of its load, when that fails).
