@@ -3,6 +3,8 @@
 #include <cctype>
 #include <vector>
 
+#include "base/text.h"
+
 namespace smithers::base {
 namespace {
 
@@ -17,12 +19,6 @@ bool IsWordChar(char c) {
 // Characters a key or token may hold after its prefix (base64 and base64url,
 // dots of a JWT).
 bool IsTokenChar(char c) { return IsWordChar(c) || c == '.' || c == '/' || c == '+' || c == '='; }
-
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
 
 // The end of the token that starts at `from`; a trailing '.' (the end of a
 // sentence) is not part of it.
@@ -70,7 +66,7 @@ bool AllDigits(std::string_view s) {
 void RedactAssignments(std::string& text) {
   static const char* const kKeys[] = {"api_key", "apikey",   "api-key", "token",
                                       "secret",  "password", "passwd"};
-  std::string lower = Lower(text);
+  std::string lower = base::AsciiLower(text);
   for (const char* key : kKeys) {
     size_t pos = 0;
     const size_t klen = std::string_view(key).size();

@@ -3,18 +3,10 @@
 #include <set>
 #include <string>
 
+#include "base/text.h"
+
 namespace smithers::store {
-namespace {
-
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
-  return out;
-}
-
-}  // namespace
+namespace {}  // namespace
 
 bool IsSqlIdentifier(std::string_view s) {
   auto is_alpha = [](char c) {
@@ -33,7 +25,7 @@ Result<std::vector<std::string>> OutputViewColumns(const std::string& name, cons
     return InvalidArgumentError("output name \"" + name +
                                 "\" cannot name a view: use [A-Za-z_][A-Za-z0-9_]*");
   }
-  const std::string lower = Lower(name);
+  const std::string lower = base::AsciiLower(name);
   if (lower.starts_with("_smithers") || lower.starts_with("sqlite_")) {
     return InvalidArgumentError("output name \"" + name +
                                 "\" is reserved (names starting with _smithers or sqlite_)");
@@ -48,7 +40,7 @@ Result<std::vector<std::string>> OutputViewColumns(const std::string& name, cons
   auto properties = schema.find("properties");
   if (properties != schema.end() && properties->is_object()) {
     for (const auto& [property, unused] : properties->items()) {
-      if (!IsSqlIdentifier(property) || !taken.insert(Lower(property)).second) continue;
+      if (!IsSqlIdentifier(property) || !taken.insert(base::AsciiLower(property)).second) continue;
       columns.push_back(property);
     }
   }

@@ -8,6 +8,7 @@
 #include <string_view>
 #include <utility>
 
+#include "base/text.h"
 #include "smithers/status.h"
 #include "smithers/store.h"
 #include "store/sqlite/sqlite_store.h"
@@ -33,13 +34,6 @@ const Backend kBackends[] = {
     {"sqlite", "SQLite", {"sqlite"}, store::OpenSqliteStoreAt, "sqlite:PATH"},
     {"postgres", "PostgreSQL", {"postgres", "postgresql"}, nullptr, "postgres://..."},
 };
-
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
-}
 
 // The length of the scheme `url` starts with ("sqlite" in "sqlite:x"), or 0.
 size_t SchemeLength(const std::string& url) {
@@ -73,7 +67,7 @@ Result<StoreLocation> ParseStoreUrl(const std::string& url) {
   if (url.empty())
     return InvalidArgumentError("the store URL (--db) is empty: give " + AcceptedForms());
   size_t n = SchemeLength(url);
-  const std::string scheme = Lower(std::string_view(url).substr(0, n));
+  const std::string scheme = base::AsciiLower(std::string_view(url).substr(0, n));
   const Backend* backend = n > 0 ? BackendForScheme(scheme) : nullptr;
   const bool slashes = n > 0 && url.compare(n + 1, 2, "//") == 0;
   if (backend == nullptr && !slashes) {

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "base/hash.h"
+#include "base/text.h"
 #include "smithers/clock.h"
 #include "smithers/store.h"
 #include "store/sqlite/migrations.h"
@@ -33,16 +34,8 @@ namespace smithers {
 namespace store {
 namespace {
 
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
-  return out;
-}
-
 Result<std::string> NormalizeSynchronous(const std::string& value) {
-  const std::string lower = Lower(value);
+  const std::string lower = base::AsciiLower(value);
   if (lower == "full") return std::string("FULL");
   if (lower == "normal") return std::string("NORMAL");
   return InvalidArgumentError("synchronous must be FULL or NORMAL, not \"" + value + "\"");
@@ -152,7 +145,7 @@ Result<std::unique_ptr<Store>> OpenSqlite(const SqliteOptions& options, int max_
     mode = db.QueryText("PRAGMA journal_mode=WAL");
   }
   SMITHERS_ASSIGN_OR_RETURN(std::string journal_mode, std::move(mode));
-  if (Lower(journal_mode) != "wal") {
+  if (base::AsciiLower(journal_mode) != "wal") {
     return FailedPreconditionError("cannot use WAL journaling (journal_mode is " + journal_mode +
                                    ")");
   }
