@@ -7,6 +7,8 @@
 #ifndef SMITHERS_GATEWAY_METHODS_H_
 #define SMITHERS_GATEWAY_METHODS_H_
 
+#include <initializer_list>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -56,6 +58,14 @@ const Method* FindMethod(std::string_view name);
 // A string parameter that must be present; "" when missing or not a string
 // (the caller reports it).
 std::string StringParam(const Json& params, const char* name);
+// Reads each required string parameter (StringParam) into its `value`; when
+// any is missing, the reply to send: InvalidRequest "runId is required" or
+// "runId and nodeId are required" (every name asked for).
+struct RequiredString {
+  const char* name;
+  std::string* value;
+};
+std::optional<Reply> ReadRequired(const Json& params, std::initializer_list<RequiredString> wanted);
 // An integer parameter: `fallback` when absent or null; else a JSON integer
 // within [lo, hi]. A float, a string or an integer out of range is refused
 // (found by the fuzzer: value<int>() of 1e300 is undefined behaviour, and of

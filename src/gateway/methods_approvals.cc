@@ -48,11 +48,8 @@ Reply SubmitApproval(const MethodCall& call) {
   Gateway& gw = call.gw;
   const Caller& caller = call.caller;
   const Json& params = call.params;
-  std::string run_id = StringParam(params, "runId");
-  std::string node_id = StringParam(params, "nodeId");
-  if (run_id.empty() || node_id.empty()) {
-    return Reply::Err("InvalidRequest", "runId and nodeId are required");
-  }
+  std::string run_id, node_id;
+  if (auto bad = ReadRequired(params, {{"runId", &run_id}, {"nodeId", &node_id}})) return *bad;
   Json decision = params.value("decision", Json::object());
   bool approved = params.contains("approved") ? params.at("approved").get<bool>()
                                               : decision.value("approved", false);

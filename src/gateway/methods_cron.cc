@@ -46,10 +46,9 @@ Reply CronList(const MethodCall& call) {
 Reply CronCreate(const MethodCall& call) {
   Gateway& gw = call.gw;
   const Json& params = call.params;
-  std::string workflow = StringParam(params, "workflow");
-  std::string pattern = StringParam(params, "pattern");
-  if (workflow.empty() || pattern.empty()) {
-    return Reply::Err("InvalidRequest", "workflow and pattern are required");
+  std::string workflow, pattern;
+  if (auto bad = ReadRequired(params, {{"workflow", &workflow}, {"pattern", &pattern}})) {
+    return *bad;
   }
   if (gw.workflows().count(workflow) == 0) {
     return Reply::Err("WorkflowNotFound", "no workflow \"" + workflow + "\"");
@@ -89,8 +88,8 @@ Reply CronCreate(const MethodCall& call) {
 Reply CronDelete(const MethodCall& call) {
   Gateway& gw = call.gw;
   const Json& params = call.params;
-  std::string id = StringParam(params, "cronId");
-  if (id.empty()) return Reply::Err("InvalidRequest", "cronId is required");
+  std::string id;
+  if (auto bad = ReadRequired(params, {{"cronId", &id}})) return *bad;
   Status s = gw.store().DeleteCron(id);
   if (!s.ok()) return StoreError(s, "CronNotFound");
   return Reply::Ok({{"cronId", id}, {"deleted", true}});

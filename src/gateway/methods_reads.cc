@@ -48,8 +48,8 @@ Reply ListWorkflows(const MethodCall& call) {
 Reply GetRun(const MethodCall& call) {
   Gateway& gw = call.gw;
   const Json& params = call.params;
-  std::string run_id = StringParam(params, "runId");
-  if (run_id.empty()) return Reply::Err("InvalidRequest", "runId is required");
+  std::string run_id;
+  if (auto bad = ReadRequired(params, {{"runId", &run_id}})) return *bad;
   Result<RunRecord> run = gw.store().GetRun(run_id);
   if (!run.ok()) return StoreError(run.status(), "RunNotFound");
   Result<std::map<std::string, int64_t>> counts = gw.store().CountNodes(run_id);
@@ -89,11 +89,8 @@ Reply GetNodeOutput(const MethodCall& call) {
   Gateway& gw = call.gw;
   const Caller& caller = call.caller;
   const Json& params = call.params;
-  std::string run_id = StringParam(params, "runId");
-  std::string node_id = StringParam(params, "nodeId");
-  if (run_id.empty() || node_id.empty()) {
-    return Reply::Err("InvalidRequest", "runId and nodeId are required");
-  }
+  std::string run_id, node_id;
+  if (auto bad = ReadRequired(params, {{"runId", &run_id}, {"nodeId", &node_id}})) return *bad;
   Result<int64_t> iteration_param = IntParam(params, "iteration", -1, 0, INT32_MAX);
   if (!iteration_param.ok()) {
     return Reply::Err("InvalidRequest", iteration_param.status().message());

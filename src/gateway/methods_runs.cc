@@ -13,8 +13,8 @@ namespace smithers::gateway {
 namespace {
 
 Reply LaunchRunImpl(Gateway& gw, const Caller& caller, const Json& params) {
-  std::string key = StringParam(params, "workflow");
-  if (key.empty()) return Reply::Err("InvalidRequest", "workflow is required");
+  std::string key;
+  if (auto bad = ReadRequired(params, {{"workflow", &key}})) return *bad;
   gw.ScanWorkflows();  // a file added a moment ago can be launched at once
   auto it = gw.workflows().find(key);
   if (it == gw.workflows().end())
@@ -74,8 +74,8 @@ Reply LaunchRun(const MethodCall& call) { return LaunchRunImpl(call.gw, call.cal
 Reply ResumeRun(const MethodCall& call) {
   Gateway& gw = call.gw;
   const Json& params = call.params;
-  std::string run_id = StringParam(params, "runId");
-  if (run_id.empty()) return Reply::Err("InvalidRequest", "runId is required");
+  std::string run_id;
+  if (auto bad = ReadRequired(params, {{"runId", &run_id}})) return *bad;
   Result<Json> options = OptionalObject(params, "options");
   if (!options.ok()) return BadParam(options.status());
   Result<RunRecord> run = gw.store().GetRun(run_id);
@@ -105,8 +105,8 @@ Reply ResumeRun(const MethodCall& call) {
 Reply CancelRunMethod(const MethodCall& call) {
   Gateway& gw = call.gw;
   const Json& params = call.params;
-  std::string run_id = StringParam(params, "runId");
-  if (run_id.empty()) return Reply::Err("InvalidRequest", "runId is required");
+  std::string run_id;
+  if (auto bad = ReadRequired(params, {{"runId", &run_id}})) return *bad;
   Result<std::string> status = CancelRun(gw.store(), run_id, gw.clock());
   if (!status.ok()) return StoreError(status.status(), "RunNotFound");
   gw.Wake();

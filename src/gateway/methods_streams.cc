@@ -12,8 +12,8 @@ Reply StreamRunEvents(const MethodCall& call) {
   Gateway& gw = call.gw;
   const Json& params = call.params;
   Connection& conn = *call.conn;
-  std::string run_id = StringParam(params, "runId");
-  if (run_id.empty()) return Reply::Err("InvalidRequest", "runId is required");
+  std::string run_id;
+  if (auto bad = ReadRequired(params, {{"runId", &run_id}})) return *bad;
   Result<RunRecord> run = gw.store().GetRun(run_id);
   if (!run.ok()) return StoreError(run.status(), "RunNotFound");
   int64_t after = -1;

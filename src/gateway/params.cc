@@ -81,4 +81,18 @@ std::string StringParam(const Json& params, const char* name) {
   return it->get<std::string>();
 }
 
+std::optional<Reply> ReadRequired(const Json& params,
+                                  std::initializer_list<RequiredString> wanted) {
+  bool missing = false;
+  std::string names;
+  for (const RequiredString& w : wanted) {
+    *w.value = StringParam(params, w.name);
+    missing = missing || w.value->empty();
+    names += (names.empty() ? "" : " and ") + std::string(w.name);
+  }
+  if (!missing) return std::nullopt;
+  return Reply::Err("InvalidRequest",
+                    names + (wanted.size() == 1 ? " is required" : " are required"));
+}
+
 }  // namespace smithers::gateway
