@@ -236,7 +236,9 @@ class Gateway {
   void SyncSchedules();
 
   // Runs on the run's thread; `started` is set at its first commit (or end).
-  void Execute(const RunStart& start, std::unique_ptr<script::LuaWorkflow> module,
+  // Returns the access-log line of its end (run.ended or run.error), which
+  // the thread logs once the run's store and module are released.
+  Json Execute(const RunStart& start, std::unique_ptr<script::LuaWorkflow> module,
                std::promise<void>& started);
   void Poll(const std::string& run_id, Feed& feed);
   bool Pump(const std::string& run_id, Feed& feed, Subscriber& sub);

@@ -26,8 +26,12 @@ void Gateway::StartRun(RunStart start, std::unique_ptr<script::LuaWorkflow> modu
   script::LuaWorkflow* preloaded = module.release();
   std::thread t([this, start = std::move(start), preloaded, done, started]() mutable {
     std::unique_ptr<script::LuaWorkflow> module(preloaded);
-    Execute(start, std::move(module), *started);
+    Json end = Execute(start, std::move(module), *started);
+    // The run's store and module are gone: the run is no longer this
+    // process's. Only then its end is logged, so whoever sees that line
+    // (an operator, a test) sees a run that resumeRun may start again.
     done->store(true);
+    Log(end);
     Wake();
   });
   active_[run_id] = ActiveRun{.thread = std::move(t), .done = done};
@@ -37,7 +41,7 @@ void Gateway::StartRun(RunStart start, std::unique_ptr<script::LuaWorkflow> modu
   first_commit.wait_for(std::chrono::seconds(5));
 }
 
-void Gateway::Execute(const RunStart& start, std::unique_ptr<script::LuaWorkflow> module,
+Json Gateway::Execute(const RunStart& start, std::unique_ptr<script::LuaWorkflow> module,
                       std::promise<void>& started) {
   bool signalled = false;
   auto signal = [&]() {
@@ -46,8 +50,8 @@ void Gateway::Execute(const RunStart& start, std::unique_ptr<script::LuaWorkflow
   };
   Result<std::unique_ptr<Store>> store = open_store_();
   if (!store.ok()) {
-    Log({{"event", "run.error"}, {"runId", start.run_id}, {"error", store.status().message()}});
-    return signal();
+    signal();
+    return {{"event", "run.error"}, {"runId", start.run_id}, {"error", store.status().message()}};
   }
   if (!module) {
     // A resumed run runs the revision it started with, if it was pinned (the
@@ -65,8 +69,9 @@ void Gateway::Execute(const RunStart& start, std::unique_ptr<script::LuaWorkflow
     }
     if (!loaded.ok()) loaded = script::LoadWorkflowModule(start.path, module_options());
     if (!loaded.ok()) {
-      Log({{"event", "run.error"}, {"runId", start.run_id}, {"error", loaded.status().message()}});
-      return signal();
+      signal();
+      return {
+          {"event", "run.error"}, {"runId", start.run_id}, {"error", loaded.status().message()}};
     }
     module = std::move(loaded).value();
   }
@@ -93,10 +98,10 @@ void Gateway::Execute(const RunStart& start, std::unique_ptr<script::LuaWorkflow
   if (opts_.add_executors) keep = opts_.add_executors(wf, ro);
   Result<RunResult> r = RunWorkflow(wf, **store, ro);
   signal();
-  Log({{"event", "run.ended"},
-       {"runId", start.run_id},
-       {"status", r.ok() ? r->status : "error"},
-       {"error", r.ok() ? Json() : Json(r.status().message())}});
+  return {{"event", "run.ended"},
+          {"runId", start.run_id},
+          {"status", r.ok() ? r->status : "error"},
+          {"error", r.ok() ? Json() : Json(r.status().message())}};
 }
 
 void Gateway::Wake() {

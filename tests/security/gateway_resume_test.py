@@ -142,11 +142,15 @@ class GatewayResumeTest(E2ETest):
         token = self.token("run:write", "--ttl", "3h")  # valid an hour later too
         self.launch("timer", "t2", {"name": "dave", "wait": "1h"}, token)
         self.wait_run("t2", token, status=("waiting-timer",))
+        # The parked status is committed before the run's thread ends; until it
+        # has (its run.ended line), resumeRun rightly answers "running".
+        parked = '"runId":"t2","status":"waiting-timer"'
+        self.wait_for(lambda: self.read("access.log").count(parked) >= 1,
+                      what="the run to park and its thread to end")
         # resumeRun before the timer is due: the run resumes with its input and
         # parks again (it used to fail on the {} input and stay claimed).
         code, r = self.rpc("resumeRun", {"runId": "t2"}, token)
         self.assertEqual((code, r["payload"]["status"]), (200, "resume_requested"), r)
-        parked = '"runId":"t2","status":"waiting-timer"'
         self.wait_for(lambda: self.read("access.log").count(parked) >= 2,
                       what="the resumed run to park again")
         self.stop()
