@@ -221,6 +221,13 @@ class CliAgentTest(E2ETest):
         r = self.up(wf, {"change": "x"}, "hb2", env={"SMITHERS_TASK_HEARTBEAT_MS": "500"})
         self.assertEqual(r.code, 1, r)
         self.assertEqual(r.json()["error"]["cause"]["code"], "TASK_HEARTBEAT_TIMEOUT")
+        # A value that is not a positive number of milliseconds is bad input:
+        # refused before the run starts, never silently the default.
+        for bad in ("abc", "0", "-5", "10s"):
+            r = self.up(wf, {"change": "x"}, "hb3", env={"SMITHERS_TASK_HEARTBEAT_MS": bad})
+            self.assertEqual(r.code, 4, (bad, r))
+            self.assertIn("SMITHERS_TASK_HEARTBEAT_MS", r.stderr, bad)
+        self.assertNotEqual(self.run_cli("inspect", "hb3").code, 0, "the refused run does not exist")
 
     def test_output_keeps_a_slow_cli_agent_alive(self):
         exe = self.path("fake-chatty")
