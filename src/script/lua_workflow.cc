@@ -963,8 +963,24 @@ class LuaModule final : public LuaWorkflow {
     handle->ctx = nullptr;
     ctx_index_ = 0;
     lua_settop(state_, top);
+    CollectRenderGarbage();
     if (!conv.empty()) return InvalidArgumentError(conv);
     return root;
+  }
+
+  // The render's tables are garbage once converted, but Lua's incremental
+  // collector lags behind a burst that builds a large tree: they would stay
+  // alive through the commit that follows (the Node tree, the frame and the
+  // batch), the run's peak. So a render collects in full when the heap has
+  // doubled since the last full collection and is past 1 MiB: amortised over
+  // the bytes allocated (as Lua's own pause is), never for a small tree.
+  // chain-deps at N = 10,000: peak RSS 54.8 MB -> 48.4 MB (bench/README.md).
+  void CollectRenderGarbage() {
+    constexpr int kMinHeapKb = 1024;
+    const int heap_kb = lua_gc(state_, LUA_GCCOUNT);
+    if (heap_kb < kMinHeapKb || heap_kb < 2 * collected_heap_kb_) return;
+    lua_gc(state_, LUA_GCCOLLECT);
+    collected_heap_kb_ = lua_gc(state_, LUA_GCCOUNT);
   }
 
   // A restricted module's load or render (with its conversion) raises
@@ -1711,7 +1727,8 @@ class LuaModule final : public LuaWorkflow {
   std::map<std::string, std::string> pinned_;    // a pinned revision's siblings
   std::map<std::string, std::string> siblings_;  // those required so far
   std::optional<ModuleSchedule> schedule_;
-  int ctx_index_ = 0;  // the stack slot of the render's ctx while it is converted
+  int ctx_index_ = 0;          // the stack slot of the render's ctx while it is converted
+  int collected_heap_kb_ = 0;  // the Lua heap after the last CollectRenderGarbage
   std::shared_ptr<LuaRef> render_;
   WorkflowDefinition def_;
 };
