@@ -55,8 +55,7 @@ Reply Gateway::CallInner(const Caller& caller, const std::string& method, const 
   if (Status depth = base::CheckJsonValueDepth(params, base::MaxJsonDepth(), "a value in params",
                                                /*envelope=*/1);
       !depth.ok()) {
-    return Reply::Err("InvalidInput", depth.message(),
-                      {{"limit", "max_json_depth"}, {"maxJsonDepth", base::MaxJsonDepth()}});
+    return TooDeep(depth);
   }
   if (entry->needs_connection && conn == nullptr) {
     return Reply::Err("InvalidRequest", method + " needs a WebSocket connection");

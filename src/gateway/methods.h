@@ -79,6 +79,12 @@ Result<std::optional<std::string>> OptionalString(const Json& obj, const char* n
 // (null included: `"input": null` is not "no input") is refused.
 Result<Json> OptionalObject(const Json& obj, const char* name);
 Reply BadParam(const Status& s);
+// The reply for a value nested deeper than max_json_depth (`s` says which):
+// InvalidInput with {limit: "max_json_depth", maxJsonDepth}.
+Reply TooDeep(const Status& s);
+// The optional "input" object of `params` (OptionalObject) into `input`,
+// checked to nest at most max_json_depth; when it is not, the reply to send.
+std::optional<Reply> ReadInput(const Json& params, Json* input);
 // The reply for a store error; NotFound becomes `not_found_code`.
 Reply StoreError(const Status& s, const std::string& not_found_code);
 // The Gateway's run-id pattern (SPEC 1.10).

@@ -102,23 +102,19 @@ Reply SubmitApproval(const MethodCall& call) {
     }
     return StoreError(a.status(), "NodeNotFound");
   }
-  gw.Log({{"event", "approval.decided"},
-          {"runId", run_id},
-          {"nodeId", node_id},
-          {"iteration", *iteration},
-          {"approved", approved},
-          {"decidedBy", a->decided_by},
-          {"via", a->decided_via},
-          {"override", a->decided_override}});
+  Json decided = {{"runId", run_id},
+                  {"nodeId", node_id},
+                  {"iteration", *iteration},
+                  {"approved", approved},
+                  {"decidedBy", a->decided_by},
+                  {"via", a->decided_via},
+                  {"override", a->decided_override}};
+  Json line = decided;
+  line["event"] = "approval.decided";
+  gw.Log(line);
   gw.Supervise();  // resume the run now, not at the next sweep
   gw.Wake();
-  return Reply::Ok({{"runId", run_id},
-                    {"nodeId", node_id},
-                    {"iteration", *iteration},
-                    {"approved", approved},
-                    {"decidedBy", a->decided_by},
-                    {"via", a->decided_via},
-                    {"override", a->decided_override}});
+  return Reply::Ok(std::move(decided));
 }
 
 Reply SubmitSignal(const MethodCall& call) {
@@ -139,8 +135,7 @@ Reply SubmitSignal(const MethodCall& call) {
   Json payload = params.contains("payload") ? params.at("payload") : Json::object();
   if (Status depth = base::CheckJsonValueDepth(payload, base::MaxJsonDepth(), "the payload");
       !depth.ok()) {
-    return Reply::Err("InvalidInput", depth.message(),
-                      {{"limit", "max_json_depth"}, {"maxJsonDepth", base::MaxJsonDepth()}});
+    return TooDeep(depth);
   }
   Result<SignalRecord> sig = gw.store().AppendSignal({.run_id = run_id,
                                                       .name = name,

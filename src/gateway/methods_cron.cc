@@ -7,7 +7,6 @@
 #include <vector>
 
 #include "base/hash.h"
-#include "base/json_limits.h"
 #include "gateway/cron.h"
 #include "gateway/methods.h"
 
@@ -61,14 +60,9 @@ Reply CronCreate(const MethodCall& call) {
   std::string id = given_id->value_or("");
   if (id.empty()) id = "cron:" + base::NewUuid().substr(0, 8);
   // The input is checked now, not each time the slot fires.
-  Result<Json> input = OptionalObject(params, "input");
-  if (!input.ok()) return BadParam(input.status());
-  if (Status depth = base::CheckJsonValueDepth(*input, base::MaxJsonDepth(), "the input");
-      !depth.ok()) {
-    return Reply::Err("InvalidInput", depth.message(),
-                      {{"limit", "max_json_depth"}, {"maxJsonDepth", base::MaxJsonDepth()}});
-  }
-  if (Status clean = CheckInputHasNoSecrets(*input); !clean.ok()) {
+  Json input;
+  if (auto bad = ReadInput(params, &input)) return *bad;
+  if (Status clean = CheckInputHasNoSecrets(input); !clean.ok()) {
     return Reply::Err("InvalidInput", clean.message());
   }
   int64_t now = gw.clock().NowMs();
@@ -76,7 +70,7 @@ Reply CronCreate(const MethodCall& call) {
                .workflow = workflow,
                .pattern = pattern,
                .time_zone = tz,
-               .input = std::move(input).value(),
+               .input = std::move(input),
                .enabled = params.value("enabled", true),
                .created_at_ms = now,
                .next_run_at_ms = schedule->NextAfterMs(now)};

@@ -5,7 +5,6 @@
 #include <utility>
 
 #include "base/hash.h"
-#include "base/json_limits.h"
 #include "gateway/methods.h"
 #include "smithers/engine.h"
 
@@ -33,17 +32,12 @@ Reply LaunchRunImpl(Gateway& gw, const Caller& caller, const Json& params) {
   if (gw.store().GetRun(run_id).ok() || gw.active_runs().count(run_id) != 0) {
     return Reply::Err("RunExists", "run " + run_id + " already exists (use resumeRun)");
   }
-  Result<Json> input = OptionalObject(params, "input");
-  if (!input.ok()) return BadParam(input.status());
-  if (Status depth = base::CheckJsonValueDepth(*input, base::MaxJsonDepth(), "the input");
-      !depth.ok()) {
-    return Reply::Err("InvalidInput", depth.message(),
-                      {{"limit", "max_json_depth"}, {"maxJsonDepth", base::MaxJsonDepth()}});
-  }
+  Json input;
+  if (auto bad = ReadInput(params, &input)) return *bad;
   Result<std::unique_ptr<script::LuaWorkflow>> module =
       script::LoadWorkflowModule(it->second.path, gw.module_options());
   if (!module.ok()) return Reply::Err("InvalidInput", module.status().message());
-  Status checked = CheckWorkflow((*module)->definition(), *input);
+  Status checked = CheckWorkflow((*module)->definition(), input);
   if (!checked.ok()) return Reply::Err("InvalidInput", checked.message());
   // Pinned before the run starts: a resume after the file changes runs this code.
   Status pinned = gw.store().PutModuleSource({.revision = (*module)->definition().source_hash,
@@ -62,7 +56,7 @@ Reply LaunchRunImpl(Gateway& gw, const Caller& caller, const Json& params) {
                {"createdAt", base::FormatIsoTime(gw.clock().NowMs())}};
   gw.StartRun({.run_id = run_id,
                .path = it->second.path,
-               .input = std::move(input).value(),
+               .input = std::move(input),
                .auth = auth,
                .max_concurrency = static_cast<int>(*max_concurrency)},
               std::move(module).value());

@@ -81,6 +81,22 @@ std::string StringParam(const Json& params, const char* name) {
   return it->get<std::string>();
 }
 
+Reply TooDeep(const Status& s) {
+  return Reply::Err("InvalidInput", s.message(),
+                    {{"limit", "max_json_depth"}, {"maxJsonDepth", base::MaxJsonDepth()}});
+}
+
+std::optional<Reply> ReadInput(const Json& params, Json* input) {
+  Result<Json> got = OptionalObject(params, "input");
+  if (!got.ok()) return BadParam(got.status());
+  if (Status depth = base::CheckJsonValueDepth(*got, base::MaxJsonDepth(), "the input");
+      !depth.ok()) {
+    return TooDeep(depth);
+  }
+  *input = std::move(got).value();
+  return std::nullopt;
+}
+
 std::optional<Reply> ReadRequired(const Json& params,
                                   std::initializer_list<RequiredString> wanted) {
   bool missing = false;
