@@ -50,14 +50,12 @@ class ManualClock final : public Clock {
   int64_t MonotonicMs() const override { return now_ms_.load(); }
   int Wait(pollfd* fds, size_t n, int64_t timeout_ms) override;
   void AdvanceMs(int64_t delta) { now_ms_ += delta; }
-  // The waits that moved the clock (virtual time only), and the time they moved it.
-  int64_t waits() const { return waits_.load(); }
+  // The time waits moved the clock (virtual time only).
   int64_t waited_ms() const { return waited_ms_.load(); }
 
  private:
   std::atomic<int64_t> now_ms_;
   const Mode mode_;
-  std::atomic<int64_t> waits_{0};
   std::atomic<int64_t> waited_ms_{0};
 };
 

@@ -42,7 +42,6 @@ int ManualClock::Wait(pollfd* fds, size_t n, int64_t timeout_ms) {
   int ready = n > 0 ? PollFor(fds, n, 0) : 0;
   if (ready != 0 || timeout_ms <= 0) return ready;
   now_ms_ += timeout_ms;
-  ++waits_;
   waited_ms_ += timeout_ms;
   return 0;
 }
