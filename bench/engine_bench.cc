@@ -84,7 +84,7 @@ void TimeRuns(benchmark::State& state, const sm::WorkflowDefinition& def, int n,
     }
     state.ResumeTiming();
     sm::Result<sm::RunResult> r = sm::RunWorkflow(def, **store, opts);
-    if (!r.ok() || r->status != "finished" || !complete(*r)) {
+    if (!r.ok() || r->status != sm::RunStatus::kFinished || !complete(*r)) {
       state.SkipWithError("the run did not finish with every output");
       break;
     }
@@ -117,7 +117,7 @@ void BM_StoreCommit(benchmark::State& state) {
                       .workflow_name = "wf",
                       .workflow_path = "/w/wf.lua",
                       .workflow_hash = "abc123",
-                      .status = "running",
+                      .status = sm::RunStatus::kRunning,
                       .created_at_ms = 1000,
                       .started_at_ms = 1001,
                       .heartbeat_at_ms = 1002};
@@ -134,13 +134,15 @@ void BM_StoreCommit(benchmark::State& state) {
       run.heartbeat_at_ms = 10000 + i;
       sm::WriteBatch batch;
       batch.UpsertRun(run);
-      batch.UpsertNode(
-          {.run_id = "r1", .node_id = node, .iteration = iteration, .state = "finished"});
+      batch.UpsertNode({.run_id = "r1",
+                        .node_id = node,
+                        .iteration = iteration,
+                        .state = sm::NodeState::kFinished});
       batch.UpsertAttempt({.run_id = "r1",
                            .node_id = node,
                            .iteration = iteration,
                            .attempt = 1,
-                           .state = "finished",
+                           .state = sm::AttemptState::kFinished,
                            .started_at_ms = i + 1});
       batch.PutOutput({.run_id = "r1",
                        .node_id = node,

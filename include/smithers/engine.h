@@ -140,9 +140,9 @@ struct RunOptions {
 
 struct RunResult {
   std::string run_id;
-  std::string status;             // finished, failed, cancelled, waiting-*
-  Json error;                     // when failed
-  Json outputs = Json::object();  // output name -> node id -> payload (latest iteration)
+  RunStatus status = RunStatus::kRunning;  // finished, failed, cancelled, waiting-*
+  Json error;                              // when failed
+  Json outputs = Json::object();           // output name -> node id -> payload (latest iteration)
   // When waiting: what it waits for, one object per waiting task:
   // {nodeId, iteration, kind: "approval"|"event"|"timer", and owner/request,
   // event/correlationId/timeoutAtMs, or firesAtMs}.
@@ -167,10 +167,10 @@ Result<RunResult> RunWorkflow(const WorkflowDefinition& workflow, Store& store,
 // Cancels `run_id`. A run some live process is running is asked to stop (it
 // ends `cancelled` within RunOptions::cancel_poll_interval_ms); a run no
 // process holds (waiting, or its owner died) is ended `cancelled` here, its
-// waiting tasks cancelled. Returns the run's status afterwards ("cancelled",
-// or "running" when its owner will finish the job). FailedPrecondition for a
+// waiting tasks cancelled. Returns the run's status afterwards (cancelled,
+// or running when its owner will finish the job). FailedPrecondition for a
 // run that already finished or failed.
-Result<std::string> CancelRun(Store& store, const std::string& run_id, Clock& clock);
+Result<RunStatus> CancelRun(Store& store, const std::string& run_id, Clock& clock);
 
 // Why the parked (waiting-*) run `run` can continue now: an approval was
 // decided, a signal it waits for arrived, a timer or a wait's timeout is due.

@@ -8,7 +8,7 @@
 //
 //   SMITHERS_ASSIGN_OR_RETURN(auto store, smithers::OpenSqliteStore({.path = "runs.db"}));
 //   smithers::WriteBatch batch;
-//   batch.UpsertNode({.run_id = id, .node_id = "a", .state = "finished"});
+//   batch.UpsertNode({.run_id = id, .node_id = "a", .state = NodeState::kFinished});
 //   batch.AppendEvent(id, "NodeFinished", {{"nodeId", "a"}}, now_ms);
 //   SMITHERS_ASSIGN_OR_RETURN(std::vector<int64_t> seqs, store->Commit(batch));
 //
@@ -24,9 +24,11 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "smithers/json.h"
+#include "smithers/states.h"
 #include "smithers/status.h"
 
 namespace smithers {
@@ -39,7 +41,7 @@ struct RunRecord {
   std::string workflow_name;
   std::string workflow_path;
   std::string workflow_hash;  // SHA-256 of the module source
-  std::string status;         // running, waiting-*, finished, failed, cancelled
+  RunStatus status = RunStatus::kRunning;
   int64_t created_at_ms = 0;
   int64_t started_at_ms = 0;
   int64_t finished_at_ms = 0;
@@ -56,7 +58,7 @@ struct NodeRecord {
   std::string run_id;
   std::string node_id;
   int iteration = 0;
-  std::string state;  // pending, in-progress, finished, failed, skipped, cancelled
+  NodeState state = NodeState::kPending;
   int last_attempt = 0;
   int64_t updated_at_ms = 0;
   std::string output_table;
@@ -71,7 +73,7 @@ struct AttemptRecord {
   std::string node_id;
   int iteration = 0;
   int attempt = 1;
-  std::string state;  // in-progress, finished, failed, cancelled
+  AttemptState state = AttemptState::kInProgress;
   int64_t started_at_ms = 0;
   int64_t finished_at_ms = 0;
   Json error;  // null unless failed or cancelled
@@ -137,7 +139,7 @@ struct ApprovalRecord {
   std::string run_id;
   std::string node_id;
   int iteration = 0;
-  std::string status;  // requested, approved, denied
+  ApprovalStatus status = ApprovalStatus::kRequested;
   int64_t requested_at_ms = 0;
   std::string owner;  // who must decide now (the fallback owner once escalated)
   std::string original_owner;
@@ -169,8 +171,8 @@ struct SignalRecord {
   Json payload;
   int64_t received_at_ms = 0;
   std::string received_by;
-  std::string status = "pending";  // pending, consumed, rejected
-  std::string consumed_by_node;    // node id that consumed (or rejected) it
+  SignalStatus status = SignalStatus::kPending;
+  std::string consumed_by_node;  // node id that consumed (or rejected) it
   int consumed_iteration = 0;
   int64_t consumed_at_ms = 0;
   Json rejection;  // violations, when rejected
@@ -306,14 +308,19 @@ class WriteBatch {
 
 // Which runs ListRuns returns.
 struct RunFilter {
-  std::string status;  // "" = any; "waiting" = any waiting-* status
+  std::optional<RunStatus> status;  // nullopt = any
+  bool waiting = false;             // any waiting-* status (with status unset)
   int limit = 100;
 };
+// The filter a user's status text asks for: "" = any, "waiting" = any
+// waiting-* status, else one run status by name. InvalidArgument for any
+// other text (a misspelt status is an error, not an empty list).
+Result<RunFilter> RunFilterForStatus(std::string_view text, int limit);
 
 // Which approvals ListApprovals returns.
 struct ApprovalFilter {
-  std::string run_id;  // "" = every run
-  std::string status;  // "" = any
+  std::string run_id;                    // "" = every run
+  std::optional<ApprovalStatus> status;  // nullopt = any
 };
 
 // A decision on an approval request.

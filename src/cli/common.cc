@@ -99,8 +99,4 @@ std::string In(int64_t at_ms) {
   return d <= 0 ? "now" : "in " + Span(d);
 }
 
-bool IsTerminal(const std::string& s) {
-  return s == "finished" || s == "failed" || s == "cancelled";
-}
-
 }  // namespace smithers::cli

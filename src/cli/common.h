@@ -66,8 +66,6 @@ std::string Ago(int64_t then_ms);
 // "in 5m", "in 2h", or "now".
 std::string In(int64_t at_ms);
 
-bool IsTerminal(const std::string& run_status);
-
 }  // namespace smithers::cli
 
 #endif  // SMITHERS_CLI_COMMON_H_

@@ -210,7 +210,7 @@ int Up(const Global& g, const UpArgs& a) {
   if (!r->error.is_null()) out["error"] = r->error;
   if (!r->waiting.empty()) out["waiting"] = r->waiting;
   std::cout << out.dump(2) << std::endl;
-  if (r->status == "failed") {
+  if (r->status == RunStatus::kFailed) {
     std::string cause;
     if (r->error.contains("cause") && r->error["cause"].is_object()) {
       cause = ": " + r->error["cause"].value("message", "");
@@ -240,9 +240,11 @@ Json TokenTotals(const std::vector<AttemptRecord>& attempts) {
 }
 
 int Ps(const Global& g, const std::string& status, int limit) {
+  Result<RunFilter> filter = RunFilterForStatus(status, limit);
+  if (!filter.ok()) return Fail(kExitBadInput, filter.status().message());
   auto store = OpenForRead(g);
   if (!store.ok()) return Fail(ExitFor(store.status()), store.status().message());
-  auto runs = (*store)->ListRuns({.status = status, .limit = limit});
+  auto runs = (*store)->ListRuns(*filter);
   if (!runs.ok()) return Fail(kExitFailed, runs.status().message());
   if (g.json) {
     Json arr = Json::array();
@@ -257,7 +259,7 @@ int Ps(const Global& g, const std::string& status, int limit) {
   }
   std::printf("%-36s  %-18s  %-20s  %s\n", "RUN", "STATUS", "WORKFLOW", "STARTED");
   for (const auto& r : *runs) {
-    std::printf("%-36s  %-18s  %-20s  %s\n", r.run_id.c_str(), r.status.c_str(),
+    std::printf("%-36s  %-18s  %-20s  %s\n", r.run_id.c_str(), std::string(Name(r.status)).c_str(),
                 r.workflow_name.c_str(), Ago(r.started_at_ms).c_str());
   }
   return kExitOk;
@@ -338,7 +340,7 @@ int Inspect(const Global& g, const std::string& run_id) {
     Json aj = {{"nodeId", a.node_id}, {"iteration", a.iteration},           {"status", a.status},
                {"owner", a.owner},    {"requestedAtMs", a.requested_at_ms}, {"request", a.request}};
     if (a.escalated_at_ms > 0) aj["escalatedAtMs"] = a.escalated_at_ms;
-    if (a.status != "requested") {
+    if (a.status != ApprovalStatus::kRequested) {
       aj["decidedBy"] = a.decided_by;
       aj["decidedAtMs"] = a.decided_at_ms;
       aj["note"] = a.note;
@@ -359,7 +361,7 @@ int Inspect(const Global& g, const std::string& run_id) {
                {"receivedAtMs", sig.received_at_ms},
                {"receivedBy", sig.received_by},
                {"payload", sig.payload}};
-    if (sig.status != "pending") {
+    if (sig.status != SignalStatus::kPending) {
       sj["consumedBy"] = {{"nodeId", sig.consumed_by_node}, {"iteration", sig.consumed_iteration}};
     }
     if (!sig.rejection.is_null()) sj["rejection"] = sig.rejection;
@@ -371,7 +373,7 @@ int Inspect(const Global& g, const std::string& run_id) {
   }
   const RunRecord& r = *run;
   std::printf("run       %s\nworkflow  %s (%s)\nstatus    %s\nstarted   %s\n", r.run_id.c_str(),
-              r.workflow_name.c_str(), r.workflow_path.c_str(), r.status.c_str(),
+              r.workflow_name.c_str(), r.workflow_path.c_str(), std::string(Name(r.status)).c_str(),
               r.started_at_ms ? base::FormatIsoTime(r.started_at_ms).c_str() : "-");
   if (r.finished_at_ms)
     std::printf("finished  %s\n", base::FormatIsoTime(r.finished_at_ms).c_str());
@@ -461,8 +463,7 @@ int Events(const Global& g, const std::string& run_id, int64_t since, bool follo
     std::cout.flush();
     auto latest = s.GetRun(run_id);
     if (!latest.ok()) return Fail(kExitFailed, latest.status().message());
-    const std::string& st = latest->status;
-    if (st == "finished" || st == "failed" || st == "cancelled") {
+    if (IsTerminal(latest->status)) {
       // One last read: events committed with the final status.
       auto rest = s.ListEvents(run_id, after, 100000);
       if (rest.ok()) {
@@ -483,13 +484,13 @@ int Cancel(const Global& g, const std::string& run_id) {
   Store& s = **store;
   auto run = s.GetRun(run_id);
   if (!run.ok()) return Fail(ExitFor(run.status()), run.status().message());
-  const std::string& st = run->status;
-  if (st == "finished" || st == "failed" || st == "cancelled") {
-    return Fail(kExitBadInput, "run " + run_id + " is already " + st + "; nothing to cancel");
+  if (IsTerminal(run->status)) {
+    return Fail(kExitBadInput, "run " + run_id + " is already " + std::string(Name(run->status)) +
+                                   "; nothing to cancel");
   }
-  Result<std::string> now_status = CancelRun(s, run_id, CliClock());
+  Result<RunStatus> now_status = CancelRun(s, run_id, CliClock());
   if (!now_status.ok()) return Fail(ExitFor(now_status.status()), now_status.status().message());
-  if (*now_status == "cancelled") {
+  if (*now_status == RunStatus::kCancelled) {
     std::cerr << "run " << run_id << " cancelled\n";
   } else {
     std::cerr << "cancel requested; " << run->runtime_owner_id << " will stop the run\n";

@@ -73,7 +73,7 @@ int Supervise(const Global& g, const SuperviseArgs& a, const std::string& self_e
       children.erase(it);
       int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
       auto run = s.GetRun(run_id);
-      std::string st = run.ok() ? run->status : "unknown";
+      std::string st = run.ok() ? std::string(Name(run->status)) : "unknown";
       Log("run " + run_id + " exited " + std::to_string(code) + " (" + st + ")");
       // The child died before taking the lease: give the run back.
       if (run.ok() && run->runtime_owner_id == me) {

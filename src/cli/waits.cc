@@ -50,8 +50,8 @@ int Decide(const Global& g, const DecideArgs& a, bool approved) {
   std::string what = "node \"" + a.node_id + "\" (iteration " + std::to_string(a.iteration) +
                      ") of run " + a.run_id;
   if (IsTerminal(run->status)) {
-    return Fail(kExitBadInput, "run " + a.run_id + " is " + run->status + "; " + what +
-                                   " can no longer be decided");
+    return Fail(kExitBadInput, "run " + a.run_id + " is " + std::string(Name(run->status)) + "; " +
+                                   what + " can no longer be decided");
   }
   auto approvals = s.ListApprovals({.run_id = a.run_id});
   if (!approvals.ok()) return Fail(kExitFailed, approvals.status().message());
@@ -65,7 +65,7 @@ int Decide(const Global& g, const DecideArgs& a, bool approved) {
     auto nodes = s.ListNodes(a.run_id);
     if (nodes.ok()) {
       for (const auto& n : *nodes) {
-        if (n.node_id == a.node_id && n.iteration == a.iteration) state = n.state;
+        if (n.node_id == a.node_id && n.iteration == a.iteration) state = Name(n.state);
       }
     }
     return Fail(kExitBadInput,
@@ -123,7 +123,7 @@ int Approvals(const Global& g, const std::string& run_id) {
     std::cerr << "note: " << g.db << " is read-only for you; due escalations are left to the "
               << "Gateway or `smithers supervise`\n";
   }
-  auto rows = s.ListApprovals({.run_id = run_id, .status = "requested"});
+  auto rows = s.ListApprovals({.run_id = run_id, .status = ApprovalStatus::kRequested});
   if (!rows.ok()) return Fail(kExitFailed, rows.status().message());
   Json list = Json::array();
   for (const auto& a : *rows) {
@@ -181,8 +181,8 @@ int Signal(const Global& g, const SignalArgs& a) {
   auto run = s.GetRun(a.run_id);
   if (!run.ok()) return Fail(ExitFor(run.status()), run.status().message());
   if (IsTerminal(run->status)) {
-    return Fail(kExitBadInput,
-                "run " + a.run_id + " is " + run->status + "; it takes no more signals");
+    return Fail(kExitBadInput, "run " + a.run_id + " is " + std::string(Name(run->status)) +
+                                   "; it takes no more signals");
   }
   // The schema of the output the signal will become, once the run has
   // mounted a wait for it; bad data is refused now, not found later.

@@ -5,26 +5,18 @@
 
 namespace smithers::core {
 
-const char* TaskStateName(TaskState state) {
+TaskState TaskStateOf(NodeState state) {
   switch (state) {
-    case TaskState::kPending: return "pending";
-    case TaskState::kInProgress: return "in-progress";
-    case TaskState::kFinished: return "finished";
-    case TaskState::kFailed: return "failed";
-    case TaskState::kSkipped: return "skipped";
-    case TaskState::kCancelled: return "cancelled";
-    case TaskState::kWaiting: return "waiting";
+    case NodeState::kPending: return TaskState::kPending;
+    case NodeState::kInProgress: return TaskState::kInProgress;
+    case NodeState::kWaitingApproval:
+    case NodeState::kWaitingEvent:
+    case NodeState::kWaitingTimer: return TaskState::kWaiting;
+    case NodeState::kFinished: return TaskState::kFinished;
+    case NodeState::kFailed: return TaskState::kFailed;
+    case NodeState::kSkipped: return TaskState::kSkipped;
+    case NodeState::kCancelled: return TaskState::kCancelled;
   }
-  return "pending";
-}
-
-TaskState ParseTaskState(const std::string& name) {
-  if (name == "in-progress") return TaskState::kInProgress;
-  if (name == "finished") return TaskState::kFinished;
-  if (name == "failed") return TaskState::kFailed;
-  if (name == "skipped") return TaskState::kSkipped;
-  if (name == "cancelled") return TaskState::kCancelled;
-  if (name.rfind("waiting", 0) == 0) return TaskState::kWaiting;
   return TaskState::kPending;
 }
 

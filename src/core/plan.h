@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "smithers/states.h"
 #include "smithers/status.h"
 #include "smithers/workflow.h"
 
@@ -19,10 +20,8 @@ namespace smithers::core {
 // waiting-approval, waiting-event or waiting-timer.
 enum class TaskState { kPending, kInProgress, kFinished, kFailed, kSkipped, kCancelled, kWaiting };
 
-const char* TaskStateName(TaskState state);
-// Parses a stored state name; unknown names map to kPending (a task we cannot
-// classify is safest re-planned, never treated as done).
-TaskState ParseTaskState(const std::string& name);
+// The plan's view of a stored node state (the three waiting-* states are kWaiting).
+TaskState TaskStateOf(NodeState state);
 
 using LoopState = smithers::LoopState;
 using LoopStates = smithers::LoopStates;

@@ -30,9 +30,9 @@
 namespace smithers {
 
 int RunResult::ExitCode() const {
-  if (status == "finished") return 0;
-  if (status == "cancelled") return 2;
-  if (status.rfind("waiting", 0) == 0) return 3;
+  if (status == RunStatus::kFinished) return 0;
+  if (status == RunStatus::kCancelled) return 2;
+  if (IsWaiting(status)) return 3;
   return 1;
 }
 
@@ -120,14 +120,15 @@ struct NodeInfo {
   int64_t wait_started_at_ms = 0;  // when the waiting attempt began
 };
 
-// "waiting-event" -> "event"; "" for any other state.
-std::string WaitKind(const std::string& state) {
-  return state.rfind("waiting-", 0) == 0 ? state.substr(8) : std::string();
+// waiting-event -> "event"; "" for any state but the three waiting ones.
+std::string WaitKind(NodeState state) {
+  if (!IsWaiting(state)) return "";
+  return std::string(Name(state).substr(std::string_view("waiting-").size()));
 }
 
 // The output row of a decided approval (smithers.approvalDecision).
 Json DecisionJson(const ApprovalRecord& a) {
-  return {{"approved", a.status == "approved"},
+  return {{"approved", a.status == ApprovalStatus::kApproved},
           {"note", a.note.empty() ? Json(nullptr) : Json(a.note)},
           {"decidedBy", a.decided_by},
           {"decidedAt", base::FormatIsoTime(a.decided_at_ms)}};
@@ -187,9 +188,9 @@ class Run {
     SMITHERS_ASSIGN_OR_RETURN(auto nodes, store.ListNodes(run.run_id));
     SMITHERS_ASSIGN_OR_RETURN(auto attempts, store.ListAttempts(run.run_id));
     for (auto& a : attempts) {
-      if (a.state != "waiting" && a.state != "in-progress") continue;
-      bool abandoned = a.state == "in-progress";  // its process is gone
-      a.state = "cancelled";
+      if (a.state != AttemptState::kWaiting && a.state != AttemptState::kInProgress) continue;
+      bool abandoned = a.state == AttemptState::kInProgress;  // its process is gone
+      a.state = AttemptState::kCancelled;
       a.finished_at_ms = now;
       a.error = abandoned ? engine::ErrorJson("ATTEMPT_ABANDONED", "the process running it stopped")
                           : engine::ErrorJson("TASK_CANCELLED", "run cancelled");
@@ -205,8 +206,8 @@ class Run {
     }
     for (auto& n : nodes) {
       bool waiting = !WaitKind(n.state).empty();
-      if (!waiting && n.state != "in-progress" && n.state != "pending") continue;
-      n.state = "cancelled";
+      if (!waiting && n.state != NodeState::kInProgress && n.state != NodeState::kPending) continue;
+      n.state = NodeState::kCancelled;
       n.updated_at_ms = now;
       batch.UpsertNode(n);
       if (waiting) {
@@ -215,7 +216,7 @@ class Run {
             {{"nodeId", n.node_id}, {"iteration", n.iteration}, {"reason", "run cancelled"}}, now);
       }
     }
-    run.status = "cancelled";
+    run.status = RunStatus::kCancelled;
     run.finished_at_ms = now;
     run.runtime_owner_id = "";
     batch.UpsertRun(run);
@@ -246,7 +247,7 @@ class Run {
         root_->kind == NodeKind::kWorkflow && !root_->id.empty() ? root_->id : wf_.name;
     run_.workflow_path = wf_.source_path;
     run_.workflow_hash = wf_.source_hash;
-    run_.status = "running";
+    run_.status = RunStatus::kRunning;
     run_.created_at_ms = run_.started_at_ms = run_.heartbeat_at_ms = now;
     run_.runtime_owner_id = owner_;
     run_.input = input_;
@@ -293,7 +294,7 @@ class Run {
           {"from", run_.workflow_hash}, {"to", wf_.source_hash}, {"atMs", clock_.NowMs()}};
       run_.workflow_hash = wf_.source_hash;
     }
-    if (run_.status == "finished") {
+    if (run_.status == RunStatus::kFinished) {
       resumed_finished_ = true;
       return Status::Ok();
     }
@@ -332,7 +333,8 @@ class Run {
       Result<RunRecord> latest = store_.GetRun(run_.run_id);
       if (latest.ok() && latest->status != run_.status) {
         (void)store_.ClaimRun(run_.run_id, owner_, prev, clock_.NowMs());
-        return taken(std::string(), ", it ran while this process started; now " + latest->status);
+        return taken(std::string(), ", it ran while this process started; now " +
+                                        std::string(Name(latest->status)));
       }
     }
     SMITHERS_RETURN_IF_ERROR(store_.ClearCancel(run_.run_id));
@@ -348,19 +350,19 @@ class Run {
     if (!loadable.ok()) resume_error_ = engine::ErrorJson("ROW_UNLOADABLE", loadable.message());
 
     int64_t now = clock_.NowMs();
-    std::string previous_status = run_.status;
-    run_.status = "running";
+    RunStatus previous_status = run_.status;
+    run_.status = RunStatus::kRunning;
     run_.error = nullptr;
     run_.finished_at_ms = 0;
     run_.heartbeat_at_ms = now;
     batch_.UpsertRun(run_);
     Event("RunStatusChanged",
-          {{"status", "running"}, {"previous", previous_status}, {"resumed", true}});
+          {{"status", RunStatus::kRunning}, {"previous", previous_status}, {"resumed", true}});
     // Attempts that were running when the last owner died are abandoned; their
     // tasks are retried. Failed and cancelled tasks of a failed or cancelled
     // run get a fresh chance.
     for (auto& a : attempts_in_progress_) {
-      a.state = "cancelled";
+      a.state = AttemptState::kCancelled;
       a.finished_at_ms = now;
       a.error = engine::ErrorJson("ATTEMPT_ABANDONED", "the process running it stopped");
       batch_.UpsertAttempt(a);
@@ -371,11 +373,13 @@ class Run {
     }
     // A crashed run keeps its failures (a continueOnFail failure stays
     // failed); a run that ended failed or cancelled is being retried.
-    bool retry_failures = previous_status == "failed" || previous_status == "cancelled";
+    bool retry_failures =
+        previous_status == RunStatus::kFailed || previous_status == RunStatus::kCancelled;
     for (auto& [key, info] : nodes_) {
-      const std::string& s = info.row.state;
-      if (s == "in-progress" || (retry_failures && (s == "cancelled" || s == "failed"))) {
-        info.row.state = "pending";
+      NodeState s = info.row.state;
+      if (s == NodeState::kInProgress ||
+          (retry_failures && (s == NodeState::kCancelled || s == NodeState::kFailed))) {
+        info.row.state = NodeState::kPending;
         info.row.updated_at_ms = now;
         info.failures = 0;
         info.retry_at_ms = 0;
@@ -432,14 +436,14 @@ class Run {
       if (it == nodes_.end()) continue;
       NodeInfo& info = it->second;
       info.row.last_attempt = std::max(info.row.last_attempt, a.attempt);
-      if (a.state == "failed") {
+      if (a.state == AttemptState::kFailed) {
         info.failures++;
         if (a.meta.contains("retryAtMs") && a.meta["retryAtMs"].is_number_integer()) {
           info.retry_at_ms = a.meta["retryAtMs"].get<int64_t>();
         }
       }
-      if (a.state == "in-progress") attempts_in_progress_.push_back(a);
-      if (a.state == "waiting") {
+      if (a.state == AttemptState::kInProgress) attempts_in_progress_.push_back(a);
+      if (a.state == AttemptState::kWaiting) {
         info.wait_started_at_ms = a.started_at_ms;
         for (const char* k : {"firesAtMs", "timeoutAtMs"}) {
           if (a.meta.contains(k) && a.meta[k].is_number_integer()) {
@@ -640,7 +644,7 @@ class Run {
         info.row = NodeRecord{.run_id = run_.run_id,
                               .node_id = t.node_id,
                               .iteration = t.iteration,
-                              .state = "pending",
+                              .state = NodeState::kPending,
                               .updated_at_ms = clock_.NowMs(),
                               .output_table = t.node->task.output,
                               .label = t.node->task.label};
@@ -648,7 +652,7 @@ class Run {
         Event("NodePending", {{"nodeId", t.node_id}, {"iteration", t.iteration}});
       }
       MarkMounted(t, info);
-      states_[i] = {core::ParseTaskState(info.row.state), info.retry_at_ms};
+      states_[i] = {core::TaskStateOf(info.row.state), info.retry_at_ms};
     }
     // Every id mounted before is seen again (the common case: the new tree
     // contains the old one) unless some left the tree.
@@ -743,14 +747,14 @@ class Run {
                     .node_id = f.node_id,
                     .iteration = f.iteration,
                     .attempt = f.attempt,
-                    .state = "cancelled",
+                    .state = AttemptState::kCancelled,
                     .started_at_ms = f.started_at_ms,
                     .finished_at_ms = now,
                     .error = engine::ErrorJson("UNMOUNTED", "the task left the rendered tree"),
                     .cached = f.cached};
     batch_.UpsertAttempt(a);
     NodeInfo& info = nodes_[Key(f.node_id, f.iteration)];
-    info.row.state = "cancelled";
+    info.row.state = NodeState::kCancelled;
     info.row.updated_at_ms = now;
     batch_.UpsertNode(info.row);
     Event("NodeCancelled", {{"nodeId", f.node_id},
@@ -762,7 +766,7 @@ class Run {
   // ---- the loop ----
 
   Result<RunResult> Loop() {
-    if (resumed_finished_) return Finish("finished", nullptr);
+    if (resumed_finished_) return Finish(RunStatus::kFinished, nullptr);
     if (!resume_error_.is_null()) return FailRun(resume_error_);
     int64_t last_heartbeat = clock_.MonotonicMs();
     int64_t last_cancel_check = clock_.MonotonicMs();
@@ -815,7 +819,7 @@ class Run {
       }
 
       if (!d.to_skip.empty()) {
-        for (int t : d.to_skip) SetState(t, "skipped", "NodeSkipped", {});
+        for (int t : d.to_skip) SetState(t, NodeState::kSkipped, "NodeSkipped", {});
         SMITHERS_RETURN_IF_ERROR(Flush());
         continue;
       }
@@ -852,7 +856,7 @@ class Run {
         need_render_ = true;
         continue;
       }
-      if (d.finished && in_flight_.empty()) return Finish("finished", nullptr);
+      if (d.finished && in_flight_.empty()) return Finish(RunStatus::kFinished, nullptr);
 
       bool progressed = false;
       for (int t : d.ready) {
@@ -973,7 +977,7 @@ class Run {
         } else if (!spec.deps->optional && deps_missing.empty()) {
           const NodeInfo& ui = nodes_[Key(u.node_id, u.iteration)];
           deps_missing = "deps." + key + ": task \"" + u.node_id + "\" (iteration " +
-                         std::to_string(u.iteration) + ") is " + ui.row.state +
+                         std::to_string(u.iteration) + ") is " + std::string(Name(ui.row.state)) +
                          " without a row of \"" + dep.output +
                          "\"; set depsOptional = true to run without it";
         }
@@ -1004,7 +1008,7 @@ class Run {
         .clock = &clock_,
         .deps = deps};
     info.row.last_attempt = attempt;
-    info.row.state = "in-progress";
+    info.row.state = NodeState::kInProgress;
     info.row.updated_at_ms = now;
     states_[t].state = TaskState::kInProgress;
     batch_.UpsertNode(info.row);
@@ -1012,7 +1016,7 @@ class Run {
                                        .node_id = ref.node_id,
                                        .iteration = ref.iteration,
                                        .attempt = attempt,
-                                       .state = "in-progress",
+                                       .state = AttemptState::kInProgress,
                                        .started_at_ms = now});
     Event("NodeStarted",
           {{"nodeId", ref.node_id}, {"iteration", ref.iteration}, {"attempt", attempt}});
@@ -1230,7 +1234,7 @@ class Run {
     if (o.error.is_object()) base::RedactJsonInPlace(o.error);
     Json ev = {{"nodeId", f.node_id}, {"iteration", f.iteration}, {"attempt", f.attempt}};
     if (o.ok) {
-      a.state = "finished";
+      a.state = AttemptState::kFinished;
       if (f.cached) {
         ev["cached"] = true;
         a.meta["cacheKey"] = f.cache_key;
@@ -1244,7 +1248,7 @@ class Run {
                                    .schema_sig = schema::Hash(wf_.outputs.at(f.output)),
                                    .payload = o.output});
       }
-      info.row.state = "finished";
+      info.row.state = NodeState::kFinished;
       if (!f.output.empty()) {
         batch_.PutOutput(OutputRecord{.run_id = run_.run_id,
                                       .node_id = f.node_id,
@@ -1269,9 +1273,9 @@ class Run {
     if (o.error.is_object() && o.error.value("code", "") == "TASK_CANCELLED") {
       // Stopped by the engine (another task failed the run): cancelled, not
       // failed, like the tasks of a cancelled run.
-      a.state = "cancelled";
+      a.state = AttemptState::kCancelled;
       a.error = o.error;
-      info.row.state = "cancelled";
+      info.row.state = NodeState::kCancelled;
       info.row.updated_at_ms = now;
       states_[f.task].state = TaskState::kCancelled;
       batch_.UpsertAttempt(a);
@@ -1281,7 +1285,7 @@ class Run {
       return Flush();
     }
     info.failures++;
-    a.state = "failed";
+    a.state = AttemptState::kFailed;
     a.error = o.error;
     last_error_[Key(f.node_id, f.iteration)] = o.error;
     ev["error"] = o.error;
@@ -1289,10 +1293,10 @@ class Run {
     if (retry) {
       info.retry_at_ms = now + RetryDelayMs(spec.retry_policy, info.failures);
       a.meta["retryAtMs"] = info.retry_at_ms;
-      info.row.state = "pending";
+      info.row.state = NodeState::kPending;
       states_[f.task] = {TaskState::kPending, info.retry_at_ms};
     } else {
-      info.row.state = "failed";
+      info.row.state = NodeState::kFailed;
       states_[f.task].state = TaskState::kFailed;
     }
     info.row.updated_at_ms = now;
@@ -1308,13 +1312,13 @@ class Run {
     return Flush();
   }
 
-  void SetState(int t, const std::string& state, const std::string& event, Json extra) {
+  void SetState(int t, NodeState state, const std::string& event, Json extra) {
     const core::TaskRef& ref = plan_->tasks()[t];
     NodeInfo& info = nodes_[Key(ref.node_id, ref.iteration)];
     info.row.state = state;
     info.row.updated_at_ms = clock_.NowMs();
     info.wait_kind = WaitKind(state);
-    states_[t].state = core::ParseTaskState(state);
+    states_[t].state = core::TaskStateOf(state);
     batch_.UpsertNode(info.row);
     extra["nodeId"] = ref.node_id;
     extra["iteration"] = ref.iteration;
@@ -1345,7 +1349,7 @@ class Run {
     NodeInfo& info = nodes_[key];
     int64_t now = clock_.NowMs();
     auto it = approvals_.find(key);
-    bool approved = it != approvals_.end() && it->second.status == "approved";
+    bool approved = it != approvals_.end() && it->second.status == ApprovalStatus::kApproved;
     if (spec.approval && (spec.mode == TaskMode::kApproval || !approved)) {
       if (it == approvals_.end()) {
         const ApprovalSpec& a = *spec.approval;
@@ -1353,7 +1357,7 @@ class Run {
         ApprovalRecord rec{.run_id = run_.run_id,
                            .node_id = ref.node_id,
                            .iteration = ref.iteration,
-                           .status = "requested",
+                           .status = ApprovalStatus::kRequested,
                            .requested_at_ms = now,
                            .owner = owner,
                            .original_owner = owner,
@@ -1376,7 +1380,8 @@ class Run {
         approvals_[key] = std::move(rec);
       }
       info.wait_started_at_ms = now;
-      SetState(t, "waiting-approval", "NodeWaitingApproval", {{"owner", approvals_[key].owner}});
+      SetState(t, NodeState::kWaitingApproval, "NodeWaitingApproval",
+               {{"owner", approvals_[key].owner}});
       check_waits_now_ = true;  // decided already (a resumed run)?
       return Flush();
     }
@@ -1388,7 +1393,7 @@ class Run {
                     .node_id = ref.node_id,
                     .iteration = ref.iteration,
                     .attempt = attempt,
-                    .state = "waiting",
+                    .state = AttemptState::kWaiting,
                     .started_at_ms = now};
     info.wait_started_at_ms = now;
     Json ev;
@@ -1402,7 +1407,7 @@ class Run {
                              {"timerId", ref.node_id},
                              {"firesAtMs", info.wake_at_ms},
                              {"timerType", spec.timer.duration_ms >= 0 ? "duration" : "until"}});
-      SetState(t, "waiting-timer", "NodeWaitingTimer", {{"firesAtMs", info.wake_at_ms}});
+      SetState(t, NodeState::kWaitingTimer, "NodeWaitingTimer", {{"firesAtMs", info.wake_at_ms}});
     } else {
       const EventWaitSpec& w = *spec.wait;
       info.wake_at_ms = w.timeout_ms > 0 ? now + w.timeout_ms : 0;
@@ -1413,7 +1418,7 @@ class Run {
         ev["timeoutAtMs"] = info.wake_at_ms;
       }
       batch_.UpsertAttempt(a);
-      SetState(t, "waiting-event", "NodeWaitingEvent", ev);
+      SetState(t, NodeState::kWaitingEvent, "NodeWaitingEvent", ev);
     }
     check_waits_now_ = true;  // a stored signal, or a timer already due
     return Flush();
@@ -1441,7 +1446,7 @@ class Run {
           for (auto& a : rows) approvals_[Key(a.node_id, a.iteration)] = std::move(a);
         }
         auto it = approvals_.find(key);
-        if (it == approvals_.end() || it->second.status == "requested") continue;
+        if (it == approvals_.end() || it->second.status == ApprovalStatus::kRequested) continue;
         SMITHERS_RETURN_IF_ERROR(ApplyDecision(t, it->second));
         changed = true;
       } else if (info.wait_kind == "event") {
@@ -1486,8 +1491,9 @@ class Run {
   Status EscalateDue(int64_t now) {
     bool due = false;
     for (const auto& [key, a] : approvals_) {
-      due = due || (a.status == "requested" && a.escalate_after_ms > 0 && a.escalated_at_ms == 0 &&
-                    !a.fallback_owner.empty() && now >= a.requested_at_ms + a.escalate_after_ms);
+      due = due || (a.status == ApprovalStatus::kRequested && a.escalate_after_ms > 0 &&
+                    a.escalated_at_ms == 0 && !a.fallback_owner.empty() &&
+                    now >= a.requested_at_ms + a.escalate_after_ms);
     }
     if (!due) return Status::Ok();
     SMITHERS_ASSIGN_OR_RETURN(auto escalated, store_.EscalateDueApprovals(run_.run_id, now));
@@ -1505,10 +1511,11 @@ class Run {
   Status ApplyDecision(int t, const ApprovalRecord& a) {
     const core::TaskRef& ref = plan_->tasks()[t];
     const TaskSpec& spec = ref.node->task;
-    bool approved = a.status == "approved";
+    bool approved = a.status == ApprovalStatus::kApproved;
     Json decided = {{"decidedBy", a.decided_by}, {"approved", approved}};
     if (approved && spec.mode != TaskMode::kApproval) {
-      SetState(t, "pending", "NodePending", {{"approved", true}, {"decidedBy", a.decided_by}});
+      SetState(t, NodeState::kPending, "NodePending",
+               {{"approved", true}, {"decidedBy", a.decided_by}});
       return Flush();
     }
     NodeInfo& info = nodes_[Key(ref.node_id, ref.iteration)];
@@ -1518,7 +1525,7 @@ class Run {
       return CompleteWait(t, {.ok = true, .output = DecisionJson(a)}, spec.output);
     }
     if (a.on_deny == "skip") {
-      SetState(t, "skipped", "NodeSkipped",
+      SetState(t, NodeState::kSkipped, "NodeSkipped",
                {{"reason", "approval denied"}, {"decidedBy", a.decided_by}});
       return Flush();
     }
@@ -1537,7 +1544,7 @@ class Run {
     const TaskSpec& spec = ref.node->task;
     int64_t now = clock_.NowMs();
     for (SignalRecord& sig : signals) {
-      if (sig.status != "pending" || sig.name != spec.wait->event) continue;
+      if (sig.status != SignalStatus::kPending || sig.name != spec.wait->event) continue;
       if (!spec.wait->correlation_id.empty() && sig.correlation_id != spec.wait->correlation_id) {
         continue;
       }
@@ -1560,7 +1567,7 @@ class Run {
                  {"name", sig.name},
                  {"signalSeq", sig.seq}};
       if (!v.empty()) {
-        sig.status = "rejected";
+        sig.status = SignalStatus::kRejected;
         sig.rejection = Json::array();
         for (const auto& x : v) sig.rejection.push_back({{"path", x.path}, {"message", x.message}});
         batch_.ConsumeSignal(sig);
@@ -1569,7 +1576,7 @@ class Run {
         SMITHERS_RETURN_IF_ERROR(Flush());
         continue;
       }
-      sig.status = "consumed";
+      sig.status = SignalStatus::kConsumed;
       batch_.ConsumeSignal(sig);
       Event("SignalConsumed", ev);
       // The consumption, the output and the finished node land together: a
@@ -1589,11 +1596,11 @@ class Run {
                                          .node_id = ref.node_id,
                                          .iteration = ref.iteration,
                                          .attempt = info.row.last_attempt,
-                                         .state = "cancelled",
+                                         .state = AttemptState::kCancelled,
                                          .started_at_ms = info.wait_started_at_ms,
                                          .finished_at_ms = clock_.NowMs(),
                                          .error = engine::ErrorJson("WAIT_TIMEOUT", "timed out")});
-      SetState(t, "skipped", "NodeSkipped", {{"reason", "timed out"}});
+      SetState(t, NodeState::kSkipped, "NodeSkipped", {{"reason", "timed out"}});
       return Flush();
     }
     if (w.on_timeout == "continue") return CompleteWait(t, {.ok = true}, "");
@@ -1626,19 +1633,19 @@ class Run {
   // process lets go of it (resume or `smithers supervise` picks it up).
   Result<RunResult> Park() {
     RunResult r{.run_id = run_.run_id};
-    std::string status = "waiting-timer";
+    RunStatus status = RunStatus::kWaitingTimer;
     for (size_t t = 0; t < states_.size(); ++t) {
       if (states_[t].state != TaskState::kWaiting) continue;
       const core::TaskRef& ref = plan_->tasks()[t];
       const NodeInfo& info = nodes_[Key(ref.node_id, ref.iteration)];
       Json w = {{"nodeId", ref.node_id}, {"iteration", ref.iteration}, {"kind", info.wait_kind}};
       if (info.wait_kind == "approval") {
-        status = "waiting-approval";
+        status = RunStatus::kWaitingApproval;
         const ApprovalRecord& a = approvals_[Key(ref.node_id, ref.iteration)];
         w["owner"] = a.owner;
         w["request"] = a.request;
       } else if (info.wait_kind == "event") {
-        if (status != "waiting-approval") status = "waiting-event";
+        if (status != RunStatus::kWaitingApproval) status = RunStatus::kWaitingEvent;
         w["event"] = ref.node->task.wait->event;
         w["correlationId"] = ref.node->task.wait->correlation_id;
         if (info.wake_at_ms > 0) w["timeoutAtMs"] = info.wake_at_ms;
@@ -1647,7 +1654,7 @@ class Run {
       }
       r.waiting.push_back(std::move(w));
     }
-    std::string previous = run_.status;
+    RunStatus previous = run_.status;
     run_.status = status;
     run_.runtime_owner_id = "";
     run_.heartbeat_at_ms = clock_.NowMs();
@@ -1658,7 +1665,7 @@ class Run {
     // cancel` already did).
     SMITHERS_ASSIGN_OR_RETURN(RunRecord latest, store_.GetRun(run_.run_id));
     if (latest.cancel_requested_at_ms != 0) {
-      SMITHERS_ASSIGN_OR_RETURN(std::string st, CancelRun(store_, run_.run_id, clock_));
+      SMITHERS_ASSIGN_OR_RETURN(RunStatus st, CancelRun(store_, run_.run_id, clock_));
       r.status = st;
       r.waiting = Json::array();
     } else {
@@ -1683,12 +1690,13 @@ class Run {
                           .node_id = ref.node_id,
                           .iteration = ref.iteration,
                           .attempt = info.row.last_attempt,
-                          .state = "cancelled",
+                          .state = AttemptState::kCancelled,
                           .started_at_ms = info.wait_started_at_ms,
                           .finished_at_ms = clock_.NowMs(),
                           .error = engine::ErrorJson("TASK_CANCELLED", "run cancelled")});
       }
-      SetState(static_cast<int>(t), "cancelled", "NodeCancelled", {{"reason", "run cancelled"}});
+      SetState(static_cast<int>(t), NodeState::kCancelled, "NodeCancelled",
+               {{"reason", "run cancelled"}});
     }
     while (!in_flight_.empty()) {
       for (size_t i = 0; i < in_flight_.size();) {
@@ -1699,11 +1707,11 @@ class Run {
                             .node_id = f.node_id,
                             .iteration = f.iteration,
                             .attempt = f.attempt,
-                            .state = "cancelled",
+                            .state = AttemptState::kCancelled,
                             .started_at_ms = f.started_at_ms,
                             .finished_at_ms = clock_.NowMs(),
                             .error = engine::ErrorJson("TASK_CANCELLED", "run cancelled")});
-          SetState(f.task, "cancelled", "NodeCancelled", {{"reason", "run cancelled"}});
+          SetState(f.task, NodeState::kCancelled, "NodeCancelled", {{"reason", "run cancelled"}});
           in_flight_.erase(in_flight_.begin() + static_cast<long>(i));
         } else {
           ++i;
@@ -1711,10 +1719,10 @@ class Run {
       }
       if (!in_flight_.empty()) WaitForActivity(0);
     }
-    return Finish("cancelled", nullptr);
+    return Finish(RunStatus::kCancelled, nullptr);
   }
 
-  Result<RunResult> FailRun(Json error) { return Finish("failed", std::move(error)); }
+  Result<RunResult> FailRun(Json error) { return Finish(RunStatus::kFailed, std::move(error)); }
 
   // The graceful stop's end (RunOptions::stop): attempts still in flight are
   // stopped and left as a crash leaves them (resume records them abandoned
@@ -1741,16 +1749,16 @@ class Run {
                             "\" released: the process is stopping; any process may resume it");
   }
 
-  Result<RunResult> Finish(const std::string& status, Json error) {
+  Result<RunResult> Finish(RunStatus status, Json error) {
     if (!resumed_finished_) {
       run_.status = status;
       run_.error = error;
       run_.finished_at_ms = clock_.NowMs();
       run_.runtime_owner_id = "";
       batch_.UpsertRun(run_);
-      if (status == "finished") Event("RunFinished", {});
-      if (status == "failed") Event("RunFailed", {{"error", error}});
-      if (status == "cancelled") Event("RunCancelled", {});
+      if (status == RunStatus::kFinished) Event("RunFinished", {});
+      if (status == RunStatus::kFailed) Event("RunFailed", {{"error", error}});
+      if (status == RunStatus::kCancelled) Event("RunCancelled", {});
       SMITHERS_RETURN_IF_ERROR(Flush());
     }
     RunResult r{.run_id = run_.run_id, .status = status, .error = std::move(error)};
@@ -1882,30 +1890,32 @@ Result<std::string> WaitReadyReason(Store& s, const RunRecord& run, int64_t now)
   std::vector<AttemptRecord> attempts;
   std::vector<SignalRecord> signals;
   for (const auto& n : nodes) {
-    if (n.state == "waiting-approval") {
+    if (n.state == NodeState::kWaitingApproval) {
       if (!approvals_read) {
         approvals_read = true;
         SMITHERS_ASSIGN_OR_RETURN(approvals, s.ListApprovals({.run_id = run.run_id}));
       }
       for (const auto& a : approvals) {
-        if (a.node_id == n.node_id && a.iteration == n.iteration && a.status != "requested") {
-          return "approval of " + n.node_id + " " + a.status;
+        if (a.node_id == n.node_id && a.iteration == n.iteration &&
+            a.status != ApprovalStatus::kRequested) {
+          return "approval of " + n.node_id + " " + std::string(Name(a.status));
         }
       }
       continue;
     }
-    if (n.state != "waiting-event" && n.state != "waiting-timer") continue;
+    if (n.state != NodeState::kWaitingEvent && n.state != NodeState::kWaitingTimer) continue;
     if (!attempts_read) {
       attempts_read = true;
       SMITHERS_ASSIGN_OR_RETURN(attempts, s.ListAttempts(run.run_id));
     }
     const AttemptRecord* wait = nullptr;
     for (const auto& a : attempts) {
-      if (a.node_id == n.node_id && a.iteration == n.iteration && a.state == "waiting") wait = &a;
+      if (a.node_id == n.node_id && a.iteration == n.iteration && a.state == AttemptState::kWaiting)
+        wait = &a;
     }
     if (wait == nullptr) return "waiting " + n.node_id + " has no wait record";  // let it re-arm
     const Json& m = wait->meta;
-    if (n.state == "waiting-timer") {
+    if (n.state == NodeState::kWaitingTimer) {
       if (m.value("firesAtMs", int64_t{0}) <= now) return "timer " + n.node_id + " due";
       continue;
     }
@@ -1918,7 +1928,7 @@ Result<std::string> WaitReadyReason(Store& s, const RunRecord& run, int64_t now)
     }
     std::string event = m.value("event", ""), corr = m.value("correlationId", "");
     for (const auto& sig : signals) {
-      if (sig.status == "pending" && sig.name == event &&
+      if (sig.status == SignalStatus::kPending && sig.name == event &&
           (corr.empty() || sig.correlation_id == corr)) {
         return "signal " + event + " arrived";
       }
@@ -1936,7 +1946,7 @@ Result<std::vector<ResumableRun>> FindResumableRuns(Store& store, const std::str
                                                     int64_t now_ms, int64_t stale_ms) {
   std::vector<ResumableRun> found;
   SMITHERS_ASSIGN_OR_RETURN(std::vector<RunRecord> running,
-                            store.ListRuns({.status = "running", .limit = 1000}));
+                            store.ListRuns({.status = RunStatus::kRunning, .limit = 1000}));
   for (RunRecord& run : running) {
     const std::string& owner = run.runtime_owner_id;
     if (owner == me || OwnerHoldsRun(run, now_ms, stale_ms)) continue;
@@ -1948,7 +1958,7 @@ Result<std::vector<ResumableRun>> FindResumableRuns(Store& store, const std::str
     found.push_back({std::move(run), std::move(reason)});
   }
   SMITHERS_ASSIGN_OR_RETURN(std::vector<RunRecord> waiting,
-                            store.ListRuns({.status = "waiting", .limit = 1000}));
+                            store.ListRuns({.waiting = true, .limit = 1000}));
   for (RunRecord& run : waiting) {
     if (OwnerHoldsRun(run, now_ms, stale_ms)) continue;  // leased right now
     // A run whose waits cannot be read is left for the next sweep.
@@ -1958,19 +1968,20 @@ Result<std::vector<ResumableRun>> FindResumableRuns(Store& store, const std::str
   return found;
 }
 
-Result<std::string> CancelRun(Store& store, const std::string& run_id, Clock& clock) {
+Result<RunStatus> CancelRun(Store& store, const std::string& run_id, Clock& clock) {
   SMITHERS_ASSIGN_OR_RETURN(RunRecord run, store.GetRun(run_id));
-  if (run.status == "cancelled") return std::string("cancelled");
-  if (run.status == "finished" || run.status == "failed") {
-    return FailedPreconditionError("run \"" + run_id + "\" already " + run.status);
+  if (run.status == RunStatus::kCancelled) return RunStatus::kCancelled;
+  if (run.status == RunStatus::kFinished || run.status == RunStatus::kFailed) {
+    return FailedPreconditionError("run \"" + run_id + "\" already " +
+                                   std::string(Name(run.status)));
   }
   SMITHERS_RETURN_IF_ERROR(store.RequestCancel(run_id, clock.NowMs()));
   // A live owner stops the run itself. Otherwise nobody will: take the run
   // (compare-and-swap on its owner, so only one canceller wins) and end it.
   for (int tries = 0; tries < 3; ++tries) {
     SMITHERS_ASSIGN_OR_RETURN(run, store.GetRun(run_id));
-    if (run.status == "cancelled") return std::string("cancelled");
-    if (run.status == "finished" || run.status == "failed") return run.status;
+    if (run.status == RunStatus::kCancelled) return RunStatus::kCancelled;
+    if (run.status == RunStatus::kFinished || run.status == RunStatus::kFailed) return run.status;
     const std::string prev = run.runtime_owner_id;
     if (OwnerHoldsRun(run, clock.NowMs())) return run.status;
     Status claimed = store.ClaimRun(run_id, prev, ThisProcessOwnerId(), clock.NowMs());
@@ -1978,7 +1989,7 @@ Result<std::string> CancelRun(Store& store, const std::string& run_id, Clock& cl
     SMITHERS_RETURN_IF_ERROR(claimed);
     run.runtime_owner_id = ThisProcessOwnerId();
     SMITHERS_RETURN_IF_ERROR(Run::FinalizeCancel(store, run, clock));
-    return std::string("cancelled");
+    return RunStatus::kCancelled;
   }
   return AbortedError("run \"" + run_id + "\" changed owner while being cancelled; try again");
 }

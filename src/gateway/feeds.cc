@@ -18,10 +18,6 @@ namespace {
 constexpr int kEventPage = 500;
 constexpr size_t kRingSize = 2048;  // recent events a feed keeps for fan-out
 
-bool IsTerminalStatus(const std::string& s) {
-  return s == "finished" || s == "failed" || s == "cancelled";
-}
-
 }  // namespace
 
 // Subscribes `conn` to the run's events after `after` (nullopt: after the
@@ -69,7 +65,7 @@ void Gateway::Poll(const std::string& run_id, Feed& feed) {
   // that the events read next include the run's last one (read after, a run
   // that ended in between would look complete with its last events unread).
   Result<RunRecord> run = store_->GetRun(run_id);
-  std::string status = run.ok() ? run->status : feed.status;
+  std::optional<RunStatus> status = run.ok() ? std::optional(run->status) : feed.status;
   while (true) {
     Result<std::vector<EventRecord>> events = store_->ListEvents(run_id, feed.last_seq, kEventPage);
     if (!events.ok()) return;
@@ -153,10 +149,10 @@ bool Gateway::Pump(const std::string& run_id, Feed& feed, Subscriber& sub) {
     conn->Close(1013, "BackpressureDisconnect");
     return false;
   }
-  if (sub.cursor >= feed.last_seq && IsTerminalStatus(feed.status)) {
+  if (sub.cursor >= feed.last_seq && feed.status && IsTerminal(*feed.status)) {
     conn->SendEvent("run.completed", Frame({{"streamId", sub.stream_id},
                                             {"runId", run_id},
-                                            {"status", feed.status},
+                                            {"status", *feed.status},
                                             {"lastSeq", feed.last_seq}}));
     conn->streams.erase(sub.stream_id);
     conn->auto_streams.erase(sub.stream_id);

@@ -104,8 +104,8 @@ struct RingEvent {
 // The events of one run that subscribers follow, read from the database.
 struct Feed {
   int64_t last_seq = -1;
-  std::string status;
-  std::deque<RingEvent> ring;  // recent events
+  std::optional<RunStatus> status;  // the run's, as last read; nullopt before
+  std::deque<RingEvent> ring;       // recent events
   std::vector<Subscriber> subs;
 };
 

@@ -34,9 +34,19 @@ Reply ListApprovals(const MethodCall& call) {
   const Json& params = call.params;
   Json filter = params.value("filter", Json::object());
   if (!filter.is_object()) return Reply::Err("InvalidRequest", "filter must be an object");
-  ApprovalFilter f{.run_id = filter.value("runId", ""),
-                   .status = filter.value("status", "requested")};
-  if (f.status == "any") f.status.clear();
+  ApprovalFilter f{.run_id = filter.value("runId", "")};
+  Result<std::optional<std::string>> status = OptionalString(filter, "status");
+  if (!status.ok()) return BadParam(status.status());
+  std::string wanted = status->value_or("requested");
+  if (wanted != "any") {
+    f.status = ParseApprovalStatus(wanted);
+    if (!f.status) {
+      return Reply::Err("InvalidRequest",
+                        "filter.status must be requested, approved, denied or "
+                        "any, not \"" +
+                            wanted + "\"");
+    }
+  }
   Result<std::vector<ApprovalRecord>> rows = gw.store().ListApprovals(f);
   if (!rows.ok()) return StoreError(rows.status(), "RunNotFound");
   Json list = Json::array();

@@ -19,7 +19,8 @@ Result<bool> IsApprovalDecision(Store& store, const OutputRecord& o) {
                             store.ListApprovals({.run_id = o.run_id}));
   for (const ApprovalRecord& a : rows) {
     if (a.node_id != o.node_id || a.iteration != o.iteration) continue;
-    return a.status != "requested" && o.payload.is_object() && o.payload.contains("approved") &&
+    return a.status != ApprovalStatus::kRequested && o.payload.is_object() &&
+           o.payload.contains("approved") &&
            o.payload.value("decidedBy", Json()) == Json(a.decided_by);
   }
   return false;
@@ -69,9 +70,12 @@ Reply ListRuns(const MethodCall& call) {
   Result<int64_t> offset_param = IntParam(filter, "offset", 0, 0, 1000000);
   if (!offset_param.ok()) return Reply::Err("InvalidRequest", offset_param.status().message());
   int offset = static_cast<int>(*offset_param);
-  RunFilter f{.status = filter.value("status", ""), .limit = static_cast<int>(*limit) + offset};
+  Result<std::optional<std::string>> status = OptionalString(filter, "status");
+  if (!status.ok()) return BadParam(status.status());
+  Result<RunFilter> f = RunFilterForStatus(status->value_or(""), static_cast<int>(*limit) + offset);
+  if (!f.ok()) return BadParam(f.status());
   std::string workflow = filter.value("workflow", "");
-  Result<std::vector<RunRecord>> runs = gw.store().ListRuns(f);
+  Result<std::vector<RunRecord>> runs = gw.store().ListRuns(*f);
   if (!runs.ok()) return StoreError(runs.status(), "RunNotFound");
   Json list = Json::array();
   int skipped = 0;
@@ -117,7 +121,7 @@ Reply GetNodeOutput(const MethodCall& call) {
               {"iteration", node->iteration},
               {"state", node->state},
               {"mounted", node->mounted}};
-  if (node->state == "failed") {
+  if (node->state == NodeState::kFailed) {
     out["status"] = "failed";
     return Reply::Ok(out);
   }

@@ -74,12 +74,12 @@ Reply ResumeRun(const MethodCall& call) {
   if (!options.ok()) return BadParam(options.status());
   Result<RunRecord> run = gw.store().GetRun(run_id);
   if (!run.ok()) return StoreError(run.status(), "RunNotFound");
-  if (run->status == "finished" || run->status == "failed") {
+  if (run->status == RunStatus::kFinished || run->status == RunStatus::kFailed) {
     return Reply::Ok({{"runId", run_id}, {"status", "already_terminal"}});
   }
   gw.ReapRuns();  // a thread that just ended does not make the run "running"
   if (gw.active_runs().count(run_id) != 0)
-    return Reply::Ok({{"runId", run_id}, {"status", "running"}});
+    return Reply::Ok({{"runId", run_id}, {"status", RunStatus::kRunning}});
   bool force = options->value("force", false);
   const std::string& owner = run->runtime_owner_id;
   if (OwnerHoldsRun(*run, gw.clock().NowMs()) && !force) {
@@ -101,11 +101,11 @@ Reply CancelRunMethod(const MethodCall& call) {
   const Json& params = call.params;
   std::string run_id;
   if (auto bad = ReadRequired(params, {{"runId", &run_id}})) return *bad;
-  Result<std::string> status = CancelRun(gw.store(), run_id, gw.clock());
+  Result<RunStatus> status = CancelRun(gw.store(), run_id, gw.clock());
   if (!status.ok()) return StoreError(status.status(), "RunNotFound");
   gw.Wake();
-  return Reply::Ok(
-      {{"runId", run_id}, {"status", *status == "cancelled" ? "cancelled" : "cancelling"}});
+  return Reply::Ok({{"runId", run_id},
+                    {"status", *status == RunStatus::kCancelled ? "cancelled" : "cancelling"}});
 }
 
 }  // namespace

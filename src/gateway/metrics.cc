@@ -31,10 +31,7 @@ std::string Gateway::MetricsText() {
   if (Result<std::map<std::string, int64_t>> counts = store_->CountRunsByStatus(); counts.ok()) {
     by_status = std::move(counts).value();
   }
-  for (const char* s : {"running", "waiting-approval", "waiting-event", "waiting-timer", "finished",
-                        "failed", "cancelled"}) {
-    by_status.emplace(s, 0);
-  }
+  for (RunStatus s : kAllRunStatuses) by_status.emplace(Name(s), 0);
   for (const auto& [status, n] : by_status) {
     o << "smithers_runs{status=\"" << status << "\"} " << n << "\n";
   }

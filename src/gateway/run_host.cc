@@ -100,7 +100,7 @@ Json Gateway::Execute(const RunStart& start, std::unique_ptr<script::LuaWorkflow
   signal();
   return {{"event", "run.ended"},
           {"runId", start.run_id},
-          {"status", r.ok() ? r->status : "error"},
+          {"status", r.ok() ? Json(r->status) : Json("error")},
           {"error", r.ok() ? Json() : Json(r.status().message())}};
 }
 

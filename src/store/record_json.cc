@@ -10,7 +10,7 @@ Json RunRecordJson(RunRecord&& r) {
       {"workflowName", std::move(r.workflow_name)},
       {"workflowPath", std::move(r.workflow_path)},
       {"workflowHash", std::move(r.workflow_hash)},
-      {"status", std::move(r.status)},
+      {"status", r.status},
       {"createdAtMs", r.created_at_ms},
       {"startedAtMs", r.started_at_ms},
       {"finishedAtMs", r.finished_at_ms == 0 ? Json() : Json(r.finished_at_ms)},
@@ -29,6 +29,22 @@ Json EventRecordJson(const EventRecord& e) {
           {"timestampMs", e.timestamp_ms},
           {"type", e.type},
           {"payload", e.payload}};
+}
+
+Result<RunFilter> RunFilterForStatus(std::string_view text, int limit) {
+  RunFilter filter{.limit = limit};
+  if (text.empty()) return filter;
+  if (text == "waiting") {
+    filter.waiting = true;
+    return filter;
+  }
+  filter.status = ParseRunStatus(text);
+  if (!filter.status) {
+    return InvalidArgumentError("unknown run status \"" + std::string(text) +
+                                "\" (running, waiting, waiting-approval, waiting-event, "
+                                "waiting-timer, finished, failed, cancelled)");
+  }
+  return filter;
 }
 
 }  // namespace smithers

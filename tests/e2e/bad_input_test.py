@@ -209,6 +209,8 @@ class BadInputTest(E2ETest):
     def test_unknown_option(self):
         self.check_bad("up", HELLO, "--bogus", expect=["--bogus"])
         self.check_bad("ps", "--frobnicate", expect=["--frobnicate"])
+        # a misspelt status is an error naming the statuses, not an empty list
+        self.check_bad("ps", "--status", "finshed", expect=["finshed", "waiting-approval"])
 
     def test_unknown_subcommand_and_missing_arguments(self):
         self.check_bad("frobnicate")

@@ -260,6 +260,9 @@ class GatewayTest(E2ETest):
         for method, params in [("listRuns", {"filter": {"limit": 1e300}}),
                                ("listRuns", {"filter": {"offset": 2147483647}}),
                                ("listRuns", {"filter": {"limit": 4294967297}}),
+                               # a status that names none, or not a string
+                               ("listRuns", {"filter": {"status": "finshed"}}),
+                               ("listRuns", {"filter": {"status": 3}}),
                                ("getNodeOutput", {"runId": "x", "nodeId": "n", "iteration": 1.5}),
                                ("getNodeOutput", {"runId": "x", "nodeId": "n", "iteration": -1})]:
             res = w.request(method, params)
@@ -418,6 +421,9 @@ class GatewayTest(E2ETest):
         self.assertEqual(r["error"]["requiredScope"], "approval:submit")
         code, r = self.rpc("listApprovals", {}, approver)
         self.assertEqual([a["nodeId"] for a in r["payload"]["approvals"]], ["ship"])
+        for status in ("pending", 7):  # names no approval status: refused, not an empty list
+            code, r = self.rpc("listApprovals", {"filter": {"status": status}}, approver)
+            self.assertEqual((code, r["error"]["code"]), (400, "InvalidRequest"), r)
         code, r = self.rpc("submitApproval", {"runId": "g1", "nodeId": "ship", "approved": True,
                                               "note": "lgtm"}, approver)
         self.assertEqual(code, 200, r)

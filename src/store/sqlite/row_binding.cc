@@ -1,7 +1,9 @@
 // Records <-> rows of the SQLite store (row_binding.h).
 #include "store/sqlite/row_binding.h"
 
+#include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 
 namespace smithers::store {
@@ -61,6 +63,22 @@ Status CorruptJson(std::string_view table, const std::string& key, std::string_v
                        " does not hold valid JSON");
 }
 
+// Parses the state in `column` into *out; DataLoss naming the row, the column
+// and the text when the text names no state (a row written by a newer version
+// or by hand is refused, never read as some default state).
+template <typename E>
+Status ReadState(const Statement& row, int column, std::optional<E> (*parse)(std::string_view),
+                 E* out, std::string_view table, const std::string& key) {
+  std::string_view text = row.TextView(column);
+  std::optional<E> state = parse(text);
+  if (!state) {
+    return DataLossError(std::string(table) + " row (" + key + "): \"" + std::string(text) +
+                         "\" names no state");
+  }
+  *out = *state;
+  return Status::Ok();
+}
+
 std::string RowKey(const std::string& run_id, const std::string& node_id, int iteration) {
   return "run_id=" + run_id + ", node_id=" + node_id + ", iteration=" + std::to_string(iteration);
 }
@@ -71,7 +89,6 @@ Result<RunRecord> ReadRun(const Statement& row) {
   run.workflow_name = row.Text(1);
   run.workflow_path = row.Text(2);
   run.workflow_hash = row.Text(3);
-  run.status = row.Text(4);
   run.created_at_ms = row.Int64(5);
   run.started_at_ms = row.Int64(6);
   run.finished_at_ms = row.Int64(7);
@@ -83,19 +100,23 @@ Result<RunRecord> ReadRun(const Statement& row) {
                     : !ReadJson(row, 13, &run.config) ? "config_json"
                                                       : nullptr;
   if (bad != nullptr) return CorruptJson("_smithers_runs", "run_id=" + run.run_id, bad);
+  SMITHERS_RETURN_IF_ERROR(
+      ReadState(row, 4, ParseRunStatus, &run.status, "_smithers_runs", "run_id=" + run.run_id));
   return run;
 }
 
 Result<NodeRecord> ReadNode(const Statement& row) {
-  return NodeRecord{.run_id = row.Text(0),
-                    .node_id = row.Text(1),
-                    .iteration = static_cast<int>(row.Int64(2)),
-                    .state = row.Text(3),
-                    .last_attempt = static_cast<int>(row.Int64(4)),
-                    .updated_at_ms = row.Int64(5),
-                    .output_table = row.Text(6),
-                    .label = row.Text(7),
-                    .mounted = row.Int64(8) != 0};
+  NodeRecord node{.run_id = row.Text(0),
+                  .node_id = row.Text(1),
+                  .iteration = static_cast<int>(row.Int64(2)),
+                  .last_attempt = static_cast<int>(row.Int64(4)),
+                  .updated_at_ms = row.Int64(5),
+                  .output_table = row.Text(6),
+                  .label = row.Text(7),
+                  .mounted = row.Int64(8) != 0};
+  SMITHERS_RETURN_IF_ERROR(ReadState(row, 3, ParseNodeState, &node.state, "_smithers_nodes",
+                                     RowKey(node.run_id, node.node_id, node.iteration)));
+  return node;
 }
 
 Result<AttemptRecord> ReadAttempt(const Statement& row) {
@@ -103,7 +124,6 @@ Result<AttemptRecord> ReadAttempt(const Statement& row) {
                         .node_id = row.Text(1),
                         .iteration = static_cast<int>(row.Int64(2)),
                         .attempt = static_cast<int>(row.Int64(3)),
-                        .state = row.Text(4),
                         .started_at_ms = row.Int64(5),
                         .finished_at_ms = row.Int64(6),
                         .cached = row.Int64(8) != 0};
@@ -113,6 +133,10 @@ Result<AttemptRecord> ReadAttempt(const Statement& row) {
                            ", attempt=" + std::to_string(attempt.attempt),
                        "error_json or meta_json");
   }
+  SMITHERS_RETURN_IF_ERROR(ReadState(row, 4, ParseAttemptState, &attempt.state,
+                                     "_smithers_attempts",
+                                     RowKey(attempt.run_id, attempt.node_id, attempt.iteration) +
+                                         ", attempt=" + std::to_string(attempt.attempt)));
   return attempt;
 }
 
@@ -154,7 +178,6 @@ Result<ApprovalRecord> ReadApproval(const Statement& row) {
   ApprovalRecord a{.run_id = row.Text(0),
                    .node_id = row.Text(1),
                    .iteration = static_cast<int>(row.Int64(2)),
-                   .status = row.Text(3),
                    .requested_at_ms = row.Int64(4),
                    .owner = row.Text(5),
                    .original_owner = row.Text(6),
@@ -173,6 +196,8 @@ Result<ApprovalRecord> ReadApproval(const Statement& row) {
                        "request_json");
   }
   if (a.request.is_null()) a.request = Json::object();
+  SMITHERS_RETURN_IF_ERROR(ReadState(row, 3, ParseApprovalStatus, &a.status, "_smithers_approvals",
+                                     RowKey(a.run_id, a.node_id, a.iteration)));
   for (auto [column, name, out] : {std::tuple{15, "allowed_users_json", &a.allowed_users},
                                    std::tuple{16, "allowed_scopes_json", &a.allowed_scopes}}) {
     Json list;
@@ -235,7 +260,6 @@ Result<SignalRecord> ReadSignal(const Statement& row) {
                    .correlation_id = row.Text(3),
                    .received_at_ms = row.Int64(5),
                    .received_by = row.Text(6),
-                   .status = row.Text(7),
                    .consumed_by_node = row.Text(8),
                    .consumed_iteration = static_cast<int>(row.Int64(9)),
                    .consumed_at_ms = row.Int64(10)};
@@ -244,6 +268,8 @@ Result<SignalRecord> ReadSignal(const Statement& row) {
                        "run_id=" + sig.run_id + ", seq=" + std::to_string(sig.seq),
                        "payload_json or rejection_json");
   }
+  SMITHERS_RETURN_IF_ERROR(ReadState(row, 7, ParseSignalStatus, &sig.status, "_smithers_signals",
+                                     "run_id=" + sig.run_id + ", seq=" + std::to_string(sig.seq)));
   return sig;
 }
 

@@ -78,8 +78,10 @@ void Statement::BindInt64(int index, int64_t value) {
 }
 
 void Statement::BindText(int index, std::string_view value) {
-  NoteBind(
-      sqlite3_bind_text64(stmt_, index, value.data(), value.size(), SQLITE_TRANSIENT, SQLITE_UTF8));
+  // SQLite binds a null pointer as NULL, and an empty std::string_view may
+  // have one: text is always text ('' is not NULL in a comparison).
+  const char* data = value.data() != nullptr ? value.data() : "";
+  NoteBind(sqlite3_bind_text64(stmt_, index, data, value.size(), SQLITE_TRANSIENT, SQLITE_UTF8));
 }
 
 void Statement::BindNull(int index) { NoteBind(sqlite3_bind_null(stmt_, index)); }

@@ -188,7 +188,7 @@ Status SqliteStore::Apply(const WriteBatch::Op& op, std::vector<int64_t>& seqs) 
       s.BindText(2, run.workflow_name);
       s.BindText(3, run.workflow_path);
       s.BindText(4, run.workflow_hash);
-      s.BindText(5, run.status);
+      s.BindText(5, Name(run.status));
       BindTime(s, 6, run.created_at_ms);
       BindTime(s, 7, run.started_at_ms);
       BindTime(s, 8, run.finished_at_ms);
@@ -206,7 +206,7 @@ Status SqliteStore::Apply(const WriteBatch::Op& op, std::vector<int64_t>& seqs) 
       s.BindText(1, node.run_id);
       s.BindText(2, node.node_id);
       s.BindInt64(3, node.iteration);
-      s.BindText(4, node.state);
+      s.BindText(4, Name(node.state));
       s.BindInt64(5, node.last_attempt);
       BindTime(s, 6, node.updated_at_ms);
       s.BindText(7, node.output_table);
@@ -221,7 +221,7 @@ Status SqliteStore::Apply(const WriteBatch::Op& op, std::vector<int64_t>& seqs) 
       s.BindText(2, attempt.node_id);
       s.BindInt64(3, attempt.iteration);
       s.BindInt64(4, attempt.attempt);
-      s.BindText(5, attempt.state);
+      s.BindText(5, Name(attempt.state));
       BindTime(s, 6, attempt.started_at_ms);
       BindTime(s, 7, attempt.finished_at_ms);
       BindJson(s, 8, attempt.error);
@@ -275,7 +275,7 @@ Status SqliteStore::Apply(const WriteBatch::Op& op, std::vector<int64_t>& seqs) 
       s.BindText(1, a.run_id);
       s.BindText(2, a.node_id);
       s.BindInt64(3, a.iteration);
-      s.BindText(4, a.status);
+      s.BindText(4, Name(a.status));
       BindTime(s, 5, a.requested_at_ms);
       s.BindText(6, a.owner);
       s.BindText(7, a.original_owner);
@@ -299,7 +299,7 @@ Status SqliteStore::Apply(const WriteBatch::Op& op, std::vector<int64_t>& seqs) 
       Statement& s = stmt(kConsumeSignal);
       s.BindText(1, sig.run_id);
       s.BindInt64(2, sig.seq);
-      s.BindText(3, sig.status);
+      s.BindText(3, Name(sig.status));
       s.BindText(4, sig.consumed_by_node);
       s.BindInt64(5, sig.consumed_iteration);
       BindTime(s, 6, sig.consumed_at_ms);
@@ -499,7 +499,7 @@ Status SqliteStore::ClaimCronFire(const std::string& cron_id, int64_t expected_n
 Result<std::vector<ApprovalRecord>> SqliteStore::ListApprovals(const ApprovalFilter& filter) {
   Statement& s = stmt(kListApprovals);
   s.BindText(1, filter.run_id);
-  s.BindText(2, filter.status);
+  s.BindText(2, filter.status ? Name(*filter.status) : "");  // "" = any
   return Collect(s, ReadApproval);
 }
 
@@ -520,13 +520,13 @@ Result<ApprovalRecord> SqliteStore::DecideApproval(const ApprovalDecision& d, in
                            ") of run " + d.run_id;
   if (rows.empty()) return NotFoundError("no approval request for " + what);
   ApprovalRecord a = std::move(rows.front());
-  if (a.status != "requested") {
-    return FailedPreconditionError(what + " was already " + a.status + " by " + a.decided_by +
-                                   " at " + base::FormatIsoTime(a.decided_at_ms) +
+  if (a.status != ApprovalStatus::kRequested) {
+    return FailedPreconditionError(what + " was already " + std::string(Name(a.status)) + " by " +
+                                   a.decided_by + " at " + base::FormatIsoTime(a.decided_at_ms) +
                                    "; a decision cannot be changed");
   }
   if (d.authorize) SMITHERS_RETURN_IF_ERROR(d.authorize(a));
-  a.status = d.approved ? "approved" : "denied";
+  a.status = d.approved ? ApprovalStatus::kApproved : ApprovalStatus::kDenied;
   a.decided_at_ms = now_ms;
   a.decided_by = d.decided_by;
   a.note = d.note;
@@ -537,7 +537,7 @@ Result<ApprovalRecord> SqliteStore::DecideApproval(const ApprovalDecision& d, in
   s.BindText(1, a.run_id);
   s.BindText(2, a.node_id);
   s.BindInt64(3, a.iteration);
-  s.BindText(4, a.status);
+  s.BindText(4, Name(a.status));
   BindTime(s, 5, now_ms);
   s.BindText(6, a.decided_by);
   s.BindText(7, a.note);
@@ -600,7 +600,7 @@ Result<SignalRecord> SqliteStore::AppendSignal(SignalRecord sig) {
     sig.seq = row.Int64(0);
     return Status::Ok();
   }));
-  sig.status = "pending";
+  sig.status = SignalStatus::kPending;
   sig.consumed_by_node.clear();
   sig.consumed_iteration = 0;
   sig.consumed_at_ms = 0;
@@ -636,18 +636,18 @@ Result<RunRecord> SqliteStore::GetRun(const std::string& run_id) {
 }
 
 Result<std::vector<RunRecord>> SqliteStore::ListRuns(const RunFilter& filter) {
-  if (filter.status.empty()) {
+  if (!filter.status && !filter.waiting) {
     Statement& s = stmt(kListRuns);
     s.BindInt64(1, SqlLimit(filter.limit));
     return Collect(s, ReadRun);
   }
-  if (filter.status == "waiting") {
+  if (!filter.status) {
     Statement& s = stmt(kListRunsWaiting);
     s.BindInt64(1, SqlLimit(filter.limit));
     return Collect(s, ReadRun);
   }
   Statement& s = stmt(kListRunsWithStatus);
-  s.BindText(1, filter.status);
+  s.BindText(1, Name(*filter.status));
   s.BindInt64(2, SqlLimit(filter.limit));
   return Collect(s, ReadRun);
 }

@@ -507,10 +507,13 @@ TEST(PlanWaits, AWaitingTaskBlocksItsSequenceButNotItsSiblingsOrTheCap) {
   EXPECT_EQ(b.Ready(), (Ids{"after"}));
 }
 
-TEST(PlanWaits, StoredWaitingStatesParseAsWaiting) {
-  for (const char* s : {"waiting-approval", "waiting-event", "waiting-timer"}) {
-    EXPECT_EQ(ParseTaskState(s), TaskState::kWaiting) << s;
+TEST(PlanWaits, StoredWaitingStatesAreWaiting) {
+  for (NodeState s :
+       {NodeState::kWaitingApproval, NodeState::kWaitingEvent, NodeState::kWaitingTimer}) {
+    EXPECT_EQ(TaskStateOf(s), TaskState::kWaiting) << s;
   }
+  EXPECT_EQ(TaskStateOf(NodeState::kSkipped), TaskState::kSkipped);
+  EXPECT_EQ(TaskStateOf(NodeState::kPending), TaskState::kPending);
 }
 
 TEST(PlanWaits, ApprovalsNeedAnOwnerOrADefault) {

@@ -19,7 +19,7 @@ using store::TempDir;
 ApprovalRecord Pending() {
   return {.run_id = "r1",
           .node_id = "gate",
-          .status = "requested",
+          .status = ApprovalStatus::kRequested,
           .requested_at_ms = 1000,
           .owner = "alice",
           .original_owner = "alice",

@@ -145,7 +145,7 @@ TEST_F(ClockEngineTest, RetriesStartAtTheirBackoffOnTheRunsClock) {
 
   auto r = Run();
   ASSERT_TRUE(r.ok()) << r.status().ToString();
-  EXPECT_EQ(r->status, "finished");
+  EXPECT_EQ(r->status, RunStatus::kFinished);
   auto attempts = store_->ListAttempts("r1");
   ASSERT_TRUE(attempts.ok());
   std::vector<int64_t> starts;
@@ -164,7 +164,7 @@ TEST_F(ClockEngineTest, ASilentAttemptFailsAtItsHeartbeatTimeout) {
 
   auto r = Run(&ex);
   ASSERT_TRUE(r.ok()) << r.status().ToString();
-  EXPECT_EQ(r->status, "failed");
+  EXPECT_EQ(r->status, RunStatus::kFailed);
   auto attempts = store_->ListAttempts("r1");
   ASSERT_TRUE(attempts.ok());
   ASSERT_EQ(attempts->size(), 1u);
@@ -187,7 +187,7 @@ TEST_F(ClockEngineTest, HeartbeatEventsComeAtMostOncePerInterval) {
 
   auto r = Run(&ex);
   ASSERT_TRUE(r.ok()) << r.status().ToString();
-  EXPECT_EQ(r->status, "finished");
+  EXPECT_EQ(r->status, RunStatus::kFinished);
   auto beats = Events("TaskHeartbeat");
   // A sign of life on every look over 10 s, reported once per 1 s interval.
   ASSERT_GE(beats.size(), 9u);
@@ -207,7 +207,7 @@ TEST_F(ClockEngineTest, ATimerFiresAtItsTimeInTheRunningEngine) {
 
   auto r = Run(&ex);
   ASSERT_TRUE(r.ok()) << r.status().ToString();
-  EXPECT_EQ(r->status, "finished");
+  EXPECT_EQ(r->status, RunStatus::kFinished);
   auto fired = Events("TimerFired");
   ASSERT_EQ(fired.size(), 1u);
   EXPECT_EQ(fired[0].payload["firesAtMs"], kStart + 5000);
@@ -230,7 +230,7 @@ TEST_F(ClockEngineTest, AnApprovalEscalatesOnTimeInTheRunningEngine) {
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   // The long task ended at 120 s; only the approval is left: the run parks,
   // already handed to the fallback owner.
-  EXPECT_EQ(r->status, "waiting-approval");
+  EXPECT_EQ(r->status, RunStatus::kWaitingApproval);
   ASSERT_EQ(r->waiting.size(), 1u);
   EXPECT_EQ(r->waiting[0]["owner"], "bob");
   auto escalated = Events("ApprovalEscalated");

@@ -57,7 +57,7 @@ TEST_F(DepsEngineTest, AComputeFunctionReadsTheRowsOfItsDependencies) {
         {Parallel({Step("c", "b"), Step("b", "a"), StaticTask("a", "step", {{"value", 1}})})});
   });
   ASSERT_TRUE(r.ok()) << r.status().ToString();
-  EXPECT_EQ(r->status, "finished") << r->error.dump();
+  EXPECT_EQ(r->status, RunStatus::kFinished) << r->error.dump();
   EXPECT_EQ(r->outputs["step"]["c"], (Json{{"value", 3}}));
 }
 
@@ -75,10 +75,10 @@ TEST_F(DepsEngineTest, AMissingRowFailsTheTaskUnlessOptional) {
     });
     ASSERT_TRUE(r.ok()) << r.status().ToString();
     if (optional) {
-      EXPECT_EQ(r->status, "finished") << r->error.dump();
+      EXPECT_EQ(r->status, RunStatus::kFinished) << r->error.dump();
       EXPECT_EQ(r->outputs["step"]["b"], (Json{{"value", 0}}));  // the row is left out
     } else {
-      EXPECT_EQ(r->status, "failed");
+      EXPECT_EQ(r->status, RunStatus::kFailed);
       EXPECT_EQ(r->error["cause"]["code"], "DEPS_MISSING") << r->error.dump();
       EXPECT_NE(r->error["cause"]["message"].get<std::string>().find("deps.prev: task \"a\""),
                 std::string::npos)
@@ -90,7 +90,7 @@ TEST_F(DepsEngineTest, AMissingRowFailsTheTaskUnlessOptional) {
 TEST_F(DepsEngineTest, AnUnmountedDependencyEndsInADeadlockNamingIt) {
   auto r = Run([] { return Workflow("deps", {Step("b", "nowhere")}); });
   ASSERT_TRUE(r.ok()) << r.status().ToString();
-  EXPECT_EQ(r->status, "failed");
+  EXPECT_EQ(r->status, RunStatus::kFailed);
   EXPECT_EQ(r->error["code"], "DEPENDENCY_DEADLOCK");
   EXPECT_EQ(r->error["missing"], Json::array({"nowhere"}));
   EXPECT_EQ(r->error["blocked"][0]["nodeId"], "b");

@@ -128,7 +128,7 @@ void ResumeAndCheck(Store& store, const std::set<std::string>& committed,
     r = RunWorkflow(def, store, RunOptions{.run_id = kRunId});
   }
   ASSERT_TRUE(r.ok()) << r.status().ToString();
-  EXPECT_EQ(r->status, "finished") << r->error.dump();
+  EXPECT_EQ(r->status, RunStatus::kFinished) << r->error.dump();
 
   // Every output exactly once, with the value its task computed.
   Result<std::vector<OutputRecord>> rows = store.ListOutputs(kRunId);
@@ -167,10 +167,10 @@ void ResumeAndCheck(Store& store, const std::set<std::string>& committed,
   for (int i = 0; i < kTasks; ++i) {
     const auto& list = by_node[kNodes[i]];
     ASSERT_FALSE(list.empty()) << kNodes[i];
-    EXPECT_EQ(list.rbegin()->second.state, "finished") << kNodes[i];
+    EXPECT_EQ(list.rbegin()->second.state, AttemptState::kFinished) << kNodes[i];
     for (const auto& [n, a] : list) {
       if (n == list.rbegin()->first) continue;
-      EXPECT_EQ(a.state, "cancelled") << kNodes[i] << " attempt " << n;
+      EXPECT_EQ(a.state, AttemptState::kCancelled) << kNodes[i] << " attempt " << n;
       EXPECT_EQ(a.error.value("code", ""), "ATTEMPT_ABANDONED") << kNodes[i] << " attempt " << n;
     }
   }
@@ -192,7 +192,7 @@ void ResumeAndCheck(Store& store, const std::set<std::string>& committed,
 
   Result<RunRecord> run = store.GetRun(kRunId);
   ASSERT_TRUE(run.ok());
-  EXPECT_EQ(run->status, "finished");
+  EXPECT_EQ(run->status, RunStatus::kFinished);
   EXPECT_EQ(run->runtime_owner_id, "");
 }
 
@@ -203,7 +203,7 @@ int CleanRunCommits() {
   if (real == nullptr) return 0;
   FaultInjectingStore counting(real.get());
   Result<RunResult> r = RunWorkflow(FaultWorkflow(), counting, RunOptions{.run_id = kRunId});
-  EXPECT_TRUE(r.ok() && r->status == "finished") << r.status().ToString();
+  EXPECT_TRUE(r.ok() && r->status == RunStatus::kFinished) << r.status().ToString();
   return counting.commit_calls();
 }
 
@@ -329,7 +329,7 @@ TEST_P(EngineCrashPointTest, ChildDiesAtEveryCommitAndParentResumes) {
     std::unique_ptr<Store> store = OpenTestStore(dir.path());
     ASSERT_NE(store, nullptr);
     Result<RunRecord> run = store->GetRun(kRunId);
-    if (run.ok() && run->status != "finished") {
+    if (run.ok() && run->status != RunStatus::kFinished) {
       // The run names the dead child as its owner, so resuming it is allowed
       // without --force because that pid is gone.
       EXPECT_NE(run->runtime_owner_id.find(":" + std::to_string(child) + ":"), std::string::npos)

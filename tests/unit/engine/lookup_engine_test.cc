@@ -66,7 +66,7 @@ TEST(LookupEngineTest, BranchOutsideALoopKeepsItsArmWhileTheLoopAdvances) {
   Result<RunResult> r =
       RunWorkflow(BranchBesideLoop(&counts), *store, RunOptions{.run_id = "branch"});
   ASSERT_TRUE(r.ok()) << r.status().ToString();
-  EXPECT_EQ(r->status, "finished") << r->error.dump();
+  EXPECT_EQ(r->status, RunStatus::kFinished) << r->error.dump();
   EXPECT_EQ(counts.runs,
             (std::map<std::string, int>{{"seed", 1}, {"body", 3}, {"then", 1}, {"after", 1}}));
 
@@ -102,7 +102,7 @@ TEST(LookupEngineTest, NestedLoopBodyReadFromOutside) {
   };
   Result<RunResult> r = RunWorkflow(def, *store, RunOptions{.run_id = "nested"});
   ASSERT_TRUE(r.ok()) << r.status().ToString();
-  EXPECT_EQ(r->status, "finished") << r->error.dump();
+  EXPECT_EQ(r->status, RunStatus::kFinished) << r->error.dump();
   EXPECT_EQ(counts.runs, (std::map<std::string, int>{{"x", 4}, {"y", 2}, {"after", 1}}));
   Result<RunRecord> run = store->GetRun("nested");
   ASSERT_TRUE(run.ok());

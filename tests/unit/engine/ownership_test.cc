@@ -26,7 +26,7 @@ std::string DeadLocal() {
   return me.substr(0, me.find(':')) + ":2147483646:dead";
 }
 
-RunRecord RunRow(const std::string& id, const std::string& status, const std::string& owner,
+RunRecord RunRow(const std::string& id, RunStatus status, const std::string& owner,
                  int64_t heartbeat_at_ms) {
   return {.run_id = id,
           .workflow_name = "w",
@@ -39,7 +39,7 @@ RunRecord RunRow(const std::string& id, const std::string& status, const std::st
 
 TEST(OwnerHoldsRunTest, HeldUntilTheHeartbeatIsStale) {
   const int64_t beat = 1'000'000;
-  RunRecord r = RunRow("r", "running", kRemote, beat);
+  RunRecord r = RunRow("r", RunStatus::kRunning, kRemote, beat);
   EXPECT_TRUE(OwnerHoldsRun(r, beat));
   EXPECT_TRUE(OwnerHoldsRun(r, beat + kStaleOwnerMs));
   EXPECT_FALSE(OwnerHoldsRun(r, beat + kStaleOwnerMs + 1));
@@ -49,9 +49,9 @@ TEST(OwnerHoldsRunTest, HeldUntilTheHeartbeatIsStale) {
 }
 
 TEST(OwnerHoldsRunTest, NoOwnerOrADeadLocalOwnerHoldsNothing) {
-  EXPECT_FALSE(OwnerHoldsRun(RunRow("r", "running", "", 100), 100));
-  EXPECT_FALSE(OwnerHoldsRun(RunRow("r", "running", DeadLocal(), 100), 100));
-  EXPECT_TRUE(OwnerHoldsRun(RunRow("r", "running", ThisProcessOwnerId(), 100), 100));
+  EXPECT_FALSE(OwnerHoldsRun(RunRow("r", RunStatus::kRunning, "", 100), 100));
+  EXPECT_FALSE(OwnerHoldsRun(RunRow("r", RunStatus::kRunning, DeadLocal(), 100), 100));
+  EXPECT_TRUE(OwnerHoldsRun(RunRow("r", RunStatus::kRunning, ThisProcessOwnerId(), 100), 100));
 }
 
 TEST(FindResumableRunsTest, RunningRunsWhoseOwnerIsGoneOrSilent) {
@@ -61,15 +61,15 @@ TEST(FindResumableRunsTest, RunningRunsWhoseOwnerIsGoneOrSilent) {
   const int64_t now = 10'000'000;
   const std::string me = "supervisor.invalid:1:me";
   WriteBatch b;
-  b.UpsertRun(RunRow("fresh", "running", kRemote, now - 1000));
-  b.UpsertRun(RunRow("silent", "running", kRemote, now - kStaleOwnerMs - 1));
-  b.UpsertRun(RunRow("released", "running", "", now));
-  b.UpsertRun(RunRow("dead", "running", DeadLocal(), now));
-  b.UpsertRun(RunRow("mine", "running", me, now - kStaleOwnerMs - 1));
-  b.UpsertRun(RunRow("done", "finished", "", now - kStaleOwnerMs - 1));
+  b.UpsertRun(RunRow("fresh", RunStatus::kRunning, kRemote, now - 1000));
+  b.UpsertRun(RunRow("silent", RunStatus::kRunning, kRemote, now - kStaleOwnerMs - 1));
+  b.UpsertRun(RunRow("released", RunStatus::kRunning, "", now));
+  b.UpsertRun(RunRow("dead", RunStatus::kRunning, DeadLocal(), now));
+  b.UpsertRun(RunRow("mine", RunStatus::kRunning, me, now - kStaleOwnerMs - 1));
+  b.UpsertRun(RunRow("done", RunStatus::kFinished, "", now - kStaleOwnerMs - 1));
   // Waiting runs come back only when their wait is over; this one waits for
   // nothing recorded, so it stays parked.
-  b.UpsertRun(RunRow("parked", "waiting-event", "", now));
+  b.UpsertRun(RunRow("parked", RunStatus::kWaitingEvent, "", now));
   STORE_ASSERT_OK(s->Commit(b));
 
   Result<std::vector<ResumableRun>> due = FindResumableRuns(*s, me, now);

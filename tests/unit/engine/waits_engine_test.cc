@@ -90,7 +90,7 @@ class WaitsEngineTest : public ::testing::Test {
 TEST_F(WaitsEngineTest, EachWaitParksTheRunUntilItIsSatisfied) {
   auto r = Run(*store_, false);
   ASSERT_TRUE(r.ok()) << r.status().ToString();
-  EXPECT_EQ(r->status, "waiting-approval");
+  EXPECT_EQ(r->status, RunStatus::kWaitingApproval);
   EXPECT_EQ(r->ExitCode(), 3);
   ASSERT_EQ(r->waiting.size(), 1u);
   EXPECT_EQ(r->waiting[0]["owner"], "alice");
@@ -101,7 +101,7 @@ TEST_F(WaitsEngineTest, EachWaitParksTheRunUntilItIsSatisfied) {
   clock_.AdvanceMs(61'000);
   r = Run(*store_, true);
   ASSERT_TRUE(r.ok());
-  EXPECT_EQ(r->status, "waiting-approval");
+  EXPECT_EQ(r->status, RunStatus::kWaitingApproval);
   EXPECT_EQ(r->waiting[0]["owner"], "bob");
   EXPECT_EQ(Count("ApprovalEscalated"), 1);
 
@@ -110,7 +110,7 @@ TEST_F(WaitsEngineTest, EachWaitParksTheRunUntilItIsSatisfied) {
   ASSERT_TRUE(d.ok()) << d.status().ToString();
   r = Run(*store_, true);
   ASSERT_TRUE(r.ok());
-  EXPECT_EQ(r->status, "waiting-event");
+  EXPECT_EQ(r->status, RunStatus::kWaitingEvent);
   EXPECT_EQ(r->outputs["decision"]["gate"]["decidedBy"], "bob");
 
   auto sig = store_->AppendSignal(
@@ -118,20 +118,20 @@ TEST_F(WaitsEngineTest, EachWaitParksTheRunUntilItIsSatisfied) {
   ASSERT_TRUE(sig.ok());
   r = Run(*store_, true);
   ASSERT_TRUE(r.ok());
-  EXPECT_EQ(r->status, "waiting-timer");
+  EXPECT_EQ(r->status, RunStatus::kWaitingTimer);
   const int64_t fires = r->waiting[0]["firesAtMs"].get<int64_t>();
   EXPECT_EQ(fires, clock_.NowMs() + 1000);
 
   clock_.AdvanceMs(999);
   r = Run(*store_, true);
   ASSERT_TRUE(r.ok());
-  EXPECT_EQ(r->status, "waiting-timer");
+  EXPECT_EQ(r->status, RunStatus::kWaitingTimer);
   EXPECT_EQ(r->waiting[0]["firesAtMs"].get<int64_t>(), fires) << "the fire time never moves";
 
   clock_.AdvanceMs(1);
   r = Run(*store_, true);
   ASSERT_TRUE(r.ok());
-  EXPECT_EQ(r->status, "finished");
+  EXPECT_EQ(r->status, RunStatus::kFinished);
   EXPECT_EQ(r->outputs["ci"]["ci"], (Json{{"sha", "abc"}}));
   EXPECT_EQ(r->outputs["done"]["done"], (Json{{"ok", true}}));
   EXPECT_EQ(Count("TimerCreated"), 1);
@@ -169,7 +169,7 @@ TEST_F(WaitsEngineTest, AFailedCommitAnywhereLosesNoDecisionOrSignal) {
           failed = true;
           return "error";
         }
-        return r->status;
+        return std::string(Name(r->status));
       };
       std::string st = drive(faulty, false);
       auto run = (*real)->GetRun("w1");
@@ -204,7 +204,7 @@ TEST_F(WaitsEngineTest, AFailedCommitAnywhereLosesNoDecisionOrSignal) {
       EXPECT_EQ(count["RunFinished"], 1);
       auto sigs = (*real)->ListSignals("w1");
       ASSERT_EQ(sigs->size(), 1u);
-      EXPECT_EQ((*sigs)[0].status, "consumed");
+      EXPECT_EQ((*sigs)[0].status, SignalStatus::kConsumed);
       auto outputs = CollectOutputs(**real, "w1");
       EXPECT_EQ((*outputs)["ci"]["ci"], (Json{{"sha", "x"}}));
       EXPECT_EQ((*outputs)["decision"]["gate"]["approved"], true);

@@ -28,7 +28,7 @@ class FaultInjectingStoreTest : public ::testing::Test {
 
   static WriteBatch FinishNode() {
     WriteBatch batch;
-    batch.UpsertNode({.run_id = "r1", .node_id = "a", .state = "finished"});
+    batch.UpsertNode({.run_id = "r1", .node_id = "a", .state = NodeState::kFinished});
     batch.PutOutput({.run_id = "r1", .node_id = "a", .output_table = "t", .payload = {{"x", 1}}});
     batch.AppendEvent("r1", "NodeFinished", {{"nodeId", "a"}}, 10);
     return batch;

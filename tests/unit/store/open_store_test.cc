@@ -79,7 +79,7 @@ TEST(OpenStoreTest, FactoryOpensOneConnectionPerCall) {
   STORE_ASSERT_OK_AND_ASSIGN(auto b, open());
   EXPECT_NE(a.get(), b.get());
   WriteBatch batch;
-  batch.UpsertRun({.run_id = "r1", .workflow_name = "w", .status = "running"});
+  batch.UpsertRun({.run_id = "r1", .workflow_name = "w", .status = RunStatus::kRunning});
   STORE_ASSERT_OK(a->Commit(batch));
   STORE_ASSERT_OK_AND_ASSIGN(RunRecord seen, b->GetRun("r1"));
   EXPECT_EQ(seen.workflow_name, "w");

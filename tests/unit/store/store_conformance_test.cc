@@ -21,7 +21,7 @@ TEST_P(StoreConformanceTest, RunRoundTripsEveryColumn) {
   run.finished_at_ms = 5000;
   run.runtime_owner_id = "host:1:uuid";
   run.cancel_requested_at_ms = 4000;
-  run.status = "failed";
+  run.status = RunStatus::kFailed;
   run.error = {{"message", "boom"}, {"code", 7}};
   run.config = {{"force", true}, {"tags", {"a", "b"}}};
   PutRun(run);
@@ -31,7 +31,7 @@ TEST_P(StoreConformanceTest, RunRoundTripsEveryColumn) {
 }
 
 TEST_P(StoreConformanceTest, ZeroTimestampsEmptyOwnerAndNullJsonReadBackUnchanged) {
-  RunRecord run{.run_id = "bare", .status = "running"};
+  RunRecord run{.run_id = "bare", .status = RunStatus::kRunning};
   run.input = Json();
   run.config = Json();
   PutRun(run);
@@ -62,7 +62,7 @@ TEST_P(StoreConformanceTest, JsonValuesRoundTripExactly) {
 TEST_P(StoreConformanceTest, UpsertRunReplacesColumns) {
   PutRun(MakeRun("r1"));
   RunRecord changed = MakeRun("r1");
-  changed.status = "finished";
+  changed.status = RunStatus::kFinished;
   changed.finished_at_ms = 9000;
   changed.heartbeat_at_ms = 0;
   changed.input = {{"other", 1}};
@@ -82,18 +82,20 @@ TEST_P(StoreConformanceTest, NodesRoundTripOrderedByIterationThenNodeId) {
   PutRun(MakeRun("r1"));
   PutRun(MakeRun("other"));
   WriteBatch batch;
-  batch.UpsertNode({.run_id = "r1", .node_id = "b", .iteration = 1, .state = "pending"});
+  batch.UpsertNode({.run_id = "r1", .node_id = "b", .iteration = 1, .state = NodeState::kPending});
   batch.UpsertNode({.run_id = "r1",
                     .node_id = "b",
                     .iteration = 0,
-                    .state = "finished",
+                    .state = NodeState::kFinished,
                     .last_attempt = 2,
                     .updated_at_ms = 77,
                     .output_table = "greeting",
                     .label = "Greet"});
-  batch.UpsertNode({.run_id = "r1", .node_id = "a", .iteration = 1, .state = "in-progress"});
-  batch.UpsertNode({.run_id = "r1", .node_id = "c", .iteration = 0, .state = "skipped"});
-  batch.UpsertNode({.run_id = "other", .node_id = "a", .iteration = 0, .state = "pending"});
+  batch.UpsertNode(
+      {.run_id = "r1", .node_id = "a", .iteration = 1, .state = NodeState::kInProgress});
+  batch.UpsertNode({.run_id = "r1", .node_id = "c", .iteration = 0, .state = NodeState::kSkipped});
+  batch.UpsertNode(
+      {.run_id = "other", .node_id = "a", .iteration = 0, .state = NodeState::kPending});
   MustCommit(batch);
 
   STORE_ASSERT_OK_AND_ASSIGN(std::vector<NodeRecord> nodes, store_->ListNodes("r1"));
@@ -106,7 +108,7 @@ TEST_P(StoreConformanceTest, NodesRoundTripOrderedByIterationThenNodeId) {
   EXPECT_EQ(ToJson(nodes[0]), ToJson(NodeRecord{.run_id = "r1",
                                                 .node_id = "b",
                                                 .iteration = 0,
-                                                .state = "finished",
+                                                .state = NodeState::kFinished,
                                                 .last_attempt = 2,
                                                 .updated_at_ms = 77,
                                                 .output_table = "greeting",
@@ -114,11 +116,12 @@ TEST_P(StoreConformanceTest, NodesRoundTripOrderedByIterationThenNodeId) {
 
   // An upsert of the same key replaces the row.
   WriteBatch update;
-  update.UpsertNode({.run_id = "r1", .node_id = "c", .iteration = 0, .state = "finished"});
+  update.UpsertNode(
+      {.run_id = "r1", .node_id = "c", .iteration = 0, .state = NodeState::kFinished});
   MustCommit(update);
   STORE_ASSERT_OK_AND_ASSIGN(nodes, store_->ListNodes("r1"));
   ASSERT_EQ(nodes.size(), 4u);
-  EXPECT_EQ(nodes[1].state, "finished");
+  EXPECT_EQ(nodes[1].state, NodeState::kFinished);
 
   // Counted by state, this run's rows only; a run without rows counts none.
   using Counts = std::map<std::string, int64_t>;
@@ -134,7 +137,7 @@ TEST_P(StoreConformanceTest, AttemptsRoundTripOrderedByStartThenKey) {
                        .node_id = "a",
                        .iteration = 0,
                        .attempt = 1,
-                       .state = "failed",
+                       .state = AttemptState::kFailed,
                        .started_at_ms = 300,
                        .finished_at_ms = 350,
                        .error = {{"message", "timeout"}},
@@ -142,7 +145,7 @@ TEST_P(StoreConformanceTest, AttemptsRoundTripOrderedByStartThenKey) {
                        .meta = {{"timer", {{"fireAt", 1}}}}};
   AttemptRecord retried = failed;
   retried.attempt = 2;
-  retried.state = "in-progress";
+  retried.state = AttemptState::kInProgress;
   retried.started_at_ms = 400;
   retried.finished_at_ms = 0;
   retried.error = Json();
@@ -151,7 +154,7 @@ TEST_P(StoreConformanceTest, AttemptsRoundTripOrderedByStartThenKey) {
                        .node_id = "z",
                        .iteration = 0,
                        .attempt = 1,
-                       .state = "finished",
+                       .state = AttemptState::kFinished,
                        .started_at_ms = 100,
                        .finished_at_ms = 100,
                        .cached = true};
@@ -168,7 +171,7 @@ TEST_P(StoreConformanceTest, AttemptsRoundTripOrderedByStartThenKey) {
             ToJson(std::vector<AttemptRecord>{cached, failed, same_start, retried}));
 
   // Finishing the attempt replaces it in place.
-  retried.state = "finished";
+  retried.state = AttemptState::kFinished;
   retried.finished_at_ms = 450;
   WriteBatch finish;
   finish.UpsertAttempt(retried);
@@ -322,7 +325,7 @@ TEST_P(StoreConformanceTest, ListsOfAnotherRunAreEmpty) {
 TEST_P(StoreConformanceTest, ListRunsIsNewestFirstFilteredAndLimited) {
   for (int i = 0; i < 5; ++i) {
     RunRecord run = MakeRun("run" + std::to_string(i), 1000 + i * 10);
-    run.status = i % 2 == 0 ? "running" : "finished";
+    run.status = i % 2 == 0 ? RunStatus::kRunning : RunStatus::kFinished;
     PutRun(run);
   }
   auto ids = [](const std::vector<RunRecord>& runs) {
@@ -334,12 +337,12 @@ TEST_P(StoreConformanceTest, ListRunsIsNewestFirstFilteredAndLimited) {
   STORE_ASSERT_OK_AND_ASSIGN(std::vector<RunRecord> all, store_->ListRuns({}));
   EXPECT_EQ(ids(all), (std::vector<std::string>{"run4", "run3", "run2", "run1", "run0"}));
   STORE_ASSERT_OK_AND_ASSIGN(std::vector<RunRecord> running,
-                             store_->ListRuns({.status = "running"}));
+                             store_->ListRuns({.status = RunStatus::kRunning}));
   EXPECT_EQ(ids(running), (std::vector<std::string>{"run4", "run2", "run0"}));
   STORE_ASSERT_OK_AND_ASSIGN(std::vector<RunRecord> two, store_->ListRuns({.limit = 2}));
   EXPECT_EQ(ids(two), (std::vector<std::string>{"run4", "run3"}));
   STORE_ASSERT_OK_AND_ASSIGN(std::vector<RunRecord> none,
-                             store_->ListRuns({.status = "cancelled"}));
+                             store_->ListRuns({.status = RunStatus::kCancelled}));
   EXPECT_TRUE(none.empty());
 }
 
@@ -350,7 +353,8 @@ TEST_P(StoreConformanceTest, CountRunsByStatusCountsEveryRun) {
   // More runs than ListRuns' default limit: each is counted.
   for (int i = 0; i < 150; ++i) {
     RunRecord run = MakeRun("run" + std::to_string(i), 1000 + i);
-    run.status = i % 3 == 0 ? "finished" : (i % 3 == 1 ? "running" : "waiting-approval");
+    run.status = i % 3 == 0 ? RunStatus::kFinished
+                            : (i % 3 == 1 ? RunStatus::kRunning : RunStatus::kWaitingApproval);
     PutRun(run);
   }
   STORE_ASSERT_OK_AND_ASSIGN(counts, store_->CountRunsByStatus());
@@ -369,7 +373,7 @@ TEST_P(StoreConformanceTest, EventSeqsStartAtZeroGaplessPerRunAndIndependent) {
   EXPECT_EQ(MustCommit(first), (std::vector<int64_t>{0, 0, 1}));
 
   WriteBatch second;
-  second.UpsertNode({.run_id = "a", .node_id = "x", .state = "finished"});
+  second.UpsertNode({.run_id = "a", .node_id = "x", .state = NodeState::kFinished});
   second.AppendEvent("a", "NodeFinished", {{"nodeId", "x"}}, 4);
   second.AppendEvent("b", "NodeStarted", Json::object(), 5);
   EXPECT_EQ(MustCommit(second), (std::vector<int64_t>{2, 1}));
@@ -426,17 +430,18 @@ TEST_P(StoreConformanceTest, BatchFailingOnItsLastOpAppliesNothing) {
   MustCommit(setup);
 
   RunRecord changed = MakeRun("r1");
-  changed.status = "finished";
+  changed.status = RunStatus::kFinished;
   WriteBatch batch;
   batch.UpsertRun(changed);
-  batch.UpsertNode({.run_id = "r1", .node_id = "a", .state = "finished"});
-  batch.UpsertAttempt({.run_id = "r1", .node_id = "a", .attempt = 1, .state = "finished"});
+  batch.UpsertNode({.run_id = "r1", .node_id = "a", .state = NodeState::kFinished});
+  batch.UpsertAttempt(
+      {.run_id = "r1", .node_id = "a", .attempt = 1, .state = AttemptState::kFinished});
   batch.PutOutput({.run_id = "r1", .node_id = "a", .output_table = "t", .payload = {{"x", 1}}});
   batch.PutFrame({.run_id = "r1", .frame_no = 0, .encoding = "keyframe", .data = "{}"});
   batch.UpsertLoop({.run_id = "r1", .loop_id = "l"});
   batch.AppendEvent("r1", "NodeFinished", {}, 2);
   // The run does not exist: a foreign-key violation.
-  batch.UpsertNode({.run_id = "ghost", .node_id = "a", .state = "finished"});
+  batch.UpsertNode({.run_id = "ghost", .node_id = "a", .state = NodeState::kFinished});
   Result<std::vector<int64_t>> result = store_->Commit(batch);
   ASSERT_FALSE(result.ok());
   EXPECT_TRUE(result.status().code() == StatusCode::kFailedPrecondition ||
@@ -444,7 +449,7 @@ TEST_P(StoreConformanceTest, BatchFailingOnItsLastOpAppliesNothing) {
       << result.status().ToString();
 
   STORE_ASSERT_OK_AND_ASSIGN(RunRecord run, store_->GetRun("r1"));
-  EXPECT_EQ(run.status, "running");
+  EXPECT_EQ(run.status, RunStatus::kRunning);
   STORE_ASSERT_OK_AND_ASSIGN(auto nodes, store_->ListNodes("r1"));
   STORE_ASSERT_OK_AND_ASSIGN(auto attempts, store_->ListAttempts("r1"));
   STORE_ASSERT_OK_AND_ASSIGN(auto outputs, store_->ListOutputs("r1"));
@@ -491,7 +496,7 @@ TEST_P(StoreConformanceTest, UpsertRunDoesNotClobberACancelRequest) {
 
   // The engine rewrites the run from its in-memory copy, which predates the request.
   RunRecord stale = MakeRun("r1");
-  stale.status = "running";
+  stale.status = RunStatus::kRunning;
   stale.heartbeat_at_ms = 6000;
   PutRun(stale);
 
@@ -567,8 +572,10 @@ TEST_P(StoreConformanceTest, EverythingSurvivesReopen) {
   RunRecord run = MakeRun("r1");
   WriteBatch batch;
   batch.UpsertRun(run);
-  batch.UpsertNode({.run_id = "r1", .node_id = "a", .state = "finished", .last_attempt = 1});
-  batch.UpsertAttempt({.run_id = "r1", .node_id = "a", .attempt = 1, .state = "finished"});
+  batch.UpsertNode(
+      {.run_id = "r1", .node_id = "a", .state = NodeState::kFinished, .last_attempt = 1});
+  batch.UpsertAttempt(
+      {.run_id = "r1", .node_id = "a", .attempt = 1, .state = AttemptState::kFinished});
   batch.PutOutput({.run_id = "r1", .node_id = "a", .output_table = "t", .payload = {{"x", 1}}});
   batch.PutFrame({.run_id = "r1", .frame_no = 0, .encoding = "keyframe", .data = "{}"});
   batch.UpsertLoop({.run_id = "r1", .loop_id = "l", .iteration = 1});
@@ -637,7 +644,7 @@ TEST_P(StoreConformanceTest, EnsureOutputViewsIsRepeatable) {
 ApprovalRecord Request(const std::string& run, const std::string& node, int64_t at = 100) {
   return ApprovalRecord{.run_id = run,
                         .node_id = node,
-                        .status = "requested",
+                        .status = ApprovalStatus::kRequested,
                         .requested_at_ms = at,
                         .owner = "alice",
                         .original_owner = "alice",
@@ -659,7 +666,7 @@ TEST_P(StoreConformanceTest, ApprovalRequestDecisionAndEvent) {
                                                                        .decided_by = "carol",
                                                                        .note = "fine"},
                                                                       200));
-  EXPECT_EQ((std::vector<std::string>{d.status, d.decided_by, d.note}),
+  EXPECT_EQ((std::vector<std::string>{std::string(Name(d.status)), d.decided_by, d.note}),
             (std::vector<std::string>{"approved", "carol", "fine"}));
   EXPECT_EQ(d.decided_at_ms, 200);
   EXPECT_EQ(d.request, (Json{{"title", "Ship?"}}));
@@ -681,7 +688,7 @@ TEST_P(StoreConformanceTest, ApprovalRequestDecisionAndEvent) {
   MustCommit(repeat);
   STORE_ASSERT_OK_AND_ASSIGN(auto rows, store_->ListApprovals({.run_id = "r1"}));
   ASSERT_EQ(rows.size(), 1u);
-  EXPECT_EQ(rows[0].status, "approved");
+  EXPECT_EQ(rows[0].status, ApprovalStatus::kApproved);
   EXPECT_EQ(rows[0].requested_at_ms, 100);
   EXPECT_EQ(store_->ListEvents("r1", -1, 10)->size(), 2u);
 
@@ -713,7 +720,8 @@ TEST_P(StoreConformanceTest, ApprovalDecisionRecordsHowItWasMadeAndHonoursAuthor
                              200);
   EXPECT_EQ(refused.status().code(), StatusCode::kPermissionDenied);
   EXPECT_EQ(seen_owner, "alice");
-  STORE_ASSERT_OK_AND_ASSIGN(auto rows, store_->ListApprovals({.status = "requested"}));
+  STORE_ASSERT_OK_AND_ASSIGN(auto rows,
+                             store_->ListApprovals({.status = ApprovalStatus::kRequested}));
   EXPECT_EQ(rows.size(), 2u);
   STORE_ASSERT_OK_AND_ASSIGN(auto events, store_->ListEvents("r1", -1, 10));
   EXPECT_TRUE(events.empty());
@@ -729,8 +737,9 @@ TEST_P(StoreConformanceTest, ApprovalDecisionRecordsHowItWasMadeAndHonoursAuthor
                               .override = true,
                               .authorize = [](const ApprovalRecord&) { return Status::Ok(); }},
                              300));
-  EXPECT_EQ((std::vector<std::string>{d.status, d.decided_via, d.decided_os_user}),
-            (std::vector<std::string>{"denied", "cli", "root"}));
+  EXPECT_EQ(
+      (std::vector<std::string>{std::string(Name(d.status)), d.decided_via, d.decided_os_user}),
+      (std::vector<std::string>{"denied", "cli", "root"}));
   EXPECT_TRUE(d.decided_override);
   STORE_ASSERT_OK(store_->DecideApproval(
       {.run_id = "r1", .node_id = "other", .approved = true, .decided_by = "bob", .via = "jwt"},
@@ -787,7 +796,8 @@ TEST_P(StoreConformanceTest, ApprovalsEscalateOnceWhenDue) {
   EXPECT_EQ(events[0].type, "ApprovalEscalated");
   EXPECT_EQ(events[0].payload["from"], "alice");
   EXPECT_EQ(events[0].payload["to"], "bob");
-  STORE_ASSERT_OK_AND_ASSIGN(auto pending, store_->ListApprovals({.status = "requested"}));
+  STORE_ASSERT_OK_AND_ASSIGN(auto pending,
+                             store_->ListApprovals({.status = ApprovalStatus::kRequested}));
   EXPECT_EQ(pending.size(), 4u);
   std::map<std::string, std::string> owners;
   for (const auto& a : pending) owners[a.node_id] = a.owner;
@@ -805,7 +815,7 @@ TEST_P(StoreConformanceTest, SignalsGetPerRunSeqsAndAreConsumedOnce) {
                                                                      .received_at_ms = 10,
                                                                      .received_by = "ci"}));
     EXPECT_EQ(s.seq, i);
-    EXPECT_EQ(s.status, "pending");
+    EXPECT_EQ(s.status, SignalStatus::kPending);
   }
   STORE_ASSERT_OK_AND_ASSIGN(SignalRecord other,
                              store_->AppendSignal({.run_id = "r2", .name = "go"}));
@@ -819,12 +829,12 @@ TEST_P(StoreConformanceTest, SignalsGetPerRunSeqsAndAreConsumedOnce) {
 
   STORE_ASSERT_OK_AND_ASSIGN(auto signals, store_->ListSignals("r1"));
   SignalRecord s0 = signals[0];
-  s0.status = "consumed";
+  s0.status = SignalStatus::kConsumed;
   s0.consumed_by_node = "w";
   s0.consumed_iteration = 2;
   s0.consumed_at_ms = 20;
   SignalRecord s1 = signals[1];
-  s1.status = "rejected";
+  s1.status = SignalStatus::kRejected;
   s1.consumed_by_node = "w";
   s1.rejection = Json::array({{{"path", "$.i"}, {"message", "bad"}}});
   WriteBatch consume;
@@ -846,15 +856,15 @@ TEST_P(StoreConformanceTest, SignalsGetPerRunSeqsAndAreConsumedOnce) {
   Reopen();
   STORE_ASSERT_OK_AND_ASSIGN(signals, store_->ListSignals("r1"));
   ASSERT_EQ(signals.size(), 3u);
-  EXPECT_EQ(signals[0].status, "consumed");
+  EXPECT_EQ(signals[0].status, SignalStatus::kConsumed);
   EXPECT_EQ(signals[0].consumed_by_node, "w");
   EXPECT_EQ(signals[0].consumed_iteration, 2);
   EXPECT_EQ(signals[0].consumed_at_ms, 20);
   EXPECT_EQ(signals[0].payload, (Json{{"i", 0}}));
   EXPECT_EQ(signals[0].received_by, "ci");
-  EXPECT_EQ(signals[1].status, "rejected");
+  EXPECT_EQ(signals[1].status, SignalStatus::kRejected);
   EXPECT_EQ(signals[1].rejection[0]["path"], "$.i");
-  EXPECT_EQ(signals[2].status, "pending");
+  EXPECT_EQ(signals[2].status, SignalStatus::kPending);
 }
 
 TEST_P(StoreConformanceTest, ApprovalRowsRoundTripEveryColumn) {
@@ -862,7 +872,7 @@ TEST_P(StoreConformanceTest, ApprovalRowsRoundTripEveryColumn) {
   ApprovalRecord full{.run_id = "r1",
                       .node_id = "deploy",
                       .iteration = 3,
-                      .status = "requested",
+                      .status = ApprovalStatus::kRequested,
                       .requested_at_ms = 1234,
                       .owner = "ops",
                       .original_owner = "ops",
@@ -873,7 +883,7 @@ TEST_P(StoreConformanceTest, ApprovalRowsRoundTripEveryColumn) {
                       .allowed_users = {"carol", "dave"},
                       .allowed_scopes = {"run:admin"}};
   // Every optional column empty: zero times, no owners, no request.
-  ApprovalRecord bare{.run_id = "r1", .node_id = "bare", .status = "requested"};
+  ApprovalRecord bare{.run_id = "r1", .node_id = "bare", .status = ApprovalStatus::kRequested};
   WriteBatch batch;
   batch.RequestApproval(full);
   batch.RequestApproval(bare);
@@ -912,15 +922,18 @@ TEST_P(StoreConformanceTest, ListApprovalsFiltersByRunAndStatusInRequestOrder) {
             (std::vector<std::string>{"r2/a@0", "r1/z@0", "r1/z@1", "r2/b@0", "r1/a@0"}));
   STORE_ASSERT_OK_AND_ASSIGN(auto r1, store_->ListApprovals({.run_id = "r1"}));
   EXPECT_EQ(keys(r1), (std::vector<std::string>{"r1/z@0", "r1/z@1", "r1/a@0"}));
-  STORE_ASSERT_OK_AND_ASSIGN(auto pending, store_->ListApprovals({.status = "requested"}));
+  STORE_ASSERT_OK_AND_ASSIGN(auto pending,
+                             store_->ListApprovals({.status = ApprovalStatus::kRequested}));
   EXPECT_EQ(keys(pending), (std::vector<std::string>{"r2/a@0", "r1/z@0", "r1/z@1", "r2/b@0"}));
-  STORE_ASSERT_OK_AND_ASSIGN(auto r1_pending,
-                             store_->ListApprovals({.run_id = "r1", .status = "requested"}));
+  STORE_ASSERT_OK_AND_ASSIGN(
+      auto r1_pending,
+      store_->ListApprovals({.run_id = "r1", .status = ApprovalStatus::kRequested}));
   EXPECT_EQ(keys(r1_pending), (std::vector<std::string>{"r1/z@0", "r1/z@1"}));
-  STORE_ASSERT_OK_AND_ASSIGN(auto denied, store_->ListApprovals({.status = "denied"}));
+  STORE_ASSERT_OK_AND_ASSIGN(auto denied,
+                             store_->ListApprovals({.status = ApprovalStatus::kDenied}));
   EXPECT_EQ(keys(denied), (std::vector<std::string>{"r1/a@0"}));
-  STORE_ASSERT_OK_AND_ASSIGN(auto none,
-                             store_->ListApprovals({.run_id = "r1", .status = "approved"}));
+  STORE_ASSERT_OK_AND_ASSIGN(
+      auto none, store_->ListApprovals({.run_id = "r1", .status = ApprovalStatus::kApproved}));
   EXPECT_TRUE(none.empty());
 }
 
@@ -954,7 +967,7 @@ TEST_P(StoreConformanceTest, DenialAppendsApprovalDeniedAndIsFinal) {
                                                                             .decided_by = "dave",
                                                                             .note = "not today"},
                                                                            250));
-  EXPECT_EQ(denied.status, "denied");
+  EXPECT_EQ(denied.status, ApprovalStatus::kDenied);
   EXPECT_EQ(denied.decided_at_ms, 250);
   EXPECT_EQ(denied.owner, "alice");
   STORE_ASSERT_OK_AND_ASSIGN(auto rows, store_->ListApprovals({.run_id = "r1"}));
@@ -1026,7 +1039,7 @@ TEST_P(StoreConformanceTest, EscalationSkipsDecidedRowsAndKeepsTheOriginalOwner)
       ApprovalRecord decided,
       store_->DecideApproval(
           {.run_id = "r1", .node_id = "open", .approved = true, .decided_by = "bob"}, 200));
-  EXPECT_EQ(decided.status, "approved");
+  EXPECT_EQ(decided.status, ApprovalStatus::kApproved);
   EXPECT_EQ(decided.escalated_at_ms, 150);
   STORE_ASSERT_OK_AND_ASSIGN(auto after, store_->EscalateDueApprovals("", 100000));
   EXPECT_TRUE(after.empty());
@@ -1045,7 +1058,7 @@ TEST_P(StoreConformanceTest, AppendSignalStoresAPendingRowAndItsEvent) {
                   .payload = {{"verdict", "ok"}, {"n", 1.5}},
                   .received_at_ms = 77,
                   .received_by = "cli",
-                  .status = "consumed",
+                  .status = SignalStatus::kConsumed,
                   .consumed_by_node = "x",
                   .consumed_iteration = 4,
                   .consumed_at_ms = 9,
@@ -1088,7 +1101,7 @@ TEST_P(StoreConformanceTest, ConsumingAConsumedOrMissingSignalAbortsTheWholeComm
   PutRun(MakeRun("r1"));
   STORE_ASSERT_OK_AND_ASSIGN(SignalRecord sig,
                              store_->AppendSignal({.run_id = "r1", .name = "go"}));
-  sig.status = "consumed";
+  sig.status = SignalStatus::kConsumed;
   sig.consumed_by_node = "wait";
   sig.consumed_iteration = 2;
   sig.consumed_at_ms = 5;
@@ -1101,7 +1114,7 @@ TEST_P(StoreConformanceTest, ConsumingAConsumedOrMissingSignalAbortsTheWholeComm
   SignalRecord rival = sig;
   rival.consumed_by_node = "other";
   WriteBatch second;
-  second.UpsertNode({.run_id = "r1", .node_id = "other", .state = "finished"});
+  second.UpsertNode({.run_id = "r1", .node_id = "other", .state = NodeState::kFinished});
   second.PutOutput({.run_id = "r1", .node_id = "other", .output_table = "t", .payload = {}});
   second.ConsumeSignal(rival);
   second.AppendEvent("r1", "NodeFinished", {}, 6);
@@ -1136,24 +1149,25 @@ TEST_P(StoreConformanceTest, ConsumingAConsumedOrMissingSignalAbortsTheWholeComm
 }
 
 TEST_P(StoreConformanceTest, ListRunsWaitingMatchesEveryWaitingStatus) {
-  const char* statuses[] = {"running", "waiting-approval", "waiting-event", "waiting-timer",
-                            "finished"};
+  const RunStatus statuses[] = {RunStatus::kRunning, RunStatus::kWaitingApproval,
+                                RunStatus::kWaitingEvent, RunStatus::kWaitingTimer,
+                                RunStatus::kFinished};
   int i = 0;
-  for (const char* st : statuses) {
+  for (RunStatus st : statuses) {
     RunRecord r = MakeRun("r" + std::to_string(i), 1000 + i);
     r.status = st;
     PutRun(r);
     ++i;
   }
-  STORE_ASSERT_OK_AND_ASSIGN(auto waiting, store_->ListRuns({.status = "waiting"}));
+  STORE_ASSERT_OK_AND_ASSIGN(auto waiting, store_->ListRuns({.waiting = true}));
   std::vector<std::string> ids;
   for (const auto& r : waiting) ids.push_back(r.run_id);
   EXPECT_EQ(ids, (std::vector<std::string>{"r3", "r2", "r1"}));
-  STORE_ASSERT_OK_AND_ASSIGN(auto newest, store_->ListRuns({.status = "waiting", .limit = 2}));
+  STORE_ASSERT_OK_AND_ASSIGN(auto newest, store_->ListRuns({.waiting = true, .limit = 2}));
   ASSERT_EQ(newest.size(), 2u);
   EXPECT_EQ(newest[1].run_id, "r2");
   // A concrete waiting status still matches only itself.
-  STORE_ASSERT_OK_AND_ASSIGN(auto timers, store_->ListRuns({.status = "waiting-timer"}));
+  STORE_ASSERT_OK_AND_ASSIGN(auto timers, store_->ListRuns({.status = RunStatus::kWaitingTimer}));
   ASSERT_EQ(timers.size(), 1u);
   EXPECT_EQ(timers[0].run_id, "r3");
 }
