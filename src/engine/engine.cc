@@ -25,6 +25,7 @@
 #include "core/plan.h"
 #include "engine/cache.h"
 #include "engine/executors.h"
+#include "engine/wait_meta.h"
 #include "smithers/schema.h"
 
 namespace smithers {
@@ -445,11 +446,7 @@ class Run {
       if (a.state == AttemptState::kInProgress) attempts_in_progress_.push_back(a);
       if (a.state == AttemptState::kWaiting) {
         info.wait_started_at_ms = a.started_at_ms;
-        for (const char* k : {"firesAtMs", "timeoutAtMs"}) {
-          if (a.meta.contains(k) && a.meta[k].is_number_integer()) {
-            info.wake_at_ms = a.meta[k].get<int64_t>();
-          }
-        }
+        info.wake_at_ms = engine::DecodeWaitMeta(a.meta).WakeAtMs();
       }
     }
     for (auto& [key, info] : nodes_) {
@@ -1400,7 +1397,7 @@ class Run {
     if (spec.mode == TaskMode::kTimer) {
       info.wake_at_ms =
           spec.timer.duration_ms >= 0 ? now + spec.timer.duration_ms : spec.timer.until_ms;
-      a.meta = {{"firesAtMs", info.wake_at_ms}};
+      a.meta = engine::EncodeWaitMeta({.fires_at_ms = info.wake_at_ms});
       batch_.UpsertAttempt(a);
       Event("TimerCreated", {{"nodeId", ref.node_id},
                              {"iteration", ref.iteration},
@@ -1411,12 +1408,9 @@ class Run {
     } else {
       const EventWaitSpec& w = *spec.wait;
       info.wake_at_ms = w.timeout_ms > 0 ? now + w.timeout_ms : 0;
-      a.meta = {{"event", w.event}, {"correlationId", w.correlation_id}};
-      ev = {{"event", w.event}, {"correlationId", w.correlation_id}};
-      if (info.wake_at_ms > 0) {
-        a.meta["timeoutAtMs"] = info.wake_at_ms;
-        ev["timeoutAtMs"] = info.wake_at_ms;
-      }
+      a.meta = engine::EncodeWaitMeta(
+          {.event = w.event, .correlation_id = w.correlation_id, .timeout_at_ms = info.wake_at_ms});
+      ev = a.meta;  // NodeWaitingEvent carries what the wait waits for
       batch_.UpsertAttempt(a);
       SetState(t, NodeState::kWaitingEvent, "NodeWaitingEvent", ev);
     }
@@ -1914,23 +1908,20 @@ Result<std::string> WaitReadyReason(Store& s, const RunRecord& run, int64_t now)
         wait = &a;
     }
     if (wait == nullptr) return "waiting " + n.node_id + " has no wait record";  // let it re-arm
-    const Json& m = wait->meta;
+    engine::WaitMeta m = engine::DecodeWaitMeta(wait->meta);
     if (n.state == NodeState::kWaitingTimer) {
-      if (m.value("firesAtMs", int64_t{0}) <= now) return "timer " + n.node_id + " due";
+      if (m.fires_at_ms <= now) return "timer " + n.node_id + " due";
       continue;
     }
-    if (m.contains("timeoutAtMs") && m["timeoutAtMs"].get<int64_t>() <= now) {
-      return "wait " + n.node_id + " timed out";
-    }
+    if (m.timeout_at_ms > 0 && m.timeout_at_ms <= now) return "wait " + n.node_id + " timed out";
     if (!signals_read) {
       signals_read = true;
       SMITHERS_ASSIGN_OR_RETURN(signals, s.ListSignals(run.run_id));
     }
-    std::string event = m.value("event", ""), corr = m.value("correlationId", "");
     for (const auto& sig : signals) {
-      if (sig.status == SignalStatus::kPending && sig.name == event &&
-          (corr.empty() || sig.correlation_id == corr)) {
-        return "signal " + event + " arrived";
+      if (sig.status == SignalStatus::kPending && sig.name == m.event &&
+          (m.correlation_id.empty() || sig.correlation_id == m.correlation_id)) {
+        return "signal " + m.event + " arrived";
       }
     }
   }
