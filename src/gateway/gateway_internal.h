@@ -4,17 +4,20 @@
 // workflow catalog), run_host.cc (runs and the supervisor), feeds.cc (event
 // streams), metrics.cc, and server.cc (HTTP, WebSocket, TLS). Everything
 // here runs on the Gateway's one io thread, except what is marked (run
-// threads call Wake() and count metrics).
+// threads call Wake() and Post() and count metrics). Nothing slow runs on
+// the io thread: a module's load, its first render and the wait for a run's
+// first commit happen on the run's thread, and a method that waits for them
+// replies later (Call's `done`, posted back to the io thread).
 #ifndef SMITHERS_GATEWAY_GATEWAY_INTERNAL_H_
 #define SMITHERS_GATEWAY_GATEWAY_INTERNAL_H_
 
 #include <array>
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <cstdio>
 #include <deque>
 #include <functional>
-#include <future>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -143,11 +146,19 @@ struct RunStart {
   // input (a resume must never replace it, not even with {}).
   Json input = nullptr;
   Json auth;
+  // A new run (launchRun): its thread loads the module at `path`, checks
+  // `input` against it and pins its source before the run exists; a failure
+  // there refuses the launch (the started reply is the error) and no run is
+  // made.
+  bool launch = false;
   bool resume = false;
   bool force = false;
   std::string claim_from;
   int max_concurrency = 16;
 };
+
+// A method's reply, delivered on the io thread.
+using ReplyFn = std::function<void(Reply)>;
 
 struct ActiveRun {
   std::thread thread;
@@ -162,8 +173,19 @@ class Gateway {
   Result<Caller> Authenticate(const Credentials& credentials);
   // Still valid (not expired, not revoked)?
   Status Revalidate(const Caller& caller);
-  // Runs one RPC method for an authenticated caller. `conn` is null over HTTP.
-  Reply Call(const Caller& caller, const std::string& method, const Json& params, Connection* conn);
+  // Runs one RPC method for an authenticated caller and calls `done` with its
+  // reply on the io thread: before Call returns, or later for a method that
+  // waits for a run's thread (a Method row with `deferred`: launchRun,
+  // resumeRun, cronRun). `conn` is null over HTTP; a reply that comes later
+  // holds it (shared) until it is delivered, and subscribes it (AutoSubscribe)
+  // just before `done` unless it is closing by then. `done` must drop a reply
+  // for a connection that closed meanwhile.
+  void Call(const Caller& caller, const std::string& method, const Json& params, Connection* conn,
+            ReplyFn done);
+  // Tests and the fuzz target, with no io loop running (post_to_io unset):
+  // Call, then runs what run threads Post() until the reply came.
+  Reply CallForTesting(const Caller& caller, const std::string& method, const Json& params,
+                       Connection* conn);
   Json Hello(const Caller& caller);
   Reply Health();
   std::string MetricsText();
@@ -205,6 +227,12 @@ class Gateway {
   std::vector<std::weak_ptr<Connection>>& connections() { return connections_; }
   // Set by the server: schedules PumpAll on the io thread (thread-safe).
   std::function<void()> request_pump;
+  // Set by the server before any run starts: runs `fn` on the io thread after
+  // `delay_ms` (0: soon). Thread-safe. Unset (tests, the fuzz target): Post
+  // queues `fn` for CallForTesting and drops delayed ones.
+  std::function<void(std::function<void()> fn, int64_t delay_ms)> post_to_io;
+  // Thread-safe: runs `fn` on the io thread (post_to_io).
+  void Post(std::function<void()> fn, int64_t delay_ms = 0);
 
   // ---- for the method handlers (methods_*.cc) ----
   int64_t started_at_ms() const { return started_at_ms_; }
@@ -215,9 +243,15 @@ class Gateway {
   // A run's summary for getRun, listRuns and hello: its record and the key
   // of the catalog's workflow it runs.
   Json RunSummary(RunRecord run);
-  // Starts a run on its own thread (run_host.cc). `module` null: the thread
-  // loads it (a resumed run: the revision it started with).
-  void StartRun(RunStart start, std::unique_ptr<script::LuaWorkflow> module);
+  // Starts a run on its own thread (run_host.cc) and returns at once; the
+  // thread loads the module (a launch: the file, checked and pinned; a
+  // resumed run: the revision it started with). `on_started`, if set, is
+  // called on the io thread once: at the run's first commit, when the
+  // thread ends before one (an error Reply when a launch was refused, else
+  // ok), or kStartWaitMs after the module was loaded, whichever comes first.
+  void StartRun(RunStart start, ReplyFn on_started = nullptr);
+  // How long a reply waits for a run's first commit once its module loaded.
+  static constexpr int64_t kStartWaitMs = 5000;
   // Subscribes `conn` to the run's events after `after` (nullopt: after the
   // last one there is now).
   Reply OpenStream(Connection& conn, const std::string& run_id, std::optional<int64_t> after);
@@ -227,19 +261,22 @@ class Gateway {
   void AutoSubscribe(Reply& reply, Connection* conn, bool from_start);
 
  private:
-  Reply CallInner(const Caller& caller, const std::string& method, const Json& params,
-                  Connection* conn);
+  // Call without the metrics; calls `done` (once) with the reply.
+  void CallInner(const Caller& caller, const std::string& method, const Json& params,
+                 Connection* conn, const ReplyFn& done);
   Result<std::optional<TokenGrant>> FindGrant(const std::string& token_hash);
   // Loads a changed module: pins its source by revision, records its schedule.
   void LoadEntry(WorkflowEntry& w, const std::string& source);
   // Makes the `gateway:<key>` cron rows match the schedules modules declare.
   void SyncSchedules();
 
-  // Runs on the run's thread; `started` is set at its first commit (or end).
+  // Runs on the run's thread. `started` is called at the run's first
+  // commit; `loaded` once the module is loaded (and, for a launch, checked).
   // Returns the access-log line of its end (run.ended or run.error), which
-  // the thread logs once the run's store and module are released.
-  Json Execute(const RunStart& start, std::unique_ptr<script::LuaWorkflow> module,
-               std::promise<void>& started);
+  // the thread logs once the run's store and module are released, or, for a
+  // launch refused before its run existed, null and `*refused`.
+  Json Execute(const RunStart& start, const std::function<void()>& started,
+               const std::function<void()>& loaded, std::optional<Reply>* refused);
   void Poll(const std::string& run_id, Feed& feed);
   bool Pump(const std::string& run_id, Feed& feed, Subscriber& sub);
   static std::string EventPayload(const EventRecord& e);
@@ -267,6 +304,11 @@ class Gateway {
   std::vector<std::weak_ptr<Connection>> connections_;
   std::atomic<bool> wake_pending_{false};
   Metrics metrics_;
+  // What Post() queued without an io loop (post_to_io unset), run by
+  // CallForTesting.
+  std::mutex posted_mu_;
+  std::condition_variable posted_cv_;
+  std::deque<std::function<void()>> posted_;  // guarded by posted_mu_
   std::mutex log_mu_;
   FILE* log_file_ = nullptr;
   TokenFile token_file_{opts_.tokens_file, opts_.max_token_ttl_ms};  // --tokens (auth token)

@@ -1,7 +1,8 @@
 // The Gateway's RPC methods: one table, one row per method. A row names the
 // method, the scope it requires (docs/gateway.md "Access control"), whether
 // it needs a WebSocket connection, whether it subscribes that connection to
-// the run it touched, and its handler. Each methods_*.cc file holds the rows
+// the run it touched, and its handler: one that replies at once, or one that
+// replies later (it waits for a run's thread). Each methods_*.cc file holds the rows
 // and handlers of one group (as the scopes group them); Methods() is their
 // union. Adding a method is one row and one handler in its group's file.
 #ifndef SMITHERS_GATEWAY_METHODS_H_
@@ -31,12 +32,18 @@ struct MethodCall {
 // reply names (runId): from the run's first event, or from now on.
 enum class AutoSubscribe { kNo, kFromStart, kFromNow };
 
+// A row has one of `handler` and `deferred`. A deferred handler checks the
+// request on the io thread and calls `done` (on the io thread) once, maybe
+// after it returned; it reads `call` only before it returns (what it needs
+// later it copies). Nothing slow may run in either on the io thread: a
+// module's load or render, a wait for a run, belongs on a run's thread.
 struct Method {
   std::string_view name;
   std::string_view scope;
   bool needs_connection = false;
   AutoSubscribe auto_subscribe = AutoSubscribe::kNo;
   Reply (*handler)(const MethodCall&) = nullptr;
+  void (*deferred)(const MethodCall&, ReplyFn done) = nullptr;
 };
 
 // Each group's rows (methods_reads.cc, methods_streams.cc, methods_runs.cc,
@@ -91,8 +98,10 @@ Reply StoreError(const Status& s, const std::string& not_found_code);
 bool ValidRunId(const std::string& id);
 
 // launchRun's work, shared by cronRun and the cron sweep: checks the
-// request, starts the run and replies once the run is readable.
-Reply LaunchRunSync(Gateway& gw, const Caller& caller, const Json& params);
+// request, starts the run (its thread loads, checks and pins the module) and
+// calls `done` on the io thread once the run is readable, or with why the
+// launch was refused.
+void LaunchRunThen(Gateway& gw, const Caller& caller, const Json& params, ReplyFn done);
 
 }  // namespace smithers::gateway
 

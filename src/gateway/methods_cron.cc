@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
+#include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "base/hash.h"
@@ -89,27 +91,28 @@ Reply CronDelete(const MethodCall& call) {
   return Reply::Ok({{"cronId", id}, {"deleted", true}});
 }
 
-Reply CronRun(const MethodCall& call) {
+void CronRun(const MethodCall& call, ReplyFn done) {
   Gateway& gw = call.gw;
   const Caller& caller = call.caller;
   const Json& params = call.params;
   Result<std::optional<std::string>> given_id = OptionalString(params, "cronId");
-  if (!given_id.ok()) return BadParam(given_id.status());
+  if (!given_id.ok()) return done(BadParam(given_id.status()));
   std::string id = given_id->value_or("");
   Json launch = {{"workflow", StringParam(params, "workflow")}};
   if (params.contains("input")) launch["input"] = params["input"];  // LaunchRun checks it
   if (!id.empty()) {
     Result<std::vector<CronRecord>> rows = gw.store().ListCron();
-    if (!rows.ok()) return StoreError(rows.status(), "CronNotFound");
+    if (!rows.ok()) return done(StoreError(rows.status(), "CronNotFound"));
     auto it = std::find_if(rows->begin(), rows->end(),
                            [&](const CronRecord& c) { return c.cron_id == id; });
-    if (it == rows->end()) return Reply::Err("CronNotFound", "no cron schedule " + id);
+    if (it == rows->end()) return done(Reply::Err("CronNotFound", "no cron schedule " + id));
     launch = {{"workflow", it->workflow},
               {"input", it->input.is_null() ? Json::object() : it->input}};
   }
-  Reply r = LaunchRunSync(gw, caller, launch);
-  if (r.ok && !id.empty()) r.payload["cronId"] = id;
-  return r;
+  LaunchRunThen(gw, caller, launch, [id, done = std::move(done)](Reply r) {
+    if (r.ok && !id.empty()) r.payload["cronId"] = id;
+    done(std::move(r));
+  });
 }
 
 }  // namespace
@@ -122,7 +125,7 @@ std::span<const Method> CronMethods() {
       {.name = "cronRun",
        .scope = "cron:write",
        .auto_subscribe = AutoSubscribe::kFromStart,
-       .handler = CronRun},
+       .deferred = CronRun},
   };
   return kRows;
 }
@@ -131,12 +134,14 @@ std::span<const Method> CronMethods() {
 // while the Gateway was down. The claim is a compare-and-swap on
 // next_run_at_ms, so two gateways on one database never fire a slot twice.
 void Gateway::FireDueCron() {
-  // Counted when the sweep is over, whatever it did: a client that sees the
-  // counter advance knows a whole sweep ran after it looked.
+  // Counted when the sweep is over, whatever it did, its launches included
+  // (each holds `count` until its reply): a client that sees the counter
+  // advance knows a whole sweep ran after it looked.
   struct CountSweep {
     std::atomic<int64_t>& n;
     ~CountSweep() { n++; }
-  } count{metrics_.cron_sweeps};
+  };
+  auto count = std::make_shared<CountSweep>(metrics_.cron_sweeps);
   int64_t now = clock_.NowMs();
   Result<std::vector<CronRecord>> rows = store_->ListCron();
   if (!rows.ok()) return;
@@ -147,25 +152,29 @@ void Gateway::FireDueCron() {
     std::string run_id = "cron-" + base::NewUuid();
     if (!store_->ClaimCronFire(c.cron_id, c.next_run_at_ms, now, next, run_id).ok()) continue;
     Caller system{.user_id = "cron:gateway", .role = "system", .scopes = {"*"}};
-    Reply r = LaunchRunSync(*this, system,
-                            {{"workflow", c.workflow},
-                             {"input", c.input.is_null() ? Json::object() : c.input},
-                             {"runId", run_id}});
-    Log({{"event", "cron.triggered"},
-         {"cronId", c.cron_id},
-         {"workflow", c.workflow},
-         {"runId", run_id},
-         {"ok", r.ok},
-         {"error", r.ok ? Json() : Json(r.message)}});
-    if (!r.ok) {
-      c.last_error = r.message;
-      c.last_run_at_ms = now;
-      c.next_run_at_ms = next;
-      c.last_run_id = run_id;
-      (void)store_->PutCron(c);
-    }
-    Broadcast("cron.triggered",
-              {{"cronId", c.cron_id}, {"workflow", c.workflow}, {"runId", run_id}});
+    // Its reply comes on the io thread once the run committed, or was
+    // refused (the module's load and first render are the run thread's).
+    LaunchRunThen(*this, system,
+                  {{"workflow", c.workflow},
+                   {"input", c.input.is_null() ? Json::object() : c.input},
+                   {"runId", run_id}},
+                  [this, c, now, next, run_id, count](const Reply& r) mutable {
+                    Log({{"event", "cron.triggered"},
+                         {"cronId", c.cron_id},
+                         {"workflow", c.workflow},
+                         {"runId", run_id},
+                         {"ok", r.ok},
+                         {"error", r.ok ? Json() : Json(r.message)}});
+                    if (!r.ok) {
+                      c.last_error = r.message;
+                      c.last_run_at_ms = now;
+                      c.next_run_at_ms = next;
+                      c.last_run_id = run_id;
+                      (void)store_->PutCron(c);
+                    }
+                    Broadcast("cron.triggered",
+                              {{"cronId", c.cron_id}, {"workflow", c.workflow}, {"runId", run_id}});
+                  });
   }
 }
 

@@ -255,7 +255,16 @@ class HttpSession final : public std::enable_shared_from_this<HttpSession<Stream
   void OnRead(beast::error_code ec);
   // Answers a request Beast could not parse with 400 and closes.
   void BadRequest(beast::error_code ec);
-  Response HandleRequest(const Request& req, std::string* user, std::string* method);
+  // Answers `req` through `respond`, at once or later (an RPC method that
+  // waits for a run; the session is held until then).
+  struct Answer {
+    Response res;
+    std::string user, method;
+  };
+  using Respond = std::function<void(Answer)>;
+  void HandleRequest(const Request& req, const Respond& respond);
+  // Sends an answer to `req` (its version, keep-alive and log line).
+  void Finish(const Request& req, int64_t t0, Answer answer);
   void Write(Response res, bool close);
   void Shutdown();
   // After a close: reads and drops what the client still sends, so the
@@ -300,6 +309,18 @@ class Server {
 
   void Start() {
     gw.request_pump = [this]() { net::post(ioc, [this] { gw.PumpAll(); }); };
+    // From run threads too: what they hand to the io thread (replies that
+    // waited for a run). A delayed one gets its own timer, made on the io
+    // thread; when the io loop stops, what is still queued is dropped.
+    gw.post_to_io = [&ioc = ioc](std::function<void()> fn, int64_t delay_ms) {
+      if (delay_ms <= 0) return net::post(ioc, std::move(fn));
+      net::post(ioc, [&ioc, fn = std::move(fn), delay_ms]() mutable {
+        auto timer = std::make_shared<net::steady_timer>(ioc, std::chrono::milliseconds(delay_ms));
+        timer->async_wait([timer, fn = std::move(fn)](beast::error_code ec) {
+          if (!ec) fn();
+        });
+      });
+    };
     DoAccept();
     PumpLoop();
     TickLoop();
@@ -468,16 +489,32 @@ void HttpSession<Stream>::OnRead(beast::error_code ec) {
     return;
   }
   int64_t t0 = server_.gw.clock().MonotonicMs();
-  std::string user, method;
-  Response res{http::status::internal_server_error, req.version()};
+  // The request is shared with a reply that comes later. The next request is
+  // read only once this one is answered (Write), as HTTP/1.1 wants.
+  auto shared_req = std::make_shared<Request>(std::move(req));
+  auto answered = std::make_shared<bool>(false);
+  Respond respond = [self = this->shared_from_this(), shared_req, t0, answered](Answer a) {
+    if (*answered) return;
+    *answered = true;
+    self->Finish(*shared_req, t0, std::move(a));
+  };
   try {
-    res = HandleRequest(req, &user, &method);
+    HandleRequest(*shared_req, respond);
   } catch (const std::exception& e) {
     // A bug costs this request, never the server.
     server_.gw.Log({{"event", "http.error"}, {"remote", remote_}, {"error", e.what()}});
+    Response res{http::status::internal_server_error, shared_req->version()};
     res.set(http::field::content_type, "application/json");
     res.body() = ResponseText(nullptr, Reply::Err("Internal", "internal error"));
+    respond({.res = std::move(res)});
   }
+}
+
+template <class Stream>
+void HttpSession<Stream>::Finish(const Request& req, int64_t t0, Answer answer) {
+  Response& res = answer.res;
+  const std::string& user = answer.user;
+  const std::string& method = answer.method;
   res.version(req.version());
   res.set("X-Smithers-API-Version", "v1");
   res.prepare_payload();
@@ -511,25 +548,27 @@ void HttpSession<Stream>::BadRequest(beast::error_code ec) {
 }
 
 template <class Stream>
-Response HttpSession<Stream>::HandleRequest(const Request& req, std::string* user,
-                                            std::string* method) {
+void HttpSession<Stream>::HandleRequest(const Request& req, const Respond& respond) {
   Gateway& gw = server_.gw;
   std::string target(req.target());
   std::string path = target.substr(0, target.find('?'));
-  Response res{http::status::ok, req.version()};
+  Answer answer{.res = Response{http::status::ok, req.version()}};
+  Response& res = answer.res;
+  std::string* method = &answer.method;
   res.set(http::field::content_type, "application/json");
   auto reply = [&](const Json& id, const Reply& r) {
     res.result(r.ok ? 200 : HttpStatusFor(r.code));
     res.body() = ResponseText(id, r);
+    respond(std::move(answer));
   };
   if (req.method() == http::verb::get && path == "/health") {
     res.body() = Frame(gw.Health().payload);
-    return res;
+    return respond(std::move(answer));
   }
   if (req.method() == http::verb::get && path == "/metrics") {
     res.set(http::field::content_type, "text/plain; version=0.0.4");
     res.body() = gw.MetricsText();
-    return res;
+    return respond(std::move(answer));
   }
   Json id = nullptr, params = Json::object();
   // The body's depth is checked before it is parsed, and so before anything
@@ -547,20 +586,18 @@ Response HttpSession<Stream>::HandleRequest(const Request& req, std::string* use
   } else if (req.method() == http::verb::post && path.rfind("/v1/rpc/", 0) == 0) {
     *method = path.substr(8);
     if (!req.body().empty()) {
-      if (too_deep(kRequestEnvelopeDepth - 1)) return res;  // the body is the params
+      if (too_deep(kRequestEnvelopeDepth - 1)) return;  // the body is the params
       params = Json::parse(req.body(), nullptr, false);
       if (params.is_discarded()) {
-        reply(nullptr, Reply::Err("InvalidRequest", "the body is not JSON"));
-        return res;
+        return reply(nullptr, Reply::Err("InvalidRequest", "the body is not JSON"));
       }
     }
   } else if (req.method() == http::verb::post && path == "/rpc") {
-    if (too_deep(kRequestEnvelopeDepth)) return res;
+    if (too_deep(kRequestEnvelopeDepth)) return;
     Json body = Json::parse(req.body(), nullptr, false);
     if (body.is_discarded() || !body.is_object() || !body.contains("method") ||
         !body["method"].is_string()) {
-      reply(nullptr, Reply::Err("InvalidRequest", "expected {id, method, params}"));
-      return res;
+      return reply(nullptr, Reply::Err("InvalidRequest", "expected {id, method, params}"));
     }
     id = body.value("id", Json());
     *method = body["method"].get<std::string>();
@@ -568,7 +605,7 @@ Response HttpSession<Stream>::HandleRequest(const Request& req, std::string* use
   } else {
     res.result(http::status::not_found);
     res.body() = Frame({{"ok", false}, {"error", {{"code", "NOT_FOUND"}, {"message", path}}}});
-    return res;
+    return respond(std::move(answer));
   }
   std::optional<ReadScope> snapshot;
   if (ReadsOnly(*method)) snapshot.emplace(gw.store());
@@ -577,17 +614,24 @@ Response HttpSession<Stream>::HandleRequest(const Request& req, std::string* use
   Result<Caller> caller = gw.Authenticate(creds);
   if (!caller.ok()) {
     gw.metrics().auth_failures++;
-    reply(id, Unauthorized(caller.status()));
-    return res;
+    return reply(id, Unauthorized(caller.status()));
   }
-  *user = caller->user_id;
-  Reply r = gw.Call(*caller, *method, params, nullptr);
-  if (*method == "listWorkflows" && path == "/workflows" && r.ok) {
-    res.body() = Frame(r.payload);
-    return res;
-  }
-  reply(id, r);
-  return res;
+  answer.user = caller->user_id;
+  const bool workflows = path == "/workflows";
+  const std::string name = *method;
+  // `done` may run after this returns (a method that waits for a run): it
+  // holds copies, and `respond` holds the session.
+  gw.Call(*caller, name, params, nullptr,
+          [answer = std::move(answer), id, workflows, respond](const Reply& r) mutable {
+            Response& out = answer.res;
+            if (workflows && r.ok) {
+              out.body() = Frame(r.payload);
+            } else {
+              out.result(r.ok ? 200 : HttpStatusFor(r.code));
+              out.body() = ResponseText(id, r);
+            }
+            respond(std::move(answer));
+          });
 }
 
 template <class Stream>
@@ -703,34 +747,36 @@ void WsSession<Stream>::Handle(const std::string& text) {
   const std::string& method = req.method;
   const Json& params = req.params;
   int64_t t0 = gw_.clock().MonotonicMs();
-  Reply r;
+  // Sends the reply and logs the request; called at once, or later for a
+  // method that waits for a run (the session is held until then; a reply
+  // for a connection that closed meanwhile is dropped by Send). Replies
+  // carry the request's id: a later one may follow replies to later requests.
+  auto self = std::static_pointer_cast<WsSession>(shared_from_this());
+  auto answer = [self, id, method, t0](const Reply& r) {
+    self->Send(ResponseText(id, r));
+    Gateway& gw = self->gw_;
+    if (!gw.logging()) return;
+    gw.Log({{"event", "ws"},
+            {"remote", self->remote_},
+            {"userId", self->caller.user_id.empty() ? Json() : Json(self->caller.user_id)},
+            {"method", method},
+            {"status", r.ok ? 200 : HttpStatusFor(r.code)},
+            {"latencyMs", gw.clock().MonotonicMs() - t0}});
+  };
   if (method == "connect") {
-    if (authenticated) {
-      r = Reply::Err("InvalidRequest", "already connected");
-    } else {
-      return HandleConnect(id, params);
-    }
-  } else if (!authenticated) {
-    r = Reply::Err("UNAUTHORIZED", "send connect first");
-  } else {
-    // A read method's token check and reads share one read snapshot.
-    std::optional<ReadScope> snapshot;
-    if (ReadsOnly(method)) snapshot.emplace(gw_.store());
-    if (Status still = gw_.Revalidate(caller); !still.ok()) {
-      gw_.metrics().auth_failures++;
-      fail(id, Unauthorized(still));
-      return Close(1008, still.message());
-    }
-    r = gw_.Call(caller, method, params, this);
+    if (authenticated) return answer(Reply::Err("InvalidRequest", "already connected"));
+    return HandleConnect(id, params);
   }
-  Send(ResponseText(id, r));
-  if (!gw_.logging()) return;
-  gw_.Log({{"event", "ws"},
-           {"remote", remote_},
-           {"userId", caller.user_id.empty() ? Json() : Json(caller.user_id)},
-           {"method", method},
-           {"status", r.ok ? 200 : HttpStatusFor(r.code)},
-           {"latencyMs", gw_.clock().MonotonicMs() - t0}});
+  if (!authenticated) return answer(Reply::Err("UNAUTHORIZED", "send connect first"));
+  // A read method's token check and reads share one read snapshot.
+  std::optional<ReadScope> snapshot;
+  if (ReadsOnly(method)) snapshot.emplace(gw_.store());
+  if (Status still = gw_.Revalidate(caller); !still.ok()) {
+    gw_.metrics().auth_failures++;
+    fail(id, Unauthorized(still));
+    return Close(1008, still.message());
+  }
+  gw_.Call(caller, method, params, this, answer);
 }
 
 template <class Stream>

@@ -70,6 +70,29 @@ return smithers(function(ctx)
 end)
 """
 
+# A module whose load is held: while the file `hold` exists in HOLD_DIR, its
+# top level creates `loading` there and loops until `release` appears (no
+# sleep: a test releases it once it has seen what it waits for). Without
+# `hold` (the catalog's load at start-up) it loads at once.
+HELD_LOAD = """
+local dir = [==[HOLD_DIR]==]
+local function exists(name)
+  local f = io.open(dir .. "/" .. name, "r")
+  if f then f:close() end
+  return f ~= nil
+end
+if exists("hold") then
+  io.open(dir .. "/loading", "w"):close()
+  while not exists("release") do end
+end
+local outputs = smithers.outputs { n = z.object { i = z.integer() } }
+return smithers(function(ctx)
+  return Workflow { name = "held",
+    Sequence { Task { id = "one", output = outputs.n, { i = 1 } },
+               Task { id = "two", output = outputs.n, { i = 2 } } } }
+end)
+"""
+
 # Every method of the table with parameters that make sense for it.
 def method_params(run_id):
     return {
@@ -162,9 +185,9 @@ class GatewayTest(E2ETest):
         self.gateway.send_signal(signal.SIGTERM)
         self.gateway.wait(timeout=10)
 
-    def http(self, method, path, body=None, token=None, headers=None):
+    def http(self, method, path, body=None, token=None, headers=None, timeout=60):
         # Generous: under ASan a 12,000-task run keeps the machine busy.
-        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
         h = dict(headers or {})
         if token:
             h["Authorization"] = "Bearer " + token
@@ -807,6 +830,55 @@ class GatewayTest(E2ETest):
         # over HTTP there is no connection to subscribe
         code, r = self.rpc("launchRun", {"workflow": "hello", "runId": "a2"}, token)
         self.assertNotIn("streamId", r["payload"])
+
+    def test_a_launch_held_in_its_module_load_does_not_hold_up_other_clients(self):
+        # The module's load (and first render, and the wait for the first
+        # commit) is the run thread's: the io thread serves everyone else
+        # meanwhile, and the launch is answered once its run committed.
+        hold_dir = self.path("hold")
+        os.makedirs(hold_dir)
+        self.write("workflows/held.lua", HELD_LOAD.replace("HOLD_DIR", hold_dir))
+        self.start("--trusted-modules")  # io.open in the module
+        token = self.token("run:read,run:write")
+        w = self.ws(token)
+        open(os.path.join(hold_dir, "hold"), "w").close()
+        w.send_json({"type": "req", "id": "launch", "method": "launchRun",
+                     "params": {"workflow": "held", "runId": "held-1"}})
+        self.wait_for(lambda: os.path.exists(os.path.join(hold_dir, "loading")),
+                      what="the launch to be held in the module's load")
+        # Another client, over HTTP: answered while the load is held (before
+        # the change this waited for the load, which never ends unless released).
+        code, health = self.http("GET", "/health", timeout=10)
+        self.assertEqual(code, 200, health)
+        code, runs = self.http("POST", "/v1/rpc/listRuns", {}, token, timeout=10)
+        self.assertEqual(code, 200, runs)
+        self.assertNotIn("held-1", [r["runId"] for r in runs["payload"]["runs"]])
+        # The id is taken while the launch is held.
+        code, again = self.http("POST", "/v1/rpc/launchRun", {"workflow": "hello", "runId": "held-1"},
+                                token, timeout=10)
+        self.assertEqual((code, again["error"]["code"]), (409, "RunExists"), again)
+        # The same connection: a later request is answered first.
+        res = w.request("health", {})
+        self.assertTrue(res["ok"], res)
+        self.assertEqual(getattr(w, "events", []), [], "nothing for the held launch yet")
+        self.assertFalse(os.path.exists(os.path.join(hold_dir, "release")))
+        open(os.path.join(hold_dir, "release"), "w").close()
+        # The launch's reply, then its stream from the run's first event:
+        # launchRun subscribed the connection before any event was sent.
+        f = w.recv_json(timeout=30)
+        while f.get("type") == "event" and f["event"] == "tick":
+            f = w.recv_json(timeout=30)
+        self.assertEqual((f.get("type"), f.get("id")), ("res", "launch"), f)
+        self.assertTrue(f["ok"], f)
+        self.assertEqual(f["payload"]["runId"], "held-1")
+        stream_id = f["payload"]["streamId"]
+        events = []
+        completed = read_until_completed(w, events)
+        self.assertEqual(completed["streamId"], stream_id)
+        self.assertEqual(completed["status"], "finished")
+        self.assertEqual([e["seq"] for e in events], list(range(len(events))),
+                         "every event from the first, once, in order")
+        self.assertEqual(events[-1]["event"], "RunFinished")
 
     # ---- limits ----
 

@@ -37,11 +37,13 @@
 // submitApproval and submitSignal trigger) start a thread per run. Those
 // threads cannot pile up: the Gateway's db (which only run threads
 // open; the Gateway's own store is the one passed in) names a file inside a
-// regular file, so each run thread fails at once to open its store, marks
-// itself done and is joined (ReapRuns) before the next input. The whole RPC
-// path (parameter checks, workflow load and input validation, RunExists,
-// ownership claims, the thread's start and end) runs; the run itself, the
-// engine's business, does not.
+// regular file, so each run thread (after a launch's module load and input
+// check, which come first) fails to open its store, marks itself done and is
+// joined (ReapRuns) before the next input. The whole RPC path (parameter
+// checks, workflow load and input validation, RunExists, ownership claims,
+// the thread's start and end, the reply it posts back) runs; the run itself,
+// the engine's business, does not. Calls go through CallForTesting: it runs
+// what the run threads post back (there is no io loop) until the reply came.
 #include "rpc_fuzz.h"
 
 #include <fuzzer/FuzzedDataProvider.h>
@@ -302,7 +304,7 @@ class RpcFuzzEnv {
     Caller caller{.user_id = "alice", .role = "operator", .scopes = {"*"}, .via = "token"};
     Reply r;
     try {
-      r = gw_->Call(caller, method, params, conn.get());
+      r = gw_->CallForTesting(caller, method, params, conn.get());
     } catch (const std::exception& e) {
       Violation(std::string("exception escaped Call(): ") + e.what(), method, params, "");
     } catch (...) {

@@ -20,7 +20,7 @@ TEST(AuthTest, EveryMethodHasOneKnownScopeAndUnlistedMethodsNeedRunRead) {
     EXPECT_TRUE(seen.insert(m.name).second) << m.name << " listed twice";
     EXPECT_TRUE(IsKnownScope(m.scope)) << m.name;
     EXPECT_EQ(RequiredScope(m.name), m.scope);
-    EXPECT_NE(m.handler, nullptr) << m.name;
+    EXPECT_NE(m.handler == nullptr, m.deferred == nullptr) << m.name << ": one handler";
     EXPECT_EQ(FindMethod(m.name), &m);
   }
   EXPECT_EQ(FindMethod("somethingNew"), nullptr);
@@ -28,6 +28,10 @@ TEST(AuthTest, EveryMethodHasOneKnownScopeAndUnlistedMethodsNeedRunRead) {
   EXPECT_TRUE(FindMethod("streamRunEvents")->needs_connection);
   EXPECT_TRUE(FindMethod("unsubscribe")->needs_connection);
   EXPECT_FALSE(FindMethod("getRun")->needs_connection);
+  // What waits for a run's thread replies later, never on the io thread.
+  for (const char* waits : {"launchRun", "resumeRun", "cronRun"}) {
+    EXPECT_NE(FindMethod(waits)->deferred, nullptr) << waits;
+  }
   EXPECT_EQ(FindMethod("launchRun")->auto_subscribe, AutoSubscribe::kFromStart);
   EXPECT_EQ(FindMethod("cronRun")->auto_subscribe, AutoSubscribe::kFromStart);
   EXPECT_EQ(FindMethod("submitSignal")->auto_subscribe, AutoSubscribe::kFromNow);
