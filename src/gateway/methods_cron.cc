@@ -138,8 +138,9 @@ void Gateway::FireDueCron() {
   // (each holds `count` until its reply): a client that sees the counter
   // advance knows a whole sweep ran after it looked.
   struct CountSweep {
-    std::atomic<int64_t>& n;
+    explicit CountSweep(std::atomic<int64_t>& counter) : n(counter) {}
     ~CountSweep() { n++; }
+    std::atomic<int64_t>& n;
   };
   auto count = std::make_shared<CountSweep>(metrics_.cron_sweeps);
   int64_t now = clock_.NowMs();
