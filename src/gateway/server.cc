@@ -991,7 +991,9 @@ Status RunGateway(const GatewayOptions& options) {
   Server server(gw, ioc, tls);
   SMITHERS_RETURN_IF_ERROR(server.Listen(o.host, o.port));
   server.Start();
-  gw.Supervise();  // recovery of runs whose process died, before the first client
+  // Recovery of runs whose process died: started before the first client is
+  // served, not waited for (each run's thread loads its module and renders).
+  gw.Supervise();
   if (o.on_listening) o.on_listening(o.host, server.bound_port);
   net::signal_set signals(ioc, SIGINT, SIGTERM);
   int stop_signal = 0;
