@@ -1,35 +1,10 @@
 #include "engine/cache.h"
 
 #include "base/hash.h"
+#include "core/task_modes.h"
 #include "smithers/schema.h"
 
 namespace smithers::engine {
-namespace {
-
-Json ResolvedInput(const TaskSpec& task, int iteration) {
-  switch (task.mode) {
-    case TaskMode::kStatic: return {{"value", task.value}};
-    case TaskMode::kCommand: {
-      Json in = {{"argv", task.command.argv},
-                 {"cwd", task.command.cwd},
-                 {"env", task.command.env},
-                 {"parse", task.command.parse}};
-      // The references, never their values (keys without any stay as they were).
-      if (!task.command.secret_env.empty()) in["secretEnv"] = task.command.secret_env;
-      return in;
-    }
-    case TaskMode::kAgent: return {{"prompt", task.prompt}, {"agent", task.agent}};
-    // A function's body cannot be hashed: without `by` it is keyed by where
-    // it runs.
-    case TaskMode::kCompute: return {{"iteration", iteration}};
-    case TaskMode::kApproval:  // waits are never cached
-    case TaskMode::kWaitForEvent:
-    case TaskMode::kTimer: return nullptr;
-  }
-  return nullptr;
-}
-
-}  // namespace
 
 std::string CacheKey(const TaskSpec& task, const CachePolicy& policy, const CacheKeyInput& in) {
   Json identity = Json::object();
@@ -42,7 +17,8 @@ std::string CacheKey(const TaskSpec& task, const CachePolicy& policy, const Cach
               {"nodeId", in.node_id},      {"outputTable", task.output},
               {"version", policy.version}, {"outputSchema", schema::Hash(in.output_schema)}};
   if (policy.by.is_null()) {
-    key["input"] = ResolvedInput(task, in.iteration);
+    auto input = core::Traits(task.mode).cache_input;
+    key["input"] = input != nullptr ? input(task, in.iteration) : Json(nullptr);
   } else {
     key["by"] = policy.by;
   }

@@ -23,6 +23,7 @@
 #include "base/redact.h"
 #include "core/frame_codec.h"
 #include "core/plan.h"
+#include "core/task_modes.h"
 #include "engine/cache.h"
 #include "engine/executors.h"
 #include "engine/wait_meta.h"
@@ -927,14 +928,12 @@ class Run {
   Executor* ExecutorFor(TaskMode mode) {
     auto it = opts_.executors.find(mode);
     if (it != opts_.executors.end()) return it->second;
-    switch (mode) {
-      case TaskMode::kStatic: return static_exec_.get();
-      case TaskMode::kCompute: return compute_exec_.get();
-      case TaskMode::kCommand: return command_exec_.get();
-      case TaskMode::kAgent:
-      case TaskMode::kApproval:  // waits never reach an executor
-      case TaskMode::kWaitForEvent:
-      case TaskMode::kTimer: return nullptr;
+    switch (core::Traits(mode).runner) {
+      case core::TaskRunner::kStatic: return static_exec_.get();
+      case core::TaskRunner::kCompute: return compute_exec_.get();
+      case core::TaskRunner::kCommand: return command_exec_.get();
+      case core::TaskRunner::kPlugged:               // only RunOptions::executors has one
+      case core::TaskRunner::kWait: return nullptr;  // waits never reach an executor
     }
     return nullptr;
   }
@@ -942,7 +941,8 @@ class Run {
   Status StartTask(int t) {
     const core::TaskRef& ref = plan_->tasks()[t];
     const TaskSpec& spec = ref.node->task;
-    if (spec.approval || spec.mode == TaskMode::kWaitForEvent || spec.mode == TaskMode::kTimer) {
+    // An Approval always has its settings (PlanTree checks), so it waits here too.
+    if (spec.approval || core::Traits(spec.mode).runner == core::TaskRunner::kWait) {
       SMITHERS_RETURN_IF_ERROR(BeginWait(t));
       if (states_[t].state != TaskState::kPending) return Status::Ok();
       // An approved gate: the task itself runs now.

@@ -1,0 +1,55 @@
+// The task-mode table (core/task_modes.h): one row per TaskMode, read by the
+// frame codec, the step cache and the engine.
+#include "core/task_modes.h"
+
+#include <gtest/gtest.h>
+
+#include <set>
+#include <string>
+
+namespace smithers::core {
+namespace {
+
+TEST(TaskModesTest, EveryModeHasItsRowWithAUniqueFrameName) {
+  std::set<std::string_view> names;
+  size_t i = 0;
+  for (const TaskModeTraits& row : AllTaskModes()) {
+    EXPECT_EQ(static_cast<size_t>(row.mode), i++) << row.frame_name;
+    EXPECT_EQ(&Traits(row.mode), &row);
+    EXPECT_FALSE(row.frame_name.empty());
+    EXPECT_TRUE(names.insert(row.frame_name).second) << "frame name used twice: " << row.frame_name;
+  }
+  EXPECT_EQ(names.size(), 7u);
+}
+
+// Persisted names (docs/frame_format.md): a rename would break stored frames.
+TEST(TaskModesTest, FrameNamesAreThePersistedOnes) {
+  EXPECT_EQ(Traits(TaskMode::kStatic).frame_name, "static");
+  EXPECT_EQ(Traits(TaskMode::kCompute).frame_name, "compute");
+  EXPECT_EQ(Traits(TaskMode::kCommand).frame_name, "command");
+  EXPECT_EQ(Traits(TaskMode::kAgent).frame_name, "agent");
+  EXPECT_EQ(Traits(TaskMode::kApproval).frame_name, "approval");
+  EXPECT_EQ(Traits(TaskMode::kWaitForEvent).frame_name, "wait-for-event");
+  EXPECT_EQ(Traits(TaskMode::kTimer).frame_name, "timer");
+}
+
+// A wait has no executor and is never cached; every other mode is cacheable.
+TEST(TaskModesTest, WaitsAreNeverCachedAndRunByNoExecutor) {
+  for (const TaskModeTraits& row : AllTaskModes()) {
+    bool wait = row.runner == TaskRunner::kWait;
+    EXPECT_EQ(row.cache_input == nullptr, wait) << row.frame_name;
+  }
+  EXPECT_EQ(Traits(TaskMode::kApproval).runner, TaskRunner::kWait);
+  EXPECT_EQ(Traits(TaskMode::kWaitForEvent).runner, TaskRunner::kWait);
+  EXPECT_EQ(Traits(TaskMode::kTimer).runner, TaskRunner::kWait);
+  EXPECT_EQ(Traits(TaskMode::kAgent).runner, TaskRunner::kPlugged);
+}
+
+TEST(TaskModesTest, CacheInputOfAComputeTaskIsWhereItRuns) {
+  TaskSpec t;
+  t.mode = TaskMode::kCompute;
+  EXPECT_EQ(Traits(t.mode).cache_input(t, 3), (Json{{"iteration", 3}}));
+}
+
+}  // namespace
+}  // namespace smithers::core
