@@ -8,104 +8,21 @@
 #include <unordered_set>
 #include <vector>
 
+#include "script/components.h"
+
 namespace smithers::script {
 namespace {
-
-// A prop Smithers defines that we do not implement yet, and what to do instead.
-struct Unsupported {
-  std::string_view prop;
-  std::string_view hint;
-};
 
 struct Component {
   std::string_view kind;
   bool children;  // positive integer keys are children (checked by the converter)
   std::vector<std::string_view> props;
-  std::vector<Unsupported> unsupported;
+  std::vector<UnsupportedProp> unsupported;
 };
 
-// The one table of props. Every field the converter (lua_workflow.cc) or the
-// agent executor (src/agents) reads must be here; `__kind` and `__src` (set by
-// the constructors) and an agent's `kind` are accepted everywhere.
-const std::vector<Component>& Components() {
-  static const auto* const kTable = new std::vector<Component>{
-      {"Workflow",
-       true,
-       {"id", "name", "skipIf"},
-       {{"cache", "set cache or cachePolicy on each Task"}}},
-      {"Sequence",
-       true,
-       {"id", "skipIf"},
-       {{"label", ""}, {"failurePolicy", "use continueOnFail on the tasks"}}},
-      {"Parallel",
-       true,
-       {"id", "skipIf", "maxConcurrency"},
-       {{"subtreeConcurrency", "use maxConcurrency"},
-        {"priority", ""},
-        {"failurePolicy", "use continueOnFail on the tasks"}}},
-      {"Branch", true, {"id", "skipIf", "if", "then", "else"}, {}},
-      {"Loop",
-       true,
-       {"id", "skipIf", "until", "maxIterations", "onMaxReached"},
-       {{"continueAsNewEvery", ""}}},
-      {"Task",
-       true,
-       {"id", "skipIf", "output", "label", "retries", "retryPolicy", "timeoutMs",
-        "heartbeatTimeoutMs", "heartbeatTimeout", "continueOnFail", "cache", "cachePolicy",
-        // needsApproval and the approval's props
-        "needsApproval", "owner", "fallbackOwner", "escalateAfterMs", "onDeny", "request",
-        "allowedUsers", "allowedScopes",
-        // command tasks
-        "command", "cwd", "env", "parse",
-        // agent tasks
-        "agent",
-        // dependencies
-        "dependsOn", "needs", "deps", "depsOptional"},
-       {{"outputSchema", "use output = outputs.NAME"},
-        {"fallbackAgent", "give a list: agent = { primary, fallback }"},
-        {"fork", ""},
-        {"allowTools", "list the agent's tools"},
-        {"async", ""},
-        {"noRetry", "use retries = 0"},
-        {"maxSchemaRetries", "set it on the agent"},
-        {"scorers", ""},
-        {"groundTruth", ""},
-        {"context", ""},
-        {"memory", ""},
-        {"hijack", ""},
-        {"onHijackExit", ""},
-        {"sideEffect", ""},
-        {"priority", ""},
-        {"failurePolicy", "use continueOnFail"},
-        {"bind", ""},
-        {"meta", ""},
-        {"key", ""}}},
-      {"Approval",
-       true,
-       {"id", "skipIf", "output", "label", "continueOnFail", "owner", "fallbackOwner",
-        "escalateAfterMs", "onDeny", "request", "allowedUsers", "allowedScopes", "mode",
-        "dependsOn", "needs", "deps", "depsOptional"},
-       {{"options", "only mode = \"approve\" is supported"},
-        {"autoApprove", ""},
-        {"async", ""},
-        {"retries", ""},
-        {"timeoutMs", "use escalateAfterMs with a fallbackOwner"}}},
-      {"WaitForEvent",
-       true,
-       {"id", "skipIf", "output", "label", "continueOnFail", "event", "correlationId", "timeoutMs",
-        "onTimeout", "dependsOn", "needs", "deps", "depsOptional"},
-       {{"tagged", ""}, {"async", ""}}},
-      {"Signal",
-       true,
-       {"id", "skipIf", "output", "label", "continueOnFail", "event", "correlationId", "timeoutMs",
-        "onTimeout", "dependsOn", "needs", "deps", "depsOptional"},
-       {{"schema", "use output = outputs.NAME"}, {"tagged", ""}, {"async", ""}}},
-      {"Timer",
-       true,
-       // output: refused by the converter ("a Timer has no output")
-       {"id", "skipIf", "label", "continueOnFail", "duration", "until", "output", "dependsOn",
-        "needs", "deps", "depsOptional"},
-       {{"every", "put a Timer in a Loop"}}},
+// The tables that are not components: agents, options, a Task's sub-tables.
+std::vector<Component> OtherTables() {
+  return {
       {"Agent",
        false,
        {"provider", "kind", "model", "baseUrl", "apiKeyEnv", "instructions", "tools", "rootDir",
@@ -154,13 +71,24 @@ const std::vector<Component>& Components() {
       {"cachePolicy", false, {"scope", "ttlMs", "version", "by"}, {{"key", "use by"}}},
       {"retryPolicy", false, {"backoff", "initialDelayMs"}, {}},
   };
-  return *kTable;
 }
 
-// Node components, for "(a prop of Parallel)" hints.
-constexpr std::string_view kNodeKinds[] = {"Workflow", "Sequence", "Parallel", "Branch",
-                                           "Loop",     "Task",     "Approval", "WaitForEvent",
-                                           "Signal",   "Timer"};
+// The one table of props: the components' own (their rows in components.cc),
+// then the agents', the options' and a Task's sub-tables'. Every field the
+// converter (components.cc) or the agent executor (src/agents) reads must be
+// here; `__kind` and `__src` (set by the constructors) and an agent's `kind`
+// are accepted everywhere.
+const std::vector<Component>& Components() {
+  static const auto* const kTable = new std::vector<Component>([] {
+    std::vector<Component> table;
+    for (const ComponentRow& row : ComponentRows()) {
+      table.push_back({row.name, true, row.props, row.unsupported});
+    }
+    for (Component& other : OtherTables()) table.push_back(std::move(other));
+    return table;
+  }());
+  return *kTable;
+}
 
 // Members of the smithers table Smithers defines that we do not implement yet.
 const std::map<std::string_view, std::string_view>& UnsupportedMembers() {
@@ -248,7 +176,7 @@ std::string Join(const std::vector<std::string_view>& list) {
 // What is wrong with prop `name` of `c`, or "" when it is known.
 std::string CheckName(const Component& c, std::string_view name) {
   if (name == "__kind" || name == "__src" || Has(c.props, name)) return "";
-  for (const Unsupported& u : c.unsupported) {
+  for (const UnsupportedProp& u : c.unsupported) {
     if (u.prop == name) {
       return "prop " + Quote(name) + " is not supported yet" +
              (u.hint.empty() ? "" : " (" + std::string(u.hint) + ")");
@@ -257,10 +185,10 @@ std::string CheckName(const Component& c, std::string_view name) {
   std::string msg = "unknown prop " + Quote(name);
   std::string near = NearMisses(name, c.props);
   if (!near.empty()) return msg + near;
-  if (Has(std::vector<std::string_view>(std::begin(kNodeKinds), std::end(kNodeKinds)), c.kind)) {
+  if (FindComponent(c.kind) != nullptr) {  // a component: which others take it
     std::vector<std::string_view> owners;
-    for (std::string_view k : kNodeKinds) {
-      if (Has(Find(k)->props, name)) owners.push_back(k);
+    for (const ComponentRow& row : ComponentRows()) {
+      if (Has(row.props, name)) owners.push_back(row.name);
     }
     if (!owners.empty())
       return msg + " (a prop of " + Join(owners) + ", not of " + std::string(c.kind) + ")";

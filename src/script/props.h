@@ -6,8 +6,8 @@
 //   std::string err = CheckProps(ls, 1, "Task");
 //   // `Task "build": unknown prop "timeoutMS" (did you mean "timeoutMs"?)`
 //
-// Other helpers adding a prop: add it to the component's list in props.cc
-// (kComponents), or it is refused.
+// Adding a prop: add it to the component's row in components.cc (an agent's,
+// an option table's: props.cc), or it is refused.
 #ifndef SMITHERS_SCRIPT_PROPS_H_
 #define SMITHERS_SCRIPT_PROPS_H_
 
@@ -16,6 +16,13 @@
 #include <string_view>
 
 namespace smithers::script {
+
+// A prop Smithers defines that we do not implement yet, and what to do
+// instead ("" = nothing to suggest).
+struct UnsupportedProp {
+  std::string_view prop;
+  std::string_view hint;
+};
 
 // Checks the string keys of the table at `idx` against the props of `kind`
 // (Workflow, Sequence, Parallel, Branch, Loop, Task, Approval, WaitForEvent,
