@@ -382,15 +382,15 @@ class RpcFuzzEnv {
     struct SeedRun {
       const char* run_id;
       Json input;
-      const char* status;
+      RunStatus status;
     };
     const SeedRun runs[] = {
-        {"fz-done", {{"name", "a"}, {"n", 1}, {"tags", {"x"}}}, "finished"},
-        {"fz-gate", {{"name", "b"}, {"mode", "gate"}}, "waiting-approval"},
-        {"fz-event", {{"name", "c"}, {"mode", "event"}}, "waiting-event"},
-        {"fz-fail", {{"name", "d"}, {"mode", "fail"}}, "failed"},
-        {"fz-decided", {{"name", "e"}, {"mode", "gate"}}, "waiting-approval"},
-        {"fz-owned", {{"name", "f"}, {"mode", "event"}}, "waiting-event"},
+        {"fz-done", {{"name", "a"}, {"n", 1}, {"tags", {"x"}}}, RunStatus::kFinished},
+        {"fz-gate", {{"name", "b"}, {"mode", "gate"}}, RunStatus::kWaitingApproval},
+        {"fz-event", {{"name", "c"}, {"mode", "event"}}, RunStatus::kWaitingEvent},
+        {"fz-fail", {{"name", "d"}, {"mode", "fail"}}, RunStatus::kFailed},
+        {"fz-decided", {{"name", "e"}, {"mode", "gate"}}, RunStatus::kWaitingApproval},
+        {"fz-owned", {{"name", "f"}, {"mode", "event"}}, RunStatus::kWaitingEvent},
     };
     for (const SeedRun& s : runs) {
       Result<std::unique_ptr<script::LuaWorkflow>> module =
@@ -402,7 +402,8 @@ class RpcFuzzEnv {
       ro.clock = &clock_;
       Result<RunResult> r = RunWorkflow((*module)->definition(), **store, ro);
       if (!r.ok()) SetupFailed(std::string(s.run_id) + ": " + r.status().message());
-      if (r->status != s.status) SetupFailed(std::string(s.run_id) + " ended " + r->status);
+      if (r->status != s.status)
+        SetupFailed(std::string(s.run_id) + " ended " + std::string(Name(r->status)));
     }
     // An approval decided but not acted on yet (AlreadyDecided), and a run a
     // live process holds (Busy; cancelRun asks it to stop).
