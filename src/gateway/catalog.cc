@@ -1,19 +1,22 @@
-// The workflow catalog: the modules of the workflows folder, scanned and
-// reloaded when they change, each pinned by revision; the cron rows of the
-// schedules they declare.
+// The workflow catalog (catalog.h): the scans on the catalog's thread, and
+// on the io thread what a scan's result changes (the pinned sources, the
+// cron rows of the schedules modules declare, the entries methods read).
+#include "gateway/catalog.h"
+
 #include <dirent.h>
 #include <sys/stat.h>
 
 #include <cstdint>
+#include <cstdlib>
 #include <fstream>
 #include <map>
 #include <sstream>
 #include <string>
+#include <utility>
 
 #include "base/hash.h"
 #include "gateway/cron.h"
 #include "gateway/gateway_internal.h"
-#include "script/lua_workflow.h"
 
 namespace smithers::gateway {
 namespace {
@@ -27,23 +30,35 @@ std::string ReadFile(const std::string& path) {
 
 }  // namespace
 
-void Gateway::ScanWorkflows() {
-  DIR* dir = opendir(opts_.workflows_dir.c_str());
-  if (dir == nullptr) return;
-  std::map<std::string, WorkflowEntry> seen;
-  bool changed = !scanned_once_;
+Catalog::Catalog(std::string dir, script::ModuleOptions module_options, Clock& clock,
+                 std::function<void(Json)> log)
+    : dir_(std::move(dir)),
+      module_options_(std::move(module_options)),
+      clock_(clock),
+      log_(std::move(log)) {}
+
+Catalog::~Catalog() { Stop(); }
+
+CatalogScan Catalog::ScanNow() {
+  CatalogScan scan;
+  DIR* dir = opendir(dir_.c_str());
+  if (dir == nullptr) {
+    scan.entries = entries_;
+    return scan;
+  }
+  scan.changed = !scanned_once_;
   while (dirent* e = readdir(dir)) {
     std::string name = e->d_name;
     if (name.size() < 5 || name.substr(name.size() - 4) != ".lua") continue;
-    std::string path = opts_.workflows_dir + "/" + name;
+    std::string path = dir_ + "/" + name;
     struct stat st {};
     if (stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
     std::string key = name.substr(0, name.size() - 4);
-    auto old = workflows_.find(key);
-    if (old != workflows_.end() &&
-        old->second.mtime_ns == st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec &&
+    int64_t mtime_ns = st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
+    auto old = entries_.find(key);
+    if (old != entries_.end() && old->second.mtime_ns == mtime_ns &&
         old->second.size == st.st_size) {
-      seen[key] = old->second;
+      scan.entries[key] = old->second;
       continue;
     }
     char resolved[4096];
@@ -51,65 +66,122 @@ void Gateway::ScanWorkflows() {
     WorkflowEntry w{.key = key,
                     .path = realpath(path.c_str(), resolved) != nullptr ? resolved : path,
                     .revision = base::Sha256Hex(source),
-                    .mtime_ns = st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec,
+                    .mtime_ns = mtime_ns,
                     .size = st.st_size,
                     .loaded_at_ms = clock_.NowMs()};
-    if (old != workflows_.end() && old->second.revision == w.revision) {
+    if (old != entries_.end() && old->second.revision == w.revision) {
       w.schedule = old->second.schedule;  // touched, not changed
       w.error = old->second.error;
       w.loaded_at_ms = old->second.loaded_at_ms;
     } else {
-      LoadEntry(w, source);
-      changed = true;
-      if (old != workflows_.end()) {
-        Log({{"event", "workflow.reloaded"}, {"workflow", key}, {"revision", w.revision}});
+      LoadEntry(w, source, scan.loaded);
+      scan.changed = true;
+      if (old != entries_.end()) {
+        log_({{"event", "workflow.reloaded"}, {"workflow", key}, {"revision", w.revision}});
       }
     }
-    seen[key] = std::move(w);
+    scan.entries[key] = std::move(w);
   }
   closedir(dir);
-  for (const auto& [key, w] : workflows_) changed = changed || seen.count(key) == 0;
-  workflows_ = std::move(seen);
+  for (const auto& [key, w] : entries_) scan.changed = scan.changed || scan.entries.count(key) == 0;
+  entries_ = scan.entries;
   scanned_once_ = true;
-  if (changed) SyncSchedules();
+  return scan;
 }
 
 // A new or changed module is loaded once here: its source is pinned by
 // revision (a run that starts with it, or resumes later, runs that code
 // whatever the file holds then) and its declared schedule is recorded.
-void Gateway::LoadEntry(WorkflowEntry& w, const std::string& source) {
+void Catalog::LoadEntry(WorkflowEntry& w, const std::string& source,
+                        std::vector<ModuleSource>& loaded) {
   Result<std::unique_ptr<script::LuaWorkflow>> module =
-      script::LoadWorkflowModuleSource(w.path, source, {}, module_options());
+      script::LoadWorkflowModuleSource(w.path, source, {}, module_options_);
   if (!module.ok()) {
     w.error = module.status().message();
-    Log({{"event", "workflow.load_failed"}, {"workflow", w.key}, {"error", w.error}});
+    log_({{"event", "workflow.load_failed"}, {"workflow", w.key}, {"error", w.error}});
     return;
   }
   // An unknown prop or component in what it renders for an empty input is
   // shown now (listWorkflows), not first at a launch.
   if (Status checked = (*module)->CheckComponents(Json::object()); !checked.ok()) {
     w.error = checked.message();
-    Log({{"event", "workflow.load_failed"}, {"workflow", w.key}, {"error", w.error}});
+    log_({{"event", "workflow.load_failed"}, {"workflow", w.key}, {"error", w.error}});
     return;
   }
   // The revision covers the siblings it required (LuaWorkflow::source()).
   w.revision = (*module)->definition().source_hash;
-  Status pinned = store_->PutModuleSource({.revision = w.revision,
-                                           .path = w.path,
-                                           .source = source,
-                                           .created_at_ms = clock_.NowMs(),
-                                           .siblings = (*module)->siblings()});
-  if (!pinned.ok()) {
-    Log({{"event", "workflow.pin_failed"}, {"workflow", w.key}, {"error", pinned.message()}});
-  }
+  loaded.push_back({.revision = w.revision,
+                    .path = w.path,
+                    .source = source,
+                    .created_at_ms = clock_.NowMs(),
+                    .siblings = (*module)->siblings()});
   w.schedule = (*module)->schedule();
   if (w.schedule) {
     Result<CronSchedule> parsed = ParseCron(w.schedule->cron, w.schedule->time_zone);
     if (!parsed.ok()) {
       w.error = "schedule: " + parsed.status().message();
-      Log({{"event", "workflow.schedule_invalid"}, {"workflow", w.key}, {"error", w.error}});
+      log_({{"event", "workflow.schedule_invalid"}, {"workflow", w.key}, {"error", w.error}});
     }
   }
+}
+
+void Catalog::Start(PublishFn publish) {
+  publish_ = std::move(publish);
+  thread_ = std::thread([this] { Loop(); });
+}
+
+void Catalog::RequestScan(std::function<void()> then) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    requested_ = true;
+    if (then) waiting_.push_back(std::move(then));
+  }
+  cv_.notify_one();
+}
+
+void Catalog::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_one();
+  if (thread_.joinable()) thread_.join();
+}
+
+void Catalog::Loop() {
+  for (;;) {
+    std::vector<std::function<void()>> answered;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [this] { return requested_ || stopping_; });
+      if (stopping_) return;
+      requested_ = false;
+      answered.swap(waiting_);
+    }
+    CatalogScan scan = ScanNow();
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stopping_) return;
+    }
+    if (scan.changed || !answered.empty()) publish_(std::move(scan), std::move(answered));
+  }
+}
+
+// ---- the io thread's side ----
+
+void Gateway::ScanWorkflows() { catalog_.RequestScan(); }
+
+void Gateway::RefreshCatalog(std::function<void()> then) { catalog_.RequestScan(std::move(then)); }
+
+void Gateway::ApplyScan(CatalogScan scan) {
+  for (const ModuleSource& m : scan.loaded) {
+    Status pinned = store_->PutModuleSource(m);
+    if (!pinned.ok()) {
+      Log({{"event", "workflow.pin_failed"}, {"path", m.path}, {"error", pinned.message()}});
+    }
+  }
+  workflows_ = std::move(scan.entries);
+  if (scan.changed) SyncSchedules();
 }
 
 // One row `gateway:<key>` per module that declares a schedule (SPEC 5.8). A

@@ -80,10 +80,19 @@ Gateway::Gateway(const GatewayOptions& options, std::unique_ptr<Store> store)
   base::SetMaxJsonDepth(opts_.max_json_depth);
   char cwd[4096];
   workspace_root_ = getcwd(cwd, sizeof cwd) != nullptr ? cwd : ".";
-  ScanWorkflows();
+  // The first scan before the first client is served; later ones on the
+  // catalog's thread, their results applied on the io thread.
+  ApplyScan(catalog_.ScanNow());
+  catalog_.Start([this](CatalogScan scan, std::vector<std::function<void()>> answered) {
+    Post([this, scan = std::move(scan), answered = std::move(answered)]() mutable {
+      ApplyScan(std::move(scan));
+      for (auto& then : answered) then();
+    });
+  });
 }
 
 Gateway::~Gateway() {
+  catalog_.Stop();
   for (auto& [id, run] : active_) {
     if (run.thread.joinable()) run.thread.detach();  // durable: recovered at the next start
   }

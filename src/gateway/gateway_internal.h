@@ -6,8 +6,9 @@
 // here runs on the Gateway's one io thread, except what is marked (run
 // threads call Wake() and Post() and count metrics). Nothing slow runs on
 // the io thread: a module's load, its first render and the wait for a run's
-// first commit happen on the run's thread, and a method that waits for them
-// replies later (Call's `done`, posted back to the io thread).
+// first commit happen on the run's thread, the workflow catalog's scans and
+// loads on the catalog's thread (catalog.h), and a method that waits for
+// them replies later (Call's `done`, posted back to the io thread).
 #ifndef SMITHERS_GATEWAY_GATEWAY_INTERNAL_H_
 #define SMITHERS_GATEWAY_GATEWAY_INTERNAL_H_
 
@@ -27,6 +28,7 @@
 #include <thread>
 #include <vector>
 
+#include "gateway/catalog.h"
 #include "gateway/gateway.h"
 #include "gateway/protocol.h"
 #include "script/lua_workflow.h"
@@ -128,17 +130,6 @@ struct Metrics {
   void ObserveRpc(const std::string& method, const std::string& outcome, double seconds);
 };
 
-struct WorkflowEntry {
-  std::string key;
-  std::string path;
-  std::string revision;  // SHA-256 of the source
-  int64_t mtime_ns = 0;
-  int64_t size = 0;
-  int64_t loaded_at_ms = 0;
-  std::optional<script::ModuleSchedule> schedule;  // declared by the module
-  std::string error;  // why the module failed to load, or its schedule is invalid
-};
-
 struct RunStart {
   std::string run_id;
   std::string path;
@@ -191,7 +182,15 @@ class Gateway {
   std::string MetricsText();
 
   // Periodic work, driven by server.cc's timers.
+  // Asks the catalog's thread for a scan; what changed reaches workflows()
+  // on the io thread (ApplyScan).
   void ScanWorkflows();
+  // A scan, then `then` on the io thread with workflows() as that scan
+  // found them (launchRun: a file written a moment ago can be launched).
+  void RefreshCatalog(std::function<void()> then);
+  // Stops the catalog's thread (before the io loop that its results are
+  // posted to goes away).
+  void StopCatalog() { catalog_.Stop(); }
   void Supervise();
   // Joins the threads of runs that ended; returns how many still run.
   size_t ReapRuns();
@@ -265,8 +264,9 @@ class Gateway {
   void CallInner(const Caller& caller, const std::string& method, const Json& params,
                  Connection* conn, const ReplyFn& done);
   Result<std::optional<TokenGrant>> FindGrant(const std::string& token_hash);
-  // Loads a changed module: pins its source by revision, records its schedule.
-  void LoadEntry(WorkflowEntry& w, const std::string& source);
+  // On the io thread: pins the sources a scan loaded, takes its entries,
+  // and syncs the cron rows when a module changed.
+  void ApplyScan(CatalogScan scan);
   // Makes the `gateway:<key>` cron rows match the schedules modules declare.
   void SyncSchedules();
 
@@ -294,8 +294,9 @@ class Gateway {
   std::string workspace_root_;
   int64_t state_version_ = 0;
   int64_t next_stream_id_ = 0;
-  std::map<std::string, WorkflowEntry> workflows_;
-  bool scanned_once_ = false;
+  std::map<std::string, WorkflowEntry> workflows_;  // the io thread's copy (ApplyScan)
+  Catalog catalog_{opts_.workflows_dir, module_options(), clock_,
+                   [this](Json line) { Log(std::move(line)); }};
   std::map<std::string, TokenGrant> grants_;  // by token hash, valid under grants_stamp_
   std::string grants_stamp_;
   std::map<std::string, ActiveRun> active_;

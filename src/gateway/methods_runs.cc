@@ -14,10 +14,8 @@ namespace {
 
 // The request's checks, on the io thread; the module's load, its check
 // against the input and its pinning are the run thread's (StartRun).
-void LaunchRunImpl(Gateway& gw, const Caller& caller, const Json& params, ReplyFn done) {
-  std::string key;
-  if (auto bad = ReadRequired(params, {{"workflow", &key}})) return done(*bad);
-  gw.ScanWorkflows();  // a file added a moment ago can be launched at once
+void LaunchWithCatalog(Gateway& gw, const Caller& caller, const std::string& key,
+                       const Json& params, ReplyFn done) {
   auto it = gw.workflows().find(key);
   if (it == gw.workflows().end()) {
     return done(Reply::Err("WorkflowNotFound", "no workflow \"" + key + "\""));
@@ -61,6 +59,19 @@ void LaunchRunImpl(Gateway& gw, const Caller& caller, const Json& params, ReplyF
               [payload = std::move(payload), done = std::move(done)](Reply started) {
                 done(started.ok ? Reply::Ok(payload) : std::move(started));
               });
+}
+
+// A workflow the catalog does not know yet may be a file written a moment
+// ago: that launch goes on after a catalog scan that started after it
+// arrived (on the catalog's thread; nothing here waits for it). A known one
+// starts at once (its run's thread loads the file as it is then).
+void LaunchRunImpl(Gateway& gw, const Caller& caller, const Json& params, ReplyFn done) {
+  std::string key;
+  if (auto bad = ReadRequired(params, {{"workflow", &key}})) return done(*bad);
+  if (gw.workflows().count(key) != 0) return LaunchWithCatalog(gw, caller, key, params, done);
+  gw.RefreshCatalog([&gw, caller, key, params, done = std::move(done)]() mutable {
+    LaunchWithCatalog(gw, caller, key, params, std::move(done));
+  });
 }
 
 void LaunchRun(const MethodCall& call, ReplyFn done) {

@@ -1015,14 +1015,16 @@ Status RunGateway(const GatewayOptions& options) {
   on_hangup();
   ioc.run();
   // Graceful stop (docs/gateway.md "Stopping"): no request, cron fire or
-  // sweep runs any more; each run in flight finishes its tasks in flight (up
-  // to --stop-grace) and releases its run, so another process resumes it at
-  // once. A second signal ends the process at once, like a crash (a
-  // committed task never runs again).
+  // sweep runs any more; a catalog scan in progress finishes (its result is
+  // dropped with the io loop); each run in flight finishes its tasks in
+  // flight (up to --stop-grace) and releases its run, so another process
+  // resumes it at once. A second signal ends the process at once, like a
+  // crash (a committed task never runs again).
+  signals.cancel();
+  signal(SIGINT, OnSecondStopSignal);
+  signal(SIGTERM, OnSecondStopSignal);
+  gw.StopCatalog();
   if (gw.ReapRuns() > 0) {
-    signals.cancel();
-    signal(SIGINT, OnSecondStopSignal);
-    signal(SIGTERM, OnSecondStopSignal);
     fprintf(stderr,
             "smithers gateway: stopping: %zu runs finish their tasks in flight (up to %lld ms) "
             "and release their runs; a second signal stops at once\n",

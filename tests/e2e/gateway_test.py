@@ -880,6 +880,45 @@ class GatewayTest(E2ETest):
                          "every event from the first, once, in order")
         self.assertEqual(events[-1]["event"], "RunFinished")
 
+    def test_a_module_held_in_the_catalogs_load_does_not_hold_up_the_gateway(self):
+        # The catalog loads a new or changed module on its own thread: while
+        # one load is held, every client is served, a known workflow
+        # launches and runs, and a launch of a workflow the catalog has not
+        # seen yet is answered once the scan that finds it ends.
+        hold_dir = self.path("hold")
+        os.makedirs(hold_dir)
+        self.start("--trusted-modules")  # io.open in the module
+        token = self.token("run:read,run:write")
+        open(os.path.join(hold_dir, "hold"), "w").close()
+        self.write("workflows/held.lua", HELD_LOAD.replace("HOLD_DIR", hold_dir))
+        self.wait_for(lambda: os.path.exists(os.path.join(hold_dir, "loading")),
+                      what="the catalog's scan to be held in the module's load")
+        code, health = self.http("GET", "/health", timeout=10)
+        self.assertEqual(code, 200, health)
+        code, r = self.rpc("launchRun", {"workflow": "hello", "runId": "known"}, token)
+        self.assertEqual(code, 200, r)
+        self.assertEqual(self.wait_run("known", token)["status"], "finished")
+        # A workflow written now: its launch waits for a scan that starts
+        # after the held one.
+        self.write("workflows/later.lua", HELLO)
+        w = self.ws(token)
+        w.send_json({"type": "req", "id": "later", "method": "launchRun",
+                     "params": {"workflow": "later", "runId": "later-1"}})
+        res = w.request("listWorkflows", {})
+        self.assertTrue(res["ok"], res)
+        self.assertNotIn("held", [x["key"] for x in res["payload"]["workflows"]])
+        self.assertEqual(getattr(w, "events", []), [], "nothing for the held launch yet")
+        open(os.path.join(hold_dir, "release"), "w").close()
+        f = w.recv_json(timeout=30)
+        while f.get("type") == "event":
+            f = w.recv_json(timeout=30)
+        self.assertEqual((f.get("type"), f.get("id")), ("res", "later"), f)
+        self.assertTrue(f["ok"], f)
+        self.assertEqual(self.wait_run("later-1", token)["status"], "finished")
+        keys = [x["key"] for x in self.rpc("listWorkflows", {}, token)[1]["payload"]["workflows"]]
+        self.assertIn("held", keys)
+        self.assertIn("later", keys)
+
     # ---- limits ----
 
     def test_slow_consumer_is_disconnected(self):
