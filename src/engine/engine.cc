@@ -27,6 +27,7 @@
 #include "engine/cache.h"
 #include "engine/executors.h"
 #include "engine/wait_meta.h"
+#include "engine/waits.h"
 #include "smithers/schema.h"
 
 namespace smithers {
@@ -99,9 +100,8 @@ int64_t SteadyNs() {
       .count();
 }
 
-std::string Key(const std::string& node_id, int iteration) {
-  return node_id + "#" + std::to_string(iteration);
-}
+using engine::NodeInfo;
+using engine::NodeKey;
 
 int64_t RetryDelayMs(const RetryPolicy& p, int failures) {
   if (p.initial_delay_ms <= 0) return 0;
@@ -110,30 +110,6 @@ int64_t RetryDelayMs(const RetryPolicy& p, int failures) {
   if (p.backoff == "linear") d *= failures;
   if (p.backoff == "exponential") d *= std::pow(2.0, failures - 1);
   return std::min<int64_t>(kCap, static_cast<int64_t>(d));
-}
-
-struct NodeInfo {
-  NodeRecord row;
-  int64_t retry_at_ms = 0;
-  int failures = 0;  // failed attempts so far (for retries)
-  // While the task waits (row.state waiting-*):
-  std::string wait_kind;           // approval, event or timer
-  int64_t wake_at_ms = 0;          // timer: fire time; event: timeout (0 = none)
-  int64_t wait_started_at_ms = 0;  // when the waiting attempt began
-};
-
-// waiting-event -> "event"; "" for any state but the three waiting ones.
-std::string WaitKind(NodeState state) {
-  if (!IsWaiting(state)) return "";
-  return std::string(Name(state).substr(std::string_view("waiting-").size()));
-}
-
-// The output row of a decided approval (smithers.approvalDecision).
-Json DecisionJson(const ApprovalRecord& a) {
-  return {{"approved", a.status == ApprovalStatus::kApproved},
-          {"note", a.note.empty() ? Json(nullptr) : Json(a.note)},
-          {"decidedBy", a.decided_by},
-          {"decidedAt", base::FormatIsoTime(a.decided_at_ms)}};
 }
 
 struct InFlight {
@@ -164,7 +140,7 @@ int64_t HeartbeatTimeoutMs(const TaskSpec& spec, const RunOptions& opts) {
   return std::max<int64_t>(0, opts.agent_heartbeat_timeout_ms);
 }
 
-class Run {
+class Run final : public engine::WaitHost {
  public:
   Run(const WorkflowDefinition& wf, Store& store, const RunOptions& opts)
       : wf_(wf),
@@ -207,7 +183,7 @@ class Run {
       }
     }
     for (auto& n : nodes) {
-      bool waiting = !WaitKind(n.state).empty();
+      bool waiting = IsWaiting(n.state);
       if (!waiting && n.state != NodeState::kInProgress && n.state != NodeState::kPending) continue;
       n.state = NodeState::kCancelled;
       n.updated_at_ms = now;
@@ -431,10 +407,10 @@ class Run {
   Status LoadState() {
     const std::string& id = run_.run_id;
     SMITHERS_ASSIGN_OR_RETURN(auto nodes, store_.ListNodes(id));
-    for (auto& n : nodes) nodes_[Key(n.node_id, n.iteration)] = NodeInfo{.row = n};
+    for (auto& n : nodes) nodes_[NodeKey(n.node_id, n.iteration)] = NodeInfo{.row = n};
     SMITHERS_ASSIGN_OR_RETURN(auto attempts, store_.ListAttempts(id));
     for (auto& a : attempts) {
-      auto it = nodes_.find(Key(a.node_id, a.iteration));
+      auto it = nodes_.find(NodeKey(a.node_id, a.iteration));
       if (it == nodes_.end()) continue;
       NodeInfo& info = it->second;
       info.row.last_attempt = std::max(info.row.last_attempt, a.attempt);
@@ -451,11 +427,10 @@ class Run {
       }
     }
     for (auto& [key, info] : nodes_) {
-      info.wait_kind = WaitKind(info.row.state);
+      info.wait = engine::WaitKindOf(waits_, info.row.state);
       if (info.row.mounted) mounted_ids_.try_emplace(std::string(LogicalId(info.row.node_id)), 0);
     }
-    SMITHERS_ASSIGN_OR_RETURN(auto approvals, store_.ListApprovals({.run_id = id}));
-    for (auto& a : approvals) approvals_[Key(a.node_id, a.iteration)] = std::move(a);
+    for (auto& kind : waits_) SMITHERS_RETURN_IF_ERROR(kind->Load(*this));
     SMITHERS_ASSIGN_OR_RETURN(auto outputs, store_.ListOutputs(id));
     for (auto& o : outputs) {
       outputs_[{o.output_table, o.node_id}][o.iteration] = std::move(o.payload);  // no deep copy
@@ -636,7 +611,7 @@ class Run {
           run_changed = true;
         }
       }
-      auto [it, inserted] = nodes_.try_emplace(Key(t.node_id, t.iteration));
+      auto [it, inserted] = nodes_.try_emplace(NodeKey(t.node_id, t.iteration));
       NodeInfo& info = it->second;
       if (inserted) {
         info.row = NodeRecord{.run_id = run_.run_id,
@@ -751,7 +726,7 @@ class Run {
                     .error = engine::ErrorJson("UNMOUNTED", "the task left the rendered tree"),
                     .cached = f.cached};
     batch_.UpsertAttempt(a);
-    NodeInfo& info = nodes_[Key(f.node_id, f.iteration)];
+    NodeInfo& info = nodes_[NodeKey(f.node_id, f.iteration)];
     info.row.state = NodeState::kCancelled;
     info.row.updated_at_ms = now;
     batch_.UpsertNode(info.row);
@@ -828,7 +803,7 @@ class Run {
         Json err = engine::ErrorJson("TASK_FAILED", "Task failed: " + t.node_id);
         err["nodeId"] = t.node_id;
         err["iteration"] = t.iteration;
-        auto it = last_error_.find(Key(t.node_id, t.iteration));
+        auto it = last_error_.find(NodeKey(t.node_id, t.iteration));
         if (it != last_error_.end()) err["cause"] = it->second;
         return FailRun(err);
       }
@@ -972,7 +947,7 @@ class Run {
         if (row != nullptr) {
           deps_rows[key] = *row;
         } else if (!spec.deps->optional && deps_missing.empty()) {
-          const NodeInfo& ui = nodes_[Key(u.node_id, u.iteration)];
+          const NodeInfo& ui = nodes_[NodeKey(u.node_id, u.iteration)];
           deps_missing = "deps." + key + ": task \"" + u.node_id + "\" (iteration " +
                          std::to_string(u.iteration) + ") is " + std::string(Name(ui.row.state)) +
                          " without a row of \"" + dep.output +
@@ -993,7 +968,7 @@ class Run {
       SMITHERS_ASSIGN_OR_RETURN(bool hit, TryCacheHit(t, cache_key));
       if (hit) return Status::Ok();
     }
-    NodeInfo& info = nodes_[Key(ref.node_id, ref.iteration)];
+    NodeInfo& info = nodes_[NodeKey(ref.node_id, ref.iteration)];
     int attempt = info.row.last_attempt + 1;
     int64_t now = clock_.NowMs();
     AttemptInfo ai{
@@ -1084,7 +1059,7 @@ class Run {
       Event("CacheMiss", std::move(ev));
       return false;
     }
-    NodeInfo& info = nodes_[Key(ref.node_id, ref.iteration)];
+    NodeInfo& info = nodes_[NodeKey(ref.node_id, ref.iteration)];
     int attempt = ++info.row.last_attempt;
     Event("CacheHit", std::move(ev));
     InFlight f{.task = t,
@@ -1169,7 +1144,7 @@ class Run {
   // Records the end of an attempt: output + finished, or failed (+ retry).
   Status Complete(const InFlight& f, AttemptOutcome o) {
     int64_t now = clock_.NowMs();
-    NodeInfo& info = nodes_[Key(f.node_id, f.iteration)];
+    NodeInfo& info = nodes_[NodeKey(f.node_id, f.iteration)];
     const core::TaskRef& ref = plan_->tasks()[f.task];
     const TaskSpec& spec = ref.node->task;
     // Before anything recurses over what the task returned (redaction,
@@ -1284,7 +1259,7 @@ class Run {
     info.failures++;
     a.state = AttemptState::kFailed;
     a.error = o.error;
-    last_error_[Key(f.node_id, f.iteration)] = o.error;
+    last_error_[NodeKey(f.node_id, f.iteration)] = o.error;
     ev["error"] = o.error;
     bool retry = o.retryable && info.failures <= spec.retries;
     if (retry) {
@@ -1309,12 +1284,12 @@ class Run {
     return Flush();
   }
 
-  void SetState(int t, NodeState state, const std::string& event, Json extra) {
+  void SetState(int t, NodeState state, const std::string& event, Json extra) override {
     const core::TaskRef& ref = plan_->tasks()[t];
-    NodeInfo& info = nodes_[Key(ref.node_id, ref.iteration)];
+    NodeInfo& info = nodes_[NodeKey(ref.node_id, ref.iteration)];
     info.row.state = state;
     info.row.updated_at_ms = clock_.NowMs();
-    info.wait_kind = WaitKind(state);
+    info.wait = engine::WaitKindOf(waits_, state);
     states_[t].state = core::TaskStateOf(state);
     batch_.UpsertNode(info.row);
     extra["nodeId"] = ref.node_id;
@@ -1335,290 +1310,74 @@ class Run {
     return Status::Ok();
   }
 
-  // ---- waits ----
+  // ---- waits (the kinds: waits.h) ----
 
-  // Approvals, signal waits and timers: the task begins waiting, in one
-  // commit; CheckWaits() ends the wait when what it waits for is there.
+  // Task `t` is about to start: the first kind that applies begins its
+  // wait (one commit); none (an approved gate): the task runs.
   Status BeginWait(int t) {
-    const core::TaskRef& ref = plan_->tasks()[t];
-    const TaskSpec& spec = ref.node->task;
-    const std::string key = Key(ref.node_id, ref.iteration);
-    NodeInfo& info = nodes_[key];
-    int64_t now = clock_.NowMs();
-    auto it = approvals_.find(key);
-    bool approved = it != approvals_.end() && it->second.status == ApprovalStatus::kApproved;
-    if (spec.approval && (spec.mode == TaskMode::kApproval || !approved)) {
-      if (it == approvals_.end()) {
-        const ApprovalSpec& a = *spec.approval;
-        std::string owner = a.owner.empty() ? wf_.default_approval_owner : a.owner;
-        ApprovalRecord rec{.run_id = run_.run_id,
-                           .node_id = ref.node_id,
-                           .iteration = ref.iteration,
-                           .status = ApprovalStatus::kRequested,
-                           .requested_at_ms = now,
-                           .owner = owner,
-                           .original_owner = owner,
-                           .fallback_owner = a.fallback_owner,
-                           .escalate_after_ms = a.escalate_after_ms,
-                           .request = a.request.is_null() ? Json::object() : a.request,
-                           .on_deny = a.on_deny,
-                           .allowed_users = a.allowed_users,
-                           .allowed_scopes = a.allowed_scopes};
-        batch_.RequestApproval(rec);
-        Json requested = {{"nodeId", ref.node_id},
-                          {"iteration", ref.iteration},
-                          {"owner", owner},
-                          {"fallbackOwner", a.fallback_owner},
-                          {"escalateAfterMs", a.escalate_after_ms},
-                          {"request", rec.request}};
-        if (!a.allowed_users.empty()) requested["allowedUsers"] = a.allowed_users;
-        if (!a.allowed_scopes.empty()) requested["allowedScopes"] = a.allowed_scopes;
-        Event("ApprovalRequested", requested);
-        approvals_[key] = std::move(rec);
-      }
-      info.wait_started_at_ms = now;
-      SetState(t, NodeState::kWaitingApproval, "NodeWaitingApproval",
-               {{"owner", approvals_[key].owner}});
-      check_waits_now_ = true;  // decided already (a resumed run)?
-      return Flush();
+    for (auto& kind : waits_) {
+      SMITHERS_ASSIGN_OR_RETURN(bool began, kind->Begin(*this, t));
+      if (began) return Status::Ok();
     }
-    if (spec.mode != TaskMode::kWaitForEvent && spec.mode != TaskMode::kTimer) {
-      return Status::Ok();  // an approved gate: the task runs
-    }
-    int attempt = ++info.row.last_attempt;
-    AttemptRecord a{.run_id = run_.run_id,
-                    .node_id = ref.node_id,
-                    .iteration = ref.iteration,
-                    .attempt = attempt,
-                    .state = AttemptState::kWaiting,
-                    .started_at_ms = now};
-    info.wait_started_at_ms = now;
-    Json ev;
-    if (spec.mode == TaskMode::kTimer) {
-      info.wake_at_ms =
-          spec.timer.duration_ms >= 0 ? now + spec.timer.duration_ms : spec.timer.until_ms;
-      a.meta = engine::EncodeWaitMeta({.fires_at_ms = info.wake_at_ms});
-      batch_.UpsertAttempt(a);
-      Event("TimerCreated", {{"nodeId", ref.node_id},
-                             {"iteration", ref.iteration},
-                             {"timerId", ref.node_id},
-                             {"firesAtMs", info.wake_at_ms},
-                             {"timerType", spec.timer.duration_ms >= 0 ? "duration" : "until"}});
-      SetState(t, NodeState::kWaitingTimer, "NodeWaitingTimer", {{"firesAtMs", info.wake_at_ms}});
-    } else {
-      const EventWaitSpec& w = *spec.wait;
-      info.wake_at_ms = w.timeout_ms > 0 ? now + w.timeout_ms : 0;
-      a.meta = engine::EncodeWaitMeta(
-          {.event = w.event, .correlation_id = w.correlation_id, .timeout_at_ms = info.wake_at_ms});
-      ev = a.meta;  // NodeWaitingEvent carries what the wait waits for
-      batch_.UpsertAttempt(a);
-      SetState(t, NodeState::kWaitingEvent, "NodeWaitingEvent", ev);
-    }
-    check_waits_now_ = true;  // a stored signal, or a timer already due
-    return Flush();
+    return Status::Ok();
   }
 
   // Ends every wait whose decision, signal or time has come. True when any
   // task changed state.
   Result<bool> CheckWaits() {
-    int64_t now = clock_.NowMs();
     bool changed = false;
-    bool read_approvals = false, read_signals = false;
-    std::vector<SignalRecord> signals;
     next_wait_wake_ms_ = 0;
+    for (auto& kind : waits_) kind->StartCheck();
     for (size_t i = 0; i < states_.size(); ++i) {
       if (states_[i].state != TaskState::kWaiting) continue;
       int t = static_cast<int>(i);
-      const core::TaskRef& ref = plan_->tasks()[t];
-      const std::string key = Key(ref.node_id, ref.iteration);
-      NodeInfo& info = nodes_[key];
-      if (info.wait_kind == "approval") {
-        if (!read_approvals) {
-          read_approvals = true;
-          SMITHERS_RETURN_IF_ERROR(EscalateDue(now));
-          SMITHERS_ASSIGN_OR_RETURN(auto rows, store_.ListApprovals({.run_id = run_.run_id}));
-          for (auto& a : rows) approvals_[Key(a.node_id, a.iteration)] = std::move(a);
-        }
-        auto it = approvals_.find(key);
-        if (it == approvals_.end() || it->second.status == ApprovalStatus::kRequested) continue;
-        SMITHERS_RETURN_IF_ERROR(ApplyDecision(t, it->second));
-        changed = true;
-      } else if (info.wait_kind == "event") {
-        if (!read_signals) {
-          read_signals = true;
-          SMITHERS_ASSIGN_OR_RETURN(signals, store_.ListSignals(run_.run_id));
-        }
-        SMITHERS_ASSIGN_OR_RETURN(bool done, TryConsumeSignal(t, signals));
-        if (!done && info.wake_at_ms > 0 && now >= info.wake_at_ms) {
-          SMITHERS_RETURN_IF_ERROR(TimeOutWait(t));
-          done = true;
-        }
-        if (done) {
-          changed = true;
-        } else if (info.wake_at_ms > 0) {
-          NoteWake(info.wake_at_ms);
-        }
-      } else if (info.wait_kind == "timer") {
-        if (now < info.wake_at_ms) {
-          NoteWake(info.wake_at_ms);
-          continue;
-        }
-        Event("TimerFired", {{"nodeId", ref.node_id},
-                             {"iteration", ref.iteration},
-                             {"timerId", ref.node_id},
-                             {"firesAtMs", info.wake_at_ms},
-                             {"firedAtMs", now},
-                             {"delayMs", now - info.wake_at_ms}});
-        SMITHERS_RETURN_IF_ERROR(CompleteWait(t, {.ok = true}, ""));
-        changed = true;
-      }
+      engine::WaitKind* kind = node(t).wait;
+      if (kind == nullptr) continue;
+      SMITHERS_ASSIGN_OR_RETURN(bool ended, kind->Check(*this, t));
+      changed = changed || ended;
     }
     return changed;
   }
 
-  void NoteWake(int64_t at_ms) {
+  // ---- WaitHost: what the wait kinds do in the run ----
+
+  const WorkflowDefinition& workflow() const override { return wf_; }
+  const std::string& run_id() const override { return run_.run_id; }
+  Store& store() override { return store_; }
+  Clock& clock() override { return clock_; }
+  WriteBatch& batch() override { return batch_; }
+  const core::TaskRef& task(int t) const override { return plan_->tasks()[t]; }
+  NodeInfo& node(int t) override {
+    const core::TaskRef& ref = plan_->tasks()[t];
+    return nodes_[NodeKey(ref.node_id, ref.iteration)];
+  }
+  void CheckSoon() override { check_waits_now_ = true; }
+
+  void NoteWake(int64_t at_ms) override {
     if (next_wait_wake_ms_ == 0 || at_ms < next_wait_wake_ms_) next_wait_wake_ms_ = at_ms;
   }
 
-  // Hands due approvals to their fallback owners (an event each); the events
-  // are committed by the store, so they reach on_event from here.
-  Status EscalateDue(int64_t now) {
-    bool due = false;
-    for (const auto& [key, a] : approvals_) {
-      due = due || (a.status == ApprovalStatus::kRequested && a.escalate_after_ms > 0 &&
-                    a.escalated_at_ms == 0 && !a.fallback_owner.empty() &&
-                    now >= a.requested_at_ms + a.escalate_after_ms);
-    }
-    if (!due) return Status::Ok();
-    SMITHERS_ASSIGN_OR_RETURN(auto escalated, store_.EscalateDueApprovals(run_.run_id, now));
-    if (!escalated.empty() && opts_.on_event) {
-      SMITHERS_ASSIGN_OR_RETURN(auto events, store_.ListEvents(run_.run_id, last_seq_seen_, 1000));
-      for (const auto& e : events) {
-        if (e.type == "ApprovalEscalated") opts_.on_event(e);
-      }
+  Status ReportCommitted(const std::string& type) override {
+    if (!opts_.on_event) return Status::Ok();
+    SMITHERS_ASSIGN_OR_RETURN(auto events, store_.ListEvents(run_.run_id, last_seq_seen_, 1000));
+    for (const auto& e : events) {
+      if (e.type == type) opts_.on_event(e);
     }
     return Status::Ok();
   }
 
-  // Applies a decision: a gate lets its task run (or denies it); an Approval
-  // node finishes with the decision as its output.
-  Status ApplyDecision(int t, const ApprovalRecord& a) {
-    const core::TaskRef& ref = plan_->tasks()[t];
-    const TaskSpec& spec = ref.node->task;
-    bool approved = a.status == ApprovalStatus::kApproved;
-    Json decided = {{"decidedBy", a.decided_by}, {"approved", approved}};
-    if (approved && spec.mode != TaskMode::kApproval) {
-      SetState(t, NodeState::kPending, "NodePending",
-               {{"approved", true}, {"decidedBy", a.decided_by}});
-      return Flush();
-    }
-    NodeInfo& info = nodes_[Key(ref.node_id, ref.iteration)];
-    info.wait_started_at_ms = a.requested_at_ms;
-    if (approved || a.on_deny == "continue") {
-      info.row.last_attempt++;
-      return CompleteWait(t, {.ok = true, .output = DecisionJson(a)}, spec.output);
-    }
-    if (a.on_deny == "skip") {
-      SetState(t, NodeState::kSkipped, "NodeSkipped",
-               {{"reason", "approval denied"}, {"decidedBy", a.decided_by}});
-      return Flush();
-    }
-    Json err = engine::ErrorJson(
-        "APPROVAL_DENIED", "denied by " + a.decided_by + (a.note.empty() ? "" : ": " + a.note));
-    err["decidedBy"] = a.decided_by;
-    info.row.last_attempt++;
-    return CompleteWait(t, {.ok = false, .error = err, .retryable = false}, spec.output);
-  }
-
-  // Consumes the oldest pending signal the task waits for, if any. A signal
-  // whose data does not fit the output schema is rejected (kept, with the
-  // violations) and the task goes on waiting.
-  Result<bool> TryConsumeSignal(int t, std::vector<SignalRecord>& signals) {
-    const core::TaskRef& ref = plan_->tasks()[t];
-    const TaskSpec& spec = ref.node->task;
-    int64_t now = clock_.NowMs();
-    for (SignalRecord& sig : signals) {
-      if (sig.status != SignalStatus::kPending || sig.name != spec.wait->event) continue;
-      if (!spec.wait->correlation_id.empty() && sig.correlation_id != spec.wait->correlation_id) {
-        continue;
-      }
-      sig.consumed_by_node = ref.node_id;
-      sig.consumed_iteration = ref.iteration;
-      sig.consumed_at_ms = now;
-      std::vector<schema::Violation> v;
-      if (Status d =
-              base::CheckJsonValueDepth(sig.payload, base::MaxJsonDepth(), "the signal data");
-          !d.ok()) {
-        v.push_back({.path = "$", .message = d.message()});
-        // Dropped here (nlohmann destroys iteratively): the batch below takes a
-        // copy of the record, and copying a value is recursive.
-        sig.payload = nullptr;
-      } else {
-        v = schema::Validate(wf_.outputs.at(spec.output), sig.payload);
-      }
-      Json ev = {{"nodeId", ref.node_id},
-                 {"iteration", ref.iteration},
-                 {"name", sig.name},
-                 {"signalSeq", sig.seq}};
-      if (!v.empty()) {
-        sig.status = SignalStatus::kRejected;
-        sig.rejection = Json::array();
-        for (const auto& x : v) sig.rejection.push_back({{"path", x.path}, {"message", x.message}});
-        batch_.ConsumeSignal(sig);
-        ev["violations"] = sig.rejection;
-        Event("SignalRejected", ev);
-        SMITHERS_RETURN_IF_ERROR(Flush());
-        continue;
-      }
-      sig.status = SignalStatus::kConsumed;
-      batch_.ConsumeSignal(sig);
-      Event("SignalConsumed", ev);
-      // The consumption, the output and the finished node land together: a
-      // signal is applied exactly once.
-      SMITHERS_RETURN_IF_ERROR(CompleteWait(t, {.ok = true, .output = sig.payload}, spec.output));
-      return true;
-    }
-    return false;
-  }
-
-  Status TimeOutWait(int t) {
-    const core::TaskRef& ref = plan_->tasks()[t];
-    const EventWaitSpec& w = *ref.node->task.wait;
-    if (w.on_timeout == "skip") {
-      NodeInfo& info = nodes_[Key(ref.node_id, ref.iteration)];
-      batch_.UpsertAttempt(AttemptRecord{.run_id = run_.run_id,
-                                         .node_id = ref.node_id,
-                                         .iteration = ref.iteration,
-                                         .attempt = info.row.last_attempt,
-                                         .state = AttemptState::kCancelled,
-                                         .started_at_ms = info.wait_started_at_ms,
-                                         .finished_at_ms = clock_.NowMs(),
-                                         .error = engine::ErrorJson("WAIT_TIMEOUT", "timed out")});
-      SetState(t, NodeState::kSkipped, "NodeSkipped", {{"reason", "timed out"}});
-      return Flush();
-    }
-    if (w.on_timeout == "continue") return CompleteWait(t, {.ok = true}, "");
-    return CompleteWait(
-        t,
-        {.ok = false,
-         .error = engine::ErrorJson("WAIT_TIMEOUT", "no \"" + w.event + "\" signal within " +
-                                                        std::to_string(w.timeout_ms) + " ms"),
-         .retryable = false},
-        ref.node->task.output);
-  }
-
   // Records the end of a wait as the end of its attempt (`output` "" = the
   // task finishes without an output row).
-  Status CompleteWait(int t, AttemptOutcome o, const std::string& output) {
+  Status CompleteWait(int t, AttemptOutcome o, const std::string& output) override {
     const core::TaskRef& ref = plan_->tasks()[t];
-    NodeInfo& info = nodes_[Key(ref.node_id, ref.iteration)];
+    NodeInfo& info = nodes_[NodeKey(ref.node_id, ref.iteration)];
     InFlight f{.task = t,
                .node_id = ref.node_id,
                .iteration = ref.iteration,
                .attempt = info.row.last_attempt,
                .output = output,
                .started_at_ms = info.wait_started_at_ms};
-    info.wait_kind.clear();
+    info.wait = nullptr;
     info.wake_at_ms = 0;
     return Complete(f, std::move(o));
   }
@@ -1627,27 +1386,22 @@ class Run {
   // process lets go of it (resume or `smithers supervise` picks it up).
   Result<RunResult> Park() {
     RunResult r{.run_id = run_.run_id};
-    RunStatus status = RunStatus::kWaitingTimer;
+    size_t first_kind = waits_.size();  // the first kind (MakeWaitKinds' order) waiting
     for (size_t t = 0; t < states_.size(); ++t) {
       if (states_[t].state != TaskState::kWaiting) continue;
       const core::TaskRef& ref = plan_->tasks()[t];
-      const NodeInfo& info = nodes_[Key(ref.node_id, ref.iteration)];
-      Json w = {{"nodeId", ref.node_id}, {"iteration", ref.iteration}, {"kind", info.wait_kind}};
-      if (info.wait_kind == "approval") {
-        status = RunStatus::kWaitingApproval;
-        const ApprovalRecord& a = approvals_[Key(ref.node_id, ref.iteration)];
-        w["owner"] = a.owner;
-        w["request"] = a.request;
-      } else if (info.wait_kind == "event") {
-        if (status != RunStatus::kWaitingApproval) status = RunStatus::kWaitingEvent;
-        w["event"] = ref.node->task.wait->event;
-        w["correlationId"] = ref.node->task.wait->correlation_id;
-        if (info.wake_at_ms > 0) w["timeoutAtMs"] = info.wake_at_ms;
-      } else {
-        w["firesAtMs"] = info.wake_at_ms;
+      const NodeInfo& info = nodes_[NodeKey(ref.node_id, ref.iteration)];
+      if (info.wait == nullptr) continue;
+      Json w = {{"nodeId", ref.node_id}, {"iteration", ref.iteration}, {"kind", info.wait->name()}};
+      info.wait->Describe(*this, static_cast<int>(t), w);
+      for (size_t k = 0; k < first_kind; ++k) {
+        if (waits_[k].get() == info.wait) first_kind = k;
       }
       r.waiting.push_back(std::move(w));
     }
+    // Park runs only while a task waits.
+    RunStatus status =
+        first_kind < waits_.size() ? waits_[first_kind]->parked_status() : RunStatus::kWaitingTimer;
     RunStatus previous = run_.status;
     run_.status = status;
     run_.runtime_owner_id = "";
@@ -1677,8 +1431,8 @@ class Run {
     for (size_t t = 0; t < states_.size(); ++t) {
       if (states_[t].state != TaskState::kWaiting) continue;
       const core::TaskRef& ref = plan_->tasks()[t];
-      NodeInfo& info = nodes_[Key(ref.node_id, ref.iteration)];
-      if (info.wait_kind != "approval") {
+      NodeInfo& info = nodes_[NodeKey(ref.node_id, ref.iteration)];
+      if (info.wait != nullptr && info.wait->has_attempt()) {
         batch_.UpsertAttempt(
             AttemptRecord{.run_id = run_.run_id,
                           .node_id = ref.node_id,
@@ -1762,7 +1516,7 @@ class Run {
 
   // ---- writes ----
 
-  void Event(const std::string& type, Json payload) {
+  void Event(const std::string& type, Json payload) override {
     if (payload.is_null()) payload = Json::object();  // `{}` in C++ is null
     // Every payload passes the redactor (errors, outputs of NodeOutput, approval
     // requests built from data); numbers are never touched.
@@ -1770,7 +1524,7 @@ class Run {
     batch_.AppendEvent(run_.run_id, type, std::move(payload), clock_.NowMs());
   }
 
-  Status Flush() {
+  Status Flush() override {
     if (batch_.empty()) return Status::Ok();
     Result<std::vector<int64_t>> seqs = store_.Commit(batch_);
     if (!seqs.ok()) {
@@ -1823,9 +1577,9 @@ class Run {
   std::vector<InFlight> in_flight_;
   core::FrameEncoder frames_;
   int64_t frame_no_ = 0;
-  std::map<std::string, ApprovalRecord> approvals_;  // by Key(node, iteration)
-  int64_t next_wait_wake_ms_ = 0;                    // earliest timer or wait timeout (0 = none)
-  int64_t last_seq_seen_ = -1;                       // highest event seq this run committed
+  std::vector<std::unique_ptr<engine::WaitKind>> waits_ = engine::MakeWaitKinds();
+  int64_t next_wait_wake_ms_ = 0;  // earliest timer or wait timeout (0 = none)
+  int64_t last_seq_seen_ = -1;     // highest event seq this run committed
   bool check_waits_now_ = false;
   bool need_render_ = false;
   bool cancel_seen_ = false;
@@ -1875,57 +1629,6 @@ Status CheckWorkflow(const WorkflowDefinition& workflow, const Json& input) {
   if (!root.ok()) return root.status();
   return core::PlanTree::Build(*root, {}, workflow.outputs, workflow.default_approval_owner)
       .status();
-}
-
-Result<std::string> WaitReadyReason(Store& s, const RunRecord& run, int64_t now) {
-  SMITHERS_ASSIGN_OR_RETURN(auto nodes, s.ListNodes(run.run_id));
-  bool approvals_read = false, attempts_read = false, signals_read = false;
-  std::vector<ApprovalRecord> approvals;
-  std::vector<AttemptRecord> attempts;
-  std::vector<SignalRecord> signals;
-  for (const auto& n : nodes) {
-    if (n.state == NodeState::kWaitingApproval) {
-      if (!approvals_read) {
-        approvals_read = true;
-        SMITHERS_ASSIGN_OR_RETURN(approvals, s.ListApprovals({.run_id = run.run_id}));
-      }
-      for (const auto& a : approvals) {
-        if (a.node_id == n.node_id && a.iteration == n.iteration &&
-            a.status != ApprovalStatus::kRequested) {
-          return "approval of " + n.node_id + " " + std::string(Name(a.status));
-        }
-      }
-      continue;
-    }
-    if (n.state != NodeState::kWaitingEvent && n.state != NodeState::kWaitingTimer) continue;
-    if (!attempts_read) {
-      attempts_read = true;
-      SMITHERS_ASSIGN_OR_RETURN(attempts, s.ListAttempts(run.run_id));
-    }
-    const AttemptRecord* wait = nullptr;
-    for (const auto& a : attempts) {
-      if (a.node_id == n.node_id && a.iteration == n.iteration && a.state == AttemptState::kWaiting)
-        wait = &a;
-    }
-    if (wait == nullptr) return "waiting " + n.node_id + " has no wait record";  // let it re-arm
-    engine::WaitMeta m = engine::DecodeWaitMeta(wait->meta);
-    if (n.state == NodeState::kWaitingTimer) {
-      if (m.fires_at_ms <= now) return "timer " + n.node_id + " due";
-      continue;
-    }
-    if (m.timeout_at_ms > 0 && m.timeout_at_ms <= now) return "wait " + n.node_id + " timed out";
-    if (!signals_read) {
-      signals_read = true;
-      SMITHERS_ASSIGN_OR_RETURN(signals, s.ListSignals(run.run_id));
-    }
-    for (const auto& sig : signals) {
-      if (sig.status == SignalStatus::kPending && sig.name == m.event &&
-          (m.correlation_id.empty() || sig.correlation_id == m.correlation_id)) {
-        return "signal " + m.event + " arrived";
-      }
-    }
-  }
-  return std::string();
 }
 
 bool OwnerHoldsRun(const RunRecord& run, int64_t now_ms, int64_t stale_ms) {

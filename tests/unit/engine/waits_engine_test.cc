@@ -76,6 +76,15 @@ class WaitsEngineTest : public ::testing::Test {
     return out;
   }
 
+  // What a supervisor sees of the parked run w1 at `now` (WaitReadyReason).
+  std::string Ready(int64_t now) {
+    auto run = store_->GetRun("w1");
+    EXPECT_TRUE(run.ok());
+    auto reason = WaitReadyReason(*store_, *run, now);
+    EXPECT_TRUE(reason.ok()) << reason.status().ToString();
+    return reason.ok() ? *reason : "error";
+  }
+
   int Count(const std::string& type) {
     auto t = Types();
     return static_cast<int>(std::count(t.begin(), t.end(), type));
@@ -105,23 +114,32 @@ TEST_F(WaitsEngineTest, EachWaitParksTheRunUntilItIsSatisfied) {
   EXPECT_EQ(r->waiting[0]["owner"], "bob");
   EXPECT_EQ(Count("ApprovalEscalated"), 1);
 
+  EXPECT_EQ(Ready(clock_.NowMs()), "");
   auto d = store_->DecideApproval(
       {.run_id = "w1", .node_id = "gate", .approved = true, .decided_by = "bob"}, clock_.NowMs());
   ASSERT_TRUE(d.ok()) << d.status().ToString();
+  EXPECT_EQ(Ready(clock_.NowMs()), "approval of gate approved");
   r = Run(*store_, true);
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->status, RunStatus::kWaitingEvent);
   EXPECT_EQ(r->outputs["decision"]["gate"]["decidedBy"], "bob");
 
+  EXPECT_EQ(Ready(clock_.NowMs()), "");
+  ASSERT_TRUE(
+      store_->AppendSignal({.run_id = "w1", .name = "other", .payload = Json::object()}).ok());
+  EXPECT_EQ(Ready(clock_.NowMs()), "") << "a signal of another name";
   auto sig = store_->AppendSignal(
       {.run_id = "w1", .name = "ci", .payload = {{"sha", "abc"}}, .received_at_ms = kStart});
   ASSERT_TRUE(sig.ok());
+  EXPECT_EQ(Ready(clock_.NowMs()), "signal ci arrived");
   r = Run(*store_, true);
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->status, RunStatus::kWaitingTimer);
   const int64_t fires = r->waiting[0]["firesAtMs"].get<int64_t>();
   EXPECT_EQ(fires, clock_.NowMs() + 1000);
 
+  EXPECT_EQ(Ready(fires - 1), "");
+  EXPECT_EQ(Ready(fires), "timer cool due");
   clock_.AdvanceMs(999);
   r = Run(*store_, true);
   ASSERT_TRUE(r.ok());
