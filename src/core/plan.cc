@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <unordered_map>
 
+#include "core/task_modes.h"
+
 namespace smithers::core {
 
 TaskState TaskStateOf(NodeState state) {
@@ -159,14 +161,10 @@ Status PlanTree::CheckTask(const Node& node, const BuildScope& scope, int plan_n
   auto where = [this, plan_node] { return WhereOf(plan_node); };
   const TaskSpec& t = node.task;
   const std::string name = "Task \"" + node.id + "\"";
-  if (t.mode == TaskMode::kTimer) {
-    if (!t.output.empty()) return InvalidArgumentError("Timer \"" + node.id + "\" has no output");
-    if ((t.timer.duration_ms >= 0) == (t.timer.until_ms > 0)) {
-      return InvalidArgumentError("Timer \"" + node.id +
-                                  "\" needs exactly one of duration and until, at " + where());
-    }
-    return Status::Ok();
-  }
+  const TaskModeTraits& mode = Traits(t.mode);
+  // A mode with no output (a Timer): its own check refuses one, and nothing
+  // else of a task applies.
+  if (!mode.writes_output) return mode.check != nullptr ? mode.check(node, where()) : Status::Ok();
   if (t.output.empty()) return InvalidArgumentError(name + " needs an output, at " + where());
   if (scope.outputs->count(t.output) == 0) {
     return InvalidArgumentError(name + " writes output \"" + t.output +
@@ -180,19 +178,7 @@ Status PlanTree::CheckTask(const Node& node, const BuildScope& scope, int plan_n
       }
     }
   }
-  if (t.mode == TaskMode::kWaitForEvent) {
-    if (!t.wait || t.wait->event.empty()) {
-      return InvalidArgumentError("WaitForEvent \"" + node.id + "\" needs an event, at " + where());
-    }
-    const std::string& o = t.wait->on_timeout;
-    if (o != "fail" && o != "continue" && o != "skip") {
-      return InvalidArgumentError("WaitForEvent \"" + node.id +
-                                  "\": onTimeout must be \"fail\", \"continue\" or \"skip\"");
-    }
-  }
-  if (t.mode == TaskMode::kApproval && !t.approval) {
-    return InvalidArgumentError("Approval \"" + node.id + "\" has no approval settings");
-  }
+  if (mode.check != nullptr) SMITHERS_RETURN_IF_ERROR(mode.check(node, where()));
   if (t.approval) {
     const ApprovalSpec& a = *t.approval;
     if (a.owner.empty() && scope.default_owner->empty()) {

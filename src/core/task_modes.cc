@@ -1,6 +1,7 @@
 #include "core/task_modes.h"
 
 #include <array>
+#include <string>
 
 #include "core/frame_line.h"
 
@@ -42,15 +43,48 @@ void TimerFrame(const TaskSpec& t, FrameLine& line) {
   if (t.timer.until_ms > 0) line["untilMs"] = t.timer.until_ms;
 }
 
+// An Approval node is the decision; its settings are checked with any
+// task's approval gate (PlanTree::CheckTask).
+Status ApprovalCheck(const Node& node, const std::string& /*where*/) {
+  if (node.task.approval) return Status::Ok();
+  return InvalidArgumentError("Approval \"" + node.id + "\" has no approval settings");
+}
+
+Status WaitForEventCheck(const Node& node, const std::string& where) {
+  const TaskSpec& t = node.task;
+  if (!t.wait || t.wait->event.empty()) {
+    return InvalidArgumentError("WaitForEvent \"" + node.id + "\" needs an event, at " + where);
+  }
+  const std::string& o = t.wait->on_timeout;
+  if (o != "fail" && o != "continue" && o != "skip") {
+    return InvalidArgumentError("WaitForEvent \"" + node.id +
+                                "\": onTimeout must be \"fail\", \"continue\" or \"skip\"");
+  }
+  return Status::Ok();
+}
+
+Status TimerCheck(const Node& node, const std::string& where) {
+  if (!node.task.output.empty()) {
+    return InvalidArgumentError("Timer \"" + node.id + "\" has no output");
+  }
+  const TimerSpec& t = node.task.timer;
+  if ((t.duration_ms >= 0) == (t.until_ms > 0)) {
+    return InvalidArgumentError("Timer \"" + node.id +
+                                "\" needs exactly one of duration and until, at " + where);
+  }
+  return Status::Ok();
+}
+
 // Waits are never cached: their cache_input is nullptr.
 constexpr std::array<TaskModeTraits, 7> kModes = {{
     {TaskMode::kStatic, "static", TaskRunner::kStatic, StaticFrame, StaticCache},
     {TaskMode::kCompute, "compute", TaskRunner::kCompute, nullptr, ComputeCache},
     {TaskMode::kCommand, "command", TaskRunner::kCommand, CommandFrame, CommandCache},
     {TaskMode::kAgent, "agent", TaskRunner::kPlugged, AgentFrame, AgentCache},
-    {TaskMode::kApproval, "approval", TaskRunner::kWait, nullptr, nullptr},
-    {TaskMode::kWaitForEvent, "wait-for-event", TaskRunner::kWait, WaitForEventFrame, nullptr},
-    {TaskMode::kTimer, "timer", TaskRunner::kWait, TimerFrame, nullptr},
+    {TaskMode::kApproval, "approval", TaskRunner::kWait, nullptr, nullptr, true, ApprovalCheck},
+    {TaskMode::kWaitForEvent, "wait-for-event", TaskRunner::kWait, WaitForEventFrame, nullptr, true,
+     WaitForEventCheck},
+    {TaskMode::kTimer, "timer", TaskRunner::kWait, TimerFrame, nullptr, false, TimerCheck},
 }};
 
 // Row i is TaskMode i, so Traits is an index.

@@ -8,13 +8,17 @@
 //   t.frame_name;                      // "timer"
 //   t.runner == core::TaskRunner::kWait;
 //   t.cache_input == nullptr;          // never cached
+//   t.writes_output == false;          // a Timer has no output
+//   t.check(node, where);              // exactly one of duration and until
 #ifndef SMITHERS_CORE_TASK_MODES_H_
 #define SMITHERS_CORE_TASK_MODES_H_
 
 #include <span>
+#include <string>
 #include <string_view>
 
 #include "smithers/json.h"
+#include "smithers/status.h"
 #include "smithers/workflow.h"
 
 namespace smithers::core {
@@ -44,6 +48,14 @@ struct TaskModeTraits {
   // (engine/cache.h; persisted through the keys of cached outputs); nullptr
   // when a task of this mode is never cached.
   Json (*cache_input)(const TaskSpec& task, int iteration);
+  // Whether its tasks write an output row. The others need one the
+  // workflow declares; one that does not (a Timer) is checked by `check`
+  // alone (which refuses an output).
+  bool writes_output = true;
+  // The plan's check of the mode's own spec (PlanTree::Build, before the
+  // task runs): its first problem, with `where` (the node's place in the
+  // tree) in the text; nullptr when the mode has nothing of its own.
+  Status (*check)(const Node& node, const std::string& where) = nullptr;
 };
 
 // Every mode's row, in the order of TaskMode.

@@ -51,5 +51,33 @@ TEST(TaskModesTest, CacheInputOfAComputeTaskIsWhereItRuns) {
   EXPECT_EQ(Traits(t.mode).cache_input(t, 3), (Json{{"iteration", 3}}));
 }
 
+// What the plan checks of a mode's own spec is in its row.
+TEST(TaskModesTest, EachModesOwnCheckIsInItsRow) {
+  for (const TaskModeTraits& row : AllTaskModes()) {
+    EXPECT_EQ(row.writes_output, row.mode != TaskMode::kTimer) << row.frame_name;
+    bool own = row.mode == TaskMode::kApproval || row.mode == TaskMode::kWaitForEvent ||
+               row.mode == TaskMode::kTimer;
+    EXPECT_EQ(row.check != nullptr, own) << row.frame_name;
+  }
+  auto check = [](const Node& node) {
+    return Traits(node.task.mode).check(node, "Workflow > Sequence[0]").message();
+  };
+  EXPECT_EQ(check(TimerTask("cool", {.duration_ms = 1000})), "");
+  EXPECT_EQ(check(TimerTask("cool", {.duration_ms = 5, .until_ms = 9})),
+            "Timer \"cool\" needs exactly one of duration and until, at Workflow > Sequence[0]");
+  Node with_output = TimerTask("cool", {.duration_ms = 5});
+  with_output.task.output = "out";
+  EXPECT_EQ(check(with_output), "Timer \"cool\" has no output");
+  EXPECT_EQ(check(WaitForEventTask("ci", "out", {.event = "ci"})), "");
+  EXPECT_EQ(check(WaitForEventTask("ci", "out", {})),
+            "WaitForEvent \"ci\" needs an event, at Workflow > Sequence[0]");
+  EXPECT_EQ(check(WaitForEventTask("ci", "out", {.event = "ci", .on_timeout = "retry"})),
+            "WaitForEvent \"ci\": onTimeout must be \"fail\", \"continue\" or \"skip\"");
+  Node bare = ApprovalTask("gate", "decision", {.owner = "alice"});
+  EXPECT_EQ(check(bare), "");
+  bare.task.approval.reset();
+  EXPECT_EQ(check(bare), "Approval \"gate\" has no approval settings");
+}
+
 }  // namespace
 }  // namespace smithers::core
