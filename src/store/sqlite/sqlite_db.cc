@@ -1,10 +1,15 @@
 #include "store/sqlite/sqlite_db.h"
 
+#include <atomic>
 #include <optional>
 #include <string>
 
+#include "store/sqlite/sqlite_store.h"
+
 namespace smithers::store {
 namespace {
+
+std::atomic<int64_t> busy_retries{0};  // BusyRetriesForTesting
 
 // Past the connection's busy timeout (30 s by default) another writer has held
 // the lock for a long time; a few spaced retries ride out a checkpoint or a
@@ -28,6 +33,7 @@ int StepWithBusyRetry(Statement& stmt) {
     rc = stmt.StepRaw();
     stmt.Reset();
     if (!IsBusy(rc) || attempt == kBusyRetries) return rc;
+    busy_retries.fetch_add(1, std::memory_order_relaxed);
     // sqlite3_sleep rather than the Clock: this is the same kind of wait as
     // SQLite's own busy handler, and is not observable by the engine.
     sqlite3_sleep(kFirstBackoffMs << attempt);
@@ -35,6 +41,8 @@ int StepWithBusyRetry(Statement& stmt) {
 }
 
 }  // namespace
+
+int64_t BusyRetriesForTesting() { return busy_retries.load(std::memory_order_relaxed); }
 
 Status SqliteStatus(int rc, std::string message) {
   switch (rc & 0xff) {

@@ -43,6 +43,11 @@ class WriteLockForTesting {
   WriteLockForTesting() = default;
 };
 
+// How many times, in this process, a BEGIN or COMMIT found the database
+// locked by another writer and was retried after a backoff; a test waits on
+// it to know a writer is waiting (never on a sleep).
+int64_t BusyRetriesForTesting();
+
 }  // namespace smithers::store
 
 #endif  // SMITHERS_STORE_SQLITE_SQLITE_STORE_H_

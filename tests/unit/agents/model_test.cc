@@ -526,18 +526,31 @@ TEST(ModelTest, AHangPastTheTimeoutIsDeadlineExceeded) {
   EXPECT_EQ(server.Requests().size(), 1u) << "a timeout is not retried";
 }
 
+// Until the server logged `n` requests (it logs one as it arrives, before
+// its scripted delay); false after 10 s.
+bool WaitForRequests(const FakeServer& server, size_t n) {
+  Clock::time_point deadline = Clock::now() + std::chrono::seconds(10);
+  while (server.Requests().size() < n) {
+    if (Clock::now() > deadline) return false;
+    std::this_thread::yield();
+  }
+  return true;
+}
+
 TEST(ModelTest, CancelAbortsTheRequestInFlight) {
   FakeServer server(Json{{kChat, {{{"delay_s", 10}, {"body", OpenAiBody("late")}}}}});
   std::atomic<bool> cancel{false};
+  std::atomic<bool> in_flight{false};
   Clock::time_point cancelled_at;
   std::thread canceller([&] {
-    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    in_flight = WaitForRequests(server, 1);  // the server holds it now
     cancelled_at = Clock::now();
     cancel = true;
   });
   Result<ModelReply> reply = CallModel(OpenAi(server), {.cancel = &cancel});
   Clock::time_point returned = Clock::now();
   canceller.join();
+  ASSERT_TRUE(in_flight) << "the request never reached the server";
   ASSERT_FALSE(reply.ok());
   EXPECT_EQ(reply.status().code(), StatusCode::kCancelled) << reply.status().ToString();
   EXPECT_LT(std::chrono::duration_cast<std::chrono::milliseconds>(returned - cancelled_at).count(),
@@ -547,15 +560,22 @@ TEST(ModelTest, CancelAbortsTheRequestInFlight) {
 TEST(ModelTest, CancelDuringABackoffWait) {
   FakeServer server(Json{{kChat, {{{"status", 429}, {"headers", {{"Retry-After", "30"}}}}}}});
   std::atomic<bool> cancel{false};
+  std::atomic<bool> answered{false};
+  Clock::time_point cancelled_at;
   std::thread canceller([&] {
-    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    // The 429 was sent: the call waits out its Retry-After (30 s) now.
+    answered = WaitForRequests(server, 1);
+    cancelled_at = Clock::now();
     cancel = true;
   });
-  Clock::time_point t0 = Clock::now();
   Result<ModelReply> reply = CallModel(OpenAi(server), {.cancel = &cancel});
+  Clock::time_point returned = Clock::now();
   canceller.join();
+  ASSERT_TRUE(answered) << "the request never reached the server";
   EXPECT_EQ(reply.status().code(), StatusCode::kCancelled) << reply.status().ToString();
-  EXPECT_LT(MsSince(t0), 1000);
+  EXPECT_LT(std::chrono::duration_cast<std::chrono::milliseconds>(returned - cancelled_at).count(),
+            1000);
+  EXPECT_EQ(server.Requests().size(), 1u) << "cancelled before the retry";
 }
 
 TEST(ModelTest, A401IsInvalidArgumentWithoutTheKey) {

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -483,14 +484,24 @@ TEST_F(SqliteStoreTest, CommitWaitsOutABriefWriteLock) {
 
   STORE_ASSERT_OK_AND_ASSIGN(std::unique_ptr<WriteLockForTesting> lock,
                              WriteLockForTesting::Acquire(path_));
-  std::thread releaser([&lock] {
-    std::this_thread::sleep_for(std::chrono::milliseconds(80));
+  // Released once the commit met the lock and is backing off (its first
+  // retry comes 50 ms after), so the commit cannot pass by coming late.
+  const int64_t retries_before = BusyRetriesForTesting();
+  std::atomic<bool> met_lock{false};
+  std::thread releaser([&] {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (BusyRetriesForTesting() == retries_before &&
+           std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::yield();
+    }
+    met_lock = BusyRetriesForTesting() > retries_before;
     lock.reset();
   });
   WriteBatch batch;
   batch.AppendEvent("r1", "E", {}, 1);
   Result<std::vector<int64_t>> seqs = store->Commit(batch);
   releaser.join();
+  EXPECT_TRUE(met_lock) << "the commit never found the database locked";
   ASSERT_TRUE(seqs.ok()) << seqs.status().ToString();
   EXPECT_EQ(*seqs, std::vector<int64_t>{0});
 }
