@@ -78,6 +78,17 @@ class NodeConverter {
 
   lua_State* ls() const { return state_; }
 
+  // lua_getfield for the converter. A component names ~20 props and sets a
+  // few, so a prop the table being read does not have (CheckProps took its
+  // keys) is pushed as nil without a lookup. Returns the type.
+  int GetField(int t, const char* name) {
+    if (keys_.t == t && !keys_.props.MayHave(name)) {
+      lua_pushnil(state_);
+      return LUA_TNIL;
+    }
+    return lua_getfield(state_, t, name);
+  }
+
   std::string ToNode(int t, Node& node, const Text& what) {
     t = lua_absindex(state_, t);
     if (!lua_istable(state_, t)) {
@@ -98,16 +109,18 @@ class NodeConverter {
       return what + ": components nested deeper than " + std::to_string(kMaxComponentDepth) +
              " levels";
     }
+    const KeysScope keys(*this);
     std::string kind;
     FieldString(t, "__kind", kind);
     FieldString(t, "__src", node.source);
     const Text at(" (at ", &node.source, ")", /*optional_text=*/true);
     if (kind.empty()) return what + " is a plain table, not a component" + at;
     // Checked again here: a prop set after the constructor ran.
-    if (std::string e = CheckProps(state_, t, kind); !e.empty()) {
+    if (std::string e = CheckProps(state_, t, kind, &keys_.props); !e.empty()) {
       if (props_error_.empty()) props_error_ = e + at;
       return e + at;
     }
+    keys_.t = t;
     std::string err = FieldString(t, "id", node.id);
     if (!err.empty()) return kind + ": " + err + at;
     node.skip = FieldBool(t, "skipIf");
@@ -125,7 +138,7 @@ class NodeConverter {
   }
 
   std::string FieldString(int t, const char* name, std::string& out) {
-    lua_getfield(state_, t, name);
+    GetField(t, name);
     std::string err;
     if (lua_type(state_, -1) == LUA_TSTRING) {
       out = lua_tostring(state_, -1);
@@ -138,7 +151,7 @@ class NodeConverter {
 
   // A list of non-empty strings, e.g. allowedUsers = { "alice", "bob" }.
   std::string FieldStrings(int t, const char* name, std::vector<std::string>& out) {
-    lua_getfield(state_, t, name);
+    GetField(t, name);
     std::string err;
     if (lua_istable(state_, -1)) {
       lua_Integer n = static_cast<lua_Integer>(lua_rawlen(state_, -1));
@@ -166,7 +179,7 @@ class NodeConverter {
   }
 
   std::string FieldInt(int t, const char* name, int64_t& out) {
-    lua_getfield(state_, t, name);
+    GetField(t, name);
     std::string err;
     if (lua_isinteger(state_, -1)) {
       out = lua_tointeger(state_, -1);
@@ -185,7 +198,7 @@ class NodeConverter {
   }
 
   bool FieldBool(int t, const char* name) {
-    lua_getfield(state_, t, name);
+    GetField(t, name);
     bool b = lua_toboolean(state_, -1);
     lua_pop(state_, 1);
     return b;
@@ -219,7 +232,7 @@ class NodeConverter {
 
   // `output = outputs.name` into task.output; an error message or "".
   std::string ReadOutput(int t, TaskSpec& task, const Text& label, const Text& at) {
-    lua_getfield(state_, t, "output");
+    GetField(t, "output");
     task.output = OutputName(state_, lua_gettop(state_));
     bool output_given = !lua_isnil(state_, -1);
     lua_pop(state_, 1);
@@ -243,7 +256,7 @@ class NodeConverter {
     if (a.escalate_after_ms > 0 && a.fallback_owner.empty()) {
       return "\"escalateAfterMs\" needs a \"fallbackOwner\" to escalate to";
     }
-    lua_getfield(state_, t, "request");
+    GetField(t, "request");
     if (!lua_isnil(state_, -1)) {
       std::string e = lua_istable(state_, -1) ? ToJson(state_, -1, a.request) : "not a table";
       if (!e.empty() || !a.request.is_object()) {
@@ -256,7 +269,7 @@ class NodeConverter {
 
   // A table of string keys -> string values (needs), or "".
   std::string StringMap(int t, const char* name, std::map<std::string, std::string>& out) {
-    lua_getfield(state_, t, name);
+    GetField(t, name);
     std::string err;
     if (lua_istable(state_, -1) && !lua_getmetatable(state_, -1)) {
       lua_pushnil(state_);
@@ -282,13 +295,13 @@ class NodeConverter {
   // A deps key is a task id, or an alias that needs maps to one; a needs
   // alias no deps key uses orders the task after its target, as dependsOn.
   std::string ReadDeps(int t, TaskSpec& task) {
-    lua_getfield(state_, t, "dependsOn");
+    GetField(t, "dependsOn");
     bool any = !lua_isnil(state_, -1);
-    lua_getfield(state_, t, "needs");
+    GetField(t, "needs");
     any = any || !lua_isnil(state_, -1);
-    lua_getfield(state_, t, "deps");
+    GetField(t, "deps");
     any = any || !lua_isnil(state_, -1);
-    lua_getfield(state_, t, "depsOptional");
+    GetField(t, "depsOptional");
     any = any || !lua_isnil(state_, -1);
     lua_pop(state_, 4);
     if (!any) return "";  // the common case: four lookups, nothing built
@@ -297,7 +310,7 @@ class NodeConverter {
     std::string err = FieldStrings(t, "dependsOn", deps.depends_on);
     if (err.empty()) err = StringMap(t, "needs", needs);
     if (!err.empty()) return err;
-    lua_getfield(state_, t, "deps");
+    GetField(t, "deps");
     if (lua_istable(state_, -1) && !lua_getmetatable(state_, -1)) {
       lua_pushnil(state_);
       while (lua_next(state_, -2) != 0) {
@@ -323,7 +336,7 @@ class NodeConverter {
     for (const auto& [alias, id] : needs) {
       if (deps.rows.count(alias) == 0) deps.depends_on.push_back(id);
     }
-    lua_getfield(state_, t, "depsOptional");
+    GetField(t, "depsOptional");
     if (!lua_isnil(state_, -1) && !lua_isboolean(state_, -1))
       err = "\"depsOptional\" must be a boolean";
     deps.optional = lua_toboolean(state_, -1) != 0;
@@ -350,7 +363,7 @@ class NodeConverter {
     if (has_child) return label + ": takes no children" + at;
     std::string err;
     if (!has_output) {
-      lua_getfield(state_, t, "output");
+      GetField(t, "output");
       bool output_given = !lua_isnil(state_, -1);
       lua_pop(state_, 1);
       if (output_given) return label + ": a " + std::string(kind) + " has no output" + at;
@@ -369,7 +382,7 @@ class NodeConverter {
 
   // Timer.duration ("10m" or ms) or Timer.until (ISO 8601 or epoch ms).
   std::string ReadTime(int t, const char* name, bool is_until, int64_t& out) {
-    lua_getfield(state_, t, name);
+    GetField(t, name);
     std::string err;
     long long v = 0;
     if (lua_type(state_, -1) == LUA_TSTRING) {
@@ -412,7 +425,7 @@ class NodeConverter {
       return label + ": \"heartbeatTimeoutMs\" must be > 0 (or -1 for none)" + at;
     }
     task.continue_on_fail = FieldBool(t, "continueOnFail");
-    lua_getfield(state_, t, "retryPolicy");
+    GetField(t, "retryPolicy");
     if (lua_istable(state_, -1)) {
       int rp = lua_gettop(state_);
       err = FieldString(rp, "backoff", task.retry_policy.backoff);
@@ -435,7 +448,7 @@ class NodeConverter {
       task.approval = std::make_shared<const ApprovalSpec>(std::move(a));
     }
 
-    lua_getfield(state_, t, "command");
+    GetField(t, "command");
     bool has_command = !lua_isnil(state_, -1);
     if (has_command) {
       Json argv;
@@ -457,7 +470,7 @@ class NodeConverter {
       if (task.command.parse != "json" && task.command.parse != "text") {
         return label + ": \"parse\" must be \"json\" or \"text\"" + at;
       }
-      lua_getfield(state_, t, "env");
+      GetField(t, "env");
       if (lua_istable(state_, -1)) {
         Json env;
         std::string e = ToJson(state_, -1, env);
@@ -500,7 +513,7 @@ class NodeConverter {
         task.mode = TaskMode::kAgent;
         task.prompt = lua_tostring(state_, body);
         lua_pop(state_, 1);
-        lua_getfield(state_, t, "agent");
+        GetField(t, "agent");
         std::string e = lua_isnil(state_, -1) ? "" : ToJson(state_, -1, task.agent);
         lua_pop(state_, 1);
         if (!e.empty()) return label + ": agent: " + e + at;
@@ -574,7 +587,7 @@ class NodeConverter {
   // called now, with the render's ctx; if it fails, the task is not cached
   // for this render.
   std::string ToCachePolicy(int t, TaskSpec& task) {
-    lua_getfield(state_, t, "cachePolicy");
+    GetField(t, "cachePolicy");
     int cp = lua_gettop(state_);
     if (lua_isnil(state_, cp)) {
       lua_pop(state_, 1);
@@ -599,6 +612,7 @@ class NodeConverter {
       lua_getfield(state_, cp, "by");
       if (lua_isfunction(state_, -1) && ctx_index_ != 0) {
         lua_pushvalue(state_, ctx_index_);
+        keys_.t = 0;  // Lua code runs: it may change the table's keys
         if (ProtectedCall(state_, 1, 1).empty()) {
           cacheable = ToJson(state_, -1, policy.by).empty();
           lua_pop(state_, 1);
@@ -616,11 +630,31 @@ class NodeConverter {
   }
 
  private:
+  // The keys of the table at stack index t that GetField reads (CheckProps
+  // took them); t = 0: none.
+  struct Keys {
+    int t = 0;
+    PropKeys props;
+  };
+  // Gives GetField the enclosing table's keys back when a ToNode ends.
+  class KeysScope {
+   public:
+    explicit KeysScope(NodeConverter& c) : c_(c), saved_(c.keys_) { c.keys_.t = 0; }
+    ~KeysScope() { c_.keys_ = saved_; }
+    KeysScope(const KeysScope&) = delete;
+    KeysScope& operator=(const KeysScope&) = delete;
+
+   private:
+    NodeConverter& c_;
+    Keys saved_;
+  };
+
   lua_State* state_;
   ModuleScope& module_;
   int ctx_index_;             // the stack slot of the render's ctx while it is converted
   std::string& props_error_;  // the first bad prop ToNode met (CheckComponents)
   int depth_ = 0;             // of ToNode's recursion
+  Keys keys_;                 // of the table GetField reads without lookups
 };
 
 namespace {

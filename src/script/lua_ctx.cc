@@ -13,6 +13,13 @@ namespace {
 
 const Ctx* CheckCtx(lua_State* ls) {
   luaL_checktype(ls, 1, LUA_TTABLE);
+  // ctx:method(...) on the ctx the method was set on (upvalue 1, its handle
+  // upvalue 2): no lookup. Any other table is read as before, through its
+  // __handle.
+  if (lua_rawequal(ls, 1, lua_upvalueindex(1))) {
+    const auto* h = static_cast<const CtxHandle*>(lua_touserdata(ls, lua_upvalueindex(2)));
+    if (h != nullptr && h->ctx != nullptr) return h->ctx;
+  }
   lua_getfield(ls, 1, "__handle");
   // Checked: a module may put any userdata into ctx.__handle.
   auto* h = static_cast<CtxHandle*>(luaL_testudata(ls, -1, kCtxMeta));
@@ -108,7 +115,10 @@ std::string PushCtx(lua_State* ls, const Ctx& ctx, CtxHandle** handle) {
                                   {"latest", CtxLatest},
                                   {"iterationCount", CtxIterationCount},
                                   {nullptr, nullptr}};
-  luaL_setfuncs(ls, kCtx, 0);
+  // Each method's upvalues: this ctx table and its handle (CheckCtx).
+  lua_pushvalue(ls, -1);
+  lua_getfield(ls, -1, "__handle");
+  luaL_setfuncs(ls, kCtx, 2);
   return "";
 }
 

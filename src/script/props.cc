@@ -255,8 +255,9 @@ bool PlainTaskProp(std::string_view name) {
 // `c` or (when `c` takes children) a positive integer, and none of them is one
 // the component's further checks look at (TaskProblems, an Approval's mode).
 // False means "look closer" (Problems and the rest), not "bad".
-bool PlainlyValid(lua_State* ls, int t, const Component& c) {
+bool PlainlyValid(lua_State* ls, int t, const Component& c, PropKeys* keys) {
   if (!lua_checkstack(ls, 3)) return false;
+  int count = 0;  // string keys; past PropKeys::kMax they are not recorded
   const auto& known = KnownProps(c);
   const bool task = c.kind == "Task";
   const bool approval = c.kind == "Approval";
@@ -287,6 +288,9 @@ bool PlainlyValid(lua_State* ls, int t, const Component& c) {
         ok = it != known.end() && (!task || PlainTaskProp(name)) && (!approval || name != "mode");
         if (ok) e = Entry{.at = s, .component = &c, .name = *it};
       }
+      // The props table's copy of the name (static), never Lua's string.
+      if (ok && keys != nullptr && count < PropKeys::kMax) keys->names[count] = e.name;
+      ++count;
     } else if (type == LUA_TNUMBER) {
       ok = c.children && lua_isinteger(ls, -1) && lua_tointeger(ls, -1) > 0;
     }
@@ -294,6 +298,10 @@ bool PlainlyValid(lua_State* ls, int t, const Component& c) {
       lua_pop(ls, 1);
       return false;
     }
+  }
+  if (keys != nullptr && count <= PropKeys::kMax) {
+    keys->taken = true;
+    keys->count = count;
   }
   return true;
 }
@@ -381,7 +389,8 @@ int EditDistance(std::string_view a, std::string_view b) {
   return prev[b.size()];
 }
 
-std::string CheckProps(lua_State* ls, int idx, std::string_view kind) {
+std::string CheckProps(lua_State* ls, int idx, std::string_view kind, PropKeys* keys) {
+  if (keys != nullptr) keys->taken = false;
   const Component* c = Find(kind);
   if (c == nullptr) return "unknown component " + Quote(kind);
   int t = lua_absindex(ls, idx);
@@ -389,7 +398,7 @@ std::string CheckProps(lua_State* ls, int idx, std::string_view kind) {
     lua_pop(ls, 1);
     return std::string(kind) + ": the table must not have a metatable";
   }
-  if (PlainlyValid(ls, t, *c)) return "";
+  if (PlainlyValid(ls, t, *c, keys)) return "";
   std::vector<std::string> problems = Problems(ls, t, *c);
   if (kind == "Task") TaskProblems(ls, t, problems);
   if (kind == "Approval") {

@@ -11,6 +11,7 @@
 #ifndef SMITHERS_SCRIPT_PROPS_H_
 #define SMITHERS_SCRIPT_PROPS_H_
 
+#include <array>
 #include <lua.hpp>
 #include <string>
 #include <string_view>
@@ -31,7 +32,28 @@ struct UnsupportedProp {
 // keys (children) are left to the caller. Returns "" or the message, which
 // starts with the component and its id (`Task "build": ...`). Raises no Lua
 // error; uses a few stack slots and leaves the stack as it was.
-std::string CheckProps(lua_State* ls, int idx, std::string_view kind);
+//
+// With `keys`, and when every key is plainly one of the component's props
+// (the common case, decided in one pass), it also records the table's string
+// keys there, so a reader can skip looking up the props the table does not
+// set; otherwise keys->taken is false.
+struct PropKeys {
+  static constexpr int kMax = 16;
+  bool taken = false;
+  int count = 0;
+  // The props table's own names (static storage, never Lua's strings): a
+  // snapshot, stale once Lua code that changes the table has run.
+  std::array<std::string_view, kMax> names;
+  // Whether the table may have `name` (always true when not taken).
+  bool MayHave(std::string_view name) const {
+    if (!taken) return true;
+    for (int i = 0; i < count; ++i) {
+      if (names[i] == name) return true;
+    }
+    return false;
+  }
+};
+std::string CheckProps(lua_State* ls, int idx, std::string_view kind, PropKeys* keys = nullptr);
 
 // The message for reading `key`, which the table at `idx` (known to modules
 // as `table_name`, e.g. "smithers") lacks: not supported yet, or unknown with

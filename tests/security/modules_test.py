@@ -229,8 +229,11 @@ class ModulesTest(E2ETest):
         self.write("workflows/forge.lua", """
             local outputs = smithers.outputs { out = z.object { ok = z.boolean() } }
             return smithers(function(ctx)
+              -- The ctx's own methods hold its handle: replacing the field
+              -- changes nothing; a table with a forged one is refused.
               ctx.__handle = z.string()
               ctx:outputMaybe(outputs.out, "t")
+              ctx.outputMaybe({ __handle = z.string() }, outputs.out, "t")
               return Workflow { name = "forge", Task { id = "t", output = outputs.out, { ok = true } } }
             end)
             """)

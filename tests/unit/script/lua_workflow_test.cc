@@ -525,8 +525,12 @@ TEST_F(LuaWorkflowTest, ForgedCtxHandlesAndSchemaFinalizersAreOutOfReach) {
   std::string path = Write("forge.lua", std::string(kHeader) + R"(
 assert(getmetatable(z.string()) == "smithers.Schema", "the schema metatable is reachable")
 return smithers(function(ctx)
-  ctx.__handle = z.string()  -- a userdata of another type
-  return ctx:outputMaybe(outputs.out, "a")
+  -- The ctx's own methods hold its handle: replacing the field changes
+  -- nothing (the read below works); a table with a forged handle (a
+  -- userdata of another type) is refused.
+  ctx.__handle = z.string()
+  assert(ctx:outputMaybe(outputs.out, "a") == nil)
+  return ctx.outputMaybe({ __handle = z.string() }, outputs.out, "a")
 end)
 )");
   EXPECT_HAS(RenderError(path), "ctx can only be read while the workflow renders");
