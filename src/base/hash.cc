@@ -8,13 +8,13 @@
 #include <cstdio>
 #include <ctime>
 #include <stdexcept>
+#include <string>
 
 namespace smithers::base {
 
-std::string Sha256Hex(std::string_view data) {
-  std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
-  unsigned int len = 0;
-  EVP_Digest(data.data(), data.size(), digest.data(), &len, EVP_sha256(), nullptr);
+namespace {
+
+std::string Hex(const unsigned char* digest, unsigned int len) {
   static constexpr char kHex[] = "0123456789abcdef";
   std::string out;
   out.reserve(static_cast<size_t>(len) * 2);
@@ -23,6 +23,53 @@ std::string Sha256Hex(std::string_view data) {
     out.push_back(kHex[digest[i] & 0xf]);
   }
   return out;
+}
+
+EVP_MD_CTX* Ctx(void* p) { return static_cast<EVP_MD_CTX*>(p); }
+
+// OpenSSL fails these only when out of memory, which nothing here recovers from.
+void Check(int ok, const char* what) {
+  if (ok != 1) throw std::runtime_error(std::string("SHA-256: ") + what + " failed");
+}
+
+}  // namespace
+
+std::string Sha256Hex(std::string_view data) {
+  std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
+  unsigned int len = 0;
+  EVP_Digest(data.data(), data.size(), digest.data(), &len, EVP_sha256(), nullptr);
+  return Hex(digest.data(), len);
+}
+
+Sha256::Sha256() : ctx_(EVP_MD_CTX_new()) {
+  Check(ctx_ != nullptr ? 1 : 0, "EVP_MD_CTX_new");
+  Check(EVP_DigestInit_ex(Ctx(ctx_), EVP_sha256(), nullptr), "EVP_DigestInit_ex");
+}
+
+Sha256::~Sha256() { EVP_MD_CTX_free(Ctx(ctx_)); }
+
+Sha256::Sha256(const Sha256& other) : ctx_(EVP_MD_CTX_new()) {
+  Check(ctx_ != nullptr ? 1 : 0, "EVP_MD_CTX_new");
+  Check(EVP_MD_CTX_copy_ex(Ctx(ctx_), Ctx(other.ctx_)), "EVP_MD_CTX_copy_ex");
+}
+
+Sha256& Sha256::operator=(const Sha256& other) {
+  if (this != &other) {
+    Check(EVP_MD_CTX_copy_ex(Ctx(ctx_), Ctx(other.ctx_)), "EVP_MD_CTX_copy_ex");
+  }
+  return *this;
+}
+
+void Sha256::Update(std::string_view data) {
+  Check(EVP_DigestUpdate(Ctx(ctx_), data.data(), data.size()), "EVP_DigestUpdate");
+}
+
+std::string Sha256::HexDigest() const {
+  Sha256 copy(*this);  // finishing a digest ends its context
+  std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
+  unsigned int len = 0;
+  Check(EVP_DigestFinal_ex(Ctx(copy.ctx_), digest.data(), &len), "EVP_DigestFinal_ex");
+  return Hex(digest.data(), len);
 }
 
 std::string NewUuid() {

@@ -10,6 +10,28 @@ namespace smithers::base {
 // Lower-case hex SHA-256 of `data`.
 std::string Sha256Hex(std::string_view data);
 
+// SHA-256 over data given in pieces; a copy continues from the same state
+// (so a caller can keep the state after a prefix and hash several endings).
+//
+//   Sha256 h;
+//   h.Update("ab");
+//   Sha256 after_ab = h;
+//   h.Update("c");
+//   h.HexDigest() == Sha256Hex("abc");
+class Sha256 {
+ public:
+  Sha256();
+  ~Sha256();
+  Sha256(const Sha256& other);
+  Sha256& operator=(const Sha256& other);
+  void Update(std::string_view data);
+  // The digest of what was given so far, lower-case hex; more may follow.
+  std::string HexDigest() const;
+
+ private:
+  void* ctx_;  // EVP_MD_CTX (OpenSSL stays out of this header)
+};
+
 // A random RFC 4122 version-4 UUID from the OS CSPRNG, lower-case.
 std::string NewUuid();
 

@@ -11,8 +11,9 @@
 namespace smithers::core {
 namespace {
 
-void AddLines(const Node& node, int depth, std::vector<std::string>& out) {
-  FrameLine line;
+// `line` is scratch, cleared for each node.
+void AddLines(const Node& node, int depth, FrameLine& line, std::vector<std::string>& out) {
+  line.Clear();
   line["d"] = depth;
   line["k"] = NodeKindName(node.kind);
   if (!node.id.empty()) line["id"] = node.id;
@@ -57,7 +58,7 @@ void AddLines(const Node& node, int depth, std::vector<std::string>& out) {
     default: break;
   }
   out.push_back(line.Dump());
-  for (const Node& child : node.children) AddLines(child, depth + 1, out);
+  for (const Node& child : node.children) AddLines(child, depth + 1, line, out);
 }
 
 std::string JoinArray(const std::vector<std::string>& lines, size_t from, size_t to) {
@@ -73,7 +74,8 @@ std::string JoinArray(const std::vector<std::string>& lines, size_t from, size_t
 
 std::vector<std::string> TreeLines(const Node& root) {
   std::vector<std::string> out;
-  AddLines(root, 0, out);
+  FrameLine line;
+  AddLines(root, 0, line, out);
   return out;
 }
 
@@ -88,21 +90,37 @@ std::string HashLines(const std::vector<std::string>& lines) {
 
 void FrameEncoder::Reset(std::vector<std::string> lines, size_t delta_bytes_since_keyframe) {
   lines_ = std::move(lines);
+  checkpoints_.clear();  // they describe the lines this encoder hashed
   has_previous_ = true;
   delta_bytes_ = delta_bytes_since_keyframe;
 }
 
+std::string FrameEncoder::Hash(const std::vector<std::string>& lines, size_t prefix) {
+  size_t keep = std::min(checkpoints_.size(), prefix / kHashEvery);
+  checkpoints_.erase(checkpoints_.begin() + static_cast<std::ptrdiff_t>(keep), checkpoints_.end());
+  base::Sha256 h = keep > 0 ? checkpoints_.back() : base::Sha256();
+  for (size_t i = keep * kHashEvery; i < lines.size(); ++i) {
+    h.Update(lines[i]);
+    h.Update("\n");
+    if ((i + 1) % kHashEvery == 0) checkpoints_.push_back(h);
+  }
+  return h.HexDigest();
+}
+
 EncodedFrame FrameEncoder::Encode(std::vector<std::string> lines) {
   EncodedFrame f;
-  f.hash = HashLines(lines);
+  size_t prefix = 0;  // lines equal to the previous frame's, from the start
+  if (has_previous_) {
+    size_t max_common = std::min(lines_.size(), lines.size());
+    while (prefix < max_common && lines_[prefix] == lines[prefix]) ++prefix;
+  }
+  f.hash = Hash(lines, prefix);
   // The keyframe's size, without building it: most frames are small deltas.
   size_t full_size =
       std::string_view("{\"lines\":[]}").size() + (lines.empty() ? 0 : lines.size() - 1);
   for (const auto& l : lines) full_size += l.size();
   if (has_previous_) {
-    size_t prefix = 0;
     size_t max_common = std::min(lines_.size(), lines.size());
-    while (prefix < max_common && lines_[prefix] == lines[prefix]) ++prefix;
     size_t suffix = 0;
     while (suffix < max_common - prefix &&
            lines_[lines_.size() - 1 - suffix] == lines[lines.size() - 1 - suffix]) {

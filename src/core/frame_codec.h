@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "base/hash.h"
 #include "smithers/status.h"
 #include "smithers/workflow.h"
 
@@ -33,9 +34,18 @@ class FrameEncoder {
   bool has_previous() const { return has_previous_; }
 
  private:
+  // HashLines(lines), resuming from the last checkpoint within the first
+  // `prefix` lines (those equal to the previous frame's).
+  std::string Hash(const std::vector<std::string>& lines, size_t prefix);
+
   std::vector<std::string> lines_;
   bool has_previous_ = false;
   size_t delta_bytes_ = 0;
+  // The hash's state after lines_[0 .. (k + 1) * kHashEvery), for each k: a
+  // render changes the tail of a growing tree, so most of a frame's hash is
+  // the previous frame's.
+  static constexpr size_t kHashEvery = 16;
+  std::vector<base::Sha256> checkpoints_;
 };
 
 // Rebuilds the lines of the last of `frames` ((encoding, data) in frame order,

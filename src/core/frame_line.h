@@ -40,6 +40,13 @@ class FrameLine {
 
   Slot operator[](std::string_view key) { return Slot(*this, key); }
 
+  // Empty again, keeping the buffers: one FrameLine builds every line of a
+  // tree without allocating for each.
+  void Clear() {
+    fields_.clear();
+    values_.clear();
+  }
+
   std::string Dump() {
     std::sort(fields_.begin(), fields_.end(),
               [](const Field& a, const Field& b) { return a.key < b.key; });

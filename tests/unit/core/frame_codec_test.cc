@@ -265,6 +265,35 @@ TEST(FrameCodec, GrowingTreeStaysWithinTwiceKeyframePlusChanges) {
   EXPECT_EQ(*decoded, TreeLines(root));
 }
 
+// A frame's hash resumes from the previous frame's state within their
+// common prefix: still exactly HashLines, wherever the edit falls (before,
+// at and after each checkpoint), and after a Reset.
+TEST(FrameCodec, HashOfEachFrameIsHashLinesWhereverTheTreeChanges) {
+  std::vector<Node> kids;
+  for (int i = 0; i < 70; ++i) kids.push_back(StaticTask("t" + std::to_string(i), "o", i));
+  Node root = Workflow("wf", {Sequence(kids)});
+  FrameEncoder enc;
+  std::vector<std::string> lines = TreeLines(root);
+  ASSERT_EQ(enc.Encode(lines).hash, HashLines(lines));
+  auto& tasks = root.children[0].children;
+  for (size_t at : {0, 14, 15, 16, 17, 31, 32, 33, 50, 69}) {
+    tasks[at].task.value = Json(1000 + static_cast<int>(at));
+    lines = TreeLines(root);
+    ASSERT_EQ(enc.Encode(lines).hash, HashLines(lines)) << "edit at " << at;
+  }
+  tasks.push_back(StaticTask("grown", "o", 1));
+  lines = TreeLines(root);
+  ASSERT_EQ(enc.Encode(lines).hash, HashLines(lines)) << "grown";
+  tasks.erase(tasks.begin() + 5, tasks.begin() + 40);
+  lines = TreeLines(root);
+  ASSERT_EQ(enc.Encode(lines).hash, HashLines(lines)) << "shrunk";
+  FrameEncoder resumed;
+  resumed.Reset(lines, 0);
+  tasks[3].task.value = Json("changed");
+  lines = TreeLines(root);
+  ASSERT_EQ(resumed.Encode(lines).hash, HashLines(lines)) << "after Reset";
+}
+
 TEST(FrameCodec, SameTreeGivesAnEmptyDelta) {
   Node root = Workflow("wf", {StaticTask("a", "out", 1), StaticTask("b", "out", 2)});
   FrameEncoder enc;
