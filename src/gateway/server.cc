@@ -547,11 +547,29 @@ void HttpSession<Stream>::BadRequest(beast::error_code ec) {
   Write(std::move(res), true);
 }
 
+namespace {
+
+// An HTTP reply's id (clients require a string): the client's
+// `x-request-id` when it is 1 to 128 visible ASCII characters, else a new
+// UUID. POST /rpc prefers the body's own id.
+Json HttpRequestId(const Request& req) {
+  auto it = req.find("x-request-id");
+  if (it != req.end()) {
+    std::string_view v = it->value();
+    bool visible = std::all_of(v.begin(), v.end(), [](char c) { return c > 0x20 && c < 0x7f; });
+    if (!v.empty() && v.size() <= 128 && visible) return std::string(v);
+  }
+  return base::NewUuid();
+}
+
+}  // namespace
+
 template <class Stream>
 void HttpSession<Stream>::HandleRequest(const Request& req, const Respond& respond) {
   Gateway& gw = server_.gw;
   std::string target(req.target());
   std::string path = target.substr(0, target.find('?'));
+  const Json request_id = HttpRequestId(req);
   Answer answer{.res = Response{http::status::ok, req.version()}};
   Response& res = answer.res;
   std::string* method = &answer.method;
@@ -570,15 +588,15 @@ void HttpSession<Stream>::HandleRequest(const Request& req, const Respond& respo
     res.body() = gw.MetricsText();
     return respond(std::move(answer));
   }
-  Json id = nullptr, params = Json::object();
+  Json id = request_id, params = Json::object();
   // The body's depth is checked before it is parsed, and so before anything
   // copies it (recursively): a value in params may nest max_json_depth levels.
   const int max_depth = base::MaxJsonDepth();
   auto too_deep = [&](int envelope) {
     Status depth = base::CheckJsonDepth(req.body(), max_depth, "a value in the request", envelope);
     if (depth.ok()) return false;
-    reply(nullptr, Reply::Err("InvalidInput", depth.message(),
-                              {{"limit", "max_json_depth"}, {"maxJsonDepth", max_depth}}));
+    reply(request_id, Reply::Err("InvalidInput", depth.message(),
+                                 {{"limit", "max_json_depth"}, {"maxJsonDepth", max_depth}}));
     return true;
   };
   if (req.method() == http::verb::get && path == "/workflows") {
@@ -589,7 +607,7 @@ void HttpSession<Stream>::HandleRequest(const Request& req, const Respond& respo
       if (too_deep(kRequestEnvelopeDepth - 1)) return;  // the body is the params
       params = Json::parse(req.body(), nullptr, false);
       if (params.is_discarded()) {
-        return reply(nullptr, Reply::Err("InvalidRequest", "the body is not JSON"));
+        return reply(request_id, Reply::Err("InvalidRequest", "the body is not JSON"));
       }
     }
   } else if (req.method() == http::verb::post && path == "/rpc") {
@@ -597,9 +615,9 @@ void HttpSession<Stream>::HandleRequest(const Request& req, const Respond& respo
     Json body = Json::parse(req.body(), nullptr, false);
     if (body.is_discarded() || !body.is_object() || !body.contains("method") ||
         !body["method"].is_string()) {
-      return reply(nullptr, Reply::Err("InvalidRequest", "expected {id, method, params}"));
+      return reply(request_id, Reply::Err("InvalidRequest", "expected {id, method, params}"));
     }
-    id = body.value("id", Json());
+    if (body.contains("id") && !body["id"].is_null()) id = body["id"];
     *method = body["method"].get<std::string>();
     params = body.value("params", Json::object());
   } else {
@@ -819,8 +837,10 @@ void WsSession<Stream>::HandleConnect(const Json& id, const Json& params) {
 template <class Stream>
 void WsSession<Stream>::SendEvent(const std::string& event, const std::string& payload_json) {
   gw_.metrics().events_sent++;
-  Send("{\"type\":\"event\",\"event\":\"" + event + "\",\"payload\":" + payload_json +
-       ",\"seq\":" + std::to_string(++seq_) + "}");
+  // seq counts this connection's frames; stateVersion is the Gateway's (it
+  // grows with every run event the Gateway reads), as Smithers' frames carry.
+  Send("{\"type\":\"event\",\"event\":\"" + event + "\",\"payload\":" + payload_json + ",\"seq\":" +
+       std::to_string(++seq_) + ",\"stateVersion\":" + std::to_string(gw_.state_version()) + "}");
 }
 
 template <class Stream>

@@ -210,6 +210,9 @@ class GatewayTest(E2ETest):
         challenge = w.recv_json()
         self.assertEqual(challenge["event"], "connect.challenge")
         self.assertIn("nonce", challenge["payload"])
+        # Every event frame carries the Gateway's stateVersion (Smithers'
+        # clients refuse a frame without one).
+        self.assertIsInstance(challenge["stateVersion"], int)
         if token is not None:
             res = w.request("connect", {"minProtocol": 1, "maxProtocol": 1,
                                         "client": {"id": "test", "version": "1", "platform": "py"},
@@ -269,9 +272,10 @@ class GatewayTest(E2ETest):
         self.assertEqual(hello["auth"]["scopes"], ["run:read"])
         self.assertEqual(hello["policy"]["heartbeatMs"], 200)
         self.assertIn("identity", hello)
-        # tick heartbeats arrive
+        # tick heartbeats arrive, with the frame's seq and stateVersion
         f = w.recv_json(timeout=3)
         self.assertEqual(f["event"], "tick")
+        self.assertEqual((type(f["seq"]), type(f["stateVersion"])), (int, int), f)
         # malformed, unknown, wrong types, oversized: each an error, the socket lives
         w.send_text("{not json")
         self.assertEqual(w.recv_json()["error"]["code"], "InvalidRequest")
@@ -923,6 +927,36 @@ class GatewayTest(E2ETest):
         keys = [x["key"] for x in self.rpc("listWorkflows", {}, token)[1]["payload"]["workflows"]]
         self.assertIn("held", keys)
         self.assertIn("later", keys)
+
+    def test_http_replies_carry_a_string_id(self):
+        # Smithers' clients refuse a reply without a string id: the
+        # request's x-request-id, else a new UUID; /rpc's body id first.
+        self.start()
+        token = self.token("run:read")
+        uuid = r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$"
+        code, r = self.http("POST", "/v1/rpc/listRuns", {}, token, headers={"x-request-id": "req-7"})
+        self.assertEqual((code, r["id"], r["ok"]), (200, "req-7", True), r)
+        code, r = self.http("POST", "/v1/rpc/listRuns", {}, token)
+        self.assertRegex(r["id"], uuid)
+        code, again = self.http("POST", "/v1/rpc/listRuns", {}, token)
+        self.assertNotEqual(again["id"], r["id"], "a new id per request")
+        for bad in ("x" * 129, "has space"):
+            code, r = self.http("POST", "/v1/rpc/listRuns", {}, token, headers={"x-request-id": bad})
+            self.assertRegex(r["id"], uuid, bad)
+        # Errors too: unknown method, no credentials, a body that is not JSON.
+        code, r = self.http("POST", "/v1/rpc/nope", {}, token, headers={"x-request-id": "e1"})
+        self.assertEqual((code, r["id"], r["ok"]), (404, "e1", False), r)
+        code, r = self.http("POST", "/v1/rpc/listRuns", {}, None, headers={"x-request-id": "e2"})
+        self.assertEqual((code, r["id"]), (401, "e2"), r)
+        code, r = self.http("POST", "/v1/rpc/listRuns", "{not json", token,
+                            headers={"x-request-id": "e3"})
+        self.assertEqual((code, r["id"], r["error"]["code"]), (400, "e3", "InvalidRequest"), r)
+        code, r = self.http("POST", "/rpc", {"id": "body-1", "method": "listRuns", "params": {}},
+                            token, headers={"x-request-id": "hdr"})
+        self.assertEqual((code, r["id"]), (200, "body-1"), r)
+        code, r = self.http("POST", "/rpc", {"method": "listRuns", "params": {}}, token,
+                            headers={"x-request-id": "hdr"})
+        self.assertEqual((code, r["id"]), (200, "hdr"), r)
 
     # ---- limits ----
 
