@@ -106,6 +106,17 @@ RingEvent Gateway::MakeRingEvent(const EventRecord& e) {
   return r;
 }
 
+namespace {
+
+// A run.event payload as one subscription receives it: the shared frame of
+// the event with the subscription's streamId first (clients keep the frames
+// of their own streams by it).
+std::string ForStream(const std::string& stream_id, const std::string& frame) {
+  return "{\"streamId\":" + Frame(Json(stream_id)) + "," + frame.substr(1);
+}
+
+}  // namespace
+
 const std::string& Gateway::FrameFor(const Connection& conn, const RingEvent& e) {
   if (e.content.empty() || MaySee(conn.caller.scopes, e.content)) return *e.frame;
   return *e.withheld;
@@ -124,7 +135,7 @@ bool Gateway::Pump(const std::string& run_id, Feed& feed, Subscriber& sub) {
     if (!feed.ring.empty() && feed.ring.front().seq <= sub.cursor + 1) {
       size_t i = static_cast<size_t>(sub.cursor + 1 - feed.ring.front().seq);
       for (; i < feed.ring.size() && conn->HasRoom(); ++i) {
-        conn->SendEvent("run.event", FrameFor(*conn, feed.ring[i]));
+        conn->SendEvent("run.event", ForStream(sub.stream_id, FrameFor(*conn, feed.ring[i])));
         sub.cursor = feed.ring[i].seq;
       }
       continue;
@@ -135,7 +146,7 @@ bool Gateway::Pump(const std::string& run_id, Feed& feed, Subscriber& sub) {
         store_->ListEvents(run_id, sub.cursor, std::min(kEventPage, conn->Room()));
     if (!page.ok() || page->empty()) break;
     for (const EventRecord& e : *page) {
-      conn->SendEvent("run.event", FrameFor(*conn, MakeRingEvent(e)));
+      conn->SendEvent("run.event", ForStream(sub.stream_id, FrameFor(*conn, MakeRingEvent(e))));
       sub.cursor = e.seq;
       if (!conn->HasRoom()) break;
     }

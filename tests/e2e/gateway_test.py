@@ -380,6 +380,8 @@ class GatewayTest(E2ETest):
         self.assertTrue(res["ok"], res)
         info, events, completed = self.stream(w, "c1")
         self.assertEqual(completed["status"], "finished")
+        self.assertEqual({e["streamId"] for e in events}, {info["streamId"]},
+                         "every run.event names its stream")
         seqs = [e["seq"] for e in events]
         self.assertEqual(seqs, list(range(len(seqs))), "every event once, in seq order")
         cli = self.run_cli("events", "c1", "--json").json()["events"]
