@@ -157,8 +157,10 @@ void Catalog::Loop() {
       if (stopping_) return;
       requested_ = false;
       answered.swap(waiting_);
+      scanning_ = true;
     }
     CatalogScan scan = ScanNow();
+    scanning_ = false;
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (stopping_) return;

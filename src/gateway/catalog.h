@@ -7,6 +7,7 @@
 #ifndef SMITHERS_GATEWAY_CATALOG_H_
 #define SMITHERS_GATEWAY_CATALOG_H_
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -68,6 +69,8 @@ class Catalog {
   // Stops and joins the thread; a scan in progress finishes first and is
   // not published. Idempotent.
   void Stop();
+  // Whether the thread is scanning (loading modules) now.
+  bool busy() const { return scanning_.load(); }
 
  private:
   void Loop();
@@ -83,8 +86,9 @@ class Catalog {
 
   std::mutex mu_;
   std::condition_variable cv_;
-  bool requested_ = false;                      // guarded by mu_
-  bool stopping_ = false;                       // guarded by mu_
+  bool requested_ = false;  // guarded by mu_
+  bool stopping_ = false;   // guarded by mu_
+  std::atomic<bool> scanning_{false};
   std::vector<std::function<void()>> waiting_;  // guarded by mu_
   PublishFn publish_;
   std::thread thread_;

@@ -191,6 +191,7 @@ class Gateway {
   // Stops the catalog's thread (before the io loop that its results are
   // posted to goes away).
   void StopCatalog() { catalog_.Stop(); }
+  bool CatalogBusy() const { return catalog_.busy(); }
   void Supervise();
   // Joins the threads of runs that ended; returns how many still run.
   size_t ReapRuns();

@@ -1043,6 +1043,11 @@ Status RunGateway(const GatewayOptions& options) {
   signals.cancel();
   signal(SIGINT, OnSecondStopSignal);
   signal(SIGTERM, OnSecondStopSignal);
+  if (gw.CatalogBusy()) {
+    fprintf(stderr,
+            "smithers gateway: stopping: the workflow catalog is loading a module; its scan "
+            "finishes first; a second signal stops at once\n");
+  }
   gw.StopCatalog();
   if (gw.ReapRuns() > 0) {
     fprintf(stderr,

@@ -930,6 +930,26 @@ class GatewayTest(E2ETest):
         self.assertIn("held", keys)
         self.assertIn("later", keys)
 
+    def test_a_stop_waits_for_a_catalog_load_and_a_second_signal_ends_it(self):
+        # A module whose load never ends (trusted: no load budget) holds the
+        # catalog's scan; SIGTERM says so and waits for it, a second SIGTERM
+        # ends the process at once (128 + 15).
+        hold_dir = self.path("hold")
+        os.makedirs(hold_dir)
+        p = self.start("--trusted-modules")
+        open(os.path.join(hold_dir, "hold"), "w").close()
+        self.write("workflows/held.lua", HELD_LOAD.replace("HOLD_DIR", hold_dir))
+        self.wait_for(lambda: os.path.exists(os.path.join(hold_dir, "loading")),
+                      what="the catalog's scan to be held in the module's load")
+        p.send_signal(signal.SIGTERM)
+        seen = []
+        while not seen or "the workflow catalog is loading a module" not in seen[-1]:
+            line = p.stderr.readline()
+            self.assertTrue(line, "no 'loading a module' line before EOF: %r" % seen)
+            seen.append(line)
+        p.send_signal(signal.SIGTERM)
+        self.assertEqual(p.wait(timeout=10), 128 + signal.SIGTERM)
+
     def test_http_replies_carry_a_string_id(self):
         # Smithers' clients refuse a reply without a string id: the
         # request's x-request-id, else a new UUID; /rpc's body id first.
