@@ -79,13 +79,20 @@ std::vector<std::string> TreeLines(const Node& root) {
   return out;
 }
 
+namespace {
+
+// A frame's hash covers each line and its '\n' (HashLines, FrameEncoder).
+void HashLine(base::Sha256& h, const std::string& line) {
+  h.Update(line);
+  h.Update("\n");
+}
+
+}  // namespace
+
 std::string HashLines(const std::vector<std::string>& lines) {
-  std::string all;
-  for (const auto& l : lines) {
-    all += l;
-    all += '\n';
-  }
-  return base::Sha256Hex(all);
+  base::Sha256 h;
+  for (const auto& l : lines) HashLine(h, l);
+  return h.HexDigest();
 }
 
 void FrameEncoder::Reset(std::vector<std::string> lines, size_t delta_bytes_since_keyframe) {
@@ -100,8 +107,7 @@ std::string FrameEncoder::Hash(const std::vector<std::string>& lines, size_t pre
   checkpoints_.erase(checkpoints_.begin() + static_cast<std::ptrdiff_t>(keep), checkpoints_.end());
   base::Sha256 h = keep > 0 ? checkpoints_.back() : base::Sha256();
   for (size_t i = keep * kHashEvery; i < lines.size(); ++i) {
-    h.Update(lines[i]);
-    h.Update("\n");
+    HashLine(h, lines[i]);
     if ((i + 1) % kHashEvery == 0) checkpoints_.push_back(h);
   }
   return h.HexDigest();
@@ -109,18 +115,15 @@ std::string FrameEncoder::Hash(const std::vector<std::string>& lines, size_t pre
 
 EncodedFrame FrameEncoder::Encode(std::vector<std::string> lines) {
   EncodedFrame f;
+  const size_t max_common = has_previous_ ? std::min(lines_.size(), lines.size()) : 0;
   size_t prefix = 0;  // lines equal to the previous frame's, from the start
-  if (has_previous_) {
-    size_t max_common = std::min(lines_.size(), lines.size());
-    while (prefix < max_common && lines_[prefix] == lines[prefix]) ++prefix;
-  }
+  while (prefix < max_common && lines_[prefix] == lines[prefix]) ++prefix;
   f.hash = Hash(lines, prefix);
   // The keyframe's size, without building it: most frames are small deltas.
   size_t full_size =
       std::string_view("{\"lines\":[]}").size() + (lines.empty() ? 0 : lines.size() - 1);
   for (const auto& l : lines) full_size += l.size();
   if (has_previous_) {
-    size_t max_common = std::min(lines_.size(), lines.size());
     size_t suffix = 0;
     while (suffix < max_common - prefix &&
            lines_[lines_.size() - 1 - suffix] == lines[lines.size() - 1 - suffix]) {

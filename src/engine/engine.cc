@@ -968,7 +968,7 @@ class Run final : public engine::WaitHost {
       SMITHERS_ASSIGN_OR_RETURN(bool hit, TryCacheHit(t, cache_key));
       if (hit) return Status::Ok();
     }
-    NodeInfo& info = nodes_[NodeKey(ref.node_id, ref.iteration)];
+    NodeInfo& info = node(t);
     int attempt = info.row.last_attempt + 1;
     int64_t now = clock_.NowMs();
     AttemptInfo ai{
@@ -1059,7 +1059,7 @@ class Run final : public engine::WaitHost {
       Event("CacheMiss", std::move(ev));
       return false;
     }
-    NodeInfo& info = nodes_[NodeKey(ref.node_id, ref.iteration)];
+    NodeInfo& info = node(t);
     int attempt = ++info.row.last_attempt;
     Event("CacheHit", std::move(ev));
     InFlight f{.task = t,
@@ -1286,7 +1286,7 @@ class Run final : public engine::WaitHost {
 
   void SetState(int t, NodeState state, const std::string& event, Json extra) override {
     const core::TaskRef& ref = plan_->tasks()[t];
-    NodeInfo& info = nodes_[NodeKey(ref.node_id, ref.iteration)];
+    NodeInfo& info = node(t);
     info.row.state = state;
     info.row.updated_at_ms = clock_.NowMs();
     info.wait = engine::WaitKindOf(waits_, state);
@@ -1370,7 +1370,7 @@ class Run final : public engine::WaitHost {
   // task finishes without an output row).
   Status CompleteWait(int t, AttemptOutcome o, const std::string& output) override {
     const core::TaskRef& ref = plan_->tasks()[t];
-    NodeInfo& info = nodes_[NodeKey(ref.node_id, ref.iteration)];
+    NodeInfo& info = node(t);
     InFlight f{.task = t,
                .node_id = ref.node_id,
                .iteration = ref.iteration,
@@ -1390,7 +1390,7 @@ class Run final : public engine::WaitHost {
     for (size_t t = 0; t < states_.size(); ++t) {
       if (states_[t].state != TaskState::kWaiting) continue;
       const core::TaskRef& ref = plan_->tasks()[t];
-      const NodeInfo& info = nodes_[NodeKey(ref.node_id, ref.iteration)];
+      const NodeInfo& info = node(static_cast<int>(t));
       if (info.wait == nullptr) continue;
       Json w = {{"nodeId", ref.node_id}, {"iteration", ref.iteration}, {"kind", info.wait->name()}};
       info.wait->Describe(*this, static_cast<int>(t), w);
@@ -1431,7 +1431,7 @@ class Run final : public engine::WaitHost {
     for (size_t t = 0; t < states_.size(); ++t) {
       if (states_[t].state != TaskState::kWaiting) continue;
       const core::TaskRef& ref = plan_->tasks()[t];
-      NodeInfo& info = nodes_[NodeKey(ref.node_id, ref.iteration)];
+      NodeInfo& info = node(static_cast<int>(t));
       if (info.wait != nullptr && info.wait->has_attempt()) {
         batch_.UpsertAttempt(
             AttemptRecord{.run_id = run_.run_id,

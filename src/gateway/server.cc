@@ -569,7 +569,6 @@ void HttpSession<Stream>::HandleRequest(const Request& req, const Respond& respo
   Gateway& gw = server_.gw;
   std::string target(req.target());
   std::string path = target.substr(0, target.find('?'));
-  const Json request_id = HttpRequestId(req);
   Answer answer{.res = Response{http::status::ok, req.version()}};
   Response& res = answer.res;
   std::string* method = &answer.method;
@@ -588,6 +587,7 @@ void HttpSession<Stream>::HandleRequest(const Request& req, const Respond& respo
     res.body() = gw.MetricsText();
     return respond(std::move(answer));
   }
+  const Json request_id = HttpRequestId(req);  // not for /health and /metrics: no res frame
   Json id = request_id, params = Json::object();
   // The body's depth is checked before it is parsed, and so before anything
   // copies it (recursively): a value in params may nest max_json_depth levels.
