@@ -242,7 +242,7 @@ class WriteBatch {
   // The whole commit fails with Aborted when the signal is not pending: a
   // signal is consumed at most once.
   void ConsumeSignal(SignalRecord signal);
-  // Appends an event; its seq (the run's previous MAX(seq)+1, from 0) is
+  // Appends an event; its seq (the run's previous MAX(seq)+1, from 1) is
   // assigned inside the transaction and returned by Commit().
   void AppendEvent(std::string run_id, std::string type, Json payload, int64_t timestamp_ms);
 
@@ -368,7 +368,8 @@ class Store {
   virtual Result<std::vector<FrameRecord>> ListFrames(const std::string& run_id) = 0;
   // The frame with the highest frame_no, if any.
   virtual Result<std::optional<FrameRecord>> LastFrame(const std::string& run_id) = 0;
-  // Events with seq > after_seq (use -1 for all), ascending, at most `limit`.
+  // Events with seq > after_seq (0 for all: a run's events are numbered from
+  // 1), ascending, at most `limit`.
   virtual Result<std::vector<EventRecord>> ListEvents(const std::string& run_id, int64_t after_seq,
                                                       int limit) = 0;
   // The cache row `cache_key`, if any. DataLoss when its payload is not JSON.

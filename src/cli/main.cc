@@ -565,11 +565,14 @@ int Main(int argc, char** argv) {
   auto* inspect_cmd = app.add_subcommand("inspect", "Show a run: nodes, attempts, outputs");
   inspect_cmd->add_option("run", run_id, "Run id")->required();
 
-  int64_t since = -1;
+  int64_t since = 0;
   bool follow = false;
   auto* events_cmd = app.add_subcommand("events", "Print a run's events in seq order");
   events_cmd->add_option("run", run_id, "Run id")->required();
-  events_cmd->add_option("--since", since, "Only events with seq greater than this");
+  events_cmd
+      ->add_option("--since", since,
+                   "Only events with seq greater than this (a run's events are numbered from 1)")
+      ->capture_default_str();
   events_cmd->add_flag("-f,--follow", follow,
                        "Keep printing new events until the run ends (with --json: one JSON "
                        "object per line)");

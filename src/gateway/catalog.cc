@@ -237,13 +237,20 @@ void Gateway::SyncSchedules() {
   }
 }
 
-Json Gateway::RunSummary(RunRecord run) {
-  std::string key;
+std::string Gateway::WorkflowKey(const std::string& path) const {
   for (const auto& [k, w] : workflows_) {
-    if (w.path == run.workflow_path) key = k;
+    if (w.path == path) return k;
   }
+  return "";
+}
+
+// A run as the list and get methods return it: its record, its workflow's
+// key, and Smithers' `system` flag (no workflow of a folder is a system one).
+Json Gateway::RunSummary(RunRecord run) {
+  std::string key = WorkflowKey(run.workflow_path);
   Json j = RunRecordJson(std::move(run));
   j["workflowKey"] = key.empty() ? Json() : Json(key);
+  j["system"] = false;
   return j;
 }
 

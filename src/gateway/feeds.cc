@@ -52,7 +52,7 @@ void Gateway::AutoSubscribe(Reply& reply, Connection* conn, bool from_start) {
   for (const auto& [id, streamed] : conn->streams) {
     if (streamed == run_id) return;
   }
-  Reply sub = OpenStream(*conn, run_id, from_start ? std::optional<int64_t>(-1) : std::nullopt);
+  Reply sub = OpenStream(*conn, run_id, from_start ? std::optional<int64_t>(0) : std::nullopt);
   if (!sub.ok) return;
   std::string stream_id = sub.payload["streamId"].get<std::string>();
   reply.payload["streamId"] = stream_id;
@@ -80,13 +80,24 @@ void Gateway::Poll(const std::string& run_id, Feed& feed) {
   feed.status = status;
 }
 
+// A run event's frame (docs/gateway.md "Event streams"): Smithers' name in
+// `event`, ours in `type`.
 std::string Gateway::EventPayload(const EventRecord& e) {
-  return Frame({{"type", "RunEvent"},
+  WireEventName name = SmithersEventName(e.type);
+  const Json* payload = &e.payload;
+  Json completed;
+  if (name.run_completed) {
+    completed = e.payload.is_object() ? e.payload : Json::object();
+    completed["runId"] = e.run_id;
+    completed["status"] = name.status;
+    payload = &completed;
+  }
+  return Frame({{"type", e.type},
                 {"runId", e.run_id},
                 {"seq", e.seq},
-                {"event", e.type},
+                {"event", name.event},
                 {"timestampMs", e.timestamp_ms},
-                {"payload", e.payload}});
+                {"payload", *payload}});
 }
 
 RingEvent Gateway::MakeRingEvent(const EventRecord& e) {

@@ -224,7 +224,7 @@ Json Gateway::Hello(const Caller& caller) {
     snapshot["approvals"] =
         FindMethod("listApprovals")
             ->handler({.gw = *this, .caller = caller, .params = Json::object(), .conn = nullptr})
-            .payload.value("approvals", Json::array());
+            .payload;
   }
   return {{"protocol", kProtocolVersion},
           {"features", Json::array({"streaming", "runs"})},

@@ -95,7 +95,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
 struct Subscriber {
   std::weak_ptr<Connection> conn;
   std::string stream_id;
-  int64_t cursor = -1;
+  int64_t cursor = 0;  // events are numbered from 1
 };
 
 // One event of a feed's ring, serialized once for every subscriber.
@@ -108,7 +108,7 @@ struct RingEvent {
 
 // The events of one run that subscribers follow, read from the database.
 struct Feed {
-  int64_t last_seq = -1;
+  int64_t last_seq = 0;             // 0: none yet
   std::optional<RunStatus> status;  // the run's, as last read; nullopt before
   std::deque<RingEvent> ring;       // recent events
   std::vector<Subscriber> subs;
@@ -243,6 +243,8 @@ class Gateway {
   // A run's summary for getRun, listRuns and hello: its record and the key
   // of the catalog's workflow it runs.
   Json RunSummary(RunRecord run);
+  // The catalog's key of the workflow file `path` ("" when it has none).
+  std::string WorkflowKey(const std::string& path) const;
   // Starts a run on its own thread (run_host.cc) and returns at once; the
   // thread loads the module (a launch: the file, checked and pinned; a
   // resumed run: the revision it started with). `on_started`, if set, is

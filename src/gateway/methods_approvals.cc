@@ -1,6 +1,8 @@
 // The approval and signal methods (scopes approval:read, approval:submit,
 // signal:submit): list approvals, decide one, send a run a signal.
 #include <cstdint>
+#include <map>
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -11,8 +13,18 @@
 namespace smithers::gateway {
 namespace {
 
-Json ApprovalJson(const ApprovalRecord& a) {
+// An approval as Smithers' GatewayApprovalSummary (its request's title and
+// summary, the run's workflow key), with our own fields beside.
+Json ApprovalJson(const ApprovalRecord& a, const std::string& workflow_key) {
+  auto text = [&](const char* key) {
+    return a.request.is_object() && a.request.contains(key) && a.request[key].is_string()
+               ? a.request[key]
+               : Json();
+  };
   return {{"runId", a.run_id},
+          {"workflowKey", workflow_key.empty() ? Json() : Json(workflow_key)},
+          {"requestTitle", text("title")},
+          {"requestSummary", text("summary")},
           {"nodeId", a.node_id},
           {"iteration", a.iteration},
           {"status", a.status},
@@ -35,6 +47,10 @@ Reply ListApprovals(const MethodCall& call) {
   Json filter = params.value("filter", Json::object());
   if (!filter.is_object()) return Reply::Err("InvalidRequest", "filter must be an object");
   ApprovalFilter f{.run_id = filter.value("runId", "")};
+  Result<std::optional<std::string>> workflow = OptionalString(filter, "workflow");
+  if (!workflow.ok()) return BadParam(workflow.status());
+  Result<int64_t> limit = IntParam(filter, "limit", 1000, 1, 1000);
+  if (!limit.ok()) return Reply::Err("InvalidRequest", limit.status().message());
   Result<std::optional<std::string>> status = OptionalString(filter, "status");
   if (!status.ok()) return BadParam(status.status());
   std::string wanted = status->value_or("requested");
@@ -50,8 +66,19 @@ Reply ListApprovals(const MethodCall& call) {
   Result<std::vector<ApprovalRecord>> rows = gw.store().ListApprovals(f);
   if (!rows.ok()) return StoreError(rows.status(), "RunNotFound");
   Json list = Json::array();
-  for (const ApprovalRecord& a : *rows) list.push_back(ApprovalJson(a));
-  return Reply::Ok({{"approvals", list}});
+  std::map<std::string, std::string> keys;  // run id -> workflow key
+  for (const ApprovalRecord& a : *rows) {
+    if (std::cmp_greater_equal(list.size(), *limit)) break;
+    auto key = keys.find(a.run_id);
+    if (key == keys.end()) {
+      Result<RunRecord> run = gw.store().GetRun(a.run_id);
+      if (!run.ok()) return StoreError(run.status(), "RunNotFound");
+      key = keys.emplace(a.run_id, gw.WorkflowKey(run->workflow_path)).first;
+    }
+    if (workflow->has_value() && key->second != **workflow) continue;
+    list.push_back(ApprovalJson(a, key->second));
+  }
+  return Reply::Ok(std::move(list));
 }
 
 Reply SubmitApproval(const MethodCall& call) {

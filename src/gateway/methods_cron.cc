@@ -15,18 +15,24 @@
 namespace smithers::gateway {
 namespace {
 
-Json CronJson(const CronRecord& c) {
-  return {{"cronId", c.cron_id},
-          {"workflow", c.workflow},
-          {"pattern", c.pattern},
-          {"timeZone", c.time_zone},
-          {"input", c.input},
-          {"enabled", c.enabled},
-          {"createdAtMs", c.created_at_ms},
-          {"lastRunAtMs", c.last_run_at_ms == 0 ? Json() : Json(c.last_run_at_ms)},
-          {"nextRunAtMs", c.next_run_at_ms == 0 ? Json() : Json(c.next_run_at_ms)},
-          {"lastRunId", c.last_run_id.empty() ? Json() : Json(c.last_run_id)},
-          {"lastError", c.last_error.empty() ? Json() : Json(c.last_error)}};
+// A cron row as Smithers' GatewayCronRow, with our own fields beside.
+Json CronJson(const Gateway& gw, const CronRecord& c) {
+  std::string path;
+  if (auto w = gw.workflows().find(c.workflow); w != gw.workflows().end()) path = w->second.path;
+  return {
+      {"cronId", c.cron_id},
+      {"workflow", c.workflow},
+      {"workflowPath", path},
+      {"pattern", c.pattern},
+      {"timeZone", c.time_zone},
+      {"input", c.input},
+      {"enabled", c.enabled},
+      {"createdAtMs", c.created_at_ms},
+      {"lastRunAtMs", c.last_run_at_ms == 0 ? Json() : Json(c.last_run_at_ms)},
+      {"nextRunAtMs", c.next_run_at_ms == 0 ? Json() : Json(c.next_run_at_ms)},
+      {"lastRunId", c.last_run_id.empty() ? Json() : Json(c.last_run_id)},
+      {"lastError", c.last_error.empty() ? Json() : Json(c.last_error)},
+      {"errorJson", c.last_error.empty() ? Json() : Json(Json{{"message", c.last_error}}.dump())}};
 }
 
 Reply CronList(const MethodCall& call) {
@@ -39,9 +45,9 @@ Reply CronList(const MethodCall& call) {
   if (!rows.ok()) return StoreError(rows.status(), "CronNotFound");
   Json list = Json::array();
   for (const CronRecord& c : *rows) {
-    if (workflow.empty() || c.workflow == workflow) list.push_back(CronJson(c));
+    if (workflow.empty() || c.workflow == workflow) list.push_back(CronJson(gw, c));
   }
-  return Reply::Ok({{"crons", list}});
+  return Reply::Ok(std::move(list));
 }
 
 Reply CronCreate(const MethodCall& call) {
@@ -78,7 +84,7 @@ Reply CronCreate(const MethodCall& call) {
                .next_run_at_ms = schedule->NextAfterMs(now)};
   Status put = gw.store().PutCron(c);
   if (!put.ok()) return StoreError(put, "CronNotFound");
-  return Reply::Ok(CronJson(c));
+  return Reply::Ok(CronJson(gw, c));
 }
 
 Reply CronDelete(const MethodCall& call) {

@@ -28,12 +28,22 @@ Result<bool> IsApprovalDecision(Store& store, const OutputRecord& o) {
 
 Reply Health(const MethodCall& call) { return call.gw.Health(); }
 
+// The catalog as Smithers' GatewayWorkflowSummary rows: no workflow of a
+// folder has a UI or is a system one, so filter.hasUi = true lists none.
 Reply ListWorkflows(const MethodCall& call) {
   Gateway& gw = call.gw;
+  Result<Json> filter = OptionalObject(call.params, "filter");
+  if (!filter.ok()) return BadParam(filter.status());
   Json list = Json::array();
+  if (filter->value("hasUi", false)) return Reply::Ok(std::move(list));
   for (const auto& [key, w] : gw.workflows()) {
-    Json entry = {
-        {"key", key}, {"path", w.path}, {"revision", w.revision}, {"loadedAtMs", w.loaded_at_ms}};
+    Json entry = {{"key", key},
+                  {"hasUi", false},
+                  {"uiPath", nullptr},
+                  {"system", false},
+                  {"path", w.path},
+                  {"revision", w.revision},
+                  {"loadedAtMs", w.loaded_at_ms}};
     if (w.schedule) {
       entry["schedule"] = {{"cronId", "gateway:" + key},
                            {"pattern", w.schedule->cron},
@@ -43,7 +53,7 @@ Reply ListWorkflows(const MethodCall& call) {
     if (!w.error.empty()) entry["error"] = w.error;
     list.push_back(std::move(entry));
   }
-  return Reply::Ok({{"workflows", list}});
+  return Reply::Ok(std::move(list));
 }
 
 Reply GetRun(const MethodCall& call) {
@@ -86,7 +96,7 @@ Reply ListRuns(const MethodCall& call) {
     if (skipped++ < offset) continue;
     list.push_back(std::move(j));
   }
-  return Reply::Ok({{"runs", list}});
+  return Reply::Ok(std::move(list));
 }
 
 Reply GetNodeOutput(const MethodCall& call) {
@@ -151,6 +161,41 @@ Reply GetNodeOutput(const MethodCall& call) {
   return Reply::Ok(out);
 }
 
+// Smithers' RunTokenUsageEvent rows of a run: one per agent an attempt asked
+// (the attempt's meta.agents, as the agent executor records them), in the
+// order the attempts started. Cache and reasoning tokens are not counted
+// apart (0).
+Reply ListRunTokenUsage(const MethodCall& call) {
+  Gateway& gw = call.gw;
+  std::string run_id;
+  if (auto bad = ReadRequired(call.params, {{"runId", &run_id}})) return *bad;
+  Result<RunRecord> run = gw.store().GetRun(run_id);
+  if (!run.ok()) return StoreError(run.status(), "RunNotFound");
+  Result<std::vector<AttemptRecord>> attempts = gw.store().ListAttempts(run_id);
+  if (!attempts.ok()) return StoreError(attempts.status(), "RunNotFound");
+  Json events = Json::array();
+  for (const AttemptRecord& a : *attempts) {
+    const Json agents = a.meta.is_object() ? a.meta.value("agents", Json::array()) : Json();
+    if (!agents.is_array()) continue;
+    for (const Json& agent : agents) {
+      if (!agent.is_object()) continue;
+      events.push_back(
+          {{"nodeId", a.node_id},
+           {"iteration", a.iteration},
+           {"attempt", a.attempt},
+           {"model", agent.value("model", "")},
+           {"agent", agent.value("kind", "")},
+           {"inputTokens", agent.value("inputTokens", int64_t{0})},
+           {"outputTokens", agent.value("outputTokens", int64_t{0})},
+           {"cacheReadTokens", 0},
+           {"cacheWriteTokens", 0},
+           {"reasoningTokens", 0},
+           {"timestampMs", a.finished_at_ms != 0 ? a.finished_at_ms : a.started_at_ms}});
+    }
+  }
+  return Reply::Ok({{"runId", run_id}, {"events", std::move(events)}});
+}
+
 }  // namespace
 
 Reply Gateway::Health() {
@@ -171,6 +216,7 @@ std::span<const Method> ReadMethods() {
       {.name = "getRun", .scope = "run:read", .handler = GetRun},
       {.name = "listRuns", .scope = "run:read", .handler = ListRuns},
       {.name = "getNodeOutput", .scope = "run:read", .handler = GetNodeOutput},
+      {.name = "listRunTokenUsage", .scope = "run:read", .handler = ListRunTokenUsage},
   };
   return kRows;
 }

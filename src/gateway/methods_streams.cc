@@ -1,6 +1,7 @@
 // The stream methods (scope run:read, a WebSocket only): open a stream of a
 // run's events, close one. The feeds behind them are in feeds.cc.
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "gateway/methods.h"
@@ -16,12 +17,15 @@ Reply StreamRunEvents(const MethodCall& call) {
   if (auto bad = ReadRequired(params, {{"runId", &run_id}})) return *bad;
   Result<RunRecord> run = gw.store().GetRun(run_id);
   if (!run.ok()) return StoreError(run.status(), "RunNotFound");
-  int64_t after = -1;
+  // Events are numbered from 1: afterSeq 0, like none, is from the start
+  // (the reply's afterSeq is then null).
+  std::optional<int64_t> after;
   if (params.contains("afterSeq") && !params.at("afterSeq").is_null()) {
-    if (!params.at("afterSeq").is_number_integer()) {
-      return Reply::Err("InvalidRequest", "afterSeq must be an integer");
+    const Json& a = params.at("afterSeq");
+    if (!a.is_number_integer() || a.get<int64_t>() < 0) {
+      return Reply::Err("InvalidRequest", "afterSeq must be an integer >= 0 (0: from the start)");
     }
-    after = params.at("afterSeq").get<int64_t>();
+    after = a.get<int64_t>();
   }
   // An explicit stream replaces an automatic one of the same run; the frames
   // the automatic one sent are all queued before this reply.
@@ -34,7 +38,9 @@ Reply StreamRunEvents(const MethodCall& call) {
       ++it;
     }
   }
-  return gw.OpenStream(conn, run_id, after);
+  Reply r = gw.OpenStream(conn, run_id, after.value_or(0));
+  if (r.ok && !after) r.payload["afterSeq"] = nullptr;
+  return r;
 }
 
 Reply Unsubscribe(const MethodCall& call) {

@@ -85,4 +85,32 @@ ConnectRequest ParseConnect(const Json& params) {
   return c;
 }
 
+WireEventName SmithersEventName(std::string_view type) {
+  struct Row {
+    std::string_view type, event, status;
+  };
+  static constexpr Row kRows[] = {
+      {"NodePending", "node.pending", ""},
+      {"NodeStarted", "node.started", ""},
+      {"NodeFinished", "node.finished", ""},
+      {"NodeFailed", "node.failed", ""},
+      {"NodeSkipped", "node.skipped", ""},
+      {"NodeCancelled", "node.cancelled", ""},
+      {"NodeRetrying", "node.retrying", ""},
+      {"NodeOutput", "task.output", ""},
+      {"TaskHeartbeat", "task.heartbeat", ""},
+      {"ApprovalRequested", "approval.requested", ""},
+      {"ApprovalGranted", "approval.decided", ""},
+      {"ApprovalDenied", "approval.decided", ""},
+      {"RunFinished", "run.completed", "finished"},
+      {"RunFailed", "run.completed", "failed"},
+      {"RunCancelled", "run.completed", "cancelled"},
+  };
+  for (const Row& r : kRows) {
+    if (r.type == type)
+      return {.event = r.event, .run_completed = !r.status.empty(), .status = r.status};
+  }
+  return {.event = type};
+}
+
 }  // namespace smithers::gateway

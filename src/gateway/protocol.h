@@ -52,6 +52,20 @@ struct ConnectRequest {
 };
 ConnectRequest ParseConnect(const Json& params);
 
+// A run event as a stream sends it: `event` is Smithers' dotted broadcast
+// name for the event's type where it has one (NodeStarted -> node.started,
+// ApprovalGranted -> approval.decided, RunFinished -> run.completed, ...),
+// else the type itself (CacheHit), so every event is named. `run_completed`
+// marks the end of a run (RunFinished, RunFailed, RunCancelled), whose
+// payload also carries Smithers' {runId, status}: `status` is the status the
+// run ended with.
+struct WireEventName {
+  std::string_view event;
+  bool run_completed = false;
+  std::string_view status;  // set when run_completed
+};
+WireEventName SmithersEventName(std::string_view type);
+
 }  // namespace smithers::gateway
 
 #endif  // SMITHERS_GATEWAY_PROTOCOL_H_

@@ -110,7 +110,7 @@ class ReadCommandsTest(E2ETest):
         self.make_runs()
         events = self.events("run-ok")
         seqs = [e["seq"] for e in events]
-        self.assertEqual(seqs, list(range(len(events))), "seqs must be gapless from 0")
+        self.assertEqual(seqs, list(range(1, len(events) + 1)), "seqs must be gapless from 1")
         self.assertEqual(events[0]["type"], "RunStarted")
         self.assertEqual(events[-1]["type"], "RunFinished")
         for e in events:
@@ -122,16 +122,16 @@ class ReadCommandsTest(E2ETest):
         for t in ("FrameCommitted", "NodePending", "NodeStarted", "NodeFinished"):
             self.assertIn(t, types)
         later = self.events("run-ok", since=3)
-        self.assertEqual(later, events[4:])
+        self.assertEqual(later, events[3:])
         self.assertEqual(self.events("run-ok", since=seqs[-1]), [])
-        self.assertEqual(self.events("run-ok", since=-1), events)
+        self.assertEqual(self.events("run-ok", since=0), events)
         # Each run has its own sequence.
         bad = [e["seq"] for e in self.events("run-bad")]
-        self.assertEqual(bad, list(range(len(bad))))
+        self.assertEqual(bad, list(range(1, len(bad) + 1)))
         # --follow on an ended run prints every event (one JSON object a line) and stops.
         r = self.run_cli("events", "run-ok", "--follow", "--json", "--since", "1", timeout=10)
         self.assertEqual(r.code, 0, r)
-        self.assertEqual([json.loads(l) for l in r.stdout.splitlines()], events[2:])
+        self.assertEqual([json.loads(l) for l in r.stdout.splitlines()], events[1:])
 
     def test_help_of_every_command(self):
         for cmd in ([], ["up"], ["ps"], ["inspect"], ["events"], ["cancel"]):
@@ -204,7 +204,7 @@ class CancelTest(E2ETest):
         events = self.events("cancel-run")
         self.assertEqual(events[-1]["type"], "RunCancelled")
         self.assertIn("NodeCancelled", [e["type"] for e in events])
-        self.assertEqual([e["seq"] for e in events], list(range(len(events))))
+        self.assertEqual([e["seq"] for e in events], list(range(1, len(events) + 1)))
         r = self.run_cli("ps", "--status", "cancelled", "--json")
         self.assertEqual([x["runId"] for x in r.json()["runs"]], ["cancel-run"])
         # Cancelling again is refused.
@@ -236,7 +236,7 @@ class CancelTest(E2ETest):
         self.assertEqual(events[-1]["type"], "RunCancelled")
         self.assertEqual([e["payload"]["nodeId"] for e in events
                           if e["type"] == "NodeCancelled"], ["nap"])
-        self.assertEqual([e["seq"] for e in events], list(range(len(events))))
+        self.assertEqual([e["seq"] for e in events], list(range(1, len(events) + 1)))
 
     def test_resume_a_cancelled_run(self):
         # The sleeper only sleeps on its first attempt.

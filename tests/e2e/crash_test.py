@@ -15,7 +15,7 @@ never executed again, whatever crashes. This suite checks it from outside:
   again with plain `up` if the kill came before the run's first commit);
 - when the run finishes: every task has exactly one output; no task committed
   before a kill appears in the log after that kill (it never ran again); no
-  attempt ran twice; `events --json` seqs are 0..N-1; every attempt in
+  attempt ran twice; `events --json` seqs are 1..N; every attempt in
   progress at a kill ends cancelled with ATTEMPT_ABANDONED and a later
   attempt of the same task finished.
 
@@ -294,7 +294,7 @@ class CrashLoop:
         t.assertEqual(out.returncode, 0, out.stderr.decode(errors="replace"))
         events = json.loads(out.stdout)["events"]
         seqs = [e["seq"] for e in events]
-        t.assertEqual(seqs, list(range(len(seqs))), "event seqs are not 0..N-1")
+        t.assertEqual(seqs, list(range(1, len(seqs) + 1)), "event seqs are not 1..N")
         finished = sorted((e["payload"]["nodeId"], e["payload"]["iteration"])
                           for e in events if e["type"] == "NodeFinished")
         t.assertEqual(finished, sorted(EXPECTED), "NodeFinished events")

@@ -151,7 +151,7 @@ class GatewayConfigTest(E2ETest):
         self.assertIn("conf/state/gw.db", self.listening)
         code, r = self.rpc("listWorkflows", {}, None)
         self.assertEqual(code, 200, r)
-        self.assertEqual([w["key"] for w in r["payload"]["workflows"]], ["hello"])
+        self.assertEqual([w["key"] for w in r["payload"]], ["hello"])
         code, r = self.rpc("launchRun", {"workflow": "hello", "input": {"name": "x" * 200}}, None)
         self.assertEqual(code, 413, r)
         w = self.ws("")

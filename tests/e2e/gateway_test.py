@@ -98,6 +98,7 @@ def method_params(run_id):
     return {
         "health": {}, "listWorkflows": {}, "getRun": {"runId": run_id},
         "listRuns": {}, "getNodeOutput": {"runId": run_id, "nodeId": "greet"},
+        "listRunTokenUsage": {"runId": run_id},
         "streamRunEvents": {"runId": run_id}, "subscribe": {"runId": run_id},
         "unsubscribe": {"streamId": "nope"},
         "launchRun": {"workflow": "hello", "input": {"name": "x"}},
@@ -114,6 +115,7 @@ SCOPES = ["run:read", "run:write", "run:admin", "approval:read", "approval:submi
 TABLE = {
     "health": "run:read", "listWorkflows": "run:read", "getRun": "run:read",
     "listRuns": "run:read", "getNodeOutput": "run:read", "streamRunEvents": "run:read",
+    "listRunTokenUsage": "run:read",
     "subscribe": "run:read", "unsubscribe": "run:read", "launchRun": "run:write",
     "resumeRun": "run:write", "cancelRun": "run:write", "listApprovals": "approval:read",
     "submitApproval": "approval:submit", "submitSignal": "signal:submit",
@@ -295,7 +297,7 @@ class GatewayTest(E2ETest):
             res = w.request(method, params)
             self.assertEqual(res["error"]["code"], "InvalidRequest", (method, params, res))
         self.assertEqual(len(w.request("listRuns", {"filter": {"limit": 1000, "offset": 5}})
-                             ["payload"]["runs"]), 0)
+                             ["payload"]), 0)
         big = w.request("getRun", {"runId": "x" * (1100 * 1024)})
         self.assertEqual(big["error"]["code"], "PayloadTooLarge")
         self.assertTrue(w.request("health", {})["ok"])
@@ -333,7 +335,7 @@ class GatewayTest(E2ETest):
         self.assertEqual(r["error"]["code"], "Unauthorized")
         code, r = self.rpc("listWorkflows", {}, token)
         self.assertEqual(code, 200)
-        keys = sorted(w["key"] for w in r["payload"]["workflows"])
+        keys = sorted(w["key"] for w in r["payload"])
         self.assertEqual(keys, ["chatty", "gate", "hello"])
         code, r = self.http("POST", "/rpc", {"id": 9, "method": "launchRun",
                                              "params": {"workflow": "hello", "runId": "h1",
@@ -383,18 +385,18 @@ class GatewayTest(E2ETest):
         self.assertEqual({e["streamId"] for e in events}, {info["streamId"]},
                          "every run.event names its stream")
         seqs = [e["seq"] for e in events]
-        self.assertEqual(seqs, list(range(len(seqs))), "every event once, in seq order")
+        self.assertEqual(seqs, list(range(1, len(seqs) + 1)), "every event once, in seq order")
         cli = self.run_cli("events", "c1", "--json").json()["events"]
         self.assertEqual([(e["seq"], e["type"]) for e in cli],
-                         [(e["seq"], e["event"]) for e in events],
+                         [(e["seq"], e["type"]) for e in events],
                          "the stream carries the durable seqs of `smithers events`")
         # reconnect after a restart: exactly the events after N
         self.stop()
         self.start()
         w2 = self.ws(token)
         info, tail, completed = self.stream(w2, "c1", after=40)
-        self.assertEqual([e["seq"] for e in tail], list(range(41, len(seqs))))
-        self.assertEqual(info["currentSeq"], len(seqs) - 1)
+        self.assertEqual([e["seq"] for e in tail], list(range(41, len(seqs) + 1)))
+        self.assertEqual(info["currentSeq"], len(seqs))
         res = w2.request("streamRunEvents", {"runId": "c1", "afterSeq": 10 ** 6})
         self.assertEqual(res["error"]["code"], "SeqOutOfRange")
 
@@ -418,8 +420,8 @@ class GatewayTest(E2ETest):
             f = w.recv_json()
             if f["event"] == "run.event":
                 replayed.append(f["payload"])
-        self.assertEqual([e["seq"] for e in replayed], list(range(current + 1)))
-        started = [e["payload"].get("nodeId") for e in replayed if e["event"] == "NodeStarted"]
+        self.assertEqual([e["seq"] for e in replayed], list(range(1, current + 1)))
+        started = [e["payload"].get("nodeId") for e in replayed if e["type"] == "NodeStarted"]
         self.assertEqual(started[-1], "gate")
         self.assertNotIn("b1", started)
         # Live: released only now, so everything after the gate is new.
@@ -429,12 +431,12 @@ class GatewayTest(E2ETest):
         completed = read_until_completed(w, live)
         events = replayed + live
         seqs = [e["seq"] for e in events]
-        self.assertEqual(seqs, list(range(len(seqs))), "no gap and no duplicate at the handover")
+        self.assertEqual(seqs, list(range(1, len(seqs) + 1)), "no gap and no duplicate at the handover")
         self.assertGreater(len(live), 20, "the tasks after the gate arrive live")
         self.assertIn(("NodeFinished", "b20"),
-                      [(e["event"], e["payload"].get("nodeId")) for e in live])
+                      [(e["type"], e["payload"].get("nodeId")) for e in live])
         self.assertEqual(completed["lastSeq"], seqs[-1])
-        self.assertEqual(events[-1]["event"], "RunFinished")
+        self.assertEqual((events[-1]["type"], events[-1]["event"]), ("RunFinished", "run.completed"))
 
     def test_approval_by_a_token_records_the_user_and_resumes_the_run(self):
         self.start()
@@ -449,7 +451,7 @@ class GatewayTest(E2ETest):
         self.assertEqual((code, r["error"]["code"]), (403, "Forbidden"))
         self.assertEqual(r["error"]["requiredScope"], "approval:submit")
         code, r = self.rpc("listApprovals", {}, approver)
-        self.assertEqual([a["nodeId"] for a in r["payload"]["approvals"]], ["ship"])
+        self.assertEqual([a["nodeId"] for a in r["payload"]], ["ship"])
         for status in ("pending", 7):  # names no approval status: refused, not an empty list
             code, r = self.rpc("listApprovals", {"filter": {"status": status}}, approver)
             self.assertEqual((code, r["error"]["code"]), (400, "InvalidRequest"), r)
@@ -677,7 +679,7 @@ class GatewayTest(E2ETest):
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             code, r = self.rpc("cronList", {}, token)
-            row = r["payload"]["crons"][0]
+            row = r["payload"][0]
             if row["lastRunId"]:
                 break
             time.sleep(0.1)
@@ -687,7 +689,7 @@ class GatewayTest(E2ETest):
         sweeps = self.cron_sweeps()
         self.wait_for(lambda: self.cron_sweeps() >= sweeps + 2, timeout=20,
                       what="two more cron sweeps")
-        runs = self.rpc("listRuns", {}, token)[1]["payload"]["runs"]
+        runs = self.rpc("listRuns", {}, token)[1]["payload"]
         self.assertEqual(len([x for x in runs if x["runId"].startswith("cron-")]), 1)
         self.wait_run(row["lastRunId"], token)
         self.assertEqual(self.rpc("cronDelete", {"cronId": "every5"}, token)[0], 200)
@@ -695,10 +697,13 @@ class GatewayTest(E2ETest):
 
     # ---- hot reload, declared schedules, auto-subscribe ----
 
-    def rows(self, method, key, token, params=None):
+    def rows(self, method, token, params=None):
+        """The rows a list method returns (a bare array, as Smithers' client
+        types them)."""
         code, r = self.rpc(method, params or {}, token)
         self.assertEqual(code, 200, r)
-        return r["payload"][key]
+        self.assertIsInstance(r["payload"], list, r)
+        return r["payload"]
 
     def launch_to_gate(self, workflow, run_id, token):
         """Launches a GATE-shaped workflow and waits for its approval gate."""
@@ -721,11 +726,11 @@ class GatewayTest(E2ETest):
         self.start()
         token = self.token("run:read,run:write,approval:submit", "--user", "ops")
         self.launch_to_gate("gate", "old", token)
-        before = {w["key"]: w["revision"] for w in self.rows("listWorkflows", "workflows", token)}
+        before = {w["key"]: w["revision"] for w in self.rows("listWorkflows", token)}
         # the file changes while the run waits: the Gateway reloads it ...
         self.write("workflows/gate.lua", GATE.replace("{ ok = true }", "{ ok = false }"))
         self.wait_for(lambda: {w["key"]: w["revision"] for w in
-                               self.rows("listWorkflows", "workflows", token)}["gate"]
+                               self.rows("listWorkflows", token)}["gate"]
                       != before["gate"], what="the reload")
         # ... and is restarted: the old revision lives in the database
         self.stop()
@@ -776,23 +781,23 @@ class GatewayTest(E2ETest):
         self.write("workflows/nightly.lua", nightly)
         self.start()
         token = self.token("cron:read,run:read")
-        crons = self.rows("cronList", "crons", token)
+        crons = self.rows("cronList", token)
         self.assertEqual([c["cronId"] for c in crons], ["gateway:nightly"])
         row = crons[0]
         self.assertEqual((row["workflow"], row["pattern"], row["timeZone"], row["input"]),
                          ("nightly", "*/5 * * * *", "Europe/Berlin", {"name": "sched"}))
         nxt = row["nextRunAtMs"]
         self.assertEqual(nxt % (5 * 60000), 0)
-        wf = {w["key"]: w for w in self.rows("listWorkflows", "workflows", token)}
+        wf = {w["key"]: w for w in self.rows("listWorkflows", token)}
         self.assertEqual(wf["nightly"]["schedule"]["cronId"], "gateway:nightly")
         # a restart keeps the row as it is (one row, same next fire)
         self.stop()
         self.start()
-        self.assertEqual(self.rows("cronList", "crons", token), crons)
+        self.assertEqual(self.rows("cronList", token), crons)
         # the slot passes while the Gateway is down: it fires once, with the input
         self.stop()
         self.start(env={"SMITHERS_CLOCK_OFFSET_MS": str(12 * 60 * 1000)})
-        row = self.wait_for(lambda: [c for c in self.rows("cronList", "crons", token)
+        row = self.wait_for(lambda: [c for c in self.rows("cronList", token)
                                      if c["lastRunId"]], what="the missed fire")[0]
         self.wait_run(row["lastRunId"], token)
         code, r = self.rpc("getNodeOutput", {"runId": row["lastRunId"], "nodeId": "greet"}, token)
@@ -800,18 +805,18 @@ class GatewayTest(E2ETest):
         self.assertEqual(self.run_cli("events", row["lastRunId"], "--json").code, 0)
         # an invalid schedule is reported and leaves the row alone
         self.write("workflows/nightly.lua", nightly.replace("*/5 * * * *", "61 * * * *"))
-        wf = self.wait_for(lambda: [w for w in self.rows("listWorkflows", "workflows", token)
+        wf = self.wait_for(lambda: [w for w in self.rows("listWorkflows", token)
                                     if w["key"] == "nightly" and "error" in w],
                            what="the schedule error")[0]
         self.assertIn("61", wf["error"])
-        self.assertEqual([c["pattern"] for c in self.rows("cronList", "crons", token)],
+        self.assertEqual([c["pattern"] for c in self.rows("cronList", token)],
                          ["*/5 * * * *"])
         # a changed schedule replaces the row; none declared removes it
         self.write("workflows/nightly.lua", nightly.replace("*/5 * * * *", "0 3 * * *"))
-        self.wait_for(lambda: [c["pattern"] for c in self.rows("cronList", "crons", token)]
+        self.wait_for(lambda: [c["pattern"] for c in self.rows("cronList", token)]
                       == ["0 3 * * *"], what="the changed schedule")
         self.write("workflows/nightly.lua", HELLO)
-        self.wait_for(lambda: self.rows("cronList", "crons", token) == [],
+        self.wait_for(lambda: self.rows("cronList", token) == [],
                       what="the row removed")
 
     def test_launch_and_approval_subscribe_the_connection(self):
@@ -822,10 +827,10 @@ class GatewayTest(E2ETest):
         self.assertTrue(res["ok"], res)
         stream_id = res["payload"]["streamId"]
         seen = list(getattr(w, "events", []))
-        while not any(f.get("payload", {}).get("event") == "ApprovalRequested" for f in seen):
+        while not any(f.get("payload", {}).get("type") == "ApprovalRequested" for f in seen):
             seen.append(w.recv_json())
         events = [f["payload"] for f in seen if f.get("event") == "run.event"]
-        self.assertEqual([e["seq"] for e in events], list(range(len(events))))
+        self.assertEqual([e["seq"] for e in events], list(range(1, len(events) + 1)))
         # approving on another connection: the decision and the rest arrive here
         w2 = self.ws(token)
         res2 = w2.request("submitApproval", {"runId": "a1", "nodeId": "ship", "approved": True})
@@ -835,9 +840,9 @@ class GatewayTest(E2ETest):
         completed = read_until_completed(w, events)
         self.assertEqual(completed["streamId"], stream_id)
         self.assertEqual(completed["status"], "finished")
-        self.assertEqual([e["seq"] for e in events], list(range(len(events))),
+        self.assertEqual([e["seq"] for e in events], list(range(1, len(events) + 1)),
                          "every event once, in order")
-        self.assertEqual(events[-1]["event"], "RunFinished")
+        self.assertEqual((events[-1]["type"], events[-1]["event"]), ("RunFinished", "run.completed"))
         # over HTTP there is no connection to subscribe
         code, r = self.rpc("launchRun", {"workflow": "hello", "runId": "a2"}, token)
         self.assertNotIn("streamId", r["payload"])
@@ -863,7 +868,7 @@ class GatewayTest(E2ETest):
         self.assertEqual(code, 200, health)
         code, runs = self.http("POST", "/v1/rpc/listRuns", {}, token, timeout=10)
         self.assertEqual(code, 200, runs)
-        self.assertNotIn("held-1", [r["runId"] for r in runs["payload"]["runs"]])
+        self.assertNotIn("held-1", [r["runId"] for r in runs["payload"]])
         # The id is taken while the launch is held.
         code, again = self.http("POST", "/v1/rpc/launchRun", {"workflow": "hello", "runId": "held-1"},
                                 token, timeout=10)
@@ -887,9 +892,9 @@ class GatewayTest(E2ETest):
         completed = read_until_completed(w, events)
         self.assertEqual(completed["streamId"], stream_id)
         self.assertEqual(completed["status"], "finished")
-        self.assertEqual([e["seq"] for e in events], list(range(len(events))),
+        self.assertEqual([e["seq"] for e in events], list(range(1, len(events) + 1)),
                          "every event from the first, once, in order")
-        self.assertEqual(events[-1]["event"], "RunFinished")
+        self.assertEqual((events[-1]["type"], events[-1]["event"]), ("RunFinished", "run.completed"))
 
     def test_a_module_held_in_the_catalogs_load_does_not_hold_up_the_gateway(self):
         # The catalog loads a new or changed module on its own thread: while
@@ -917,7 +922,7 @@ class GatewayTest(E2ETest):
                      "params": {"workflow": "later", "runId": "later-1"}})
         res = w.request("listWorkflows", {})
         self.assertTrue(res["ok"], res)
-        self.assertNotIn("held", [x["key"] for x in res["payload"]["workflows"]])
+        self.assertNotIn("held", [x["key"] for x in res["payload"]])
         self.assertEqual(getattr(w, "events", []), [], "nothing for the held launch yet")
         open(os.path.join(hold_dir, "release"), "w").close()
         f = w.recv_json(timeout=30)
@@ -926,7 +931,7 @@ class GatewayTest(E2ETest):
         self.assertEqual((f.get("type"), f.get("id")), ("res", "later"), f)
         self.assertTrue(f["ok"], f)
         self.assertEqual(self.wait_run("later-1", token)["status"], "finished")
-        keys = [x["key"] for x in self.rpc("listWorkflows", {}, token)[1]["payload"]["workflows"]]
+        keys = [x["key"] for x in self.rpc("listWorkflows", {}, token)[1]["payload"]]
         self.assertIn("held", keys)
         self.assertIn("later", keys)
 

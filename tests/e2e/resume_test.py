@@ -114,7 +114,7 @@ class ResumeTest(E2ETest):
                          [("count", 1, "finished"), ("fragile", 1, "failed"),
                           ("fragile", 2, "finished")])
         seqs = [e["seq"] for e in self.events("edit-run")]
-        self.assertEqual(seqs, list(range(len(seqs))))
+        self.assertEqual(seqs, list(range(1, len(seqs) + 1)))
 
     def test_resume_a_failed_run_retries_only_what_failed(self):
         flag = self.path("fixed")
@@ -163,7 +163,7 @@ class ResumeTest(E2ETest):
         self.assertEqual([a["state"] for a in slow["attempts"]], ["cancelled", "finished"])
         self.assertEqual(slow["attempts"][0]["error"]["code"], "ATTEMPT_ABANDONED")
         seqs = [e["seq"] for e in self.events("crash-run")]
-        self.assertEqual(seqs, list(range(len(seqs))))
+        self.assertEqual(seqs, list(range(1, len(seqs) + 1)))
 
 
 if __name__ == "__main__":

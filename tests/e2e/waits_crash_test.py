@@ -172,7 +172,7 @@ class WaitsCrashTest(E2ETest):
         for s in signals:
             self.assertEqual(outs["ev"][s["consumed_by_node"]], by_seq[s["seq"]])
         events = self.events("r")
-        self.assertEqual([e["seq"] for e in events], list(range(len(events))))
+        self.assertEqual([e["seq"] for e in events], list(range(1, len(events) + 1)))
         types = [e["type"] for e in events]
         self.assertEqual(types.count("ApprovalGranted"), 1)
         self.assertEqual(types.count("ApprovalDenied"), 1)

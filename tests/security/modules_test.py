@@ -72,7 +72,7 @@ class ModulesTest(E2ETest):
     def workflows(self):
         code, r = self.rpc("listWorkflows", {})
         self.assertEqual(code, 200, r)
-        return {w["key"]: w for w in r["payload"]["workflows"]}
+        return {w["key"]: w for w in r["payload"]}
 
     def assert_alive(self):
         self.assertIsNone(self.gateway.poll(), "the Gateway died")

@@ -114,7 +114,7 @@ class PropsTest(E2ETest):
 
         code, listed = rpc("listWorkflows", {})
         self.assertEqual(code, 200, listed)
-        listed = {w["key"]: w for w in listed["payload"]["workflows"]}
+        listed = {w["key"]: w for w in listed["payload"]}
         for name, (_, expected, marker) in CASES.items():
             with self.subTest(case=name):
                 err = listed[name].get("error", "")

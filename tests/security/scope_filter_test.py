@@ -50,7 +50,7 @@ class ScopeFilterTest(GatewayCase):
     def read_stream(self, w, run_id, until):
         """Streams the run from its first event; reads frames until one of
         type `until` arrives. Returns the run.event payloads read."""
-        res = w.request("streamRunEvents", {"runId": run_id, "afterSeq": -1})
+        res = w.request("streamRunEvents", {"runId": run_id, "afterSeq": 0})
         self.assertTrue(res["ok"], res)
         events = []
         deadline = time.monotonic() + 20
@@ -58,7 +58,7 @@ class ScopeFilterTest(GatewayCase):
             f = w.recv_json()
             if f.get("event") == "run.event":
                 events.append(f["payload"])
-                if f["payload"]["event"] == until:
+                if f["payload"]["type"] == until:
                     return events
         self.fail("no %s in %s" % (until, events))
 
@@ -82,16 +82,16 @@ class ScopeFilterTest(GatewayCase):
         # events: withheld for the reader, whole for the auditor, same seqs
         seen_r = self.read_stream(wr, "g1", "NodeWaitingApproval")
         seen_a = self.read_stream(wa, "g1", "NodeWaitingApproval")
-        self.assertEqual([e["seq"] for e in seen_r], list(range(len(seen_r))), "no gap")
+        self.assertEqual([e["seq"] for e in seen_r], list(range(1, len(seen_r) + 1)), "no gap")
         self.assertEqual([e["seq"] for e in seen_r], [e["seq"] for e in seen_a])
         for e in seen_r:
-            if e["event"] in APPROVAL_EVENTS:
+            if e["type"] in APPROVAL_EVENTS:
                 self.assertEqual(e["payload"]["withheld"], True, e)
                 self.assertEqual(e["payload"]["requiredScope"], "approval:read")
                 self.assertEqual(e["payload"]["nodeId"], "ship")
         self.assertNotIn("Secret launch codes", json.dumps(seen_r))
         self.assertNotIn('"ops"', json.dumps(seen_r))
-        [req] = [e for e in seen_a if e["event"] == "ApprovalRequested"]
+        [req] = [e for e in seen_a if e["type"] == "ApprovalRequested"]
         self.assertEqual(req["payload"]["request"]["title"], "Secret launch codes?")
         self.assertEqual(req["payload"]["owner"], "ops")
 
@@ -102,12 +102,12 @@ class ScopeFilterTest(GatewayCase):
                          200)
         more_r = [e for e in run_events(wr.events)]
         deadline = time.monotonic() + 20
-        while not any(e["event"] == "ApprovalGranted" for e in more_r):
+        while not any(e["type"] == "ApprovalGranted" for e in more_r):
             self.assertLess(time.monotonic(), deadline, more_r)
             f = wr.recv_json()
             if f.get("event") == "run.event":
                 more_r.append(f["payload"])
-        [granted] = [e for e in more_r if e["event"] == "ApprovalGranted"]
+        [granted] = [e for e in more_r if e["type"] == "ApprovalGranted"]
         self.assertEqual(granted["payload"]["withheld"], True)
         self.assertNotIn("n0te", json.dumps(more_r))
         self.wait_status("g1", launcher, ("finished",))

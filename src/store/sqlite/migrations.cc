@@ -243,6 +243,17 @@ ALTER TABLE _smithers_nodes ADD COLUMN mounted INTEGER NOT NULL DEFAULT 1
   CHECK (mounted IN (0, 1));
 )sql";
 
+// A run's events are numbered from 1, as Smithers' streams number them, so a
+// reader's `afterSeq: 0` means "from the start" (docs/gateway.md "Event
+// streams"). Runs stored before this migration were numbered from 0: their
+// events move up by one, through negative numbers so that no two rows of a
+// run ever share a seq on the way.
+constexpr const char kEventsFromOne[] = R"sql(
+UPDATE _smithers_events SET seq = -seq - 1
+  WHERE run_id IN (SELECT run_id FROM _smithers_events WHERE seq = 0);
+UPDATE _smithers_events SET seq = -seq WHERE seq < 0;
+)sql";
+
 constexpr Migration kMigrations[] = {
     {1, "initial_tables", kInitialTables},
     {2, "indexes", kIndexes},
@@ -253,6 +264,7 @@ constexpr Migration kMigrations[] = {
     {7, "module_requires", kModuleRequiresTable},
     {8, "approval_deciders", kApprovalDecidersColumns},
     {9, "node_mounted", kNodeMountedColumn},
+    {10, "events_from_one", kEventsFromOne},
 };
 
 constexpr const char kCreateMigrationsTable[] = R"sql(

@@ -74,7 +74,7 @@ constexpr StatementSql kStatements[kStatementCount] = {
     // no other writer can take the same one: gapless and unique per run.
     {kAppendEvent,
      "INSERT INTO _smithers_events(run_id, seq, timestamp_ms, type, payload_json) "
-     "SELECT ?1, COALESCE(MAX(seq), -1) + 1, ?2, ?3, ?4 FROM _smithers_events WHERE run_id = ?1 "
+     "SELECT ?1, COALESCE(MAX(seq), 0) + 1, ?2, ?3, ?4 FROM _smithers_events WHERE run_id = ?1 "
      "RETURNING seq"},
     // A cache row has no children, so REPLACE (delete + insert) is safe here.
     {kPutCache,

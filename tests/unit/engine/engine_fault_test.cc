@@ -182,7 +182,7 @@ void ResumeAndCheck(Store& store, const std::set<std::string>& committed,
   std::multiset<std::string> finished_nodes;
   for (size_t i = 0; i < events->size(); ++i) {
     const EventRecord& e = (*events)[i];
-    EXPECT_EQ(e.seq, static_cast<int64_t>(i)) << "event seqs have a gap or a duplicate";
+    EXPECT_EQ(e.seq, static_cast<int64_t>(i) + 1) << "event seqs have a gap or a duplicate";
     types[e.type]++;
     if (e.type == "NodeFinished") finished_nodes.insert(e.payload.value("nodeId", ""));
   }

@@ -212,7 +212,7 @@ TEST_F(WaitsEngineTest, AFailedCommitAnywhereLosesNoDecisionOrSignal) {
       ASSERT_TRUE(events.ok());
       std::map<std::string, int> count;
       for (size_t i = 0; i < events->size(); ++i) {
-        EXPECT_EQ((*events)[i].seq, static_cast<int64_t>(i)) << "seqs are gapless";
+        EXPECT_EQ((*events)[i].seq, static_cast<int64_t>(i) + 1) << "seqs are gapless";
         count[(*events)[i].type]++;
       }
       EXPECT_EQ(count["ApprovalGranted"], 1);

@@ -51,7 +51,7 @@ TEST_F(FaultInjectingStoreTest, FailureBeforeApplyWritesNothing) {
 
   // Only the planned commit fails; the retry lands as if it were the first.
   STORE_ASSERT_OK_AND_ASSIGN(std::vector<int64_t> seqs, store_->Commit(FinishNode()));
-  EXPECT_EQ(seqs, (std::vector<int64_t>{0}));
+  EXPECT_EQ(seqs, (std::vector<int64_t>{1}));
   EXPECT_EQ(store_->commit_calls(), 3);
   EXPECT_EQ(store_->commits_applied(), 2);
 }
@@ -68,13 +68,13 @@ TEST_F(FaultInjectingStoreTest, AmbiguousCommitLandsButReportsFailure) {
   ASSERT_EQ(outputs.size(), 1u);
   EXPECT_EQ(outputs[0].payload, (Json{{"x", 1}}));
   ASSERT_EQ(events.size(), 1u);
-  EXPECT_EQ(events[0].seq, 0);
+  EXPECT_EQ(events[0].seq, 1);
   EXPECT_EQ(store_->commits_applied(), 2);
 
   // A blind retry re-applies: the upserts are idempotent, the event is not.
   // That is why the engine must reload state after an ambiguous commit.
   STORE_ASSERT_OK_AND_ASSIGN(std::vector<int64_t> seqs, store_->Commit(FinishNode()));
-  EXPECT_EQ(seqs, (std::vector<int64_t>{1}));
+  EXPECT_EQ(seqs, (std::vector<int64_t>{2}));
   STORE_ASSERT_OK_AND_ASSIGN(outputs, real_->ListOutputs("r1"));
   EXPECT_EQ(outputs.size(), 1u);
 }

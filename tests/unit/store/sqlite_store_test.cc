@@ -80,12 +80,12 @@ TEST_F(SqliteStoreTest, SynchronousMustBeFullOrNormal) {
 }
 
 TEST_F(SqliteStoreTest, RecordsEveryMigrationOnceAcrossReopens) {
-  EXPECT_EQ(StoreSchemaVersion(), 9);
+  EXPECT_EQ(StoreSchemaVersion(), 10);
   for (int i = 0; i < 3; ++i) STORE_ASSERT_OK(OpenSqliteStore(Options()));
   std::vector<SqlRowForTesting> rows =
       Sql("SELECT id, name, applied_at_ms > 0, length(checksum) FROM _smithers_schema_migrations "
           "ORDER BY id");
-  ASSERT_EQ(rows.size(), 9u);
+  ASSERT_EQ(rows.size(), 10u);
   EXPECT_EQ(rows[0], (SqlRowForTesting{"1", "initial_tables", "1", "64"}));
   EXPECT_EQ(rows[1], (SqlRowForTesting{"2", "indexes", "1", "64"}));
   EXPECT_EQ(rows[2], (SqlRowForTesting{"3", "cache", "1", "64"}));
@@ -95,6 +95,38 @@ TEST_F(SqliteStoreTest, RecordsEveryMigrationOnceAcrossReopens) {
   EXPECT_EQ(rows[6], (SqlRowForTesting{"7", "module_requires", "1", "64"}));
   EXPECT_EQ(rows[7], (SqlRowForTesting{"8", "approval_deciders", "1", "64"}));
   EXPECT_EQ(rows[8], (SqlRowForTesting{"9", "node_mounted", "1", "64"}));
+  EXPECT_EQ(rows[9], (SqlRowForTesting{"10", "events_from_one", "1", "64"}));
+}
+
+// Golden: events are numbered from 1 (migration 10). A version-9 database's
+// runs, numbered from 0, move up by one in order, and new events follow.
+TEST_F(SqliteStoreTest, UpgradesAVersion9DatabaseToEventsFromOne) {
+  {
+    STORE_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> old,
+                               OpenSqliteStoreForTesting(Options(), /*max_migration=*/9));
+    WriteBatch batch;
+    batch.UpsertRun(MakeRun("r1"));
+    batch.UpsertRun(MakeRun("r2"));
+    STORE_ASSERT_OK(old->Commit(batch));
+  }
+  // Rows as a version-9 build wrote them.
+  Sql("INSERT INTO _smithers_events(run_id, seq, timestamp_ms, type, payload_json) VALUES "
+      "('r1', 0, 1, 'RunStarted', '{}'), ('r1', 1, 2, 'NodeStarted', '{}'), "
+      "('r1', 2, 3, 'RunFinished', '{}'), ('r2', 0, 4, 'RunStarted', '{}')");
+  STORE_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> store, OpenSqliteStore(Options()));
+  EXPECT_EQ(Column("SELECT run_id || ':' || seq || ':' || type FROM _smithers_events "
+                   "ORDER BY run_id, seq"),
+            (std::vector<std::string>{"r1:1:RunStarted", "r1:2:NodeStarted", "r1:3:RunFinished",
+                                      "r2:1:RunStarted"}));
+  WriteBatch more;
+  more.AppendEvent("r2", "RunFinished", {}, 5);
+  STORE_ASSERT_OK_AND_ASSIGN(std::vector<int64_t> seqs, store->Commit(more));
+  EXPECT_EQ(seqs, std::vector<int64_t>{2});
+  // Reopening migrates nothing twice.
+  store.reset();
+  STORE_ASSERT_OK(OpenSqliteStore(Options()));
+  EXPECT_EQ(Column("SELECT seq FROM _smithers_events WHERE run_id = 'r1' ORDER BY seq"),
+            (std::vector<std::string>{"1", "2", "3"}));
 }
 
 TEST_F(SqliteStoreTest, UpgradesAVersion7DatabaseToApprovalDeciders) {
@@ -162,7 +194,7 @@ TEST_F(SqliteStoreTest, UpgradesADatabaseLeftByAnOlderBuild) {
   WriteBatch more;
   more.AppendEvent("r1", "RunFinished", {}, 2);
   STORE_ASSERT_OK_AND_ASSIGN(std::vector<int64_t> seqs, store->Commit(more));
-  EXPECT_EQ(seqs, std::vector<int64_t>{1});
+  EXPECT_EQ(seqs, std::vector<int64_t>{2});
 }
 
 // Golden: _smithers_nodes.mounted is 1 or 0 (migration 9), read back as the
@@ -229,7 +261,7 @@ TEST_F(SqliteStoreTest, UpgradesAVersion3DatabaseToApprovalsAndSignals) {
   ASSERT_EQ(events.size(), 3u);
   EXPECT_EQ(events[1].type, "SignalReceived");
   EXPECT_EQ(events[2].type, "ApprovalGranted");
-  EXPECT_EQ(events[2].seq, 2);
+  EXPECT_EQ(events[2].seq, 3);
 }
 
 TEST_F(SqliteStoreTest, ApprovalAndSignalStatusesAreChecked) {
@@ -470,8 +502,8 @@ TEST_F(SqliteStoreTest, ConcurrentWritersGetUniqueGaplessSeqs) {
     all.insert(seqs[w].begin(), seqs[w].end());
   }
   EXPECT_EQ(all.size(), static_cast<size_t>(kWriters * kCommits * 2));
-  EXPECT_EQ(*all.begin(), 0);
-  EXPECT_EQ(*all.rbegin(), kWriters * kCommits * 2 - 1);
+  EXPECT_EQ(*all.begin(), 1);
+  EXPECT_EQ(*all.rbegin(), kWriters * kCommits * 2);
 }
 
 TEST_F(SqliteStoreTest, CommitWaitsOutABriefWriteLock) {
@@ -503,7 +535,7 @@ TEST_F(SqliteStoreTest, CommitWaitsOutABriefWriteLock) {
   releaser.join();
   EXPECT_TRUE(met_lock) << "the commit never found the database locked";
   ASSERT_TRUE(seqs.ok()) << seqs.status().ToString();
-  EXPECT_EQ(*seqs, std::vector<int64_t>{0});
+  EXPECT_EQ(*seqs, std::vector<int64_t>{1});
 }
 
 TEST_F(SqliteStoreTest, WritesAreUnavailableWhileTheLockStaysHeld) {
@@ -529,7 +561,7 @@ TEST_F(SqliteStoreTest, WritesAreUnavailableWhileTheLockStaysHeld) {
   WriteBatch batch;
   batch.AppendEvent("r1", "E", {}, 1);
   STORE_ASSERT_OK_AND_ASSIGN(std::vector<int64_t> seqs, store->Commit(batch));
-  EXPECT_EQ(seqs, std::vector<int64_t>{0});
+  EXPECT_EQ(seqs, std::vector<int64_t>{1});
 }
 
 TEST_F(SqliteStoreTest, AFileThatIsNotADatabaseIsDataLoss) {

@@ -363,39 +363,39 @@ TEST_P(StoreConformanceTest, CountRunsByStatusCountsEveryRun) {
 
 // --- Events and seqs ----------------------------------------------------------------
 
-TEST_P(StoreConformanceTest, EventSeqsStartAtZeroGaplessPerRunAndIndependent) {
+TEST_P(StoreConformanceTest, EventSeqsStartAtOneGaplessPerRunAndIndependent) {
   PutRun(MakeRun("a"));
   PutRun(MakeRun("b"));
   WriteBatch first;
   first.AppendEvent("a", "RunStarted", {{"runId", "a"}}, 1);
   first.AppendEvent("b", "RunStarted", {{"runId", "b"}}, 2);
   first.AppendEvent("a", "NodeStarted", {{"nodeId", "x"}}, 3);
-  EXPECT_EQ(MustCommit(first), (std::vector<int64_t>{0, 0, 1}));
+  EXPECT_EQ(MustCommit(first), (std::vector<int64_t>{1, 1, 2}));
 
   WriteBatch second;
   second.UpsertNode({.run_id = "a", .node_id = "x", .state = NodeState::kFinished});
   second.AppendEvent("a", "NodeFinished", {{"nodeId", "x"}}, 4);
   second.AppendEvent("b", "NodeStarted", Json::object(), 5);
-  EXPECT_EQ(MustCommit(second), (std::vector<int64_t>{2, 1}));
+  EXPECT_EQ(MustCommit(second), (std::vector<int64_t>{3, 2}));
 
   for (int i = 0; i < 30; ++i) {
     WriteBatch batch;
     batch.AppendEvent("a", "Tick", {{"i", i}}, 10 + i);
-    EXPECT_EQ(MustCommit(batch), (std::vector<int64_t>{3 + i}));
+    EXPECT_EQ(MustCommit(batch), (std::vector<int64_t>{4 + i}));
   }
 
   STORE_ASSERT_OK_AND_ASSIGN(std::vector<EventRecord> a, store_->ListEvents("a", -1, 1000));
   ASSERT_EQ(a.size(), 33u);
-  for (size_t i = 0; i < a.size(); ++i) EXPECT_EQ(a[i].seq, static_cast<int64_t>(i));
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_EQ(a[i].seq, static_cast<int64_t>(i) + 1);
   EXPECT_EQ(ToJson(a[1]), ToJson(EventRecord{.run_id = "a",
-                                             .seq = 1,
+                                             .seq = 2,
                                              .timestamp_ms = 3,
                                              .type = "NodeStarted",
                                              .payload = {{"nodeId", "x"}}}));
   STORE_ASSERT_OK_AND_ASSIGN(std::vector<EventRecord> b, store_->ListEvents("b", -1, 1000));
   ASSERT_EQ(b.size(), 2u);
   EXPECT_EQ(b[0].type, "RunStarted");
-  EXPECT_EQ(b[1].seq, 1);
+  EXPECT_EQ(b[1].seq, 2);
 }
 
 TEST_P(StoreConformanceTest, ListEventsResumesAfterSeqWithLimit) {
@@ -408,11 +408,11 @@ TEST_P(StoreConformanceTest, ListEventsResumesAfterSeqWithLimit) {
   ASSERT_EQ(page.size(), 4u);
   EXPECT_EQ(page.front().seq, 4);
   EXPECT_EQ(page.back().seq, 7);
-  EXPECT_EQ(page.front().type, "E4");
+  EXPECT_EQ(page.front().type, "E3");
   STORE_ASSERT_OK_AND_ASSIGN(std::vector<EventRecord> rest, store_->ListEvents("r1", 7, 100));
-  ASSERT_EQ(rest.size(), 2u);
-  EXPECT_EQ(rest.back().seq, 9);
-  STORE_ASSERT_OK_AND_ASSIGN(std::vector<EventRecord> after_end, store_->ListEvents("r1", 9, 100));
+  ASSERT_EQ(rest.size(), 3u);
+  EXPECT_EQ(rest.back().seq, 10);
+  STORE_ASSERT_OK_AND_ASSIGN(std::vector<EventRecord> after_end, store_->ListEvents("r1", 10, 100));
   EXPECT_TRUE(after_end.empty());
   // A negative limit is no limit; 0 is none.
   STORE_ASSERT_OK_AND_ASSIGN(std::vector<EventRecord> all, store_->ListEvents("r1", -1, -1));
@@ -468,7 +468,7 @@ TEST_P(StoreConformanceTest, BatchFailingOnItsLastOpAppliesNothing) {
   // The rolled-back event did not use up a seq, and the store still works.
   WriteBatch next;
   next.AppendEvent("r1", "NodeFinished", {}, 3);
-  EXPECT_EQ(MustCommit(next), (std::vector<int64_t>{1}));
+  EXPECT_EQ(MustCommit(next), (std::vector<int64_t>{2}));
 }
 
 TEST_P(StoreConformanceTest, RowsForAMissingRunAreRefused) {
@@ -605,7 +605,7 @@ TEST_P(StoreConformanceTest, EverythingSurvivesReopen) {
   // Seqs continue after a reopen.
   WriteBatch more;
   more.AppendEvent("r1", "RunFinished", {}, 6);
-  EXPECT_EQ(MustCommit(more), (std::vector<int64_t>{1}));
+  EXPECT_EQ(MustCommit(more), (std::vector<int64_t>{2}));
 }
 
 // --- Output views --------------------------------------------------------------------
@@ -658,7 +658,7 @@ TEST_P(StoreConformanceTest, ApprovalRequestDecisionAndEvent) {
   WriteBatch batch;
   batch.RequestApproval(Request("r1", "gate"));
   batch.AppendEvent("r1", "ApprovalRequested", {}, 100);
-  EXPECT_EQ(MustCommit(batch), std::vector<int64_t>{0});
+  EXPECT_EQ(MustCommit(batch), std::vector<int64_t>{1});
 
   STORE_ASSERT_OK_AND_ASSIGN(ApprovalRecord d, store_->DecideApproval({.run_id = "r1",
                                                                        .node_id = "gate",
@@ -672,7 +672,7 @@ TEST_P(StoreConformanceTest, ApprovalRequestDecisionAndEvent) {
   EXPECT_EQ(d.request, (Json{{"title", "Ship?"}}));
   STORE_ASSERT_OK_AND_ASSIGN(auto events, store_->ListEvents("r1", -1, 10));
   ASSERT_EQ(events.size(), 2u);
-  EXPECT_EQ(events[1].seq, 1);
+  EXPECT_EQ(events[1].seq, 2);
   EXPECT_EQ(events[1].type, "ApprovalGranted");
   EXPECT_EQ(events[1].payload["decidedBy"], "carol");
 
@@ -976,7 +976,7 @@ TEST_P(StoreConformanceTest, DenialAppendsApprovalDeniedAndIsFinal) {
 
   STORE_ASSERT_OK_AND_ASSIGN(auto events, store_->ListEvents("r1", -1, 10));
   ASSERT_EQ(events.size(), 3u);
-  EXPECT_EQ(events[2].seq, 2);
+  EXPECT_EQ(events[2].seq, 3);
   EXPECT_EQ(events[2].type, "ApprovalDenied");
   EXPECT_EQ(events[2].timestamp_ms, 250);
   EXPECT_EQ(events[2].payload, (Json{{"nodeId", "gate"},
@@ -1028,7 +1028,7 @@ TEST_P(StoreConformanceTest, EscalationSkipsDecidedRowsAndKeepsTheOriginalOwner)
 
   STORE_ASSERT_OK_AND_ASSIGN(auto events, store_->ListEvents("r1", -1, 10));
   ASSERT_EQ(events.size(), 3u);
-  EXPECT_EQ(events[2].seq, 2);
+  EXPECT_EQ(events[2].seq, 3);
   EXPECT_EQ(events[2].type, "ApprovalEscalated");
   EXPECT_EQ(events[2].timestamp_ms, 150);
   EXPECT_EQ(events[2].payload,
@@ -1081,7 +1081,7 @@ TEST_P(StoreConformanceTest, AppendSignalStoresAPendingRowAndItsEvent) {
 
   STORE_ASSERT_OK_AND_ASSIGN(auto events, store_->ListEvents("r1", -1, 10));
   ASSERT_EQ(events.size(), 3u);
-  EXPECT_EQ(events[1].seq, 1);
+  EXPECT_EQ(events[1].seq, 2);
   EXPECT_EQ(events[1].type, "SignalReceived");
   EXPECT_EQ(events[1].timestamp_ms, 77);
   EXPECT_EQ(
@@ -1108,7 +1108,7 @@ TEST_P(StoreConformanceTest, ConsumingAConsumedOrMissingSignalAbortsTheWholeComm
   WriteBatch first;
   first.ConsumeSignal(sig);
   first.AppendEvent("r1", "SignalConsumed", {}, 5);
-  EXPECT_EQ(MustCommit(first), std::vector<int64_t>{1});
+  EXPECT_EQ(MustCommit(first), std::vector<int64_t>{2});
 
   // A second consumer, whose batch also finishes its node: none of it lands.
   SignalRecord rival = sig;
