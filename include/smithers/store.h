@@ -221,6 +221,17 @@ struct ModuleSource {
   std::map<std::string, std::string> siblings;
 };
 
+// One row of _smithers_launch_keys: the run a launch with an idempotency key
+// started (launchRun's options.idempotencyKey, docs/gateway.md "Methods").
+// Keys are per caller (`scope`: the token, JWT subject or proxy user).
+struct LaunchKey {
+  std::string scope;
+  std::string key;
+  std::string run_id;
+  std::string workflow;
+  int64_t created_at_ms = 0;
+};
+
 // A list of writes applied atomically by Store::Commit(), in order.
 class WriteBatch {
  public:
@@ -442,6 +453,14 @@ class Store {
   virtual Status PutModuleSource(const ModuleSource& module) = 0;
   virtual Result<std::optional<ModuleSource>> GetModuleSource(const std::string& revision) = 0;
 
+  // Takes `want`'s (scope, key) for its run unless a row created after
+  // `expired_before_ms` holds it; returns the row that holds the key after
+  // the call (want itself, or the earlier launch). Atomic.
+  virtual Result<LaunchKey> ClaimLaunchKey(const LaunchKey& want, int64_t expired_before_ms) = 0;
+  // Frees (scope, key) if it is held for `run_id` (a launch that failed).
+  virtual Status ReleaseLaunchKey(const std::string& scope, const std::string& key,
+                                  const std::string& run_id) = 0;
+
   // Makes `new_owner` the run's owner iff its owner is currently `expected_owner`.
   // Aborted when another owner holds it. Also sets heartbeat_at_ms = now_ms.
   virtual Status ClaimRun(const std::string& run_id, const std::string& expected_owner,
@@ -557,6 +576,13 @@ class StoreWrapper : public Store {
   Status PutModuleSource(const ModuleSource& m) override { return target_->PutModuleSource(m); }
   Result<std::optional<ModuleSource>> GetModuleSource(const std::string& revision) override {
     return target_->GetModuleSource(revision);
+  }
+  Result<LaunchKey> ClaimLaunchKey(const LaunchKey& want, int64_t expired_before_ms) override {
+    return target_->ClaimLaunchKey(want, expired_before_ms);
+  }
+  Status ReleaseLaunchKey(const std::string& scope, const std::string& key,
+                          const std::string& run_id) override {
+    return target_->ReleaseLaunchKey(scope, key, run_id);
   }
   Status ClaimRun(const std::string& id, const std::string& expected, const std::string& owner,
                   int64_t now) override {

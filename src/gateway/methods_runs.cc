@@ -12,6 +12,39 @@
 namespace smithers::gateway {
 namespace {
 
+constexpr int64_t kLaunchKeyTtlMs = 24LL * 3600 * 1000;  // Smithers keeps a key 24 h
+
+// Whose idempotency keys a caller's are: its token's, else its identity's.
+std::string LaunchKeyScope(const Caller& caller) {
+  return caller.via + ":" + (caller.token_id.empty() ? caller.user_id : caller.token_id);
+}
+
+// launchRun's options.idempotencyKey: the run the caller's first launch with
+// the key started (within 24 h), as that launch replied, or nullopt when this
+// launch takes the key. A launch that started no run
+// (its process died in between) leaves a row whose run does not exist: the
+// key is taken over.
+Result<std::optional<Reply>> UseLaunchKey(Gateway& gw, const Caller& caller, const std::string& key,
+                                          const std::string& run_id, const std::string& workflow) {
+  const int64_t now = gw.clock().NowMs();
+  LaunchKey want{.scope = LaunchKeyScope(caller),
+                 .key = key,
+                 .run_id = run_id,
+                 .workflow = workflow,
+                 .created_at_ms = now};
+  for (int tries = 0; tries < 2; ++tries) {
+    SMITHERS_ASSIGN_OR_RETURN(LaunchKey held,
+                              gw.store().ClaimLaunchKey(want, now - kLaunchKeyTtlMs));
+    if (gw.store().GetRun(held.run_id).ok() || gw.active_runs().count(held.run_id) != 0) {
+      return std::optional<Reply>(
+          Reply::Ok({{"runId", held.run_id}, {"workflow", held.workflow}, {"system", false}}));
+    }
+    if (held.run_id == run_id) return std::optional<Reply>();
+    SMITHERS_RETURN_IF_ERROR(gw.store().ReleaseLaunchKey(want.scope, key, held.run_id));
+  }
+  return AbortedError("idempotency key \"" + key + "\" is being taken by another launch");
+}
+
 // The request's checks, on the io thread; the module's load, its check
 // against the input and its pinning are the run thread's (StartRun).
 void LaunchWithCatalog(Gateway& gw, const Caller& caller, const std::string& key,
@@ -34,6 +67,22 @@ void LaunchWithCatalog(Gateway& gw, const Caller& caller, const std::string& key
     return done(Reply::Err("InvalidRunId", "runId must match ^[a-z0-9_-][a-z0-9_.-]{0,63}$"));
   }
   gw.ReapRuns();  // a launch refused a moment ago does not hold its id
+  Result<std::optional<std::string>> idempotency_key = OptionalString(*options, "idempotencyKey");
+  if (!idempotency_key.ok()) return done(BadParam(idempotency_key.status()));
+  if (idempotency_key->has_value()) {
+    const std::string& k = **idempotency_key;
+    if (k.empty() || k.size() > 256) {
+      return done(Reply::Err("InvalidRequest", "options.idempotencyKey must be 1 to 256 bytes"));
+    }
+    Result<std::optional<Reply>> first = UseLaunchKey(gw, caller, k, run_id, key);
+    if (!first.ok()) return done(StoreError(first.status(), "RunNotFound"));
+    if (first->has_value()) return done(std::move(**first));
+    // A launch refused from here on frees the key for a retry.
+    done = [&gw, scope = LaunchKeyScope(caller), k, run_id, done = std::move(done)](Reply r) {
+      if (!r.ok) (void)gw.store().ReleaseLaunchKey(scope, k, run_id);
+      done(std::move(r));
+    };
+  }
   if (gw.store().GetRun(run_id).ok() || gw.active_runs().count(run_id) != 0) {
     return done(Reply::Err("RunExists", "run " + run_id + " already exists (use resumeRun)"));
   }

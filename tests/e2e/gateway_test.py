@@ -400,6 +400,41 @@ class GatewayTest(E2ETest):
         res = w2.request("streamRunEvents", {"runId": "c1", "afterSeq": 10 ** 6})
         self.assertEqual(res["error"]["code"], "SeqOutOfRange")
 
+    def test_an_idempotency_key_is_per_token_and_survives_a_restart(self):
+        self.start()
+        alice = self.token("run:write", "--user", "alice")
+        bob = self.token("run:write", "--user", "bob")
+        launch = {"workflow": "hello", "options": {"idempotencyKey": "k1"}}
+        code, first = self.rpc("launchRun", launch, alice)
+        self.assertEqual(code, 200, first)
+        run_id = first["payload"]["runId"]
+        self.stop()
+        self.start()
+        self.assertEqual(self.rpc("launchRun", launch, alice)[1]["payload"]["runId"], run_id)
+        # Another token's key of the same name is its own.
+        code, other = self.rpc("launchRun", launch, bob)
+        self.assertEqual(code, 200, other)
+        self.assertNotEqual(other["payload"]["runId"], run_id)
+        # A refused launch does not hold its key.
+        bad = {"workflow": "nope", "options": {"idempotencyKey": "k2"}}
+        self.assertEqual(self.rpc("launchRun", bad, alice)[1]["error"]["code"], "WorkflowNotFound")
+        code, r = self.rpc("launchRun", {"workflow": "hello", "runId": "Bad Id",
+                                         "options": {"idempotencyKey": "k2"}}, alice)
+        self.assertEqual(r["error"]["code"], "InvalidRunId")
+        code, r = self.rpc("launchRun", {"workflow": "hello", "runId": "k2-run",
+                                         "options": {"idempotencyKey": "k2"}}, alice)
+        self.assertEqual((code, r["payload"]["runId"]), (200, "k2-run"), r)
+        code, r = self.rpc("launchRun", {"workflow": "hello", "input": 5,
+                                         "options": {"idempotencyKey": "k3"}}, alice)
+        self.assertEqual(code, 400, r)
+        code, r = self.rpc("launchRun", {"workflow": "hello", "runId": "k3-run",
+                                         "options": {"idempotencyKey": "k3"}}, alice)
+        self.assertEqual((code, r["payload"]["runId"]), (200, "k3-run"), r)
+        for bad_key in ("", "x" * 257, 5):
+            code, r = self.rpc("launchRun", {"workflow": "hello",
+                                             "options": {"idempotencyKey": bad_key}}, alice)
+            self.assertEqual((code, r["error"]["code"]), (400, "InvalidRequest"), r)
+
     def test_live_stream_hands_over_without_gap_or_duplicate(self):
         # The run blocks on a gate file, so the subscription is provably
         # mid-run: what was committed is replayed, the rest arrives live.

@@ -254,6 +254,20 @@ UPDATE _smithers_events SET seq = -seq - 1
 UPDATE _smithers_events SET seq = -seq WHERE seq < 0;
 )sql";
 
+// launchRun's idempotency keys (docs/gateway.md "Methods"): per caller, the
+// run the first launch with a key started. No foreign key: the row is taken
+// before its run exists, and a failed launch deletes it.
+constexpr const char kLaunchKeysTable[] = R"sql(
+CREATE TABLE IF NOT EXISTS _smithers_launch_keys (
+  scope TEXT NOT NULL,
+  key TEXT NOT NULL,
+  run_id TEXT NOT NULL,
+  workflow TEXT NOT NULL,
+  created_at_ms INTEGER NOT NULL,
+  PRIMARY KEY (scope, key)
+) WITHOUT ROWID;
+)sql";
+
 constexpr Migration kMigrations[] = {
     {1, "initial_tables", kInitialTables},
     {2, "indexes", kIndexes},
@@ -265,6 +279,7 @@ constexpr Migration kMigrations[] = {
     {8, "approval_deciders", kApprovalDecidersColumns},
     {9, "node_mounted", kNodeMountedColumn},
     {10, "events_from_one", kEventsFromOne},
+    {11, "launch_keys", kLaunchKeysTable},
 };
 
 constexpr const char kCreateMigrationsTable[] = R"sql(

@@ -111,6 +111,9 @@ class SqliteStore final : public Store {
   Status BeginRead() override { return db_.BeginRead(); }
   void EndRead() override { db_.EndRead(); }
   Result<std::optional<ModuleSource>> GetModuleSource(const std::string& revision) override;
+  Result<LaunchKey> ClaimLaunchKey(const LaunchKey& want, int64_t expired_before_ms) override;
+  Status ReleaseLaunchKey(const std::string& scope, const std::string& key,
+                          const std::string& run_id) override;
   Status ClaimCronFire(const std::string& cron_id, int64_t expected_next_ms, int64_t fired_at_ms,
                        int64_t new_next_ms, const std::string& run_id) override;
 
@@ -458,6 +461,41 @@ Status SqliteStore::PutModuleSource(const ModuleSource& m) {
     SMITHERS_RETURN_IF_ERROR(s.Run());
   }
   return txn.Commit();
+}
+
+Result<LaunchKey> SqliteStore::ClaimLaunchKey(const LaunchKey& want, int64_t expired_before_ms) {
+  SMITHERS_ASSIGN_OR_RETURN(WriteTransaction txn, WriteTransaction::Begin(db_));
+  Statement& claim = stmt(kClaimLaunchKey);
+  claim.BindText(1, want.scope);
+  claim.BindText(2, want.key);
+  claim.BindText(3, want.run_id);
+  claim.BindText(4, want.workflow);
+  claim.BindInt64(5, want.created_at_ms);
+  claim.BindInt64(6, expired_before_ms);
+  SMITHERS_RETURN_IF_ERROR(claim.Run());
+  Statement& get = stmt(kGetLaunchKey);
+  get.BindText(1, want.scope);
+  get.BindText(2, want.key);
+  SMITHERS_ASSIGN_OR_RETURN(std::vector<LaunchKey> rows,
+                            Collect(get, [](const Statement& row) -> Result<LaunchKey> {
+                              return LaunchKey{.scope = row.Text(0),
+                                               .key = row.Text(1),
+                                               .run_id = row.Text(2),
+                                               .workflow = row.Text(3),
+                                               .created_at_ms = row.Int64(4)};
+                            }));
+  if (rows.empty()) return InternalError("launch key row missing after its claim");
+  SMITHERS_RETURN_IF_ERROR(txn.Commit());
+  return std::move(rows.front());
+}
+
+Status SqliteStore::ReleaseLaunchKey(const std::string& scope, const std::string& key,
+                                     const std::string& run_id) {
+  Statement& s = stmt(kReleaseLaunchKey);
+  s.BindText(1, scope);
+  s.BindText(2, key);
+  s.BindText(3, run_id);
+  return s.Run();
 }
 
 Result<std::optional<ModuleSource>> SqliteStore::GetModuleSource(const std::string& revision) {

@@ -210,6 +210,19 @@ constexpr StatementSql kStatements[kStatementCount] = {
      7},
     {kGetModuleRequires, "SELECT name, source FROM _smithers_module_requires WHERE revision = ?1",
      7},
+    // A held key is replaced only once it expired.
+    {kClaimLaunchKey,
+     "INSERT INTO _smithers_launch_keys(scope, key, run_id, workflow, created_at_ms) "
+     "VALUES(?1, ?2, ?3, ?4, ?5) ON CONFLICT(scope, key) DO UPDATE SET "
+     "run_id = excluded.run_id, workflow = excluded.workflow, "
+     "created_at_ms = excluded.created_at_ms WHERE _smithers_launch_keys.created_at_ms <= ?6",
+     11},
+    {kGetLaunchKey,
+     "SELECT scope, key, run_id, workflow, created_at_ms FROM _smithers_launch_keys "
+     "WHERE scope = ?1 AND key = ?2",
+     11},
+    {kReleaseLaunchKey,
+     "DELETE FROM _smithers_launch_keys WHERE scope = ?1 AND key = ?2 AND run_id = ?3", 11},
     {kDataVersion, "PRAGMA data_version"},
     // Counted by the caller: GROUP BY state would sort in a temporary b-tree.
     {kCountNodes, "SELECT state FROM _smithers_nodes WHERE run_id = ?1"},

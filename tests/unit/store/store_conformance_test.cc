@@ -471,6 +471,38 @@ TEST_P(StoreConformanceTest, BatchFailingOnItsLastOpAppliesNothing) {
   EXPECT_EQ(MustCommit(next), (std::vector<int64_t>{2}));
 }
 
+TEST_P(StoreConformanceTest, ALaunchKeyHoldsItsFirstRunUntilItExpiresOrIsReleased) {
+  const LaunchKey first{
+      .scope = "token:t1", .key = "k", .run_id = "r1", .workflow = "w", .created_at_ms = 100};
+  STORE_ASSERT_OK_AND_ASSIGN(LaunchKey held, store_->ClaimLaunchKey(first, 0));
+  EXPECT_EQ(held.run_id, "r1");
+  // A retry before the key expired gets the first run.
+  LaunchKey retry = first;
+  retry.run_id = "r2";
+  retry.created_at_ms = 150;
+  STORE_ASSERT_OK_AND_ASSIGN(held, store_->ClaimLaunchKey(retry, 50));
+  EXPECT_EQ((std::pair{held.run_id, held.created_at_ms}), (std::pair{std::string("r1"), 100L}));
+  // Another caller's key of the same name is its own.
+  LaunchKey other = retry;
+  other.scope = "token:t2";
+  STORE_ASSERT_OK_AND_ASSIGN(held, store_->ClaimLaunchKey(other, 50));
+  EXPECT_EQ(held.run_id, "r2");
+  // Once expired, the key is taken again.
+  STORE_ASSERT_OK_AND_ASSIGN(held, store_->ClaimLaunchKey(retry, 100));
+  EXPECT_EQ((std::pair{held.run_id, held.created_at_ms}), (std::pair{std::string("r2"), 150L}));
+  // Released only by the run that holds it.
+  STORE_ASSERT_OK(store_->ReleaseLaunchKey("token:t1", "k", "r1"));
+  LaunchKey third = first;
+  third.run_id = "r3";
+  third.created_at_ms = 160;
+  STORE_ASSERT_OK_AND_ASSIGN(held, store_->ClaimLaunchKey(third, 0));
+  EXPECT_EQ(held.run_id, "r2");
+  STORE_ASSERT_OK(store_->ReleaseLaunchKey("token:t1", "k", "r2"));
+  Reopen();
+  STORE_ASSERT_OK_AND_ASSIGN(held, store_->ClaimLaunchKey(third, 0));
+  EXPECT_EQ(held.run_id, "r3");
+}
+
 TEST_P(StoreConformanceTest, RowsForAMissingRunAreRefused) {
   WriteBatch event;
   event.AppendEvent("ghost", "RunStarted", {}, 1);
