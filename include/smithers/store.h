@@ -222,7 +222,7 @@ struct ModuleSource {
 };
 
 // One row of _smithers_launch_keys: the run a launch with an idempotency key
-// started (launchRun's options.idempotencyKey, docs/gateway.md "Methods").
+// started (launchRun's options.idempotencyKey, docs/gateway.md "Protocol").
 // Keys are per caller (`scope`: the token, JWT subject or proxy user).
 struct LaunchKey {
   std::string scope;

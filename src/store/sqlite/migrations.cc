@@ -254,7 +254,7 @@ UPDATE _smithers_events SET seq = -seq - 1
 UPDATE _smithers_events SET seq = -seq WHERE seq < 0;
 )sql";
 
-// launchRun's idempotency keys (docs/gateway.md "Methods"): per caller, the
+// launchRun's idempotency keys (docs/gateway.md "Protocol"): per caller, the
 // run the first launch with a key started. No foreign key: the row is taken
 // before its run exists, and a failed launch deletes it.
 constexpr const char kLaunchKeysTable[] = R"sql(
