@@ -33,7 +33,7 @@ class InteropTest(E2ETest):
         self.write("workflows/hello.lua", HELLO)
         self.write("workflows/gate.lua", GATE)
         # The gate's approval is owned by "ops".
-        admin = self.token("run:admin,approval:submit,cron:write", "ops")
+        admin = self.token("run:admin,approval:submit,signal:submit,cron:write", "ops")
         reader = self.token("run:read", "interop-reader")
         gateway, port, _ = spawn_gateway(
             self, [BIN, "--db", self.db, "gateway", "--workflows", wf_dir, "--port", "0"])

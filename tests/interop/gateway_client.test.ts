@@ -4,7 +4,7 @@
 // workflows `hello` and `gate` and passes, in the environment:
 //   SMITHERS_INTEROP_CLIENT  the client's src/ folder
 //   SMITHERS_URL             the Gateway's http://127.0.0.1:PORT
-//   SMITHERS_TOKEN           scopes run:admin, approval:submit, cron:write
+//   SMITHERS_TOKEN           scopes run:admin, approval:submit, signal:submit, cron:write (user ops)
 //   SMITHERS_READ_TOKEN      scope run:read only
 import { expect, test } from "bun:test";
 
@@ -197,6 +197,20 @@ test("a launch retried with its idempotencyKey returns the first run", async () 
   expect(again).toEqual(first);
   const other = await admin.launchRun({ workflow: "hello", options: { idempotencyKey: `${key}-2` } });
   expect(other.runId).not.toBe(first.runId);
+});
+
+test("signal, cancel and resume through the client", async () => {
+  const { runId } = await admin.launchRun({ workflow: "gate" });
+  const signal = await admin.submitSignal({ runId, signalName: "ci", correlationKey: "build-7", payload: { ok: true } });
+  expect(signal).toMatchObject({ runId, signalName: "ci", correlationId: "build-7", seq: expect.any(Number) });
+  const cancel = await admin.cancelRun({ runId });
+  expect(cancel).toMatchObject({ runId, status: expect.stringMatching(/^cancell(ed|ing)$/) });
+  const events = await runEvents(admin.streamRunEventsResilient({ runId, afterSeq: 0 }));
+  expectGapless(events, 1);
+  expect(events[events.length - 1]).toMatchObject({ event: "run.completed", payload: { runId, status: "cancelled" } });
+  const finished = await admin.launchRun({ workflow: "hello" });
+  await runEvents(admin.streamRunEventsResilient({ runId: finished.runId, afterSeq: 0 }));
+  expect(await admin.resumeRun({ runId: finished.runId })).toEqual({ runId: finished.runId, status: "already_terminal" });
 });
 
 test("cron methods return the client's row shapes", async () => {
