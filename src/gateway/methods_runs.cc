@@ -35,11 +35,13 @@ Result<std::optional<Reply>> UseLaunchKey(Gateway& gw, const Caller& caller, con
   for (int tries = 0; tries < 2; ++tries) {
     SMITHERS_ASSIGN_OR_RETURN(LaunchKey held,
                               gw.store().ClaimLaunchKey(want, now - kLaunchKeyTtlMs));
+    // Taken now: the launch goes on (and may still be refused, e.g. for a
+    // given runId that exists).
+    if (held.run_id == run_id && held.created_at_ms == now) return std::optional<Reply>();
     if (gw.store().GetRun(held.run_id).ok() || gw.active_runs().count(held.run_id) != 0) {
       return std::optional<Reply>(
           Reply::Ok({{"runId", held.run_id}, {"workflow", held.workflow}, {"system", false}}));
     }
-    if (held.run_id == run_id) return std::optional<Reply>();
     SMITHERS_RETURN_IF_ERROR(gw.store().ReleaseLaunchKey(want.scope, key, held.run_id));
   }
   return AbortedError("idempotency key \"" + key + "\" is being taken by another launch");

@@ -430,6 +430,14 @@ class GatewayTest(E2ETest):
         code, r = self.rpc("launchRun", {"workflow": "hello", "runId": "k3-run",
                                          "options": {"idempotencyKey": "k3"}}, alice)
         self.assertEqual((code, r["payload"]["runId"]), (200, "k3-run"), r)
+        # A new key with the id of an existing run: RunExists, and the key
+        # stays free.
+        code, r = self.rpc("launchRun", {"workflow": "hello", "runId": "k3-run",
+                                         "options": {"idempotencyKey": "k4"}}, alice)
+        self.assertEqual((code, r["error"]["code"]), (409, "RunExists"), r)
+        code, r = self.rpc("launchRun", {"workflow": "hello", "runId": "k4-run",
+                                         "options": {"idempotencyKey": "k4"}}, alice)
+        self.assertEqual((code, r["payload"]["runId"]), (200, "k4-run"), r)
         for bad_key in ("", "x" * 257, 5):
             code, r = self.rpc("launchRun", {"workflow": "hello",
                                              "options": {"idempotencyKey": bad_key}}, alice)
