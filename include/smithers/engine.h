@@ -117,6 +117,14 @@ struct RunOptions {
   std::function<void(const EventRecord&)> on_event;
   // Executors by mode, overriding the built-in ones (static, compute, command).
   std::map<TaskMode, Executor*> executors;
+  // Confines a command task that has a `sandbox`: the argv that runs `argv`
+  // in `spec`'s runtime with `workspace` (the task's cwd, absolute) as its
+  // only writable folder; an error when that cannot be done here. Unset,
+  // such a task fails with SANDBOX_UNAVAILABLE: it never runs unconfined.
+  // The CLI and the Gateway set it to src/sandbox/'s ConfineTask.
+  std::function<Result<std::vector<std::string>>(
+      const SandboxSpec& spec, const std::string& workspace, const std::vector<std::string>& argv)>
+      confine;
   int64_t heartbeat_interval_ms = 1000;
   // The heartbeat watchdog's limit for agent tasks that set none (SPEC 1.7:
   // 10 minutes; the CLI and the Gateway take SMITHERS_TASK_HEARTBEAT_MS

@@ -64,6 +64,14 @@ struct ComputeContext {
 // A compute task's body. Runs on the engine thread. An error fails the attempt.
 using ComputeFn = std::function<Result<Json>(const ComputeContext&)>;
 
+// A command task's confinement, its `sandbox` prop (docs/sandbox.md): the
+// runtime that runs its process, with the task's cwd as the only writable
+// folder and no network unless allowed.
+struct SandboxSpec {
+  std::string runtime = "bubblewrap";
+  bool allow_network = false;
+};
+
 struct CommandSpec {
   std::vector<std::string> argv;  // argv[0] is looked up on PATH
   std::string cwd;                // "" = the engine's working directory
@@ -78,6 +86,8 @@ struct CommandSpec {
   // "json": stdout is parsed as JSON and is the output.
   // "text": the output is {exitCode, stdout, stderr}.
   std::string parse = "json";
+  // Set: the process runs inside this sandbox, or not at all.
+  std::optional<SandboxSpec> sandbox;
 };
 
 struct RetryPolicy {

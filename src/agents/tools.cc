@@ -19,6 +19,7 @@
 
 #include "base/secrets.h"
 #include "base/subprocess.h"
+#include "sandbox/sandbox.h"
 
 namespace smithers::agents {
 namespace fs = std::filesystem;
@@ -268,91 +269,18 @@ std::string Nonce() {
   return buf;
 }
 
-// bubblewrap's argv for `command`. The sandbox: its own user namespace with
-// uid/gid 65534 and no capabilities (also when the engine is root: as root,
-// bwrap makes no user namespace unless told to, and keeps every capability),
-// no further user namespaces, its own pid/ipc/uts/cgroup (and, unless
-// allowNetwork, network) namespaces, the system folders read-only (with the
-// well-known secrets in /etc masked), a fresh /proc, /dev and /tmp, the root
-// folder the only writable bind, the engine's state (the database) masked,
-// and the rest of the filesystem absent. The shell first prints `nonce`, so
-// the caller can tell a command that ran from a sandbox that never started.
-std::vector<std::string> SandboxArgv(const ToolContext& c, const std::string& bwrap,
-                                     const std::string& nonce, const std::string& command) {
-  std::vector<std::string> v = {bwrap,
-                                "--unshare-user",
-                                "--uid",
-                                "65534",
-                                "--gid",
-                                "65534",
-                                "--disable-userns",
-                                "--cap-drop",
-                                "ALL",
-                                "--unshare-pid",
-                                "--unshare-ipc",
-                                "--unshare-uts",
-                                "--unshare-cgroup-try",
-                                "--die-with-parent",
-                                "--new-session"};
-  if (!c.allow_network) v.push_back("--unshare-net");
-  std::error_code ec;
-  for (const char* d :
-       {"/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/opt"}) {
-    if (fs::is_symlink(d, ec)) {
-      v.insert(v.end(), {"--symlink", fs::read_symlink(d, ec).string(), d});
-    } else if (fs::is_directory(d, ec)) {
-      v.insert(v.end(), {"--ro-bind", d, d});
-    }
-  }
-  // Readable by their owner, and as root the sandbox's files are root's.
-  std::vector<std::string> secret_files = {"/etc/shadow",  "/etc/shadow-",
-                                           "/etc/gshadow", "/etc/gshadow-",
-                                           "/etc/sudoers", "/etc/security/opasswd"};
-  for (const auto& e : fs::directory_iterator("/etc/ssh", ec)) {
-    std::string name = e.path().filename().string();
-    if (name.rfind("ssh_host_", 0) == 0 && name.find(".pub") == std::string::npos) {
-      secret_files.push_back(e.path().string());
-    }
-  }
-  for (const std::string& f : secret_files) {
-    if (fs::is_regular_file(f, ec)) v.insert(v.end(), {"--ro-bind", "/dev/null", f});
-  }
-  for (const char* d : {"/etc/ssl/private", "/etc/sudoers.d"}) {
-    if (fs::is_directory(d, ec) && !fs::is_symlink(d, ec)) {
-      v.insert(v.end(), {"--tmpfs", d, "--remount-ro", d});
-    }
-  }
-  if (c.allow_network) {  // /etc/resolv.conf may point here
-    v.insert(v.end(), {"--ro-bind-try", "/run/systemd/resolve", "/run/systemd/resolve"});
-  }
-  v.insert(v.end(), {"--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "--bind", c.root_dir,
-                     c.root_dir});
-  // The engine's state under the root: .smithers/, and the database's folder
-  // (or, when that is the root itself, the database's files).
-  fs::path root = fs::weakly_canonical(c.root_dir, ec);
-  std::set<fs::path> dirs = {root / ".smithers"}, files;
-  for (const std::string& h : c.hidden_paths) {
-    fs::path p = fs::weakly_canonical(h, ec);
-    if (ec || p == root || !Under(root, p)) continue;
-    if (p.parent_path() != root) {
-      dirs.insert(p.parent_path());
-    } else {
-      for (const char* suffix : {"", "-wal", "-shm", "-journal"}) files.insert(p.string() + suffix);
-    }
-  }
-  for (const fs::path& d : dirs) {
-    if (fs::is_directory(d, ec) && !fs::is_symlink(d, ec)) {
-      v.insert(v.end(), {"--tmpfs", d.string(), "--remount-ro", d.string()});
-    }
-  }
-  for (const fs::path& f : files) {
-    if (fs::is_regular_file(f, ec) && !fs::is_symlink(f, ec)) {
-      v.insert(v.end(), {"--ro-bind", "/dev/null", f.string()});
-    }
-  }
-  v.insert(v.end(), {"--remount-ro", "/", "--chdir", c.root_dir, "/bin/sh", "-c",
-                     "printf '%s\\n' \"$1\" && exec /bin/sh -c \"$2\"", "sh", nonce, command});
-  return v;
+// bubblewrap's argv for `command` (sandbox/bubblewrap.cc says what it
+// confines). The shell first prints `nonce`, so the caller can tell a
+// command that ran from a sandbox that never started.
+Result<std::vector<std::string>> SandboxArgv(const ToolContext& c, const std::string& bwrap,
+                                             const std::string& nonce, const std::string& command) {
+  return sandbox::ConfinedArgv(
+      {.runtime = "bubblewrap",
+       .allow_network = c.allow_network,
+       .workspace = c.root_dir,
+       .hidden_paths = c.hidden_paths,
+       .program = bwrap},
+      {"/bin/sh", "-c", "printf '%s\\n' \"$1\" && exec /bin/sh -c \"$2\"", "sh", nonce, command});
 }
 
 ToolResult Bash(const ToolContext& c, const Json& a) {
@@ -373,7 +301,9 @@ ToolResult Bash(const ToolContext& c, const Json& a) {
                     ", so the command was not run." + kSandboxHint);
     }
     nonce = Nonce();
-    argv = SandboxArgv(c, bwrap, nonce, command);
+    Result<std::vector<std::string>> confined = SandboxArgv(c, bwrap, nonce, command);
+    if (!confined.ok()) return NotRun("bash: " + confined.status().message());
+    argv = std::move(confined).value();
   }
   // Only the allow-list of the engine's environment (base/secrets.h): no key,
   // no token reaches the command, sandboxed or not.

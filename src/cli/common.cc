@@ -5,7 +5,10 @@
 #include <cerrno>
 #include <cstdlib>
 #include <iostream>
+#include <utility>
+#include <vector>
 
+#include "sandbox/sandbox.h"
 #include "smithers/engine.h"
 
 namespace smithers::cli {
@@ -75,6 +78,13 @@ Clock& CliClock() {
 }
 
 bool ClockShifted() { return std::getenv("SMITHERS_CLOCK_OFFSET_MS") != nullptr; }
+
+decltype(RunOptions::confine) SandboxConfiner(std::vector<std::string> hidden) {
+  return [hidden = std::move(hidden)](const SandboxSpec& spec, const std::string& workspace,
+                                      const std::vector<std::string>& argv) {
+    return sandbox::ConfineTask(spec, workspace, hidden, argv);
+  };
+}
 
 Result<int64_t> AgentHeartbeatTimeoutMs() {
   const char* v = std::getenv("SMITHERS_TASK_HEARTBEAT_MS");

@@ -5,8 +5,10 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "smithers/clock.h"
+#include "smithers/engine.h"
 #include "smithers/store.h"
 
 namespace smithers::cli {
@@ -60,6 +62,10 @@ bool ClockShifted();
 // (milliseconds, > 0); the engine's default when unset or empty.
 // InvalidArgument for any other value.
 Result<int64_t> AgentHeartbeatTimeoutMs();
+
+// RunOptions::confine for runs of this process: the sandbox runtimes of
+// src/sandbox/, with `hidden` (the database) never visible inside.
+decltype(RunOptions::confine) SandboxConfiner(std::vector<std::string> hidden);
 
 // "3s ago", "5m ago", ...
 std::string Ago(int64_t then_ms);

@@ -185,6 +185,8 @@ int Up(const Global& g, const UpArgs& a) {
       {.outputs = wf.outputs,
        .hidden_paths = g.db_file.empty() ? std::vector<std::string>{} : std::vector{g.db_file}});
   opts.executors[TaskMode::kAgent] = agents.get();
+  opts.confine =
+      SandboxConfiner(g.db_file.empty() ? std::vector<std::string>{} : std::vector{g.db_file});
   opts.clock = &CliClock();
   opts.on_event = [&progress](const EventRecord& e) { progress(e); };
   const char* user = getenv("USER");

@@ -477,6 +477,7 @@ int ServerCommands::Gateway() {
     std::vector<std::unique_ptr<Executor>> keep;
     keep.push_back(agents::NewAgentExecutor({.outputs = wf.outputs, .hidden_paths = hidden}));
     ro.executors[TaskMode::kAgent] = keep.back().get();
+    ro.confine = SandboxConfiner(hidden);
     return keep;
   };
   std::string scheme = o.tls_cert.empty() ? "http" : "https";

@@ -14,7 +14,13 @@ Json StaticCache(const TaskSpec& t, int) { return {{"value", t.value}}; }
 // A function's body cannot be hashed: without `by` it is keyed by where it runs.
 Json ComputeCache(const TaskSpec&, int iteration) { return {{"iteration", iteration}}; }
 
-void CommandFrame(const TaskSpec& t, FrameLine& line) { line["argv"] = t.command.argv; }
+void CommandFrame(const TaskSpec& t, FrameLine& line) {
+  line["argv"] = t.command.argv;
+  if (t.command.sandbox) {
+    line["sandbox"] = Json{{"runtime", t.command.sandbox->runtime},
+                           {"allowNetwork", t.command.sandbox->allow_network}};
+  }
+}
 Json CommandCache(const TaskSpec& t, int) {
   Json in = {{"argv", t.command.argv},
              {"cwd", t.command.cwd},

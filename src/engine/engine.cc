@@ -150,7 +150,7 @@ class Run final : public engine::WaitHost {
         owner_(ThisProcessOwnerId()) {
     static_exec_ = engine::NewStaticExecutor();
     compute_exec_ = engine::NewComputeExecutor();
-    command_exec_ = engine::NewCommandExecutor(clock_, opts.cancel_grace_ms);
+    command_exec_ = engine::NewCommandExecutor(clock_, opts.cancel_grace_ms, opts.confine);
   }
 
   Result<RunResult> Execute() {

@@ -6,8 +6,10 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <map>
 #include <string>
+#include <system_error>
 #include <utility>
 #include <vector>
 
@@ -176,7 +178,8 @@ class CommandExecution final : public Execution {
 
 class CommandExecutor final : public Executor {
  public:
-  CommandExecutor(Clock& clock, int64_t grace_ms) : clock_(clock), grace_ms_(grace_ms) {}
+  CommandExecutor(Clock& clock, int64_t grace_ms, ConfineFn confine)
+      : clock_(clock), grace_ms_(grace_ms), confine_(std::move(confine)) {}
 
   Result<std::unique_ptr<Execution>> Start(const TaskSpec& task, const AttemptInfo& info) override {
     const CommandSpec& cmd = task.command;
@@ -211,6 +214,17 @@ class CommandExecutor final : public Executor {
     }
     base::ProcessSpec spec;
     spec.argv = cmd.argv;
+    if (cmd.sandbox) {
+      Result<std::vector<std::string>> confined = Confine(*cmd.sandbox, cmd);
+      if (!confined.ok()) {
+        // The same on every attempt: no retry, and nothing runs unconfined.
+        AttemptOutcome o{.ok = false,
+                         .error = ErrorJson("SANDBOX_UNAVAILABLE", confined.status().message()),
+                         .retryable = false};
+        return std::unique_ptr<Execution>(std::make_unique<ImmediateExecution>(std::move(o)));
+      }
+      spec.argv = std::move(confined).value();
+    }
     spec.env = std::move(built).value();
     spec.cwd = cmd.cwd;
     spec.max_stdout_bytes = spec.max_stderr_bytes = kMaxCapturedBytes;
@@ -228,16 +242,37 @@ class CommandExecutor final : public Executor {
   }
 
  private:
+  // The task's workspace is its cwd, else the engine's, made absolute.
+  Result<std::vector<std::string>> Confine(const SandboxSpec& sandbox, const CommandSpec& cmd) {
+    if (!confine_) {
+      return FailedPreconditionError(
+          "the task asks for a sandbox (runtime \"" + sandbox.runtime +
+          "\") and this engine has no sandbox runtimes, so the command was not run");
+    }
+    std::error_code ec;
+    std::filesystem::path workspace = std::filesystem::absolute(
+        cmd.cwd.empty() ? std::filesystem::current_path(ec) : std::filesystem::path(cmd.cwd), ec);
+    if (ec) return FailedPreconditionError("the sandbox's workspace: " + ec.message());
+    Result<std::vector<std::string>> argv =
+        confine_(sandbox, workspace.lexically_normal().string(), cmd.argv);
+    if (!argv.ok()) {
+      return FailedPreconditionError(argv.status().message() + "; the command was not run");
+    }
+    return argv;
+  }
+
   Clock& clock_;
   int64_t grace_ms_;
+  ConfineFn confine_;
 };
 
 }  // namespace
 
 std::unique_ptr<Executor> NewStaticExecutor() { return std::make_unique<StaticExecutor>(); }
 std::unique_ptr<Executor> NewComputeExecutor() { return std::make_unique<ComputeExecutor>(); }
-std::unique_ptr<Executor> NewCommandExecutor(Clock& clock, int64_t cancel_grace_ms) {
-  return std::make_unique<CommandExecutor>(clock, cancel_grace_ms);
+std::unique_ptr<Executor> NewCommandExecutor(Clock& clock, int64_t cancel_grace_ms,
+                                             ConfineFn confine) {
+  return std::make_unique<CommandExecutor>(clock, cancel_grace_ms, std::move(confine));
 }
 
 }  // namespace smithers::engine

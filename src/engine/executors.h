@@ -13,7 +13,11 @@ std::unique_ptr<Executor> NewStaticExecutor();
 std::unique_ptr<Executor> NewComputeExecutor();
 // Runs `command.argv` in its own process group; the child is killed if this
 // process dies (PR_SET_PDEATHSIG), so a crashed engine leaves no orphans.
-std::unique_ptr<Executor> NewCommandExecutor(Clock& clock, int64_t cancel_grace_ms);
+// A task with a `sandbox` runs through `confine` (RunOptions::confine), or
+// fails with SANDBOX_UNAVAILABLE when it is unset or refuses.
+using ConfineFn = decltype(RunOptions::confine);
+std::unique_ptr<Executor> NewCommandExecutor(Clock& clock, int64_t cancel_grace_ms,
+                                             ConfineFn confine = nullptr);
 
 // An attempt whose outcome is known at once.
 class ImmediateExecution final : public Execution {

@@ -481,8 +481,20 @@ class NodeConverter {
       }
       lua_pop(state_, 1);
       if (!err.empty()) return label + ": " + err + at;
+      GetField(t, "sandbox");
+      if (!lua_isnil(state_, -1)) {
+        Json sandbox;
+        err = ToJson(state_, -1, sandbox);
+        if (err.empty()) err = ReadSandbox(sandbox, task.command.sandbox);
+      }
+      lua_pop(state_, 1);
+      if (!err.empty()) return label + ": " + err + at;
     } else {
       lua_pop(state_, 1);
+      GetField(t, "sandbox");
+      bool sandboxed = !lua_isnil(state_, -1);
+      lua_pop(state_, 1);
+      if (sandboxed) return label + ": \"sandbox\" applies to command tasks only" + at;
     }
 
     lua_rawgeti(state_, t, 1);
@@ -562,6 +574,32 @@ class NodeConverter {
         return "env." + k + ": " + ok.message();
       }
     }
+    return "";
+  }
+
+  // A command task's `sandbox` (docs/sandbox.md): true (bubblewrap, no
+  // network), false (none), or { runtime = "bubblewrap", allowNetwork = bool }.
+  // An unknown key is an error, never ignored.
+  static std::string ReadSandbox(const Json& j, std::optional<SandboxSpec>& out) {
+    if (j.is_boolean()) {
+      if (j.get<bool>()) out = SandboxSpec{};
+      return "";
+    }
+    if (!j.is_object()) return "\"sandbox\" must be true, false or a table";
+    SandboxSpec s;
+    for (const auto& [k, v] : j.items()) {
+      if (k == "runtime" && v.is_string() && !v.get<std::string>().empty()) {
+        s.runtime = v.get<std::string>();
+      } else if (k == "allowNetwork" && v.is_boolean()) {
+        s.allow_network = v.get<bool>();
+      } else if (k == "runtime" || k == "allowNetwork") {
+        return "sandbox." + k + " must be " +
+               (k == "runtime" ? "a runtime's name (bubblewrap)" : "a boolean");
+      } else {
+        return "unknown prop sandbox." + k + " (known: runtime, allowNetwork)";
+      }
+    }
+    out = s;
     return "";
   }
 
@@ -856,7 +894,7 @@ const std::vector<ComponentRow>& ComponentRows() {
         "needsApproval", "owner", "fallbackOwner", "escalateAfterMs", "onDeny", "request",
         "allowedUsers", "allowedScopes",
         // command tasks
-        "command", "cwd", "env", "parse",
+        "command", "cwd", "env", "parse", "sandbox",
         // agent tasks
         "agent",
         // dependencies

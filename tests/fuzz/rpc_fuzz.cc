@@ -59,6 +59,7 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <set>
 #include <string>
 #include <thread>
 #include <utility>
@@ -344,7 +345,18 @@ class RpcFuzzEnv {
     }
     std::string text = Frame(framed);  // as the server sends it
     if (r.ok) {
-      if (!r.payload.is_object()) {
+      // The list methods reply with a bare array of rows, as Smithers'
+      // client types them; every other method with an object.
+      static const std::set<std::string> kLists = {"listRuns", "listWorkflows", "listApprovals",
+                                                   "cronList"};
+      if (kLists.count(method) != 0) {
+        if (!r.payload.is_array()) {
+          Violation("a list method's ok payload is not an array", method, params, text);
+        }
+        for (const Json& row : r.payload) {
+          if (!row.is_object()) Violation("a list row is not an object", method, params, text);
+        }
+      } else if (!r.payload.is_object()) {
         Violation("an ok reply's payload is not an object", method, params, text);
       }
       return;

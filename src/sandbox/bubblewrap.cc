@@ -1,0 +1,111 @@
+// The bubblewrap runtime (Debian's `bubblewrap`, docs/sandbox.md).
+#include <filesystem>
+#include <set>
+#include <string>
+#include <system_error>
+#include <vector>
+
+#include "sandbox/runtimes.h"
+
+namespace smithers::sandbox {
+namespace fs = std::filesystem;
+namespace {
+
+bool Under(const fs::path& root, const fs::path& p) {
+  auto r = root.begin(), x = p.begin();
+  for (; r != root.end(); ++r, ++x) {
+    if (r->empty()) continue;  // a trailing separator
+    if (x == p.end() || *r != *x) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+// Its own user namespace with uid/gid 65534 and no capabilities (also when
+// the engine is root: as root, bwrap makes no user namespace unless told to,
+// and keeps every capability), no further user namespaces, its own
+// pid/ipc/uts/cgroup (and, unless allow_network, network) namespaces, the
+// system folders read-only (with the well-known secrets in /etc masked), a
+// fresh /proc, /dev and /tmp, the workspace the only writable bind, the
+// engine's state (the database) masked, the rest of the filesystem absent,
+// and the process killed with the engine.
+std::vector<std::string> BubblewrapArgv(const Confinement& c, const std::string& program,
+                                        const std::vector<std::string>& argv) {
+  std::vector<std::string> v = {program,
+                                "--unshare-user",
+                                "--uid",
+                                "65534",
+                                "--gid",
+                                "65534",
+                                "--disable-userns",
+                                "--cap-drop",
+                                "ALL",
+                                "--unshare-pid",
+                                "--unshare-ipc",
+                                "--unshare-uts",
+                                "--unshare-cgroup-try",
+                                "--die-with-parent",
+                                "--new-session"};
+  if (!c.allow_network) v.push_back("--unshare-net");
+  std::error_code ec;
+  for (const char* d :
+       {"/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/opt"}) {
+    if (fs::is_symlink(d, ec)) {
+      v.insert(v.end(), {"--symlink", fs::read_symlink(d, ec).string(), d});
+    } else if (fs::is_directory(d, ec)) {
+      v.insert(v.end(), {"--ro-bind", d, d});
+    }
+  }
+  // Readable by their owner, and as root the sandbox's files are root's.
+  std::vector<std::string> secret_files = {"/etc/shadow",  "/etc/shadow-",
+                                           "/etc/gshadow", "/etc/gshadow-",
+                                           "/etc/sudoers", "/etc/security/opasswd"};
+  for (const auto& e : fs::directory_iterator("/etc/ssh", ec)) {
+    std::string name = e.path().filename().string();
+    if (name.rfind("ssh_host_", 0) == 0 && name.find(".pub") == std::string::npos) {
+      secret_files.push_back(e.path().string());
+    }
+  }
+  for (const std::string& f : secret_files) {
+    if (fs::is_regular_file(f, ec)) v.insert(v.end(), {"--ro-bind", "/dev/null", f});
+  }
+  for (const char* d : {"/etc/ssl/private", "/etc/sudoers.d"}) {
+    if (fs::is_directory(d, ec) && !fs::is_symlink(d, ec)) {
+      v.insert(v.end(), {"--tmpfs", d, "--remount-ro", d});
+    }
+  }
+  if (c.allow_network) {  // /etc/resolv.conf may point here
+    v.insert(v.end(), {"--ro-bind-try", "/run/systemd/resolve", "/run/systemd/resolve"});
+  }
+  v.insert(v.end(), {"--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "--bind", c.workspace,
+                     c.workspace});
+  // The engine's state under the workspace: .smithers/, and the database's
+  // folder (or, when that is the workspace itself, the database's files).
+  fs::path root = fs::weakly_canonical(c.workspace, ec);
+  std::set<fs::path> dirs = {root / ".smithers"}, files;
+  for (const std::string& h : c.hidden_paths) {
+    fs::path p = fs::weakly_canonical(h, ec);
+    if (ec || p == root || !Under(root, p)) continue;
+    if (p.parent_path() != root) {
+      dirs.insert(p.parent_path());
+    } else {
+      for (const char* suffix : {"", "-wal", "-shm", "-journal"}) files.insert(p.string() + suffix);
+    }
+  }
+  for (const fs::path& d : dirs) {
+    if (fs::is_directory(d, ec) && !fs::is_symlink(d, ec)) {
+      v.insert(v.end(), {"--tmpfs", d.string(), "--remount-ro", d.string()});
+    }
+  }
+  for (const fs::path& f : files) {
+    if (fs::is_regular_file(f, ec) && !fs::is_symlink(f, ec)) {
+      v.insert(v.end(), {"--ro-bind", "/dev/null", f.string()});
+    }
+  }
+  v.insert(v.end(), {"--remount-ro", "/", "--chdir", c.workspace, "--"});
+  v.insert(v.end(), argv.begin(), argv.end());
+  return v;
+}
+
+}  // namespace smithers::sandbox

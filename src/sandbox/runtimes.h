@@ -1,0 +1,18 @@
+// The runtimes' argv builders, one file each (sandbox.h is the interface).
+#ifndef SMITHERS_SANDBOX_RUNTIMES_H_
+#define SMITHERS_SANDBOX_RUNTIMES_H_
+
+#include <string>
+#include <vector>
+
+#include "sandbox/sandbox.h"
+
+namespace smithers::sandbox {
+
+// bubblewrap (bubblewrap.cc).
+std::vector<std::string> BubblewrapArgv(const Confinement& c, const std::string& program,
+                                        const std::vector<std::string>& argv);
+
+}  // namespace smithers::sandbox
+
+#endif  // SMITHERS_SANDBOX_RUNTIMES_H_

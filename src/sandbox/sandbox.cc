@@ -1,0 +1,103 @@
+#include "sandbox/sandbox.h"
+
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <string>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+#include "base/subprocess.h"
+#include "sandbox/runtimes.h"
+
+namespace smithers::sandbox {
+namespace fs = std::filesystem;
+namespace {
+
+struct Runtime {
+  const char* name;
+  const char* program;  // the default
+  std::vector<std::string> (*argv)(const Confinement&, const std::string&,
+                                   const std::vector<std::string>&);
+};
+
+// The registration point: one row per runtime.
+constexpr Runtime kRuntimes[] = {
+    {.name = "bubblewrap", .program = "bwrap", .argv = BubblewrapArgv},
+};
+
+Result<const Runtime*> Find(const std::string& name) {
+  for (const Runtime& r : kRuntimes) {
+    if (name == r.name) return &r;
+  }
+  std::string known;
+  for (const std::string& n : RuntimeNames()) known += (known.empty() ? "" : ", ") + n;
+  return InvalidArgumentError("unknown sandbox runtime \"" + name + "\" (known: " + known + ")");
+}
+
+}  // namespace
+
+std::vector<std::string> RuntimeNames() {
+  std::vector<std::string> names;
+  for (const Runtime& r : kRuntimes) names.emplace_back(r.name);
+  return names;
+}
+
+Result<std::vector<std::string>> ConfinedArgv(const Confinement& c,
+                                              const std::vector<std::string>& argv) {
+  SMITHERS_ASSIGN_OR_RETURN(const Runtime* r, Find(c.runtime));
+  if (!fs::path(c.workspace).is_absolute()) {
+    return InvalidArgumentError("the sandbox's workspace must be an absolute path, not \"" +
+                                c.workspace + "\"");
+  }
+  if (argv.empty()) return InvalidArgumentError("nothing to run in the sandbox");
+  return r->argv(c, c.program.empty() ? r->program : c.program, argv);
+}
+
+Status Usable(const std::string& runtime, const std::string& program) {
+  static std::mutex mu;
+  static std::map<std::pair<std::string, std::string>, Status> probed;
+  std::lock_guard<std::mutex> lock(mu);
+  auto key = std::make_pair(runtime, program);
+  if (auto it = probed.find(key); it != probed.end()) return it->second;
+  std::error_code ec;
+  fs::path tmp = fs::temp_directory_path(ec);
+  Confinement c{.runtime = runtime, .workspace = ec ? "/tmp" : tmp.string(), .program = program};
+  Result<std::vector<std::string>> argv = ConfinedArgv(c, {"/bin/true"});
+  if (!argv.ok()) return argv.status();  // unknown: not cached, nothing was probed
+  base::ProcessSpec spec;
+  spec.argv = std::move(argv).value();
+  spec.env = {"PATH=/usr/bin:/bin"};
+  spec.stderr_mode = base::ProcessSpec::Output::kToStdout;
+  spec.max_stdout_bytes = 4000;
+  spec.deadline_ms = SystemClock().MonotonicMs() + 10000;
+  Result<base::ProcessResult> r = base::RunProcess(spec);
+  Status s;
+  if (!r.ok()) {
+    s = FailedPreconditionError("the " + runtime +
+                                " sandbox cannot start: " + r.status().message());
+  } else if (r->exit_code != 0) {
+    std::string said = r->out;
+    while (!said.empty() && (said.back() == '\n' || said.back() == ' ')) said.pop_back();
+    s = FailedPreconditionError("the " + runtime + " sandbox cannot start here (exit code " +
+                                std::to_string(r->exit_code) + (said.empty() ? "" : ": " + said) +
+                                ")");
+  }
+  probed.emplace(key, s);
+  return s;
+}
+
+Result<std::vector<std::string>> ConfineTask(const SandboxSpec& spec, const std::string& workspace,
+                                             const std::vector<std::string>& hidden_paths,
+                                             const std::vector<std::string>& argv) {
+  SMITHERS_RETURN_IF_ERROR(Find(spec.runtime).status());
+  SMITHERS_RETURN_IF_ERROR(Usable(spec.runtime));
+  return ConfinedArgv({.runtime = spec.runtime,
+                       .allow_network = spec.allow_network,
+                       .workspace = workspace,
+                       .hidden_paths = hidden_paths},
+                      argv);
+}
+
+}  // namespace smithers::sandbox

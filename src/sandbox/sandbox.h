@@ -1,0 +1,60 @@
+// Sandbox runtimes: what confines a process the engine starts (a command
+// task with a `sandbox` prop, the agents' bash tool). A runtime rewrites a
+// process's argv so that it runs confined; it never runs anything itself,
+// and an unknown or unusable runtime is an error, never an unconfined run
+// (docs/sandbox.md).
+//
+//   sandbox::Confinement c{.workspace = "/work/repo", .hidden_paths = {db}};
+//   Result<std::vector<std::string>> argv = sandbox::ConfinedArgv(c, {"make", "test"});
+//   // argv: {"bwrap", "--unshare-user", ..., "--", "make", "test"}
+//
+// Adding a runtime is one row in sandbox.cc's table and its argv builder in
+// a file of its own (bubblewrap.cc).
+#ifndef SMITHERS_SANDBOX_SANDBOX_H_
+#define SMITHERS_SANDBOX_SANDBOX_H_
+
+#include <string>
+#include <vector>
+
+#include "smithers/status.h"
+#include "smithers/workflow.h"
+
+namespace smithers::sandbox {
+
+struct Confinement {
+  std::string runtime = "bubblewrap";
+  bool allow_network = false;
+  // The only writable folder, and the working folder. REQUIRES: absolute.
+  std::string workspace;
+  // Never visible inside (the engine's database): a file under the
+  // workspace is masked with its -wal/-shm/-journal siblings, and so is
+  // `.smithers/` under the workspace.
+  std::vector<std::string> hidden_paths;
+  // The runtime's program ("" = its own default, e.g. "bwrap" on PATH).
+  std::string program;
+};
+
+// The argv that runs `argv` confined as `c` says. InvalidArgument for an
+// unknown runtime (the message lists the known ones) or a relative
+// workspace; argv[0] of `argv` is looked up on the child's PATH inside.
+Result<std::vector<std::string>> ConfinedArgv(const Confinement& c,
+                                              const std::vector<std::string>& argv);
+
+// Whether the runtime can confine a process on this machine: it runs a
+// trivial process confined, once per runtime and program (cached).
+// FailedPrecondition with what the runtime said when it cannot.
+Status Usable(const std::string& runtime, const std::string& program = "");
+
+// The names of the runtimes, in the table's order.
+std::vector<std::string> RuntimeNames();
+
+// What a command task's `sandbox` prop asks for, confined with the
+// engine's hidden paths: Usable, then ConfinedArgv. The engine's
+// RunOptions::confine for the CLI and the Gateway.
+Result<std::vector<std::string>> ConfineTask(const SandboxSpec& spec, const std::string& workspace,
+                                             const std::vector<std::string>& hidden_paths,
+                                             const std::vector<std::string>& argv);
+
+}  // namespace smithers::sandbox
+
+#endif  // SMITHERS_SANDBOX_SANDBOX_H_

@@ -1,0 +1,131 @@
+#!/usr/bin/env python3
+"""Command tasks with a `sandbox` (docs/sandbox.md), run by the real binary
+in real bubblewrap: what the confined process may do (its workspace) and every
+way out it tries (the database, files outside the workspace, the network,
+the engine's environment) refused; an unknown or unusable runtime fails the
+task without running anything."""
+
+import json
+import os
+import socket
+import threading
+
+from smithers_e2e import E2ETest, main
+
+# One command task; its output is {exitCode, stdout, stderr}.
+TASK = """
+local outputs = smithers.outputs { r = z.object { exitCode = z.integer(), stdout = z.string(),
+                                                  stderr = z.string() } }
+return smithers(function(ctx)
+  return Workflow { name = "sbx",
+    Task { id = "probe", output = outputs.r, parse = "text", SANDBOX,
+           command = { "sh", "-c", ctx.input.script } } }
+end)
+"""
+
+
+class SandboxTest(E2ETest):
+    def probe(self, script, sandbox="sandbox = true", env=None):
+        """Runs `script` in a sandboxed command task whose workspace is the
+        test's directory (where the database is); returns its output."""
+        path = self.write("probe.lua", TASK.replace("SANDBOX", sandbox))
+        r = self.run_cli("up", path, "--input", json.dumps({"script": script}), cwd=self.dir,
+                         env=env)
+        self.assertEqual(r.code, 0, r)
+        return r.json()["outputs"]["r"]["probe"]
+
+    def test_the_workspace_is_writable_and_nothing_else_is(self):
+        out = self.probe("id -u; echo hi > made-inside; cat made-inside; "
+                         "touch /etc/escape /usr/escape \"$HOME/escape\" 2>&1; "
+                         "ls /root /home 2>&1; echo done")
+        self.assertEqual(out["exitCode"], 0, out)
+        lines = out["stdout"].splitlines()
+        self.assertEqual(lines[:2], ["65534", "hi"], out)
+        self.assertEqual(lines[-1], "done")
+        with open(self.path("made-inside")) as f:
+            self.assertEqual(f.read(), "hi\n")
+        for p in ("/etc/escape", "/usr/escape", os.path.expanduser("~/escape")):
+            self.assertFalse(os.path.exists(p), p)
+        self.assertRegex(out["stdout"], r"/etc/escape': Read-only file system")
+
+    def test_the_database_is_never_visible(self):
+        self.probe("true")  # the database exists from here on
+        self.assertTrue(os.path.getsize(self.db) > 0)
+        out = self.probe("for f in smithers.db smithers.db-wal smithers.db-shm; do "
+                         "head -c 16 $f | od -c | head -1; done 2>&1; "
+                         "cp smithers.db stolen 2>&1; echo end")
+        self.assertNotIn("SQLite", out["stdout"], out)
+        self.assertFalse(os.path.exists(self.path("stolen")) and
+                         open(self.path("stolen"), "rb").read(6) == b"SQLite")
+
+    def test_no_network_unless_allowed(self):
+        # A loopback listener of the test's: the sandbox has a network of its
+        # own (nothing listens there) unless allowNetwork.
+        server = socket.socket()
+        server.bind(("127.0.0.1", 0))
+        server.listen(4)
+        self.addCleanup(server.close)
+        port = server.getsockname()[1]
+        accepted = []
+
+        def accept():
+            try:
+                while True:
+                    c, _ = server.accept()
+                    accepted.append(c)
+                    c.close()
+            except OSError:
+                pass
+
+        threading.Thread(target=accept, daemon=True).start()
+        script = ("python3 -c 'import socket,sys; s=socket.socket(); "
+                  "r=s.connect_ex((\"127.0.0.1\", %d)); print(r)'" % port)
+        refused = self.probe(script)
+        self.assertNotEqual(refused["stdout"].strip(), "0", refused)
+        self.assertEqual(accepted, [])
+        allowed = self.probe(script, "sandbox = { allowNetwork = true }")
+        self.assertEqual(allowed["stdout"].strip(), "0", allowed)
+        self.wait_for(lambda: accepted, what="the allowed connection")
+
+    def test_the_engine_environment_does_not_reach_it(self):
+        out = self.probe("env", env={"SMITHERS_TEST_SECRET": "hunter2-not-for-children"})
+        self.assertNotIn("hunter2", out["stdout"])
+        self.assertIn("PATH=", out["stdout"])
+
+    def test_an_unknown_or_unusable_runtime_runs_nothing(self):
+        marker = self.path("ran")
+        for sandbox, why in (('sandbox = { runtime = "chroot" }',
+                              'unknown sandbox runtime "chroot" (known: bubblewrap)'),):
+            path = self.write("probe.lua", TASK.replace("SANDBOX", sandbox))
+            r = self.run_cli("up", path, "--input", json.dumps({"script": "touch " + marker}),
+                             cwd=self.dir)
+            self.assertEqual(r.code, 1, r)
+            cause = r.json()["error"]["cause"]
+            self.assertEqual(cause["code"], "SANDBOX_UNAVAILABLE", r)
+            self.assertIn(why, cause["message"])
+            self.assertFalse(os.path.exists(marker), "the command ran unconfined")
+        # Bad props are refused before anything runs.
+        for sandbox, why in (("sandbox = { network = true }",
+                              "unknown prop sandbox.network (known: runtime, allowNetwork)"),
+                             ("sandbox = 'yes'", '"sandbox" must be true, false or a table'),
+                             ("sandbox = { allowNetwork = 1 }", "sandbox.allowNetwork must be a boolean")):
+            path = self.write("probe.lua", TASK.replace("SANDBOX", sandbox))
+            r = self.run_cli("up", path, "--input", json.dumps({"script": "touch " + marker}),
+                             cwd=self.dir)
+            self.assertEqual(r.code, 4, r)
+            self.assertIn(why, r.stderr)
+            self.assertFalse(os.path.exists(marker))
+        static = self.write("static.lua", """
+            local outputs = smithers.outputs { v = z.object { x = z.integer() } }
+            return smithers(function(ctx)
+              return Workflow { name = "s", Task { id = "t", output = outputs.v, sandbox = true,
+                                                   { x = 1 } } }
+            end)
+            """)
+        r = self.run_cli("up", static)
+        self.assertEqual(r.code, 4, r)
+        self.assertIn('"sandbox" applies to command tasks only', r.stderr)
+
+
+if __name__ == "__main__":
+    main()

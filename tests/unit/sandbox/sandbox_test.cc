@@ -1,0 +1,90 @@
+// The sandbox runtimes' argv and their fail-closed paths; what a confined
+// process can do is tested end to end (tests/e2e/sandbox_test.py).
+#include "sandbox/sandbox.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+namespace smithers::sandbox {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Whether `v` holds `want` as consecutive elements.
+bool HasRun(const std::vector<std::string>& v, const std::vector<std::string>& want) {
+  return std::search(v.begin(), v.end(), want.begin(), want.end()) != v.end();
+}
+
+class SandboxTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/smithers_sandbox_XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    ws_ = tmpl;
+    fs::create_directories(ws_ + "/.smithers");
+    std::ofstream(ws_ + "/smithers.db") << "db";
+  }
+  void TearDown() override { fs::remove_all(ws_); }
+  std::string ws_;
+};
+
+TEST_F(SandboxTest, BubblewrapConfinesTheWorkspaceAndMasksTheEngineState) {
+  Result<std::vector<std::string>> argv =
+      ConfinedArgv({.workspace = ws_, .hidden_paths = {ws_ + "/smithers.db"}}, {"make", "test"});
+  ASSERT_TRUE(argv.ok()) << argv.status().ToString();
+  const std::vector<std::string>& v = *argv;
+  EXPECT_EQ(v.front(), "bwrap");
+  EXPECT_TRUE(HasRun(v, {"--unshare-user", "--uid", "65534", "--gid", "65534"}));
+  EXPECT_TRUE(HasRun(v, {"--cap-drop", "ALL"}));
+  EXPECT_TRUE(HasRun(v, {"--unshare-net"}));
+  EXPECT_TRUE(HasRun(v, {"--die-with-parent"}));
+  EXPECT_TRUE(HasRun(v, {"--bind", ws_, ws_}));
+  EXPECT_TRUE(HasRun(v, {"--tmpfs", "/tmp"}));
+  EXPECT_TRUE(HasRun(v, {"--ro-bind", "/dev/null", ws_ + "/smithers.db"}));
+  EXPECT_TRUE(HasRun(v, {"--tmpfs", ws_ + "/.smithers", "--remount-ro", ws_ + "/.smithers"}));
+  EXPECT_TRUE(HasRun(v, {"--remount-ro", "/", "--chdir", ws_, "--", "make", "test"}));
+  EXPECT_EQ(std::vector<std::string>(v.end() - 2, v.end()),
+            (std::vector<std::string>{"make", "test"}));
+  // Only the workspace is bound writable.
+  EXPECT_EQ(std::count(v.begin(), v.end(), "--bind"), 1);
+}
+
+TEST_F(SandboxTest, NetworkOnlyWhenAllowedAndTheProgramAsGiven) {
+  Result<std::vector<std::string>> argv =
+      ConfinedArgv({.allow_network = true, .workspace = ws_, .program = "/opt/bwrap"}, {"true"});
+  ASSERT_TRUE(argv.ok()) << argv.status().ToString();
+  EXPECT_EQ(argv->front(), "/opt/bwrap");
+  EXPECT_FALSE(HasRun(*argv, {"--unshare-net"}));
+}
+
+TEST_F(SandboxTest, UnknownRuntimesAndBadRequestsAreErrors) {
+  Result<std::vector<std::string>> unknown =
+      ConfinedArgv({.runtime = "chroot", .workspace = ws_}, {"true"});
+  EXPECT_EQ(unknown.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(
+      unknown.status().message().find("unknown sandbox runtime \"chroot\" (known: bubblewrap)"),
+      std::string::npos)
+      << unknown.status().message();
+  EXPECT_EQ(ConfinedArgv({.workspace = "relative/dir"}, {"true"}).status().code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(ConfinedArgv({.workspace = ws_}, {}).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(RuntimeNames(), std::vector<std::string>{"bubblewrap"});
+  EXPECT_EQ(Usable("chroot").code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(ConfineTask({.runtime = "chroot"}, ws_, {}, {"true"}).status().code(),
+            StatusCode::kInvalidArgument);
+}
+
+TEST_F(SandboxTest, ARuntimeThatCannotStartIsUnusable) {
+  Status s = Usable("bubblewrap", ws_ + "/no-such-bwrap");
+  EXPECT_EQ(s.code(), StatusCode::kFailedPrecondition) << s.ToString();
+  EXPECT_NE(s.message().find("cannot start"), std::string::npos) << s.message();
+}
+
+}  // namespace
+}  // namespace smithers::sandbox
