@@ -5,12 +5,14 @@ way out it tries (the database, files outside the workspace, the network,
 the engine's environment) refused; an unknown or unusable runtime fails the
 task without running anything."""
 
+import http.client
 import json
 import os
 import socket
 import threading
 
-from smithers_e2e import E2ETest, main
+from gateway_test import spawn_gateway
+from smithers_e2e import BIN, E2ETest, main
 
 # One command task; its output is {exitCode, stdout, stderr}.
 TASK = """
@@ -125,6 +127,34 @@ class SandboxTest(E2ETest):
         r = self.run_cli("up", static)
         self.assertEqual(r.code, 4, r)
         self.assertIn('"sandbox" applies to command tasks only', r.stderr)
+
+    def test_a_gateway_run_is_confined_too(self):
+        wf_dir = self.path("workflows")
+        os.makedirs(wf_dir)
+        self.write("workflows/probe.lua", TASK.replace("SANDBOX", "sandbox = true"))
+        token = self.run_cli("token", "issue", "--scopes", "run:write").stdout.strip()
+        gateway, port, _ = spawn_gateway(
+            self, [BIN, "--db", self.db, "gateway", "--workflows", wf_dir, "--port", "0"],
+            cwd=self.dir)
+
+        def rpc(method, params):
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            c.request("POST", "/v1/rpc/" + method, json.dumps(params),
+                      {"Authorization": "Bearer " + token})
+            reply = json.loads(c.getresponse().read())
+            c.close()
+            return reply
+
+        script = "id -u; head -c 6 smithers.db; echo; echo end"
+        r = rpc("launchRun", {"workflow": "probe", "input": {"script": script}})
+        self.assertTrue(r["ok"], r)
+        run_id = r["payload"]["runId"]
+        out = self.wait_for(lambda: rpc("getNodeOutput", {"runId": run_id, "nodeId": "probe"})
+                            ["payload"].get("row"), timeout=30, what="the probe's output")
+        self.assertEqual(out["stdout"].splitlines()[0], "65534", out)
+        self.assertNotIn("SQLite", out["stdout"], out)
+        gateway.terminate()
+        gateway.wait(timeout=30)
 
 
 if __name__ == "__main__":
