@@ -125,6 +125,10 @@ struct RunOptions {
   std::function<Result<std::vector<std::string>>(
       const SandboxSpec& spec, const std::string& workspace, const std::vector<std::string>& argv)>
       confine;
+  // Every process a task starts must be confined: a command task without a
+  // sandbox, a CLI agent, or an agent whose tools run unisolated fails with
+  // SANDBOX_REQUIRED before anything starts (`--require-sandbox`).
+  bool require_sandbox = false;
   int64_t heartbeat_interval_ms = 1000;
   // The heartbeat watchdog's limit for agent tasks that set none (SPEC 1.7:
   // 10 minutes; the CLI and the Gateway take SMITHERS_TASK_HEARTBEAT_MS

@@ -197,8 +197,10 @@ std::vector<std::string> CliArgv(const std::string& kind, const Json& a, const s
 class AgentExecution final : public Execution {
  public:
   AgentExecution(Json chain, std::string prompt, Json schema, std::string root_dir,
-                 std::vector<std::string> hidden_paths, Clock& clock, int64_t deadline_ms)
-      : clock_(clock),
+                 std::vector<std::string> hidden_paths, bool require_sandbox, Clock& clock,
+                 int64_t deadline_ms)
+      : require_sandbox_(require_sandbox),
+        clock_(clock),
         chain_(std::move(chain)),
         prompt_(std::move(prompt)),
         schema_(std::move(schema)),
@@ -277,7 +279,8 @@ class AgentExecution final : public Execution {
       }
       last_error = r.error;  // the next agent in the chain takes over
     }
-    bool retryable = last_error.value("code", "") != "AGENT_CONFIG_INVALID";
+    std::string last_code = last_error.value("code", "");
+    bool retryable = last_code != "AGENT_CONFIG_INVALID" && last_code != "SANDBOX_REQUIRED";
     return {.ok = false, .error = last_error, .retryable = retryable, .meta = meta};
   }
 
@@ -298,6 +301,17 @@ class AgentExecution final : public Execution {
 
   AgentRun RunOne(const Json& a) {
     std::string kind = a.value("kind", "");
+    if (require_sandbox_ && (kind == "claude-code" || kind == "codex" || kind == "gemini")) {
+      return {.error = Error("SANDBOX_REQUIRED",
+                             "this engine runs processes only in a sandbox (--require-sandbox) "
+                             "and a " +
+                                 kind + " agent's process is not confined yet; not run")};
+    }
+    if (require_sandbox_ && Unisolated(a)) {
+      return {.error = Error("SANDBOX_REQUIRED",
+                             "this engine runs processes only in a sandbox (--require-sandbox) "
+                             "and the agent sets unisolatedTools; not run")};
+    }
     if (kind == "openai" || kind == "anthropic") return RunHttp(kind, a);
     if (kind == "claude-code" || kind == "codex" || kind == "gemini") return RunCli(kind, a);
     return {.error = Error("AGENT_CONFIG_INVALID", "unknown agent kind \"" + kind + "\"")};
@@ -541,6 +555,7 @@ class AgentExecution final : public Execution {
     }
   }
 
+  bool require_sandbox_;
   Clock& clock_;  // the run's: deadlines, retry waits and tool timings
   Json chain_;
   std::string prompt_;
@@ -575,7 +590,7 @@ class AgentExecutor final : public Executor {
     }
     return std::unique_ptr<Execution>(std::make_unique<AgentExecution>(
         task.agent, std::move(prompt), std::move(schema), options_.default_root_dir,
-        options_.hidden_paths, clock, info.deadline_monotonic_ms));
+        options_.hidden_paths, options_.require_sandbox, clock, info.deadline_monotonic_ms));
   }
 
  private:

@@ -22,6 +22,9 @@ struct AgentExecutorOptions {
   std::map<std::string, Json> outputs;    // output name -> JSON Schema (the workflow's)
   std::string default_root_dir = ".";     // where tools work when an agent names no rootDir
   std::vector<std::string> hidden_paths;  // never visible to bash's sandbox (the database)
+  // RunOptions::require_sandbox: a CLI agent (its process is not confined
+  // yet) or unisolatedTools fails with SANDBOX_REQUIRED, not retried.
+  bool require_sandbox = false;
 };
 
 std::unique_ptr<Executor> NewAgentExecutor(AgentExecutorOptions options);

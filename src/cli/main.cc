@@ -39,6 +39,7 @@ struct UpArgs {
   bool restricted = false;  // the Gateway's restricted Lua library
   std::string module_workspace;
   bool stats = false;              // add the render loop's timings to the result (bench/run)
+  bool require_sandbox = false;    // every process a task starts must be confined
   std::string stop_grace = "10s";  // SIGTERM/SIGINT: how long tasks in flight may finish
 };
 
@@ -183,7 +184,9 @@ int Up(const Global& g, const UpArgs& a) {
   opts.claim_from = a.claim_from;
   std::unique_ptr<Executor> agents = agents::NewAgentExecutor(
       {.outputs = wf.outputs,
-       .hidden_paths = g.db_file.empty() ? std::vector<std::string>{} : std::vector{g.db_file}});
+       .hidden_paths = g.db_file.empty() ? std::vector<std::string>{} : std::vector{g.db_file},
+       .require_sandbox = a.require_sandbox});
+  opts.require_sandbox = a.require_sandbox;
   opts.executors[TaskMode::kAgent] = agents.get();
   opts.confine =
       SandboxConfiner(g.db_file.empty() ? std::vector<std::string>{} : std::vector{g.db_file});
@@ -542,6 +545,10 @@ int Main(int argc, char** argv) {
                    "(docs/engine.md \"Restricted modules\")");
   up_cmd->add_option("--module-workspace", up.module_workspace,
                      "With --restricted: the one folder the module may write files in");
+  up_cmd->add_flag("--require-sandbox", up.require_sandbox,
+                   "Run processes only in a sandbox: a command task without one, a CLI agent or "
+                   "unisolatedTools fails with SANDBOX_REQUIRED and runs nothing "
+                   "(docs/sandbox.md)");
   up_cmd->add_flag("--stats", up.stats,
                    "Add the render loop's timings to the result: renders, nodes (summed over "
                    "renders), renderNs, planNs, frameNs, nsPerNode (bench/README.md)");

@@ -289,6 +289,9 @@ ServerCommands::ServerCommands(CLI::App& app, Global& g) : app_(app), g_(g) {
   gw_cmd_->add_flag("--trusted-modules", gw_.trusted_modules,
                     "Give modules the full Lua library (default: restricted; docs/engine.md "
                     "\"Restricted modules\")");
+  gw_cmd_->add_flag("--require-sandbox", gw_.require_sandbox,
+                    "Run processes only in a sandbox: a command task without one, a CLI agent "
+                    "or unisolatedTools fails with SANDBOX_REQUIRED (docs/sandbox.md)");
   gw_cmd_->add_option("--module-workspace", gw_.module_workspace,
                       "The one folder restricted modules may write files in (default: none)");
   gw_cmd_->add_option("--allow-secret", gw_.secret_refs_allowed,
@@ -418,6 +421,7 @@ int ServerCommands::Gateway() {
     if (given("--slow-consumer-ms")) o.slow_consumer_ms = gw_.slow_consumer_ms;
     if (given("--access-log")) o.access_log = gw_.access_log;
     if (given("--trusted-modules")) o.trusted_modules = gw_.trusted_modules;
+    if (given("--require-sandbox")) o.require_sandbox = gw_.require_sandbox;
     if (given("--module-workspace")) o.module_workspace = gw_.module_workspace;
     if (given("--allow-secret")) o.secret_refs_allowed = gw_.secret_refs_allowed;
     if (app_.count("--max-json-depth") > 0) o.max_json_depth = g_.max_json_depth;
@@ -475,7 +479,8 @@ int ServerCommands::Gateway() {
                                                            RunOptions& ro) {
     ro.agent_heartbeat_timeout_ms = heartbeat;
     std::vector<std::unique_ptr<Executor>> keep;
-    keep.push_back(agents::NewAgentExecutor({.outputs = wf.outputs, .hidden_paths = hidden}));
+    keep.push_back(agents::NewAgentExecutor(
+        {.outputs = wf.outputs, .hidden_paths = hidden, .require_sandbox = ro.require_sandbox}));
     ro.executors[TaskMode::kAgent] = keep.back().get();
     ro.confine = SandboxConfiner(hidden);
     return keep;

@@ -150,7 +150,8 @@ class Run final : public engine::WaitHost {
         owner_(ThisProcessOwnerId()) {
     static_exec_ = engine::NewStaticExecutor();
     compute_exec_ = engine::NewComputeExecutor();
-    command_exec_ = engine::NewCommandExecutor(clock_, opts.cancel_grace_ms, opts.confine);
+    command_exec_ = engine::NewCommandExecutor(clock_, opts.cancel_grace_ms, opts.confine,
+                                               opts.require_sandbox);
   }
 
   Result<RunResult> Execute() {

@@ -178,14 +178,26 @@ class CommandExecution final : public Execution {
 
 class CommandExecutor final : public Executor {
  public:
-  CommandExecutor(Clock& clock, int64_t grace_ms, ConfineFn confine)
-      : clock_(clock), grace_ms_(grace_ms), confine_(std::move(confine)) {}
+  CommandExecutor(Clock& clock, int64_t grace_ms, ConfineFn confine, bool require_sandbox)
+      : clock_(clock),
+        grace_ms_(grace_ms),
+        confine_(std::move(confine)),
+        require_sandbox_(require_sandbox) {}
 
   Result<std::unique_ptr<Execution>> Start(const TaskSpec& task, const AttemptInfo& info) override {
     const CommandSpec& cmd = task.command;
     if (cmd.argv.empty()) return InvalidArgumentError("command task with an empty argv");
     if (cmd.parse != "json" && cmd.parse != "text") {
       return InvalidArgumentError("parse must be \"json\" or \"text\", got \"" + cmd.parse + "\"");
+    }
+    if (require_sandbox_ && !cmd.sandbox) {
+      AttemptOutcome o{.ok = false,
+                       .error = ErrorJson("SANDBOX_REQUIRED",
+                                          "this engine runs command tasks only in a sandbox "
+                                          "(--require-sandbox) and the task has none; the "
+                                          "command was not run"),
+                       .retryable = false};
+      return std::unique_ptr<Execution>(std::make_unique<ImmediateExecution>(std::move(o)));
     }
     // Everything the child needs is built before fork: after it, only
     // async-signal-safe calls.
@@ -264,6 +276,7 @@ class CommandExecutor final : public Executor {
   Clock& clock_;
   int64_t grace_ms_;
   ConfineFn confine_;
+  bool require_sandbox_;
 };
 
 }  // namespace
@@ -271,8 +284,9 @@ class CommandExecutor final : public Executor {
 std::unique_ptr<Executor> NewStaticExecutor() { return std::make_unique<StaticExecutor>(); }
 std::unique_ptr<Executor> NewComputeExecutor() { return std::make_unique<ComputeExecutor>(); }
 std::unique_ptr<Executor> NewCommandExecutor(Clock& clock, int64_t cancel_grace_ms,
-                                             ConfineFn confine) {
-  return std::make_unique<CommandExecutor>(clock, cancel_grace_ms, std::move(confine));
+                                             ConfineFn confine, bool require_sandbox) {
+  return std::make_unique<CommandExecutor>(clock, cancel_grace_ms, std::move(confine),
+                                           require_sandbox);
 }
 
 }  // namespace smithers::engine

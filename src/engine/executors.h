@@ -16,8 +16,10 @@ std::unique_ptr<Executor> NewComputeExecutor();
 // A task with a `sandbox` runs through `confine` (RunOptions::confine), or
 // fails with SANDBOX_UNAVAILABLE when it is unset or refuses.
 using ConfineFn = decltype(RunOptions::confine);
+// With `require_sandbox`, a task without one fails with SANDBOX_REQUIRED.
 std::unique_ptr<Executor> NewCommandExecutor(Clock& clock, int64_t cancel_grace_ms,
-                                             ConfineFn confine = nullptr);
+                                             ConfineFn confine = nullptr,
+                                             bool require_sandbox = false);
 
 // An attempt whose outcome is known at once.
 class ImmediateExecution final : public Execution {

@@ -227,6 +227,7 @@ Result<GatewayConfig> ParseGatewayConfig(std::string_view text, const std::strin
   SMITHERS_RETURN_IF_ERROR(top.Strings("allowed_origins", &o.allowed_origins));
   SMITHERS_RETURN_IF_ERROR(top.Int("heartbeat_ms", 1, &o.heartbeat_ms));
   SMITHERS_RETURN_IF_ERROR(top.Bool("trusted_modules", &o.trusted_modules));
+  SMITHERS_RETURN_IF_ERROR(top.Bool("require_sandbox", &o.require_sandbox));
   SMITHERS_RETURN_IF_ERROR(top.Path("module_workspace", &o.module_workspace));
   SMITHERS_RETURN_IF_ERROR(top.Bool("group_readable", &o.group_readable));
   if (const toml::node* log = root.get("access_log");

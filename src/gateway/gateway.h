@@ -74,6 +74,9 @@ struct GatewayOptions {
   // restricted module may write files in ("" = none).
   bool trusted_modules = false;
   std::string module_workspace;
+  // Runs start processes only in a sandbox (RunOptions::require_sandbox;
+  // gateway.toml require_sandbox, --require-sandbox; docs/sandbox.md).
+  bool require_sandbox = false;
   // The secret references tasks may resolve ("env:NAME", "file:/run/secrets/*";
   // '*' matches anything): gateway.toml [secrets] allow, --allow-secret.
   // Empty: none. The process-wide store applies it (base/secrets.h).

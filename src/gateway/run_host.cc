@@ -144,6 +144,7 @@ Json Gateway::Execute(const RunStart& start, const std::function<void()>& starte
   ro.auth = start.auth;
   ro.stop = &stopping_;
   ro.stop_grace_ms = opts_.stop_grace_ms;
+  ro.require_sandbox = opts_.require_sandbox;
   ro.on_event = [this, &started](const EventRecord& e) {
     started();
     if (e.type == "NodeStarted") metrics_.tasks_started++;

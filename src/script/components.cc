@@ -78,6 +78,25 @@ class NodeConverter {
 
   lua_State* ls() const { return state_; }
 
+  // The sandbox of the Workflow being read (its `sandbox` prop): the
+  // default of its command tasks that set none.
+  std::optional<SandboxSpec> workflow_sandbox;
+
+  // Reads the `sandbox` prop of the table at `t` into `out`; `*present` says
+  // whether it was set at all.
+  std::string SandboxProp(int t, std::optional<SandboxSpec>& out, bool* present) {
+    GetField(t, "sandbox");
+    *present = !lua_isnil(state_, -1);
+    std::string err;
+    if (*present) {
+      Json sandbox;
+      err = ToJson(state_, -1, sandbox);
+      if (err.empty()) err = ReadSandbox(sandbox, out);
+    }
+    lua_pop(state_, 1);
+    return err;
+  }
+
   // lua_getfield for the converter. A component names ~20 props and sets a
   // few, so a prop the table being read does not have (CheckProps took its
   // keys) is pushed as nil without a lookup. Returns the type.
@@ -481,14 +500,10 @@ class NodeConverter {
       }
       lua_pop(state_, 1);
       if (!err.empty()) return label + ": " + err + at;
-      GetField(t, "sandbox");
-      if (!lua_isnil(state_, -1)) {
-        Json sandbox;
-        err = ToJson(state_, -1, sandbox);
-        if (err.empty()) err = ReadSandbox(sandbox, task.command.sandbox);
-      }
-      lua_pop(state_, 1);
+      bool set = false;
+      err = SandboxProp(t, task.command.sandbox, &set);
       if (!err.empty()) return label + ": " + err + at;
+      if (!set) task.command.sandbox = workflow_sandbox;
     } else {
       lua_pop(state_, 1);
       GetField(t, "sandbox");
@@ -699,9 +714,19 @@ namespace {
 
 // ---- each component's reading (its row's to_node) ----
 
+// A Workflow's `sandbox` is the default of the command tasks inside it
+// (docs/sandbox.md); a task's own `sandbox` (false too) wins.
 std::string WorkflowNode(NodeConverter& c, int t, Node& node, const Text& at) {
   node.kind = NodeKind::kWorkflow;
-  return c.Container("Workflow", c.FieldString(t, "name", node.id), t, node, at);
+  std::string err = c.FieldString(t, "name", node.id);
+  std::optional<SandboxSpec> sandbox;
+  bool set = false;
+  if (err.empty()) err = c.SandboxProp(t, sandbox, &set);
+  std::optional<SandboxSpec> outer = c.workflow_sandbox;
+  if (set) c.workflow_sandbox = sandbox;
+  err = c.Container("Workflow", err, t, node, at);
+  c.workflow_sandbox = outer;
+  return err;
 }
 
 std::string SequenceNode(NodeConverter& c, int t, Node& node, const Text& at) {
@@ -865,7 +890,7 @@ const std::vector<ComponentRow>& ComponentRows() {
   static const auto* const kRows = new std::vector<ComponentRow>{
       {"Workflow",
        "",
-       {"id", "name", "skipIf"},
+       {"id", "name", "skipIf", "sandbox"},
        {{"cache", "set cache or cachePolicy on each Task"}},
        WorkflowNode},
       {"Sequence",

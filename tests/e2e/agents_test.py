@@ -110,6 +110,19 @@ class CliAgentTest(E2ETest):
         self.assertIn("$.verdict", prompt2)
         self.assertIn('"verdict": "maybe"', prompt2)
 
+    def test_require_sandbox_refuses_a_cli_agent_and_runs_nothing(self):
+        exe = self.stand_in("claude", ['{"verdict": "ok", "score": 1}'])
+        wf = self.module('smithers.ClaudeCodeAgent { executable = %r }' % exe)
+        r = self.up(wf, {"change": "x"}, "strict", "--require-sandbox", env=self.env())
+        self.assertEqual(r.code, 1, r)
+        cause = r.json()["error"]["cause"]
+        self.assertEqual(cause["code"], "SANDBOX_REQUIRED", r)
+        self.assertIn("claude-code agent's process is not confined", cause["message"])
+        self.assertFalse(os.path.exists(self.path("calls.log")), "the agent ran")
+        attempts = self.query("SELECT COUNT(*) AS n FROM _smithers_attempts WHERE run_id = ?",
+                              "strict")
+        self.assertEqual(attempts[0]["n"], 1, "SANDBOX_REQUIRED is not retried")
+
     def test_invalid_output_after_the_retries_fails_the_task(self):
         exe = self.stand_in("gemini", ["not json at all"])
         wf = self.module('smithers.GeminiAgent { executable = %r, maxSchemaRetries = 1 }' % exe)

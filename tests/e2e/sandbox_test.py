@@ -128,6 +128,53 @@ class SandboxTest(E2ETest):
         self.assertEqual(r.code, 4, r)
         self.assertIn('"sandbox" applies to command tasks only', r.stderr)
 
+    def test_a_workflow_default_and_require_sandbox(self):
+        # The Workflow's sandbox applies to its command tasks; a task's own
+        # (false too) wins.
+        path = self.write("mixed.lua", """
+            local outputs = smithers.outputs { r = z.object { exitCode = z.integer(),
+                                                              stdout = z.string(),
+                                                              stderr = z.string() } }
+            return smithers(function(ctx)
+              return Workflow { name = "mixed", sandbox = true, Sequence {
+                Task { id = "inherits", output = outputs.r, parse = "text",
+                       command = { "id", "-u" } },
+                Task { id = "optsOut", output = outputs.r, parse = "text", sandbox = false,
+                       command = { "id", "-u" } } } }
+            end)
+            """)
+        r = self.run_cli("up", path, cwd=self.dir)
+        self.assertEqual(r.code, 0, r)
+        rows = r.json()["outputs"]["r"]
+        self.assertEqual(rows["inherits"]["stdout"].strip(), "65534", rows)
+        self.assertEqual(rows["optsOut"]["stdout"].strip(), str(os.getuid()), rows)
+        # --require-sandbox: the unconfined task fails and runs nothing; the
+        # confined one runs.
+        marker = self.path("unconfined-ran")
+        strict = self.write("strict.lua", """
+            local outputs = smithers.outputs { r = z.object { exitCode = z.integer(),
+                                                              stdout = z.string(),
+                                                              stderr = z.string() } }
+            return smithers(function(ctx)
+              return Workflow { name = "strict", Parallel {
+                Task { id = "confined", output = outputs.r, parse = "text", sandbox = true,
+                       command = { "true" } },
+                Task { id = "bare", output = outputs.r, parse = "text", continueOnFail = true,
+                       command = { "touch", "MARKER" } } } }
+            end)
+            """.replace("MARKER", marker))
+        r = self.run_cli("up", strict, "--require-sandbox", "--run-id", "strict", cwd=self.dir)
+        self.assertEqual(r.code, 0, r)
+        self.assertFalse(os.path.exists(marker), "an unconfined task ran under --require-sandbox")
+        self.assertIn("confined", r.json()["outputs"]["r"])
+        inspect = self.run_cli("inspect", "strict")
+        self.assertIn("only in a sandbox (--require-sandbox) and the task has none", inspect.stdout,
+                      inspect)
+        # Without the flag it runs.
+        r = self.run_cli("up", strict, cwd=self.dir)
+        self.assertEqual(r.code, 0, r)
+        self.assertTrue(os.path.exists(marker))
+
     def test_a_gateway_run_is_confined_too(self):
         wf_dir = self.path("workflows")
         os.makedirs(wf_dir)

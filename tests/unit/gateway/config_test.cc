@@ -47,6 +47,7 @@ TEST(GatewayConfigTest, EmptyFileKeepsTheDefaults) {
   EXPECT_EQ(c->options.auth, "token");
   EXPECT_EQ(c->options.max_body_bytes, defaults.max_body_bytes);
   EXPECT_FALSE(c->options.trusted_modules) << "modules are restricted unless the file says so";
+  EXPECT_FALSE(c->options.require_sandbox);
   EXPECT_EQ(c->jwt_secret_env, "");
 }
 
@@ -61,6 +62,7 @@ insecure = true
 heartbeat_ms = 5000
 access_log = "log/access.log"
 trusted_modules = true
+require_sandbox = true
 module_workspace = "module-files"
 allowed_origins = ["https://console.example.com", "http://localhost:8080"]
 
@@ -106,6 +108,7 @@ max_json_depth = 18
   EXPECT_EQ(o.heartbeat_ms, 5000);
   EXPECT_EQ(o.access_log, "/etc/smithers/log/access.log");
   EXPECT_TRUE(o.trusted_modules);
+  EXPECT_TRUE(o.require_sandbox);
   EXPECT_EQ(o.module_workspace, "/etc/smithers/module-files");
   EXPECT_EQ(o.secret_refs_allowed,
             (std::vector<std::string>{"env:OPENAI_API_KEY", "file:/run/secrets/*"}));
@@ -195,7 +198,7 @@ TEST(GatewayConfigTest, ErrorsNameTheFileLineAndKey) {
   EXPECT_EQ(ErrorOf(ParseGatewayConfig("port = 1\nprot = 2\n", "g.toml")),
             "g.toml:2:1: prot: unknown key (known here: access_log, allowed_origins, auth, db, "
             "group_readable, heartbeat_ms, host, insecure, limits, module_workspace, port, "
-            "secrets, synchronous, tls, trusted_modules, workflows)");
+            "require_sandbox, secrets, synchronous, tls, trusted_modules, workflows)");
   EXPECT_EQ(ErrorOf(ParseGatewayConfig("port = \"80\"\n", "g.toml")),
             "g.toml:1:8: port: must be an integer, not a string");
   EXPECT_EQ(ErrorOf(ParseGatewayConfig("port = -1\n", "g.toml")),
