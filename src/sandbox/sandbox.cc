@@ -1,5 +1,6 @@
 #include "sandbox/sandbox.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <map>
 #include <mutex>
@@ -36,6 +37,20 @@ Result<const Runtime*> Find(const std::string& name) {
   return InvalidArgumentError("unknown sandbox runtime \"" + name + "\" (known: " + known + ")");
 }
 
+// The folders a sandbox keeps read-only or makes fresh: a workspace that is
+// one of them, inside one, or above one (/) would make it writable.
+bool SystemFolder(const fs::path& p) {
+  static const char* const kSystem[] = {"/usr",   "/bin",    "/sbin", "/lib", "/lib32",
+                                        "/lib64", "/libx32", "/etc",  "/opt", "/proc",
+                                        "/dev",   "/sys",    "/boot", "/run"};
+  for (const char* s : kSystem) {
+    fs::path sys(s);
+    auto [a, b] = std::mismatch(p.begin(), p.end(), sys.begin(), sys.end());
+    if (a == p.end() || b == sys.end()) return true;  // p is above sys, sys itself, or below it
+  }
+  return false;
+}
+
 }  // namespace
 
 std::vector<std::string> RuntimeNames() {
@@ -50,6 +65,14 @@ Result<std::vector<std::string>> ConfinedArgv(const Confinement& c,
   if (!fs::path(c.workspace).is_absolute()) {
     return InvalidArgumentError("the sandbox's workspace must be an absolute path, not \"" +
                                 c.workspace + "\"");
+  }
+  std::error_code ec;
+  fs::path real = fs::weakly_canonical(c.workspace, ec);
+  if (ec || SystemFolder(real.lexically_normal())) {
+    return InvalidArgumentError("the sandbox's workspace (the task's cwd) cannot be \"" +
+                                c.workspace +
+                                "\": it is /, a system folder or one inside it, which the sandbox "
+                                "keeps read-only; give the task a cwd of its own");
   }
   if (argv.empty()) return InvalidArgumentError("nothing to run in the sandbox");
   return r->argv(c, c.program.empty() ? r->program : c.program, argv);

@@ -106,6 +106,17 @@ class SandboxTest(E2ETest):
             self.assertEqual(cause["code"], "SANDBOX_UNAVAILABLE", r)
             self.assertIn(why, cause["message"])
             self.assertFalse(os.path.exists(marker), "the command ran unconfined")
+        # A workspace the sandbox would have to make writable: /, or a
+        # system folder.
+        for cwd in ("/", "/etc"):
+            path = self.write("probe.lua", TASK.replace("SANDBOX", "sandbox = true, cwd = %r" % cwd))
+            r = self.run_cli("up", path, "--input", json.dumps({"script": "touch " + marker}),
+                             cwd=self.dir)
+            self.assertEqual(r.code, 1, r)
+            cause = r.json()["error"]["cause"]
+            self.assertEqual(cause["code"], "SANDBOX_UNAVAILABLE", r)
+            self.assertIn("a system folder", cause["message"])
+            self.assertFalse(os.path.exists(marker))
         # Bad props are refused before anything runs.
         for sandbox, why in (("sandbox = { network = true }",
                               "unknown prop sandbox.network (known: runtime, allowNetwork)"),

@@ -74,6 +74,13 @@ TEST_F(SandboxTest, UnknownRuntimesAndBadRequestsAreErrors) {
   EXPECT_EQ(ConfinedArgv({.workspace = "relative/dir"}, {"true"}).status().code(),
             StatusCode::kInvalidArgument);
   EXPECT_EQ(ConfinedArgv({.workspace = ws_}, {}).status().code(), StatusCode::kInvalidArgument);
+  // A workspace the sandbox would have to make writable over the system.
+  for (const char* bad : {"/", "/usr", "/etc/", "/usr/local/src", "/proc/self", "/run"}) {
+    Result<std::vector<std::string>> r = ConfinedArgv({.workspace = bad}, {"true"});
+    EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument) << bad;
+    EXPECT_NE(r.status().message().find("system folder"), std::string::npos) << bad;
+  }
+  EXPECT_TRUE(ConfinedArgv({.workspace = "/usrdata"}, {"true"}).ok());
   EXPECT_EQ(RuntimeNames(), std::vector<std::string>{"bubblewrap"});
   EXPECT_EQ(Usable("chroot").code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(ConfineTask({.runtime = "chroot"}, ws_, {}, {"true"}).status().code(),
