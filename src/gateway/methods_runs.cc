@@ -172,8 +172,12 @@ Reply CancelRunMethod(const MethodCall& call) {
   Result<RunStatus> status = CancelRun(gw.store(), run_id, gw.clock());
   if (!status.ok()) return StoreError(status.status(), "RunNotFound");
   gw.Wake();
+  // `status` is Smithers' literal (the cancel is accepted); `runStatus` says
+  // whether the run is cancelled already (it was not running) or is
+  // stopping its tasks.
   return Reply::Ok({{"runId", run_id},
-                    {"status", *status == RunStatus::kCancelled ? "cancelled" : "cancelling"}});
+                    {"status", "cancelling"},
+                    {"runStatus", *status == RunStatus::kCancelled ? "cancelled" : "cancelling"}});
 }
 
 }  // namespace

@@ -517,9 +517,10 @@ class GatewayTest(E2ETest):
         code, r = self.rpc("launchRun", {"workflow": "gate", "runId": "g2"}, token)
         self.wait_run("g2", token, status=("waiting-approval",))
         code, r = self.rpc("cancelRun", {"runId": "g2"}, token)
-        self.assertEqual((code, r["payload"]["status"]), (200, "cancelled"), r)
+        self.assertEqual((code, r["payload"]), (200, {"runId": "g2", "status": "cancelling",
+                                                      "runStatus": "cancelled"}), r)
         code, r = self.rpc("cancelRun", {"runId": "g2"}, token)
-        self.assertEqual((code, r["payload"]["status"]), (200, "cancelled"), "idempotent")
+        self.assertEqual((code, r["payload"]["runStatus"]), (200, "cancelled"), "idempotent")
         code, r = self.rpc("launchRun", {"workflow": "hello", "runId": "h2"}, token)
         self.wait_run("h2", token)
         code, r = self.rpc("cancelRun", {"runId": "h2"}, token)
