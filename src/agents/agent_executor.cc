@@ -301,7 +301,8 @@ class AgentExecution final : public Execution {
 
   AgentRun RunOne(const Json& a) {
     std::string kind = a.value("kind", "");
-    if (require_sandbox_ && (kind == "claude-code" || kind == "codex" || kind == "gemini")) {
+    const bool cli = kind == "claude-code" || kind == "codex" || kind == "gemini";
+    if (require_sandbox_ && cli) {
       return {.error = Error("SANDBOX_REQUIRED",
                              "this engine runs processes only in a sandbox (--require-sandbox) "
                              "and a " +
@@ -313,7 +314,7 @@ class AgentExecution final : public Execution {
                              "and the agent sets unisolatedTools; not run")};
     }
     if (kind == "openai" || kind == "anthropic") return RunHttp(kind, a);
-    if (kind == "claude-code" || kind == "codex" || kind == "gemini") return RunCli(kind, a);
+    if (cli) return RunCli(kind, a);
     return {.error = Error("AGENT_CONFIG_INVALID", "unknown agent kind \"" + kind + "\"")};
   }
 

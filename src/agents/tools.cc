@@ -17,6 +17,7 @@
 #include <set>
 #include <sstream>
 
+#include "base/paths.h"
 #include "base/secrets.h"
 #include "base/subprocess.h"
 #include "sandbox/sandbox.h"
@@ -33,15 +34,6 @@ std::string Bound(std::string s, size_t max) {
   return s + "\n[output truncated at " + std::to_string(max) + " bytes]";
 }
 
-bool Under(const fs::path& root, const fs::path& p) {
-  auto r = root.begin(), x = p.begin();
-  for (; r != root.end(); ++r, ++x) {
-    if (r->empty()) continue;  // a trailing separator
-    if (x == p.end() || *r != *x) return false;
-  }
-  return true;
-}
-
 // The engine's state under the root, which no tool may see: `.smithers/`,
 // every hidden path (the database) with its -wal/-shm/-journal siblings, both
 // as written and resolved, and the files' identities (a hard link or a bind
@@ -53,7 +45,7 @@ struct HiddenSet {
   // `real` (a resolved path) is, or is inside, a hidden path, or is a hidden file.
   bool Covers(const fs::path& real) const {
     for (const fs::path& h : paths) {
-      if (Under(h, real)) return true;
+      if (base::PathWithin(h, real)) return true;
     }
     struct stat st;
     return !ids.empty() && ::stat(real.c_str(), &st) == 0 && ids.count({st.st_dev, st.st_ino}) > 0;
@@ -78,7 +70,7 @@ HiddenSet Hidden(const ToolContext& c, const fs::path& real_root) {
   for (const fs::path& p : paths) {
     // The root itself (or a folder holding it) would hide everything: that is
     // a mistake in the caller, and the sandbox ignores it the same way.
-    if (p.empty() || Under(p, real_root)) continue;
+    if (p.empty() || base::PathWithin(p, real_root)) continue;
     out.paths.push_back(p);
     struct stat st;
     if (::stat(p.c_str(), &st) == 0) out.ids.insert({st.st_dev, st.st_ino});
@@ -108,7 +100,7 @@ Result<fs::path> Confine(const ToolContext& c, const Json& arg) {
   if (ec) return InvalidArgumentError("\"" + text + "\": " + ec.message());
   fs::path real_root = fs::weakly_canonical(root, ec);
   if (ec) return InvalidArgumentError("the tool root does not exist");
-  if (!Under(real_root, real)) {
+  if (!base::PathWithin(real_root, real)) {
     return InvalidArgumentError("\"" + text + "\" is outside the agent's root folder" +
                                 (fs::is_symlink(p, ec) ? " (through a symlink)" : ""));
   }

@@ -182,14 +182,14 @@ int Up(const Global& g, const UpArgs& a) {
   opts.force = a.force;
   opts.max_concurrency = a.max_concurrency;
   opts.claim_from = a.claim_from;
+  // Neither the agents' bash nor a sandboxed command sees the database.
+  const std::vector<std::string> hidden =
+      g.db_file.empty() ? std::vector<std::string>{} : std::vector{g.db_file};
   std::unique_ptr<Executor> agents = agents::NewAgentExecutor(
-      {.outputs = wf.outputs,
-       .hidden_paths = g.db_file.empty() ? std::vector<std::string>{} : std::vector{g.db_file},
-       .require_sandbox = a.require_sandbox});
+      {.outputs = wf.outputs, .hidden_paths = hidden, .require_sandbox = a.require_sandbox});
   opts.require_sandbox = a.require_sandbox;
   opts.executors[TaskMode::kAgent] = agents.get();
-  opts.confine =
-      SandboxConfiner(g.db_file.empty() ? std::vector<std::string>{} : std::vector{g.db_file});
+  opts.confine = SandboxConfiner(hidden);
   opts.clock = &CliClock();
   opts.on_event = [&progress](const EventRecord& e) { progress(e); };
   const char* user = getenv("USER");

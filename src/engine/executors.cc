@@ -58,6 +58,13 @@ class ComputeExecutor final : public Executor {
 
 constexpr size_t kMaxCapturedBytes = 16 << 20;
 
+// An attempt that fails before its process starts.
+std::unique_ptr<Execution> NotStarted(const std::string& code, const std::string& message,
+                                      bool retryable = true) {
+  return std::make_unique<ImmediateExecution>(
+      AttemptOutcome{.ok = false, .error = ErrorJson(code, message), .retryable = retryable});
+}
+
 // The file SMITHERS_DEPS_FILE names: the rows a command reads, as JSON (an
 // environment string is capped at 128 KiB, a row is not). It lives in a
 // private directory (0700, file 0600) under $TMPDIR (else /tmp) and is
@@ -190,14 +197,21 @@ class CommandExecutor final : public Executor {
     if (cmd.parse != "json" && cmd.parse != "text") {
       return InvalidArgumentError("parse must be \"json\" or \"text\", got \"" + cmd.parse + "\"");
     }
+    // Refusals that are the same on every attempt (no retry), before any
+    // secret is resolved or file written: nothing runs unconfined.
     if (require_sandbox_ && !cmd.sandbox) {
-      AttemptOutcome o{.ok = false,
-                       .error = ErrorJson("SANDBOX_REQUIRED",
-                                          "this engine runs command tasks only in a sandbox "
-                                          "(--require-sandbox) and the task has none; the "
-                                          "command was not run"),
-                       .retryable = false};
-      return std::unique_ptr<Execution>(std::make_unique<ImmediateExecution>(std::move(o)));
+      return NotStarted("SANDBOX_REQUIRED",
+                        "this engine runs command tasks only in a sandbox (--require-sandbox) and "
+                        "the task has none; the command was not run",
+                        /*retryable=*/false);
+    }
+    std::vector<std::string> argv = cmd.argv;
+    if (cmd.sandbox) {
+      Result<std::vector<std::string>> confined = Confine(*cmd.sandbox, cmd);
+      if (!confined.ok()) {
+        return NotStarted("SANDBOX_UNAVAILABLE", confined.status().message(), /*retryable=*/false);
+      }
+      argv = std::move(confined).value();
     }
     // Everything the child needs is built before fork: after it, only
     // async-signal-safe calls.
@@ -216,27 +230,12 @@ class CommandExecutor final : public Executor {
     if (!built.ok()) {
       // A reference that is not allowed or cannot be resolved: the same on
       // every attempt, so no retry.
-      AttemptOutcome o{.ok = false,
-                       .error = ErrorJson(built.status().code() == StatusCode::kInvalidArgument
-                                              ? "SECRET_NOT_ALLOWED"
-                                              : "SECRET_UNAVAILABLE",
-                                          built.status().message()),
-                       .retryable = built.status().code() != StatusCode::kInvalidArgument};
-      return std::unique_ptr<Execution>(std::make_unique<ImmediateExecution>(std::move(o)));
+      bool not_allowed = built.status().code() == StatusCode::kInvalidArgument;
+      return NotStarted(not_allowed ? "SECRET_NOT_ALLOWED" : "SECRET_UNAVAILABLE",
+                        built.status().message(), /*retryable=*/!not_allowed);
     }
     base::ProcessSpec spec;
-    spec.argv = cmd.argv;
-    if (cmd.sandbox) {
-      Result<std::vector<std::string>> confined = Confine(*cmd.sandbox, cmd);
-      if (!confined.ok()) {
-        // The same on every attempt: no retry, and nothing runs unconfined.
-        AttemptOutcome o{.ok = false,
-                         .error = ErrorJson("SANDBOX_UNAVAILABLE", confined.status().message()),
-                         .retryable = false};
-        return std::unique_ptr<Execution>(std::make_unique<ImmediateExecution>(std::move(o)));
-      }
-      spec.argv = std::move(confined).value();
-    }
+    spec.argv = std::move(argv);
     spec.env = std::move(built).value();
     spec.cwd = cmd.cwd;
     spec.max_stdout_bytes = spec.max_stderr_bytes = kMaxCapturedBytes;
@@ -245,9 +244,7 @@ class CommandExecutor final : public Executor {
     Result<std::unique_ptr<base::Subprocess>> proc = base::Subprocess::Spawn(spec, clock_);
     if (!proc.ok()) {
       if (proc.status().code() != StatusCode::kFailedPrecondition) return proc.status();
-      AttemptOutcome o{.ok = false,
-                       .error = ErrorJson("COMMAND_NOT_STARTED", proc.status().message())};
-      return std::unique_ptr<Execution>(std::make_unique<ImmediateExecution>(std::move(o)));
+      return NotStarted("COMMAND_NOT_STARTED", proc.status().message());
     }
     return std::unique_ptr<Execution>(std::make_unique<CommandExecution>(
         std::move(proc).value(), cmd.parse, std::move(deps_file)));

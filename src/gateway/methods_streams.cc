@@ -1,7 +1,7 @@
 // The stream methods (scope run:read, a WebSocket only): open a stream of a
 // run's events, close one. The feeds behind them are in feeds.cc.
+#include <algorithm>
 #include <cstdint>
-#include <optional>
 #include <string>
 
 #include "gateway/methods.h"
@@ -19,14 +19,8 @@ Reply StreamRunEvents(const MethodCall& call) {
   if (!run.ok()) return StoreError(run.status(), "RunNotFound");
   // Events are numbered from 1: afterSeq 0, like none, is from the start
   // (the reply's afterSeq is then null).
-  std::optional<int64_t> after;
-  if (params.contains("afterSeq") && !params.at("afterSeq").is_null()) {
-    const Json& a = params.at("afterSeq");
-    if (!a.is_number_integer() || a.get<int64_t>() < 0) {
-      return Reply::Err("InvalidRequest", "afterSeq must be an integer >= 0 (0: from the start)");
-    }
-    after = a.get<int64_t>();
-  }
+  Result<int64_t> after = IntParam(params, "afterSeq", -1, 0, INT64_MAX);  // -1: none given
+  if (!after.ok()) return Reply::Err("InvalidRequest", after.status().message());
   // An explicit stream replaces an automatic one of the same run; the frames
   // the automatic one sent are all queued before this reply.
   for (auto it = conn.auto_streams.begin(); it != conn.auto_streams.end();) {
@@ -38,8 +32,8 @@ Reply StreamRunEvents(const MethodCall& call) {
       ++it;
     }
   }
-  Reply r = gw.OpenStream(conn, run_id, after.value_or(0));
-  if (r.ok && !after) r.payload["afterSeq"] = nullptr;
+  Reply r = gw.OpenStream(conn, run_id, std::max<int64_t>(*after, 0));
+  if (r.ok && *after < 0) r.payload["afterSeq"] = nullptr;
   return r;
 }
 

@@ -5,22 +5,11 @@
 #include <system_error>
 #include <vector>
 
+#include "base/paths.h"
 #include "sandbox/runtimes.h"
 
 namespace smithers::sandbox {
 namespace fs = std::filesystem;
-namespace {
-
-bool Under(const fs::path& root, const fs::path& p) {
-  auto r = root.begin(), x = p.begin();
-  for (; r != root.end(); ++r, ++x) {
-    if (r->empty()) continue;  // a trailing separator
-    if (x == p.end() || *r != *x) return false;
-  }
-  return true;
-}
-
-}  // namespace
 
 // Its own user namespace with uid/gid 65534 and no capabilities (also when
 // the engine is root: as root, bwrap makes no user namespace unless told to,
@@ -49,8 +38,7 @@ std::vector<std::string> BubblewrapArgv(const Confinement& c, const std::string&
                                 "--new-session"};
   if (!c.allow_network) v.push_back("--unshare-net");
   std::error_code ec;
-  for (const char* d :
-       {"/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/opt"}) {
+  for (const char* d : kReadOnlySystemFolders) {
     if (fs::is_symlink(d, ec)) {
       v.insert(v.end(), {"--symlink", fs::read_symlink(d, ec).string(), d});
     } else if (fs::is_directory(d, ec)) {
@@ -86,7 +74,7 @@ std::vector<std::string> BubblewrapArgv(const Confinement& c, const std::string&
   std::set<fs::path> dirs = {root / ".smithers"}, files;
   for (const std::string& h : c.hidden_paths) {
     fs::path p = fs::weakly_canonical(h, ec);
-    if (ec || p == root || !Under(root, p)) continue;
+    if (ec || p == root || !base::PathWithin(root, p)) continue;
     if (p.parent_path() != root) {
       dirs.insert(p.parent_path());
     } else {

@@ -9,12 +9,17 @@
 #include <utility>
 #include <vector>
 
+#include "base/paths.h"
 #include "base/subprocess.h"
 #include "sandbox/runtimes.h"
 
 namespace smithers::sandbox {
 namespace fs = std::filesystem;
 namespace {
+
+// Folders of the host a sandbox replaces or never shows, beside the
+// read-only system folders.
+constexpr const char* kHostFolders[] = {"/proc", "/dev", "/sys", "/boot", "/run"};
 
 struct Runtime {
   const char* name;
@@ -40,15 +45,12 @@ Result<const Runtime*> Find(const std::string& name) {
 // The folders a sandbox keeps read-only or makes fresh: a workspace that is
 // one of them, inside one, or above one (/) would make it writable.
 bool SystemFolder(const fs::path& p) {
-  static const char* const kSystem[] = {"/usr",   "/bin",    "/sbin", "/lib", "/lib32",
-                                        "/lib64", "/libx32", "/etc",  "/opt", "/proc",
-                                        "/dev",   "/sys",    "/boot", "/run"};
-  for (const char* s : kSystem) {
-    fs::path sys(s);
-    auto [a, b] = std::mismatch(p.begin(), p.end(), sys.begin(), sys.end());
-    if (a == p.end() || b == sys.end()) return true;  // p is above sys, sys itself, or below it
-  }
-  return false;
+  auto clashes = [&p](const fs::path& sys) {
+    return base::PathWithin(sys, p) || base::PathWithin(p, sys);
+  };
+  return std::any_of(std::begin(kReadOnlySystemFolders), std::end(kReadOnlySystemFolders),
+                     clashes) ||
+         std::any_of(std::begin(kHostFolders), std::end(kHostFolders), clashes);
 }
 
 }  // namespace
@@ -114,8 +116,7 @@ Status Usable(const std::string& runtime, const std::string& program) {
 Result<std::vector<std::string>> ConfineTask(const SandboxSpec& spec, const std::string& workspace,
                                              const std::vector<std::string>& hidden_paths,
                                              const std::vector<std::string>& argv) {
-  SMITHERS_RETURN_IF_ERROR(Find(spec.runtime).status());
-  SMITHERS_RETURN_IF_ERROR(Usable(spec.runtime));
+  SMITHERS_RETURN_IF_ERROR(Usable(spec.runtime));  // an unknown runtime too
   return ConfinedArgv({.runtime = spec.runtime,
                        .allow_network = spec.allow_network,
                        .workspace = workspace,
