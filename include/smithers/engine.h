@@ -102,6 +102,20 @@ struct RenderStats {
   }
 };
 
+// A process rewritten to run confined (RunOptions::confine's result).
+struct ConfinedProcess {
+  std::vector<std::string> argv;
+  // Files the child writes "0" into before it execs (the cgroup.procs of the
+  // cgroups that hold the sandbox's limits), so it starts inside them.
+  std::vector<std::string> join_files;
+  // After the process ended, before `hold` goes: which of the sandbox's
+  // limits ended it, or "" (null: it has none to tell).
+  std::function<std::string()> limit_reached;
+  // Kept until the process has ended and been reaped, then released (which
+  // removes its cgroups).
+  std::shared_ptr<void> hold;
+};
+
 struct RunOptions {
   std::string run_id;    // "" = a new UUID (ignored... required with resume)
   Json input = nullptr;  // null = {} for a new run, the stored input on resume
@@ -117,13 +131,14 @@ struct RunOptions {
   std::function<void(const EventRecord&)> on_event;
   // Executors by mode, overriding the built-in ones (static, compute, command).
   std::map<TaskMode, Executor*> executors;
-  // Confines a command task that has a `sandbox`: the argv that runs `argv`
-  // in `spec`'s runtime with `workspace` (the task's cwd, absolute) as its
-  // only writable folder; an error when that cannot be done here. Unset,
-  // such a task fails with SANDBOX_UNAVAILABLE: it never runs unconfined.
-  // The CLI and the Gateway set it to src/sandbox/'s ConfineTask.
-  std::function<Result<std::vector<std::string>>(
-      const SandboxSpec& spec, const std::string& workspace, const std::vector<std::string>& argv)>
+  // Confines a command task that has a `sandbox`: the process that runs
+  // `argv` in `spec`'s runtime with `workspace` (the task's cwd, absolute)
+  // as its only writable folder and within `spec`'s limits; an error when
+  // that cannot be done here. Unset, such a task fails with
+  // SANDBOX_UNAVAILABLE: it never runs unconfined. The CLI and the Gateway
+  // set it to src/sandbox/'s ConfineTask.
+  std::function<Result<ConfinedProcess>(const SandboxSpec& spec, const std::string& workspace,
+                                        const std::vector<std::string>& argv)>
       confine;
   // Every process a task starts must be confined: a command task without a
   // sandbox, a CLI agent, or an agent whose tools run unisolated fails with

@@ -66,10 +66,13 @@ using ComputeFn = std::function<Result<Json>(const ComputeContext&)>;
 
 // A command task's confinement, its `sandbox` prop (docs/sandbox.md): the
 // runtime that runs its process, with the task's cwd as the only writable
-// folder and no network unless allowed.
+// folder, no network unless allowed, and the limits set (0 = none).
 struct SandboxSpec {
   std::string runtime = "bubblewrap";
   bool allow_network = false;
+  int64_t memory_limit_bytes = 0;  // memoryLimit
+  int64_t pids_limit = 0;          // pidsLimit: processes and threads at once
+  double cpu_limit = 0;            // cpuLimit: cores' worth of CPU time
 };
 
 struct CommandSpec {

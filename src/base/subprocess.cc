@@ -71,12 +71,13 @@ Status MakePipe(Pipe& p, bool last) {
 
 // What the child writes to the status pipe when it cannot exec.
 struct ChildFailure {
-  enum Stage : int { kSetup, kChdir, kExec } stage;
+  enum Stage : int { kSetup, kJoin, kChdir, kExec } stage;
   int error;
+  int index;  // kJoin: which of join_files
 };
 
-[[noreturn]] void ChildFail(int status_fd, ChildFailure::Stage stage) {
-  ChildFailure f{stage, errno};
+[[noreturn]] void ChildFail(int status_fd, ChildFailure::Stage stage, int index = 0) {
+  ChildFailure f{stage, errno, index};
   (void)!write(status_fd, &f, sizeof f);
   _exit(127);
 }
@@ -103,6 +104,10 @@ std::string CannotRun(const ProcessSpec& spec, const ChildFailure& f) {
   const std::string& exe = spec.argv[0];
   std::string why = strerror(f.error);
   if (f.stage == ChildFailure::kSetup) return "cannot start \"" + exe + "\": " + why;
+  if (f.stage == ChildFailure::kJoin) {
+    return "cannot start \"" + exe + "\": cannot join \"" +
+           spec.join_files[static_cast<size_t>(f.index)] + "\": " + why;
+  }
   // ENOENT with a cwd: the folder, or a relative program in it, is missing.
   if (spec.cwd.empty() || f.error != ENOENT) return "cannot run \"" + exe + "\": " + why;
   return "cannot run \"" + exe + "\" in \"" + spec.cwd + "\": " + why;
@@ -155,6 +160,8 @@ Result<std::unique_ptr<Subprocess>> Subprocess::Spawn(const ProcessSpec& spec, C
   std::vector<std::pair<int, int>> extra;  // (parent fd, child fd), rewritten in the child
   for (const auto& x : spec.extra_fds) extra.emplace_back(x.parent_fd, x.child_fd);
   const char* cwd = spec.cwd.empty() ? nullptr : spec.cwd.c_str();
+  std::vector<const char*> join;
+  for (const std::string& f : spec.join_files) join.push_back(f.c_str());
 
   UniqueFd stdin_file;
   if (!spec.stdin_file.empty()) {
@@ -218,6 +225,13 @@ Result<std::unique_ptr<Subprocess>> Subprocess::Spawn(const ProcessSpec& spec, C
       if (is_target[static_cast<size_t>(fd)] == 0) close(fd);
     }
     CloseFromOnExec(floor);
+    for (size_t i = 0; i < join.size(); ++i) {
+      int fd = open(join[i], O_WRONLY | O_CLOEXEC);
+      if (fd < 0 || write(fd, "0", 1) != 1) {
+        ChildFail(status_fd, ChildFailure::kJoin, static_cast<int>(i));
+      }
+      close(fd);
+    }
     if (cwd != nullptr && chdir(cwd) != 0) ChildFail(status_fd, ChildFailure::kChdir);
     execvpe(argv[0], argv.data(), envp.data());
     ChildFail(status_fd, ChildFailure::kExec);

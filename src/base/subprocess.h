@@ -81,6 +81,11 @@ struct ProcessSpec {
     int child_fd;
   };
   std::vector<ExtraFd> extra_fds;
+  // Files the child writes "0" into before it execs: the cgroup.procs of
+  // the cgroups that hold a sandbox's limits, so the child joins them and
+  // the limits hold from its first instruction. A write that fails fails
+  // the Spawn (FailedPrecondition, naming the file); nothing runs.
+  std::vector<std::string> join_files;
 };
 
 // How a child ended and what it wrote.

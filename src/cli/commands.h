@@ -95,6 +95,20 @@ class ServerCommands {
   std::string list_max_ttl_;      // token list --max-ttl: flag grants over it
 };
 
+// `smithers sandbox selftest` (sandbox_cmd.cc): registered on construction;
+// Run() returns the exit code, or -1 when the command line chose another.
+class SandboxCommands {
+ public:
+  explicit SandboxCommands(CLI::App& app);
+  int Run();
+
+ private:
+  CLI::App* sandbox_cmd_ = nullptr;
+  CLI::App* selftest_cmd_ = nullptr;
+  std::string runtime_ = "bubblewrap";
+  bool json_ = false;
+};
+
 }  // namespace smithers::cli
 
 #endif  // SMITHERS_CLI_COMMANDS_H_

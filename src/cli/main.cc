@@ -654,6 +654,7 @@ int Main(int argc, char** argv) {
   up_cmd->add_option("--claim-from", up.claim_from)->group("");  // hidden, for supervise
 
   ServerCommands server_cmds(app, g);
+  SandboxCommands sandbox_cmds(app);
 
   for (auto* cmd :
        {ps_cmd, inspect_cmd, events_cmd, approvals_cmd, approve_cmd, deny_cmd, signal_cmd}) {
@@ -672,6 +673,7 @@ int Main(int argc, char** argv) {
   base::SetMaxJsonDepth(g.max_json_depth);
   if (Status db = CheckDb(g); !db.ok()) return Fail(kExitBadInput, db.message());
   if (int code = server_cmds.Run(); code >= 0) return code;
+  if (int code = sandbox_cmds.Run(); code >= 0) return code;
   if (*up_cmd) return Up(g, up);
   if (*ps_cmd) return Ps(g, ps_status, ps_limit);
   if (*inspect_cmd) return Inspect(g, run_id);

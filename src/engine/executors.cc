@@ -121,8 +121,11 @@ class DepsFile {
 class CommandExecution final : public Execution {
  public:
   CommandExecution(std::unique_ptr<base::Subprocess> proc, std::string parse,
-                   std::unique_ptr<DepsFile> deps_file)
-      : deps_file_(std::move(deps_file)), proc_(std::move(proc)), parse_(std::move(parse)) {}
+                   std::unique_ptr<DepsFile> deps_file, ConfinedProcess confined)
+      : confined_(std::move(confined)),
+        deps_file_(std::move(deps_file)),
+        proc_(std::move(proc)),
+        parse_(std::move(parse)) {}
 
   int WaitFd() const override { return proc_->WaitFd(); }
   bool TakeActivity() override { return proc_->TakeActivity(); }  // output is a heartbeat
@@ -157,7 +160,16 @@ class CommandExecution final : public Execution {
       return {.ok = false,
               .error = ErrorJson("OUTPUT_TOO_LARGE", "command output exceeded 16 MiB")};
     }
-    if (r.exit_code != 0) return Failed(r);
+    if (r.exit_code != 0) {
+      AttemptOutcome failed = Failed(r);
+      if (confined_.limit_reached) {
+        if (std::string why = confined_.limit_reached(); !why.empty()) {
+          failed.error["code"] = "SANDBOX_LIMIT_EXCEEDED";
+          failed.error["message"] = why + " (exit code " + std::to_string(r.exit_code) + ")";
+        }
+      }
+      return failed;
+    }
     if (parse_ == "text") {
       return {.ok = true,
               .output = {{"exitCode", r.exit_code}, {"stdout", r.out}, {"stderr", r.err}}};
@@ -177,6 +189,7 @@ class CommandExecution final : public Execution {
     return {.ok = false, .error = e};
   }
 
+  ConfinedProcess confined_;                // its cgroups go after the process
   std::unique_ptr<DepsFile> deps_file_;     // removed when the attempt is over
   std::unique_ptr<base::Subprocess> proc_;  // killed and reaped before the deps file goes
   std::string parse_;
@@ -205,13 +218,13 @@ class CommandExecutor final : public Executor {
                         "the task has none; the command was not run",
                         /*retryable=*/false);
     }
-    std::vector<std::string> argv = cmd.argv;
+    ConfinedProcess confined{.argv = cmd.argv};
     if (cmd.sandbox) {
-      Result<std::vector<std::string>> confined = Confine(*cmd.sandbox, cmd);
-      if (!confined.ok()) {
-        return NotStarted("SANDBOX_UNAVAILABLE", confined.status().message(), /*retryable=*/false);
+      Result<ConfinedProcess> c = Confine(*cmd.sandbox, cmd);
+      if (!c.ok()) {
+        return NotStarted("SANDBOX_UNAVAILABLE", c.status().message(), /*retryable=*/false);
       }
-      argv = std::move(confined).value();
+      confined = std::move(c).value();
     }
     // Everything the child needs is built before fork: after it, only
     // async-signal-safe calls.
@@ -235,7 +248,8 @@ class CommandExecutor final : public Executor {
                         built.status().message(), /*retryable=*/!not_allowed);
     }
     base::ProcessSpec spec;
-    spec.argv = std::move(argv);
+    spec.argv = confined.argv;
+    spec.join_files = confined.join_files;
     spec.env = std::move(built).value();
     spec.cwd = cmd.cwd;
     spec.max_stdout_bytes = spec.max_stderr_bytes = kMaxCapturedBytes;
@@ -247,12 +261,12 @@ class CommandExecutor final : public Executor {
       return NotStarted("COMMAND_NOT_STARTED", proc.status().message());
     }
     return std::unique_ptr<Execution>(std::make_unique<CommandExecution>(
-        std::move(proc).value(), cmd.parse, std::move(deps_file)));
+        std::move(proc).value(), cmd.parse, std::move(deps_file), std::move(confined)));
   }
 
  private:
   // The task's workspace is its cwd, else the engine's, made absolute.
-  Result<std::vector<std::string>> Confine(const SandboxSpec& sandbox, const CommandSpec& cmd) {
+  Result<ConfinedProcess> Confine(const SandboxSpec& sandbox, const CommandSpec& cmd) {
     if (!confine_) {
       return FailedPreconditionError(
           "the task asks for a sandbox (runtime \"" + sandbox.runtime +
@@ -262,12 +276,12 @@ class CommandExecutor final : public Executor {
     std::filesystem::path workspace = std::filesystem::absolute(
         cmd.cwd.empty() ? std::filesystem::current_path(ec) : std::filesystem::path(cmd.cwd), ec);
     if (ec) return FailedPreconditionError("the sandbox's workspace: " + ec.message());
-    Result<std::vector<std::string>> argv =
+    Result<ConfinedProcess> confined =
         confine_(sandbox, workspace.lexically_normal().string(), cmd.argv);
-    if (!argv.ok()) {
-      return FailedPreconditionError(argv.status().message() + "; the command was not run");
+    if (!confined.ok()) {
+      return FailedPreconditionError(confined.status().message() + "; the command was not run");
     }
-    return argv;
+    return confined;
   }
 
   Clock& clock_;

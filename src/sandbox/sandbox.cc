@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <system_error>
@@ -26,11 +27,12 @@ struct Runtime {
   const char* program;  // the default
   std::vector<std::string> (*argv)(const Confinement&, const std::string&,
                                    const std::vector<std::string>&);
+  bool enforces_limits;  // false: the engine holds them in cgroups
 };
 
 // The registration point: one row per runtime.
 constexpr Runtime kRuntimes[] = {
-    {.name = "bubblewrap", .program = "bwrap", .argv = BubblewrapArgv},
+    {.name = "bubblewrap", .program = "bwrap", .argv = BubblewrapArgv, .enforces_limits = false},
 };
 
 Result<const Runtime*> Find(const std::string& name) {
@@ -113,15 +115,32 @@ Status Usable(const std::string& runtime, const std::string& program) {
   return s;
 }
 
-Result<std::vector<std::string>> ConfineTask(const SandboxSpec& spec, const std::string& workspace,
-                                             const std::vector<std::string>& hidden_paths,
-                                             const std::vector<std::string>& argv) {
-  SMITHERS_RETURN_IF_ERROR(Usable(spec.runtime));  // an unknown runtime too
-  return ConfinedArgv({.runtime = spec.runtime,
-                       .allow_network = spec.allow_network,
-                       .workspace = workspace,
-                       .hidden_paths = hidden_paths},
-                      argv);
+Result<ConfinedProcess> ConfineTask(const SandboxSpec& spec, const std::string& workspace,
+                                    const std::vector<std::string>& hidden_paths,
+                                    const std::vector<std::string>& argv) {
+  SMITHERS_ASSIGN_OR_RETURN(const Runtime* r, Find(spec.runtime));
+  SMITHERS_RETURN_IF_ERROR(Usable(spec.runtime));
+  Confinement c{.runtime = spec.runtime,
+                .allow_network = spec.allow_network,
+                .workspace = workspace,
+                .hidden_paths = hidden_paths,
+                .limits = {.memory_bytes = spec.memory_limit_bytes,
+                           .pids = spec.pids_limit,
+                           .cpus = spec.cpu_limit}};
+  ConfinedProcess p;
+  SMITHERS_ASSIGN_OR_RETURN(p.argv, ConfinedArgv(c, argv));
+  if (c.limits.any() && !r->enforces_limits) {
+    Result<std::unique_ptr<Cgroup>> cg = Cgroup::Create(c.limits);
+    if (!cg.ok()) {
+      return FailedPreconditionError("the sandbox's limits cannot be enforced here: " +
+                                     cg.status().message());
+    }
+    std::shared_ptr<Cgroup> held = std::move(cg).value();
+    p.join_files = held->join_files();
+    p.limit_reached = [held] { return held->LimitReached(); };
+    p.hold = held;
+  }
+  return p;
 }
 
 }  // namespace smithers::sandbox

@@ -16,6 +16,8 @@
 #include <string>
 #include <vector>
 
+#include "sandbox/cgroups.h"
+#include "smithers/engine.h"
 #include "smithers/status.h"
 #include "smithers/workflow.h"
 
@@ -32,6 +34,9 @@ struct Confinement {
   std::vector<std::string> hidden_paths;
   // The runtime's program ("" = its own default, e.g. "bwrap" on PATH).
   std::string program;
+  // A runtime that enforces limits itself puts them in its argv; for the
+  // others (bubblewrap) ConfineTask makes cgroups (cgroups.h).
+  Limits limits;
 };
 
 // The argv that runs `argv` confined as `c` says. InvalidArgument for an
@@ -49,11 +54,12 @@ Status Usable(const std::string& runtime, const std::string& program = "");
 std::vector<std::string> RuntimeNames();
 
 // What a command task's `sandbox` prop asks for, confined with the
-// engine's hidden paths: Usable, then ConfinedArgv. The engine's
-// RunOptions::confine for the CLI and the Gateway.
-Result<std::vector<std::string>> ConfineTask(const SandboxSpec& spec, const std::string& workspace,
-                                             const std::vector<std::string>& hidden_paths,
-                                             const std::vector<std::string>& argv);
+// engine's hidden paths: Usable, the cgroups holding its limits (for a
+// runtime that does not enforce them itself), then ConfinedArgv. The
+// engine's RunOptions::confine for the CLI and the Gateway.
+Result<ConfinedProcess> ConfineTask(const SandboxSpec& spec, const std::string& workspace,
+                                    const std::vector<std::string>& hidden_paths,
+                                    const std::vector<std::string>& argv);
 
 }  // namespace smithers::sandbox
 

@@ -5,6 +5,7 @@
 #include "script/components.h"
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <cstring>
 #include <map>
@@ -593,8 +594,9 @@ class NodeConverter {
   }
 
   // A command task's `sandbox` (docs/sandbox.md): true (bubblewrap, no
-  // network), false (none), or { runtime = "bubblewrap", allowNetwork = bool }.
-  // An unknown key is an error, never ignored.
+  // network), false (none), or a table of runtime, allowNetwork and the
+  // limits memoryLimit, pidsLimit, cpuLimit. An unknown key is an error,
+  // never ignored.
   static std::string ReadSandbox(const Json& j, std::optional<SandboxSpec>& out) {
     if (j.is_boolean()) {
       if (j.get<bool>()) out = SandboxSpec{};
@@ -603,19 +605,59 @@ class NodeConverter {
     if (!j.is_object()) return "\"sandbox\" must be true, false or a table";
     SandboxSpec s;
     for (const auto& [k, v] : j.items()) {
-      if (k == "runtime" && v.is_string() && !v.get<std::string>().empty()) {
-        s.runtime = v.get<std::string>();
-      } else if (k == "allowNetwork" && v.is_boolean()) {
-        s.allow_network = v.get<bool>();
-      } else if (k == "runtime" || k == "allowNetwork") {
-        return "sandbox." + k + " must be " +
-               (k == "runtime" ? "a runtime's name (bubblewrap)" : "a boolean");
+      std::string bad;
+      if (k == "runtime") {
+        if (!v.is_string() || v.get<std::string>().empty()) bad = "a runtime's name (bubblewrap)";
+        if (bad.empty()) s.runtime = v.get<std::string>();
+      } else if (k == "allowNetwork") {
+        if (!v.is_boolean()) bad = "a boolean";
+        if (bad.empty()) s.allow_network = v.get<bool>();
+      } else if (k == "memoryLimit") {
+        s.memory_limit_bytes = MemoryBytes(v);
+        if (s.memory_limit_bytes < (4 << 20)) {
+          bad = "bytes (a number, or text such as \"512m\" or \"2g\"), at least 4 MiB";
+        }
+      } else if (k == "pidsLimit") {
+        if (!v.is_number_integer() || v.get<int64_t>() < 1 || v.get<int64_t>() > 4194304) {
+          bad = "a whole number of processes from 1 to 4194304";
+        }
+        if (bad.empty()) s.pids_limit = v.get<int64_t>();
+      } else if (k == "cpuLimit") {
+        if (!v.is_number() || v.get<double>() < 0.01 || v.get<double>() > 1024) {
+          bad = "a number of cores from 0.01 to 1024 (0.5 = half a core)";
+        }
+        if (bad.empty()) s.cpu_limit = v.get<double>();
       } else {
-        return "unknown prop sandbox." + k + " (known: runtime, allowNetwork)";
+        return "unknown prop sandbox." + k +
+               " (known: runtime, allowNetwork, memoryLimit, pidsLimit, cpuLimit)";
       }
+      if (!bad.empty()) return "sandbox." + k + " must be " + bad;
     }
     out = s;
     return "";
+  }
+
+  // A memoryLimit: a number of bytes, or text of a whole number with an
+  // optional unit b, k, m or g (powers of 1024, as docker reads them); 0
+  // when it is neither.
+  static int64_t MemoryBytes(const Json& v) {
+    if (v.is_number_integer()) return v.get<int64_t>();
+    if (!v.is_string()) return 0;
+    const std::string& t = v.get_ref<const std::string&>();
+    size_t digits = 0;
+    while (digits < t.size() && digits < 12 &&
+           std::isdigit(static_cast<unsigned char>(t[digits]))) {
+      ++digits;
+    }
+    if (digits == 0) return 0;
+    int64_t n = std::stoll(t.substr(0, digits));
+    std::string unit = t.substr(digits);
+    for (char& c : unit) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (unit.empty() || unit == "b") return n;
+    if (unit == "k") return n << 10;
+    if (unit == "m") return n << 20;
+    if (unit == "g" && n <= (1 << 20)) return n << 30;
+    return 0;
   }
 
   // The env of CLI agents, checked like a command task's; numbers and

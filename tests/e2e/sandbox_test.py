@@ -9,10 +9,11 @@ import http.client
 import json
 import os
 import socket
+import subprocess
 import threading
 
 from gateway_test import spawn_gateway
-from smithers_e2e import BIN, E2ETest, main
+from smithers_e2e import BIN, E2ETest, main, pid_alive
 
 # One command task; its output is {exitCode, stdout, stderr}.
 TASK = """
@@ -119,7 +120,14 @@ class SandboxTest(E2ETest):
             self.assertFalse(os.path.exists(marker))
         # Bad props are refused before anything runs.
         for sandbox, why in (("sandbox = { network = true }",
-                              "unknown prop sandbox.network (known: runtime, allowNetwork)"),
+                              "unknown prop sandbox.network (known: runtime, allowNetwork, memoryLimit, "
+                              "pidsLimit, cpuLimit)"),
+                             ("sandbox = { memoryLimit = 'lots' }",
+                              "sandbox.memoryLimit must be bytes"),
+                             ("sandbox = { memoryLimit = '1k' }", "at least 4 MiB"),
+                             ("sandbox = { pidsLimit = 0 }",
+                              "sandbox.pidsLimit must be a whole number of processes"),
+                             ("sandbox = { cpuLimit = -1 }", "sandbox.cpuLimit must be a number"),
                              ("sandbox = 'yes'", '"sandbox" must be true, false or a table'),
                              ("sandbox = { allowNetwork = 1 }", "sandbox.allowNetwork must be a boolean")):
             path = self.write("probe.lua", TASK.replace("SANDBOX", sandbox))
@@ -138,6 +146,135 @@ class SandboxTest(E2ETest):
         r = self.run_cli("up", static)
         self.assertEqual(r.code, 4, r)
         self.assertIn('"sandbox" applies to command tasks only', r.stderr)
+
+    def limited(self, sandbox, script):
+        """Runs `script` in a task with `sandbox`; returns the run's error cause."""
+        path = self.write("limited.lua", TASK.replace("SANDBOX", sandbox))
+        r = self.run_cli("up", path, "--input", json.dumps({"script": script}), cwd=self.dir)
+        self.assertEqual(r.code, 1, r)
+        return r.json()["error"]["cause"]
+
+    def test_memory_and_process_limits_hold_and_are_reported(self):
+        # 40 sleepers at once in a sandbox that holds 8 processes (bubblewrap's
+        # two included): forks are refused, and the failure says why.
+        marker = self.path("forked")
+        cause = self.limited("sandbox = { pidsLimit = 8 }",
+                             "n=0; for i in $(seq 40); do sleep 30 & n=$((n+1)); done 2>/dev/null; "
+                             "echo $n > forked; exit 1")
+        self.assertEqual(cause["code"], "SANDBOX_LIMIT_EXCEEDED", cause)
+        self.assertIn("the sandbox's process limit of 8 was reached", cause["message"])
+        self.assertFalse(os.path.exists(marker) and open(marker).read().strip() == "40")
+        # 64 MiB held by a shell with a 16 MiB limit: the kernel kills it.
+        cause = self.limited("sandbox = { memoryLimit = '16m' }",
+                             "x=$(head -c 67108864 /dev/zero | tr '\\0' a); echo ${#x} > held")
+        self.assertEqual(cause["code"], "SANDBOX_LIMIT_EXCEEDED", cause)
+        self.assertIn("the sandbox's memory limit of 16 MiB was reached", cause["message"])
+        self.assertFalse(os.path.exists(self.path("held")))
+        # Within its limits a task runs as usual, and its frame records them.
+        out = self.probe("echo fine", "sandbox = { memoryLimit = 64 * 1024 * 1024, pidsLimit = 64, "
+                         "cpuLimit = 0.5 }")
+        self.assertEqual(out["stdout"], "fine\n", out)
+        # No cgroup of an engine that has ended is left behind (other tests'
+        # engines may hold theirs right now).
+        self.assertEqual(self.cgroups(lambda pid: not pid_alive(pid)), [])
+
+    @staticmethod
+    def cgroups(owner):
+        """The sandbox cgroup folders (smithers-<engine pid>-<n>) whose
+        engine pid satisfies `owner`."""
+        found = []
+        for root in ("/sys/fs/cgroup/pids", "/sys/fs/cgroup/memory", "/sys/fs/cgroup/cpu"):
+            for dirpath, dirnames, _ in os.walk(root):
+                for d in dirnames:
+                    if d.startswith("smithers-") and owner(int(d.split("-")[1])):
+                        found.append(os.path.join(dirpath, d))
+        return found
+
+    def test_an_engine_killed_mid_task_leaves_no_sandbox_behind(self):
+        # SIGKILL the engine while its limited sandbox runs: the sandbox dies
+        # with it, the resumed run runs the task again (it never completed),
+        # and the dead engine's cgroups are removed.
+        path = self.write("killed.lua", TASK.replace(
+            "SANDBOX", "sandbox = { pidsLimit = 32, memoryLimit = '64m' }"))
+        script = "if [ -f started ]; then echo again; else touch started; exec sleep 300; fi"
+        engine = self.start_up(path, {"script": script}, "killed-run")
+        self.wait_for(lambda: os.path.exists(self.path("started")), what="the sandboxed task")
+        held = self.wait_for(lambda: self.cgroups(lambda pid: pid == engine.pid),
+                             what="the task's cgroups")
+        self.assertEqual(len(held), 2, held)  # memory and pids
+        sleepers = self.read_procs(held)
+        self.assertTrue(sleepers, held)
+        engine.kill()
+        engine.wait()
+        self.wait_for(lambda: not any(pid_alive(p) for p in sleepers), what="the sandbox to die")
+        r = self.run_cli("up", path, "--run-id", "killed-run", "--resume", cwd=self.dir)
+        self.assertEqual(r.code, 0, r)
+        self.assertEqual(r.json()["outputs"]["r"]["probe"]["stdout"], "again\n", r)
+        self.assertEqual(self.cgroups(lambda pid: pid == engine.pid), [])
+
+    @staticmethod
+    def read_procs(dirs):
+        pids = set()
+        for d in dirs:
+            with open(os.path.join(d, "cgroup.procs")) as f:
+                pids.update(int(line) for line in f if line.strip())
+        return pids
+
+    def test_selftest_refuses_every_attempt(self):
+        r = self.run_cli("sandbox", "selftest", "--json")
+        self.assertEqual(r.code, 0, r)
+        report = r.json()
+        self.assertTrue(report["allRefused"], report)
+        attempts = {p["attempt"]: p for p in report["probes"]}
+        for name in ("run as root", "use a capability", "write outside the workspace",
+                     "remount a system folder read-write", "read the engine's database",
+                     "read files outside the workspace", "see the engine's processes",
+                     "reach the host's network without allowNetwork", "fork past pidsLimit = 8",
+                     "allocate past memoryLimit = 16 MiB", "use more CPU than cpuLimit = 0.1"):
+            self.assertIn(name, attempts)
+            self.assertTrue(attempts[name]["refused"], attempts[name])
+        self.assertIn("uid 65534", attempts["run as root"]["detail"])
+        self.assertIn("memory limit of 16 MiB was reached",
+                      attempts["allocate past memoryLimit = 16 MiB"]["detail"])
+        human = self.run_cli("sandbox", "selftest")
+        self.assertEqual(human.code, 0, human)
+        self.assertIn("11 of 11 escape attempts refused by bubblewrap", human.stdout)
+        self.assertIn("refused       write outside the workspace", human.stderr)
+        unknown = self.run_cli("sandbox", "selftest", "--runtime", "chroot")
+        self.assertEqual(unknown.code, 4, unknown)
+        self.assertIn('unknown sandbox runtime "chroot"', unknown.stderr)
+
+    def test_a_listener_in_another_network_namespace_is_unreachable(self):
+        # A namespace of the test's joined to the host by a veth pair, with a
+        # listener in it: the host reaches it; a sandbox without allowNetwork
+        # does not.
+        ns, host_if = "smt%d" % os.getpid(), "smh%d" % os.getpid()
+        subprocess.run(["ip", "netns", "add", ns], check=True)
+        self.addCleanup(subprocess.run, ["ip", "netns", "del", ns])
+        subprocess.run(["ip", "link", "add", host_if, "type", "veth", "peer", "name", "peer0",
+                        "netns", ns], check=True)
+        self.addCleanup(subprocess.run, ["ip", "link", "del", host_if], stderr=subprocess.DEVNULL)
+        subprocess.run(["ip", "addr", "add", "10.213.7.1/30", "dev", host_if], check=True)
+        subprocess.run(["ip", "link", "set", host_if, "up"], check=True)
+        for cmd in (["ip", "addr", "add", "10.213.7.2/30", "dev", "peer0"],
+                    ["ip", "link", "set", "peer0", "up"], ["ip", "link", "set", "lo", "up"]):
+            subprocess.run(["ip", "netns", "exec", ns] + cmd, check=True)
+        ready = self.path("listening")
+        listener = subprocess.Popen(
+            ["ip", "netns", "exec", ns, "python3", "-c",
+             "import socket; s=socket.socket(); s.bind(('10.213.7.2', 8765)); s.listen(8); "
+             "open(%r, 'w').close(); [s.accept()[0].close() for _ in iter(int, 1)]" % ready])
+        self.addCleanup(listener.wait)
+        self.addCleanup(listener.kill)
+        self.wait_for(lambda: os.path.exists(ready), what="the namespace's listener")
+        probe = socket.create_connection(("10.213.7.2", 8765), timeout=5)
+        probe.close()  # the host reaches it
+        script = ("python3 -c 'import socket; s=socket.socket(); s.settimeout(3); "
+                  "print(s.connect_ex((\"10.213.7.2\", 8765)))'")
+        refused = self.probe(script)
+        self.assertNotEqual(refused["stdout"].strip(), "0", refused)
+        allowed = self.probe(script, "sandbox = { allowNetwork = true }")
+        self.assertEqual(allowed["stdout"].strip(), "0", allowed)
 
     def test_a_workflow_default_and_require_sandbox(self):
         # The Workflow's sandbox applies to its command tasks; a task's own

@@ -1,0 +1,74 @@
+// `smithers sandbox selftest`: what a sandbox runtime enforces on this
+// machine (src/sandbox/selftest.h, docs/sandbox.md "Self-test").
+#include <iostream>
+#include <string>
+
+#include "CLI/CLI.hpp"
+#include "cli/commands.h"
+#include "sandbox/sandbox.h"
+#include "sandbox/selftest.h"
+#include "smithers/json.h"
+
+namespace smithers::cli {
+
+SandboxCommands::SandboxCommands(CLI::App& app) {
+  sandbox_cmd_ = app.add_subcommand("sandbox", "Sandbox runtimes: check what they enforce here");
+  selftest_cmd_ = sandbox_cmd_->add_subcommand(
+      "selftest",
+      "Run escape attempts inside a runtime (root, capabilities, writes outside the workspace, "
+      "remounts, the database, the network, the process, memory and CPU limits) and print "
+      "which are refused; exit 0 only when every one is");
+  sandbox_cmd_->require_subcommand(1);
+  std::string names;
+  for (const std::string& n : sandbox::RuntimeNames()) names += (names.empty() ? "" : ", ") + n;
+  selftest_cmd_->add_option("--runtime", runtime_, "The runtime to test (" + names + ")")
+      ->capture_default_str();
+  selftest_cmd_->add_flag("--json", json_, "Print one JSON document on stdout");
+  selftest_cmd_->footer(
+      "Exit codes: 0 every attempt refused; 1 an attempt succeeded, or the runtime cannot "
+      "start here; 4 an unknown runtime.");
+}
+
+int SandboxCommands::Run() {
+  if (selftest_cmd_ == nullptr || !*selftest_cmd_) return -1;
+  auto show = [this](const sandbox::ProbeResult& p) {
+    if (json_) return;
+    std::cerr << (p.enforced ? "  refused       " : "  NOT REFUSED   ") << p.name << ": "
+              << p.detail << "\n";
+  };
+  if (!json_) std::cerr << "sandbox selftest: runtime " << runtime_ << "\n";
+  Result<sandbox::SelfTestReport> r = sandbox::SelfTest(runtime_, show);
+  if (!r.ok()) {
+    int code = r.status().code() == StatusCode::kInvalidArgument ? kExitBadInput : kExitFailed;
+    if (json_) {
+      std::cout
+          << Json{{"runtime", runtime_}, {"usable", false}, {"error", r.status().message()}}.dump(2)
+          << "\n";
+      return code;
+    }
+    return Fail(code, r.status().message());
+  }
+  int refused = 0;
+  Json probes = Json::array();
+  for (const sandbox::ProbeResult& p : r->probes) {
+    refused += p.enforced ? 1 : 0;
+    probes.push_back({{"attempt", p.name}, {"refused", p.enforced}, {"detail", p.detail}});
+  }
+  bool all = r->all_enforced();
+  if (json_) {
+    std::cout << Json{{"runtime", runtime_},
+                      {"usable", true},
+                      {"allRefused", all},
+                      {"probes", probes},
+                      {"cgroups", r->cgroups}}
+                     .dump(2)
+              << "\n";
+  } else {
+    for (const std::string& c : r->cgroups) std::cerr << "  cgroup " << c << "\n";
+    std::cout << refused << " of " << r->probes.size() << " escape attempts refused by " << runtime_
+              << (all ? "" : ": this runtime does NOT confine as documented") << "\n";
+  }
+  return all ? kExitOk : kExitFailed;
+}
+
+}  // namespace smithers::cli
