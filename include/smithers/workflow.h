@@ -75,6 +75,12 @@ struct SandboxSpec {
   double cpu_limit = 0;            // cpuLimit: cores' worth of CPU time
 };
 
+// A sandbox as its prop's canonical JSON ({runtime, allowNetwork} and the
+// limits that are set), as frames and a CLI agent's configuration hold it;
+// SandboxFromJson reads it back (a key that is absent keeps its default).
+Json SandboxToJson(const SandboxSpec& s);
+SandboxSpec SandboxFromJson(const Json& j);
+
 struct CommandSpec {
   std::vector<std::string> argv;  // argv[0] is looked up on PATH
   std::string cwd;                // "" = the engine's working directory

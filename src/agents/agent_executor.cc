@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <filesystem>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -18,6 +19,7 @@
 #include "base/redact.h"
 #include "base/secrets.h"
 #include "base/subprocess.h"
+#include "sandbox/sandbox.h"
 #include "smithers/schema.h"
 
 namespace smithers::agents {
@@ -87,18 +89,20 @@ std::string Violations(const std::vector<schema::Violation>& v) {
 
 // ---- coding-agent CLIs ----
 
-bool OnPath(const std::string& exe) {
-  if (exe.find('/') != std::string::npos) return access(exe.c_str(), X_OK) == 0;
+// Where `exe` is: itself when it names a path, else the first executable of
+// that name on the engine's PATH; "" when there is none.
+std::string FindOnPath(const std::string& exe) {
+  if (exe.find('/') != std::string::npos) return access(exe.c_str(), X_OK) == 0 ? exe : "";
   std::string path = Env("PATH");
   size_t start = 0;
   while (start <= path.size()) {
     size_t end = path.find(':', start);
     if (end == std::string::npos) end = path.size();
     std::string dir = path.substr(start, end - start);
-    if (!dir.empty() && access((dir + "/" + exe).c_str(), X_OK) == 0) return true;
+    if (!dir.empty() && access((dir + "/" + exe).c_str(), X_OK) == 0) return dir + "/" + exe;
     start = end + 1;
   }
-  return false;
+  return "";
 }
 
 // The reply text and token counts of each CLI's JSON output.
@@ -264,6 +268,7 @@ class AgentExecution final : public Execution {
                     {"toolCalls", r.tool_calls}};
       if (!r.ok) entry["error"] = r.error;
       if (a.is_object() && Unisolated(a)) entry["unisolatedTools"] = true;
+      if (a.is_object() && a.contains("sandbox")) entry["sandbox"] = a["sandbox"];
       // An optional price table, in USD per million tokens.
       if (a.is_object() && a.contains("price") && a["price"].is_object()) {
         double cost = static_cast<double>(r.input_tokens) * a["price"].value("input", 0.0) / 1e6 +
@@ -280,7 +285,8 @@ class AgentExecution final : public Execution {
       last_error = r.error;  // the next agent in the chain takes over
     }
     std::string last_code = last_error.value("code", "");
-    bool retryable = last_code != "AGENT_CONFIG_INVALID" && last_code != "SANDBOX_REQUIRED";
+    bool retryable = last_code != "AGENT_CONFIG_INVALID" && last_code != "SANDBOX_REQUIRED" &&
+                     last_code != "SANDBOX_UNAVAILABLE";
     return {.ok = false, .error = last_error, .retryable = retryable, .meta = meta};
   }
 
@@ -302,11 +308,13 @@ class AgentExecution final : public Execution {
   AgentRun RunOne(const Json& a) {
     std::string kind = a.value("kind", "");
     const bool cli = kind == "claude-code" || kind == "codex" || kind == "gemini";
-    if (require_sandbox_ && cli) {
+    if (require_sandbox_ && cli && !a.contains("sandbox")) {
       return {.error = Error("SANDBOX_REQUIRED",
                              "this engine runs processes only in a sandbox (--require-sandbox) "
-                             "and a " +
-                                 kind + " agent's process is not confined yet; not run")};
+                             "and the " +
+                                 kind +
+                                 " agent's process is not confined (give the agent a sandbox); "
+                                 "not run")};
     }
     if (require_sandbox_ && Unisolated(a)) {
       return {.error = Error("SANDBOX_REQUIRED",
@@ -484,7 +492,8 @@ class AgentExecution final : public Execution {
     std::string default_exe =
         kind == "claude-code" ? "claude" : (kind == "codex" ? "codex" : "gemini");
     std::string exe = a.value("executable", default_exe);
-    if (!OnPath(exe)) {
+    std::string found = FindOnPath(exe);
+    if (found.empty()) {
       run.error = Error("AGENT_CONFIG_INVALID",
                         kind + " agent: executable \"" + exe +
                             "\" was not found (install it or set executable = \"/path/to/" +
@@ -509,6 +518,20 @@ class AgentExecution final : public Execution {
         deadline = clock_.MonotonicMs() + own;
       base::ProcessSpec spec;
       spec.argv = CliArgv(kind, a, exe, prompt);
+      // Its sandbox (docs/sandbox.md), made for each call: the executable
+      // by the path found here, rootDir the workspace.
+      ConfinedProcess confined;
+      if (auto sb = a.find("sandbox"); sb != a.end()) {
+        spec.argv[0] = found;
+        Result<ConfinedProcess> c = Confine(kind, SandboxFromJson(*sb), cwd, spec.argv);
+        if (!c.ok()) {
+          run.error = Error("SANDBOX_UNAVAILABLE", c.status().message());
+          return run;
+        }
+        confined = std::move(c).value();
+        spec.argv = confined.argv;
+        spec.join_files = confined.join_files;
+      }
       spec.env = *env;
       spec.cwd = cwd;
       spec.deadline_ms = deadline;  // on clock_, as RunProcess reads it
@@ -532,6 +555,13 @@ class AgentExecution final : public Execution {
       CliReply reply = ParseCliOutput(kind, proc->out);
       run.input_tokens += reply.input_tokens;
       run.output_tokens += reply.output_tokens;
+      if (proc->exit_code != 0 && confined.limit_reached) {
+        if (std::string why = confined.limit_reached(); !why.empty()) {
+          run.error = Error("SANDBOX_LIMIT_EXCEEDED", kind + " agent: " + why + " (exit code " +
+                                                          std::to_string(proc->exit_code) + ")");
+          return run;
+        }
+      }
       if (proc->exit_code != 0 || !reply.error.empty()) {
         std::string err = proc->err.substr(0, 2000);
         run.error =
@@ -554,6 +584,23 @@ class AgentExecution final : public Execution {
       prompt = prompt_ + "\n\nYour previous reply was:\n" + reply.text + "\n\n" + problem +
                SchemaInstructions(schema_);
     }
+  }
+
+  // A CLI agent's process in its sandbox, rootDir (made absolute) the
+  // workspace, the database hidden.
+  Result<ConfinedProcess> Confine(const std::string& kind, const SandboxSpec& spec,
+                                  const std::string& root_dir,
+                                  const std::vector<std::string>& argv) const {
+    std::error_code ec;
+    std::filesystem::path workspace = std::filesystem::absolute(root_dir, ec);
+    Result<ConfinedProcess> c =
+        ec ? Result<ConfinedProcess>(FailedPreconditionError("rootDir: " + ec.message()))
+           : sandbox::ConfineTask(spec, workspace.lexically_normal().string(), hidden_paths_, argv);
+    if (!c.ok()) {
+      return FailedPreconditionError(kind + " agent: " + c.status().message() +
+                                     "; the agent was not run");
+    }
+    return c;
   }
 
   bool require_sandbox_;

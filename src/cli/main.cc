@@ -546,8 +546,8 @@ int Main(int argc, char** argv) {
   up_cmd->add_option("--module-workspace", up.module_workspace,
                      "With --restricted: the one folder the module may write files in");
   up_cmd->add_flag("--require-sandbox", up.require_sandbox,
-                   "Run processes only in a sandbox: a command task without one, a CLI agent or "
-                   "unisolatedTools fails with SANDBOX_REQUIRED and runs nothing "
+                   "Run processes only in a sandbox: a command task or CLI agent without one, or "
+                   "unisolatedTools, fails with SANDBOX_REQUIRED and runs nothing "
                    "(docs/sandbox.md)");
   up_cmd->add_flag("--stats", up.stats,
                    "Add the render loop's timings to the result: renders, nodes (summed over "

@@ -290,8 +290,8 @@ ServerCommands::ServerCommands(CLI::App& app, Global& g) : app_(app), g_(g) {
                     "Give modules the full Lua library (default: restricted; docs/engine.md "
                     "\"Restricted modules\")");
   gw_cmd_->add_flag("--require-sandbox", gw_.require_sandbox,
-                    "Run processes only in a sandbox: a command task without one, a CLI agent "
-                    "or unisolatedTools fails with SANDBOX_REQUIRED (docs/sandbox.md)");
+                    "Run processes only in a sandbox: a command task or CLI agent without one, "
+                    "or unisolatedTools, fails with SANDBOX_REQUIRED (docs/sandbox.md)");
   gw_cmd_->add_option("--module-workspace", gw_.module_workspace,
                       "The one folder restricted modules may write files in (default: none)");
   gw_cmd_->add_option("--allow-secret", gw_.secret_refs_allowed,

@@ -16,13 +16,7 @@ Json ComputeCache(const TaskSpec&, int iteration) { return {{"iteration", iterat
 
 void CommandFrame(const TaskSpec& t, FrameLine& line) {
   line["argv"] = t.command.argv;
-  if (const auto& s = t.command.sandbox) {
-    Json j = {{"runtime", s->runtime}, {"allowNetwork", s->allow_network}};
-    if (s->memory_limit_bytes > 0) j["memoryLimit"] = s->memory_limit_bytes;
-    if (s->pids_limit > 0) j["pidsLimit"] = s->pids_limit;
-    if (s->cpu_limit > 0) j["cpuLimit"] = s->cpu_limit;
-    line["sandbox"] = std::move(j);
-  }
+  if (t.command.sandbox) line["sandbox"] = SandboxToJson(*t.command.sandbox);
 }
 Json CommandCache(const TaskSpec& t, int) {
   Json in = {{"argv", t.command.argv},

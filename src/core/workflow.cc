@@ -17,6 +17,25 @@ const char* NodeKindName(NodeKind kind) {
   return "unknown";
 }
 
+Json SandboxToJson(const SandboxSpec& s) {
+  Json j = {{"runtime", s.runtime}, {"allowNetwork", s.allow_network}};
+  if (s.memory_limit_bytes > 0) j["memoryLimit"] = s.memory_limit_bytes;
+  if (s.pids_limit > 0) j["pidsLimit"] = s.pids_limit;
+  if (s.cpu_limit > 0) j["cpuLimit"] = s.cpu_limit;
+  return j;
+}
+
+SandboxSpec SandboxFromJson(const Json& j) {
+  SandboxSpec s;
+  if (!j.is_object()) return s;
+  s.runtime = j.value("runtime", s.runtime);
+  s.allow_network = j.value("allowNetwork", false);
+  s.memory_limit_bytes = j.value("memoryLimit", int64_t{0});
+  s.pids_limit = j.value("pidsLimit", int64_t{0});
+  s.cpu_limit = j.value("cpuLimit", 0.0);
+  return s;
+}
+
 Node Workflow(std::string name, std::vector<Node> children) {
   Node n{.kind = NodeKind::kWorkflow, .id = std::move(name)};
   n.children = std::move(children);

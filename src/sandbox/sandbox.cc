@@ -79,6 +79,21 @@ Result<std::vector<std::string>> ConfinedArgv(const Confinement& c,
                                 "keeps read-only; give the task a cwd of its own");
   }
   if (argv.empty()) return InvalidArgumentError("nothing to run in the sandbox");
+  // A program named by its path must be one the sandbox shows: in the
+  // system folders or the workspace (a name is looked up on PATH inside).
+  if (fs::path exe(argv[0]); exe.is_absolute()) {
+    fs::path at = fs::weakly_canonical(exe, ec).lexically_normal();
+    auto within = [&at](const char* d) { return base::PathWithin(d, at); };
+    if (ec || (!base::PathWithin(real.lexically_normal(), at) &&
+               std::none_of(std::begin(kReadOnlySystemFolders), std::end(kReadOnlySystemFolders),
+                            within))) {
+      return InvalidArgumentError("the program \"" + argv[0] +
+                                  "\" is outside what the sandbox shows (the system folders and "
+                                  "the workspace \"" +
+                                  c.workspace +
+                                  "\"); install it there or run it from the workspace");
+    }
+  }
   return r->argv(c, c.program.empty() ? r->program : c.program, argv);
 }
 

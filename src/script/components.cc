@@ -556,7 +556,7 @@ class NodeConverter {
                    at;
           }
         }
-        if (std::string env_err = ReadAgentEnv(task.agent); !env_err.empty()) {
+        if (std::string env_err = ReadAgentSettings(task.agent); !env_err.empty()) {
           return label + ": agent: " + env_err + at;
         }
         return "";
@@ -660,21 +660,31 @@ class NodeConverter {
     return 0;
   }
 
-  // The env of CLI agents, checked like a command task's; numbers and
-  // booleans become text in the agent's configuration.
-  std::string ReadAgentEnv(Json& agent) const {
+  // The env and the sandbox of CLI agents, checked like a command task's:
+  // numbers and booleans in env become text, and the sandbox its canonical
+  // table (SandboxToJson; `false` removes it).
+  std::string ReadAgentSettings(Json& agent) const {
     if (agent.is_array()) {
       for (Json& a : agent) {
-        if (std::string e = ReadAgentEnv(a); !e.empty()) return e;
+        if (std::string e = ReadAgentSettings(a); !e.empty()) return e;
       }
       return "";
     }
     if (!agent.is_object()) return "";
-    auto it = agent.find("env");
-    if (it == agent.end()) return "";
-    std::map<std::string, std::string> values, refs;
-    if (std::string e = ReadEnv(*it, values, refs); !e.empty()) return e;
-    for (const auto& [k, v] : values) (*it)[k] = v;
+    if (auto it = agent.find("env"); it != agent.end()) {
+      std::map<std::string, std::string> values, refs;
+      if (std::string e = ReadEnv(*it, values, refs); !e.empty()) return e;
+      for (const auto& [k, v] : values) (*it)[k] = v;
+    }
+    if (auto it = agent.find("sandbox"); it != agent.end()) {
+      std::optional<SandboxSpec> sandbox;
+      if (std::string e = ReadSandbox(*it, sandbox); !e.empty()) return e;
+      if (sandbox) {
+        *it = SandboxToJson(*sandbox);
+      } else {
+        agent.erase(it);
+      }
+    }
     return "";
   }
 

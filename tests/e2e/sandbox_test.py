@@ -8,12 +8,14 @@ task without running anything."""
 import http.client
 import json
 import os
+import shutil
 import socket
 import subprocess
+import tempfile
 import threading
 
 from gateway_test import spawn_gateway
-from smithers_e2e import BIN, E2ETest, main, pid_alive
+from smithers_e2e import BIN, SOURCE_DIR, E2ETest, main, pid_alive
 
 # One command task; its output is {exitCode, stdout, stderr}.
 TASK = """
@@ -177,6 +179,87 @@ class SandboxTest(E2ETest):
         # No cgroup of an engine that has ended is left behind (other tests'
         # engines may hold theirs right now).
         self.assertEqual(self.cgroups(lambda pid: not pid_alive(pid)), [])
+
+    def cli_agent(self, exe_body, sandbox, *extra, exe_dir=None):
+        """Runs a task whose agent is a stand-in claude (`exe_body`, a shell
+        script) with `sandbox`; returns the Result and the executable's path."""
+        exe = os.path.join(exe_dir or self.dir, "claude")
+        with open(exe, "w") as f:
+            f.write("#!/bin/sh\n" + exe_body)
+        os.chmod(exe, 0o755)
+        path = self.write("cli.lua", """
+            local outputs = smithers.outputs { seen = z.object { uid = z.integer(),
+                                                                 db = z.integer() } }
+            return smithers(function(ctx)
+              return Workflow { name = "cli",
+                Task { id = "agent", output = outputs.seen,
+                       agent = smithers.ClaudeCodeAgent { executable = %s, sandbox = %s },
+                       "Say who you are" } }
+            end)
+            """ % (json.dumps(exe), sandbox))
+        return self.run_cli("up", path, *extra, cwd=self.dir), exe
+
+    def test_a_cli_agent_runs_in_its_sandbox(self):
+        # A stand-in claude in the workspace (rootDir): it runs as 65534,
+        # cannot read the database beside it, and writes into rootDir; with
+        # --require-sandbox it is allowed because it is confined.
+        reply = ('u=$(id -u); if head -c 15 smithers.db 2>/dev/null | grep -q SQLite; then d=1; '
+                 'else d=0; fi; echo made > made-by-agent; '
+                 'printf \'{"type":"result","subtype":"success","is_error":false,'
+                 '"result":"{\\\\"uid\\\\":%s,\\\\"db\\\\":%s}"}\\n\' "$u" "$d"\n')
+        r, _ = self.cli_agent(reply, "true", "--require-sandbox")
+        self.assertEqual(r.code, 0, r)
+        self.assertEqual(r.json()["outputs"]["seen"]["agent"], {"uid": 65534, "db": 0}, r)
+        self.assertEqual(self.read("made-by-agent"), "made\n")
+        meta = json.loads(self.query("SELECT meta_json FROM _smithers_attempts")[0]["meta_json"])
+        self.assertEqual(meta["agents"][0]["sandbox"],
+                         {"runtime": "bubblewrap", "allowNetwork": False})
+        # Unconfined, the same agent reads the database: the sandbox made the
+        # difference.
+        os.remove(self.db)
+        r, _ = self.cli_agent(reply, "false")
+        self.assertEqual(r.code, 0, r)
+        self.assertEqual(r.json()["outputs"]["seen"]["agent"]["db"], 1, r)
+
+    def test_a_cli_agent_past_its_limit_or_out_of_sight_fails_closed(self):
+        # Past its memory limit: killed, and the failure says why.
+        r, _ = self.cli_agent("x=$(head -c 67108864 /dev/zero | tr '\\0' a); echo ${#x}\n",
+                              "{ memoryLimit = '16m' }")
+        self.assertEqual(r.code, 1, r)
+        cause = r.json()["error"]["cause"]
+        self.assertEqual(cause["code"], "SANDBOX_LIMIT_EXCEEDED", cause)
+        self.assertIn("memory limit of 16 MiB was reached", cause["message"])
+        # An executable the sandbox would not show: refused before it starts,
+        # not retried.
+        elsewhere = tempfile.mkdtemp(prefix="smithers-e2e-exe-")
+        self.addCleanup(shutil.rmtree, elsewhere)
+        os.remove(self.db)
+        r, exe = self.cli_agent("touch %s/ran\n" % elsewhere, "true", exe_dir=elsewhere)
+        self.assertEqual(r.code, 1, r)
+        cause = r.json()["error"]["cause"]
+        self.assertEqual(cause["code"], "SANDBOX_UNAVAILABLE", cause)
+        self.assertIn('the program "%s" is outside what the sandbox shows' % exe,
+                      cause["message"])
+        self.assertFalse(os.path.exists(os.path.join(elsewhere, "ran")))
+        self.assertEqual(self.query("SELECT COUNT(*) AS n FROM _smithers_attempts")[0]["n"], 1)
+        # A bad sandbox on an agent is bad input.
+        r, _ = self.cli_agent("exit 0\n", "{ allowNetwork = true, bogus = 1 }")
+        self.assertEqual(r.code, 4, r)
+        self.assertIn("unknown prop sandbox.bogus", r.stderr)
+
+    def test_the_example_runs_confined(self):
+        ws = self.path("ws")
+        os.mkdir(ws)
+        r = self.run_cli("up", os.path.join(SOURCE_DIR, "examples", "sandbox.lua"), "--input",
+                         json.dumps({"workspace": ws}), "--require-sandbox")
+        self.assertEqual(r.code, 0, r)
+        out = r.json()["outputs"]
+        self.assertEqual(out["build"]["build"], {"lines": 1000, "uid": 65534}, r)
+        self.assertEqual(len(self.read("ws/numbers.txt").splitlines()), 1000)
+        probe = out["probe"]["probe"]["stdout"]
+        self.assertIn("/etc/escape': Read-only file system", probe)
+        self.assertIn("CapEff:\t0000000000000000", probe)
+        self.assertFalse(os.path.exists("/etc/escape"))
 
     @staticmethod
     def cgroups(owner):
