@@ -134,11 +134,13 @@ struct RunOptions {
   // Confines a command task that has a `sandbox`: the process that runs
   // `argv` in `spec`'s runtime with `workspace` (the task's cwd, absolute)
   // as its only writable folder and within `spec`'s limits; an error when
-  // that cannot be done here. Unset, such a task fails with
-  // SANDBOX_UNAVAILABLE: it never runs unconfined. The CLI and the Gateway
-  // set it to src/sandbox/'s ConfineTask.
+  // that cannot be done here. `env_names` are the variables the task
+  // declares (env and secret env), which a container runtime forwards by
+  // name. Unset, such a task fails with SANDBOX_UNAVAILABLE: it never runs
+  // unconfined. The CLI and the Gateway set it to src/sandbox/'s ConfineTask.
   std::function<Result<ConfinedProcess>(const SandboxSpec& spec, const std::string& workspace,
-                                        const std::vector<std::string>& argv)>
+                                        const std::vector<std::string>& argv,
+                                        const std::vector<std::string>& env_names)>
       confine;
   // Every process a task starts must be confined: a command task without a
   // sandbox, a CLI agent, or an agent whose tools run unisolated fails with

@@ -73,6 +73,7 @@ struct SandboxSpec {
   int64_t memory_limit_bytes = 0;  // memoryLimit
   int64_t pids_limit = 0;          // pidsLimit: processes and threads at once
   double cpu_limit = 0;            // cpuLimit: cores' worth of CPU time
+  std::string image;               // image: a container runtime's image
 };
 
 // A sandbox as its prop's canonical JSON ({runtime, allowNetwork} and the

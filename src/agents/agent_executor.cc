@@ -523,7 +523,7 @@ class AgentExecution final : public Execution {
       ConfinedProcess confined;
       if (auto sb = a.find("sandbox"); sb != a.end()) {
         spec.argv[0] = found;
-        Result<ConfinedProcess> c = Confine(kind, SandboxFromJson(*sb), cwd, spec.argv);
+        Result<ConfinedProcess> c = Confine(kind, SandboxFromJson(*sb), cwd, spec.argv, *env);
         if (!c.ok()) {
           run.error = Error("SANDBOX_UNAVAILABLE", c.status().message());
           return run;
@@ -588,14 +588,25 @@ class AgentExecution final : public Execution {
 
   // A CLI agent's process in its sandbox, rootDir (made absolute) the
   // workspace, the database hidden.
+  // A container runtime gets the variables of `env` ("NAME=value") that
+  // are the CLI's own (its key, its agent's env), by name.
   Result<ConfinedProcess> Confine(const std::string& kind, const SandboxSpec& spec,
-                                  const std::string& root_dir,
-                                  const std::vector<std::string>& argv) const {
+                                  const std::string& root_dir, const std::vector<std::string>& argv,
+                                  const std::vector<std::string>& env) const {
+    std::vector<std::string> names;
+    for (const std::string& e : env) {
+      std::string name = e.substr(0, e.find('='));
+      if (name != "PATH" && name != "HOME" && name != "LANG" && name != "TZ" && name != "TMPDIR" &&
+          name.rfind("LC_", 0) != 0) {
+        names.push_back(name);
+      }
+    }
     std::error_code ec;
     std::filesystem::path workspace = std::filesystem::absolute(root_dir, ec);
     Result<ConfinedProcess> c =
         ec ? Result<ConfinedProcess>(FailedPreconditionError("rootDir: " + ec.message()))
-           : sandbox::ConfineTask(spec, workspace.lexically_normal().string(), hidden_paths_, argv);
+           : sandbox::ConfineTask(spec, workspace.lexically_normal().string(), hidden_paths_, argv,
+                                  names);
     if (!c.ok()) {
       return FailedPreconditionError(kind + " agent: " + c.status().message() +
                                      "; the agent was not run");

@@ -81,8 +81,9 @@ bool ClockShifted() { return std::getenv("SMITHERS_CLOCK_OFFSET_MS") != nullptr;
 
 decltype(RunOptions::confine) SandboxConfiner(std::vector<std::string> hidden) {
   return [hidden = std::move(hidden)](const SandboxSpec& spec, const std::string& workspace,
-                                      const std::vector<std::string>& argv) {
-    return sandbox::ConfineTask(spec, workspace, hidden, argv);
+                                      const std::vector<std::string>& argv,
+                                      const std::vector<std::string>& env_names) {
+    return sandbox::ConfineTask(spec, workspace, hidden, argv, env_names);
   };
 }
 

@@ -22,6 +22,7 @@ Json SandboxToJson(const SandboxSpec& s) {
   if (s.memory_limit_bytes > 0) j["memoryLimit"] = s.memory_limit_bytes;
   if (s.pids_limit > 0) j["pidsLimit"] = s.pids_limit;
   if (s.cpu_limit > 0) j["cpuLimit"] = s.cpu_limit;
+  if (!s.image.empty()) j["image"] = s.image;
   return j;
 }
 
@@ -33,6 +34,7 @@ SandboxSpec SandboxFromJson(const Json& j) {
   s.memory_limit_bytes = j.value("memoryLimit", int64_t{0});
   s.pids_limit = j.value("pidsLimit", int64_t{0});
   s.cpu_limit = j.value("cpuLimit", 0.0);
+  s.image = j.value("image", "");
   return s;
 }
 

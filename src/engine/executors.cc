@@ -276,8 +276,11 @@ class CommandExecutor final : public Executor {
     std::filesystem::path workspace = std::filesystem::absolute(
         cmd.cwd.empty() ? std::filesystem::current_path(ec) : std::filesystem::path(cmd.cwd), ec);
     if (ec) return FailedPreconditionError("the sandbox's workspace: " + ec.message());
+    std::vector<std::string> env_names;
+    for (const auto& [name, value] : cmd.env) env_names.push_back(name);
+    for (const auto& [name, ref] : cmd.secret_env) env_names.push_back(name);
     Result<ConfinedProcess> confined =
-        confine_(sandbox, workspace.lexically_normal().string(), cmd.argv);
+        confine_(sandbox, workspace.lexically_normal().string(), cmd.argv, env_names);
     if (!confined.ok()) {
       return FailedPreconditionError(confined.status().message() + "; the command was not run");
     }

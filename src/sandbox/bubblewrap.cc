@@ -1,11 +1,9 @@
 // The bubblewrap runtime (Debian's `bubblewrap`, docs/sandbox.md).
 #include <filesystem>
-#include <set>
 #include <string>
 #include <system_error>
 #include <vector>
 
-#include "base/paths.h"
 #include "sandbox/runtimes.h"
 
 namespace smithers::sandbox {
@@ -68,29 +66,9 @@ std::vector<std::string> BubblewrapArgv(const Confinement& c, const std::string&
   }
   v.insert(v.end(), {"--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "--bind", c.workspace,
                      c.workspace});
-  // The engine's state under the workspace: .smithers/, and the database's
-  // folder (or, when that is the workspace itself, the database's files).
-  fs::path root = fs::weakly_canonical(c.workspace, ec);
-  std::set<fs::path> dirs = {root / ".smithers"}, files;
-  for (const std::string& h : c.hidden_paths) {
-    fs::path p = fs::weakly_canonical(h, ec);
-    if (ec || p == root || !base::PathWithin(root, p)) continue;
-    if (p.parent_path() != root) {
-      dirs.insert(p.parent_path());
-    } else {
-      for (const char* suffix : {"", "-wal", "-shm", "-journal"}) files.insert(p.string() + suffix);
-    }
-  }
-  for (const fs::path& d : dirs) {
-    if (fs::is_directory(d, ec) && !fs::is_symlink(d, ec)) {
-      v.insert(v.end(), {"--tmpfs", d.string(), "--remount-ro", d.string()});
-    }
-  }
-  for (const fs::path& f : files) {
-    if (fs::is_regular_file(f, ec) && !fs::is_symlink(f, ec)) {
-      v.insert(v.end(), {"--ro-bind", "/dev/null", f.string()});
-    }
-  }
+  Masked masked = MaskedPaths(c);
+  for (const std::string& d : masked.dirs) v.insert(v.end(), {"--tmpfs", d, "--remount-ro", d});
+  for (const std::string& f : masked.files) v.insert(v.end(), {"--ro-bind", "/dev/null", f});
   v.insert(v.end(), {"--remount-ro", "/", "--chdir", c.workspace, "--"});
   v.insert(v.end(), argv.begin(), argv.end());
   return v;

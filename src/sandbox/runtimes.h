@@ -14,9 +14,25 @@ namespace smithers::sandbox {
 inline constexpr const char* kReadOnlySystemFolders[] = {
     "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/opt"};
 
+// The engine's state under the workspace, which every runtime masks: the
+// folders (.smithers/, and the database's folder) and, when the database
+// is in the workspace itself, its files with their -wal/-shm/-journal;
+// those that exist, as canonical paths.
+struct Masked {
+  std::vector<std::string> dirs, files;
+};
+Masked MaskedPaths(const Confinement& c);
+
 // bubblewrap (bubblewrap.cc).
 std::vector<std::string> BubblewrapArgv(const Confinement& c, const std::string& program,
                                         const std::vector<std::string>& argv);
+// docker and podman (container.cc): c.image and c.name are set. Every
+// container carries the label ContainerHostLabel() (smithers.host=<this
+// host's name>) beside smithers.sandbox=1.
+std::string ContainerHostLabel();
+
+std::vector<std::string> ContainerArgv(const Confinement& c, const std::string& program,
+                                       const std::vector<std::string>& argv);
 
 }  // namespace smithers::sandbox
 

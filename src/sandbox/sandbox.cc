@@ -1,12 +1,21 @@
 #include "sandbox/sandbox.h"
 
+#include <signal.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstdio>
 #include <filesystem>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <random>
+#include <set>
+#include <sstream>
 #include <string>
 #include <system_error>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -28,12 +37,88 @@ struct Runtime {
   std::vector<std::string> (*argv)(const Confinement&, const std::string&,
                                    const std::vector<std::string>&);
   bool enforces_limits;  // false: the engine holds them in cgroups
+  bool container;        // runs an image (required), not the host's programs
 };
 
 // The registration point: one row per runtime.
 constexpr Runtime kRuntimes[] = {
-    {.name = "bubblewrap", .program = "bwrap", .argv = BubblewrapArgv, .enforces_limits = false},
+    {.name = "bubblewrap",
+     .program = "bwrap",
+     .argv = BubblewrapArgv,
+     .enforces_limits = false,
+     .container = false},
+    {.name = "podman",
+     .program = "podman",
+     .argv = ContainerArgv,
+     .enforces_limits = true,
+     .container = true},
+    {.name = "docker",
+     .program = "docker",
+     .argv = ContainerArgv,
+     .enforces_limits = true,
+     .container = true},
 };
+
+// Runs the container engine's client (`rm`, `ps`) and waits for it.
+Result<base::ProcessResult> RunClient(const std::string& program, std::vector<std::string> args) {
+  base::ProcessSpec spec;
+  spec.argv = {program};
+  spec.argv.insert(spec.argv.end(), args.begin(), args.end());
+  spec.env = {"PATH=/usr/local/bin:/usr/bin:/bin"};
+  spec.max_stdout_bytes = spec.max_stderr_bytes = 1 << 20;
+  spec.deadline_ms = SystemClock().MonotonicMs() + 30000;
+  return base::RunProcess(spec);
+}
+
+// Removes a container when the process that ran it is over: a client that
+// was killed (a timeout, a cancel) leaves its container running.
+class ContainerReaper {
+ public:
+  ContainerReaper(std::string program, std::string name)
+      : program_(std::move(program)), name_(std::move(name)) {}
+  ContainerReaper(const ContainerReaper&) = delete;
+  ContainerReaper& operator=(const ContainerReaper&) = delete;
+  ~ContainerReaper() {
+    (void)RunClient(program_, {"rm", "--force", name_});  // none after a clean --rm exit
+  }
+
+ private:
+  std::string program_, name_;
+};
+
+// smithers-sandbox-<engine pid>-<random>: the pid tells a later engine on
+// this host whether the container's engine is gone (SweepStaleContainers).
+constexpr char kContainerPrefix[] = "smithers-sandbox-";
+
+std::string ContainerName() {
+  std::random_device rd;
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%s%d-%08x%08x", kContainerPrefix, static_cast<int>(getpid()),
+                rd(), rd());
+  return buf;
+}
+
+// Containers left by an engine of this host that died without removing
+// them (SIGKILL: no reaper ran), removed once per process and program.
+void SweepStaleContainers(const std::string& program) {
+  static std::mutex mu;
+  static std::set<std::string> swept;
+  std::lock_guard<std::mutex> lock(mu);
+  if (!swept.insert(program).second) return;
+  Result<base::ProcessResult> ps = RunClient(
+      program,
+      {"ps", "--all", "--filter", "label=" + ContainerHostLabel(), "--format", "{{.Names}}"});
+  if (!ps.ok() || ps->exit_code != 0) return;  // the probe that follows says why
+  std::istringstream names(ps->out);
+  for (std::string name; std::getline(names, name);) {
+    if (name.rfind(kContainerPrefix, 0) != 0) continue;
+    long pid = std::strtol(name.c_str() + sizeof kContainerPrefix - 1, nullptr, 10);
+    if (pid <= 0 || pid == getpid() || kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH) {
+      continue;
+    }
+    (void)RunClient(program, {"rm", "--force", name});
+  }
+}
 
 Result<const Runtime*> Find(const std::string& name) {
   for (const Runtime& r : kRuntimes) {
@@ -57,6 +142,34 @@ bool SystemFolder(const fs::path& p) {
 
 }  // namespace
 
+Masked MaskedPaths(const Confinement& c) {
+  std::error_code ec;
+  fs::path root = fs::weakly_canonical(c.workspace, ec);
+  std::set<fs::path> dirs = {root / ".smithers"}, files;
+  for (const std::string& h : c.hidden_paths) {
+    fs::path p = fs::weakly_canonical(h, ec);
+    if (ec || p == root || !base::PathWithin(root, p)) continue;
+    if (p.parent_path() != root) {
+      dirs.insert(p.parent_path());
+    } else {
+      for (const char* suffix : {"", "-wal", "-shm", "-journal"}) files.insert(p.string() + suffix);
+    }
+  }
+  Masked m;
+  for (const fs::path& d : dirs) {
+    if (fs::is_directory(d, ec) && !fs::is_symlink(d, ec)) m.dirs.push_back(d.string());
+  }
+  for (const fs::path& f : files) {
+    if (fs::is_regular_file(f, ec) && !fs::is_symlink(f, ec)) m.files.push_back(f.string());
+  }
+  return m;
+}
+
+bool RunsImages(const std::string& runtime) {
+  Result<const Runtime*> r = Find(runtime);
+  return r.ok() && (*r)->container;
+}
+
 std::vector<std::string> RuntimeNames() {
   std::vector<std::string> names;
   for (const Runtime& r : kRuntimes) names.emplace_back(r.name);
@@ -79,6 +192,29 @@ Result<std::vector<std::string>> ConfinedArgv(const Confinement& c,
                                 "keeps read-only; give the task a cwd of its own");
   }
   if (argv.empty()) return InvalidArgumentError("nothing to run in the sandbox");
+  if (r->container) {
+    if (c.image.empty()) {
+      return InvalidArgumentError("the " + c.runtime + " runtime needs an image (sandbox.image)");
+    }
+    // --mount's fields are separated by commas.
+    for (const std::string& p : c.hidden_paths) {
+      if (p.find(',') != std::string::npos) {
+        return InvalidArgumentError("a path with a comma cannot be masked in a container: " + p);
+      }
+    }
+    if (c.workspace.find(',') != std::string::npos) {
+      return InvalidArgumentError(
+          "the " + c.runtime +
+          " runtime cannot bind a workspace whose path has a comma: " + c.workspace);
+    }
+    Confinement named = c;
+    if (named.name.empty()) named.name = "smithers-sandbox";
+    return r->argv(named, c.program.empty() ? r->program : c.program, argv);
+  }
+  if (!c.image.empty()) {
+    return InvalidArgumentError("the " + c.runtime +
+                                " runtime takes no image (it runs the host's programs)");
+  }
   // A program named by its path must be one the sandbox shows: in the
   // system folders or the workspace (a name is looked up on PATH inside).
   if (fs::path exe(argv[0]); exe.is_absolute()) {
@@ -97,23 +233,34 @@ Result<std::vector<std::string>> ConfinedArgv(const Confinement& c,
   return r->argv(c, c.program.empty() ? r->program : c.program, argv);
 }
 
-Status Usable(const std::string& runtime, const std::string& program) {
+Status Usable(const std::string& runtime, const std::string& program, const std::string& image) {
   static std::mutex mu;
-  static std::map<std::pair<std::string, std::string>, Status> probed;
+  static std::map<std::tuple<std::string, std::string, std::string>, Status> probed;
   std::lock_guard<std::mutex> lock(mu);
-  auto key = std::make_pair(runtime, program);
+  auto key = std::make_tuple(runtime, program, image);
   if (auto it = probed.find(key); it != probed.end()) return it->second;
+  SMITHERS_ASSIGN_OR_RETURN(const Runtime* rt, Find(runtime));
   std::error_code ec;
   fs::path tmp = fs::temp_directory_path(ec);
-  Confinement c{.runtime = runtime, .workspace = ec ? "/tmp" : tmp.string(), .program = program};
-  Result<std::vector<std::string>> argv = ConfinedArgv(c, {"/bin/true"});
-  if (!argv.ok()) return argv.status();  // unknown: not cached, nothing was probed
+  Confinement c{.runtime = runtime,
+                .workspace = ec ? "/tmp" : tmp.string(),
+                .program = program,
+                .image = image,
+                .name = rt->container ? ContainerName() : ""};
+  Result<std::vector<std::string>> argv = ConfinedArgv(c, {rt->container ? "true" : "/bin/true"});
+  if (!argv.ok()) return argv.status();  // bad input: not cached, nothing was probed
+  std::unique_ptr<ContainerReaper> reaper;
+  if (rt->container) {
+    SweepStaleContainers(argv->front());
+    reaper = std::make_unique<ContainerReaper>(argv->front(), c.name);
+  }
   base::ProcessSpec spec;
   spec.argv = std::move(argv).value();
-  spec.env = {"PATH=/usr/bin:/bin"};
+  spec.env = {"PATH=/usr/local/bin:/usr/bin:/bin"};
   spec.stderr_mode = base::ProcessSpec::Output::kToStdout;
   spec.max_stdout_bytes = 4000;
-  spec.deadline_ms = SystemClock().MonotonicMs() + 10000;
+  // A container engine's first start (storage, an image's layers) is slow.
+  spec.deadline_ms = SystemClock().MonotonicMs() + (rt->container ? 120000 : 10000);
   Result<base::ProcessResult> r = base::RunProcess(spec);
   Status s;
   if (!r.ok()) {
@@ -132,18 +279,26 @@ Status Usable(const std::string& runtime, const std::string& program) {
 
 Result<ConfinedProcess> ConfineTask(const SandboxSpec& spec, const std::string& workspace,
                                     const std::vector<std::string>& hidden_paths,
-                                    const std::vector<std::string>& argv) {
+                                    const std::vector<std::string>& argv,
+                                    const std::vector<std::string>& env_names) {
   SMITHERS_ASSIGN_OR_RETURN(const Runtime* r, Find(spec.runtime));
-  SMITHERS_RETURN_IF_ERROR(Usable(spec.runtime));
   Confinement c{.runtime = spec.runtime,
                 .allow_network = spec.allow_network,
                 .workspace = workspace,
                 .hidden_paths = hidden_paths,
                 .limits = {.memory_bytes = spec.memory_limit_bytes,
                            .pids = spec.pids_limit,
-                           .cpus = spec.cpu_limit}};
+                           .cpus = spec.cpu_limit},
+                .image = spec.image,
+                .name = r->container ? ContainerName() : "",
+                .env_names = env_names};
   ConfinedProcess p;
-  SMITHERS_ASSIGN_OR_RETURN(p.argv, ConfinedArgv(c, argv));
+  SMITHERS_ASSIGN_OR_RETURN(p.argv, ConfinedArgv(c, argv));  // bad input before any probe
+  SMITHERS_RETURN_IF_ERROR(Usable(spec.runtime, "", spec.image));
+  if (r->container) {
+    p.hold = std::make_shared<ContainerReaper>(p.argv.front(), c.name);
+    return p;
+  }
   if (c.limits.any() && !r->enforces_limits) {
     Result<std::unique_ptr<Cgroup>> cg = Cgroup::Create(c.limits);
     if (!cg.ok()) {

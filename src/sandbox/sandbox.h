@@ -37,6 +37,12 @@ struct Confinement {
   // A runtime that enforces limits itself puts them in its argv; for the
   // others (bubblewrap) ConfineTask makes cgroups (cgroups.h).
   Limits limits;
+  // Container runtimes (docker, podman): the image (required; the others
+  // refuse one), the container's name (ConfineTask makes one; "" here
+  // = "smithers-sandbox"), and the variables forwarded by name.
+  std::string image;
+  std::string name;
+  std::vector<std::string> env_names;
 };
 
 // The argv that runs `argv` confined as `c` says. InvalidArgument for an
@@ -46,20 +52,28 @@ Result<std::vector<std::string>> ConfinedArgv(const Confinement& c,
                                               const std::vector<std::string>& argv);
 
 // Whether the runtime can confine a process on this machine: it runs a
-// trivial process confined, once per runtime and program (cached).
-// FailedPrecondition with what the runtime said when it cannot.
-Status Usable(const std::string& runtime, const std::string& program = "");
+// trivial process confined (`true` in `image` for a container runtime),
+// once per runtime, program and image (cached). FailedPrecondition with
+// what the runtime said when it cannot.
+Status Usable(const std::string& runtime, const std::string& program = "",
+              const std::string& image = "");
 
 // The names of the runtimes, in the table's order.
 std::vector<std::string> RuntimeNames();
+// Whether `runtime` runs an image (docker, podman) rather than the host's
+// programs; false for an unknown one.
+bool RunsImages(const std::string& runtime);
 
 // What a command task's `sandbox` prop asks for, confined with the
 // engine's hidden paths: Usable, the cgroups holding its limits (for a
-// runtime that does not enforce them itself), then ConfinedArgv. The
-// engine's RunOptions::confine for the CLI and the Gateway.
+// runtime that does not enforce them itself), then ConfinedArgv. A
+// container runtime's container gets a name of its own, and is removed
+// (`rm -f`) when the result's `hold` goes, also when its client was killed.
+// The engine's RunOptions::confine for the CLI and the Gateway.
 Result<ConfinedProcess> ConfineTask(const SandboxSpec& spec, const std::string& workspace,
                                     const std::vector<std::string>& hidden_paths,
-                                    const std::vector<std::string>& argv);
+                                    const std::vector<std::string>& argv,
+                                    const std::vector<std::string>& env_names = {});
 
 }  // namespace smithers::sandbox
 

@@ -164,6 +164,12 @@ class Runner {
 
 Result<SelfTestReport> SelfTest(const std::string& runtime,
                                 const std::function<void(const ProbeResult&)>& progress) {
+  if (RunsImages(runtime)) {
+    return InvalidArgumentError("the self-test runs the host's programs in the runtime; the " +
+                                runtime +
+                                " runtime runs an image, which it does not cover yet (docs/"
+                                "sandbox.md \"Containers\" says what the tests check)");
+  }
   SMITHERS_RETURN_IF_ERROR(Usable(runtime));
   Scratch scratch;
   SMITHERS_RETURN_IF_ERROR(scratch.Make());

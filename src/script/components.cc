@@ -612,6 +612,9 @@ class NodeConverter {
       } else if (k == "allowNetwork") {
         if (!v.is_boolean()) bad = "a boolean";
         if (bad.empty()) s.allow_network = v.get<bool>();
+      } else if (k == "image") {
+        if (!v.is_string() || v.get<std::string>().empty()) bad = "an image's name";
+        if (bad.empty()) s.image = v.get<std::string>();
       } else if (k == "memoryLimit") {
         s.memory_limit_bytes = MemoryBytes(v);
         if (s.memory_limit_bytes < (4 << 20)) {
@@ -629,9 +632,13 @@ class NodeConverter {
         if (bad.empty()) s.cpu_limit = v.get<double>();
       } else {
         return "unknown prop sandbox." + k +
-               " (known: runtime, allowNetwork, memoryLimit, pidsLimit, cpuLimit)";
+               " (known: runtime, allowNetwork, image, memoryLimit, pidsLimit, cpuLimit)";
       }
       if (!bad.empty()) return "sandbox." + k + " must be " + bad;
+    }
+    if (!s.image.empty() && s.runtime == "bubblewrap") {
+      return "sandbox.image: the bubblewrap runtime takes no image (it runs the host's programs); "
+             "set runtime = \"podman\" or \"docker\" to run an image";
     }
     out = s;
     return "";

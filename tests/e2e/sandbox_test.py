@@ -100,7 +100,7 @@ class SandboxTest(E2ETest):
     def test_an_unknown_or_unusable_runtime_runs_nothing(self):
         marker = self.path("ran")
         for sandbox, why in (('sandbox = { runtime = "chroot" }',
-                              'unknown sandbox runtime "chroot" (known: bubblewrap)'),):
+                              'unknown sandbox runtime "chroot" (known: bubblewrap, podman, docker)'),):
             path = self.write("probe.lua", TASK.replace("SANDBOX", sandbox))
             r = self.run_cli("up", path, "--input", json.dumps({"script": "touch " + marker}),
                              cwd=self.dir)
@@ -122,8 +122,11 @@ class SandboxTest(E2ETest):
             self.assertFalse(os.path.exists(marker))
         # Bad props are refused before anything runs.
         for sandbox, why in (("sandbox = { network = true }",
-                              "unknown prop sandbox.network (known: runtime, allowNetwork, memoryLimit, "
-                              "pidsLimit, cpuLimit)"),
+                              "unknown prop sandbox.network (known: runtime, allowNetwork, image, "
+                              "memoryLimit, pidsLimit, cpuLimit)"),
+                             ("sandbox = { image = '' }", "sandbox.image must be an image's name"),
+                             ("sandbox = { image = 'debian' }",
+                              "the bubblewrap runtime takes no image"),
                              ("sandbox = { memoryLimit = 'lots' }",
                               "sandbox.memoryLimit must be bytes"),
                              ("sandbox = { memoryLimit = '1k' }", "at least 4 MiB"),

@@ -67,9 +67,9 @@ TEST_F(SandboxTest, UnknownRuntimesAndBadRequestsAreErrors) {
   Result<std::vector<std::string>> unknown =
       ConfinedArgv({.runtime = "chroot", .workspace = ws_}, {"true"});
   EXPECT_EQ(unknown.status().code(), StatusCode::kInvalidArgument);
-  EXPECT_NE(
-      unknown.status().message().find("unknown sandbox runtime \"chroot\" (known: bubblewrap)"),
-      std::string::npos)
+  EXPECT_NE(unknown.status().message().find(
+                "unknown sandbox runtime \"chroot\" (known: bubblewrap, podman, docker)"),
+            std::string::npos)
       << unknown.status().message();
   EXPECT_EQ(ConfinedArgv({.workspace = "relative/dir"}, {"true"}).status().code(),
             StatusCode::kInvalidArgument);
@@ -81,10 +81,85 @@ TEST_F(SandboxTest, UnknownRuntimesAndBadRequestsAreErrors) {
     EXPECT_NE(r.status().message().find("system folder"), std::string::npos) << bad;
   }
   EXPECT_TRUE(ConfinedArgv({.workspace = "/usrdata"}, {"true"}).ok());
-  EXPECT_EQ(RuntimeNames(), std::vector<std::string>{"bubblewrap"});
+  EXPECT_EQ(RuntimeNames(), (std::vector<std::string>{"bubblewrap", "podman", "docker"}));
   EXPECT_EQ(Usable("chroot").code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(ConfineTask({.runtime = "chroot"}, ws_, {}, {"true"}).status().code(),
             StatusCode::kInvalidArgument);
+}
+
+TEST_F(SandboxTest, AProgramOutsideWhatBubblewrapShowsIsRefused) {
+  EXPECT_TRUE(ConfinedArgv({.workspace = ws_}, {"/bin/sh"}).ok());  // /bin -> /usr/bin
+  EXPECT_TRUE(ConfinedArgv({.workspace = ws_}, {ws_ + "/build.sh"}).ok());
+  Result<std::vector<std::string>> r = ConfinedArgv({.workspace = ws_}, {"/root/bin/tool"});
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(
+      r.status().message().find("the program \"/root/bin/tool\" is outside what the sandbox shows"),
+      std::string::npos)
+      << r.status().message();
+}
+
+TEST_F(SandboxTest, AContainerRunsItsImageConfined) {
+  for (const char* runtime : {"podman", "docker"}) {
+    Result<std::vector<std::string>> argv =
+        ConfinedArgv({.runtime = runtime,
+                      .workspace = ws_,
+                      .hidden_paths = {ws_ + "/smithers.db"},
+                      .limits = {.memory_bytes = 64 << 20, .pids = 32, .cpus = 0.5},
+                      .image = "localhost/tools:1",
+                      .name = "smithers-sandbox-0123",
+                      .env_names = {"API_TOKEN", "LANG"}},
+                     {"make", "test"});
+    ASSERT_TRUE(argv.ok()) << argv.status().ToString();
+    const std::vector<std::string>& v = *argv;
+    EXPECT_EQ(
+        std::vector<std::string>(v.begin(), v.begin() + 5),
+        (std::vector<std::string>{runtime, "run", "--rm", "--name", "smithers-sandbox-0123"}));
+    EXPECT_TRUE(HasRun(v, {"--network", "none"}));
+    EXPECT_TRUE(HasRun(v, {"--read-only"}));
+    EXPECT_TRUE(HasRun(v, {"--cap-drop", "ALL"}));
+    EXPECT_TRUE(HasRun(v, {"--security-opt", "no-new-privileges"}));
+    EXPECT_TRUE(HasRun(v, {"--user", "65534:65534"}));
+    EXPECT_TRUE(HasRun(v, {"--memory", "67108864", "--memory-swap", "67108864"}));
+    EXPECT_TRUE(HasRun(v, {"--pids-limit", "32"}));
+    EXPECT_TRUE(HasRun(v, {"--cpus", "0.5"}));
+    EXPECT_TRUE(HasRun(v, {"--mount", "type=bind,source=" + ws_ + ",destination=" + ws_}));
+    EXPECT_TRUE(HasRun(v, {"--mount", "type=tmpfs,destination=" + ws_ + "/.smithers"}));
+    EXPECT_TRUE(HasRun(
+        v, {"--mount", "type=bind,source=/dev/null,destination=" + ws_ + "/smithers.db,readonly"}));
+    EXPECT_TRUE(HasRun(v, {"--workdir", ws_}));
+    // Variables by name only: their values never reach the argv.
+    EXPECT_TRUE(HasRun(v, {"--env", "API_TOKEN", "--env", "LANG"}));
+    EXPECT_EQ(std::vector<std::string>(v.end() - 3, v.end()),
+              (std::vector<std::string>{"localhost/tools:1", "make", "test"}));
+    Result<std::vector<std::string>> open = ConfinedArgv(
+        {.runtime = runtime, .allow_network = true, .workspace = ws_, .image = "x"}, {"true"});
+    ASSERT_TRUE(open.ok());
+    EXPECT_FALSE(HasRun(*open, {"--network", "none"}));
+    EXPECT_FALSE(HasRun(*open, {"--memory"}));
+  }
+  // An image is required by a container runtime and refused by the others.
+  Result<std::vector<std::string>> none =
+      ConfinedArgv({.runtime = "podman", .workspace = ws_}, {"true"});
+  EXPECT_EQ(none.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(none.status().message().find("the podman runtime needs an image"), std::string::npos);
+  Result<std::vector<std::string>> image = ConfinedArgv({.workspace = ws_, .image = "x"}, {"true"});
+  EXPECT_EQ(image.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(image.status().message().find("takes no image"), std::string::npos);
+  // A system folder is no container's workspace either; a comma would split --mount.
+  EXPECT_EQ(ConfinedArgv({.runtime = "docker", .workspace = "/etc", .image = "x"}, {"true"})
+                .status()
+                .code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(ConfinedArgv({.runtime = "docker", .workspace = ws_ + "/a,b", .image = "x"}, {"true"})
+                .status()
+                .code(),
+            StatusCode::kInvalidArgument);
+}
+
+TEST_F(SandboxTest, AContainerEngineThatIsMissingIsUnusableAndRunsNothing) {
+  Status s = Usable("docker", ws_ + "/no-such-docker", "localhost/tools:1");
+  EXPECT_EQ(s.code(), StatusCode::kFailedPrecondition) << s.ToString();
+  EXPECT_NE(s.message().find("the docker sandbox cannot start"), std::string::npos) << s.message();
 }
 
 TEST_F(SandboxTest, ARuntimeThatCannotStartIsUnusable) {
