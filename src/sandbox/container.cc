@@ -63,7 +63,7 @@ std::vector<std::string> ContainerArgv(const Confinement& c, const std::string& 
     v.insert(v.end(), {"--mount", "type=bind,source=/dev/null,destination=" + f + ",readonly"});
   }
   v.insert(v.end(), {"--workdir", c.workspace});
-  for (const std::string& name : c.env_names) v.insert(v.end(), {"--env", name});
+  for (const std::string& name : c.env_names) v.push_back("--env=" + name);
   v.push_back(c.image);
   v.insert(v.end(), argv.begin(), argv.end());
   return v;

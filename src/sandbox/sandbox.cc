@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstdio>
 #include <filesystem>
@@ -14,6 +15,7 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <system_error>
 #include <tuple>
 #include <utility>
@@ -195,6 +197,17 @@ Result<std::vector<std::string>> ConfinedArgv(const Confinement& c,
   if (r->container) {
     if (c.image.empty()) {
       return InvalidArgumentError("the " + c.runtime + " runtime needs an image (sandbox.image)");
+    }
+    // An image is a reference (name[:tag][@digest]), never an option of
+    // the engine's command line.
+    bool reference =
+        c.image.front() != '-' && std::all_of(c.image.begin(), c.image.end(), [](char ch) {
+          return std::isalnum(static_cast<unsigned char>(ch)) != 0 ||
+                 std::string_view("._/:@-").find(ch) != std::string_view::npos;
+        });
+    if (!reference) {
+      return InvalidArgumentError("sandbox.image \"" + c.image +
+                                  "\" is not an image reference (name[:tag][@digest])");
     }
     // --mount's fields are separated by commas.
     for (const std::string& p : c.hidden_paths) {

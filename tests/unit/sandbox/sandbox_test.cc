@@ -128,7 +128,7 @@ TEST_F(SandboxTest, AContainerRunsItsImageConfined) {
         v, {"--mount", "type=bind,source=/dev/null,destination=" + ws_ + "/smithers.db,readonly"}));
     EXPECT_TRUE(HasRun(v, {"--workdir", ws_}));
     // Variables by name only: their values never reach the argv.
-    EXPECT_TRUE(HasRun(v, {"--env", "API_TOKEN", "--env", "LANG"}));
+    EXPECT_TRUE(HasRun(v, {"--env=API_TOKEN", "--env=LANG"}));
     EXPECT_EQ(std::vector<std::string>(v.end() - 3, v.end()),
               (std::vector<std::string>{"localhost/tools:1", "make", "test"}));
     Result<std::vector<std::string>> open = ConfinedArgv(
@@ -145,6 +145,18 @@ TEST_F(SandboxTest, AContainerRunsItsImageConfined) {
   Result<std::vector<std::string>> image = ConfinedArgv({.workspace = ws_, .image = "x"}, {"true"});
   EXPECT_EQ(image.status().code(), StatusCode::kInvalidArgument);
   EXPECT_NE(image.status().message().find("takes no image"), std::string::npos);
+  // An image that is not a reference would be read as an option.
+  for (const char* bad : {"--privileged", "-v", "img name", "img;rm"}) {
+    Result<std::vector<std::string>> r =
+        ConfinedArgv({.runtime = "docker", .workspace = ws_, .image = bad}, {"true"});
+    EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument) << bad;
+    EXPECT_NE(r.status().message().find("is not an image reference"), std::string::npos) << bad;
+  }
+  EXPECT_TRUE(ConfinedArgv({.runtime = "docker",
+                            .workspace = ws_,
+                            .image = "registry.local:5000/team/img:1.2@sha256:ab12"},
+                           {"true"})
+                  .ok());
   // A system folder is no container's workspace either; a comma would split --mount.
   EXPECT_EQ(ConfinedArgv({.runtime = "docker", .workspace = "/etc", .image = "x"}, {"true"})
                 .status()
