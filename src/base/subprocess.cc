@@ -17,6 +17,8 @@
 #include <set>
 #include <utility>
 
+#include "base/unique_fd.h"
+
 namespace smithers::base {
 namespace {
 
@@ -27,31 +29,6 @@ bool Injected(SpawnFaultForTesting fault) {
   int expected = static_cast<int>(fault);
   return g_fault.compare_exchange_strong(expected, static_cast<int>(SpawnFaultForTesting::kNone));
 }
-
-// An owned descriptor, closed when it goes out of scope: every early return
-// of Spawn closes what it opened.
-class UniqueFd {
- public:
-  UniqueFd() = default;
-  explicit UniqueFd(int fd) : fd_(fd) {}
-  UniqueFd(const UniqueFd&) = delete;
-  UniqueFd& operator=(const UniqueFd&) = delete;
-  UniqueFd(UniqueFd&& o) noexcept : fd_(o.release()) {}
-  UniqueFd& operator=(UniqueFd&& o) noexcept {
-    reset(o.release());
-    return *this;
-  }
-  ~UniqueFd() { reset(); }
-  int get() const { return fd_; }
-  int release() { return std::exchange(fd_, -1); }
-  void reset(int fd = -1) {
-    if (fd_ >= 0) close(fd_);
-    fd_ = fd;
-  }
-
- private:
-  int fd_ = -1;
-};
 
 struct Pipe {
   UniqueFd read, write;
