@@ -522,7 +522,8 @@ class AgentExecution final : public Execution {
       // by the path found here, rootDir the workspace.
       ConfinedProcess confined;
       if (auto sb = a.find("sandbox"); sb != a.end()) {
-        spec.argv[0] = found;
+        // The host's executable, by its path; an image has its own.
+        if (!sandbox::RunsImages(sb->value("runtime", ""))) spec.argv[0] = found;
         Result<ConfinedProcess> c = Confine(kind, SandboxFromJson(*sb), cwd, spec.argv, *env);
         if (!c.ok()) {
           run.error = Error("SANDBOX_UNAVAILABLE", c.status().message());

@@ -28,6 +28,7 @@ std::vector<std::string> ContainerArgv(const Confinement& c, const std::string& 
   std::vector<std::string> v = {program,
                                 "run",
                                 "--rm",
+                                "--pull=never",
                                 "--name",
                                 c.name,
                                 "--label",

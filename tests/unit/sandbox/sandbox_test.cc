@@ -111,9 +111,9 @@ TEST_F(SandboxTest, AContainerRunsItsImageConfined) {
                      {"make", "test"});
     ASSERT_TRUE(argv.ok()) << argv.status().ToString();
     const std::vector<std::string>& v = *argv;
-    EXPECT_EQ(
-        std::vector<std::string>(v.begin(), v.begin() + 5),
-        (std::vector<std::string>{runtime, "run", "--rm", "--name", "smithers-sandbox-0123"}));
+    EXPECT_EQ(std::vector<std::string>(v.begin(), v.begin() + 6),
+              (std::vector<std::string>{runtime, "run", "--rm", "--pull=never", "--name",
+                                        "smithers-sandbox-0123"}));
     EXPECT_TRUE(HasRun(v, {"--network", "none"}));
     EXPECT_TRUE(HasRun(v, {"--read-only"}));
     EXPECT_TRUE(HasRun(v, {"--cap-drop", "ALL"}));
