@@ -106,6 +106,7 @@ class SandboxCommands {
   CLI::App* sandbox_cmd_ = nullptr;
   CLI::App* selftest_cmd_ = nullptr;
   std::string runtime_ = "bubblewrap";
+  std::string image_;
   bool json_ = false;
 };
 

@@ -23,6 +23,9 @@ SandboxCommands::SandboxCommands(CLI::App& app) {
   for (const std::string& n : sandbox::RuntimeNames()) names += (names.empty() ? "" : ", ") + n;
   selftest_cmd_->add_option("--runtime", runtime_, "The runtime to test (" + names + ")")
       ->capture_default_str();
+  selftest_cmd_->add_option("--image", image_,
+                            "For podman and docker: the image to run the probes in (it needs sh, "
+                            "id, grep, readlink, seq, sleep, head, tr and cut)");
   selftest_cmd_->add_flag("--json", json_, "Print one JSON document on stdout");
   selftest_cmd_->footer(
       "Exit codes: 0 every attempt refused; 1 an attempt succeeded, or the runtime cannot "
@@ -37,7 +40,7 @@ int SandboxCommands::Run() {
               << p.detail << "\n";
   };
   if (!json_) std::cerr << "sandbox selftest: runtime " << runtime_ << "\n";
-  Result<sandbox::SelfTestReport> r = sandbox::SelfTest(runtime_, show);
+  Result<sandbox::SelfTestReport> r = sandbox::SelfTest(runtime_, image_, show);
   if (!r.ok()) {
     int code = r.status().code() == StatusCode::kInvalidArgument ? kExitBadInput : kExitFailed;
     if (json_) {
@@ -56,11 +59,8 @@ int SandboxCommands::Run() {
   }
   bool all = r->all_enforced();
   if (json_) {
-    std::cout << Json{{"runtime", runtime_},
-                      {"usable", true},
-                      {"allRefused", all},
-                      {"probes", probes},
-                      {"cgroups", r->cgroups}}
+    std::cout << Json{{"runtime", runtime_}, {"image", image_},  {"usable", true},
+                      {"allRefused", all},   {"probes", probes}, {"cgroups", r->cgroups}}
                      .dump(2)
               << "\n";
   } else {

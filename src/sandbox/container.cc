@@ -56,9 +56,11 @@ std::vector<std::string> ContainerArgv(const Confinement& c, const std::string& 
     v.insert(v.end(), {"--cpus", cpus});
   }
   v.insert(v.end(), {"--mount", "type=bind,source=" + c.workspace + ",destination=" + c.workspace});
+  // podman fills a tmpfs with what was under it unless told not to.
   Masked masked = MaskedPaths(c);
   for (const std::string& d : masked.dirs) {
-    v.insert(v.end(), {"--mount", "type=tmpfs,destination=" + d});
+    v.insert(v.end(), {"--mount", "type=tmpfs,destination=" + d +
+                                      (c.runtime == "podman" ? ",notmpcopyup" : "")});
   }
   for (const std::string& f : masked.files) {
     v.insert(v.end(), {"--mount", "type=bind,source=/dev/null,destination=" + f + ",readonly"});

@@ -102,14 +102,60 @@ struct Probe {
   // For limits: what the cgroup says of the limit met, "" when it was not
   // (then the probe was not enforced).
   std::function<std::string(const Cgroup&)> met;
+  // For limits in a container runtime (which holds them in cgroups of its
+  // own): from the probe's exit code and output, what shows the limit met,
+  // or "".
+  std::function<std::string(int exit_code, const std::string& out)> seen;
 };
 
 class Runner {
  public:
-  Runner(std::string runtime, const Scratch& scratch)
-      : runtime_(std::move(runtime)), scratch_(scratch) {}
+  Runner(std::string runtime, std::string image, const Scratch& scratch)
+      : runtime_(std::move(runtime)), image_(std::move(image)), scratch_(scratch) {}
 
-  ProbeResult Run(const Probe& p) {
+  ProbeResult Run(const Probe& p) { return image_.empty() ? RunOnHost(p) : RunInImage(p); }
+
+ private:
+  // A container runtime: the probe as a task would run, through ConfineTask.
+  ProbeResult RunInImage(const Probe& p) {
+    ProbeResult out{.name = p.name};
+    SandboxSpec spec{.runtime = runtime_,
+                     .memory_limit_bytes = p.limits.memory_bytes,
+                     .pids_limit = p.limits.pids,
+                     .cpu_limit = p.limits.cpus,
+                     .image = image_};
+    Result<ConfinedProcess> cp =
+        ConfineTask(spec, scratch_.workspace(), {scratch_.database()}, {"sh", "-c", p.script});
+    if (!cp.ok()) {
+      out.detail = cp.status().message();
+      return out;
+    }
+    base::ProcessSpec ps;
+    ps.argv = cp->argv;
+    ps.env = {"PATH=/usr/local/bin:/usr/bin:/bin"};
+    ps.stderr_mode = base::ProcessSpec::Output::kToStdout;
+    ps.max_stdout_bytes = 8192;
+    ps.deadline_ms = SystemClock().MonotonicMs() + 60000;
+    Result<base::ProcessResult> r = base::RunProcess(ps);
+    if (!r.ok()) {
+      out.detail = "the probe did not start: " + r.status().message();
+      return out;
+    }
+    if (p.seen) {
+      out.detail = p.seen(r->exit_code, r->out);
+      out.enforced = !out.detail.empty();
+      if (!out.enforced) {
+        out.detail = "the limit was never met (exit code " + std::to_string(r->exit_code) +
+                     "): " + Trim(r->out);
+      }
+      return out;
+    }
+    out.enforced = r->exit_code == 0 && !r->timed_out;
+    out.detail = Trim(r->out);
+    return out;
+  }
+
+  ProbeResult RunOnHost(const Probe& p) {
     ProbeResult out{.name = p.name};
     Confinement c{.runtime = runtime_,
                   .workspace = scratch_.workspace(),
@@ -155,22 +201,25 @@ class Runner {
     return out;
   }
 
- private:
   std::string runtime_;
+  std::string image_;  // "" for a runtime of the host's programs
   const Scratch& scratch_;
 };
 
 }  // namespace
 
-Result<SelfTestReport> SelfTest(const std::string& runtime,
+Result<SelfTestReport> SelfTest(const std::string& runtime, const std::string& image,
                                 const std::function<void(const ProbeResult&)>& progress) {
-  if (RunsImages(runtime)) {
-    return InvalidArgumentError("the self-test runs the host's programs in the runtime; the " +
-                                runtime +
-                                " runtime runs an image, which it does not cover yet (docs/"
-                                "sandbox.md \"Containers\" says what the tests check)");
+  const bool container = RunsImages(runtime);
+  if (container && image.empty()) {
+    return InvalidArgumentError("the " + runtime +
+                                " runtime runs an image: name one with --image (it needs sh and "
+                                "the usual tools: id, grep, readlink, seq, sleep, head, tr, cut)");
   }
-  SMITHERS_RETURN_IF_ERROR(Usable(runtime));
+  if (!container && !image.empty()) {
+    return InvalidArgumentError("the " + runtime + " runtime takes no image");
+  }
+  SMITHERS_RETURN_IF_ERROR(Usable(runtime, "", image));
   Scratch scratch;
   SMITHERS_RETURN_IF_ERROR(scratch.Make());
   Listener listener;
@@ -193,11 +242,12 @@ Result<SelfTestReport> SelfTest(const std::string& runtime,
       {.name = "read the engine's database",
        .script = "if cat .smithers/smithers.db smithers.db 2>/dev/null | grep -q " + decoy +
                  "; then echo 'read it'; exit 1; fi; echo 'masked'"},
+      // (An image has a /root of its own: only the host's can be told.)
       {.name = "read files outside the workspace",
-       .script = "for f in " + scratch.outside() + "/secret " + home +
+       .script = "for f in " + scratch.outside() + "/secret " + (container ? "" : home) +
                  "; do if test -e \"$f\"; then echo \"$f is visible\"; exit 1; fi; done; "
                  "echo 'absent: " +
-                 home + ", " + scratch.outside() + "'"},
+                 (container ? "" : home + ", ") + scratch.outside() + "'"},
       {.name = "see the engine's processes",
        .script = "n=$(readlink /proc/self/ns/pid); echo \"$n\"; test \"$n\" != '" +
                  OwnNamespace("pid") + "'"},
@@ -208,24 +258,50 @@ Result<SelfTestReport> SelfTest(const std::string& runtime,
                  port + "' 2>/dev/null; then echo 'reached a host listener on 127.0.0.1:" + port +
                  "'; exit 1; fi; echo \"$n; 127.0.0.1:" + port + " unreachable\""},
       {.name = "fork past pidsLimit = 8",
-       .script = "for i in $(seq 40); do sleep 30 & done 2>/dev/null; echo forked",
+       .script = "for i in $(seq 40); do sleep 30 & done 2>/dev/null; "
+                 "echo \"procs $(ls /proc | grep -c '^[0-9]*$')\"",
        .limits = {.pids = 8},
-       .met = [](const Cgroup& cg) { return cg.LimitReached(); }},
+       .met = [](const Cgroup& cg) { return cg.LimitReached(); },
+       // The processes of its pid namespace: at most 8 when the limit holds
+       // (a shell that could not fork at all prints nothing).
+       .seen = [](int, const std::string& out) -> std::string {
+         size_t at = out.find("procs ");
+         long procs = at == std::string::npos ? 0 : std::strtol(out.c_str() + at + 6, nullptr, 10);
+         if (procs >= 40) return "";
+         return "the process limit of 8 was reached: " +
+                (at == std::string::npos ? std::string("the shell could not fork")
+                                         : std::to_string(procs) + " processes at most");
+       }},
       {.name = "allocate past memoryLimit = 16 MiB",
        .script = "x=$(head -c 67108864 /dev/zero | tr '\\0' a); echo \"held ${#x} bytes\"",
        .limits = {.memory_bytes = 16 << 20},
-       .met = [](const Cgroup& cg) { return cg.LimitReached(); }},
+       .met = [](const Cgroup& cg) { return cg.LimitReached(); },
+       .seen = [](int code, const std::string& out) -> std::string {
+         return code != 0 && out.find("held 67108864") == std::string::npos
+                    ? "the memory limit of 16 MiB was reached: killed (exit code " +
+                          std::to_string(code) + ")"
+                    : "";
+       }},
+      // The shell's own CPU time (clock ticks, /proc/self/stat's utime and
+      // stime) over a second of spinning: about 100 unlimited, 10 at 0.1.
       {.name = "use more CPU than cpuLimit = 0.1",
-       .script = "end=$(( $(date +%s) + 1 )); while [ $(date +%s) -le $end ]; do :; done; "
-                 "echo spun",
+       .script = "end=$(( $(date +%s) + 2 )); while [ $(date +%s) -le $end ]; do :; done; "
+                 "set -- $(cut -d' ' -f14,15 /proc/$$/stat); echo \"ticks $(( $1 + $2 ))\"",
        .limits = {.cpus = 0.1},
        .met = [](const Cgroup& cg) -> std::string {
          int64_t n = cg.CpuThrottled();
          return n > 0 ? "held back " + std::to_string(n) + " times by the CPU limit" : "";
+       },
+       .seen = [](int, const std::string& out) -> std::string {
+         size_t at = out.find("ticks ");
+         if (at == std::string::npos) return "";
+         long ticks = std::strtol(out.c_str() + at + 6, nullptr, 10);
+         // 2 to 3 s of wall time: unlimited, 200 or more ticks; at 0.1, about 30.
+         return ticks < 100 ? std::to_string(ticks) + " ticks of CPU in 2 s of spinning" : "";
        }},
   };
   SelfTestReport report{.runtime = runtime, .cgroups = DescribeControllers()};
-  Runner runner(runtime, scratch);
+  Runner runner(runtime, image, scratch);
   for (const Probe& p : probes) {
     ProbeResult r = runner.Run(p);
     if (progress) progress(r);

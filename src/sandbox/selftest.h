@@ -35,10 +35,11 @@ struct SelfTestReport {
 };
 
 // Runs every probe in `runtime` (each in a fresh sandbox over a scratch
-// workspace holding a decoy database). FailedPrecondition when the runtime
-// cannot start here; InvalidArgument when it is unknown. `progress` (may be
-// null) is called after each probe.
-Result<SelfTestReport> SelfTest(const std::string& runtime,
+// workspace holding a decoy database), in `image` for a container runtime
+// ("" for the others). FailedPrecondition when the runtime cannot start
+// here; InvalidArgument when it is unknown or the image is missing or not
+// wanted. `progress` (may be null) is called after each probe.
+Result<SelfTestReport> SelfTest(const std::string& runtime, const std::string& image = "",
                                 const std::function<void(const ProbeResult&)>& progress = nullptr);
 
 }  // namespace smithers::sandbox

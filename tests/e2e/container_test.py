@@ -15,9 +15,9 @@ import unittest
 
 from smithers_e2e import E2ETest, main
 
-IMAGE = "localhost/smithers-e2e-busybox:1"
+IMAGE = "localhost/smithers-e2e-busybox:2"
 APPLETS = ["sh", "id", "cat", "echo", "touch", "head", "od", "ls", "sleep", "seq", "true",
-           "printf", "tr", "wc", "env"]
+           "printf", "tr", "wc", "env", "grep", "readlink", "cut", "date", "mount"]
 # What this machine kind needs of podman (docs/sandbox.md "Containers"): crun
 # refuses its mix of cgroup v1 and v2, and rlimits cannot be raised here.
 CONF = """[containers]
@@ -92,10 +92,13 @@ class ContainerTest(E2ETest):
 
     def test_the_container_is_confined_to_its_workspace(self):
         self.run_task("true")  # the database exists from here on
+        os.makedirs(self.path(".smithers"))
+        with open(self.path(".smithers/state"), "w") as f:
+            f.write("engine state")
         r = self.run_task(
             "id -u; id -g; echo \"$GREETING\"; echo made > made-inside; "
             "touch /etc/escape /bin/escape 2>&1; head -c 16 smithers.db | od -c | head -1; "
-            "ls /sys/class/net; echo end",
+            "cat .smithers/state; ls /sys/class/net; echo end",
             sandbox="memoryLimit = '64m'", extra='env = { GREETING = "hello" },')
         self.assertEqual(r.code, 0, r)
         out = r.json()["outputs"]["r"]["probe"]
@@ -104,6 +107,7 @@ class ContainerTest(E2ETest):
         self.assertEqual(self.read("made-inside"), "made\n")
         self.assertIn("Read-only file system", out["stdout"])
         self.assertNotIn("S   Q   L   i   t   e", out["stdout"])  # masked: /dev/null
+        self.assertNotIn("engine state", out["stdout"])  # .smithers/: an empty tmpfs
         net = lines[lines.index("end") - 1]
         self.assertEqual(net, "lo", out)  # --network none: a loopback of its own only
         self.assertEqual(lines[-1], "end")
@@ -163,6 +167,28 @@ class ContainerTest(E2ETest):
         r = self.run_task("echo next")
         self.assertEqual(r.code, 0, r)
         self.assertEqual([n for n in names() if n.startswith(mine)], [])
+
+    def test_selftest_refuses_every_attempt(self):
+        r = self.run_cli("sandbox", "selftest", "--runtime", "podman", "--image", IMAGE, "--json",
+                         timeout=300)
+        self.assertEqual(r.code, 0, r)
+        report = r.json()
+        self.assertTrue(report["allRefused"], report)
+        self.assertEqual((report["runtime"], report["image"]), ("podman", IMAGE))
+        attempts = {p["attempt"]: p for p in report["probes"]}
+        self.assertEqual(len(attempts), 11, attempts)
+        self.assertIn("uid 65534", attempts["run as root"]["detail"])
+        self.assertIn("memory limit of 16 MiB was reached",
+                      attempts["allocate past memoryLimit = 16 MiB"]["detail"])
+        self.assertIn("process limit of 8 was reached",
+                      attempts["fork past pidsLimit = 8"]["detail"])
+        # An image is required by a container runtime, refused by bubblewrap.
+        r = self.run_cli("sandbox", "selftest", "--runtime", "podman")
+        self.assertEqual(r.code, 4, r)
+        self.assertIn("name one with --image", r.stderr)
+        r = self.run_cli("sandbox", "selftest", "--image", IMAGE)
+        self.assertEqual(r.code, 4, r)
+        self.assertIn("the bubblewrap runtime takes no image", r.stderr)
 
 
 if __name__ == "__main__":
