@@ -317,6 +317,7 @@ int Inspect(const Global& g, const std::string& run_id) {
                  {"finishedAtMs", a.finished_at_ms == 0 ? Json() : Json(a.finished_at_ms)},
                  {"cached", a.cached}};
       if (!a.error.is_null()) aj["error"] = a.error;
+      if (a.meta.contains("sandbox")) aj["sandbox"] = a.meta["sandbox"];
       // An agent that ran its tools without the sandbox, by its own choice.
       if (a.meta.contains("agents") && a.meta["agents"].is_array()) {
         for (const Json& ag : a.meta["agents"]) {
@@ -401,6 +402,13 @@ int Inspect(const Global& g, const std::string& run_id) {
       if (a.value("cached", false)) {
         std::printf("    attempt %d %s (cached)\n", a["attempt"].get<int>(),
                     a["state"].get<std::string>().c_str());
+      }
+      if (a.contains("sandbox")) {
+        std::printf("    attempt %d: in the %s sandbox%s\n", a["attempt"].get<int>(),
+                    a["sandbox"].value("runtime", "").c_str(),
+                    a["sandbox"].contains("limitReached")
+                        ? (": " + a["sandbox"]["limitReached"].get<std::string>()).c_str()
+                        : "");
       }
       if (a.contains("unisolatedTools")) {
         std::printf("    attempt %d: tools ran unisolated (unisolatedTools = true)\n",

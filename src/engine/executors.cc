@@ -120,9 +120,11 @@ class DepsFile {
 
 class CommandExecution final : public Execution {
  public:
+  // `sandbox`: the task's sandbox (SandboxToJson), null without one.
   CommandExecution(std::unique_ptr<base::Subprocess> proc, std::string parse,
-                   std::unique_ptr<DepsFile> deps_file, ConfinedProcess confined)
-      : confined_(std::move(confined)),
+                   std::unique_ptr<DepsFile> deps_file, ConfinedProcess confined, Json sandbox)
+      : sandbox_(std::move(sandbox)),
+        confined_(std::move(confined)),
         deps_file_(std::move(deps_file)),
         proc_(std::move(proc)),
         parse_(std::move(parse)) {}
@@ -136,9 +138,16 @@ class CommandExecution final : public Execution {
     proc_->Cancel();
   }
 
+  // A sandboxed attempt's meta records its sandbox, and the limit that
+  // ended it (inspect shows both).
   std::optional<AttemptOutcome> Poll() override {
     if (!proc_->Poll()) return std::nullopt;
-    return Outcome(proc_->result());
+    AttemptOutcome o = Outcome(proc_->result());
+    if (!sandbox_.is_null()) {
+      if (!limit_reached_.empty()) sandbox_["limitReached"] = limit_reached_;
+      o.meta = {{"sandbox", sandbox_}};
+    }
+    return o;
   }
 
  private:
@@ -162,11 +171,11 @@ class CommandExecution final : public Execution {
     }
     if (r.exit_code != 0) {
       AttemptOutcome failed = Failed(r);
-      if (confined_.limit_reached) {
-        if (std::string why = confined_.limit_reached(); !why.empty()) {
-          failed.error["code"] = "SANDBOX_LIMIT_EXCEEDED";
-          failed.error["message"] = why + " (exit code " + std::to_string(r.exit_code) + ")";
-        }
+      if (confined_.limit_reached) limit_reached_ = confined_.limit_reached();
+      if (!limit_reached_.empty()) {
+        failed.error["code"] = "SANDBOX_LIMIT_EXCEEDED";
+        failed.error["message"] =
+            limit_reached_ + " (exit code " + std::to_string(r.exit_code) + ")";
       }
       return failed;
     }
@@ -189,6 +198,8 @@ class CommandExecution final : public Execution {
     return {.ok = false, .error = e};
   }
 
+  Json sandbox_;
+  std::string limit_reached_;
   ConfinedProcess confined_;                // its cgroups go after the process
   std::unique_ptr<DepsFile> deps_file_;     // removed when the attempt is over
   std::unique_ptr<base::Subprocess> proc_;  // killed and reaped before the deps file goes
@@ -261,7 +272,8 @@ class CommandExecutor final : public Executor {
       return NotStarted("COMMAND_NOT_STARTED", proc.status().message());
     }
     return std::unique_ptr<Execution>(std::make_unique<CommandExecution>(
-        std::move(proc).value(), cmd.parse, std::move(deps_file), std::move(confined)));
+        std::move(proc).value(), cmd.parse, std::move(deps_file), std::move(confined),
+        cmd.sandbox ? SandboxToJson(*cmd.sandbox) : Json()));
   }
 
  private:

@@ -175,6 +175,15 @@ class SandboxTest(E2ETest):
         self.assertEqual(cause["code"], "SANDBOX_LIMIT_EXCEEDED", cause)
         self.assertIn("the sandbox's memory limit of 16 MiB was reached", cause["message"])
         self.assertFalse(os.path.exists(self.path("held")))
+        # The attempt records its sandbox and the limit that ended it.
+        run_id = self.query("SELECT run_id FROM _smithers_runs ORDER BY created_at_ms DESC "
+                            "LIMIT 1")[0]["run_id"]
+        attempt = self.inspect(run_id)["nodes"][0]["attempts"][0]
+        self.assertEqual(attempt["sandbox"]["memoryLimit"], 16 << 20, attempt)
+        self.assertIn("memory limit of 16 MiB was reached", attempt["sandbox"]["limitReached"])
+        human = self.run_cli("inspect", run_id)
+        self.assertIn("attempt 1: in the bubblewrap sandbox: the sandbox's memory limit",
+                      human.stdout)
         # Within its limits a task runs as usual, and its frame records them.
         out = self.probe("echo fine", "sandbox = { memoryLimit = 64 * 1024 * 1024, pidsLimit = 64, "
                          "cpuLimit = 0.5 }")
