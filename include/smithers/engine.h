@@ -111,6 +111,9 @@ struct ConfinedProcess {
   // After the process ended, before `hold` goes: which of the sandbox's
   // limits ended it, or "" (null: it has none to tell).
   std::function<std::string()> limit_reached;
+  // After the process ended: what the sandbox saw worth recording in the
+  // attempt's meta (the egress proxy's attempts), or null.
+  std::function<Json()> report;
   // Kept until the process has ended and been reaped, then released (which
   // removes its cgroups).
   std::shared_ptr<void> hold;

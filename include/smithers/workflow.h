@@ -74,7 +74,14 @@ struct SandboxSpec {
   int64_t pids_limit = 0;          // pidsLimit: processes and threads at once
   double cpu_limit = 0;            // cpuLimit: cores' worth of CPU time
   std::string image;               // image: a container runtime's image
+  // egress.allow: "host:port" targets reached through the engine's proxy
+  // (docs/sandbox.md "Egress"); empty = none.
+  std::vector<std::string> egress_allow;
 };
+
+// "host:port", a host of letters, digits, '.' and '-' and a port from 1 to
+// 65535: an egress target. InvalidArgument saying why not.
+Status CheckEgressTarget(const std::string& target);
 
 // A sandbox as its prop's canonical JSON ({runtime, allowNetwork} and the
 // limits that are set), as frames and a CLI agent's configuration hold it;

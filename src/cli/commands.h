@@ -3,6 +3,7 @@
 #define SMITHERS_CLI_COMMANDS_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -101,6 +102,10 @@ class SandboxCommands {
  public:
   explicit SandboxCommands(CLI::App& app);
   int Run();
+  // `smithers sandbox egress-bridge --socket S --port N -- ARGV...`, which
+  // the engine runs inside a sandbox with an egress allow-list (never typed
+  // by hand): its exit code, or nullopt for any other command line.
+  static std::optional<int> RunEgressBridgeIfAsked(int argc, char** argv);
 
  private:
   CLI::App* sandbox_cmd_ = nullptr;

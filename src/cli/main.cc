@@ -514,6 +514,11 @@ int Cancel(const Global& g, const std::string& run_id) {
 }  // namespace
 
 int Main(int argc, char** argv) {
+  // Inside a sandbox, the egress bridge hands the command its environment
+  // untouched: it runs before anything else.
+  if (std::optional<int> bridged = SandboxCommands::RunEgressBridgeIfAsked(argc, argv)) {
+    return *bridged;
+  }
   // Before any thread starts: provider keys leave the environment for the
   // secret store and are redacted from here on (base/secrets.h).
   base::CaptureStartupSecrets();

@@ -1,10 +1,14 @@
 // `smithers sandbox selftest`: what a sandbox runtime enforces on this
 // machine (src/sandbox/selftest.h, docs/sandbox.md "Self-test").
+#include <cstdlib>
 #include <iostream>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "CLI/CLI.hpp"
 #include "cli/commands.h"
+#include "sandbox/egress.h"
 #include "sandbox/sandbox.h"
 #include "sandbox/selftest.h"
 #include "smithers/json.h"
@@ -30,6 +34,20 @@ SandboxCommands::SandboxCommands(CLI::App& app) {
   selftest_cmd_->footer(
       "Exit codes: 0 every attempt refused; 1 an attempt succeeded, or the runtime cannot "
       "start here; 4 an unknown runtime.");
+}
+
+std::optional<int> SandboxCommands::RunEgressBridgeIfAsked(int argc, char** argv) {
+  if (argc < 3 || std::string(argv[1]) != "sandbox" || std::string(argv[2]) != "egress-bridge") {
+    return std::nullopt;
+  }
+  // Exactly the command line ConfineTask builds.
+  if (argc < 9 || std::string(argv[3]) != "--socket" || std::string(argv[5]) != "--port" ||
+      std::string(argv[7]) != "--") {
+    std::cerr << "smithers sandbox egress-bridge: usage: --socket PATH --port N -- COMMAND...\n";
+    return kExitBadInput;
+  }
+  return sandbox::RunEgressBridge(argv[4], std::atoi(argv[6]),
+                                  std::vector<std::string>(argv + 8, argv + argc));
 }
 
 int SandboxCommands::Run() {

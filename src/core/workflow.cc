@@ -1,6 +1,8 @@
 #include "smithers/workflow.h"
 
 #include <algorithm>
+#include <cctype>
+#include <string>
 #include <utility>
 
 namespace smithers {
@@ -23,6 +25,7 @@ Json SandboxToJson(const SandboxSpec& s) {
   if (s.pids_limit > 0) j["pidsLimit"] = s.pids_limit;
   if (s.cpu_limit > 0) j["cpuLimit"] = s.cpu_limit;
   if (!s.image.empty()) j["image"] = s.image;
+  if (!s.egress_allow.empty()) j["egress"] = {{"allow", s.egress_allow}};
   return j;
 }
 
@@ -35,7 +38,32 @@ SandboxSpec SandboxFromJson(const Json& j) {
   s.pids_limit = j.value("pidsLimit", int64_t{0});
   s.cpu_limit = j.value("cpuLimit", 0.0);
   s.image = j.value("image", "");
+  if (j.contains("egress") && j["egress"].is_object()) {
+    for (const Json& t : j["egress"].value("allow", Json::array())) {
+      if (t.is_string()) s.egress_allow.push_back(t.get<std::string>());
+    }
+  }
   return s;
+}
+
+Status CheckEgressTarget(const std::string& target) {
+  size_t colon = target.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == target.size()) {
+    return InvalidArgumentError("\"" + target + "\" is not host:port");
+  }
+  for (char ch : target.substr(0, colon)) {
+    if (std::isalnum(static_cast<unsigned char>(ch)) == 0 && ch != '.' && ch != '-') {
+      return InvalidArgumentError("\"" + target + "\": a host is letters, digits, '.' and '-'");
+    }
+  }
+  std::string port = target.substr(colon + 1);
+  bool digits = port.size() <= 5 && std::all_of(port.begin(), port.end(), [](char ch) {
+                  return std::isdigit(static_cast<unsigned char>(ch)) != 0;
+                });
+  if (!digits || std::stoi(port) < 1 || std::stoi(port) > 65535) {
+    return InvalidArgumentError("\"" + target + "\": a port is 1 to 65535");
+  }
+  return Status::Ok();
 }
 
 Node Workflow(std::string name, std::vector<Node> children) {

@@ -145,6 +145,9 @@ class CommandExecution final : public Execution {
     AttemptOutcome o = Outcome(proc_->result());
     if (!sandbox_.is_null()) {
       if (!limit_reached_.empty()) sandbox_["limitReached"] = limit_reached_;
+      if (confined_.report) {
+        if (Json seen = confined_.report(); !seen.is_null()) sandbox_["egressAttempts"] = seen;
+      }
       o.meta = {{"sandbox", sandbox_}};
     }
     return o;

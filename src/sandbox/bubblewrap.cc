@@ -66,6 +66,8 @@ std::vector<std::string> BubblewrapArgv(const Confinement& c, const std::string&
   }
   v.insert(v.end(), {"--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "--bind", c.workspace,
                      c.workspace});
+  for (const auto& [host, inside] : c.binds) v.insert(v.end(), {"--bind", host, inside});
+  for (const auto& [host, inside] : c.ro_binds) v.insert(v.end(), {"--ro-bind", host, inside});
   Masked masked = MaskedPaths(c);
   for (const std::string& d : masked.dirs) v.insert(v.end(), {"--tmpfs", d, "--remount-ro", d});
   for (const std::string& f : masked.files) v.insert(v.end(), {"--ro-bind", "/dev/null", f});

@@ -23,6 +23,7 @@
 
 #include "base/paths.h"
 #include "base/subprocess.h"
+#include "sandbox/egress.h"
 #include "sandbox/runtimes.h"
 
 namespace smithers::sandbox {
@@ -233,9 +234,11 @@ Result<std::vector<std::string>> ConfinedArgv(const Confinement& c,
   if (fs::path exe(argv[0]); exe.is_absolute()) {
     fs::path at = fs::weakly_canonical(exe, ec).lexically_normal();
     auto within = [&at](const char* d) { return base::PathWithin(d, at); };
-    if (ec || (!base::PathWithin(real.lexically_normal(), at) &&
-               std::none_of(std::begin(kReadOnlySystemFolders), std::end(kReadOnlySystemFolders),
-                            within))) {
+    bool bound = std::any_of(c.ro_binds.begin(), c.ro_binds.end(),
+                             [&](const auto& b) { return argv[0] == b.second; });
+    if (!bound && (ec || (!base::PathWithin(real.lexically_normal(), at) &&
+                          std::none_of(std::begin(kReadOnlySystemFolders),
+                                       std::end(kReadOnlySystemFolders), within)))) {
       return InvalidArgumentError("the program \"" + argv[0] +
                                   "\" is outside what the sandbox shows (the system folders and "
                                   "the workspace \"" +
@@ -306,22 +309,53 @@ Result<ConfinedProcess> ConfineTask(const SandboxSpec& spec, const std::string& 
                 .name = r->container ? ContainerName() : "",
                 .env_names = env_names};
   ConfinedProcess p;
-  SMITHERS_ASSIGN_OR_RETURN(p.argv, ConfinedArgv(c, argv));  // bad input before any probe
+  // The egress allow-list: the proxy outside, its folder and the engine's
+  // binary (the bridge) inside, the command run by the bridge.
+  std::shared_ptr<EgressProxy> proxy;
+  std::vector<std::string> run = argv;
+  if (!spec.egress_allow.empty()) {
+    if (r->container || spec.allow_network) {
+      return InvalidArgumentError(
+          "sandbox.egress works with the bubblewrap runtime and without allowNetwork only");
+    }
+    std::error_code ec;
+    fs::path self = fs::read_symlink("/proc/self/exe", ec);
+    if (ec) return FailedPreconditionError("the egress bridge: cannot find the engine's binary");
+    SMITHERS_ASSIGN_OR_RETURN(proxy, EgressProxy::Start(spec.egress_allow));
+    const std::string inside = kEgressDirInside;
+    c.binds.emplace_back(proxy->dir(), inside);
+    c.ro_binds.emplace_back(self.string(), kEgressBridgeInside);
+    run = {kEgressBridgeInside,
+           "sandbox",
+           "egress-bridge",
+           "--socket",
+           inside + "/proxy.sock",
+           "--port",
+           std::to_string(kEgressBridgePort),
+           "--"};
+    run.insert(run.end(), argv.begin(), argv.end());
+    p.report = [proxy] { return proxy->Attempts(); };
+  }
+  SMITHERS_ASSIGN_OR_RETURN(p.argv, ConfinedArgv(c, run));  // bad input before any probe
   SMITHERS_RETURN_IF_ERROR(Usable(spec.runtime, "", spec.image));
   if (r->container) {
     p.hold = std::make_shared<ContainerReaper>(p.argv.front(), c.name);
     return p;
   }
+  std::shared_ptr<Cgroup> cgroup;
   if (c.limits.any() && !r->enforces_limits) {
     Result<std::unique_ptr<Cgroup>> cg = Cgroup::Create(c.limits);
     if (!cg.ok()) {
       return FailedPreconditionError("the sandbox's limits cannot be enforced here: " +
                                      cg.status().message());
     }
-    std::shared_ptr<Cgroup> held = std::move(cg).value();
-    p.join_files = held->join_files();
-    p.limit_reached = [held] { return held->LimitReached(); };
-    p.hold = held;
+    cgroup = std::move(cg).value();
+    p.join_files = cgroup->join_files();
+    p.limit_reached = [cgroup] { return cgroup->LimitReached(); };
+  }
+  if (cgroup || proxy) {
+    p.hold = std::make_shared<std::pair<std::shared_ptr<Cgroup>, std::shared_ptr<EgressProxy>>>(
+        cgroup, proxy);
   }
   return p;
 }

@@ -43,6 +43,9 @@ struct Confinement {
   std::string image;
   std::string name;
   std::vector<std::string> env_names;
+  // bubblewrap: more host paths shown, {host, inside} (the egress proxy's
+  // folder read-write, the engine's binary read-only).
+  std::vector<std::pair<std::string, std::string>> binds, ro_binds;
 };
 
 // The argv that runs `argv` confined as `c` says. InvalidArgument for an

@@ -612,6 +612,18 @@ class NodeConverter {
       } else if (k == "allowNetwork") {
         if (!v.is_boolean()) bad = "a boolean";
         if (bad.empty()) s.allow_network = v.get<bool>();
+      } else if (k == "egress") {
+        if (!v.is_object() || !v.contains("allow") || v.size() != 1 || !v["allow"].is_array() ||
+            v["allow"].empty()) {
+          bad = "a table { allow = { \"host:port\", ... } }";
+        } else {
+          for (const Json& t : v["allow"]) {
+            Status ok = t.is_string() ? CheckEgressTarget(t.get<std::string>())
+                                      : InvalidArgumentError("a target is text, \"host:port\"");
+            if (!ok.ok()) return "sandbox.egress.allow: " + ok.message();
+            s.egress_allow.push_back(t.get<std::string>());
+          }
+        }
       } else if (k == "image") {
         if (!v.is_string() || v.get<std::string>().empty()) bad = "an image's name";
         if (bad.empty()) s.image = v.get<std::string>();
@@ -632,9 +644,16 @@ class NodeConverter {
         if (bad.empty()) s.cpu_limit = v.get<double>();
       } else {
         return "unknown prop sandbox." + k +
-               " (known: runtime, allowNetwork, image, memoryLimit, pidsLimit, cpuLimit)";
+               " (known: runtime, allowNetwork, egress, image, memoryLimit, pidsLimit, cpuLimit)";
       }
       if (!bad.empty()) return "sandbox." + k + " must be " + bad;
+    }
+    if (!s.egress_allow.empty() && s.allow_network) {
+      return "sandbox.egress: the allow-list limits the network; it cannot go with "
+             "allowNetwork = true";
+    }
+    if (!s.egress_allow.empty() && s.runtime != "bubblewrap") {
+      return "sandbox.egress: the allow-list works with the bubblewrap runtime only";
     }
     if (!s.image.empty() && s.runtime == "bubblewrap") {
       return "sandbox.image: the bubblewrap runtime takes no image (it runs the host's programs); "

@@ -122,7 +122,7 @@ class SandboxTest(E2ETest):
             self.assertFalse(os.path.exists(marker))
         # Bad props are refused before anything runs.
         for sandbox, why in (("sandbox = { network = true }",
-                              "unknown prop sandbox.network (known: runtime, allowNetwork, image, "
+                              "unknown prop sandbox.network (known: runtime, allowNetwork, egress, image, "
                               "memoryLimit, pidsLimit, cpuLimit)"),
                              ("sandbox = { image = '' }", "sandbox.image must be an image's name"),
                              ("sandbox = { image = 'debian' }",
@@ -370,6 +370,74 @@ class SandboxTest(E2ETest):
         self.assertNotEqual(refused["stdout"].strip(), "0", refused)
         allowed = self.probe(script, "sandbox = { allowNetwork = true }")
         self.assertEqual(allowed["stdout"].strip(), "0", allowed)
+
+    def test_egress_reaches_only_the_listed_hosts(self):
+        # Two listeners of the host's: through the engine's proxy the sandbox
+        # reaches the listed one only, and neither directly; every attempt
+        # is recorded in the attempt's meta.
+        ports = []
+        for _ in range(2):
+            server = socket.socket()
+            server.bind(("127.0.0.1", 0))
+            server.listen(8)
+            self.addCleanup(server.close)
+            ports.append(server.getsockname()[1])
+
+            def serve(s=server):
+                while True:
+                    try:
+                        conn, _ = s.accept()
+                    except OSError:
+                        return
+                    # It speaks second: nothing of its can arrive with the
+                    # proxy's reply to CONNECT (http.client reads ahead).
+                    conn.recv(16)
+                    conn.sendall(b"hello from %d" % s.getsockname()[1])
+                    conn.close()
+            threading.Thread(target=serve, daemon=True).start()
+        allowed, denied = ports
+        script = ("python3 -c '\n"
+                  "import http.client, os, socket\n"
+                  "print(os.environ.get(\"HTTPS_PROXY\"))\n"
+                  "for port in (%d, %d):\n"
+                  "    c = http.client.HTTPConnection(\"127.0.0.1\", 3128, timeout=10)\n"
+                  "    c.set_tunnel(\"127.0.0.1\", port)\n"
+                  "    try:\n"
+                  "        c.connect(); c.sock.sendall(b\"hi\"); print(c.sock.recv(100).decode())\n"
+                  "    except OSError as e:\n"
+                  "        print(\"refused\", e)\n"
+                  "try:\n"
+                  "    socket.create_connection((\"127.0.0.1\", %d), timeout=5); print(\"direct reached\")\n"
+                  "except OSError:\n"
+                  "    print(\"direct refused\")\n'") % (allowed, denied, allowed)
+        out = self.probe(script, 'sandbox = { egress = { allow = { "127.0.0.1:%d" } } }' % allowed)
+        lines = out["stdout"].splitlines()
+        self.assertEqual(lines[0], "http://127.0.0.1:3128", out)
+        self.assertEqual(lines[1], "hello from %d" % allowed, out)
+        self.assertIn("refused", lines[2])
+        self.assertIn("403", lines[2])
+        self.assertEqual(lines[3], "direct refused", out)
+        run_id = self.query("SELECT run_id FROM _smithers_runs ORDER BY created_at_ms DESC "
+                            "LIMIT 1")[0]["run_id"]
+        attempt = self.inspect(run_id)["nodes"][0]["attempts"][0]
+        self.assertEqual(attempt["sandbox"]["egress"], {"allow": ["127.0.0.1:%d" % allowed]})
+        self.assertEqual(attempt["sandbox"]["egressAttempts"],
+                         [{"target": "127.0.0.1:%d" % allowed, "allowed": True},
+                          {"target": "127.0.0.1:%d" % denied, "allowed": False}])
+        # The allow-list is checked as the module loads.
+        for sandbox, why in (
+                ("sandbox = { allowNetwork = true, egress = { allow = { 'a.b:1' } } }",
+                 "it cannot go with allowNetwork = true"),
+                ("sandbox = { runtime = 'podman', image = 'x', egress = { allow = { 'a.b:1' } } }",
+                 "the allow-list works with the bubblewrap runtime only"),
+                ("sandbox = { egress = { allow = { 'a.b' } } }", '"a.b" is not host:port'),
+                ("sandbox = { egress = { allow = { 'a/b:1' } } }", "a host is letters"),
+                ("sandbox = { egress = { allow = { 'a.b:70000' } } }", "a port is 1 to 65535"),
+                ("sandbox = { egress = { allow = {} } }", "sandbox.egress must be a table")):
+            path = self.write("probe.lua", TASK.replace("SANDBOX", sandbox))
+            r = self.run_cli("up", path, "--input", json.dumps({"script": "true"}), cwd=self.dir)
+            self.assertEqual(r.code, 4, r)
+            self.assertIn(why, r.stderr)
 
     def test_a_workflow_default_and_require_sandbox(self):
         # The Workflow's sandbox applies to its command tasks; a task's own
