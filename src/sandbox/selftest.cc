@@ -106,6 +106,8 @@ struct Probe {
   // own): from the probe's exit code and output, what shows the limit met,
   // or "".
   std::function<std::string(int exit_code, const std::string& out)> seen;
+  // Run with this egress allow-list (bubblewrap only).
+  std::vector<std::string> egress;
 };
 
 class Runner {
@@ -113,17 +115,21 @@ class Runner {
   Runner(std::string runtime, std::string image, const Scratch& scratch)
       : runtime_(std::move(runtime)), image_(std::move(image)), scratch_(scratch) {}
 
-  ProbeResult Run(const Probe& p) { return image_.empty() ? RunOnHost(p) : RunInImage(p); }
+  ProbeResult Run(const Probe& p) {
+    return image_.empty() && p.egress.empty() ? RunOnHost(p) : RunConfined(p);
+  }
 
  private:
-  // A container runtime: the probe as a task would run, through ConfineTask.
-  ProbeResult RunInImage(const Probe& p) {
+  // The probe as a task would run, through ConfineTask (a container
+  // runtime, or an egress allow-list).
+  ProbeResult RunConfined(const Probe& p) {
     ProbeResult out{.name = p.name};
     SandboxSpec spec{.runtime = runtime_,
                      .memory_limit_bytes = p.limits.memory_bytes,
                      .pids_limit = p.limits.pids,
                      .cpu_limit = p.limits.cpus,
-                     .image = image_};
+                     .image = image_,
+                     .egress_allow = p.egress};
     Result<ConfinedProcess> cp =
         ConfineTask(spec, scratch_.workspace(), {scratch_.database()}, {"sh", "-c", p.script});
     if (!cp.ok()) {
@@ -300,6 +306,19 @@ Result<SelfTestReport> SelfTest(const std::string& runtime, const std::string& i
          return ticks < 100 ? std::to_string(ticks) + " ticks of CPU in 2 s of spinning" : "";
        }},
   };
+  // Through the egress proxy, a target not on its list: 403. (Container
+  // runtimes take no allow-list.)
+  if (!container) {
+    probes.push_back(
+        {.name = "reach a host not on the egress list",
+         .script =
+             "command -v bash >/dev/null || { echo 'no bash to speak to the proxy'; exit 1; }; "
+             "bash -c 'exec 3<>/dev/tcp/127.0.0.1/3128 && printf \"CONNECT 127.0.0.1:" +
+             port +
+             " HTTP/1.1\\r\\n\\r\\n\" >&3 && read -r line <&3 && echo \"$line\" && "
+             "case \"$line\" in *\" 403 \"*) exit 0;; *) exit 1;; esac'",
+         .egress = {"smithers-selftest.invalid:443"}});
+  }
   SelfTestReport report{.runtime = runtime, .cgroups = DescribeControllers()};
   Runner runner(runtime, image, scratch);
   for (const Probe& p : probes) {

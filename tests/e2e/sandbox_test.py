@@ -325,15 +325,17 @@ class SandboxTest(E2ETest):
                      "remount a system folder read-write", "read the engine's database",
                      "read files outside the workspace", "see the engine's processes",
                      "reach the host's network without allowNetwork", "fork past pidsLimit = 8",
-                     "allocate past memoryLimit = 16 MiB", "use more CPU than cpuLimit = 0.1"):
+                     "allocate past memoryLimit = 16 MiB", "use more CPU than cpuLimit = 0.1",
+                     "reach a host not on the egress list"):
             self.assertIn(name, attempts)
             self.assertTrue(attempts[name]["refused"], attempts[name])
         self.assertIn("uid 65534", attempts["run as root"]["detail"])
+        self.assertIn("403 Forbidden", attempts["reach a host not on the egress list"]["detail"])
         self.assertIn("memory limit of 16 MiB was reached",
                       attempts["allocate past memoryLimit = 16 MiB"]["detail"])
         human = self.run_cli("sandbox", "selftest")
         self.assertEqual(human.code, 0, human)
-        self.assertIn("11 of 11 escape attempts refused by bubblewrap", human.stdout)
+        self.assertIn("12 of 12 escape attempts refused by bubblewrap", human.stdout)
         self.assertIn("refused       write outside the workspace", human.stderr)
         unknown = self.run_cli("sandbox", "selftest", "--runtime", "chroot")
         self.assertEqual(unknown.code, 4, unknown)
