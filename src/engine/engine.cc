@@ -993,6 +993,12 @@ class Run final : public engine::WaitHost {
                                        .started_at_ms = now});
     Event("NodeStarted",
           {{"nodeId", ref.node_id}, {"iteration", ref.iteration}, {"attempt", attempt}});
+    if (spec.mode == TaskMode::kCommand && spec.command.sandbox) {
+      Event("SandboxCreated", {{"nodeId", ref.node_id},
+                               {"iteration", ref.iteration},
+                               {"attempt", attempt},
+                               {"sandbox", SandboxToJson(*spec.command.sandbox)}});
+    }
     // Static values have no side effects: their start rides in the same
     // transaction as their result. Everything else records the start first, so
     // a crash mid-attempt is seen on resume as an abandoned attempt.
@@ -1206,6 +1212,18 @@ class Run final : public engine::WaitHost {
     }
     if (o.error.is_object()) base::RedactJsonInPlace(o.error);
     Json ev = {{"nodeId", f.node_id}, {"iteration", f.iteration}, {"attempt", f.attempt}};
+    // A sandboxed command's end: what its sandbox saw (the limit that ended
+    // it, the egress attempts), or why it could not start.
+    if (spec.mode == TaskMode::kCommand && spec.command.sandbox) {
+      Json sev = ev;
+      for (const char* k : {"limitReached", "egressAttempts"}) {
+        if (a.meta.contains("sandbox") && a.meta["sandbox"].contains(k)) {
+          sev[k] = a.meta["sandbox"][k];
+        }
+      }
+      if (!o.ok) sev["error"] = o.error.is_object() ? o.error.value("code", "") : "";
+      Event(o.ok ? "SandboxCompleted" : "SandboxFailed", sev);
+    }
     if (o.ok) {
       a.state = AttemptState::kFinished;
       if (f.cached) {

@@ -109,6 +109,8 @@ class SandboxTest(E2ETest):
             self.assertEqual(cause["code"], "SANDBOX_UNAVAILABLE", r)
             self.assertIn(why, cause["message"])
             self.assertFalse(os.path.exists(marker), "the command ran unconfined")
+            failed = [e for e in self.events(r.json()["runId"]) if e["type"] == "SandboxFailed"]
+            self.assertEqual(failed[0]["payload"]["error"], "SANDBOX_UNAVAILABLE", failed)
         # A workspace the sandbox would have to make writable: /, or a
         # system folder.
         for cwd in ("/", "/etc"):
@@ -184,6 +186,12 @@ class SandboxTest(E2ETest):
         human = self.run_cli("inspect", run_id)
         self.assertIn("attempt 1: in the bubblewrap sandbox: the sandbox's memory limit",
                       human.stdout)
+        # And its events: the sandbox made, then failed with the reason.
+        sandbox_events = [e for e in self.events(run_id) if e["type"].startswith("Sandbox")]
+        self.assertEqual([e["type"] for e in sandbox_events], ["SandboxCreated", "SandboxFailed"])
+        self.assertEqual(sandbox_events[0]["payload"]["sandbox"]["memoryLimit"], 16 << 20)
+        self.assertEqual(sandbox_events[1]["payload"]["error"], "SANDBOX_LIMIT_EXCEEDED")
+        self.assertIn("memory limit of 16 MiB", sandbox_events[1]["payload"]["limitReached"])
         # Within its limits a task runs as usual, and its frame records them.
         out = self.probe("echo fine", "sandbox = { memoryLimit = 64 * 1024 * 1024, pidsLimit = 64, "
                          "cpuLimit = 0.5 }")
@@ -426,6 +434,8 @@ class SandboxTest(E2ETest):
         self.assertEqual(attempt["sandbox"]["egressAttempts"],
                          [{"target": "127.0.0.1:%d" % allowed, "allowed": True},
                           {"target": "127.0.0.1:%d" % denied, "allowed": False}])
+        done = [e for e in self.events(run_id) if e["type"] == "SandboxCompleted"]
+        self.assertEqual(done[0]["payload"]["egressAttempts"], attempt["sandbox"]["egressAttempts"])
         # The allow-list is checked as the module loads.
         for sandbox, why in (
                 ("sandbox = { allowNetwork = true, egress = { allow = { 'a.b:1' } } }",
