@@ -16,6 +16,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <mutex>
 #include <string>
 #include <system_error>
 #include <utility>
@@ -103,13 +104,38 @@ int Dial(const std::string& host, const std::string& port) {
   return fd;
 }
 
+// /tmp/smithers-egress-<engine pid>-XXXXXX: the pid tells a later engine
+// whether the folder's engine is gone (killed: its destructor never ran).
+constexpr char kFolderPrefix[] = "/tmp/smithers-egress-";
+
+// Removes the proxy folders of engines that are gone, once per process.
+void SweepStaleProxyFolders() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    std::error_code ec;
+    const std::string prefix = std::string(kFolderPrefix).substr(5);  // after "/tmp/"
+    for (const auto& e : std::filesystem::directory_iterator("/tmp", ec)) {
+      std::string name = e.path().filename().string();
+      if (name.rfind(prefix, 0) != 0 || e.is_symlink(ec) || !e.is_directory(ec)) continue;
+      long pid = std::strtol(name.c_str() + prefix.size(), nullptr, 10);
+      if (pid <= 0 || pid == getpid() || kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH) {
+        continue;
+      }
+      std::filesystem::remove_all(e.path(), ec);
+    }
+  });
+}
+
 }  // namespace
 
 Result<std::unique_ptr<EgressProxy>> EgressProxy::Start(std::vector<std::string> allow) {
   for (const std::string& t : allow) SMITHERS_RETURN_IF_ERROR(CheckEgressTarget(t));
+  SweepStaleProxyFolders();
   std::unique_ptr<EgressProxy> p(new EgressProxy(std::move(allow)));
-  char tmpl[] = "/tmp/smithers-egress-XXXXXX";
-  if (mkdtemp(tmpl) == nullptr) return UnavailableError("cannot make the egress proxy's folder");
+  std::string tmpl = std::string(kFolderPrefix) + std::to_string(getpid()) + "-XXXXXX";
+  if (mkdtemp(tmpl.data()) == nullptr) {
+    return UnavailableError("cannot make the egress proxy's folder");
+  }
   p->dir_ = tmpl;
   std::string path = p->dir_ + "/proxy.sock";
   sockaddr_un addr{};

@@ -5,6 +5,7 @@ way out it tries (the database, files outside the workspace, the network,
 the engine's environment) refused; an unknown or unusable runtime fails the
 task without running anything."""
 
+import glob
 import http.client
 import json
 import os
@@ -314,6 +315,23 @@ class SandboxTest(E2ETest):
         self.assertEqual(r.code, 0, r)
         self.assertEqual(r.json()["outputs"]["r"]["probe"]["stdout"], "again\n", r)
         self.assertEqual(self.cgroups(lambda pid: pid == engine.pid), [])
+
+    def test_an_engine_killed_mid_task_leaves_no_egress_proxy_behind(self):
+        path = self.write("egress.lua", TASK.replace(
+            "SANDBOX", "sandbox = { egress = { allow = { 'example.invalid:443' } } }"))
+        script = "if [ -f started ]; then echo again; else touch started; exec sleep 300; fi"
+        engine = self.start_up(path, {"script": script}, "egress-killed")
+        self.wait_for(lambda: os.path.exists(self.path("started")), what="the sandboxed task")
+        mine = glob.glob("/tmp/smithers-egress-%d-*" % engine.pid)
+        self.assertEqual(len(mine), 1, mine)
+        self.assertTrue(os.path.exists(os.path.join(mine[0], "proxy.sock")))
+        engine.kill()
+        engine.wait()
+        self.assertTrue(os.path.isdir(mine[0]), "nothing of the killed engine's removed it")
+        r = self.run_cli("up", path, "--run-id", "egress-killed", "--resume", cwd=self.dir)
+        self.assertEqual(r.code, 0, r)
+        self.assertEqual(r.json()["outputs"]["r"]["probe"]["stdout"], "again\n", r)
+        self.assertFalse(os.path.exists(mine[0]), "the next engine removes it")
 
     @staticmethod
     def read_procs(dirs):
