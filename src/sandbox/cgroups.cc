@@ -147,11 +147,7 @@ void SweepStale(const std::string& dir) {
   std::error_code ec;
   for (const auto& e : fs::directory_iterator(dir, ec)) {
     std::string name = e.path().filename().string();
-    if (name.rfind("smithers-", 0) != 0) continue;
-    long pid = std::strtol(name.c_str() + 9, nullptr, 10);
-    if (pid <= 0 || pid == getpid() || kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH) {
-      continue;
-    }
+    if (!LeftByAGoneEngine(name, "smithers-")) continue;
     rmdir(e.path().c_str());  // fails harmlessly while something is still inside
   }
 }
@@ -187,6 +183,12 @@ std::string Mib(int64_t bytes) {
 }
 
 }  // namespace
+
+bool LeftByAGoneEngine(const std::string& name, const std::string& prefix) {
+  if (name.rfind(prefix, 0) != 0) return false;
+  long pid = std::strtol(name.c_str() + prefix.size(), nullptr, 10);
+  return pid > 0 && pid != getpid() && kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH;
+}
 
 Result<std::unique_ptr<Cgroup>> Cgroup::Create(const Limits& limits) {
   static std::atomic<uint64_t> next{0};

@@ -68,6 +68,11 @@ class Cgroup {
   bool memory_v2_ = false, pids_v2_ = false;
 };
 
+// Whether `name` is `prefix` followed by the pid of an engine that is gone
+// (not this process, and no process of that pid): what every sweep of the
+// leftovers of a killed engine (cgroups, containers, egress folders) asks.
+bool LeftByAGoneEngine(const std::string& name, const std::string& prefix);
+
 // What each controller would use here ("memory: cgroup v1 at
 // /sys/fs/cgroup/memory/...", or why none), for `smithers sandbox selftest`.
 std::vector<std::string> DescribeControllers();

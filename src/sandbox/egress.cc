@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "base/unique_fd.h"
+#include "sandbox/cgroups.h"
 #include "smithers/workflow.h"
 
 namespace smithers::sandbox {
@@ -116,11 +117,7 @@ void SweepStaleProxyFolders() {
     const std::string prefix = std::string(kFolderPrefix).substr(5);  // after "/tmp/"
     for (const auto& e : std::filesystem::directory_iterator("/tmp", ec)) {
       std::string name = e.path().filename().string();
-      if (name.rfind(prefix, 0) != 0 || e.is_symlink(ec) || !e.is_directory(ec)) continue;
-      long pid = std::strtol(name.c_str() + prefix.size(), nullptr, 10);
-      if (pid <= 0 || pid == getpid() || kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH) {
-        continue;
-      }
+      if (e.is_symlink(ec) || !e.is_directory(ec) || !LeftByAGoneEngine(name, prefix)) continue;
       std::filesystem::remove_all(e.path(), ec);
     }
   });

@@ -114,11 +114,7 @@ void SweepStaleContainers(const std::string& program) {
   if (!ps.ok() || ps->exit_code != 0) return;  // the probe that follows says why
   std::istringstream names(ps->out);
   for (std::string name; std::getline(names, name);) {
-    if (name.rfind(kContainerPrefix, 0) != 0) continue;
-    long pid = std::strtol(name.c_str() + sizeof kContainerPrefix - 1, nullptr, 10);
-    if (pid <= 0 || pid == getpid() || kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH) {
-      continue;
-    }
+    if (!LeftByAGoneEngine(name, kContainerPrefix)) continue;
     (void)RunClient(program, {"rm", "--force", name});
   }
 }
