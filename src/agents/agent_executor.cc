@@ -597,10 +597,7 @@ class AgentExecution final : public Execution {
     std::vector<std::string> names;
     for (const std::string& e : env) {
       std::string name = e.substr(0, e.find('='));
-      if (name != "PATH" && name != "HOME" && name != "LANG" && name != "TZ" && name != "TMPDIR" &&
-          name.rfind("LC_", 0) != 0) {
-        names.push_back(name);
-      }
+      if (!base::InheritedByChildren(name)) names.push_back(name);
     }
     std::error_code ec;
     std::filesystem::path workspace = std::filesystem::absolute(root_dir, ec);

@@ -33,7 +33,7 @@ SandboxCommands::SandboxCommands(CLI::App& app) {
   selftest_cmd_->add_flag("--json", json_, "Print one JSON document on stdout");
   selftest_cmd_->footer(
       "Exit codes: 0 every attempt refused; 1 an attempt succeeded, or the runtime cannot "
-      "start here; 4 an unknown runtime.");
+      "start here; 4 an unknown runtime, or --image missing or not wanted.");
 }
 
 std::optional<int> SandboxCommands::RunEgressBridgeIfAsked(int argc, char** argv) {

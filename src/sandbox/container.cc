@@ -30,7 +30,7 @@ std::vector<std::string> ContainerArgv(const Confinement& c, const std::string& 
                                 "--rm",
                                 "--pull=never",
                                 "--name",
-                                c.name,
+                                c.name.empty() ? std::string("smithers-sandbox") : c.name,
                                 "--label",
                                 "smithers.sandbox=1",
                                 "--label",

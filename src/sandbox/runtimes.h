@@ -26,7 +26,7 @@ Masked MaskedPaths(const Confinement& c);
 // bubblewrap (bubblewrap.cc).
 std::vector<std::string> BubblewrapArgv(const Confinement& c, const std::string& program,
                                         const std::vector<std::string>& argv);
-// docker and podman (container.cc): c.image and c.name are set. Every
+// docker and podman (container.cc): c.image is set. Every
 // container carries the label ContainerHostLabel() (smithers.host=<this
 // host's name>) beside smithers.sandbox=1.
 std::string ContainerHostLabel();

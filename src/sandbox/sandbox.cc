@@ -1,11 +1,9 @@
 #include "sandbox/sandbox.h"
 
-#include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
-#include <cerrno>
 #include <cstdio>
 #include <filesystem>
 #include <map>
@@ -217,9 +215,7 @@ Result<std::vector<std::string>> ConfinedArgv(const Confinement& c,
           "the " + c.runtime +
           " runtime cannot bind a workspace whose path has a comma: " + c.workspace);
     }
-    Confinement named = c;
-    if (named.name.empty()) named.name = "smithers-sandbox";
-    return r->argv(named, c.program.empty() ? r->program : c.program, argv);
+    return r->argv(c, c.program.empty() ? r->program : c.program, argv);
   }
   if (!c.image.empty()) {
     return InvalidArgumentError("the " + c.runtime +

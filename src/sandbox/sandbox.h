@@ -38,7 +38,7 @@ struct Confinement {
   // others (bubblewrap) ConfineTask makes cgroups (cgroups.h).
   Limits limits;
   // Container runtimes (docker, podman): the image (required; the others
-  // refuse one), the container's name (ConfineTask makes one; "" here
+  // refuse one), the container's name (ConfineTask makes one; ""
   // = "smithers-sandbox"), and the variables forwarded by name.
   std::string image;
   std::string name;

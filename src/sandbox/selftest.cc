@@ -115,86 +115,67 @@ class Runner {
   Runner(std::string runtime, std::string image, const Scratch& scratch)
       : runtime_(std::move(runtime)), image_(std::move(image)), scratch_(scratch) {}
 
+  // Runs the probe confined and judges it: by its cgroup (`met`) on the
+  // host's runtimes, by what it saw (`seen`) in a container, else by its
+  // exit code. A container or an egress allow-list goes through
+  // ConfineTask, as a task would; the rest through ConfinedArgv and a
+  // cgroup of the probe's own, whose counters `met` reads.
   ProbeResult Run(const Probe& p) {
-    return image_.empty() && p.egress.empty() ? RunOnHost(p) : RunConfined(p);
-  }
-
- private:
-  // The probe as a task would run, through ConfineTask (a container
-  // runtime, or an egress allow-list).
-  ProbeResult RunConfined(const Probe& p) {
     ProbeResult out{.name = p.name};
-    SandboxSpec spec{.runtime = runtime_,
-                     .memory_limit_bytes = p.limits.memory_bytes,
-                     .pids_limit = p.limits.pids,
-                     .cpu_limit = p.limits.cpus,
-                     .image = image_,
-                     .egress_allow = p.egress};
-    Result<ConfinedProcess> cp =
-        ConfineTask(spec, scratch_.workspace(), {scratch_.database()}, {"sh", "-c", p.script});
-    if (!cp.ok()) {
-      out.detail = cp.status().message();
-      return out;
-    }
-    base::ProcessSpec ps;
-    ps.argv = cp->argv;
-    ps.env = {"PATH=/usr/local/bin:/usr/bin:/bin"};
-    ps.stderr_mode = base::ProcessSpec::Output::kToStdout;
-    ps.max_stdout_bytes = 8192;
-    ps.deadline_ms = SystemClock().MonotonicMs() + 60000;
-    Result<base::ProcessResult> r = base::RunProcess(ps);
-    if (!r.ok()) {
-      out.detail = "the probe did not start: " + r.status().message();
-      return out;
-    }
-    if (p.seen) {
-      out.detail = p.seen(r->exit_code, r->out);
-      out.enforced = !out.detail.empty();
-      if (!out.enforced) {
-        out.detail = "the limit was never met (exit code " + std::to_string(r->exit_code) +
-                     "): " + Trim(r->out);
-      }
-      return out;
-    }
-    out.enforced = r->exit_code == 0 && !r->timed_out;
-    out.detail = Trim(r->out);
-    return out;
-  }
-
-  ProbeResult RunOnHost(const Probe& p) {
-    ProbeResult out{.name = p.name};
-    Confinement c{.runtime = runtime_,
-                  .workspace = scratch_.workspace(),
-                  .hidden_paths = {scratch_.database()},
-                  .limits = p.limits};
-    Result<std::vector<std::string>> argv = ConfinedArgv(c, {"/bin/sh", "-c", p.script});
-    if (!argv.ok()) {
-      out.detail = argv.status().message();
-      return out;
-    }
-    std::unique_ptr<Cgroup> cg;
     base::ProcessSpec spec;
-    if (p.limits.any()) {
-      Result<std::unique_ptr<Cgroup>> made = Cgroup::Create(p.limits);
-      if (!made.ok()) {
-        out.detail = "the limit cannot be set: " + made.status().message();
+    std::unique_ptr<Cgroup> cg;
+    ConfinedProcess confined;  // holds the container or the proxy until the end
+    std::function<std::string(int, const std::string&)> judge;
+    if (image_.empty() && p.egress.empty()) {
+      Confinement c{.runtime = runtime_,
+                    .workspace = scratch_.workspace(),
+                    .hidden_paths = {scratch_.database()},
+                    .limits = p.limits};
+      Result<std::vector<std::string>> argv = ConfinedArgv(c, {"/bin/sh", "-c", p.script});
+      if (!argv.ok()) {
+        out.detail = argv.status().message();
         return out;
       }
-      cg = std::move(made).value();
-      spec.join_files = cg->join_files();
+      spec.argv = std::move(argv).value();
+      if (p.limits.any()) {
+        Result<std::unique_ptr<Cgroup>> made = Cgroup::Create(p.limits);
+        if (!made.ok()) {
+          out.detail = "the limit cannot be set: " + made.status().message();
+          return out;
+        }
+        cg = std::move(made).value();
+      }
+      if (p.met) judge = [&](int, const std::string&) { return p.met(*cg); };
+    } else {
+      SandboxSpec s{.runtime = runtime_,
+                    .memory_limit_bytes = p.limits.memory_bytes,
+                    .pids_limit = p.limits.pids,
+                    .cpu_limit = p.limits.cpus,
+                    .image = image_,
+                    .egress_allow = p.egress};
+      Result<ConfinedProcess> made =
+          ConfineTask(s, scratch_.workspace(), {scratch_.database()}, {"sh", "-c", p.script});
+      if (!made.ok()) {
+        out.detail = made.status().message();
+        return out;
+      }
+      confined = std::move(made).value();
+      spec.argv = confined.argv;
+      judge = p.seen;
     }
-    spec.argv = std::move(argv).value();
+    if (cg) spec.join_files = cg->join_files();
+    if (!confined.join_files.empty()) spec.join_files = confined.join_files;
     spec.env = {"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=" + scratch_.workspace(), "LANG=C"};
     spec.stderr_mode = base::ProcessSpec::Output::kToStdout;
     spec.max_stdout_bytes = 8192;
-    spec.deadline_ms = SystemClock().MonotonicMs() + 30000;
+    spec.deadline_ms = SystemClock().MonotonicMs() + 60000;
     Result<base::ProcessResult> r = base::RunProcess(spec);
     if (!r.ok()) {
       out.detail = "the probe did not start: " + r.status().message();
       return out;
     }
-    if (p.met) {
-      out.detail = p.met(*cg);
+    if (judge) {
+      out.detail = judge(r->exit_code, r->out);
       out.enforced = !out.detail.empty();
       if (!out.enforced) {
         out.detail = "the limit was never met (exit code " + std::to_string(r->exit_code) +
@@ -207,6 +188,7 @@ class Runner {
     return out;
   }
 
+ private:
   std::string runtime_;
   std::string image_;  // "" for a runtime of the host's programs
   const Scratch& scratch_;

@@ -294,15 +294,28 @@ class SandboxTest(E2ETest):
                         found.append(os.path.join(dirpath, d))
         return found
 
+    # A task that sleeps in its sandbox on its first attempt and prints
+    # "again" on the next: started in the background, up to its sleep.
+    RESUMABLE = "if [ -f started ]; then echo again; else touch started; exec sleep 300; fi"
+
+    def start_sleeping(self, sandbox, run_id):
+        path = self.write(run_id + ".lua", TASK.replace("SANDBOX", sandbox))
+        engine = self.start_up(path, {"script": self.RESUMABLE}, run_id)
+        self.wait_for(lambda: os.path.exists(self.path("started")), what="the sandboxed task")
+        return path, engine
+
+    def resume_again(self, path, run_id):
+        """Resumes the killed run: the task, never completed, runs once more."""
+        r = self.run_cli("up", path, "--run-id", run_id, "--resume", cwd=self.dir)
+        self.assertEqual(r.code, 0, r)
+        self.assertEqual(r.json()["outputs"]["r"]["probe"]["stdout"], "again\n", r)
+
     def test_an_engine_killed_mid_task_leaves_no_sandbox_behind(self):
         # SIGKILL the engine while its limited sandbox runs: the sandbox dies
         # with it, the resumed run runs the task again (it never completed),
         # and the dead engine's cgroups are removed.
-        path = self.write("killed.lua", TASK.replace(
-            "SANDBOX", "sandbox = { pidsLimit = 32, memoryLimit = '64m' }"))
-        script = "if [ -f started ]; then echo again; else touch started; exec sleep 300; fi"
-        engine = self.start_up(path, {"script": script}, "killed-run")
-        self.wait_for(lambda: os.path.exists(self.path("started")), what="the sandboxed task")
+        path, engine = self.start_sleeping("sandbox = { pidsLimit = 32, memoryLimit = '64m' }",
+                                           "killed-run")
         held = self.wait_for(lambda: self.cgroups(lambda pid: pid == engine.pid),
                              what="the task's cgroups")
         self.assertEqual(len(held), 2, held)  # memory and pids
@@ -311,26 +324,19 @@ class SandboxTest(E2ETest):
         engine.kill()
         engine.wait()
         self.wait_for(lambda: not any(pid_alive(p) for p in sleepers), what="the sandbox to die")
-        r = self.run_cli("up", path, "--run-id", "killed-run", "--resume", cwd=self.dir)
-        self.assertEqual(r.code, 0, r)
-        self.assertEqual(r.json()["outputs"]["r"]["probe"]["stdout"], "again\n", r)
+        self.resume_again(path, "killed-run")
         self.assertEqual(self.cgroups(lambda pid: pid == engine.pid), [])
 
     def test_an_engine_killed_mid_task_leaves_no_egress_proxy_behind(self):
-        path = self.write("egress.lua", TASK.replace(
-            "SANDBOX", "sandbox = { egress = { allow = { 'example.invalid:443' } } }"))
-        script = "if [ -f started ]; then echo again; else touch started; exec sleep 300; fi"
-        engine = self.start_up(path, {"script": script}, "egress-killed")
-        self.wait_for(lambda: os.path.exists(self.path("started")), what="the sandboxed task")
+        path, engine = self.start_sleeping(
+            "sandbox = { egress = { allow = { 'example.invalid:443' } } }", "egress-killed")
         mine = glob.glob("/tmp/smithers-egress-%d-*" % engine.pid)
         self.assertEqual(len(mine), 1, mine)
         self.assertTrue(os.path.exists(os.path.join(mine[0], "proxy.sock")))
         engine.kill()
         engine.wait()
         self.assertTrue(os.path.isdir(mine[0]), "nothing of the killed engine's removed it")
-        r = self.run_cli("up", path, "--run-id", "egress-killed", "--resume", cwd=self.dir)
-        self.assertEqual(r.code, 0, r)
-        self.assertEqual(r.json()["outputs"]["r"]["probe"]["stdout"], "again\n", r)
+        self.resume_again(path, "egress-killed")
         self.assertFalse(os.path.exists(mine[0]), "the next engine removes it")
 
     @staticmethod
