@@ -19,6 +19,8 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "smithers/clock.h"
 #include "smithers/json.h"
@@ -35,6 +37,14 @@ struct AttemptOutcome {
   Json error;   // {code, message, ...} when not ok
   bool retryable = true;
   Json meta;  // merged into the attempt's meta (e.g. agents: tokens, tool calls)
+  // Events the attempt reports ({type, payload} each; nodeId, iteration and
+  // attempt are added), committed with its end.
+  std::vector<std::pair<std::string, Json>> events;
+  // Set (with ok): the result needs a person's decision before it counts
+  // (TaskSpec::review). The attempt ends without an output, the task waits
+  // for an approval whose request is this object ({title, summary, ...}),
+  // and an approval hands it to Executor::Accept.
+  Json review;
 };
 
 // One running attempt. The engine polls it from its own thread.
@@ -83,6 +93,16 @@ class Executor {
   virtual ~Executor() = default;
   virtual Result<std::unique_ptr<Execution>> Start(const TaskSpec& task,
                                                    const AttemptInfo& info) = 0;
+  // The reviewed result of attempt `info.attempt` was approved: make it
+  // count (a Sandbox applies its patches) and return the task's outcome.
+  // Called on the engine's thread, again after a crash, so it must be
+  // idempotent. Only executors whose outcomes ask for a review need it.
+  virtual AttemptOutcome Accept(const TaskSpec& /*task*/, const AttemptInfo& /*info*/) {
+    return {.ok = false,
+            .error = {{"code", "REVIEW_UNSUPPORTED"},
+                      {"message", "this task's executor cannot accept a reviewed result"}},
+            .retryable = false};
+  }
 };
 
 // Where one run's render loop spent its time (RunOptions::render_stats).

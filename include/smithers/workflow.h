@@ -45,7 +45,16 @@ const char* NodeKindName(NodeKind kind);
 
 // kApproval, kWaitForEvent and kTimer are durable waits: no process is held
 // while they wait (docs/engine.md "Waits").
-enum class TaskMode { kStatic, kCompute, kCommand, kAgent, kApproval, kWaitForEvent, kTimer };
+enum class TaskMode {
+  kStatic,
+  kCompute,
+  kCommand,
+  kAgent,
+  kApproval,
+  kWaitForEvent,
+  kTimer,
+  kSandbox,
+};
 
 // What a compute function learns about the attempt running it.
 struct ComputeContext {
@@ -105,6 +114,28 @@ struct CommandSpec {
   std::string parse = "json";
   // Set: the process runs inside this sandbox, or not at all.
   std::optional<SandboxSpec> sandbox;
+};
+
+// A Sandbox task (docs/sandbox.md "The Sandbox component"): a child
+// workflow module run by a worker inside a sandbox, on a copy of the
+// workspace files it names; the files it changed come back as patches,
+// applied to the workspace after review.
+struct SandboxTaskSpec {
+  std::string workflow;  // the child module's file (absolute)
+  Json input = Json::object();
+  std::string root_dir;                    // the workspace ("" = the engine's working folder)
+  std::vector<std::string> files;          // workspace-relative files and folders shipped
+  SandboxSpec sandbox;                     // the worker's runtime, network and limits
+  std::map<std::string, std::string> env;  // the worker's declared env
+  std::map<std::string, std::string> secret_env;  // NAME -> secret reference
+  bool review_diffs = true;                       // patches need a review ...
+  bool auto_accept_diffs = false;                 // ... which accepts them by itself
+  // The worker's argv ("" = the engine's own `smithers sandbox worker`),
+  // given SMITHERS_SANDBOX_REQUEST_PATH and SMITHERS_SANDBOX_RESULT_PATH.
+  std::vector<std::string> command;
+  int64_t max_bundle_bytes = 100 << 20;
+  int64_t max_manifest_bytes = 5 << 20;
+  int max_patches = 1000;
 };
 
 struct RetryPolicy {
@@ -197,6 +228,11 @@ struct TaskSpec {
   TimerSpec timer;                            // kTimer
   // Shared and immutable like `approval`; nullptr = no dependencies.
   std::shared_ptr<const TaskDeps> deps;
+  std::shared_ptr<const SandboxTaskSpec> sandbox_task;  // kSandbox (required)
+  // The review of what a task produced, after it ran and before its output
+  // counts (a Sandbox's patches): who decides, as for an approval. Its
+  // executor asks for it (AttemptOutcome::review); nullptr = never.
+  std::shared_ptr<const ApprovalSpec> review;
 };
 
 // One element of the rendered tree.

@@ -30,6 +30,18 @@ int Decide(const Global& g, const DecideArgs& a, bool approved);
 // `smithers approvals`: pending requests, escalating the due ones first.
 int Approvals(const Global& g, const std::string& run_id);
 
+// `smithers diff RUN --node ID`: the changes a Sandbox's attempt made (the
+// one under review, else the latest that returned a bundle), as a unified
+// diff against the files it was given.
+struct DiffArgs {
+  std::string run_id;
+  std::string node_id;
+  int iteration = 0;
+  int attempt = 0;  // 0 = the latest with a bundle
+  bool stat = false;
+};
+int Diff(const Global& g, const DiffArgs& a);
+
 struct SignalArgs {
   std::string run_id;
   std::string name;
@@ -98,6 +110,10 @@ class ServerCommands {
 
 // `smithers sandbox selftest` (sandbox_cmd.cc): registered on construction;
 // Run() returns the exit code, or -1 when the command line chose another.
+// `smithers sandbox worker` (sandbox_worker.cc): runs a Sandbox's request
+// bundle inside its sandbox and writes the result bundle; its exit code.
+int SandboxWorker();
+
 class SandboxCommands {
  public:
   explicit SandboxCommands(CLI::App& app);
@@ -110,6 +126,7 @@ class SandboxCommands {
  private:
   CLI::App* sandbox_cmd_ = nullptr;
   CLI::App* selftest_cmd_ = nullptr;
+  CLI::App* worker_cmd_ = nullptr;
   std::string runtime_ = "bubblewrap";
   std::string image_;
   bool json_ = false;

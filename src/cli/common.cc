@@ -8,7 +8,9 @@
 #include <utility>
 #include <vector>
 
+#include "agents/agent_executor.h"
 #include "sandbox/sandbox.h"
+#include "sandbox/sandbox_task.h"
 #include "smithers/engine.h"
 
 namespace smithers::cli {
@@ -79,12 +81,21 @@ Clock& CliClock() {
 
 bool ClockShifted() { return std::getenv("SMITHERS_CLOCK_OFFSET_MS") != nullptr; }
 
-decltype(RunOptions::confine) SandboxConfiner(std::vector<std::string> hidden) {
-  return [hidden = std::move(hidden)](const SandboxSpec& spec, const std::string& workspace,
-                                      const std::vector<std::string>& argv,
-                                      const std::vector<std::string>& env_names) {
+std::vector<std::unique_ptr<Executor>> AddRunExecutors(const WorkflowDefinition& wf,
+                                                       const std::vector<std::string>& hidden,
+                                                       RunOptions& ro) {
+  std::vector<std::unique_ptr<Executor>> keep;
+  keep.push_back(agents::NewAgentExecutor(
+      {.outputs = wf.outputs, .hidden_paths = hidden, .require_sandbox = ro.require_sandbox}));
+  ro.executors[TaskMode::kAgent] = keep.back().get();
+  keep.push_back(sandbox::NewSandboxTaskExecutor({.hidden_paths = hidden}));
+  ro.executors[TaskMode::kSandbox] = keep.back().get();
+  ro.confine = [hidden](const SandboxSpec& spec, const std::string& workspace,
+                        const std::vector<std::string>& argv,
+                        const std::vector<std::string>& env_names) {
     return sandbox::ConfineTask(spec, workspace, hidden, argv, env_names);
   };
+  return keep;
 }
 
 Result<int64_t> AgentHeartbeatTimeoutMs() {

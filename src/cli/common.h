@@ -63,9 +63,14 @@ bool ClockShifted();
 // InvalidArgument for any other value.
 Result<int64_t> AgentHeartbeatTimeoutMs();
 
-// RunOptions::confine for runs of this process: the sandbox runtimes of
-// src/sandbox/, with `hidden` (the database) never visible inside.
-decltype(RunOptions::confine) SandboxConfiner(std::vector<std::string> hidden);
+// What a run of this process needs beyond the engine's own executors, set
+// in `ro`: the agents (kAgent), Sandbox workers (kSandbox) and the
+// confinement of sandboxed commands (RunOptions::confine), all with
+// `hidden` (the database) never visible to what they start. Reads
+// ro.require_sandbox; the result must outlive the run.
+std::vector<std::unique_ptr<Executor>> AddRunExecutors(const WorkflowDefinition& wf,
+                                                       const std::vector<std::string>& hidden,
+                                                       RunOptions& ro);
 
 // "3s ago", "5m ago", ...
 std::string Ago(int64_t then_ms);

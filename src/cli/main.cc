@@ -12,7 +12,6 @@
 #include <iostream>
 #include <sstream>
 
-#include "agents/agent_executor.h"
 #include "base/hash.h"
 #include "base/json_limits.h"
 #include "base/secrets.h"
@@ -185,11 +184,8 @@ int Up(const Global& g, const UpArgs& a) {
   // Neither the agents' bash nor a sandboxed command sees the database.
   const std::vector<std::string> hidden =
       g.db_file.empty() ? std::vector<std::string>{} : std::vector{g.db_file};
-  std::unique_ptr<Executor> agents = agents::NewAgentExecutor(
-      {.outputs = wf.outputs, .hidden_paths = hidden, .require_sandbox = a.require_sandbox});
   opts.require_sandbox = a.require_sandbox;
-  opts.executors[TaskMode::kAgent] = agents.get();
-  opts.confine = SandboxConfiner(hidden);
+  std::vector<std::unique_ptr<Executor>> executors = AddRunExecutors(wf, hidden, opts);
   opts.clock = &CliClock();
   opts.on_event = [&progress](const EventRecord& e) { progress(e); };
   const char* user = getenv("USER");
@@ -629,6 +625,21 @@ int Main(int argc, char** argv) {
       app.add_subcommand("approvals", "List pending approval requests with owner, age and request");
   approvals_cmd->add_option("--run", approvals_run, "Only this run's");
 
+  DiffArgs diff;
+  auto* diff_cmd = app.add_subcommand(
+      "diff",
+      "Print the changes a Sandbox's worker returned (the attempt under review, else the latest) "
+      "as a unified diff against the files it was given");
+  diff_cmd->add_option("run", diff.run_id, "Run id")->required();
+  diff_cmd->add_option("-n,--node", diff.node_id, "The Sandbox's node id")->required();
+  diff_cmd->add_option("--iteration", diff.iteration, "The node's loop iteration")
+      ->capture_default_str();
+  diff_cmd->add_option("--attempt", diff.attempt, "An attempt's number (default: the latest)");
+  diff_cmd->add_flag("--stat", diff.stat, "One line per file: lines added, removed, path");
+  diff_cmd->footer(
+      "The result bundle is checked again before it is read. Exit codes: 0 printed; 1 the "
+      "bundle is gone or refused; 4 no such run, node or Sandbox attempt.");
+
   SignalArgs sig;
   auto* signal_cmd = app.add_subcommand(
       "signal", "Deliver a named signal to a run (kept until a WaitForEvent consumes it)");
@@ -696,6 +707,7 @@ int Main(int argc, char** argv) {
   if (*deny_cmd) return Decide(g, decide, false);
   if (*approvals_cmd) return Approvals(g, approvals_run);
   if (*signal_cmd) return Signal(g, sig);
+  if (*diff_cmd) return Diff(g, diff);
   if (*supervise_cmd) {
     long long ms = 0;
     if (!base::ParseDurationMs(sup_interval, &ms) || ms <= 0) {

@@ -16,12 +16,22 @@
 namespace smithers::cli {
 
 SandboxCommands::SandboxCommands(CLI::App& app) {
-  sandbox_cmd_ = app.add_subcommand("sandbox", "Sandbox runtimes: check what they enforce here");
+  sandbox_cmd_ = app.add_subcommand(
+      "sandbox", "Sandbox runtimes: check what they enforce here; the Sandbox component's worker");
   selftest_cmd_ = sandbox_cmd_->add_subcommand(
       "selftest",
       "Run escape attempts inside a runtime (root, capabilities, writes outside the workspace, "
       "remounts, the database, the network, the process, memory and CPU limits) and print "
       "which are refused; exit 0 only when every one is");
+  worker_cmd_ = sandbox_cmd_->add_subcommand(
+      "worker",
+      "Run a Sandbox's request bundle (SMITHERS_SANDBOX_REQUEST_PATH) with a database of its "
+      "own (SMITHERS_SANDBOX_STATE_PATH) and write its result bundle "
+      "(SMITHERS_SANDBOX_RESULT_PATH): what the engine starts inside a sandbox, never typed by "
+      "hand");
+  worker_cmd_->footer(
+      "Exit codes: 0 the result bundle was written (its status says how the child run ended); "
+      "1 it could not be.");
   sandbox_cmd_->require_subcommand(1);
   std::string names;
   for (const std::string& n : sandbox::RuntimeNames()) names += (names.empty() ? "" : ", ") + n;
@@ -51,6 +61,7 @@ std::optional<int> SandboxCommands::RunEgressBridgeIfAsked(int argc, char** argv
 }
 
 int SandboxCommands::Run() {
+  if (worker_cmd_ != nullptr && *worker_cmd_) return SandboxWorker();
   if (selftest_cmd_ == nullptr || !*selftest_cmd_) return -1;
   auto show = [this](const sandbox::ProbeResult& p) {
     if (json_) return;

@@ -8,7 +8,6 @@
 #include <iostream>
 #include <sstream>
 
-#include "agents/agent_executor.h"
 #include "base/hash.h"
 #include "base/secrets.h"
 #include "cli/commands.h"
@@ -478,12 +477,7 @@ int ServerCommands::Gateway() {
   o.add_executors = [hidden, heartbeat = *agent_heartbeat](const WorkflowDefinition& wf,
                                                            RunOptions& ro) {
     ro.agent_heartbeat_timeout_ms = heartbeat;
-    std::vector<std::unique_ptr<Executor>> keep;
-    keep.push_back(agents::NewAgentExecutor(
-        {.outputs = wf.outputs, .hidden_paths = hidden, .require_sandbox = ro.require_sandbox}));
-    ro.executors[TaskMode::kAgent] = keep.back().get();
-    ro.confine = SandboxConfiner(hidden);
-    return keep;
+    return AddRunExecutors(wf, hidden, ro);
   };
   std::string scheme = o.tls_cert.empty() ? "http" : "https";
   std::string auth = o.auth + (o.tokens_file.empty() ? "" : " + " + o.tokens_file);

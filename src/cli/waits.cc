@@ -10,6 +10,7 @@
 #include "base/hash.h"
 #include "base/json_limits.h"
 #include "cli/commands.h"
+#include "sandbox/sandbox_task.h"
 #include "smithers/schema.h"
 
 namespace smithers::cli {
@@ -161,10 +162,84 @@ int Approvals(const Global& g, const std::string& run_id) {
     if (j.contains("escalatedAtMs")) owner += " (escalated)";
     const Json& req = j["request"];
     std::string title = req.value("title", req.dump());
+    if (req.contains("summary") && req["summary"].is_string()) {
+      title += ": " + req["summary"].get<std::string>();
+    }
     std::printf("%-36s  %-20s  %-4d  %-16s  %-8s  %s\n", j["runId"].get<std::string>().c_str(),
                 j["nodeId"].get<std::string>().c_str(), j["iteration"].get<int>(), owner.c_str(),
                 Ago(j["requestedAtMs"].get<int64_t>()).c_str(), title.c_str());
   }
+  return kExitOk;
+}
+
+int Diff(const Global& g, const DiffArgs& a) {
+  Result<std::unique_ptr<Store>> store = OpenForRead(g);
+  if (!store.ok()) return Fail(ExitFor(store.status()), store.status().message());
+  Result<RunRecord> run = (*store)->GetRun(a.run_id);
+  if (!run.ok()) return Fail(ExitFor(run.status()), run.status().message());
+  Result<std::vector<AttemptRecord>> attempts = (*store)->ListAttempts(a.run_id);
+  if (!attempts.ok()) return Fail(ExitFor(attempts.status()), attempts.status().message());
+  const AttemptRecord* pick = nullptr;
+  for (const AttemptRecord& at : *attempts) {
+    if (at.node_id != a.node_id || at.iteration != a.iteration) continue;
+    if (a.attempt != 0 && at.attempt != a.attempt) continue;
+    if (!at.meta.is_object() || !at.meta.contains("sandbox") ||
+        !at.meta["sandbox"].contains("bundle")) {
+      continue;
+    }
+    if (pick == nullptr || at.attempt > pick->attempt) pick = &at;
+  }
+  if (pick == nullptr) {
+    return Fail(kExitBadInput, "node " + a.node_id + " (iteration " + std::to_string(a.iteration) +
+                                   ") of run " + a.run_id + " has no Sandbox attempt" +
+                                   (a.attempt != 0 ? " " + std::to_string(a.attempt) : "") +
+                                   " that returned a bundle");
+  }
+  const Json& sb = pick->meta["sandbox"];
+  if (!sb.contains("patches")) {
+    return Fail(kExitFailed, "attempt " + std::to_string(pick->attempt) +
+                                 " returned no usable bundle (see `smithers inspect`)");
+  }
+  Result<std::string> diff = sandbox::AttemptDiff(sb["bundle"].get<std::string>());
+  if (!diff.ok()) {
+    return Fail(kExitFailed,
+                "attempt " + std::to_string(pick->attempt) + ": " + diff.status().message());
+  }
+  if (a.stat) {
+    // One line per file: +added -removed path.
+    int64_t added = 0;
+    int64_t removed = 0;
+    std::string file;
+    auto flush = [&] {
+      if (!file.empty())
+        std::printf("+%-6lld -%-6lld %s\n", static_cast<long long>(added),
+                    static_cast<long long>(removed), file.c_str());
+      added = removed = 0;
+    };
+    size_t pos = 0;
+    const std::string& d = *diff;
+    while (pos < d.size()) {
+      size_t nl = d.find('\n', pos);
+      std::string line = d.substr(pos, nl == std::string::npos ? std::string::npos : nl - pos);
+      pos = nl == std::string::npos ? d.size() : nl + 1;
+      if (line.rfind("--- ", 0) == 0) {
+        flush();
+        file = line.substr(4);
+      } else if (line.rfind("+++ ", 0) == 0) {
+        if (line != "+++ /dev/null") file = line.substr(4);
+        if (file.rfind("a/", 0) == 0 || file.rfind("b/", 0) == 0) file = file.substr(2);
+      } else if (line.rfind("Binary files ", 0) == 0) {
+        std::printf("binary         %s\n", line.c_str());
+      } else if (!line.empty() && line[0] == '+') {
+        ++added;
+      } else if (!line.empty() && line[0] == '-') {
+        ++removed;
+      }
+    }
+    flush();
+    return kExitOk;
+  }
+  std::cout << *diff;
   return kExitOk;
 }
 

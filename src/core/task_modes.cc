@@ -78,8 +78,28 @@ Status TimerCheck(const Node& node, const std::string& where) {
   return Status::Ok();
 }
 
+void SandboxFrame(const TaskSpec& t, FrameLine& line) {
+  if (!t.sandbox_task) return;
+  const SandboxTaskSpec& s = *t.sandbox_task;
+  line["workflow"] = s.workflow;
+  line["sandbox"] = SandboxToJson(s.sandbox);
+  if (!s.files.empty()) line["files"] = s.files;
+}
+
+Status SandboxCheck(const Node& node, const std::string& where) {
+  const TaskSpec& t = node.task;
+  if (!t.sandbox_task || t.sandbox_task->workflow.empty()) {
+    return InvalidArgumentError("Sandbox \"" + node.id + "\" needs a workflow, at " + where);
+  }
+  if (t.approval) {
+    return InvalidArgumentError("Sandbox \"" + node.id +
+                                "\" takes no needsApproval: its changes are reviewed, at " + where);
+  }
+  return Status::Ok();
+}
+
 // Waits are never cached: their cache_input is nullptr.
-constexpr std::array<TaskModeTraits, 7> kModes = {{
+constexpr std::array<TaskModeTraits, 8> kModes = {{
     {TaskMode::kStatic, "static", TaskRunner::kStatic, StaticFrame, StaticCache},
     {TaskMode::kCompute, "compute", TaskRunner::kCompute, nullptr, ComputeCache},
     {TaskMode::kCommand, "command", TaskRunner::kCommand, CommandFrame, CommandCache},
@@ -88,6 +108,9 @@ constexpr std::array<TaskModeTraits, 7> kModes = {{
     {TaskMode::kWaitForEvent, "wait-for-event", TaskRunner::kWait, WaitForEventFrame, nullptr, true,
      WaitForEventCheck},
     {TaskMode::kTimer, "timer", TaskRunner::kWait, TimerFrame, nullptr, false, TimerCheck},
+    // A worker's run and its patches are never reused.
+    {TaskMode::kSandbox, "sandbox", TaskRunner::kPlugged, SandboxFrame, nullptr, true,
+     SandboxCheck},
 }};
 
 // Row i is TaskMode i, so Traits is an index.
@@ -110,7 +133,8 @@ constexpr bool IsMode(TaskMode mode) {
     case TaskMode::kAgent:
     case TaskMode::kApproval:
     case TaskMode::kWaitForEvent:
-    case TaskMode::kTimer: return true;
+    case TaskMode::kTimer:
+    case TaskMode::kSandbox: return true;
   }
   return false;
 }

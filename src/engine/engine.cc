@@ -140,6 +140,14 @@ int64_t HeartbeatTimeoutMs(const TaskSpec& spec, const RunOptions& opts) {
   return std::max<int64_t>(0, opts.agent_heartbeat_timeout_ms);
 }
 
+// The sandbox a task's process runs in: a command's, a Sandbox's worker's;
+// null for the rest.
+const SandboxSpec* SandboxOf(const TaskSpec& spec) {
+  if (spec.mode == TaskMode::kCommand && spec.command.sandbox) return &*spec.command.sandbox;
+  if (spec.mode == TaskMode::kSandbox && spec.sandbox_task) return &spec.sandbox_task->sandbox;
+  return nullptr;
+}
+
 class Run final : public engine::WaitHost {
  public:
   Run(const WorkflowDefinition& wf, Store& store, const RunOptions& opts)
@@ -993,11 +1001,11 @@ class Run final : public engine::WaitHost {
                                        .started_at_ms = now});
     Event("NodeStarted",
           {{"nodeId", ref.node_id}, {"iteration", ref.iteration}, {"attempt", attempt}});
-    if (spec.mode == TaskMode::kCommand && spec.command.sandbox) {
+    if (const SandboxSpec* sb = SandboxOf(spec)) {
       Event("SandboxCreated", {{"nodeId", ref.node_id},
                                {"iteration", ref.iteration},
                                {"attempt", attempt},
-                               {"sandbox", SandboxToJson(*spec.command.sandbox)}});
+                               {"sandbox", SandboxToJson(*sb)}});
     }
     // Static values have no side effects: their start rides in the same
     // transaction as their result. Everything else records the start first, so
@@ -1212,8 +1220,21 @@ class Run final : public engine::WaitHost {
     }
     if (o.error.is_object()) base::RedactJsonInPlace(o.error);
     Json ev = {{"nodeId", f.node_id}, {"iteration", f.iteration}, {"attempt", f.attempt}};
-    // A sandboxed command's end: what its sandbox saw (the limit that ended
-    // it, the egress attempts), or why it could not start.
+    for (auto& [type, payload] : o.events) {
+      Json p = ev;
+      if (payload.is_object()) p.update(payload);
+      Event(type, std::move(p));
+    }
+    if (o.ok && !o.review.is_null() && !spec.review) {
+      o = {.ok = false,
+           .error = engine::ErrorJson("REVIEW_UNSUPPORTED",
+                                      "the task's result asks for a review and the task has no "
+                                      "review settings"),
+           .retryable = false};
+    }
+    // A sandbox's end: what it saw (the limit that ended it, the egress
+    // attempts), or why it could not start. A Sandbox task's executor
+    // reports its own.
     if (spec.mode == TaskMode::kCommand && spec.command.sandbox) {
       Json sev = ev;
       for (const char* k : {"limitReached", "egressAttempts"}) {
@@ -1223,6 +1244,20 @@ class Run final : public engine::WaitHost {
       }
       if (!o.ok) sev["error"] = o.error.is_object() ? o.error.value("code", "") : "";
       Event(o.ok ? "SandboxCompleted" : "SandboxFailed", sev);
+    }
+    if (o.ok && !o.review.is_null()) {
+      // Reviewed before it counts: the attempt ends without an output, the
+      // task waits for the decision (its approval's request is the review)
+      // and an approval hands the attempt to its executor's Accept.
+      a.state = AttemptState::kFinished;
+      a.meta["review"] = "requested";
+      batch_.UpsertAttempt(a);
+      info.wait_started_at_ms = now;
+      info.review_request = std::move(o.review);
+      SMITHERS_RETURN_IF_ERROR(BeginWait(f.task));
+      info.review_request = Json();
+      if (states_[f.task].state == TaskState::kWaiting) return Status::Ok();
+      return InternalError("the review of " + f.node_id + " did not begin");
     }
     if (o.ok) {
       a.state = AttemptState::kFinished;
@@ -1383,6 +1418,23 @@ class Run final : public engine::WaitHost {
       if (e.type == type) opts_.on_event(e);
     }
     return Status::Ok();
+  }
+
+  AttemptOutcome AcceptReview(int t) override {
+    const core::TaskRef& ref = plan_->tasks()[t];
+    Executor* exec = ExecutorFor(ref.node->task.mode);
+    if (exec == nullptr) {
+      return {.ok = false,
+              .error = engine::ErrorJson("REVIEW_UNSUPPORTED",
+                                         "no executor for this task's mode can accept its result"),
+              .retryable = false};
+    }
+    AttemptInfo ai{.run_id = run_.run_id,
+                   .node_id = ref.node_id,
+                   .iteration = ref.iteration,
+                   .attempt = node(t).row.last_attempt,
+                   .clock = &clock_};
+    return exec->Accept(ref.node->task, ai);
   }
 
   // Records the end of a wait as the end of its attempt (`output` "" = the

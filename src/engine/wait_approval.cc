@@ -31,14 +31,17 @@ class ApprovalWait : public WaitKind {
   Result<bool> Begin(WaitHost& host, int t) override {
     const core::TaskRef& ref = host.task(t);
     const TaskSpec& spec = ref.node->task;
-    if (!spec.approval) return false;
+    // A gate before the task, or the review of what its attempt produced.
+    const Json& review = host.node(t).review_request;
+    bool reviewing = !spec.approval && spec.review && !review.is_null();
+    if (!spec.approval && !reviewing) return false;
     const std::string key = NodeKey(ref.node_id, ref.iteration);
     auto it = approvals_.find(key);
     bool approved = it != approvals_.end() && it->second.status == ApprovalStatus::kApproved;
-    if (spec.mode != TaskMode::kApproval && approved) return false;  // the gated task runs
+    if (spec.mode != TaskMode::kApproval && approved && !reviewing) return false;  // it runs
     int64_t now = host.clock().NowMs();
     if (it == approvals_.end()) {
-      const ApprovalSpec& a = *spec.approval;
+      const ApprovalSpec& a = reviewing ? *spec.review : *spec.approval;
       std::string owner = a.owner.empty() ? host.workflow().default_approval_owner : a.owner;
       ApprovalRecord rec{.run_id = host.run_id(),
                          .node_id = ref.node_id,
@@ -49,10 +52,13 @@ class ApprovalWait : public WaitKind {
                          .original_owner = owner,
                          .fallback_owner = a.fallback_owner,
                          .escalate_after_ms = a.escalate_after_ms,
-                         .request = a.request.is_null() ? Json::object() : a.request,
+                         .request = a.request.is_object() ? a.request : Json::object(),
                          .on_deny = a.on_deny,
                          .allowed_users = a.allowed_users,
                          .allowed_scopes = a.allowed_scopes};
+      // A review's request: what the task's settings say (its title), then
+      // what its executor says of the result.
+      if (reviewing && review.is_object()) rec.request.update(review);
       host.batch().RequestApproval(rec);
       Json requested = {{"nodeId", ref.node_id},
                         {"iteration", ref.iteration},
@@ -136,6 +142,7 @@ class ApprovalWait : public WaitKind {
   Status ApplyDecision(WaitHost& host, int t, const ApprovalRecord& a) {
     const TaskSpec& spec = host.task(t).node->task;
     bool approved = a.status == ApprovalStatus::kApproved;
+    if (!spec.approval && spec.review) return ApplyReview(host, t, a);
     if (approved && spec.mode != TaskMode::kApproval) {
       host.SetState(t, NodeState::kPending, "NodePending",
                     {{"approved", true}, {"decidedBy", a.decided_by}});
@@ -155,6 +162,38 @@ class ApprovalWait : public WaitKind {
     Json err = ErrorJson("APPROVAL_DENIED",
                          "denied by " + a.decided_by + (a.note.empty() ? "" : ": " + a.note));
     err["decidedBy"] = a.decided_by;
+    info.row.last_attempt++;
+    return host.CompleteWait(t, {.ok = false, .error = err, .retryable = false}, spec.output);
+  }
+
+  // A review's decision: approved, the executor makes the reviewed result
+  // count (Accept) and that is the task's outcome; denied, the task fails
+  // (or is skipped, onDeny) and nothing of the result is used.
+  static Status ApplyReview(WaitHost& host, int t, const ApprovalRecord& a) {
+    const TaskSpec& spec = host.task(t).node->task;
+    NodeInfo& info = host.node(t);
+    bool sandbox = spec.mode == TaskMode::kSandbox;
+    if (a.status == ApprovalStatus::kApproved) {
+      AttemptOutcome o = host.AcceptReview(t);
+      info.wait_started_at_ms = a.decided_at_ms;
+      info.row.last_attempt++;
+      return host.CompleteWait(t, std::move(o), spec.output);
+    }
+    std::string why = "denied by " + a.decided_by + (a.note.empty() ? "" : ": " + a.note);
+    if (sandbox) {
+      host.Event("SandboxDiffRejected", {{"nodeId", host.task(t).node_id},
+                                         {"iteration", host.task(t).iteration},
+                                         {"reason", why},
+                                         {"decidedBy", a.decided_by}});
+    }
+    if (a.on_deny == "skip") {
+      host.SetState(t, NodeState::kSkipped, "NodeSkipped",
+                    {{"reason", "review denied"}, {"decidedBy", a.decided_by}});
+      return host.Flush();
+    }
+    Json err = ErrorJson(sandbox ? "SANDBOX_DIFF_REJECTED" : "REVIEW_DENIED", why);
+    err["decidedBy"] = a.decided_by;
+    info.wait_started_at_ms = a.decided_at_ms;
     info.row.last_attempt++;
     return host.CompleteWait(t, {.ok = false, .error = err, .retryable = false}, spec.output);
   }

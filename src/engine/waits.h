@@ -37,6 +37,9 @@ struct NodeInfo {
   WaitKind* wait = nullptr;
   int64_t wake_at_ms = 0;          // timer: fire time; event: timeout (0 = none)
   int64_t wait_started_at_ms = 0;  // when the waiting attempt began
+  // An attempt's result that asks for a review (AttemptOutcome::review),
+  // until the approval wait has begun.
+  Json review_request;
 };
 
 // What a wait kind may do in the run it waits in: the engine's side.
@@ -60,6 +63,9 @@ class WaitHost {
   // Ends the wait as the end of its attempt, in one commit (`output` "": the
   // task finishes without an output row).
   virtual Status CompleteWait(int t, AttemptOutcome o, const std::string& output) = 0;
+  // Task `t`'s reviewed result was approved: its executor's Accept for the
+  // attempt that asked for the review (the node's last attempt).
+  virtual AttemptOutcome AcceptReview(int t) = 0;
   // The next check of the waits comes at once (something may be due now).
   virtual void CheckSoon() = 0;
   // The next check of the waits comes by `at_ms` (wall clock) at the latest.

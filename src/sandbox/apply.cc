@@ -177,6 +177,19 @@ Status RollForward(const std::string& workspace, const std::string& journal_dir,
 
 }  // namespace
 
+Result<bool> AlreadyApplied(const std::string& workspace, const std::vector<FileChange>& changes) {
+  for (const FileChange& c : changes) {
+    if (Status s = CheckBundlePath(c.path, 4096); !s.ok()) {
+      return InvalidArgumentError("change \"" + c.path + "\": " + s.message());
+    }
+    SMITHERS_ASSIGN_OR_RETURN(Current now, Inspect(workspace, c.path));
+    bool done = c.operation == "delete" ? !now.exists
+                                        : now.exists && now.sha256 == base::Sha256Hex(c.content);
+    if (!done) return false;
+  }
+  return true;
+}
+
 Status ApplyChanges(const std::string& workspace, const std::vector<FileChange>& changes,
                     const std::string& journal_dir, const std::function<void(int)>& after_step) {
   if (!fs::path(workspace).is_absolute() || !fs::path(journal_dir).is_absolute()) {

@@ -43,6 +43,11 @@ Status ApplyChanges(const std::string& workspace, const std::vector<FileChange>&
                     const std::string& journal_dir,
                     const std::function<void(int step)>& after_step = nullptr);
 
+// Whether `changes` are all in effect in `workspace` already (every added
+// or modified file has its new content, every deleted one is gone): an
+// apply that finished before a crash. Errors as ApplyChanges' checks.
+Result<bool> AlreadyApplied(const std::string& workspace, const std::vector<FileChange>& changes);
+
 // Finishes an apply that was interrupted after its commit (a journal in
 // `journal_dir`); does nothing when there is none. Idempotent.
 Status RecoverApply(const std::string& workspace, const std::string& journal_dir);

@@ -253,8 +253,9 @@ Result<ResultBundle> ReadResultBundle(const std::string& dir, const BundleLimits
   Json m = Json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (m.is_discarded() || !m.is_object()) return Bad("README.md", "not a JSON object");
   for (const auto& [k, v] : m.items()) {
-    if (k != "status" && k != "outputs" && k != "runId" && k != "patches") {
-      return Bad("README.md", "unknown field \"" + k + "\" (status, outputs, runId, patches)");
+    if (k != "status" && k != "outputs" && k != "runId" && k != "patches" && k != "error") {
+      return Bad("README.md",
+                 "unknown field \"" + k + "\" (status, outputs, runId, error, patches)");
     }
   }
   ResultBundle b;
@@ -262,6 +263,14 @@ Result<ResultBundle> ReadResultBundle(const std::string& dir, const BundleLimits
   b.status = m.value("status", "");
   if (b.status != "finished" && b.status != "failed" && b.status != "cancelled") {
     return Bad("README.md", "\"status\" must be finished, failed or cancelled");
+  }
+  if (m.contains("error")) {
+    if (!m["error"].is_string() ||
+        m["error"].get_ref<const std::string&>().size() > limits.max_output_string) {
+      return Bad("README.md", "error must be text of at most " +
+                                  std::to_string(limits.max_output_string) + " bytes");
+    }
+    b.error = m["error"].get<std::string>();
   }
   if (m.contains("runId")) {
     if (!m["runId"].is_string() ||

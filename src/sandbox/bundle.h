@@ -53,6 +53,7 @@ struct ResultBundle {
   std::string status;
   Json outputs = Json::object();
   std::string run_id;
+  std::string error;  // why, when status is failed
   std::vector<BundlePatch> patches;
   std::vector<std::string> artifacts;  // bundle-relative, sorted
   int64_t bytes = 0;                   // every file's bytes

@@ -65,6 +65,13 @@ std::vector<std::string> ContainerArgv(const Confinement& c, const std::string& 
   for (const std::string& f : masked.files) {
     v.insert(v.end(), {"--mount", "type=bind,source=/dev/null,destination=" + f + ",readonly"});
   }
+  for (const auto& [host, inside] : c.binds) {
+    v.insert(v.end(), {"--mount", "type=bind,source=" + host + ",destination=" + inside});
+  }
+  for (const auto& [host, inside] : c.ro_binds) {
+    v.insert(v.end(),
+             {"--mount", "type=bind,source=" + host + ",destination=" + inside + ",readonly"});
+  }
   v.insert(v.end(), {"--workdir", c.workspace});
   for (const std::string& name : c.env_names) v.push_back("--env=" + name);
   v.push_back(c.image);

@@ -288,7 +288,8 @@ Status Usable(const std::string& runtime, const std::string& program, const std:
 Result<ConfinedProcess> ConfineTask(const SandboxSpec& spec, const std::string& workspace,
                                     const std::vector<std::string>& hidden_paths,
                                     const std::vector<std::string>& argv,
-                                    const std::vector<std::string>& env_names) {
+                                    const std::vector<std::string>& env_names,
+                                    const Mounts& mounts) {
   SMITHERS_ASSIGN_OR_RETURN(const Runtime* r, Find(spec.runtime));
   Confinement c{.runtime = spec.runtime,
                 .allow_network = spec.allow_network,
@@ -299,7 +300,9 @@ Result<ConfinedProcess> ConfineTask(const SandboxSpec& spec, const std::string& 
                            .cpus = spec.cpu_limit},
                 .image = spec.image,
                 .name = r->container ? ContainerName() : "",
-                .env_names = env_names};
+                .env_names = env_names,
+                .binds = mounts.binds,
+                .ro_binds = mounts.ro_binds};
   ConfinedProcess p;
   // The egress allow-list: the proxy outside, its folder and the engine's
   // binary (the bridge) inside, the command run by the bridge.

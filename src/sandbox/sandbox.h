@@ -73,10 +73,16 @@ bool RunsImages(const std::string& runtime);
 // container runtime's container gets a name of its own, and is removed
 // (`rm -f`) when the result's `hold` goes, also when its client was killed.
 // The engine's RunOptions::confine for the CLI and the Gateway.
+// `mounts`: more host folders shown inside, {host, inside} each (a Sandbox
+// worker's request, result and state folders, the engine's binary).
+struct Mounts {
+  std::vector<std::pair<std::string, std::string>> binds, ro_binds;
+};
 Result<ConfinedProcess> ConfineTask(const SandboxSpec& spec, const std::string& workspace,
                                     const std::vector<std::string>& hidden_paths,
                                     const std::vector<std::string>& argv,
-                                    const std::vector<std::string>& env_names = {});
+                                    const std::vector<std::string>& env_names = {},
+                                    const Mounts& mounts = {});
 
 }  // namespace smithers::sandbox
 

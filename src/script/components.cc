@@ -8,6 +8,7 @@
 #include <cctype>
 #include <charconv>
 #include <cstring>
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <utility>
@@ -215,6 +216,17 @@ class NodeConverter {
     }
     lua_pop(state_, 1);
     return err;
+  }
+
+  lua_State* state() const { return state_; }
+  ModuleScope& module() const { return module_; }
+
+  // Whether the prop is given as false (a default-true flag turned off).
+  bool FieldIsFalse(int t, const char* name) {
+    GetField(t, name);
+    bool off = lua_isboolean(state_, -1) && !lua_toboolean(state_, -1);
+    lua_pop(state_, 1);
+    return off;
   }
 
   bool FieldBool(int t, const char* name) {
@@ -864,6 +876,101 @@ std::string ApprovalNode(NodeConverter& c, int t, Node& node, const Text& at) {
   });
 }
 
+// Sandbox (docs/sandbox.md "The Sandbox component"): a child workflow run
+// by a worker in a sandbox. Its runtime, network and limits are flat props
+// (Smithers' names) read as a `sandbox` table is; its review's as an
+// Approval's.
+std::string SandboxNode(NodeConverter& c, int t, Node& node, const Text& at) {
+  return c.ToWait(
+      t, node, "Sandbox", true, at, [](NodeConverter& c, int t, Node& node) -> std::string {
+        TaskSpec& task = node.task;
+        task.mode = TaskMode::kSandbox;
+        auto st = std::make_shared<SandboxTaskSpec>();
+        SandboxTaskSpec& s = *st;
+        int64_t n = 0;
+        std::string err = c.FieldInt(t, "retries", n);
+        task.retries = static_cast<int>(n);
+        if (err.empty()) err = c.FieldInt(t, "timeoutMs", task.timeout_ms);
+        if (err.empty()) err = c.FieldInt(t, "heartbeatTimeoutMs", task.heartbeat_timeout_ms);
+        if (err.empty()) err = c.FieldString(t, "workflow", s.workflow);
+        if (err.empty() && s.workflow.empty()) err = "needs a workflow (the child module's file)";
+        if (err.empty()) err = c.FieldString(t, "rootDir", s.root_dir);
+        if (err.empty()) err = c.FieldStrings(t, "files", s.files);
+        if (err.empty()) err = c.FieldStrings(t, "command", s.command);
+        if (err.empty()) err = c.FieldInt(t, "maxBundleBytes", s.max_bundle_bytes);
+        if (err.empty()) err = c.FieldInt(t, "maxManifestBytes", s.max_manifest_bytes);
+        if (err.empty()) {
+          int64_t patches = s.max_patches;
+          err = c.FieldInt(t, "maxPatches", patches);
+          s.max_patches = static_cast<int>(std::clamp<int64_t>(patches, 0, 1 << 30));
+        }
+        if (err.empty() &&
+            (s.max_bundle_bytes <= 0 || s.max_manifest_bytes <= 0 || s.max_patches < 0)) {
+          err = "maxBundleBytes and maxManifestBytes must be > 0, maxPatches >= 0";
+        }
+        if (!err.empty()) return err;
+        if (task.retries < 0) return std::string("\"retries\" must be >= 0");
+        std::filesystem::path wf(s.workflow);
+        if (wf.is_relative()) wf = std::filesystem::path(c.module().Dir()) / wf;
+        std::error_code ec;
+        s.workflow = std::filesystem::absolute(wf, ec).lexically_normal().string();
+        if (!s.root_dir.empty() && !std::filesystem::path(s.root_dir).is_absolute()) {
+          return "\"rootDir\" must be an absolute path, not \"" + s.root_dir + "\"";
+        }
+        s.review_diffs = !c.FieldIsFalse(t, "reviewDiffs");
+        s.auto_accept_diffs = c.FieldBool(t, "autoAcceptDiffs");
+        c.GetField(t, "input");
+        if (!lua_isnil(c.state(), -1)) {
+          err = lua_istable(c.state(), -1) ? ToJson(c.state(), -1, s.input) : "not a table";
+          if (!err.empty() || !s.input.is_object()) err = "\"input\" must be a table";
+        }
+        lua_pop(c.state(), 1);
+        if (!err.empty()) return err;
+        c.GetField(t, "env");
+        if (lua_istable(c.state(), -1)) {
+          Json env;
+          std::string e = ToJson(c.state(), -1, env);
+          if (!e.empty() || !env.is_object()) err = "\"env\" must be a table of strings";
+          if (err.empty()) err = c.ReadEnv(env, s.env, s.secret_env);
+        } else if (!lua_isnil(c.state(), -1)) {
+          err = "\"env\" must be a table";
+        }
+        lua_pop(c.state(), 1);
+        if (!err.empty()) return err;
+        // The runtime's props, read as a `sandbox` table.
+        Json box = Json::object();
+        for (const char* k : {"runtime", "allowNetwork", "image", "memoryLimit", "pidsLimit",
+                              "cpuLimit", "egress"}) {
+          c.GetField(t, k);
+          if (!lua_isnil(c.state(), -1)) {
+            Json v;
+            err = ToJson(c.state(), -1, v);
+            if (err.empty()) box[k] = v;
+          }
+          lua_pop(c.state(), 1);
+          if (!err.empty()) return "\"" + std::string(k) + "\": " + err;
+        }
+        std::optional<SandboxSpec> sandbox;
+        err = NodeConverter::ReadSandbox(box, sandbox);
+        if (!err.empty()) return err.substr(err.rfind("sandbox.", 0) == 0 ? 8 : 0);
+        s.sandbox = sandbox ? *sandbox : SandboxSpec{};
+        ApprovalSpec review;
+        err = c.ReadApproval(t, review);
+        if (!err.empty()) return err;
+        if (review.on_deny != "fail" && review.on_deny != "skip") {
+          return std::string(
+              "\"onDeny\" must be \"fail\" or \"skip\" (a denied review uses none of the "
+              "worker's result)");
+        }
+        if (review.request.empty()) {
+          review.request = {{"title", "Review the changes of sandbox " + node.id}};
+        }
+        task.review = std::make_shared<const ApprovalSpec>(std::move(review));
+        task.sandbox_task = std::move(st);
+        return std::string();
+      });
+}
+
 // WaitForEvent, and Signal, whose event is its id unless it names one.
 std::string EventWait(NodeConverter& c, int t, Node& node, bool signal) {
   node.task.mode = TaskMode::kWaitForEvent;
@@ -1045,6 +1152,51 @@ const std::vector<ComponentRow>& ComponentRows() {
         "onTimeout", "dependsOn", "needs", "deps", "depsOptional"},
        {{"schema", "use output = outputs.NAME"}, {"tagged", ""}, {"async", ""}},
        SignalNode},
+      {"Sandbox",
+       "",
+       {"id",
+        "skipIf",
+        "output",
+        "label",
+        "continueOnFail",
+        "retries",
+        "timeoutMs",
+        "heartbeatTimeoutMs",
+        "workflow",
+        "input",
+        "rootDir",
+        "files",
+        "command",
+        "env",
+        "runtime",
+        "allowNetwork",
+        "image",
+        "memoryLimit",
+        "pidsLimit",
+        "cpuLimit",
+        "egress",
+        "reviewDiffs",
+        "autoAcceptDiffs",
+        "owner",
+        "fallbackOwner",
+        "escalateAfterMs",
+        "onDeny",
+        "request",
+        "allowedUsers",
+        "allowedScopes",
+        "maxBundleBytes",
+        "maxManifestBytes",
+        "maxPatches",
+        "dependsOn",
+        "needs",
+        "deps",
+        "depsOptional"},
+       {{"provider", "choose a runtime"},
+        {"allowNested", ""},
+        {"ports", ""},
+        {"volumes", ""},
+        {"workspace", "name the files to ship (files = {...})"}},
+       SandboxNode},
       {"Timer",
        "",
        // output: refused by the converter ("a Timer has no output")

@@ -58,6 +58,8 @@ class ModuleScope {
   // Whether `ref` is written as a string literal ("..." or '...') in the
   // module or a sibling it loaded (secret references must be).
   virtual bool LiteralInModule(const std::string& ref) const = 0;
+  // The module's folder (relative paths a component names are in it).
+  virtual std::string Dir() const = 0;
 };
 
 // Converts the component table at `idx` (a render's result) into `root`.

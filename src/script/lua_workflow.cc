@@ -367,6 +367,8 @@ class LuaModule final : public LuaWorkflow, public ModuleScope {
   // module or a sibling it loaded. A secret reference must be: one built at
   // render time from ctx.input (or any other data) could name a secret the
   // author never meant to hand to this task.
+  std::string Dir() const override { return dir_; }
+
   bool LiteralInModule(const std::string& ref) const override {
     auto in = [&](const std::string& text) {
       return text.find('"' + ref + '"') != std::string::npos ||
