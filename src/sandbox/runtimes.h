@@ -2,6 +2,7 @@
 #ifndef SMITHERS_SANDBOX_RUNTIMES_H_
 #define SMITHERS_SANDBOX_RUNTIMES_H_
 
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -13,6 +14,11 @@ namespace smithers::sandbox {
 // never accepts as a workspace).
 inline constexpr const char* kReadOnlySystemFolders[] = {
     "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/opt"};
+
+// The folders a sandbox keeps read-only or makes fresh: a workspace that is
+// one of them, inside one, or above one (/) would make it writable (and a
+// Sandbox's rootDir there would ship system files).
+bool SystemFolder(const std::filesystem::path& p);
 
 // The engine's state under the workspace, which every runtime masks: the
 // folders (.smithers/, and the database's folder) and, when the database

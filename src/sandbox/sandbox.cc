@@ -126,8 +126,8 @@ Result<const Runtime*> Find(const std::string& name) {
   return InvalidArgumentError("unknown sandbox runtime \"" + name + "\" (known: " + known + ")");
 }
 
-// The folders a sandbox keeps read-only or makes fresh: a workspace that is
-// one of them, inside one, or above one (/) would make it writable.
+}  // namespace
+
 bool SystemFolder(const fs::path& p) {
   auto clashes = [&p](const fs::path& sys) {
     return base::PathWithin(sys, p) || base::PathWithin(p, sys);
@@ -136,8 +136,6 @@ bool SystemFolder(const fs::path& p) {
                      clashes) ||
          std::any_of(std::begin(kHostFolders), std::end(kHostFolders), clashes);
 }
-
-}  // namespace
 
 Masked MaskedPaths(const Confinement& c) {
   std::error_code ec;

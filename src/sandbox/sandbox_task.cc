@@ -20,6 +20,7 @@
 #include "base/subprocess.h"
 #include "base/unique_fd.h"
 #include "sandbox/diff.h"
+#include "sandbox/runtimes.h"
 #include "sandbox/sandbox.h"
 
 namespace smithers::sandbox {
@@ -95,7 +96,19 @@ Status WritePlain(const std::string& path, const std::string& data, mode_t mode 
 // each of `into`. A link, a device or the engine's state folder is refused.
 class Shipper {
  public:
-  Shipper(std::string root, int64_t max_bytes) : root_(std::move(root)), max_bytes_(max_bytes) {}
+  // `hidden`: files never shipped (the engine's database, with its
+  // -wal, -shm and -journal).
+  Shipper(std::string root, int64_t max_bytes, const std::vector<std::string>& hidden)
+      : root_(std::move(root)), max_bytes_(max_bytes) {
+    std::error_code ec;
+    for (const std::string& h : hidden) {
+      fs::path p = fs::weakly_canonical(h, ec);
+      if (ec) continue;
+      for (const char* suffix : {"", "-wal", "-shm", "-journal"}) {
+        hidden_.insert(p.string() + suffix);
+      }
+    }
+  }
 
   Status Ship(const std::string& rel, const std::vector<std::string>& into) {
     SMITHERS_RETURN_IF_ERROR(CheckBundlePath(rel, 1024));
@@ -146,6 +159,10 @@ class Shipper {
     if (!fs::is_regular_file(st)) {
       return InvalidArgumentError("files: \"" + rel + "\" is not a plain file or folder");
     }
+    if (hidden_.count(fs::weakly_canonical(p, ec).string()) != 0) {
+      return InvalidArgumentError("files: \"" + rel +
+                                  "\" is the engine's database, never shipped");
+    }
     if (!seen_.insert(rel).second) return Status::Ok();  // named twice
     SMITHERS_RETURN_IF_ERROR(CheckBundlePath(rel, 1024));
     if (files_.size() >= kMaxShippedFiles) {
@@ -173,6 +190,7 @@ class Shipper {
   int64_t bytes_ = 0;
   std::vector<ShippedFile> files_;
   std::set<std::string> seen_;
+  std::set<std::string> hidden_;
 };
 
 // The child module and the .lua files of its folder (its siblings), into
@@ -428,6 +446,10 @@ Result<std::string> Workspace(const SandboxTaskSpec& s) {
   if (ec || !fs::is_directory(real)) {
     return FailedPreconditionError("the Sandbox's rootDir " + w.string() + " is not a folder");
   }
+  if (SystemFolder(real)) {
+    return FailedPreconditionError("the Sandbox's rootDir cannot be " + real.string() +
+                                   ": it is /, a system folder or one inside it");
+  }
   return real.string();
 }
 
@@ -453,7 +475,7 @@ class SandboxTaskExecutor final : public Executor {
       }
     }
     // The request bundle: the files, the module, the manifest.
-    Shipper ship(*workspace, s.max_bundle_bytes);
+    Shipper ship(*workspace, s.max_bundle_bytes, options_.hidden_paths);
     for (const std::string& f : s.files) {
       if (Status st = ship.Ship(f, {dir + "/request/workspace", dir + "/work"}); !st.ok()) {
         return NotStarted("SANDBOX_REQUEST_INVALID", st.message(), false);
