@@ -160,8 +160,7 @@ class Shipper {
       return InvalidArgumentError("files: \"" + rel + "\" is not a plain file or folder");
     }
     if (hidden_.count(fs::weakly_canonical(p, ec).string()) != 0) {
-      return InvalidArgumentError("files: \"" + rel +
-                                  "\" is the engine's database, never shipped");
+      return InvalidArgumentError("files: \"" + rel + "\" is the engine's database, never shipped");
     }
     if (!seen_.insert(rel).second) return Status::Ok();  // named twice
     SMITHERS_RETURN_IF_ERROR(CheckBundlePath(rel, 1024));

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <memory>
 #include <set>
 #include <string>
 
@@ -19,7 +20,7 @@ TEST(TaskModesTest, EveryModeHasItsRowWithAUniqueFrameName) {
     EXPECT_FALSE(row.frame_name.empty());
     EXPECT_TRUE(names.insert(row.frame_name).second) << "frame name used twice: " << row.frame_name;
   }
-  EXPECT_EQ(names.size(), 7u);
+  EXPECT_EQ(names.size(), 8u);
 }
 
 // Persisted names (docs/frame_format.md): a rename would break stored frames.
@@ -31,14 +32,17 @@ TEST(TaskModesTest, FrameNamesAreThePersistedOnes) {
   EXPECT_EQ(Traits(TaskMode::kApproval).frame_name, "approval");
   EXPECT_EQ(Traits(TaskMode::kWaitForEvent).frame_name, "wait-for-event");
   EXPECT_EQ(Traits(TaskMode::kTimer).frame_name, "timer");
+  EXPECT_EQ(Traits(TaskMode::kSandbox).frame_name, "sandbox");
 }
 
-// A wait has no executor and is never cached; every other mode is cacheable.
+// A wait has no executor and is never cached, nor is a Sandbox (a worker's
+// run and its patches are never reused); every other mode is cacheable.
 TEST(TaskModesTest, WaitsAreNeverCachedAndRunByNoExecutor) {
   for (const TaskModeTraits& row : AllTaskModes()) {
-    bool wait = row.runner == TaskRunner::kWait;
-    EXPECT_EQ(row.cache_input == nullptr, wait) << row.frame_name;
+    bool never = row.runner == TaskRunner::kWait || row.mode == TaskMode::kSandbox;
+    EXPECT_EQ(row.cache_input == nullptr, never) << row.frame_name;
   }
+  EXPECT_EQ(Traits(TaskMode::kSandbox).runner, TaskRunner::kPlugged);
   EXPECT_EQ(Traits(TaskMode::kApproval).runner, TaskRunner::kWait);
   EXPECT_EQ(Traits(TaskMode::kWaitForEvent).runner, TaskRunner::kWait);
   EXPECT_EQ(Traits(TaskMode::kTimer).runner, TaskRunner::kWait);
@@ -56,7 +60,7 @@ TEST(TaskModesTest, EachModesOwnCheckIsInItsRow) {
   for (const TaskModeTraits& row : AllTaskModes()) {
     EXPECT_EQ(row.writes_output, row.mode != TaskMode::kTimer) << row.frame_name;
     bool own = row.mode == TaskMode::kApproval || row.mode == TaskMode::kWaitForEvent ||
-               row.mode == TaskMode::kTimer;
+               row.mode == TaskMode::kTimer || row.mode == TaskMode::kSandbox;
     EXPECT_EQ(row.check != nullptr, own) << row.frame_name;
   }
   auto check = [](const Node& node) {
@@ -77,6 +81,16 @@ TEST(TaskModesTest, EachModesOwnCheckIsInItsRow) {
   EXPECT_EQ(check(bare), "");
   bare.task.approval.reset();
   EXPECT_EQ(check(bare), "Approval \"gate\" has no approval settings");
+  Node box = StaticTask("fix", "out", Json::object());
+  box.task.mode = TaskMode::kSandbox;
+  EXPECT_EQ(check(box), "Sandbox \"fix\" needs a workflow, at Workflow > Sequence[0]");
+  box.task.sandbox_task =
+      std::make_shared<const SandboxTaskSpec>(SandboxTaskSpec{.workflow = "/w/child.lua"});
+  EXPECT_EQ(check(box), "");
+  box.task.approval = std::make_shared<const ApprovalSpec>();
+  EXPECT_EQ(check(box),
+            "Sandbox \"fix\" takes no needsApproval: its changes are reviewed, at "
+            "Workflow > Sequence[0]");
 }
 
 }  // namespace

@@ -80,6 +80,20 @@ TEST_F(ApplyTest, AllChangesLandKeepingModes) {
   EXPECT_FALSE(fs::exists(journal_ + "/staged"));
 }
 
+TEST_F(ApplyTest, AlreadyAppliedOnlyWhenEveryChangeIsInEffect) {
+  Result<bool> before = AlreadyApplied(ws_, Changes());
+  ASSERT_TRUE(before.ok());
+  EXPECT_FALSE(*before);
+  ASSERT_TRUE(ApplyChanges(ws_, Changes(), journal_).ok());
+  Result<bool> after = AlreadyApplied(ws_, Changes());
+  ASSERT_TRUE(after.ok());
+  EXPECT_TRUE(*after);
+  Put("src/main.c", "edited again\n");  // one change undone: not applied
+  EXPECT_FALSE(*AlreadyApplied(ws_, Changes()));
+  EXPECT_EQ(AlreadyApplied(ws_, {{.path = "../x", .operation = "delete"}}).status().code(),
+            StatusCode::kInvalidArgument);
+}
+
 TEST_F(ApplyTest, AConflictChangesNothingAndNamesEveryFile) {
   Put("src/main.c", "edited by a person meanwhile\n");
   fs::create_directories(ws_ + "/src/lib");
