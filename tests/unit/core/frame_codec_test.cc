@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <memory>
 #include <random>
 #include <string>
 #include <utility>
@@ -96,6 +97,21 @@ TEST(TreeLines, OneCanonicalLinePerNodeDepthFirst) {
   EXPECT_EQ(lines[2], R"({"d":1,"k":"parallel","maxConcurrency":2})");
   EXPECT_EQ(lines[3],
             R"({"argv":["ls","-l"],"d":2,"id":"c","k":"task","mode":"command","output":"out"})");
+}
+
+// A Sandbox's line (persisted): its child module, its sandbox and the files it ships.
+TEST(TreeLines, SandboxLineGolden) {
+  Node box = StaticTask("fix", "patch", nullptr);
+  box.task.mode = TaskMode::kSandbox;
+  box.task.value = nullptr;
+  SandboxTaskSpec s{.workflow = "/w/child.lua", .files = {"src", "Makefile"}};
+  s.sandbox.memory_limit_bytes = 1 << 20;
+  box.task.sandbox_task = std::make_shared<const SandboxTaskSpec>(s);
+  std::vector<std::string> lines = TreeLines(box);
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_EQ(
+      lines[0],
+      R"({"d":0,"files":["src","Makefile"],"id":"fix","k":"task","mode":"sandbox","output":"patch","sandbox":{"allowNetwork":false,"memoryLimit":1048576,"runtime":"bubblewrap"},"workflow":"/w/child.lua"})");
 }
 
 TEST(TreeLines, DependenciesAreRecordedOnlyOnTheTasksThatHaveThem) {
