@@ -383,9 +383,7 @@ class WorkerExecution final : public Execution {
                                   (a.changes.size() == 1 ? "" : "s") + " changed, " +
                                   std::to_string(lines) + " lines; see `smithers diff`"},
                   {"patches", patches},
-                  {"totalDiffLines", lines},
-                  {"bundle", dir_},
-                  {"workspace", workspace_}};
+                  {"totalDiffLines", lines}};
       o.review = std::move(req);
       return o;
     }
@@ -532,6 +530,7 @@ class SandboxTaskExecutor final : public Executor {
     declared["SMITHERS_SANDBOX_RESULT_PATH"] = kWorkerResultInside;
     declared["SMITHERS_SANDBOX_STATE_PATH"] = kWorkerStateInside;
     std::vector<std::string> env_names;
+    env_names.reserve(declared.size() + s.secret_env.size());
     for (const auto& [name, value] : declared) env_names.push_back(name);
     for (const auto& [name, ref] : s.secret_env) env_names.push_back(name);
     Result<ConfinedProcess> confined =

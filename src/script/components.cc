@@ -14,6 +14,7 @@
 #include <utility>
 
 #include "base/hash.h"
+#include "base/paths.h"
 #include "base/secrets.h"
 #include "script/lua_json.h"
 #include "script/lua_schema.h"
@@ -912,8 +913,17 @@ std::string SandboxNode(NodeConverter& c, int t, Node& node, const Text& at) {
         if (task.retries < 0) return std::string("\"retries\" must be >= 0");
         std::filesystem::path wf(s.workflow);
         if (wf.is_relative()) wf = std::filesystem::path(c.module().Dir()) / wf;
+        // The child is one of this module's own files: its folder (and what
+        // the worker ships of it) is the module's, never a path the input
+        // names elsewhere on the host.
         std::error_code ec;
-        s.workflow = std::filesystem::absolute(wf, ec).lexically_normal().string();
+        std::filesystem::path dir = std::filesystem::weakly_canonical(c.module().Dir(), ec);
+        std::filesystem::path child = std::filesystem::weakly_canonical(wf, ec);
+        if (ec || !base::PathWithin(dir, child) || child == dir) {
+          return "\"workflow\" must be a module in this module's folder (" + dir.string() +
+                 "), not \"" + s.workflow + "\"";
+        }
+        s.workflow = child.string();
         if (!s.root_dir.empty() && !std::filesystem::path(s.root_dir).is_absolute()) {
           return "\"rootDir\" must be an absolute path, not \"" + s.root_dir + "\"";
         }

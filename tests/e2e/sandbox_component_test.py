@@ -248,7 +248,8 @@ class SandboxComponentTest(E2ETest):
         for props, want in (('runtime = "nope"', "unknown sandbox runtime"),
                             ('onDeny = "continue"', "onDeny"),
                             ('ports = { 80 }', "ports"),
-                            ('memoryLimit = "1k"', "memoryLimit")):
+                            ('memoryLimit = "1k"', "memoryLimit"),
+                            ('workflow = "/etc/x.lua"', "this module's folder")):
             with self.subTest(props):
                 r = self.up(self.modules(props), {"ws": self.ws})
                 self.assertIn(r.code, (1, 4), r)
