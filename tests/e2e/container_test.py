@@ -90,6 +90,36 @@ class ContainerTest(E2ETest):
         return self.run_cli("up", path, "--input", json.dumps({"script": script, "image": IMAGE}),
                             cwd=self.dir, timeout=120)
 
+    def test_a_sandbox_component_runs_its_worker_in_a_container(self):
+        # The image has no libc for the engine's binary: a worker of our own
+        # (busybox sh) writes the bundle; the engine checks it and applies it.
+        os.makedirs(self.path("ws/src"))
+        os.chmod(self.path("ws"), 0o777)
+        with open(self.path("ws/src/a.txt"), "w") as f:
+            f.write("old\n")
+        worker = ('touch "$SMITHERS_SANDBOX_REQUEST_PATH/x" 2>/dev/null && ro=false || ro=true; '
+                  'cd "$SMITHERS_SANDBOX_RESULT_PATH" && mkdir patches && echo new > patches/1 && '
+                  'printf \'{"status":"finished","outputs":{"r":{"w":{"uid":%s,"ro":%s}}},'
+                  '"patches":[{"path":"src/a.txt","operation":"modify","file":"patches/1"}]}\' '
+                  '"$(id -u)" "$ro" > README.md')
+        self.write("child.lua", "return smithers(function() return Workflow { name = 'c' } end)")
+        path = self.write("box.lua", """
+            local outputs = smithers.outputs { r = z.object { uid = z.integer(), ro = z.boolean() } }
+            return smithers(function(ctx)
+              return Workflow { name = "box",
+                smithers.Sandbox { id = "w", output = outputs.r, workflow = "child.lua",
+                  runtime = "podman", image = ctx.input.image, rootDir = ctx.input.ws,
+                  files = { "src" }, autoAcceptDiffs = true,
+                  command = { "sh", "-c", ctx.input.worker } } }
+            end)
+            """)
+        r = self.run_cli("up", path, "--input", json.dumps(
+            {"image": IMAGE, "ws": self.path("ws"), "worker": worker}), timeout=300)
+        self.assertEqual(r.code, 0, r)
+        self.assertEqual(r.json()["outputs"]["r"]["w"], {"uid": 65534, "ro": True})
+        with open(self.path("ws/src/a.txt")) as f:
+            self.assertEqual(f.read(), "new\n")
+
     def test_the_container_is_confined_to_its_workspace(self):
         self.run_task("true")  # the database exists from here on
         os.makedirs(self.path(".smithers"))
