@@ -249,6 +249,10 @@ class WriteBatch {
   // Inserts the approval request unless a row for (run, node, iteration)
   // exists (a decision already made is never overwritten).
   void RequestApproval(ApprovalRecord approval);
+  // A new request for (run, node, iteration) that replaces a decided one (a
+  // review of a later attempt's result: an earlier decision never decides
+  // it); a pending request is left as it is.
+  void RenewApproval(ApprovalRecord approval);
   // Marks signal (run_id, seq) consumed (or rejected) by node_id/iteration.
   // The whole commit fails with Aborted when the signal is not pending: a
   // signal is consumed at most once.
@@ -275,6 +279,7 @@ class WriteBatch {
       kEvent,
       kCache,
       kApproval,
+      kRenewApproval,  // holds `approval`
       kSignal
     } kind;
     // The three records far larger than a node's or an event's (one per commit

@@ -40,7 +40,12 @@ class ApprovalWait : public WaitKind {
     bool approved = it != approvals_.end() && it->second.status == ApprovalStatus::kApproved;
     if (spec.mode != TaskMode::kApproval && approved && !reviewing) return false;  // it runs
     int64_t now = host.clock().NowMs();
-    if (it == approvals_.end()) {
+    // A review is of one attempt's result: a decision on an earlier
+    // attempt's (a run resumed after it failed) never decides this one.
+    bool stale = reviewing && it != approvals_.end() &&
+                 it->second.status != ApprovalStatus::kRequested &&
+                 it->second.request.value("attempt", int64_t{-1}) != host.node(t).row.last_attempt;
+    if (it == approvals_.end() || stale) {
       const ApprovalSpec& a = reviewing ? *spec.review : *spec.approval;
       std::string owner = a.owner.empty() ? host.workflow().default_approval_owner : a.owner;
       ApprovalRecord rec{.run_id = host.run_id(),
@@ -58,8 +63,15 @@ class ApprovalWait : public WaitKind {
                          .allowed_scopes = a.allowed_scopes};
       // A review's request: what the task's settings say (its title), then
       // what its executor says of the result.
-      if (reviewing && review.is_object()) rec.request.update(review);
-      host.batch().RequestApproval(rec);
+      if (reviewing && review.is_object()) {
+        rec.request.update(review);
+        rec.request["attempt"] = host.node(t).row.last_attempt;
+      }
+      if (stale) {
+        host.batch().RenewApproval(rec);
+      } else {
+        host.batch().RequestApproval(rec);
+      }
       Json requested = {{"nodeId", ref.node_id},
                         {"iteration", ref.iteration},
                         {"owner", owner},
@@ -173,6 +185,15 @@ class ApprovalWait : public WaitKind {
     const TaskSpec& spec = host.task(t).node->task;
     NodeInfo& info = host.node(t);
     bool sandbox = spec.mode == TaskMode::kSandbox;
+    if (a.request.value("attempt", int64_t{-1}) != info.row.last_attempt) {
+      info.row.last_attempt++;
+      return host.CompleteWait(
+          t,
+          {.ok = false,
+           .error = ErrorJson("REVIEW_STALE", "the decision is of another attempt's result"),
+           .retryable = false},
+          spec.output);
+    }
     if (a.status == ApprovalStatus::kApproved) {
       AttemptOutcome o = host.AcceptReview(t);
       info.wait_started_at_ms = a.decided_at_ms;

@@ -50,6 +50,7 @@ void Construct(Op& to, From&& from) {
     case Op::Kind::kEvent: std::construct_at(&to.event, std::forward<From>(from).event); return;
     case Op::Kind::kCache: std::construct_at(&to.cache, std::forward<From>(from).cache); return;
     case Op::Kind::kApproval:
+    case Op::Kind::kRenewApproval:
       std::construct_at(&to.approval, Box(std::forward<From>(from).approval));
       return;
     case Op::Kind::kSignal:
@@ -68,7 +69,8 @@ void Destroy(Op& op) {
     case Op::Kind::kLoop: std::destroy_at(&op.loop); return;
     case Op::Kind::kEvent: std::destroy_at(&op.event); return;
     case Op::Kind::kCache: std::destroy_at(&op.cache); return;
-    case Op::Kind::kApproval: std::destroy_at(&op.approval); return;
+    case Op::Kind::kApproval:
+    case Op::Kind::kRenewApproval: std::destroy_at(&op.approval); return;
     case Op::Kind::kSignal: std::destroy_at(&op.signal); return;
   }
 }
@@ -106,6 +108,10 @@ void WriteBatch::UpsertLoop(LoopRecord loop) { ops_.emplace_back(std::move(loop)
 void WriteBatch::PutCache(CacheEntry entry) { ops_.emplace_back(std::move(entry)); }
 void WriteBatch::RequestApproval(ApprovalRecord approval) {
   ops_.emplace_back(std::move(approval));
+}
+void WriteBatch::RenewApproval(ApprovalRecord approval) {
+  ops_.emplace_back(std::move(approval));
+  ops_.back().kind = Op::Kind::kRenewApproval;
 }
 void WriteBatch::ConsumeSignal(SignalRecord signal) { ops_.emplace_back(std::move(signal)); }
 void WriteBatch::AppendEvent(std::string run_id, std::string type, Json payload,

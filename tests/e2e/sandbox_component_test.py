@@ -191,6 +191,18 @@ class SandboxComponentTest(E2ETest):
         ins = self.run_cli("inspect", run_id, "--json")
         self.assertIn("SANDBOX_DIFF_CONFLICT", ins.stdout)
         self.assertIn("src/b.txt", ins.stdout)
+        # Resumed, the Sandbox runs a new worker on the files as they are now,
+        # and its result needs a decision of its own: the earlier approval
+        # does not apply it.
+        r = self.up(parent, None, run_id, "--resume")
+        self.assertEqual(r.code, 3, r)
+        self.assertEqual(r.json()["waiting"][0]["request"]["attempt"], 3)
+        self.assertEqual(self.snapshot(), before)
+        self.assertEqual(self.run_cli("approve", run_id, "-n", "fix", "--by", "alice").code, 0)
+        r = self.up(parent, None, run_id, "--resume")
+        self.assertEqual(r.code, 0, r)
+        self.assertIsNone(self.read("src/b.txt"))
+        self.assertEqual(self.read("src/c.txt"), "new\n")
 
     def crafted(self, script, props=""):
         """A worker of our own (the `command` prop) that writes `script`'s
@@ -295,8 +307,11 @@ class SandboxComponentTest(E2ETest):
             c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
             c.request("POST", "/v1/rpc/" + method, json.dumps(params),
                       {"Content-Type": "application/json"})
-            resp = c.getresponse()
-            return resp.status, json.loads(resp.read())
+            try:
+                resp = c.getresponse()
+                return resp.status, json.loads(resp.read())
+            finally:
+                c.close()
 
         def status():
             return rpc("getRun", {"runId": "g1"})[1]["payload"]["status"]

@@ -157,6 +157,7 @@ std::string DescribeOp(const WriteBatch::Op& op) {
       return "_smithers_events row (run_id=" + op.event.run_id + ", type=" + op.event.type + ")";
     case Kind::kCache: return "_smithers_cache row (cache_key=" + op.cache.cache_key + ")";
     case Kind::kApproval:
+    case Kind::kRenewApproval:
       return "_smithers_approvals row (" +
              RowKey(op.approval->run_id, op.approval->node_id, op.approval->iteration) + ")";
     case Kind::kSignal:
@@ -272,9 +273,10 @@ Status SqliteStore::Apply(const WriteBatch::Op& op, std::vector<int64_t>& seqs) 
       seqs.push_back(seq);
       return Status::Ok();
     }
-    case Kind::kApproval: {
+    case Kind::kApproval:
+    case Kind::kRenewApproval: {
       const ApprovalRecord& a = *op.approval;
-      Statement& s = stmt(kRequestApproval);
+      Statement& s = stmt(op.kind == Kind::kApproval ? kRequestApproval : kRenewApproval);
       s.BindText(1, a.run_id);
       s.BindText(2, a.node_id);
       s.BindInt64(3, a.iteration);

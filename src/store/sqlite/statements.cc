@@ -128,6 +128,20 @@ constexpr StatementSql kStatements[kStatementCount] = {
      ") VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, "
      "?19, ?20) ON CONFLICT(run_id, node_id, iteration) DO NOTHING",
      8},
+    {kRenewApproval,
+     "INSERT INTO _smithers_approvals(" SMITHERS_APPROVAL_COLUMNS_
+     ") VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, "
+     "?19, ?20) ON CONFLICT(run_id, node_id, iteration) DO UPDATE SET status = excluded.status, "
+     "requested_at_ms = excluded.requested_at_ms, owner = excluded.owner, "
+     "original_owner = excluded.original_owner, fallback_owner = excluded.fallback_owner, "
+     "escalate_after_ms = excluded.escalate_after_ms, escalated_at_ms = excluded.escalated_at_ms, "
+     "request_json = excluded.request_json, on_deny = excluded.on_deny, "
+     "decided_at_ms = excluded.decided_at_ms, decided_by = excluded.decided_by, "
+     "note = excluded.note, allowed_users_json = excluded.allowed_users_json, "
+     "allowed_scopes_json = excluded.allowed_scopes_json, decided_via = excluded.decided_via, "
+     "decided_os_user = excluded.decided_os_user, decided_override = excluded.decided_override "
+     "WHERE _smithers_approvals.status <> 'requested'",
+     8},
     {kConsumeSignal,
      "UPDATE _smithers_signals SET status = ?3, consumed_by_node = ?4, consumed_iteration = ?5, "
      "consumed_at_ms = ?6, rejection_json = ?7 "

@@ -32,6 +32,7 @@ enum StatementId : int {
   kClearCancel,
   kObjectType,
   kRequestApproval,
+  kRenewApproval,
   kConsumeSignal,
   kListApprovals,
   kGetApproval,

@@ -730,6 +730,35 @@ TEST_P(StoreConformanceTest, ApprovalRequestDecisionAndEvent) {
             StatusCode::kNotFound);
 }
 
+// A review of a later attempt renews a decided request; a pending one stays.
+TEST_P(StoreConformanceTest, RenewApprovalReplacesADecisionOnly) {
+  PutRun(MakeRun("r1"));
+  WriteBatch first;
+  first.RequestApproval(Request("r1", "fix"));
+  MustCommit(first);
+  ApprovalRecord renewed = Request("r1", "fix", 300);
+  renewed.request = {{"attempt", 3}};
+  WriteBatch pending;
+  pending.RenewApproval(renewed);
+  MustCommit(pending);
+  STORE_ASSERT_OK_AND_ASSIGN(auto rows, store_->ListApprovals({.run_id = "r1"}));
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0].request, (Json{{"title", "Ship?"}})) << "a pending request is kept";
+  Result<ApprovalRecord> decided = store_->DecideApproval(
+      {.run_id = "r1", .node_id = "fix", .approved = true, .decided_by = "al"}, 200);
+  STORE_ASSERT_OK(decided.status());
+  WriteBatch again;
+  again.RenewApproval(renewed);
+  MustCommit(again);
+  STORE_ASSERT_OK_AND_ASSIGN(rows, store_->ListApprovals({.run_id = "r1"}));
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0].status, ApprovalStatus::kRequested);
+  EXPECT_EQ(rows[0].request, (Json{{"attempt", 3}}));
+  EXPECT_EQ(rows[0].requested_at_ms, 300);
+  EXPECT_EQ(rows[0].decided_by, "");
+  EXPECT_EQ(rows[0].decided_at_ms, 0);
+}
+
 TEST_P(StoreConformanceTest, ApprovalDecisionRecordsHowItWasMadeAndHonoursAuthorize) {
   PutRun(MakeRun("r1"));
   WriteBatch batch;
