@@ -314,6 +314,7 @@ int Inspect(const Global& g, const std::string& run_id) {
                  {"cached", a.cached}};
       if (!a.error.is_null()) aj["error"] = a.error;
       if (a.meta.contains("sandbox")) aj["sandbox"] = a.meta["sandbox"];
+      if (a.meta.contains("review")) aj["review"] = a.meta["review"];
       // An agent that ran its tools without the sandbox, by its own choice.
       if (a.meta.contains("agents") && a.meta["agents"].is_array()) {
         for (const Json& ag : a.meta["agents"]) {
@@ -400,11 +401,19 @@ int Inspect(const Global& g, const std::string& run_id) {
                     a["state"].get<std::string>().c_str());
       }
       if (a.contains("sandbox")) {
+        const Json& sb = a["sandbox"];
+        std::string what;
+        if (sb.contains("limitReached")) what = ": " + sb["limitReached"].get<std::string>();
+        // A Sandbox's worker: what it returned and what became of it.
+        if (sb.contains("patches")) {
+          what += ": " + std::to_string(sb["patches"].get<int64_t>()) + " changed file(s)";
+          if (sb.value("applied", false)) what += ", applied";
+          if (a.value("review", "") == "requested") {
+            what += ", review requested (smithers diff RUN --node ID)";
+          }
+        }
         std::printf("    attempt %d: in the %s sandbox%s\n", a["attempt"].get<int>(),
-                    a["sandbox"].value("runtime", "").c_str(),
-                    a["sandbox"].contains("limitReached")
-                        ? (": " + a["sandbox"]["limitReached"].get<std::string>()).c_str()
-                        : "");
+                    sb.value("runtime", "").c_str(), what.c_str());
       }
       if (a.contains("unisolatedTools")) {
         std::printf("    attempt %d: tools ran unisolated (unisolatedTools = true)\n",
