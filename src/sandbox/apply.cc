@@ -16,6 +16,7 @@
 #include "base/hash.h"
 #include "base/unique_fd.h"
 #include "sandbox/bundle.h"
+#include "sandbox/fd_io.h"
 #include "smithers/json.h"
 
 namespace smithers::sandbox {
@@ -27,30 +28,6 @@ constexpr char kStaged[] = "staged";
 constexpr char kTemp[] = ".smithers-apply.tmp";
 
 Status Errno(const std::string& what) { return InternalError(what + ": " + std::strerror(errno)); }
-
-Status WriteAll(int fd, const std::string& data, const std::string& what) {
-  size_t done = 0;
-  while (done < data.size()) {
-    ssize_t n = write(fd, data.data() + done, data.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return Errno("cannot write " + what);
-    done += static_cast<size_t>(n);
-  }
-  if (fsync(fd) != 0) return Errno("cannot sync " + what);
-  return Status::Ok();
-}
-
-Result<std::string> ReadAll(int fd, const std::string& what) {
-  std::string out;
-  char buf[65536];
-  while (true) {
-    ssize_t n = read(fd, buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return Errno("cannot read " + what);
-    if (n == 0) return out;
-    out.append(buf, static_cast<size_t>(n));
-  }
-}
 
 // The folder holding `rel` inside the workspace, opened one part at a time
 // without following a link (made when `create`), and the file's name.
@@ -176,6 +153,30 @@ Status RollForward(const std::string& workspace, const std::string& journal_dir,
 }
 
 }  // namespace
+
+Status WriteAll(int fd, const std::string& data, const std::string& what) {
+  size_t done = 0;
+  while (done < data.size()) {
+    ssize_t n = write(fd, data.data() + done, data.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return Errno("cannot write " + what);
+    done += static_cast<size_t>(n);
+  }
+  if (fsync(fd) != 0) return Errno("cannot sync " + what);
+  return Status::Ok();
+}
+
+Result<std::string> ReadAll(int fd, const std::string& what) {
+  std::string out;
+  char buf[65536];
+  while (true) {
+    ssize_t n = read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Errno("cannot read " + what);
+    if (n == 0) return out;
+    out.append(buf, static_cast<size_t>(n));
+  }
+}
 
 Result<bool> AlreadyApplied(const std::string& workspace, const std::vector<FileChange>& changes) {
   for (const FileChange& c : changes) {

@@ -20,6 +20,7 @@
 #include "base/subprocess.h"
 #include "base/unique_fd.h"
 #include "sandbox/diff.h"
+#include "sandbox/fd_io.h"
 #include "sandbox/runtimes.h"
 #include "sandbox/sandbox.h"
 
@@ -62,17 +63,7 @@ Result<std::string> ReadPlain(const std::string& path) {
   if (fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) {
     return InvalidArgumentError(path + " is not a plain file");
   }
-  std::string out;
-  out.resize(static_cast<size_t>(st.st_size));
-  size_t done = 0;
-  while (done < out.size()) {
-    ssize_t n = read(fd.get(), out.data() + done, out.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    done += static_cast<size_t>(n);
-  }
-  out.resize(done);
-  return out;
+  return ReadAll(fd.get(), path);
 }
 
 Status WritePlain(const std::string& path, const std::string& data, mode_t mode = 0644) {
@@ -81,15 +72,7 @@ Status WritePlain(const std::string& path, const std::string& data, mode_t mode 
   base::UniqueFd fd(
       open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, mode));
   if (fd.get() < 0) return InternalError("cannot write " + path + ": " + std::strerror(errno));
-  size_t done = 0;
-  while (done < data.size()) {
-    ssize_t n = write(fd.get(), data.data() + done, data.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return InternalError("cannot write " + path + ": " + std::strerror(errno));
-    done += static_cast<size_t>(n);
-  }
-  if (fsync(fd.get()) != 0) return InternalError("cannot sync " + path);
-  return Status::Ok();
+  return WriteAll(fd.get(), data, path);
 }
 
 // The files and folders a request ships, copied (plain files only) into
