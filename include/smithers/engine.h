@@ -224,6 +224,31 @@ Result<RunResult> RunWorkflow(const WorkflowDefinition& workflow, Store& store,
 // run that already finished or failed.
 Result<RunStatus> CancelRun(Store& store, const std::string& run_id, Clock& clock);
 
+// What DeleteRun removed.
+struct DeletedRun {
+  RunRecord run;                         // its row, as it was
+  std::vector<std::string> bundle_dirs;  // Sandbox bundle folders removed from disk
+  std::vector<std::string> warnings;     // folders left in place, and why
+};
+
+// Deletes run `run_id` and everything that depends on it: its rows, in one
+// transaction (Store::DeleteRun), then the folders its Sandbox attempts left
+// (<rootDir>/.smithers/sandboxes/<run>/), never through a link. A run that
+// is not over is refused (FailedPrecondition) unless `force`: it is then
+// cancelled first (CancelRun); one a live process is running is asked to
+// stop, and Unavailable says to delete it again once it has.
+Result<DeletedRun> DeleteRun(Store& store, const std::string& run_id, bool force, Clock& clock);
+
+// When `run` ended, for retention: finished_at_ms, else (it never started)
+// created_at_ms.
+int64_t RunEndedAtMs(const RunRecord& run);
+
+// The runs with one of `statuses` (each finished, failed or cancelled) that
+// ended before `ended_before_ms`, oldest first: what a retention prune
+// deletes.
+Result<std::vector<RunRecord>> RunsToPrune(Store& store, const std::vector<RunStatus>& statuses,
+                                           int64_t ended_before_ms);
+
 // Why the parked (waiting-*) run `run` can continue now: an approval was
 // decided, a signal it waits for arrived, a timer or a wait's timeout is due.
 // "" when nothing it waits for has happened. Supervisors resume on non-empty.

@@ -436,6 +436,13 @@ class Store {
   virtual Status PutCron(const CronRecord& cron) = 0;
   virtual Result<std::vector<CronRecord>> ListCron() = 0;
   virtual Status DeleteCron(const std::string& cron_id) = 0;
+
+  // Deletes run `run_id` with every row that depends on it (nodes, attempts,
+  // outputs, frames, events, loops, approvals, signals) and its launch keys,
+  // in one transaction, and returns its row as it was. Cache rows and module
+  // sources outlive it. NotFound for no such run; FailedPrecondition when it
+  // is not finished, failed or cancelled (engine's DeleteRun cancels first).
+  virtual Result<RunRecord> DeleteRun(const std::string& run_id) = 0;
   virtual Status ClaimCronFire(const std::string& cron_id, int64_t expected_next_ms,
                                int64_t fired_at_ms, int64_t new_next_ms,
                                const std::string& run_id) = 0;
@@ -571,6 +578,7 @@ class StoreWrapper : public Store {
   Status PutCron(const CronRecord& c) override { return target_->PutCron(c); }
   Result<std::vector<CronRecord>> ListCron() override { return target_->ListCron(); }
   Status DeleteCron(const std::string& id) override { return target_->DeleteCron(id); }
+  Result<RunRecord> DeleteRun(const std::string& id) override { return target_->DeleteRun(id); }
   Status ClaimCronFire(const std::string& id, int64_t expected, int64_t at, int64_t next,
                        const std::string& run_id) override {
     return target_->ClaimCronFire(id, expected, at, next, run_id);

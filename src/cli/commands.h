@@ -132,6 +132,29 @@ class SandboxCommands {
   bool json_ = false;
 };
 
+// `smithers runs delete|prune` (admin_cmds.cc): registered on construction;
+// Run() returns the exit code, or -1 when the command line chose another.
+class AdminCommands {
+ public:
+  explicit AdminCommands(CLI::App& app);
+  int Run(const Global& g);
+
+ private:
+  int Delete(const Global& g);
+  int Prune(const Global& g);
+
+  CLI::App* runs_cmd_ = nullptr;
+  CLI::App* delete_cmd_ = nullptr;
+  CLI::App* prune_cmd_ = nullptr;
+  std::vector<std::string> delete_ids_;
+  bool force_ = false;
+  std::string wait_ = "30s";
+  std::string older_than_;
+  std::string prune_status_ = "finished,failed,cancelled";
+  bool dry_run_ = false;
+  bool json_ = false;
+};
+
 }  // namespace smithers::cli
 
 #endif  // SMITHERS_CLI_COMMANDS_H_

@@ -106,6 +106,7 @@ class SqliteStore final : public Store {
   Status PutCron(const CronRecord& cron) override;
   Result<std::vector<CronRecord>> ListCron() override;
   Status DeleteCron(const std::string& cron_id) override;
+  Result<RunRecord> DeleteRun(const std::string& run_id) override;
   Status PutModuleSource(const ModuleSource& module) override;
   Result<std::string> ChangeStamp() override;
   Status BeginRead() override { return db_.BeginRead(); }
@@ -430,6 +431,23 @@ Status SqliteStore::DeleteCron(const std::string& cron_id) {
   SMITHERS_RETURN_IF_ERROR(s.Run());
   if (db_.changes() != 1) return NotFoundError("no cron schedule with id " + cron_id);
   return Status::Ok();
+}
+
+Result<RunRecord> SqliteStore::DeleteRun(const std::string& run_id) {
+  SMITHERS_ASSIGN_OR_RETURN(WriteTransaction txn, WriteTransaction::Begin(db_));
+  SMITHERS_ASSIGN_OR_RETURN(RunRecord run, GetRun(run_id));
+  if (!IsTerminal(run.status)) {
+    return FailedPreconditionError("run " + run_id + " is " + std::string(Name(run.status)) +
+                                   "; only a finished, failed or cancelled run can be deleted");
+  }
+  Statement& keys = stmt(kDeleteRunLaunchKeys);
+  keys.BindText(1, run_id);
+  SMITHERS_RETURN_IF_ERROR(keys.Run());
+  Statement& s = stmt(kDeleteRun);
+  s.BindText(1, run_id);
+  SMITHERS_RETURN_IF_ERROR(s.Run());
+  SMITHERS_RETURN_IF_ERROR(txn.Commit());
+  return run;
 }
 
 // PRAGMA data_version moves when another connection commits;

@@ -242,6 +242,9 @@ constexpr StatementSql kStatements[kStatementCount] = {
     {kCountNodes, "SELECT state FROM _smithers_nodes WHERE run_id = ?1"},
     // Walks the (status, heartbeat_at_ms) index: no table rows are read.
     {kCountRunsByStatus, "SELECT status, COUNT(*) FROM _smithers_runs GROUP BY status"},
+    // Every row of the run's own tables goes with it (ON DELETE CASCADE).
+    {kDeleteRun, "DELETE FROM _smithers_runs WHERE run_id = ?1"},
+    {kDeleteRunLaunchKeys, "DELETE FROM _smithers_launch_keys WHERE run_id = ?1", 11},
 };
 
 #undef SMITHERS_RUN_COLUMNS_

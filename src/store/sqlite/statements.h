@@ -62,6 +62,8 @@ enum StatementId : int {
   kDataVersion,
   kCountNodes,
   kCountRunsByStatus,
+  kDeleteRun,
+  kDeleteRunLaunchKeys,
   kStatementCount,
 };
 

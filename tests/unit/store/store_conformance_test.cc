@@ -1360,5 +1360,87 @@ TEST_P(StoreConformanceTest, ModuleSourcesAreKeptByRevisionAndNeverReplaced) {
   EXPECT_EQ(got->siblings, siblings);
 }
 
+// --- Deleting runs -----------------------------------------------------------------
+
+TEST_P(StoreConformanceTest, DeleteRunRemovesEveryDependentRowAndKeepsOtherRuns) {
+  for (const char* id : {"r1", "r2"}) {
+    RunRecord run = MakeRun(id);
+    run.status = RunStatus::kFinished;
+    PutRun(run);
+    WriteBatch batch;
+    batch.UpsertNode({.run_id = id, .node_id = "a", .state = NodeState::kFinished});
+    batch.UpsertAttempt({.run_id = id, .node_id = "a", .attempt = 1});
+    batch.PutOutput({.run_id = id, .node_id = "a", .output_table = "t", .payload = 1});
+    batch.PutFrame({.run_id = id, .frame_no = 0});
+    batch.UpsertLoop({.run_id = id, .loop_id = "l"});
+    batch.AppendEvent(id, "RunStarted", {}, 1);
+    batch.RequestApproval(Request(id, "gate"));
+    batch.PutCache({.cache_key = std::string("k-") + id, .payload = 1});
+    MustCommit(batch);
+    EXPECT_TRUE(store_->AppendSignal({.run_id = id, .name = "go"}).ok());
+    const LaunchKey key{.scope = "token:t", .key = id, .run_id = id, .created_at_ms = 1};
+    EXPECT_TRUE(store_->ClaimLaunchKey(key, 0).ok());
+  }
+
+  STORE_ASSERT_OK_AND_ASSIGN(RunRecord gone, store_->DeleteRun("r1"));
+  EXPECT_EQ(gone.run_id, "r1");
+  EXPECT_EQ(gone.status, RunStatus::kFinished);
+  Reopen();
+  EXPECT_EQ(store_->GetRun("r1").status().code(), StatusCode::kNotFound);
+  for (const char* id : {"r1", "r2"}) {
+    const size_t want = std::string(id) == "r1" ? 0 : 1;
+    SCOPED_TRACE(id);
+    STORE_ASSERT_OK_AND_ASSIGN(auto nodes, store_->ListNodes(id));
+    EXPECT_EQ(nodes.size(), want);
+    STORE_ASSERT_OK_AND_ASSIGN(auto attempts, store_->ListAttempts(id));
+    EXPECT_EQ(attempts.size(), want);
+    STORE_ASSERT_OK_AND_ASSIGN(auto outputs, store_->ListOutputs(id));
+    EXPECT_EQ(outputs.size(), want);
+    STORE_ASSERT_OK_AND_ASSIGN(auto frames, store_->ListFrames(id));
+    EXPECT_EQ(frames.size(), want);
+    STORE_ASSERT_OK_AND_ASSIGN(auto loops, store_->ListLoops(id));
+    EXPECT_EQ(loops.size(), want);
+    STORE_ASSERT_OK_AND_ASSIGN(auto events, store_->ListEvents(id, 0, 100));
+    EXPECT_EQ(events.empty(), want == 0);  // the signal appends one too
+    STORE_ASSERT_OK_AND_ASSIGN(auto approvals, store_->ListApprovals({.run_id = id}));
+    EXPECT_EQ(approvals.size(), want);
+    STORE_ASSERT_OK_AND_ASSIGN(auto signals, store_->ListSignals(id));
+    EXPECT_EQ(signals.size(), want);
+    // Cache rows outlive their run.
+    STORE_ASSERT_OK_AND_ASSIGN(auto cached, store_->GetCache(std::string("k-") + id));
+    EXPECT_TRUE(cached.has_value());
+  }
+  // The deleted run's launch key is free again; the other run keeps its own.
+  STORE_ASSERT_OK_AND_ASSIGN(
+      LaunchKey held,
+      store_->ClaimLaunchKey({.scope = "token:t", .key = "r1", .run_id = "r9", .created_at_ms = 2},
+                             0));
+  EXPECT_EQ(held.run_id, "r9");
+  STORE_ASSERT_OK_AND_ASSIGN(
+      held, store_->ClaimLaunchKey(
+                {.scope = "token:t", .key = "r2", .run_id = "r9", .created_at_ms = 2}, 0));
+  EXPECT_EQ(held.run_id, "r2");
+  EXPECT_EQ(store_->DeleteRun("r1").status().code(), StatusCode::kNotFound);
+}
+
+TEST_P(StoreConformanceTest, DeleteRunRefusesARunThatIsNotOver) {
+  for (RunStatus status : kAllRunStatuses) {
+    SCOPED_TRACE(std::string(Name(status)));
+    RunRecord run = MakeRun("r1");
+    run.status = status;
+    PutRun(run);
+    Result<RunRecord> deleted = store_->DeleteRun("r1");
+    if (IsTerminal(status)) {
+      EXPECT_TRUE(deleted.ok()) << deleted.status().ToString();
+    } else {
+      EXPECT_EQ(deleted.status().code(), StatusCode::kFailedPrecondition);
+      EXPECT_TRUE(store_->GetRun("r1").ok());
+      run.status = RunStatus::kCancelled;
+      PutRun(run);
+      EXPECT_TRUE(store_->DeleteRun("r1").ok());
+    }
+  }
+}
+
 }  // namespace
 }  // namespace smithers::store
