@@ -55,6 +55,7 @@ int HttpStatusFor(const std::string& code) {
                                                      {"METHOD_NOT_FOUND", 404},
                                                      {"RUN_NOT_ACTIVE", 409},
                                                      {"Busy", 409},
+                                                     {"RunNotOver", 409},
                                                      {"AlreadyDecided", 409},
                                                      {"RunExists", 409},
                                                      {"PayloadTooLarge", 413},

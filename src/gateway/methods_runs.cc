@@ -180,6 +180,50 @@ Reply CancelRunMethod(const MethodCall& call) {
                     {"runStatus", *status == RunStatus::kCancelled ? "cancelled" : "cancelling"}});
 }
 
+// Deletes a run that is over with everything that depends on it
+// (docs/operations.md "Deleting runs"); `force` cancels one that is not
+// first. A run still running here or in another process is asked to stop
+// and the reply is Busy: the caller deletes again once it is cancelled.
+Reply DeleteRunMethod(const MethodCall& call) {
+  Gateway& gw = call.gw;
+  const Json& params = call.params;
+  std::string run_id;
+  if (auto bad = ReadRequired(params, {{"runId", &run_id}})) return *bad;
+  auto force = params.find("force");
+  if (force != params.end() && !force->is_boolean()) {
+    return Reply::Err("InvalidRequest", "force must be a boolean");
+  }
+  const bool forced = force != params.end() && force->get<bool>();
+  gw.ReapRuns();  // a thread that just ended does not hold the run
+  if (gw.active_runs().count(run_id) != 0) {
+    if (!forced) {
+      return Reply::Err("RunNotOver",
+                        "run " + run_id + " is running; cancel it first, or delete with force");
+    }
+    Result<RunStatus> status = CancelRun(gw.store(), run_id, gw.clock());
+    if (!status.ok()) return StoreError(status.status(), "RunNotFound");
+    gw.Wake();
+    return Reply::Err("Busy", "run " + run_id +
+                                  " is running in this Gateway: it was asked to stop; delete it "
+                                  "again once it is cancelled");
+  }
+  Result<DeletedRun> deleted = DeleteRun(gw.store(), run_id, forced, gw.clock());
+  if (!deleted.ok()) {
+    switch (deleted.status().code()) {
+      case StatusCode::kFailedPrecondition:
+        return Reply::Err("RunNotOver", deleted.status().message());
+      case StatusCode::kUnavailable: return Reply::Err("Busy", deleted.status().message());
+      default: return StoreError(deleted.status(), "RunNotFound");
+    }
+  }
+  gw.Wake();
+  return Reply::Ok({{"runId", run_id},
+                    {"deleted", true},
+                    {"status", std::string(Name(deleted->run.status))},
+                    {"bundleDirs", deleted->bundle_dirs},
+                    {"warnings", deleted->warnings}});
+}
+
 }  // namespace
 
 void LaunchRunThen(Gateway& gw, const Caller& caller, const Json& params, ReplyFn done) {
@@ -194,6 +238,7 @@ std::span<const Method> RunMethods() {
        .deferred = LaunchRun},
       {.name = "resumeRun", .scope = "run:write", .deferred = ResumeRun},
       {.name = "cancelRun", .scope = "run:write", .handler = CancelRunMethod},
+      {.name = "deleteRun", .scope = "run:admin", .handler = DeleteRunMethod},
   };
   return kRows;
 }

@@ -107,6 +107,7 @@ def method_params(run_id):
         "submitSignal": {"runId": run_id, "signalName": "s"},
         "cronList": {}, "cronCreate": {"workflow": "hello", "pattern": "0 0 1 1 *"},
         "cronDelete": {"cronId": "nope"}, "cronRun": {"workflow": "hello"},
+        "deleteRun": {"runId": "not-" + run_id},
     }
 
 SCOPES = ["run:read", "run:write", "run:admin", "approval:read", "approval:submit",
@@ -120,7 +121,7 @@ TABLE = {
     "resumeRun": "run:write", "cancelRun": "run:write", "listApprovals": "approval:read",
     "submitApproval": "approval:submit", "submitSignal": "signal:submit",
     "cronList": "cron:read", "cronCreate": "cron:write", "cronDelete": "cron:write",
-    "cronRun": "cron:write",
+    "cronRun": "cron:write", "deleteRun": "run:admin",
 }
 IMPLIES = {"run:admin": {"run:write", "run:read"}, "run:write": {"run:read"},
            "cron:write": {"cron:read"}, "approval:submit": {"approval:read"}}
@@ -527,6 +528,47 @@ class GatewayTest(E2ETest):
         self.assertEqual((code, r["error"]["code"]), (409, "RUN_NOT_ACTIVE"), r)
         code, r = self.rpc("resumeRun", {"runId": "h2"}, token)
         self.assertEqual(r["payload"]["status"], "already_terminal")
+
+    def test_delete_run(self):
+        self.write("workflows/gated.lua", GATED.replace("GATE_DIR]==]", self.dir + "]==]"))
+        self.start()
+        writer = self.token("run:write")
+        admin = self.token("run:admin")
+        for run_id, wf in (("d1", "hello"), ("d2", "gate"), ("keep", "hello")):
+            code, r = self.rpc("launchRun", {"workflow": wf, "runId": run_id}, writer)
+            self.assertEqual(code, 200, r)
+        self.wait_run("d1", writer)
+        self.wait_run("keep", writer)
+        self.wait_run("d2", writer, status=("waiting-approval",))
+        # run:write may cancel but not delete.
+        code, r = self.rpc("deleteRun", {"runId": "d1"}, writer)
+        self.assertEqual((code, r["error"]["requiredScope"]), (403, "run:admin"), r)
+        code, r = self.rpc("deleteRun", {"runId": "d1"}, admin)
+        self.assertEqual(code, 200, r)
+        self.assertEqual((r["payload"]["deleted"], r["payload"]["status"]), (True, "finished"))
+        self.assertEqual(self.rpc("getRun", {"runId": "d1"}, admin)[0], 404)
+        self.assertEqual(self.rpc("deleteRun", {"runId": "d1"}, admin)[0], 404)
+        code, r = self.rpc("deleteRun", {"runId": "d2", "force": "yes"}, admin)
+        self.assertEqual((code, r["error"]["code"]), (400, "InvalidRequest"), r)
+        code, r = self.rpc("deleteRun", {"runId": "d2"}, admin)
+        self.assertEqual((code, r["error"]["code"]), (409, "RunNotOver"), r)
+        code, r = self.rpc("deleteRun", {"runId": "d2", "force": True}, admin)
+        self.assertEqual((code, r["payload"]["status"]), (200, "cancelled"), r)
+        self.assertEqual(self.rpc("getRun", {"runId": "keep"}, admin)[0], 200)
+        # A run this Gateway is running: asked to stop (Busy), deleted once it has.
+        code, r = self.rpc("launchRun", {"workflow": "gated", "runId": "d3"}, writer)
+        self.assertEqual(code, 200, r)
+        self.wait_for(lambda: os.path.exists(self.path("gate.started")), timeout=20,
+                      what="the gate task to start")
+        code, r = self.rpc("deleteRun", {"runId": "d3"}, admin)
+        self.assertEqual((code, r["error"]["code"]), (409, "RunNotOver"), r)
+        code, r = self.rpc("deleteRun", {"runId": "d3", "force": True}, admin)
+        self.assertEqual((code, r["error"]["code"]), (409, "Busy"), r)
+        self.wait_for(lambda: self.rpc("deleteRun", {"runId": "d3", "force": True}, admin)[0]
+                      == 200, timeout=20, what="the run to stop and be deleted")
+        self.assertEqual(self.rpc("getRun", {"runId": "d3"}, admin)[0], 404)
+        runs = [r["runId"] for r in self.rpc("listRuns", {}, admin)[1]["payload"]]
+        self.assertEqual(runs, ["keep"])
 
     # ---- access control ----
 
