@@ -224,6 +224,18 @@ Result<RunResult> RunWorkflow(const WorkflowDefinition& workflow, Store& store,
 // run that already finished or failed.
 Result<RunStatus> CancelRun(Store& store, const std::string& run_id, Clock& clock);
 
+// What one render of a stored run mounted.
+struct RenderedRun {
+  int64_t nodes = 0;  // nodes of the tree
+  int64_t tasks = 0;  // tasks among them
+};
+// Renders run `run_id` once from what the store holds (its input, outputs,
+// loops and placements), as a resume would before running anything, with
+// `workflow` (the module revision it runs): claims, writes and executes
+// nothing. The restore drill's check that a restored run still renders.
+Result<RenderedRun> RenderStoredRun(const WorkflowDefinition& workflow, Store& store,
+                                    const std::string& run_id);
+
 // What DeleteRun removed.
 struct DeletedRun {
   RunRecord run;                         // its row, as it was

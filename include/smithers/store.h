@@ -232,6 +232,20 @@ struct LaunchKey {
   int64_t created_at_ms = 0;
 };
 
+// One row of _smithers_maintenance: a backup, restore or restore drill and
+// how it went (docs/operations.md "Backups"), what `smithers db history`
+// lists and a deployment check reads for the age of the last good one.
+struct MaintenanceRecord {
+  int64_t id = 0;    // assigned by the store, ascending
+  std::string kind;  // "backup", "restore" or "drill"
+  int64_t started_at_ms = 0;
+  int64_t finished_at_ms = 0;
+  bool ok = false;
+  std::string path;   // the backup file
+  std::string actor;  // who ran it (the OS user for the CLI)
+  Json detail;        // what it found: pages, bytes, runs, schema version, why it failed
+};
+
 // A list of writes applied atomically by Store::Commit(), in order.
 class WriteBatch {
  public:
@@ -443,6 +457,13 @@ class Store {
   // sources outlive it. NotFound for no such run; FailedPrecondition when it
   // is not finished, failed or cancelled (engine's DeleteRun cancels first).
   virtual Result<RunRecord> DeleteRun(const std::string& run_id) = 0;
+
+  // Backups, restores and drills: AddMaintenance appends a row (its id is
+  // assigned and returned); ListMaintenance returns the newest first, of one
+  // kind or ("") of every kind, at most `limit`.
+  virtual Result<int64_t> AddMaintenance(const MaintenanceRecord& record) = 0;
+  virtual Result<std::vector<MaintenanceRecord>> ListMaintenance(const std::string& kind,
+                                                                 int limit) = 0;
   virtual Status ClaimCronFire(const std::string& cron_id, int64_t expected_next_ms,
                                int64_t fired_at_ms, int64_t new_next_ms,
                                const std::string& run_id) = 0;
@@ -611,6 +632,13 @@ class StoreWrapper : public Store {
   Status EnsureOutputViews(const std::map<std::string, Json>& s) override {
     return target_->EnsureOutputViews(s);
   }
+  Result<int64_t> AddMaintenance(const MaintenanceRecord& r) override {
+    return target_->AddMaintenance(r);
+  }
+  Result<std::vector<MaintenanceRecord>> ListMaintenance(const std::string& kind,
+                                                         int limit) override {
+    return target_->ListMaintenance(kind, limit);
+  }
   std::string BackendName() const override { return target_->BackendName(); }
 
  private:
@@ -650,6 +678,42 @@ Result<std::unique_ptr<Store>> OpenSqliteStore(const SqliteOptions& options);
 
 // The schema version this build writes (highest migration id).
 int StoreSchemaVersion();
+
+// Copies of a SQLite store (docs/operations.md "Backups"): what a backup,
+// a check or a restore found.
+struct SqliteCopy {
+  int64_t pages = 0;       // database pages copied
+  int64_t bytes = 0;       // the copy's size on disk
+  int schema_version = 0;  // the highest migration it records
+  int64_t runs = 0;        // rows of _smithers_runs
+};
+// Called after each step of a copy with (pages copied, pages in all).
+using CopyProgress = std::function<void(int64_t done, int64_t total)>;
+
+// Writes a consistent copy of the database at `db_path` to `file`, which
+// must not exist (AlreadyExists): SQLite's online backup API inside one read
+// transaction, so every commit before it began is in the copy (WAL content
+// too) and writers go on meanwhile. The copy is one self-contained file
+// (rollback journal mode), written 0600 beside `file` under a temporary name,
+// checked (integrity_check, foreign_key_check), synced and then linked into
+// place; nothing is left at `file` when any step fails.
+Result<SqliteCopy> BackupSqliteStore(const std::string& db_path, const std::string& file,
+                                     const CopyProgress& progress);
+
+// Checks a backup without changing it: a SQLite database with Smithers'
+// tables, clean integrity_check and foreign_key_check, and a schema no newer
+// than this build's (FailedPrecondition otherwise; DataLoss for corruption).
+Result<SqliteCopy> CheckSqliteBackup(const std::string& file);
+
+// Replaces the database at `target` by backup `file` (checked first), or
+// creates it (0600) when missing. FailedPrecondition, changing nothing,
+// while any other process has `target` open (a Gateway, `smithers up`, a
+// reader): the target is locked exclusively for the whole copy, and a crash
+// during it leaves the old database (SQLite rolls the copy back). The
+// restored file keeps rollback journaling until OpenStore opens it (WAL) and
+// migrates it to this build's schema.
+Result<SqliteCopy> RestoreSqliteStore(const std::string& file, const std::string& target,
+                                      const CopyProgress& progress);
 
 // How OpenStore opens a store, whatever the backend.
 struct StoreOptions {

@@ -155,6 +155,36 @@ class AdminCommands {
   bool json_ = false;
 };
 
+// `smithers db backup|check|restore|history` (db_cmds.cc): registered on
+// construction; Run() returns the exit code, or -1 when the command line
+// chose another.
+class DbCommands {
+ public:
+  explicit DbCommands(CLI::App& app);
+  int Run(const Global& g);
+
+ private:
+  int Backup(const Global& g);
+  int Check();
+  int Restore(const Global& g);
+  int Drill(const Global& g);
+  int History(const Global& g);
+
+  CLI::App* db_cmd_ = nullptr;
+  CLI::App* backup_cmd_ = nullptr;
+  CLI::App* check_cmd_ = nullptr;
+  CLI::App* restore_cmd_ = nullptr;
+  CLI::App* history_cmd_ = nullptr;
+  std::string file_;
+  std::string to_;
+  bool drill_ = false;
+  bool keep_ = false;
+  int sample_ = 20;
+  std::string kind_;
+  int limit_ = 50;
+  bool json_ = false;
+};
+
 }  // namespace smithers::cli
 
 #endif  // SMITHERS_CLI_COMMANDS_H_

@@ -1,5 +1,6 @@
 #include "cli/common.h"
 
+#include <pwd.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -35,6 +36,18 @@ Status CheckDb(Global& g) {
   SMITHERS_ASSIGN_OR_RETURN(StoreLocation location, ParseStoreUrl(g.db));
   g.db_file = location.path;
   return Status::Ok();
+}
+
+std::string OsUser() {
+  uid_t uid = geteuid();
+  std::vector<char> buf(16384);
+  passwd pw{};
+  passwd* found = nullptr;
+  if (getpwuid_r(uid, &pw, buf.data(), buf.size(), &found) == 0 && found != nullptr &&
+      found->pw_name != nullptr && found->pw_name[0] != '\0') {
+    return found->pw_name;
+  }
+  return "uid:" + std::to_string(uid);
 }
 
 Result<std::unique_ptr<Store>> Open(const Global& g) {

@@ -72,6 +72,10 @@ std::vector<std::unique_ptr<Executor>> AddRunExecutors(const WorkflowDefinition&
                                                        const std::vector<std::string>& hidden,
                                                        RunOptions& ro);
 
+// The OS user running this process, from the password database (not $USER,
+// which the caller sets at will); "uid:N" when the uid has no entry.
+std::string OsUser();
+
 // "3s ago", "5m ago", ...
 std::string Ago(int64_t then_ms);
 // "in 5m", "in 2h", or "now".

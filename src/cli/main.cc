@@ -689,6 +689,7 @@ int Main(int argc, char** argv) {
   ServerCommands server_cmds(app, g);
   SandboxCommands sandbox_cmds(app);
   AdminCommands admin_cmds(app);
+  DbCommands db_cmds(app);
 
   for (auto* cmd :
        {ps_cmd, inspect_cmd, events_cmd, approvals_cmd, approve_cmd, deny_cmd, signal_cmd}) {
@@ -709,6 +710,7 @@ int Main(int argc, char** argv) {
   if (int code = server_cmds.Run(); code >= 0) return code;
   if (int code = sandbox_cmds.Run(); code >= 0) return code;
   if (int code = admin_cmds.Run(g); code >= 0) return code;
+  if (int code = db_cmds.Run(g); code >= 0) return code;
   if (*up_cmd) return Up(g, up);
   if (*ps_cmd) return Ps(g, ps_status, ps_limit);
   if (*inspect_cmd) return Inspect(g, run_id);

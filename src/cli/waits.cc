@@ -1,5 +1,4 @@
 // approve, deny, approvals, signal: the commands that satisfy durable waits.
-#include <pwd.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -15,20 +14,6 @@
 
 namespace smithers::cli {
 namespace {
-
-// The OS user running this process, from the password database (not $USER,
-// which the caller sets at will); "uid:N" when the uid has no entry.
-std::string OsUser() {
-  uid_t uid = geteuid();
-  std::vector<char> buf(16384);
-  passwd pw{};
-  passwd* found = nullptr;
-  if (getpwuid_r(uid, &pw, buf.data(), buf.size(), &found) == 0 && found != nullptr &&
-      found->pw_name != nullptr && found->pw_name[0] != '\0') {
-    return found->pw_name;
-  }
-  return "uid:" + std::to_string(uid);
-}
 
 std::string DefaultActor(const std::string& by) { return by.empty() ? OsUser() : by; }
 

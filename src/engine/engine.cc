@@ -167,6 +167,19 @@ class Run final : public engine::WaitHost {
     return Loop();
   }
 
+  // RenderStoredRun: the state a resume loads, then one render; no claim,
+  // no write, no task.
+  Result<RenderedRun> RenderStored(const std::string& run_id) {
+    SMITHERS_ASSIGN_OR_RETURN(run_, store_.GetRun(run_id));
+    input_ = run_.input;
+    SMITHERS_RETURN_IF_ERROR(LoadState());
+    SMITHERS_RETURN_IF_ERROR(LoadPlacements());
+    SMITHERS_RETURN_IF_ERROR(CheckLoadable());
+    SMITHERS_RETURN_IF_ERROR(Render());
+    return RenderedRun{.nodes = static_cast<int64_t>(plan_->node_count()),
+                       .tasks = static_cast<int64_t>(plan_->tasks().size())};
+  }
+
   // Ends a run no process holds: waiting tasks and the run become cancelled.
   // The caller has claimed the run.
   static Status FinalizeCancel(Store& store, RunRecord run, Clock& clock) {
@@ -1764,6 +1777,13 @@ Result<RunResult> RunWorkflow(const WorkflowDefinition& workflow, Store& store,
   SMITHERS_RETURN_IF_ERROR(CheckWorkflow(workflow, nullptr));
   Run run(workflow, store, options);
   return run.Execute();
+}
+
+Result<RenderedRun> RenderStoredRun(const WorkflowDefinition& workflow, Store& store,
+                                    const std::string& run_id) {
+  SMITHERS_RETURN_IF_ERROR(CheckWorkflow(workflow, nullptr));
+  Run run(workflow, store, RunOptions{});
+  return run.RenderStored(run_id);
 }
 
 }  // namespace smithers

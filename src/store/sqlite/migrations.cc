@@ -268,6 +268,22 @@ CREATE TABLE IF NOT EXISTS _smithers_launch_keys (
 ) WITHOUT ROWID;
 )sql";
 
+// Backups, restores and restore drills (docs/operations.md "Backups"). No
+// foreign key: a row outlives every run.
+constexpr const char kMaintenanceTable[] = R"sql(
+CREATE TABLE IF NOT EXISTS _smithers_maintenance (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  kind TEXT NOT NULL CHECK (kind IN ('backup', 'restore', 'drill')),
+  started_at_ms INTEGER NOT NULL,
+  finished_at_ms INTEGER NOT NULL,
+  ok INTEGER NOT NULL CHECK (ok IN (0, 1)),
+  path TEXT NOT NULL,
+  actor TEXT NOT NULL,
+  detail_json TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS _smithers_maintenance_kind ON _smithers_maintenance (kind, id);
+)sql";
+
 constexpr Migration kMigrations[] = {
     {1, "initial_tables", kInitialTables},
     {2, "indexes", kIndexes},
@@ -280,6 +296,7 @@ constexpr Migration kMigrations[] = {
     {9, "node_mounted", kNodeMountedColumn},
     {10, "events_from_one", kEventsFromOne},
     {11, "launch_keys", kLaunchKeysTable},
+    {12, "maintenance", kMaintenanceTable},
 };
 
 constexpr const char kCreateMigrationsTable[] = R"sql(

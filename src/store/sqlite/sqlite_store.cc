@@ -107,6 +107,9 @@ class SqliteStore final : public Store {
   Result<std::vector<CronRecord>> ListCron() override;
   Status DeleteCron(const std::string& cron_id) override;
   Result<RunRecord> DeleteRun(const std::string& run_id) override;
+  Result<int64_t> AddMaintenance(const MaintenanceRecord& record) override;
+  Result<std::vector<MaintenanceRecord>> ListMaintenance(const std::string& kind,
+                                                         int limit) override;
   Status PutModuleSource(const ModuleSource& module) override;
   Result<std::string> ChangeStamp() override;
   Status BeginRead() override { return db_.BeginRead(); }
@@ -448,6 +451,47 @@ Result<RunRecord> SqliteStore::DeleteRun(const std::string& run_id) {
   SMITHERS_RETURN_IF_ERROR(s.Run());
   SMITHERS_RETURN_IF_ERROR(txn.Commit());
   return run;
+}
+
+Result<int64_t> SqliteStore::AddMaintenance(const MaintenanceRecord& r) {
+  if (r.kind != "backup" && r.kind != "restore" && r.kind != "drill") {
+    return InvalidArgumentError("maintenance kind must be backup, restore or drill, not \"" +
+                                r.kind + "\"");
+  }
+  Statement& s = stmt(kAddMaintenance);
+  s.BindText(1, r.kind);
+  s.BindInt64(2, r.started_at_ms);
+  s.BindInt64(3, r.finished_at_ms);
+  s.BindInt64(4, r.ok ? 1 : 0);
+  s.BindText(5, r.path);
+  s.BindText(6, r.actor);
+  BindJson(s, 7, r.detail.is_null() ? Json::object() : r.detail);
+  int64_t id = 0;
+  SMITHERS_RETURN_IF_ERROR(s.ForEachRow([&](const Statement& row) {
+    id = row.Int64(0);
+    return Status::Ok();
+  }));
+  return id;
+}
+
+Result<std::vector<MaintenanceRecord>> SqliteStore::ListMaintenance(const std::string& kind,
+                                                                    int limit) {
+  Statement& s = stmt(kListMaintenance);
+  s.BindText(1, kind);
+  s.BindInt64(2, limit);
+  return Collect(s, [](const Statement& row) -> Result<MaintenanceRecord> {
+    MaintenanceRecord r{.id = row.Int64(0),
+                        .kind = row.Text(1),
+                        .started_at_ms = row.Int64(2),
+                        .finished_at_ms = row.Int64(3),
+                        .ok = row.Int64(4) != 0,
+                        .path = row.Text(5),
+                        .actor = row.Text(6)};
+    if (!ReadJson(row, 7, &r.detail)) {
+      return CorruptJson("_smithers_maintenance", "id=" + std::to_string(r.id), "detail_json");
+    }
+    return r;
+  });
 }
 
 // PRAGMA data_version moves when another connection commits;

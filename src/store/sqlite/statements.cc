@@ -245,6 +245,15 @@ constexpr StatementSql kStatements[kStatementCount] = {
     // Every row of the run's own tables goes with it (ON DELETE CASCADE).
     {kDeleteRun, "DELETE FROM _smithers_runs WHERE run_id = ?1"},
     {kDeleteRunLaunchKeys, "DELETE FROM _smithers_launch_keys WHERE run_id = ?1", 11},
+    {kAddMaintenance,
+     "INSERT INTO _smithers_maintenance(kind, started_at_ms, finished_at_ms, ok, path, actor, "
+     "detail_json) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id",
+     12},
+    // ?1 = '' for every kind.
+    {kListMaintenance,
+     "SELECT id, kind, started_at_ms, finished_at_ms, ok, path, actor, detail_json "
+     "FROM _smithers_maintenance WHERE ?1 = '' OR kind = ?1 ORDER BY id DESC LIMIT ?2",
+     12},
 };
 
 #undef SMITHERS_RUN_COLUMNS_

@@ -64,6 +64,8 @@ enum StatementId : int {
   kCountRunsByStatus,
   kDeleteRun,
   kDeleteRunLaunchKeys,
+  kAddMaintenance,
+  kListMaintenance,
   kStatementCount,
 };
 

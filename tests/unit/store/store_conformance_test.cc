@@ -1442,5 +1442,51 @@ TEST_P(StoreConformanceTest, DeleteRunRefusesARunThatIsNotOver) {
   }
 }
 
+TEST_P(StoreConformanceTest, MaintenanceRowsListNewestFirstByKindAndOutliveRuns) {
+  PutRun(MakeRun("r1"));
+  STORE_ASSERT_OK_AND_ASSIGN(int64_t first, store_->AddMaintenance({.kind = "backup",
+                                                                    .started_at_ms = 10,
+                                                                    .finished_at_ms = 20,
+                                                                    .ok = true,
+                                                                    .path = "/b/one.db",
+                                                                    .actor = "alice",
+                                                                    .detail = {{"pages", 7}}}));
+  STORE_ASSERT_OK_AND_ASSIGN(int64_t second, store_->AddMaintenance({.kind = "drill",
+                                                                     .started_at_ms = 30,
+                                                                     .finished_at_ms = 40,
+                                                                     .path = "/b/one.db",
+                                                                     .actor = "bob",
+                                                                     .detail = {{"error", "x"}}}));
+  STORE_ASSERT_OK_AND_ASSIGN(int64_t third, store_->AddMaintenance({.kind = "backup",
+                                                                    .started_at_ms = 50,
+                                                                    .finished_at_ms = 60,
+                                                                    .ok = true,
+                                                                    .path = "/b/two.db",
+                                                                    .actor = "alice"}));
+  EXPECT_LT(first, second);
+  EXPECT_LT(second, third);
+  EXPECT_EQ(store_->AddMaintenance({.kind = "vacuum"}).status().code(),
+            StatusCode::kInvalidArgument);
+  RunRecord over = MakeRun("r1");
+  over.status = RunStatus::kFinished;
+  PutRun(over);
+  ASSERT_TRUE(store_->DeleteRun("r1").ok());
+  STORE_ASSERT_OK_AND_ASSIGN(auto all, store_->ListMaintenance("", 10));
+  ASSERT_EQ(all.size(), 3u);
+  EXPECT_EQ(all[0].id, third);
+  EXPECT_EQ(all[0].path, "/b/two.db");
+  EXPECT_EQ(all[0].detail, Json::object());
+  EXPECT_EQ(all[1].kind, "drill");
+  EXPECT_FALSE(all[1].ok);
+  EXPECT_EQ(all[1].detail, (Json{{"error", "x"}}));
+  EXPECT_EQ(all[2].actor, "alice");
+  EXPECT_EQ((std::pair{all[2].started_at_ms, all[2].finished_at_ms}),
+            (std::pair<int64_t, int64_t>{10, 20}));
+  EXPECT_EQ(all[2].detail, (Json{{"pages", 7}}));
+  STORE_ASSERT_OK_AND_ASSIGN(auto backups, store_->ListMaintenance("backup", 1));
+  ASSERT_EQ(backups.size(), 1u);
+  EXPECT_EQ(backups[0].id, third);
+}
+
 }  // namespace
 }  // namespace smithers::store
