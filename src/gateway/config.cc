@@ -17,6 +17,7 @@
 #include <utility>
 #include <vector>
 
+#include "base/hash.h"
 #include "base/json_limits.h"
 #include "base/redact.h"
 #include "base/secrets.h"
@@ -39,6 +40,16 @@ std::string TypeName(toml::node_type t) {
     case toml::node_type::none: break;
   }
   return "nothing";
+}
+
+// A duration in the largest unit that holds it exactly: "1h", "90m", "365d".
+std::string DurationText(int64_t ms) {
+  static constexpr std::pair<const char*, int64_t> kUnits[] = {
+      {"d", 24LL * 60 * 60 * 1000}, {"h", 60LL * 60 * 1000}, {"m", 60LL * 1000}, {"s", 1000}};
+  for (const auto& [unit, size] : kUnits) {
+    if (ms != 0 && ms % size == 0) return std::to_string(ms / size) + unit;
+  }
+  return std::to_string(ms) + "ms";
 }
 
 std::string Where(const std::string& file, const toml::source_region& at) {
@@ -120,6 +131,26 @@ class Section {
                        ", not " + std::to_string(v));
     }
     *out = static_cast<T>(v);
+    return Status::Ok();
+  }
+
+  // A duration ("30d", "1h", "90m": base::ParseDurationMs) in [min_ms, max_ms].
+  Status Duration(std::string_view key, int64_t min_ms, int64_t max_ms, int64_t* out) {
+    std::string value;
+    SMITHERS_RETURN_IF_ERROR(String(key, &value));
+    const toml::node* n = table_.get(key);
+    if (n == nullptr) return Status::Ok();
+    long long ms = 0;
+    if (!base::ParseDurationMs(value, &ms)) {
+      return Error(key, *n, "\"" + value + "\" is not a duration like 30d, 12h or 90m");
+    }
+    if (ms < min_ms) {
+      return Error(key, *n, "must be at least " + DurationText(min_ms) + ", not \"" + value + "\"");
+    }
+    if (ms > max_ms) {
+      return Error(key, *n, "must be at most " + DurationText(max_ms) + ", not \"" + value + "\"");
+    }
+    *out = ms;
     return Status::Ok();
   }
 
@@ -318,6 +349,45 @@ Result<GatewayConfig> ParseGatewayConfig(std::string_view text, const std::strin
       }
     }
     SMITHERS_RETURN_IF_ERROR(secrets.Finish());
+  }
+  SMITHERS_ASSIGN_OR_RETURN(const toml::table* retention_table, top.Table("retention"));
+  if (retention_table != nullptr) {
+    Section retention(*retention_table, "retention", path, dir);
+    RetentionOptions& r = o.retention;
+    SMITHERS_RETURN_IF_ERROR(retention.Duration("keep", kMinRetentionKeepMs,
+                                                std::numeric_limits<int64_t>::max(), &r.keep_ms));
+    SMITHERS_RETURN_IF_ERROR(
+        retention.Duration("every", kMinRetentionEveryMs, kMaxRetentionEveryMs, &r.every_ms));
+    std::vector<std::string> names;
+    SMITHERS_RETURN_IF_ERROR(retention.Strings("statuses", &names));
+    if (const toml::node* list = retention_table->get("statuses"); list != nullptr) {
+      // Only runs that are over; each named once however often it is listed.
+      r.statuses.clear();
+      for (const toml::node& item : *list->as_array()) {
+        const std::string& name = item.as_string()->get();
+        std::optional<RunStatus> status = ParseRunStatus(name);
+        if (!status || !IsTerminal(*status)) {
+          return InvalidArgumentError(Where(path, item.source()) + ": retention.statuses: \"" +
+                                      name +
+                                      "\" is not finished, failed or cancelled (only runs that "
+                                      "are over are deleted)");
+        }
+        if (std::find(r.statuses.begin(), r.statuses.end(), *status) == r.statuses.end()) {
+          r.statuses.push_back(*status);
+        }
+      }
+      if (r.statuses.empty()) {
+        return InvalidArgumentError(Where(path, list->source()) +
+                                    ": retention.statuses: must name at least one of finished, "
+                                    "failed, cancelled");
+      }
+    }
+    SMITHERS_RETURN_IF_ERROR(retention.Finish());
+    if (retention_table->get("keep") == nullptr) {
+      return InvalidArgumentError(Where(path, retention_table->source()) +
+                                  ": retention.keep: required in [retention]: how long a run is "
+                                  "kept after it ends, e.g. keep = \"30d\"");
+    }
   }
   SMITHERS_RETURN_IF_ERROR(top.Finish());
   return out;

@@ -1,7 +1,8 @@
 // The Gateway's core: construction, authentication, hello and the access
 // log. The rest is by concern: the method table and dispatch (methods.cc),
 // the methods (methods_*.cc), the workflow catalog (catalog.cc), runs and the
-// supervisor (run_host.cc), event feeds (feeds.cc), /metrics (metrics.cc);
+// supervisor (run_host.cc), event feeds (feeds.cc), retention (retention.cc),
+// /metrics (metrics.cc);
 // the network side (HTTP, WebSocket, TLS) is server.cc. All run on one io
 // thread.
 #include <dirent.h>
@@ -94,6 +95,7 @@ Gateway::Gateway(const GatewayOptions& options, std::unique_ptr<Store> store)
 
 Gateway::~Gateway() {
   catalog_.Stop();
+  StopRetention();
   for (auto& [id, run] : active_) {
     if (run.thread.joinable()) run.thread.detach();  // durable: recovered at the next start
   }

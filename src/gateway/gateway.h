@@ -21,6 +21,21 @@
 
 namespace smithers::gateway {
 
+// Retention (gateway.toml [retention]; docs/gateway.md "Retention"): runs
+// with one of `statuses` that ended more than `keep_ms` ago are deleted
+// (DeleteRun, never forced), at start-up and then every `every_ms`; a run
+// the Gateway is running is never touched. keep_ms 0 = off.
+struct RetentionOptions {
+  int64_t keep_ms = 0;
+  std::vector<RunStatus> statuses = {RunStatus::kFinished, RunStatus::kFailed,
+                                     RunStatus::kCancelled};
+  int64_t every_ms = 60LL * 60 * 1000;
+};
+// The bounds gateway.toml and RunGateway hold retention to.
+constexpr int64_t kMinRetentionKeepMs = 60LL * 60 * 1000;              // 1h
+constexpr int64_t kMinRetentionEveryMs = 60LL * 1000;                  // 1m
+constexpr int64_t kMaxRetentionEveryMs = 365LL * 24 * 60 * 60 * 1000;  // 365d
+
 struct GatewayOptions {
   std::string workflows_dir;  // every *.lua in it is a workflow, keyed by file name
   std::string host = "127.0.0.1";
@@ -81,6 +96,8 @@ struct GatewayOptions {
   // '*' matches anything): gateway.toml [secrets] allow, --allow-secret.
   // Empty: none. The process-wide store applies it (base/secrets.h).
   std::vector<std::string> secret_refs_allowed;
+  // Deleting old runs on a schedule (gateway.toml [retention]); off by default.
+  RetentionOptions retention;
   // Runs, timers and cron; nullptr = SystemClock(). Token and JWT expiry
   // always use SystemClock().
   Clock* clock = nullptr;
@@ -108,7 +125,8 @@ inline StoreOptions GatewayStoreOptions(const GatewayOptions& o) {
 // to stop and waits for them); SIGHUP reopens the access log file.
 // InvalidArgument for bad options (a missing folder, TLS half configured, a
 // non-loopback bind without TLS or --insecure, auth none or a test clock off
-// loopback, trusted-proxy without trusted proxies); Unavailable when the port
+// loopback, trusted-proxy without trusted proxies, retention out of its
+// bounds); Unavailable when the port
 // cannot be bound.
 Status RunGateway(const GatewayOptions& options);
 

@@ -2,13 +2,15 @@
 // authentication, hello, the access log), methods.cc (the method table and
 // the dispatch), methods_*.cc (the RPC methods by group), catalog.cc (the
 // workflow catalog), run_host.cc (runs and the supervisor), feeds.cc (event
-// streams), metrics.cc, and server.cc (HTTP, WebSocket, TLS). Everything
-// here runs on the Gateway's one io thread, except what is marked (run
-// threads call Wake() and Post() and count metrics). Nothing slow runs on
-// the io thread: a module's load, its first render and the wait for a run's
-// first commit happen on the run's thread, the workflow catalog's scans and
-// loads on the catalog's thread (catalog.h), and a method that waits for
-// them replies later (Call's `done`, posted back to the io thread).
+// streams), retention.cc (deleting old runs), metrics.cc, and server.cc
+// (HTTP, WebSocket, TLS). Everything here runs on the Gateway's one io
+// thread, except what is marked (run threads call Wake() and Post() and
+// count metrics). Nothing slow runs on the io thread: a module's load, its
+// first render and the wait for a run's first commit happen on the run's
+// thread, the workflow catalog's scans and loads on the catalog's thread
+// (catalog.h), a retention sweep's listing on a thread of its own, and a
+// method that waits for them replies later (Call's `done`, posted back to
+// the io thread).
 #ifndef SMITHERS_GATEWAY_GATEWAY_INTERNAL_H_
 #define SMITHERS_GATEWAY_GATEWAY_INTERNAL_H_
 
@@ -119,6 +121,8 @@ struct Metrics {
   std::atomic<int64_t> events_sent{0}, auth_failures{0}, backpressure_disconnects{0};
   std::atomic<int64_t> connections{0};
   std::atomic<int64_t> cron_sweeps{0};  // FireDueCron calls completed
+  // Retention sweeps completed (their deletions done) and the runs they deleted.
+  std::atomic<int64_t> retention_sweeps{0}, retention_runs_deleted{0};
   struct RpcStats {
     std::array<int64_t, 12> buckets{};
     int64_t count = 0;
@@ -200,6 +204,14 @@ class Gateway {
   // returns once all their threads ended.
   void StopRuns();
   void FireDueCron();
+  // Retention (GatewayOptions::retention; retention.cc): lists the runs due
+  // on a thread of its own, then deletes them on the io thread, one per turn
+  // of the io loop, each checked again first; a run this Gateway runs is
+  // skipped. Does nothing when retention is off or a sweep is in progress.
+  void SweepRetention();
+  // Waits for a sweep's listing thread (before the io loop it posts to goes
+  // away).
+  void StopRetention();
   void PumpAll();
   // Sends a connection's streams what they lack, without reading the
   // database for new events (its queue drained below the high-water mark).
@@ -272,6 +284,10 @@ class Gateway {
   void ApplyScan(CatalogScan scan);
   // Makes the `gateway:<key>` cron rows match the schedules modules declare.
   void SyncSchedules();
+  // On the io thread: deletes the next run of a retention sweep, then posts
+  // itself for the one after; counts the sweep after the last.
+  struct RetentionSweep;
+  void DeleteNextDueRun(const std::shared_ptr<RetentionSweep>& sweep);
 
   // Runs on the run's thread. `started` is called at the run's first
   // commit; `loaded` once the module is loaded (and, for a launch, checked).
@@ -316,6 +332,8 @@ class Gateway {
   std::mutex log_mu_;
   FILE* log_file_ = nullptr;
   TokenFile token_file_{opts_.tokens_file, opts_.max_token_ttl_ms};  // --tokens (auth token)
+  bool retention_busy_ = false;   // a sweep is listing or deleting (io thread)
+  std::thread retention_thread_;  // the current sweep's listing
 };
 
 }  // namespace smithers::gateway

@@ -53,6 +53,11 @@ std::string Gateway::MetricsText() {
           metrics_.backpressure_disconnects.load());
   counter("smithers_cron_sweeps_total", "Cron sweeps completed (one a second).",
           metrics_.cron_sweeps.load());
+  counter("smithers_retention_sweeps_total",
+          "Retention sweeps completed (gateway.toml [retention]), their deletions done.",
+          metrics_.retention_sweeps.load());
+  counter("smithers_retention_runs_deleted_total", "Runs deleted by retention sweeps.",
+          metrics_.retention_runs_deleted.load());
   counter("smithers_token_file_reads_total",
           "Reads of the --tokens file: the first, each changed version, each retry of a failed "
           "one.",

@@ -288,7 +288,8 @@ class Server {
         acceptor_(ioc),
         pump_timer_(ioc),
         tick_timer_(ioc),
-        second_timer_(ioc) {}
+        second_timer_(ioc),
+        retention_timer_(ioc) {}
 
   Status Listen(const std::string& host, int port) {
     beast::error_code ec;
@@ -325,6 +326,9 @@ class Server {
     PumpLoop();
     TickLoop();
     SecondLoop();
+    // The first retention sweep once the io loop runs (after the recovery
+    // sweep RunGateway starts), then one every retention.every.
+    if (gw.options().retention.keep_ms > 0) net::post(ioc, [this] { RetentionLoop(); });
   }
 
   void Stop() {
@@ -333,6 +337,7 @@ class Server {
     pump_timer_.cancel();
     tick_timer_.cancel();
     second_timer_.cancel();
+    retention_timer_.cancel();
     for (auto& w : gw.connections()) {
       if (auto c = w.lock()) c->Close(1001, "server shutting down");
     }
@@ -409,8 +414,16 @@ class Server {
     });
   }
 
+  void RetentionLoop() {
+    gw.SweepRetention();
+    retention_timer_.expires_after(std::chrono::milliseconds(gw.options().retention.every_ms));
+    retention_timer_.async_wait([this](beast::error_code ec) {
+      if (!ec) RetentionLoop();
+    });
+  }
+
   Tcp::acceptor acceptor_;
-  net::steady_timer pump_timer_, tick_timer_, second_timer_;
+  net::steady_timer pump_timer_, tick_timer_, second_timer_, retention_timer_;
 };
 
 // ---- HttpSession ----
@@ -993,6 +1006,21 @@ Status RunGateway(const GatewayOptions& options) {
             "clear text\n",
             o.host.c_str());
   }
+  const RetentionOptions& retention = o.retention;
+  if (retention.keep_ms != 0) {
+    if (retention.keep_ms < kMinRetentionKeepMs) {
+      return InvalidArgumentError("retention.keep must be at least 1h");
+    }
+    if (retention.every_ms < kMinRetentionEveryMs || retention.every_ms > kMaxRetentionEveryMs) {
+      return InvalidArgumentError("retention.every must be between 1m and 365d");
+    }
+    if (retention.statuses.empty() ||
+        !std::all_of(retention.statuses.begin(), retention.statuses.end(),
+                     [](RunStatus s) { return IsTerminal(s); })) {
+      return InvalidArgumentError(
+          "retention.statuses must name finished, failed or cancelled, and nothing else");
+    }
+  }
   std::optional<ssl::context> tls;
   if (tls_on) {
     tls.emplace(ssl::context::tls_server);
@@ -1049,6 +1077,7 @@ Status RunGateway(const GatewayOptions& options) {
             "finishes first; a second signal stops at once\n");
   }
   gw.StopCatalog();
+  gw.StopRetention();  // a sweep's listing in progress (its deletions are the io loop's)
   if (gw.ReapRuns() > 0) {
     fprintf(stderr,
             "smithers gateway: stopping: %zu runs finish their tasks in flight (up to %lld ms) "

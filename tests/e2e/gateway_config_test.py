@@ -8,7 +8,9 @@ from a file; grants of a tokens file (bearer-keyed, hash-only, version 1)
 with their scopes beside the database's; revoking, expiring and removing a
 grant by editing the file refuses the next request and closes an open
 socket; a corrupt file refuses the start, and a corrupt edit keeps the last
-good grants (logged once); no bearer reaches the log."""
+good grants (logged once); no bearer reaches the log; [retention] deletes
+the runs that ended before `keep` (finished, failed, cancelled; never a
+waiting one), and a bad [retention] refuses the start."""
 
 import hashlib
 import json
@@ -24,6 +26,15 @@ from smithers_e2e import jwt_hs256 as jwt
 from ws_client import Closed
 
 HELLO = gateway_test.HELLO
+GATE = gateway_test.GATE  # parks waiting for an approval
+FAILS = """
+local outputs = smithers.outputs { v = z.object { n = z.integer() } }
+return smithers(function(ctx)
+  return Workflow { name = "fails",
+    Task { id = "boom", output = outputs.v, function() error("no") end } }
+end)
+"""
+DAY_MS = 24 * 3600 * 1000
 BEARER_A = "smithers_" + "a" * 43   # run:read, keyed by itself
 BEARER_B = "smithers_" + "b" * 43   # run:read,run:write, only its hash in the file
 BEARER_C = "operator-chosen-secret-c"  # version 1 entry (keyed by token id)
@@ -94,6 +105,12 @@ class GatewayConfigTest(E2ETest):
         code, text = self.http("GET", "/metrics")
         self.assertEqual(code, 200, text)
         return int(re.search(r"^smithers_token_file_reads_total (\d+)$", text, re.M).group(1))
+
+    def metric(self, name):
+        """A counter from /metrics."""
+        code, text = self.http("GET", "/metrics")
+        self.assertEqual(code, 200, text)
+        return int(re.search(r"^%s (\d+)$" % re.escape(name), text, re.M).group(1))
 
     def write_tokens(self, doc, mode=0o600):
         """Replaces tokens.json in place (same inode, as an editor does), keeping its mode."""
@@ -236,6 +253,123 @@ class GatewayConfigTest(E2ETest):
                    env={"JWT_X": "from-env"})
         good = jwt("from-env", {"iss": "idp", "sub": "u1", "scope": "run:read"})
         self.assertEqual(self.rpc("listRuns", {}, good)[0], 200)
+
+    # ---- [retention] ----
+
+    def run_ids(self):
+        return sorted(r["run_id"] for r in self.query("SELECT run_id FROM _smithers_runs"))
+
+    def test_retention_deletes_the_runs_that_ended_before_keep_and_nothing_else(self):
+        hello, fails, gate = (self.write(name, text) for name, text in
+                              (("hello.lua", HELLO), ("fails.lua", FAILS), ("gate.lua", GATE)))
+        # Runs that ended 40 days and 1 day ago (their clock shifted back), and
+        # one waiting for an approval since 40 days ago.
+        for module, run_id, days, code in ((hello, "old", 40, 0), (fails, "oldfail", 40, 1),
+                                           (gate, "oldwait", 40, 3), (hello, "recent", 1, 0),
+                                           (fails, "recentfail", 1, 1)):
+            r = self.run_cli("up", module, "--run-id", run_id,
+                             env={"SMITHERS_CLOCK_OFFSET_MS": str(-days * DAY_MS)})
+            self.assertEqual(r.code, code, r)
+        statuses = {r["run_id"]: r["status"] for r in
+                    self.query("SELECT run_id, status FROM _smithers_runs")}
+        self.assertEqual(statuses, {"old": "finished", "oldfail": "failed",
+                                    "oldwait": "waiting-approval", "recent": "finished",
+                                    "recentfail": "failed"})
+        self.write("conf/gateway.toml", """\
+            workflows = "workflows"
+            port = 0
+            access_log = "../access.log"
+            [auth]
+            mode = "none"
+            [retention]
+            keep = "30d"
+            """)
+        p = self.start("--config", "conf/gateway.toml")
+        # The first sweep runs at start-up; counted once its deletions are done.
+        self.wait_for(lambda: self.metric("smithers_retention_sweeps_total") >= 1, timeout=30,
+                      what="the first retention sweep")
+        self.assertEqual(self.run_ids(), ["oldwait", "recent", "recentfail"])
+        for table in ("_smithers_nodes", "_smithers_attempts", "_smithers_events"):
+            n = self.query("SELECT COUNT(*) AS n FROM %s WHERE run_id IN ('old', 'oldfail')"
+                           % table)[0]["n"]
+            self.assertEqual(n, 0, table)
+        self.assertEqual(self.metric("smithers_retention_runs_deleted_total"), 2)
+        code, r = self.rpc("getRun", {"runId": "old"}, None)
+        self.assertEqual(code, 404, r)
+        self.stop(p)
+        _, err = p.communicate()
+        # One stderr line per deleted run, oldest first; nothing about the others.
+        deleted = re.findall(r"retention: deleted run (\S+) \((\w+), ended (\S+)\)", err)
+        self.assertEqual([(run_id, status) for run_id, status, _ in deleted],
+                         [("old", "finished"), ("oldfail", "failed")], err)
+        for _, _, ended in deleted:
+            self.assertRegex(ended, r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+        self.assertNotIn("oldwait", err)
+        self.assertNotIn("recent", err)
+
+        # Only the statuses listed, judged by the Gateway's clock (shifted 30
+        # days on, the runs of yesterday are 31 days old).
+        self.write("conf/gateway.toml", """\
+            workflows = "workflows"
+            port = 0
+            access_log = "../access.log"
+            [auth]
+            mode = "none"
+            [retention]
+            keep = "30d"
+            statuses = ["failed", "cancelled"]
+            every = "1h"
+            """)
+        self.start("--config", "conf/gateway.toml",
+                   env={"SMITHERS_CLOCK_OFFSET_MS": str(30 * DAY_MS)})
+        self.wait_for(lambda: self.metric("smithers_retention_sweeps_total") >= 1, timeout=30,
+                      what="the first retention sweep")
+        self.assertEqual(self.run_ids(), ["oldwait", "recent"])
+        self.assertEqual(self.metric("smithers_retention_runs_deleted_total"), 1)
+        statuses = {r["run_id"]: r["status"] for r in
+                    self.query("SELECT run_id, status FROM _smithers_runs")}
+        self.assertEqual(statuses["oldwait"], "waiting-approval")
+
+    def test_no_retention_table_deletes_nothing(self):
+        r = self.run_cli("up", self.write("hello.lua", HELLO), "--run-id", "old",
+                         env={"SMITHERS_CLOCK_OFFSET_MS": str(-400 * DAY_MS)})
+        self.assertEqual(r.code, 0, r)
+        self.write("conf/gateway.toml", """\
+            workflows = "workflows"
+            port = 0
+            [auth]
+            mode = "none"
+            """)
+        self.start("--config", "conf/gateway.toml", "--access-log", self.access_log)
+        # Wait for a cron sweep: the io loop has run its start-up work.
+        self.wait_for(lambda: self.metric("smithers_cron_sweeps_total") >= 1, timeout=30,
+                      what="a cron sweep")
+        self.assertEqual(self.metric("smithers_retention_sweeps_total"), 0)
+        self.assertEqual(self.run_ids(), ["old"])
+
+    def test_bad_retention_exits_4_naming_the_key(self):
+        head = 'workflows = "workflows"\n[retention]\n'
+        cases = [
+            ('keep = "a month"\n', "gateway.toml:3:8",
+             'retention.keep: "a month" is not a duration like 30d'),
+            ('keep = "30"\n', "gateway.toml:3:8", 'retention.keep: must be at least 1h, not "30"'),
+            ('keep = "59m"\n', "gateway.toml:3:8", "retention.keep: must be at least 1h"),
+            ('keep = "30d"\nevery = "10s"\n', "gateway.toml:4:9",
+             "retention.every: must be at least 1m"),
+            ('keep = "30d"\nstatuses = ["finished", "waiting"]\n', "gateway.toml:4:25",
+             'retention.statuses: "waiting" is not finished, failed or cancelled'),
+            ('keep = "30d"\nstatuses = ["running"]\n', "gateway.toml:4:13",
+             'retention.statuses: "running" is not finished, failed or cancelled'),
+            ('keep = "30d"\nolder_than = "30d"\n', "gateway.toml:4:1",
+             "retention.older_than: unknown key (known here: every, keep, statuses)"),
+            ('every = "1h"\n', "gateway.toml:2:1", "retention.keep: required in [retention]"),
+        ]
+        for text, where, what in cases:
+            with self.subTest(text=text):
+                self.write("conf/gateway.toml", head + text)
+                err = self.refused("--config", "conf/gateway.toml", "--port", "0")
+                self.assertIn(where, err)
+                self.assertIn(what, err)
 
     # ---- --tokens ----
 

@@ -198,7 +198,7 @@ TEST(GatewayConfigTest, ErrorsNameTheFileLineAndKey) {
   EXPECT_EQ(ErrorOf(ParseGatewayConfig("port = 1\nprot = 2\n", "g.toml")),
             "g.toml:2:1: prot: unknown key (known here: access_log, allowed_origins, auth, db, "
             "group_readable, heartbeat_ms, host, insecure, limits, module_workspace, port, "
-            "require_sandbox, secrets, synchronous, tls, trusted_modules, workflows)");
+            "require_sandbox, retention, secrets, synchronous, tls, trusted_modules, workflows)");
   EXPECT_EQ(ErrorOf(ParseGatewayConfig("port = \"80\"\n", "g.toml")),
             "g.toml:1:8: port: must be an integer, not a string");
   EXPECT_EQ(ErrorOf(ParseGatewayConfig("port = -1\n", "g.toml")),
@@ -221,6 +221,76 @@ TEST(GatewayConfigTest, ErrorsNameTheFileLineAndKey) {
             "g.toml:2:18: limits.max_json_depth: must be between 1 and 1000, not 1001");
   std::string syntax = ErrorOf(ParseGatewayConfig("port = \n", "g.toml"));
   EXPECT_EQ(syntax.substr(0, 9), "g.toml:1:") << syntax;
+}
+
+TEST(GatewayConfigTest, RetentionIsOffUnlessTheTableIsThere) {
+  constexpr int64_t kHour = 60LL * 60 * 1000, kDay = 24 * kHour;
+  const std::vector<RunStatus> over = {RunStatus::kFinished, RunStatus::kFailed,
+                                       RunStatus::kCancelled};
+  Result<GatewayConfig> c = ParseGatewayConfig("", "g.toml");
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->options.retention.keep_ms, 0) << "no [retention]: nothing is deleted";
+
+  // keep alone: every status that is over, a sweep an hour.
+  c = ParseGatewayConfig("[retention]\nkeep = \"30d\"\n", "g.toml");
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  EXPECT_EQ(c->options.retention.keep_ms, 30 * kDay);
+  EXPECT_EQ(c->options.retention.statuses, over);
+  EXPECT_EQ(c->options.retention.every_ms, kHour);
+
+  c = ParseGatewayConfig(
+      "[retention]\nkeep = \"1h\"\nstatuses = [\"failed\", \"cancelled\", \"failed\"]\n"
+      "every = \"1m\"\n",
+      "g.toml");
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  EXPECT_EQ(c->options.retention.keep_ms, kHour);
+  EXPECT_EQ(c->options.retention.statuses,
+            (std::vector<RunStatus>{RunStatus::kFailed, RunStatus::kCancelled}));
+  EXPECT_EQ(c->options.retention.every_ms, 60000);
+  c = ParseGatewayConfig("[retention]\nkeep = \"90m\"\nevery = \"365d\"\n", "g.toml");
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  EXPECT_EQ(c->options.retention.keep_ms, 90 * 60000);
+  EXPECT_EQ(c->options.retention.every_ms, 365 * kDay);
+}
+
+TEST(GatewayConfigTest, RetentionErrorsNameTheKey) {
+  auto error_of = [](const std::string& table) {
+    return ErrorOf(ParseGatewayConfig("[retention]\n" + table, "g.toml"));
+  };
+  EXPECT_EQ(error_of("keep = \"soon\"\n"),
+            "g.toml:2:8: retention.keep: \"soon\" is not a duration like 30d, 12h or 90m");
+  EXPECT_EQ(error_of("keep = \"99999999999999d\"\n"),
+            "g.toml:2:8: retention.keep: \"99999999999999d\" is not a duration like 30d, 12h or "
+            "90m");
+  EXPECT_EQ(error_of("keep = \"59m\"\n"),
+            "g.toml:2:8: retention.keep: must be at least 1h, not \"59m\"");
+  EXPECT_EQ(error_of("keep = 30\n"),
+            "g.toml:2:8: retention.keep: must be a string, not an integer");
+  EXPECT_EQ(error_of("keep = \"30d\"\nevery = \"59s\"\n"),
+            "g.toml:3:9: retention.every: must be at least 1m, not \"59s\"");
+  EXPECT_EQ(error_of("keep = \"30d\"\nevery = \"366d\"\n"),
+            "g.toml:3:9: retention.every: must be at most 365d, not \"366d\"");
+  EXPECT_EQ(error_of("keep = \"30d\"\nstatuses = [\"finished\", \"waiting-approval\"]\n"),
+            "g.toml:3:25: retention.statuses: \"waiting-approval\" is not finished, failed or "
+            "cancelled (only runs that are over are deleted)");
+  EXPECT_EQ(error_of("keep = \"30d\"\nstatuses = [\"Finished\"]\n"),
+            "g.toml:3:13: retention.statuses: \"Finished\" is not finished, failed or cancelled "
+            "(only runs that are over are deleted)");
+  EXPECT_EQ(error_of("keep = \"30d\"\nstatuses = []\n"),
+            "g.toml:3:12: retention.statuses: must name at least one of finished, failed, "
+            "cancelled");
+  EXPECT_EQ(error_of("keep = \"30d\"\nstatuses = \"failed\"\n"),
+            "g.toml:3:12: retention.statuses: must be an array of strings, not a string");
+  EXPECT_EQ(error_of("keep = \"30d\"\nkeep_days = 30\n"),
+            "g.toml:3:1: retention.keep_days: unknown key (known here: every, keep, statuses)");
+  // An unknown key is named before a missing keep: it is most likely keep misspelt.
+  EXPECT_EQ(error_of("kepp = \"30d\"\n"),
+            "g.toml:2:1: retention.kepp: unknown key (known here: every, keep, statuses)");
+  EXPECT_EQ(error_of("every = \"1h\"\n"),
+            "g.toml:1:1: retention.keep: required in [retention]: how long a run is kept after "
+            "it ends, e.g. keep = \"30d\"");
+  EXPECT_EQ(ErrorOf(ParseGatewayConfig("retention = \"30d\"\n", "g.toml")),
+            "g.toml:1:13: retention: must be a table, not a string");
 }
 
 TEST(GatewayConfigTest, AnInlineSecretIsRefusedWithoutEchoingIt) {
