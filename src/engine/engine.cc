@@ -1782,7 +1782,8 @@ Result<RunResult> RunWorkflow(const WorkflowDefinition& workflow, Store& store,
 Result<RenderedRun> RenderStoredRun(const WorkflowDefinition& workflow, Store& store,
                                     const std::string& run_id) {
   SMITHERS_RETURN_IF_ERROR(CheckWorkflow(workflow, nullptr));
-  Run run(workflow, store, RunOptions{});
+  const RunOptions options;  // Run keeps a reference: it must outlive run.
+  Run run(workflow, store, options);
   return run.RenderStored(run_id);
 }
 
