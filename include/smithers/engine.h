@@ -150,6 +150,12 @@ struct RunOptions {
   int max_concurrency = 16;  // tasks in flight at once, run-wide
   Clock* clock = nullptr;    // nullptr = SystemClock()
   Json auth = nullptr;       // who started it, recorded in the run's config
+  // Who launched or resumed the run, for the audit log: recorded in the
+  // transaction of the run's first commit (its run_id and target are
+  // filled in; action "" = run.launch or run.resume). nullopt = not audited
+  // (an embedder's own runs); a store that cannot write the audit row then
+  // stops the run before anything of it is committed.
+  std::optional<AuditEntry> audit;
   // Called after each event is committed, on the engine thread.
   std::function<void(const EventRecord&)> on_event;
   // Executors by mode, overriding the built-in ones (static, compute, command).
@@ -207,6 +213,12 @@ struct RunResult {
 // every problem found. RunWorkflow does the same before it writes anything.
 Status CheckWorkflow(const WorkflowDefinition& workflow, const Json& input);
 
+// The input part of CheckWorkflow: `input` is a JSON object within the depth
+// limit, holds nothing secret-shaped (CheckInputHasNoSecrets) and matches the
+// workflow's input schema. InvalidArgument saying what is wrong.
+// REQUIRES: the input schema passed CheckWorkflow(workflow, nullptr).
+Status CheckRunInput(const WorkflowDefinition& workflow, const Json& input);
+
 // InvalidArgument naming the first field of `input` that looks like a secret
 // (a known secret value or a key shape, as the redactor sees them): run
 // input is stored as it is, so a launch (CLI, Gateway, cron) refuses it.
@@ -249,7 +261,10 @@ struct DeletedRun {
 // is not over is refused (FailedPrecondition) unless `force`: it is then
 // cancelled first (CancelRun); one a live process is running is asked to
 // stop, and Unavailable says to delete it again once it has.
-Result<DeletedRun> DeleteRun(Store& store, const std::string& run_id, bool force, Clock& clock);
+// `audit` (its run_id, target and action filled in here) is recorded in the
+// deleting transaction: the run's tombstone in its audit chain.
+Result<DeletedRun> DeleteRun(Store& store, const std::string& run_id, bool force, Clock& clock,
+                             const AuditEntry* audit = nullptr);
 
 // When `run` ended, for retention: finished_at_ms, else (it never started)
 // created_at_ms.

@@ -73,6 +73,24 @@ std::string CanonicalJson(const Json& value);
 // Lower-case hex SHA-256 of CanonicalJson(schema): identifies a schema version.
 std::string Hash(const Json& schema);
 
+// How Sample() fills what a schema leaves open.
+enum class SampleFill {
+  // The least: required properties only, false, 0 (or the bound nearest
+  // it), arrays of minItems items, the first enum value, null where allowed.
+  kLeast,
+  // The most: every property, true, 1 (or the nearest bound), one item
+  // (or minItems), the last enum value, the first branch that is not null.
+  kMost,
+};
+
+// A made-up value for `schema` (`smithers check`'s sample input and task
+// outputs): "default" or "const" when the schema has one, else per type as
+// `fill` says; strings are "sample", padded or cut to minLength and
+// maxLength. It matches every supported keyword but `pattern`, and a schema
+// without "type" gets null (kLeast) or {} (kMost).
+// REQUIRES: CheckSchema(schema).ok().
+Json Sample(const Json& schema, SampleFill fill);
+
 }  // namespace smithers::schema
 
 #endif  // SMITHERS_SCHEMA_H_

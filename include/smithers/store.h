@@ -246,6 +246,48 @@ struct MaintenanceRecord {
   Json detail;        // what it found: pages, bytes, runs, schema version, why it failed
 };
 
+// One action for the audit log, _smithers_audit (docs/operations.md "Audit
+// log"): who did what to what. The store adds the rest of the row.
+struct AuditEntry {
+  std::string actor;  // as authenticated: a token's user, a JWT subject, the OS user
+  // How `actor` was established: "os" (the CLI's OS user), "token", "jwt",
+  // "trusted-proxy", "unauthenticated" (a Gateway without auth) or "system"
+  // (the engine or the Gateway acting on its own: escalations, retention).
+  std::string actor_via;
+  std::string action;  // "run.launch", "approval.decide", "token.issue", ...
+  std::string target;  // what it acted on: a run, token, cron id or a file
+  // Set for an action on a run: the row joins that run's chain and records
+  // the run's module revision. "" = the deployment's chain.
+  std::string run_id;
+  Json details = Json::object();  // secret-shaped values are redacted when stored
+  int64_t at_ms = 0;              // 0 = when it is stored
+};
+
+// One row of _smithers_audit. Rows form chains (one per run, one for the
+// deployment), each row's HMAC covering its content and the previous row's
+// HMAC of its chain, under a key kept outside the database.
+struct AuditRecord {
+  int64_t seq = 0;        // 1, 2, ... across the whole log: no gap
+  std::string chain;      // "run:<id>" or "deployment"
+  int64_t chain_seq = 0;  // 1, 2, ... within the chain
+  AuditEntry entry;
+  std::string version;          // the binary's version
+  std::string build;            // the build's commit
+  std::string module_revision;  // the run's module source hash ("" off a run)
+  std::string key_id;           // which key signed it (AuditKeyId)
+  std::string prev_hmac;        // the chain's previous row's hmac ("" for the first)
+  std::string hmac;
+};
+
+// Which audit rows ListAudit returns (every condition holds), oldest first.
+struct AuditFilter {
+  std::string run_id;     // "" = any
+  std::string actor;      // "" = any
+  int64_t since_ms = 0;   // at_ms >= since_ms
+  int64_t after_seq = 0;  // seq > after_seq
+  int limit = 0;          // 0 = no limit
+};
+
 // A list of writes applied atomically by Store::Commit(), in order.
 class WriteBatch {
  public:
@@ -458,6 +500,19 @@ class Store {
   // is not finished, failed or cancelled (engine's DeleteRun cancels first).
   virtual Result<RunRecord> DeleteRun(const std::string& run_id) = 0;
 
+  // Runs `action` and appends `entry` to the audit log in one transaction:
+  // the writes `action` makes through this store join it, so the action and
+  // its record land together or not at all. `action` failing rolls both
+  // back and is returned. FailedPrecondition, running nothing, when this
+  // store has no audit key or the log was written under another key.
+  virtual Status Audited(const AuditEntry& entry, const std::function<Status()>& action) = 0;
+  // The record alone (an action that wrote nothing here).
+  Status AppendAudit(const AuditEntry& entry) {
+    return Audited(entry, [] { return Status::Ok(); });
+  }
+  // Rows of _smithers_audit, oldest first.
+  virtual Result<std::vector<AuditRecord>> ListAudit(const AuditFilter& filter) = 0;
+
   // Backups, restores and drills: AddMaintenance appends a row (its id is
   // assigned and returned); ListMaintenance returns the newest first, of one
   // kind or ("") of every kind, at most `limit`.
@@ -512,6 +567,25 @@ class Store {
   // The backend's name as the Gateway reports it (health, metrics): "sqlite".
   virtual std::string BackendName() const = 0;
 };
+
+// Store::Audited for an action that returns a value: the value, or why the
+// action or its record failed (then neither is committed).
+//
+//   Result<SignalRecord> sent = AuditedValue<SignalRecord>(
+//       store, entry, [&] { return store.AppendSignal(signal); });
+template <typename T>
+Result<T> AuditedValue(Store& store, const AuditEntry& entry,
+                       const std::function<Result<T>()>& action) {
+  std::optional<T> value;
+  Status done = store.Audited(entry, [&]() -> Status {
+    Result<T> r = action();
+    if (!r.ok()) return r.status();
+    value = std::move(r).value();
+    return Status::Ok();
+  });
+  if (!done.ok()) return done;
+  return std::move(*value);
+}
 
 // Holds a read snapshot of `store` for its lifetime (Store::BeginRead). If
 // the snapshot cannot begin, the reads still run, each on its own.
@@ -639,6 +713,12 @@ class StoreWrapper : public Store {
                                                          int limit) override {
     return target_->ListMaintenance(kind, limit);
   }
+  Status Audited(const AuditEntry& e, const std::function<Status()>& action) override {
+    return target_->Audited(e, action);
+  }
+  Result<std::vector<AuditRecord>> ListAudit(const AuditFilter& f) override {
+    return target_->ListAudit(f);
+  }
   std::string BackendName() const override { return target_->BackendName(); }
 
  private:
@@ -666,6 +746,11 @@ struct SqliteOptions {
   // The -wal and -shm files take the database file's mode. Existing files
   // and folders keep theirs.
   bool group_readable = false;
+  // The audit log's HMAC key (docs/operations.md "Audit log"): a reference
+  // "file:/absolute/path" or "env:NAME" that must resolve, or "" for the
+  // file <path>.audit-key, created (0600, 32 random bytes) when the first
+  // audit row is written. ":memory:" databases take a random key.
+  std::string audit_key;
 };
 
 // Opens (creating if needed) a SQLite database, enables WAL (kept on close,
@@ -715,6 +800,17 @@ Result<SqliteCopy> CheckSqliteBackup(const std::string& file);
 Result<SqliteCopy> RestoreSqliteStore(const std::string& file, const std::string& target,
                                       const CopyProgress& progress);
 
+// What a deployment check (`smithers doctor`) reads of a SQLite database:
+// the file's journal mode (kept in the file: "wal" once OpenSqliteStore has
+// opened it for writing) and whether this SQLite build turns foreign keys on
+// when asked, as OpenSqliteStore asks on every connection. Opens the file
+// read-only and writes nothing. FailedPrecondition when it does not exist.
+struct SqliteSettings {
+  std::string journal_mode;  // lower case: "wal", "delete", ...
+  bool foreign_keys = false;
+};
+Result<SqliteSettings> ReadSqliteSettings(const std::string& db_path);
+
 // How OpenStore opens a store, whatever the backend.
 struct StoreOptions {
   // Open for reading only: nothing is created, migrated or written; every
@@ -725,7 +821,43 @@ struct StoreOptions {
   bool group_readable = false;
   // SQLite's synchronous mode (the CLI's --synchronous): FULL or NORMAL.
   std::string synchronous = "FULL";
+  // The audit log's key reference (SqliteOptions::audit_key); "" = the
+  // backend's default.
+  std::string audit_key;
 };
+
+// ---- The audit log (src/store/audit.cc) ----
+
+// The key `ref` names ("file:/absolute/path", "env:NAME"), or for "" the
+// default key file <db_path>.audit-key. NotFound when the default file does
+// not exist yet; FailedPrecondition when a named key cannot be read or is
+// shorter than 16 bytes; InvalidArgument for another form of reference.
+Result<std::string> LoadAuditKey(const std::string& ref, const std::string& db_path);
+// The key's public name: the first 16 hex digits of HMAC(key, "smithers audit key id").
+std::string AuditKeyId(std::string_view key);
+// A row's HMAC: over a canonical JSON array of every column but `hmac`
+// (persisted: golden values in tests/unit/store/audit_test.cc).
+std::string AuditHmac(const AuditRecord& row, std::string_view key);
+// What an operator keeps elsewhere to detect a truncated log later: the
+// newest row as "SEQ:HMAC" ("0:" for an empty log).
+std::string AuditAnchor(const std::vector<AuditRecord>& rows);
+
+// What VerifyAuditLog found: each problem names the row (seq) and what is
+// wrong with it. Empty problems = the log verifies.
+struct AuditVerification {
+  int64_t rows = 0;
+  int64_t chains = 0;
+  std::vector<std::string> problems;
+};
+// Checks every row (all of the log, oldest first): seq has no gap, each
+// chain runs 1, 2, ... with each row naming the previous row's HMAC, and
+// each HMAC recomputes under `key`. With an anchor ("SEQ:HMAC"), the row
+// SEQ must still be there with that HMAC (a log cut back before it fails).
+// InvalidArgument for a malformed anchor.
+Result<AuditVerification> VerifyAuditLog(const std::vector<AuditRecord>& rows, std::string_view key,
+                                         const std::string& anchor);
+// A row as `smithers audit --json` prints it and listAudit returns it.
+Json AuditRecordJson(const AuditRecord& row);
 
 // What a store URL names, read without opening anything.
 struct StoreLocation {

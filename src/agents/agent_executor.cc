@@ -65,6 +65,10 @@ bool Unisolated(const Json& a) {
   return it != a.end() && it->is_boolean() && it->get<bool>();
 }
 
+bool IsCliKind(const std::string& kind) {
+  return kind == "claude-code" || kind == "codex" || kind == "gemini";
+}
+
 // What one agent of the chain did.
 struct AgentRun {
   bool ok = false;
@@ -307,19 +311,12 @@ class AgentExecution final : public Execution {
 
   AgentRun RunOne(const Json& a) {
     std::string kind = a.value("kind", "");
-    const bool cli = kind == "claude-code" || kind == "codex" || kind == "gemini";
-    if (require_sandbox_ && cli && !a.contains("sandbox")) {
+    const bool cli = IsCliKind(kind);
+    if (std::string why = UnconfinedReason(a); require_sandbox_ && !why.empty()) {
       return {.error = Error("SANDBOX_REQUIRED",
                              "this engine runs processes only in a sandbox (--require-sandbox) "
-                             "and the " +
-                                 kind +
-                                 " agent's process is not confined (give the agent a sandbox); "
-                                 "not run")};
-    }
-    if (require_sandbox_ && Unisolated(a)) {
-      return {.error = Error("SANDBOX_REQUIRED",
-                             "this engine runs processes only in a sandbox (--require-sandbox) "
-                             "and the agent sets unisolatedTools; not run")};
+                             "and " +
+                                 why + "; not run")};
     }
     if (kind == "openai" || kind == "anthropic") return RunHttp(kind, a);
     if (cli) return RunCli(kind, a);
@@ -658,6 +655,16 @@ class AgentExecutor final : public Executor {
 
 std::unique_ptr<Executor> NewAgentExecutor(AgentExecutorOptions options) {
   return std::make_unique<AgentExecutor>(std::move(options));
+}
+
+std::string UnconfinedReason(const Json& agent) {
+  if (!agent.is_object()) return "";
+  const std::string kind = agent.value("kind", "");
+  if (IsCliKind(kind) && !agent.contains("sandbox")) {
+    return "the " + kind + " agent's process is not confined (give the agent a sandbox)";
+  }
+  if (Unisolated(agent)) return "the agent sets unisolatedTools";
+  return "";
 }
 
 }  // namespace smithers::agents

@@ -29,6 +29,13 @@ struct AgentExecutorOptions {
 
 std::unique_ptr<Executor> NewAgentExecutor(AgentExecutorOptions options);
 
+// Why `agent` (one entry of a task's agent chain) would start a process that
+// is not confined: "the claude-code agent's process is not confined (give
+// the agent a sandbox)" for a CLI agent without a sandbox, "the agent sets
+// unisolatedTools"; "" when it would not. What require_sandbox refuses, and
+// what `smithers check --require-sandbox` reports.
+std::string UnconfinedReason(const Json& agent);
+
 // Extracts the JSON value of a model's reply: the whole text, or the first
 // ```json (or ```) fenced block in it. Nullopt when there is none.
 std::optional<Json> ParseJsonReply(const std::string& text);

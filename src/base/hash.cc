@@ -1,6 +1,7 @@
 #include "base/hash.h"
 
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/rand.h>
 
 #include <array>
@@ -70,6 +71,24 @@ std::string Sha256::HexDigest() const {
   unsigned int len = 0;
   Check(EVP_DigestFinal_ex(Ctx(copy.ctx_), digest.data(), &len), "EVP_DigestFinal_ex");
   return Hex(digest.data(), len);
+}
+
+std::string HmacSha256Hex(std::string_view key, std::string_view data) {
+  std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
+  unsigned int len = 0;
+  const unsigned char* out =
+      HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
+           reinterpret_cast<const unsigned char*>(data.data()), data.size(), digest.data(), &len);
+  if (out == nullptr) throw std::runtime_error("HMAC-SHA-256 failed");
+  return Hex(digest.data(), len);
+}
+
+std::string RandomHex(size_t bytes) {
+  std::string b(bytes, '\0');
+  if (RAND_bytes(reinterpret_cast<unsigned char*>(b.data()), static_cast<int>(b.size())) != 1) {
+    throw std::runtime_error("RAND_bytes failed");
+  }
+  return Hex(reinterpret_cast<const unsigned char*>(b.data()), static_cast<unsigned int>(bytes));
 }
 
 std::string NewUuid() {

@@ -2,6 +2,7 @@
 #ifndef SMITHERS_BASE_HASH_H_
 #define SMITHERS_BASE_HASH_H_
 
+#include <cstddef>
 #include <string>
 #include <string_view>
 
@@ -31,6 +32,12 @@ class Sha256 {
  private:
   void* ctx_;  // EVP_MD_CTX (OpenSSL stays out of this header)
 };
+
+// Lower-case hex HMAC-SHA-256 of `data` under `key` (RFC 2104).
+std::string HmacSha256Hex(std::string_view key, std::string_view data);
+
+// `bytes` random bytes from the OS CSPRNG, as lower-case hex.
+std::string RandomHex(size_t bytes);
 
 // A random RFC 4122 version-4 UUID from the OS CSPRNG, lower-case.
 std::string NewUuid();

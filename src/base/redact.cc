@@ -1,5 +1,6 @@
 #include "base/redact.h"
 
+#include <algorithm>
 #include <cctype>
 #include <vector>
 
@@ -158,6 +159,37 @@ std::string SecretSet::Apply(std::string text) const {
   return text;
 }
 
+size_t SecretSet::PartialTail(std::string_view text) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  size_t tail = 0;
+  for (const std::string& v : values_) {
+    for (size_t k = std::min(v.size() - 1, text.size()); k > tail; --k) {
+      if (text.substr(text.size() - k) == std::string_view(v).substr(0, k)) {
+        tail = k;
+        break;
+      }
+    }
+  }
+  return tail;
+}
+
+size_t SecretSet::SafeCut(std::string_view text, size_t cut) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (bool moved = true; moved && cut > 0;) {
+    moved = false;
+    for (const std::string& v : values_) {
+      // An occurrence that starts before the cut and ends after it.
+      const size_t from = cut >= v.size() ? cut - v.size() + 1 : 0;
+      const size_t at = text.substr(0, std::min(text.size(), cut + v.size() - 1)).find(v, from);
+      if (at != std::string_view::npos && at < cut) {
+        cut = at;
+        moved = true;
+      }
+    }
+  }
+  return cut;
+}
+
 bool SecretSet::empty() const {
   std::lock_guard<std::mutex> lock(mu_);
   return values_.empty();
@@ -248,6 +280,63 @@ std::optional<std::string> FindSecretShaped(const Json& value) {
   RedactJson(value, &paths, /*secret_keys=*/false);
   if (paths.empty()) return std::nullopt;
   return paths.front();
+}
+
+namespace {
+
+constexpr size_t kMaxHeld = size_t{64} * 1024;  // then any place outside a known value
+constexpr size_t kPairReach = 64;               // how far back a pair's key is looked for
+
+bool IsSpace(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+
+// The start of the last word in text[from, cut) that names a secret in a
+// "key: value" pair or a "Bearer value" (Redact()'s pairs), else npos: its
+// value, which follows, must be redacted together with it.
+size_t PairKeyBefore(std::string_view text, size_t cut) {
+  static const char* const kWords[] = {"api_key",  "apikey", "api-key", "token",        "secret",
+                                       "password", "passwd", "bearer",  "authorization"};
+  const size_t from = cut > kPairReach ? cut - kPairReach : 0;
+  std::string window = AsciiLower(text.substr(from, cut - from));
+  size_t found = std::string::npos;
+  for (const char* w : kWords) {
+    const size_t at = window.rfind(w);
+    if (at != std::string::npos && (found == std::string::npos || at < found)) found = at;
+  }
+  return found == std::string::npos ? found : from + found;
+}
+
+}  // namespace
+
+std::string StreamRedactor::Push(std::string_view piece) {
+  pending_.append(piece);
+  const size_t hold = Secrets().PartialTail(pending_);
+  if (pending_.size() <= hold) return "";
+  const size_t limit = pending_.size() - hold;  // a cut is at most here
+  // After the last space or line break: a key shape is a whole word by then.
+  size_t cut = 0;
+  for (size_t i = limit; i > 0; --i) {
+    if (IsSpace(pending_[i - 1])) {
+      cut = i;
+      break;
+    }
+  }
+  // Within a line, a pair's value may still be coming: keep its key with it.
+  if (cut > 0 && pending_[cut - 1] != '\n') {
+    const size_t key = PairKeyBefore(pending_, cut);
+    if (key != std::string::npos) cut = key;
+  }
+  if (cut == 0 && pending_.size() >= kMaxHeld) cut = limit;
+  cut = Secrets().SafeCut(pending_, cut);
+  if (cut == 0) return "";
+  std::string out = Redact(std::string_view(pending_).substr(0, cut));
+  pending_.erase(0, cut);
+  return out;
+}
+
+std::string StreamRedactor::Finish() {
+  std::string out = Redact(pending_);
+  pending_.clear();
+  return out;
 }
 
 }  // namespace smithers::base

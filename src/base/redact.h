@@ -29,6 +29,12 @@ class SecretSet {
   // Replaces every known value in `text` with "[REDACTED]".
   std::string Apply(std::string text) const;
   bool empty() const;
+  // The length of the longest end of `text` that begins a known value (and
+  // may go on in the text that follows); 0 when none.
+  size_t PartialTail(std::string_view text) const;
+  // The largest position <= `cut` that falls inside no known value found
+  // whole in `text`.
+  size_t SafeCut(std::string_view text, size_t cut) const;
 
  private:
   mutable std::mutex mu_;
@@ -46,6 +52,28 @@ SecretSet& Secrets();
 // "AIza...", "Bearer <token>", and the values of "api_key=", "token=",
 // "secret=", "password=" pairs (never a value of digits alone).
 std::string Redact(std::string_view text);
+
+// Redacts text that arrives in pieces (a task's streamed output): the end
+// of what has arrived is held back until it can no longer be part of a
+// secret, so a value or a key split across pieces is still seen whole.
+// What is passed on ends at a space or line break (before the key of a
+// "password: value" pair whose value may still be coming; after 64 KiB
+// without either, anywhere), never inside a known value, and never within
+// an end that begins one.
+//
+//   StreamRedactor r;
+//   for (piece : pieces) emit(r.Push(piece));
+//   emit(r.Finish());
+class StreamRedactor {
+ public:
+  // The redacted text that may be passed on now ("" while all is held).
+  std::string Push(std::string_view piece);
+  // Everything still held, redacted: the stream ended.
+  std::string Finish();
+
+ private:
+  std::string pending_;
+};
 
 // Whether Redact() would change `text`.
 bool LooksSecret(std::string_view text);

@@ -214,6 +214,14 @@ SecretStore& ProcessSecrets() {
 
 void CaptureStartupSecrets() {
   SecretStore& store = ProcessSecrets();
+  // The audit log's key, when a variable holds it (SMITHERS_AUDIT_KEY=env:NAME):
+  // first and not usable, so no task can name it (a later Capture of the
+  // same name finds it gone from the environment and does nothing).
+  if (const char* ref = std::getenv("SMITHERS_AUDIT_KEY");
+      ref != nullptr && std::string_view(ref).substr(0, 4) == "env:") {
+    const std::string name(std::string_view(ref).substr(4));
+    if (ValidEnvName(name)) store.Capture(name, /*usable=*/false);
+  }
   std::vector<std::string> names = {"OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY",
                                     "GOOGLE_API_KEY"};
   for (char** e = environ; e != nullptr && *e != nullptr; ++e) {

@@ -41,7 +41,8 @@ Result<DeletedRun> DeleteWaiting(Store& store, const std::string& run_id, bool f
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(wait_ms);
   bool said = false;
   for (;;) {
-    Result<DeletedRun> d = DeleteRun(store, run_id, force, CliClock());
+    const AuditEntry audit = CliAudit("run.delete", run_id);
+    Result<DeletedRun> d = DeleteRun(store, run_id, force, CliClock(), &audit);
     if (d.ok() || d.status().code() != StatusCode::kUnavailable ||
         std::chrono::steady_clock::now() >= deadline) {
       return d;
@@ -163,7 +164,9 @@ int AdminCommands::Prune(const Global& g) {
       }
       continue;
     }
-    Result<DeletedRun> d = DeleteRun(**store, run.run_id, /*force=*/false, CliClock());
+    const AuditEntry audit =
+        CliAudit("run.delete", run.run_id, {{"prune", {{"olderThan", older_than_}}}});
+    Result<DeletedRun> d = DeleteRun(**store, run.run_id, /*force=*/false, CliClock(), &audit);
     if (!d.ok()) {
       code = Fail(kExitFailed, d.status().message());
       continue;

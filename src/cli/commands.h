@@ -155,6 +155,31 @@ class AdminCommands {
   bool json_ = false;
 };
 
+// `smithers audit [list]|export|anchor|verify` (audit_cmds.cc): the audit
+// log. Registered on construction; Run() returns the exit code, or -1.
+class AuditCommands {
+ public:
+  explicit AuditCommands(CLI::App& app);
+  int Run(const Global& g);
+
+ private:
+  int List(const Global& g, bool ndjson);
+  int Anchor(const Global& g);
+  int Verify(const Global& g);
+
+  CLI::App* audit_cmd_ = nullptr;
+  CLI::App* export_cmd_ = nullptr;
+  CLI::App* anchor_cmd_ = nullptr;
+  CLI::App* verify_cmd_ = nullptr;
+  std::string run_;
+  std::string actor_;
+  std::string since_;
+  int limit_ = 0;
+  std::string format_ = "ndjson";
+  std::string anchor_;
+  bool json_ = false;
+};
+
 // `smithers db backup|check|restore|history` (db_cmds.cc): registered on
 // construction; Run() returns the exit code, or -1 when the command line
 // chose another.
@@ -182,6 +207,47 @@ class DbCommands {
   int sample_ = 20;
   std::string kind_;
   int limit_ = 50;
+  bool json_ = false;
+};
+
+// `smithers check MODULE...` (check_cmd.cc): registered on construction;
+// Run() returns the exit code, or -1 when the command line chose another.
+// It opens no database.
+class CheckCommands {
+ public:
+  explicit CheckCommands(CLI::App& app);
+  int Run();
+
+ private:
+  CLI::App* check_cmd_ = nullptr;
+  std::vector<std::string> modules_;
+  std::string input_;
+  bool require_sandbox_ = false;
+  bool restricted_ = false;
+  bool json_ = false;
+};
+
+// `smithers doctor` (doctor_cmd.cc): a deployment checked against the
+// release checklist (docs/operations.md "The release checklist: smithers
+// doctor"). Registered on construction; Run() returns the exit code (0 no
+// item fails, 1 one does, 4 bad input), or -1 when the command line chose
+// another.
+class DoctorCommands {
+ public:
+  explicit DoctorCommands(CLI::App& app);
+  int Run(const Global& g);
+
+ private:
+  CLI::App& app_;  // which global flags were given (they override the config's)
+  CLI::App* doctor_cmd_ = nullptr;
+  std::string config_path_;
+  std::string max_backup_age_ = "7d";
+  std::string max_drill_age_ = "30d";
+  std::string min_retention_ = "30d";
+  std::string rotation_period_ = "30d";
+  std::string access_log_age_ = "1d";
+  std::string sandbox_runtime_ = "bubblewrap";
+  std::string sandbox_image_;
   bool json_ = false;
 };
 

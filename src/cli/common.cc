@@ -6,10 +6,12 @@
 #include <cerrno>
 #include <cstdlib>
 #include <iostream>
+#include <sstream>
 #include <utility>
 #include <vector>
 
 #include "agents/agent_executor.h"
+#include "base/json_limits.h"
 #include "sandbox/sandbox.h"
 #include "sandbox/sandbox_task.h"
 #include "smithers/engine.h"
@@ -50,8 +52,36 @@ std::string OsUser() {
   return "uid:" + std::to_string(uid);
 }
 
+Result<Json> ParseInputArg(const std::string& text) {
+  std::string body = text;
+  if (text == "-") {
+    std::stringstream ss;
+    ss << std::cin.rdbuf();
+    body = ss.str();
+  }
+  SMITHERS_ASSIGN_OR_RETURN(Json j, base::ParseJsonLimited(body, base::MaxJsonDepth(), "--input"));
+  if (!j.is_object()) return InvalidArgumentError("--input must be a JSON object");
+  return j;
+}
+
+AuditEntry CliAudit(std::string action, std::string target, Json details) {
+  return {.actor = OsUser(),
+          .actor_via = "os",
+          .action = std::move(action),
+          .target = std::move(target),
+          .details = std::move(details)};
+}
+
+AuditEntry CliRunAudit(std::string action, const std::string& run_id, Json details) {
+  AuditEntry e = CliAudit(std::move(action), run_id, std::move(details));
+  e.run_id = run_id;
+  return e;
+}
+
 Result<std::unique_ptr<Store>> Open(const Global& g) {
-  return OpenStore(g.db, {.group_readable = g.group_readable, .synchronous = g.synchronous});
+  return OpenStore(
+      g.db,
+      {.group_readable = g.group_readable, .synchronous = g.synchronous, .audit_key = g.audit_key});
 }
 
 Result<std::unique_ptr<Store>> OpenForRead(const Global& g) {

@@ -31,6 +31,9 @@ struct Global {
   // --group-readable: a new database (and its -wal, -shm, folders, logs)
   // 0640 in 0750 folders instead of 0600 in 0700.
   bool group_readable = false;
+  // --audit-key / $SMITHERS_AUDIT_KEY: the audit log's key reference
+  // ("file:/abs/path", "env:NAME"); "" = <database>.audit-key.
+  std::string audit_key;
 };
 
 // Prints "smithers: MESSAGE" on stderr and returns `code`.
@@ -75,6 +78,15 @@ std::vector<std::unique_ptr<Executor>> AddRunExecutors(const WorkflowDefinition&
 // The OS user running this process, from the password database (not $USER,
 // which the caller sets at will); "uid:N" when the uid has no entry.
 std::string OsUser();
+
+// --input: a JSON object, or "-" for one read from stdin (depth-limited).
+Result<Json> ParseInputArg(const std::string& text);
+
+// An audit entry for what this CLI process does: the OS user acts.
+AuditEntry CliAudit(std::string action, std::string target, Json details = Json::object());
+// The same for an action on run `run_id` (its target and its chain).
+AuditEntry CliRunAudit(std::string action, const std::string& run_id,
+                       Json details = Json::object());
 
 // "3s ago", "5m ago", ...
 std::string Ago(int64_t then_ms);

@@ -44,12 +44,15 @@ std::string Absolute(const std::string& path) {
   return ec ? path : p.lexically_normal().string();
 }
 
-// Records a backup, restore or drill in `store`; a failure to record is
-// reported, not fatal (the operation itself is done).
+// Records a backup, restore or drill in `store`, and in its audit log in
+// the same transaction; a failure to record is reported, not fatal (the
+// operation itself is done).
 void Record(Store& store, MaintenanceRecord r) {
   r.actor = OsUser();
-  Result<int64_t> id = store.AddMaintenance(r);
-  if (!id.ok()) std::cerr << "smithers: warning: not recorded: " << id.status().message() << "\n";
+  const AuditEntry audit = CliAudit("db." + r.kind, r.path, {{"ok", r.ok}, {"detail", r.detail}});
+  Status recorded = store.Audited(audit, [&] { return store.AddMaintenance(r).status(); });
+  if (!recorded.ok())
+    std::cerr << "smithers: warning: not recorded: " << recorded.message() << "\n";
 }
 
 Status SqliteOnly(const Global& g, const char* what) {
@@ -165,8 +168,9 @@ int DbCommands::Restore(const Global& g) {
   if (!copy.ok()) return Fail(ExitFor(copy.status()), copy.status().message());
   // Opening migrates it to this build's schema and turns WAL back on; the
   // restore is the first thing the restored database records.
-  auto store =
-      OpenStore(target, {.group_readable = g.group_readable, .synchronous = g.synchronous});
+  auto store = OpenStore(
+      target,
+      {.group_readable = g.group_readable, .synchronous = g.synchronous, .audit_key = g.audit_key});
   if (!store.ok()) return Fail(ExitFor(store.status()), store.status().message());
   Json detail = CopyJson(*copy);
   detail["schemaVersionNow"] = StoreSchemaVersion();

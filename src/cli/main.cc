@@ -113,18 +113,6 @@ class Progress {
   bool tty_;
 };
 
-Result<Json> ParseInput(const std::string& text) {
-  std::string body = text;
-  if (text == "-") {
-    std::stringstream ss;
-    ss << std::cin.rdbuf();
-    body = ss.str();
-  }
-  SMITHERS_ASSIGN_OR_RETURN(Json j, base::ParseJsonLimited(body, base::MaxJsonDepth(), "--input"));
-  if (!j.is_object()) return InvalidArgumentError("--input must be a JSON object");
-  return j;
-}
-
 int Up(const Global& g, const UpArgs& a) {
   // The user's own module: the full Lua library unless --restricted.
   Result<std::unique_ptr<script::LuaWorkflow>> module = script::LoadWorkflowModule(
@@ -133,7 +121,7 @@ int Up(const Global& g, const UpArgs& a) {
   const WorkflowDefinition& wf = (*module)->definition();
   Json input = nullptr;
   if (!a.input.empty()) {
-    Result<Json> parsed = ParseInput(a.input);
+    Result<Json> parsed = ParseInputArg(a.input);
     if (!parsed.ok()) return Fail(kExitBadInput, parsed.status().message());
     input = *parsed;
   }
@@ -188,8 +176,12 @@ int Up(const Global& g, const UpArgs& a) {
   std::vector<std::unique_ptr<Executor>> executors = AddRunExecutors(wf, hidden, opts);
   opts.clock = &CliClock();
   opts.on_event = [&progress](const EventRecord& e) { progress(e); };
-  const char* user = getenv("USER");
-  opts.auth = {{"triggeredBy", user != nullptr ? user : "cli"}, {"role", "operator"}};
+  // The OS user from the password database, never $USER (which anyone sets).
+  opts.auth = {{"triggeredBy", OsUser()}, {"role", "operator"}};
+  Json audit_details = {{"module", wf.source_path}};
+  if (!a.claim_from.empty()) audit_details["claimedFrom"] = a.claim_from;  // by supervise
+  if (a.force) audit_details["force"] = true;
+  opts.audit = CliAudit("", "", std::move(audit_details));
   RenderStats stats;
   if (a.stats) opts.render_stats = &stats;
   Result<RunResult> r = RunWorkflow(wf, **store, opts);
@@ -506,7 +498,9 @@ int Cancel(const Global& g, const std::string& run_id) {
     return Fail(kExitBadInput, "run " + run_id + " is already " + std::string(Name(run->status)) +
                                    "; nothing to cancel");
   }
-  Result<RunStatus> now_status = CancelRun(s, run_id, CliClock());
+  Result<RunStatus> now_status =
+      AuditedValue<RunStatus>(s, CliRunAudit("run.cancel", run_id, {{"status", Name(run->status)}}),
+                              [&] { return CancelRun(s, run_id, CliClock()); });
   if (!now_status.ok()) return Fail(ExitFor(now_status.status()), now_status.status().message());
   if (*now_status == RunStatus::kCancelled) {
     std::cerr << "run " << run_id << " cancelled\n";
@@ -543,6 +537,10 @@ int Main(int argc, char** argv) {
   app.add_option("--synchronous", g.synchronous,
                  "SQLite synchronous mode: FULL (durable, default) or NORMAL")
       ->capture_default_str();
+  app.add_option("--audit-key", g.audit_key,
+                 "The audit log's HMAC key: file:/absolute/path or env:NAME (default: the file "
+                 "DB.audit-key beside the database, created 0600 on first use)")
+      ->envname("SMITHERS_AUDIT_KEY");
   app.add_flag("--group-readable", g.group_readable,
                "Create the database, its folder and logs readable by the group (0640 in 0750) "
                "instead of by the owner only (0600 in 0700)");
@@ -690,6 +688,9 @@ int Main(int argc, char** argv) {
   SandboxCommands sandbox_cmds(app);
   AdminCommands admin_cmds(app);
   DbCommands db_cmds(app);
+  AuditCommands audit_cmds(app);
+  DoctorCommands doctor_cmds(app);
+  CheckCommands check_cmds(app);
 
   for (auto* cmd :
        {ps_cmd, inspect_cmd, events_cmd, approvals_cmd, approve_cmd, deny_cmd, signal_cmd}) {
@@ -706,11 +707,14 @@ int Main(int argc, char** argv) {
   }
 
   base::SetMaxJsonDepth(g.max_json_depth);
+  if (int code = check_cmds.Run(); code >= 0) return code;  // no database: before CheckDb
   if (Status db = CheckDb(g); !db.ok()) return Fail(kExitBadInput, db.message());
   if (int code = server_cmds.Run(); code >= 0) return code;
   if (int code = sandbox_cmds.Run(); code >= 0) return code;
   if (int code = admin_cmds.Run(g); code >= 0) return code;
   if (int code = db_cmds.Run(g); code >= 0) return code;
+  if (int code = audit_cmds.Run(g); code >= 0) return code;
+  if (int code = doctor_cmds.Run(g); code >= 0) return code;
   if (*up_cmd) return Up(g, up);
   if (*ps_cmd) return Ps(g, ps_status, ps_limit);
   if (*inspect_cmd) return Inspect(g, run_id);

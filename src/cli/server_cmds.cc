@@ -92,12 +92,25 @@ int Issue(const Global& g, const TokenIssueArgs& a, const std::string& replaces 
                    .label = a.label,
                    .issued_at_ms = now,
                    .expires_at_ms = ttl > 0 ? now + ttl : 0};
-  Status put = (*store)->PutToken(grant);
-  if (!put.ok()) return Fail(kExitFailed, put.message());
+  // The new grant, the old one's revocation and the record: one transaction.
+  // Never the token itself: only its id and what it may do.
+  Json details = {{"scopes", scopes},
+                  {"role", a.role},
+                  {"user", a.user},
+                  {"label", a.label},
+                  {"expiresAtMs", grant.expires_at_ms}};
   if (!replaces.empty()) {
-    Status revoked = (*store)->RevokeToken(replaces, now + overlap_ms, grant.token_id);
-    if (!revoked.ok()) return Fail(ExitFor(revoked), revoked.message());
+    details["replaces"] = replaces;
+    details["overlapMs"] = overlap_ms;
   }
+  Store& s = **store;
+  Status put = s.Audited(
+      CliAudit(replaces.empty() ? "token.issue" : "token.rotate", grant.token_id, details), [&] {
+        SMITHERS_RETURN_IF_ERROR(s.PutToken(grant));
+        if (replaces.empty()) return Status::Ok();
+        return s.RevokeToken(replaces, now + overlap_ms, grant.token_id);
+      });
+  if (!put.ok()) return Fail(ExitFor(put), put.message());
   if (g.json) {
     Json j = GrantJson(grant, now);
     j["token"] = t->token;
@@ -176,7 +189,9 @@ int List(const Global& g, const std::string& tokens_file, const std::string& max
 int Revoke(const Global& g, const std::string& id) {
   auto store = Open(g);
   if (!store.ok()) return Fail(ExitFor(store.status()), store.status().message());
-  Status s = (*store)->RevokeToken(id, SystemClock().NowMs(), "");
+  Status s = (*store)->Audited(CliAudit("token.revoke", id), [&] {
+    return (*store)->RevokeToken(id, SystemClock().NowMs(), "");
+  });
   if (!s.ok()) return Fail(ExitFor(s), s.message());
   std::cerr << "token " << id << " revoked\n";
   return kExitOk;
@@ -383,6 +398,7 @@ int ServerCommands::Gateway() {
   }
   gw_.db = g_.db;
   gw_.synchronous = g_.synchronous;
+  gw_.audit_key = g_.audit_key;
   gw_.max_json_depth = g_.max_json_depth;
   gw_.group_readable = g_.group_readable;
   gateway::GatewayOptions o = gw_;
@@ -398,6 +414,7 @@ int ServerCommands::Gateway() {
     if (given("--port")) o.port = gw_.port;
     if (app_.count("--db") > 0) o.db = gw_.db;  // the flag or $SMITHERS_DB
     if (app_.count("--synchronous") > 0) o.synchronous = gw_.synchronous;
+    if (app_.count("--audit-key") > 0) o.audit_key = gw_.audit_key;  // the flag or its variable
     if (given("--tls-cert")) o.tls_cert = gw_.tls_cert;
     if (given("--tls-key")) o.tls_key = gw_.tls_key;
     if (given("--insecure")) o.insecure = gw_.insecure;

@@ -64,13 +64,22 @@ int Decide(const Global& g, const DecideArgs& a, bool approved) {
   const std::string os_user = OsUser();
   Decider who{
       .actor = DefaultActor(a.by), .via = "cli", .os_user = os_user, .override = a.override};
-  auto decided = DecideApproval(s,
-                                {.run_id = a.run_id,
-                                 .node_id = a.node_id,
-                                 .iteration = a.iteration,
-                                 .approved = approved,
-                                 .note = a.note},
-                                who, CliClock().NowMs());
+  const AuditEntry audit = CliRunAudit("approval.decide", a.run_id,
+                                       {{"nodeId", a.node_id},
+                                        {"iteration", a.iteration},
+                                        {"approved", approved},
+                                        {"decidedBy", who.actor},
+                                        {"override", a.override},
+                                        {"note", a.note}});
+  auto decided = AuditedValue<ApprovalRecord>(s, audit, [&] {
+    return DecideApproval(s,
+                          {.run_id = a.run_id,
+                           .node_id = a.node_id,
+                           .iteration = a.iteration,
+                           .approved = approved,
+                           .note = a.note},
+                          who, CliClock().NowMs());
+  });
   if (!decided.ok()) return Fail(ExitFor(decided.status()), decided.status().message());
   if (g.json) {
     std::cout << Json{{"runId", a.run_id},
@@ -260,12 +269,18 @@ int Signal(const Global& g, const SignalArgs& a) {
     std::cerr << "note: run " << a.run_id << " has no wait for \"" << a.name
               << "\" yet; the signal is kept and checked when one consumes it\n";
   }
-  auto stored = s.AppendSignal({.run_id = a.run_id,
-                                .name = a.name,
-                                .correlation_id = a.correlation_id,
-                                .payload = data,
-                                .received_at_ms = CliClock().NowMs(),
-                                .received_by = DefaultActor(a.by)});
+  const AuditEntry audit = CliRunAudit("signal.send", a.run_id,
+                                       {{"signalName", a.name},
+                                        {"correlationId", a.correlation_id},
+                                        {"receivedBy", DefaultActor(a.by)}});
+  auto stored = AuditedValue<SignalRecord>(s, audit, [&] {
+    return s.AppendSignal({.run_id = a.run_id,
+                           .name = a.name,
+                           .correlation_id = a.correlation_id,
+                           .payload = data,
+                           .received_at_ms = CliClock().NowMs(),
+                           .received_by = DefaultActor(a.by)});
+  });
   if (!stored.ok()) return Fail(ExitFor(stored.status()), stored.status().message());
   if (g.json) {
     std::cout << Json{{"runId", a.run_id},

@@ -64,7 +64,8 @@ std::string RemoveBundleDir(const std::string& dir) {
 
 }  // namespace
 
-Result<DeletedRun> DeleteRun(Store& store, const std::string& run_id, bool force, Clock& clock) {
+Result<DeletedRun> DeleteRun(Store& store, const std::string& run_id, bool force, Clock& clock,
+                             const AuditEntry* audit) {
   SMITHERS_ASSIGN_OR_RETURN(RunRecord run, store.GetRun(run_id));
   if (!IsTerminal(run.status)) {
     if (!force) {
@@ -91,7 +92,18 @@ Result<DeletedRun> DeleteRun(Store& store, const std::string& run_id, bool force
     if (!dir.empty()) dirs.insert(std::move(dir));
   }
   DeletedRun deleted;
-  SMITHERS_ASSIGN_OR_RETURN(deleted.run, store.DeleteRun(run_id));
+  if (audit == nullptr) {
+    SMITHERS_ASSIGN_OR_RETURN(deleted.run, store.DeleteRun(run_id));
+  } else {
+    AuditEntry entry = *audit;
+    entry.run_id = entry.target = run_id;
+    entry.action = "run.delete";
+    entry.details["force"] = force;
+    SMITHERS_RETURN_IF_ERROR(store.Audited(entry, [&]() -> Status {
+      SMITHERS_ASSIGN_OR_RETURN(deleted.run, store.DeleteRun(run_id));
+      return Status::Ok();
+    }));
+  }
   // After the commit: a crash here leaves folders no row names, which a
   // second delete cannot find; never rows whose files are gone.
   for (const std::string& dir : dirs) {

@@ -130,6 +130,9 @@ struct InFlight {
   bool beat_unreported = false;
   int64_t heartbeat_timeout_ms = 0;
   bool heartbeat_timed_out = false;
+  // Its streamed output, redacted across pieces (a secret split between
+  // two reads is still found); the rest is passed on when it ends.
+  base::StreamRedactor output_redactor;
 };
 
 // The heartbeat watchdog's limit for a task (SPEC 1.7): its own, else the
@@ -259,6 +262,7 @@ class Run final : public engine::WaitHost {
     // Which version of each output schema the run started with.
     for (const auto& [name, s] : wf_.outputs) run_.config["outputSchemas"][name] = schema::Hash(s);
     if (!opts_.auth.is_null()) run_.config["auth"] = opts_.auth;
+    AuditFirstCommit("run.launch");
     batch_.UpsertRun(run_);
     Event("RunStarted", {});
     // A crash before this commit leaves nothing; after it, a resumable run.
@@ -355,6 +359,7 @@ class Run final : public engine::WaitHost {
     run_.error = nullptr;
     run_.finished_at_ms = 0;
     run_.heartbeat_at_ms = now;
+    AuditFirstCommit("run.resume");
     batch_.UpsertRun(run_);
     Event("RunStatusChanged",
           {{"status", RunStatus::kRunning}, {"previous", previous_status}, {"resumed", true}});
@@ -1137,21 +1142,25 @@ class Run final : public engine::WaitHost {
     return false;
   }
 
+  // A NodeOutput event for redacted `text`; false (no event) when empty.
+  bool OutputEvent(const InFlight& f, std::string text) {
+    if (text.empty()) return false;
+    Event("NodeOutput", {{"nodeId", f.node_id},
+                         {"iteration", f.iteration},
+                         {"attempt", f.attempt},
+                         {"stream", "stdout"},
+                         {"text", std::move(text)}});
+    return true;
+  }
+
   Result<bool> PollInFlight() {
     bool any = false;
     bool wrote = false;
     int64_t mono = clock_.MonotonicMs();
     for (InFlight& f : in_flight_) {
-      std::string text = f.exec->TakeOutput();
-      bool alive = f.exec->TakeActivity() || !text.empty();
-      if (!text.empty()) {
-        wrote = true;
-        Event("NodeOutput", {{"nodeId", f.node_id},
-                             {"iteration", f.iteration},
-                             {"attempt", f.attempt},
-                             {"stream", "stdout"},
-                             {"text", base::Redact(text)}});
-      }
+      std::string taken = f.exec->TakeOutput();
+      bool alive = f.exec->TakeActivity() || !taken.empty();
+      wrote = OutputEvent(f, f.output_redactor.Push(taken)) || wrote;
       wrote = Heartbeat(f, alive, mono) || wrote;
     }
     if (wrote) SMITHERS_RETURN_IF_ERROR(Flush());
@@ -1163,6 +1172,7 @@ class Run final : public engine::WaitHost {
       }
       InFlight f = std::move(in_flight_[i]);
       in_flight_.erase(in_flight_.begin() + static_cast<long>(i));
+      OutputEvent(f, f.output_redactor.Push(f.exec->TakeOutput()) + f.output_redactor.Finish());
       SMITHERS_RETURN_IF_ERROR(Complete(f, std::move(*o)));
       any = true;
     }
@@ -1608,9 +1618,31 @@ class Run final : public engine::WaitHost {
     batch_.AppendEvent(run_.run_id, type, std::move(payload), clock_.NowMs());
   }
 
+  // The run's first commit also records who launched or resumed it.
+  void AuditFirstCommit(const char* action) {
+    if (!opts_.audit) return;
+    pending_audit_ = *opts_.audit;
+    pending_audit_->run_id = pending_audit_->target = run_.run_id;
+    if (pending_audit_->action.empty()) pending_audit_->action = action;
+  }
+
   Status Flush() override {
     if (batch_.empty()) return Status::Ok();
-    Result<std::vector<int64_t>> seqs = store_.Commit(batch_);
+    Result<std::vector<int64_t>> seqs = std::vector<int64_t>();
+    if (pending_audit_) {
+      Status audited = store_.Audited(*pending_audit_, [&] {
+        seqs = store_.Commit(batch_);
+        return seqs.status();
+      });
+      pending_audit_.reset();
+      if (!audited.ok() && !opts_.resume) {
+        batch_.Clear();  // the launch's first commit: nothing of the run exists
+        return audited.WithContext("run \"" + run_.run_id + "\" was not started");
+      }
+      if (!audited.ok()) seqs = audited;
+    } else {
+      seqs = store_.Commit(batch_);
+    }
     if (!seqs.ok()) {
       batch_.Clear();
       CancelInFlight("the store failed");
@@ -1669,6 +1701,7 @@ class Run final : public engine::WaitHost {
   bool cancel_seen_ = false;
   int64_t stop_deadline_ = -1;  // monotonic; set once RunOptions::stop is seen
   bool resumed_finished_ = false;
+  std::optional<AuditEntry> pending_audit_;  // written with the next commit
   Json resume_error_;  // set by Resume(): the run cannot go on and fails with this
   WriteBatch batch_;
 };
@@ -1684,17 +1717,7 @@ Status CheckInputHasNoSecrets(const Json& input) {
                               "(docs/engine.md \"Environment and secrets\")");
 }
 
-Status CheckWorkflow(const WorkflowDefinition& workflow, const Json& input) {
-  if (!workflow.render) return InvalidArgumentError("workflow has no render function");
-  for (const auto& [name, s] : workflow.outputs) {
-    Status st = schema::CheckSchema(s);
-    if (!st.ok()) return st.WithContext("output schema \"" + name + "\"");
-  }
-  if (!workflow.input_schema.is_null()) {
-    Status st = schema::CheckSchema(workflow.input_schema);
-    if (!st.ok()) return st.WithContext("input schema");
-  }
-  if (input.is_null()) return Status::Ok();
+Status CheckRunInput(const WorkflowDefinition& workflow, const Json& input) {
   SMITHERS_RETURN_IF_ERROR(base::CheckJsonValueDepth(input, base::MaxJsonDepth(), "the input"));
   if (!input.is_object()) return InvalidArgumentError("the input must be a JSON object");
   SMITHERS_RETURN_IF_ERROR(CheckInputHasNoSecrets(input));
@@ -1706,6 +1729,21 @@ Status CheckWorkflow(const WorkflowDefinition& workflow, const Json& input) {
       return InvalidArgumentError(msg);
     }
   }
+  return Status::Ok();
+}
+
+Status CheckWorkflow(const WorkflowDefinition& workflow, const Json& input) {
+  if (!workflow.render) return InvalidArgumentError("workflow has no render function");
+  for (const auto& [name, s] : workflow.outputs) {
+    Status st = schema::CheckSchema(s);
+    if (!st.ok()) return st.WithContext("output schema \"" + name + "\"");
+  }
+  if (!workflow.input_schema.is_null()) {
+    Status st = schema::CheckSchema(workflow.input_schema);
+    if (!st.ok()) return st.WithContext("input schema");
+  }
+  if (input.is_null()) return Status::Ok();
+  SMITHERS_RETURN_IF_ERROR(CheckRunInput(workflow, input));
   Json in = input;
   Ctx::OutputMap none;
   Ctx ctx("", &in, &none, 0);

@@ -225,7 +225,14 @@ void Gateway::SyncSchedules() {
                  .enabled = s.enabled,
                  .created_at_ms = now,
                  .next_run_at_ms = s.enabled ? parsed->NextAfterMs(now) : 0};
-    Status put = store_->PutCron(c);
+    // A module's declared schedule, written by the Gateway as it loads it.
+    Status put = store_->Audited(
+        {.actor = "system",
+         .actor_via = "system",
+         .action = "cron.create",
+         .target = id,
+         .details = {{"workflow", key}, {"pattern", s.cron}, {"declaredBy", "module"}}},
+        [&] { return store_->PutCron(c); });
     Log({{"event", "cron.declared"},
          {"cronId", id},
          {"pattern", s.cron},
@@ -233,7 +240,13 @@ void Gateway::SyncSchedules() {
          {"ok", put.ok()}});
   }
   for (const auto& [id, c] : existing) {
-    if (store_->DeleteCron(id).ok()) Log({{"event", "cron.removed"}, {"cronId", id}});
+    Status gone = store_->Audited({.actor = "system",
+                                   .actor_via = "system",
+                                   .action = "cron.delete",
+                                   .target = id,
+                                   .details = {{"declaredBy", "module"}}},
+                                  [&, &cron_id = id] { return store_->DeleteCron(cron_id); });
+    if (gone.ok()) Log({{"event", "cron.removed"}, {"cronId", id}});
   }
 }
 

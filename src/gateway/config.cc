@@ -254,6 +254,7 @@ Result<GatewayConfig> ParseGatewayConfig(std::string_view text, const std::strin
   SMITHERS_RETURN_IF_ERROR(top.Int("port", 0, &o.port, kMaxPort));
   SMITHERS_RETURN_IF_ERROR(top.StoreUrl("db", &o.db));
   SMITHERS_RETURN_IF_ERROR(top.OneOf("synchronous", {"FULL", "NORMAL"}, &o.synchronous));
+  SMITHERS_RETURN_IF_ERROR(top.String("audit_key", &o.audit_key));
   SMITHERS_RETURN_IF_ERROR(top.Bool("insecure", &o.insecure));
   SMITHERS_RETURN_IF_ERROR(top.Strings("allowed_origins", &o.allowed_origins));
   SMITHERS_RETURN_IF_ERROR(top.Int("heartbeat_ms", 1, &o.heartbeat_ms));

@@ -45,6 +45,7 @@ struct GatewayOptions {
   // StoreFactory.
   std::string db = ".smithers/smithers.db";
   std::string synchronous = "FULL";  // SQLite's synchronous mode: FULL or NORMAL
+  std::string audit_key;             // the audit log's key reference (StoreOptions::audit_key)
   std::string tls_cert, tls_key;     // both or neither (PEM files)
   bool insecure = false;             // allow a non-loopback bind without TLS
   // token (grants in the database), jwt, trusted-proxy, or none (loopback only).
@@ -118,7 +119,8 @@ struct GatewayOptions {
 
 // How the Gateway opens its store (OpenStore's options from GatewayOptions).
 inline StoreOptions GatewayStoreOptions(const GatewayOptions& o) {
-  return {.group_readable = o.group_readable, .synchronous = o.synchronous};
+  return {
+      .group_readable = o.group_readable, .synchronous = o.synchronous, .audit_key = o.audit_key};
 }
 
 // Serves until SIGINT or SIGTERM (then stops accepting, asks in-process runs

@@ -141,6 +141,8 @@ struct RunStart {
   // input (a resume must never replace it, not even with {}).
   Json input = nullptr;
   Json auth;
+  // Who launched or resumed it (RunOptions::audit); nullopt = not audited.
+  std::optional<AuditEntry> audit;
   // A new run (launchRun): its thread loads the module at `path`, checks
   // `input` against it and pins its source before the run exists; a failure
   // there refuses the launch (the started reply is the error) and no run is

@@ -65,6 +65,11 @@ const Method* FindMethod(std::string_view name);
 // A string parameter that must be present; "" when missing or not a string
 // (the caller reports it).
 std::string StringParam(const Json& params, const char* name);
+// The audit entry of what `caller` does (Store::Audited): the
+// authenticated identity acts; `run_id` puts it in that run's chain.
+AuditEntry CallerAudit(const Caller& caller, std::string action, std::string target,
+                       const std::string& run_id = "", Json details = Json::object());
+
 // Reads each required string parameter (StringParam) into its `value`; when
 // any is missing, the reply to send: InvalidRequest "runId is required" or
 // "runId and nodeId are required" (every name asked for).

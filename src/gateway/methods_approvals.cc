@@ -126,13 +126,22 @@ Reply SubmitApproval(const MethodCall& call) {
     return Reply::Err("Forbidden", "override: true requires scope run:admin",
                       {{"requiredScope", "run:admin"}});
   }
-  Result<ApprovalRecord> a = DecideApproval(gw.store(),
-                                            {.run_id = run_id,
-                                             .node_id = node_id,
-                                             .iteration = static_cast<int>(*iteration),
-                                             .approved = approved,
-                                             .note = note},
-                                            who, gw.clock().NowMs());
+  const AuditEntry audit = CallerAudit(caller, "approval.decide", run_id, run_id,
+                                       {{"nodeId", node_id},
+                                        {"iteration", *iteration},
+                                        {"approved", approved},
+                                        {"decidedBy", who.actor},
+                                        {"override", override},
+                                        {"note", note}});
+  Result<ApprovalRecord> a = AuditedValue<ApprovalRecord>(gw.store(), audit, [&] {
+    return DecideApproval(gw.store(),
+                          {.run_id = run_id,
+                           .node_id = node_id,
+                           .iteration = static_cast<int>(*iteration),
+                           .approved = approved,
+                           .note = note},
+                          who, gw.clock().NowMs());
+  });
   if (!a.ok()) {
     if (a.status().code() == StatusCode::kFailedPrecondition) {
       return Reply::Err("AlreadyDecided", a.status().message());
@@ -174,12 +183,16 @@ Reply SubmitSignal(const MethodCall& call) {
       !depth.ok()) {
     return TooDeep(depth);
   }
-  Result<SignalRecord> sig = gw.store().AppendSignal({.run_id = run_id,
-                                                      .name = name,
-                                                      .correlation_id = corr,
-                                                      .payload = std::move(payload),
-                                                      .received_at_ms = gw.clock().NowMs(),
-                                                      .received_by = caller.user_id});
+  const AuditEntry audit = CallerAudit(caller, "signal.send", run_id, run_id,
+                                       {{"signalName", name}, {"correlationId", corr}});
+  Result<SignalRecord> sig = AuditedValue<SignalRecord>(gw.store(), audit, [&] {
+    return gw.store().AppendSignal({.run_id = run_id,
+                                    .name = name,
+                                    .correlation_id = corr,
+                                    .payload = std::move(payload),
+                                    .received_at_ms = gw.clock().NowMs(),
+                                    .received_by = caller.user_id});
+  });
   if (!sig.ok()) return StoreError(sig.status(), "RunNotFound");
   gw.Supervise();
   gw.Wake();

@@ -82,7 +82,10 @@ Reply CronCreate(const MethodCall& call) {
                .enabled = params.value("enabled", true),
                .created_at_ms = now,
                .next_run_at_ms = schedule->NextAfterMs(now)};
-  Status put = gw.store().PutCron(c);
+  Status put = gw.store().Audited(
+      CallerAudit(call.caller, "cron.create", id, "",
+                  {{"workflow", workflow}, {"pattern", pattern}, {"timeZone", tz}}),
+      [&] { return gw.store().PutCron(c); });
   if (!put.ok()) return StoreError(put, "CronNotFound");
   return Reply::Ok(CronJson(gw, c));
 }
@@ -92,7 +95,8 @@ Reply CronDelete(const MethodCall& call) {
   const Json& params = call.params;
   std::string id;
   if (auto bad = ReadRequired(params, {{"cronId", &id}})) return *bad;
-  Status s = gw.store().DeleteCron(id);
+  Status s = gw.store().Audited(CallerAudit(call.caller, "cron.delete", id),
+                                [&] { return gw.store().DeleteCron(id); });
   if (!s.ok()) return StoreError(s, "CronNotFound");
   return Reply::Ok({{"cronId", id}, {"deleted", true}});
 }

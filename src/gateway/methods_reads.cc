@@ -1,6 +1,7 @@
 // The read methods (scope run:read): health, the workflow catalog, runs,
 // their node counts and outputs.
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -198,6 +199,37 @@ Reply ListRunTokenUsage(const MethodCall& call) {
 
 }  // namespace
 
+namespace {
+
+// The audit log, oldest first (docs/gateway.md "listAudit"): a page of at
+// most `limit` rows after `afterSeq`; `nextAfterSeq` continues it.
+Reply ListAudit(const MethodCall& call) {
+  const Json& params = call.params;
+  AuditFilter filter;
+  for (auto [key, into] : {std::pair{"runId", &filter.run_id}, {"actor", &filter.actor}}) {
+    Result<std::optional<std::string>> v = OptionalString(params, key);
+    if (!v.ok()) return BadParam(v.status());
+    *into = v->value_or("");
+  }
+  Result<int64_t> since = IntParam(params, "sinceMs", 0, 0, INT64_MAX);
+  Result<int64_t> after = IntParam(params, "afterSeq", 0, 0, INT64_MAX);
+  Result<int64_t> limit = IntParam(params, "limit", 100, 1, 1000);
+  for (const Result<int64_t>* r : {&since, &after, &limit}) {
+    if (!r->ok()) return Reply::Err("InvalidRequest", r->status().message());
+  }
+  filter.since_ms = *since;
+  filter.after_seq = *after;
+  filter.limit = static_cast<int>(*limit);
+  Result<std::vector<AuditRecord>> rows = call.gw.store().ListAudit(filter);
+  if (!rows.ok()) return StoreError(rows.status(), "NotFound");
+  Json out = Json::array();
+  for (const AuditRecord& r : *rows) out.push_back(AuditRecordJson(r));
+  return Reply::Ok(
+      {{"rows", std::move(out)}, {"nextAfterSeq", rows->empty() ? *after : rows->back().seq}});
+}
+
+}  // namespace
+
 Reply Gateway::Health() {
   return Reply::Ok({{"ok", true},
                     {"protocol", kProtocolVersion},
@@ -217,6 +249,7 @@ std::span<const Method> ReadMethods() {
       {.name = "listRuns", .scope = "run:read", .handler = ListRuns},
       {.name = "getNodeOutput", .scope = "run:read", .handler = GetNodeOutput},
       {.name = "listRunTokenUsage", .scope = "run:read", .handler = ListRunTokenUsage},
+      {.name = "listAudit", .scope = "audit:read", .handler = ListAudit},
   };
   return kRows;
 }

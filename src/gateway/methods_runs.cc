@@ -105,6 +105,7 @@ void LaunchWithCatalog(Gateway& gw, const Caller& caller, const std::string& key
                .path = it->second.path,
                .input = std::move(input),
                .auth = std::move(auth),
+               .audit = CallerAudit(caller, "run.launch", run_id, run_id, {{"workflow", key}}),
                .launch = true,
                .max_concurrency = static_cast<int>(*max_concurrency)},
               [payload = std::move(payload), done = std::move(done)](Reply started) {
@@ -156,6 +157,7 @@ void ResumeRun(const MethodCall& call, ReplyFn done) {
   // its module loaded): a client may read it at once.
   gw.StartRun({.run_id = run_id,
                .path = run->workflow_path,
+               .audit = CallerAudit(call.caller, "run.resume", run_id, run_id, {{"force", force}}),
                .resume = true,
                .force = force,
                .claim_from = ThisProcessOwnerId()},
@@ -169,7 +171,9 @@ Reply CancelRunMethod(const MethodCall& call) {
   const Json& params = call.params;
   std::string run_id;
   if (auto bad = ReadRequired(params, {{"runId", &run_id}})) return *bad;
-  Result<RunStatus> status = CancelRun(gw.store(), run_id, gw.clock());
+  Result<RunStatus> status =
+      AuditedValue<RunStatus>(gw.store(), CallerAudit(call.caller, "run.cancel", run_id, run_id),
+                              [&] { return CancelRun(gw.store(), run_id, gw.clock()); });
   if (!status.ok()) return StoreError(status.status(), "RunNotFound");
   gw.Wake();
   // `status` is Smithers' literal (the cancel is accepted); `runStatus` says
@@ -200,14 +204,17 @@ Reply DeleteRunMethod(const MethodCall& call) {
       return Reply::Err("RunNotOver",
                         "run " + run_id + " is running; cancel it first, or delete with force");
     }
-    Result<RunStatus> status = CancelRun(gw.store(), run_id, gw.clock());
+    Result<RunStatus> status = AuditedValue<RunStatus>(
+        gw.store(), CallerAudit(call.caller, "run.cancel", run_id, run_id, {{"forDelete", true}}),
+        [&] { return CancelRun(gw.store(), run_id, gw.clock()); });
     if (!status.ok()) return StoreError(status.status(), "RunNotFound");
     gw.Wake();
     return Reply::Err("Busy", "run " + run_id +
                                   " is running in this Gateway: it was asked to stop; delete it "
                                   "again once it is cancelled");
   }
-  Result<DeletedRun> deleted = DeleteRun(gw.store(), run_id, forced, gw.clock());
+  const AuditEntry audit = CallerAudit(call.caller, "run.delete", run_id);
+  Result<DeletedRun> deleted = DeleteRun(gw.store(), run_id, forced, gw.clock(), &audit);
   if (!deleted.ok()) {
     switch (deleted.status().code()) {
       case StatusCode::kFailedPrecondition:

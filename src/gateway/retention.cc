@@ -75,7 +75,10 @@ void Gateway::DeleteNextDueRun(const std::shared_ptr<RetentionSweep>& sweep) {
       Say("cannot read run " + id + ": " + run.status().message());
     }
     if (due) {
-      Result<DeletedRun> deleted = DeleteRun(*store_, id, /*force=*/false, clock_);
+      const AuditEntry audit{.actor = "system",
+                             .actor_via = "system",
+                             .details = {{"retention", {{"keepMs", opts_.retention.keep_ms}}}}};
+      Result<DeletedRun> deleted = DeleteRun(*store_, id, /*force=*/false, clock_, &audit);
       if (deleted.ok()) {
         metrics_.retention_runs_deleted++;
         Say("deleted run " + id + " (" + std::string(Name(deleted->run.status)) + ", ended " +

@@ -142,6 +142,7 @@ Json Gateway::Execute(const RunStart& start, const std::function<void()>& starte
   ro.max_concurrency = start.max_concurrency;
   ro.clock = &clock_;
   ro.auth = start.auth;
+  ro.audit = start.audit;
   ro.stop = &stopping_;
   ro.stop_grace_ms = opts_.stop_grace_ms;
   ro.require_sandbox = opts_.require_sandbox;
@@ -205,7 +206,13 @@ void Gateway::Supervise() {
     if (!store_->ClaimRun(run.run_id, run.runtime_owner_id, me, now).ok()) return;
     Log({{"event", "run.resume"}, {"runId", run.run_id}});
     // Not waited for: the run's thread loads its module and renders.
-    StartRun({.run_id = run.run_id, .path = run.workflow_path, .resume = true, .claim_from = me});
+    StartRun({.run_id = run.run_id,
+              .path = run.workflow_path,
+              .audit = AuditEntry{.actor = "system",
+                                  .actor_via = "system",
+                                  .details = {{"by", "the Gateway's supervisor"}}},
+              .resume = true,
+              .claim_from = me});
   };
   Result<std::vector<ResumableRun>> due = FindResumableRuns(*store_, me, now);
   if (!due.ok()) {

@@ -22,6 +22,7 @@
 #include "base/hash.h"
 #include "base/json_limits.h"
 #include "gateway/combining_stream.h"
+#include "gateway/deployment.h"
 #include "gateway/gateway_internal.h"
 #include "gateway/protocol.h"
 #include "smithers/engine.h"
@@ -40,16 +41,6 @@ using Response = http::response<http::string_body>;
 
 constexpr size_t kHardFrameLimit = 16u << 20;  // above max_frame_bytes: refused with an error
 constexpr int kCloseGraceMs = 2000;
-
-bool IsLoopbackHost(std::string host) {
-  if (!host.empty() && host.front() == '[') {
-    size_t end = host.find(']');
-    host = host.substr(1, end == std::string::npos ? std::string::npos : end - 1);
-  } else if (std::count(host.begin(), host.end(), ':') == 1) {
-    host = host.substr(0, host.find(':'));  // strip a port
-  }
-  return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
-}
 
 std::string Lower(std::string s) {
   for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));

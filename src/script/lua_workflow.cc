@@ -167,13 +167,13 @@ class LuaModule final : public LuaWorkflow, public ModuleScope {
 
   const std::map<std::string, std::string>& siblings() const override { return siblings_; }
 
-  Status CheckComponents(const Json& input) override {
+  Status CheckComponents(const Json& input, const Ctx::OutputMap* outputs) override {
     lua_pushnil(state_);
     lua_setfield(state_, LUA_REGISTRYINDEX, kPropsErrorKey);
     props_error_.clear();
     Json in = input.is_null() ? Json::object() : input;
     Ctx::OutputMap none;
-    Ctx ctx("", &in, &none, 0);
+    Ctx ctx("", &in, outputs != nullptr ? outputs : &none, 0);
     if (def_.render) (void)def_.render(ctx);  // other failures may be the missing input's
     lua_getfield(state_, LUA_REGISTRYINDEX, kPropsErrorKey);
     std::string raised = lua_isstring(state_, -1) ? lua_tostring(state_, -1) : "";

@@ -52,12 +52,14 @@ class LuaWorkflow {
   // module name ("lib", "util.text" for util/text.lua).
   virtual const std::map<std::string, std::string>& siblings() const = 0;
   virtual const std::optional<ModuleSchedule>& schedule() const = 0;
-  // Renders once with `input` and no outputs, as a check: InvalidArgument
-  // with the first unknown prop or component it met (docs/engine.md
-  // "Props"), Ok otherwise, also when the render failed for another reason
-  // (input it needs may be missing). The Gateway calls it on each module it
-  // loads, so listWorkflows shows such errors before a launch.
-  virtual Status CheckComponents(const Json& input) = 0;
+  // Renders once with `input` and `outputs` (nullptr = none), as a check:
+  // InvalidArgument with the first unknown prop or component it met
+  // (docs/engine.md "Props"), Ok otherwise, also when the render failed for
+  // another reason (input it needs may be missing). The Gateway calls it on
+  // each module it loads, so listWorkflows shows such errors before a
+  // launch; `smithers check` after a render failed, to tell a module's
+  // mistake from a made-up value's.
+  virtual Status CheckComponents(const Json& input, const Ctx::OutputMap* outputs = nullptr) = 0;
 };
 
 // Loads and runs the module at `path` (which must return `smithers(render)`).

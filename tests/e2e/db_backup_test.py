@@ -83,12 +83,20 @@ class DbBackupTest(E2ETest):
         os.kill(p.pid, signal.SIGKILL)
         p.communicate()
 
-        # Restored elsewhere, the copy resumes and finishes.
+        # Restored elsewhere, the copy resumes and finishes, once given the
+        # key its audit log was written with (it is not in the copy).
         restored = self.path("restored/smithers.db")
-        r = self.run_cli("db", "restore", backup, "--to", restored)
+        key = "file:" + self.db + ".audit-key"
+        r = self.run_cli("db", "restore", backup, "--to", restored, "--audit-key", key)
         self.assertEqual(r.code, 0, r)
+        self.assertNotIn("not recorded", r.stderr)
+        r = self.run_cli("up", chain, "--resume", "--run-id", "load", db=restored)
+        self.assertEqual(r.code, 4, r)
+        self.assertIn("--audit-key", r.stderr)
         self.assertEqual(self.run_cli("up", chain, "--resume", "--run-id", "load",
-                                      db=restored, timeout=120).code, 0)
+                                      "--audit-key", key, db=restored, timeout=120).code, 0)
+        v = self.run_cli("audit", "verify", "--audit-key", key, db=restored)
+        self.assertEqual(v.code, 0, v)
         final = self.outputs_of(restored, "load")
         self.assertEqual(len(final), n)
         self.assertIn('"n":%d' % n, final["t%d" % n].replace(" ", ""))

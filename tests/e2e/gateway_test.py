@@ -107,11 +107,11 @@ def method_params(run_id):
         "submitSignal": {"runId": run_id, "signalName": "s"},
         "cronList": {}, "cronCreate": {"workflow": "hello", "pattern": "0 0 1 1 *"},
         "cronDelete": {"cronId": "nope"}, "cronRun": {"workflow": "hello"},
-        "deleteRun": {"runId": "not-" + run_id},
+        "deleteRun": {"runId": "not-" + run_id}, "listAudit": {},
     }
 
 SCOPES = ["run:read", "run:write", "run:admin", "approval:read", "approval:submit",
-          "signal:submit", "cron:read", "cron:write"]
+          "signal:submit", "cron:read", "cron:write", "audit:read"]
 # The method table (src/gateway/auth.cc), which the matrix walks.
 TABLE = {
     "health": "run:read", "listWorkflows": "run:read", "getRun": "run:read",
@@ -121,9 +121,9 @@ TABLE = {
     "resumeRun": "run:write", "cancelRun": "run:write", "listApprovals": "approval:read",
     "submitApproval": "approval:submit", "submitSignal": "signal:submit",
     "cronList": "cron:read", "cronCreate": "cron:write", "cronDelete": "cron:write",
-    "cronRun": "cron:write", "deleteRun": "run:admin",
+    "cronRun": "cron:write", "deleteRun": "run:admin", "listAudit": "audit:read",
 }
-IMPLIES = {"run:admin": {"run:write", "run:read"}, "run:write": {"run:read"},
+IMPLIES = {"run:admin": {"run:write", "run:read", "audit:read"}, "run:write": {"run:read"},
            "cron:write": {"cron:read"}, "approval:submit": {"approval:read"}}
 
 
@@ -570,6 +570,62 @@ class GatewayTest(E2ETest):
         runs = [r["runId"] for r in self.rpc("listRuns", {}, admin)[1]["payload"]]
         self.assertEqual(runs, ["keep"])
 
+    def test_audit_log_records_the_authenticated_actor(self):
+        self.start()
+        alice = self.token("run:write,approval:submit,signal:submit,cron:write",
+                           "--user", "alice")
+        admin = self.token("run:admin", "--user", "root-admin")
+        auditor = self.token("audit:read", "--user", "auditor")
+        self.assertEqual(self.rpc("launchRun", {"workflow": "gate", "runId": "a1"}, alice)[0], 200)
+        self.wait_run("a1", alice, status=("waiting-approval",))
+        code, r = self.rpc("submitApproval", {"runId": "a1", "nodeId": "ship", "approved": True,
+                                              "decidedBy": "mallory"}, alice)
+        self.assertEqual(code, 403, "decidedBy cannot name someone else")
+        code, r = self.rpc("submitSignal", {"runId": "a1", "signalName": "s"}, alice)
+        self.assertEqual(code, 200, r)
+        code, r = self.rpc("cronCreate", {"workflow": "hello", "pattern": "0 0 1 1 *",
+                                          "cronId": "c1"}, alice)
+        self.assertEqual(code, 200, r)
+        self.assertEqual(self.rpc("cronDelete", {"cronId": "c1"}, alice)[0], 200)
+        self.assertEqual(self.rpc("cancelRun", {"runId": "a1"}, alice)[0], 200)
+        self.wait_run("a1", alice, status=("cancelled",))
+        self.assertEqual(self.rpc("deleteRun", {"runId": "a1"}, admin)[0], 200)
+        # run:write may not read the log; audit:read and run:admin may.
+        self.assertEqual(self.rpc("listAudit", {}, alice)[0], 403)
+        code, r = self.rpc("listAudit", {}, auditor)
+        self.assertEqual(code, 200, r)
+        rows = r["payload"]["rows"]
+        got = [(x["action"], x["actor"], x["actorVia"]) for x in rows
+               if x["action"] not in ("token.issue",)]
+        self.assertEqual(got, [("run.launch", "alice", "token"),
+                               ("signal.send", "alice", "token"),
+                               ("cron.create", "alice", "token"),
+                               ("cron.delete", "alice", "token"),
+                               ("run.cancel", "alice", "token"),
+                               ("run.delete", "root-admin", "token")])
+        self.assertTrue(all(x["details"]["role"] == "operator" for x in rows
+                            if x["actorVia"] == "token"))
+        launch = rows[[x["action"] for x in rows].index("run.launch")]
+        self.assertEqual((launch["runId"], launch["chain"], launch["chainSeq"]),
+                         ("a1", "run:a1", 1))
+        self.assertEqual(len(launch["moduleRevision"]), 64)
+        # Pages by seq.
+        code, r = self.rpc("listAudit", {"limit": 2, "runId": "a1"}, admin)
+        self.assertEqual(code, 200, r)
+        page = r["payload"]
+        self.assertEqual(len(page["rows"]), 2)
+        code, r = self.rpc("listAudit", {"runId": "a1", "afterSeq": page["nextAfterSeq"]}, admin)
+        self.assertEqual([x["action"] for x in r["payload"]["rows"]],
+                         ["run.cancel", "run.delete"])
+        self.assertEqual(self.rpc("listAudit", {"limit": 0}, admin)[0], 400)
+        # The whole log verifies under its key, and no token is in it.
+        v = self.run_cli("audit", "verify", "--json")
+        self.assertEqual(v.code, 0, v)
+        self.assertTrue(v.json()["ok"])
+        dump = self.run_cli("audit", "export").stdout
+        for t in (alice, admin, auditor):
+            self.assertNotIn(t, dump)
+
     # ---- access control ----
 
     def test_scope_matrix(self):
@@ -602,6 +658,10 @@ class GatewayTest(E2ETest):
         read = self.token("read")
         self.assertEqual(self.rpc("cronList", {}, read)[0], 200)
         self.assertEqual(self.rpc("cancelRun", {"runId": "m1"}, read)[0], 403)
+        # The audit log: never through a legacy grant or a method wildcard.
+        for grant in ("admin", "read", "list*"):
+            code, r = self.rpc("listAudit", {}, self.token(grant))
+            self.assertEqual(code, 403, (grant, r))
         execute = self.token("execute")
         self.assertEqual(self.rpc("submitSignal", {"runId": "m1", "signalName": "s"}, execute)[0],
                          200)

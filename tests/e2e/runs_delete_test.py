@@ -73,10 +73,11 @@ RUN_TABLES = ["_smithers_nodes", "_smithers_attempts", "_smithers_frames", "_smi
 class RunsDeleteTest(E2ETest):
     def rows_of(self, run_id):
         """How many rows each table holds for run_id (tables with a run_id
-        column, found from the schema so that a new table is not missed)."""
+        column, found from the schema so that a new table is not missed;
+        not the audit log, whose rows outlive the run by design)."""
         conn = self.connect()
         tables = [r[0] for r in conn.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table'")]
+            "SELECT name FROM sqlite_master WHERE type = 'table'") if r[0] != "_smithers_audit"]
         counts = {}
         for t in tables:
             cols = [c[1] for c in conn.execute("PRAGMA table_info(%s)" % t)]
@@ -115,6 +116,12 @@ class RunsDeleteTest(E2ETest):
         self.assertEqual(self.rows_of("broken"), {})
         self.assertEqual(self.rows_of("keep"), keep_before)
         self.assert_consistent()
+        # Each leaves a tombstone in its audit chain, after its launch.
+        for run_id in ("gone", "broken"):
+            self.assertEqual(
+                [r["action"] for r in self.query(
+                    "SELECT action FROM _smithers_audit WHERE run_id = ? ORDER BY seq", run_id)],
+                ["run.launch", "run.delete"])
         # Gone for every command, and the kept run still reads whole.
         self.assertEqual(self.run_cli("inspect", "gone").code, 4)
         self.assertEqual(self.inspect("keep")["run"]["status"], "finished")

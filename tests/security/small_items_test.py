@@ -272,7 +272,7 @@ class FileModesTest(E2ETest):
         self.assertEqual(r.code, 3, r)
         folder = self.path(".smithers")
         self.assertEqual(mode_of(folder), 0o700)
-        for name in ("smithers.db", "smithers.db-wal", "smithers.db-shm"):
+        for name in ("smithers.db", "smithers.db-wal", "smithers.db-shm", "smithers.db.audit-key"):
             self.assertEqual(mode_of(os.path.join(folder, name)), 0o600, name)
         db = os.path.join(folder, "smithers.db")
         r = self.run_cli("supervise", "--once", db=db,
@@ -290,6 +290,8 @@ class FileModesTest(E2ETest):
         self.assertEqual(mode_of(self.path("ops/state")), 0o750)
         for suffix in ("", "-wal", "-shm"):
             self.assertEqual(mode_of(db + suffix), 0o640, suffix)
+        # The audit key is the owner's alone: a reader of the log has no use for it.
+        self.assertEqual(mode_of(db + ".audit-key"), 0o600)
         r = self.run_cli("--group-readable", "supervise", "--once", db=db,
                          env={"SMITHERS_CLOCK_OFFSET_MS": str(HOUR_MS + 1000)})
         self.assertEqual(r.code, 0, r)

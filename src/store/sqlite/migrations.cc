@@ -284,6 +284,42 @@ CREATE TABLE IF NOT EXISTS _smithers_maintenance (
 CREATE INDEX IF NOT EXISTS _smithers_maintenance_kind ON _smithers_maintenance (kind, id);
 )sql";
 
+// The audit log (docs/operations.md "Audit log"): append-only (the triggers
+// refuse every UPDATE and DELETE), no foreign key (a row outlives its run).
+// seq is assigned by the store as MAX(seq)+1 inside the writing transaction
+// and covered by the row's HMAC, so the log has no gap to explain.
+constexpr const char kAuditTable[] = R"sql(
+CREATE TABLE IF NOT EXISTS _smithers_audit (
+  seq INTEGER PRIMARY KEY,
+  chain TEXT NOT NULL,
+  chain_seq INTEGER NOT NULL,
+  at_ms INTEGER NOT NULL,
+  actor TEXT NOT NULL,
+  actor_via TEXT NOT NULL,
+  action TEXT NOT NULL,
+  target TEXT NOT NULL,
+  run_id TEXT NOT NULL DEFAULT '',
+  details_json TEXT NOT NULL,
+  version TEXT NOT NULL,
+  build TEXT NOT NULL,
+  module_revision TEXT NOT NULL DEFAULT '',
+  key_id TEXT NOT NULL,
+  prev_hmac TEXT NOT NULL,
+  hmac TEXT NOT NULL,
+  UNIQUE (chain, chain_seq)
+);
+CREATE INDEX IF NOT EXISTS _smithers_audit_run ON _smithers_audit (run_id, seq);
+CREATE INDEX IF NOT EXISTS _smithers_audit_at ON _smithers_audit (at_ms);
+CREATE TRIGGER IF NOT EXISTS _smithers_audit_no_update BEFORE UPDATE ON _smithers_audit
+BEGIN SELECT RAISE(ABORT, '_smithers_audit is append-only: its rows cannot be changed'); END;
+CREATE TRIGGER IF NOT EXISTS _smithers_audit_no_delete BEFORE DELETE ON _smithers_audit
+BEGIN SELECT RAISE(ABORT, '_smithers_audit is append-only: its rows cannot be deleted'); END;
+CREATE TRIGGER IF NOT EXISTS _smithers_audit_no_replace BEFORE INSERT ON _smithers_audit
+WHEN EXISTS (SELECT 1 FROM _smithers_audit WHERE seq = NEW.seq
+             OR (chain = NEW.chain AND chain_seq = NEW.chain_seq))
+BEGIN SELECT RAISE(ABORT, '_smithers_audit is append-only: its rows cannot be replaced'); END;
+)sql";
+
 constexpr Migration kMigrations[] = {
     {1, "initial_tables", kInitialTables},
     {2, "indexes", kIndexes},
@@ -297,6 +333,7 @@ constexpr Migration kMigrations[] = {
     {10, "events_from_one", kEventsFromOne},
     {11, "launch_keys", kLaunchKeysTable},
     {12, "maintenance", kMaintenanceTable},
+    {13, "audit", kAuditTable},
 };
 
 constexpr const char kCreateMigrationsTable[] = R"sql(

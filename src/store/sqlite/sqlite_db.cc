@@ -194,16 +194,29 @@ Result<std::string> Database::QueryText(std::string_view sql) {
 }
 
 Result<WriteTransaction> WriteTransaction::Begin(Database& db) {
+  if (db.write_depth_ > 0) {
+    ++db.write_depth_;
+    return WriteTransaction(&db, /*joined=*/true);
+  }
   EndReadSnapshot(db.handle());
   int rc = StepWithBusyRetry(db.begin_);
   if (rc != SQLITE_DONE) return db.begin_.Error(rc);
-  return WriteTransaction(&db);
+  db.write_depth_ = 1;
+  db.write_failed_ = false;
+  return WriteTransaction(&db, /*joined=*/false);
 }
 
 WriteTransaction::~WriteTransaction() {
+  if (db_ == nullptr) return;
+  if (joined_) {
+    db_->write_depth_--;
+    db_->write_failed_ = true;
+    return;
+  }
+  db_->write_depth_ = 0;
   // SQLite may already have rolled back on its own (after some I/O errors);
   // ROLLBACK outside a transaction would only fail.
-  if (db_ != nullptr && db_->in_transaction()) {
+  if (db_->in_transaction()) {
     db_->rollback_.StepRaw();
     db_->rollback_.Reset();
   }
@@ -211,8 +224,17 @@ WriteTransaction::~WriteTransaction() {
 
 Status WriteTransaction::Commit() {
   if (db_ == nullptr) return InternalError("commit of a finished transaction");
+  if (joined_) {
+    db_->write_depth_--;
+    db_ = nullptr;
+    return Status::Ok();
+  }
+  if (db_->write_failed_) {
+    return AbortedError("a write inside this transaction failed: it was rolled back");
+  }
   int rc = StepWithBusyRetry(db_->commit_);
   if (rc != SQLITE_DONE) return db_->commit_.Error(rc);
+  db_->write_depth_ = 0;
   db_ = nullptr;
   return Status::Ok();
 }

@@ -135,18 +135,28 @@ class Database {
   Statement rollback_;
   Statement begin_read_;
   int read_depth_ = 0;
+  // WriteTransactions open on this connection: the outermost one began the
+  // transaction; inner ones join it (WriteTransaction::Begin).
+  int write_depth_ = 0;
+  bool write_failed_ = false;  // an inner one ended without committing
 };
 
 // A BEGIN IMMEDIATE transaction: it takes the write lock up front, so it never
 // fails half-way with SQLITE_BUSY on upgrading a read lock. Rolls back on
 // destruction unless Commit() succeeded. Move-only.
+//
+// Begun while another is open on the connection, it joins that one (what
+// Store::Audited relies on: the action's writes and its audit row commit
+// together): its Commit() commits nothing, and ending it without Commit()
+// dooms the outer one, whose Commit() then rolls everything back (Aborted).
 class WriteTransaction {
  public:
   // Retries BEGIN a few times with backoff when the database stays busy past
   // the connection's busy timeout; then Unavailable.
   static Result<WriteTransaction> Begin(Database& db);
 
-  WriteTransaction(WriteTransaction&& other) noexcept : db_(std::exchange(other.db_, nullptr)) {}
+  WriteTransaction(WriteTransaction&& other) noexcept
+      : db_(std::exchange(other.db_, nullptr)), joined_(other.joined_) {}
   WriteTransaction& operator=(WriteTransaction&&) = delete;
   WriteTransaction(const WriteTransaction&) = delete;
   ~WriteTransaction();
@@ -158,9 +168,10 @@ class WriteTransaction {
   Status Commit();
 
  private:
-  explicit WriteTransaction(Database* db) : db_(db) {}
+  WriteTransaction(Database* db, bool joined) : db_(db), joined_(joined) {}
 
   Database* db_;  // null once committed or moved from
+  bool joined_;   // began inside another: that one commits
 };
 
 template <typename OnRow>

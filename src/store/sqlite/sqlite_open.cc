@@ -107,7 +107,8 @@ Result<std::unique_ptr<Store>> OpenReadOnly(const SqliteOptions& options, int ma
                                    "; open it once with a command that writes (smithers up, "
                                    "gateway, supervise) to migrate it");
   }
-  return NewSqliteStore(std::move(db), max_migration);
+  return NewSqliteStore(std::move(db), max_migration,
+                        {.ref = options.audit_key, .db_path = options.path});
 }
 
 Result<std::unique_ptr<Store>> OpenSqlite(const SqliteOptions& options, int max_migration) {
@@ -161,7 +162,8 @@ Result<std::unique_ptr<Store>> OpenSqlite(const SqliteOptions& options, int max_
   }
   SMITHERS_RETURN_IF_ERROR(MigrateSqlite(db, max_migration, SystemClock().NowMs()));
 
-  return NewSqliteStore(std::move(db), max_migration);
+  return NewSqliteStore(std::move(db), max_migration,
+                        {.ref = options.audit_key, .db_path = options.path});
 }
 
 Result<std::unique_ptr<Store>> OpenStoreWithContext(const SqliteOptions& options,
@@ -178,7 +180,8 @@ Result<std::unique_ptr<Store>> OpenSqliteStoreAt(const StoreLocation& location,
   return OpenSqliteStore({.path = location.path,
                           .synchronous = options.synchronous,
                           .read_only = options.read_only,
-                          .group_readable = options.group_readable});
+                          .group_readable = options.group_readable,
+                          .audit_key = options.audit_key});
 }
 
 Result<std::unique_ptr<Store>> OpenSqliteStoreForTesting(const SqliteOptions& options,

@@ -26,6 +26,8 @@
 #include <vector>
 
 #include "base/hash.h"
+#include "base/redact.h"
+#include "base/version.h"
 #include "smithers/clock.h"
 #include "smithers/store.h"
 #include "store/output_views.h"
@@ -59,7 +61,8 @@ Result<std::string> OutputViewSql(const std::string& name, const Json& schema) {
 
 class SqliteStore final : public Store {
  public:
-  explicit SqliteStore(Database db) : db_(std::move(db)) {}
+  SqliteStore(Database db, AuditKeySource audit_key)
+      : db_(std::move(db)), audit_key_source_(std::move(audit_key)) {}
 
   // Statements needing a migration above `max_migration` (only tests open a
   // store short of the latest) stay unprepared and must not be used.
@@ -111,6 +114,8 @@ class SqliteStore final : public Store {
   Result<std::vector<MaintenanceRecord>> ListMaintenance(const std::string& kind,
                                                          int limit) override;
   Status PutModuleSource(const ModuleSource& module) override;
+  Status Audited(const AuditEntry& entry, const std::function<Status()>& action) override;
+  Result<std::vector<AuditRecord>> ListAudit(const AuditFilter& filter) override;
   Result<std::string> ChangeStamp() override;
   Status BeginRead() override { return db_.BeginRead(); }
   void EndRead() override { db_.EndRead(); }
@@ -132,9 +137,19 @@ class SqliteStore final : public Store {
   Status RequireRun(const std::string& run_id);
   // The Aborted status of a ConsumeSignal that changed nothing, saying why.
   Status SignalNotPending(const std::string& run_id, int64_t seq);
+  // The audit key, loaded (or, for the default file, created) on first use.
+  Result<std::string> AuditKey();
+  // Within a transaction: the module revision of the entry's run ("" off a run).
+  Result<std::string> RunRevision(const AuditEntry& entry);
+  // Within a transaction: appends `entry` to the audit log (the run's
+  // revision as read before the action, else now).
+  Status InsertAudit(const AuditEntry& entry, const std::string& key,
+                     const std::string& module_revision);
 
   Database db_;  // declared first so it outlives the statements
   std::array<Statement, kStatementCount> statements_;
+  AuditKeySource audit_key_source_;
+  std::optional<std::string> audit_key_;
 };
 
 std::string DescribeOp(const WriteBatch::Op& op) {
@@ -474,6 +489,164 @@ Result<int64_t> SqliteStore::AddMaintenance(const MaintenanceRecord& r) {
   return id;
 }
 
+Result<std::string> SqliteStore::AuditKey() {
+  if (audit_key_) return *audit_key_;
+  const AuditKeySource& src = audit_key_source_;
+  if (src.ref.empty() && (src.db_path == ":memory:" || src.db_path.empty())) {
+    audit_key_ = base::RandomHex(32);  // lives and dies with the database
+    return *audit_key_;
+  }
+  Result<std::string> key = LoadAuditKey(src.ref, src.db_path);
+  if (!key.ok() && key.status().code() == StatusCode::kNotFound) {
+    // The default key file: created once, 0600 whatever the database's
+    // mode (a reader of the database has no use for it), never replaced,
+    // and never made up for a log that already has rows (a restored copy
+    // whose key stayed behind: the operator gives it).
+    const std::string path = src.db_path + ".audit-key";
+    bool has_rows = false;
+    SMITHERS_RETURN_IF_ERROR(stmt(kAuditLast).ForEachRow([&](const Statement&) {
+      has_rows = true;
+      return Status::Ok();
+    }));
+    if (has_rows) {
+      return FailedPreconditionError("audit log: this database's log has rows but its key file " +
+                                     path +
+                                     " is missing; give the log's key with --audit-key "
+                                     "(SMITHERS_AUDIT_KEY) or put the key file back");
+    }
+    const int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd >= 0) {
+      const std::string fresh = base::RandomHex(32) + "\n";
+      const bool written =
+          write(fd, fresh.data(), fresh.size()) == static_cast<ssize_t>(fresh.size()) &&
+          fsync(fd) == 0;
+      close(fd);
+      if (!written) {
+        unlink(path.c_str());
+        return FailedPreconditionError("cannot write the audit key file " + path + ": " +
+                                       std::strerror(errno));
+      }
+    } else if (errno != EEXIST) {  // EEXIST: another process made it first
+      return FailedPreconditionError("cannot create the audit key file " + path + ": " +
+                                     std::strerror(errno));
+    }
+    key = LoadAuditKey(src.ref, src.db_path);
+  }
+  if (!key.ok()) return key.status().WithContext("audit log");
+  audit_key_ = *std::move(key);
+  return *audit_key_;
+}
+
+Result<std::string> SqliteStore::RunRevision(const AuditEntry& entry) {
+  std::string revision;
+  if (entry.run_id.empty()) return revision;
+  Statement& rev = stmt(kAuditRunRevision);
+  rev.BindText(1, entry.run_id);
+  SMITHERS_RETURN_IF_ERROR(rev.ForEachRow([&](const Statement& row) {
+    revision = row.Text(0);
+    return Status::Ok();
+  }));
+  return revision;
+}
+
+Status SqliteStore::InsertAudit(const AuditEntry& entry, const std::string& key,
+                                const std::string& module_revision) {
+  AuditRecord r{.entry = entry,
+                .version = base::Version(),
+                .build = base::BuildCommit(),
+                .key_id = AuditKeyId(key)};
+  if (r.entry.at_ms == 0) r.entry.at_ms = SystemClock().NowMs();
+  r.entry.details = base::RedactJson(entry.details.is_null() ? Json::object() : entry.details);
+  r.chain = entry.run_id.empty() ? "deployment" : "run:" + entry.run_id;
+  Statement& last = stmt(kAuditLast);
+  std::string last_key_id;
+  SMITHERS_RETURN_IF_ERROR(last.ForEachRow([&](const Statement& row) {
+    r.seq = row.Int64(0);
+    last_key_id = row.Text(1);
+    return Status::Ok();
+  }));
+  if (!last_key_id.empty() && last_key_id != r.key_id) {
+    return FailedPreconditionError("the audit log was written under key " + last_key_id +
+                                   " and this process has key " + r.key_id +
+                                   ": give it the log's key (--audit-key, SMITHERS_AUDIT_KEY)");
+  }
+  r.seq += 1;
+  Statement& head = stmt(kAuditChainHead);
+  head.BindText(1, r.chain);
+  SMITHERS_RETURN_IF_ERROR(head.ForEachRow([&](const Statement& row) {
+    r.chain_seq = row.Int64(0);
+    r.prev_hmac = row.Text(1);
+    return Status::Ok();
+  }));
+  r.chain_seq += 1;
+  r.module_revision = module_revision;
+  if (r.module_revision.empty()) {
+    SMITHERS_ASSIGN_OR_RETURN(r.module_revision, RunRevision(entry));
+  }
+  r.hmac = AuditHmac(r, key);
+  Statement& s = stmt(kAuditInsert);
+  s.BindInt64(1, r.seq);
+  s.BindText(2, r.chain);
+  s.BindInt64(3, r.chain_seq);
+  s.BindInt64(4, r.entry.at_ms);
+  s.BindText(5, r.entry.actor);
+  s.BindText(6, r.entry.actor_via);
+  s.BindText(7, r.entry.action);
+  s.BindText(8, r.entry.target);
+  s.BindText(9, r.entry.run_id);
+  BindJson(s, 10, r.entry.details);
+  s.BindText(11, r.version);
+  s.BindText(12, r.build);
+  s.BindText(13, r.module_revision);
+  s.BindText(14, r.key_id);
+  s.BindText(15, r.prev_hmac);
+  s.BindText(16, r.hmac);
+  return s.Run();
+}
+
+Status SqliteStore::Audited(const AuditEntry& entry, const std::function<Status()>& action) {
+  if (entry.action.empty() || entry.actor.empty()) {
+    return InvalidArgumentError("an audit entry needs an actor and an action");
+  }
+  SMITHERS_ASSIGN_OR_RETURN(std::string key, AuditKey());
+  SMITHERS_ASSIGN_OR_RETURN(WriteTransaction txn, WriteTransaction::Begin(db_));
+  // Read before the action too: a deleted run's row is gone after it.
+  SMITHERS_ASSIGN_OR_RETURN(std::string revision, RunRevision(entry));
+  SMITHERS_RETURN_IF_ERROR(action());
+  SMITHERS_RETURN_IF_ERROR(InsertAudit(entry, key, revision));
+  return txn.Commit();
+}
+
+Result<std::vector<AuditRecord>> SqliteStore::ListAudit(const AuditFilter& f) {
+  Statement& s = stmt(kListAudit);
+  s.BindText(1, f.run_id);
+  s.BindText(2, f.actor);
+  s.BindInt64(3, f.since_ms);
+  s.BindInt64(4, f.after_seq);
+  s.BindInt64(5, f.limit > 0 ? f.limit : -1);
+  return Collect(s, [](const Statement& row) -> Result<AuditRecord> {
+    AuditRecord r{.seq = row.Int64(0),
+                  .chain = row.Text(1),
+                  .chain_seq = row.Int64(2),
+                  .entry = {.actor = row.Text(4),
+                            .actor_via = row.Text(5),
+                            .action = row.Text(6),
+                            .target = row.Text(7),
+                            .run_id = row.Text(8),
+                            .at_ms = row.Int64(3)},
+                  .version = row.Text(10),
+                  .build = row.Text(11),
+                  .module_revision = row.Text(12),
+                  .key_id = row.Text(13),
+                  .prev_hmac = row.Text(14),
+                  .hmac = row.Text(15)};
+    if (!ReadJson(row, 9, &r.entry.details)) {
+      return CorruptJson("_smithers_audit", "seq=" + std::to_string(r.seq), "details_json");
+    }
+    return r;
+  });
+}
+
 Result<std::vector<MaintenanceRecord>> SqliteStore::ListMaintenance(const std::string& kind,
                                                                     int limit) {
   Statement& s = stmt(kListMaintenance);
@@ -670,6 +843,8 @@ Result<std::vector<ApprovalRecord>> SqliteStore::EscalateDueApprovals(const std:
   // A cheap read first: most calls find nothing and take no write lock.
   SMITHERS_ASSIGN_OR_RETURN(std::vector<ApprovalRecord> rows, due());
   if (rows.empty()) return rows;
+  // Each hand-over is an action of the system, audited with it.
+  SMITHERS_ASSIGN_OR_RETURN(std::string key, AuditKey());
   SMITHERS_ASSIGN_OR_RETURN(WriteTransaction txn, WriteTransaction::Begin(db_));
   SMITHERS_ASSIGN_OR_RETURN(rows, due());  // again, under the lock
   for (ApprovalRecord& a : rows) {
@@ -686,6 +861,17 @@ Result<std::vector<ApprovalRecord>> SqliteStore::EscalateDueApprovals(const std:
                                           {"to", a.fallback_owner}},
                                          now_ms)
                                  .status());
+    SMITHERS_RETURN_IF_ERROR(InsertAudit({.actor = "system",
+                                          .actor_via = "system",
+                                          .action = "approval.escalate",
+                                          .target = a.run_id,
+                                          .run_id = a.run_id,
+                                          .details = {{"nodeId", a.node_id},
+                                                      {"iteration", a.iteration},
+                                                      {"from", a.owner},
+                                                      {"to", a.fallback_owner}},
+                                          .at_ms = now_ms},
+                                         key, ""));
     a.owner = a.fallback_owner;
     a.escalated_at_ms = now_ms;
   }
@@ -926,8 +1112,9 @@ Status SqliteStore::EnsureOutputViews(const std::map<std::string, Json>& schemas
 
 }  // namespace
 
-Result<std::unique_ptr<Store>> NewSqliteStore(Database db, int max_migration) {
-  auto store = std::make_unique<SqliteStore>(std::move(db));
+Result<std::unique_ptr<Store>> NewSqliteStore(Database db, int max_migration,
+                                              AuditKeySource audit_key) {
+  auto store = std::make_unique<SqliteStore>(std::move(db), std::move(audit_key));
   SMITHERS_RETURN_IF_ERROR(store->PrepareStatements(max_migration));
   return std::unique_ptr<Store>(std::move(store));
 }

@@ -3,6 +3,7 @@
 #define SMITHERS_STORE_SQLITE_SQLITE_STORE_IMPL_H_
 
 #include <memory>
+#include <string>
 
 #include "smithers/status.h"
 #include "smithers/store.h"
@@ -10,9 +11,17 @@
 
 namespace smithers::store {
 
+// Where the store's audit key comes from (SqliteOptions::audit_key): read
+// on the first audited write, not at open (a reader never needs it).
+struct AuditKeySource {
+  std::string ref;      // "" = <db_path>.audit-key, created when missing
+  std::string db_path;  // ":memory:" = a random key
+};
+
 // The store on an open, migrated connection; prepares the statements of
 // migrations up to `max_migration`.
-Result<std::unique_ptr<Store>> NewSqliteStore(Database db, int max_migration);
+Result<std::unique_ptr<Store>> NewSqliteStore(Database db, int max_migration,
+                                              AuditKeySource audit_key);
 
 }  // namespace smithers::store
 

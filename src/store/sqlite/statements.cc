@@ -25,6 +25,9 @@ namespace smithers::store {
 #define SMITHERS_SIGNAL_COLUMNS_                                                           \
   "run_id, seq, name, correlation_id, payload_json, received_at_ms, received_by, status, " \
   "consumed_by_node, consumed_iteration, consumed_at_ms, rejection_json"
+#define SMITHERS_AUDIT_COLUMNS_                                                            \
+  "seq, chain, chain_seq, at_ms, actor, actor_via, action, target, run_id, details_json, " \
+  "version, build, module_revision, key_id, prev_hmac, hmac"
 #define SMITHERS_CACHE_COLUMNS_ \
   "cache_key, created_at_ms, workflow_name, node_id, output_table, schema_sig, payload_json"
 
@@ -254,6 +257,22 @@ constexpr StatementSql kStatements[kStatementCount] = {
      "SELECT id, kind, started_at_ms, finished_at_ms, ok, path, actor, detail_json "
      "FROM _smithers_maintenance WHERE ?1 = '' OR kind = ?1 ORDER BY id DESC LIMIT ?2",
      12},
+    {kAuditLast, "SELECT seq, key_id FROM _smithers_audit ORDER BY seq DESC LIMIT 1", 13},
+    {kAuditChainHead,
+     "SELECT chain_seq, hmac FROM _smithers_audit WHERE chain = ?1 "
+     "ORDER BY chain_seq DESC LIMIT 1",
+     13},
+    {kAuditRunRevision, "SELECT workflow_hash FROM _smithers_runs WHERE run_id = ?1", 13},
+    {kAuditInsert,
+     "INSERT INTO _smithers_audit(" SMITHERS_AUDIT_COLUMNS_
+     ") VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+     13},
+    // ?1 run ('' = any), ?2 actor ('' = any), ?3 since ms, ?4 after seq, ?5 limit (-1 = none).
+    {kListAudit,
+     "SELECT " SMITHERS_AUDIT_COLUMNS_
+     " FROM _smithers_audit WHERE (?1 = '' OR run_id = ?1) AND (?2 = '' OR actor = ?2) "
+     "AND at_ms >= ?3 AND seq > ?4 ORDER BY seq LIMIT ?5",
+     13},
 };
 
 #undef SMITHERS_RUN_COLUMNS_
@@ -261,6 +280,7 @@ constexpr StatementSql kStatements[kStatementCount] = {
 #undef SMITHERS_CRON_COLUMNS_
 #undef SMITHERS_FRAME_COLUMNS_
 #undef SMITHERS_CACHE_COLUMNS_
+#undef SMITHERS_AUDIT_COLUMNS_
 #undef SMITHERS_APPROVAL_COLUMNS_
 #undef SMITHERS_SIGNAL_COLUMNS_
 

@@ -66,6 +66,11 @@ enum StatementId : int {
   kDeleteRunLaunchKeys,
   kAddMaintenance,
   kListMaintenance,
+  kAuditLast,
+  kAuditChainHead,
+  kAuditRunRevision,
+  kAuditInsert,
+  kListAudit,
   kStatementCount,
 };
 

@@ -15,6 +15,21 @@ TEST(Sha256, GoldenDigests) {
   EXPECT_EQ(Sha256().HexDigest(), Sha256Hex(""));
 }
 
+// RFC 4231 test cases 1 and 2 (the audit log's row HMACs are persisted).
+TEST(HmacSha256, Rfc4231Vectors) {
+  EXPECT_EQ(HmacSha256Hex(std::string(20, '\x0b'), "Hi There"),
+            "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7");
+  EXPECT_EQ(HmacSha256Hex("Jefe", "what do ya want for nothing?"),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+}
+
+TEST(RandomHex, GivesTwoHexDigitsPerByteAndDiffers) {
+  const std::string a = RandomHex(32);
+  EXPECT_EQ(a.size(), 64U);
+  EXPECT_EQ(a.find_first_not_of("0123456789abcdef"), std::string::npos);
+  EXPECT_NE(a, RandomHex(32));
+}
+
 TEST(Sha256, PiecesAndCopiesGiveTheOnePieceDigest) {
   Sha256 h;
   h.Update("a");

@@ -118,5 +118,54 @@ TEST(FindSecretShaped, NamesTheField) {
   EXPECT_EQ(FindSecretShaped(Json{{"x", {{"y", "not-key-shaped-known-value"}}}}), "x.y");
 }
 
+// Streamed output (a task's NodeOutput events): a secret split between two
+// pieces, at every place, never comes out, whole or in part.
+TEST(StreamRedactor, ASecretSplitAnywhereIsStillRedacted) {
+  const std::string known = "streamed-secret-value-0123456789";
+  Secrets().Add(known);
+  const std::string key = "sk-proj-ABCDEFGHIJKLMNOPQRSTUVWXYZ0123";
+  for (const std::string& secret : {known, key}) {
+    const std::string text = "line one\nthe key is " + secret + " and more\nlast";
+    for (size_t split = 0; split <= text.size(); ++split) {
+      StreamRedactor r;
+      std::string out = r.Push(text.substr(0, split));
+      out += r.Push(text.substr(split));
+      out += r.Finish();
+      EXPECT_EQ(out.find(secret.substr(0, 12)), std::string::npos) << split << ": " << out;
+      EXPECT_EQ(out.find(secret.substr(secret.size() - 12)), std::string::npos)
+          << split << ": " << out;
+      EXPECT_EQ(out, "line one\nthe key is [REDACTED] and more\nlast") << split;
+    }
+  }
+}
+
+TEST(StreamRedactor, PassesOnWholeWordsAndHoldsTheRest) {
+  Secrets().Add("streamed-secret-value-0123456789");
+  StreamRedactor r;
+  EXPECT_EQ(r.Push("no break yet"), "no break ");
+  EXPECT_EQ(r.Push(" still\nnext"), "yet still\n");
+  // An end that begins a known value is held, even past a line break.
+  EXPECT_EQ(r.Push("\nstreamed-secret"), "next\n");
+  std::string tail(200, 'x');
+  EXPECT_EQ(r.Push("-value-0123456789 done\n" + tail), "[REDACTED] done\n");
+  EXPECT_EQ(r.Finish(), tail);
+  EXPECT_EQ(r.Finish(), "");
+  // A key shape is passed on only once its word is whole.
+  StreamRedactor k;
+  EXPECT_EQ(k.Push("use sk-proj-ABCDEF"), "use ");
+  EXPECT_EQ(k.Push("GHIJKLMNOP now"), "[REDACTED] ");
+  // A pair's key waits for its value.
+  StreamRedactor p;
+  EXPECT_EQ(p.Push("the password: "), "the ");
+  std::string rest = p.Push("hunter2hunter2 ok\n") + p.Finish();
+  EXPECT_EQ(rest.find("hunter2"), std::string::npos) << rest;
+  StreamRedactor b;
+  std::string auth = b.Push("Authorization: Bearer ") + b.Push("abc.def.ghijklmnop\n") + b.Finish();
+  EXPECT_EQ(auth.find("ghijklmnop"), std::string::npos) << auth;
+  // A huge piece without a space still goes.
+  StreamRedactor blob;
+  EXPECT_FALSE(blob.Push(std::string(70 * 1024, 'y')).empty());
+}
+
 }  // namespace
 }  // namespace smithers::base

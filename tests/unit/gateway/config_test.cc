@@ -196,7 +196,8 @@ TEST(GatewayConfigTest, DbIsAStoreUrlWithFilePathsRelativeToTheFile) {
 
 TEST(GatewayConfigTest, ErrorsNameTheFileLineAndKey) {
   EXPECT_EQ(ErrorOf(ParseGatewayConfig("port = 1\nprot = 2\n", "g.toml")),
-            "g.toml:2:1: prot: unknown key (known here: access_log, allowed_origins, auth, db, "
+            "g.toml:2:1: prot: unknown key (known here: access_log, allowed_origins, audit_key, "
+            "auth, db, "
             "group_readable, heartbeat_ms, host, insecure, limits, module_workspace, port, "
             "require_sandbox, retention, secrets, synchronous, tls, trusted_modules, workflows)");
   EXPECT_EQ(ErrorOf(ParseGatewayConfig("port = \"80\"\n", "g.toml")),

@@ -1488,5 +1488,130 @@ TEST_P(StoreConformanceTest, MaintenanceRowsListNewestFirstByKindAndOutliveRuns)
   EXPECT_EQ(backups[0].id, third);
 }
 
+// --- The audit log ---------------------------------------------------------------
+
+AuditEntry Entry(std::string action, std::string run_id = "", std::string actor = "alice") {
+  return {.actor = std::move(actor),
+          .actor_via = "os",
+          .action = std::move(action),
+          .target = run_id.empty() ? "t" : run_id,
+          .run_id = std::move(run_id),
+          .details = {{"k", 1}}};
+}
+
+TEST_P(StoreConformanceTest, AuditedCommitsTheActionAndItsRowTogether) {
+  CronRecord cron{.cron_id = "c1", .workflow = "w", .pattern = "* * * * *"};
+  STORE_ASSERT_OK(store_->Audited(Entry("cron.create"), [&] { return store_->PutCron(cron); }));
+  // A failing action: neither its writes nor its row are kept.
+  Status refused = store_->Audited(Entry("cron.create"), [&] {
+    SMITHERS_RETURN_IF_ERROR(store_->PutCron({.cron_id = "c2", .workflow = "w", .pattern = "x"}));
+    return AbortedError("refused");
+  });
+  EXPECT_EQ(refused.code(), StatusCode::kAborted);
+  // A write inside that failed, its failure swallowed by the action: the
+  // whole transaction still rolls back, and says so.
+  Status swallowed = store_->Audited(Entry("cron.create"), [&] {
+    SMITHERS_RETURN_IF_ERROR(store_->PutCron({.cron_id = "c3", .workflow = "w", .pattern = "x"}));
+    WriteBatch orphan;
+    orphan.UpsertNode({.run_id = "no-such-run", .node_id = "a"});
+    (void)store_->Commit(orphan);
+    return Status::Ok();
+  });
+  EXPECT_FALSE(swallowed.ok());
+  STORE_ASSERT_OK_AND_ASSIGN(auto crons, store_->ListCron());
+  ASSERT_EQ(crons.size(), 1u);
+  EXPECT_EQ(crons[0].cron_id, "c1");
+  Reopen();
+  STORE_ASSERT_OK_AND_ASSIGN(auto rows, store_->ListAudit({}));
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0].seq, 1);
+  EXPECT_EQ(rows[0].chain, "deployment");
+  EXPECT_EQ(rows[0].chain_seq, 1);
+  EXPECT_EQ(rows[0].prev_hmac, "");
+  EXPECT_EQ(rows[0].entry.action, "cron.create");
+  EXPECT_EQ(rows[0].entry.actor, "alice");
+  EXPECT_EQ(rows[0].entry.details, (Json{{"k", 1}}));
+  EXPECT_GT(rows[0].entry.at_ms, 0);
+  EXPECT_EQ(rows[0].hmac.size(), 64u);
+  EXPECT_EQ(rows[0].key_id.size(), 16u);
+  EXPECT_FALSE(rows[0].version.empty());
+  // The store writes nothing else after a failed audited action.
+  STORE_ASSERT_OK(store_->AppendAudit(Entry("db.backup")));
+  STORE_ASSERT_OK_AND_ASSIGN(rows, store_->ListAudit({}));
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(rows[1].seq, 2);
+  EXPECT_EQ(rows[1].chain_seq, 2);
+  EXPECT_EQ(rows[1].prev_hmac, rows[0].hmac);
+}
+
+TEST_P(StoreConformanceTest, AuditChainsArePerRunAndOutliveTheRun) {
+  RunRecord a = MakeRun("ra");
+  a.workflow_hash = "rev-a";
+  a.status = RunStatus::kFinished;
+  PutRun(a);
+  PutRun(MakeRun("rb"));
+  STORE_ASSERT_OK(store_->AppendAudit(Entry("run.launch", "ra")));
+  STORE_ASSERT_OK(store_->AppendAudit(Entry("run.launch", "rb", "bob")));
+  STORE_ASSERT_OK(store_->AppendAudit(Entry("token.issue")));
+  STORE_ASSERT_OK(
+      store_->Audited(Entry("run.delete", "ra"), [&] { return store_->DeleteRun("ra").status(); }));
+  STORE_ASSERT_OK_AND_ASSIGN(auto rows, store_->ListAudit({}));
+  ASSERT_EQ(rows.size(), 4u);
+  std::vector<std::pair<std::string, int64_t>> chains;
+  for (const AuditRecord& r : rows) chains.emplace_back(r.chain, r.chain_seq);
+  EXPECT_EQ(chains, (std::vector<std::pair<std::string, int64_t>>{
+                        {"run:ra", 1}, {"run:rb", 1}, {"deployment", 1}, {"run:ra", 2}}));
+  EXPECT_EQ(rows[3].prev_hmac, rows[0].hmac);
+  // The run's module revision, also on its tombstone (read before the delete).
+  EXPECT_EQ(rows[0].module_revision, "rev-a");
+  EXPECT_EQ(rows[3].module_revision, "rev-a");
+  EXPECT_EQ(rows[2].module_revision, "");
+  // Filters.
+  STORE_ASSERT_OK_AND_ASSIGN(auto of_ra, store_->ListAudit({.run_id = "ra"}));
+  ASSERT_EQ(of_ra.size(), 2u);
+  EXPECT_EQ(of_ra[1].entry.action, "run.delete");
+  STORE_ASSERT_OK_AND_ASSIGN(auto of_bob, store_->ListAudit({.actor = "bob"}));
+  ASSERT_EQ(of_bob.size(), 1u);
+  EXPECT_EQ(of_bob[0].entry.run_id, "rb");
+  STORE_ASSERT_OK_AND_ASSIGN(auto page, store_->ListAudit({.after_seq = 1, .limit = 2}));
+  ASSERT_EQ(page.size(), 2u);
+  EXPECT_EQ(page[0].seq, 2);
+  STORE_ASSERT_OK_AND_ASSIGN(auto none, store_->ListAudit({.since_ms = rows[3].entry.at_ms + 1}));
+  EXPECT_TRUE(none.empty());
+}
+
+TEST_P(StoreConformanceTest, AuditDetailsAreRedactedAndEntriesNeedAnActor) {
+  AuditEntry e = Entry("signal.send");
+  e.details = {{"note", "key=sk-abcdefghijklmnopqrstuv"}, {"password", "hunter22hunter22"}};
+  STORE_ASSERT_OK(store_->AppendAudit(e));
+  STORE_ASSERT_OK_AND_ASSIGN(auto rows, store_->ListAudit({}));
+  ASSERT_EQ(rows.size(), 1u);
+  const std::string stored = rows[0].entry.details.dump();
+  EXPECT_EQ(stored.find("sk-abcdefghijklmnopqrstuv"), std::string::npos) << stored;
+  EXPECT_EQ(stored.find("hunter22"), std::string::npos) << stored;
+  EXPECT_EQ(store_->AppendAudit({.action = "x"}).code(), StatusCode::kInvalidArgument);
+}
+
+TEST_P(StoreConformanceTest, EscalationsAreAuditedAsTheSystemsActions) {
+  PutRun(MakeRun("r1"));
+  WriteBatch batch;
+  batch.UpsertNode({.run_id = "r1", .node_id = "gate"});
+  batch.RequestApproval({.run_id = "r1",
+                         .node_id = "gate",
+                         .requested_at_ms = 100,
+                         .owner = "alice",
+                         .fallback_owner = "bob",
+                         .escalate_after_ms = 50});
+  MustCommit(batch);
+  STORE_ASSERT_OK_AND_ASSIGN(auto escalated, store_->EscalateDueApprovals("r1", 1000));
+  ASSERT_EQ(escalated.size(), 1u);
+  STORE_ASSERT_OK_AND_ASSIGN(auto rows, store_->ListAudit({.run_id = "r1"}));
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0].entry.action, "approval.escalate");
+  EXPECT_EQ(rows[0].entry.actor, "system");
+  EXPECT_EQ(rows[0].entry.details["to"], "bob");
+  EXPECT_EQ(rows[0].entry.at_ms, 1000);
+}
+
 }  // namespace
 }  // namespace smithers::store
