@@ -11,7 +11,9 @@ import signal
 import sqlite3
 import stat
 
-from smithers_e2e import E2ETest, main
+import subprocess
+
+from smithers_e2e import BIN, E2ETest, main
 
 # A growing chain: task i is mounted once task i-1's output exists and reads it.
 CHAIN = """
@@ -199,6 +201,57 @@ class DbBackupTest(E2ETest):
         self.assertFalse(bad.json()["ok"])
         last = self.run_cli("db", "history", "--kind", "drill", "--limit", "1", "--json")
         self.assertEqual([h["ok"] for h in last.json()["history"]], [False])
+
+
+    def run_ids(self, db):
+        r = self.run_cli("ps", "--json", db=db)
+        self.assertEqual(r.code, 0, r)
+        return {x["runId"] for x in r.json()["runs"]}
+
+    def test_a_restore_killed_at_any_point_leaves_one_whole_database(self):
+        chain = self.write("chain.lua", CHAIN)
+        source = self.path("source.db")
+        self.assertEqual(self.run_cli("up", chain, "--input", '{"n": 2}', "--run-id", "new1",
+                                      db=source).code, 0)
+        backup = self.path("big.bak")
+        self.assertEqual(self.run_cli("db", "backup", backup, db=source).code, 0)
+        # Bulk beside Smithers' tables, so that the copy takes many steps.
+        conn = sqlite3.connect(backup)
+        conn.execute("CREATE TABLE filler (x BLOB)")
+        for _ in range(200):
+            conn.execute("INSERT INTO filler VALUES (randomblob(262144))")
+        conn.commit()
+        conn.close()
+        outcomes = []
+        for percent in (10, 30, 50, 70, 90):
+            target = self.path("t%d/smithers.db" % percent)
+            self.assertEqual(self.run_cli("up", chain, "--input", '{"n": 1}', "--run-id", "old1",
+                                          db=target).code, 0)
+            p = subprocess.Popen([BIN, "db", "restore", backup, "--db", target],
+                                 stderr=subprocess.PIPE, text=True)
+            self._procs.append(p)
+            for line in p.stderr:
+                if "(%d%%)" % percent in line:
+                    p.kill()  # SIGKILL, mid-copy
+                    break
+            p.wait()
+            # The next process that opens it for writing finds one whole
+            # database: the old one (SQLite rolls the copy back) or, had the
+            # copy committed before the kill, the new one.
+            r = self.run_cli("runs", "prune", "--older-than", "3650d", "--dry-run", db=target)
+            self.assertEqual(r.code, 0, r)
+            ids = self.run_ids(target)
+            self.assertIn(ids, ({"old1"}, {"new1"}), percent)
+            check = sqlite3.connect("file:%s?mode=ro" % target, uri=True)
+            self.assertEqual(check.execute("PRAGMA integrity_check").fetchone()[0], "ok")
+            check.close()
+            outcomes.append(ids)
+            # ... and a second restore goes through.
+            r = self.run_cli("db", "restore", backup, db=target, timeout=120)
+            self.assertEqual(r.code, 0, r)
+            self.assertEqual(self.run_ids(target), {"new1"})
+        # At 10% most of the copy was still to come: that kill found the old one.
+        self.assertEqual(outcomes[0], {"old1"}, outcomes)
 
 
 if __name__ == "__main__":
