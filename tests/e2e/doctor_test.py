@@ -211,6 +211,24 @@ class DoctorTest(E2ETest):
         self.assertIn("smithers.db.audit-key beside the database", items["audit.key"][0][1])
         self.assertEqual(items["audit.log"][0][0], "pass")
 
+    def test_a_required_sandbox_is_self_tested_and_an_access_log_off_fails(self):
+        self.seed()
+        self.config()
+        text = self.read("gateway.toml").replace('access_log = "access.log"', 'access_log = "-"')
+        self.write("gateway.toml", "require_sandbox = true\n" + text)
+        r = self.doctor()
+        self.assertEqual(r.code, 1, r)
+        _, items = self.items(r)
+        self.assertEqual(items["access-log"], [("fail", 'the access log is off (access_log = "-")')])
+        # The self-test runs for real: it passes where bubblewrap confines,
+        # and says why not where it cannot.
+        selftest = self.run_cli("sandbox", "selftest", db=False)
+        want = "pass" if selftest.code == 0 else "fail"
+        self.assertEqual(self.status(items, "sandbox"), {want}, (items["sandbox"], selftest))
+        r = self.doctor("--sandbox-runtime", "no-such-runtime")
+        _, items = self.items(r)
+        self.assertEqual(self.status(items, "sandbox"), {"fail"}, items["sandbox"])
+
     def test_bad_input_exits_4(self):
         r = self.run_cli("doctor", "--max-backup-age", "soon")
         self.assertEqual(r.code, 4, r)
