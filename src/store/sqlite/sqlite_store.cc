@@ -514,21 +514,41 @@ Result<std::string> SqliteStore::AuditKey() {
                                      " is missing; give the log's key with --audit-key "
                                      "(SMITHERS_AUDIT_KEY) or put the key file back");
     }
-    const int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (fd >= 0) {
-      const std::string fresh = base::RandomHex(32) + "\n";
-      const bool written =
-          write(fd, fresh.data(), fresh.size()) == static_cast<ssize_t>(fresh.size()) &&
-          fsync(fd) == 0;
-      close(fd);
-      if (!written) {
-        unlink(path.c_str());
-        return FailedPreconditionError("cannot write the audit key file " + path + ": " +
-                                       std::strerror(errno));
-      }
-    } else if (errno != EEXIST) {  // EEXIST: another process made it first
+    // Written whole under a private name, then linked into place: another
+    // process never reads a half-written key, and the first link wins.
+    const std::string tmp = path + ".tmp-" + base::RandomHex(8);
+    const int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) {
       return FailedPreconditionError("cannot create the audit key file " + path + ": " +
                                      std::strerror(errno));
+    }
+    const std::string fresh = base::RandomHex(32) + "\n";
+    bool written = write(fd, fresh.data(), fresh.size()) == static_cast<ssize_t>(fresh.size()) &&
+                   fsync(fd) == 0;
+    const int write_errno = errno;
+    close(fd);
+    const bool linked = written && link(tmp.c_str(), path.c_str()) == 0;
+    const int link_errno = errno;
+    unlink(tmp.c_str());
+    if (!written) {
+      return FailedPreconditionError("cannot write the audit key file " + path + ": " +
+                                     std::strerror(write_errno));
+    }
+    if (!linked && link_errno != EEXIST) {  // EEXIST: another process made it first
+      return FailedPreconditionError("cannot create the audit key file " + path + ": " +
+                                     std::strerror(link_errno));
+    }
+    // The folder synced too: rows signed with the key must never outlive
+    // the name that finds it (a power cut before this sync loses both).
+    if (linked) {
+      const std::string dir = std::filesystem::path(path).parent_path().string();
+      const int dfd = open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      const bool synced = dfd >= 0 && fsync(dfd) == 0;
+      if (dfd >= 0) close(dfd);
+      if (!synced) {
+        return FailedPreconditionError("cannot sync the folder of the audit key file " + path +
+                                       ": " + std::strerror(errno));
+      }
     }
     key = LoadAuditKey(src.ref, src.db_path);
   }

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <fstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "smithers/store.h"
@@ -123,6 +124,28 @@ TEST_F(SqliteAuditTest, TheKeyFileIsMadeOnFirstUse0600AndNeverMadeUpForALogWithR
   Reopen("file:" + other);
   EXPECT_EQ(store_->AppendAudit({.actor = "a", .action = "x"}).code(),
             StatusCode::kFailedPrecondition);
+}
+
+// Several processes' first audited writes at once (a Gateway's run threads on
+// a new database): one key file, made whole, and every row signed with it.
+TEST_F(SqliteAuditTest, ConcurrentFirstWritesShareOneKey) {
+  constexpr int kWriters = 8;
+  std::vector<std::thread> threads;
+  std::vector<Status> results(kWriters);
+  for (int i = 0; i < kWriters; ++i) {
+    threads.emplace_back([&, i] {
+      Result<std::unique_ptr<Store>> s = OpenSqliteStore({.path = path_});
+      results[i] =
+          s.ok() ? (*s)->AppendAudit({.actor = "w" + std::to_string(i), .action = "db.backup"})
+                 : s.status();
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  for (const Status& r : results) EXPECT_TRUE(r.ok()) << r.ToString();
+  Result<std::vector<AuditRecord>> rows = store_->ListAudit({});
+  ASSERT_TRUE(rows.ok());
+  EXPECT_EQ(rows->size(), static_cast<size_t>(kWriters));
+  EXPECT_TRUE(Problems().empty());
 }
 
 TEST_F(SqliteAuditTest, TriggersRefuseUpdatesAndDeletes) {
