@@ -203,7 +203,8 @@ class DbBackupTest(E2ETest):
         self.assertEqual([h["ok"] for h in last.json()["history"]], [False])
 
 
-    def run_ids(self, db):
+    def listed_runs(self, db):
+        """The runs `smithers ps` lists in database `db`."""
         r = self.run_cli("ps", "--json", db=db)
         self.assertEqual(r.code, 0, r)
         return {x["runId"] for x in r.json()["runs"]}
@@ -240,7 +241,7 @@ class DbBackupTest(E2ETest):
             # copy committed before the kill, the new one.
             r = self.run_cli("runs", "prune", "--older-than", "3650d", "--dry-run", db=target)
             self.assertEqual(r.code, 0, r)
-            ids = self.run_ids(target)
+            ids = self.listed_runs(target)
             self.assertIn(ids, ({"old1"}, {"new1"}), percent)
             check = sqlite3.connect("file:%s?mode=ro" % target, uri=True)
             self.assertEqual(check.execute("PRAGMA integrity_check").fetchone()[0], "ok")
@@ -249,7 +250,7 @@ class DbBackupTest(E2ETest):
             # ... and a second restore goes through.
             r = self.run_cli("db", "restore", backup, db=target, timeout=120)
             self.assertEqual(r.code, 0, r)
-            self.assertEqual(self.run_ids(target), {"new1"})
+            self.assertEqual(self.listed_runs(target), {"new1"})
         # At 10% most of the copy was still to come: that kill found the old one.
         self.assertEqual(outcomes[0], {"old1"}, outcomes)
 
