@@ -263,6 +263,11 @@ struct AuditEntry {
   int64_t at_ms = 0;              // 0 = when it is stored
 };
 
+// An action the system takes on its own (an escalation, a retention delete,
+// a module's declared schedule, a supervisor's resume): actor and actor_via
+// "system".
+AuditEntry SystemAudit(std::string action, std::string target, Json details = Json::object());
+
 // One row of _smithers_audit. Rows form chains (one per run, one for the
 // deployment), each row's HMAC covering its content and the previous row's
 // HMAC of its chain, under a key kept outside the database.

@@ -2,19 +2,17 @@
 // for workflow modules (docs/operations.md "Checking modules before
 // promotion"). Loads each module, lints it (LintWorkflow: renders with made-up
 // outputs, nothing runs) and reports; no database is opened.
-#include <dirent.h>
 #include <sys/stat.h>
 
 #include <algorithm>
 #include <iostream>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include "CLI/CLI.hpp"
 #include "agents/agent_executor.h"
-#include "base/json_limits.h"
 #include "cli/commands.h"
+#include "gateway/catalog.h"
 #include "gateway/cron.h"
 #include "script/lua_workflow.h"
 #include "smithers/json.h"
@@ -33,20 +31,10 @@ Result<std::vector<std::string>> ModulePaths(const std::vector<std::string>& arg
       paths.push_back(arg);  // a file, or one that cannot load (reported as such)
       continue;
     }
-    DIR* dir = opendir(arg.c_str());
-    if (dir == nullptr) return InvalidArgumentError("cannot read folder \"" + arg + "\"");
-    std::vector<std::string> found;
-    while (dirent* e = readdir(dir)) {
-      const std::string name = e->d_name;
-      if (name.size() < 5 || name.substr(name.size() - 4) != ".lua") continue;
-      const std::string path = (arg.back() == '/' ? arg : arg + "/") + name;
-      struct stat f {};
-      if (stat(path.c_str(), &f) == 0 && S_ISREG(f.st_mode)) found.push_back(path);
-    }
-    closedir(dir);
-    std::sort(found.begin(), found.end());
+    SMITHERS_ASSIGN_OR_RETURN(std::vector<gateway::ModuleFile> found,
+                              gateway::ListModuleFiles(arg));
     if (found.empty()) return InvalidArgumentError("no *.lua module in folder \"" + arg + "\"");
-    paths.insert(paths.end(), found.begin(), found.end());
+    for (gateway::ModuleFile& f : found) paths.push_back(std::move(f.path));
   }
   return paths;
 }

@@ -2,7 +2,6 @@
 // against the release checklist (docs/operations.md "The release checklist:
 // smithers doctor"). Each item passes, warns or fails and says why; nothing
 // is written (the database is opened read-only).
-#include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -16,8 +15,10 @@
 
 #include "CLI/CLI.hpp"
 #include "base/hash.h"
+#include "base/text.h"
 #include "cli/commands.h"
 #include "gateway/auth.h"
+#include "gateway/catalog.h"
 #include "gateway/config.h"
 #include "gateway/deployment.h"
 #include "gateway/gateway.h"
@@ -145,23 +146,6 @@ void CheckAccessLog(const gateway::GatewayOptions& o, const Thresholds& t, Check
           "the access log " + o.access_log + " was written " + Ago(mtime_ms));
 }
 
-// The *.lua files of the workflows folder, sorted (what the Gateway serves).
-Result<std::vector<std::string>> ServedModules(const std::string& dir) {
-  DIR* d = opendir(dir.c_str());
-  if (d == nullptr) return InvalidArgumentError("cannot read the workflows folder " + dir);
-  std::vector<std::string> found;
-  while (dirent* e = readdir(d)) {
-    const std::string name = e->d_name;
-    if (name.size() < 5 || name.substr(name.size() - 4) != ".lua") continue;
-    const std::string path = (dir.back() == '/' ? dir : dir + "/") + name;
-    struct stat f {};
-    if (stat(path.c_str(), &f) == 0 && S_ISREG(f.st_mode)) found.push_back(path);
-  }
-  closedir(d);
-  std::sort(found.begin(), found.end());
-  return found;
-}
-
 // Every approval of every served module has an owner and a fallback owner
 // (LintWorkflow's approval-owner and approval-fallback-owner findings).
 void CheckApprovals(const gateway::GatewayOptions& o, Checklist& out) {
@@ -169,13 +153,14 @@ void CheckApprovals(const gateway::GatewayOptions& o, Checklist& out) {
     out.Add("approvals", Level::kWarn, "no workflows folder in the gateway config");
     return;
   }
-  Result<std::vector<std::string>> paths = ServedModules(o.workflows_dir);
-  if (!paths.ok()) {
-    out.Add("approvals", Level::kFail, paths.status().message());
+  Result<std::vector<gateway::ModuleFile>> files = gateway::ListModuleFiles(o.workflows_dir);
+  if (!files.ok()) {
+    out.Add("approvals", Level::kFail, files.status().message());
     return;
   }
   bool any = false;
-  for (const std::string& path : *paths) {
+  for (const gateway::ModuleFile& file : *files) {
+    const std::string& path = file.path;
     Result<std::unique_ptr<script::LuaWorkflow>> module = script::LoadWorkflowModule(
         path, {.restricted = !o.trusted_modules, .workspace = o.module_workspace});
     if (!module.ok()) {
@@ -198,8 +183,8 @@ void CheckApprovals(const gateway::GatewayOptions& o, Checklist& out) {
   }
   if (!any) {
     out.Add("approvals", Level::kPass,
-            "every approval in " + std::to_string(paths->size()) + " module" +
-                (paths->size() == 1 ? "" : "s") + " of " + o.workflows_dir +
+            "every approval in " + std::to_string(files->size()) + " module" +
+                (files->size() == 1 ? "" : "s") + " of " + o.workflows_dir +
                 " has an owner and a fallback owner");
   }
 }
@@ -245,12 +230,6 @@ struct Grant {
   std::string refused;  // a tokens-file grant the Gateway ignores, and why
 };
 
-std::string Join(const std::vector<std::string>& v) {
-  std::string s;
-  for (const std::string& x : v) s += (s.empty() ? "" : ", ") + x;
-  return s;
-}
-
 void CheckTokens(const std::vector<Grant>& grants, int64_t max_ttl_ms, const Thresholds& t,
                  Checklist& out) {
   // Token lifetimes use the wall clock, never the test offset (as issuing does).
@@ -259,7 +238,7 @@ void CheckTokens(const std::vector<Grant>& grants, int64_t max_ttl_ms, const Thr
   for (const Grant& g : grants) {
     const std::string name = g.id + " (" + g.where + ")";
     if (gateway::GrantsEverything(g.scopes)) {
-      everything.push_back(name + " [" + Join(g.scopes) + "]");
+      everything.push_back(name + " [" + base::Join(g.scopes) + "]");
     }
     if (!g.refused.empty()) {
       over_ttl.push_back(name + ": " + g.refused);
@@ -279,14 +258,14 @@ void CheckTokens(const std::vector<Grant>& grants, int64_t max_ttl_ms, const Thr
     out.Add("tokens.scopes", Level::kPass, live + ": none grants * or every scope");
   } else {
     out.Add("tokens.scopes", Level::kFail,
-            "grants every scope (give each token only what it needs): " + Join(everything));
+            "grants every scope (give each token only what it needs): " + base::Join(everything));
   }
   const std::string max = gateway::FormatDurationMs(max_ttl_ms);
   if (over_ttl.empty()) {
     out.Add("tokens.ttl", Level::kPass, live + ": each expires within the maximum TTL " + max);
   } else {
     out.Add("tokens.ttl", Level::kFail,
-            "over the maximum TTL " + max + " (max_token_ttl): " + Join(over_ttl));
+            "over the maximum TTL " + max + " (max_token_ttl): " + base::Join(over_ttl));
   }
   const std::string period = gateway::FormatDurationMs(t.rotation_period_ms);
   if (stale.empty()) {
@@ -295,7 +274,7 @@ void CheckTokens(const std::vector<Grant>& grants, int64_t max_ttl_ms, const Thr
   } else {
     out.Add("tokens.rotation", Level::kFail,
             "tokens that can write not rotated within " + period +
-                " (--rotation-period; smithers token rotate): " + Join(stale));
+                " (--rotation-period; smithers token rotate): " + base::Join(stale));
   }
 }
 

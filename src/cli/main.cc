@@ -10,7 +10,6 @@
 #include <csignal>
 #include <cstdio>
 #include <iostream>
-#include <sstream>
 
 #include "base/hash.h"
 #include "base/json_limits.h"

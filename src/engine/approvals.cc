@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "base/hash.h"
+#include "base/text.h"
 #include "smithers/engine.h"
 
 namespace smithers {
@@ -12,12 +13,6 @@ namespace {
 
 bool Contains(const std::vector<std::string>& list, const std::string& item) {
   return std::find(list.begin(), list.end(), item) != list.end();
-}
-
-std::string Join(const std::vector<std::string>& list) {
-  std::string out;
-  for (const std::string& s : list) out += (out.empty() ? "" : ", ") + s;
-  return out;
 }
 
 // Whether the request has passed to its fallback owner: recorded, or due.
@@ -52,9 +47,9 @@ Status CheckDecider(const ApprovalRecord& a, const Decider& who, int64_t now_ms)
              base::FormatIsoTime(a.requested_at_ms + a.escalate_after_ms);
     }
   }
-  if (!a.allowed_users.empty()) may += "; allowedUsers " + Join(a.allowed_users);
+  if (!a.allowed_users.empty()) may += "; allowedUsers " + base::Join(a.allowed_users);
   if (!a.allowed_scopes.empty()) {
-    may += "; Gateway callers holding a scope of allowedScopes " + Join(a.allowed_scopes);
+    may += "; Gateway callers holding a scope of allowedScopes " + base::Join(a.allowed_scopes);
   }
   may += "; or an override by a run:admin caller (--override on the CLI, override: true over RPC)";
   return PermissionDeniedError((who.actor.empty() ? std::string("this caller") : who.actor) +

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "base/redact.h"
+#include "base/text.h"
 #include "core/plan.h"
 #include "core/task_modes.h"
 #include "smithers/engine.h"
@@ -76,8 +77,7 @@ class Linter {
     if (!outputs.empty()) {
       std::set<std::string> ids;
       for (const auto& [key, rows] : outputs) ids.insert(key.node_id);
-      for (const std::string& id : ids) with += (with.empty() ? "" : ", ") + id;
-      with = "with made-up outputs of " + with + ": ";
+      with = "with made-up outputs of " + base::Join(ids) + ": ";
     }
     if (options_.check_components) {
       if (Status props = options_.check_components(report_.input, outputs); !props.ok()) {

@@ -6,6 +6,7 @@
 #include <dirent.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <fstream>
@@ -13,6 +14,7 @@
 #include <sstream>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "base/hash.h"
 #include "gateway/cron.h"
@@ -39,25 +41,42 @@ Catalog::Catalog(std::string dir, script::ModuleOptions module_options, Clock& c
 
 Catalog::~Catalog() { Stop(); }
 
+Result<std::vector<ModuleFile>> ListModuleFiles(const std::string& dir) {
+  DIR* d = opendir(dir.c_str());
+  if (d == nullptr) return InvalidArgumentError("cannot read the folder \"" + dir + "\"");
+  std::vector<ModuleFile> found;
+  while (dirent* e = readdir(d)) {
+    const std::string name = e->d_name;
+    if (name.size() < 5 || name.substr(name.size() - 4) != ".lua") continue;
+    std::string path = (!dir.empty() && dir.back() == '/' ? dir : dir + "/") + name;
+    struct stat st {};
+    if (stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
+    found.push_back({.key = name.substr(0, name.size() - 4),
+                     .path = std::move(path),
+                     .mtime_ns = st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec,
+                     .size = st.st_size});
+  }
+  closedir(d);
+  std::sort(found.begin(), found.end(),
+            [](const ModuleFile& a, const ModuleFile& b) { return a.path < b.path; });
+  return found;
+}
+
 CatalogScan Catalog::ScanNow() {
   CatalogScan scan;
-  DIR* dir = opendir(dir_.c_str());
-  if (dir == nullptr) {
+  Result<std::vector<ModuleFile>> files = ListModuleFiles(dir_);
+  if (!files.ok()) {
     scan.entries = entries_;
     return scan;
   }
   scan.changed = !scanned_once_;
-  while (dirent* e = readdir(dir)) {
-    std::string name = e->d_name;
-    if (name.size() < 5 || name.substr(name.size() - 4) != ".lua") continue;
-    std::string path = dir_ + "/" + name;
-    struct stat st {};
-    if (stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
-    std::string key = name.substr(0, name.size() - 4);
-    int64_t mtime_ns = st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
+  for (const ModuleFile& file : *files) {
+    const std::string& key = file.key;
+    const std::string& path = file.path;
+    const int64_t mtime_ns = file.mtime_ns;
     auto old = entries_.find(key);
     if (old != entries_.end() && old->second.mtime_ns == mtime_ns &&
-        old->second.size == st.st_size) {
+        old->second.size == file.size) {
       scan.entries[key] = old->second;
       continue;
     }
@@ -67,7 +86,7 @@ CatalogScan Catalog::ScanNow() {
                     .path = realpath(path.c_str(), resolved) != nullptr ? resolved : path,
                     .revision = base::Sha256Hex(source),
                     .mtime_ns = mtime_ns,
-                    .size = st.st_size,
+                    .size = file.size,
                     .loaded_at_ms = clock_.NowMs()};
     if (old != entries_.end() && old->second.revision == w.revision) {
       w.schedule = old->second.schedule;  // touched, not changed
@@ -82,7 +101,6 @@ CatalogScan Catalog::ScanNow() {
     }
     scan.entries[key] = std::move(w);
   }
-  closedir(dir);
   for (const auto& [key, w] : entries_) scan.changed = scan.changed || scan.entries.count(key) == 0;
   entries_ = scan.entries;
   scanned_once_ = true;
@@ -227,11 +245,8 @@ void Gateway::SyncSchedules() {
                  .next_run_at_ms = s.enabled ? parsed->NextAfterMs(now) : 0};
     // A module's declared schedule, written by the Gateway as it loads it.
     Status put = store_->Audited(
-        {.actor = "system",
-         .actor_via = "system",
-         .action = "cron.create",
-         .target = id,
-         .details = {{"workflow", key}, {"pattern", s.cron}, {"declaredBy", "module"}}},
+        SystemAudit("cron.create", id,
+                    {{"workflow", key}, {"pattern", s.cron}, {"declaredBy", "module"}}),
         [&] { return store_->PutCron(c); });
     Log({{"event", "cron.declared"},
          {"cronId", id},
@@ -240,11 +255,7 @@ void Gateway::SyncSchedules() {
          {"ok", put.ok()}});
   }
   for (const auto& [id, c] : existing) {
-    Status gone = store_->Audited({.actor = "system",
-                                   .actor_via = "system",
-                                   .action = "cron.delete",
-                                   .target = id,
-                                   .details = {{"declaredBy", "module"}}},
+    Status gone = store_->Audited(SystemAudit("cron.delete", id, {{"declaredBy", "module"}}),
                                   [&, &cron_id = id] { return store_->DeleteCron(cron_id); });
     if (gone.ok()) Log({{"event", "cron.removed"}, {"cronId", id}});
   }

@@ -38,6 +38,20 @@ struct WorkflowEntry {
 
 using WorkflowEntries = std::map<std::string, WorkflowEntry>;
 
+// One workflow module file of a folder.
+struct ModuleFile {
+  std::string key;   // the file name without ".lua"
+  std::string path;  // dir/name
+  int64_t mtime_ns = 0;
+  int64_t size = 0;
+};
+
+// The workflow modules a Gateway with `--workflows dir` serves: the regular
+// *.lua files of `dir` (not of its subfolders), sorted by name. Catalog
+// scans, `smithers check FOLDER` and `smithers doctor` list them here.
+// InvalidArgument when the folder cannot be read.
+Result<std::vector<ModuleFile>> ListModuleFiles(const std::string& dir);
+
 // What one scan found.
 struct CatalogScan {
   WorkflowEntries entries;  // by key (the file name without ".lua")

@@ -75,9 +75,8 @@ void Gateway::DeleteNextDueRun(const std::shared_ptr<RetentionSweep>& sweep) {
       Say("cannot read run " + id + ": " + run.status().message());
     }
     if (due) {
-      const AuditEntry audit{.actor = "system",
-                             .actor_via = "system",
-                             .details = {{"retention", {{"keepMs", opts_.retention.keep_ms}}}}};
+      const AuditEntry audit =
+          SystemAudit("run.delete", id, {{"retention", {{"keepMs", opts_.retention.keep_ms}}}});
       Result<DeletedRun> deleted = DeleteRun(*store_, id, /*force=*/false, clock_, &audit);
       if (deleted.ok()) {
         metrics_.retention_runs_deleted++;

@@ -208,9 +208,7 @@ void Gateway::Supervise() {
     // Not waited for: the run's thread loads its module and renders.
     StartRun({.run_id = run.run_id,
               .path = run.workflow_path,
-              .audit = AuditEntry{.actor = "system",
-                                  .actor_via = "system",
-                                  .details = {{"by", "the Gateway's supervisor"}}},
+              .audit = SystemAudit("run.resume", run.run_id, {{"by", "the Gateway's supervisor"}}),
               .resume = true,
               .claim_from = me});
   };

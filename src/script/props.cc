@@ -8,6 +8,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "base/text.h"
 #include "script/components.h"
 
 namespace smithers::script {
@@ -167,12 +168,6 @@ std::string NearMisses(std::string_view name, const std::vector<std::string_view
   return out + "?)";
 }
 
-std::string Join(const std::vector<std::string_view>& list) {
-  std::string out;
-  for (std::string_view s : list) out += (out.empty() ? "" : ", ") + std::string(s);
-  return out;
-}
-
 // What is wrong with prop `name` of `c`, or "" when it is known.
 std::string CheckName(const Component& c, std::string_view name) {
   if (name == "__kind" || name == "__src" || Has(c.props, name)) return "";
@@ -191,9 +186,9 @@ std::string CheckName(const Component& c, std::string_view name) {
       if (Has(row.props, name)) owners.push_back(row.name);
     }
     if (!owners.empty())
-      return msg + " (a prop of " + Join(owners) + ", not of " + std::string(c.kind) + ")";
+      return msg + " (a prop of " + base::Join(owners) + ", not of " + std::string(c.kind) + ")";
   }
-  return msg + " (" + std::string(c.kind) + " takes " + Join(c.props) + ")";
+  return msg + " (" + std::string(c.kind) + " takes " + base::Join(c.props) + ")";
 }
 
 // Raw reads: a metamethod could raise a Lua error over our C++ locals.
@@ -434,7 +429,7 @@ std::string UnknownMember(lua_State* ls, int idx, std::string_view table_name,
   std::vector<std::string_view> views(names.begin(), names.end());
   std::string near = NearMisses(key, views);
   return std::string(table_name) + " has no " + Quote(key) +
-         (near.empty() ? " (it has " + Join(views) + ")" : near);
+         (near.empty() ? " (it has " + base::Join(views) + ")" : near);
 }
 
 namespace {

@@ -2,17 +2,23 @@
 // its key, the row HMAC (a persisted format), anchors, verification and the
 // JSON shape of a row. Backends insert rows and compute each HMAC with
 // AuditHmac inside the transaction of the action they record.
+#include "store/audit.h"
+
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <charconv>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <sstream>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "base/hash.h"
@@ -91,6 +97,55 @@ Result<std::string> LoadAuditKey(const std::string& ref, const std::string& db_p
   }
   return InvalidArgumentError("audit key reference \"" + ref +
                               "\" is neither file:/absolute/path nor env:NAME");
+}
+
+namespace store {
+
+Status CreateDefaultAuditKey(const std::string& db_path) {
+  const std::string path = db_path + ".audit-key";
+  const std::string tmp = path + ".tmp-" + base::RandomHex(8);
+  const int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) {
+    return FailedPreconditionError("cannot create the audit key file " + path + ": " +
+                                   std::strerror(errno));
+  }
+  const std::string fresh = base::RandomHex(32) + "\n";
+  const bool written =
+      write(fd, fresh.data(), fresh.size()) == static_cast<ssize_t>(fresh.size()) && fsync(fd) == 0;
+  const int write_errno = errno;
+  close(fd);
+  const bool linked = written && link(tmp.c_str(), path.c_str()) == 0;
+  const int link_errno = errno;
+  unlink(tmp.c_str());
+  if (!written) {
+    return FailedPreconditionError("cannot write the audit key file " + path + ": " +
+                                   std::strerror(write_errno));
+  }
+  if (!linked) {
+    if (link_errno == EEXIST) return Status::Ok();  // another process made it first
+    return FailedPreconditionError("cannot create the audit key file " + path + ": " +
+                                   std::strerror(link_errno));
+  }
+  const std::string dir = std::filesystem::path(path).parent_path().string();
+  const int dfd = open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  const bool synced = dfd >= 0 && fsync(dfd) == 0;
+  const int sync_errno = errno;
+  if (dfd >= 0) close(dfd);
+  if (!synced) {
+    return FailedPreconditionError("cannot sync the folder of the audit key file " + path + ": " +
+                                   std::strerror(sync_errno));
+  }
+  return Status::Ok();
+}
+
+}  // namespace store
+
+AuditEntry SystemAudit(std::string action, std::string target, Json details) {
+  return {.actor = "system",
+          .actor_via = "system",
+          .action = std::move(action),
+          .target = std::move(target),
+          .details = std::move(details)};
 }
 
 std::string AuditKeyId(std::string_view key) {

@@ -30,6 +30,7 @@
 #include "base/version.h"
 #include "smithers/clock.h"
 #include "smithers/store.h"
+#include "store/audit.h"
 #include "store/output_views.h"
 #include "store/sqlite/migrations.h"
 #include "store/sqlite/row_binding.h"
@@ -514,42 +515,7 @@ Result<std::string> SqliteStore::AuditKey() {
                                      " is missing; give the log's key with --audit-key "
                                      "(SMITHERS_AUDIT_KEY) or put the key file back");
     }
-    // Written whole under a private name, then linked into place: another
-    // process never reads a half-written key, and the first link wins.
-    const std::string tmp = path + ".tmp-" + base::RandomHex(8);
-    const int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (fd < 0) {
-      return FailedPreconditionError("cannot create the audit key file " + path + ": " +
-                                     std::strerror(errno));
-    }
-    const std::string fresh = base::RandomHex(32) + "\n";
-    bool written = write(fd, fresh.data(), fresh.size()) == static_cast<ssize_t>(fresh.size()) &&
-                   fsync(fd) == 0;
-    const int write_errno = errno;
-    close(fd);
-    const bool linked = written && link(tmp.c_str(), path.c_str()) == 0;
-    const int link_errno = errno;
-    unlink(tmp.c_str());
-    if (!written) {
-      return FailedPreconditionError("cannot write the audit key file " + path + ": " +
-                                     std::strerror(write_errno));
-    }
-    if (!linked && link_errno != EEXIST) {  // EEXIST: another process made it first
-      return FailedPreconditionError("cannot create the audit key file " + path + ": " +
-                                     std::strerror(link_errno));
-    }
-    // The folder synced too: rows signed with the key must never outlive
-    // the name that finds it (a power cut before this sync loses both).
-    if (linked) {
-      const std::string dir = std::filesystem::path(path).parent_path().string();
-      const int dfd = open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-      const bool synced = dfd >= 0 && fsync(dfd) == 0;
-      if (dfd >= 0) close(dfd);
-      if (!synced) {
-        return FailedPreconditionError("cannot sync the folder of the audit key file " + path +
-                                       ": " + std::strerror(errno));
-      }
-    }
+    SMITHERS_RETURN_IF_ERROR(CreateDefaultAuditKey(src.db_path));
     key = LoadAuditKey(src.ref, src.db_path);
   }
   if (!key.ok()) return key.status().WithContext("audit log");
@@ -874,24 +840,15 @@ Result<std::vector<ApprovalRecord>> SqliteStore::EscalateDueApprovals(const std:
     s.BindInt64(3, a.iteration);
     BindTime(s, 4, now_ms);
     SMITHERS_RETURN_IF_ERROR(s.Run());
-    SMITHERS_RETURN_IF_ERROR(InsertEvent(a.run_id, "ApprovalEscalated",
-                                         {{"nodeId", a.node_id},
-                                          {"iteration", a.iteration},
-                                          {"from", a.owner},
-                                          {"to", a.fallback_owner}},
-                                         now_ms)
-                                 .status());
-    SMITHERS_RETURN_IF_ERROR(InsertAudit({.actor = "system",
-                                          .actor_via = "system",
-                                          .action = "approval.escalate",
-                                          .target = a.run_id,
-                                          .run_id = a.run_id,
-                                          .details = {{"nodeId", a.node_id},
-                                                      {"iteration", a.iteration},
-                                                      {"from", a.owner},
-                                                      {"to", a.fallback_owner}},
-                                          .at_ms = now_ms},
-                                         key, ""));
+    const Json handover = {{"nodeId", a.node_id},
+                           {"iteration", a.iteration},
+                           {"from", a.owner},
+                           {"to", a.fallback_owner}};
+    SMITHERS_RETURN_IF_ERROR(InsertEvent(a.run_id, "ApprovalEscalated", handover, now_ms).status());
+    AuditEntry audit = SystemAudit("approval.escalate", a.run_id, handover);
+    audit.run_id = a.run_id;
+    audit.at_ms = now_ms;
+    SMITHERS_RETURN_IF_ERROR(InsertAudit(audit, key, ""));
     a.owner = a.fallback_owner;
     a.escalated_at_ms = now_ms;
   }
