@@ -157,10 +157,14 @@ TEST(StreamRedactor, PassesOnWholeWordsAndHoldsTheRest) {
   // A pair's key waits for its value.
   StreamRedactor p;
   EXPECT_EQ(p.Push("the password: "), "the ");
-  std::string rest = p.Push("hunter2hunter2 ok\n") + p.Finish();
+  // (One statement each: the operands of + are evaluated in no set order.)
+  std::string rest = p.Push("hunter2hunter2 ok\n");
+  rest += p.Finish();
   EXPECT_EQ(rest.find("hunter2"), std::string::npos) << rest;
   StreamRedactor b;
-  std::string auth = b.Push("Authorization: Bearer ") + b.Push("abc.def.ghijklmnop\n") + b.Finish();
+  std::string auth = b.Push("Authorization: Bearer ");
+  auth += b.Push("abc.def.ghijklmnop\n");
+  auth += b.Finish();
   EXPECT_EQ(auth.find("ghijklmnop"), std::string::npos) << auth;
   // A huge piece without a space still goes.
   StreamRedactor blob;

@@ -154,7 +154,9 @@ TEST_F(SqliteAuditTest, TriggersRefuseUpdatesAndDeletes) {
                           "INSERT OR REPLACE INTO _smithers_audit SELECT * FROM _smithers_audit"}) {
     Result<std::vector<SqlRowForTesting>> r = Sql(sql);
     EXPECT_FALSE(r.ok()) << sql;
-    if (!r.ok()) EXPECT_NE(r.status().message().find("append-only"), std::string::npos);
+    if (!r.ok()) {
+      EXPECT_NE(r.status().message().find("append-only"), std::string::npos);
+    }
   }
   EXPECT_TRUE(Problems().empty());
 }
