@@ -64,6 +64,11 @@ class Execution {
   // reply, a tool call, output of a CLI agent): a heartbeat. Text returned by
   // TakeOutput counts as one too. Never blocks.
   virtual bool TakeActivity() { return false; }
+  // Events the attempt reports while it runs ({type, payload} each, as
+  // AttemptOutcome::events), since the last call: a Sandbox's
+  // SandboxShipped once its worker started. Committed with the engine's
+  // next write, before the attempt's end. Never blocks.
+  virtual std::vector<std::pair<std::string, Json>> TakeEvents() { return {}; }
 };
 
 struct AttemptInfo {
@@ -137,6 +142,8 @@ struct ConfinedProcess {
   // Kept until the process has ended and been reaped, then released (which
   // removes its cgroups).
   std::shared_ptr<void> hold;
+  // A container runtime's container name, "" for the others.
+  std::string container;
 };
 
 struct RunOptions {
@@ -247,6 +254,15 @@ struct RenderedRun {
 // nothing. The restore drill's check that a restored run still renders.
 Result<RenderedRun> RenderStoredRun(const WorkflowDefinition& workflow, Store& store,
                                     const std::string& run_id);
+
+// The attempt of Sandbox task `node_id` (iteration `iteration`) of run
+// `run_id` whose result bundle a diff is read from: attempt `attempt`, or
+// (0) the latest that has a bundle folder. NotFound naming what is missing
+// (no run, no such attempt); FailedPrecondition when the attempt returned
+// no usable bundle (its patches were never read). `smithers diff` and the
+// Gateway's getSandboxDiff.
+Result<AttemptRecord> SandboxBundleAttempt(Store& store, const std::string& run_id,
+                                           const std::string& node_id, int iteration, int attempt);
 
 // What DeleteRun removed.
 struct DeletedRun {

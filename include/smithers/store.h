@@ -111,6 +111,48 @@ struct EventRecord {
   Json payload = Json::object();
 };
 
+// One row of _smithers_sandboxes (docs/sandbox.md "Records"): a sandboxed
+// task's latest attempt (a Sandbox's worker, a command with `sandbox`),
+// keyed (run_id, sandbox_id, iteration). The store keeps it as the
+// projection of the run's Sandbox events (SandboxRowChange), in the
+// transaction that appends them.
+struct SandboxRecord {
+  std::string run_id;
+  std::string sandbox_id;  // the task's node id
+  int iteration = 0;
+  int attempt = 0;
+  std::string kind;     // "sandbox" (a Sandbox's worker) or "command"
+  std::string runtime;  // bubblewrap, podman, docker, kubernetes
+  // pending -> shipped -> finished | failed | cancelled
+  std::string status;
+  Json config;                 // the sandbox prop (SandboxToJson), never a secret's value
+  std::string remote_run_id;   // the worker's own run
+  std::string container_id;    // a container runtime's container (or Job) name
+  std::string bundle_path;     // the attempt's folder (request and result bundles)
+  int64_t request_bytes = -1;  // what was shipped; -1 = unknown
+  int64_t bundle_bytes = -1;   // the result bundle
+  int64_t patch_count = -1;
+  std::string review;       // "" | requested | accepted | rejected
+  std::string reviewed_by;  // who decided (a user, "autoAcceptDiffs")
+  std::string error_code;   // why it failed or was cancelled
+  int64_t created_at_ms = 0, shipped_at_ms = 0, heartbeat_at_ms = 0, completed_at_ms = 0,
+          reviewed_at_ms = 0;
+  // A write: true replaces the whole row (a new attempt); false changes
+  // only the fields set (non-empty, not -1, not 0) and only while the row's
+  // attempt is at most `attempt` (an older attempt's late event never
+  // changes a newer one's row).
+  bool fresh = false;
+};
+
+// The change event `type` with `payload` ({nodeId, iteration, attempt,
+// ...}) at `at_ms` makes to run `run_id`'s _smithers_sandboxes, if any:
+// SandboxCreated starts a fresh row (pending), SandboxShipped,
+// SandboxHeartbeat, SandboxBundleReceived, SandboxDiffReviewRequested,
+// SandboxDiffAccepted, SandboxDiffRejected, SandboxCompleted, SandboxFailed
+// and an abandoned NodeCancelled change it.
+std::optional<SandboxRecord> SandboxRowChange(const std::string& run_id, const std::string& type,
+                                              const Json& payload, int64_t at_ms);
+
 // One row of _smithers_ralph: the state of a Loop.
 struct LoopRecord {
   std::string run_id;
@@ -318,8 +360,11 @@ class WriteBatch {
   // The whole commit fails with Aborted when the signal is not pending: a
   // signal is consumed at most once.
   void ConsumeSignal(SignalRecord signal);
+  // Writes a _smithers_sandboxes row or changes one (SandboxRecord::fresh).
+  void PutSandbox(SandboxRecord sandbox);
   // Appends an event; its seq (the run's previous MAX(seq)+1, from 1) is
-  // assigned inside the transaction and returned by Commit().
+  // assigned inside the transaction and returned by Commit(). A Sandbox
+  // event also changes the sandbox's row (SandboxRowChange).
   void AppendEvent(std::string run_id, std::string type, Json payload, int64_t timestamp_ms);
 
   bool empty() const { return ops_.empty(); }
@@ -341,7 +386,8 @@ class WriteBatch {
       kCache,
       kApproval,
       kRenewApproval,  // holds `approval`
-      kSignal
+      kSignal,
+      kSandbox
     } kind;
     // The three records far larger than a node's or an event's (one per commit
     // at most, or rare) are held by pointer: inline, an op took 472 bytes,
@@ -357,6 +403,7 @@ class WriteBatch {
       CacheEntry cache;
       std::unique_ptr<ApprovalRecord> approval;
       std::unique_ptr<SignalRecord> signal;
+      std::unique_ptr<SandboxRecord> sandbox;
     };
     explicit Op(RunRecord r);
     explicit Op(NodeRecord r);
@@ -368,6 +415,7 @@ class WriteBatch {
     explicit Op(CacheEntry r);
     explicit Op(ApprovalRecord r);
     explicit Op(SignalRecord r);
+    explicit Op(SandboxRecord r);
     Op(const Op& other);
     Op(Op&& other) noexcept;
     Op& operator=(const Op& other);
@@ -456,6 +504,8 @@ class Store {
   virtual Result<std::vector<ApprovalRecord>> ListApprovals(const ApprovalFilter& filter) = 0;
   // Signals of the run in seq order.
   virtual Result<std::vector<SignalRecord>> ListSignals(const std::string& run_id) = 0;
+  // The run's _smithers_sandboxes rows, by sandbox id and iteration.
+  virtual Result<std::vector<SandboxRecord>> ListSandboxes(const std::string& run_id) = 0;
 
   // Records a decision on a `requested` approval and appends ApprovalGranted
   // or ApprovalDenied {nodeId, iteration, decidedBy, note, via, override,
@@ -657,6 +707,9 @@ class StoreWrapper : public Store {
   Result<std::vector<SignalRecord>> ListSignals(const std::string& id) override {
     return target_->ListSignals(id);
   }
+  Result<std::vector<SandboxRecord>> ListSandboxes(const std::string& id) override {
+    return target_->ListSandboxes(id);
+  }
   Result<ApprovalRecord> DecideApproval(const ApprovalDecision& d, int64_t now) override {
     return target_->DecideApproval(d, now);
   }
@@ -737,6 +790,9 @@ class StoreWrapper : public Store {
 Json RunRecordJson(const RunRecord& run);
 Json RunRecordJson(RunRecord&& run);  // moves input, error and config
 Json EventRecordJson(const EventRecord& event);
+// {runId, sandboxId, iteration, attempt, kind, runtime, status, config, ...}:
+// a _smithers_sandboxes row as inspect and the Gateway show it (unset = null).
+Json SandboxRecordJson(const SandboxRecord& sandbox);
 
 struct SqliteOptions {
   std::string path;                  // database file; parent folders are created

@@ -86,6 +86,18 @@ struct SandboxSpec {
   // egress.allow: "host:port" targets reached through the engine's proxy
   // (docs/sandbox.md "Egress"); empty = none.
   std::vector<std::string> egress_allow;
+  // ports: "ip:hostPort:containerPort" each, published by a container
+  // runtime (with allowNetwork); the ip is 127.0.0.1 unless the prop names
+  // one (docs/sandbox.md "Ports and volumes").
+  std::vector<std::string> ports;
+  // volumes: host folders or files shown inside, read-only unless
+  // `readonly = false`; both paths absolute.
+  struct Volume {
+    std::string host;
+    std::string container;
+    bool readonly = true;
+  };
+  std::vector<Volume> volumes;
 };
 
 // "host:port", a host of letters, digits, '.' and '-' and a port from 1 to

@@ -78,6 +78,9 @@ struct AgentRun {
   int64_t input_tokens = 0;
   int64_t output_tokens = 0;
   Json tool_calls = Json::array();
+  // A CLI agent's sandbox with an egress allow-list: every connection its
+  // process asked the proxy for (EgressProxy::Attempts), over all its calls.
+  Json egress_attempts;
 };
 
 std::string SchemaInstructions(const Json& schema) {
@@ -273,6 +276,7 @@ class AgentExecution final : public Execution {
       if (!r.ok) entry["error"] = r.error;
       if (a.is_object() && Unisolated(a)) entry["unisolatedTools"] = true;
       if (a.is_object() && a.contains("sandbox")) entry["sandbox"] = a["sandbox"];
+      if (!r.egress_attempts.is_null()) entry["egressAttempts"] = r.egress_attempts;
       // An optional price table, in USD per million tokens.
       if (a.is_object() && a.contains("price") && a["price"].is_object()) {
         double cost = static_cast<double>(r.input_tokens) * a["price"].value("input", 0.0) / 1e6 +
@@ -537,6 +541,13 @@ class AgentExecution final : public Execution {
       // Past 16 MiB a stream is cut; the reply then fails to parse.
       spec.max_stdout_bytes = spec.max_stderr_bytes = 16u << 20;
       Result<base::ProcessResult> proc = base::RunProcess(spec, &cancel_, &activity_, clock_);
+      if (confined.report) {
+        Json seen = confined.report();
+        if (seen.is_array()) {
+          if (!run.egress_attempts.is_array()) run.egress_attempts = Json::array();
+          for (Json& e : seen) run.egress_attempts.push_back(std::move(e));
+        }
+      }
       if (!proc.ok()) {
         run.error = Error("AGENT_REQUEST_FAILED", proc.status().message());
         return run;

@@ -122,6 +122,10 @@ class SandboxCommands {
   // the engine runs inside a sandbox with an egress allow-list (never typed
   // by hand): its exit code, or nullopt for any other command line.
   static std::optional<int> RunEgressBridgeIfAsked(int argc, char** argv);
+  // `smithers sandbox kube-job --kubectl K --manifest JSON`, the kubernetes
+  // runtime's client (never typed by hand): its exit code, or nullopt for
+  // any other command line.
+  static std::optional<int> RunKubeJobIfAsked(int argc, char** argv);
 
  private:
   CLI::App* sandbox_cmd_ = nullptr;

@@ -17,6 +17,7 @@
 #include "base/version.h"
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "sandbox/sandbox.h"
 #include "script/lua_workflow.h"
 #include "smithers/engine.h"
 #include "smithers/store.h"
@@ -270,8 +271,10 @@ int Inspect(const Global& g, const std::string& run_id) {
   auto last_frame = s.LastFrame(run_id);
   auto approvals = s.ListApprovals({.run_id = run_id});
   auto signals = s.ListSignals(run_id);
-  for (const Status& st : {nodes.status(), attempts.status(), outputs.status(), loops.status(),
-                           last_frame.status(), approvals.status(), signals.status()}) {
+  auto sandboxes = s.ListSandboxes(run_id);
+  for (const Status& st :
+       {nodes.status(), attempts.status(), outputs.status(), loops.status(), last_frame.status(),
+        approvals.status(), signals.status(), sandboxes.status()}) {
     if (!st.ok()) return Fail(kExitFailed, st.message());
   }
   Json j = {{"run", RunRecordJson(*run)},
@@ -361,6 +364,8 @@ int Inspect(const Global& g, const std::string& run_id) {
     if (!sig.rejection.is_null()) sj["rejection"] = sig.rejection;
     j["signals"].push_back(sj);
   }
+  j["sandboxes"] = Json::array();
+  for (const SandboxRecord& sb : *sandboxes) j["sandboxes"].push_back(SandboxRecordJson(sb));
   if (g.json) {
     std::cout << j.dump(2) << std::endl;
     return kExitOk;
@@ -424,6 +429,28 @@ int Inspect(const Global& g, const std::string& run_id) {
                                 (a.value("override", false) ? ", an override" : "");
     std::printf("  %s [%d] %s (%s)\n", a["nodeId"].get<std::string>().c_str(),
                 a["iteration"].get<int>(), a["status"].get<std::string>().c_str(), who.c_str());
+  }
+  if (!sandboxes->empty()) {
+    std::printf("\nSANDBOXES\n");
+    std::printf("  %-24s  %-5s  %-7s  %-8s  %-10s  %-9s  %s\n", "SANDBOX", "ITER", "ATTEMPT",
+                "KIND", "RUNTIME", "STATUS", "DETAIL");
+  }
+  for (const SandboxRecord& sb : *sandboxes) {
+    std::string detail;
+    auto add = [&detail](const std::string& part) {
+      detail += (detail.empty() ? "" : ", ") + part;
+    };
+    if (sb.patch_count >= 0) add(std::to_string(sb.patch_count) + " patch(es)");
+    if (!sb.review.empty()) {
+      add("review " + sb.review + (sb.reviewed_by.empty() ? "" : " by " + sb.reviewed_by));
+    }
+    if (!sb.error_code.empty()) add(sb.error_code);
+    if (!sb.container_id.empty()) add("container " + sb.container_id);
+    if (sb.heartbeat_at_ms > 0 && (sb.status == "pending" || sb.status == "shipped")) {
+      add("heartbeat " + Ago(sb.heartbeat_at_ms));
+    }
+    std::printf("  %-24s  %-5d  %-7d  %-8s  %-10s  %-9s  %s\n", sb.sandbox_id.c_str(), sb.iteration,
+                sb.attempt, sb.kind.c_str(), sb.runtime.c_str(), sb.status.c_str(), detail.c_str());
   }
   if (!j["signals"].empty()) std::printf("\nSIGNALS\n");
   for (const auto& x : j["signals"]) {
@@ -517,6 +544,9 @@ int Main(int argc, char** argv) {
   if (std::optional<int> bridged = SandboxCommands::RunEgressBridgeIfAsked(argc, argv)) {
     return *bridged;
   }
+  // The kubernetes runtime's client reads the task's environment as given
+  // (a key the engine would capture is the task's to pass on).
+  if (std::optional<int> job = SandboxCommands::RunKubeJobIfAsked(argc, argv)) return *job;
   // Before any thread starts: provider keys leave the environment for the
   // secret store and are redacted from here on (base/secrets.h).
   base::CaptureStartupSecrets();
@@ -757,5 +787,8 @@ int main(int argc, char** argv) {
   // and faults it in again each time: a 4,000-iteration loop took 110,000
   // page faults and twice the system time.
   mallopt(M_TOP_PAD, 1 << 20);
-  return smithers::cli::Main(argc, argv);
+  int code = smithers::cli::Main(argc, argv);
+  // A finished container task's removal runs off the engine's thread.
+  (void)smithers::sandbox::DrainContainerRemovals(30000);
+  return code;
 }

@@ -60,6 +60,18 @@ std::optional<int> SandboxCommands::RunEgressBridgeIfAsked(int argc, char** argv
                                   std::vector<std::string>(argv + 8, argv + argc));
 }
 
+std::optional<int> SandboxCommands::RunKubeJobIfAsked(int argc, char** argv) {
+  if (argc < 3 || std::string(argv[1]) != "sandbox" || std::string(argv[2]) != "kube-job") {
+    return std::nullopt;
+  }
+  // Exactly the command line the kubernetes runtime builds.
+  if (argc != 7 || std::string(argv[3]) != "--kubectl" || std::string(argv[5]) != "--manifest") {
+    std::cerr << "smithers sandbox kube-job: usage: --kubectl PATH --manifest JSON\n";
+    return kExitBadInput;
+  }
+  return sandbox::RunKubernetesJob(argv[4], argv[6]);
+}
+
 int SandboxCommands::Run() {
   if (worker_cmd_ != nullptr && *worker_cmd_) return SandboxWorker();
   if (selftest_cmd_ == nullptr || !*selftest_cmd_) return -1;

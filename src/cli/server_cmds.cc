@@ -13,6 +13,7 @@
 #include "cli/commands.h"
 #include "gateway/config.h"
 #include "gateway/gateway.h"
+#include "sandbox/sandbox_task.h"
 
 namespace smithers::cli {
 namespace {
@@ -496,6 +497,7 @@ int ServerCommands::Gateway() {
     ro.agent_heartbeat_timeout_ms = heartbeat;
     return AddRunExecutors(wf, hidden, ro);
   };
+  o.sandbox_diff = sandbox::AttemptDiff;
   std::string scheme = o.tls_cert.empty() ? "http" : "https";
   std::string auth = o.auth + (o.tokens_file.empty() ? "" : " + " + o.tokens_file);
   o.on_listening = [&](const std::string& host, int port) {

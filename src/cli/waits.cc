@@ -171,29 +171,13 @@ int Diff(const Global& g, const DiffArgs& a) {
   if (!store.ok()) return Fail(ExitFor(store.status()), store.status().message());
   Result<RunRecord> run = (*store)->GetRun(a.run_id);
   if (!run.ok()) return Fail(ExitFor(run.status()), run.status().message());
-  Result<std::vector<AttemptRecord>> attempts = (*store)->ListAttempts(a.run_id);
-  if (!attempts.ok()) return Fail(ExitFor(attempts.status()), attempts.status().message());
-  const AttemptRecord* pick = nullptr;
-  for (const AttemptRecord& at : *attempts) {
-    if (at.node_id != a.node_id || at.iteration != a.iteration) continue;
-    if (a.attempt != 0 && at.attempt != a.attempt) continue;
-    if (!at.meta.is_object() || !at.meta.contains("sandbox") ||
-        !at.meta["sandbox"].contains("bundle")) {
-      continue;
-    }
-    if (pick == nullptr || at.attempt > pick->attempt) pick = &at;
-  }
-  if (pick == nullptr) {
-    return Fail(kExitBadInput, "node " + a.node_id + " (iteration " + std::to_string(a.iteration) +
-                                   ") of run " + a.run_id + " has no Sandbox attempt" +
-                                   (a.attempt != 0 ? " " + std::to_string(a.attempt) : "") +
-                                   " that returned a bundle");
+  Result<AttemptRecord> pick =
+      SandboxBundleAttempt(**store, a.run_id, a.node_id, a.iteration, a.attempt);
+  if (!pick.ok()) {
+    return Fail(pick.status().code() == StatusCode::kNotFound ? kExitBadInput : kExitFailed,
+                pick.status().message());
   }
   const Json& sb = pick->meta["sandbox"];
-  if (!sb.contains("patches")) {
-    return Fail(kExitFailed, "attempt " + std::to_string(pick->attempt) +
-                                 " returned no usable bundle (see `smithers inspect`)");
-  }
   Result<std::string> diff = sandbox::AttemptDiff(sb["bundle"].get<std::string>());
   if (!diff.ok()) {
     return Fail(kExitFailed,

@@ -26,6 +26,14 @@ Json SandboxToJson(const SandboxSpec& s) {
   if (s.cpu_limit > 0) j["cpuLimit"] = s.cpu_limit;
   if (!s.image.empty()) j["image"] = s.image;
   if (!s.egress_allow.empty()) j["egress"] = {{"allow", s.egress_allow}};
+  if (!s.ports.empty()) j["ports"] = s.ports;
+  if (!s.volumes.empty()) {
+    Json volumes = Json::array();
+    for (const SandboxSpec::Volume& v : s.volumes) {
+      volumes.push_back({{"host", v.host}, {"container", v.container}, {"readonly", v.readonly}});
+    }
+    j["volumes"] = std::move(volumes);
+  }
   return j;
 }
 
@@ -42,6 +50,15 @@ SandboxSpec SandboxFromJson(const Json& j) {
     for (const Json& t : j["egress"].value("allow", Json::array())) {
       if (t.is_string()) s.egress_allow.push_back(t.get<std::string>());
     }
+  }
+  for (const Json& p : j.value("ports", Json::array())) {
+    if (p.is_string()) s.ports.push_back(p.get<std::string>());
+  }
+  for (const Json& v : j.value("volumes", Json::array())) {
+    if (!v.is_object()) continue;
+    s.volumes.push_back({.host = v.value("host", ""),
+                         .container = v.value("container", ""),
+                         .readonly = v.value("readonly", true)});
   }
   return s;
 }

@@ -1023,6 +1023,7 @@ class Run final : public engine::WaitHost {
       Event("SandboxCreated", {{"nodeId", ref.node_id},
                                {"iteration", ref.iteration},
                                {"attempt", attempt},
+                               {"kind", spec.mode == TaskMode::kSandbox ? "sandbox" : "command"},
                                {"sandbox", SandboxToJson(*sb)}});
     }
     // Static values have no side effects: their start rides in the same
@@ -1060,7 +1061,11 @@ class Run final : public engine::WaitHost {
     }
     f.exec = std::move(exec).value();
     std::optional<AttemptOutcome> done = f.exec->Poll();
+    const bool reported = ReportedEvents(f);
     if (done) return Complete(f, std::move(*done));
+    // What it reported as it started (SandboxShipped) is durable before it
+    // runs on: a crash from here on finds the record.
+    if (reported) SMITHERS_RETURN_IF_ERROR(Flush());
     in_flight_.push_back(std::move(f));
     return Status::Ok();
   }
@@ -1126,6 +1131,10 @@ class Run final : public engine::WaitHost {
                               {"hasData", false},
                               {"dataSizeBytes", 0},
                               {"intervalMs", opts_.heartbeat_interval_ms}});
+      if (SandboxOf(plan_->tasks()[f.task].node->task) != nullptr) {
+        Event("SandboxHeartbeat",
+              {{"nodeId", f.node_id}, {"iteration", f.iteration}, {"attempt", f.attempt}});
+      }
       return true;
     }
     if (f.heartbeat_timeout_ms > 0 && !f.heartbeat_timed_out &&
@@ -1140,6 +1149,18 @@ class Run final : public engine::WaitHost {
       return true;
     }
     return false;
+  }
+
+  // The events `f` reported while it runs (Execution::TakeEvents), stamped
+  // with its node, iteration and attempt; false when there were none.
+  bool ReportedEvents(const InFlight& f) {
+    std::vector<std::pair<std::string, Json>> events = f.exec->TakeEvents();
+    for (auto& [type, payload] : events) {
+      Json p = {{"nodeId", f.node_id}, {"iteration", f.iteration}, {"attempt", f.attempt}};
+      if (payload.is_object()) p.update(payload);
+      Event(type, std::move(p));
+    }
+    return !events.empty();
   }
 
   // A NodeOutput event for redacted `text`; false (no event) when empty.
@@ -1161,6 +1182,7 @@ class Run final : public engine::WaitHost {
       std::string taken = f.exec->TakeOutput();
       bool alive = f.exec->TakeActivity() || !taken.empty();
       wrote = OutputEvent(f, f.output_redactor.Push(taken)) || wrote;
+      wrote = ReportedEvents(f) || wrote;
       wrote = Heartbeat(f, alive, mono) || wrote;
     }
     if (wrote) SMITHERS_RETURN_IF_ERROR(Flush());
@@ -1173,6 +1195,7 @@ class Run final : public engine::WaitHost {
       InFlight f = std::move(in_flight_[i]);
       in_flight_.erase(in_flight_.begin() + static_cast<long>(i));
       OutputEvent(f, f.output_redactor.Push(f.exec->TakeOutput()) + f.output_redactor.Finish());
+      ReportedEvents(f);
       SMITHERS_RETURN_IF_ERROR(Complete(f, std::move(*o)));
       any = true;
     }

@@ -131,6 +131,14 @@ class CommandExecution final : public Execution {
 
   int WaitFd() const override { return proc_->WaitFd(); }
   bool TakeActivity() override { return proc_->TakeActivity(); }  // output is a heartbeat
+  // SandboxShipped, once, for a confined command: it started in its sandbox.
+  std::vector<std::pair<std::string, Json>> TakeEvents() override {
+    if (sandbox_.is_null() || shipped_) return {};
+    shipped_ = true;
+    Json p = Json::object();
+    if (!confined_.container.empty()) p["containerId"] = confined_.container;
+    return {{"SandboxShipped", std::move(p)}};
+  }
 
   void Cancel(const std::string& reason) override {
     if (!cancel_reason_.empty()) return;
@@ -202,6 +210,7 @@ class CommandExecution final : public Execution {
   }
 
   Json sandbox_;
+  bool shipped_ = false;
   std::string limit_reached_;
   ConfinedProcess confined_;                // its cgroups go after the process
   std::unique_ptr<DepsFile> deps_file_;     // removed when the attempt is over

@@ -196,6 +196,13 @@ class ApprovalWait : public WaitKind {
     }
     if (a.status == ApprovalStatus::kApproved) {
       AttemptOutcome o = host.AcceptReview(t);
+      // The reviewed attempt's record names who accepted it.
+      for (auto& [type, payload] : o.events) {
+        if (type != "SandboxDiffAccepted") continue;
+        if (!payload.is_object()) payload = Json::object();
+        payload["decidedBy"] = a.decided_by;
+        payload["reviewedAttempt"] = info.row.last_attempt;
+      }
       info.wait_started_at_ms = a.decided_at_ms;
       info.row.last_attempt++;
       return host.CompleteWait(t, std::move(o), spec.output);
@@ -204,6 +211,7 @@ class ApprovalWait : public WaitKind {
     if (sandbox) {
       host.Event("SandboxDiffRejected", {{"nodeId", host.task(t).node_id},
                                          {"iteration", host.task(t).iteration},
+                                         {"attempt", info.row.last_attempt},
                                          {"reason", why},
                                          {"decidedBy", a.decided_by}});
     }

@@ -109,6 +109,9 @@ struct GatewayOptions {
   // the returned objects must outlive the run. Called on the run's thread.
   std::function<std::vector<std::unique_ptr<Executor>>(const WorkflowDefinition&, RunOptions&)>
       add_executors;
+  // The unified diff of a Sandbox attempt's bundle folder (getSandboxDiff;
+  // the CLI gives sandbox::AttemptDiff). Null: the method answers Unavailable.
+  std::function<Result<std::string>(const std::string& bundle_dir)> sandbox_diff;
   // Told the bound address once the Gateway listens (host, port).
   std::function<void(const std::string&, int)> on_listening;
   // Browser origins ("https://app.example.com") whose requests are served, in

@@ -202,11 +202,60 @@ Reply SubmitSignal(const MethodCall& call) {
                     {"seq", sig->seq}});
 }
 
+// The unified diff a Sandbox's worker returned (docs/gateway.md
+// "getSandboxDiff"): the attempt under review, the latest, or `attempt`.
+// A diff past kMaxDiffBytes is cut there (truncated: true; `smithers diff`
+// prints it whole).
+constexpr size_t kMaxDiffBytes = size_t{4} << 20;
+
+Reply GetSandboxDiff(const MethodCall& call) {
+  Gateway& gw = call.gw;
+  const Json& params = call.params;
+  std::string run_id, node_id;
+  if (auto bad = ReadRequired(params, {{"runId", &run_id}, {"nodeId", &node_id}})) return *bad;
+  Result<int64_t> iteration = IntParam(params, "iteration", 0, 0, INT32_MAX);
+  if (!iteration.ok()) return Reply::Err("InvalidRequest", iteration.status().message());
+  Result<int64_t> attempt = IntParam(params, "attempt", 0, 0, INT32_MAX);
+  if (!attempt.ok()) return Reply::Err("InvalidRequest", attempt.status().message());
+  if (!gw.options().sandbox_diff) {
+    return Reply::Err("Unavailable", "this Gateway cannot read Sandbox bundles");
+  }
+  Result<AttemptRecord> pick = SandboxBundleAttempt(
+      gw.store(), run_id, node_id, static_cast<int>(*iteration), static_cast<int>(*attempt));
+  if (!pick.ok()) {
+    if (pick.status().code() == StatusCode::kFailedPrecondition) {
+      return Reply::Err("InvalidRequest", pick.status().message());
+    }
+    return StoreError(pick.status(),
+                      gw.store().GetRun(run_id).ok() ? "NodeNotFound" : "RunNotFound");
+  }
+  const Json& sb = pick->meta["sandbox"];
+  Result<std::string> diff = gw.options().sandbox_diff(sb["bundle"].get<std::string>());
+  if (!diff.ok()) {
+    return Reply::Err("Unavailable",
+                      "attempt " + std::to_string(pick->attempt) + ": " + diff.status().message());
+  }
+  const bool truncated = diff->size() > kMaxDiffBytes;
+  const int64_t bytes = static_cast<int64_t>(diff->size());
+  if (truncated) diff->resize(kMaxDiffBytes);
+  return Reply::Ok({{"runId", run_id},
+                    {"nodeId", node_id},
+                    {"iteration", *iteration},
+                    {"attempt", pick->attempt},
+                    {"patchCount", sb.value("patches", int64_t{0})},
+                    {"applied", sb.value("applied", false)},
+                    {"review", pick->meta.value("review", Json())},
+                    {"diffBytes", bytes},
+                    {"truncated", truncated},
+                    {"diff", std::move(*diff)}});
+}
+
 }  // namespace
 
 std::span<const Method> ApprovalMethods() {
   static const Method kRows[] = {
       {.name = "listApprovals", .scope = "approval:read", .handler = ListApprovals},
+      {.name = "getSandboxDiff", .scope = "approval:read", .handler = GetSandboxDiff},
       {.name = "submitApproval",
        .scope = "approval:submit",
        .auto_subscribe = AutoSubscribe::kFromNow,

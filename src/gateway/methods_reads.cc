@@ -197,6 +197,21 @@ Reply ListRunTokenUsage(const MethodCall& call) {
   return Reply::Ok({{"runId", run_id}, {"events", std::move(events)}});
 }
 
+// The run's sandboxed tasks (_smithers_sandboxes; docs/gateway.md
+// "listSandboxes"), by sandbox id and iteration.
+Reply ListSandboxes(const MethodCall& call) {
+  Gateway& gw = call.gw;
+  std::string run_id;
+  if (auto bad = ReadRequired(call.params, {{"runId", &run_id}})) return *bad;
+  Result<RunRecord> run = gw.store().GetRun(run_id);
+  if (!run.ok()) return StoreError(run.status(), "RunNotFound");
+  Result<std::vector<SandboxRecord>> rows = gw.store().ListSandboxes(run_id);
+  if (!rows.ok()) return StoreError(rows.status(), "RunNotFound");
+  Json out = Json::array();
+  for (const SandboxRecord& r : *rows) out.push_back(SandboxRecordJson(r));
+  return Reply::Ok({{"runId", run_id}, {"sandboxes", std::move(out)}});
+}
+
 }  // namespace
 
 namespace {
@@ -249,6 +264,7 @@ std::span<const Method> ReadMethods() {
       {.name = "listRuns", .scope = "run:read", .handler = ListRuns},
       {.name = "getNodeOutput", .scope = "run:read", .handler = GetNodeOutput},
       {.name = "listRunTokenUsage", .scope = "run:read", .handler = ListRunTokenUsage},
+      {.name = "listSandboxes", .scope = "run:read", .handler = ListSandboxes},
       {.name = "listAudit", .scope = "audit:read", .handler = ListAudit},
   };
   return kRows;

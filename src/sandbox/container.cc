@@ -72,6 +72,7 @@ std::vector<std::string> ContainerArgv(const Confinement& c, const std::string& 
     v.insert(v.end(),
              {"--mount", "type=bind,source=" + host + ",destination=" + inside + ",readonly"});
   }
+  for (const std::string& p : c.ports) v.insert(v.end(), {"--publish", p});
   v.insert(v.end(), {"--workdir", c.workspace});
   for (const std::string& name : c.env_names) v.push_back("--env=" + name);
   v.push_back(c.image);

@@ -40,6 +40,15 @@ std::string ContainerHostLabel();
 std::vector<std::string> ContainerArgv(const Confinement& c, const std::string& program,
                                        const std::vector<std::string>& argv);
 
+// kubernetes (kubernetes.cc): what it cannot do, refused (pidsLimit, ports,
+// host paths); the manifest (a List of a NetworkPolicy and a Job) of
+// `argv` run as `c` says; the argv that runs it through this binary's
+// `sandbox kube-job` with `program` (kubectl).
+Status CheckKubernetes(const Confinement& c);
+Json KubernetesManifest(const Confinement& c, const std::vector<std::string>& argv);
+std::vector<std::string> KubernetesArgv(const Confinement& c, const std::string& program,
+                                        const std::vector<std::string>& argv);
+
 }  // namespace smithers::sandbox
 
 #endif  // SMITHERS_SANDBOX_RUNTIMES_H_

@@ -4,7 +4,10 @@
 
 #include <algorithm>
 #include <cctype>
+#include <chrono>
+#include <condition_variable>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -15,6 +18,7 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <thread>
 #include <tuple>
 #include <utility>
 #include <vector>
@@ -39,6 +43,11 @@ struct Runtime {
                                    const std::vector<std::string>&);
   bool enforces_limits;  // false: the engine holds them in cgroups
   bool container;        // runs an image (required), not the host's programs
+  // A docker-like client runs the container (argv[0]): `ps` finds its
+  // containers, `rm --force` removes them (ContainerReaper).
+  bool docker_cli = false;
+  // What the runtime cannot do, refused before anything starts; null: none.
+  Status (*check)(const Confinement&) = nullptr;
 };
 
 // The registration point: one row per runtime.
@@ -52,12 +61,21 @@ constexpr Runtime kRuntimes[] = {
      .program = "podman",
      .argv = ContainerArgv,
      .enforces_limits = true,
-     .container = true},
+     .container = true,
+     .docker_cli = true},
     {.name = "docker",
      .program = "docker",
      .argv = ContainerArgv,
      .enforces_limits = true,
-     .container = true},
+     .container = true,
+     .docker_cli = true},
+    // Its client (this binary's `sandbox kube-job`) deletes the Job itself.
+    {.name = "kubernetes",
+     .program = "kubectl",
+     .argv = KubernetesArgv,
+     .enforces_limits = true,
+     .container = true,
+     .check = CheckKubernetes},
 };
 
 // Runs the container engine's client (`rm`, `ps`) and waits for it.
@@ -71,17 +89,53 @@ Result<base::ProcessResult> RunClient(const std::string& program, std::vector<st
   return base::RunProcess(spec);
 }
 
+// The container removals under way, each on a thread of its own: `rm
+// --force` of a container that is still stopping takes seconds, and the
+// engine's thread, which drops a finished attempt's hold, never waits for
+// it. Never destroyed, so a removal still running at exit touches no freed
+// state; DrainContainerRemovals waits for them.
+class Removals {
+ public:
+  static Removals& Get() {
+    static auto* removals = new Removals();
+    return *removals;
+  }
+
+  void Start(std::string program, std::string name) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      ++pending_;
+    }
+    std::thread([this, program = std::move(program), name = std::move(name)] {
+      (void)RunClient(program, {"rm", "--force", name});  // none after a clean --rm exit
+      std::lock_guard<std::mutex> lock(mu_);
+      --pending_;
+      done_.notify_all();
+    }).detach();
+  }
+
+  bool Drain(int64_t timeout_ms) {
+    std::unique_lock<std::mutex> lock(mu_);
+    return done_.wait_for(lock, std::chrono::milliseconds(timeout_ms),
+                          [this] { return pending_ == 0; });
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable done_;
+  int pending_ = 0;
+};
+
 // Removes a container when the process that ran it is over: a client that
-// was killed (a timeout, a cancel) leaves its container running.
+// was killed (a timeout, a cancel) leaves its container running. The
+// removal runs off the caller's thread (Removals).
 class ContainerReaper {
  public:
   ContainerReaper(std::string program, std::string name)
       : program_(std::move(program)), name_(std::move(name)) {}
   ContainerReaper(const ContainerReaper&) = delete;
   ContainerReaper& operator=(const ContainerReaper&) = delete;
-  ~ContainerReaper() {
-    (void)RunClient(program_, {"rm", "--force", name_});  // none after a clean --rm exit
-  }
+  ~ContainerReaper() { Removals::Get().Start(std::move(program_), std::move(name_)); }
 
  private:
   std::string program_, name_;
@@ -126,6 +180,48 @@ Result<const Runtime*> Find(const std::string& name) {
   return InvalidArgumentError("unknown sandbox runtime \"" + name + "\" (known: " + known + ")");
 }
 
+// A volume's host path, made canonical, if it may be shown inside: it
+// exists and holds none of the engine's state (the hidden paths with their
+// -wal/-shm/-journal, a `.smithers` folder); its
+// container path is absolute and neither a system folder nor the worker's
+// own (/run/smithers). InvalidArgument saying why not.
+Result<std::string> CheckVolume(const SandboxSpec::Volume& v,
+                                const std::vector<std::string>& hidden_paths) {
+  const std::string what = "sandbox.volumes: \"" + v.host + "\" -> \"" + v.container + "\": ";
+  if (v.host.empty() || v.host.front() != '/' || v.container.empty() ||
+      v.container.front() != '/' || v.host.find(',') != std::string::npos ||
+      v.container.find(',') != std::string::npos) {
+    return InvalidArgumentError(what + "both paths must be absolute, without ','");
+  }
+  std::error_code ec;
+  fs::path host = fs::canonical(v.host, ec);
+  if (ec) return InvalidArgumentError(what + "the host path does not exist");
+  for (const fs::path& part : host) {
+    if (part == ".smithers") {
+      return InvalidArgumentError(what + "the engine's state folder is never shown to a sandbox");
+    }
+  }
+  for (const std::string& h : hidden_paths) {
+    fs::path hidden = fs::weakly_canonical(h, ec);
+    if (ec) continue;
+    bool journal = false;
+    for (const char* suffix : {"-wal", "-shm", "-journal"}) {
+      journal = journal || host.string() == hidden.string() + suffix;
+    }
+    if (base::PathWithin(host, hidden) || journal) {
+      return InvalidArgumentError(what + "it holds the engine's database (" + hidden.string() +
+                                  ")");
+    }
+  }
+  fs::path inside = fs::path(v.container).lexically_normal();
+  if (SystemFolder(inside) || base::PathWithin("/run/smithers", inside) || inside == "/") {
+    return InvalidArgumentError(what +
+                                "the container path is /, a system folder or the "
+                                "sandbox's own");
+  }
+  return host.string();
+}
+
 }  // namespace
 
 bool SystemFolder(const fs::path& p) {
@@ -159,6 +255,8 @@ Masked MaskedPaths(const Confinement& c) {
   }
   return m;
 }
+
+bool DrainContainerRemovals(int64_t timeout_ms) { return Removals::Get().Drain(timeout_ms); }
 
 bool RunsImages(const std::string& runtime) {
   Result<const Runtime*> r = Find(runtime);
@@ -213,6 +311,7 @@ Result<std::vector<std::string>> ConfinedArgv(const Confinement& c,
           "the " + c.runtime +
           " runtime cannot bind a workspace whose path has a comma: " + c.workspace);
     }
+    if (r->check != nullptr) SMITHERS_RETURN_IF_ERROR(r->check(c));
     return r->argv(c, c.program.empty() ? r->program : c.program, argv);
   }
   if (!c.image.empty()) {
@@ -256,13 +355,17 @@ Status Usable(const std::string& runtime, const std::string& program, const std:
   Result<std::vector<std::string>> argv = ConfinedArgv(c, {rt->container ? "true" : "/bin/true"});
   if (!argv.ok()) return argv.status();  // bad input: not cached, nothing was probed
   std::unique_ptr<ContainerReaper> reaper;
-  if (rt->container) {
+  if (rt->docker_cli) {
     SweepStaleContainers(argv->front());
     reaper = std::make_unique<ContainerReaper>(argv->front(), c.name);
   }
   base::ProcessSpec spec;
   spec.argv = std::move(argv).value();
   spec.env = {"PATH=/usr/local/bin:/usr/bin:/bin"};
+  // kubectl reads its cluster from $HOME/.kube/config (tasks get HOME too).
+  if (const char* home = std::getenv("HOME"); home != nullptr && !rt->docker_cli) {
+    spec.env.push_back(std::string("HOME=") + home);
+  }
   spec.stderr_mode = base::ProcessSpec::Output::kToStdout;
   spec.max_stdout_bytes = 4000;
   // A container engine's first start (storage, an image's layers) is slow.
@@ -301,6 +404,15 @@ Result<ConfinedProcess> ConfineTask(const SandboxSpec& spec, const std::string& 
                 .env_names = env_names,
                 .binds = mounts.binds,
                 .ro_binds = mounts.ro_binds};
+  if (!spec.ports.empty() && (!r->container || !spec.allow_network)) {
+    return InvalidArgumentError(
+        "sandbox.ports need a container runtime (podman, docker) and allowNetwork = true");
+  }
+  c.ports = spec.ports;
+  for (const SandboxSpec::Volume& v : spec.volumes) {
+    SMITHERS_ASSIGN_OR_RETURN(std::string host, CheckVolume(v, hidden_paths));
+    (v.readonly ? c.ro_binds : c.binds).emplace_back(host, v.container);
+  }
   ConfinedProcess p;
   // The egress allow-list: the proxy outside, its folder and the engine's
   // binary (the bridge) inside, the command run by the bridge.
@@ -332,7 +444,8 @@ Result<ConfinedProcess> ConfineTask(const SandboxSpec& spec, const std::string& 
   SMITHERS_ASSIGN_OR_RETURN(p.argv, ConfinedArgv(c, run));  // bad input before any probe
   SMITHERS_RETURN_IF_ERROR(Usable(spec.runtime, "", spec.image));
   if (r->container) {
-    p.hold = std::make_shared<ContainerReaper>(p.argv.front(), c.name);
+    if (r->docker_cli) p.hold = std::make_shared<ContainerReaper>(p.argv.front(), c.name);
+    p.container = c.name;
     return p;
   }
   std::shared_ptr<Cgroup> cgroup;

@@ -43,9 +43,11 @@ struct Confinement {
   std::string image;
   std::string name;
   std::vector<std::string> env_names;
-  // bubblewrap: more host paths shown, {host, inside} (the egress proxy's
-  // folder read-write, the engine's binary read-only).
+  // More host paths shown, {host, inside} (the egress proxy's folder
+  // read-write, the engine's binary read-only, the sandbox's volumes).
   std::vector<std::pair<std::string, std::string>> binds, ro_binds;
+  // Container runtimes: "ip:hostPort:containerPort" published.
+  std::vector<std::string> ports;
 };
 
 // The argv that runs `argv` confined as `c` says. InvalidArgument for an
@@ -60,6 +62,21 @@ Result<std::vector<std::string>> ConfinedArgv(const Confinement& c,
 // what the runtime said when it cannot.
 Status Usable(const std::string& runtime, const std::string& program = "",
               const std::string& image = "");
+
+// Waits up to `timeout_ms` for the container removals under way (a
+// finished container runtime task's `rm --force` runs off the engine's
+// thread); false when some are still running. The CLI calls it before it
+// exits; a container left by a process that died anyway is removed by the
+// next engine on this host (its name records its engine's pid).
+bool DrainContainerRemovals(int64_t timeout_ms);
+
+// `smithers sandbox kube-job --kubectl K --manifest JSON` (the kubernetes
+// runtime's client, docs/sandbox.md "Kubernetes"): applies a Secret of the
+// task's environment (the variables the Job names, from this process's
+// own), then the manifest; waits for the Job to end (or SIGTERM); prints
+// its log; deletes what it applied; returns the pod's exit code (125 when
+// kubectl failed, 143 when stopped).
+int RunKubernetesJob(const std::string& kubectl, const std::string& manifest);
 
 // The names of the runtimes, in the table's order.
 std::vector<std::string> RuntimeNames();

@@ -272,6 +272,8 @@ class WorkerExecution final : public Execution {
 
   int WaitFd() const override { return proc_->WaitFd(); }
   bool TakeActivity() override { return proc_->TakeActivity(); }
+  // SandboxShipped, once: the worker started on the request bundle.
+  std::vector<std::pair<std::string, Json>> TakeEvents() override { return std::move(events_); }
   void Cancel(const std::string& reason) override {
     if (!cancel_reason_.empty()) return;
     cancel_reason_ = reason;
@@ -294,7 +296,6 @@ class WorkerExecution final : public Execution {
     fs::remove_all(dir_ + "/state", ec);
     if (!limit.empty()) meta_["limitReached"] = limit;
     o.meta = {{"sandbox", meta_}};
-    o.events.insert(o.events.begin(), events_.begin(), events_.end());
     if (!o.ok) {
       o.events.emplace_back("SandboxFailed", Json{{"runtime", spec_.sandbox.runtime},
                                                   {"error", o.error.value("code", "")},
@@ -334,9 +335,11 @@ class WorkerExecution final : public Execution {
     meta_["patches"] = a.changes.size();
     if (!a.bundle.run_id.empty()) meta_["remoteRunId"] = a.bundle.run_id;
     AttemptOutcome o;
-    o.events.emplace_back("SandboxBundleReceived", Json{{"bundleSizeBytes", a.bundle.bytes},
-                                                        {"patchCount", a.changes.size()},
-                                                        {"hasOutputs", !a.bundle.outputs.empty()}});
+    Json received = {{"bundleSizeBytes", a.bundle.bytes},
+                     {"patchCount", a.changes.size()},
+                     {"hasOutputs", !a.bundle.outputs.empty()}};
+    if (!a.bundle.run_id.empty()) received["remoteRunId"] = a.bundle.run_id;
+    o.events.emplace_back("SandboxBundleReceived", std::move(received));
     if (a.bundle.status != "finished") {
       AttemptOutcome f =
           Failed("SANDBOX_CHILD_FAILED",
@@ -412,10 +415,12 @@ class DoneExecution final : public Execution {
   AttemptOutcome o_;
 };
 
+// The worker was not started: the attempt fails, and so does its sandbox.
 std::unique_ptr<Execution> NotStarted(const std::string& code, const std::string& message,
                                       bool retryable) {
-  return std::make_unique<DoneExecution>(
-      Failed(code, message + "; the worker was not started", retryable));
+  AttemptOutcome o = Failed(code, message + "; the worker was not started", retryable);
+  o.events.emplace_back("SandboxFailed", Json{{"error", code}, {"message", o.error["message"]}});
+  return std::make_unique<DoneExecution>(std::move(o));
 }
 
 Result<std::string> Workspace(const SandboxTaskSpec& s) {
@@ -542,8 +547,10 @@ class SandboxTaskExecutor final : public Executor {
     meta["bundle"] = dir;
     meta["shippedFiles"] = ship.files().size();
     meta["shippedBytes"] = shipped_bytes;
-    std::vector<std::pair<std::string, Json>> events = {
-        {"SandboxShipped", Json{{"bundleSizeBytes", shipped_bytes}, {"files", files.size()}}}};
+    Json shipped = {
+        {"bundleSizeBytes", shipped_bytes}, {"files", files.size()}, {"bundlePath", dir}};
+    if (!confined->container.empty()) shipped["containerId"] = confined->container;
+    std::vector<std::pair<std::string, Json>> events = {{"SandboxShipped", std::move(shipped)}};
     return std::unique_ptr<Execution>(std::make_unique<WorkerExecution>(
         std::move(proc).value(), std::move(confined).value(), task, *workspace, dir,
         std::move(meta), std::move(events)));

@@ -607,8 +607,9 @@ class NodeConverter {
   }
 
   // A command task's `sandbox` (docs/sandbox.md): true (bubblewrap, no
-  // network), false (none), or a table of runtime, allowNetwork and the
-  // limits memoryLimit, pidsLimit, cpuLimit. An unknown key is an error,
+  // network), false (none), or a table of runtime, allowNetwork, egress,
+  // image, the limits memoryLimit, pidsLimit, cpuLimit, ports and volumes.
+  // An unknown key is an error,
   // never ignored.
   static std::string ReadSandbox(const Json& j, std::optional<SandboxSpec>& out) {
     if (j.is_boolean()) {
@@ -655,11 +656,20 @@ class NodeConverter {
           bad = "a number of cores from 0.01 to 1024 (0.5 = half a core)";
         }
         if (bad.empty()) s.cpu_limit = v.get<double>();
+      } else if (k == "ports") {
+        if (std::string e = ReadPorts(v, s.ports); !e.empty()) return "sandbox.ports: " + e;
+      } else if (k == "volumes") {
+        if (std::string e = ReadVolumes(v, s.volumes); !e.empty()) return "sandbox.volumes: " + e;
       } else {
         return "unknown prop sandbox." + k +
-               " (known: runtime, allowNetwork, egress, image, memoryLimit, pidsLimit, cpuLimit)";
+               " (known: runtime, allowNetwork, egress, image, memoryLimit, pidsLimit, cpuLimit, "
+               "ports, volumes)";
       }
       if (!bad.empty()) return "sandbox." + k + " must be " + bad;
+    }
+    if (!s.ports.empty() && (s.runtime == "bubblewrap" || !s.allow_network)) {
+      return "sandbox.ports: a port is published by a container runtime (podman, docker) from "
+             "the container's network: set runtime and allowNetwork = true";
     }
     if (!s.egress_allow.empty() && s.allow_network) {
       return "sandbox.egress: the allow-list limits the network; it cannot go with "
@@ -673,6 +683,76 @@ class NodeConverter {
              "set runtime = \"podman\" or \"docker\" to run an image";
     }
     out = s;
+    return "";
+  }
+
+  // sandbox.ports: each a port number (the same on both sides), text
+  // "hostPort:containerPort", or "ip:hostPort:containerPort" (an IPv4
+  // address); canonical "ip:host:container", 127.0.0.1 unless named.
+  static std::string ReadPorts(const Json& v, std::vector<std::string>& out) {
+    if (!v.is_array()) return "must be a list of ports (8080, \"8080:80\", \"0.0.0.0:8080:80\")";
+    auto port = [](const std::string& t) {
+      if (t.empty() || t.size() > 5 ||
+          !std::all_of(t.begin(), t.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+        return 0;
+      }
+      int n = std::stoi(t);
+      return n >= 1 && n <= 65535 ? n : 0;
+    };
+    for (const Json& p : v) {
+      std::string text = p.is_number_integer() ? std::to_string(p.get<int64_t>())
+                         : p.is_string()       ? p.get<std::string>()
+                                               : "";
+      std::vector<std::string> parts;
+      for (size_t start = 0;;) {
+        size_t colon = text.find(':', start);
+        parts.push_back(text.substr(start, colon - start));
+        if (colon == std::string::npos) break;
+        start = colon + 1;
+      }
+      if (parts.size() == 1) parts.push_back(parts[0]);
+      if (parts.size() == 2) parts.insert(parts.begin(), "127.0.0.1");
+      int dots = 0;
+      bool ip = parts.size() == 3 && !parts[0].empty() &&
+                std::all_of(parts[0].begin(), parts[0].end(), [&dots](char c) {
+                  dots += c == '.';
+                  return (c >= '0' && c <= '9') || c == '.';
+                });
+      if (!ip || dots != 3 || port(parts[1]) == 0 || port(parts[2]) == 0) {
+        return "\"" + (p.is_string() ? text : p.dump()) +
+               "\" is not a port (a number from 1 to 65535, \"hostPort:containerPort\" or "
+               "\"ip:hostPort:containerPort\")";
+      }
+      out.push_back(parts[0] + ":" + std::to_string(port(parts[1])) + ":" +
+                    std::to_string(port(parts[2])));
+    }
+    return "";
+  }
+
+  // sandbox.volumes: each { host = "/abs", container = "/abs", readonly = true }.
+  static std::string ReadVolumes(const Json& v, std::vector<SandboxSpec::Volume>& out) {
+    if (!v.is_array()) return "must be a list of { host = ..., container = ..., readonly = ... }";
+    for (const Json& e : v) {
+      if (!e.is_object()) return "each volume is a table { host, container, readonly }";
+      SandboxSpec::Volume vol;
+      for (const auto& [k, x] : e.items()) {
+        if (k == "host" || k == "container") {
+          std::string path = x.is_string() ? x.get<std::string>() : "";
+          if (path.empty() || path.front() != '/' ||
+              path.find_first_of(",:\n") != std::string::npos) {
+            return k + " must be an absolute path without ',' or ':'";
+          }
+          (k == "host" ? vol.host : vol.container) = path;
+        } else if (k == "readonly") {
+          if (!x.is_boolean()) return "readonly must be a boolean";
+          vol.readonly = x.get<bool>();
+        } else {
+          return "unknown key \"" + k + "\" (known: host, container, readonly)";
+        }
+      }
+      if (vol.host.empty() || vol.container.empty()) return "a volume needs host and container";
+      out.push_back(std::move(vol));
+    }
     return "";
   }
 
@@ -950,7 +1030,7 @@ std::string SandboxNode(NodeConverter& c, int t, Node& node, const Text& at) {
         // The runtime's props, read as a `sandbox` table.
         Json box = Json::object();
         for (const char* k : {"runtime", "allowNetwork", "image", "memoryLimit", "pidsLimit",
-                              "cpuLimit", "egress"}) {
+                              "cpuLimit", "egress", "ports", "volumes"}) {
           c.GetField(t, k);
           if (!lua_isnil(c.state(), -1)) {
             Json v;
@@ -1185,6 +1265,8 @@ const std::vector<ComponentRow>& ComponentRows() {
         "pidsLimit",
         "cpuLimit",
         "egress",
+        "ports",
+        "volumes",
         "reviewDiffs",
         "autoAcceptDiffs",
         "owner",

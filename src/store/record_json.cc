@@ -31,6 +31,34 @@ Json EventRecordJson(const EventRecord& e) {
           {"payload", e.payload}};
 }
 
+Json SandboxRecordJson(const SandboxRecord& r) {
+  auto time = [](int64_t ms) { return ms == 0 ? Json() : Json(ms); };
+  auto text = [](const std::string& v) { return v.empty() ? Json() : Json(v); };
+  auto count = [](int64_t v) { return v < 0 ? Json() : Json(v); };
+  return {{"runId", r.run_id},
+          {"sandboxId", r.sandbox_id},
+          {"iteration", r.iteration},
+          {"attempt", r.attempt},
+          {"kind", r.kind},
+          {"runtime", r.runtime},
+          {"status", r.status},
+          {"config", r.config},
+          {"remoteRunId", text(r.remote_run_id)},
+          {"containerId", text(r.container_id)},
+          {"bundlePath", text(r.bundle_path)},
+          {"requestBytes", count(r.request_bytes)},
+          {"bundleBytes", count(r.bundle_bytes)},
+          {"patchCount", count(r.patch_count)},
+          {"review", text(r.review)},
+          {"reviewedBy", text(r.reviewed_by)},
+          {"reviewedAtMs", time(r.reviewed_at_ms)},
+          {"errorCode", text(r.error_code)},
+          {"createdAtMs", time(r.created_at_ms)},
+          {"shippedAtMs", time(r.shipped_at_ms)},
+          {"heartbeatAtMs", time(r.heartbeat_at_ms)},
+          {"completedAtMs", time(r.completed_at_ms)}};
+}
+
 Result<RunFilter> RunFilterForStatus(std::string_view text, int limit) {
   RunFilter filter{.limit = limit};
   if (text.empty()) return filter;

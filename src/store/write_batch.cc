@@ -20,6 +20,8 @@ Op::Op(ApprovalRecord r)
     : kind(Kind::kApproval), approval(std::make_unique<ApprovalRecord>(std::move(r))) {}
 Op::Op(SignalRecord r)
     : kind(Kind::kSignal), signal(std::make_unique<SignalRecord>(std::move(r))) {}
+Op::Op(SandboxRecord r)
+    : kind(Kind::kSandbox), sandbox(std::make_unique<SandboxRecord>(std::move(r))) {}
 
 namespace {
 
@@ -56,6 +58,9 @@ void Construct(Op& to, From&& from) {
     case Op::Kind::kSignal:
       std::construct_at(&to.signal, Box(std::forward<From>(from).signal));
       return;
+    case Op::Kind::kSandbox:
+      std::construct_at(&to.sandbox, Box(std::forward<From>(from).sandbox));
+      return;
   }
 }
 
@@ -72,6 +77,7 @@ void Destroy(Op& op) {
     case Op::Kind::kApproval:
     case Op::Kind::kRenewApproval: std::destroy_at(&op.approval); return;
     case Op::Kind::kSignal: std::destroy_at(&op.signal); return;
+    case Op::Kind::kSandbox: std::destroy_at(&op.sandbox); return;
   }
 }
 
@@ -114,12 +120,15 @@ void WriteBatch::RenewApproval(ApprovalRecord approval) {
   ops_.back().kind = Op::Kind::kRenewApproval;
 }
 void WriteBatch::ConsumeSignal(SignalRecord signal) { ops_.emplace_back(std::move(signal)); }
+void WriteBatch::PutSandbox(SandboxRecord sandbox) { ops_.emplace_back(std::move(sandbox)); }
 void WriteBatch::AppendEvent(std::string run_id, std::string type, Json payload,
                              int64_t timestamp_ms) {
+  std::optional<SandboxRecord> row = SandboxRowChange(run_id, type, payload, timestamp_ms);
   ops_.emplace_back(EventRecord{.run_id = std::move(run_id),
                                 .timestamp_ms = timestamp_ms,
                                 .type = std::move(type),
                                 .payload = std::move(payload)});
+  if (row) ops_.emplace_back(std::move(*row));
 }
 
 }  // namespace smithers

@@ -108,6 +108,8 @@ def method_params(run_id):
         "cronList": {}, "cronCreate": {"workflow": "hello", "pattern": "0 0 1 1 *"},
         "cronDelete": {"cronId": "nope"}, "cronRun": {"workflow": "hello"},
         "deleteRun": {"runId": "not-" + run_id}, "listAudit": {},
+        "listSandboxes": {"runId": run_id},
+        "getSandboxDiff": {"runId": run_id, "nodeId": "greet"},
     }
 
 SCOPES = ["run:read", "run:write", "run:admin", "approval:read", "approval:submit",
@@ -122,6 +124,7 @@ TABLE = {
     "submitApproval": "approval:submit", "submitSignal": "signal:submit",
     "cronList": "cron:read", "cronCreate": "cron:write", "cronDelete": "cron:write",
     "cronRun": "cron:write", "deleteRun": "run:admin", "listAudit": "audit:read",
+    "listSandboxes": "run:read", "getSandboxDiff": "approval:read",
 }
 IMPLIES = {"run:admin": {"run:write", "run:read", "audit:read"}, "run:write": {"run:read"},
            "cron:write": {"cron:read"}, "approval:submit": {"approval:read"}}

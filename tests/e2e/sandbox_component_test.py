@@ -80,6 +80,14 @@ class SandboxComponentTest(E2ETest):
     def types(self, run_id):
         return [e["type"] for e in self.events(run_id)]
 
+    def sandbox_row(self, run_id):
+        """The run's one _smithers_sandboxes row, as `inspect --json` shows it."""
+        r = self.run_cli("inspect", run_id, "--json")
+        self.assertEqual(r.code, 0, r)
+        rows = r.json()["sandboxes"]
+        self.assertEqual(len(rows), 1, rows)
+        return rows[0]
+
     def test_auto_accept_applies_the_changes_and_the_childs_row_is_the_output(self):
         parent = self.modules("autoAcceptDiffs = true")
         r = self.up(parent, {"ws": self.ws})
@@ -103,6 +111,24 @@ class SandboxComponentTest(E2ETest):
         attempt = glob.glob(os.path.join(self.ws, ".smithers/sandboxes/*/fix.0/1"))
         self.assertEqual(len(attempt), 1)
         self.assertEqual(sorted(os.listdir(attempt[0])), ["journal", "request", "result"])
+        # The record: what ran, where, how it ended and who accepted it.
+        row = self.sandbox_row(r.json()["runId"])
+        self.assertEqual((row["sandboxId"], row["iteration"], row["attempt"], row["kind"],
+                          row["runtime"], row["status"]),
+                         ("fix", 0, 1, "sandbox", "bubblewrap", "finished"), row)
+        self.assertEqual(row["bundlePath"], os.path.realpath(attempt[0]))
+        self.assertEqual((row["patchCount"], row["review"], row["reviewedBy"]),
+                         (3, "accepted", "autoAcceptDiffs"), row)
+        self.assertGreater(row["requestBytes"], 0)
+        self.assertGreater(row["bundleBytes"], 0)
+        self.assertIsNotNone(row["remoteRunId"])
+        self.assertEqual(row["config"], {"runtime": "bubblewrap", "allowNetwork": False})
+        self.assertLessEqual(row["createdAtMs"], row["shippedAtMs"])
+        self.assertLessEqual(row["shippedAtMs"], row["completedAtMs"])
+        self.assertIsNone(row["errorCode"])
+        text = self.run_cli("inspect", r.json()["runId"])
+        self.assertIn("SANDBOXES", text.stdout)
+        self.assertIn("review accepted by autoAcceptDiffs", text.stdout)
 
     def test_a_review_is_durable_and_approving_it_applies_the_diff(self):
         parent = self.modules()
@@ -136,6 +162,9 @@ class SandboxComponentTest(E2ETest):
         self.assertFalse(os.path.exists(os.path.join(copy, "src/b.txt")))
         stat = self.run_cli("diff", run_id, "--node", "fix", "--stat")
         self.assertIn("src/c.txt", stat.stdout)
+        row = self.sandbox_row(run_id)
+        self.assertEqual((row["status"], row["review"], row["patchCount"]),
+                         ("shipped", "requested", 3), row)
         # Only a decider may approve; alice may.
         self.assertNotEqual(self.run_cli("approve", run_id, "-n", "fix", "--by", "mallory").code, 0)
         self.assertEqual(self.snapshot(), before)
@@ -148,6 +177,9 @@ class SandboxComponentTest(E2ETest):
         self.assertIsNone(self.read("src/b.txt"))
         types = self.types(run_id)
         self.assertLess(types.index("ApprovalGranted"), types.index("SandboxDiffAccepted"))
+        row = self.sandbox_row(run_id)
+        self.assertEqual((row["attempt"], row["status"], row["review"], row["reviewedBy"]),
+                         (1, "finished", "accepted", "alice"), row)
         # Resuming again runs nothing twice.
         r = self.up(parent, None, run_id, "--resume")
         self.assertEqual(self.types(run_id).count("SandboxDiffAccepted"), 1)
@@ -167,6 +199,9 @@ class SandboxComponentTest(E2ETest):
         ev = [e for e in self.events(run_id) if e["type"] == "SandboxDiffRejected"]
         self.assertEqual(len(ev), 1)
         self.assertIn("too broad", ev[0]["payload"]["reason"])
+        row = self.sandbox_row(run_id)
+        self.assertEqual((row["status"], row["review"], row["reviewedBy"], row["errorCode"]),
+                         ("failed", "rejected", "alice", "SANDBOX_DIFF_REJECTED"), row)
 
     def test_deny_with_on_deny_skip_skips_it(self):
         parent = self.modules('onDeny = "skip"')
@@ -287,9 +322,17 @@ class SandboxComponentTest(E2ETest):
         os.kill(p.pid, signal.SIGKILL)
         p.wait()
         self.assertEqual(self.read("src/b.txt"), "bye\n")
+        # The record of the killed worker: shipped, committed before it ran.
+        row = self.sandbox_row("k1")
+        self.assertEqual((row["attempt"], row["status"]), (1, "shipped"), row)
+        self.assertIsNotNone(row["shippedAtMs"])
         r = self.up(parent, None, "k1", "--resume", "--force")
         self.assertEqual(r.code, 0, r)
         self.assertEqual(self.read("src/c.txt"), "new\n")
+        row = self.sandbox_row("k1")
+        self.assertEqual((row["attempt"], row["status"]), (2, "finished"), row)
+        abandoned = [e for e in self.events("k1") if e["type"] == "NodeCancelled"]
+        self.assertEqual([e["payload"]["reason"] for e in abandoned], ["abandoned"])
         # The killed worker is gone with its engine (bubblewrap dies with its parent).
         ps = subprocess.run(["pgrep", "-f", "sleep 600"], capture_output=True, text=True)
         self.assertEqual(ps.stdout.strip(), "")
@@ -328,6 +371,27 @@ class SandboxComponentTest(E2ETest):
         self.assertEqual(a["request"]["kind"], "sandbox-diff")
         self.assertEqual(len(a["request"]["patches"]), 3)
         self.assertEqual(self.read("src/b.txt"), "bye\n")
+        # The approver reads the whole diff through the Gateway: what
+        # `smithers diff` prints.
+        code, r = rpc("getSandboxDiff", {"runId": "g1", "nodeId": "fix"})
+        self.assertEqual(code, 200, r)
+        d = r["payload"]
+        self.assertEqual((d["attempt"], d["patchCount"], d["applied"], d["truncated"]),
+                         (1, 3, False, False), d)
+        self.assertEqual(d["diff"], self.run_cli("diff", "g1", "--node", "fix").stdout)
+        self.assertIn("+there\n", d["diff"])
+        self.assertEqual(d["diffBytes"], len(d["diff"].encode()))
+        code, r = rpc("getSandboxDiff", {"runId": "g1", "nodeId": "nope"})
+        self.assertEqual(r["error"]["code"], "NodeNotFound", r)
+        code, r = rpc("getSandboxDiff", {"runId": "g1", "nodeId": "fix", "attempt": 7})
+        self.assertEqual(r["error"]["code"], "NodeNotFound", r)
+        code, r = rpc("getSandboxDiff", {"runId": "nope", "nodeId": "fix"})
+        self.assertEqual(r["error"]["code"], "RunNotFound", r)
+        code, r = rpc("listSandboxes", {"runId": "g1"})
+        self.assertEqual(code, 200, r)
+        [row] = r["payload"]["sandboxes"]
+        self.assertEqual((row["sandboxId"], row["status"], row["review"]),
+                         ("fix", "shipped", "requested"), row)
         code, r = rpc("submitApproval", {"runId": "g1", "nodeId": "fix", "approved": True,
                                          "note": "ok", "decidedBy": "alice"})
         self.assertEqual(code, 200, r)
@@ -336,6 +400,9 @@ class SandboxComponentTest(E2ETest):
         self.assertEqual(status(), "finished")
         self.assertEqual(self.read("src/a.txt"), "hello\nthere\nworld\n")
         self.assertIsNone(self.read("src/b.txt"))
+        [row] = rpc("listSandboxes", {"runId": "g1"})[1]["payload"]["sandboxes"]
+        self.assertEqual((row["status"], row["review"], row["reviewedBy"]),
+                         ("finished", "accepted", "alice"), row)
 
 
 if __name__ == "__main__":

@@ -54,6 +54,38 @@ class SandboxTest(E2ETest):
             self.assertFalse(os.path.exists(p), p)
         self.assertRegex(out["stdout"], r"/etc/escape': Read-only file system")
 
+    def test_volumes_are_shown_read_only_unless_asked_and_never_the_database(self):
+        data = tempfile.mkdtemp(prefix="smithers-vol-")
+        cache = tempfile.mkdtemp(prefix="smithers-vol-")
+        self.addCleanup(shutil.rmtree, data, True)
+        self.addCleanup(shutil.rmtree, cache, True)
+        with open(os.path.join(data, "fixture.txt"), "w") as f:
+            f.write("fixture\n")
+        os.chmod(cache, 0o777)  # the sandbox's uid 65534 writes in it
+        sandbox = ('sandbox = { volumes = { { host = "%s", container = "/fixtures" }, '
+                   '{ host = "%s", container = "/cache", readonly = false } } }' % (data, cache))
+        out = self.probe("cat /fixtures/fixture.txt; echo x > /fixtures/new 2>&1; "
+                         "echo cached > /cache/made; echo end", sandbox)
+        self.assertEqual(out["exitCode"], 0, out)
+        self.assertIn("fixture\n", out["stdout"])
+        self.assertRegex(out["stderr"], r"/fixtures/new: Read-only file system")
+        self.assertFalse(os.path.exists(os.path.join(data, "new")))
+        with open(os.path.join(cache, "made")) as f:
+            self.assertEqual(f.read(), "cached\n")
+        # The folder holding the database, and a port without a container,
+        # fail the task before anything runs.
+        path = self.write("probe.lua", TASK.replace(
+            "SANDBOX", 'sandbox = { volumes = { { host = "%s", container = "/d" } } }' % self.dir))
+        r = self.run_cli("up", path, "--input", json.dumps({"script": "touch ran"}), cwd=self.dir)
+        self.assertEqual(r.code, 1, r)
+        self.assertIn("holds the engine's database", r.stdout + r.stderr)
+        self.assertFalse(os.path.exists(self.path("ran")))
+        path = self.write("probe.lua", TASK.replace(
+            "SANDBOX", "sandbox = { allowNetwork = true, ports = { 8080 } }"))
+        r = self.run_cli("up", path, "--input", json.dumps({"script": "touch ran"}), cwd=self.dir)
+        self.assertEqual(r.code, 4, r)
+        self.assertIn("sandbox.ports", r.stderr)
+
     def test_the_database_is_never_visible(self):
         self.probe("true")  # the database exists from here on
         self.assertTrue(os.path.getsize(self.db) > 0)
@@ -101,7 +133,7 @@ class SandboxTest(E2ETest):
     def test_an_unknown_or_unusable_runtime_runs_nothing(self):
         marker = self.path("ran")
         for sandbox, why in (('sandbox = { runtime = "chroot" }',
-                              'unknown sandbox runtime "chroot" (known: bubblewrap, podman, docker)'),):
+                              'unknown sandbox runtime "chroot" (known: bubblewrap, podman, docker, kubernetes)'),):
             path = self.write("probe.lua", TASK.replace("SANDBOX", sandbox))
             r = self.run_cli("up", path, "--input", json.dumps({"script": "touch " + marker}),
                              cwd=self.dir)
@@ -126,7 +158,7 @@ class SandboxTest(E2ETest):
         # Bad props are refused before anything runs.
         for sandbox, why in (("sandbox = { network = true }",
                               "unknown prop sandbox.network (known: runtime, allowNetwork, egress, image, "
-                              "memoryLimit, pidsLimit, cpuLimit)"),
+                              "memoryLimit, pidsLimit, cpuLimit, ports, volumes)"),
                              ("sandbox = { image = '' }", "sandbox.image must be an image's name"),
                              ("sandbox = { image = 'debian' }",
                               "the bubblewrap runtime takes no image"),
@@ -189,10 +221,15 @@ class SandboxTest(E2ETest):
                       human.stdout)
         # And its events: the sandbox made, then failed with the reason.
         sandbox_events = [e for e in self.events(run_id) if e["type"].startswith("Sandbox")]
-        self.assertEqual([e["type"] for e in sandbox_events], ["SandboxCreated", "SandboxFailed"])
+        self.assertEqual([e["type"] for e in sandbox_events],
+                         ["SandboxCreated", "SandboxShipped", "SandboxFailed"])
         self.assertEqual(sandbox_events[0]["payload"]["sandbox"]["memoryLimit"], 16 << 20)
-        self.assertEqual(sandbox_events[1]["payload"]["error"], "SANDBOX_LIMIT_EXCEEDED")
-        self.assertIn("memory limit of 16 MiB", sandbox_events[1]["payload"]["limitReached"])
+        self.assertEqual(sandbox_events[2]["payload"]["error"], "SANDBOX_LIMIT_EXCEEDED")
+        self.assertIn("memory limit of 16 MiB", sandbox_events[2]["payload"]["limitReached"])
+        # Its record says the same.
+        [row] = self.inspect(run_id)["sandboxes"]
+        self.assertEqual((row["kind"], row["status"], row["errorCode"]),
+                         ("command", "failed", "SANDBOX_LIMIT_EXCEEDED"), row)
         # Within its limits a task runs as usual, and its frame records them.
         out = self.probe("echo fine", "sandbox = { memoryLimit = 64 * 1024 * 1024, pidsLimit = 64, "
                          "cpuLimit = 0.5 }")
@@ -241,6 +278,25 @@ class SandboxTest(E2ETest):
         r, _ = self.cli_agent(reply, "false")
         self.assertEqual(r.code, 0, r)
         self.assertEqual(r.json()["outputs"]["seen"]["agent"]["db"], 1, r)
+
+    def test_a_cli_agent_egress_attempts_are_recorded_in_its_meta(self):
+        # The stand-in claude asks the engine's proxy for a host that is not
+        # listed (refused, 403), then answers; the attempt is in its meta.
+        reply = ("python3 -c '\n"
+                 "import http.client\n"
+                 "c = http.client.HTTPConnection(\"127.0.0.1\", 3128, timeout=10)\n"
+                 "c.set_tunnel(\"127.0.0.1\", 9)\n"
+                 "try:\n"
+                 "    c.connect()\n"
+                 "except OSError:\n"
+                 "    pass\n' >/dev/null 2>&1\n"
+                 'printf \'{"type":"result","subtype":"success","is_error":false,'
+                 '"result":"{\\\\"uid\\\\":%s,\\\\"db\\\\":0}"}\\n\' "$(id -u)"\n')
+        r, _ = self.cli_agent(reply, "{ egress = { allow = { 'api.example.invalid:443' } } }")
+        self.assertEqual(r.code, 0, r)
+        meta = json.loads(self.query("SELECT meta_json FROM _smithers_attempts")[0]["meta_json"])
+        self.assertEqual(meta["agents"][0]["egressAttempts"],
+                         [{"target": "127.0.0.1:9", "allowed": False}], meta)
 
     def test_a_cli_agent_past_its_limit_or_out_of_sight_fails_closed(self):
         # Past its memory limit: killed, and the failure says why.

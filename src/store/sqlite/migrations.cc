@@ -320,6 +320,41 @@ WHEN EXISTS (SELECT 1 FROM _smithers_audit WHERE seq = NEW.seq
 BEGIN SELECT RAISE(ABORT, '_smithers_audit is append-only: its rows cannot be replaced'); END;
 )sql";
 
+// Sandboxed tasks (docs/sandbox.md "Records"): one row per sandbox and
+// iteration, its latest attempt's, the projection of the run's Sandbox
+// events (SandboxRowChange). Deleted with its run.
+constexpr const char kSandboxesTable[] = R"sql(
+CREATE TABLE IF NOT EXISTS _smithers_sandboxes (
+  run_id TEXT NOT NULL,
+  sandbox_id TEXT NOT NULL,
+  iteration INTEGER NOT NULL,
+  attempt INTEGER NOT NULL,
+  kind TEXT NOT NULL CHECK (kind IN ('sandbox', 'command')),
+  runtime TEXT NOT NULL DEFAULT 'bubblewrap',
+  status TEXT NOT NULL
+    CHECK (status IN ('pending', 'shipped', 'finished', 'failed', 'cancelled')),
+  config_json TEXT,
+  remote_run_id TEXT,
+  workspace_id TEXT,
+  container_id TEXT,
+  bundle_path TEXT,
+  request_bytes INTEGER,
+  bundle_bytes INTEGER,
+  patch_count INTEGER,
+  review TEXT CHECK (review IN ('requested', 'accepted', 'rejected')),
+  reviewed_by TEXT,
+  reviewed_at_ms INTEGER,
+  error_code TEXT,
+  created_at_ms INTEGER,
+  shipped_at_ms INTEGER,
+  heartbeat_at_ms INTEGER,
+  completed_at_ms INTEGER,
+  PRIMARY KEY (run_id, sandbox_id, iteration),
+  FOREIGN KEY (run_id) REFERENCES _smithers_runs(run_id) ON DELETE CASCADE
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS _smithers_sandboxes_by_status ON _smithers_sandboxes (status);
+)sql";
+
 constexpr Migration kMigrations[] = {
     {1, "initial_tables", kInitialTables},
     {2, "indexes", kIndexes},
@@ -334,6 +369,7 @@ constexpr Migration kMigrations[] = {
     {11, "launch_keys", kLaunchKeysTable},
     {12, "maintenance", kMaintenanceTable},
     {13, "audit", kAuditTable},
+    {14, "sandboxes", kSandboxesTable},
 };
 
 constexpr const char kCreateMigrationsTable[] = R"sql(

@@ -273,6 +273,36 @@ Result<SignalRecord> ReadSignal(const Statement& row) {
   return sig;
 }
 
+Result<SandboxRecord> ReadSandbox(const Statement& row) {
+  auto count = [&row](int column) { return row.IsNull(column) ? -1 : row.Int64(column); };
+  SandboxRecord r{.run_id = row.Text(0),
+                  .sandbox_id = row.Text(1),
+                  .iteration = static_cast<int>(row.Int64(2)),
+                  .attempt = static_cast<int>(row.Int64(3)),
+                  .kind = row.Text(4),
+                  .runtime = row.Text(5),
+                  .status = row.Text(6),
+                  .remote_run_id = row.Text(8),
+                  .container_id = row.Text(9),
+                  .bundle_path = row.Text(10),
+                  .request_bytes = count(11),
+                  .bundle_bytes = count(12),
+                  .patch_count = count(13),
+                  .review = row.Text(14),
+                  .reviewed_by = row.Text(15),
+                  .error_code = row.Text(17),
+                  .created_at_ms = row.Int64(18),
+                  .shipped_at_ms = row.Int64(19),
+                  .heartbeat_at_ms = row.Int64(20),
+                  .completed_at_ms = row.Int64(21),
+                  .reviewed_at_ms = row.Int64(16)};
+  if (!ReadJson(row, 7, &r.config)) {
+    return CorruptJson("_smithers_sandboxes", RowKey(r.run_id, r.sandbox_id, r.iteration),
+                       "config_json");
+  }
+  return r;
+}
+
 Result<FrameRecord> ReadFrame(const Statement& row) {
   return FrameRecord{.run_id = row.Text(0),
                      .frame_no = row.Int64(1),

@@ -40,6 +40,7 @@ Result<ApprovalRecord> ReadApproval(const Statement& row);
 Result<TokenGrant> ReadToken(const Statement& row);
 Result<CronRecord> ReadCron(const Statement& row);
 Result<SignalRecord> ReadSignal(const Statement& row);
+Result<SandboxRecord> ReadSandbox(const Statement& row);
 Result<FrameRecord> ReadFrame(const Statement& row);
 Result<EventRecord> ReadEvent(const Statement& row);
 

@@ -98,6 +98,7 @@ class SqliteStore final : public Store {
   std::string BackendName() const override { return "sqlite"; }
   Result<std::vector<ApprovalRecord>> ListApprovals(const ApprovalFilter& filter) override;
   Result<std::vector<SignalRecord>> ListSignals(const std::string& run_id) override;
+  Result<std::vector<SandboxRecord>> ListSandboxes(const std::string& run_id) override;
   Result<ApprovalRecord> DecideApproval(const ApprovalDecision& decision, int64_t now_ms) override;
   Result<std::vector<ApprovalRecord>> EscalateDueApprovals(const std::string& run_id,
                                                            int64_t now_ms) override;
@@ -134,6 +135,7 @@ class SqliteStore final : public Store {
   Statement& stmt(StatementId id) { return statements_[id]; }
   // Applies one op inside the open transaction; appends an event's seq to `seqs`.
   Status Apply(const WriteBatch::Op& op, std::vector<int64_t>& seqs);
+  Status PutSandbox(const SandboxRecord& r);
   // Within a transaction: NotFound unless the run exists.
   Status RequireRun(const std::string& run_id);
   // The Aborted status of a ConsumeSignal that changed nothing, saying why.
@@ -183,6 +185,9 @@ std::string DescribeOp(const WriteBatch::Op& op) {
     case Kind::kSignal:
       return "_smithers_signals row (run_id=" + op.signal->run_id +
              ", seq=" + std::to_string(op.signal->seq) + ")";
+    case Kind::kSandbox:
+      return "_smithers_sandboxes row (" +
+             RowKey(op.sandbox->run_id, op.sandbox->sandbox_id, op.sandbox->iteration) + ")";
   }
   return "unknown op";
 }
@@ -335,6 +340,7 @@ Status SqliteStore::Apply(const WriteBatch::Op& op, std::vector<int64_t>& seqs) 
       if (db_.changes() == 0) return SignalNotPending(sig.run_id, sig.seq);
       return Status::Ok();
     }
+    case Kind::kSandbox: return PutSandbox(*op.sandbox);
     case Kind::kCache: {
       const CacheEntry& entry = op.cache;
       Statement& s = stmt(kPutCache);
@@ -762,6 +768,77 @@ Result<std::vector<ApprovalRecord>> SqliteStore::ListApprovals(const ApprovalFil
   s.BindText(1, filter.run_id);
   s.BindText(2, filter.status ? Name(*filter.status) : "");  // "" = any
   return Collect(s, ReadApproval);
+}
+
+// A fresh row replaces the last attempt's whole; a change binds only the
+// fields it sets (the rest NULL: unchanged).
+Status SqliteStore::PutSandbox(const SandboxRecord& r) {
+  auto text = [](Statement& s, int i, const std::string& v) {
+    if (v.empty()) {
+      s.BindNull(i);
+    } else {
+      s.BindText(i, v);
+    }
+  };
+  auto count = [](Statement& s, int i, int64_t v) {
+    if (v < 0) {
+      s.BindNull(i);
+    } else {
+      s.BindInt64(i, v);
+    }
+  };
+  if (r.fresh) {
+    Statement& s = stmt(kPutSandbox);
+    s.BindText(1, r.run_id);
+    s.BindText(2, r.sandbox_id);
+    s.BindInt64(3, r.iteration);
+    s.BindInt64(4, r.attempt);
+    s.BindText(5, r.kind);
+    s.BindText(6, r.runtime);
+    s.BindText(7, r.status);
+    BindJson(s, 8, r.config);
+    text(s, 9, r.remote_run_id);
+    text(s, 10, r.container_id);
+    text(s, 11, r.bundle_path);
+    count(s, 12, r.request_bytes);
+    count(s, 13, r.bundle_bytes);
+    count(s, 14, r.patch_count);
+    text(s, 15, r.review);
+    text(s, 16, r.reviewed_by);
+    BindTime(s, 17, r.reviewed_at_ms);
+    text(s, 18, r.error_code);
+    BindTime(s, 19, r.created_at_ms);
+    BindTime(s, 20, r.shipped_at_ms);
+    BindTime(s, 21, r.heartbeat_at_ms);
+    BindTime(s, 22, r.completed_at_ms);
+    return s.Run();
+  }
+  Statement& s = stmt(kPatchSandbox);
+  s.BindText(1, r.run_id);
+  s.BindText(2, r.sandbox_id);
+  s.BindInt64(3, r.iteration);
+  s.BindInt64(4, r.attempt);
+  text(s, 5, r.status);
+  text(s, 6, r.remote_run_id);
+  text(s, 7, r.container_id);
+  text(s, 8, r.bundle_path);
+  count(s, 9, r.request_bytes);
+  count(s, 10, r.bundle_bytes);
+  count(s, 11, r.patch_count);
+  text(s, 12, r.review);
+  text(s, 13, r.reviewed_by);
+  text(s, 14, r.error_code);
+  BindTime(s, 15, r.reviewed_at_ms);
+  BindTime(s, 16, r.shipped_at_ms);
+  BindTime(s, 17, r.heartbeat_at_ms);
+  BindTime(s, 18, r.completed_at_ms);
+  return s.Run();  // no row (a run from before the table, an older attempt's event): nothing
+}
+
+Result<std::vector<SandboxRecord>> SqliteStore::ListSandboxes(const std::string& run_id) {
+  Statement& s = stmt(kListSandboxes);
+  s.BindText(1, run_id);
+  return Collect(s, ReadSandbox);
 }
 
 Result<std::vector<SignalRecord>> SqliteStore::ListSignals(const std::string& run_id) {

@@ -25,6 +25,10 @@ namespace smithers::store {
 #define SMITHERS_SIGNAL_COLUMNS_                                                           \
   "run_id, seq, name, correlation_id, payload_json, received_at_ms, received_by, status, " \
   "consumed_by_node, consumed_iteration, consumed_at_ms, rejection_json"
+#define SMITHERS_SANDBOX_COLUMNS_                                                               \
+  "run_id, sandbox_id, iteration, attempt, kind, runtime, status, config_json, remote_run_id, " \
+  "container_id, bundle_path, request_bytes, bundle_bytes, patch_count, review, reviewed_by, "  \
+  "reviewed_at_ms, error_code, created_at_ms, shipped_at_ms, heartbeat_at_ms, completed_at_ms"
 #define SMITHERS_AUDIT_COLUMNS_                                                            \
   "seq, chain, chain_seq, at_ms, actor, actor_via, action, target, run_id, details_json, " \
   "version, build, module_revision, key_id, prev_hmac, hmac"
@@ -185,6 +189,35 @@ constexpr StatementSql kStatements[kStatementCount] = {
     {kListSignals,
      "SELECT " SMITHERS_SIGNAL_COLUMNS_ " FROM _smithers_signals WHERE run_id = ?1 ORDER BY seq",
      4},
+    // A new attempt's row replaces the last one's.
+    {kPutSandbox,
+     "INSERT OR REPLACE INTO _smithers_sandboxes(" SMITHERS_SANDBOX_COLUMNS_
+     ") VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, "
+     "?19, ?20, ?21, ?22)",
+     14},
+    // A change: the fields given (NULL = unchanged), unless the row is of a
+    // later attempt; an ended row (finished, failed, cancelled) keeps its
+    // status, error and end.
+    {kPatchSandbox,
+     "UPDATE _smithers_sandboxes SET "
+     "status = CASE WHEN status IN ('pending', 'shipped') THEN COALESCE(?5, status) "
+     "ELSE status END, "
+     "error_code = CASE WHEN status IN ('pending', 'shipped') THEN COALESCE(?14, error_code) "
+     "ELSE error_code END, "
+     "completed_at_ms = CASE WHEN status IN ('pending', 'shipped') "
+     "THEN COALESCE(?18, completed_at_ms) ELSE completed_at_ms END, "
+     "remote_run_id = COALESCE(?6, remote_run_id), container_id = COALESCE(?7, container_id), "
+     "bundle_path = COALESCE(?8, bundle_path), request_bytes = COALESCE(?9, request_bytes), "
+     "bundle_bytes = COALESCE(?10, bundle_bytes), patch_count = COALESCE(?11, patch_count), "
+     "review = COALESCE(?12, review), reviewed_by = COALESCE(?13, reviewed_by), "
+     "reviewed_at_ms = COALESCE(?15, reviewed_at_ms), shipped_at_ms = COALESCE(?16, "
+     "shipped_at_ms), heartbeat_at_ms = COALESCE(?17, heartbeat_at_ms) "
+     "WHERE run_id = ?1 AND sandbox_id = ?2 AND iteration = ?3 AND attempt <= ?4",
+     14},
+    {kListSandboxes,
+     "SELECT " SMITHERS_SANDBOX_COLUMNS_
+     " FROM _smithers_sandboxes WHERE run_id = ?1 ORDER BY sandbox_id, iteration",
+     14},
     {kListRunsWaiting,
      "SELECT " SMITHERS_RUN_COLUMNS_
      " FROM _smithers_runs WHERE status LIKE 'waiting-%' ORDER BY created_at_ms DESC, run_id DESC "

@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "sandbox/runtimes.h"
+
 namespace smithers::sandbox {
 namespace {
 
@@ -67,9 +69,10 @@ TEST_F(SandboxTest, UnknownRuntimesAndBadRequestsAreErrors) {
   Result<std::vector<std::string>> unknown =
       ConfinedArgv({.runtime = "chroot", .workspace = ws_}, {"true"});
   EXPECT_EQ(unknown.status().code(), StatusCode::kInvalidArgument);
-  EXPECT_NE(unknown.status().message().find(
-                "unknown sandbox runtime \"chroot\" (known: bubblewrap, podman, docker)"),
-            std::string::npos)
+  EXPECT_NE(
+      unknown.status().message().find(
+          "unknown sandbox runtime \"chroot\" (known: bubblewrap, podman, docker, kubernetes)"),
+      std::string::npos)
       << unknown.status().message();
   EXPECT_EQ(ConfinedArgv({.workspace = "relative/dir"}, {"true"}).status().code(),
             StatusCode::kInvalidArgument);
@@ -81,7 +84,8 @@ TEST_F(SandboxTest, UnknownRuntimesAndBadRequestsAreErrors) {
     EXPECT_NE(r.status().message().find("system folder"), std::string::npos) << bad;
   }
   EXPECT_TRUE(ConfinedArgv({.workspace = "/usrdata"}, {"true"}).ok());
-  EXPECT_EQ(RuntimeNames(), (std::vector<std::string>{"bubblewrap", "podman", "docker"}));
+  EXPECT_EQ(RuntimeNames(),
+            (std::vector<std::string>{"bubblewrap", "podman", "docker", "kubernetes"}));
   EXPECT_EQ(Usable("chroot").code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(ConfineTask({.runtime = "chroot"}, ws_, {}, {"true"}).status().code(),
             StatusCode::kInvalidArgument);
@@ -169,6 +173,127 @@ TEST_F(SandboxTest, AContainerRunsItsImageConfined) {
                 .status()
                 .code(),
             StatusCode::kInvalidArgument);
+}
+
+TEST_F(SandboxTest, AContainerPublishesItsPortsAndShowsItsVolumes) {
+  Result<std::vector<std::string>> argv =
+      ConfinedArgv({.runtime = "podman",
+                    .allow_network = true,
+                    .workspace = ws_,
+                    .image = "x",
+                    .binds = {{"/srv/cache", "/cache"}},
+                    .ro_binds = {{"/srv/data", "/data"}},
+                    .ports = {"127.0.0.1:8080:80", "0.0.0.0:9000:9000"}},
+                   {"true"});
+  ASSERT_TRUE(argv.ok()) << argv.status().ToString();
+  EXPECT_TRUE(HasRun(*argv, {"--publish", "127.0.0.1:8080:80", "--publish", "0.0.0.0:9000:9000"}));
+  EXPECT_TRUE(HasRun(*argv, {"--mount", "type=bind,source=/srv/cache,destination=/cache"}));
+  EXPECT_TRUE(HasRun(*argv, {"--mount", "type=bind,source=/srv/data,destination=/data,readonly"}));
+}
+
+// A volume is checked before any runtime is probed: nothing starts.
+TEST_F(SandboxTest, VolumesThatWouldShowTheEngineStateAreRefused) {
+  fs::create_directories(ws_ + "/data");
+  const std::vector<std::string> hidden = {ws_ + "/smithers.db"};
+  struct Case {
+    SandboxSpec::Volume volume;
+    const char* why;
+  };
+  const Case cases[] = {
+      {{.host = ws_, .container = "/w"}, "holds the engine's database"},
+      {{.host = ws_ + "/smithers.db", .container = "/db"}, "holds the engine's database"},
+      {{.host = ws_ + "/.smithers", .container = "/s"}, "state folder"},
+      {{.host = ws_ + "/missing", .container = "/m"}, "does not exist"},
+      {{.host = ws_ + "/data", .container = "/usr/lib"}, "system folder"},
+      {{.host = ws_ + "/data", .container = "/run/smithers/x"}, "system folder"},
+      {{.host = ws_ + "/data", .container = "/"}, "system folder"},
+      {{.host = "data", .container = "/d"}, "absolute"},
+  };
+  for (const Case& c : cases) {
+    SandboxSpec spec{.runtime = "bubblewrap", .volumes = {c.volume}};
+    Result<ConfinedProcess> p = ConfineTask(spec, ws_ + "/data", hidden, {"true"});
+    EXPECT_EQ(p.status().code(), StatusCode::kInvalidArgument) << c.volume.host;
+    EXPECT_NE(p.status().message().find(c.why), std::string::npos) << p.status().message();
+  }
+  // Ports need a container runtime with its network.
+  SandboxSpec ports{.runtime = "bubblewrap", .allow_network = true, .ports = {"127.0.0.1:80:80"}};
+  EXPECT_EQ(ConfineTask(ports, ws_ + "/data", hidden, {"true"}).status().code(),
+            StatusCode::kInvalidArgument);
+}
+
+// The kubernetes runtime's Job: non-root, read-only root, no capabilities,
+// no service-account token, the limits as resources, the environment by
+// reference to a Secret (never a value), and a NetworkPolicy denying all
+// traffic unless allowNetwork.
+TEST_F(SandboxTest, AKubernetesJobIsConfinedAndNamesItsSecretsByReference) {
+  Confinement c{.runtime = "kubernetes",
+                .workspace = ws_,
+                .program = "/opt/kube/kubectl",
+                .limits = {.memory_bytes = 64 << 20, .cpus = 0.5},
+                .image = "registry.local/tools:1",
+                .name = "smithers-sandbox-42-AB",
+                .env_names = {"API_TOKEN"}};
+  Result<std::vector<std::string>> argv = ConfinedArgv(c, {"make", "test"});
+  ASSERT_TRUE(argv.ok()) << argv.status().ToString();
+  ASSERT_EQ(argv->size(), 7u);
+  EXPECT_EQ(std::vector<std::string>(argv->begin() + 1, argv->begin() + 6),
+            (std::vector<std::string>{"sandbox", "kube-job", "--kubectl", "/opt/kube/kubectl",
+                                      "--manifest"}));
+  Json m = Json::parse((*argv)[6]);
+  EXPECT_EQ(m, KubernetesManifest(c, {"make", "test"}));
+  ASSERT_EQ(m["items"].size(), 2u);
+  const Json& policy = m["items"][0];
+  const Json& job = m["items"][1];
+  EXPECT_EQ(policy["kind"], "NetworkPolicy");
+  EXPECT_EQ(policy["spec"]["policyTypes"], (Json{"Ingress", "Egress"}));
+  EXPECT_EQ(policy["spec"]["egress"], Json::array());
+  EXPECT_EQ(policy["spec"]["ingress"], Json::array());
+  EXPECT_EQ(policy["spec"]["podSelector"]["matchLabels"]["smithers.sh/job"],
+            "smithers-sandbox-42-ab");
+  EXPECT_EQ(job["kind"], "Job");
+  EXPECT_EQ(job["metadata"]["name"], "smithers-sandbox-42-ab");
+  EXPECT_EQ(job["spec"]["backoffLimit"], 0);
+  const Json& pod = job["spec"]["template"]["spec"];
+  EXPECT_EQ(pod["automountServiceAccountToken"], false);
+  EXPECT_EQ(pod["hostNetwork"], false);
+  EXPECT_EQ(pod["restartPolicy"], "Never");
+  EXPECT_EQ(pod["securityContext"]["runAsNonRoot"], true);
+  EXPECT_EQ(pod["securityContext"]["runAsUser"], 65534);
+  ASSERT_EQ(pod["containers"].size(), 1u);
+  const Json& ct = pod["containers"][0];
+  EXPECT_EQ(ct["image"], "registry.local/tools:1");
+  EXPECT_EQ(ct["imagePullPolicy"], "Never");
+  EXPECT_EQ(ct["command"], (Json{"make", "test"}));
+  EXPECT_EQ(ct["workingDir"], ws_);
+  EXPECT_EQ(ct["securityContext"]["readOnlyRootFilesystem"], true);
+  EXPECT_EQ(ct["securityContext"]["allowPrivilegeEscalation"], false);
+  EXPECT_EQ(ct["securityContext"]["capabilities"]["drop"], (Json{"ALL"}));
+  EXPECT_EQ(ct["resources"]["limits"], (Json{{"memory", "67108864"}, {"cpu", "500m"}}));
+  EXPECT_EQ(
+      ct["env"],
+      (Json{
+          {{"name", "API_TOKEN"},
+           {"valueFrom",
+            {{"secretKeyRef", {{"name", "smithers-sandbox-42-ab-env"}, {"key", "API_TOKEN"}}}}}}}));
+  // With allowNetwork, egress is open (one empty rule); ingress stays shut.
+  c.allow_network = true;
+  Json open = KubernetesManifest(c, {"true"});
+  EXPECT_EQ(open["items"][0]["spec"]["egress"], Json::array({Json::object()}));
+  EXPECT_EQ(open["items"][0]["spec"]["ingress"], Json::array());
+  // What a pod cannot do is refused, never ignored.
+  Confinement pids = c;
+  pids.limits.pids = 10;
+  EXPECT_NE(ConfinedArgv(pids, {"true"}).status().message().find("pidsLimit"), std::string::npos);
+  Confinement ports = c;
+  ports.ports = {"127.0.0.1:80:80"};
+  EXPECT_EQ(ConfinedArgv(ports, {"true"}).status().code(), StatusCode::kInvalidArgument);
+  Confinement binds = c;
+  binds.ro_binds = {{"/srv", "/srv"}};
+  EXPECT_NE(ConfinedArgv(binds, {"true"}).status().message().find("shows no host paths"),
+            std::string::npos);
+  Confinement no_image = c;
+  no_image.image.clear();
+  EXPECT_EQ(ConfinedArgv(no_image, {"true"}).status().code(), StatusCode::kInvalidArgument);
 }
 
 TEST_F(SandboxTest, AContainerEngineThatIsMissingIsUnusableAndRunsNothing) {

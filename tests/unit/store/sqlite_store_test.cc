@@ -80,12 +80,12 @@ TEST_F(SqliteStoreTest, SynchronousMustBeFullOrNormal) {
 }
 
 TEST_F(SqliteStoreTest, RecordsEveryMigrationOnceAcrossReopens) {
-  EXPECT_EQ(StoreSchemaVersion(), 13);
+  EXPECT_EQ(StoreSchemaVersion(), 14);
   for (int i = 0; i < 3; ++i) STORE_ASSERT_OK(OpenSqliteStore(Options()));
   std::vector<SqlRowForTesting> rows =
       Sql("SELECT id, name, applied_at_ms > 0, length(checksum) FROM _smithers_schema_migrations "
           "ORDER BY id");
-  ASSERT_EQ(rows.size(), 13u);
+  ASSERT_EQ(rows.size(), 14u);
   EXPECT_EQ(rows[0], (SqlRowForTesting{"1", "initial_tables", "1", "64"}));
   EXPECT_EQ(rows[1], (SqlRowForTesting{"2", "indexes", "1", "64"}));
   EXPECT_EQ(rows[2], (SqlRowForTesting{"3", "cache", "1", "64"}));
@@ -99,6 +99,7 @@ TEST_F(SqliteStoreTest, RecordsEveryMigrationOnceAcrossReopens) {
   EXPECT_EQ(rows[10], (SqlRowForTesting{"11", "launch_keys", "1", "64"}));
   EXPECT_EQ(rows[11], (SqlRowForTesting{"12", "maintenance", "1", "64"}));
   EXPECT_EQ(rows[12], (SqlRowForTesting{"13", "audit", "1", "64"}));
+  EXPECT_EQ(rows[13], (SqlRowForTesting{"14", "sandboxes", "1", "64"}));
 }
 
 // Golden: events are numbered from 1 (migration 10). A version-9 database's

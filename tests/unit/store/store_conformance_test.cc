@@ -1376,6 +1376,7 @@ TEST_P(StoreConformanceTest, DeleteRunRemovesEveryDependentRowAndKeepsOtherRuns)
     batch.AppendEvent(id, "RunStarted", {}, 1);
     batch.RequestApproval(Request(id, "gate"));
     batch.PutCache({.cache_key = std::string("k-") + id, .payload = 1});
+    batch.AppendEvent(id, "SandboxCreated", {{"nodeId", "a"}, {"attempt", 1}}, 2);
     MustCommit(batch);
     EXPECT_TRUE(store_->AppendSignal({.run_id = id, .name = "go"}).ok());
     const LaunchKey key{.scope = "token:t", .key = id, .run_id = id, .created_at_ms = 1};
@@ -1406,6 +1407,8 @@ TEST_P(StoreConformanceTest, DeleteRunRemovesEveryDependentRowAndKeepsOtherRuns)
     EXPECT_EQ(approvals.size(), want);
     STORE_ASSERT_OK_AND_ASSIGN(auto signals, store_->ListSignals(id));
     EXPECT_EQ(signals.size(), want);
+    STORE_ASSERT_OK_AND_ASSIGN(auto sandboxes, store_->ListSandboxes(id));
+    EXPECT_EQ(sandboxes.size(), want);
     // Cache rows outlive their run.
     STORE_ASSERT_OK_AND_ASSIGN(auto cached, store_->GetCache(std::string("k-") + id));
     EXPECT_TRUE(cached.has_value());
@@ -1611,6 +1614,132 @@ TEST_P(StoreConformanceTest, EscalationsAreAuditedAsTheSystemsActions) {
   EXPECT_EQ(rows[0].entry.actor, "system");
   EXPECT_EQ(rows[0].entry.details["to"], "bob");
   EXPECT_EQ(rows[0].entry.at_ms, 1000);
+}
+
+// _smithers_sandboxes follows the run's Sandbox events, committed with them:
+// pending -> shipped -> finished, each field as the events say.
+TEST_P(StoreConformanceTest, SandboxRowsFollowTheirEventsThroughAWholeAttempt) {
+  PutRun(MakeRun("r1"));
+  auto event = [&](const std::string& type, Json payload, int64_t at) {
+    WriteBatch batch;
+    payload["nodeId"] = "box";
+    payload["iteration"] = 2;
+    if (!payload.contains("attempt")) payload["attempt"] = 1;
+    batch.AppendEvent("r1", type, payload, at);
+    MustCommit(batch);
+  };
+  event("SandboxCreated",
+        {{"kind", "sandbox"}, {"sandbox", {{"runtime", "podman"}, {"allowNetwork", false}}}}, 100);
+  STORE_ASSERT_OK_AND_ASSIGN(auto rows, store_->ListSandboxes("r1"));
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0].sandbox_id, "box");
+  EXPECT_EQ(rows[0].iteration, 2);
+  EXPECT_EQ(rows[0].attempt, 1);
+  EXPECT_EQ(rows[0].kind, "sandbox");
+  EXPECT_EQ(rows[0].runtime, "podman");
+  EXPECT_EQ(rows[0].status, "pending");
+  EXPECT_EQ(rows[0].config, (Json{{"runtime", "podman"}, {"allowNetwork", false}}));
+  EXPECT_EQ(rows[0].created_at_ms, 100);
+  EXPECT_EQ(rows[0].bundle_bytes, -1);
+  EXPECT_EQ(rows[0].shipped_at_ms, 0);
+
+  event("SandboxShipped",
+        {{"bundlePath", "/w/.smithers/sandboxes/r1/box.2/1"},
+         {"bundleSizeBytes", 1234},
+         {"containerId", "smithers-sandbox-1-ab"}},
+        110);
+  event("SandboxHeartbeat", Json::object(), 120);
+  event("SandboxBundleReceived",
+        {{"bundleSizeBytes", 99}, {"patchCount", 3}, {"remoteRunId", "child-run"}}, 130);
+  event("SandboxDiffReviewRequested", {{"patchCount", 3}}, 131);
+  STORE_ASSERT_OK_AND_ASSIGN(rows, store_->ListSandboxes("r1"));
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0].status, "shipped");
+  EXPECT_EQ(rows[0].bundle_path, "/w/.smithers/sandboxes/r1/box.2/1");
+  EXPECT_EQ(rows[0].request_bytes, 1234);
+  EXPECT_EQ(rows[0].container_id, "smithers-sandbox-1-ab");
+  EXPECT_EQ(rows[0].shipped_at_ms, 110);
+  EXPECT_EQ(rows[0].heartbeat_at_ms, 130);
+  EXPECT_EQ(rows[0].bundle_bytes, 99);
+  EXPECT_EQ(rows[0].patch_count, 3);
+  EXPECT_EQ(rows[0].remote_run_id, "child-run");
+  EXPECT_EQ(rows[0].review, "requested");
+
+  // The approval's accept is stamped with the next attempt number.
+  event("SandboxDiffAccepted", {{"attempt", 2}, {"decidedBy", "alice"}, {"patchCount", 3}}, 140);
+  event("SandboxCompleted", {{"attempt", 2}, {"status", "finished"}}, 141);
+  STORE_ASSERT_OK_AND_ASSIGN(rows, store_->ListSandboxes("r1"));
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0].attempt, 1);
+  EXPECT_EQ(rows[0].status, "finished");
+  EXPECT_EQ(rows[0].review, "accepted");
+  EXPECT_EQ(rows[0].reviewed_by, "alice");
+  EXPECT_EQ(rows[0].reviewed_at_ms, 140);
+  EXPECT_EQ(rows[0].completed_at_ms, 141);
+
+  // An ended row keeps its status: a late failure or abandonment changes nothing.
+  event("SandboxFailed", {{"attempt", 2}, {"error", "TASK_CANCELLED"}}, 150);
+  event("NodeCancelled", {{"attempt", 2}, {"reason", "abandoned"}}, 151);
+  STORE_ASSERT_OK_AND_ASSIGN(rows, store_->ListSandboxes("r1"));
+  EXPECT_EQ(rows[0].status, "finished");
+  EXPECT_EQ(rows[0].error_code, "");
+  EXPECT_EQ(rows[0].completed_at_ms, 141);
+  Reopen();
+  STORE_ASSERT_OK_AND_ASSIGN(rows, store_->ListSandboxes("r1"));
+  EXPECT_EQ(SandboxRecordJson(rows[0])["reviewedBy"], "alice");
+}
+
+// A new attempt replaces the row; an older attempt's late event never
+// changes it; cancelled, abandoned and failed end it with their code.
+TEST_P(StoreConformanceTest, SandboxRowsKeepTheLatestAttemptAndHowItEnded) {
+  PutRun(MakeRun("r1"));
+  auto event = [&](const std::string& node, int attempt, const std::string& type, Json payload,
+                   int64_t at) {
+    WriteBatch batch;
+    payload["nodeId"] = node;
+    payload["iteration"] = 0;
+    payload["attempt"] = attempt;
+    batch.AppendEvent("r1", type, payload, at);
+    MustCommit(batch);
+  };
+  event("cmd", 1, "SandboxCreated", {{"sandbox", {{"runtime", "bubblewrap"}}}}, 10);
+  event("cmd", 1, "SandboxShipped", Json::object(), 11);
+  event("cmd", 1, "SandboxFailed", {{"error", "SANDBOX_LIMIT_EXCEEDED"}}, 12);
+  event("cmd", 2, "SandboxCreated", {{"sandbox", {{"runtime", "bubblewrap"}}}}, 20);
+  event("cmd", 1, "SandboxHeartbeat", Json::object(), 21);  // late, of attempt 1
+  event("cancel", 1, "SandboxCreated", {{"sandbox", Json::object()}}, 30);
+  event("cancel", 1, "SandboxFailed", {{"error", {{"code", "TASK_CANCELLED"}}}}, 31);
+  event("crash", 1, "SandboxCreated", {{"sandbox", Json::object()}}, 40);
+  event("crash", 1, "SandboxShipped", Json::object(), 41);
+  event("crash", 1, "NodeCancelled", {{"reason", "abandoned"}}, 42);
+  event("deny", 1, "SandboxCreated", {{"kind", "sandbox"}, {"sandbox", Json::object()}}, 50);
+  event("deny", 1, "SandboxDiffRejected", {{"decidedBy", "bob"}}, 51);
+  // Neither a Sandbox event nor one with a node: no row.
+  event("other", 1, "NodeStarted", Json::object(), 60);
+  STORE_ASSERT_OK_AND_ASSIGN(auto rows, store_->ListSandboxes("r1"));
+  ASSERT_EQ(rows.size(), 4u);
+  EXPECT_EQ(rows[0].sandbox_id, "cancel");
+  EXPECT_EQ(rows[0].status, "cancelled");
+  EXPECT_EQ(rows[0].error_code, "TASK_CANCELLED");
+  EXPECT_EQ(rows[0].runtime, "bubblewrap");
+  EXPECT_EQ(rows[0].kind, "command");
+  EXPECT_EQ(rows[1].sandbox_id, "cmd");
+  EXPECT_EQ(rows[1].attempt, 2);
+  EXPECT_EQ(rows[1].status, "pending");
+  EXPECT_EQ(rows[1].error_code, "");
+  EXPECT_EQ(rows[1].heartbeat_at_ms, 0);
+  EXPECT_EQ(rows[1].created_at_ms, 20);
+  EXPECT_EQ(rows[2].sandbox_id, "crash");
+  EXPECT_EQ(rows[2].status, "cancelled");
+  EXPECT_EQ(rows[2].error_code, "ATTEMPT_ABANDONED");
+  EXPECT_EQ(rows[2].completed_at_ms, 42);
+  EXPECT_EQ(rows[3].sandbox_id, "deny");
+  EXPECT_EQ(rows[3].status, "failed");
+  EXPECT_EQ(rows[3].review, "rejected");
+  EXPECT_EQ(rows[3].reviewed_by, "bob");
+  EXPECT_EQ(rows[3].error_code, "SANDBOX_DIFF_REJECTED");
+  STORE_ASSERT_OK_AND_ASSIGN(auto other, store_->ListSandboxes("r2"));
+  EXPECT_TRUE(other.empty());
 }
 
 }  // namespace
