@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <cctype>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -27,9 +28,7 @@ constexpr char kJobLabel[] = "smithers.sh/job";
 constexpr char kSandboxLabel[] = "smithers.sh/sandbox";
 
 // "0.5" cores as Kubernetes' millicores, "500m".
-std::string MilliCpu(double cpus) {
-  return std::to_string(static_cast<int64_t>(cpus * 1000 + 0.5)) + "m";
-}
+std::string MilliCpu(double cpus) { return std::to_string(std::llround(cpus * 1000)) + "m"; }
 
 // The engine's binary, which the engine runs as the Job's client.
 std::string SelfExe() {
