@@ -787,51 +787,32 @@ Status SqliteStore::PutSandbox(const SandboxRecord& r) {
       s.BindInt64(i, v);
     }
   };
-  if (r.fresh) {
-    Statement& s = stmt(kPutSandbox);
-    s.BindText(1, r.run_id);
-    s.BindText(2, r.sandbox_id);
-    s.BindInt64(3, r.iteration);
-    s.BindInt64(4, r.attempt);
-    s.BindText(5, r.kind);
-    s.BindText(6, r.runtime);
-    s.BindText(7, r.status);
-    BindJson(s, 8, r.config);
-    text(s, 9, r.remote_run_id);
-    text(s, 10, r.container_id);
-    text(s, 11, r.bundle_path);
-    count(s, 12, r.request_bytes);
-    count(s, 13, r.bundle_bytes);
-    count(s, 14, r.patch_count);
-    text(s, 15, r.review);
-    text(s, 16, r.reviewed_by);
-    BindTime(s, 17, r.reviewed_at_ms);
-    text(s, 18, r.error_code);
-    BindTime(s, 19, r.created_at_ms);
-    BindTime(s, 20, r.shipped_at_ms);
-    BindTime(s, 21, r.heartbeat_at_ms);
-    BindTime(s, 22, r.completed_at_ms);
-    return s.Run();
-  }
-  Statement& s = stmt(kPatchSandbox);
+  // Both statements number their parameters as SMITHERS_SANDBOX_COLUMNS_
+  // lists the columns; a change leaves kind, runtime, config and
+  // created_at_ms (5, 6, 8, 19) unused.
+  Statement& s = stmt(r.fresh ? kPutSandbox : kPatchSandbox);
   s.BindText(1, r.run_id);
   s.BindText(2, r.sandbox_id);
   s.BindInt64(3, r.iteration);
   s.BindInt64(4, r.attempt);
-  text(s, 5, r.status);
-  text(s, 6, r.remote_run_id);
-  text(s, 7, r.container_id);
-  text(s, 8, r.bundle_path);
-  count(s, 9, r.request_bytes);
-  count(s, 10, r.bundle_bytes);
-  count(s, 11, r.patch_count);
-  text(s, 12, r.review);
-  text(s, 13, r.reviewed_by);
-  text(s, 14, r.error_code);
-  BindTime(s, 15, r.reviewed_at_ms);
-  BindTime(s, 16, r.shipped_at_ms);
-  BindTime(s, 17, r.heartbeat_at_ms);
-  BindTime(s, 18, r.completed_at_ms);
+  s.BindText(5, r.kind);
+  s.BindText(6, r.runtime);
+  text(s, 7, r.status);
+  BindJson(s, 8, r.config);
+  text(s, 9, r.remote_run_id);
+  text(s, 10, r.container_id);
+  text(s, 11, r.bundle_path);
+  count(s, 12, r.request_bytes);
+  count(s, 13, r.bundle_bytes);
+  count(s, 14, r.patch_count);
+  text(s, 15, r.review);
+  text(s, 16, r.reviewed_by);
+  BindTime(s, 17, r.reviewed_at_ms);
+  text(s, 18, r.error_code);
+  BindTime(s, 19, r.created_at_ms);
+  BindTime(s, 20, r.shipped_at_ms);
+  BindTime(s, 21, r.heartbeat_at_ms);
+  BindTime(s, 22, r.completed_at_ms);
   return s.Run();  // no row (a run from before the table, an older attempt's event): nothing
 }
 

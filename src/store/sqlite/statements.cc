@@ -195,23 +195,24 @@ constexpr StatementSql kStatements[kStatementCount] = {
      ") VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, "
      "?19, ?20, ?21, ?22)",
      14},
-    // A change: the fields given (NULL = unchanged), unless the row is of a
-    // later attempt; an ended row (finished, failed, cancelled) keeps its
+    // A change: the fields given (NULL = unchanged; numbered as kPutSandbox's,
+    // ?5, ?6, ?8 and ?19 unused), unless the row is of a later attempt; an ended row (finished,
+    // failed, cancelled) keeps its
     // status, error and end.
     {kPatchSandbox,
      "UPDATE _smithers_sandboxes SET "
-     "status = CASE WHEN status IN ('pending', 'shipped') THEN COALESCE(?5, status) "
+     "status = CASE WHEN status IN ('pending', 'shipped') THEN COALESCE(?7, status) "
      "ELSE status END, "
-     "error_code = CASE WHEN status IN ('pending', 'shipped') THEN COALESCE(?14, error_code) "
+     "error_code = CASE WHEN status IN ('pending', 'shipped') THEN COALESCE(?18, error_code) "
      "ELSE error_code END, "
      "completed_at_ms = CASE WHEN status IN ('pending', 'shipped') "
-     "THEN COALESCE(?18, completed_at_ms) ELSE completed_at_ms END, "
-     "remote_run_id = COALESCE(?6, remote_run_id), container_id = COALESCE(?7, container_id), "
-     "bundle_path = COALESCE(?8, bundle_path), request_bytes = COALESCE(?9, request_bytes), "
-     "bundle_bytes = COALESCE(?10, bundle_bytes), patch_count = COALESCE(?11, patch_count), "
-     "review = COALESCE(?12, review), reviewed_by = COALESCE(?13, reviewed_by), "
-     "reviewed_at_ms = COALESCE(?15, reviewed_at_ms), shipped_at_ms = COALESCE(?16, "
-     "shipped_at_ms), heartbeat_at_ms = COALESCE(?17, heartbeat_at_ms) "
+     "THEN COALESCE(?22, completed_at_ms) ELSE completed_at_ms END, "
+     "remote_run_id = COALESCE(?9, remote_run_id), container_id = COALESCE(?10, container_id), "
+     "bundle_path = COALESCE(?11, bundle_path), request_bytes = COALESCE(?12, request_bytes), "
+     "bundle_bytes = COALESCE(?13, bundle_bytes), patch_count = COALESCE(?14, patch_count), "
+     "review = COALESCE(?15, review), reviewed_by = COALESCE(?16, reviewed_by), "
+     "reviewed_at_ms = COALESCE(?17, reviewed_at_ms), shipped_at_ms = COALESCE(?20, "
+     "shipped_at_ms), heartbeat_at_ms = COALESCE(?21, heartbeat_at_ms) "
      "WHERE run_id = ?1 AND sandbox_id = ?2 AND iteration = ?3 AND attempt <= ?4",
      14},
     {kListSandboxes,
