@@ -922,23 +922,31 @@ Json AuditRecordJson(const AuditRecord& row);
 
 // What a store URL names, read without opening anything.
 struct StoreLocation {
-  std::string backend;  // "sqlite"
+  std::string backend;  // "sqlite" or "postgres"
   // The database file of a backend that keeps one ("" for a server backend):
   // what the CLI hides from agents and checks for existence.
   std::string path;
+  // A server backend's connection URL, as given (it may hold a password:
+  // show it only through RedactStoreUrl).
+  std::string url;
 };
 
 // Reads a --db value (docs/store_format.md "Store URLs"):
 //   sqlite:PATH, sqlite:///ABS/PATH  SQLite database file PATH
 //   PATH                             the same (a bare path)
-//   postgres://..., postgresql://... InvalidArgument: this build has no
-//                                    PostgreSQL store yet
+//   postgres://..., postgresql://... a PostgreSQL database (libpq's URL:
+//                                    user, password, host, port, database,
+//                                    and ?options=-csearch_path=SCHEMA)
 //   SCHEME://...                     InvalidArgument naming the accepted forms
 // A value is a URL when it starts with a scheme (a letter, then letters,
 // digits, '+', '-', '.') and a ':' that is followed by "//" or whose scheme
 // is a known one (sqlite, postgres, postgresql); any other value is a path,
 // so `a:b.db` and `./x://y` are files. Empty: InvalidArgument.
 Result<StoreLocation> ParseStoreUrl(const std::string& url);
+
+// `url` fit to print: a password in it (user:PASSWORD@, ?password=) reads
+// "***". A path is returned as it is.
+std::string RedactStoreUrl(const std::string& url);
 
 // Opens (creating and migrating as the backend does) the store `url` names
 // (ParseStoreUrl). The one place that knows every backend: the CLI, the

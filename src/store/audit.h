@@ -15,6 +15,16 @@ namespace smithers::store {
 // first (that key is the one to load).
 Status CreateDefaultAuditKey(const std::string& db_path);
 
+// Where the store's audit key comes from (StoreOptions::audit_key): read on
+// the first audited write, not at open (a reader never needs it).
+struct AuditKeySource {
+  std::string ref;      // "" = <db_path>.audit-key, created when missing
+  std::string db_path;  // ":memory:" = a random key
+  // A server's database has no folder to keep a key file beside it: `ref`
+  // must name the key (every process writing the log needs the same one).
+  bool server = false;
+};
+
 }  // namespace smithers::store
 
 #endif  // SMITHERS_STORE_AUDIT_H_

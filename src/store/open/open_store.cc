@@ -11,6 +11,7 @@
 #include "base/text.h"
 #include "smithers/status.h"
 #include "smithers/store.h"
+#include "store/postgres/postgres_store.h"
 #include "store/sqlite/sqlite_store.h"
 
 namespace smithers {
@@ -27,12 +28,19 @@ struct Backend {
   OpenFn open;  // null: a backend this build does not have
   // How to spell the URL in an error message.
   std::string_view form;
+  // A server: the whole URL is the connection string (libpq reads it).
+  bool server = false;
 };
 
 // Every backend, by URL scheme. A bare path is the first one's.
 const Backend kBackends[] = {
     {"sqlite", "SQLite", {"sqlite"}, store::OpenSqliteStoreAt, "sqlite:PATH"},
-    {"postgres", "PostgreSQL", {"postgres", "postgresql"}, nullptr, "postgres://..."},
+    {"postgres",
+     "PostgreSQL",
+     {"postgres", "postgresql"},
+     store::OpenPostgresStoreAt,
+     "postgres://USER@HOST/DB",
+     /*server=*/true},
 };
 
 // The length of the scheme `url` starts with ("sqlite" in "sqlite:x"), or 0.
@@ -75,14 +83,24 @@ Result<StoreLocation> ParseStoreUrl(const std::string& url) {
     // (`a:b.db`), which the first backend (SQLite) keeps.
     return StoreLocation{.backend = std::string(kBackends[0].name), .path = url};
   }
+  const std::string shown = RedactStoreUrl(url);
   if (backend == nullptr) {
-    return InvalidArgumentError("store URL " + url + ": unknown scheme \"" + scheme + ":\"; give " +
-                                AcceptedForms());
+    return InvalidArgumentError("store URL " + shown + ": unknown scheme \"" + scheme +
+                                ":\"; give " + AcceptedForms());
   }
   if (backend->open == nullptr) {
-    return InvalidArgumentError("store URL " + url + ": this build has no " +
+    return InvalidArgumentError("store URL " + shown + ": this build has no " +
                                 std::string(backend->display) +
                                 " store (not supported yet); give " + AcceptedForms());
+  }
+  if (backend->server) {
+    if (!slashes) {
+      return InvalidArgumentError("store URL " + shown + ": write " + scheme +
+                                  "://USER@HOST:PORT/DATABASE (host, port and user may be left "
+                                  "out: " +
+                                  scheme + ":///DATABASE)");
+    }
+    return StoreLocation{.backend = std::string(backend->name), .url = url};
   }
   std::string rest = url.substr(n + 1);
   if (rest.rfind("//", 0) == 0) {
@@ -96,6 +114,29 @@ Result<StoreLocation> ParseStoreUrl(const std::string& url) {
   }
   if (rest.empty()) return InvalidArgumentError("store URL " + url + ": no database path");
   return StoreLocation{.backend = std::string(backend->name), .path = rest};
+}
+
+std::string RedactStoreUrl(const std::string& url) {
+  const size_t n = SchemeLength(url);
+  if (n == 0 || url.compare(n + 1, 2, "//") != 0) return url;
+  std::string out = url;
+  // user:PASSWORD@host
+  const size_t authority = n + 3;
+  const size_t end = out.find_first_of("/?#", authority);
+  const size_t at = out.rfind('@', end == std::string::npos ? std::string::npos : end);
+  if (at != std::string::npos && at >= authority) {
+    const size_t colon = out.find(':', authority);
+    if (colon != std::string::npos && colon < at) out.replace(colon + 1, at - colon - 1, "***");
+  }
+  // ?password=... or &password=...
+  for (size_t pos = out.find("password="); pos != std::string::npos;
+       pos = out.find("password=", pos + 1)) {
+    if (pos == 0 || (out[pos - 1] != '?' && out[pos - 1] != '&')) continue;
+    const size_t value = pos + std::string_view("password=").size();
+    const size_t value_end = out.find('&', value);
+    out.replace(value, (value_end == std::string::npos ? out.size() : value_end) - value, "***");
+  }
+  return out;
 }
 
 Result<std::unique_ptr<Store>> OpenStore(const std::string& url, const StoreOptions& options) {

@@ -7,16 +7,10 @@
 
 #include "smithers/status.h"
 #include "smithers/store.h"
+#include "store/audit.h"
 #include "store/sqlite/sqlite_db.h"
 
 namespace smithers::store {
-
-// Where the store's audit key comes from (SqliteOptions::audit_key): read
-// on the first audited write, not at open (a reader never needs it).
-struct AuditKeySource {
-  std::string ref;      // "" = <db_path>.audit-key, created when missing
-  std::string db_path;  // ":memory:" = a random key
-};
 
 // The store on an open, migrated connection; prepares the statements of
 // migrations up to `max_migration`.

@@ -41,18 +41,39 @@ TEST(ParseStoreUrlTest, PathsAndSqliteUrlsAreSqliteFiles) {
   EXPECT_EQ(Parse("sqlite:a:b.db").path, "a:b.db");
 }
 
-TEST(ParseStoreUrlTest, RefusesWhatItCannotOpen) {
-  for (const char* url : {"postgres://h/db", "postgresql://u@h:5432/db", "POSTGRES:db"}) {
-    std::string why = Refusal(url);
-    EXPECT_NE(why.find("this build has no PostgreSQL store"), std::string::npos) << why;
-    EXPECT_NE(why.find("sqlite:PATH"), std::string::npos) << why;
+TEST(ParseStoreUrlTest, PostgresUrlsAreKeptWholeForLibpq) {
+  for (const char* url : {"postgres://h/db", "postgresql://u@h:5432/db?sslmode=require",
+                          "PostgreSQL:///db?host=/run/pg"}) {
+    StoreLocation location = Parse(url);
+    EXPECT_EQ(location.backend, "postgres") << url;
+    EXPECT_EQ(location.url, url);
+    EXPECT_EQ(location.path, "") << url;  // no file to hide or check
   }
-  std::string why = Refusal("foo://bar");
+}
+
+TEST(ParseStoreUrlTest, RefusesWhatItCannotOpen) {
+  std::string why = Refusal("POSTGRES:db");
+  EXPECT_NE(why.find("write postgres://USER@HOST:PORT/DATABASE"), std::string::npos) << why;
+  why = Refusal("foo://bar");
   EXPECT_NE(why.find("unknown scheme \"foo:\""), std::string::npos) << why;
-  EXPECT_NE(why.find("a file path or sqlite:PATH"), std::string::npos) << why;
+  EXPECT_NE(why.find("a file path or sqlite:PATH or postgres://USER@HOST/DB"), std::string::npos)
+      << why;
   EXPECT_NE(Refusal("").find("empty"), std::string::npos);
   EXPECT_NE(Refusal("sqlite:").find("no database path"), std::string::npos);
   EXPECT_NE(Refusal("sqlite://host/x.db").find("absolute path"), std::string::npos);
+}
+
+TEST(ParseStoreUrlTest, PasswordsAreRedactedWhereverAUrlIsShown) {
+  EXPECT_EQ(RedactStoreUrl("postgres://app:s3cret@db.example:5432/runs"),
+            "postgres://app:***@db.example:5432/runs");
+  EXPECT_EQ(RedactStoreUrl("postgresql://app:p%40ss@h/db?password=two&sslmode=require"),
+            "postgresql://app:***@h/db?password=***&sslmode=require");
+  EXPECT_EQ(RedactStoreUrl("postgres://h/db?sslmode=require&password=x"),
+            "postgres://h/db?sslmode=require&password=***");
+  EXPECT_EQ(RedactStoreUrl("postgres://app@h/db"), "postgres://app@h/db");
+  EXPECT_EQ(RedactStoreUrl("/var/lib/a:b@c.db"), "/var/lib/a:b@c.db");
+  std::string why = Refusal("foo://u:hunter2@h/x");
+  EXPECT_EQ(why.find("hunter2"), std::string::npos) << why;
 }
 
 TEST(OpenStoreTest, OpensSqliteAndCreatesNothingForABadUrl) {
@@ -65,10 +86,11 @@ TEST(OpenStoreTest, OpensSqliteAndCreatesNothingForABadUrl) {
 
   const std::string cwd = std::filesystem::current_path();
   std::filesystem::current_path(dir.path());
-  Result<std::unique_ptr<Store>> bad = OpenStore("postgres://x/y");
+  Result<std::unique_ptr<Store>> bad = OpenStore("postgres:y");
   std::filesystem::current_path(cwd);
   EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
-  EXPECT_FALSE(std::filesystem::exists(dir.path() + "/postgres:"));
+  EXPECT_FALSE(std::filesystem::exists(dir.path() + "/postgres:y"));
+  EXPECT_FALSE(std::filesystem::exists(dir.path() + "/y"));
 }
 
 TEST(OpenStoreTest, FactoryOpensOneConnectionPerCall) {

@@ -1,5 +1,6 @@
-// The SQL text of the SQLite store's statements.
-#include "store/sqlite/statements.h"
+// The SQL text of the SQL stores' statements, in SQLite's dialect (?N
+// parameters); src/store/postgres/ rewrites them (pg_statements.cc).
+#include "store/sql/statements.h"
 
 #include <iterator>
 

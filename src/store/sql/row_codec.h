@@ -1,10 +1,22 @@
-// Records <-> rows of the SQLite store (row_binding.h).
-#include "store/sqlite/row_binding.h"
+// Records <-> rows of the SQL stores: binding values to statement parameters
+// (times, JSON, owners) and decoding rows into records. Written once for every
+// backend: a Stmt binds (BindText, BindInt64, BindNull) and a Row reads
+// (IsNull, Int64, Text, TextView), as store/sqlite/sqlite_db.h's Statement does.
+#ifndef SMITHERS_STORE_SQL_ROW_CODEC_H_
+#define SMITHERS_STORE_SQL_ROW_CODEC_H_
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <tuple>
+#include <type_traits>
 #include <utility>
+#include <vector>
+
+#include "smithers/json.h"
+#include "smithers/status.h"
+#include "smithers/store.h"
 
 namespace smithers::store {
 
@@ -12,11 +24,12 @@ namespace smithers::store {
 
 // Replaces invalid UTF-8 instead of throwing: a payload must never make a
 // commit fail half-way through with an exception.
-std::string DumpJson(const Json& json) {
+inline std::string DumpJson(const Json& json) {
   return json.dump(-1, ' ', false, Json::error_handler_t::replace);
 }
 
-void BindTime(Statement& stmt, int index, int64_t ms) {
+template <typename Stmt>
+void BindTime(Stmt& stmt, int index, int64_t ms) {
   if (ms == 0) {
     stmt.BindNull(index);
   } else {
@@ -24,7 +37,8 @@ void BindTime(Statement& stmt, int index, int64_t ms) {
   }
 }
 
-void BindJson(Statement& stmt, int index, const Json& json) {
+template <typename Stmt>
+void BindJson(Stmt& stmt, int index, const Json& json) {
   if (json.is_null()) {
     stmt.BindNull(index);
   } else {
@@ -32,7 +46,8 @@ void BindJson(Statement& stmt, int index, const Json& json) {
   }
 }
 
-void BindOwner(Statement& stmt, int index, const std::string& owner) {
+template <typename Stmt>
+void BindOwner(Stmt& stmt, int index, const std::string& owner) {
   if (owner.empty()) {
     stmt.BindNull(index);
   } else {
@@ -43,7 +58,8 @@ void BindOwner(Statement& stmt, int index, const std::string& owner) {
 // --- Decoding -----------------------------------------------------------------
 
 // NULL reads as a null Json. False when the column holds text that is not JSON.
-bool ReadJson(const Statement& row, int column, Json* out) {
+template <typename Row>
+bool ReadJson(const Row& row, int column, Json* out) {
   if (row.IsNull(column)) {
     *out = Json();
     return true;
@@ -58,7 +74,7 @@ bool ReadJson(const Statement& row, int column, Json* out) {
   return !out->is_discarded();
 }
 
-Status CorruptJson(std::string_view table, const std::string& key, std::string_view column) {
+inline Status CorruptJson(std::string_view table, const std::string& key, std::string_view column) {
   return DataLossError(std::string(table) + " row (" + key + "): column " + std::string(column) +
                        " does not hold valid JSON");
 }
@@ -66,9 +82,9 @@ Status CorruptJson(std::string_view table, const std::string& key, std::string_v
 // Parses the state in `column` into *out; DataLoss naming the row, the column
 // and the text when the text names no state (a row written by a newer version
 // or by hand is refused, never read as some default state).
-template <typename E>
-Status ReadState(const Statement& row, int column, std::optional<E> (*parse)(std::string_view),
-                 E* out, std::string_view table, const std::string& key) {
+template <typename Row, typename E>
+Status ReadState(const Row& row, int column, std::optional<E> (*parse)(std::string_view), E* out,
+                 std::string_view table, const std::string& key) {
   std::string_view text = row.TextView(column);
   std::optional<E> state = parse(text);
   if (!state) {
@@ -79,11 +95,11 @@ Status ReadState(const Statement& row, int column, std::optional<E> (*parse)(std
   return Status::Ok();
 }
 
-std::string RowKey(const std::string& run_id, const std::string& node_id, int iteration) {
+inline std::string RowKey(const std::string& run_id, const std::string& node_id, int iteration) {
   return "run_id=" + run_id + ", node_id=" + node_id + ", iteration=" + std::to_string(iteration);
 }
 
-Result<RunRecord> ReadRun(const Statement& row) {
+inline constexpr auto ReadRun = [](const auto& row) -> Result<RunRecord> {
   RunRecord run;
   run.run_id = row.Text(0);
   run.workflow_name = row.Text(1);
@@ -103,9 +119,9 @@ Result<RunRecord> ReadRun(const Statement& row) {
   SMITHERS_RETURN_IF_ERROR(
       ReadState(row, 4, ParseRunStatus, &run.status, "_smithers_runs", "run_id=" + run.run_id));
   return run;
-}
+};
 
-Result<NodeRecord> ReadNode(const Statement& row) {
+inline constexpr auto ReadNode = [](const auto& row) -> Result<NodeRecord> {
   NodeRecord node{.run_id = row.Text(0),
                   .node_id = row.Text(1),
                   .iteration = static_cast<int>(row.Int64(2)),
@@ -117,9 +133,9 @@ Result<NodeRecord> ReadNode(const Statement& row) {
   SMITHERS_RETURN_IF_ERROR(ReadState(row, 3, ParseNodeState, &node.state, "_smithers_nodes",
                                      RowKey(node.run_id, node.node_id, node.iteration)));
   return node;
-}
+};
 
-Result<AttemptRecord> ReadAttempt(const Statement& row) {
+inline constexpr auto ReadAttempt = [](const auto& row) -> Result<AttemptRecord> {
   AttemptRecord attempt{.run_id = row.Text(0),
                         .node_id = row.Text(1),
                         .iteration = static_cast<int>(row.Int64(2)),
@@ -138,9 +154,9 @@ Result<AttemptRecord> ReadAttempt(const Statement& row) {
                                      RowKey(attempt.run_id, attempt.node_id, attempt.iteration) +
                                          ", attempt=" + std::to_string(attempt.attempt)));
   return attempt;
-}
+};
 
-Result<OutputRecord> ReadOutput(const Statement& row) {
+inline constexpr auto ReadOutput = [](const auto& row) -> Result<OutputRecord> {
   OutputRecord output{.run_id = row.Text(0),
                       .node_id = row.Text(1),
                       .iteration = static_cast<int>(row.Int64(2)),
@@ -151,17 +167,17 @@ Result<OutputRecord> ReadOutput(const Statement& row) {
                        "payload_json");
   }
   return output;
-}
+};
 
-Result<LoopRecord> ReadLoop(const Statement& row) {
+inline constexpr auto ReadLoop = [](const auto& row) -> Result<LoopRecord> {
   return LoopRecord{.run_id = row.Text(0),
                     .loop_id = row.Text(1),
                     .iteration = static_cast<int>(row.Int64(2)),
                     .done = row.Int64(3) != 0,
                     .updated_at_ms = row.Int64(4)};
-}
+};
 
-Result<CacheEntry> ReadCache(const Statement& row) {
+inline constexpr auto ReadCache = [](const auto& row) -> Result<CacheEntry> {
   CacheEntry entry{.cache_key = row.Text(0),
                    .created_at_ms = row.Int64(1),
                    .workflow_name = row.Text(2),
@@ -172,9 +188,9 @@ Result<CacheEntry> ReadCache(const Statement& row) {
     return CorruptJson("_smithers_cache", "cache_key=" + entry.cache_key, "payload_json");
   }
   return entry;
-}
+};
 
-Result<ApprovalRecord> ReadApproval(const Statement& row) {
+inline constexpr auto ReadApproval = [](const auto& row) -> Result<ApprovalRecord> {
   ApprovalRecord a{.run_id = row.Text(0),
                    .node_id = row.Text(1),
                    .iteration = static_cast<int>(row.Int64(2)),
@@ -213,9 +229,9 @@ Result<ApprovalRecord> ReadApproval(const Statement& row) {
     }
   }
   return a;
-}
+};
 
-Result<TokenGrant> ReadToken(const Statement& row) {
+inline constexpr auto ReadToken = [](const auto& row) -> Result<TokenGrant> {
   TokenGrant g{.token_id = row.Text(0),
                .token_hash = row.Text(1),
                .role = row.Text(3),
@@ -233,9 +249,9 @@ Result<TokenGrant> ReadToken(const Statement& row) {
     if (scope.is_string()) g.scopes.push_back(scope.get<std::string>());
   }
   return g;
-}
+};
 
-Result<CronRecord> ReadCron(const Statement& row) {
+inline constexpr auto ReadCron = [](const auto& row) -> Result<CronRecord> {
   CronRecord c{.cron_id = row.Text(0),
                .workflow = row.Text(1),
                .pattern = row.Text(2),
@@ -251,9 +267,9 @@ Result<CronRecord> ReadCron(const Statement& row) {
   }
   if (c.input.is_null()) c.input = Json::object();
   return c;
-}
+};
 
-Result<SignalRecord> ReadSignal(const Statement& row) {
+inline constexpr auto ReadSignal = [](const auto& row) -> Result<SignalRecord> {
   SignalRecord sig{.run_id = row.Text(0),
                    .seq = row.Int64(1),
                    .name = row.Text(2),
@@ -271,9 +287,9 @@ Result<SignalRecord> ReadSignal(const Statement& row) {
   SMITHERS_RETURN_IF_ERROR(ReadState(row, 7, ParseSignalStatus, &sig.status, "_smithers_signals",
                                      "run_id=" + sig.run_id + ", seq=" + std::to_string(sig.seq)));
   return sig;
-}
+};
 
-Result<SandboxRecord> ReadSandbox(const Statement& row) {
+inline constexpr auto ReadSandbox = [](const auto& row) -> Result<SandboxRecord> {
   auto count = [&row](int column) { return row.IsNull(column) ? -1 : row.Int64(column); };
   SandboxRecord r{.run_id = row.Text(0),
                   .sandbox_id = row.Text(1),
@@ -301,9 +317,9 @@ Result<SandboxRecord> ReadSandbox(const Statement& row) {
                        "config_json");
   }
   return r;
-}
+};
 
-Result<FrameRecord> ReadFrame(const Statement& row) {
+inline constexpr auto ReadFrame = [](const auto& row) -> Result<FrameRecord> {
   return FrameRecord{.run_id = row.Text(0),
                      .frame_no = row.Int64(1),
                      .created_at_ms = row.Int64(2),
@@ -311,9 +327,9 @@ Result<FrameRecord> ReadFrame(const Statement& row) {
                      .data = row.Text(4),
                      .xml_hash = row.Text(5),
                      .note = row.Text(6)};
-}
+};
 
-Result<EventRecord> ReadEvent(const Statement& row) {
+inline constexpr auto ReadEvent = [](const auto& row) -> Result<EventRecord> {
   EventRecord event{.run_id = row.Text(0),
                     .seq = row.Int64(1),
                     .timestamp_ms = row.Int64(2),
@@ -324,9 +340,34 @@ Result<EventRecord> ReadEvent(const Statement& row) {
                        "payload_json");
   }
   return event;
-}
+};
 
 // A negative limit means "no limit", as SQLite's LIMIT -1 does.
-int64_t SqlLimit(int limit) { return limit < 0 ? -1 : limit; }
+inline int64_t SqlLimit(int limit) { return limit < 0 ? -1 : limit; }
+
+template <typename T>
+struct ResultValue;
+template <typename T>
+struct ResultValue<Result<T>> {
+  using Type = T;
+};
+template <typename Read, typename Stmt>
+using RecordOf = typename ResultValue<std::invoke_result_t<Read, const Stmt&>>::Type;
+
+// Runs a bound query and decodes every row with `read` (Result<T>(const Statement&)).
+template <typename Stmt, typename Read>
+Result<std::vector<RecordOf<Read, Stmt>>> Collect(Stmt& stmt, Read read) {
+  using Record = RecordOf<Read, Stmt>;
+  std::vector<Record> records;
+  SMITHERS_RETURN_IF_ERROR(stmt.ForEachRow([&](const Stmt& row) -> Status {
+    Result<Record> record = read(row);
+    if (!record.ok()) return record.status();
+    records.push_back(std::move(record).value());
+    return Status::Ok();
+  }));
+  return records;
+}
 
 }  // namespace smithers::store
+
+#endif  // SMITHERS_STORE_SQL_ROW_CODEC_H_

@@ -1,7 +1,7 @@
-// The SQLite store's SQL: one prepared statement per StatementId, its text
+// The SQL stores' statements: one prepared statement per StatementId, its text
 // in kStatements (statements.cc), prepared once per connection.
-#ifndef SMITHERS_STORE_SQLITE_STATEMENTS_H_
-#define SMITHERS_STORE_SQLITE_STATEMENTS_H_
+#ifndef SMITHERS_STORE_SQL_STATEMENTS_H_
+#define SMITHERS_STORE_SQL_STATEMENTS_H_
 
 namespace smithers::store {
 
@@ -88,4 +88,4 @@ extern const StatementSql kStatements[kStatementCount];
 
 }  // namespace smithers::store
 
-#endif  // SMITHERS_STORE_SQLITE_STATEMENTS_H_
+#endif  // SMITHERS_STORE_SQL_STATEMENTS_H_

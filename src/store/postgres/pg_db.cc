@@ -1,0 +1,416 @@
+#include "store/postgres/pg_db.h"
+
+#include <cctype>
+#include <cstring>
+#include <string>
+#include <utility>
+
+namespace smithers::store::pg {
+
+struct Connection {
+  PGconn* conn = nullptr;
+  // Moves on every reconnect: prepared statements live in one session.
+  int64_t session = 0;
+  int64_t next_statement = 0;
+  int64_t changes = 0;
+  int read_depth = 0;
+  bool in_read = false;  // a read snapshot's transaction is open
+  int write_depth = 0;
+  bool write_failed = false;
+
+  ~Connection() {
+    if (conn != nullptr) PQfinish(conn);
+  }
+};
+
+namespace {
+
+constexpr Oid kByteaOid = 17;  // pg_type.h's BYTEAOID
+
+// The bump that begins every write transaction (pg_db.h).
+constexpr const char kBeginWrite[] = "BEGIN; UPDATE _smithers_commits SET n = n + 1 WHERE id = 1";
+
+bool IsWrite(std::string_view sql) {
+  size_t i = 0;
+  while (i < sql.size() && std::isspace(static_cast<unsigned char>(sql[i])) != 0) ++i;
+  std::string head;
+  while (i < sql.size() && std::isalpha(static_cast<unsigned char>(sql[i])) != 0) {
+    head += static_cast<char>(std::toupper(static_cast<unsigned char>(sql[i++])));
+  }
+  return head == "INSERT" || head == "UPDATE" || head == "DELETE";
+}
+
+// Runs a command that returns no rows (BEGIN, COMMIT, a bump).
+Status RunCommand(Connection* c, const char* sql) {
+  PGresult* result = PQexec(c->conn, sql);
+  Status status;
+  if (PQresultStatus(result) != PGRES_COMMAND_OK) status = PgStatus(result, c->conn, sql);
+  PQclear(result);
+  return status;
+}
+
+// A connection that broke between transactions is opened again; one that
+// breaks inside a transaction fails that transaction (Unavailable) and is
+// reset at the next one.
+Status EnsureConnected(Connection* c) {
+  if (PQstatus(c->conn) == CONNECTION_OK) return Status::Ok();
+  if (c->write_depth > 0 || c->in_read) {
+    return UnavailableError("lost the connection to PostgreSQL inside a transaction");
+  }
+  PQreset(c->conn);
+  c->session++;
+  if (PQstatus(c->conn) != CONNECTION_OK) {
+    return UnavailableError(std::string("reconnect to PostgreSQL: ") + PQerrorMessage(c->conn));
+  }
+  return Status::Ok();
+}
+
+void EndReadSnapshot(Connection* c) {
+  if (!c->in_read) return;
+  c->in_read = false;
+  // A read-only transaction's COMMIT cannot lose anything; a failure shows
+  // at the next statement.
+  PQclear(PQexec(c->conn, "COMMIT"));
+}
+
+Status BeginWrite(Connection* c) {
+  EndReadSnapshot(c);
+  SMITHERS_RETURN_IF_ERROR(EnsureConnected(c));
+  Status status = RunCommand(c, kBeginWrite);
+  if (!status.ok()) {
+    PQclear(PQexec(c->conn, "ROLLBACK"));
+    return status;
+  }
+  c->write_depth = 1;
+  c->write_failed = false;
+  return Status::Ok();
+}
+
+Status CommitWrite(Connection* c) {
+  c->write_depth = 0;
+  PGresult* result = PQexec(c->conn, "COMMIT");
+  Status status;
+  if (PQresultStatus(result) != PGRES_COMMAND_OK) {
+    status = PgStatus(result, c->conn, "COMMIT");
+    if (PQstatus(c->conn) != CONNECTION_OK) {
+      status = UnavailableError(
+          "lost the connection to PostgreSQL during COMMIT: the "
+          "transaction may or may not have committed");
+    }
+  } else if (std::strcmp(PQcmdStatus(result), "COMMIT") != 0) {
+    // COMMIT of a transaction that had failed answers ROLLBACK.
+    status = AbortedError("the transaction had failed: it was rolled back");
+  }
+  PQclear(result);
+  return status;
+}
+
+}  // namespace
+
+Status PgStatus(const PGresult* result, PGconn* conn, std::string_view what) {
+  const char* state = result != nullptr ? PQresultErrorField(result, PG_DIAG_SQLSTATE) : nullptr;
+  const char* primary =
+      result != nullptr ? PQresultErrorField(result, PG_DIAG_MESSAGE_PRIMARY) : nullptr;
+  std::string message = primary != nullptr ? primary : PQerrorMessage(conn);
+  while (!message.empty() && std::isspace(static_cast<unsigned char>(message.back())) != 0) {
+    message.pop_back();
+  }
+  const std::string code = state != nullptr ? state : "";
+  constexpr size_t kMaxShown = 60;
+  std::string shown(what.substr(0, kMaxShown));
+  message += " in `" + shown + (what.size() > kMaxShown ? "...`" : "`");
+  if (!code.empty()) message += " (SQLSTATE " + code + ")";
+  if (code.empty() || PQstatus(conn) != CONNECTION_OK) return UnavailableError(message);
+  const std::string cls = code.substr(0, 2);
+  if (code == "23503") return FailedPreconditionError(message);
+  if (code == "23505") return InvalidArgumentError("UNIQUE constraint failed: " + message);
+  if (cls == "23" || cls == "22") return InvalidArgumentError(message);
+  if (code == "40001" || code == "40P01" || cls == "08" || cls == "53" || cls == "57" ||
+      code == "55P03") {
+    return UnavailableError(message);
+  }
+  if (code == "25P02") return AbortedError(message);
+  if (cls == "28" || code == "42501") return FailedPreconditionError(message);
+  if (code == "P0001") return FailedPreconditionError(message);  // RAISE in a trigger
+  return InternalError(message);
+}
+
+// --- Statement ----------------------------------------------------------------
+
+Statement::Statement(Connection* conn, std::string sql)
+    : conn_(conn),
+      sql_(std::move(sql)),
+      name_("s" + std::to_string(conn->next_statement++)),
+      writes_(IsWrite(sql_)) {}
+
+Statement::Statement(Statement&& other) noexcept
+    : conn_(std::exchange(other.conn_, nullptr)),
+      sql_(std::move(other.sql_)),
+      name_(std::move(other.name_)),
+      writes_(other.writes_),
+      prepared_session_(other.prepared_session_),
+      params_(std::move(other.params_)),
+      binary_params_(std::move(other.binary_params_)),
+      result_(std::exchange(other.result_, nullptr)),
+      row_(other.row_) {}
+
+Statement& Statement::operator=(Statement&& other) noexcept {
+  if (this != &other) {
+    PQclear(result_);
+    conn_ = std::exchange(other.conn_, nullptr);
+    sql_ = std::move(other.sql_);
+    name_ = std::move(other.name_);
+    writes_ = other.writes_;
+    prepared_session_ = other.prepared_session_;
+    params_ = std::move(other.params_);
+    binary_params_ = std::move(other.binary_params_);
+    result_ = std::exchange(other.result_, nullptr);
+    row_ = other.row_;
+  }
+  return *this;
+}
+
+Statement::~Statement() { PQclear(result_); }
+
+void Statement::BindInt64(int index, int64_t value) {
+  if (static_cast<size_t>(index) > params_.size()) params_.resize(index);
+  params_[index - 1] = std::to_string(value);
+}
+
+void Statement::BindText(int index, std::string_view value) {
+  if (static_cast<size_t>(index) > params_.size()) params_.resize(index);
+  params_[index - 1] = std::string(value);
+}
+
+void Statement::BindNull(int index) {
+  if (static_cast<size_t>(index) > params_.size()) params_.resize(index);
+  params_[index - 1].reset();
+}
+
+int64_t Statement::Int64(int column) const {
+  // BIGINT, INTEGER or SMALLINT in binary: big-endian two's complement.
+  std::string_view bytes = TextView(column);
+  if (bytes.size() != 8 && bytes.size() != 4 && bytes.size() != 2) return 0;  // NULL
+  uint64_t value = static_cast<unsigned char>(bytes[0]) & 0x80 ? ~uint64_t{0} : 0;
+  for (char byte : bytes) value = (value << 8) | static_cast<unsigned char>(byte);
+  return static_cast<int64_t>(value);
+}
+
+void Statement::Clear() {
+  PQclear(result_);
+  result_ = nullptr;
+  row_ = 0;
+  params_.clear();
+}
+
+Status Statement::Execute() {
+  PQclear(result_);
+  result_ = nullptr;
+  Connection* c = conn_;
+  // A write outside a transaction gets one of its own (pg_db.h).
+  const bool own = writes_ && c->write_depth == 0;
+  if (writes_) EndReadSnapshot(c);
+  if (own) {
+    Status begun = BeginWrite(c);
+    if (!begun.ok()) {
+      params_.clear();
+      return begun;
+    }
+  } else {
+    Status connected = EnsureConnected(c);
+    if (!connected.ok()) {
+      params_.clear();
+      return connected;
+    }
+  }
+  Status status;
+  if (prepared_session_ != c->session) {
+    PGresult* prepared = PQprepare(c->conn, name_.c_str(), sql_.c_str(), 0, nullptr);
+    if (PQresultStatus(prepared) != PGRES_COMMAND_OK) status = PgStatus(prepared, c->conn, sql_);
+    PQclear(prepared);
+    if (status.ok()) {
+      // The types the server gave the parameters: a BYTEA one is sent as
+      // bytes (binary format), every other one as text.
+      PGresult* described = PQdescribePrepared(c->conn, name_.c_str());
+      if (PQresultStatus(described) != PGRES_COMMAND_OK) {
+        status = PgStatus(described, c->conn, sql_);
+      } else {
+        binary_params_.assign(PQnparams(described), 0);
+        for (int i = 0; i < PQnparams(described); ++i) {
+          binary_params_[i] = PQparamtype(described, i) == kByteaOid ? 1 : 0;
+        }
+        prepared_session_ = c->session;
+      }
+      PQclear(described);
+    }
+  }
+  if (status.ok()) {
+    std::vector<const char*> values(params_.size());
+    std::vector<int> lengths(params_.size());
+    for (size_t i = 0; i < params_.size(); ++i) {
+      if (!params_[i]) continue;
+      values[i] = params_[i]->c_str();
+      lengths[i] = static_cast<int>(params_[i]->size());
+    }
+    std::vector<int> formats(params_.size());
+    for (size_t i = 0; i < params_.size() && i < binary_params_.size(); ++i) {
+      formats[i] = binary_params_[i];
+    }
+    // Results in binary: text and BYTEA columns arrive as their bytes,
+    // integers as big-endian (Int64).
+    result_ = PQexecPrepared(c->conn, name_.c_str(), static_cast<int>(params_.size()),
+                             values.data(), lengths.data(), formats.data(), 1);
+    ExecStatusType st = PQresultStatus(result_);
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+      status = PgStatus(result_, c->conn, sql_);
+    } else if (writes_) {
+      const char* tuples = PQcmdTuples(result_);
+      c->changes = tuples[0] != '\0' ? std::stoll(tuples) : 0;
+    }
+  }
+  params_.clear();
+  if (own) {
+    if (status.ok()) {
+      status = CommitWrite(c);
+    } else {
+      c->write_depth = 0;
+      PQclear(PQexec(c->conn, "ROLLBACK"));
+    }
+  }
+  if (!status.ok()) {
+    PQclear(result_);
+    result_ = nullptr;
+  }
+  return status;
+}
+
+Status Statement::Run() {
+  Status status = Execute();
+  Clear();
+  return status;
+}
+
+// --- Database -----------------------------------------------------------------
+
+Database::Database(std::unique_ptr<Connection> conn) : conn_(std::move(conn)) {}
+Database::Database(Database&&) noexcept = default;
+Database& Database::operator=(Database&&) noexcept = default;
+Database::~Database() = default;
+
+Result<Database> Database::Connect(const std::string& conninfo) {
+  auto c = std::make_unique<Connection>();
+  c->conn = PQconnectdb(conninfo.c_str());
+  if (c->conn == nullptr) return UnavailableError("connect to PostgreSQL: out of memory");
+  if (PQstatus(c->conn) != CONNECTION_OK) {
+    // libpq's message names the host and the reason, never the password.
+    std::string message = PQerrorMessage(c->conn);
+    while (!message.empty() && std::isspace(static_cast<unsigned char>(message.back())) != 0) {
+      message.pop_back();
+    }
+    return UnavailableError("connect to PostgreSQL: " + message);
+  }
+  Database db(std::move(c));
+  // Notices (e.g. "relation already exists, skipping") are not errors.
+  PQsetNoticeProcessor(
+      db.conn_->conn, [](void*, const char*) {}, nullptr);
+  SMITHERS_RETURN_IF_ERROR(
+      RunCommand(db.conn_.get(), "SET client_encoding = 'UTF8'; SET TIME ZONE 'UTC'"));
+  return db;
+}
+
+Result<Statement> Database::Prepare(std::string_view sql) {
+  return Statement(conn_.get(), std::string(sql));
+}
+
+Status Database::Exec(const std::string& sql) {
+  Connection* c = conn_.get();
+  const bool own = c->write_depth == 0;
+  if (own) SMITHERS_RETURN_IF_ERROR(BeginWrite(c));
+  Status status = RunCommand(c, sql.c_str());
+  if (own) {
+    if (status.ok()) return CommitWrite(c);
+    c->write_depth = 0;
+    PQclear(PQexec(c->conn, "ROLLBACK"));
+  }
+  return status;
+}
+
+Status Database::Command(const std::string& sql) {
+  SMITHERS_RETURN_IF_ERROR(EnsureConnected(conn_.get()));
+  return RunCommand(conn_.get(), sql.c_str());
+}
+
+Result<std::optional<std::string>> Database::QueryText(const std::string& sql) {
+  SMITHERS_RETURN_IF_ERROR(EnsureConnected(conn_.get()));
+  PGresult* result = PQexec(conn_->conn, sql.c_str());
+  if (PQresultStatus(result) != PGRES_TUPLES_OK) {
+    Status status = PgStatus(result, conn_->conn, sql);
+    PQclear(result);
+    return status;
+  }
+  std::optional<std::string> value;
+  if (PQntuples(result) > 0 && PQgetisnull(result, 0, 0) == 0) value = PQgetvalue(result, 0, 0);
+  PQclear(result);
+  return value;
+}
+
+int64_t Database::changes() const { return conn_->changes; }
+
+Status Database::BeginRead() {
+  Connection* c = conn_.get();
+  if (c->read_depth++ > 0 || c->write_depth > 0 || c->in_read) return Status::Ok();
+  Status status = EnsureConnected(c);
+  if (status.ok()) status = RunCommand(c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+  if (!status.ok()) {
+    c->read_depth--;
+    return status;
+  }
+  c->in_read = true;
+  return Status::Ok();
+}
+
+void Database::EndRead() {
+  Connection* c = conn_.get();
+  if (c->read_depth == 0 || --c->read_depth > 0) return;
+  EndReadSnapshot(c);
+}
+
+// --- WriteTransaction ---------------------------------------------------------
+
+Result<WriteTransaction> WriteTransaction::Begin(Database& db) {
+  Connection* c = db.conn_.get();
+  if (c->write_depth > 0) {
+    ++c->write_depth;
+    return WriteTransaction(c, /*joined=*/true);
+  }
+  SMITHERS_RETURN_IF_ERROR(BeginWrite(c));
+  return WriteTransaction(c, /*joined=*/false);
+}
+
+WriteTransaction::~WriteTransaction() {
+  if (conn_ == nullptr) return;
+  if (joined_) {
+    conn_->write_depth--;
+    conn_->write_failed = true;
+    return;
+  }
+  conn_->write_depth = 0;
+  PQclear(PQexec(conn_->conn, "ROLLBACK"));
+}
+
+Status WriteTransaction::Commit() {
+  if (conn_ == nullptr) return InternalError("commit of a finished transaction");
+  Connection* c = std::exchange(conn_, nullptr);
+  if (joined_) {
+    c->write_depth--;
+    return Status::Ok();
+  }
+  if (c->write_failed) {
+    c->write_depth = 0;
+    PQclear(PQexec(c->conn, "ROLLBACK"));
+    return AbortedError("a write inside this transaction failed: it was rolled back");
+  }
+  return CommitWrite(c);
+}
+
+}  // namespace smithers::store::pg
