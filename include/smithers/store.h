@@ -890,9 +890,10 @@ struct StoreOptions {
 // ---- The audit log (src/store/audit.cc) ----
 
 // The key `ref` names ("file:/absolute/path", "env:NAME"), or for "" the
-// default key file <db_path>.audit-key. NotFound when the default file does
-// not exist yet; FailedPrecondition when a named key cannot be read or is
-// shorter than 16 bytes; InvalidArgument for another form of reference.
+// default key file <db_path>.audit-key (a server database, db_path "", has
+// none: FailedPrecondition). NotFound when the default file does not exist yet; FailedPrecondition
+// when a named key cannot be read or is shorter than 16 bytes; InvalidArgument for another form of
+// reference.
 Result<std::string> LoadAuditKey(const std::string& ref, const std::string& db_path);
 // The key's public name: the first 16 hex digits of HMAC(key, "smithers audit key id").
 std::string AuditKeyId(std::string_view key);

@@ -44,12 +44,19 @@ int Supervise(const Global& g, const SuperviseArgs& a, const std::string& self_e
   auto store = Open(g);
   if (!store.ok()) return Fail(ExitFor(store.status()), store.status().message());
   Store& s = **store;
-  const std::string db = Absolute(g.db_file.empty() ? ".smithers/db" : g.db_file);
-  const std::string log_dir = db.substr(0, db.rfind('/')) + "/logs";
+  // A database file: its absolute path for the children, the logs beside
+  // it. A server (PostgreSQL): its URL reaches the children in SMITHERS_DB,
+  // never in their argv (another user can read /proc/PID/cmdline, and the
+  // URL may hold a password); the logs go in ./.smithers/logs.
+  const bool server = g.db_file.empty();
+  const std::string db = server ? g.db : Absolute(g.db_file);
   // Like the database: the owner only (0700, logs 0600), or with
   // --group-readable the group too; an existing folder keeps its mode.
   const mode_t log_dir_mode = g.group_readable ? 0750 : 0700;
   const mode_t log_mode = g.group_readable ? 0640 : 0600;
+  if (server && mkdir(".smithers", log_dir_mode) == 0) chmod(".smithers", log_dir_mode);
+  const std::string state_dir = server ? Absolute(".smithers") : db.substr(0, db.rfind('/'));
+  const std::string log_dir = state_dir + "/logs";
   if (mkdir(log_dir.c_str(), log_dir_mode) == 0) chmod(log_dir.c_str(), log_dir_mode);
   const std::string& me = ThisProcessOwnerId();
   signal(SIGINT, OnStop);
@@ -98,7 +105,11 @@ int Supervise(const Global& g, const SuperviseArgs& a, const std::string& self_e
     // turn (base/secrets.h). Its own children get only the allow-list.
     std::vector<std::string> env;
     std::string names;
-    for (char** e = environ; *e != nullptr; ++e) env.emplace_back(*e);
+    for (char** e = environ; *e != nullptr; ++e) {
+      if (server && std::string_view(*e).starts_with("SMITHERS_DB=")) continue;
+      env.emplace_back(*e);
+    }
+    if (server) env.push_back("SMITHERS_DB=" + db);
     for (const auto& [name, value] : base::ProcessSecrets().All()) {
       env.push_back(name + "=" + value);
       names += (names.empty() ? "" : ",") + name;
@@ -120,10 +131,12 @@ int Supervise(const Global& g, const SuperviseArgs& a, const std::string& self_e
         close(fd);
       }
       if (!cwd.empty() && chdir(cwd.c_str()) != 0) _exit(127);
-      std::vector<std::string> args = {
-          self_exe,          "--db",      db,         "--synchronous", g.synchronous,  "up",
-          run.workflow_path, "--resume",  "--run-id", run.run_id,      "--claim-from", me,
-          "--stop-grace",    a.stop_grace};
+      std::vector<std::string> args = {self_exe};
+      if (!server) args.insert(args.end(), {"--db", db});
+      if (!g.audit_key.empty()) args.insert(args.end(), {"--audit-key", g.audit_key});
+      args.insert(args.end(),
+                  {"--synchronous", g.synchronous, "up", run.workflow_path, "--resume", "--run-id",
+                   run.run_id, "--claim-from", me, "--stop-grace", a.stop_grace});
       std::vector<char*> argv;
       argv.reserve(args.size() + 1);
       for (auto& x : args) argv.push_back(x.data());

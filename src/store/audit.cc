@@ -74,6 +74,11 @@ Result<std::string> ReadKeyFile(const std::string& path, bool missing_is_not_fou
 }  // namespace
 
 Result<std::string> LoadAuditKey(const std::string& ref, const std::string& db_path) {
+  if (ref.empty() && db_path.empty()) {
+    return FailedPreconditionError(
+        "audit log: a server database (PostgreSQL) has no key file beside it; give the log's "
+        "key with --audit-key (SMITHERS_AUDIT_KEY): file:/PATH or env:NAME");
+  }
   if (ref.empty()) return ReadKeyFile(db_path + ".audit-key", /*missing_is_not_found=*/true);
   if (ref.rfind("file:", 0) == 0) {
     const std::string path = ref.substr(5);

@@ -130,6 +130,7 @@ Status PgStatus(const PGresult* result, PGconn* conn, std::string_view what) {
     return UnavailableError(message);
   }
   if (code == "25P02") return AbortedError(message);
+  if (code == "25006") return FailedPreconditionError("the store was opened read-only: " + message);
   if (cls == "28" || code == "42501") return FailedPreconditionError(message);
   if (code == "P0001") return FailedPreconditionError(message);  // RAISE in a trigger
   return InternalError(message);
