@@ -198,8 +198,10 @@ class DbCommands {
   int Restore(const Global& g);
   int Drill(const Global& g);
   int History(const Global& g);
+  int Migrate(const Global& g);
 
   CLI::App* db_cmd_ = nullptr;
+  CLI::App* migrate_cmd_ = nullptr;
   CLI::App* backup_cmd_ = nullptr;
   CLI::App* check_cmd_ = nullptr;
   CLI::App* restore_cmd_ = nullptr;

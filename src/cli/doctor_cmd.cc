@@ -497,10 +497,11 @@ int DoctorCommands::Run(const Global& g) {
     Result<std::unique_ptr<Store>> opened =
         OpenStore(dg.db, {.read_only = true, .synchronous = dg.synchronous});
     if (!opened.ok()) {
-      out.Add("database", Level::kFail, "cannot open " + dg.db + ": " + opened.status().message());
+      out.Add("database", Level::kFail,
+              "cannot open " + RedactStoreUrl(dg.db) + ": " + opened.status().message());
     } else {
       store = std::move(*opened);
-      out.Add("database", Level::kPass, "opened " + dg.db + " read-only");
+      out.Add("database", Level::kPass, "opened " + RedactStoreUrl(dg.db) + " read-only");
     }
   }
 
@@ -550,9 +551,14 @@ int DoctorCommands::Run(const Global& g) {
     CheckApprovals(o, out);
     CheckSandbox(o, sandbox_runtime_, sandbox_image_, out);
   }
-  if (store != nullptr) {
+  if (store != nullptr && !dg.db_file.empty()) {
     CheckMaintenance(*store, "backup", t.max_backup_age_ms, "--max-backup-age", out);
     CheckMaintenance(*store, "drill", t.max_drill_age_ms, "--max-drill-age", out);
+  } else if (store != nullptr) {
+    // `db backup` and its drill copy SQLite files (docs/postgres.md "Backups").
+    out.Add("backup", Level::kWarn,
+            "a server database is backed up with the server's tools (pg_dump, point-in-time "
+            "recovery): not checked here");
   }
   if (have_config) {
     CheckRetention(o, t, out);
@@ -571,7 +577,8 @@ int DoctorCommands::Run(const Global& g) {
     }
     CheckFileModes(files, dg.group_readable, out);
   } else {
-    out.Add("sqlite", Level::kWarn, dg.db + " is not a SQLite file: its settings are not checked");
+    out.Add("sqlite", Level::kWarn,
+            RedactStoreUrl(dg.db) + " is not a SQLite file: its settings are not checked");
   }
 
   const int fails = out.Count(Level::kFail);

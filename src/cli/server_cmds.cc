@@ -502,8 +502,8 @@ int ServerCommands::Gateway() {
   std::string auth = o.auth + (o.tokens_file.empty() ? "" : " + " + o.tokens_file);
   o.on_listening = [&](const std::string& host, int port) {
     std::cout << "smithers gateway: listening on " << scheme << "://" << host << ":" << port
-              << " (auth " << auth << ", workflows " << o.workflows_dir << ", db " << o.db
-              << ", pid " << getpid() << ")" << std::endl;
+              << " (auth " << auth << ", workflows " << o.workflows_dir << ", db "
+              << RedactStoreUrl(o.db) << ", pid " << getpid() << ")" << std::endl;
   };
   Status s = gateway::RunGateway(o);
   if (!s.ok()) return Fail(ExitFor(s), s.message());

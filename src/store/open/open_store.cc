@@ -13,6 +13,7 @@
 #include "smithers/store.h"
 #include "store/postgres/postgres_store.h"
 #include "store/sqlite/sqlite_store.h"
+#include "store/store_url.h"
 
 namespace smithers {
 namespace {
@@ -43,17 +44,6 @@ const Backend kBackends[] = {
      /*server=*/true},
 };
 
-// The length of the scheme `url` starts with ("sqlite" in "sqlite:x"), or 0.
-size_t SchemeLength(const std::string& url) {
-  if (url.empty() || std::isalpha(static_cast<unsigned char>(url[0])) == 0) return 0;
-  size_t i = 1;
-  while (i < url.size() && (std::isalnum(static_cast<unsigned char>(url[i])) != 0 ||
-                            url[i] == '+' || url[i] == '-' || url[i] == '.')) {
-    ++i;
-  }
-  return i < url.size() && url[i] == ':' ? i : 0;
-}
-
 const Backend* BackendForScheme(const std::string& scheme) {
   for (const Backend& b : kBackends) {
     if (std::find(b.schemes.begin(), b.schemes.end(), scheme) != b.schemes.end()) return &b;
@@ -74,7 +64,7 @@ std::string AcceptedForms() {
 Result<StoreLocation> ParseStoreUrl(const std::string& url) {
   if (url.empty())
     return InvalidArgumentError("the store URL (--db) is empty: give " + AcceptedForms());
-  size_t n = SchemeLength(url);
+  size_t n = store::SchemeLength(url);
   const std::string scheme = base::AsciiLower(std::string_view(url).substr(0, n));
   const Backend* backend = n > 0 ? BackendForScheme(scheme) : nullptr;
   const bool slashes = n > 0 && url.compare(n + 1, 2, "//") == 0;
@@ -98,7 +88,7 @@ Result<StoreLocation> ParseStoreUrl(const std::string& url) {
       return InvalidArgumentError("store URL " + shown + ": write " + scheme +
                                   "://USER@HOST:PORT/DATABASE (host, port and user may be left "
                                   "out: " +
-                                  scheme + ":///DATABASE)");
+                                  scheme + ":///DATABASE), or sqlite:PATH for a SQLite file");
     }
     return StoreLocation{.backend = std::string(backend->name), .url = url};
   }
@@ -114,29 +104,6 @@ Result<StoreLocation> ParseStoreUrl(const std::string& url) {
   }
   if (rest.empty()) return InvalidArgumentError("store URL " + url + ": no database path");
   return StoreLocation{.backend = std::string(backend->name), .path = rest};
-}
-
-std::string RedactStoreUrl(const std::string& url) {
-  const size_t n = SchemeLength(url);
-  if (n == 0 || url.compare(n + 1, 2, "//") != 0) return url;
-  std::string out = url;
-  // user:PASSWORD@host
-  const size_t authority = n + 3;
-  const size_t end = out.find_first_of("/?#", authority);
-  const size_t at = out.rfind('@', end == std::string::npos ? std::string::npos : end);
-  if (at != std::string::npos && at >= authority) {
-    const size_t colon = out.find(':', authority);
-    if (colon != std::string::npos && colon < at) out.replace(colon + 1, at - colon - 1, "***");
-  }
-  // ?password=... or &password=...
-  for (size_t pos = out.find("password="); pos != std::string::npos;
-       pos = out.find("password=", pos + 1)) {
-    if (pos == 0 || (out[pos - 1] != '?' && out[pos - 1] != '&')) continue;
-    const size_t value = pos + std::string_view("password=").size();
-    const size_t value_end = out.find('&', value);
-    out.replace(value, (value_end == std::string::npos ? out.size() : value_end) - value, "***");
-  }
-  return out;
 }
 
 Result<std::unique_ptr<Store>> OpenStore(const std::string& url, const StoreOptions& options) {

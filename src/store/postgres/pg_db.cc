@@ -5,6 +5,9 @@
 #include <string>
 #include <utility>
 
+#include "smithers/store.h"
+#include "store/store_url.h"
+
 namespace smithers::store::pg {
 
 struct Connection {
@@ -19,7 +22,7 @@ struct Connection {
   bool write_failed = false;
 
   ~Connection() {
-    if (conn != nullptr) PQfinish(conn);
+    if (conn != nullptr) Pq().finish(conn);
   }
 };
 
@@ -42,10 +45,10 @@ bool IsWrite(std::string_view sql) {
 
 // Runs a command that returns no rows (BEGIN, COMMIT, a bump).
 Status RunCommand(Connection* c, const char* sql) {
-  PGresult* result = PQexec(c->conn, sql);
+  PGresult* result = Pq().exec(c->conn, sql);
   Status status;
-  if (PQresultStatus(result) != PGRES_COMMAND_OK) status = PgStatus(result, c->conn, sql);
-  PQclear(result);
+  if (Pq().result_status(result) != PGRES_COMMAND_OK) status = PgStatus(result, c->conn, sql);
+  Pq().clear(result);
   return status;
 }
 
@@ -53,14 +56,14 @@ Status RunCommand(Connection* c, const char* sql) {
 // breaks inside a transaction fails that transaction (Unavailable) and is
 // reset at the next one.
 Status EnsureConnected(Connection* c) {
-  if (PQstatus(c->conn) == CONNECTION_OK) return Status::Ok();
+  if (Pq().status(c->conn) == CONNECTION_OK) return Status::Ok();
   if (c->write_depth > 0 || c->in_read) {
     return UnavailableError("lost the connection to PostgreSQL inside a transaction");
   }
-  PQreset(c->conn);
+  Pq().reset(c->conn);
   c->session++;
-  if (PQstatus(c->conn) != CONNECTION_OK) {
-    return UnavailableError(std::string("reconnect to PostgreSQL: ") + PQerrorMessage(c->conn));
+  if (Pq().status(c->conn) != CONNECTION_OK) {
+    return UnavailableError(std::string("reconnect to PostgreSQL: ") + Pq().error_message(c->conn));
   }
   return Status::Ok();
 }
@@ -70,7 +73,7 @@ void EndReadSnapshot(Connection* c) {
   c->in_read = false;
   // A read-only transaction's COMMIT cannot lose anything; a failure shows
   // at the next statement.
-  PQclear(PQexec(c->conn, "COMMIT"));
+  Pq().clear(Pq().exec(c->conn, "COMMIT"));
 }
 
 Status BeginWrite(Connection* c) {
@@ -78,7 +81,7 @@ Status BeginWrite(Connection* c) {
   SMITHERS_RETURN_IF_ERROR(EnsureConnected(c));
   Status status = RunCommand(c, kBeginWrite);
   if (!status.ok()) {
-    PQclear(PQexec(c->conn, "ROLLBACK"));
+    Pq().clear(Pq().exec(c->conn, "ROLLBACK"));
     return status;
   }
   c->write_depth = 1;
@@ -88,30 +91,31 @@ Status BeginWrite(Connection* c) {
 
 Status CommitWrite(Connection* c) {
   c->write_depth = 0;
-  PGresult* result = PQexec(c->conn, "COMMIT");
+  PGresult* result = Pq().exec(c->conn, "COMMIT");
   Status status;
-  if (PQresultStatus(result) != PGRES_COMMAND_OK) {
+  if (Pq().result_status(result) != PGRES_COMMAND_OK) {
     status = PgStatus(result, c->conn, "COMMIT");
-    if (PQstatus(c->conn) != CONNECTION_OK) {
+    if (Pq().status(c->conn) != CONNECTION_OK) {
       status = UnavailableError(
           "lost the connection to PostgreSQL during COMMIT: the "
           "transaction may or may not have committed");
     }
-  } else if (std::strcmp(PQcmdStatus(result), "COMMIT") != 0) {
+  } else if (std::strcmp(Pq().cmd_status(result), "COMMIT") != 0) {
     // COMMIT of a transaction that had failed answers ROLLBACK.
     status = AbortedError("the transaction had failed: it was rolled back");
   }
-  PQclear(result);
+  Pq().clear(result);
   return status;
 }
 
 }  // namespace
 
 Status PgStatus(const PGresult* result, PGconn* conn, std::string_view what) {
-  const char* state = result != nullptr ? PQresultErrorField(result, PG_DIAG_SQLSTATE) : nullptr;
+  const char* state =
+      result != nullptr ? Pq().result_error_field(result, PG_DIAG_SQLSTATE) : nullptr;
   const char* primary =
-      result != nullptr ? PQresultErrorField(result, PG_DIAG_MESSAGE_PRIMARY) : nullptr;
-  std::string message = primary != nullptr ? primary : PQerrorMessage(conn);
+      result != nullptr ? Pq().result_error_field(result, PG_DIAG_MESSAGE_PRIMARY) : nullptr;
+  std::string message = primary != nullptr ? primary : Pq().error_message(conn);
   while (!message.empty() && std::isspace(static_cast<unsigned char>(message.back())) != 0) {
     message.pop_back();
   }
@@ -120,7 +124,7 @@ Status PgStatus(const PGresult* result, PGconn* conn, std::string_view what) {
   std::string shown(what.substr(0, kMaxShown));
   message += " in `" + shown + (what.size() > kMaxShown ? "...`" : "`");
   if (!code.empty()) message += " (SQLSTATE " + code + ")";
-  if (code.empty() || PQstatus(conn) != CONNECTION_OK) return UnavailableError(message);
+  if (code.empty() || Pq().status(conn) != CONNECTION_OK) return UnavailableError(message);
   const std::string cls = code.substr(0, 2);
   if (code == "23503") return FailedPreconditionError(message);
   if (code == "23505") return InvalidArgumentError("UNIQUE constraint failed: " + message);
@@ -157,7 +161,7 @@ Statement::Statement(Statement&& other) noexcept
 
 Statement& Statement::operator=(Statement&& other) noexcept {
   if (this != &other) {
-    PQclear(result_);
+    Pq().clear(result_);
     conn_ = std::exchange(other.conn_, nullptr);
     sql_ = std::move(other.sql_);
     name_ = std::move(other.name_);
@@ -171,7 +175,7 @@ Statement& Statement::operator=(Statement&& other) noexcept {
   return *this;
 }
 
-Statement::~Statement() { PQclear(result_); }
+Statement::~Statement() { Pq().clear(result_); }
 
 void Statement::BindInt64(int index, int64_t value) {
   if (static_cast<size_t>(index) > params_.size()) params_.resize(index);
@@ -198,14 +202,14 @@ int64_t Statement::Int64(int column) const {
 }
 
 void Statement::Clear() {
-  PQclear(result_);
+  Pq().clear(result_);
   result_ = nullptr;
   row_ = 0;
   params_.clear();
 }
 
 Status Statement::Execute() {
-  PQclear(result_);
+  Pq().clear(result_);
   result_ = nullptr;
   Connection* c = conn_;
   // A write outside a transaction gets one of its own (pg_db.h).
@@ -226,23 +230,24 @@ Status Statement::Execute() {
   }
   Status status;
   if (prepared_session_ != c->session) {
-    PGresult* prepared = PQprepare(c->conn, name_.c_str(), sql_.c_str(), 0, nullptr);
-    if (PQresultStatus(prepared) != PGRES_COMMAND_OK) status = PgStatus(prepared, c->conn, sql_);
-    PQclear(prepared);
+    PGresult* prepared = Pq().prepare(c->conn, name_.c_str(), sql_.c_str(), 0, nullptr);
+    if (Pq().result_status(prepared) != PGRES_COMMAND_OK)
+      status = PgStatus(prepared, c->conn, sql_);
+    Pq().clear(prepared);
     if (status.ok()) {
       // The types the server gave the parameters: a BYTEA one is sent as
       // bytes (binary format), every other one as text.
-      PGresult* described = PQdescribePrepared(c->conn, name_.c_str());
-      if (PQresultStatus(described) != PGRES_COMMAND_OK) {
+      PGresult* described = Pq().describe_prepared(c->conn, name_.c_str());
+      if (Pq().result_status(described) != PGRES_COMMAND_OK) {
         status = PgStatus(described, c->conn, sql_);
       } else {
-        binary_params_.assign(PQnparams(described), 0);
-        for (int i = 0; i < PQnparams(described); ++i) {
-          binary_params_[i] = PQparamtype(described, i) == kByteaOid ? 1 : 0;
+        binary_params_.assign(Pq().nparams(described), 0);
+        for (int i = 0; i < Pq().nparams(described); ++i) {
+          binary_params_[i] = Pq().paramtype(described, i) == kByteaOid ? 1 : 0;
         }
         prepared_session_ = c->session;
       }
-      PQclear(described);
+      Pq().clear(described);
     }
   }
   if (status.ok()) {
@@ -259,13 +264,13 @@ Status Statement::Execute() {
     }
     // Results in binary: text and BYTEA columns arrive as their bytes,
     // integers as big-endian (Int64).
-    result_ = PQexecPrepared(c->conn, name_.c_str(), static_cast<int>(params_.size()),
-                             values.data(), lengths.data(), formats.data(), 1);
-    ExecStatusType st = PQresultStatus(result_);
+    result_ = Pq().exec_prepared(c->conn, name_.c_str(), static_cast<int>(params_.size()),
+                                 values.data(), lengths.data(), formats.data(), 1);
+    ExecStatusType st = Pq().result_status(result_);
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
       status = PgStatus(result_, c->conn, sql_);
     } else if (writes_) {
-      const char* tuples = PQcmdTuples(result_);
+      const char* tuples = Pq().cmd_tuples(result_);
       c->changes = tuples[0] != '\0' ? std::stoll(tuples) : 0;
     }
   }
@@ -275,11 +280,11 @@ Status Statement::Execute() {
       status = CommitWrite(c);
     } else {
       c->write_depth = 0;
-      PQclear(PQexec(c->conn, "ROLLBACK"));
+      Pq().clear(Pq().exec(c->conn, "ROLLBACK"));
     }
   }
   if (!status.ok()) {
-    PQclear(result_);
+    Pq().clear(result_);
     result_ = nullptr;
   }
   return status;
@@ -299,20 +304,36 @@ Database& Database::operator=(Database&&) noexcept = default;
 Database::~Database() = default;
 
 Result<Database> Database::Connect(const std::string& conninfo) {
-  auto c = std::make_unique<Connection>();
-  c->conn = PQconnectdb(conninfo.c_str());
-  if (c->conn == nullptr) return UnavailableError("connect to PostgreSQL: out of memory");
-  if (PQstatus(c->conn) != CONNECTION_OK) {
-    // libpq's message names the host and the reason, never the password.
-    std::string message = PQerrorMessage(c->conn);
+  const char* error = nullptr;
+  if (LoadPq(&error) == nullptr) return FailedPreconditionError(error);
+  // A URL libpq cannot read is bad input. Its messages may quote the URL or
+  // a piece of it, password included: every message is scrubbed.
+  char* parse_error = nullptr;
+  PQconninfoOption* parsed = Pq().conninfo_parse(conninfo.c_str(), &parse_error);
+  if (parsed == nullptr) {
+    std::string message = parse_error != nullptr ? parse_error : "out of memory";
+    if (parse_error != nullptr) Pq().freemem(parse_error);
     while (!message.empty() && std::isspace(static_cast<unsigned char>(message.back())) != 0) {
       message.pop_back();
     }
-    return UnavailableError("connect to PostgreSQL: " + message);
+    return InvalidArgumentError("store URL " + RedactStoreUrl(conninfo) + ": " +
+                                ScrubUrlSecrets(message, conninfo));
+  }
+  Pq().conninfo_free(parsed);
+  auto c = std::make_unique<Connection>();
+  c->conn = Pq().connectdb(conninfo.c_str());
+  if (c->conn == nullptr) return UnavailableError("connect to PostgreSQL: out of memory");
+  if (Pq().status(c->conn) != CONNECTION_OK) {
+    // libpq's message names the host and the reason, never the password.
+    std::string message = Pq().error_message(c->conn);
+    while (!message.empty() && std::isspace(static_cast<unsigned char>(message.back())) != 0) {
+      message.pop_back();
+    }
+    return UnavailableError("connect to PostgreSQL: " + ScrubUrlSecrets(message, conninfo));
   }
   Database db(std::move(c));
   // Notices (e.g. "relation already exists, skipping") are not errors.
-  PQsetNoticeProcessor(
+  Pq().set_notice_processor(
       db.conn_->conn, [](void*, const char*) {}, nullptr);
   SMITHERS_RETURN_IF_ERROR(
       RunCommand(db.conn_.get(), "SET client_encoding = 'UTF8'; SET TIME ZONE 'UTC'"));
@@ -331,7 +352,7 @@ Status Database::Exec(const std::string& sql) {
   if (own) {
     if (status.ok()) return CommitWrite(c);
     c->write_depth = 0;
-    PQclear(PQexec(c->conn, "ROLLBACK"));
+    Pq().clear(Pq().exec(c->conn, "ROLLBACK"));
   }
   return status;
 }
@@ -343,15 +364,16 @@ Status Database::Command(const std::string& sql) {
 
 Result<std::optional<std::string>> Database::QueryText(const std::string& sql) {
   SMITHERS_RETURN_IF_ERROR(EnsureConnected(conn_.get()));
-  PGresult* result = PQexec(conn_->conn, sql.c_str());
-  if (PQresultStatus(result) != PGRES_TUPLES_OK) {
+  PGresult* result = Pq().exec(conn_->conn, sql.c_str());
+  if (Pq().result_status(result) != PGRES_TUPLES_OK) {
     Status status = PgStatus(result, conn_->conn, sql);
-    PQclear(result);
+    Pq().clear(result);
     return status;
   }
   std::optional<std::string> value;
-  if (PQntuples(result) > 0 && PQgetisnull(result, 0, 0) == 0) value = PQgetvalue(result, 0, 0);
-  PQclear(result);
+  if (Pq().ntuples(result) > 0 && Pq().getisnull(result, 0, 0) == 0)
+    value = Pq().getvalue(result, 0, 0);
+  Pq().clear(result);
   return value;
 }
 
@@ -396,7 +418,7 @@ WriteTransaction::~WriteTransaction() {
     return;
   }
   conn_->write_depth = 0;
-  PQclear(PQexec(conn_->conn, "ROLLBACK"));
+  Pq().clear(Pq().exec(conn_->conn, "ROLLBACK"));
 }
 
 Status WriteTransaction::Commit() {
@@ -408,7 +430,7 @@ Status WriteTransaction::Commit() {
   }
   if (c->write_failed) {
     c->write_depth = 0;
-    PQclear(PQexec(c->conn, "ROLLBACK"));
+    Pq().clear(Pq().exec(c->conn, "ROLLBACK"));
     return AbortedError("a write inside this transaction failed: it was rolled back");
   }
   return CommitWrite(c);

@@ -2,7 +2,8 @@
 // the SQL store (store/sql/sql_store.h) runs on either: a connection, its
 // statements (prepared on the server at first use, again after a reconnect)
 // and its write transactions. The only place besides the other files of this
-// folder that sees <libpq-fe.h>.
+// folder that sees <libpq-fe.h>; libpq itself is loaded on the first
+// Connect (pq_api.h).
 //
 // Writes are serialized as SQLite serializes them: every write transaction
 // begins by bumping the one row of _smithers_commits, whose row lock is held
@@ -26,6 +27,7 @@
 #include <vector>
 
 #include "smithers/status.h"
+#include "store/postgres/pq_api.h"
 
 namespace smithers::store::pg {
 
@@ -61,11 +63,11 @@ class Statement {
   Status ForEachRow(OnRow&& on_row);
 
   // Column accessors, valid inside ForEachRow's callback. Columns from 0.
-  bool IsNull(int column) const { return PQgetisnull(result_, row_, column) != 0; }
+  bool IsNull(int column) const { return Pq().getisnull(result_, row_, column) != 0; }
   int64_t Int64(int column) const;
   std::string_view TextView(int column) const {
-    return {PQgetvalue(result_, row_, column),
-            static_cast<size_t>(PQgetlength(result_, row_, column))};
+    return {Pq().getvalue(result_, row_, column),
+            static_cast<size_t>(Pq().getlength(result_, row_, column))};
   }
   std::string Text(int column) const { return std::string(TextView(column)); }
 
@@ -150,7 +152,7 @@ template <typename OnRow>
 Status Statement::ForEachRow(OnRow&& on_row) {
   SMITHERS_RETURN_IF_ERROR(Execute());
   Status status;
-  const int rows = PQntuples(result_);
+  const int rows = Pq().ntuples(result_);
   for (row_ = 0; row_ < rows && status.ok(); ++row_) {
     status = on_row(static_cast<const Statement&>(*this));
   }

@@ -361,8 +361,8 @@ Status CheckPostgresSchema(Database& db) {
       db.QueryText("SELECT MAX(id) FROM _smithers_schema_migrations");
   if (!version.ok() || !*version) {
     return FailedPreconditionError(
-        "this PostgreSQL database holds no Smithers tables; open it once for writing "
-        "(smithers up, or smithers db migrate) to create them");
+        "this PostgreSQL database holds no Smithers tables; create them with "
+        "smithers db migrate (or any command that writes, such as smithers up)");
   }
   if (std::stoll(**version) > LatestPostgresMigration()) {
     return FailedPreconditionError("database schema version " + **version +
