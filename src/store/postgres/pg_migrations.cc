@@ -4,8 +4,6 @@
 #include <map>
 #include <string>
 
-#include "base/hash.h"
-
 namespace smithers::store::pg {
 namespace {
 
@@ -304,40 +302,24 @@ Status MigrateLocked(Database& db, int64_t now_ms) {
     applied[row.Int64(0)] = row.Text(1);
     return Status::Ok();
   }));
-  const int latest = LatestPostgresMigration();
-  if (!applied.empty() && applied.rbegin()->first > latest) {
-    return FailedPreconditionError("database schema version " +
-                                   std::to_string(applied.rbegin()->first) +
-                                   " was written by a newer Smithers (this build knows up to " +
-                                   std::to_string(latest) + "); upgrade smithers");
-  }
-  for (const Migration& migration : kMigrations) {
-    const std::string checksum = base::Sha256Hex(migration.sql);
-    auto it = applied.find(migration.id);
-    if (it != applied.end()) {
-      if (it->second != checksum) {
-        return FailedPreconditionError("schema migration " + std::to_string(migration.id) + " (" +
-                                       migration.name +
-                                       ") was applied with a different definition than this "
-                                       "build's; the database and the binary disagree");
-      }
-      continue;
-    }
+  SMITHERS_ASSIGN_OR_RETURN(std::vector<const Migration*> todo,
+                            MigrationsToApply(applied, kMigrations, LatestPostgresMigration()));
+  for (const Migration* migration : todo) {
     // Each migration and its ledger row commit together, or not at all.
     SMITHERS_ASSIGN_OR_RETURN(WriteTransaction txn, WriteTransaction::Begin(db));
-    Status status = db.Command(migration.sql);
+    Status status = db.Command(migration->sql);
     if (!status.ok()) {
-      return status.WithContext("schema migration " + std::to_string(migration.id) + " (" +
-                                migration.name + ")");
+      return status.WithContext("schema migration " + std::to_string(migration->id) + " (" +
+                                migration->name + ")");
     }
     SMITHERS_ASSIGN_OR_RETURN(
         Statement record,
         db.Prepare("INSERT INTO _smithers_schema_migrations(id, name, applied_at_ms, checksum) "
                    "VALUES($1, $2, $3, $4)"));
-    record.BindInt64(1, migration.id);
-    record.BindText(2, migration.name);
+    record.BindInt64(1, migration->id);
+    record.BindText(2, migration->name);
     record.BindInt64(3, now_ms);
-    record.BindText(4, checksum);
+    record.BindText(4, MigrationChecksum(*migration));
     SMITHERS_RETURN_IF_ERROR(record.Run());
     SMITHERS_RETURN_IF_ERROR(txn.Commit());
   }

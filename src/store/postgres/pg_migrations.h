@@ -8,14 +8,9 @@
 
 #include "smithers/status.h"
 #include "store/postgres/pg_db.h"
+#include "store/sql/migration_ledger.h"
 
 namespace smithers::store::pg {
-
-struct Migration {
-  int id;
-  const char* name;
-  const char* sql;
-};
 
 int LatestPostgresMigration();
 

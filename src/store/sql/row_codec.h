@@ -99,7 +99,8 @@ inline std::string RowKey(const std::string& run_id, const std::string& node_id,
   return "run_id=" + run_id + ", node_id=" + node_id + ", iteration=" + std::to_string(iteration);
 }
 
-inline constexpr auto ReadRun = [](const auto& row) -> Result<RunRecord> {
+template <typename Row>
+Result<RunRecord> ReadRun(const Row& row) {
   RunRecord run;
   run.run_id = row.Text(0);
   run.workflow_name = row.Text(1);
@@ -119,9 +120,10 @@ inline constexpr auto ReadRun = [](const auto& row) -> Result<RunRecord> {
   SMITHERS_RETURN_IF_ERROR(
       ReadState(row, 4, ParseRunStatus, &run.status, "_smithers_runs", "run_id=" + run.run_id));
   return run;
-};
+}
 
-inline constexpr auto ReadNode = [](const auto& row) -> Result<NodeRecord> {
+template <typename Row>
+Result<NodeRecord> ReadNode(const Row& row) {
   NodeRecord node{.run_id = row.Text(0),
                   .node_id = row.Text(1),
                   .iteration = static_cast<int>(row.Int64(2)),
@@ -133,9 +135,10 @@ inline constexpr auto ReadNode = [](const auto& row) -> Result<NodeRecord> {
   SMITHERS_RETURN_IF_ERROR(ReadState(row, 3, ParseNodeState, &node.state, "_smithers_nodes",
                                      RowKey(node.run_id, node.node_id, node.iteration)));
   return node;
-};
+}
 
-inline constexpr auto ReadAttempt = [](const auto& row) -> Result<AttemptRecord> {
+template <typename Row>
+Result<AttemptRecord> ReadAttempt(const Row& row) {
   AttemptRecord attempt{.run_id = row.Text(0),
                         .node_id = row.Text(1),
                         .iteration = static_cast<int>(row.Int64(2)),
@@ -154,9 +157,10 @@ inline constexpr auto ReadAttempt = [](const auto& row) -> Result<AttemptRecord>
                                      RowKey(attempt.run_id, attempt.node_id, attempt.iteration) +
                                          ", attempt=" + std::to_string(attempt.attempt)));
   return attempt;
-};
+}
 
-inline constexpr auto ReadOutput = [](const auto& row) -> Result<OutputRecord> {
+template <typename Row>
+Result<OutputRecord> ReadOutput(const Row& row) {
   OutputRecord output{.run_id = row.Text(0),
                       .node_id = row.Text(1),
                       .iteration = static_cast<int>(row.Int64(2)),
@@ -167,17 +171,19 @@ inline constexpr auto ReadOutput = [](const auto& row) -> Result<OutputRecord> {
                        "payload_json");
   }
   return output;
-};
+}
 
-inline constexpr auto ReadLoop = [](const auto& row) -> Result<LoopRecord> {
+template <typename Row>
+Result<LoopRecord> ReadLoop(const Row& row) {
   return LoopRecord{.run_id = row.Text(0),
                     .loop_id = row.Text(1),
                     .iteration = static_cast<int>(row.Int64(2)),
                     .done = row.Int64(3) != 0,
                     .updated_at_ms = row.Int64(4)};
-};
+}
 
-inline constexpr auto ReadCache = [](const auto& row) -> Result<CacheEntry> {
+template <typename Row>
+Result<CacheEntry> ReadCache(const Row& row) {
   CacheEntry entry{.cache_key = row.Text(0),
                    .created_at_ms = row.Int64(1),
                    .workflow_name = row.Text(2),
@@ -188,9 +194,10 @@ inline constexpr auto ReadCache = [](const auto& row) -> Result<CacheEntry> {
     return CorruptJson("_smithers_cache", "cache_key=" + entry.cache_key, "payload_json");
   }
   return entry;
-};
+}
 
-inline constexpr auto ReadApproval = [](const auto& row) -> Result<ApprovalRecord> {
+template <typename Row>
+Result<ApprovalRecord> ReadApproval(const Row& row) {
   ApprovalRecord a{.run_id = row.Text(0),
                    .node_id = row.Text(1),
                    .iteration = static_cast<int>(row.Int64(2)),
@@ -229,9 +236,10 @@ inline constexpr auto ReadApproval = [](const auto& row) -> Result<ApprovalRecor
     }
   }
   return a;
-};
+}
 
-inline constexpr auto ReadToken = [](const auto& row) -> Result<TokenGrant> {
+template <typename Row>
+Result<TokenGrant> ReadToken(const Row& row) {
   TokenGrant g{.token_id = row.Text(0),
                .token_hash = row.Text(1),
                .role = row.Text(3),
@@ -249,9 +257,10 @@ inline constexpr auto ReadToken = [](const auto& row) -> Result<TokenGrant> {
     if (scope.is_string()) g.scopes.push_back(scope.get<std::string>());
   }
   return g;
-};
+}
 
-inline constexpr auto ReadCron = [](const auto& row) -> Result<CronRecord> {
+template <typename Row>
+Result<CronRecord> ReadCron(const Row& row) {
   CronRecord c{.cron_id = row.Text(0),
                .workflow = row.Text(1),
                .pattern = row.Text(2),
@@ -267,9 +276,10 @@ inline constexpr auto ReadCron = [](const auto& row) -> Result<CronRecord> {
   }
   if (c.input.is_null()) c.input = Json::object();
   return c;
-};
+}
 
-inline constexpr auto ReadSignal = [](const auto& row) -> Result<SignalRecord> {
+template <typename Row>
+Result<SignalRecord> ReadSignal(const Row& row) {
   SignalRecord sig{.run_id = row.Text(0),
                    .seq = row.Int64(1),
                    .name = row.Text(2),
@@ -287,9 +297,10 @@ inline constexpr auto ReadSignal = [](const auto& row) -> Result<SignalRecord> {
   SMITHERS_RETURN_IF_ERROR(ReadState(row, 7, ParseSignalStatus, &sig.status, "_smithers_signals",
                                      "run_id=" + sig.run_id + ", seq=" + std::to_string(sig.seq)));
   return sig;
-};
+}
 
-inline constexpr auto ReadSandbox = [](const auto& row) -> Result<SandboxRecord> {
+template <typename Row>
+Result<SandboxRecord> ReadSandbox(const Row& row) {
   auto count = [&row](int column) { return row.IsNull(column) ? -1 : row.Int64(column); };
   SandboxRecord r{.run_id = row.Text(0),
                   .sandbox_id = row.Text(1),
@@ -317,9 +328,10 @@ inline constexpr auto ReadSandbox = [](const auto& row) -> Result<SandboxRecord>
                        "config_json");
   }
   return r;
-};
+}
 
-inline constexpr auto ReadFrame = [](const auto& row) -> Result<FrameRecord> {
+template <typename Row>
+Result<FrameRecord> ReadFrame(const Row& row) {
   return FrameRecord{.run_id = row.Text(0),
                      .frame_no = row.Int64(1),
                      .created_at_ms = row.Int64(2),
@@ -327,9 +339,10 @@ inline constexpr auto ReadFrame = [](const auto& row) -> Result<FrameRecord> {
                      .data = row.Text(4),
                      .xml_hash = row.Text(5),
                      .note = row.Text(6)};
-};
+}
 
-inline constexpr auto ReadEvent = [](const auto& row) -> Result<EventRecord> {
+template <typename Row>
+Result<EventRecord> ReadEvent(const Row& row) {
   EventRecord event{.run_id = row.Text(0),
                     .seq = row.Int64(1),
                     .timestamp_ms = row.Int64(2),
@@ -340,7 +353,7 @@ inline constexpr auto ReadEvent = [](const auto& row) -> Result<EventRecord> {
                        "payload_json");
   }
   return event;
-};
+}
 
 // A negative limit means "no limit", as SQLite's LIMIT -1 does.
 inline int64_t SqlLimit(int limit) { return limit < 0 ? -1 : limit; }

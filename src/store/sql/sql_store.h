@@ -396,14 +396,14 @@ template <typename D>
 Result<std::optional<TokenGrant>> SqlStore<D>::FindToken(const std::string& token_hash) {
   Statement& s = stmt(kFindToken);
   s.BindText(1, token_hash);
-  SMITHERS_ASSIGN_OR_RETURN(std::vector<TokenGrant> rows, Collect(s, ReadToken));
+  SMITHERS_ASSIGN_OR_RETURN(std::vector<TokenGrant> rows, Collect(s, ReadToken<Statement>));
   if (rows.empty()) return std::optional<TokenGrant>();
   return std::optional<TokenGrant>(std::move(rows.front()));
 }
 
 template <typename D>
 Result<std::vector<TokenGrant>> SqlStore<D>::ListTokens() {
-  return Collect(stmt(kListTokens), ReadToken);
+  return Collect(stmt(kListTokens), ReadToken<Statement>);
 }
 
 template <typename D>
@@ -437,7 +437,7 @@ Status SqlStore<D>::PutCron(const CronRecord& c) {
 
 template <typename D>
 Result<std::vector<CronRecord>> SqlStore<D>::ListCron() {
-  return Collect(stmt(kListCron), ReadCron);
+  return Collect(stmt(kListCron), ReadCron<Statement>);
 }
 
 template <typename D>
@@ -772,7 +772,7 @@ Result<std::vector<ApprovalRecord>> SqlStore<D>::ListApprovals(const ApprovalFil
   Statement& s = stmt(kListApprovals);
   s.BindText(1, filter.run_id);
   s.BindText(2, filter.status ? Name(*filter.status) : "");  // "" = any
-  return Collect(s, ReadApproval);
+  return Collect(s, ReadApproval<Statement>);
 }
 
 // A fresh row replaces the last attempt's whole; a change binds only the
@@ -826,14 +826,14 @@ template <typename D>
 Result<std::vector<SandboxRecord>> SqlStore<D>::ListSandboxes(const std::string& run_id) {
   Statement& s = stmt(kListSandboxes);
   s.BindText(1, run_id);
-  return Collect(s, ReadSandbox);
+  return Collect(s, ReadSandbox<Statement>);
 }
 
 template <typename D>
 Result<std::vector<SignalRecord>> SqlStore<D>::ListSignals(const std::string& run_id) {
   Statement& s = stmt(kListSignals);
   s.BindText(1, run_id);
-  return Collect(s, ReadSignal);
+  return Collect(s, ReadSignal<Statement>);
 }
 
 template <typename D>
@@ -843,7 +843,8 @@ Result<ApprovalRecord> SqlStore<D>::DecideApproval(const ApprovalDecision& d, in
   get.BindText(1, d.run_id);
   get.BindText(2, d.node_id);
   get.BindInt64(3, d.iteration);
-  SMITHERS_ASSIGN_OR_RETURN(std::vector<ApprovalRecord> rows, Collect(get, ReadApproval));
+  SMITHERS_ASSIGN_OR_RETURN(std::vector<ApprovalRecord> rows,
+                            Collect(get, ReadApproval<Statement>));
   const std::string what = "node \"" + d.node_id + "\" (iteration " + std::to_string(d.iteration) +
                            ") of run " + d.run_id;
   if (rows.empty()) return NotFoundError("no approval request for " + what);
@@ -892,7 +893,7 @@ Result<std::vector<ApprovalRecord>> SqlStore<D>::EscalateDueApprovals(const std:
     Statement& s = stmt(kDueApprovals);
     s.BindText(1, run_id);
     s.BindInt64(2, now_ms);
-    return Collect(s, ReadApproval);
+    return Collect(s, ReadApproval<Statement>);
   };
   // A cheap read first: most calls find nothing and take no write lock.
   SMITHERS_ASSIGN_OR_RETURN(std::vector<ApprovalRecord> rows, due());
@@ -965,7 +966,7 @@ template <typename D>
 Result<RunRecord> SqlStore<D>::GetRun(const std::string& run_id) {
   Statement& s = stmt(kGetRun);
   s.BindText(1, run_id);
-  SMITHERS_ASSIGN_OR_RETURN(std::vector<RunRecord> runs, Collect(s, ReadRun));
+  SMITHERS_ASSIGN_OR_RETURN(std::vector<RunRecord> runs, Collect(s, ReadRun<Statement>));
   if (runs.empty()) return NotFoundError("no run " + run_id);
   return std::move(runs.front());
 }
@@ -975,24 +976,24 @@ Result<std::vector<RunRecord>> SqlStore<D>::ListRuns(const RunFilter& filter) {
   if (!filter.status && !filter.waiting) {
     Statement& s = stmt(kListRuns);
     s.BindInt64(1, SqlLimit(filter.limit));
-    return Collect(s, ReadRun);
+    return Collect(s, ReadRun<Statement>);
   }
   if (!filter.status) {
     Statement& s = stmt(kListRunsWaiting);
     s.BindInt64(1, SqlLimit(filter.limit));
-    return Collect(s, ReadRun);
+    return Collect(s, ReadRun<Statement>);
   }
   Statement& s = stmt(kListRunsWithStatus);
   s.BindText(1, Name(*filter.status));
   s.BindInt64(2, SqlLimit(filter.limit));
-  return Collect(s, ReadRun);
+  return Collect(s, ReadRun<Statement>);
 }
 
 template <typename D>
 Result<std::vector<NodeRecord>> SqlStore<D>::ListNodes(const std::string& run_id) {
   Statement& s = stmt(kListNodes);
   s.BindText(1, run_id);
-  return Collect(s, ReadNode);
+  return Collect(s, ReadNode<Statement>);
 }
 
 template <typename D>
@@ -1024,35 +1025,35 @@ template <typename D>
 Result<std::vector<AttemptRecord>> SqlStore<D>::ListAttempts(const std::string& run_id) {
   Statement& s = stmt(kListAttempts);
   s.BindText(1, run_id);
-  return Collect(s, ReadAttempt);
+  return Collect(s, ReadAttempt<Statement>);
 }
 
 template <typename D>
 Result<std::vector<OutputRecord>> SqlStore<D>::ListOutputs(const std::string& run_id) {
   Statement& s = stmt(kListOutputs);
   s.BindText(1, run_id);
-  return Collect(s, ReadOutput);
+  return Collect(s, ReadOutput<Statement>);
 }
 
 template <typename D>
 Result<std::vector<LoopRecord>> SqlStore<D>::ListLoops(const std::string& run_id) {
   Statement& s = stmt(kListLoops);
   s.BindText(1, run_id);
-  return Collect(s, ReadLoop);
+  return Collect(s, ReadLoop<Statement>);
 }
 
 template <typename D>
 Result<std::vector<FrameRecord>> SqlStore<D>::ListFrames(const std::string& run_id) {
   Statement& s = stmt(kListFrames);
   s.BindText(1, run_id);
-  return Collect(s, ReadFrame);
+  return Collect(s, ReadFrame<Statement>);
 }
 
 template <typename D>
 Result<std::optional<FrameRecord>> SqlStore<D>::LastFrame(const std::string& run_id) {
   Statement& s = stmt(kLastFrame);
   s.BindText(1, run_id);
-  SMITHERS_ASSIGN_OR_RETURN(std::vector<FrameRecord> frames, Collect(s, ReadFrame));
+  SMITHERS_ASSIGN_OR_RETURN(std::vector<FrameRecord> frames, Collect(s, ReadFrame<Statement>));
   if (frames.empty()) return std::optional<FrameRecord>();
   return std::optional<FrameRecord>(std::move(frames.front()));
 }
@@ -1064,14 +1065,14 @@ Result<std::vector<EventRecord>> SqlStore<D>::ListEvents(const std::string& run_
   s.BindText(1, run_id);
   s.BindInt64(2, after_seq);
   s.BindInt64(3, SqlLimit(limit));
-  return Collect(s, ReadEvent);
+  return Collect(s, ReadEvent<Statement>);
 }
 
 template <typename D>
 Result<std::optional<CacheEntry>> SqlStore<D>::GetCache(const std::string& cache_key) {
   Statement& s = stmt(kGetCache);
   s.BindText(1, cache_key);
-  SMITHERS_ASSIGN_OR_RETURN(std::vector<CacheEntry> rows, Collect(s, ReadCache));
+  SMITHERS_ASSIGN_OR_RETURN(std::vector<CacheEntry> rows, Collect(s, ReadCache<Statement>));
   if (rows.empty()) return std::optional<CacheEntry>();
   return std::optional<CacheEntry>(std::move(rows.front()));
 }

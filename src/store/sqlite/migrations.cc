@@ -4,7 +4,7 @@
 #include <map>
 #include <string>
 
-#include "base/hash.h"
+#include "store/sql/migration_ledger.h"
 
 namespace smithers::store {
 namespace {
@@ -397,40 +397,22 @@ Status MigrateSqlite(Database& db, int up_to, int64_t now_ms) {
     applied[row.Int64(0)] = row.Text(1);
     return Status::Ok();
   }));
-  const int latest = LatestSqliteMigration();
-  if (!applied.empty() && applied.rbegin()->first > latest) {
-    return FailedPreconditionError("database schema version " +
-                                   std::to_string(applied.rbegin()->first) +
-                                   " was written by a newer Smithers (this build knows up to " +
-                                   std::to_string(latest) + "); upgrade smithers");
-  }
-
+  SMITHERS_ASSIGN_OR_RETURN(std::vector<const Migration*> todo,
+                            MigrationsToApply(applied, kMigrations, up_to));
   SMITHERS_ASSIGN_OR_RETURN(
       Statement record,
       db.Prepare("INSERT INTO _smithers_schema_migrations(id, name, applied_at_ms, checksum) "
                  "VALUES(?1, ?2, ?3, ?4)"));
-  for (const Migration& migration : kMigrations) {
-    if (migration.id > up_to) break;
-    const std::string checksum = base::Sha256Hex(migration.sql);
-    auto it = applied.find(migration.id);
-    if (it != applied.end()) {
-      if (it->second != checksum) {
-        return FailedPreconditionError("schema migration " + std::to_string(migration.id) + " (" +
-                                       migration.name +
-                                       ") was applied with a different definition than this "
-                                       "build's; the database and the binary disagree");
-      }
-      continue;
-    }
-    Status status = db.Exec(migration.sql);
+  for (const Migration* migration : todo) {
+    Status status = db.Exec(migration->sql);
     if (!status.ok()) {
-      return status.WithContext("schema migration " + std::to_string(migration.id) + " (" +
-                                migration.name + ")");
+      return status.WithContext("schema migration " + std::to_string(migration->id) + " (" +
+                                migration->name + ")");
     }
-    record.BindInt64(1, migration.id);
-    record.BindText(2, migration.name);
+    record.BindInt64(1, migration->id);
+    record.BindText(2, migration->name);
     record.BindInt64(3, now_ms);
-    record.BindText(4, checksum);
+    record.BindText(4, MigrationChecksum(*migration));
     SMITHERS_RETURN_IF_ERROR(record.Run());
   }
   // Until this commit nothing of the migrations is visible: a crash before it

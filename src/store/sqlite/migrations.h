@@ -1,7 +1,5 @@
-// The schema of the internal tables, as a numbered list of migrations.
-//
-// A migration, once released, is never edited: its checksum is recorded when it
-// is applied and checked at every open. Change the schema by appending one.
+// The schema of the internal tables, as a numbered list of migrations
+// (store/sql/migration_ledger.h says how they are recorded).
 // docs/store_format.md describes the resulting tables.
 #ifndef SMITHERS_STORE_SQLITE_MIGRATIONS_H_
 #define SMITHERS_STORE_SQLITE_MIGRATIONS_H_
@@ -10,15 +8,10 @@
 #include <span>
 
 #include "smithers/status.h"
+#include "store/sql/migration_ledger.h"
 #include "store/sqlite/sqlite_db.h"
 
 namespace smithers::store {
-
-struct Migration {
-  int id;            // from 1, consecutive
-  const char* name;  // recorded for people reading the table
-  const char* sql;   // one or more statements
-};
 
 // Every migration this build knows, ascending by id.
 std::span<const Migration> SqliteMigrations();

@@ -88,7 +88,10 @@ inline Result<std::string> PgTestSchemaUrl(const std::string& key) {
         "starts one) or set SMITHERS_TEST_PG_URL");
   }
   const std::string schema = "t_" + base::Sha256Hex(key).substr(0, 20);
+  // IF NOT EXISTS still races another creator (a unique violation): the
+  // second try finds the schema.
   std::string error = PgTestExec(server, "CREATE SCHEMA IF NOT EXISTS \"" + schema + "\"");
+  if (!error.empty()) error = PgTestExec(server, "CREATE SCHEMA IF NOT EXISTS \"" + schema + "\"");
   if (!error.empty()) return UnavailableError("create schema " + schema + ": " + error);
   PgTestSchemas::Get().Add(server, schema);
   const char* sep = server.find('?') == std::string::npos ? "?" : "&";

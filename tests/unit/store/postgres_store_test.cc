@@ -46,6 +46,7 @@ std::vector<std::string> Column(const std::string& dir, const std::string& sql) 
 
 TEST(PostgresStoreTest, ProcessesStartingAtOnceMigrateOnce) {
   TempDir dir;
+  STORE_ASSERT_OK_AND_ASSIGN(std::string url, PgTestSchemaUrl(dir.path()));  // the schema, empty
   std::vector<std::thread> threads;
   std::vector<Status> opened(6);
   for (size_t i = 0; i < opened.size(); ++i) {
