@@ -20,6 +20,17 @@ struct Connection {
   bool in_read = false;  // a read snapshot's transaction is open
   int write_depth = 0;
   bool write_failed = false;
+  // What a write transaction sent in pipeline mode and has not read yet
+  // (pg_db.h): each result goes to *out when `out` is set.
+  struct Queued {
+    std::string what;  // the SQL, for an error
+    bool writes;
+    PGresult** out;
+  };
+  std::vector<Queued> queued;
+  // An error read by a flush that had no caller to tell (changes()): the
+  // next flush or COMMIT of the transaction reports it.
+  Status pending_error;
 
   ~Connection() {
     if (conn != nullptr) Pq().finish(conn);
@@ -31,7 +42,7 @@ namespace {
 constexpr Oid kByteaOid = 17;  // pg_type.h's BYTEAOID
 
 // The bump that begins every write transaction (pg_db.h).
-constexpr const char kBeginWrite[] = "BEGIN; UPDATE _smithers_commits SET n = n + 1 WHERE id = 1";
+constexpr const char kBump[] = "UPDATE _smithers_commits SET n = n + 1 WHERE id = 1";
 
 bool IsWrite(std::string_view sql) {
   size_t i = 0;
@@ -43,13 +54,95 @@ bool IsWrite(std::string_view sql) {
   return head == "INSERT" || head == "UPDATE" || head == "DELETE";
 }
 
-// Runs a command that returns no rows (BEGIN, COMMIT, a bump).
+// --- Pipeline mode ------------------------------------------------------------
+//
+// Inside a write transaction, statements are sent without waiting for their
+// results (libpq's pipeline mode) until one whose result is needed: a query
+// with rows, changes(), COMMIT. Then a sync is sent and every result read, so
+// a transaction of N writes and a COMMIT costs one round trip instead of N+2.
+// The first error read fails the transaction: the server skips what follows
+// it, and the caller rolls back, as it would have at the statement itself.
+
+Status SendFailed(Connection* c, std::string_view what) {
+  return UnavailableError("send `" + std::string(what.substr(0, 60)) +
+                          "` to PostgreSQL: " + Pq().error_message(c->conn));
+}
+
+Status EnterPipeline(Connection* c) {
+  if (Pq().pipeline_status(c->conn) != PQ_PIPELINE_OFF) return Status::Ok();
+  if (Pq().enter_pipeline_mode(c->conn) != 1) return SendFailed(c, "(pipeline mode)");
+  return Status::Ok();
+}
+
+// Queues a command of no parameters (BEGIN, the bump, COMMIT).
+Status QueueCommand(Connection* c, const char* sql, PGresult** out = nullptr) {
+  SMITHERS_RETURN_IF_ERROR(EnterPipeline(c));
+  if (Pq().send_query_params(c->conn, sql, 0, nullptr, nullptr, nullptr, nullptr, 1) != 1) {
+    return SendFailed(c, sql);
+  }
+  c->queued.push_back({sql, false, out});
+  return Status::Ok();
+}
+
+// Sends a sync and reads the result of everything queued: the first error
+// (or the transaction's pending one).
+Status Flush(Connection* c) {
+  Status first = std::exchange(c->pending_error, Status::Ok());
+  if (Pq().pipeline_status(c->conn) == PQ_PIPELINE_OFF) return first;
+  if (Pq().pipeline_sync(c->conn) != 1) {
+    if (first.ok()) first = SendFailed(c, "(sync)");
+  } else {
+    for (Connection::Queued& q : c->queued) {
+      bool kept = false;
+      while (PGresult* r = Pq().get_result(c->conn)) {
+        const ExecStatusType st = Pq().result_status(r);
+        const bool ok = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
+        if (st == PGRES_FATAL_ERROR && first.ok()) first = PgStatus(r, c->conn, q.what);
+        if (st == PGRES_PIPELINE_ABORTED && first.ok()) {
+          first = AbortedError("`" + q.what.substr(0, 60) +
+                               "` was skipped: the transaction had failed");
+        }
+        if (ok && q.writes) {
+          const char* tuples = Pq().cmd_tuples(r);
+          c->changes = tuples[0] != '\0' ? std::stoll(tuples) : 0;
+        }
+        if (ok && q.out != nullptr && !kept) {
+          *q.out = r;
+          kept = true;
+        } else {
+          Pq().clear(r);
+        }
+      }
+    }
+    PGresult* sync = Pq().get_result(c->conn);
+    if (Pq().result_status(sync) != PGRES_PIPELINE_SYNC && first.ok()) {
+      first = UnavailableError(std::string("lost the connection to PostgreSQL: ") +
+                               Pq().error_message(c->conn));
+    }
+    Pq().clear(sync);
+  }
+  c->queued.clear();
+  Pq().exit_pipeline_mode(c->conn);  // fails only on a broken connection, reset later
+  return first;
+}
+
+// Runs a command that returns no rows, after what is queued.
 Status RunCommand(Connection* c, const char* sql) {
+  SMITHERS_RETURN_IF_ERROR(Flush(c));
   PGresult* result = Pq().exec(c->conn, sql);
   Status status;
   if (Pq().result_status(result) != PGRES_COMMAND_OK) status = PgStatus(result, c->conn, sql);
   Pq().clear(result);
   return status;
+}
+
+// Ends a write transaction that will not commit: what was queued is read and
+// dropped, and the transaction rolled back.
+void Abandon(Connection* c) {
+  c->write_depth = 0;
+  (void)Flush(c);
+  c->pending_error = Status::Ok();
+  if (Pq().status(c->conn) == CONNECTION_OK) Pq().clear(Pq().exec(c->conn, "ROLLBACK"));
 }
 
 // A connection that broke between transactions is opened again; one that
@@ -60,6 +153,7 @@ Status EnsureConnected(Connection* c) {
   if (c->write_depth > 0 || c->in_read) {
     return UnavailableError("lost the connection to PostgreSQL inside a transaction");
   }
+  c->queued.clear();
   Pq().reset(c->conn);
   c->session++;
   if (Pq().status(c->conn) != CONNECTION_OK) {
@@ -76,12 +170,15 @@ void EndReadSnapshot(Connection* c) {
   Pq().clear(Pq().exec(c->conn, "COMMIT"));
 }
 
+// Queues BEGIN and the bump: they go with the transaction's first round trip.
 Status BeginWrite(Connection* c) {
   EndReadSnapshot(c);
   SMITHERS_RETURN_IF_ERROR(EnsureConnected(c));
-  Status status = RunCommand(c, kBeginWrite);
+  c->pending_error = Status::Ok();
+  Status status = QueueCommand(c, "BEGIN");
+  if (status.ok()) status = QueueCommand(c, kBump);
   if (!status.ok()) {
-    Pq().clear(Pq().exec(c->conn, "ROLLBACK"));
+    Abandon(c);
     return status;
   }
   c->write_depth = 1;
@@ -91,20 +188,23 @@ Status BeginWrite(Connection* c) {
 
 Status CommitWrite(Connection* c) {
   c->write_depth = 0;
-  PGresult* result = Pq().exec(c->conn, "COMMIT");
-  Status status;
-  if (Pq().result_status(result) != PGRES_COMMAND_OK) {
-    status = PgStatus(result, c->conn, "COMMIT");
-    if (Pq().status(c->conn) != CONNECTION_OK) {
-      status = UnavailableError(
-          "lost the connection to PostgreSQL during COMMIT: the "
-          "transaction may or may not have committed");
-    }
-  } else if (std::strcmp(Pq().cmd_status(result), "COMMIT") != 0) {
+  PGresult* commit = nullptr;
+  Status status = QueueCommand(c, "COMMIT", &commit);
+  Status flushed = Flush(c);
+  if (status.ok()) status = flushed;
+  if (status.ok() && (commit == nullptr || std::strcmp(Pq().cmd_status(commit), "COMMIT") != 0)) {
     // COMMIT of a transaction that had failed answers ROLLBACK.
     status = AbortedError("the transaction had failed: it was rolled back");
   }
-  Pq().clear(result);
+  Pq().clear(commit);
+  if (status.ok()) return status;
+  if (Pq().status(c->conn) != CONNECTION_OK) {
+    return UnavailableError(
+        "lost the connection to PostgreSQL during COMMIT: the transaction may or may not have "
+        "committed");
+  }
+  // A COMMIT skipped after an error leaves the failed transaction open.
+  Pq().clear(Pq().exec(c->conn, "ROLLBACK"));
   return status;
 }
 
@@ -208,31 +308,24 @@ void Statement::Clear() {
   params_.clear();
 }
 
-Status Statement::Execute() {
+Status Statement::Execute(bool need_result) {
   Pq().clear(result_);
   result_ = nullptr;
   Connection* c = conn_;
   // A write outside a transaction gets one of its own (pg_db.h).
   const bool own = writes_ && c->write_depth == 0;
   if (writes_) EndReadSnapshot(c);
-  if (own) {
-    Status begun = BeginWrite(c);
-    if (!begun.ok()) {
-      params_.clear();
-      return begun;
+  Status status = own ? BeginWrite(c) : EnsureConnected(c);
+  if (status.ok() && prepared_session_ != c->session) {
+    // Prepared once per session, synchronously: what is queued goes first.
+    status = Flush(c);
+    PGresult* prepared = nullptr;
+    if (status.ok()) {
+      prepared = Pq().prepare(c->conn, name_.c_str(), sql_.c_str(), 0, nullptr);
+      if (Pq().result_status(prepared) != PGRES_COMMAND_OK) {
+        status = PgStatus(prepared, c->conn, sql_);
+      }
     }
-  } else {
-    Status connected = EnsureConnected(c);
-    if (!connected.ok()) {
-      params_.clear();
-      return connected;
-    }
-  }
-  Status status;
-  if (prepared_session_ != c->session) {
-    PGresult* prepared = Pq().prepare(c->conn, name_.c_str(), sql_.c_str(), 0, nullptr);
-    if (Pq().result_status(prepared) != PGRES_COMMAND_OK)
-      status = PgStatus(prepared, c->conn, sql_);
     Pq().clear(prepared);
     if (status.ok()) {
       // The types the server gave the parameters: a BYTEA one is sent as
@@ -253,25 +346,34 @@ Status Statement::Execute() {
   if (status.ok()) {
     std::vector<const char*> values(params_.size());
     std::vector<int> lengths(params_.size());
+    std::vector<int> formats(params_.size());
     for (size_t i = 0; i < params_.size(); ++i) {
+      if (i < binary_params_.size()) formats[i] = binary_params_[i];
       if (!params_[i]) continue;
       values[i] = params_[i]->c_str();
       lengths[i] = static_cast<int>(params_[i]->size());
     }
-    std::vector<int> formats(params_.size());
-    for (size_t i = 0; i < params_.size() && i < binary_params_.size(); ++i) {
-      formats[i] = binary_params_[i];
-    }
     // Results in binary: text and BYTEA columns arrive as their bytes,
     // integers as big-endian (Int64).
-    result_ = Pq().exec_prepared(c->conn, name_.c_str(), static_cast<int>(params_.size()),
-                                 values.data(), lengths.data(), formats.data(), 1);
-    ExecStatusType st = Pq().result_status(result_);
-    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-      status = PgStatus(result_, c->conn, sql_);
-    } else if (writes_) {
-      const char* tuples = Pq().cmd_tuples(result_);
-      c->changes = tuples[0] != '\0' ? std::stoll(tuples) : 0;
+    if (c->write_depth > 0) {
+      // In a write transaction: queued; read now only when its rows are
+      // wanted (its own transaction's COMMIT reads it otherwise).
+      status = EnterPipeline(c);
+      if (status.ok() &&
+          Pq().send_query_prepared(c->conn, name_.c_str(), static_cast<int>(params_.size()),
+                                   values.data(), lengths.data(), formats.data(), 1) != 1) {
+        status = SendFailed(c, sql_);
+      }
+      if (status.ok()) {
+        c->queued.push_back({sql_, writes_, need_result ? &result_ : nullptr});
+        if (need_result && !own) status = Flush(c);
+      }
+    } else {
+      result_ = Pq().exec_prepared(c->conn, name_.c_str(), static_cast<int>(params_.size()),
+                                   values.data(), lengths.data(), formats.data(), 1);
+      ExecStatusType st = Pq().result_status(result_);
+      if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
+        status = PgStatus(result_, c->conn, sql_);
     }
   }
   params_.clear();
@@ -279,9 +381,11 @@ Status Statement::Execute() {
     if (status.ok()) {
       status = CommitWrite(c);
     } else {
-      c->write_depth = 0;
-      Pq().clear(Pq().exec(c->conn, "ROLLBACK"));
+      Abandon(c);
     }
+  }
+  if (status.ok() && need_result && result_ == nullptr) {
+    status = InternalError("no result for `" + sql_.substr(0, 60) + "`");
   }
   if (!status.ok()) {
     Pq().clear(result_);
@@ -291,7 +395,7 @@ Status Statement::Execute() {
 }
 
 Status Statement::Run() {
-  Status status = Execute();
+  Status status = Execute(/*need_result=*/false);
   Clear();
   return status;
 }
@@ -349,11 +453,9 @@ Status Database::Exec(const std::string& sql) {
   const bool own = c->write_depth == 0;
   if (own) SMITHERS_RETURN_IF_ERROR(BeginWrite(c));
   Status status = RunCommand(c, sql.c_str());
-  if (own) {
-    if (status.ok()) return CommitWrite(c);
-    c->write_depth = 0;
-    Pq().clear(Pq().exec(c->conn, "ROLLBACK"));
-  }
+  if (!own) return status;
+  if (status.ok()) return CommitWrite(c);
+  Abandon(c);
   return status;
 }
 
@@ -364,6 +466,7 @@ Status Database::Command(const std::string& sql) {
 
 Result<std::optional<std::string>> Database::QueryText(const std::string& sql) {
   SMITHERS_RETURN_IF_ERROR(EnsureConnected(conn_.get()));
+  SMITHERS_RETURN_IF_ERROR(Flush(conn_.get()));
   PGresult* result = Pq().exec(conn_->conn, sql.c_str());
   if (Pq().result_status(result) != PGRES_TUPLES_OK) {
     Status status = PgStatus(result, conn_->conn, sql);
@@ -377,12 +480,19 @@ Result<std::optional<std::string>> Database::QueryText(const std::string& sql) {
   return value;
 }
 
-int64_t Database::changes() const { return conn_->changes; }
+int64_t Database::changes() {
+  // The count is the last write's: read what is queued. An error read here
+  // fails the transaction at its next flush or COMMIT.
+  Status flushed = Flush(conn_.get());
+  if (!flushed.ok()) conn_->pending_error = flushed;
+  return conn_->changes;
+}
 
 Status Database::BeginRead() {
   Connection* c = conn_.get();
   if (c->read_depth++ > 0 || c->write_depth > 0 || c->in_read) return Status::Ok();
   Status status = EnsureConnected(c);
+  if (status.ok()) status = Flush(c);
   if (status.ok()) status = RunCommand(c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
   if (!status.ok()) {
     c->read_depth--;
@@ -417,8 +527,7 @@ WriteTransaction::~WriteTransaction() {
     conn_->write_failed = true;
     return;
   }
-  conn_->write_depth = 0;
-  Pq().clear(Pq().exec(conn_->conn, "ROLLBACK"));
+  Abandon(conn_);
 }
 
 Status WriteTransaction::Commit() {
@@ -429,8 +538,7 @@ Status WriteTransaction::Commit() {
     return Status::Ok();
   }
   if (c->write_failed) {
-    c->write_depth = 0;
-    Pq().clear(Pq().exec(c->conn, "ROLLBACK"));
+    Abandon(c);
     return AbortedError("a write inside this transaction failed: it was rolled back");
   }
   return CommitWrite(c);

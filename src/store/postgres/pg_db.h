@@ -5,6 +5,11 @@
 // folder that sees <libpq-fe.h>; libpq itself is loaded on the first
 // Connect (pq_api.h).
 //
+// Inside a write transaction statements are pipelined (libpq's pipeline
+// mode): sent without waiting, their results read when one is needed (rows,
+// changes(), COMMIT), so a task's commit is a round trip or two, not one per
+// row. An error read late still fails the whole transaction.
+//
 // Writes are serialized as SQLite serializes them: every write transaction
 // begins by bumping the one row of _smithers_commits, whose row lock is held
 // to its end, so the conditional updates and MAX(seq) + 1 numbering of the
@@ -74,8 +79,9 @@ class Statement {
  private:
   friend class Database;
   Statement(Connection* conn, std::string sql);
-  // Executes with the bound parameters into result_ (cleared bindings).
-  Status Execute();
+  // Executes with the bound parameters (then cleared); with `need_result`
+  // its result is in result_ on return, else it may only be queued.
+  Status Execute(bool need_result);
   void Clear();
 
   Connection* conn_ = nullptr;
@@ -109,8 +115,9 @@ class Database {
   Status Command(const std::string& sql);
   // Runs `sql` (no parameters) and returns its first row's first column.
   Result<std::optional<std::string>> QueryText(const std::string& sql);
-  // Rows changed by this connection's last INSERT, UPDATE or DELETE.
-  int64_t changes() const;
+  // Rows changed by this connection's last INSERT, UPDATE or DELETE (read
+  // after what the transaction has queued).
+  int64_t changes();
 
   // A read snapshot (REPEATABLE READ, READ ONLY) shared by the reads until
   // the matching EndRead; nests. A write ends it first.
@@ -150,7 +157,7 @@ class WriteTransaction {
 
 template <typename OnRow>
 Status Statement::ForEachRow(OnRow&& on_row) {
-  SMITHERS_RETURN_IF_ERROR(Execute());
+  SMITHERS_RETURN_IF_ERROR(Execute(/*need_result=*/true));
   Status status;
   const int rows = Pq().ntuples(result_);
   for (row_ = 0; row_ < rows && status.ok(); ++row_) {

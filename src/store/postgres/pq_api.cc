@@ -55,6 +55,13 @@ Loaded Load() {
   ok = Bind(lib, "PQconninfoParse", a.conninfo_parse, l.error) && ok;
   ok = Bind(lib, "PQconninfoFree", a.conninfo_free, l.error) && ok;
   ok = Bind(lib, "PQfreemem", a.freemem, l.error) && ok;
+  ok = Bind(lib, "PQenterPipelineMode", a.enter_pipeline_mode, l.error) && ok;
+  ok = Bind(lib, "PQexitPipelineMode", a.exit_pipeline_mode, l.error) && ok;
+  ok = Bind(lib, "PQpipelineStatus", a.pipeline_status, l.error) && ok;
+  ok = Bind(lib, "PQpipelineSync", a.pipeline_sync, l.error) && ok;
+  ok = Bind(lib, "PQsendQueryParams", a.send_query_params, l.error) && ok;
+  ok = Bind(lib, "PQsendQueryPrepared", a.send_query_prepared, l.error) && ok;
+  ok = Bind(lib, "PQgetResult", a.get_result, l.error) && ok;
   l.ok = ok;
   return l;
 }

@@ -34,6 +34,13 @@ struct PqApi {
   decltype(&::PQconninfoParse) conninfo_parse;
   decltype(&::PQconninfoFree) conninfo_free;
   decltype(&::PQfreemem) freemem;
+  decltype(&::PQenterPipelineMode) enter_pipeline_mode;
+  decltype(&::PQexitPipelineMode) exit_pipeline_mode;
+  decltype(&::PQpipelineStatus) pipeline_status;
+  decltype(&::PQpipelineSync) pipeline_sync;
+  decltype(&::PQsendQueryParams) send_query_params;
+  decltype(&::PQsendQueryPrepared) send_query_prepared;
+  decltype(&::PQgetResult) get_result;
 };
 
 // The loaded library, or nullptr when libpq.so.5 cannot be loaded; then
