@@ -1,6 +1,6 @@
 // libpq, loaded with dlopen when a store first connects to PostgreSQL: a
 // process on the SQLite default never maps libpq and the twenty-odd libraries
-// it pulls in (Kerberos, LDAP, GnuTLS: about 7 MB of resident memory per
+// it pulls in (Kerberos, LDAP, GnuTLS: 3.5-4 MB of resident memory per
 // `smithers` process). Private to this folder.
 #ifndef SMITHERS_STORE_POSTGRES_PQ_API_H_
 #define SMITHERS_STORE_POSTGRES_PQ_API_H_
