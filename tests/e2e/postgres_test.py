@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The binary on a real PostgreSQL server (docs/postgres.md): `--db
-postgresql://...` for `up`, the read commands, approvals, the audit log and
-`supervise`, as on SQLite.
+postgresql://...` for `up`, the read commands, approvals, the audit log,
+`supervise` and `gateway`, as on SQLite.
 
 Each test gets a schema of its own in the test server's database (CREATE
 SCHEMA through psql, dropped at the end) and a URL naming it
@@ -28,6 +28,8 @@ import subprocess
 import unittest
 import urllib.parse
 
+import gateway_test
+from gateway_test import read_until_completed, spawn_gateway
 from smithers_e2e import BIN, E2ETest, main
 
 
@@ -152,6 +154,14 @@ class PgTest(E2ETest):
 
     def outputs(self, run_id):
         return {o["nodeId"]: o["payload"] for o in self.inspect(run_id)["outputs"]}
+
+    def progress(self, run_id):
+        """(committed {node}, in progress {(node, attempt)}) from inspect."""
+        view = self.inspect(run_id)
+        committed = {o["nodeId"] for o in view["outputs"]}
+        running = {(n["nodeId"], a["attempt"]) for n in view["nodes"]
+                   for a in n["attempts"] if a["state"] == "in-progress"}
+        return committed, running
 
     def assert_gapless_events(self, run_id):
         events = self.events(run_id)
@@ -345,29 +355,28 @@ end)
 TASKS = ["t%d" % i for i in range(1, 7)]
 
 
+def task_log_lines(path):
+    """[(byte offset, node, pid, attempt)] of TASK_SH's log at `path`."""
+    lines, offset = [], 0
+    if not os.path.exists(path):
+        return lines
+    with open(path, "rb") as f:
+        for raw in f.read().splitlines(keepends=True):
+            node, pid, attempt = raw.decode().split()
+            lines.append((offset, node, int(pid), int(attempt)))
+            offset += len(raw)
+    return lines
+
+
 class PostgresCrashTest(PgTest):
     """SIGKILL `up` while a task runs and right after one committed, resume,
     and check from outside that nothing committed ran twice."""
 
     def log_lines(self):
-        """[(byte offset, node, pid, attempt)] of the task log."""
-        lines, offset = [], 0
-        if not os.path.exists(self.log):
-            return lines
-        with open(self.log, "rb") as f:
-            for raw in f.read().splitlines(keepends=True):
-                node, pid, attempt = raw.decode().split()
-                lines.append((offset, node, int(pid), int(attempt)))
-                offset += len(raw)
-        return lines
+        return task_log_lines(self.log)
 
     def state(self):
-        """(committed {node}, in progress {(node, attempt)}) from inspect."""
-        view = self.inspect("k1")
-        committed = {o["nodeId"] for o in view["outputs"]}
-        running = {(n["nodeId"], a["attempt"]) for n in view["nodes"]
-                   for a in n["attempts"] if a["state"] == "in-progress"}
-        return committed, running
+        return self.progress("k1")
 
     def test_kills_at_several_points_then_resume(self):
         script = self.write("task.sh", TASK_SH)
@@ -708,6 +717,126 @@ class PostgresSuperviseTest(PgTest):
         self.assertTrue(os.path.exists(self.path(".smithers/logs/dead1.log")))
         types = [e["type"] for e in self.assert_gapless_events("dead1")]
         self.assertEqual(types.count("RunFinished"), 1)
+
+
+class PostgresGatewayTest(PgTest):
+    """`smithers gateway` on the server: a token issued by the CLI on the URL
+    launches CRASH's tasks (launchRun over WebSocket, or HTTP) and a client
+    streams their events; a Gateway killed mid-task leaves its run to the
+    next one on the URL, which recovers it at start-up (its owner's process
+    is gone) without re-running a committed task."""
+
+    # The Gateway suite's clients (they talk to self.port).
+    token = gateway_test.GatewayTest.token
+    http = gateway_test.GatewayTest.http
+    rpc = gateway_test.GatewayTest.rpc
+    ws = gateway_test.GatewayTest.ws
+    stream = gateway_test.GatewayTest.stream
+
+    def setUp(self):
+        super().setUp()
+        self.wf_dir = self.path("workflows")
+        os.mkdir(self.wf_dir)
+        self.write("workflows/pgcrash.lua", CRASH)
+        self.script = self.write("task.sh", TASK_SH)
+        self.log = self.path("tasks.log")
+
+    def start(self):
+        """A Gateway on the test's URL; returns its process (self.port is its port)."""
+        p, self.port, _ = spawn_gateway(self, [BIN, "gateway", "--workflows", self.wf_dir,
+                                               "--port", "0", "--access-log", "-",
+                                               "--db", self.db, "--audit-key", self.key_arg])
+        return p
+
+    def launch(self, token, run_id, hold):
+        """launchRun over HTTP; the run's tasks each hold `hold` seconds."""
+        code, r = self.rpc("launchRun", {"workflow": "pgcrash", "runId": run_id,
+                                         "input": {"script": self.script, "hold": hold,
+                                                   "log": self.log}}, token)
+        self.assertEqual(code, 200, r)
+
+    def assert_streamed(self, events, completed, run_id):
+        """A stream of the whole run: 1..N, once each, as `smithers events` reads it."""
+        seqs = [e["seq"] for e in events]
+        self.assertEqual(seqs, list(range(1, len(seqs) + 1)), "streamed seqs are not 1..N")
+        self.assertEqual((completed["status"], completed["lastSeq"]), ("finished", seqs[-1]))
+        self.assertEqual([(e["seq"], e["type"]) for e in events],
+                         [(e["seq"], e["type"]) for e in self.assert_gapless_events(run_id)])
+
+    def test_a_cli_token_launches_and_streams_a_run(self):
+        gw = self.start()
+        token = self.token("run:read,run:write", *self.k())
+        code, r = self.rpc("listRuns", {}, "smithers_" + "A" * 43)
+        self.assertEqual(code, 401, r)
+        w = self.ws(token)  # fails unless the Gateway accepts the token
+        res = w.request("launchRun", {"workflow": "pgcrash", "runId": "g1", "input": {
+            "script": self.script, "hold": "0.05", "log": self.log}})
+        self.assertTrue(res["ok"], res)
+        # launchRun subscribed the connection: what arrived before its reply,
+        # then the rest, live.
+        events = [f["payload"] for f in getattr(w, "events", []) if f.get("event") == "run.event"]
+        completed = read_until_completed(w, events)
+        self.assertEqual({e["streamId"] for e in events}, {res["payload"]["streamId"]})
+        self.assert_streamed(events, completed, "g1")
+        self.assertEqual(sorted(e["payload"]["nodeId"] for e in events
+                                if e["type"] == "NodeFinished"), TASKS)
+        # Each task ran once, in the Gateway's process, and printed its output.
+        self.assertEqual([(node, pid, attempt) for _, node, pid, attempt in
+                          task_log_lines(self.log)], [(t, gw.pid, 1) for t in TASKS])
+        self.assertEqual(self.outputs("g1"), {t: {"node": t, "pid": gw.pid, "attempt": 1}
+                                              for t in TASKS})
+        code, r = self.rpc("getRun", {"runId": "g1"}, token)
+        self.assertEqual((code, r["payload"]["status"]), (200, "finished"), r)
+        self.assertEqual(self.statuses(), {"g1": "finished"})
+
+    def test_a_killed_gateways_run_is_recovered_by_the_next(self):
+        gw1 = self.start()
+        token = self.token("run:read,run:write", *self.k())
+        self.launch(token, "k1", "0.5")
+        self.wait_for(lambda: any(node == "t3" and pid == gw1.pid
+                                  for _, node, pid, _ in task_log_lines(self.log))
+                      or gw1.poll() is not None, timeout=30, interval=0.02,
+                      what="t3 to start in the Gateway")
+        self.assertIsNone(gw1.poll(), "the Gateway exited before the kill")
+        gw1.kill()
+        gw1.communicate()
+        log_len = os.path.getsize(self.log)
+        committed, running = self.progress("k1")
+        self.assertEqual(committed, {"t1", "t2"}, "the kill came after t3 committed")
+        self.assertEqual(running, {("t3", 1)})
+        view = self.inspect("k1")
+        self.assertEqual(view["run"]["status"], "running")
+        self.assertIsNotNone(view["run"]["runtimeOwnerId"], "the dead Gateway still owns it")
+
+        # The next Gateway on the URL: the token is the database's, and the
+        # run is recovered at start-up; a client streams it from seq 1.
+        gw2 = self.start()
+        w = self.ws(token)
+        _, events, completed = self.stream(w, "k1")
+        self.assert_streamed(events, completed, "k1")
+
+        view = self.inspect("k1")
+        self.assertEqual((view["run"]["status"], view["run"]["runtimeOwnerId"]),
+                         ("finished", None))
+        lines = task_log_lines(self.log)
+        self.assertEqual(sorted({node for off, node, _, _ in lines if off >= log_len}),
+                         ["t3", "t4", "t5", "t6"], "what ran after the kill")
+        ran = [(node, attempt) for _, node, _, attempt in lines]
+        self.assertEqual(len(ran), len(set(ran)), "an attempt ran its command twice")
+        self.assertEqual(ran, [("t1", 1), ("t2", 1), ("t3", 1), ("t3", 2), ("t4", 1),
+                               ("t5", 1), ("t6", 1)])
+        self.assertEqual({t: o["pid"] for t, o in self.outputs("k1").items()},
+                         {"t1": gw1.pid, "t2": gw1.pid, "t3": gw2.pid, "t4": gw2.pid,
+                          "t5": gw2.pid, "t6": gw2.pid})
+        attempts = self.node("k1", "t3")["attempts"]
+        self.assertEqual([(a["attempt"], a["state"]) for a in attempts],
+                         [(1, "cancelled"), (2, "finished")])
+        self.assertEqual(attempts[0]["error"]["code"], "ATTEMPT_ABANDONED")
+        types = [e["type"] for e in events]
+        self.assertEqual(sorted(e["payload"]["nodeId"] for e in events
+                                if e["type"] == "NodeFinished"), TASKS)
+        self.assertEqual((types.count("RunStarted"), types.count("RunFinished")), (1, 1))
+        self.assertIsNone(gw2.poll(), "the second Gateway is still serving")
 
 
 class PostgresSqliteOnlyTest(PgTest):
