@@ -184,7 +184,10 @@ TEST(GatewayConfigTest, DbIsAStoreUrlWithFilePathsRelativeToTheFile) {
   EXPECT_EQ(db_of("sqlite:/var/s.db"), "sqlite:/var/s.db");
   EXPECT_EQ(db_of("sqlite:///var/s.db"), "sqlite:///var/s.db");
   EXPECT_EQ(db_of("a:b.db"), "conf/a:b.db");
-  for (const char* bad : {"postgres://h/db", "foo://bar", "", "sqlite:"}) {
+  // A server's URL is kept whole.
+  EXPECT_EQ(db_of("postgres://app@h:5432/db?sslmode=require"),
+            "postgres://app@h:5432/db?sslmode=require");
+  for (const char* bad : {"postgres:db", "foo://bar", "", "sqlite:"}) {
     Result<GatewayConfig> c =
         ParseGatewayConfig("db = \"" + std::string(bad) + "\"\n", "conf/g.toml");
     ASSERT_FALSE(c.ok()) << bad;
