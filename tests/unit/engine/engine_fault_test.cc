@@ -14,6 +14,9 @@
 // (so a re-render and a second frame); then "c" and "d" in a Parallel. Every
 // compute function counts its executions in memory shared with forked
 // children, so the parent sees what a crashed child executed.
+//
+// Every test runs on both backends: SQLite, and PostgreSQL on the tests'
+// throwaway server (a schema per scratch folder; store/pg_test_util.h).
 #include <gtest/gtest.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
@@ -27,6 +30,7 @@
 #include <set>
 #include <string>
 #include <system_error>
+#include <tuple>
 #include <vector>
 
 #include "smithers/engine.h"
@@ -34,6 +38,7 @@
 #include "smithers/store.h"
 #include "smithers/workflow.h"
 #include "store/fault_injecting_store.h"
+#include "store/pg_test_util.h"
 #include "store/store_test_util.h"
 
 namespace smithers {
@@ -93,8 +98,28 @@ WorkflowDefinition FaultWorkflow() {
   return def;
 }
 
-using store::OpenTestStore;
 using store::TempDir;
+
+enum class Backend { kSqlite, kPostgres };
+
+std::string BackendName(Backend b) { return b == Backend::kSqlite ? "Sqlite" : "Postgres"; }
+
+// The store of `backend` kept under `dir`; the same dir reaches the same data.
+Result<std::unique_ptr<Store>> OpenBackend(Backend backend, const std::string& dir) {
+  if (backend == Backend::kSqlite) return OpenSqliteStore({.path = dir + "/runs.db"});
+  SMITHERS_ASSIGN_OR_RETURN(std::string url, store::PgTestSchemaUrl(dir));
+  return OpenStore(url, {.audit_key = "env:SMITHERS_FAULT_TEST_AUDIT_KEY"});
+}
+
+std::unique_ptr<Store> OpenTestStore(Backend backend, const std::string& dir) {
+  setenv("SMITHERS_FAULT_TEST_AUDIT_KEY", "0123456789abcdef0123456789abcdef", 0);
+  Result<std::unique_ptr<Store>> s = OpenBackend(backend, dir);
+  if (!s.ok()) {
+    ADD_FAILURE() << s.status().ToString();
+    return nullptr;
+  }
+  return std::move(s).value();
+}
 
 std::set<std::string> CommittedOutputs(Store& store) {
   std::set<std::string> out;
@@ -197,9 +222,9 @@ void ResumeAndCheck(Store& store, const std::set<std::string>& committed,
 }
 
 // How many commits a clean run makes.
-int CleanRunCommits() {
+int CleanRunCommits(Backend backend) {
   TempDir dir;
-  std::unique_ptr<Store> real = OpenTestStore(dir.path());
+  std::unique_ptr<Store> real = OpenTestStore(backend, dir.path());
   if (real == nullptr) return 0;
   FaultInjectingStore counting(real.get());
   Result<RunResult> r = RunWorkflow(FaultWorkflow(), counting, RunOptions{.run_id = kRunId});
@@ -207,19 +232,24 @@ int CleanRunCommits() {
   return counting.commit_calls();
 }
 
-class EngineFaultTest : public ::testing::TestWithParam<FaultInjectingStore::Fault> {};
+class EngineFaultTest
+    : public ::testing::TestWithParam<std::tuple<Backend, FaultInjectingStore::Fault>> {
+ protected:
+  Backend backend() const { return std::get<0>(GetParam()); }
+  FaultInjectingStore::Fault fault() const { return std::get<1>(GetParam()); }
+};
 
 TEST_P(EngineFaultTest, EveryFailedCommitStopsTheRunAndResumeFinishesIt) {
-  const int commits = CleanRunCommits();
+  const int commits = CleanRunCommits(backend());
   ASSERT_GE(commits, 8) << "the workflow should commit at least start, 4 x (start, end), finish";
   for (int n = 1; n <= commits; ++n) {
     SCOPED_TRACE("commit " + std::to_string(n) + " of " + std::to_string(commits));
     TempDir dir;
-    std::unique_ptr<Store> real = OpenTestStore(dir.path());
+    std::unique_ptr<Store> real = OpenTestStore(backend(), dir.path());
     ASSERT_NE(real, nullptr);
     ResetExecutions();
     FaultInjectingStore faulty(real.get());
-    faulty.FailCommit(n, GetParam());
+    faulty.FailCommit(n, fault());
     Result<RunResult> r = RunWorkflow(FaultWorkflow(), faulty, RunOptions{.run_id = kRunId});
     ASSERT_FALSE(r.ok()) << "the run reported " << r->status << " despite a failed commit";
     EXPECT_EQ(r.status().code(), StatusCode::kUnavailable) << r.status().ToString();
@@ -237,16 +267,16 @@ TEST_P(EngineFaultTest, EveryFailedCommitStopsTheRunAndResumeFinishesIt) {
 // Every commit from the Nth on fails: the store is gone. The run stops at the
 // first failure and does not spin.
 TEST_P(EngineFaultTest, StoreGoneStopsAtTheFirstFailure) {
-  const int commits = CleanRunCommits();
+  const int commits = CleanRunCommits(backend());
   for (int n = 1; n <= commits; ++n) {
     SCOPED_TRACE("from commit " + std::to_string(n));
     TempDir dir;
-    std::unique_ptr<Store> real = OpenTestStore(dir.path());
+    std::unique_ptr<Store> real = OpenTestStore(backend(), dir.path());
     ASSERT_NE(real, nullptr);
     ResetExecutions();
     FaultInjectingStore faulty(real.get());
-    if (GetParam() == FaultInjectingStore::Fault::kAfterApply) {
-      faulty.FailCommit(n, GetParam());  // the last write lands, then the store goes
+    if (fault() == FaultInjectingStore::Fault::kAfterApply) {
+      faulty.FailCommit(n, fault());  // the last write lands, then the store goes
       faulty.FailCommitsFrom(n + 1);
     } else {
       faulty.FailCommitsFrom(n);
@@ -260,14 +290,16 @@ TEST_P(EngineFaultTest, StoreGoneStopsAtTheFirstFailure) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Faults, EngineFaultTest,
-                         ::testing::Values(FaultInjectingStore::Fault::kBeforeApply,
-                                           FaultInjectingStore::Fault::kAfterApply),
-                         [](const auto& info) {
-                           return info.param == FaultInjectingStore::Fault::kBeforeApply
-                                      ? std::string("BeforeApply")
-                                      : std::string("Ambiguous");
-                         });
+INSTANTIATE_TEST_SUITE_P(
+    Faults, EngineFaultTest,
+    ::testing::Combine(::testing::Values(Backend::kSqlite, Backend::kPostgres),
+                       ::testing::Values(FaultInjectingStore::Fault::kBeforeApply,
+                                         FaultInjectingStore::Fault::kAfterApply)),
+    [](const auto& info) {
+      return BackendName(std::get<0>(info.param)) +
+             (std::get<1>(info.param) == FaultInjectingStore::Fault::kBeforeApply ? "BeforeApply"
+                                                                                  : "Ambiguous");
+    });
 
 // ---- named crash points: a forked child _exits at a commit ----
 
@@ -301,23 +333,27 @@ class CrashingStore : public StoreWrapper {
 constexpr int kChildNoStore = 2;
 constexpr int kChildRunEnded = 3;
 
-class EngineCrashPointTest : public ::testing::TestWithParam<CrashPoint> {};
+class EngineCrashPointTest : public ::testing::TestWithParam<std::tuple<Backend, CrashPoint>> {
+ protected:
+  Backend backend() const { return std::get<0>(GetParam()); }
+  CrashPoint point() const { return std::get<1>(GetParam()); }
+};
 
 TEST_P(EngineCrashPointTest, ChildDiesAtEveryCommitAndParentResumes) {
-  const int commits = CleanRunCommits();
+  const int commits = CleanRunCommits(backend());
   ASSERT_GE(commits, 8);
   for (int n = 1; n <= commits; ++n) {
-    SCOPED_TRACE(std::string(GetParam() == CrashPoint::kBeforeCommit ? "before" : "after") +
+    SCOPED_TRACE(std::string(point() == CrashPoint::kBeforeCommit ? "before" : "after") +
                  " commit " + std::to_string(n) + " of " + std::to_string(commits));
     TempDir dir;
     ResetExecutions();
     pid_t child = fork();
     ASSERT_GE(child, 0);
     if (child == 0) {
-      // The child opens its own connection: SQLite handles must not cross fork().
-      Result<std::unique_ptr<Store>> s = OpenSqliteStore({.path = dir.path() + "/runs.db"});
+      // The child opens its own connection: a connection must not cross fork().
+      Result<std::unique_ptr<Store>> s = OpenBackend(backend(), dir.path());
       if (!s.ok()) _exit(kChildNoStore);
-      CrashingStore crashing(s->get(), n, GetParam());
+      CrashingStore crashing(s->get(), n, point());
       (void)RunWorkflow(FaultWorkflow(), crashing, RunOptions{.run_id = kRunId});
       _exit(kChildRunEnded);  // never reached its crash point
     }
@@ -326,7 +362,7 @@ TEST_P(EngineCrashPointTest, ChildDiesAtEveryCommitAndParentResumes) {
     ASSERT_TRUE(WIFEXITED(wstatus)) << "child status " << wstatus;
     ASSERT_EQ(WEXITSTATUS(wstatus), CrashingStore::kCrashed);
 
-    std::unique_ptr<Store> store = OpenTestStore(dir.path());
+    std::unique_ptr<Store> store = OpenTestStore(backend(), dir.path());
     ASSERT_NE(store, nullptr);
     Result<RunRecord> run = store->GetRun(kRunId);
     if (run.ok() && run->status != RunStatus::kFinished) {
@@ -342,11 +378,14 @@ TEST_P(EngineCrashPointTest, ChildDiesAtEveryCommitAndParentResumes) {
 }
 
 INSTANTIATE_TEST_SUITE_P(CrashPoints, EngineCrashPointTest,
-                         ::testing::Values(CrashPoint::kBeforeCommit, CrashPoint::kAfterCommit),
+                         ::testing::Combine(::testing::Values(Backend::kSqlite, Backend::kPostgres),
+                                            ::testing::Values(CrashPoint::kBeforeCommit,
+                                                              CrashPoint::kAfterCommit)),
                          [](const auto& info) {
-                           return info.param == CrashPoint::kBeforeCommit
-                                      ? std::string("BeforeCommit")
-                                      : std::string("AfterCommit");
+                           return BackendName(std::get<0>(info.param)) +
+                                  (std::get<1>(info.param) == CrashPoint::kBeforeCommit
+                                       ? "BeforeCommit"
+                                       : "AfterCommit");
                          });
 
 // A live owner in another process is respected: a resume while the child that
@@ -385,7 +424,7 @@ TEST(EngineCrashPoint, ResumeRefusedWhileTheOwnerLives) {
   ASSERT_EQ(read(ready[0], &c, 1), 1);
   close(ready[0]);
 
-  std::unique_ptr<Store> store = OpenTestStore(dir.path());
+  std::unique_ptr<Store> store = OpenTestStore(Backend::kSqlite, dir.path());
   ASSERT_NE(store, nullptr);
   Result<RunResult> refused =
       RunWorkflow(FaultWorkflow(), *store, RunOptions{.run_id = kRunId, .resume = true});
