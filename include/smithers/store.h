@@ -465,6 +465,16 @@ struct ApprovalDecision {
   std::function<Status(const ApprovalRecord&)> authorize;
 };
 
+// Rows written into an empty store in one transaction (Store::BeginImport):
+// nothing is visible until Commit(); destroyed uncommitted, it writes nothing.
+class StoreImport {
+ public:
+  virtual ~StoreImport() = default;
+  // One row of `table`, as Store::ExportTable gives it.
+  virtual Status Add(const std::string& table, const Json& row) = 0;
+  virtual Status Commit() = 0;
+};
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -621,7 +631,24 @@ class Store {
 
   // The backend's name as the Gateway reports it (health, metrics): "sqlite".
   virtual std::string BackendName() const = 0;
+
+  // ---- Copying a whole store (smithers db copy) ----
+
+  // Every row of `table` (one of StoreTableNames()) in primary-key order,
+  // each as a JSON array of its columns' values (null, integer, or string:
+  // a module source's string holds its bytes as stored), to `on_row`, which
+  // may stop the walk with an error. InvalidArgument for another name.
+  virtual Status ExportTable(const std::string& table,
+                             const std::function<Status(const Json& row)>& on_row) = 0;
+  // An import into this store, which must hold no row in any of
+  // StoreTableNames()'s tables (FailedPrecondition naming one that does).
+  // Used from the thread that uses the store, and destroyed before it.
+  virtual Result<std::unique_ptr<StoreImport>> BeginImport() = 0;
 };
+
+// The tables ExportTable reads, in the order an import must add them (every
+// foreign key's target first).
+std::vector<std::string> StoreTableNames();
 
 // Store::Audited for an action that returns a value: the value, or why the
 // action or its record failed (then neither is committed).
@@ -778,6 +805,11 @@ class StoreWrapper : public Store {
     return target_->ListAudit(f);
   }
   std::string BackendName() const override { return target_->BackendName(); }
+  Status ExportTable(const std::string& table,
+                     const std::function<Status(const Json& row)>& on_row) override {
+    return target_->ExportTable(table, on_row);
+  }
+  Result<std::unique_ptr<StoreImport>> BeginImport() override { return target_->BeginImport(); }
 
  private:
   std::unique_ptr<Store> owned_;

@@ -139,6 +139,16 @@ struct PgDialect {
            ", created_at_ms FROM _smithers_outputs WHERE output_table = '" + name + "';";
   }
 
+  // Ids given explicitly leave an identity's sequence behind: the next
+  // maintenance row must not take one of them.
+  static Status AfterImport(Database& db) {
+    return db
+        .QueryText(
+            "SELECT setval(pg_get_serial_sequence('_smithers_maintenance', 'id'), "
+            "(SELECT COALESCE(MAX(id), 0) + 1 FROM _smithers_maintenance), false)")
+        .status();
+  }
+
   static Result<std::string> ChangeStamp(Database& /*db*/, Statement& commits) {
     int64_t commits_so_far = 0;
     SMITHERS_RETURN_IF_ERROR(commits.ForEachRow([&](const Statement& row) {

@@ -26,6 +26,7 @@
 #include "store/audit.h"
 #include "store/sql/row_codec.h"
 #include "store/sql/statements.h"
+#include "store/sql/tables.h"
 
 namespace smithers::store {
 
@@ -103,6 +104,9 @@ class SqlStore final : public Store {
   void EndRead() override { db_.EndRead(); }
   Result<std::optional<ModuleSource>> GetModuleSource(const std::string& revision) override;
   Result<LaunchKey> ClaimLaunchKey(const LaunchKey& want, int64_t expired_before_ms) override;
+  Status ExportTable(const std::string& table,
+                     const std::function<Status(const Json& row)>& on_row) override;
+  Result<std::unique_ptr<StoreImport>> BeginImport() override;
   Status ReleaseLaunchKey(const std::string& scope, const std::string& key,
                           const std::string& run_id) override;
   Status ClaimCronFire(const std::string& cron_id, int64_t expected_next_ms, int64_t fired_at_ms,
@@ -1173,6 +1177,123 @@ Status SqlStore<D>::EnsureOutputViews(const std::map<std::string, Json>& schemas
     SMITHERS_RETURN_IF_ERROR(db_.Exec(sql).WithContext("create output view \"" + name + "\""));
   }
   return txn.Commit();
+}
+
+// --- Copying a whole store ---------------------------------------------------------
+
+// A statement written for one table, in SQLite's dialect (D::Sql rewrites it).
+template <typename D>
+Result<typename D::Statement> PrepareAdHoc(typename D::Database& db, const std::string& sql) {
+  return db.Prepare(D::Sql(StatementSql{.id = kStatementCount, .sql = sql.c_str()}));
+}
+
+template <typename D>
+Status SqlStore<D>::ExportTable(const std::string& name,
+                                const std::function<Status(const Json& row)>& on_row) {
+  const TableDef* table = FindStoreTable(name);
+  if (table == nullptr) return InvalidArgumentError("no store table named \"" + name + "\"");
+  SMITHERS_ASSIGN_OR_RETURN(
+      Statement s,
+      PrepareAdHoc<D>(db_, "SELECT " + ColumnList(*table) + " FROM " + std::string(table->name) +
+                               " ORDER BY " + std::string(table->order_by)));
+  return s.ForEachRow([&](const Statement& row) -> Status {
+    Json values = Json::array();
+    int i = 0;
+    for (const TableColumn& column : table->columns) {
+      if (row.IsNull(i)) {
+        values.push_back(nullptr);
+      } else if (column.kind == ColumnKind::kInteger) {
+        values.push_back(row.Int64(i));
+      } else {
+        values.push_back(row.Text(i));
+      }
+      ++i;
+    }
+    return on_row(values);
+  });
+}
+
+// An import: one write transaction, a prepared INSERT per table.
+template <typename D>
+class SqlImport final : public StoreImport {
+ public:
+  using Database = typename D::Database;
+  using Statement = typename D::Statement;
+  using WriteTransaction = typename D::WriteTransaction;
+
+  SqlImport(Database& db, WriteTransaction txn) : db_(db), txn_(std::move(txn)) {}
+
+  Status Add(const std::string& name, const Json& row) override {
+    const TableDef* table = FindStoreTable(name);
+    if (table == nullptr) return InvalidArgumentError("no store table named \"" + name + "\"");
+    if (!row.is_array() || row.size() != table->columns.size()) {
+      return InvalidArgumentError("a row of " + name + " must be an array of " +
+                                  std::to_string(table->columns.size()) + " values");
+    }
+    auto it = inserts_.find(name);
+    if (it == inserts_.end()) {
+      std::string params;
+      for (size_t i = 1; i <= table->columns.size(); ++i) {
+        params += (i > 1 ? ", ?" : "?") + std::to_string(i);
+      }
+      SMITHERS_ASSIGN_OR_RETURN(
+          Statement insert, PrepareAdHoc<D>(db_, "INSERT INTO " + name + "(" + ColumnList(*table) +
+                                                     ") VALUES(" + params + ")"));
+      it = inserts_.emplace(name, std::move(insert)).first;
+    }
+    Statement& s = it->second;
+    int i = 1;
+    for (const TableColumn& column : table->columns) {
+      const Json& value = row[i - 1];
+      if (value.is_null()) {
+        s.BindNull(i);
+      } else if (column.kind == ColumnKind::kInteger && value.is_number_integer()) {
+        s.BindInt64(i, value.get<int64_t>());
+      } else if (column.kind != ColumnKind::kInteger && value.is_string()) {
+        s.BindText(i, value.get_ref<const std::string&>());
+      } else {
+        return InvalidArgumentError(name + "." + std::string(column.name) + ": " +
+                                    std::string(value.type_name()) + " where the column holds " +
+                                    (column.kind == ColumnKind::kInteger ? "integers" : "text"));
+      }
+      ++i;
+    }
+    SMITHERS_RETURN_IF_ERROR(s.Run());
+    // A backend that pipelines (PostgreSQL) reads what it sent now and then.
+    if (++rows_ % 1000 == 0) db_.changes();
+    return Status::Ok();
+  }
+
+  Status Commit() override {
+    SMITHERS_RETURN_IF_ERROR(D::AfterImport(db_));
+    return txn_.Commit();
+  }
+
+ private:
+  Database& db_;
+  WriteTransaction txn_;
+  std::map<std::string, Statement> inserts_;
+  int64_t rows_ = 0;
+};
+
+template <typename D>
+Result<std::unique_ptr<StoreImport>> SqlStore<D>::BeginImport() {
+  SMITHERS_ASSIGN_OR_RETURN(WriteTransaction txn, WriteTransaction::Begin(db_));
+  for (const TableDef& table : StoreTables()) {
+    SMITHERS_ASSIGN_OR_RETURN(
+        Statement any,
+        PrepareAdHoc<D>(db_, "SELECT 1 FROM " + std::string(table.name) + " LIMIT 1"));
+    bool rows = false;
+    SMITHERS_RETURN_IF_ERROR(any.ForEachRow([&](const Statement&) {
+      rows = true;
+      return Status::Ok();
+    }));
+    if (rows) {
+      return FailedPreconditionError("the destination is not empty: " + std::string(table.name) +
+                                     " has rows (a copy goes into a new database)");
+    }
+  }
+  return std::unique_ptr<StoreImport>(std::make_unique<SqlImport<D>>(db_, std::move(txn)));
 }
 
 }  // namespace smithers::store

@@ -38,6 +38,9 @@ struct SqliteDialect {
            ", created_at_ms FROM _smithers_outputs WHERE output_table = '" + name + "';";
   }
 
+  // An AUTOINCREMENT key given explicitly moves sqlite_sequence by itself.
+  static Status AfterImport(Database& /*db*/) { return Status::Ok(); }
+
   // PRAGMA data_version (`data_version`) moves when another connection
   // commits; total_changes counts this connection's own writes.
   static Result<std::string> ChangeStamp(Database& db, Statement& data_version) {

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -15,6 +16,7 @@
 #include <vector>
 
 #include "smithers/store.h"
+#include "store/sql/tables.h"
 #include "store_conformance.h"
 #include "store_test_util.h"
 
@@ -796,6 +798,30 @@ TEST(WriteBatchTest, BoxedRecordsCopyAndMoveWithTheirOp) {
   EXPECT_EQ(assigned.kind, WriteBatch::Op::Kind::kApproval);
   EXPECT_EQ(assigned.approval->node_id, "gate");
   EXPECT_EQ(moved.approval->node_id, "gate");
+}
+
+// store/sql/tables.h lists every table and column db copy moves: a
+// migration that adds one must add it there too.
+TEST(SqliteCopyCatalogTest, NamesEveryTableAndColumn) {
+  TempDir dir;
+  const std::string path = dir.path() + "/c.db";
+  STORE_ASSERT_OK_AND_ASSIGN(auto created, OpenSqliteStore({.path = path}));
+  STORE_ASSERT_OK_AND_ASSIGN(
+      std::vector<SqlRowForTesting> rows,
+      ExecSqlForTesting(path,
+                        "SELECT m.name || '.' || p.name FROM sqlite_master m, "
+                        "pragma_table_info(m.name) p WHERE m.type = 'table' AND m.name NOT IN "
+                        "('_smithers_schema_migrations', 'sqlite_sequence') ORDER BY 1"));
+  std::vector<std::string> in_db;
+  for (const SqlRowForTesting& row : rows) in_db.push_back(row[0].value_or(""));
+  std::vector<std::string> listed;
+  for (const TableDef& table : StoreTables()) {
+    for (const TableColumn& column : table.columns) {
+      listed.push_back(std::string(table.name) + "." + std::string(column.name));
+    }
+  }
+  std::sort(listed.begin(), listed.end());
+  EXPECT_EQ(in_db, listed);
 }
 
 }  // namespace

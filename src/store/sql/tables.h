@@ -1,0 +1,44 @@
+// Every table a store keeps, with its columns, as both SQL backends define
+// them (store/sqlite/migrations.cc, store/postgres/pg_migrations.cc): what
+// Store::ExportTable reads and Store::BeginImport writes (smithers db copy).
+// A migration that adds a column or a table adds it here too (the copy test
+// compares this list with the database's own).
+#ifndef SMITHERS_STORE_SQL_TABLES_H_
+#define SMITHERS_STORE_SQL_TABLES_H_
+
+#include <initializer_list>
+#include <span>
+#include <string>
+#include <string_view>
+
+namespace smithers::store {
+
+enum class ColumnKind {
+  kInteger,  // 64-bit
+  kText,     // UTF-8 text (JSON included)
+  kBytes,    // any bytes (module sources)
+};
+
+struct TableColumn {
+  std::string_view name;
+  ColumnKind kind;
+};
+
+struct TableDef {
+  std::string_view name;
+  std::initializer_list<TableColumn> columns;
+  std::string_view order_by;  // the primary key: a stable order to hash
+};
+
+// In an order that satisfies every foreign key (runs first).
+std::span<const TableDef> StoreTables();
+
+// The table named `name`, or nullptr.
+const TableDef* FindStoreTable(std::string_view name);
+
+// "a, b, c" of the table's columns.
+std::string ColumnList(const TableDef& table);
+
+}  // namespace smithers::store
+
+#endif  // SMITHERS_STORE_SQL_TABLES_H_
