@@ -199,9 +199,13 @@ class DbCommands {
   int Drill(const Global& g);
   int History(const Global& g);
   int Migrate(const Global& g);
+  int Copy(const Global& g);
 
   CLI::App* db_cmd_ = nullptr;
   CLI::App* migrate_cmd_ = nullptr;
+  CLI::App* copy_cmd_ = nullptr;
+  std::string copy_from_;
+  std::string copy_to_;
   CLI::App* backup_cmd_ = nullptr;
   CLI::App* check_cmd_ = nullptr;
   CLI::App* restore_cmd_ = nullptr;

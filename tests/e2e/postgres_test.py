@@ -882,5 +882,70 @@ class PostgresSqliteOnlyTest(PgTest):
         self.assertEqual(r.code, 4, r)
 
 
+
+class PostgresCopyTest(PgTest):
+    """`db copy` moves a deployment: a SQLite file to PostgreSQL and back,
+    verified table by table; a run waiting on an approval continues on the
+    new backend, and the audit log verifies there under the same key."""
+
+    def export(self, db):
+        r = self.run_cli("inspect", "g1", "--json", db=db)
+        self.assertEqual(r.code, 0, r)
+        return r.json()
+
+    def test_sqlite_to_postgres_and_back(self):
+        sqlite_db = self.path("s.db")
+        wf = self.write("gate.lua", GATE)
+        self.assertEqual(self.run_cli("up", wf, "--run-id", "g1", db=sqlite_db).code, 3)
+        self.assertEqual(self.run_cli("up", self.write("hello.lua", HELLO), "--run-id", "h1",
+                                      db=sqlite_db).code, 0)
+        # The SQLite log's key (the file beside it) is the key on the server too.
+        key = ["--audit-key", "file:" + sqlite_db + ".audit-key"]
+        before = self.export(sqlite_db)
+
+        r = self.run_cli("db", "copy", "--from", sqlite_db, "--to", self.db, "--json", *key,
+                         db=False)
+        self.assertEqual(r.code, 0, r)
+        doc = r.json()
+        self.assertTrue(doc["verified"], doc)
+        rows = {t["table"]: t["rows"] for t in doc["tables"]}
+        self.assertEqual(rows["_smithers_runs"], 2)
+        self.assertEqual(rows["_smithers_approvals"], 1)
+        self.assertGreater(rows["_smithers_events"], 5)
+        count, = self.psql("SELECT COUNT(*) FROM _smithers_events")[0]
+        self.assertEqual(int(count), rows["_smithers_events"])
+        self.assertEqual(self.export(self.db), before)  # inspect reads the same run
+
+        # The waiting run continues on PostgreSQL.
+        r = self.run_cli("approve", "g1", "--node", "gate", "--by", "alice", *key)
+        self.assertEqual(r.code, 0, r)
+        r = self.up(wf, None, "g1", "--resume", *key)
+        self.assertEqual(r.code, 0, r)
+        self.assertEqual(r.json()["status"], "finished")
+        self.assert_gapless_events("g1")
+        r = self.run_cli("audit", "verify", *key)
+        self.assertEqual(r.code, 0, r)
+        r = self.run_cli("audit", "--json")
+        self.assertIn("db.copy", [row["action"] for row in r.json()["rows"]])
+
+        # And back into a new SQLite file: every row of the server's.
+        back = self.path("back.db")
+        r = self.run_cli("db", "copy", "--from", self.db, "--to", back, "--json", *key, db=False)
+        self.assertEqual(r.code, 0, r)
+        self.assertTrue(r.json()["verified"])
+        self.assertEqual(self.export(back), self.export(self.db))
+        r = self.run_cli("audit", "verify", *key, db=back)
+        self.assertEqual(r.code, 0, r)
+
+    def test_a_destination_with_rows_is_refused(self):
+        self.up_ok(self.write("hello.lua", HELLO), None, "p1", *self.k())
+        sqlite_db = self.path("s.db")
+        self.assertEqual(self.run_cli("up", self.write("h.lua", HELLO), "--run-id", "s1",
+                                      db=sqlite_db).code, 0)
+        r = self.run_cli("db", "copy", "--from", sqlite_db, "--to", self.db, *self.k(), db=False)
+        self.assertEqual(r.code, 4, r)
+        self.assertIn("not empty", r.stderr)
+        self.assertEqual(self.statuses(), {"p1": "finished"}, "nothing was copied in")
+
 if __name__ == "__main__":
     main()
