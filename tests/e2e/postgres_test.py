@@ -18,6 +18,7 @@ SMITHERS_TEST_PG_URL names one directly. By hand:
 """
 
 import glob
+import hashlib
 import json
 import os
 import secrets
@@ -30,7 +31,8 @@ import urllib.parse
 
 import gateway_test
 from gateway_test import read_until_completed, spawn_gateway
-from smithers_e2e import BIN, E2ETest, main
+from smithers_e2e import BIN, E2ETest, kill_quietly, main, pid_alive
+from ws_client import Closed
 
 
 def server_url():
@@ -353,6 +355,24 @@ end)
 """
 
 TASKS = ["t%d" % i for i in range(1, 7)]
+
+# TASK_SH's tasks around an approval that alice decides.
+APPROVED = """
+local outputs = smithers.outputs {
+  step = z.object { node = z.string(), pid = z.integer(), attempt = z.integer() },
+  d = smithers.approvalDecision }
+return smithers(function(ctx)
+  local function step(id)
+    return Task { id = id, output = outputs.step,
+      command = { "sh", ctx.input.script, ctx.input.hold }, env = { CRASH_LOG = ctx.input.log } }
+  end
+  return Workflow { name = "pgapproved",
+    Sequence { step("t1"),
+               smithers.Approval { id = "gate", output = outputs.d, owner = "alice",
+                                   request = { title = "Ship?" } },
+               step("t2"), step("t3") } }
+end)
+"""
 
 
 def task_log_lines(path):
@@ -719,12 +739,9 @@ class PostgresSuperviseTest(PgTest):
         self.assertEqual(types.count("RunFinished"), 1)
 
 
-class PostgresGatewayTest(PgTest):
-    """`smithers gateway` on the server: a token issued by the CLI on the URL
-    launches CRASH's tasks (launchRun over WebSocket, or HTTP) and a client
-    streams their events; a Gateway killed mid-task leaves its run to the
-    next one on the URL, which recovers it at start-up (its owner's process
-    is gone) without re-running a committed task."""
+class PgGatewayTest(PgTest):
+    """A test of `smithers gateway` on the test's URL, with the workflows
+    CRASH (`pgcrash`) and APPROVED (`pgapproved`), whose tasks run TASK_SH."""
 
     # The Gateway suite's clients (they talk to self.port).
     token = gateway_test.GatewayTest.token
@@ -732,28 +749,41 @@ class PostgresGatewayTest(PgTest):
     rpc = gateway_test.GatewayTest.rpc
     ws = gateway_test.GatewayTest.ws
     stream = gateway_test.GatewayTest.stream
+    wait_run = gateway_test.GatewayTest.wait_run
 
     def setUp(self):
         super().setUp()
         self.wf_dir = self.path("workflows")
         os.mkdir(self.wf_dir)
         self.write("workflows/pgcrash.lua", CRASH)
+        self.write("workflows/pgapproved.lua", APPROVED)
         self.script = self.write("task.sh", TASK_SH)
         self.log = self.path("tasks.log")
 
-    def start(self):
-        """A Gateway on the test's URL; returns its process (self.port is its port)."""
+    def start(self, *extra, cwd=None):
+        """A Gateway on the test's URL (in folder `cwd`); returns its process
+        (its port is self.port and the process's .port)."""
         p, self.port, _ = spawn_gateway(self, [BIN, "gateway", "--workflows", self.wf_dir,
                                                "--port", "0", "--access-log", "-",
-                                               "--db", self.db, "--audit-key", self.key_arg])
+                                               "--db", self.db, "--audit-key", self.key_arg]
+                                        + list(extra), cwd=cwd)
+        p.port = self.port
         return p
 
-    def launch(self, token, run_id, hold):
+    def launch(self, token, run_id, hold, workflow="pgcrash"):
         """launchRun over HTTP; the run's tasks each hold `hold` seconds."""
-        code, r = self.rpc("launchRun", {"workflow": "pgcrash", "runId": run_id,
+        code, r = self.rpc("launchRun", {"workflow": workflow, "runId": run_id,
                                          "input": {"script": self.script, "hold": hold,
                                                    "log": self.log}}, token)
         self.assertEqual(code, 200, r)
+
+    def wait_for_task(self, gw, node):
+        """Waits for `node`'s log line from `gw`'s process."""
+        self.wait_for(lambda: any(n == node and pid == gw.pid
+                                  for _, n, pid, _ in task_log_lines(self.log))
+                      or gw.poll() is not None, timeout=30, interval=0.02,
+                      what="%s to start in the Gateway" % node)
+        self.assertIsNone(gw.poll(), "the Gateway exited")
 
     def assert_streamed(self, events, completed, run_id):
         """A stream of the whole run: 1..N, once each, as `smithers events` reads it."""
@@ -762,6 +792,14 @@ class PostgresGatewayTest(PgTest):
         self.assertEqual((completed["status"], completed["lastSeq"]), ("finished", seqs[-1]))
         self.assertEqual([(e["seq"], e["type"]) for e in events],
                          [(e["seq"], e["type"]) for e in self.assert_gapless_events(run_id)])
+
+
+class PostgresGatewayTest(PgGatewayTest):
+    """`smithers gateway` on the server: a token issued by the CLI on the URL
+    launches CRASH's tasks (launchRun over WebSocket, or HTTP) and a client
+    streams their events; a Gateway killed mid-task leaves its run to the
+    next one on the URL, which recovers it at start-up (its owner's process
+    is gone) without re-running a committed task."""
 
     def test_a_cli_token_launches_and_streams_a_run(self):
         gw = self.start()
@@ -793,11 +831,7 @@ class PostgresGatewayTest(PgTest):
         gw1 = self.start()
         token = self.token("run:read,run:write", *self.k())
         self.launch(token, "k1", "0.5")
-        self.wait_for(lambda: any(node == "t3" and pid == gw1.pid
-                                  for _, node, pid, _ in task_log_lines(self.log))
-                      or gw1.poll() is not None, timeout=30, interval=0.02,
-                      what="t3 to start in the Gateway")
-        self.assertIsNone(gw1.poll(), "the Gateway exited before the kill")
+        self.wait_for_task(gw1, "t3")
         gw1.kill()
         gw1.communicate()
         log_len = os.path.getsize(self.log)
@@ -837,6 +871,137 @@ class PostgresGatewayTest(PgTest):
                                 if e["type"] == "NodeFinished"), TASKS)
         self.assertEqual((types.count("RunStarted"), types.count("RunFinished")), (1, 1))
         self.assertIsNone(gw2.poll(), "the second Gateway is still serving")
+
+
+class PostgresTwoGatewaysTest(PgGatewayTest):
+    """Two Gateways on one URL and schema (one audit key, each in a folder of
+    its own), as a team runs several on one database: a token revoked is
+    refused by both at once, and an approval, a cancel or a stream sent to B
+    acts on a run that A launched and executes. B ticks every 200 ms, A every
+    15 s (the default)."""
+
+    def setUp(self):
+        super().setUp()
+        os.mkdir(self.path("gw-a"))
+        os.mkdir(self.path("gw-b"))
+        self.a = self.start(cwd=self.path("gw-a"))
+        self.b = self.start("--heartbeat-ms", "200", cwd=self.path("gw-b"))
+
+    def on(self, gw):
+        """Points the clients (rpc, ws, wait_run, launch) at Gateway `gw`."""
+        self.port = gw.port
+        return self
+
+    def assert_both_serve(self):
+        self.assertEqual((self.a.poll(), self.b.poll()), (None, None), "a Gateway exited")
+
+    def test_a_token_revoked_is_refused_by_both_at_once(self):
+        token = self.token("run:read", *self.k())
+        token_id = hashlib.sha256(token.encode()).hexdigest()[:16]
+        self.assertIn(token_id, [t["tokenId"] for t in
+                                 self.run_cli("token", "list", "--json").json()["tokens"]])
+        for gw in (self.a, self.b):
+            code, r = self.on(gw).rpc("listRuns", {}, token)
+            self.assertEqual(code, 200, r)
+        wa = self.on(self.a).ws(token)
+        wb = self.on(self.b).ws(token)
+        # The Gateways have no RPC to revoke (docs/gateway.md): the CLI, on the URL.
+        r = self.run_cli(*self.k("token", "revoke", token_id))
+        self.assertEqual(r.code, 0, r)
+        for gw in (self.b, self.a):
+            code, r = self.on(gw).rpc("listRuns", {}, token)
+            self.assertEqual((code, r["error"]["code"], r["error"].get("refresh")),
+                             (401, "Unauthorized", "smithers token issue"), r)
+        # A's open socket: its next request is refused; B's is closed at its next tick.
+        res = wa.request("listRuns", {})
+        self.assertFalse(res["ok"], res)
+        self.assertEqual(res["error"]["code"], "Unauthorized", res)
+        with self.assertRaises(Closed) as c:
+            while True:
+                wb.recv_json(timeout=5)
+        self.assertEqual(c.exception.code, 1008)
+        self.assert_both_serve()
+
+    def test_an_approval_sent_to_the_other_gateway_finishes_the_run(self):
+        launcher = self.token("run:read,run:write", *self.k())
+        approver = self.token("approval:submit", "--user", "alice", *self.k())  # the owner
+        self.on(self.a).launch(launcher, "ap1", "0.05", workflow="pgapproved")
+        self.on(self.a).wait_run("ap1", launcher, status=("waiting-approval",), timeout=60)
+        self.assertEqual([(n, pid, att) for _, n, pid, att in task_log_lines(self.log)],
+                         [("t1", self.a.pid, 1)])
+        code, r = self.on(self.b).rpc("submitApproval", {"runId": "ap1", "nodeId": "gate",
+                                                         "approved": True, "note": "via b"},
+                                      approver)
+        self.assertEqual((code, r["payload"]["decidedBy"]), (200, "alice"), r)
+        end = self.on(self.b).wait_run("ap1", launcher, timeout=60,
+                                       status=("finished", "failed", "cancelled"))
+        self.assertEqual(end["status"], "finished", end)
+        # Each task ran once; t2 and t3 in the one Gateway that resumed the run.
+        lines = task_log_lines(self.log)
+        self.assertEqual([(n, att) for _, n, _, att in lines], [("t1", 1), ("t2", 1), ("t3", 1)])
+        resumers = {pid for _, n, pid, _ in lines if n != "t1"}
+        self.assertEqual(len(resumers), 1, lines)
+        self.assertIn(resumers.pop(), (self.a.pid, self.b.pid))
+        outputs = self.outputs("ap1")
+        self.assertEqual({n: (o["node"], o["pid"], o["attempt"]) for n, o in outputs.items()
+                          if n != "gate"}, {n: (n, pid, att) for _, n, pid, att in lines})
+        self.assertEqual((outputs["gate"]["approved"], outputs["gate"]["decidedBy"]),
+                         (True, "alice"))
+        view = self.inspect("ap1")
+        self.assertEqual((view["run"]["status"], view["run"]["runtimeOwnerId"]),
+                         ("finished", None))
+        events = self.assert_gapless_events("ap1")
+        types = [e["type"] for e in events]
+        self.assertEqual([types.count(t) for t in ("RunStarted", "ApprovalGranted",
+                                                   "RunFinished")], [1, 1, 1])
+        self.assertEqual(sorted(e["payload"]["nodeId"] for e in events
+                                if e["type"] == "NodeFinished"), ["gate", "t1", "t2", "t3"])
+        self.assert_both_serve()
+
+    def test_a_cancel_sent_to_the_other_gateway_stops_the_run(self):
+        token = self.token("run:read,run:write", *self.k())
+        self.on(self.a).launch(token, "c1", "600")  # t1 sleeps 600 s
+        self.wait_for_task(self.a, "t1")
+        # The task's processes: A's child running TASK_SH, and its sleep.
+        [task] = [pid for pid in children(self.a.pid) if self.script in proc_file(pid, "cmdline")]
+        sleep = self.wait_for(lambda: children(task), timeout=30, what="the task's sleep")
+        procs = [task] + sleep
+        for pid in procs:  # should the test fail: no sleep outlives it
+            self.addCleanup(lambda pid=pid: "600" in proc_file(pid, "cmdline")
+                            and kill_quietly(pid))
+        code, r = self.on(self.b).rpc("cancelRun", {"runId": "c1"}, token)
+        # "cancelling": A holds the run, so B asks and A stops it.
+        self.assertEqual((code, r["payload"]), (200, {"runId": "c1", "status": "cancelling",
+                                                      "runStatus": "cancelling"}), r)
+        self.on(self.b).wait_run("c1", token, status=("cancelled",), timeout=30)
+        self.wait_for(lambda: not any(pid_alive(pid) for pid in procs), timeout=10,
+                      what="the task's processes to be gone")
+        view = self.inspect("c1")
+        self.assertEqual((view["run"]["status"], view["run"]["runtimeOwnerId"]),
+                         ("cancelled", None))
+        self.assertEqual([a["state"] for a in self.node("c1", "t1")["attempts"]], ["cancelled"])
+        self.assertEqual([n for _, n, _, _ in task_log_lines(self.log)], ["t1"])
+        types = [e["type"] for e in self.assert_gapless_events("c1")]
+        self.assertEqual((types.count("RunCancelled"), types[-1]), (1, "RunCancelled"))
+        self.assert_both_serve()
+
+    def test_a_client_of_one_gateway_streams_a_run_of_the_other(self):
+        token = self.token("run:read,run:write", *self.k())
+        self.on(self.a).launch(token, "s1", "0.3")
+        self.wait_for_task(self.a, "t1")
+        w = self.on(self.b).ws(token)
+        info, events, completed = self.stream(w, "s1")
+        self.assertEqual({e["streamId"] for e in events}, {info["streamId"]})
+        self.assertLess(info["currentSeq"], completed["lastSeq"], "the rest of it came live")
+        self.assert_streamed(events, completed, "s1")
+        # Payloads too: the run's end carries Smithers' {runId, status} besides ours.
+        stored = [(e["seq"], e["type"], e["payload"]) for e in self.events("s1")]
+        stored[-1][2].update(runId="s1", status="finished")
+        self.assertEqual([(e["seq"], e["type"], e["payload"]) for e in events], stored)
+        # It ran in A, each task once.
+        self.assertEqual([(n, pid, att) for _, n, pid, att in task_log_lines(self.log)],
+                         [(t, self.a.pid, 1) for t in TASKS])
+        self.assert_both_serve()
 
 
 class PostgresSqliteOnlyTest(PgTest):
