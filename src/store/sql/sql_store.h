@@ -1192,25 +1192,63 @@ Status SqlStore<D>::ExportTable(const std::string& name,
                                 const std::function<Status(const Json& row)>& on_row) {
   const TableDef* table = FindStoreTable(name);
   if (table == nullptr) return InvalidArgumentError("no store table named \"" + name + "\"");
-  SMITHERS_ASSIGN_OR_RETURN(
-      Statement s,
-      PrepareAdHoc<D>(db_, "SELECT " + ColumnList(*table) + " FROM " + std::string(table->name) +
-                               " ORDER BY " + std::string(table->order_by)));
-  return s.ForEachRow([&](const Statement& row) -> Status {
-    Json values = Json::array();
-    int i = 0;
+  // Read in pages by primary key (keyset: the rows after the last one read),
+  // so a large table never sits whole in memory (libpq keeps a result until
+  // it is cleared). Under BeginRead the pages are of one snapshot.
+  constexpr int kPage = 10000;
+  std::vector<int> keys;  // the key's columns, by index in table->columns
+  std::string params;
+  for (std::string_view rest = table->order_by; !rest.empty();) {
+    const size_t comma = rest.find(", ");
+    const std::string_view key = rest.substr(0, comma);
+    rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 2);
+    int index = 0;
     for (const TableColumn& column : table->columns) {
-      if (row.IsNull(i)) {
-        values.push_back(nullptr);
-      } else if (column.kind == ColumnKind::kInteger) {
-        values.push_back(row.Int64(i));
-      } else {
-        values.push_back(row.Text(i));
-      }
-      ++i;
+      if (column.name == key) break;
+      ++index;
     }
-    return on_row(values);
-  });
+    keys.push_back(index);
+    params += (params.empty() ? "?" : ", ?") + std::to_string(keys.size());
+  }
+  const std::string select = "SELECT " + ColumnList(*table) + " FROM " + std::string(table->name);
+  const std::string order =
+      " ORDER BY " + std::string(table->order_by) + " LIMIT " + std::to_string(kPage);
+  SMITHERS_ASSIGN_OR_RETURN(Statement first, PrepareAdHoc<D>(db_, select + order));
+  SMITHERS_ASSIGN_OR_RETURN(
+      Statement next, PrepareAdHoc<D>(db_, select + " WHERE (" + std::string(table->order_by) +
+                                               ") > (" + params + ")" + order));
+  Json last;  // the last row read
+  int read = kPage;
+  while (read == kPage) {
+    Statement& s = last.is_null() ? first : next;
+    for (size_t k = 0; k < keys.size() && !last.is_null(); ++k) {
+      const Json& value = last[keys[k]];
+      if (value.is_number_integer()) {
+        s.BindInt64(static_cast<int>(k) + 1, value.get<int64_t>());
+      } else {
+        s.BindText(static_cast<int>(k) + 1, value.get_ref<const std::string&>());
+      }
+    }
+    read = 0;
+    SMITHERS_RETURN_IF_ERROR(s.ForEachRow([&](const Statement& row) -> Status {
+      Json values = Json::array();
+      int i = 0;
+      for (const TableColumn& column : table->columns) {
+        if (row.IsNull(i)) {
+          values.push_back(nullptr);
+        } else if (column.kind == ColumnKind::kInteger) {
+          values.push_back(row.Int64(i));
+        } else {
+          values.push_back(row.Text(i));
+        }
+        ++i;
+      }
+      ++read;
+      last = values;
+      return on_row(values);
+    }));
+  }
+  return Status::Ok();
 }
 
 // An import: one write transaction, a prepared INSERT per table.

@@ -1852,6 +1852,23 @@ TEST_P(StoreConformanceTest, AnExportImportedIntoAnEmptyStoreIsTheSameRowForRow)
   EXPECT_EQ(events.back().seq, static_cast<int64_t>(events.size()));
 }
 
+// ExportTable reads in pages of 10,000 rows by primary key: a table past one
+// page comes whole, in order, each row once.
+TEST_P(StoreConformanceTest, AnExportOfATableLongerThanAPageHasEveryRowOnce) {
+  constexpr int kRows = 10050;
+  WriteBatch batch;
+  batch.UpsertRun({.run_id = "r1", .workflow_name = "w", .status = RunStatus::kRunning});
+  for (int i = 0; i < kRows; ++i) batch.AppendEvent("r1", "E", {{"i", i}}, i + 1);
+  MustCommit(batch);
+  std::vector<int64_t> seqs;
+  STORE_ASSERT_OK(store_->ExportTable("_smithers_events", [&](const Json& row) {
+    seqs.push_back(row[1].get<int64_t>());
+    return Status::Ok();
+  }));
+  ASSERT_EQ(seqs.size(), static_cast<size_t>(kRows));
+  for (int i = 0; i < kRows; ++i) ASSERT_EQ(seqs[i], i + 1);
+}
+
 TEST_P(StoreConformanceTest, AnImportRefusesAStoreWithRowsAndBadRows) {
   STORE_ASSERT_OK(store_->PutCron({.cron_id = "c1", .workflow = "w", .pattern = "* * * * *"}));
   Result<std::unique_ptr<StoreImport>> refused = store_->BeginImport();
