@@ -555,7 +555,9 @@ int Main(int argc, char** argv) {
   app.fallthrough();  // global options may follow the subcommand
   app.set_version_flag("--version", std::string("smithers ") + base::Version());
   Global g;
-  app.add_option("--db", g.db, "The store: a SQLite database file (PATH or sqlite:PATH)")
+  app.add_option("--db", g.db,
+                 "The store: a SQLite database file (PATH or sqlite:PATH), or a PostgreSQL "
+                 "database (postgres://USER@HOST:PORT/DB; docs/postgres.md)")
       ->capture_default_str()
       ->envname("SMITHERS_DB");
   app.add_option("--max-json-depth", g.max_json_depth,
@@ -568,7 +570,8 @@ int Main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--audit-key", g.audit_key,
                  "The audit log's HMAC key: file:/absolute/path or env:NAME (default: the file "
-                 "DB.audit-key beside the database, created 0600 on first use)")
+                 "DB.audit-key beside a SQLite database, created 0600 on first use; a "
+                 "PostgreSQL store has no default: give it)")
       ->envname("SMITHERS_AUDIT_KEY");
   app.add_flag("--group-readable", g.group_readable,
                "Create the database, its folder and logs readable by the group (0640 in 0750) "
