@@ -44,6 +44,15 @@ constexpr Oid kByteaOid = 17;  // pg_type.h's BYTEAOID
 // The bump that begins every write transaction (pg_db.h).
 constexpr const char kBump[] = "UPDATE _smithers_commits SET n = n + 1 WHERE id = 1";
 
+// libpq's message without its trailing newline.
+std::string TrimmedMessage(const char* message) {
+  std::string text = message;
+  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back())) != 0) {
+    text.pop_back();
+  }
+  return text;
+}
+
 bool IsWrite(std::string_view sql) {
   size_t i = 0;
   while (i < sql.size() && std::isspace(static_cast<unsigned char>(sql[i])) != 0) ++i;
@@ -215,10 +224,7 @@ Status PgStatus(const PGresult* result, PGconn* conn, std::string_view what) {
       result != nullptr ? Pq().result_error_field(result, PG_DIAG_SQLSTATE) : nullptr;
   const char* primary =
       result != nullptr ? Pq().result_error_field(result, PG_DIAG_MESSAGE_PRIMARY) : nullptr;
-  std::string message = primary != nullptr ? primary : Pq().error_message(conn);
-  while (!message.empty() && std::isspace(static_cast<unsigned char>(message.back())) != 0) {
-    message.pop_back();
-  }
+  std::string message = TrimmedMessage(primary != nullptr ? primary : Pq().error_message(conn));
   const std::string code = state != nullptr ? state : "";
   constexpr size_t kMaxShown = 60;
   std::string shown(what.substr(0, kMaxShown));
@@ -415,11 +421,8 @@ Result<Database> Database::Connect(const std::string& conninfo) {
   char* parse_error = nullptr;
   PQconninfoOption* parsed = Pq().conninfo_parse(conninfo.c_str(), &parse_error);
   if (parsed == nullptr) {
-    std::string message = parse_error != nullptr ? parse_error : "out of memory";
+    std::string message = TrimmedMessage(parse_error != nullptr ? parse_error : "out of memory");
     if (parse_error != nullptr) Pq().freemem(parse_error);
-    while (!message.empty() && std::isspace(static_cast<unsigned char>(message.back())) != 0) {
-      message.pop_back();
-    }
     return InvalidArgumentError("store URL " + RedactStoreUrl(conninfo) + ": " +
                                 ScrubUrlSecrets(message, conninfo));
   }
@@ -429,10 +432,7 @@ Result<Database> Database::Connect(const std::string& conninfo) {
   if (c->conn == nullptr) return UnavailableError("connect to PostgreSQL: out of memory");
   if (Pq().status(c->conn) != CONNECTION_OK) {
     // libpq's message names the host and the reason, never the password.
-    std::string message = Pq().error_message(c->conn);
-    while (!message.empty() && std::isspace(static_cast<unsigned char>(message.back())) != 0) {
-      message.pop_back();
-    }
+    std::string message = TrimmedMessage(Pq().error_message(c->conn));
     return UnavailableError("connect to PostgreSQL: " + ScrubUrlSecrets(message, conninfo));
   }
   Database db(std::move(c));

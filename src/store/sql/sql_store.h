@@ -1196,33 +1196,22 @@ Status SqlStore<D>::ExportTable(const std::string& name,
   // so a large table never sits whole in memory (libpq keeps a result until
   // it is cleared). Under BeginRead the pages are of one snapshot.
   constexpr int kPage = 10000;
-  std::vector<int> keys;  // the key's columns, by index in table->columns
+  const size_t keys = table->key_columns;
+  const std::string key = ColumnList(*table, keys);
   std::string params;
-  for (std::string_view rest = table->order_by; !rest.empty();) {
-    const size_t comma = rest.find(", ");
-    const std::string_view key = rest.substr(0, comma);
-    rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 2);
-    int index = 0;
-    for (const TableColumn& column : table->columns) {
-      if (column.name == key) break;
-      ++index;
-    }
-    keys.push_back(index);
-    params += (params.empty() ? "?" : ", ?") + std::to_string(keys.size());
-  }
+  for (size_t k = 1; k <= keys; ++k) params += (k > 1 ? ", ?" : "?") + std::to_string(k);
   const std::string select = "SELECT " + ColumnList(*table) + " FROM " + std::string(table->name);
-  const std::string order =
-      " ORDER BY " + std::string(table->order_by) + " LIMIT " + std::to_string(kPage);
+  const std::string order = " ORDER BY " + key + " LIMIT " + std::to_string(kPage);
   SMITHERS_ASSIGN_OR_RETURN(Statement first, PrepareAdHoc<D>(db_, select + order));
   SMITHERS_ASSIGN_OR_RETURN(
-      Statement next, PrepareAdHoc<D>(db_, select + " WHERE (" + std::string(table->order_by) +
-                                               ") > (" + params + ")" + order));
+      Statement next,
+      PrepareAdHoc<D>(db_, select + " WHERE (" + key + ") > (" + params + ")" + order));
   Json last;  // the last row read
   int read = kPage;
   while (read == kPage) {
     Statement& s = last.is_null() ? first : next;
-    for (size_t k = 0; k < keys.size() && !last.is_null(); ++k) {
-      const Json& value = last[keys[k]];
+    for (size_t k = 0; k < keys && !last.is_null(); ++k) {
+      const Json& value = last[k];
       if (value.is_number_integer()) {
         s.BindInt64(static_cast<int>(k) + 1, value.get<int64_t>());
       } else {

@@ -6,6 +6,8 @@
 #ifndef SMITHERS_STORE_SQL_TABLES_H_
 #define SMITHERS_STORE_SQL_TABLES_H_
 
+#include <cstddef>
+#include <cstdint>
 #include <initializer_list>
 #include <span>
 #include <string>
@@ -27,7 +29,9 @@ struct TableColumn {
 struct TableDef {
   std::string_view name;
   std::initializer_list<TableColumn> columns;
-  std::string_view order_by;  // the primary key: a stable order to hash
+  // The primary key: the first `key_columns` columns (a stable order to
+  // read and hash the rows in).
+  size_t key_columns;
 };
 
 // In an order that satisfies every foreign key (runs first).
@@ -36,8 +40,8 @@ std::span<const TableDef> StoreTables();
 // The table named `name`, or nullptr.
 const TableDef* FindStoreTable(std::string_view name);
 
-// "a, b, c" of the table's columns.
-std::string ColumnList(const TableDef& table);
+// "a, b, c" of the table's first `count` columns (all by default).
+std::string ColumnList(const TableDef& table, size_t count = SIZE_MAX);
 
 }  // namespace smithers::store
 
